@@ -1,0 +1,123 @@
+//! Invalidation propagation between two nodes, beside raw `PUBLISH` → receive, in one run.
+//!
+//! Both sides are measured the same way: the sender stamps the message with its wall clock just before
+//! publishing and the receiver subtracts on arrival (tiercache records this itself in
+//! `tiercache_invalidation_propagation_seconds`, read here through a debugging recorder). The
+//! end-to-end `invalidate()` call time (L2 change + stream + publish, one round trip) is reported too.
+#![allow(clippy::unwrap_used, missing_docs, clippy::print_stdout)]
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use futures_util::StreamExt;
+use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+use tiercache_benches::{micros, node, quantile, runtime};
+use tiercache_testkit::RedisServer;
+
+const MESSAGES: usize = 2_000;
+
+fn now_micros() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as u64
+}
+
+fn main() {
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    recorder.install().unwrap();
+    let rt = runtime();
+    let redis = RedisServer::start().unwrap();
+    let url = redis.url();
+
+    let (mut call_times, mut tiercache_delays) = rt.block_on(async {
+        let sender = node(&url, "prop").await;
+        let receiver = node(&url, "prop").await;
+        let mut call_times = Vec::with_capacity(MESSAGES);
+        for i in 0..MESSAGES {
+            let started = Instant::now();
+            sender.invalidate(&format!("widget:{i}")).await.unwrap();
+            call_times.push(started.elapsed());
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while receiver.stats().invalidations_received < MESSAGES as u64 && Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let delays: Vec<Duration> = snapshotter
+            .snapshot()
+            .into_vec()
+            .into_iter()
+            .filter(|(key, ..)| key.key().name() == "tiercache_invalidation_propagation_seconds")
+            .flat_map(|(.., value)| match value {
+                DebugValue::Histogram(v) => v
+                    .into_iter()
+                    .map(|f| Duration::from_secs_f64(f.0))
+                    .collect(),
+                _ => Vec::new(),
+            })
+            .collect();
+        (call_times, delays)
+    });
+
+    let mut raw_delays = rt.block_on(async {
+        let client = redis::Client::open(url.as_str()).unwrap();
+        let mut subscriber = client.get_async_pubsub().await.unwrap();
+        subscriber.subscribe("raw-bench").await.unwrap();
+        let mut stream = subscriber.into_on_message();
+        let collector = tokio::spawn(async move {
+            let mut delays = Vec::with_capacity(MESSAGES);
+            while delays.len() < MESSAGES {
+                let Some(msg) = stream.next().await else {
+                    break;
+                };
+                let sent: u64 = msg.get_payload().unwrap();
+                delays.push(Duration::from_micros(now_micros().saturating_sub(sent)));
+            }
+            delays
+        });
+        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+        for _ in 0..MESSAGES {
+            let _: i64 = redis::cmd("PUBLISH")
+                .arg("raw-bench")
+                .arg(now_micros())
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+        }
+        collector.await.unwrap()
+    });
+
+    let t50 = quantile(&mut tiercache_delays, 0.5);
+    let t99 = quantile(&mut tiercache_delays, 0.99);
+    let r50 = quantile(&mut raw_delays, 0.5);
+    let r99 = quantile(&mut raw_delays, 0.99);
+    let c50 = quantile(&mut call_times, 0.5);
+    let c99 = quantile(&mut call_times, 0.99);
+    println!("invalidation propagation, {MESSAGES} sequential messages, two nodes in one process");
+    println!("| path | samples | p50 | p99 |");
+    println!("|---|---|---|---|");
+    println!(
+        "| raw PUBLISH → receive | {} | {} | {} |",
+        raw_delays.len(),
+        micros(r50),
+        micros(r99)
+    );
+    println!(
+        "| tiercache publish → apply on other node | {} | {} | {} |",
+        tiercache_delays.len(),
+        micros(t50),
+        micros(t99)
+    );
+    println!(
+        "| tiercache `invalidate()` call (L2 + stream + publish) | {} | {} | {} |",
+        call_times.len(),
+        micros(c50),
+        micros(c99)
+    );
+    println!(
+        "ratio tiercache/raw: p50 {:.2}x, p99 {:.2}x",
+        t50.as_secs_f64() / r50.as_secs_f64().max(1e-9),
+        t99.as_secs_f64() / r99.as_secs_f64().max(1e-9)
+    );
+}

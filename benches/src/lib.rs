@@ -1,0 +1,97 @@
+//! Shared pieces of the benchmarks: the payload, a private Redis, nodes, and percentile reporting.
+#![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// A widget-like value of a chosen encoded size.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Payload {
+    /// A figure.
+    pub total_cents: u64,
+    /// A label.
+    pub label: String,
+    /// The series that gives the value its size.
+    pub series: Vec<u64>,
+}
+
+impl Payload {
+    /// A payload whose bincode encoding is close to `bytes`.
+    pub fn of_size(bytes: usize) -> Self {
+        let label = "total_donations:this_month".to_owned();
+        // Varint u64s below 251 take one byte each.
+        let n = bytes.saturating_sub(label.len() + 8);
+        Payload {
+            total_cents: 1_234_567,
+            label,
+            series: (0..n as u64).map(|i| i % 200).collect(),
+        }
+    }
+}
+
+/// bincode 2 encoding as tiercache's naive baselines use it.
+pub fn encode(p: &Payload) -> Vec<u8> {
+    bincode::serde::encode_to_vec(p, bincode::config::standard()).unwrap()
+}
+
+/// bincode 2 decoding as tiercache's naive baselines use it.
+pub fn decode(bytes: &[u8]) -> Payload {
+    bincode::serde::decode_from_slice(bytes, bincode::config::standard())
+        .unwrap()
+        .0
+}
+
+/// A multi-threaded runtime sized for the 2-core bench machine.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// A node on `url` (database 1) in `namespace`.
+pub async fn node(url: &str, namespace: &str) -> tiercache::Cache {
+    tiercache::Cache::builder()
+        .redis_url(url)
+        .namespace(namespace)
+        .build()
+        .await
+        .unwrap()
+}
+
+/// A node with fleet-wide leases switched off (per-node coalescing only).
+pub async fn node_without_locking(url: &str, namespace: &str) -> tiercache::Cache {
+    let mut config = node(url, namespace).await.config().clone();
+    config.locking_enabled = false;
+    tiercache::Cache::builder()
+        .config(config)
+        .build()
+        .await
+        .unwrap()
+}
+
+/// A raw multiplexed connection to database 1.
+pub async fn raw_connection(url: &str) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(format!("{url}/1"))
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap()
+}
+
+/// The value at quantile `q` (0..=1) of `samples`, sorted in place.
+pub fn quantile(samples: &mut [Duration], q: f64) -> Duration {
+    if samples.is_empty() {
+        return Duration::ZERO;
+    }
+    samples.sort_unstable();
+    let idx = ((samples.len() - 1) as f64 * q).round() as usize;
+    samples[idx]
+}
+
+/// Formats a duration in µs with one decimal.
+pub fn micros(d: Duration) -> String {
+    format!("{:.1} µs", d.as_secs_f64() * 1e6)
+}

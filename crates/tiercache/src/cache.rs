@@ -1,0 +1,525 @@
+//! The public facade: [`Cache`] and its read path.
+
+use std::any::Any;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde::{de::DeserializeOwned, Serialize};
+
+use crate::bus::Op;
+use crate::codec::{self, Header};
+use crate::coherence::{Admission, Trust};
+use crate::error::{Error, SharedError};
+use crate::flight::{Flight, Joined};
+use crate::l1::L1Entry;
+use crate::l2::Fence;
+use crate::metrics::CacheStats;
+use crate::node::{load_flight, read_flight, Node};
+use crate::options::EntryOptions;
+
+/// A cache node: L1 in this process, L2 in Redis, kept coherent with every other node of its namespace.
+///
+/// Cloning is cheap and clones share the node. Two `Cache` values *built* separately are two independent
+/// nodes, even in one process.
+#[derive(Clone)]
+pub struct Cache {
+    pub(crate) handle: Arc<Handle>,
+}
+
+/// Owns the node's background tasks; they stop when the last `Cache` clone is dropped.
+pub(crate) struct Handle {
+    pub(crate) node: Arc<Node>,
+    pub(crate) tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        self.node
+            .shut_down
+            .store(true, std::sync::atomic::Ordering::Release);
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+impl std::fmt::Debug for Cache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cache")
+            .field("namespace", &self.node().config.namespace)
+            .field("node_id", &self.node().id)
+            .finish_non_exhaustive()
+    }
+}
+
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+impl Cache {
+    /// Starts configuring a node.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), tiercache::Error> {
+    /// let cache = tiercache::Cache::builder()
+    ///     .redis_url("redis://127.0.0.1:6379/1")
+    ///     .namespace("widgets")
+    ///     .l1_max_bytes(256 << 20)
+    ///     .build()
+    ///     .await?;
+    /// # drop(cache); Ok(()) }
+    /// ```
+    pub fn builder() -> crate::CacheBuilder {
+        crate::CacheBuilder::new()
+    }
+
+    pub(crate) fn node(&self) -> &Arc<Node> {
+        &self.handle.node
+    }
+
+    /// This node's id (random, unique per built `Cache`).
+    pub fn node_id(&self) -> u64 {
+        self.node().id
+    }
+
+    /// The configuration this node runs with.
+    pub fn config(&self) -> &crate::Config {
+        &self.node().config
+    }
+
+    /// Returns the cached value for `key`, or runs `loader` once — for this node and, with locking, for
+    /// the fleet — stores its result in both tiers and returns it.
+    ///
+    /// Concurrent calls for one key share one load and its result or error. A load overlapped by an
+    /// invalidation of the key or one of its tags returns its value to its callers but is stored nowhere.
+    ///
+    /// ```no_run
+    /// # use std::time::Duration;
+    /// # async fn run(cache: tiercache::Cache) -> Result<(), tiercache::Error> {
+    /// let opts = tiercache::EntryOptions::new(Duration::from_secs(900)).with_tags(["donation"]);
+    /// let total = cache
+    ///     .get_or_load("total_donations:this_month", &opts, || async { Ok::<_, std::io::Error>(42_u64) })
+    ///     .await?;
+    /// assert_eq!(*total, 42);
+    /// # Ok(()) }
+    /// ```
+    pub async fn get_or_load<T, F, Fut, E>(
+        &self,
+        key: &str,
+        opts: &EntryOptions,
+        loader: F,
+    ) -> Result<Arc<T>, Error>
+    where
+        T: Serialize + DeserializeOwned + Send + Sync + 'static,
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = Result<T, E>> + Send + 'static,
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let node = self.node();
+        node.keys.validate(key)?;
+        let l1_stale = match node.l1_lookup::<T>(key).await {
+            L1Lookup::Hit(value, entry) => {
+                if node.wants_refresh(&entry, Instant::now()) {
+                    node.spawn_refresh::<T, F, Fut, E>(key, opts, loader, entry.created_at_ms);
+                }
+                return Ok(value);
+            }
+            L1Lookup::Suspect(value) => Some(value),
+            L1Lookup::Miss => None,
+        };
+        let waiter = match node.flights.join(&load_flight(key)) {
+            Joined::Leader(guard, waiter) => {
+                let node = node.clone();
+                let key = key.to_owned();
+                let opts = opts.clone();
+                tokio::spawn(async move {
+                    let result = node
+                        .load::<T, F, Fut, E>(&key, &opts, loader, Some(guard.flight()), l1_stale)
+                        .await;
+                    guard.complete(
+                        result
+                            .map(|v| Some(v as Arc<dyn Any + Send + Sync>))
+                            .map_err(SharedError::from),
+                    );
+                });
+                waiter
+            }
+            Joined::Follower(waiter) => {
+                node.stats.coalesced(1);
+                match waiter.wait().await {
+                    Ok(Some(v)) => {
+                        if let Ok(v) = v.downcast::<T>() {
+                            return Ok(v);
+                        }
+                        // Someone loaded this key as another type: load our own, uncoalesced.
+                        node.stats.type_mismatches(1);
+                        return node
+                            .load::<T, F, Fut, E>(key, opts, loader, None, None)
+                            .await;
+                    }
+                    Ok(None) => return Err(Error::Unavailable("load produced no value".into())),
+                    Err(e) => return Err(e.into_error()),
+                }
+            }
+        };
+        match waiter.wait().await {
+            Ok(Some(v)) => v
+                .downcast::<T>()
+                .map_err(|_| Error::Unavailable("load produced a value of another type".into())),
+            Ok(None) => Err(Error::Unavailable("load produced no value".into())),
+            Err(e) => Err(e.into_error()),
+        }
+    }
+
+    /// Returns the cached value for `key` from L1 or L2, without loading. Values that are expired,
+    /// corrupt or of another type are `None`.
+    pub async fn get<T>(&self, key: &str) -> Result<Option<Arc<T>>, Error>
+    where
+        T: Serialize + DeserializeOwned + Send + Sync + 'static,
+    {
+        let node = self.node();
+        node.keys.validate(key)?;
+        if let L1Lookup::Hit(value, _) = node.l1_lookup::<T>(key).await {
+            return Ok(Some(value));
+        }
+        let waiter = match node.flights.join(&read_flight(key)) {
+            Joined::Leader(guard, waiter) => {
+                let node = node.clone();
+                let key = key.to_owned();
+                tokio::spawn(async move {
+                    let result = node
+                        .read_through::<T>(&key, &[], Some(guard.flight()))
+                        .await;
+                    guard.complete(
+                        result
+                            .map(|r| r.fresh.map(|v| v as Arc<dyn Any + Send + Sync>))
+                            .map_err(SharedError::from),
+                    );
+                });
+                waiter
+            }
+            Joined::Follower(waiter) => {
+                node.stats.coalesced(1);
+                waiter
+            }
+        };
+        match waiter.wait().await {
+            Ok(Some(v)) => Ok(v.downcast::<T>().ok()),
+            Ok(None) => {
+                node.stats.misses(1);
+                Ok(None)
+            }
+            Err(e) => Err(e.into_error()),
+        }
+    }
+
+    /// Stores `value` under `key` in both tiers, replacing what was there on every node, and fencing
+    /// out loads of the key that are still running.
+    pub async fn set<T>(&self, key: &str, value: T, opts: &EntryOptions) -> Result<(), Error>
+    where
+        T: Serialize + DeserializeOwned + Send + Sync + 'static,
+    {
+        let node = self.node();
+        node.keys.validate(key)?;
+        let ttl = opts.ttl(&node.config.ttl_tiers);
+        let now = now_ms();
+        let header = Header {
+            created_at_ms: now,
+            expires_at_ms: now + ttl.as_millis() as u64,
+            load_micros: 0,
+            generation: 0,
+        };
+        let envelope = codec::encode(&value, &header, node.config.max_value_bytes as usize)
+            .map_err(|reason| {
+                node.stats.encode_errors(1);
+                Error::Encode {
+                    key: key.to_owned(),
+                    reason,
+                }
+            })?;
+        let entry_keys = node.keys.entry(key);
+        let (versions, created) = node
+            .guarded(node.l2.put(
+                &entry_keys,
+                opts.tags(),
+                &envelope,
+                ttl + node.config.fail_safe_max,
+            ))
+            .await?;
+        let mut ops: Vec<Op> = created
+            .into_iter()
+            .map(|(t, v)| Op::AnnounceTag(t, v))
+            .collect();
+        ops.push(Op::AnnounceKey(key.to_owned()));
+        node.outbox.send(ops).await?;
+        let recorded: Vec<(String, String)> = opts.tags().iter().cloned().zip(versions).collect();
+        node.fill_l1(
+            key,
+            Arc::new(value),
+            envelope.len(),
+            &header,
+            &recorded,
+            None,
+        )
+        .await;
+        Ok(())
+    }
+
+    /// Invalidates `key` in L2 and in every node's L1. When this returns, L2 no longer has the value and
+    /// loads of it that were running will not store their result.
+    pub async fn invalidate(&self, key: &str) -> Result<(), Error> {
+        let node = self.node();
+        node.keys.validate(key)?;
+        node.outbox
+            .send(vec![Op::InvalidateKey(key.to_owned())])
+            .await
+    }
+
+    /// Invalidates every entry carrying any of `tags`, on every node.
+    pub async fn invalidate_tags<I, S>(&self, tags: I) -> Result<(), Error>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let ops: Vec<Op> = tags
+            .into_iter()
+            .map(|t| Op::InvalidateTag(t.as_ref().to_owned()))
+            .collect();
+        if ops.is_empty() {
+            return Ok(());
+        }
+        self.node().outbox.send(ops).await
+    }
+
+    /// Acquires a fleet-wide named lock (a Redis lease with a random token).
+    ///
+    /// ```no_run
+    /// # async fn run(cache: tiercache::Cache) -> Result<(), tiercache::Error> {
+    /// let opts = tiercache::LockOptions::from_config(cache.config());
+    /// let guard = cache.lock("nightly-rollup", opts).await?;
+    /// // ... work only one node may do ...
+    /// guard.release().await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn lock(
+        &self,
+        name: &str,
+        opts: crate::LockOptions,
+    ) -> Result<crate::LockGuard, Error> {
+        if name.is_empty() {
+            return Err(Error::invalid_key("the lock name is empty"));
+        }
+        let node = self.node();
+        node.guarded(crate::lock::acquire(node, name, opts)).await
+    }
+
+    /// Drops `key` from this node's L1 only (L2 and other nodes keep it); the next read here goes to L2.
+    pub async fn forget_local(&self, key: &str) {
+        self.node().l1.remove(key).await;
+    }
+
+    /// Counters of this node's decisions since it was built.
+    pub fn stats(&self) -> CacheStats {
+        self.node().stats.snapshot()
+    }
+
+    /// Bytes L1 holds by its weigher (encoded value size + key + overhead), after pending maintenance.
+    pub async fn l1_weighed_bytes(&self) -> u64 {
+        self.node().l1.weighed_bytes().await
+    }
+
+    /// Number of entries in L1 (approximate until maintenance runs).
+    pub fn l1_entry_count(&self) -> u64 {
+        self.node().l1.entry_count()
+    }
+
+    /// Fault injection for tests: this node's next `batches` invalidation batches reach L2 and the replay
+    /// stream but are not published, as if every subscriber had missed them.
+    #[doc(hidden)]
+    pub fn fault_skip_publish(&self, batches: u32) {
+        self.node()
+            .fault_skip_publish
+            .store(batches, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Whether the Redis circuit breaker is open (Redis unreachable; L1 and loaders answer alone).
+    pub fn is_redis_unavailable(&self) -> bool {
+        self.node().breaker.is_open()
+    }
+
+    /// Whether this node currently distrusts part of its L1 (it may have missed an invalidation).
+    pub fn is_suspect(&self) -> bool {
+        self.node().coherence.is_suspect()
+    }
+}
+
+/// What a read of L2 found.
+pub(crate) struct ReadOutcome<T> {
+    pub(crate) fresh: Option<Arc<T>>,
+    /// A value past its logical expiry, kept for fail-safe.
+    pub(crate) stale: Option<Arc<T>>,
+    /// The fence for a load; `None` when Redis could not be read.
+    pub(crate) fence: Option<Fence>,
+    /// When the value found was produced (wall clock, ms); 0 when none was found.
+    pub(crate) created_at_ms: u64,
+}
+
+impl<T> Default for ReadOutcome<T> {
+    fn default() -> Self {
+        ReadOutcome {
+            fresh: None,
+            stale: None,
+            fence: None,
+            created_at_ms: 0,
+        }
+    }
+}
+
+/// What L1 had for a key.
+pub(crate) enum L1Lookup<T> {
+    /// A value this node trusts.
+    Hit(Arc<T>, Arc<L1Entry>),
+    /// A value this node may no longer trust (it may have missed an invalidation): usable only as a
+    /// fail-safe fallback.
+    Suspect(Arc<T>),
+    Miss,
+}
+
+impl Node {
+    /// L1 lookup: no I/O, no decoding.
+    pub(crate) async fn l1_lookup<T: Send + Sync + 'static>(&self, key: &str) -> L1Lookup<T> {
+        let Some(entry) = self.l1.get(key).await else {
+            return L1Lookup::Miss;
+        };
+        let Ok(value) = entry.value.clone().downcast::<T>() else {
+            self.stats.type_mismatches(1);
+            return L1Lookup::Miss;
+        };
+        match self.coherence.trust(&entry) {
+            Trust::Trusted => {
+                self.stats.l1_hits(1);
+                L1Lookup::Hit(value, entry)
+            }
+            Trust::Suspect => L1Lookup::Suspect(value),
+            Trust::Invalid => L1Lookup::Miss,
+        }
+    }
+
+    /// Reads `key` from L2, copying a fresh value into L1.
+    pub(crate) async fn read_through<T>(
+        self: &Arc<Self>,
+        key: &str,
+        tags: &[String],
+        flight: Option<&Flight>,
+    ) -> Result<ReadOutcome<T>, Error>
+    where
+        T: Serialize + DeserializeOwned + Send + Sync + 'static,
+    {
+        let entry_keys = self.keys.entry(key);
+        let started = Instant::now();
+        let reply = self.guarded(self.l2.read(&entry_keys, tags)).await?;
+        self.stats.l2_read_time(started.elapsed());
+        if !reply.created_tags.is_empty() {
+            // Versions recreated after an eviction must reach nodes still holding the old ones.
+            let ops = reply
+                .created_tags
+                .iter()
+                .map(|(t, v)| Op::AnnounceTag(t.clone(), *v))
+                .collect();
+            let outbox = self.outbox.clone();
+            tokio::spawn(async move { outbox.send(ops).await });
+        }
+        let mut outcome = ReadOutcome {
+            fence: Some(reply.fence),
+            ..ReadOutcome::default()
+        };
+        let Some(envelope) = reply.envelope else {
+            return Ok(outcome);
+        };
+        let max = self.config.max_value_bytes as usize;
+        let decoded = codec::decode_header(&envelope, max)
+            .and_then(|(header, payload)| codec::decode_payload::<T>(payload).map(|v| (header, v)));
+        match decoded {
+            Ok((header, value)) => {
+                let value = Arc::new(value);
+                outcome.created_at_ms = header.created_at_ms;
+                if header.expires_at_ms > now_ms() {
+                    self.stats.l2_hits(1);
+                    self.fill_l1(
+                        key,
+                        value.clone(),
+                        envelope.len(),
+                        &header,
+                        &reply.recorded_tags,
+                        flight,
+                    )
+                    .await;
+                    outcome.fresh = Some(value);
+                } else {
+                    outcome.stale = Some(value);
+                }
+            }
+            Err(e) => {
+                self.stats.decode_errors(1);
+                tracing::warn!(namespace = %self.config.namespace, key, error = %e, "undecodable value in L2 treated as a miss and deleted");
+                if let Err(e) = self.l2.delete_entry(&entry_keys).await {
+                    tracing::debug!(error = %e, "could not delete undecodable value");
+                }
+            }
+        }
+        Ok(outcome)
+    }
+
+    /// Puts a value in L1 unless an invalidation overtook it.
+    pub(crate) async fn fill_l1<T: Send + Sync + 'static>(
+        &self,
+        key: &str,
+        value: Arc<T>,
+        encoded_len: usize,
+        header: &Header,
+        recorded_tags: &[(String, String)],
+        flight: Option<&Flight>,
+    ) {
+        let Some(tags) = recorded_tags
+            .iter()
+            .map(|(t, v)| Some((Arc::<str>::from(t.as_str()), v.parse::<u64>().ok()?)))
+            .collect::<Option<Box<[(Arc<str>, u64)]>>>()
+        else {
+            return;
+        };
+        match self.coherence.admit(&tags) {
+            Admission::Admit => {}
+            Admission::Refuse => return,
+            Admission::Overflow => {
+                self.drop_l1("too many distinct tags");
+                return;
+            }
+        }
+        if flight.is_some_and(Flight::is_poisoned) {
+            return;
+        }
+        let now = Instant::now();
+        let wall = now_ms();
+        let entry = L1Entry {
+            value,
+            weight: u32::try_from(encoded_len).unwrap_or(u32::MAX),
+            created_at: now
+                .checked_sub(Duration::from_millis(
+                    wall.saturating_sub(header.created_at_ms),
+                ))
+                .unwrap_or(now),
+            expires_at: now + Duration::from_millis(header.expires_at_ms.saturating_sub(wall)),
+            created_at_ms: header.created_at_ms,
+            inserted_at: now,
+            load_time: Duration::from_micros(u64::from(header.load_micros)),
+            tags,
+        };
+        self.l1.insert(key, entry).await;
+        if flight.is_some_and(Flight::is_poisoned) {
+            // The invalidation landed between the check and the insert: undo our own fill.
+            self.l1.remove(key).await;
+        }
+    }
+}

@@ -1,0 +1,235 @@
+//! The wire format of a value in Redis: a fixed header followed by a bincode 2 payload.
+//!
+//! ```text
+//! 0   2  magic "TC"
+//! 2   1  format version (1)
+//! 3   1  flags (reserved, 0)
+//! 4   8  created at, ms since the Unix epoch (LE)
+//! 12  8  logical expiry, ms since the Unix epoch (LE)
+//! 20  4  load duration, µs (LE, saturating)
+//! 24  8  generation the value was stored under (LE)
+//! 32  4  payload length (LE)
+//! 36  .. payload (bincode 2, serde mode, standard config, size-limited)
+//! ```
+//!
+//! Decoding never panics: a short buffer, a wrong magic, an unknown version, a length that does not match,
+//! an oversized payload or bincode bytes that do not fit the type are all a [`DecodeError`], which the
+//! cache treats as a miss.
+
+use serde::{de::DeserializeOwned, Serialize};
+
+const MAGIC: [u8; 2] = *b"TC";
+/// The only format version this build reads and writes.
+pub(crate) const FORMAT_VERSION: u8 = 1;
+pub(crate) const HEADER_LEN: usize = 36;
+
+/// The metadata stored in front of every payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Header {
+    pub(crate) created_at_ms: u64,
+    pub(crate) expires_at_ms: u64,
+    pub(crate) load_micros: u32,
+    pub(crate) generation: u64,
+}
+
+/// Why bytes from Redis could not be turned into a value.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub(crate) enum DecodeError {
+    #[error("value is {0} bytes, shorter than the {HEADER_LEN}-byte header")]
+    Truncated(usize),
+    #[error("value does not start with the tiercache magic")]
+    BadMagic,
+    #[error("unknown format version {0}")]
+    UnknownVersion(u8),
+    #[error("payload length {declared} does not match the {actual} bytes present")]
+    LengthMismatch { declared: usize, actual: usize },
+    #[error("payload of {0} bytes is over the size limit")]
+    Oversized(usize),
+    #[error("payload does not decode as the requested type: {0}")]
+    Payload(String),
+}
+
+/// bincode's own cap on bytes read; the per-cache limit (`max_value_bytes`, checked against the declared
+/// length before bincode runs) is always lower, this only stops a corrupt length inside the payload from
+/// asking for a giant allocation.
+const BINCODE_HARD_LIMIT: usize = 512 << 20;
+
+fn bincode_config() -> impl bincode::config::Config {
+    bincode::config::standard().with_limit::<BINCODE_HARD_LIMIT>()
+}
+
+/// Encodes `value` behind a header. Fails when serialisation fails or the payload exceeds `max_bytes`.
+pub(crate) fn encode<T: Serialize>(
+    value: &T,
+    header: &Header,
+    max_bytes: usize,
+) -> Result<Vec<u8>, String> {
+    let mut out = Vec::with_capacity(HEADER_LEN + 64);
+    out.extend_from_slice(&MAGIC);
+    out.push(FORMAT_VERSION);
+    out.push(0);
+    out.extend_from_slice(&header.created_at_ms.to_le_bytes());
+    out.extend_from_slice(&header.expires_at_ms.to_le_bytes());
+    out.extend_from_slice(&header.load_micros.to_le_bytes());
+    out.extend_from_slice(&header.generation.to_le_bytes());
+    out.extend_from_slice(&[0; 4]);
+    bincode::serde::encode_into_std_write(value, &mut out, bincode_config())
+        .map_err(|e| e.to_string())?;
+    let payload_len = out.len() - HEADER_LEN;
+    if payload_len > max_bytes {
+        return Err(format!(
+            "encoded value is {payload_len} bytes, over the {max_bytes}-byte limit (TIERCACHE_MAX_VALUE_BYTES)"
+        ));
+    }
+    let len = u32::try_from(payload_len).map_err(|_| "payload larger than 4 GiB".to_owned())?;
+    out[32..36].copy_from_slice(&len.to_le_bytes());
+    Ok(out)
+}
+
+fn le_u64(bytes: &[u8], at: usize) -> u64 {
+    let mut b = [0; 8];
+    b.copy_from_slice(&bytes[at..at + 8]);
+    u64::from_le_bytes(b)
+}
+
+fn le_u32(bytes: &[u8], at: usize) -> u32 {
+    let mut b = [0; 4];
+    b.copy_from_slice(&bytes[at..at + 4]);
+    u32::from_le_bytes(b)
+}
+
+/// Reads and checks the header; returns it with the payload slice.
+pub(crate) fn decode_header(
+    bytes: &[u8],
+    max_bytes: usize,
+) -> Result<(Header, &[u8]), DecodeError> {
+    if bytes.len() < HEADER_LEN {
+        return Err(DecodeError::Truncated(bytes.len()));
+    }
+    if bytes[0..2] != MAGIC {
+        return Err(DecodeError::BadMagic);
+    }
+    if bytes[2] != FORMAT_VERSION {
+        return Err(DecodeError::UnknownVersion(bytes[2]));
+    }
+    let declared = le_u32(bytes, 32) as usize;
+    let actual = bytes.len() - HEADER_LEN;
+    if declared > max_bytes {
+        return Err(DecodeError::Oversized(declared));
+    }
+    if declared != actual {
+        return Err(DecodeError::LengthMismatch { declared, actual });
+    }
+    let header = Header {
+        created_at_ms: le_u64(bytes, 4),
+        expires_at_ms: le_u64(bytes, 12),
+        load_micros: le_u32(bytes, 20),
+        generation: le_u64(bytes, 24),
+    };
+    Ok((header, &bytes[HEADER_LEN..]))
+}
+
+/// Decodes a payload; trailing bytes are corruption too.
+pub(crate) fn decode_payload<T: DeserializeOwned>(payload: &[u8]) -> Result<T, DecodeError> {
+    let (value, read) = bincode::serde::decode_from_slice::<T, _>(payload, bincode_config())
+        .map_err(|e| DecodeError::Payload(e.to_string()))?;
+    if read != payload.len() {
+        return Err(DecodeError::Payload(format!(
+            "{} trailing bytes after the value",
+            payload.len() - read
+        )));
+    }
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct Stats {
+        total: u64,
+        label: String,
+        series: Vec<f64>,
+    }
+
+    fn header() -> Header {
+        Header {
+            created_at_ms: 1,
+            expires_at_ms: 2,
+            load_micros: 3,
+            generation: 4,
+        }
+    }
+
+    fn sample() -> Stats {
+        Stats {
+            total: 42,
+            label: "donations".into(),
+            series: vec![1.5, 2.5],
+        }
+    }
+
+    #[test]
+    fn roundtrip_keeps_header_and_value() {
+        let bytes = encode(&sample(), &header(), 1 << 20).expect("encode");
+        let (h, payload) = decode_header(&bytes, 1 << 20).expect("header");
+        assert_eq!(h, header());
+        assert_eq!(decode_payload::<Stats>(payload).expect("payload"), sample());
+    }
+
+    #[test]
+    fn every_truncation_is_an_error_not_a_panic() {
+        let bytes = encode(&sample(), &header(), 1 << 20).expect("encode");
+        for cut in 0..bytes.len() {
+            let short = &bytes[..cut];
+            let decoded =
+                decode_header(short, 1 << 20).and_then(|(_, p)| decode_payload::<Stats>(p));
+            assert!(decoded.is_err(), "cut at {cut} decoded");
+        }
+    }
+
+    #[test]
+    fn flipped_bytes_never_panic() {
+        let bytes = encode(&sample(), &header(), 1 << 20).expect("encode");
+        for i in 0..bytes.len() {
+            for flip in [0x01u8, 0x80, 0xff] {
+                let mut b = bytes.clone();
+                b[i] ^= flip;
+                let _ = decode_header(&b, 1 << 20).and_then(|(_, p)| decode_payload::<Stats>(p));
+            }
+        }
+    }
+
+    #[test]
+    fn unknown_version_bad_magic_and_oversize_are_named() {
+        let mut bytes = encode(&sample(), &header(), 1 << 20).expect("encode");
+        bytes[2] = 9;
+        assert_eq!(
+            decode_header(&bytes, 1 << 20).unwrap_err(),
+            DecodeError::UnknownVersion(9)
+        );
+        bytes[2] = FORMAT_VERSION;
+        bytes[0] = b'X';
+        assert_eq!(
+            decode_header(&bytes, 1 << 20).unwrap_err(),
+            DecodeError::BadMagic
+        );
+        bytes[0] = b'T';
+        assert!(matches!(
+            decode_header(&bytes, 4),
+            Err(DecodeError::Oversized(_))
+        ));
+        assert!(encode(&sample(), &header(), 4)
+            .unwrap_err()
+            .contains("limit"));
+    }
+
+    #[test]
+    fn wrong_type_is_a_payload_error() {
+        let bytes = encode(&sample(), &header(), 1 << 20).expect("encode");
+        let (_, payload) = decode_header(&bytes, 1 << 20).expect("header");
+        assert!(decode_payload::<Vec<String>>(payload).is_err());
+    }
+}

@@ -1,0 +1,686 @@
+//! Settings: one typed [`Config`], parsed and validated here and nowhere else.
+//!
+//! [`Config::from_env`] reads the `TIERCACHE_*`, `WIDGET_CACHE_*`, `REDIS_URL` and `REDIS_CACHE_DB`
+//! variables. Every bad value becomes a [`ConfigError`] naming the variable, the value and what is allowed.
+//!
+//! Units: TTLs and lock timeouts are seconds when written as a bare number (`900`), response times are
+//! milliseconds when bare (`200`); any duration may carry a unit instead (`250ms`, `30s`, `15m`, `2h`).
+//! Rates (`*_HIT_RATE`, `*_ERROR_RATE`) are percentages from 0 to 100, with or without a `%` sign.
+
+use std::time::Duration;
+
+/// A setting that could not be accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// An environment variable (or builder value) holds something that is not allowed.
+    #[error("{var}={value:?} is not valid: expected {expected}")]
+    InvalidValue {
+        /// The variable or setting name.
+        var: String,
+        /// The value as given.
+        value: String,
+        /// What is allowed.
+        expected: String,
+    },
+    /// The Redis URL is malformed; `part` says which piece is wrong.
+    #[error("malformed Redis URL {url:?}: {part} {problem}")]
+    InvalidRedisUrl {
+        /// The URL as given (passwords are masked).
+        url: String,
+        /// Which part is wrong: scheme, host, port, database, ...
+        part: &'static str,
+        /// What is wrong with it.
+        problem: String,
+    },
+}
+
+/// The five TTL tiers of the widget domain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TtlTier {
+    /// Numbers that move by the minute (60 s by default).
+    Realtime,
+    /// Recent figures (300 s by default).
+    Short,
+    /// The default tier (900 s by default).
+    Medium,
+    /// Ranges that are mostly closed (3600 s by default).
+    Long,
+    /// Closed past ranges (24 h by default).
+    Daily,
+}
+
+impl TtlTier {
+    /// Every tier, shortest first.
+    pub const ALL: [TtlTier; 5] = [
+        TtlTier::Realtime,
+        TtlTier::Short,
+        TtlTier::Medium,
+        TtlTier::Long,
+        TtlTier::Daily,
+    ];
+}
+
+/// The duration of each [`TtlTier`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TtlTiers {
+    /// `WIDGET_CACHE_REALTIME_TTL`, default 60 s.
+    pub realtime: Duration,
+    /// `WIDGET_CACHE_SHORT_TTL`, default 300 s.
+    pub short: Duration,
+    /// `WIDGET_CACHE_MEDIUM_TTL`, default 900 s.
+    pub medium: Duration,
+    /// `WIDGET_CACHE_LONG_TTL`, default 3600 s.
+    pub long: Duration,
+    /// `WIDGET_CACHE_DAILY_TTL`, default 24 h.
+    pub daily: Duration,
+}
+
+impl Default for TtlTiers {
+    fn default() -> Self {
+        TtlTiers {
+            realtime: Duration::from_secs(60),
+            short: Duration::from_secs(300),
+            medium: Duration::from_secs(900),
+            long: Duration::from_secs(3600),
+            daily: Duration::from_secs(86_400),
+        }
+    }
+}
+
+impl TtlTiers {
+    /// The duration of `tier`.
+    pub fn ttl(&self, tier: TtlTier) -> Duration {
+        match tier {
+            TtlTier::Realtime => self.realtime,
+            TtlTier::Short => self.short,
+            TtlTier::Medium => self.medium,
+            TtlTier::Long => self.long,
+            TtlTier::Daily => self.daily,
+        }
+    }
+}
+
+/// Service-level targets used by health scoring and alerts (the widget layer reads them).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ServiceTargets {
+    /// `WIDGET_CACHE_MAX_CONCURRENT_USERS`, default 20,000.
+    pub max_concurrent_users: u32,
+    /// `WIDGET_CACHE_TARGET_RESPONSE_TIME` (bare number = ms), default 100 ms.
+    pub target_response_time: Duration,
+    /// `WIDGET_CACHE_MAX_RESPONSE_TIME` (bare number = ms), default 500 ms.
+    pub max_response_time: Duration,
+    /// `WIDGET_CACHE_TARGET_HIT_RATE` as a fraction (env in percent), default 0.95.
+    pub target_hit_rate: f64,
+    /// `WIDGET_CACHE_MIN_HIT_RATE` as a fraction (env in percent), default 0.90.
+    pub min_hit_rate: f64,
+    /// `WIDGET_CACHE_MAX_ERROR_RATE` as a fraction (env in percent), default 0.01.
+    pub max_error_rate: f64,
+}
+
+impl Default for ServiceTargets {
+    fn default() -> Self {
+        ServiceTargets {
+            max_concurrent_users: 20_000,
+            target_response_time: Duration::from_millis(100),
+            max_response_time: Duration::from_millis(500),
+            target_hit_rate: 0.95,
+            min_hit_rate: 0.90,
+            max_error_rate: 0.01,
+        }
+    }
+}
+
+/// Every setting of a cache node. Build one with [`crate::CacheBuilder`] or [`Config::from_env`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// `REDIS_URL`, default `redis://127.0.0.1:6379`.
+    pub redis_url: String,
+    /// `REDIS_CACHE_DB`, default 1: the database used when the URL names none.
+    pub redis_db: u16,
+    /// `TIERCACHE_NAMESPACE`, default `default`. Keys of different namespaces never collide.
+    pub namespace: String,
+    /// `TIERCACHE_L1_MAX_BYTES`, default 256 MiB: the L1 bound, weighed by encoded size.
+    pub l1_max_bytes: u64,
+    /// `TIERCACHE_MAX_VALUE_BYTES`, default 16 MiB: larger values are refused on write and treated
+    /// as corrupt on read.
+    pub max_value_bytes: u64,
+    /// `TIERCACHE_MAX_KEY_BYTES`, default 1024: longer keys are an [`crate::Error::InvalidKey`].
+    pub max_key_bytes: usize,
+    /// `TIERCACHE_CONNECT_TIMEOUT` (bare number = ms), default 1 s.
+    pub connect_timeout: Duration,
+    /// `TIERCACHE_RESPONSE_TIMEOUT` (bare number = ms), default 500 ms.
+    pub response_timeout: Duration,
+    /// `WIDGET_CACHE_DEFAULT_TTL` (seconds), default 900 s.
+    pub default_ttl: Duration,
+    /// The TTL tiers.
+    pub ttl_tiers: TtlTiers,
+    /// `WIDGET_CACHE_REFRESH_AHEAD`, default true.
+    pub refresh_ahead: bool,
+    /// `WIDGET_CACHE_REFRESH_THRESHOLD`, default 0.8: fraction of the TTL after which a hit refreshes.
+    pub refresh_threshold: f64,
+    /// `TIERCACHE_REFRESH_MODE` (`threshold` or `xfetch`) and `TIERCACHE_XFETCH_BETA` (default 1.0).
+    pub refresh_mode: crate::RefreshMode,
+    /// `WIDGET_CACHE_LOCKING_ENABLED`, default true: fleet-wide load coalescing through Redis leases.
+    pub locking_enabled: bool,
+    /// `WIDGET_CACHE_LOCK_TIMEOUT` (seconds), default 30 s: the lease of a distributed lock.
+    pub lock_timeout: Duration,
+    /// `WIDGET_CACHE_LOCK_RETRIES`, default 3.
+    pub lock_retries: u32,
+    /// `TIERCACHE_STREAM_MAX_LEN`, default 100,000: the replay log's cap.
+    pub stream_max_len: u64,
+    /// `TIERCACHE_HEARTBEAT_INTERVAL` (bare number = ms), default 1 s.
+    pub heartbeat_interval: Duration,
+    /// `TIERCACHE_FAIL_SAFE_MAX` (seconds), default 1 h: how long past expiry L2 keeps a value as a
+    /// stale fallback.
+    pub fail_safe_max: Duration,
+    /// Service-level targets.
+    pub targets: ServiceTargets,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            redis_url: "redis://127.0.0.1:6379".to_owned(),
+            redis_db: 1,
+            namespace: "default".to_owned(),
+            l1_max_bytes: 256 << 20,
+            max_value_bytes: 16 << 20,
+            max_key_bytes: 1024,
+            connect_timeout: Duration::from_secs(1),
+            response_timeout: Duration::from_millis(500),
+            default_ttl: Duration::from_secs(900),
+            ttl_tiers: TtlTiers::default(),
+            refresh_ahead: true,
+            refresh_threshold: 0.8,
+            refresh_mode: crate::RefreshMode::Threshold,
+            locking_enabled: true,
+            lock_timeout: Duration::from_secs(30),
+            lock_retries: 3,
+            stream_max_len: 100_000,
+            heartbeat_interval: Duration::from_secs(1),
+            fail_safe_max: Duration::from_secs(3600),
+            targets: ServiceTargets::default(),
+        }
+    }
+}
+
+/// The unit a bare number stands for.
+#[derive(Clone, Copy)]
+enum BareUnit {
+    Seconds,
+    Millis,
+}
+
+impl Config {
+    /// Reads the process environment over the defaults.
+    ///
+    /// ```
+    /// let config = tiercache::Config::from_env().expect("valid environment");
+    /// assert!(config.l1_max_bytes > 0);
+    /// ```
+    pub fn from_env() -> Result<Config, ConfigError> {
+        let mut config = Config::default();
+        config.apply_vars(|name| std::env::var(name).ok())?;
+        Ok(config)
+    }
+
+    /// Applies variables from `lookup` (a stand-in for the environment) over this config.
+    ///
+    /// ```
+    /// let mut config = tiercache::Config::default();
+    /// let err = config
+    ///     .apply_vars(|name| (name == "WIDGET_CACHE_LOCK_RETRIES").then(|| "many".to_owned()))
+    ///     .unwrap_err();
+    /// assert!(err.to_string().contains("WIDGET_CACHE_LOCK_RETRIES"));
+    /// ```
+    #[allow(clippy::too_many_lines)] // one flat list of variables reads better than helpers split by type
+    pub fn apply_vars(
+        &mut self,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<(), ConfigError> {
+        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        if let Some(v) = get("REDIS_URL") {
+            validate_redis_url(&v)?;
+            self.redis_url = v;
+        }
+        if let Some(v) = get("REDIS_CACHE_DB") {
+            self.redis_db = parse_int("REDIS_CACHE_DB", &v, 0, 15)? as u16;
+        }
+        if let Some(v) = get("TIERCACHE_NAMESPACE") {
+            self.namespace = v;
+        }
+        if let Some(v) = get("TIERCACHE_L1_MAX_BYTES") {
+            self.l1_max_bytes = parse_int("TIERCACHE_L1_MAX_BYTES", &v, 1024, u64::MAX)?;
+        }
+        if let Some(v) = get("TIERCACHE_MAX_VALUE_BYTES") {
+            self.max_value_bytes = parse_int("TIERCACHE_MAX_VALUE_BYTES", &v, 64, 512 << 20)?;
+        }
+        if let Some(v) = get("TIERCACHE_MAX_KEY_BYTES") {
+            self.max_key_bytes = parse_int("TIERCACHE_MAX_KEY_BYTES", &v, 1, 1 << 20)? as usize;
+        }
+        let durations: [(&str, BareUnit, &mut Duration); 12] = [
+            (
+                "TIERCACHE_CONNECT_TIMEOUT",
+                BareUnit::Millis,
+                &mut self.connect_timeout,
+            ),
+            (
+                "TIERCACHE_RESPONSE_TIMEOUT",
+                BareUnit::Millis,
+                &mut self.response_timeout,
+            ),
+            (
+                "TIERCACHE_HEARTBEAT_INTERVAL",
+                BareUnit::Millis,
+                &mut self.heartbeat_interval,
+            ),
+            (
+                "TIERCACHE_FAIL_SAFE_MAX",
+                BareUnit::Seconds,
+                &mut self.fail_safe_max,
+            ),
+            (
+                "WIDGET_CACHE_DEFAULT_TTL",
+                BareUnit::Seconds,
+                &mut self.default_ttl,
+            ),
+            (
+                "WIDGET_CACHE_REALTIME_TTL",
+                BareUnit::Seconds,
+                &mut self.ttl_tiers.realtime,
+            ),
+            (
+                "WIDGET_CACHE_SHORT_TTL",
+                BareUnit::Seconds,
+                &mut self.ttl_tiers.short,
+            ),
+            (
+                "WIDGET_CACHE_MEDIUM_TTL",
+                BareUnit::Seconds,
+                &mut self.ttl_tiers.medium,
+            ),
+            (
+                "WIDGET_CACHE_LONG_TTL",
+                BareUnit::Seconds,
+                &mut self.ttl_tiers.long,
+            ),
+            (
+                "WIDGET_CACHE_DAILY_TTL",
+                BareUnit::Seconds,
+                &mut self.ttl_tiers.daily,
+            ),
+            (
+                "WIDGET_CACHE_LOCK_TIMEOUT",
+                BareUnit::Seconds,
+                &mut self.lock_timeout,
+            ),
+            (
+                "WIDGET_CACHE_TARGET_RESPONSE_TIME",
+                BareUnit::Millis,
+                &mut self.targets.target_response_time,
+            ),
+        ];
+        for (name, unit, slot) in durations {
+            if let Some(v) = get(name) {
+                *slot = parse_duration(name, &v, unit)?;
+            }
+        }
+        if let Some(v) = get("WIDGET_CACHE_MAX_RESPONSE_TIME") {
+            self.targets.max_response_time =
+                parse_duration("WIDGET_CACHE_MAX_RESPONSE_TIME", &v, BareUnit::Millis)?;
+        }
+        if let Some(v) = get("WIDGET_CACHE_REFRESH_AHEAD") {
+            self.refresh_ahead = parse_bool("WIDGET_CACHE_REFRESH_AHEAD", &v)?;
+        }
+        if let Some(v) = get("WIDGET_CACHE_REFRESH_THRESHOLD") {
+            self.refresh_threshold = parse_fraction("WIDGET_CACHE_REFRESH_THRESHOLD", &v)?;
+        }
+        if let Some(v) = get("TIERCACHE_REFRESH_MODE") {
+            self.refresh_mode = match v.trim().to_ascii_lowercase().as_str() {
+                "threshold" => crate::RefreshMode::Threshold,
+                "xfetch" => crate::RefreshMode::XFetch { beta: 1.0 },
+                _ => {
+                    return Err(ConfigError::InvalidValue {
+                        var: "TIERCACHE_REFRESH_MODE".into(),
+                        value: v,
+                        expected: "threshold or xfetch".into(),
+                    })
+                }
+            };
+        }
+        if let Some(v) = get("TIERCACHE_XFETCH_BETA") {
+            let beta = v
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|b| *b > 0.0 && *b <= 100.0)
+                .ok_or_else(|| ConfigError::InvalidValue {
+                    var: "TIERCACHE_XFETCH_BETA".into(),
+                    value: v.clone(),
+                    expected: "a number above 0 and at most 100, such as 1.0".into(),
+                })?;
+            self.refresh_mode = crate::RefreshMode::XFetch { beta };
+        }
+        if let Some(v) = get("WIDGET_CACHE_LOCKING_ENABLED") {
+            self.locking_enabled = parse_bool("WIDGET_CACHE_LOCKING_ENABLED", &v)?;
+        }
+        if let Some(v) = get("WIDGET_CACHE_LOCK_RETRIES") {
+            self.lock_retries = parse_int("WIDGET_CACHE_LOCK_RETRIES", &v, 0, 1000)? as u32;
+        }
+        if let Some(v) = get("TIERCACHE_STREAM_MAX_LEN") {
+            self.stream_max_len = parse_int("TIERCACHE_STREAM_MAX_LEN", &v, 100, 100_000_000)?;
+        }
+        if let Some(v) = get("WIDGET_CACHE_MAX_CONCURRENT_USERS") {
+            self.targets.max_concurrent_users = parse_int(
+                "WIDGET_CACHE_MAX_CONCURRENT_USERS",
+                &v,
+                1,
+                u64::from(u32::MAX),
+            )? as u32;
+        }
+        let rates: [(&str, &mut f64); 3] = [
+            (
+                "WIDGET_CACHE_TARGET_HIT_RATE",
+                &mut self.targets.target_hit_rate,
+            ),
+            ("WIDGET_CACHE_MIN_HIT_RATE", &mut self.targets.min_hit_rate),
+            (
+                "WIDGET_CACHE_MAX_ERROR_RATE",
+                &mut self.targets.max_error_rate,
+            ),
+        ];
+        for (name, slot) in rates {
+            if let Some(v) = get(name) {
+                *slot = parse_percent(name, &v)?;
+            }
+        }
+        self.validate()
+    }
+
+    /// Checks relations between settings that no single value can break.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |var: &str, value: String, expected: &str| ConfigError::InvalidValue {
+            var: var.to_owned(),
+            value,
+            expected: expected.to_owned(),
+        };
+        validate_redis_url(&self.redis_url)?;
+        if self.namespace.is_empty() || self.namespace.len() > 256 {
+            return Err(invalid(
+                "TIERCACHE_NAMESPACE",
+                self.namespace.clone(),
+                "a non-empty name of at most 256 bytes",
+            ));
+        }
+        if self.targets.min_hit_rate > self.targets.target_hit_rate {
+            return Err(invalid(
+                "WIDGET_CACHE_MIN_HIT_RATE",
+                format!("{}%", self.targets.min_hit_rate * 100.0),
+                "a rate no higher than WIDGET_CACHE_TARGET_HIT_RATE",
+            ));
+        }
+        if self.targets.target_response_time > self.targets.max_response_time {
+            return Err(invalid(
+                "WIDGET_CACHE_TARGET_RESPONSE_TIME",
+                format!("{:?}", self.targets.target_response_time),
+                "a time no longer than WIDGET_CACHE_MAX_RESPONSE_TIME",
+            ));
+        }
+        if self.default_ttl.is_zero() {
+            return Err(invalid(
+                "WIDGET_CACHE_DEFAULT_TTL",
+                "0".into(),
+                "a positive duration",
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn parse_int(var: &str, value: &str, min: u64, max: u64) -> Result<u64, ConfigError> {
+    value
+        .trim()
+        .replace('_', "")
+        .parse::<u64>()
+        .ok()
+        .filter(|n| (min..=max).contains(n))
+        .ok_or_else(|| ConfigError::InvalidValue {
+            var: var.to_owned(),
+            value: value.to_owned(),
+            expected: format!("a whole number from {min} to {max}"),
+        })
+}
+
+fn parse_bool(var: &str, value: &str) -> Result<bool, ConfigError> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err(ConfigError::InvalidValue {
+            var: var.to_owned(),
+            value: value.to_owned(),
+            expected: "true/false (also 1/0, yes/no, on/off)".to_owned(),
+        }),
+    }
+}
+
+fn parse_fraction(var: &str, value: &str) -> Result<f64, ConfigError> {
+    value
+        .trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|f| *f > 0.0 && *f < 1.0)
+        .ok_or_else(|| ConfigError::InvalidValue {
+            var: var.to_owned(),
+            value: value.to_owned(),
+            expected: "a fraction strictly between 0 and 1, such as 0.8".to_owned(),
+        })
+}
+
+fn parse_percent(var: &str, value: &str) -> Result<f64, ConfigError> {
+    let trimmed = value.trim();
+    trimmed
+        .strip_suffix('%')
+        .unwrap_or(trimmed)
+        .trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|p| (0.0..=100.0).contains(p))
+        .map(|p| p / 100.0)
+        .ok_or_else(|| ConfigError::InvalidValue {
+            var: var.to_owned(),
+            value: value.to_owned(),
+            expected: "a percentage from 0 to 100, such as 95 or 95%".to_owned(),
+        })
+}
+
+fn parse_duration(var: &str, value: &str, bare: BareUnit) -> Result<Duration, ConfigError> {
+    let err = || ConfigError::InvalidValue {
+        var: var.to_owned(),
+        value: value.to_owned(),
+        expected: match bare {
+            BareUnit::Seconds => {
+                "a positive duration: seconds (900) or with a unit (250ms, 30s, 15m, 2h)"
+            }
+            BareUnit::Millis => {
+                "a positive duration: milliseconds (200) or with a unit (250ms, 30s, 15m, 2h)"
+            }
+        }
+        .to_owned(),
+    };
+    let v = value.trim();
+    let split = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
+    let (digits, unit) = v.split_at(split);
+    let n: u64 = digits.parse().map_err(|_| err())?;
+    let duration = match (unit.trim(), bare) {
+        ("", BareUnit::Seconds) | ("s", _) => Duration::from_secs(n),
+        ("", BareUnit::Millis) | ("ms", _) => Duration::from_millis(n),
+        ("m", _) => Duration::from_secs(n.checked_mul(60).ok_or_else(err)?),
+        ("h", _) => Duration::from_secs(n.checked_mul(3600).ok_or_else(err)?),
+        _ => return Err(err()),
+    };
+    if duration.is_zero() {
+        return Err(err());
+    }
+    Ok(duration)
+}
+
+/// Checks a Redis URL piece by piece so the error can say which part is wrong.
+pub(crate) fn validate_redis_url(url: &str) -> Result<(), ConfigError> {
+    let masked = mask_password(url);
+    let bad = |part: &'static str, problem: String| ConfigError::InvalidRedisUrl {
+        url: masked.clone(),
+        part,
+        problem,
+    };
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return Err(bad(
+            "scheme",
+            "is missing: expected redis://host:port/db".into(),
+        ));
+    };
+    match scheme {
+        "redis" | "rediss" | "valkey" | "valkeys" => {}
+        "unix" | "redis+unix" => return Ok(()),
+        other => {
+            return Err(bad(
+                "scheme",
+                format!("{other:?} is not supported: use redis://, rediss:// or unix://"),
+            ))
+        }
+    }
+    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, hp)| hp);
+    let (host, port) = if let Some(v6) = host_port.strip_prefix('[') {
+        let Some((h, tail)) = v6.split_once(']') else {
+            return Err(bad("host", "has an unclosed '[' in an IPv6 address".into()));
+        };
+        (h, tail.strip_prefix(':'))
+    } else {
+        match host_port.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (host_port, None),
+        }
+    };
+    if host.is_empty() {
+        return Err(bad("host", "is empty".into()));
+    }
+    if let Some(p) = port.filter(|p| p.parse::<u16>().ok().is_none_or(|p| p == 0)) {
+        return Err(bad(
+            "port",
+            format!("{p:?} is not a number from 1 to 65535"),
+        ));
+    }
+    let db = path.split('?').next().unwrap_or_default();
+    if !db.is_empty() && db.parse::<u16>().is_err() {
+        return Err(bad("database", format!("{db:?} is not a database number")));
+    }
+    Ok(())
+}
+
+/// Whether the URL names a database (a path after the authority).
+pub(crate) fn url_names_database(url: &str) -> bool {
+    url.split_once("://")
+        .and_then(|(_, rest)| rest.split_once('/'))
+        .is_some_and(|(_, path)| !path.split('?').next().unwrap_or_default().is_empty())
+}
+
+fn mask_password(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => format!("{}://***@{}", &url[..s], &url[at + 1..]),
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn from(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let mut c = Config::default();
+        c.apply_vars(|n| {
+            vars.iter()
+                .find(|(k, _)| *k == n)
+                .map(|(_, v)| (*v).to_owned())
+        })?;
+        Ok(c)
+    }
+
+    #[test]
+    fn seed_variables_are_read_with_their_units() {
+        let c = from(&[
+            ("WIDGET_CACHE_DEFAULT_TTL", "600"),
+            ("WIDGET_CACHE_REALTIME_TTL", "30s"),
+            ("WIDGET_CACHE_LONG_TTL", "2h"),
+            ("WIDGET_CACHE_TARGET_RESPONSE_TIME", "200"),
+            ("WIDGET_CACHE_TARGET_HIT_RATE", "97%"),
+            ("WIDGET_CACHE_MAX_ERROR_RATE", "2"),
+            ("WIDGET_CACHE_LOCKING_ENABLED", "false"),
+            ("WIDGET_CACHE_REFRESH_THRESHOLD", "0.75"),
+            ("REDIS_CACHE_DB", "3"),
+        ])
+        .expect("valid");
+        assert_eq!(c.default_ttl, Duration::from_secs(600));
+        assert_eq!(c.ttl_tiers.realtime, Duration::from_secs(30));
+        assert_eq!(c.ttl_tiers.long, Duration::from_secs(7200));
+        assert_eq!(c.targets.target_response_time, Duration::from_millis(200));
+        assert!((c.targets.target_hit_rate - 0.97).abs() < 1e-9);
+        assert!((c.targets.max_error_rate - 0.02).abs() < 1e-9);
+        assert!(!c.locking_enabled);
+        assert_eq!(c.redis_db, 3);
+    }
+
+    #[test]
+    fn each_bad_value_names_variable_value_and_allowed_forms() {
+        let cases = [
+            ("WIDGET_CACHE_LOCK_TIMEOUT", "soon", "duration"),
+            ("WIDGET_CACHE_LOCK_RETRIES", "-1", "whole number"),
+            ("WIDGET_CACHE_REFRESH_AHEAD", "maybe", "true/false"),
+            ("WIDGET_CACHE_REFRESH_THRESHOLD", "1.5", "fraction"),
+            ("WIDGET_CACHE_MIN_HIT_RATE", "120", "percentage"),
+            ("REDIS_CACHE_DB", "99", "whole number"),
+            ("WIDGET_CACHE_MEDIUM_TTL", "0", "positive"),
+            ("WIDGET_CACHE_MAX_CONCURRENT_USERS", "lots", "whole number"),
+        ];
+        for (var, value, expected) in cases {
+            let msg = from(&[(var, value)]).expect_err(var).to_string();
+            assert!(msg.contains(var), "{msg}");
+            assert!(msg.contains(value), "{msg}");
+            assert!(msg.contains(expected), "{msg}");
+        }
+    }
+
+    #[test]
+    fn malformed_redis_urls_say_which_part_is_wrong() {
+        let cases = [
+            ("127.0.0.1:6379", "scheme"),
+            ("http://127.0.0.1:6379", "scheme"),
+            ("redis://:6379", "host"),
+            ("redis://127.0.0.1:port", "port"),
+            ("redis://127.0.0.1:70000", "port"),
+            ("redis://127.0.0.1:6379/cache", "database"),
+        ];
+        for (url, part) in cases {
+            let msg = validate_redis_url(url).expect_err(url).to_string();
+            assert!(msg.contains(part), "{url}: {msg}");
+        }
+        assert!(validate_redis_url("redis://user:secret@host:6379/2").is_ok());
+        let msg = validate_redis_url("redis://user:secret@host:x/2")
+            .expect_err("port")
+            .to_string();
+        assert!(!msg.contains("secret"), "password must be masked: {msg}");
+    }
+
+    #[test]
+    fn inconsistent_targets_are_refused() {
+        let err = from(&[("WIDGET_CACHE_MIN_HIT_RATE", "99")]).expect_err("min above target");
+        assert!(err.to_string().contains("WIDGET_CACHE_MIN_HIT_RATE"));
+    }
+
+    #[test]
+    fn database_in_url_is_detected() {
+        assert!(url_names_database("redis://h:1/4"));
+        assert!(!url_names_database("redis://h:1"));
+        assert!(!url_names_database("redis://h:1/"));
+    }
+}

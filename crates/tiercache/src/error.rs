@@ -1,0 +1,158 @@
+//! The crate's error type.
+
+use std::fmt;
+use std::sync::Arc;
+
+/// A loader's own error, shared between every caller that waited on the same load.
+pub type LoaderError = Arc<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Everything that can go wrong in a cache call.
+///
+/// Match on [`Error::kind`] to decide what to do without parsing messages.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A setting is missing or out of range; the message names it, the value and what is allowed.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// The key is empty or longer than the configured limit.
+    #[error("invalid cache key: {reason}")]
+    InvalidKey {
+        /// Why the key was refused.
+        reason: String,
+    },
+    /// Redis answered with an error, timed out or could not be reached.
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    /// The value could not be encoded (serialisation failed or it is larger than the size limit).
+    #[error("cannot encode value for key {key:?}: {reason}")]
+    Encode {
+        /// The cache key.
+        key: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The loader returned an error; the loader's error is kept as [`std::error::Error::source`].
+    #[error("loader for key {key:?} failed: {source}")]
+    Loader {
+        /// The cache key being loaded.
+        key: String,
+        /// The loader's error.
+        #[source]
+        source: LoaderError,
+    },
+    /// The loader panicked; the panic message is kept when it was a string.
+    #[error("loader for key {key:?} panicked: {message}")]
+    LoaderPanicked {
+        /// The cache key being loaded.
+        key: String,
+        /// The panic payload, when it was a string.
+        message: String,
+    },
+    /// The loader did not finish within the hard timeout and there was no stale value to serve.
+    #[error("loader for key {key:?} timed out after {after:?}")]
+    LoaderTimeout {
+        /// The cache key being loaded.
+        key: String,
+        /// How long the caller waited.
+        after: std::time::Duration,
+    },
+    /// A distributed lock could not be acquired within its retries.
+    #[error("lock {name:?} not acquired after {attempts} attempts")]
+    LockNotAcquired {
+        /// The lock name.
+        name: String,
+        /// How many attempts were made.
+        attempts: u32,
+    },
+    /// The cache is unavailable for the operation (Redis down and no way around it).
+    #[error("cache unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// What kind of failure an [`Error`] is, for matching without strings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// Bad configuration.
+    Config,
+    /// Bad key.
+    InvalidKey,
+    /// Redis failed.
+    Redis,
+    /// The value could not be encoded.
+    Encode,
+    /// The loader failed or panicked.
+    Loader,
+    /// The loader timed out.
+    Timeout,
+    /// A lock could not be acquired.
+    Lock,
+    /// The cache could not serve the call.
+    Unavailable,
+}
+
+impl Error {
+    /// The kind of this error.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Config(_) => ErrorKind::Config,
+            Error::InvalidKey { .. } => ErrorKind::InvalidKey,
+            Error::Redis(_) => ErrorKind::Redis,
+            Error::Encode { .. } => ErrorKind::Encode,
+            Error::Loader { .. } | Error::LoaderPanicked { .. } => ErrorKind::Loader,
+            Error::LoaderTimeout { .. } => ErrorKind::Timeout,
+            Error::LockNotAcquired { .. } => ErrorKind::Lock,
+            Error::Unavailable(_) => ErrorKind::Unavailable,
+        }
+    }
+
+    pub(crate) fn invalid_key(reason: impl fmt::Display) -> Self {
+        Error::InvalidKey {
+            reason: reason.to_string(),
+        }
+    }
+}
+
+/// A cheaply clonable copy of an [`Error`], so one failed load can be handed to every waiter.
+#[derive(Debug, Clone)]
+pub(crate) enum SharedError {
+    Loader {
+        key: String,
+        source: LoaderError,
+    },
+    Panicked {
+        key: String,
+        message: String,
+    },
+    Timeout {
+        key: String,
+        after: std::time::Duration,
+    },
+    Other(Arc<Error>),
+}
+
+impl SharedError {
+    pub(crate) fn into_error(self) -> Error {
+        match self {
+            SharedError::Loader { key, source } => Error::Loader { key, source },
+            SharedError::Panicked { key, message } => Error::LoaderPanicked { key, message },
+            SharedError::Timeout { key, after } => Error::LoaderTimeout { key, after },
+            SharedError::Other(e) => match Arc::try_unwrap(e) {
+                Ok(e) => e,
+                Err(shared) => Error::Unavailable(shared.to_string()),
+            },
+        }
+    }
+}
+
+impl From<Error> for SharedError {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::Loader { key, source } => SharedError::Loader { key, source },
+            Error::LoaderPanicked { key, message } => SharedError::Panicked { key, message },
+            Error::LoaderTimeout { key, after } => SharedError::Timeout { key, after },
+            other => SharedError::Other(Arc::new(other)),
+        }
+    }
+}

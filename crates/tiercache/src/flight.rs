@@ -1,0 +1,191 @@
+//! Per-node single-flight: concurrent requests for one key share one load.
+//!
+//! The first caller becomes the leader and runs the work in a spawned task (so a cancelled caller does
+//! not cancel everyone else's load); the others subscribe to its result. A flight can be *poisoned* by an
+//! invalidation that arrives while it runs: its result still goes to its callers, but it must not fill L1.
+
+use std::any::Any;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use tokio::sync::watch;
+
+use crate::error::SharedError;
+
+/// What a flight hands to its waiters: the value (or `None` for a read that found nothing) or the error.
+pub(crate) type FlightResult = Result<Option<Arc<dyn Any + Send + Sync>>, SharedError>;
+
+/// One in-progress load.
+pub(crate) struct Flight {
+    poisoned: AtomicBool,
+    result: watch::Sender<Option<FlightResult>>,
+}
+
+impl Flight {
+    pub(crate) fn is_poisoned(&self) -> bool {
+        self.poisoned.load(Ordering::Acquire)
+    }
+}
+
+/// The flights of one node, by flight key.
+#[derive(Default)]
+pub(crate) struct Flights {
+    map: Mutex<HashMap<Arc<str>, Arc<Flight>>>,
+}
+
+/// How a caller takes part in a flight.
+pub(crate) enum Joined {
+    /// This caller must run the work and call [`LeaderGuard::complete`].
+    Leader(LeaderGuard, FlightWaiter),
+    /// Another caller runs the work; wait for it.
+    Follower(FlightWaiter),
+}
+
+/// Receives a flight's result.
+pub(crate) struct FlightWaiter(watch::Receiver<Option<FlightResult>>);
+
+impl FlightWaiter {
+    /// Waits for the leader. If the leader vanished without completing, that is an error, never a hang.
+    pub(crate) async fn wait(mut self) -> FlightResult {
+        match self.0.wait_for(Option::is_some).await {
+            Ok(guard) => guard.clone().unwrap_or_else(|| Err(abandoned())),
+            Err(_) => Err(abandoned()),
+        }
+    }
+}
+
+fn abandoned() -> SharedError {
+    SharedError::Other(Arc::new(crate::Error::Unavailable(
+        "the load this call was waiting on was abandoned".into(),
+    )))
+}
+
+/// Held by the leader; completing (or dropping) it ends the flight.
+pub(crate) struct LeaderGuard {
+    flights: Arc<Flights>,
+    key: Arc<str>,
+    flight: Arc<Flight>,
+}
+
+impl LeaderGuard {
+    pub(crate) fn flight(&self) -> &Flight {
+        &self.flight
+    }
+
+    /// Publishes the result to every waiter and ends the flight.
+    pub(crate) fn complete(self, result: FlightResult) {
+        self.flight.result.send_replace(Some(result));
+    }
+}
+
+impl Drop for LeaderGuard {
+    fn drop(&mut self) {
+        let mut map = self.flights.map.lock();
+        if map
+            .get(&self.key)
+            .is_some_and(|f| Arc::ptr_eq(f, &self.flight))
+        {
+            map.remove(&self.key);
+        }
+        // Dropping the last sender (ours) wakes waiters with an error if complete() was never called.
+    }
+}
+
+impl Flights {
+    /// Joins the flight for `key`, starting one if none is running.
+    pub(crate) fn join(self: &Arc<Self>, key: &str) -> Joined {
+        let mut map = self.map.lock();
+        if let Some(flight) = map.get(key) {
+            return Joined::Follower(FlightWaiter(flight.result.subscribe()));
+        }
+        let (tx, rx) = watch::channel(None);
+        let flight = Arc::new(Flight {
+            poisoned: AtomicBool::new(false),
+            result: tx,
+        });
+        let key: Arc<str> = Arc::from(key);
+        map.insert(key.clone(), flight.clone());
+        Joined::Leader(
+            LeaderGuard {
+                flights: self.clone(),
+                key,
+                flight,
+            },
+            FlightWaiter(rx),
+        )
+    }
+
+    /// Marks the flight of `key` (if any) so it will not fill L1.
+    pub(crate) fn poison(&self, key: &str) {
+        if let Some(f) = self.map.lock().get(key) {
+            f.poisoned.store(true, Ordering::Release);
+        }
+    }
+
+    /// Marks every running flight so none fills L1.
+    pub(crate) fn poison_all(&self) {
+        for f in self.map.lock().values() {
+            f.poisoned.store(true, Ordering::Release);
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn in_flight(&self) -> usize {
+        self.map.lock().len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn followers_get_the_leaders_result() {
+        let flights = Arc::new(Flights::default());
+        let Joined::Leader(guard, leader_wait) = flights.join("k") else {
+            panic!("first caller leads")
+        };
+        let Joined::Follower(follower) = flights.join("k") else {
+            panic!("second caller follows")
+        };
+        guard.complete(Ok(Some(Arc::new(7u32))));
+        for r in [leader_wait.wait().await, follower.wait().await] {
+            let v = r.expect("ok").expect("some");
+            assert_eq!(*v.downcast::<u32>().expect("u32"), 7);
+        }
+        assert_eq!(flights.in_flight(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_vanished_leader_wakes_waiters_with_an_error() {
+        let flights = Arc::new(Flights::default());
+        let Joined::Leader(guard, _) = flights.join("k") else {
+            panic!("leader")
+        };
+        let Joined::Follower(follower) = flights.join("k") else {
+            panic!("follower")
+        };
+        drop(guard);
+        assert!(follower.wait().await.is_err());
+        assert!(
+            matches!(flights.join("k"), Joined::Leader(..)),
+            "a new flight can start"
+        );
+    }
+
+    #[tokio::test]
+    async fn poison_marks_only_the_named_flight() {
+        let flights = Arc::new(Flights::default());
+        let Joined::Leader(a, _) = flights.join("a") else {
+            panic!("leader")
+        };
+        let Joined::Leader(b, _) = flights.join("b") else {
+            panic!("leader")
+        };
+        flights.poison("a");
+        assert!(a.flight().is_poisoned());
+        assert!(!b.flight().is_poisoned());
+    }
+}

@@ -1,0 +1,176 @@
+//! How a (namespace, key) pair and the cache's bookkeeping map onto Redis keys.
+//!
+//! Every variable part is length-prefixed (`<len>.<bytes>`), so no two (namespace, key) pairs can render
+//! to the same Redis key (namespace `x` + key `y:z` vs namespace `x:y` + key `z`), whatever bytes they
+//! contain. Each kind of key has its own fixed prefix, so an entry can never alias a tag version, the
+//! replay stream or a lock.
+//!
+//! | Redis key | holds |
+//! |---|---|
+//! | `tc:{<ns>:<key>}:d` | the entry (hash: `d` envelope, `t` tag versions) |
+//! | `tc:{<ns>:<key>}:g` | the key's generation (bumped by every invalidation) |
+//! | `tc:{<ns>:<key>}:l` | the key's load lease |
+//! | `tc:t:<ns>:<tag>` | a tag's version |
+//! | `tc:s:<ns>` | the namespace's invalidation replay stream |
+//! | `tc:b:<ns>` | the namespace's pub/sub channel |
+//! | `tc:L:<ns>:<name>` | a named lock taken through [`crate::Cache::lock`] |
+//! | `tc:epoch` | a nonce that changes when Redis loses its data |
+//!
+//! The `{...}` hash tag keeps an entry, its generation and its lease in one cluster slot.
+
+use crate::error::Error;
+
+/// The Redis keys of one cache entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct EntryKeys {
+    pub(crate) entry: String,
+    pub(crate) generation: String,
+    pub(crate) lease: String,
+}
+
+/// Renders Redis keys for one namespace.
+#[derive(Debug, Clone)]
+pub(crate) struct KeySpace {
+    namespace_part: String,
+    max_key_bytes: usize,
+}
+
+/// The database-wide key whose value changes whenever Redis loses its data.
+pub(crate) const EPOCH_KEY: &str = "tc:epoch";
+
+fn length_prefixed(out: &mut String, part: &str) {
+    use std::fmt::Write as _;
+    // Writing to a String cannot fail.
+    let _ = write!(out, "{}.{}", part.len(), part);
+}
+
+impl KeySpace {
+    pub(crate) fn new(namespace: &str, max_key_bytes: usize) -> Self {
+        let mut namespace_part = String::with_capacity(namespace.len() + 4);
+        length_prefixed(&mut namespace_part, namespace);
+        KeySpace {
+            namespace_part,
+            max_key_bytes,
+        }
+    }
+
+    /// Refuses keys the cache cannot store: empty or longer than the limit.
+    pub(crate) fn validate(&self, key: &str) -> Result<(), Error> {
+        if key.is_empty() {
+            return Err(Error::invalid_key("the key is empty"));
+        }
+        if key.len() > self.max_key_bytes {
+            return Err(Error::invalid_key(format!(
+                "the key is {} bytes long; the limit is {} bytes (TIERCACHE_MAX_KEY_BYTES)",
+                key.len(),
+                self.max_key_bytes
+            )));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn entry(&self, key: &str) -> EntryKeys {
+        let mut base = String::with_capacity(8 + self.namespace_part.len() + key.len() + 8);
+        base.push_str("tc:{");
+        base.push_str(&self.namespace_part);
+        base.push(':');
+        length_prefixed(&mut base, key);
+        base.push('}');
+        let with = |suffix: &str| {
+            let mut s = String::with_capacity(base.len() + 2);
+            s.push_str(&base);
+            s.push_str(suffix);
+            s
+        };
+        EntryKeys {
+            entry: with(":d"),
+            generation: with(":g"),
+            lease: with(":l"),
+        }
+    }
+
+    pub(crate) fn tag(&self, tag: &str) -> String {
+        format!("tc:t:{}:{}", self.namespace_part, tag)
+    }
+
+    /// The tag name inside a tag version key of this namespace.
+    pub(crate) fn tag_name<'a>(&self, redis_key: &'a str) -> Option<&'a str> {
+        redis_key
+            .strip_prefix("tc:t:")?
+            .strip_prefix(self.namespace_part.as_str())?
+            .strip_prefix(':')
+    }
+
+    pub(crate) fn stream(&self) -> String {
+        format!("tc:s:{}", self.namespace_part)
+    }
+
+    pub(crate) fn channel(&self) -> String {
+        format!("tc:b:{}", self.namespace_part)
+    }
+
+    pub(crate) fn named_lock(&self, name: &str) -> String {
+        format!("tc:L:{}:{}", self.namespace_part, name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn namespace_and_key_boundaries_cannot_be_confused() {
+        let a = KeySpace::new("x", 1024).entry("y:z");
+        let b = KeySpace::new("x:y", 1024).entry("z");
+        assert_ne!(a.entry, b.entry);
+        let c = KeySpace::new("x", 1024).entry("1.y}:g");
+        assert_ne!(c.entry, KeySpace::new("x", 1024).entry("1.y").generation);
+    }
+
+    #[test]
+    fn bookkeeping_prefixes_never_meet_entries() {
+        let ks = KeySpace::new("ns", 1024);
+        for key in ["t:tag", "s:", "b:", "L:x", "epoch", "}"] {
+            let e = ks.entry(key);
+            for other in [
+                ks.tag(key),
+                ks.stream(),
+                ks.channel(),
+                ks.named_lock(key),
+                EPOCH_KEY.into(),
+            ] {
+                assert_ne!(e.entry, other);
+                assert_ne!(e.generation, other);
+                assert_ne!(e.lease, other);
+            }
+        }
+    }
+
+    #[test]
+    fn entry_keys_share_one_cluster_hash_tag() {
+        let e = KeySpace::new("widgets", 1024).entry("donations:{org}:1");
+        let tag = |k: &str| {
+            let open = k.find('{').expect("open brace");
+            let close = k[open + 1..].find('}').expect("close brace") + open + 1;
+            k[open + 1..close].to_owned()
+        };
+        assert_eq!(tag(&e.entry), tag(&e.generation));
+        assert_eq!(tag(&e.entry), tag(&e.lease));
+    }
+
+    #[test]
+    fn empty_and_oversized_keys_are_clear_errors() {
+        let ks = KeySpace::new("ns", 8);
+        assert!(ks
+            .validate("")
+            .expect_err("empty")
+            .to_string()
+            .contains("empty"));
+        let msg = ks.validate("123456789").expect_err("long").to_string();
+        assert!(
+            msg.contains("9 bytes") && msg.contains("limit is 8"),
+            "{msg}"
+        );
+        assert!(ks.validate("ключ").is_ok());
+    }
+}

@@ -1,0 +1,288 @@
+//! L2: Redis. Every operation is one round trip: a Lua script (in `scripts/`) does the reads, checks and
+//! writes that must happen together.
+
+use std::time::Duration;
+
+use redis::aio::ConnectionManager;
+use redis::{Script, Value};
+
+use crate::error::Error;
+use crate::keys::{EntryKeys, KeySpace, EPOCH_KEY};
+
+/// The Redis scripts, loaded once per node. `invoke_async` uses EVALSHA and falls back to EVAL after a
+/// script cache flush or a restart.
+pub(crate) struct Scripts {
+    read: Script,
+    store: Script,
+    put: Script,
+    pub(crate) invalidate: Script,
+    pub(crate) release: Script,
+    pub(crate) extend: Script,
+}
+
+impl Scripts {
+    fn new() -> Self {
+        Scripts {
+            read: Script::new(include_str!("scripts/read.lua")),
+            store: Script::new(include_str!("scripts/store.lua")),
+            put: Script::new(include_str!("scripts/put.lua")),
+            invalidate: Script::new(include_str!("scripts/invalidate.lua")),
+            release: Script::new(include_str!("scripts/release.lua")),
+            extend: Script::new(include_str!("scripts/extend.lua")),
+        }
+    }
+}
+
+/// What was current in Redis when a load began; the store succeeds only if all of it still is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Fence {
+    /// The key's generation, empty when it never had one.
+    pub(crate) generation: String,
+    pub(crate) epoch: String,
+    /// The version of each of the caller's tags, in the caller's order.
+    pub(crate) tag_versions: Vec<String>,
+}
+
+/// The outcome of reading one entry.
+#[derive(Debug)]
+pub(crate) struct ReadReply {
+    /// The envelope when a valid entry exists.
+    pub(crate) envelope: Option<Vec<u8>>,
+    /// The tags the entry was stored with and their versions (tag names, not Redis keys).
+    pub(crate) recorded_tags: Vec<(String, String)>,
+    pub(crate) fence: Fence,
+    /// The caller's tags whose versions this read created; they must be announced.
+    pub(crate) created_tags: Vec<(String, u64)>,
+}
+
+/// Pairs each tag with its version where the flag string says this call created it.
+fn created_tags(tags: &[String], flags: &[u8], versions: &[String]) -> Vec<(String, u64)> {
+    tags.iter()
+        .zip(flags)
+        .zip(versions)
+        .filter(|((_, flag), _)| **flag == b'1')
+        .filter_map(|((tag, _), v)| Some((tag.clone(), v.parse().ok()?)))
+        .collect()
+}
+
+/// Renders tag keys and versions as the length-prefixed `t` field the scripts read.
+pub(crate) fn render_recorded<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (key, version) in pairs {
+        for part in [key, version] {
+            out.extend_from_slice(part.len().to_string().as_bytes());
+            out.push(b'.');
+            out.extend_from_slice(part.as_bytes());
+        }
+    }
+    out
+}
+
+/// Parses the `t` field; `None` when it is malformed.
+pub(crate) fn parse_recorded(bytes: &[u8]) -> Option<Vec<(String, String)>> {
+    let mut parts = Vec::new();
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        let dot = rest.iter().position(|b| *b == b'.')?;
+        let len: usize = std::str::from_utf8(&rest[..dot]).ok()?.parse().ok()?;
+        let body = rest.get(dot + 1..dot + 1 + len)?;
+        parts.push(String::from_utf8(body.to_vec()).ok()?);
+        rest = &rest[dot + 1 + len..];
+    }
+    if parts.len() % 2 == 1 {
+        return None;
+    }
+    let mut it = parts.into_iter();
+    let mut pairs = Vec::new();
+    while let (Some(k), Some(v)) = (it.next(), it.next()) {
+        pairs.push((k, v));
+    }
+    Some(pairs)
+}
+
+fn bytes(v: Value) -> Option<Vec<u8>> {
+    match v {
+        Value::BulkString(b) => Some(b),
+        Value::SimpleString(s) => Some(s.into_bytes()),
+        Value::Int(i) => Some(i.to_string().into_bytes()),
+        _ => None,
+    }
+}
+
+fn string(v: Value) -> String {
+    bytes(v)
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default()
+}
+
+fn unexpected(what: &str, v: &Value) -> Error {
+    Error::Redis(redis::RedisError::from((
+        redis::ErrorKind::Parse,
+        "unexpected reply from a tiercache script",
+        format!("{what}: {v:?}"),
+    )))
+}
+
+/// A random 63-bit nonce rendered in decimal: generations, tag versions, epochs and lease tokens.
+pub(crate) fn nonce() -> u64 {
+    rand::random::<u64>() >> 1 | 1
+}
+
+/// The L2 tier of one node.
+pub(crate) struct L2 {
+    pub(crate) conn: ConnectionManager,
+    pub(crate) keys: KeySpace,
+    pub(crate) scripts: Scripts,
+    /// How long a generation outlives its invalidation; loads longer than this are never stored.
+    pub(crate) generation_ttl: Duration,
+}
+
+impl L2 {
+    pub(crate) fn new(conn: ConnectionManager, keys: KeySpace, generation_ttl: Duration) -> Self {
+        L2 {
+            conn,
+            keys,
+            scripts: Scripts::new(),
+            generation_ttl,
+        }
+    }
+
+    /// Reads an entry with its validity and the fence for a load with `tags`.
+    pub(crate) async fn read(
+        &self,
+        entry: &EntryKeys,
+        tags: &[String],
+    ) -> Result<ReadReply, Error> {
+        let mut call = self.scripts.read.prepare_invoke();
+        call.key(&entry.entry).key(&entry.generation).key(EPOCH_KEY);
+        call.arg(nonce());
+        for tag in tags {
+            call.key(self.keys.tag(tag)).arg(nonce());
+        }
+        let reply: Value = call.invoke_async(&mut self.conn.clone()).await?;
+        let Value::Array(items) = reply else {
+            return Err(unexpected("read", &reply));
+        };
+        let mut it = items.into_iter();
+        let status = match it.next() {
+            Some(Value::Int(s)) => s,
+            other => return Err(unexpected("read status", &other.unwrap_or(Value::Nil))),
+        };
+        let envelope = it.next().and_then(bytes);
+        let recorded = it.next().and_then(bytes).unwrap_or_default();
+        let generation = it.next().map(string).unwrap_or_default();
+        let epoch = it.next().map(string).unwrap_or_default();
+        let flags = it.next().and_then(bytes).unwrap_or_default();
+        let tag_versions: Vec<String> = it.map(string).collect();
+        let created_tags = created_tags(tags, &flags, &tag_versions);
+        let recorded_tags = parse_recorded(&recorded)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|(key, version)| Some((self.keys.tag_name(&key)?.to_owned(), version)))
+            .collect();
+        Ok(ReadReply {
+            envelope: if status == 1 { envelope } else { None },
+            recorded_tags,
+            fence: Fence {
+                generation,
+                epoch,
+                tag_versions,
+            },
+            created_tags,
+        })
+    }
+
+    /// Stores an entry if `fence` still holds. Returns whether it was stored.
+    pub(crate) async fn store(
+        &self,
+        entry: &EntryKeys,
+        tags: &[String],
+        fence: &Fence,
+        envelope: &[u8],
+        lifetime: Duration,
+    ) -> Result<bool, Error> {
+        let tag_keys: Vec<String> = tags.iter().map(|t| self.keys.tag(t)).collect();
+        let recorded = render_recorded(
+            tag_keys
+                .iter()
+                .map(String::as_str)
+                .zip(fence.tag_versions.iter().map(String::as_str)),
+        );
+        let mut call = self.scripts.store.prepare_invoke();
+        call.key(&entry.entry).key(&entry.generation).key(EPOCH_KEY);
+        call.arg(&fence.generation)
+            .arg(&fence.epoch)
+            .arg(envelope)
+            .arg(recorded)
+            .arg(lifetime.as_millis().max(1) as u64);
+        for (key, version) in tag_keys.iter().zip(&fence.tag_versions) {
+            call.key(key).arg(version);
+        }
+        let stored: i64 = call.invoke_async(&mut self.conn.clone()).await?;
+        Ok(stored == 1)
+    }
+
+    /// Writes an entry unconditionally under a new generation. Returns the tag versions it recorded and
+    /// the tags whose versions it created.
+    pub(crate) async fn put(
+        &self,
+        entry: &EntryKeys,
+        tags: &[String],
+        envelope: &[u8],
+        lifetime: Duration,
+    ) -> Result<(Vec<String>, Vec<(String, u64)>), Error> {
+        let mut call = self.scripts.put.prepare_invoke();
+        call.key(&entry.entry).key(&entry.generation).key(EPOCH_KEY);
+        call.arg(nonce())
+            .arg(self.generation_ttl.as_millis() as u64)
+            .arg(envelope)
+            .arg(lifetime.as_millis().max(1) as u64)
+            .arg(nonce());
+        for tag in tags {
+            call.key(self.keys.tag(tag)).arg(nonce());
+        }
+        let reply: Vec<Value> = call.invoke_async(&mut self.conn.clone()).await?;
+        let mut it = reply.into_iter();
+        let flags = it.next().and_then(bytes).unwrap_or_default();
+        let versions: Vec<String> = it.map(string).collect();
+        let created = created_tags(tags, &flags, &versions);
+        Ok((versions, created))
+    }
+
+    /// Deletes an entry whose bytes could not be decoded, so the next load refills it.
+    pub(crate) async fn delete_entry(&self, entry: &EntryKeys) -> Result<(), Error> {
+        redis::cmd("DEL")
+            .arg(&entry.entry)
+            .exec_async(&mut self.conn.clone())
+            .await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recorded_tags_roundtrip_with_any_bytes() {
+        let pairs = [("tc:t:2.ns:a.b", "17"), ("tc:t:2.ns:ключ 9.", "5")];
+        let rendered = render_recorded(pairs.iter().copied());
+        let parsed = parse_recorded(&rendered).expect("parses");
+        let expected: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        assert_eq!(parsed, expected);
+    }
+
+    #[test]
+    fn malformed_recorded_tags_are_rejected() {
+        for bad in [&b"3.ab"[..], b"x.abc", b"1.a", b"2.ab1"] {
+            assert!(
+                parse_recorded(bad).is_none(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+}

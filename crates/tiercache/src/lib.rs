@@ -1,0 +1,70 @@
+//! # tiercache
+//!
+//! A two-tier cache for high-traffic services: a [moka] L1 inside every process holding decoded values,
+//! Redis as the shared L2, Redis pub/sub telling every node's L1 what changed, and load coalescing so a
+//! cold or expiring key costs one load.
+//!
+//! ## The read path
+//!
+//! ```text
+//! caller ──► Cache::get_or_load                              (cache.rs)
+//!              │ L1 hit? ── yes ──► Arc<T>, no I/O           (l1.rs, coherence.rs)
+//!              ▼
+//!            single-flight: one leader per key per node      (flight.rs)
+//!              ▼
+//!            L2 read: value + validity + fence, 1 round trip (l2.rs, scripts/read.lua)
+//!              │ fresh? ── yes ──► fill L1 ──► Arc<T>
+//!              ▼
+//!            loader ──► fenced write (scripts/store.lua) ──► fill L1 ──► "filled" on the bus (bus.rs)
+//! ```
+//!
+//! Invalidations go the other way: [`Cache::invalidate`] / [`Cache::invalidate_tags`] run one script
+//! that changes L2, appends to a capped replay stream and publishes; every node applies the message to
+//! its L1, and a node that may have missed one replays the stream or drops its L1 (`bus.rs`).
+//!
+//! ## Example
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use tiercache::{Cache, EntryOptions};
+//!
+//! # async fn run() -> Result<(), tiercache::Error> {
+//! let cache = Cache::builder().redis_url("redis://127.0.0.1:6379/1").namespace("widgets").build().await?;
+//! let opts = EntryOptions::new(Duration::from_secs(900)).with_tags(["donation", "campaign:123"]);
+//! let total: std::sync::Arc<u64> = cache
+//!     .get_or_load("total_donations:this_month", &opts, || async { Ok::<_, std::io::Error>(1234) })
+//!     .await?;
+//! cache.invalidate_tags(["campaign:123"]).await?;
+//! # let _ = total; Ok(()) }
+//! ```
+//!
+//! [moka]: https://docs.rs/moka
+#![deny(missing_docs)]
+
+mod breaker;
+mod builder;
+mod bus;
+mod cache;
+mod codec;
+mod coherence;
+mod config;
+mod error;
+mod flight;
+mod keys;
+mod l1;
+mod l2;
+mod load;
+mod lock;
+mod metrics;
+mod node;
+mod options;
+mod refresh;
+
+pub use builder::CacheBuilder;
+pub use cache::Cache;
+pub use config::{Config, ConfigError, ServiceTargets, TtlTier, TtlTiers};
+pub use error::{Error, ErrorKind};
+pub use lock::{LockGuard, LockOptions};
+pub use metrics::{CacheStats, COUNTER_NAMES, HISTOGRAM_NAMES};
+pub use options::EntryOptions;
+pub use refresh::RefreshMode;

@@ -1,0 +1,506 @@
+//! The miss path: after L1 and the node's single-flight, make sure one node in the fleet loads the key.
+//!
+//! ```text
+//! L2 read (value + fence) ── fresh ──► done
+//!   │ miss
+//!   ▼
+//! lease (SET NX PX) ── taken by another node ──► wait for its "filled" notice (poll L2 as fallback);
+//!   │ ours                                        take the lease over if its holder vanished
+//!   ▼
+//! loader (lease extended while it runs; soft/hard timeouts) ──► fenced store ──► fill L1 ──► "filled"
+//!   │ error / timeout
+//!   ▼
+//! fail-safe: serve the stale value and throttle the next attempt, or return the error
+//! ```
+
+use std::any::Any;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::FutureExt;
+use serde::{de::DeserializeOwned, Serialize};
+use tokio::task::JoinHandle;
+
+use crate::cache::now_ms;
+use crate::codec::{self, Header};
+use crate::error::Error;
+use crate::flight::Flight;
+use crate::l2::Fence;
+use crate::lock::{jitter, try_acquire};
+use crate::node::Node;
+use crate::options::EntryOptions;
+
+/// How long a value served by fail-safe is reused before the loader is tried again.
+const FAIL_SAFE_THROTTLE: Duration = Duration::from_secs(10);
+/// L1 lifetime of values loaded while Redis is unreachable (no invalidation can reach this node then).
+const DEGRADED_L1_TTL: Duration = Duration::from_secs(5);
+/// Fallback polling of L2 while another node loads: first and longest interval.
+const FIRST_POLL: Duration = Duration::from_millis(20);
+const MAX_POLL: Duration = Duration::from_millis(250);
+
+type Loaded<T> = Result<Result<T, Box<dyn std::error::Error + Send + Sync>>, Box<dyn Any + Send>>;
+
+/// A held load lease.
+pub(crate) struct Lease {
+    pub(crate) key: String,
+    pub(crate) token: String,
+}
+
+/// How waiting for another node's load ended.
+enum Waited<T> {
+    Filled(Arc<T>),
+    /// We hold the lease now (or waited long enough to load without one); load with this fence.
+    Load(Option<Lease>, Option<Fence>, Option<Arc<T>>),
+}
+
+impl Node {
+    /// Reads L2, and on a miss makes sure the key gets loaded once for the fleet.
+    pub(crate) async fn load<T, F, Fut, E>(
+        self: &Arc<Self>,
+        key: &str,
+        opts: &EntryOptions,
+        loader: F,
+        flight: Option<&Flight>,
+        l1_stale: Option<Arc<T>>,
+    ) -> Result<Arc<T>, Error>
+    where
+        T: Serialize + DeserializeOwned + Send + Sync + 'static,
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = Result<T, E>> + Send + 'static,
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        // Subscribe before reading so a fill between our read and our wait is not missed.
+        let fills = self.fills.subscribe();
+        let read = self
+            .read_through::<T>(key, opts.tags(), flight)
+            .await
+            .unwrap_or_default();
+        if let Some(value) = read.fresh {
+            return Ok(value);
+        }
+        self.stats.misses(1);
+        let stale = read.stale.or(l1_stale);
+        let (lease, fence, stale) = match read.fence {
+            Some(fence) if self.config.locking_enabled => {
+                match self
+                    .lease_or_wait::<T>(key, opts, fence, fills, flight, stale)
+                    .await
+                {
+                    Waited::Filled(value) => return Ok(value),
+                    Waited::Load(lease, fence, stale) => (lease, fence, stale),
+                }
+            }
+            fence => (None, fence, stale),
+        };
+        self.run_loader(key, opts, loader, flight, lease, fence, stale)
+            .await
+    }
+
+    /// Takes the key's lease, or waits for the node holding it to fill the key.
+    async fn lease_or_wait<T>(
+        self: &Arc<Self>,
+        key: &str,
+        opts: &EntryOptions,
+        mut fence: Fence,
+        mut fills: tokio::sync::broadcast::Receiver<Arc<str>>,
+        flight: Option<&Flight>,
+        mut stale: Option<Arc<T>>,
+    ) -> Waited<T>
+    where
+        T: Serialize + DeserializeOwned + Send + Sync + 'static,
+    {
+        let lease_key = self.keys.entry(key).lease;
+        let lease_time = self.config.lock_timeout;
+        match self
+            .guarded(try_acquire(self, &lease_key, lease_time))
+            .await
+        {
+            Ok(Some(token)) => {
+                return Waited::Load(
+                    Some(Lease {
+                        key: lease_key,
+                        token,
+                    }),
+                    Some(fence),
+                    stale,
+                )
+            }
+            Ok(None) => {}
+            Err(_) => return Waited::Load(None, None, stale),
+        }
+        self.stats.fleet_waits(1);
+        // Never wait forever: past two leases something is wrong with Redis or the holder; load ourselves.
+        let give_up = tokio::time::Instant::now() + lease_time * 2;
+        let mut poll = FIRST_POLL;
+        loop {
+            let wake = tokio::time::sleep(jitter(poll));
+            tokio::select! {
+                () = wake => {}
+                () = wait_for_fill(&mut fills, key) => {}
+            }
+            match self.read_through::<T>(key, opts.tags(), flight).await {
+                Ok(r) => {
+                    if let Some(value) = r.fresh {
+                        return Waited::Filled(value);
+                    }
+                    if let Some(f) = r.fence {
+                        fence = f;
+                    }
+                    stale = r.stale.or(stale);
+                }
+                Err(_) => return Waited::Load(None, None, stale),
+            }
+            match self
+                .guarded(try_acquire(self, &lease_key, lease_time))
+                .await
+            {
+                Ok(Some(token)) => {
+                    self.stats.lease_takeovers(1);
+                    return Waited::Load(
+                        Some(Lease {
+                            key: lease_key,
+                            token,
+                        }),
+                        Some(fence),
+                        stale,
+                    );
+                }
+                Ok(None) => {}
+                Err(_) => return Waited::Load(None, None, stale),
+            }
+            if tokio::time::Instant::now() >= give_up {
+                return Waited::Load(None, Some(fence), stale);
+            }
+            poll = (poll * 2).min(MAX_POLL);
+        }
+    }
+
+    /// Runs the loader with timeouts and fail-safe, stores the result, and releases the lease.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn run_loader<T, F, Fut, E>(
+        self: &Arc<Self>,
+        key: &str,
+        opts: &EntryOptions,
+        loader: F,
+        flight: Option<&Flight>,
+        lease: Option<Lease>,
+        fence: Option<Fence>,
+        stale: Option<Arc<T>>,
+    ) -> Result<Arc<T>, Error>
+    where
+        T: Serialize + DeserializeOwned + Send + Sync + 'static,
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = Result<T, E>> + Send + 'static,
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        self.stats.loads(1);
+        let started = Instant::now();
+        // The error is boxed inside the task: `E` need not be `Send`, so it must not cross an await.
+        let mut task: JoinHandle<Loaded<T>> = tokio::spawn(
+            AssertUnwindSafe(async move { loader().await.map_err(Into::into) }).catch_unwind(),
+        );
+        let extender = lease.as_ref().map(|l| self.spawn_lease_extender(l));
+        let soft = opts
+            .soft_timeout()
+            .filter(|_| stale.is_some() && opts.fail_safe());
+        let limit = soft.into_iter().chain(opts.hard_timeout()).min();
+        let finished = match limit {
+            Some(limit) => tokio::time::timeout(limit, &mut task).await.ok(),
+            None => Some((&mut task).await),
+        };
+        let Some(joined) = finished else {
+            // Too slow: let it finish in the background and store its result; answer now.
+            self.finish_in_background(key, opts, task, started, lease, fence, extender);
+            if let Some(stale) = stale.filter(|_| opts.fail_safe()) {
+                self.stats.stale_served(1);
+                return Ok(stale);
+            }
+            self.stats.load_errors(1);
+            return Err(Error::LoaderTimeout {
+                key: key.to_owned(),
+                after: started.elapsed(),
+            });
+        };
+        if let Some(handle) = extender {
+            handle.abort();
+        }
+        let load_time = started.elapsed();
+        self.stats.load_time(load_time);
+        let outcome = loaded_value(key, joined);
+        let result = match outcome {
+            Ok(value) => {
+                let value = Arc::new(value);
+                match &fence {
+                    Some(fence) => {
+                        self.store(key, opts, &value, fence, load_time, flight, true)
+                            .await;
+                    }
+                    None => self.fill_degraded(key, opts, &value, flight).await,
+                }
+                Ok(value)
+            }
+            Err(e) => {
+                self.stats.load_errors(1);
+                match stale.filter(|_| opts.fail_safe()) {
+                    Some(stale) => {
+                        self.stats.stale_served(1);
+                        tracing::warn!(namespace = %self.config.namespace, key, error = %e, "loader failed; serving the stale value");
+                        self.throttle_with_stale(key, &stale, flight).await;
+                        Ok(stale)
+                    }
+                    None => Err(e),
+                }
+            }
+        };
+        if let Some(lease) = lease {
+            self.release_lease(lease).await;
+        }
+        result
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn finish_in_background<T>(
+        self: &Arc<Self>,
+        key: &str,
+        opts: &EntryOptions,
+        task: JoinHandle<Loaded<T>>,
+        started: Instant,
+        lease: Option<Lease>,
+        fence: Option<Fence>,
+        extender: Option<JoinHandle<()>>,
+    ) where
+        T: Serialize + DeserializeOwned + Send + Sync + 'static,
+    {
+        let (node, key, opts) = (self.clone(), key.to_owned(), opts.clone());
+        tokio::spawn(async move {
+            let joined = task.await;
+            if let Some(handle) = extender {
+                handle.abort();
+            }
+            let load_time = started.elapsed();
+            node.stats.load_time(load_time);
+            match loaded_value(&key, joined) {
+                Ok(value) => {
+                    if let Some(fence) = fence {
+                        // No flight guards this fill any more, so leave L1 alone: the next read takes L2.
+                        node.store(
+                            &key,
+                            &opts,
+                            &Arc::new(value),
+                            &fence,
+                            load_time,
+                            None,
+                            false,
+                        )
+                        .await;
+                    }
+                }
+                Err(e) => {
+                    node.stats.load_errors(1);
+                    tracing::warn!(namespace = %node.config.namespace, key, error = %e, "background load failed");
+                }
+            }
+            if let Some(lease) = lease {
+                node.release_lease(lease).await;
+            }
+        });
+    }
+
+    fn spawn_lease_extender(self: &Arc<Self>, lease: &Lease) -> JoinHandle<()> {
+        let (node, key, token) = (Arc::downgrade(self), lease.key.clone(), lease.token.clone());
+        let lease_time = self.config.lock_timeout;
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(lease_time / 3).await;
+                let Some(node) = node.upgrade() else { return };
+                if node.shut_down.load(std::sync::atomic::Ordering::Acquire) {
+                    return;
+                }
+                match crate::lock::extend(&node, &key, &token, lease_time).await {
+                    Ok(true) => {}
+                    Ok(false) => return,
+                    Err(e) => tracing::debug!(error = %e, "lease extension failed"),
+                }
+            }
+        })
+    }
+
+    pub(crate) async fn release_lease(self: &Arc<Self>, lease: Lease) {
+        if let Err(e) = self
+            .guarded(crate::lock::release(self, &lease.key, &lease.token))
+            .await
+        {
+            tracing::debug!(error = %e, "lease release failed; it will expire");
+        }
+    }
+
+    /// Encodes and stores a loaded value if its fence holds; fills L1 (when `fill` and it was stored).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn store<T>(
+        self: &Arc<Self>,
+        key: &str,
+        opts: &EntryOptions,
+        value: &Arc<T>,
+        fence: &Fence,
+        load_time: Duration,
+        flight: Option<&Flight>,
+        fill: bool,
+    ) where
+        T: Serialize + DeserializeOwned + Send + Sync + 'static,
+    {
+        if load_time >= self.l2.generation_ttl {
+            // The generation that would fence this load may already have expired: never store.
+            self.stats.fenced_writes(1);
+            return;
+        }
+        let ttl = opts.ttl(&self.config.ttl_tiers);
+        let now = now_ms();
+        let header = Header {
+            created_at_ms: now,
+            expires_at_ms: now + ttl.as_millis() as u64,
+            load_micros: u32::try_from(load_time.as_micros()).unwrap_or(u32::MAX),
+            generation: 0,
+        };
+        let envelope = match codec::encode(
+            value.as_ref(),
+            &header,
+            self.config.max_value_bytes as usize,
+        ) {
+            Ok(bytes) => bytes,
+            Err(reason) => {
+                self.stats.encode_errors(1);
+                tracing::warn!(namespace = %self.config.namespace, key, reason, "loaded value not cached");
+                return;
+            }
+        };
+        let entry_keys = self.keys.entry(key);
+        let lifetime = ttl + self.config.fail_safe_max;
+        match self
+            .guarded(
+                self.l2
+                    .store(&entry_keys, opts.tags(), fence, &envelope, lifetime),
+            )
+            .await
+        {
+            Ok(true) => {
+                if fill {
+                    let recorded: Vec<(String, String)> = opts
+                        .tags()
+                        .iter()
+                        .cloned()
+                        .zip(fence.tag_versions.iter().cloned())
+                        .collect();
+                    self.fill_l1(
+                        key,
+                        value.clone(),
+                        envelope.len(),
+                        &header,
+                        &recorded,
+                        flight,
+                    )
+                    .await;
+                }
+                crate::bus::publish_filled(self, key).await;
+            }
+            Ok(false) => self.stats.fenced_writes(1),
+            Err(e) => tracing::debug!(error = %e, key, "store failed"),
+        }
+    }
+
+    /// Redis is unreachable: keep the value in L1 only, briefly, since no invalidation can reach us.
+    async fn fill_degraded<T>(
+        &self,
+        key: &str,
+        opts: &EntryOptions,
+        value: &Arc<T>,
+        flight: Option<&Flight>,
+    ) where
+        T: Serialize + DeserializeOwned + Send + Sync + 'static,
+    {
+        let ttl = opts.ttl(&self.config.ttl_tiers).min(DEGRADED_L1_TTL);
+        self.fill_l1_briefly(key, value, ttl, flight).await;
+        self.degraded_fills
+            .store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    /// After a failed load, reuse the stale value for a while instead of hammering the loader.
+    async fn throttle_with_stale<T>(&self, key: &str, stale: &Arc<T>, flight: Option<&Flight>)
+    where
+        T: Serialize + DeserializeOwned + Send + Sync + 'static,
+    {
+        self.fill_l1_briefly(key, stale, FAIL_SAFE_THROTTLE, flight)
+            .await;
+    }
+
+    async fn fill_l1_briefly<T>(
+        &self,
+        key: &str,
+        value: &Arc<T>,
+        ttl: Duration,
+        flight: Option<&Flight>,
+    ) where
+        T: Serialize + DeserializeOwned + Send + Sync + 'static,
+    {
+        let now = now_ms();
+        let header = Header {
+            created_at_ms: now,
+            expires_at_ms: now + ttl.as_millis() as u64,
+            load_micros: 0,
+            generation: 0,
+        };
+        // The weigher needs the encoded size; a value that cannot be encoded is not kept.
+        let Ok(bytes) = codec::encode(
+            value.as_ref(),
+            &header,
+            self.config.max_value_bytes as usize,
+        ) else {
+            return;
+        };
+        self.fill_l1(key, value.clone(), bytes.len(), &header, &[], flight)
+            .await;
+    }
+}
+
+/// Waits until `key` is announced as filled (a lagging receiver just wakes up and re-reads).
+async fn wait_for_fill(fills: &mut tokio::sync::broadcast::Receiver<Arc<str>>, key: &str) {
+    loop {
+        match fills.recv().await {
+            Ok(filled) if &*filled == key => return,
+            Ok(_) => {}
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => return,
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+}
+
+fn loaded_value<T>(
+    key: &str,
+    joined: Result<Loaded<T>, tokio::task::JoinError>,
+) -> Result<T, Error> {
+    match joined {
+        Ok(Ok(Ok(value))) => Ok(value),
+        Ok(Ok(Err(source))) => Err(Error::Loader {
+            key: key.to_owned(),
+            source: Arc::from(source),
+        }),
+        Ok(Err(panic)) => Err(Error::LoaderPanicked {
+            key: key.to_owned(),
+            message: panic_message(panic.as_ref()),
+        }),
+        Err(join) => Err(Error::LoaderPanicked {
+            key: key.to_owned(),
+            message: join.to_string(),
+        }),
+    }
+}
+
+fn panic_message(panic: &(dyn Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "non-string panic payload".to_owned())
+}

@@ -1,0 +1,196 @@
+//! Redis leases: `SET key token NX PX lease`, released by compare-and-delete.
+//!
+//! Used twice: by `get_or_load` so one node in the fleet loads a key while the others wait for the fill,
+//! and publicly through [`crate::Cache::lock`] for code that needs fleet-wide mutual exclusion.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::error::Error;
+use crate::l2::nonce;
+use crate::node::Node;
+
+/// How to acquire a named lock.
+///
+/// ```
+/// use std::time::Duration;
+/// let opts = tiercache::LockOptions { timeout: Duration::from_secs(2), retries: 5, lease: Duration::from_secs(30) };
+/// # let _ = opts;
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LockOptions {
+    /// The longest time to keep trying before giving up.
+    pub timeout: Duration,
+    /// How many times to retry after the first attempt (jittered exponential backoff between tries).
+    pub retries: u32,
+    /// How long the lock lives unless released or extended; a holder that dies loses it after this.
+    pub lease: Duration,
+}
+
+impl LockOptions {
+    /// The options of `WIDGET_CACHE_LOCK_TIMEOUT` (lease) and `WIDGET_CACHE_LOCK_RETRIES`, waiting at
+    /// most 5 s.
+    pub fn from_config(config: &crate::Config) -> Self {
+        LockOptions {
+            timeout: Duration::from_secs(5),
+            retries: config.lock_retries,
+            lease: config.lock_timeout,
+        }
+    }
+}
+
+/// A held lease. Release it with [`LockGuard::release`]; dropping it releases in the background.
+#[must_use = "a lock is released as soon as its guard is dropped"]
+pub struct LockGuard {
+    node: Arc<Node>,
+    key: String,
+    token: String,
+    released: bool,
+}
+
+impl std::fmt::Debug for LockGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LockGuard")
+            .field("key", &self.key)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The first retry delay; later ones double, with jitter, up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(10);
+const MAX_BACKOFF: Duration = Duration::from_millis(500);
+
+/// A delay in `[d/2, d]`, so contenders that failed together do not retry together.
+pub(crate) fn jitter(d: Duration) -> Duration {
+    let half = d / 2;
+    half + half.mul_f64(rand::random::<f64>())
+}
+
+/// One attempt: `SET NX PX`. Returns the token when acquired.
+pub(crate) async fn try_acquire(
+    node: &Node,
+    key: &str,
+    lease: Duration,
+) -> Result<Option<String>, Error> {
+    let token = nonce().to_string();
+    let ok: Option<String> = redis::cmd("SET")
+        .arg(key)
+        .arg(&token)
+        .arg("NX")
+        .arg("PX")
+        .arg(lease.as_millis().max(1) as u64)
+        .query_async(&mut node.l2.conn.clone())
+        .await?;
+    if ok.is_some() {
+        node.stats.lock_acquired(1);
+        Ok(Some(token))
+    } else {
+        node.stats.lock_failed(1);
+        Ok(None)
+    }
+}
+
+/// Compare-and-delete. Returns whether the caller still held the lease.
+pub(crate) async fn release(node: &Node, key: &str, token: &str) -> Result<bool, Error> {
+    let released: i64 = node
+        .l2
+        .scripts
+        .release
+        .key(key)
+        .arg(token)
+        .invoke_async(&mut node.l2.conn.clone())
+        .await?;
+    Ok(released == 1)
+}
+
+/// Compare-and-extend. Returns whether the caller still held the lease.
+pub(crate) async fn extend(
+    node: &Node,
+    key: &str,
+    token: &str,
+    lease: Duration,
+) -> Result<bool, Error> {
+    let extended: i64 = node
+        .l2
+        .scripts
+        .extend
+        .key(key)
+        .arg(token)
+        .arg(lease.as_millis().max(1) as u64)
+        .invoke_async(&mut node.l2.conn.clone())
+        .await?;
+    Ok(extended == 1)
+}
+
+/// Acquires a named lock with retries.
+pub(crate) async fn acquire(
+    node: &Arc<Node>,
+    name: &str,
+    opts: LockOptions,
+) -> Result<LockGuard, Error> {
+    let key = node.keys.named_lock(name);
+    let deadline = tokio::time::Instant::now() + opts.timeout;
+    let mut backoff = FIRST_BACKOFF;
+    for attempt in 0..=opts.retries {
+        if let Some(token) = try_acquire(node, &key, opts.lease).await? {
+            return Ok(LockGuard {
+                node: node.clone(),
+                key,
+                token,
+                released: false,
+            });
+        }
+        let wait = jitter(backoff);
+        if attempt == opts.retries || tokio::time::Instant::now() + wait > deadline {
+            return Err(Error::LockNotAcquired {
+                name: name.to_owned(),
+                attempts: attempt + 1,
+            });
+        }
+        tokio::time::sleep(wait).await;
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+    Err(Error::LockNotAcquired {
+        name: name.to_owned(),
+        attempts: opts.retries + 1,
+    })
+}
+
+impl LockGuard {
+    /// Releases the lock. `Ok(false)` means it was no longer ours (the lease ran out and someone else
+    /// may hold it now): compare-and-delete refused to touch their lock.
+    pub async fn release(mut self) -> Result<bool, Error> {
+        self.released = true;
+        release(&self.node, &self.key, &self.token).await
+    }
+
+    /// Extends the lease to `lease` from now. `Ok(false)` means the lock is no longer ours.
+    pub async fn extend(&self, lease: Duration) -> Result<bool, Error> {
+        extend(&self.node, &self.key, &self.token, lease).await
+    }
+
+    /// The random token identifying this holder.
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+}
+
+impl Drop for LockGuard {
+    fn drop(&mut self) {
+        if self.released {
+            return;
+        }
+        let (node, key, token) = (
+            self.node.clone(),
+            std::mem::take(&mut self.key),
+            std::mem::take(&mut self.token),
+        );
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                if let Err(e) = release(&node, &key, &token).await {
+                    tracing::debug!(error = %e, key, "background lock release failed; the lease will expire");
+                }
+            });
+        }
+    }
+}

@@ -1,0 +1,134 @@
+//! Counters for every cache decision, kept twice: as atomics for [`crate::Cache::stats`] and as
+//! `metrics` counters/histograms (stable names, `namespace` label) for whatever recorder the service
+//! installs. Handles are registered once per node, so a hit costs two relaxed atomic adds.
+//!
+//! The names are a public promise; the README lists them.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use metrics::{Counter, Histogram};
+
+macro_rules! decisions {
+    ($( $field:ident => $name:literal, $doc:literal; )*) => {
+        /// A snapshot of a node's counters since it was built.
+        #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+        #[non_exhaustive]
+        pub struct CacheStats {
+            $( #[doc = $doc] pub $field: u64, )*
+        }
+
+        /// Every counter name, for documentation and tests.
+        pub const COUNTER_NAMES: &[&str] = &[$($name),*];
+
+        #[derive(Default)]
+        struct Atomics { $( $field: AtomicU64, )* }
+
+        struct Handles { $( $field: Counter, )* }
+
+        impl Handles {
+            fn register(namespace: &str) -> Self {
+                Handles { $( $field: metrics::counter!($name, "namespace" => namespace.to_owned()), )* }
+            }
+        }
+
+        impl Recorder {
+            $(
+                #[doc = $doc]
+                #[inline]
+                pub(crate) fn $field(&self, n: u64) {
+                    self.atomics.$field.fetch_add(n, Ordering::Relaxed);
+                    self.handles.$field.increment(n);
+                }
+            )*
+
+            pub(crate) fn snapshot(&self) -> CacheStats {
+                CacheStats { $( $field: self.atomics.$field.load(Ordering::Relaxed), )* }
+            }
+        }
+    };
+}
+
+decisions! {
+    l1_hits => "tiercache_l1_hits_total", "Reads answered from L1.";
+    l2_hits => "tiercache_l2_hits_total", "Reads answered from L2 (then copied into L1).";
+    misses => "tiercache_misses_total", "Reads that found no usable value in either tier.";
+    loads => "tiercache_loads_total", "Loader runs started by this node.";
+    load_errors => "tiercache_load_errors_total", "Loader runs that failed, panicked or timed out.";
+    decode_errors => "tiercache_decode_errors_total", "L2 values that were corrupt, oversized, of an unknown version or of another type (treated as misses and deleted).";
+    coalesced => "tiercache_coalesced_total", "Calls that waited on a load already running on this node instead of starting one.";
+    type_mismatches => "tiercache_type_mismatches_total", "L1 entries of another type than the one asked for (treated as misses).";
+    fenced_writes => "tiercache_fenced_writes_total", "Loaded values not stored because an invalidation, restart or flush overlapped the load.";
+    encode_errors => "tiercache_encode_errors_total", "Loaded values not stored because they could not be encoded or were over the size limit.";
+    redis_errors => "tiercache_redis_errors_total", "Redis calls that failed or timed out.";
+    stale_served => "tiercache_stale_served_total", "Expired values served because the loader failed or was too slow (fail-safe).";
+    refreshes => "tiercache_refreshes_total", "Background refreshes started ahead of expiry.";
+    lock_acquired => "tiercache_lock_acquired_total", "Load leases or named locks acquired.";
+    lock_failed => "tiercache_lock_failed_total", "Load leases or named locks that were held by someone else.";
+    lease_takeovers => "tiercache_lease_takeovers_total", "Loads started after waiting out another holder's lease.";
+    fleet_waits => "tiercache_fleet_waits_total", "Calls that waited for another node's load instead of loading.";
+    invalidations_sent => "tiercache_invalidations_sent_total", "Invalidation events this node applied to L2 and published.";
+    invalidations_received => "tiercache_invalidations_received_total", "Invalidation events from other nodes applied to this node's L1.";
+    bus_messages_sent => "tiercache_bus_messages_sent_total", "Bus messages published (one per batch).";
+    bus_messages_received => "tiercache_bus_messages_received_total", "Bus messages received from other nodes.";
+    gaps_detected => "tiercache_gaps_detected_total", "Times this node found it may have missed invalidations.";
+    replays => "tiercache_replays_total", "Recoveries that replayed the stream.";
+    l1_drops => "tiercache_l1_drops_total", "Recoveries that had to drop the whole L1.";
+    breaker_opened => "tiercache_breaker_opened_total", "Times the Redis circuit breaker opened.";
+}
+
+/// The counters and histograms of one node.
+pub(crate) struct Recorder {
+    atomics: Atomics,
+    handles: Handles,
+    load_seconds: Histogram,
+    l2_read_seconds: Histogram,
+    propagation_seconds: Histogram,
+    batch_size: Histogram,
+    suspect_seconds: Histogram,
+}
+
+/// Histogram names, for documentation and tests.
+pub const HISTOGRAM_NAMES: &[&str] = &[
+    "tiercache_load_duration_seconds",
+    "tiercache_l2_read_duration_seconds",
+    "tiercache_invalidation_propagation_seconds",
+    "tiercache_bus_batch_size",
+    "tiercache_suspect_duration_seconds",
+];
+
+impl Recorder {
+    pub(crate) fn new(namespace: &str) -> Self {
+        let label = || ("namespace", namespace.to_owned());
+        let (k, v) = label();
+        Recorder {
+            atomics: Atomics::default(),
+            handles: Handles::register(namespace),
+            load_seconds: metrics::histogram!(HISTOGRAM_NAMES[0], k => v.clone()),
+            l2_read_seconds: metrics::histogram!(HISTOGRAM_NAMES[1], k => v.clone()),
+            propagation_seconds: metrics::histogram!(HISTOGRAM_NAMES[2], k => v.clone()),
+            batch_size: metrics::histogram!(HISTOGRAM_NAMES[3], k => v.clone()),
+            suspect_seconds: metrics::histogram!(HISTOGRAM_NAMES[4], k => v),
+        }
+    }
+
+    pub(crate) fn load_time(&self, d: Duration) {
+        self.load_seconds.record(d.as_secs_f64());
+    }
+
+    pub(crate) fn l2_read_time(&self, d: Duration) {
+        self.l2_read_seconds.record(d.as_secs_f64());
+    }
+
+    pub(crate) fn propagation(&self, d: Duration) {
+        self.propagation_seconds.record(d.as_secs_f64());
+    }
+
+    pub(crate) fn batch(&self, events: usize) {
+        self.batch_size.record(events as f64);
+    }
+
+    pub(crate) fn suspect_for(&self, d: Duration) {
+        self.suspect_seconds.record(d.as_secs_f64());
+    }
+}

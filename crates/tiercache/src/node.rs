@@ -1,0 +1,135 @@
+//! One cache node's shared state, and how it applies changes to its L1.
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use crate::breaker::{Breaker, Transition};
+use crate::bus::{BusState, Event, Outbox};
+use crate::coherence::Coherence;
+use crate::config::Config;
+use crate::error::Error;
+use crate::flight::Flights;
+use crate::keys::KeySpace;
+use crate::l1::L1;
+use crate::l2::L2;
+use crate::metrics::Recorder;
+
+/// Everything a node's tasks share. `Cache` is a handle to one of these.
+pub(crate) struct Node {
+    pub(crate) config: Config,
+    pub(crate) id: u64,
+    pub(crate) keys: KeySpace,
+    pub(crate) l1: L1,
+    pub(crate) l2: L2,
+    pub(crate) flights: Arc<Flights>,
+    pub(crate) stats: Recorder,
+    pub(crate) coherence: Coherence,
+    pub(crate) bus: BusState,
+    pub(crate) outbox: Outbox,
+    pub(crate) recovering: AtomicBool,
+    pub(crate) recovery_requested: AtomicBool,
+    pub(crate) fills: tokio::sync::broadcast::Sender<Arc<str>>,
+    /// Fault injection: this many coming batches are written to the stream but not published.
+    pub(crate) fault_skip_publish: std::sync::atomic::AtomicU32,
+    pub(crate) breaker: Breaker,
+    /// Set when L1 took values while Redis was unreachable; they are dropped when Redis returns.
+    pub(crate) degraded_fills: AtomicBool,
+    /// Set when the last `Cache` handle is dropped: background work of a dead node must stop (a lease
+    /// extender that outlived its node would keep its lease forever).
+    pub(crate) shut_down: AtomicBool,
+}
+
+fn is_connection_trouble(e: &Error) -> bool {
+    match e {
+        Error::Redis(r) => {
+            r.is_io_error()
+                || r.is_timeout()
+                || r.is_connection_dropped()
+                || r.is_connection_refusal()
+                || r.is_unrecoverable_error()
+        }
+        _ => false,
+    }
+}
+
+/// Flight keys: loads and plain reads of one key are separate flights, both poisoned by its invalidation.
+pub(crate) fn load_flight(key: &str) -> String {
+    format!("L{key}")
+}
+
+pub(crate) fn read_flight(key: &str) -> String {
+    format!("R{key}")
+}
+
+impl Node {
+    /// Applies one change to this node's L1 (own or another node's).
+    pub(crate) async fn apply_event(&self, event: &Event) {
+        match event {
+            Event::Key(key) => {
+                // Poison first: a flight that fills after this point removes its own fill.
+                self.flights.poison(&load_flight(key));
+                self.flights.poison(&read_flight(key));
+                self.l1.remove(key).await;
+            }
+            Event::Tag { tag, version } => self.coherence.set_tag_version(tag, *version),
+            Event::Clear => self.drop_l1("namespace cleared"),
+        }
+    }
+
+    /// Drops the whole L1 and everything it was trusted by.
+    pub(crate) fn drop_l1(&self, reason: &str) {
+        self.flights.poison_all();
+        self.coherence.forget_tags();
+        self.l1.clear();
+        self.stats.l1_drops(1);
+        tracing::warn!(namespace = %self.config.namespace, reason, "dropped L1");
+    }
+
+    /// Another node stored `key`: wake anyone here waiting for it.
+    pub(crate) fn filled(&self, key: &str) {
+        if self.fills.receiver_count() > 0 {
+            let _ = self.fills.send(Arc::from(key));
+        }
+    }
+
+    /// Runs a Redis call through the circuit breaker: refused at once while it is open, and its outcome
+    /// (connection trouble or not) moves the breaker.
+    pub(crate) async fn guarded<R>(
+        self: &Arc<Self>,
+        call: impl std::future::Future<Output = Result<R, Error>>,
+    ) -> Result<R, Error> {
+        if !self.breaker.allow() {
+            return Err(Error::Unavailable("Redis circuit breaker is open".into()));
+        }
+        match call.await {
+            Ok(r) => {
+                if self.breaker.success() == Transition::Closed {
+                    self.redis_returned();
+                }
+                Ok(r)
+            }
+            Err(e) => {
+                self.stats.redis_errors(1);
+                if is_connection_trouble(&e) && self.breaker.failure() == Transition::Opened {
+                    self.stats.breaker_opened(1);
+                    // Invalidations cannot reach us while Redis is away: distrust L1 from now on.
+                    self.coherence.become_suspect();
+                    tracing::warn!(namespace = %self.config.namespace, error = %e, "Redis unreachable; circuit breaker open");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Redis answers again: forget what L1 took while it was away, and catch up on the bus.
+    fn redis_returned(self: &Arc<Self>) {
+        if self
+            .degraded_fills
+            .swap(false, std::sync::atomic::Ordering::AcqRel)
+        {
+            self.drop_l1("values cached while Redis was unreachable");
+        }
+        tracing::info!(namespace = %self.config.namespace, "Redis reachable again; resynchronising");
+        self.gap_detected("Redis reachable again");
+    }
+}

@@ -1,0 +1,127 @@
+//! Per-entry options: lifetime, tags, and the fail-safe and timeout behaviour of its loads.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::{TtlTier, TtlTiers};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lifetime {
+    Fixed(Duration),
+    Tier(TtlTier),
+}
+
+/// How one entry is cached.
+///
+/// ```
+/// use std::time::Duration;
+/// use tiercache::{EntryOptions, TtlTier};
+///
+/// let opts = EntryOptions::new(Duration::from_secs(900)).with_tags(["donation", "campaign:123"]);
+/// assert_eq!(opts.tags().len(), 2);
+/// let realtime = EntryOptions::tier(TtlTier::Realtime);
+/// # let _ = realtime;
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct EntryOptions {
+    lifetime: Lifetime,
+    tags: Arc<[String]>,
+    soft_timeout: Option<Duration>,
+    hard_timeout: Option<Duration>,
+    fail_safe: bool,
+}
+
+impl EntryOptions {
+    /// An entry that is fresh for `ttl`.
+    pub fn new(ttl: Duration) -> Self {
+        EntryOptions {
+            lifetime: Lifetime::Fixed(ttl),
+            tags: Arc::from(Vec::new()),
+            soft_timeout: None,
+            hard_timeout: None,
+            fail_safe: true,
+        }
+    }
+
+    /// An entry that is fresh for the duration of `tier` in the cache's configuration.
+    pub fn tier(tier: TtlTier) -> Self {
+        EntryOptions {
+            lifetime: Lifetime::Tier(tier),
+            ..EntryOptions::new(Duration::ZERO)
+        }
+    }
+
+    /// Attaches tags; [`crate::Cache::invalidate_tags`] on any of them invalidates the entry everywhere.
+    ///
+    /// Tags are hierarchical by convention — `organization:1`, `campaign:123`, `donation` — and an entry
+    /// should carry every level it depends on, because invalidating `organization:1` does not reach entries
+    /// that only carry `campaign:123`. Duplicate tags are removed.
+    #[must_use]
+    pub fn with_tags<I, S>(mut self, tags: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let mut all: Vec<String> = self
+            .tags
+            .iter()
+            .cloned()
+            .chain(tags.into_iter().map(Into::into))
+            .collect();
+        all.sort_unstable();
+        all.dedup();
+        self.tags = Arc::from(all);
+        self
+    }
+
+    /// After `timeout`, a load that has a stale value to fall back on serves it and finishes in the
+    /// background. Default: none.
+    #[must_use]
+    pub fn with_soft_timeout(mut self, timeout: Duration) -> Self {
+        self.soft_timeout = Some(timeout);
+        self
+    }
+
+    /// After `timeout`, a load with nothing stale to serve fails with [`crate::Error::LoaderTimeout`].
+    /// Default: none (the loader decides).
+    #[must_use]
+    pub fn with_hard_timeout(mut self, timeout: Duration) -> Self {
+        self.hard_timeout = Some(timeout);
+        self
+    }
+
+    /// Whether an expired value may be served when the loader fails (default: true).
+    #[must_use]
+    pub fn with_fail_safe(mut self, enabled: bool) -> Self {
+        self.fail_safe = enabled;
+        self
+    }
+
+    /// The tags, sorted and without duplicates.
+    pub fn tags(&self) -> &[String] {
+        &self.tags
+    }
+
+    /// The soft timeout, if any.
+    pub fn soft_timeout(&self) -> Option<Duration> {
+        self.soft_timeout
+    }
+
+    /// The hard timeout, if any.
+    pub fn hard_timeout(&self) -> Option<Duration> {
+        self.hard_timeout
+    }
+
+    /// Whether fail-safe is on.
+    pub fn fail_safe(&self) -> bool {
+        self.fail_safe
+    }
+
+    /// The freshness lifetime under `tiers`.
+    pub fn ttl(&self, tiers: &TtlTiers) -> Duration {
+        match self.lifetime {
+            Lifetime::Fixed(d) => d,
+            Lifetime::Tier(t) => tiers.ttl(t),
+        }
+    }
+}

@@ -1,0 +1,142 @@
+//! Refresh-ahead: a hit on an ageing entry is answered at once and starts one background refresh for
+//! the whole fleet.
+//!
+//! Two triggers: [`RefreshMode::Threshold`] refreshes once an entry has lived `refresh_threshold` of its
+//! TTL; [`RefreshMode::XFetch`] refreshes with a probability that rises as expiry nears, scaled by how long
+//! the value took to load (Vattani et al., "Optimal Probabilistic Cache Stampede Prevention"), so slow
+//! loads start earlier and nodes spread their refreshes out.
+//!
+//! Fleet-wide "once" comes from the key's lease taken with a single try (never waited on) and from
+//! checking, after taking it, whether L2 already holds a value newer than ours.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::{de::DeserializeOwned, Serialize};
+
+use crate::error::{Error, SharedError};
+use crate::flight::{Flight, Joined};
+use crate::l1::L1Entry;
+use crate::lock::try_acquire;
+use crate::node::{load_flight, Node};
+use crate::options::EntryOptions;
+
+/// When a hit starts a background refresh.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum RefreshMode {
+    /// Once the entry has lived `refresh_threshold` of its TTL (default 0.8).
+    Threshold,
+    /// Probabilistic early refresh: refresh when `load_time × beta × −ln(U) ≥ time left`, U uniform in
+    /// (0, 1]. `beta` = 1 is the optimum of the paper; larger refreshes earlier.
+    XFetch {
+        /// The eagerness factor.
+        beta: f64,
+    },
+}
+
+impl Node {
+    /// Whether a hit on `entry` should start a refresh.
+    pub(crate) fn wants_refresh(&self, entry: &L1Entry, now: Instant) -> bool {
+        if !self.config.refresh_ahead {
+            return false;
+        }
+        match self.config.refresh_mode {
+            RefreshMode::Threshold => entry.age_fraction(now) >= self.config.refresh_threshold,
+            RefreshMode::XFetch { beta } => {
+                let left = entry
+                    .expires_at
+                    .saturating_duration_since(now)
+                    .as_secs_f64();
+                let u: f64 = 1.0 - rand::random::<f64>(); // in (0, 1]
+                entry.load_time.as_secs_f64() * beta * -u.ln() >= left
+            }
+        }
+    }
+
+    /// Starts a background refresh of `key` unless this node is already loading it.
+    pub(crate) fn spawn_refresh<T, F, Fut, E>(
+        self: &Arc<Self>,
+        key: &str,
+        opts: &EntryOptions,
+        loader: F,
+        l1_created_at_ms: u64,
+    ) where
+        T: Serialize + DeserializeOwned + Send + Sync + 'static,
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = Result<T, E>> + Send + 'static,
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let Joined::Leader(guard, _) = self.flights.join(&load_flight(key)) else {
+            return;
+        };
+        let (node, key, opts) = (self.clone(), key.to_owned(), opts.clone());
+        tokio::spawn(async move {
+            let result = node
+                .refresh::<T, F, Fut, E>(&key, &opts, loader, guard.flight(), l1_created_at_ms)
+                .await;
+            guard.complete(
+                result
+                    .map(|v| Some(v as Arc<dyn std::any::Any + Send + Sync>))
+                    .map_err(SharedError::from),
+            );
+        });
+    }
+
+    /// One refresh. Anyone on this node who misses L1 meanwhile joins this flight, so it always ends
+    /// with a value (or an error), never with "nothing".
+    async fn refresh<T, F, Fut, E>(
+        self: &Arc<Self>,
+        key: &str,
+        opts: &EntryOptions,
+        loader: F,
+        flight: &Flight,
+        l1_created_at_ms: u64,
+    ) -> Result<Arc<T>, Error>
+    where
+        T: Serialize + DeserializeOwned + Send + Sync + 'static,
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = Result<T, E>> + Send + 'static,
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let lease_key = self.keys.entry(key).lease;
+        let lease = if self.config.locking_enabled {
+            match self
+                .guarded(try_acquire(self, &lease_key, self.config.lock_timeout))
+                .await
+            {
+                Ok(Some(token)) => Some(crate::load::Lease {
+                    key: lease_key,
+                    token,
+                }),
+                // Another node is refreshing (or Redis is away): serve what L2 has, or load normally.
+                Ok(None) | Err(_) => return self.load(key, opts, loader, Some(flight), None).await,
+            }
+        } else {
+            None
+        };
+        // Read after taking the lease: a refresh that finished just before us shows up here.
+        let read = match self.read_through::<T>(key, opts.tags(), Some(flight)).await {
+            Ok(read) => read,
+            Err(e) => {
+                if let Some(lease) = lease {
+                    self.release_lease(lease).await;
+                }
+                return Err(e);
+            }
+        };
+        if let Some(value) = read
+            .fresh
+            .clone()
+            .filter(|_| read.created_at_ms > l1_created_at_ms)
+        {
+            if let Some(lease) = lease {
+                self.release_lease(lease).await;
+            }
+            return Ok(value);
+        }
+        self.stats.refreshes(1);
+        let stale = read.fresh.or(read.stale);
+        self.run_loader(key, opts, loader, Some(flight), lease, read.fence, stale)
+            .await
+    }
+}

@@ -1,0 +1,50 @@
+//! Shared set-up for the integration tests: private Redis servers and nodes tuned for fast detection.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tiercache::{Cache, CacheBuilder};
+#[allow(unused_imports)]
+pub use tiercache_testkit::{eventually, RedisServer};
+
+pub const DEADLINE: Duration = Duration::from_secs(10);
+
+pub fn server() -> RedisServer {
+    RedisServer::start().expect("start a private redis-server")
+}
+
+pub fn builder(server: &RedisServer, namespace: &str) -> CacheBuilder {
+    Cache::builder()
+        .redis_url(&server.url())
+        .namespace(namespace)
+        .heartbeat_interval(Duration::from_millis(100))
+}
+
+pub async fn node(server: &RedisServer, namespace: &str) -> Cache {
+    builder(server, namespace)
+        .build()
+        .await
+        .expect("build node")
+}
+
+pub async fn nodes(server: &RedisServer, namespace: &str, n: usize) -> Vec<Cache> {
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        out.push(node(server, namespace).await);
+    }
+    out
+}
+
+/// A loader that counts its calls and returns `value`.
+pub fn counting<T: Clone + Send + 'static>(
+    calls: &Arc<AtomicUsize>,
+    value: T,
+) -> impl FnOnce() -> std::future::Ready<Result<T, std::io::Error>> + Send + 'static {
+    let calls = calls.clone();
+    move || {
+        calls.fetch_add(1, Ordering::SeqCst);
+        std::future::ready(Ok(value))
+    }
+}

@@ -1,0 +1,85 @@
+//! Redis down never takes the service down; the node resynchronises when it returns.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{builder, eventually, server, DEADLINE};
+use tiercache::EntryOptions;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_keep_answering_while_redis_is_killed_and_nodes_resync_after_restart() {
+    let mut redis = server();
+    let a = builder(&redis, "down").build().await.unwrap();
+    let b = builder(&redis, "down").build().await.unwrap();
+    let opts = EntryOptions::new(Duration::from_secs(600));
+    a.get_or_load("k", &opts, || async { Ok::<_, std::io::Error>(1_u64) })
+        .await
+        .unwrap();
+    b.get_or_load("k", &opts, || async { Ok::<_, std::io::Error>(1_u64) })
+        .await
+        .unwrap();
+
+    redis.kill();
+    let calls = Arc::new(AtomicUsize::new(0));
+    for round in 0..20 {
+        for node in [&a, &b] {
+            let calls = calls.clone();
+            let started = Instant::now();
+            let v = node
+                .get_or_load("k", &opts, move || async move {
+                    calls.fetch_add(1, Ordering::SeqCst);
+                    Ok::<_, std::io::Error>(2_u64)
+                })
+                .await
+                .unwrap();
+            assert!(
+                started.elapsed() < Duration::from_secs(3),
+                "round {round}: answered in bounded time"
+            );
+            assert!(*v == 1 || *v == 2);
+        }
+    }
+    assert!(
+        calls.load(Ordering::SeqCst) <= 4,
+        "L1 answers between loads: {}",
+        calls.load(Ordering::SeqCst)
+    );
+    for (name, node) in [("a", &a), ("b", &b)] {
+        eventually(
+            DEADLINE,
+            &format!("node {name} opens its circuit breaker"),
+            || async { node.is_redis_unavailable() },
+        )
+        .await;
+    }
+    // With the breaker open, a miss goes straight to the loader without waiting on Redis timeouts.
+    let started = Instant::now();
+    let v = a
+        .get_or_load("cold", &opts, || async { Ok::<_, std::io::Error>(3_u64) })
+        .await
+        .unwrap();
+    assert_eq!(*v, 3);
+    assert!(
+        started.elapsed() < Duration::from_millis(200),
+        "took {:?}",
+        started.elapsed()
+    );
+
+    redis.restart().unwrap();
+    for (name, node) in [("a", &a), ("b", &b)] {
+        eventually(DEADLINE, &format!("node {name} resynchronises"), || async {
+            let _ = node.get::<u64>("probe").await;
+            !node.is_redis_unavailable() && !node.is_suspect()
+        })
+        .await;
+    }
+    a.invalidate("k").await.unwrap();
+    eventually(DEADLINE, "invalidations flow again", || async {
+        b.get::<u64>("k").await.unwrap().is_none()
+    })
+    .await;
+}

@@ -1,0 +1,238 @@
+//! Refresh-ahead and fail-safe.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{builder, eventually, server, DEADLINE};
+use tiercache::{Cache, EntryOptions, ErrorKind};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refresh_ahead_refreshes_once_per_threshold_crossing_and_nobody_waits() {
+    let redis = server();
+    let mut nodes = Vec::new();
+    for _ in 0..3 {
+        nodes.push(common::node(&redis, "refresh").await);
+    }
+    let ttl = Duration::from_secs(2);
+    let opts = EntryOptions::new(ttl);
+    let calls = Arc::new(AtomicUsize::new(0));
+    let slow_loader = |calls: Arc<AtomicUsize>| {
+        move || async move {
+            let n = calls.fetch_add(1, Ordering::SeqCst) as u64;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            Ok::<_, std::io::Error>(n)
+        }
+    };
+    for n in &nodes {
+        assert_eq!(
+            *n.get_or_load("k", &opts, slow_loader(calls.clone()))
+                .await
+                .unwrap(),
+            0
+        );
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    // Past 0.8 of the TTL, hits keep answering at once with the current value and start one refresh.
+    tokio::time::sleep(ttl.mul_f64(0.85)).await;
+    for _ in 0..5 {
+        for n in &nodes {
+            let started = Instant::now();
+            let v = n
+                .get_or_load("k", &opts, slow_loader(calls.clone()))
+                .await
+                .unwrap();
+            assert!(
+                started.elapsed() < Duration::from_millis(150),
+                "a hit never waits on the loader"
+            );
+            assert!(*v <= 1);
+        }
+    }
+    eventually(DEADLINE, "every node sees the refreshed value", || async {
+        let mut all = true;
+        for n in &nodes {
+            all &= *n
+                .get_or_load("k", &opts, slow_loader(calls.clone()))
+                .await
+                .unwrap()
+                == 1;
+        }
+        all
+    })
+    .await;
+    assert_eq!(calls.load(Ordering::SeqCst), 2, "one refresh for the fleet");
+}
+
+#[tokio::test]
+async fn fail_safe_serves_the_stale_value_when_the_loader_fails_and_throttles_retries() {
+    let redis = server();
+    let cache = builder(&redis, "failsafe").build().await.unwrap();
+    let opts = EntryOptions::new(Duration::from_millis(300));
+    cache
+        .get_or_load("k", &opts, || async { Ok::<_, std::io::Error>(1_u64) })
+        .await
+        .unwrap();
+    eventually(DEADLINE, "the entry expires", || async {
+        cache.get::<u64>("k").await.unwrap().is_none()
+    })
+    .await;
+
+    let calls = Arc::new(AtomicUsize::new(0));
+    for _ in 0..3 {
+        let calls = calls.clone();
+        let v = cache
+            .get_or_load::<u64, _, _, _>("k", &opts, move || async move {
+                calls.fetch_add(1, Ordering::SeqCst);
+                Err(std::io::Error::other("database down"))
+            })
+            .await
+            .unwrap();
+        assert_eq!(*v, 1, "the stale value is served");
+    }
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        1,
+        "later attempts are throttled"
+    );
+    assert_eq!(cache.stats().stale_served, 1);
+
+    let no_fail_safe = opts.clone().with_fail_safe(false);
+    let other = builder(&redis, "failsafe").build().await.unwrap();
+    let err = other
+        .get_or_load::<u64, _, _, _>("k", &no_fail_safe, || async {
+            Err(std::io::Error::other("down"))
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.kind(),
+        ErrorKind::Loader,
+        "without fail-safe the error is returned"
+    );
+}
+
+#[tokio::test]
+async fn a_soft_timeout_serves_stale_and_the_slow_load_still_lands() {
+    let redis = server();
+    let cache = builder(&redis, "soft").build().await.unwrap();
+    let opts =
+        EntryOptions::new(Duration::from_millis(300)).with_soft_timeout(Duration::from_millis(50));
+    cache
+        .get_or_load("k", &opts, || async { Ok::<_, std::io::Error>(1_u64) })
+        .await
+        .unwrap();
+    eventually(DEADLINE, "the entry expires", || async {
+        cache.get::<u64>("k").await.unwrap().is_none()
+    })
+    .await;
+
+    let long = opts.clone().with_soft_timeout(Duration::from_millis(50));
+    let fresh_opts =
+        EntryOptions::new(Duration::from_secs(60)).with_soft_timeout(Duration::from_millis(50));
+    let started = Instant::now();
+    let v = cache
+        .get_or_load("k", &fresh_opts, || async {
+            tokio::time::sleep(Duration::from_millis(400)).await;
+            Ok::<_, std::io::Error>(2_u64)
+        })
+        .await
+        .unwrap();
+    assert_eq!(*v, 1, "stale value after the soft timeout");
+    assert!(started.elapsed() < Duration::from_millis(350));
+    let _ = long;
+    let reader = builder(&redis, "soft").build().await.unwrap();
+    eventually(
+        DEADLINE,
+        "the slow load finishes in the background and is stored",
+        || async { reader.get::<u64>("k").await.unwrap().as_deref() == Some(&2) },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_hard_timeout_with_nothing_stale_is_an_error() {
+    let redis = server();
+    let cache = builder(&redis, "hard").build().await.unwrap();
+    let opts =
+        EntryOptions::new(Duration::from_secs(60)).with_hard_timeout(Duration::from_millis(100));
+    let err = cache
+        .get_or_load("k", &opts, || async {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            Ok::<_, std::io::Error>(1_u64)
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Timeout);
+}
+
+#[tokio::test]
+async fn lock_api_gives_mutual_exclusion_and_refuses_release_by_a_stale_holder() {
+    let redis = server();
+    let a = builder(&redis, "locks").build().await.unwrap();
+    let b = builder(&redis, "locks").build().await.unwrap();
+    let opts = tiercache::LockOptions {
+        timeout: Duration::from_millis(200),
+        retries: 2,
+        lease: Duration::from_millis(300),
+    };
+    let held = a.lock("job", opts).await.unwrap();
+    let refused = b.lock("job", opts).await.unwrap_err();
+    assert_eq!(refused.kind(), ErrorKind::Lock);
+    // Let a's lease run out; b takes the lock; a's late release must not free b's lock.
+    let patient = tiercache::LockOptions {
+        timeout: Duration::from_secs(5),
+        retries: 50,
+        lease: Duration::from_secs(30),
+    };
+    let b_guard = b.lock("job", patient).await.unwrap();
+    assert!(
+        !held.release().await.unwrap(),
+        "a stale holder's release is refused"
+    );
+    assert_eq!(
+        a.lock("job", opts).await.unwrap_err().kind(),
+        ErrorKind::Lock,
+        "b still holds it"
+    );
+    assert!(b_guard.release().await.unwrap());
+    a.lock("job", opts).await.unwrap().release().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn contended_lock_admits_one_holder_at_a_time() {
+    let redis = server();
+    let nodes: Vec<Cache> = {
+        let mut v = Vec::new();
+        for _ in 0..3 {
+            v.push(builder(&redis, "mutex").build().await.unwrap());
+        }
+        v
+    };
+    let inside = Arc::new(AtomicUsize::new(0));
+    let max_inside = Arc::new(AtomicUsize::new(0));
+    let opts = tiercache::LockOptions {
+        timeout: Duration::from_secs(20),
+        retries: 10_000,
+        lease: Duration::from_secs(10),
+    };
+    let mut tasks = Vec::new();
+    for i in 0..30 {
+        let (node, inside, max_inside) = (nodes[i % 3].clone(), inside.clone(), max_inside.clone());
+        tasks.push(tokio::spawn(async move {
+            let guard = node.lock("counter", opts).await.unwrap();
+            let now = inside.fetch_add(1, Ordering::SeqCst) + 1;
+            max_inside.fetch_max(now, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            inside.fetch_sub(1, Ordering::SeqCst);
+            assert!(guard.release().await.unwrap());
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(max_inside.load(Ordering::SeqCst), 1);
+}

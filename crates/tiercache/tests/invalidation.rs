@@ -1,0 +1,330 @@
+//! Invalidations reach every node's L1; lost messages are detected and recovered.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{counting, eventually, nodes, server, DEADLINE};
+use tiercache::{Cache, EntryOptions};
+
+fn opts() -> EntryOptions {
+    EntryOptions::new(Duration::from_secs(600))
+}
+
+async fn load_everywhere(nodes: &[Cache], key: &str, value: u64, tags: &[&str]) {
+    let opts = opts().with_tags(tags.iter().copied());
+    for n in nodes {
+        let v = n
+            .get_or_load(
+                key,
+                &opts,
+                move || async move { Ok::<_, std::io::Error>(value) },
+            )
+            .await
+            .unwrap();
+        assert_eq!(*v, value);
+        // Second read proves the value sits in this node's L1.
+        let before = n.stats().l1_hits;
+        n.get_or_load(
+            key,
+            &opts,
+            move || async move { Ok::<_, std::io::Error>(value) },
+        )
+        .await
+        .unwrap();
+        assert_eq!(n.stats().l1_hits, before + 1, "{key} is in L1");
+    }
+}
+
+async fn gone_everywhere(nodes: &[Cache], key: &str) {
+    for (i, n) in nodes.iter().enumerate() {
+        eventually(
+            DEADLINE,
+            &format!("node {i} no longer serves {key}"),
+            || async { n.get::<u64>(key).await.unwrap().is_none() },
+        )
+        .await;
+    }
+}
+
+#[tokio::test]
+async fn key_and_tag_invalidations_reach_every_node() {
+    let redis = server();
+    let fleet = nodes(&redis, "inv", 3).await;
+    load_everywhere(&fleet, "by-key", 1, &[]).await;
+    load_everywhere(&fleet, "by-tag", 2, &["campaign:123"]).await;
+
+    fleet[0].invalidate("by-key").await.unwrap();
+    gone_everywhere(&fleet, "by-key").await;
+    fleet[1].invalidate_tags(["campaign:123"]).await.unwrap();
+    gone_everywhere(&fleet, "by-tag").await;
+    assert!(fleet[2].stats().invalidations_received >= 2);
+}
+
+#[tokio::test]
+async fn a_tag_invalidation_leaves_entries_of_other_tags_cached() {
+    let redis = server();
+    let fleet = nodes(&redis, "selective", 3).await;
+    load_everywhere(&fleet, "org1", 1, &["organization:1", "donation"]).await;
+    load_everywhere(&fleet, "org2", 2, &["organization:2", "donation"]).await;
+
+    fleet[0].invalidate_tags(["organization:1"]).await.unwrap();
+    gone_everywhere(&fleet, "org1").await;
+    for n in &fleet {
+        let before = n.stats().l1_hits;
+        assert_eq!(n.get::<u64>("org2").await.unwrap().as_deref(), Some(&2));
+        assert_eq!(n.stats().l1_hits, before + 1, "org2 is still an L1 hit");
+    }
+}
+
+#[tokio::test]
+async fn an_invalidation_right_after_the_subscriber_is_killed_leaves_no_stale_l1() {
+    let redis = server();
+    let fleet = nodes(&redis, "kill", 3).await;
+    load_everywhere(&fleet, "k", 1, &["t"]).await;
+    load_everywhere(&fleet, "other", 9, &[]).await;
+
+    let killed = redis.kill_pubsub_clients().await.unwrap();
+    assert!(killed >= 3, "killed {killed} subscribers");
+    fleet[0].invalidate("k").await.unwrap();
+    gone_everywhere(&fleet, "k").await;
+    for (i, n) in fleet.iter().enumerate() {
+        eventually(
+            DEADLINE,
+            &format!("node {i} recovers and trusts L1 again"),
+            || async { !n.is_suspect() },
+        )
+        .await;
+        assert_eq!(n.get::<u64>("other").await.unwrap().as_deref(), Some(&9));
+    }
+}
+
+#[tokio::test]
+async fn a_node_that_misses_messages_detects_the_gap_and_replays() {
+    let redis = server();
+    let fleet = nodes(&redis, "gap", 2).await;
+    let (sender, receiver) = (&fleet[0], &fleet[1]);
+    load_everywhere(&fleet, "missed", 1, &[]).await;
+    load_everywhere(&fleet, "kept", 2, &[]).await;
+
+    sender.fault_skip_publish(1);
+    sender.invalidate("missed").await.unwrap();
+    eventually(
+        DEADLINE,
+        "the receiver notices the gap (heartbeat ahead) and replays",
+        || async { receiver.stats().gaps_detected >= 1 && receiver.stats().replays >= 1 },
+    )
+    .await;
+    gone_everywhere(&fleet, "missed").await;
+    assert_eq!(receiver.stats().l1_drops, 0, "a replay, not a drop");
+    let before = receiver.stats().l1_hits;
+    assert_eq!(
+        receiver.get::<u64>("kept").await.unwrap().as_deref(),
+        Some(&2)
+    );
+    assert_eq!(
+        receiver.stats().l1_hits,
+        before + 1,
+        "untouched entries survive a replay"
+    );
+}
+
+#[tokio::test]
+async fn a_node_whose_position_was_trimmed_from_the_stream_drops_l1() {
+    let redis = server();
+    // A slow heartbeat on the sender, so the receiver cannot notice the gap before the stream is trimmed.
+    let fleet = vec![
+        common::builder(&redis, "trim")
+            .heartbeat_interval(Duration::from_secs(3))
+            .build()
+            .await
+            .unwrap(),
+        common::node(&redis, "trim").await,
+    ];
+    let (sender, receiver) = (&fleet[0], &fleet[1]);
+    load_everywhere(&fleet, "missed", 1, &[]).await;
+    load_everywhere(&fleet, "innocent", 2, &[]).await;
+
+    sender.fault_skip_publish(1);
+    sender.invalidate("missed").await.unwrap();
+    let mut conn = redis.connection_db(1).await.unwrap();
+    let stream = "tc:s:4.trim";
+    let _: i64 = redis::cmd("XTRIM")
+        .arg(stream)
+        .arg("MAXLEN")
+        .arg(0)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+
+    eventually(DEADLINE, "the receiver drops its L1", || async {
+        receiver.stats().l1_drops >= 1
+    })
+    .await;
+    gone_everywhere(&fleet, "missed").await;
+    let calls = Arc::new(AtomicUsize::new(0));
+    let v = receiver
+        .get_or_load("innocent", &opts(), counting(&calls, 3_u64))
+        .await
+        .unwrap();
+    assert_eq!(
+        (*v, calls.load(Ordering::SeqCst)),
+        (2, 0),
+        "after the drop L2 still answers"
+    );
+}
+
+#[tokio::test]
+async fn after_redis_restarts_empty_no_node_serves_pre_restart_l1_entries() {
+    let mut redis = server();
+    let fleet = nodes(&redis, "restart", 3).await;
+    load_everywhere(&fleet, "k", 1, &["t"]).await;
+
+    redis.kill();
+    redis.restart().unwrap();
+    for (i, n) in fleet.iter().enumerate() {
+        eventually(
+            DEADLINE,
+            &format!("node {i} drops its pre-restart L1"),
+            || async { n.stats().l1_drops >= 1 && !n.is_suspect() },
+        )
+        .await;
+        assert_eq!(n.get::<u64>("k").await.unwrap(), None);
+    }
+    let calls = Arc::new(AtomicUsize::new(0));
+    let v = fleet[0]
+        .get_or_load("k", &opts().with_tags(["t"]), counting(&calls, 5_u64))
+        .await
+        .unwrap();
+    assert_eq!(
+        (*v, calls.load(Ordering::SeqCst)),
+        (5, 1),
+        "the node works against the new server"
+    );
+}
+
+#[tokio::test]
+async fn a_tag_version_deleted_by_hand_invalidates_its_entries_fail_closed() {
+    let redis = server();
+    let fleet = nodes(&redis, "evict", 2).await;
+    load_everywhere(&fleet, "k", 1, &["donation"]).await;
+
+    let mut conn = redis.connection_db(1).await.unwrap();
+    let _: i64 = redis::cmd("DEL")
+        .arg("tc:t:5.evict:donation")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+
+    let fresh = common::node(&redis, "evict").await;
+    let calls = Arc::new(AtomicUsize::new(0));
+    let v = fresh
+        .get_or_load(
+            "k",
+            &opts().with_tags(["donation"]),
+            counting(&calls, 2_u64),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (*v, calls.load(Ordering::SeqCst)),
+        (2, 1),
+        "L2 refused the entry whose tag version vanished"
+    );
+    for (i, n) in fleet.iter().enumerate() {
+        eventually(
+            DEADLINE,
+            &format!("node {i} learns the recreated version"),
+            || async { n.get::<u64>("k").await.unwrap().as_deref() == Some(&2) },
+        )
+        .await;
+    }
+}
+
+async fn slow_load_overlapped_by(invalidate: impl AsyncFnOnce(&Cache)) {
+    let redis = server();
+    let fleet = nodes(&redis, "slow", 2).await;
+    let gate = Arc::new(tokio::sync::Notify::new());
+    let started = Arc::new(tokio::sync::Notify::new());
+    let loading = {
+        let (cache, gate, started) = (fleet[0].clone(), gate.clone(), started.clone());
+        tokio::spawn(async move {
+            let opts = opts().with_tags(["campaign:7"]);
+            cache
+                .get_or_load("slow", &opts, move || async move {
+                    started.notify_one();
+                    gate.notified().await;
+                    Ok::<_, std::io::Error>(1_u64)
+                })
+                .await
+        })
+    };
+    started.notified().await;
+    invalidate(&fleet[1]).await;
+    gate.notify_one();
+    assert_eq!(
+        *loading.await.unwrap().unwrap(),
+        1,
+        "the loader's callers get its value"
+    );
+    assert_eq!(fleet[0].stats().fenced_writes, 1);
+    for n in &fleet {
+        assert_eq!(n.get::<u64>("slow").await.unwrap(), None, "stored nowhere");
+    }
+    let fresh = common::node(&redis, "slow").await;
+    assert_eq!(fresh.get::<u64>("slow").await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn a_load_overlapped_by_a_key_invalidation_is_never_stored() {
+    slow_load_overlapped_by(async |c: &Cache| c.invalidate("slow").await.unwrap()).await;
+}
+
+#[tokio::test]
+async fn a_load_overlapped_by_a_tag_invalidation_is_never_stored() {
+    slow_load_overlapped_by(async |c: &Cache| c.invalidate_tags(["campaign:7"]).await.unwrap())
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_ten_thousand_invalidations_is_batched_and_applied_everywhere() {
+    let redis = server();
+    let fleet = nodes(&redis, "burst", 3).await;
+    for i in 0..50 {
+        load_everywhere(&fleet, &format!("k{i}"), i, &[]).await;
+    }
+    let sent_before = fleet[0].stats().bus_messages_sent;
+    let received_before: Vec<u64> = fleet
+        .iter()
+        .map(|n| n.stats().invalidations_received)
+        .collect();
+    let mut tasks = Vec::new();
+    for i in 0..10_000 {
+        let cache = fleet[0].clone();
+        tasks.push(tokio::spawn(async move {
+            cache.invalidate(&format!("k{}", i % 5000)).await
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    let messages = fleet[0].stats().bus_messages_sent - sent_before;
+    assert!(
+        messages < 1000,
+        "10,000 invalidations became {messages} messages"
+    );
+    for (i, n) in fleet.iter().enumerate().skip(1) {
+        eventually(
+            DEADLINE,
+            &format!("node {i} applied all 10,000"),
+            || async { n.stats().invalidations_received - received_before[i] >= 10_000 },
+        )
+        .await;
+    }
+    for i in 0..50 {
+        gone_everywhere(&fleet, &format!("k{i}")).await;
+    }
+}

@@ -1,0 +1,192 @@
+//! Fleet-wide coalescing: one load per key for the whole fleet, and no hang when the loader misbehaves.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{builder, eventually, server, DEADLINE};
+use tiercache::{Cache, EntryOptions};
+
+async fn fleet(
+    redis: &common::RedisServer,
+    namespace: &str,
+    n: usize,
+    lease: Duration,
+) -> Vec<Cache> {
+    let mut out = Vec::new();
+    for _ in 0..n {
+        let mut config = builder(redis, namespace)
+            .build()
+            .await
+            .unwrap()
+            .config()
+            .clone();
+        config.lock_timeout = lease;
+        out.push(Cache::builder().config(config).build().await.unwrap());
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_nodes_with_250_callers_each_run_the_loader_once() {
+    let redis = server();
+    let nodes = fleet(&redis, "stampede", 4, Duration::from_secs(30)).await;
+    let calls = Arc::new(AtomicUsize::new(0));
+    let opts = EntryOptions::new(Duration::from_secs(60));
+    let mut callers = Vec::new();
+    for node in &nodes {
+        for _ in 0..250 {
+            let (node, calls, opts) = (node.clone(), calls.clone(), opts.clone());
+            callers.push(tokio::spawn(async move {
+                node.get_or_load("cold", &opts, move || async move {
+                    calls.fetch_add(1, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    Ok::<_, std::io::Error>(vec![7_u64; 16])
+                })
+                .await
+            }));
+        }
+    }
+    for c in callers {
+        assert_eq!(*c.await.unwrap().unwrap(), vec![7_u64; 16]);
+    }
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        1,
+        "one load for the whole fleet"
+    );
+    let waits: u64 = nodes.iter().map(|n| n.stats().fleet_waits).sum();
+    assert!(
+        waits >= 1,
+        "other nodes waited for the fill instead of loading"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_holder_that_vanishes_is_taken_over_once() {
+    let redis = server();
+    let mut nodes = fleet(&redis, "takeover", 3, Duration::from_millis(500)).await;
+    let opts = EntryOptions::new(Duration::from_secs(60));
+    // The first node starts a load that never finishes, then the node "dies" (task aborted).
+    let hung = {
+        let (node, opts) = (nodes[0].clone(), opts.clone());
+        tokio::spawn(async move {
+            node.get_or_load("k", &opts, || async {
+                std::future::pending::<()>().await;
+                Ok::<_, std::io::Error>(0_u64)
+            })
+            .await
+        })
+    };
+    eventually(DEADLINE, "the first node holds the lease", || async {
+        nodes[0].stats().lock_acquired >= 1
+    })
+    .await;
+    // The node dies: its caller goes away and its last handle is dropped, so nothing extends the lease.
+    hung.abort();
+    let _ = hung.await;
+    let dead = nodes.remove(0);
+    drop(dead);
+    let calls = Arc::new(AtomicUsize::new(0));
+    let mut waiters = Vec::new();
+    for node in &nodes {
+        let (node, calls, opts) = (node.clone(), calls.clone(), opts.clone());
+        waiters.push(tokio::spawn(async move {
+            node.get_or_load("k", &opts, move || async move {
+                calls.fetch_add(1, Ordering::SeqCst);
+                Ok::<_, std::io::Error>(42_u64)
+            })
+            .await
+        }));
+    }
+    for w in waiters {
+        assert_eq!(
+            *tokio::time::timeout(DEADLINE, w)
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap(),
+            42
+        );
+    }
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        1,
+        "exactly one node took the lease over"
+    );
+    let takeovers: u64 = nodes.iter().map(|n| n.stats().lease_takeovers).sum();
+    assert!(takeovers >= 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_loader_releases_the_lease_and_nobody_hangs() {
+    let redis = server();
+    let nodes = fleet(&redis, "panic", 2, Duration::from_secs(30)).await;
+    let opts = EntryOptions::new(Duration::from_secs(60));
+    let err = nodes[0]
+        .get_or_load::<u64, _, _, std::io::Error>("k", &opts, || async { panic!("bad aggregate") })
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("bad aggregate"));
+    let mut conn = redis.connection_db(1).await.unwrap();
+    let lease: Option<String> = redis::cmd("GET")
+        .arg("tc:{5.panic:1.k}:l")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(lease, None, "the lease was released");
+    let v = tokio::time::timeout(
+        Duration::from_secs(5),
+        nodes[1].get_or_load("k", &opts, || async { Ok::<_, std::io::Error>(1_u64) }),
+    )
+    .await
+    .expect("no wait on a dead lease")
+    .unwrap();
+    assert_eq!(*v, 1);
+}
+
+#[tokio::test]
+async fn with_locking_disabled_each_node_coalesces_on_its_own() {
+    let redis = server();
+    let mut nodes = Vec::new();
+    for _ in 0..2 {
+        let mut config = builder(&redis, "nolock")
+            .build()
+            .await
+            .unwrap()
+            .config()
+            .clone();
+        config.locking_enabled = false;
+        nodes.push(Cache::builder().config(config).build().await.unwrap());
+    }
+    let calls = Arc::new(AtomicUsize::new(0));
+    let opts = EntryOptions::new(Duration::from_secs(60));
+    let mut callers = Vec::new();
+    for node in &nodes {
+        for _ in 0..20 {
+            let (node, calls, opts) = (node.clone(), calls.clone(), opts.clone());
+            callers.push(tokio::spawn(async move {
+                node.get_or_load("k", &opts, move || async move {
+                    calls.fetch_add(1, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    Ok::<_, std::io::Error>(1_u64)
+                })
+                .await
+            }));
+        }
+    }
+    for c in callers {
+        c.await.unwrap().unwrap();
+    }
+    assert!(
+        (1..=2).contains(&calls.load(Ordering::SeqCst)),
+        "at most one load per node"
+    );
+    assert_eq!(
+        nodes.iter().map(|n| n.stats().lock_acquired).sum::<u64>(),
+        0
+    );
+}
