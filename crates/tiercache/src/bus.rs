@@ -569,7 +569,10 @@ async fn run_subscription(node: &Weak<Node>, pubsub: redis::aio::PubSub) -> &'st
                     n.gap_detected("heartbeat ahead of received messages");
                 }
             }
-            Body::Filled { key } => n.filled(&key),
+            Body::Filled { key } => {
+                n.filled(&key);
+                n.retire_if_ageing(&key).await;
+            }
         }
     }
 }
@@ -610,6 +613,9 @@ impl Node {
         tracing::debug!(namespace = %self.config.namespace, reason, "bus recovery started");
         tokio::spawn(async move {
             loop {
+                if node.shut_down.load(Ordering::Acquire) {
+                    return;
+                }
                 node.recovery_requested.store(false, Ordering::Release);
                 match node.recover().await {
                     Ok(()) => {

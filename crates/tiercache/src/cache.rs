@@ -121,8 +121,12 @@ impl Cache {
         node.keys.validate(key)?;
         let l1_stale = match node.l1_lookup::<T>(key).await {
             L1Lookup::Hit(value, entry) => {
-                if node.wants_refresh(&entry, Instant::now()) {
-                    node.spawn_refresh::<T, F, Fut, E>(key, opts, loader, entry.created_at_ms);
+                if node.wants_refresh(&entry, Instant::now())
+                    && !entry
+                        .refresh_claimed
+                        .swap(true, std::sync::atomic::Ordering::AcqRel)
+                {
+                    node.spawn_refresh::<T, F, Fut, E>(key, opts, loader, &entry, value.clone());
                 }
                 return Ok(value);
             }
@@ -515,6 +519,7 @@ impl Node {
             inserted_at: now,
             load_time: Duration::from_micros(u64::from(header.load_micros)),
             tags,
+            refresh_claimed: std::sync::atomic::AtomicBool::new(false),
         };
         self.l1.insert(key, entry).await;
         if flight.is_some_and(Flight::is_poisoned) {

@@ -35,6 +35,19 @@ pub enum RefreshMode {
 }
 
 impl Node {
+    /// Another node stored `key`: if our copy is old enough to be refreshing, retire it so the next read
+    /// takes the new value from L2 instead of refreshing again.
+    pub(crate) async fn retire_if_ageing(&self, key: &str) {
+        if !self.config.refresh_ahead {
+            return;
+        }
+        if let Some(entry) = self.l1.get(key).await {
+            if entry.age_fraction(Instant::now()) >= self.config.refresh_threshold.min(0.5) {
+                self.l1.remove(key).await;
+            }
+        }
+    }
+
     /// Whether a hit on `entry` should start a refresh.
     pub(crate) fn wants_refresh(&self, entry: &L1Entry, now: Instant) -> bool {
         if !self.config.refresh_ahead {
@@ -59,7 +72,8 @@ impl Node {
         key: &str,
         opts: &EntryOptions,
         loader: F,
-        l1_created_at_ms: u64,
+        entry: &L1Entry,
+        current: Arc<T>,
     ) where
         T: Serialize + DeserializeOwned + Send + Sync + 'static,
         F: FnOnce() -> Fut + Send + 'static,
@@ -70,9 +84,17 @@ impl Node {
             return;
         };
         let (node, key, opts) = (self.clone(), key.to_owned(), opts.clone());
+        let created_at_ms = entry.created_at_ms;
         tokio::spawn(async move {
             let result = node
-                .refresh::<T, F, Fut, E>(&key, &opts, loader, guard.flight(), l1_created_at_ms)
+                .refresh::<T, F, Fut, E>(
+                    &key,
+                    &opts,
+                    loader,
+                    guard.flight(),
+                    created_at_ms,
+                    current,
+                )
                 .await;
             guard.complete(
                 result
@@ -91,6 +113,7 @@ impl Node {
         loader: F,
         flight: &Flight,
         l1_created_at_ms: u64,
+        current: Arc<T>,
     ) -> Result<Arc<T>, Error>
     where
         T: Serialize + DeserializeOwned + Send + Sync + 'static,
@@ -108,8 +131,9 @@ impl Node {
                     key: lease_key,
                     token,
                 }),
-                // Another node is refreshing (or Redis is away): serve what L2 has, or load normally.
-                Ok(None) | Err(_) => return self.load(key, opts, loader, Some(flight), None).await,
+                // Another node is refreshing (or Redis is away). Our value is still within its TTL;
+                // its "filled" notice will retire our copy.
+                Ok(None) | Err(_) => return Ok(current),
             }
         } else {
             None
