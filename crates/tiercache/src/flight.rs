@@ -74,14 +74,16 @@ impl LeaderGuard {
         &self.flight
     }
 
-    /// Publishes the result to every waiter and ends the flight.
+    /// Ends the flight and publishes the result to every waiter.
+    ///
+    /// The flight leaves the map *before* the result is published: a caller arriving after that starts
+    /// a new flight instead of picking up a result that may predate an invalidation it has seen.
     pub(crate) fn complete(self, result: FlightResult) {
+        self.unregister();
         self.flight.result.send_replace(Some(result));
     }
-}
 
-impl Drop for LeaderGuard {
-    fn drop(&mut self) {
+    fn unregister(&self) {
         let mut map = self.flights.map.lock();
         if map
             .get(&self.key)
@@ -89,6 +91,12 @@ impl Drop for LeaderGuard {
         {
             map.remove(&self.key);
         }
+    }
+}
+
+impl Drop for LeaderGuard {
+    fn drop(&mut self) {
+        self.unregister();
         // Dropping the last sender (ours) wakes waiters with an error if complete() was never called.
     }
 }
@@ -97,7 +105,8 @@ impl Flights {
     /// Joins the flight for `key`, starting one if none is running.
     pub(crate) fn join(self: &Arc<Self>, key: &str) -> Joined {
         let mut map = self.map.lock();
-        if let Some(flight) = map.get(key) {
+        // A poisoned flight's result may predate an invalidation this caller already saw: start anew.
+        if let Some(flight) = map.get(key).filter(|f| !f.is_poisoned()) {
             return Joined::Follower(FlightWaiter(flight.result.subscribe()));
         }
         let (tx, rx) = watch::channel(None);
@@ -172,6 +181,28 @@ mod tests {
         assert!(
             matches!(flights.join("k"), Joined::Leader(..)),
             "a new flight can start"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_completed_or_poisoned_flight_is_never_joined() {
+        let flights = Arc::new(Flights::default());
+        let Joined::Leader(guard, _) = flights.join("k") else {
+            panic!("leader")
+        };
+        flights.poison("k");
+        assert!(
+            matches!(flights.join("k"), Joined::Leader(..)),
+            "poisoned: a new flight starts"
+        );
+        guard.complete(Ok(None));
+        let Joined::Leader(second, _) = flights.join("j") else {
+            panic!("leader")
+        };
+        second.complete(Ok(None));
+        assert!(
+            matches!(flights.join("j"), Joined::Leader(..)),
+            "completed: a new flight starts"
         );
     }
 
