@@ -1,0 +1,285 @@
+//! Alerts raised from a metrics snapshot.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use tiercache::ServiceTargets;
+
+use crate::metrics::MetricsSnapshot;
+
+/// How urgent an alert is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Severity {
+    /// Worth a look.
+    Info,
+    /// Degraded; act soon.
+    Warning,
+    /// Users are affected now.
+    Critical,
+}
+
+/// What an alert is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AlertKind {
+    /// Hit rate under the minimum.
+    LowHitRate,
+    /// Mean response time over the maximum.
+    SlowResponses,
+    /// Redis memory near `maxmemory`.
+    RedisMemory,
+    /// Too many lease attempts fail (contention or a stuck holder).
+    LockFailures,
+    /// Too many requests fail.
+    Errors,
+}
+
+/// One alert.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Alert {
+    /// What.
+    pub kind: AlertKind,
+    /// How urgent.
+    pub severity: Severity,
+    /// For people.
+    pub message: String,
+}
+
+impl fmt::Display for Alert {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "[{:?}] {}", self.severity, self.message)
+    }
+}
+
+/// Alert thresholds; the defaults are the seed's.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Thresholds {
+    /// Hit rate below this warns (default 0.90, `WIDGET_CACHE_MIN_HIT_RATE`).
+    pub min_hit_rate: f64,
+    /// Mean response above this warns (default 500 ms, `WIDGET_CACHE_MAX_RESPONSE_TIME`).
+    pub max_response_ms: f64,
+    /// Error rate above this is critical (default 0.01, `WIDGET_CACHE_MAX_ERROR_RATE`).
+    pub max_error_rate: f64,
+    /// Redis `used_memory / maxmemory` above this warns (default 0.8).
+    pub redis_memory_ratio: f64,
+    /// Lease failure rate above this warns (default 0.5: most lease attempts losing means heavy
+    /// contention or a holder that does not finish).
+    pub max_lock_failure_rate: f64,
+}
+
+impl Thresholds {
+    /// The thresholds of a cache configuration.
+    pub fn from_targets(targets: &ServiceTargets) -> Self {
+        Thresholds {
+            min_hit_rate: targets.min_hit_rate,
+            max_response_ms: targets.max_response_time.as_secs_f64() * 1000.0,
+            max_error_rate: targets.max_error_rate,
+            ..Thresholds::default()
+        }
+    }
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Thresholds {
+            min_hit_rate: 0.90,
+            max_response_ms: 500.0,
+            max_error_rate: 0.01,
+            redis_memory_ratio: 0.8,
+            max_lock_failure_rate: 0.5,
+        }
+    }
+}
+
+/// The alerts `snapshot` raises. Rate-based alerts need traffic; memory needs a `maxmemory`.
+pub fn evaluate(snapshot: &MetricsSnapshot, t: &Thresholds) -> Vec<Alert> {
+    let mut out = Vec::new();
+    let mut raise = |kind, severity, message: String| {
+        out.push(Alert {
+            kind,
+            severity,
+            message,
+        });
+    };
+    if snapshot.requests > 0 {
+        if snapshot.hit_rate < t.min_hit_rate {
+            let severity = if snapshot.hit_rate < t.min_hit_rate - 0.2 {
+                Severity::Critical
+            } else {
+                Severity::Warning
+            };
+            raise(
+                AlertKind::LowHitRate,
+                severity,
+                format!(
+                    "hit rate {:.1}% is below {:.1}%",
+                    snapshot.hit_rate * 100.0,
+                    t.min_hit_rate * 100.0
+                ),
+            );
+        }
+        if snapshot.mean_response_ms > t.max_response_ms {
+            let severity = if snapshot.mean_response_ms > 2.0 * t.max_response_ms {
+                Severity::Critical
+            } else {
+                Severity::Warning
+            };
+            raise(
+                AlertKind::SlowResponses,
+                severity,
+                format!(
+                    "mean response {:.0} ms is above {:.0} ms",
+                    snapshot.mean_response_ms, t.max_response_ms
+                ),
+            );
+        }
+        if snapshot.error_rate > t.max_error_rate {
+            raise(
+                AlertKind::Errors,
+                Severity::Critical,
+                format!(
+                    "error rate {:.2}% is above {:.2}%",
+                    snapshot.error_rate * 100.0,
+                    t.max_error_rate * 100.0
+                ),
+            );
+        }
+    }
+    if snapshot.lock_failure_rate > t.max_lock_failure_rate {
+        raise(
+            AlertKind::LockFailures,
+            Severity::Warning,
+            format!(
+                "{:.0}% of lease attempts fail",
+                snapshot.lock_failure_rate * 100.0
+            ),
+        );
+    }
+    if let Some(redis) = snapshot.redis.as_ref().filter(|r| r.maxmemory > 0) {
+        let ratio = redis.used_memory as f64 / redis.maxmemory as f64;
+        if ratio > t.redis_memory_ratio {
+            let severity = if ratio > 0.95 {
+                Severity::Critical
+            } else {
+                Severity::Warning
+            };
+            raise(
+                AlertKind::RedisMemory,
+                severity,
+                format!("Redis uses {:.0}% of maxmemory", ratio * 100.0),
+            );
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::RedisFigures;
+
+    fn traffic() -> MetricsSnapshot {
+        MetricsSnapshot {
+            requests: 100,
+            hit_rate: 0.99,
+            mean_response_ms: 10.0,
+            ..Default::default()
+        }
+    }
+
+    fn kinds(s: &MetricsSnapshot) -> Vec<(AlertKind, Severity)> {
+        evaluate(s, &Thresholds::default())
+            .into_iter()
+            .map(|a| (a.kind, a.severity))
+            .collect()
+    }
+
+    #[test]
+    fn each_threshold_fires_just_past_its_edge() {
+        assert!(kinds(&traffic()).is_empty());
+        assert!(
+            kinds(&MetricsSnapshot {
+                hit_rate: 0.90,
+                ..traffic()
+            })
+            .is_empty(),
+            "at the edge: quiet"
+        );
+        assert_eq!(
+            kinds(&MetricsSnapshot {
+                hit_rate: 0.899,
+                ..traffic()
+            }),
+            [(AlertKind::LowHitRate, Severity::Warning)]
+        );
+        assert_eq!(
+            kinds(&MetricsSnapshot {
+                hit_rate: 0.5,
+                ..traffic()
+            }),
+            [(AlertKind::LowHitRate, Severity::Critical)]
+        );
+        assert!(kinds(&MetricsSnapshot {
+            mean_response_ms: 500.0,
+            ..traffic()
+        })
+        .is_empty());
+        assert_eq!(
+            kinds(&MetricsSnapshot {
+                mean_response_ms: 501.0,
+                ..traffic()
+            }),
+            [(AlertKind::SlowResponses, Severity::Warning)]
+        );
+        assert_eq!(
+            kinds(&MetricsSnapshot {
+                error_rate: 0.011,
+                ..traffic()
+            }),
+            [(AlertKind::Errors, Severity::Critical)]
+        );
+        assert_eq!(
+            kinds(&MetricsSnapshot {
+                lock_failure_rate: 0.6,
+                ..traffic()
+            }),
+            [(AlertKind::LockFailures, Severity::Warning)]
+        );
+        let memory = |used| MetricsSnapshot {
+            redis: Some(RedisFigures {
+                used_memory: used,
+                maxmemory: 1000,
+                ..Default::default()
+            }),
+            ..traffic()
+        };
+        assert!(kinds(&memory(800)).is_empty());
+        assert_eq!(
+            kinds(&memory(810)),
+            [(AlertKind::RedisMemory, Severity::Warning)]
+        );
+        assert_eq!(
+            kinds(&memory(990)),
+            [(AlertKind::RedisMemory, Severity::Critical)]
+        );
+        let unlimited = MetricsSnapshot {
+            redis: Some(RedisFigures {
+                used_memory: 10_000,
+                maxmemory: 0,
+                ..Default::default()
+            }),
+            ..traffic()
+        };
+        assert!(
+            kinds(&unlimited).is_empty(),
+            "no maxmemory, no memory alert"
+        );
+        assert!(
+            kinds(&MetricsSnapshot {
+                hit_rate: 0.0,
+                ..MetricsSnapshot::default()
+            })
+            .is_empty(),
+            "no traffic, no rate alerts"
+        );
+    }
+}

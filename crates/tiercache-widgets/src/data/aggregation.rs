@@ -1,0 +1,194 @@
+//! [`WidgetDataAggregationService`]: the widget queries over a SQLite file, run off the async runtime.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use parking_lot::Mutex;
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+
+use super::generator::{self, DatasetSize};
+use super::model::{NewDonation, WidgetData};
+use super::queries;
+use super::schema::SCHEMA;
+use crate::error::WidgetError;
+use crate::events::{DomainEvent, DonationFacts};
+use crate::{TimeRange, WidgetFilters, WidgetType};
+
+/// Read connections kept open; SQLite in WAL mode lets them read while the writer writes.
+const READERS: usize = 4;
+
+struct Inner {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    readers: Vec<Mutex<Connection>>,
+    next_reader: AtomicUsize,
+}
+
+/// Computes widget data from SQLite and records donations.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), tiercache_widgets::WidgetError> {
+/// use tiercache_widgets::{DatasetSize, TimeRange, WidgetDataAggregationService, WidgetFilters, WidgetType};
+/// let data = WidgetDataAggregationService::open("demo.sqlite3")?;
+/// data.generate_if_empty(DatasetSize::small(), 42, chrono::Utc::now()).await?;
+/// let total = data.compute(WidgetType::TotalDonations, TimeRange::ThisMonth, WidgetFilters::new(), chrono::Utc::now()).await?;
+/// # let _ = total; Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct WidgetDataAggregationService {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for WidgetDataAggregationService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WidgetDataAggregationService")
+            .field("path", &self.inner.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl WidgetDataAggregationService {
+    /// Opens (creating if needed) the database file and its schema.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, WidgetError> {
+        let path = path.as_ref().to_path_buf();
+        let writer = Connection::open(&path)?;
+        writer.execute_batch(SCHEMA)?;
+        writer.busy_timeout(std::time::Duration::from_secs(5))?;
+        let mut readers = Vec::with_capacity(READERS);
+        for _ in 0..READERS {
+            let reader = Connection::open_with_flags(
+                &path,
+                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )?;
+            reader.busy_timeout(std::time::Duration::from_secs(5))?;
+            readers.push(Mutex::new(reader));
+        }
+        Ok(WidgetDataAggregationService {
+            inner: Arc::new(Inner {
+                path,
+                writer: Mutex::new(writer),
+                readers,
+                next_reader: AtomicUsize::new(0),
+            }),
+        })
+    }
+
+    async fn blocking<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Inner) -> Result<R, WidgetError> + Send + 'static,
+    ) -> Result<R, WidgetError> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || f(&inner))
+            .await
+            .map_err(|e| WidgetError::Task(e.to_string()))?
+    }
+
+    /// Generates the synthetic dataset unless donations already exist. Returns donations written.
+    pub async fn generate_if_empty(
+        &self,
+        size: DatasetSize,
+        seed: u64,
+        now: DateTime<Utc>,
+    ) -> Result<i64, WidgetError> {
+        self.blocking(move |inner| {
+            let mut conn = inner.writer.lock();
+            let existing: i64 =
+                conn.query_row("SELECT COUNT(*) FROM donations", [], |r| r.get(0))?;
+            if existing > 0 {
+                return Ok(0);
+            }
+            Ok(generator::generate(&mut conn, size, seed, now.timestamp())?)
+        })
+        .await
+    }
+
+    /// Computes one widget view at `now`.
+    pub async fn compute(
+        &self,
+        widget: WidgetType,
+        range: TimeRange,
+        filters: WidgetFilters,
+        now: DateTime<Utc>,
+    ) -> Result<WidgetData, WidgetError> {
+        let (start, end) = range.resolve(now);
+        self.blocking(move |inner| {
+            let i = inner.next_reader.fetch_add(1, Ordering::Relaxed) % inner.readers.len();
+            let conn = inner.readers[i].lock();
+            Ok(queries::run(
+                &conn,
+                widget,
+                &filters,
+                start.timestamp(),
+                end.timestamp(),
+            )?)
+        })
+        .await
+    }
+
+    /// Writes a donation and returns the event to invalidate with.
+    pub async fn record_donation(&self, donation: NewDonation) -> Result<DomainEvent, WidgetError> {
+        self.blocking(move |inner| {
+            let conn = inner.writer.lock();
+            let organization_id: i64 = conn
+                .query_row("SELECT organization_id FROM campaigns WHERE id = ?1", [donation.campaign_id], |r| r.get(0))
+                .optional()?
+                .ok_or_else(|| WidgetError::InvalidEvent {
+                    event: "donation".into(),
+                    reason: format!("campaign {} does not exist", donation.campaign_id),
+                })?;
+            conn.execute(
+                "INSERT INTO donations (campaign_id, organization_id, employee_id, donor, amount_cents, currency, created_at, status)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'completed')",
+                params![
+                    donation.campaign_id,
+                    organization_id,
+                    donation.employee_id,
+                    donation.donor,
+                    donation.amount_cents,
+                    donation.currency.to_ascii_uppercase(),
+                    donation.created_at
+                ],
+            )?;
+            Ok(DomainEvent::DonationCompleted(DonationFacts {
+                donation_id: conn.last_insert_rowid(),
+                campaign_id: donation.campaign_id,
+                organization_id,
+                employee_id: donation.employee_id,
+                amount_cents: donation.amount_cents,
+                currency: donation.currency.to_ascii_uppercase(),
+            }))
+        })
+        .await
+    }
+
+    /// The currencies donations are made in.
+    pub async fn currencies(&self) -> Result<Vec<String>, WidgetError> {
+        self.blocking(move |inner| {
+            let i = inner.next_reader.fetch_add(1, Ordering::Relaxed) % inner.readers.len();
+            let conn = inner.readers[i].lock();
+            let mut stmt =
+                conn.prepare_cached("SELECT DISTINCT currency FROM donations ORDER BY currency")?;
+            let rows = stmt.query_map([], |r| r.get(0))?;
+            Ok(rows.collect::<rusqlite::Result<Vec<String>>>()?)
+        })
+        .await
+    }
+
+    /// The organisation a campaign belongs to, if the campaign exists.
+    pub async fn organization_of(&self, campaign_id: i64) -> Result<Option<i64>, WidgetError> {
+        self.blocking(move |inner| {
+            let i = inner.next_reader.fetch_add(1, Ordering::Relaxed) % inner.readers.len();
+            let conn = inner.readers[i].lock();
+            Ok(conn
+                .query_row(
+                    "SELECT organization_id FROM campaigns WHERE id = ?1",
+                    [campaign_id],
+                    |r| r.get(0),
+                )
+                .optional()?)
+        })
+        .await
+    }
+}

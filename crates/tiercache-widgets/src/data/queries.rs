@@ -1,0 +1,258 @@
+//! One aggregate query per widget type. Every query is scoped by the time range and the filters.
+
+use std::fmt::Write as _;
+
+use rusqlite::types::Value;
+use rusqlite::{params_from_iter, Connection};
+
+use super::model::{
+    ActivityRow, CampaignRow, DonorRow, OrganizationStats, Participation, TotalDonations,
+    TrendBucket, WidgetData,
+};
+use crate::{WidgetFilters, WidgetType};
+
+/// Default row count of list widgets.
+const DEFAULT_LIMIT: i64 = 10;
+
+/// A WHERE fragment on donations (alias `d`) with its parameters.
+struct DonationScope {
+    sql: String,
+    params: Vec<Value>,
+}
+
+fn donation_scope(filters: &WidgetFilters, start: i64, end: i64) -> DonationScope {
+    let mut sql = String::from("d.status = 'completed' AND d.created_at >= ? AND d.created_at < ?");
+    let mut params = vec![Value::Integer(start), Value::Integer(end)];
+    for (column, value) in [
+        ("organization_id", filters.organization_id()),
+        ("campaign_id", filters.campaign_id()),
+        ("employee_id", filters.employee_id()),
+    ] {
+        if let Some(v) = value {
+            let _ = write!(sql, " AND d.{column} = ?");
+            params.push(Value::Integer(v));
+        }
+    }
+    if let Some(c) = filters.currency() {
+        sql.push_str(" AND d.currency = ?");
+        params.push(Value::Text(c.to_owned()));
+    }
+    DonationScope { sql, params }
+}
+
+fn per_mille(part: i64, whole: i64) -> i64 {
+    if whole <= 0 {
+        0
+    } else {
+        part.saturating_mul(1000) / whole
+    }
+}
+
+/// What every widget query needs.
+struct Query<'a> {
+    filters: &'a WidgetFilters,
+    scope: DonationScope,
+    limit: i64,
+    start: i64,
+    end: i64,
+}
+
+/// Runs the query of `widget` over `[start, end)` (Unix seconds).
+pub(crate) fn run(
+    conn: &Connection,
+    widget: WidgetType,
+    filters: &WidgetFilters,
+    start: i64,
+    end: i64,
+) -> rusqlite::Result<WidgetData> {
+    let q = Query {
+        filters,
+        scope: donation_scope(filters, start, end),
+        limit: filters.limit().unwrap_or(DEFAULT_LIMIT),
+        start,
+        end,
+    };
+    match widget {
+        WidgetType::TotalDonations => total_donations(conn, &q),
+        WidgetType::CampaignPerformance => campaign_performance(conn, &q),
+        WidgetType::DonationTrends => donation_trends(conn, &q),
+        WidgetType::TopDonors => top_donors(conn, &q),
+        WidgetType::OrganizationStats => organization_stats(conn, &q),
+        WidgetType::RecentActivities => recent_activities(conn, &q),
+        WidgetType::EmployeeParticipation => employee_participation(conn, &q),
+    }
+}
+
+fn total_donations(conn: &Connection, q: &Query<'_>) -> rusqlite::Result<WidgetData> {
+    let sql = format!(
+        "SELECT COALESCE(SUM(d.amount_cents), 0), COUNT(*) FROM donations d WHERE {}",
+        q.scope.sql
+    );
+    let (total, count): (i64, i64) = conn
+        .prepare_cached(&sql)?
+        .query_row(params_from_iter(&q.scope.params), |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
+    Ok(WidgetData::TotalDonations(TotalDonations {
+        total_cents: total,
+        count,
+        average_cents: if count > 0 { total / count } else { 0 },
+    }))
+}
+
+fn campaign_performance(conn: &Connection, q: &Query<'_>) -> rusqlite::Result<WidgetData> {
+    let mut params = q.scope.params.clone();
+    let mut campaign_filter = String::new();
+    if let Some(o) = q.filters.organization_id() {
+        campaign_filter.push_str(" AND c.organization_id = ?");
+        params.push(Value::Integer(o));
+    }
+    if let Some(c) = q.filters.campaign_id() {
+        campaign_filter.push_str(" AND c.id = ?");
+        params.push(Value::Integer(c));
+    }
+    params.push(Value::Integer(q.limit));
+    let sql = format!(
+        "SELECT c.id, c.name, c.goal_cents, COALESCE(SUM(d.amount_cents), 0), COUNT(d.id)
+         FROM campaigns c LEFT JOIN donations d ON d.campaign_id = c.id AND {}
+         WHERE 1 = 1 {campaign_filter}
+         GROUP BY c.id ORDER BY 4 DESC, c.id LIMIT ?",
+        q.scope.sql
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(params_from_iter(&params), |r| {
+        let (goal, raised): (i64, i64) = (r.get(2)?, r.get(3)?);
+        Ok(CampaignRow {
+            campaign_id: r.get(0)?,
+            name: r.get(1)?,
+            goal_cents: goal,
+            raised_cents: raised,
+            donations: r.get(4)?,
+            goal_permille: per_mille(raised, goal),
+        })
+    })?;
+    Ok(WidgetData::CampaignPerformance(
+        rows.collect::<rusqlite::Result<_>>()?,
+    ))
+}
+
+fn donation_trends(conn: &Connection, q: &Query<'_>) -> rusqlite::Result<WidgetData> {
+    let sql = format!(
+        "SELECT d.created_at / 86400 AS day, SUM(d.amount_cents), COUNT(*) FROM donations d WHERE {} GROUP BY day ORDER BY day",
+        q.scope.sql
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(params_from_iter(&q.scope.params), |r| {
+        Ok(TrendBucket {
+            day: r.get(0)?,
+            total_cents: r.get(1)?,
+            count: r.get(2)?,
+        })
+    })?;
+    Ok(WidgetData::DonationTrends(
+        rows.collect::<rusqlite::Result<_>>()?,
+    ))
+}
+
+fn top_donors(conn: &Connection, q: &Query<'_>) -> rusqlite::Result<WidgetData> {
+    let mut params = q.scope.params.clone();
+    params.push(Value::Integer(q.limit));
+    let sql = format!(
+        "SELECT d.donor, SUM(d.amount_cents) AS total, COUNT(*) FROM donations d WHERE {}
+         GROUP BY d.donor ORDER BY total DESC, d.donor LIMIT ?",
+        q.scope.sql
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(params_from_iter(&params), |r| {
+        Ok(DonorRow {
+            donor: r.get(0)?,
+            total_cents: r.get(1)?,
+            donations: r.get(2)?,
+        })
+    })?;
+    Ok(WidgetData::TopDonors(
+        rows.collect::<rusqlite::Result<_>>()?,
+    ))
+}
+
+fn organization_stats(conn: &Connection, q: &Query<'_>) -> rusqlite::Result<WidgetData> {
+    let sql = format!(
+        "SELECT COUNT(*), COALESCE(SUM(d.amount_cents), 0), COUNT(DISTINCT d.donor) FROM donations d WHERE {}",
+        q.scope.sql
+    );
+    let (donations, raised, donors): (i64, i64, i64) = conn
+        .prepare_cached(&sql)?
+        .query_row(params_from_iter(&q.scope.params), |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?;
+    let org = q.filters.organization_id();
+    let active_campaigns: i64 = conn.prepare_cached(
+        "SELECT COUNT(*) FROM campaigns WHERE (?1 IS NULL OR organization_id = ?1) AND (?2 IS NULL OR id = ?2)
+         AND starts_at < ?4 AND ends_at > ?3",
+    )?
+    .query_row(rusqlite::params![org, q.filters.campaign_id(), q.start, q.end], |r| r.get(0))?;
+    let employees = employee_count(conn, q.filters)?;
+    Ok(WidgetData::OrganizationStats(OrganizationStats {
+        active_campaigns,
+        employees,
+        donations,
+        raised_cents: raised,
+        donors,
+    }))
+}
+
+fn recent_activities(conn: &Connection, q: &Query<'_>) -> rusqlite::Result<WidgetData> {
+    let mut params = q.scope.params.clone();
+    params.push(Value::Integer(q.limit));
+    let sql = format!(
+        "SELECT d.id, d.donor, d.amount_cents, d.currency, d.campaign_id, d.created_at FROM donations d WHERE {}
+         ORDER BY d.created_at DESC, d.id DESC LIMIT ?",
+        q.scope.sql
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(params_from_iter(&params), |r| {
+        Ok(ActivityRow {
+            donation_id: r.get(0)?,
+            donor: r.get(1)?,
+            amount_cents: r.get(2)?,
+            currency: r.get(3)?,
+            campaign_id: r.get(4)?,
+            created_at: r.get(5)?,
+        })
+    })?;
+    Ok(WidgetData::RecentActivities(
+        rows.collect::<rusqlite::Result<_>>()?,
+    ))
+}
+
+fn employee_participation(conn: &Connection, q: &Query<'_>) -> rusqlite::Result<WidgetData> {
+    let sql = format!(
+        "SELECT COUNT(DISTINCT d.employee_id) FROM donations d WHERE {} AND d.employee_id IS NOT NULL",
+        q.scope.sql
+    );
+    let participants: i64 = conn
+        .prepare_cached(&sql)?
+        .query_row(params_from_iter(&q.scope.params), |r| r.get(0))?;
+    let employees = employee_count(conn, q.filters)?;
+    Ok(WidgetData::EmployeeParticipation(Participation {
+        employees,
+        participants,
+        rate_permille: per_mille(participants, employees),
+    }))
+}
+
+fn employee_count(conn: &Connection, filters: &WidgetFilters) -> rusqlite::Result<i64> {
+    let org = filters.organization_id().or_else(|| {
+        // A campaign filter narrows employees to the campaign's organisation.
+        filters.campaign_id().and_then(|c| {
+            conn.query_row(
+                "SELECT organization_id FROM campaigns WHERE id = ?1",
+                [c],
+                |r| r.get::<_, i64>(0),
+            )
+            .ok()
+        })
+    });
+    conn.prepare_cached("SELECT COUNT(*) FROM employees WHERE (?1 IS NULL OR organization_id = ?1) AND (?2 IS NULL OR id = ?2)")?
+        .query_row(rusqlite::params![org, filters.employee_id()], |r| r.get(0))
+}

@@ -1,0 +1,41 @@
+//! Tables and the indexes the widget queries need.
+
+/// `organization_id` is copied onto donations so organisation-scoped aggregates need no join.
+pub(crate) const SCHEMA: &str = "
+PRAGMA journal_mode = WAL;
+PRAGMA synchronous = NORMAL;
+CREATE TABLE IF NOT EXISTS organizations (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS campaigns (
+    id INTEGER PRIMARY KEY,
+    organization_id INTEGER NOT NULL REFERENCES organizations(id),
+    name TEXT NOT NULL,
+    goal_cents INTEGER NOT NULL,
+    starts_at INTEGER NOT NULL,
+    ends_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS employees (
+    id INTEGER PRIMARY KEY,
+    organization_id INTEGER NOT NULL REFERENCES organizations(id),
+    name TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS donations (
+    id INTEGER PRIMARY KEY,
+    campaign_id INTEGER NOT NULL REFERENCES campaigns(id),
+    organization_id INTEGER NOT NULL REFERENCES organizations(id),
+    employee_id INTEGER REFERENCES employees(id),
+    donor TEXT NOT NULL,
+    amount_cents INTEGER NOT NULL CHECK (amount_cents > 0),
+    currency TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('completed', 'refunded'))
+);
+CREATE INDEX IF NOT EXISTS donations_created ON donations(created_at);
+CREATE INDEX IF NOT EXISTS donations_org_created ON donations(organization_id, created_at);
+CREATE INDEX IF NOT EXISTS donations_campaign_created ON donations(campaign_id, created_at);
+CREATE INDEX IF NOT EXISTS donations_employee_created ON donations(employee_id, created_at);
+CREATE INDEX IF NOT EXISTS campaigns_org ON campaigns(organization_id);
+CREATE INDEX IF NOT EXISTS employees_org ON employees(organization_id);
+";

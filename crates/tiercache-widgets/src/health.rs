@@ -1,0 +1,111 @@
+//! The cache health score, 0–100.
+//!
+//! ```text
+//! score = 50 × hit      where hit  = clamp((hit_rate − min_hit_rate) / (target_hit_rate − min_hit_rate), 0, 1)
+//!       + 30 × speed    where speed = clamp((max_rt − mean_rt) / (max_rt − target_rt), 0, 1)
+//!       + 20 × errors   where errors = clamp(1 − error_rate / max_error_rate, 0, 1)
+//! ```
+//!
+//! At or above the target hit rate the hit part is full; at or below the minimum it is zero; linear in
+//! between. Likewise response time between target (full) and maximum (zero), and error rate between 0
+//! (full) and the maximum (zero). With no requests yet there is nothing to fault: 100.
+
+use tiercache::ServiceTargets;
+
+use crate::metrics::MetricsSnapshot;
+
+fn ramp(value: f64, zero_at: f64, full_at: f64) -> f64 {
+    if (full_at - zero_at).abs() < f64::EPSILON {
+        return if value >= full_at { 1.0 } else { 0.0 };
+    }
+    ((value - zero_at) / (full_at - zero_at)).clamp(0.0, 1.0)
+}
+
+/// The score of one snapshot against the configured targets.
+///
+/// ```
+/// use tiercache_widgets::{health_score, MetricsSnapshot};
+/// let perfect = MetricsSnapshot { requests: 100, hit_rate: 0.99, mean_response_ms: 5.0, ..Default::default() };
+/// assert_eq!(health_score(&perfect, &tiercache::ServiceTargets::default()), 100);
+/// ```
+pub fn health_score(snapshot: &MetricsSnapshot, targets: &ServiceTargets) -> u8 {
+    if snapshot.requests == 0 {
+        return 100;
+    }
+    let hit = ramp(
+        snapshot.hit_rate,
+        targets.min_hit_rate,
+        targets.target_hit_rate,
+    );
+    let target_ms = targets.target_response_time.as_secs_f64() * 1000.0;
+    let max_ms = targets.max_response_time.as_secs_f64() * 1000.0;
+    // Faster is better, so the ramp runs from max (zero) down to target (full).
+    let speed = ramp(-snapshot.mean_response_ms, -max_ms, -target_ms);
+    let errors = if targets.max_error_rate <= 0.0 {
+        if snapshot.error_rate > 0.0 {
+            0.0
+        } else {
+            1.0
+        }
+    } else {
+        (1.0 - snapshot.error_rate / targets.max_error_rate).clamp(0.0, 1.0)
+    };
+    (50.0 * hit + 30.0 * speed + 20.0 * errors).round() as u8
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snap(hit_rate: f64, mean_response_ms: f64, error_rate: f64) -> MetricsSnapshot {
+        MetricsSnapshot {
+            requests: 1000,
+            hit_rate,
+            mean_response_ms,
+            error_rate,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn edges_of_each_component() {
+        let t = ServiceTargets::default(); // hit 95/90 %, 100/500 ms, 1 % errors
+        assert_eq!(
+            health_score(&snap(0.95, 100.0, 0.0), &t),
+            100,
+            "exactly on target"
+        );
+        assert_eq!(
+            health_score(&snap(0.90, 100.0, 0.0), &t),
+            50,
+            "hit rate at the minimum: hit part zero"
+        );
+        assert_eq!(health_score(&snap(0.925, 100.0, 0.0), &t), 75, "half way");
+        assert_eq!(
+            health_score(&snap(0.99, 500.0, 0.0), &t),
+            70,
+            "response at the maximum: speed part zero"
+        );
+        assert_eq!(
+            health_score(&snap(0.99, 300.0, 0.0), &t),
+            85,
+            "response half way"
+        );
+        assert_eq!(
+            health_score(&snap(0.99, 10.0, 0.01), &t),
+            80,
+            "error rate at the maximum"
+        );
+        assert_eq!(health_score(&snap(0.99, 10.0, 0.005), &t), 90);
+        assert_eq!(
+            health_score(&snap(0.5, 2000.0, 0.5), &t),
+            0,
+            "everything bad"
+        );
+        assert_eq!(
+            health_score(&MetricsSnapshot::default(), &t),
+            100,
+            "no traffic"
+        );
+    }
+}

@@ -1,0 +1,63 @@
+//! # tiercache-widgets
+//!
+//! The analytics-dashboard domain on top of [`tiercache`]: widget types, time ranges and filters, the TTL
+//! strategy, tags and the event table that decide invalidation, aggregate queries over SQLite, metrics,
+//! a health score and alerts.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), tiercache_widgets::WidgetError> {
+//! use tiercache_widgets::*;
+//!
+//! let cache = tiercache::Cache::builder().namespace("widgets").build().await?;
+//! let data = WidgetDataAggregationService::open("demo.sqlite3")?;
+//! let widgets = WidgetCacheService::new(cache.clone(), WidgetCacheMetricsService::in_memory());
+//! let invalidation = WidgetInvalidationService::new(cache, Some(data.clone()));
+//!
+//! let filters = WidgetFilters::new().with("organization_id", "1")?;
+//! let d = data.clone();
+//! let (w, r, f) = (WidgetType::TotalDonations, TimeRange::ThisMonth, filters.clone());
+//! let total = widgets.get_widget_data(w, r, filters, move || async move { d.compute(w, r, f, chrono::Utc::now()).await }).await?;
+//!
+//! let event = data.record_donation(NewDonation {
+//!     campaign_id: 3, employee_id: None, donor: "Ada".into(), amount_cents: 5_000,
+//!     currency: "EUR".into(), created_at: chrono::Utc::now().timestamp(),
+//! }).await?;
+//! invalidation.invalidate_for_event(&event).await?;   // every node, only the views it changes
+//! # let _ = total; Ok(()) }
+//! ```
+#![deny(missing_docs)]
+
+mod alerts;
+mod data;
+mod error;
+mod events;
+mod filters;
+mod health;
+mod invalidation;
+mod key;
+mod metrics;
+mod service;
+mod tags;
+mod time_range;
+mod ttl_strategy;
+mod widget_type;
+
+pub use alerts::{evaluate as evaluate_alerts, Alert, AlertKind, Severity, Thresholds};
+pub use data::{
+    ActivityRow, CampaignRow, DatasetSize, DonorRow, NewDonation, OrganizationStats, Participation,
+    TotalDonations, TrendBucket, WidgetData, WidgetDataAggregationService,
+};
+pub use error::WidgetError;
+pub use events::{CampaignFacts, DomainEvent, DonationFacts, EventKind, AFFECTS};
+pub use filters::{WidgetFilters, PARAMETER_KEYS, SCOPE_KEYS};
+pub use health::health_score;
+pub use invalidation::{DonationAction, WidgetInvalidationService, EVENT_NAMES};
+pub use key::WidgetKey;
+pub use metrics::{
+    MetricsSnapshot, RedisFigures, WidgetCacheMetricsService, WidgetFigures, SNAPSHOTS_KEPT,
+};
+pub use service::WidgetCacheService;
+pub use tags::{tags_for_entry, tags_for_event, widget_range_tag};
+pub use time_range::TimeRange;
+pub use ttl_strategy::TtlStrategy;
+pub use widget_type::WidgetType;

@@ -1,0 +1,281 @@
+//! Named and custom time ranges, resolved to concrete UTC bounds for a given clock.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::error::WidgetError;
+
+/// A period a widget covers. Named ranges move with the clock; `Custom` is fixed.
+///
+/// Bounds are half-open `[start, end)` in UTC; weeks start on Monday.
+///
+/// ```
+/// use chrono::{TimeZone, Utc};
+/// use tiercache_widgets::TimeRange;
+///
+/// let now = Utc.with_ymd_and_hms(2025, 5, 14, 10, 0, 0).unwrap();
+/// let (start, end) = "this_month".parse::<TimeRange>().unwrap().resolve(now);
+/// assert_eq!(start, Utc.with_ymd_and_hms(2025, 5, 1, 0, 0, 0).unwrap());
+/// assert_eq!(end, Utc.with_ymd_and_hms(2025, 6, 1, 0, 0, 0).unwrap());
+/// let custom: TimeRange = "2025-01-01..2025-02-01".parse().unwrap();
+/// assert!(custom.is_closed(now));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TimeRange {
+    /// Since midnight.
+    Today,
+    /// The day before today.
+    Yesterday,
+    /// Since Monday.
+    ThisWeek,
+    /// The previous Monday-to-Monday week.
+    LastWeek,
+    /// Since the 1st.
+    ThisMonth,
+    /// The previous calendar month.
+    LastMonth,
+    /// Since the start of the calendar quarter.
+    ThisQuarter,
+    /// Since 1 January.
+    ThisYear,
+    /// The 30 days up to the end of today.
+    Last30Days,
+    /// The previous calendar year.
+    LastYear,
+    /// Fixed dates, `start` inclusive, `end` exclusive.
+    Custom {
+        /// First day.
+        start: NaiveDate,
+        /// The day after the last.
+        end: NaiveDate,
+    },
+}
+
+const NAMED: [(TimeRange, &str); 10] = [
+    (TimeRange::Today, "today"),
+    (TimeRange::Yesterday, "yesterday"),
+    (TimeRange::ThisWeek, "this_week"),
+    (TimeRange::LastWeek, "last_week"),
+    (TimeRange::ThisMonth, "this_month"),
+    (TimeRange::LastMonth, "last_month"),
+    (TimeRange::ThisQuarter, "this_quarter"),
+    (TimeRange::ThisYear, "this_year"),
+    (TimeRange::Last30Days, "last_30_days"),
+    (TimeRange::LastYear, "last_year"),
+];
+
+fn midnight(d: NaiveDate) -> DateTime<Utc> {
+    Utc.from_utc_datetime(&d.and_hms_opt(0, 0, 0).unwrap_or_default())
+}
+
+fn first_of_month(year: i32, month: u32) -> NaiveDate {
+    // Month arithmetic below keeps `month` in 1..=12, so the date exists.
+    NaiveDate::from_ymd_opt(year, month, 1).unwrap_or_default()
+}
+
+fn next_month(d: NaiveDate) -> NaiveDate {
+    if d.month() == 12 {
+        first_of_month(d.year() + 1, 1)
+    } else {
+        first_of_month(d.year(), d.month() + 1)
+    }
+}
+
+impl TimeRange {
+    /// Every named range.
+    pub fn named() -> impl Iterator<Item = TimeRange> {
+        NAMED.into_iter().map(|(r, _)| r)
+    }
+
+    /// The `[start, end)` bounds at `now`.
+    pub fn resolve(&self, now: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
+        let today = now.date_naive();
+        let day = Duration::days(1);
+        let monday = today - Duration::days(i64::from(today.weekday().num_days_from_monday()));
+        let this_month = first_of_month(today.year(), today.month());
+        let (start, end) = match *self {
+            TimeRange::Today => (today, today + day),
+            TimeRange::Yesterday => (today - day, today),
+            TimeRange::ThisWeek => (monday, monday + Duration::days(7)),
+            TimeRange::LastWeek => (monday - Duration::days(7), monday),
+            TimeRange::ThisMonth => (this_month, next_month(this_month)),
+            TimeRange::LastMonth => {
+                let prev = (this_month - day).with_day(1).unwrap_or(this_month);
+                (prev, this_month)
+            }
+            TimeRange::ThisQuarter => {
+                let q_start = first_of_month(today.year(), (today.month0() / 3) * 3 + 1);
+                (q_start, next_month(next_month(next_month(q_start))))
+            }
+            TimeRange::ThisYear => (
+                first_of_month(today.year(), 1),
+                first_of_month(today.year() + 1, 1),
+            ),
+            TimeRange::Last30Days => (today - Duration::days(29), today + day),
+            TimeRange::LastYear => (
+                first_of_month(today.year() - 1, 1),
+                first_of_month(today.year(), 1),
+            ),
+            TimeRange::Custom { start, end } => (start, end),
+        };
+        (midnight(start), midnight(end))
+    }
+
+    /// Whether the range includes `now` (its figures can still change as events arrive).
+    pub fn contains_now(&self, now: DateTime<Utc>) -> bool {
+        let (start, end) = self.resolve(now);
+        start <= now && now < end
+    }
+
+    /// Whether the range lies entirely in the past at `now` (its figures only change on corrections).
+    pub fn is_closed(&self, now: DateTime<Utc>) -> bool {
+        self.resolve(now).1 <= now
+    }
+
+    fn valid_names() -> String {
+        NAMED.map(|(_, n)| n).join(", ")
+    }
+}
+
+impl fmt::Display for TimeRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TimeRange::Custom { start, end } => write!(f, "{start}..{end}"),
+            named => f.write_str(
+                NAMED
+                    .iter()
+                    .find(|(r, _)| r == named)
+                    .map_or("", |(_, n)| n),
+            ),
+        }
+    }
+}
+
+impl FromStr for TimeRange {
+    type Err = WidgetError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = |reason: String| WidgetError::InvalidTimeRange {
+            given: s.to_owned(),
+            reason,
+            valid: TimeRange::valid_names(),
+        };
+        let wanted = s.trim().to_ascii_lowercase();
+        if let Some((range, _)) = NAMED.iter().find(|(_, n)| *n == wanted) {
+            return Ok(*range);
+        }
+        let Some((a, b)) = wanted.split_once("..") else {
+            return Err(bad("not a named range".into()));
+        };
+        let date = |d: &str| {
+            NaiveDate::parse_from_str(d.trim(), "%Y-%m-%d")
+                .map_err(|e| bad(format!("{d:?} is not a date: {e}")))
+        };
+        let (start, end) = (date(a)?, date(b)?);
+        if end <= start {
+            return Err(bad(format!("the end {end} is not after the start {start}")));
+        }
+        Ok(TimeRange::Custom { start, end })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(y: i32, m: u32, d: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(y, m, d, 15, 30, 0).unwrap()
+    }
+
+    fn day(y: i32, m: u32, d: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(y, m, d, 0, 0, 0).unwrap()
+    }
+
+    #[test]
+    fn ranges_resolve_at_calendar_boundaries() {
+        // Wednesday 1 January 2025.
+        let now = at(2025, 1, 1);
+        assert_eq!(
+            TimeRange::Today.resolve(now),
+            (day(2025, 1, 1), day(2025, 1, 2))
+        );
+        assert_eq!(
+            TimeRange::Yesterday.resolve(now),
+            (day(2024, 12, 31), day(2025, 1, 1))
+        );
+        assert_eq!(
+            TimeRange::ThisWeek.resolve(now),
+            (day(2024, 12, 30), day(2025, 1, 6))
+        );
+        assert_eq!(
+            TimeRange::LastWeek.resolve(now),
+            (day(2024, 12, 23), day(2024, 12, 30))
+        );
+        assert_eq!(
+            TimeRange::LastMonth.resolve(now),
+            (day(2024, 12, 1), day(2025, 1, 1))
+        );
+        assert_eq!(
+            TimeRange::ThisQuarter.resolve(now),
+            (day(2025, 1, 1), day(2025, 4, 1))
+        );
+        assert_eq!(
+            TimeRange::LastYear.resolve(now),
+            (day(2024, 1, 1), day(2025, 1, 1))
+        );
+        assert_eq!(
+            TimeRange::Last30Days.resolve(now),
+            (day(2024, 12, 3), day(2025, 1, 2))
+        );
+        let nov = at(2025, 11, 30);
+        assert_eq!(
+            TimeRange::ThisQuarter.resolve(nov),
+            (day(2025, 10, 1), day(2026, 1, 1))
+        );
+        assert_eq!(
+            TimeRange::ThisMonth.resolve(at(2024, 2, 29)),
+            (day(2024, 2, 1), day(2024, 3, 1))
+        );
+        assert_eq!(
+            TimeRange::LastMonth.resolve(at(2024, 3, 31)),
+            (day(2024, 2, 1), day(2024, 3, 1))
+        );
+    }
+
+    #[test]
+    fn open_and_closed_ranges() {
+        let now = at(2025, 6, 15);
+        assert!(TimeRange::ThisMonth.contains_now(now));
+        assert!(!TimeRange::ThisMonth.is_closed(now));
+        assert!(TimeRange::LastMonth.is_closed(now));
+        assert!(!TimeRange::Yesterday.contains_now(now));
+    }
+
+    #[test]
+    fn parsing_rejects_bad_input_with_the_valid_forms() {
+        for bad in [
+            "next_month",
+            "2025-02-01..2025-01-01",
+            "2025-13-01..2025-14-01",
+            "2025-01-01",
+        ] {
+            let msg = bad.parse::<TimeRange>().unwrap_err().to_string();
+            assert!(
+                msg.contains("this_month") && msg.contains("YYYY-MM-DD"),
+                "{bad}: {msg}"
+            );
+        }
+        for r in TimeRange::named() {
+            assert_eq!(r.to_string().parse::<TimeRange>().unwrap(), r);
+        }
+        let custom = TimeRange::Custom {
+            start: day(2025, 1, 1).date_naive(),
+            end: day(2025, 2, 1).date_naive(),
+        };
+        assert_eq!(custom.to_string().parse::<TimeRange>().unwrap(), custom);
+    }
+}

@@ -1,0 +1,333 @@
+//! The widget layer end to end: SQLite data, three cache nodes on a private Redis, domain events.
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tiercache::Cache;
+use tiercache_testkit::{eventually, RedisServer};
+use tiercache_widgets::{
+    DatasetSize, NewDonation, TimeRange, WidgetCacheMetricsService, WidgetCacheService, WidgetData,
+    WidgetDataAggregationService, WidgetFilters, WidgetInvalidationService, WidgetType,
+};
+
+const DEADLINE: Duration = Duration::from_secs(10);
+
+struct Fleet {
+    _redis: RedisServer,
+    _dir: TempDir,
+    data: WidgetDataAggregationService,
+    nodes: Vec<WidgetCacheService>,
+    invalidation: WidgetInvalidationService,
+}
+
+/// A temporary directory removed on drop (std only).
+struct TempDir(std::path::PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+async fn fleet(name: &str) -> Fleet {
+    let redis = RedisServer::start().unwrap();
+    let dir = std::env::temp_dir().join(format!("tiercache-widgets-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let data = WidgetDataAggregationService::open(dir.join("demo.sqlite3")).unwrap();
+    data.generate_if_empty(DatasetSize::small(), 7, Utc::now())
+        .await
+        .unwrap();
+    let mut nodes = Vec::new();
+    for _ in 0..3 {
+        let cache = Cache::builder()
+            .redis_url(&redis.url())
+            .namespace("widgets")
+            .heartbeat_interval(Duration::from_millis(100))
+            .build()
+            .await
+            .unwrap();
+        nodes.push(WidgetCacheService::new(
+            cache,
+            WidgetCacheMetricsService::in_memory(),
+        ));
+    }
+    let invalidation = WidgetInvalidationService::new(nodes[0].cache().clone(), Some(data.clone()));
+    Fleet {
+        _redis: redis,
+        _dir: TempDir(dir),
+        data,
+        nodes,
+        invalidation,
+    }
+}
+
+async fn read(
+    node: &WidgetCacheService,
+    data: &WidgetDataAggregationService,
+    w: WidgetType,
+    r: TimeRange,
+    f: &WidgetFilters,
+) -> Arc<WidgetData> {
+    let (d, f2) = (data.clone(), f.clone());
+    node.get_widget_data(w, r, f.clone(), move || async move {
+        d.compute(w, r, f2, Utc::now()).await
+    })
+    .await
+    .unwrap()
+}
+
+fn hits(node: &WidgetCacheService) -> u64 {
+    let s = node.cache().stats();
+    s.l1_hits
+}
+
+fn total(d: &Arc<WidgetData>) -> i64 {
+    match d.as_ref() {
+        WidgetData::TotalDonations(t) => t.total_cents,
+        other => panic!("not a total: {other:?}"),
+    }
+}
+
+fn now() -> DateTime<Utc> {
+    Utc::now()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_widget_type_computes_and_is_cached() {
+    let f = fleet("all").await;
+    let filters = WidgetFilters::new().with("organization_id", "1").unwrap();
+    for w in WidgetType::ALL {
+        let first = read(&f.nodes[0], &f.data, w, TimeRange::Last30Days, &filters).await;
+        assert_eq!(first.widget(), w);
+        let direct = f
+            .data
+            .compute(w, TimeRange::Last30Days, filters.clone(), now())
+            .await
+            .unwrap();
+        assert_eq!(*first, direct, "{w}: cached data equals a direct query");
+        let before = hits(&f.nodes[0]);
+        let again = read(&f.nodes[0], &f.data, w, TimeRange::Last30Days, &filters).await;
+        assert!(
+            Arc::ptr_eq(&first, &again) && hits(&f.nodes[0]) == before + 1,
+            "{w}: second read is an L1 hit"
+        );
+    }
+    let totals = f
+        .data
+        .compute(
+            WidgetType::TotalDonations,
+            TimeRange::LastYear,
+            WidgetFilters::new(),
+            now(),
+        )
+        .await
+        .unwrap();
+    assert!(
+        total(&Arc::new(totals)) > 0,
+        "the generated data is not empty"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_donation_refreshes_affected_views_on_every_node_and_leaves_others_cached() {
+    let f = fleet("donation").await;
+    // Campaign 1 belongs to organisation 1; campaign 5 to organisation 2 (4 campaigns per organisation).
+    let org1 = WidgetFilters::new().with("organization_id", "1").unwrap();
+    let camp1 = WidgetFilters::new().with("campaign_id", "1").unwrap();
+    let camp5 = WidgetFilters::new().with("campaign_id", "5").unwrap();
+    let all = WidgetFilters::new();
+    let views = [
+        (TimeRange::ThisMonth, all.clone()),
+        (TimeRange::ThisMonth, org1.clone()),
+        (TimeRange::ThisMonth, camp1.clone()),
+        (TimeRange::ThisMonth, camp5.clone()),
+        (TimeRange::LastYear, all.clone()),
+    ];
+    let mut before = Vec::new();
+    for node in &f.nodes {
+        for (r, filt) in &views {
+            before.push(total(
+                &read(node, &f.data, WidgetType::TotalDonations, *r, filt).await,
+            ));
+        }
+    }
+
+    let event = f
+        .data
+        .record_donation(NewDonation {
+            campaign_id: 1,
+            employee_id: None,
+            donor: "Ada Lovelace".into(),
+            amount_cents: 123_456,
+            currency: "EUR".into(),
+            created_at: now().timestamp(),
+        })
+        .await
+        .unwrap();
+    f.invalidation.invalidate_for_event(&event).await.unwrap();
+
+    for (i, node) in f.nodes.iter().enumerate() {
+        for (v, (r, filt)) in views.iter().enumerate() {
+            let was = before[i * views.len() + v];
+            if v < 3 {
+                let expected = was + 123_456;
+                let direct = f
+                    .data
+                    .compute(WidgetType::TotalDonations, *r, filt.clone(), now())
+                    .await
+                    .unwrap();
+                assert_eq!(
+                    total(&Arc::new(direct)),
+                    expected,
+                    "the direct query sees the donation"
+                );
+                eventually(
+                    DEADLINE,
+                    &format!("node {i} shows the new figure for {r} {filt:?}"),
+                    || async {
+                        total(&read(node, &f.data, WidgetType::TotalDonations, *r, filt).await)
+                            == expected
+                    },
+                )
+                .await;
+            } else {
+                let h = hits(node);
+                let now_value =
+                    total(&read(node, &f.data, WidgetType::TotalDonations, *r, filt).await);
+                assert_eq!(
+                    hits(node),
+                    h + 1,
+                    "node {i}: {r} {filt:?} is untouched and still an L1 hit"
+                );
+                assert_eq!(now_value, was);
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalidate_widget_clears_every_filter_variant_and_nothing_else() {
+    let f = fleet("widget").await;
+    let variants = [
+        WidgetFilters::new(),
+        WidgetFilters::new().with("organization_id", "2").unwrap(),
+        WidgetFilters::new()
+            .with("campaign_id", "3")
+            .unwrap()
+            .with("currency", "EUR")
+            .unwrap(),
+    ];
+    for filt in &variants {
+        read(
+            &f.nodes[1],
+            &f.data,
+            WidgetType::TopDonors,
+            TimeRange::ThisYear,
+            filt,
+        )
+        .await;
+    }
+    read(
+        &f.nodes[1],
+        &f.data,
+        WidgetType::TopDonors,
+        TimeRange::LastYear,
+        &variants[0],
+    )
+    .await;
+
+    f.nodes[0]
+        .invalidate_widget(WidgetType::TopDonors, TimeRange::ThisYear)
+        .await
+        .unwrap();
+    for filt in &variants {
+        let key = tiercache_widgets::WidgetKey::new(
+            WidgetType::TopDonors,
+            TimeRange::ThisYear,
+            filt.clone(),
+        )
+        .to_string();
+        eventually(DEADLINE, &format!("{key} is gone on node 1"), || async {
+            f.nodes[1]
+                .cache()
+                .get::<WidgetData>(&key)
+                .await
+                .unwrap()
+                .is_none()
+        })
+        .await;
+    }
+    let h = hits(&f.nodes[1]);
+    read(
+        &f.nodes[1],
+        &f.data,
+        WidgetType::TopDonors,
+        TimeRange::LastYear,
+        &variants[0],
+    )
+    .await;
+    assert_eq!(
+        hits(&f.nodes[1]),
+        h + 1,
+        "another range of the same widget stays cached"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seed_shaped_events_are_narrowed_with_the_directory_and_unknown_names_are_refused() {
+    let f = fleet("smart").await;
+    let camp1 = WidgetFilters::new().with("campaign_id", "1").unwrap();
+    let camp5 = WidgetFilters::new().with("campaign_id", "5").unwrap();
+    read(
+        &f.nodes[2],
+        &f.data,
+        WidgetType::TotalDonations,
+        TimeRange::Today,
+        &camp1,
+    )
+    .await;
+    read(
+        &f.nodes[2],
+        &f.data,
+        WidgetType::TotalDonations,
+        TimeRange::Today,
+        &camp5,
+    )
+    .await;
+
+    let events =
+        serde_json::json!({"donation_created": {"campaign_id": 1, "employee_id": 4, "amount": 50}});
+    let tags = f.invalidation.smart_invalidation(&events).await.unwrap();
+    assert!(tags > 0);
+    let key1 =
+        tiercache_widgets::WidgetKey::new(WidgetType::TotalDonations, TimeRange::Today, camp1)
+            .to_string();
+    eventually(DEADLINE, "campaign 1's view is invalidated", || async {
+        f.nodes[2]
+            .cache()
+            .get::<WidgetData>(&key1)
+            .await
+            .unwrap()
+            .is_none()
+    })
+    .await;
+    let h = hits(&f.nodes[2]);
+    read(
+        &f.nodes[2],
+        &f.data,
+        WidgetType::TotalDonations,
+        TimeRange::Today,
+        &camp5,
+    )
+    .await;
+    assert_eq!(hits(&f.nodes[2]), h + 1, "campaign 5's view is untouched");
+
+    let err = f
+        .invalidation
+        .smart_invalidation(&serde_json::json!({"donation_exploded": {}}))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("donation_created"), "{err}");
+}
