@@ -133,47 +133,64 @@ impl Cache {
             L1Lookup::Suspect(value) => Some(value),
             L1Lookup::Miss => None,
         };
-        let waiter = match node.flights.join(&load_flight(key)) {
-            Joined::Leader(guard, waiter) => {
-                let node = node.clone();
-                let key = key.to_owned();
-                let opts = opts.clone();
-                tokio::spawn(async move {
-                    let result = node
-                        .load::<T, F, Fut, E>(&key, &opts, loader, Some(guard.flight()), l1_stale)
+        loop {
+            match node.flights.join(&load_flight(key)) {
+                Joined::Leader(guard, waiter) => {
+                    // Subscribe before reading so a fill between our read and a wait is not missed.
+                    let fills = node.fills.subscribe();
+                    // The read runs in the caller's task: an L2 hit costs no spawn. If the caller is
+                    // cancelled here, the guard drops and the followers retry.
+                    let read = node
+                        .read_through::<T>(key, opts.tags(), Some(guard.flight()))
                         .await;
-                    guard.complete(
-                        result
-                            .map(|v| Some(v as Arc<dyn Any + Send + Sync>))
-                            .map_err(SharedError::from),
-                    );
-                });
-                waiter
-            }
-            Joined::Follower(waiter) => {
-                node.stats.coalesced(1);
-                match waiter.wait().await {
-                    Ok(Some(v)) => {
-                        if let Ok(v) = v.downcast::<T>() {
-                            return Ok(v);
-                        }
-                        // Someone loaded this key as another type: load our own, uncoalesced.
-                        node.stats.type_mismatches(1);
-                        return node
-                            .load::<T, F, Fut, E>(key, opts, loader, None, None)
-                            .await;
+                    if let Some(value) = read.as_ref().ok().and_then(|r| r.fresh.clone()) {
+                        guard.complete(Ok(Some(value.clone() as Arc<dyn Any + Send + Sync>)));
+                        return Ok(value);
                     }
-                    Ok(None) => return Err(Error::Unavailable("load produced no value".into())),
-                    Err(e) => return Err(e.into_error()),
+                    // A miss: the rest (lease, loader, store) must finish even if this caller goes away.
+                    let (node, key, opts) = (node.clone(), key.to_owned(), opts.clone());
+                    tokio::spawn(async move {
+                        let flight = Some(guard.flight());
+                        let result = node
+                            .load_after_read::<T, F, Fut, E>(
+                                &key, &opts, loader, flight, l1_stale, fills, read,
+                            )
+                            .await;
+                        guard.complete(
+                            result
+                                .map(|v| Some(v as Arc<dyn Any + Send + Sync>))
+                                .map_err(SharedError::from),
+                        );
+                    });
+                    return match waiter.wait().await {
+                        Ok(Some(v)) => v.downcast::<T>().map_err(|_| {
+                            Error::Unavailable("load produced a value of another type".into())
+                        }),
+                        Ok(None) => Err(Error::Unavailable("load produced no value".into())),
+                        Err(e) => Err(e.into_error()),
+                    };
+                }
+                Joined::Follower(waiter) => {
+                    node.stats.coalesced(1);
+                    match waiter.wait().await {
+                        Ok(Some(v)) => {
+                            if let Ok(v) = v.downcast::<T>() {
+                                return Ok(v);
+                            }
+                            // Someone loaded this key as another type: load our own, uncoalesced.
+                            node.stats.type_mismatches(1);
+                            return node
+                                .load::<T, F, Fut, E>(key, opts, loader, None, None)
+                                .await;
+                        }
+                        Ok(None) => {
+                            return Err(Error::Unavailable("load produced no value".into()))
+                        }
+                        Err(SharedError::Abandoned) => {}
+                        Err(e) => return Err(e.into_error()),
+                    }
                 }
             }
-        };
-        match waiter.wait().await {
-            Ok(Some(v)) => v
-                .downcast::<T>()
-                .map_err(|_| Error::Unavailable("load produced a value of another type".into())),
-            Ok(None) => Err(Error::Unavailable("load produced no value".into())),
-            Err(e) => Err(e.into_error()),
         }
     }
 
@@ -188,34 +205,39 @@ impl Cache {
         if let L1Lookup::Hit(value, _) = node.l1_lookup::<T>(key).await {
             return Ok(Some(value));
         }
-        let waiter = match node.flights.join(&read_flight(key)) {
-            Joined::Leader(guard, waiter) => {
-                let node = node.clone();
-                let key = key.to_owned();
-                tokio::spawn(async move {
-                    let result = node
-                        .read_through::<T>(&key, &[], Some(guard.flight()))
-                        .await;
-                    guard.complete(
-                        result
-                            .map(|r| r.fresh.map(|v| v as Arc<dyn Any + Send + Sync>))
-                            .map_err(SharedError::from),
-                    );
-                });
-                waiter
+        loop {
+            match node.flights.join(&read_flight(key)) {
+                Joined::Leader(guard, _) => {
+                    // Inline: a read holds nothing that must outlive its caller.
+                    let read = node.read_through::<T>(key, &[], Some(guard.flight())).await;
+                    let fresh = read.as_ref().ok().and_then(|r| r.fresh.clone());
+                    match read {
+                        Ok(_) => guard
+                            .complete(Ok(fresh.clone().map(|v| v as Arc<dyn Any + Send + Sync>))),
+                        Err(e) => {
+                            let shared = SharedError::from(e);
+                            guard.complete(Err(shared.clone()));
+                            return Err(shared.into_error());
+                        }
+                    }
+                    if fresh.is_none() {
+                        node.stats.misses(1);
+                    }
+                    return Ok(fresh);
+                }
+                Joined::Follower(waiter) => {
+                    node.stats.coalesced(1);
+                    match waiter.wait().await {
+                        Ok(Some(v)) => return Ok(v.downcast::<T>().ok()),
+                        Ok(None) => {
+                            node.stats.misses(1);
+                            return Ok(None);
+                        }
+                        Err(SharedError::Abandoned) => {}
+                        Err(e) => return Err(e.into_error()),
+                    }
+                }
             }
-            Joined::Follower(waiter) => {
-                node.stats.coalesced(1);
-                waiter
-            }
-        };
-        match waiter.wait().await {
-            Ok(Some(v)) => Ok(v.downcast::<T>().ok()),
-            Ok(None) => {
-                node.stats.misses(1);
-                Ok(None)
-            }
-            Err(e) => Err(e.into_error()),
         }
     }
 

@@ -129,6 +129,8 @@ pub(crate) enum SharedError {
         key: String,
         after: std::time::Duration,
     },
+    /// The leader went away (its caller was cancelled) before finishing; waiters retry.
+    Abandoned,
     Other(Arc<Error>),
 }
 
@@ -138,6 +140,9 @@ impl SharedError {
             SharedError::Loader { key, source } => Error::Loader { key, source },
             SharedError::Panicked { key, message } => Error::LoaderPanicked { key, message },
             SharedError::Timeout { key, after } => Error::LoaderTimeout { key, after },
+            SharedError::Abandoned => {
+                Error::Unavailable("the load this call waited on was abandoned".into())
+            }
             SharedError::Other(e) => match Arc::try_unwrap(e) {
                 Ok(e) => e,
                 Err(shared) => Error::Unavailable(shared.to_string()),

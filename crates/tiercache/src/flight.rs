@@ -57,9 +57,7 @@ impl FlightWaiter {
 }
 
 fn abandoned() -> SharedError {
-    SharedError::Other(Arc::new(crate::Error::Unavailable(
-        "the load this call was waiting on was abandoned".into(),
-    )))
+    SharedError::Abandoned
 }
 
 /// Held by the leader; completing (or dropping) it ends the flight.

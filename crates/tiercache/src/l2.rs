@@ -147,12 +147,100 @@ impl L2 {
         }
     }
 
-    /// Reads an entry with its validity and the fence for a load with `tags`.
+    /// Reads an entry with its validity and the fence for a load with `tags`: the pipelined fast path
+    /// when it is conclusive, the script otherwise.
     pub(crate) async fn read(
         &self,
         entry: &EntryKeys,
         tags: &[String],
     ) -> Result<ReadReply, Error> {
+        if let Some(reply) = self.read_pipelined(entry, tags).await? {
+            return Ok(reply);
+        }
+        self.read_scripted(entry, tags).await
+    }
+
+    /// One pipelined round trip without Lua: `HMGET` the entry, `GET` its generation, the epoch and the
+    /// caller's tag versions, and check validity here. Pipelined commands are not atomic, but the order
+    /// keeps it sound: the entry is read before the versions, so a version changed in between makes the
+    /// entry look invalid, never a stale entry look valid; and a miss's fence is checked again by the
+    /// store script.
+    ///
+    /// `None` when it cannot decide alone: the entry recorded a tag the caller did not name, a recorded
+    /// version no longer matches (the script deletes the entry), or a miss needs versions created.
+    async fn read_pipelined(
+        &self,
+        entry: &EntryKeys,
+        tags: &[String],
+    ) -> Result<Option<ReadReply>, Error> {
+        let tag_keys: Vec<String> = tags.iter().map(|t| self.keys.tag(t)).collect();
+        let mut pipe = redis::pipe();
+        pipe.cmd("HMGET").arg(&entry.entry).arg("d").arg("t");
+        pipe.cmd("GET").arg(&entry.generation);
+        pipe.cmd("GET").arg(EPOCH_KEY);
+        for key in &tag_keys {
+            pipe.cmd("GET").arg(key);
+        }
+        let mut replies: Vec<Value> = pipe.query_async(&mut self.conn.clone()).await?;
+        if replies.len() != 3 + tag_keys.len() {
+            return Ok(None);
+        }
+        let versions: Vec<Option<String>> = replies
+            .split_off(3)
+            .into_iter()
+            .map(|v| bytes(v).map(|b| String::from_utf8_lossy(&b).into_owned()))
+            .collect();
+        let mut it = replies.into_iter();
+        let (Some(Value::Array(fields)), Some(generation), Some(epoch)) =
+            (it.next(), it.next(), it.next())
+        else {
+            return Ok(None);
+        };
+        let Some(epoch) = bytes(epoch).map(|b| String::from_utf8_lossy(&b).into_owned()) else {
+            return Ok(None);
+        };
+        let Some(tag_versions) = versions.into_iter().collect::<Option<Vec<String>>>() else {
+            return Ok(None);
+        };
+        let mut fields = fields.into_iter();
+        let (envelope, recorded) = (fields.next().and_then(bytes), fields.next().and_then(bytes));
+        let fence = Fence {
+            generation: string(generation),
+            epoch,
+            tag_versions,
+        };
+        let Some(envelope) = envelope else {
+            return Ok(Some(ReadReply {
+                envelope: None,
+                recorded_tags: Vec::new(),
+                fence,
+                created_tags: Vec::new(),
+            }));
+        };
+        let Some(recorded) = parse_recorded(&recorded.unwrap_or_default()) else {
+            return Ok(None);
+        };
+        for (key, version) in &recorded {
+            match tag_keys.iter().position(|k| k == key) {
+                Some(i) if fence.tag_versions[i] == *version => {}
+                _ => return Ok(None),
+            }
+        }
+        let recorded_tags = recorded
+            .into_iter()
+            .filter_map(|(key, version)| Some((self.keys.tag_name(&key)?.to_owned(), version)))
+            .collect();
+        Ok(Some(ReadReply {
+            envelope: Some(envelope),
+            recorded_tags,
+            fence,
+            created_tags: Vec::new(),
+        }))
+    }
+
+    /// The script read: checks every recorded tag in Redis, deletes an entry whose tags moved on, and
+    /// creates missing versions for the fence.
+    async fn read_scripted(&self, entry: &EntryKeys, tags: &[String]) -> Result<ReadReply, Error> {
         let mut call = self.scripts.read.prepare_invoke();
         call.key(&entry.entry).key(&entry.generation).key(EPOCH_KEY);
         call.arg(nonce());

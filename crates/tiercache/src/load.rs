@@ -22,7 +22,7 @@ use futures_util::FutureExt;
 use serde::{de::DeserializeOwned, Serialize};
 use tokio::task::JoinHandle;
 
-use crate::cache::now_ms;
+use crate::cache::{now_ms, ReadOutcome};
 use crate::codec::{self, Header};
 use crate::error::Error;
 use crate::flight::Flight;
@@ -72,10 +72,30 @@ impl Node {
     {
         // Subscribe before reading so a fill between our read and our wait is not missed.
         let fills = self.fills.subscribe();
-        let read = self
-            .read_through::<T>(key, opts.tags(), flight)
+        let read = self.read_through::<T>(key, opts.tags(), flight).await;
+        self.load_after_read(key, opts, loader, flight, l1_stale, fills, read)
             .await
-            .unwrap_or_default();
+    }
+
+    /// The miss path once L2 has been read (by the caller, inline, before any task was spawned).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn load_after_read<T, F, Fut, E>(
+        self: &Arc<Self>,
+        key: &str,
+        opts: &EntryOptions,
+        loader: F,
+        flight: Option<&Flight>,
+        l1_stale: Option<Arc<T>>,
+        fills: tokio::sync::broadcast::Receiver<Arc<str>>,
+        read: Result<ReadOutcome<T>, Error>,
+    ) -> Result<Arc<T>, Error>
+    where
+        T: Serialize + DeserializeOwned + Send + Sync + 'static,
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = Result<T, E>> + Send + 'static,
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let read = read.unwrap_or_default();
         if let Some(value) = read.fresh {
             return Ok(value);
         }

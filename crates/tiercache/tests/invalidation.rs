@@ -328,3 +328,35 @@ async fn a_burst_of_ten_thousand_invalidations_is_batched_and_applied_everywhere
         gone_everywhere(&fleet, &format!("k{i}")).await;
     }
 }
+
+#[tokio::test]
+async fn a_read_naming_fewer_tags_than_the_entry_still_checks_every_recorded_tag() {
+    let redis = server();
+    let writer = common::node(&redis, "subset").await;
+    writer
+        .set("k", 1_u64, &opts().with_tags(["campaign:1", "donation"]))
+        .await
+        .unwrap();
+    let mut conn = redis.connection_db(1).await.unwrap();
+    let _: i64 = redis::cmd("DEL")
+        .arg("tc:t:6.subset:donation")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+
+    let reader = common::node(&redis, "subset").await;
+    let calls = Arc::new(AtomicUsize::new(0));
+    let v = reader
+        .get_or_load(
+            "k",
+            &opts().with_tags(["campaign:1"]),
+            counting(&calls, 2_u64),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (*v, calls.load(Ordering::SeqCst)),
+        (2, 1),
+        "the unnamed tag's vanished version still invalidates"
+    );
+}
