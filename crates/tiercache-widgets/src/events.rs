@@ -81,6 +81,17 @@ pub enum EventKind {
 
 use WidgetType as W;
 
+/// Every widget reads donations, so a donation (made or refunded) can move any of them.
+const DONATION_WIDGETS: &[WidgetType] = &[
+    W::TotalDonations,
+    W::DonationTrends,
+    W::TopDonors,
+    W::CampaignPerformance,
+    W::OrganizationStats,
+    W::RecentActivities,
+    W::EmployeeParticipation,
+];
+
 /// Which widgets each event kind affects — the only place this is decided.
 ///
 /// The seed mapped `DonationCompleted` to total_donations, donation_trends and top_donors and
@@ -88,30 +99,8 @@ use WidgetType as W;
 /// seed forgot: a donation also moves a campaign's raised amount (campaign_performance), an organisation's
 /// totals (organization_stats), the feed (recent_activities) and who has given (employee_participation).
 pub const AFFECTS: &[(EventKind, &[WidgetType])] = &[
-    (
-        EventKind::DonationCompleted,
-        &[
-            W::TotalDonations,
-            W::DonationTrends,
-            W::TopDonors,
-            W::CampaignPerformance,
-            W::OrganizationStats,
-            W::RecentActivities,
-            W::EmployeeParticipation,
-        ],
-    ),
-    (
-        EventKind::DonationRefunded,
-        &[
-            W::TotalDonations,
-            W::DonationTrends,
-            W::TopDonors,
-            W::CampaignPerformance,
-            W::OrganizationStats,
-            W::RecentActivities,
-            W::EmployeeParticipation,
-        ],
-    ),
+    (EventKind::DonationCompleted, DONATION_WIDGETS),
+    (EventKind::DonationRefunded, DONATION_WIDGETS),
     (
         EventKind::CampaignCreated,
         &[W::CampaignPerformance, W::OrganizationStats],
@@ -132,6 +121,17 @@ pub const AFFECTS: &[(EventKind, &[WidgetType])] = &[
 ];
 
 impl EventKind {
+    /// Every event kind.
+    pub const ALL: [EventKind; 7] = [
+        EventKind::DonationCompleted,
+        EventKind::DonationRefunded,
+        EventKind::CampaignCreated,
+        EventKind::CampaignUpdated,
+        EventKind::CampaignCompleted,
+        EventKind::EmployeeJoined,
+        EventKind::OrganizationUpdated,
+    ];
+
     /// The widgets this kind of event affects.
     pub fn affects(self) -> &'static [WidgetType] {
         AFFECTS

@@ -78,6 +78,37 @@ async fn read(
     .unwrap()
 }
 
+/// Reads a view and asserts the read was an L1 hit.
+async fn read_cached(
+    node: &WidgetCacheService,
+    data: &WidgetDataAggregationService,
+    (w, r, f): (WidgetType, TimeRange, &WidgetFilters),
+    what: &str,
+) -> Arc<WidgetData> {
+    let before = hits(node);
+    let value = read(node, data, w, r, f).await;
+    assert_eq!(hits(node), before + 1, "{what}: still an L1 hit");
+    value
+}
+
+/// Waits until a view is no longer cached on `node`.
+async fn wait_until_gone(
+    node: &WidgetCacheService,
+    w: WidgetType,
+    r: TimeRange,
+    f: &WidgetFilters,
+) {
+    let key = tiercache_widgets::WidgetKey::new(w, r, f.clone()).to_string();
+    eventually(DEADLINE, &format!("{key} is gone"), || async {
+        node.cache()
+            .get::<WidgetData>(&key)
+            .await
+            .unwrap()
+            .is_none()
+    })
+    .await;
+}
+
 fn hits(node: &WidgetCacheService) -> u64 {
     let s = node.cache().stats();
     s.l1_hits
@@ -193,15 +224,10 @@ async fn a_donation_refreshes_affected_views_on_every_node_and_leaves_others_cac
                 )
                 .await;
             } else {
-                let h = hits(node);
+                let what = format!("node {i}: untouched {r} {filt:?}");
                 let now_value =
-                    total(&read(node, &f.data, WidgetType::TotalDonations, *r, filt).await);
-                assert_eq!(
-                    hits(node),
-                    h + 1,
-                    "node {i}: {r} {filt:?} is untouched and still an L1 hit"
-                );
-                assert_eq!(now_value, was);
+                    read_cached(node, &f.data, (WidgetType::TotalDonations, *r, filt), &what).await;
+                assert_eq!(total(&now_value), was);
             }
         }
     }
@@ -243,36 +269,22 @@ async fn invalidate_widget_clears_every_filter_variant_and_nothing_else() {
         .await
         .unwrap();
     for filt in &variants {
-        let key = tiercache_widgets::WidgetKey::new(
+        wait_until_gone(
+            &f.nodes[1],
             WidgetType::TopDonors,
             TimeRange::ThisYear,
-            filt.clone(),
+            filt,
         )
-        .to_string();
-        eventually(DEADLINE, &format!("{key} is gone on node 1"), || async {
-            f.nodes[1]
-                .cache()
-                .get::<WidgetData>(&key)
-                .await
-                .unwrap()
-                .is_none()
-        })
         .await;
     }
-    let h = hits(&f.nodes[1]);
-    read(
+    let other_range = (WidgetType::TopDonors, TimeRange::LastYear, &variants[0]);
+    read_cached(
         &f.nodes[1],
         &f.data,
-        WidgetType::TopDonors,
-        TimeRange::LastYear,
-        &variants[0],
+        other_range,
+        "another range of the same widget",
     )
     .await;
-    assert_eq!(
-        hits(&f.nodes[1]),
-        h + 1,
-        "another range of the same widget stays cached"
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -301,28 +313,15 @@ async fn seed_shaped_events_are_narrowed_with_the_directory_and_unknown_names_ar
         serde_json::json!({"donation_created": {"campaign_id": 1, "employee_id": 4, "amount": 50}});
     let tags = f.invalidation.smart_invalidation(&events).await.unwrap();
     assert!(tags > 0);
-    let key1 =
-        tiercache_widgets::WidgetKey::new(WidgetType::TotalDonations, TimeRange::Today, camp1)
-            .to_string();
-    eventually(DEADLINE, "campaign 1's view is invalidated", || async {
-        f.nodes[2]
-            .cache()
-            .get::<WidgetData>(&key1)
-            .await
-            .unwrap()
-            .is_none()
-    })
-    .await;
-    let h = hits(&f.nodes[2]);
-    read(
+    wait_until_gone(
         &f.nodes[2],
-        &f.data,
         WidgetType::TotalDonations,
         TimeRange::Today,
-        &camp5,
+        &camp1,
     )
     .await;
-    assert_eq!(hits(&f.nodes[2]), h + 1, "campaign 5's view is untouched");
+    let camp5_view = (WidgetType::TotalDonations, TimeRange::Today, &camp5);
+    read_cached(&f.nodes[2], &f.data, camp5_view, "campaign 5's view").await;
 
     let err = f
         .invalidation

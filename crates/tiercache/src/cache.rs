@@ -126,7 +126,13 @@ impl Cache {
                         .refresh_claimed
                         .swap(true, std::sync::atomic::Ordering::AcqRel)
                 {
-                    node.spawn_refresh::<T, F, Fut, E>(key, opts, loader, &entry, value.clone());
+                    node.spawn_refresh::<T, F, Fut, E>(
+                        key,
+                        opts,
+                        loader,
+                        entry.created_at_ms,
+                        value.clone(),
+                    );
                 }
                 return Ok(value);
             }
@@ -141,7 +147,7 @@ impl Cache {
                     // The read runs in the caller's task: an L2 hit costs no spawn. If the caller is
                     // cancelled here, the guard drops and the followers retry.
                     let read = node
-                        .read_through::<T>(key, opts.tags(), Some(guard.flight()))
+                        .read_through::<T>(key, Some(opts.tags()), Some(guard.flight()))
                         .await;
                     if let Some(value) = read.as_ref().ok().and_then(|r| r.fresh.clone()) {
                         guard.complete(Ok(Some(value.clone() as Arc<dyn Any + Send + Sync>)));
@@ -209,7 +215,9 @@ impl Cache {
             match node.flights.join(&read_flight(key)) {
                 Joined::Leader(guard, _) => {
                     // Inline: a read holds nothing that must outlive its caller.
-                    let read = node.read_through::<T>(key, &[], Some(guard.flight())).await;
+                    let read = node
+                        .read_through::<T>(key, None, Some(guard.flight()))
+                        .await;
                     let fresh = read.as_ref().ok().and_then(|r| r.fresh.clone());
                     match read {
                         Ok(_) => guard
@@ -434,10 +442,11 @@ impl Node {
     }
 
     /// Reads `key` from L2, copying a fresh value into L1.
+    /// `tags`: the tags the caller stores under, or `None` when it cannot name them (see [`crate::l2::L2::read`]).
     pub(crate) async fn read_through<T>(
         self: &Arc<Self>,
         key: &str,
-        tags: &[String],
+        tags: Option<&[String]>,
         flight: Option<&Flight>,
     ) -> Result<ReadOutcome<T>, Error>
     where

@@ -109,10 +109,12 @@ fn bytes(v: Value) -> Option<Vec<u8>> {
     }
 }
 
+fn text(v: Value) -> Option<String> {
+    bytes(v).map(|b| String::from_utf8_lossy(&b).into_owned())
+}
+
 fn string(v: Value) -> String {
-    bytes(v)
-        .map(|b| String::from_utf8_lossy(&b).into_owned())
-        .unwrap_or_default()
+    text(v).unwrap_or_default()
 }
 
 fn unexpected(what: &str, v: &Value) -> Error {
@@ -147,13 +149,20 @@ impl L2 {
         }
     }
 
-    /// Reads an entry with its validity and the fence for a load with `tags`: the pipelined fast path
-    /// when it is conclusive, the script otherwise.
+    /// Reads an entry with its validity and the fence for a load with `tags`.
+    ///
+    /// A caller that names the tags it stores under (`Some`) gets the pipelined fast path when that is
+    /// conclusive, the script otherwise. A caller that cannot name them (`None`, a plain `get`) goes
+    /// straight to the script: the pipeline could not check an entry's tags for it, and trying it first
+    /// would cost a second round trip on every tagged entry.
     pub(crate) async fn read(
         &self,
         entry: &EntryKeys,
-        tags: &[String],
+        tags: Option<&[String]>,
     ) -> Result<ReadReply, Error> {
+        let Some(tags) = tags else {
+            return self.read_scripted(entry, &[]).await;
+        };
         if let Some(reply) = self.read_pipelined(entry, tags).await? {
             return Ok(reply);
         }
@@ -185,18 +194,14 @@ impl L2 {
         if replies.len() != 3 + tag_keys.len() {
             return Ok(None);
         }
-        let versions: Vec<Option<String>> = replies
-            .split_off(3)
-            .into_iter()
-            .map(|v| bytes(v).map(|b| String::from_utf8_lossy(&b).into_owned()))
-            .collect();
+        let versions: Vec<Option<String>> = replies.split_off(3).into_iter().map(text).collect();
         let mut it = replies.into_iter();
         let (Some(Value::Array(fields)), Some(generation), Some(epoch)) =
             (it.next(), it.next(), it.next())
         else {
             return Ok(None);
         };
-        let Some(epoch) = bytes(epoch).map(|b| String::from_utf8_lossy(&b).into_owned()) else {
+        let Some(epoch) = text(epoch) else {
             return Ok(None);
         };
         let Some(tag_versions) = versions.into_iter().collect::<Option<Vec<String>>>() else {

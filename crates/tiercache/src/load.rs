@@ -72,7 +72,7 @@ impl Node {
     {
         // Subscribe before reading so a fill between our read and our wait is not missed.
         let fills = self.fills.subscribe();
-        let read = self.read_through::<T>(key, opts.tags(), flight).await;
+        let read = self.read_through::<T>(key, Some(opts.tags()), flight).await;
         self.load_after_read(key, opts, loader, flight, l1_stale, fills, read)
             .await
     }
@@ -159,7 +159,7 @@ impl Node {
                 () = wake => {}
                 () = wait_for_fill(&mut fills, key) => {}
             }
-            match self.read_through::<T>(key, opts.tags(), flight).await {
+            match self.read_through::<T>(key, Some(opts.tags()), flight).await {
                 Ok(r) => {
                     if let Some(value) = r.fresh {
                         return Waited::Filled(value);

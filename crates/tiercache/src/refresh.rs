@@ -35,14 +35,19 @@ pub enum RefreshMode {
 }
 
 impl Node {
-    /// Another node stored `key`: if our copy is old enough to be refreshing, retire it so the next read
-    /// takes the new value from L2 instead of refreshing again.
+    /// Another node stored `key`: if our copy is one a hit wanted refreshed (it claimed a refresh, or
+    /// it is past the threshold), retire it so the next read takes the new value from L2 instead of
+    /// refreshing again.
     pub(crate) async fn retire_if_ageing(&self, key: &str) {
         if !self.config.refresh_ahead {
             return;
         }
         if let Some(entry) = self.l1.get(key).await {
-            if entry.age_fraction(Instant::now()) >= self.config.refresh_threshold.min(0.5) {
+            let wanted_refresh = entry
+                .refresh_claimed
+                .load(std::sync::atomic::Ordering::Acquire)
+                || entry.age_fraction(Instant::now()) >= self.config.refresh_threshold;
+            if wanted_refresh {
                 self.l1.remove(key).await;
             }
         }
@@ -72,7 +77,7 @@ impl Node {
         key: &str,
         opts: &EntryOptions,
         loader: F,
-        entry: &L1Entry,
+        l1_created_at_ms: u64,
         current: Arc<T>,
     ) where
         T: Serialize + DeserializeOwned + Send + Sync + 'static,
@@ -84,7 +89,6 @@ impl Node {
             return;
         };
         let (node, key, opts) = (self.clone(), key.to_owned(), opts.clone());
-        let created_at_ms = entry.created_at_ms;
         tokio::spawn(async move {
             let result = node
                 .refresh::<T, F, Fut, E>(
@@ -92,7 +96,7 @@ impl Node {
                     &opts,
                     loader,
                     guard.flight(),
-                    created_at_ms,
+                    l1_created_at_ms,
                     current,
                 )
                 .await;
@@ -139,7 +143,10 @@ impl Node {
             None
         };
         // Read after taking the lease: a refresh that finished just before us shows up here.
-        let read = match self.read_through::<T>(key, opts.tags(), Some(flight)).await {
+        let read = match self
+            .read_through::<T>(key, Some(opts.tags()), Some(flight))
+            .await
+        {
             Ok(read) => read,
             Err(e) => {
                 if let Some(lease) = lease {

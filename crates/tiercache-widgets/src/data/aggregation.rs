@@ -26,6 +26,14 @@ struct Inner {
     next_reader: AtomicUsize,
 }
 
+impl Inner {
+    /// The next read connection, round robin.
+    fn reader(&self) -> parking_lot::MutexGuard<'_, Connection> {
+        let i = self.next_reader.fetch_add(1, Ordering::Relaxed) % self.readers.len();
+        self.readers[i].lock()
+    }
+}
+
 /// Computes widget data from SQLite and records donations.
 ///
 /// ```no_run
@@ -114,8 +122,7 @@ impl WidgetDataAggregationService {
     ) -> Result<WidgetData, WidgetError> {
         let (start, end) = range.resolve(now);
         self.blocking(move |inner| {
-            let i = inner.next_reader.fetch_add(1, Ordering::Relaxed) % inner.readers.len();
-            let conn = inner.readers[i].lock();
+            let conn = inner.reader();
             Ok(queries::run(
                 &conn,
                 widget,
@@ -166,8 +173,7 @@ impl WidgetDataAggregationService {
     /// The currencies donations are made in.
     pub async fn currencies(&self) -> Result<Vec<String>, WidgetError> {
         self.blocking(move |inner| {
-            let i = inner.next_reader.fetch_add(1, Ordering::Relaxed) % inner.readers.len();
-            let conn = inner.readers[i].lock();
+            let conn = inner.reader();
             let mut stmt =
                 conn.prepare_cached("SELECT DISTINCT currency FROM donations ORDER BY currency")?;
             let rows = stmt.query_map([], |r| r.get(0))?;
@@ -179,8 +185,7 @@ impl WidgetDataAggregationService {
     /// The organisation a campaign belongs to, if the campaign exists.
     pub async fn organization_of(&self, campaign_id: i64) -> Result<Option<i64>, WidgetError> {
         self.blocking(move |inner| {
-            let i = inner.next_reader.fetch_add(1, Ordering::Relaxed) % inner.readers.len();
-            let conn = inner.readers[i].lock();
+            let conn = inner.reader();
             Ok(conn
                 .query_row(
                     "SELECT organization_id FROM campaigns WHERE id = ?1",
