@@ -12,7 +12,7 @@ use crate::coherence::{Admission, Trust};
 use crate::error::{Error, SharedError};
 use crate::flight::{Flight, Joined};
 use crate::l1::L1Entry;
-use crate::l2::Fence;
+use crate::l2::{Fence, ReadNeed};
 use crate::metrics::CacheStats;
 use crate::node::{load_flight, read_flight, Node};
 use crate::options::EntryOptions;
@@ -147,7 +147,12 @@ impl Cache {
                     // The read runs in the caller's task: an L2 hit costs no spawn. If the caller is
                     // cancelled here, the guard drops and the followers retry.
                     let read = node
-                        .read_through::<T>(key, Some(opts.tags()), Some(guard.flight()))
+                        .read_through::<T>(
+                            key,
+                            opts.tags(),
+                            ReadNeed::ValueOrFence,
+                            Some(guard.flight()),
+                        )
                         .await;
                     if let Some(value) = read.as_ref().ok().and_then(|r| r.fresh.clone()) {
                         guard.complete(Ok(Some(value.clone() as Arc<dyn Any + Send + Sync>)));
@@ -216,7 +221,7 @@ impl Cache {
                 Joined::Leader(guard, _) => {
                     // Inline: a read holds nothing that must outlive its caller.
                     let read = node
-                        .read_through::<T>(key, None, Some(guard.flight()))
+                        .read_through::<T>(key, &[], ReadNeed::Value, Some(guard.flight()))
                         .await;
                     let fresh = read.as_ref().ok().and_then(|r| r.fresh.clone());
                     match read {
@@ -442,11 +447,12 @@ impl Node {
     }
 
     /// Reads `key` from L2, copying a fresh value into L1.
-    /// `tags`: the tags the caller stores under, or `None` when it cannot name them (see [`crate::l2::L2::read`]).
+    /// `tags`: the tags the caller stores under; empty when it cannot name them (a plain `get`).
     pub(crate) async fn read_through<T>(
         self: &Arc<Self>,
         key: &str,
-        tags: Option<&[String]>,
+        tags: &[String],
+        need: ReadNeed,
         flight: Option<&Flight>,
     ) -> Result<ReadOutcome<T>, Error>
     where
@@ -454,7 +460,10 @@ impl Node {
     {
         let entry_keys = self.keys.entry(key);
         let started = Instant::now();
-        let reply = self.guarded(self.l2.read(&entry_keys, tags)).await?;
+        let vouched = |tag: &str, version: &str| self.coherence.vouches(tag, version);
+        let reply = self
+            .guarded(self.l2.read(&entry_keys, tags, need, &vouched))
+            .await?;
         self.stats.l2_read_time(started.elapsed());
         if !reply.created_tags.is_empty() {
             // Versions recreated after an eviction must reach nodes still holding the old ones.
@@ -467,7 +476,7 @@ impl Node {
             tokio::spawn(async move { outbox.send(ops).await });
         }
         let mut outcome = ReadOutcome {
-            fence: Some(reply.fence),
+            fence: reply.fence,
             ..ReadOutcome::default()
         };
         let Some(envelope) = reply.envelope else {
@@ -503,6 +512,14 @@ impl Node {
                     tracing::debug!(error = %e, "could not delete undecodable value");
                 }
             }
+        }
+        if outcome.fresh.is_none() && outcome.fence.is_none() && need != ReadNeed::Value {
+            // The one-command hit read brought no fence, and the value turned out unusable (corrupt, or
+            // expired since): the load that follows must be fenced like any other.
+            let full = self
+                .guarded(self.l2.read(&entry_keys, tags, ReadNeed::Fence, &vouched))
+                .await?;
+            outcome.fence = full.fence;
         }
         Ok(outcome)
     }

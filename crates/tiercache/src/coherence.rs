@@ -72,6 +72,19 @@ impl Coherence {
         Trust::Trusted
     }
 
+    /// Whether the node can vouch that `tag` is still at `version` without asking Redis: it knows that
+    /// version and has missed no bus message since (not suspect). It is the rule [`Coherence::trust`]
+    /// applies to L1 entries, so an L2 entry accepted by it is exactly as fresh as an L1 hit.
+    pub(crate) fn vouches(&self, tag: &str, version: &str) -> bool {
+        if self.is_suspect() {
+            return false;
+        }
+        let Ok(version) = version.parse::<u64>() else {
+            return false;
+        };
+        self.tags.read().get(tag) == Some(&version)
+    }
+
     /// Records the versions of a freshly read entry's tags. A tag the node has never seen is learned; a
     /// tag whose known version differs refuses the fill (versions are nonces, not ordered, so the node
     /// cannot tell which is newer; the bus will settle it).

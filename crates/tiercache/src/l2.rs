@@ -6,6 +6,8 @@ use std::time::Duration;
 use redis::aio::ConnectionManager;
 use redis::{Script, Value};
 
+use crate::cache::now_ms;
+use crate::codec;
 use crate::error::Error;
 use crate::keys::{EntryKeys, KeySpace, EPOCH_KEY};
 
@@ -43,6 +45,17 @@ pub(crate) struct Fence {
     pub(crate) tag_versions: Vec<String>,
 }
 
+/// What a read must bring back besides a fresh value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ReadNeed {
+    /// A fresh value or nothing (`get`): a miss needs no fence.
+    Value,
+    /// A fresh value, or the fence to load one under (`get_or_load`); a hit needs no fence.
+    ValueOrFence,
+    /// The fence even on a hit: a refresh loads although the value is still fresh.
+    Fence,
+}
+
 /// The outcome of reading one entry.
 #[derive(Debug)]
 pub(crate) struct ReadReply {
@@ -50,7 +63,8 @@ pub(crate) struct ReadReply {
     pub(crate) envelope: Option<Vec<u8>>,
     /// The tags the entry was stored with and their versions (tag names, not Redis keys).
     pub(crate) recorded_tags: Vec<(String, String)>,
-    pub(crate) fence: Fence,
+    /// What a load must be fenced with; `None` only for a hit read without it ([`ReadNeed`]).
+    pub(crate) fence: Option<Fence>,
     /// The caller's tags whose versions this read created; they must be announced.
     pub(crate) created_tags: Vec<(String, u64)>,
 }
@@ -149,24 +163,79 @@ impl L2 {
         }
     }
 
-    /// Reads an entry with its validity and the fence for a load with `tags`.
+    /// Reads an entry with its validity and the fence for a load with `tags` (the tags the caller
+    /// stores under; empty for a plain `get`): the pipelined fast path when it is conclusive, the
+    /// script otherwise.
     ///
-    /// A caller that names the tags it stores under (`Some`) gets the pipelined fast path when that is
-    /// conclusive, the script otherwise. A caller that cannot name them (`None`, a plain `get`) goes
-    /// straight to the script: the pipeline could not check an entry's tags for it, and trying it first
-    /// would cost a second round trip on every tagged entry.
+    /// `vouched(tag, version)` says whether this node can vouch, from what the bus told it, that `tag`
+    /// is still at `version`. It lets the pipeline accept an entry whose recorded tags the caller did
+    /// not name, under the same rule that lets an L1 entry be served, without fetching their versions.
     pub(crate) async fn read(
         &self,
         entry: &EntryKeys,
-        tags: Option<&[String]>,
+        tags: &[String],
+        need: ReadNeed,
+        vouched: &(dyn Fn(&str, &str) -> bool + Sync),
     ) -> Result<ReadReply, Error> {
-        let Some(tags) = tags else {
-            return self.read_scripted(entry, &[]).await;
-        };
-        if let Some(reply) = self.read_pipelined(entry, tags).await? {
+        if need != ReadNeed::Fence {
+            if let Some(reply) = self.read_hit(entry, need, vouched).await? {
+                return Ok(reply);
+            }
+        }
+        if let Some(reply) = self.read_pipelined(entry, tags, vouched).await? {
             return Ok(reply);
         }
         self.read_scripted(entry, tags).await
+    }
+
+    /// The common case in one command, as cheap as a plain `GET`: `HMGET` the entry alone. Conclusive
+    /// when the entry is unexpired and the node vouches for every tag it recorded, or (for
+    /// [`ReadNeed::Value`]) when there is no entry. `None` otherwise: the fence, an expired value or a
+    /// tag check in Redis is needed, and the caller reads again in full.
+    async fn read_hit(
+        &self,
+        entry: &EntryKeys,
+        need: ReadNeed,
+        vouched: &(dyn Fn(&str, &str) -> bool + Sync),
+    ) -> Result<Option<ReadReply>, Error> {
+        let fields: Vec<Option<Vec<u8>>> = redis::cmd("HMGET")
+            .arg(&entry.entry)
+            .arg("d")
+            .arg("t")
+            .query_async(&mut self.conn.clone())
+            .await?;
+        let mut fields = fields.into_iter();
+        let (envelope, recorded) = (fields.next().flatten(), fields.next().flatten());
+        let Some(envelope) = envelope else {
+            return Ok((need == ReadNeed::Value).then(|| ReadReply {
+                envelope: None,
+                recorded_tags: Vec::new(),
+                fence: None,
+                created_tags: Vec::new(),
+            }));
+        };
+        // An expired value is served only as stale, after a load attempt that needs the fence.
+        let unexpired = codec::decode_header(&envelope, usize::MAX)
+            .is_ok_and(|(header, _)| header.expires_at_ms > now_ms());
+        let Some(recorded) = parse_recorded(&recorded.unwrap_or_default()).filter(|_| unexpired)
+        else {
+            return Ok(None);
+        };
+        let mut recorded_tags = Vec::with_capacity(recorded.len());
+        for (key, version) in recorded {
+            match self.keys.tag_name(&key) {
+                Some(tag) if vouched(tag, &version) => {
+                    recorded_tags.push((tag.to_owned(), version));
+                }
+                _ => return Ok(None),
+            }
+        }
+        Ok(Some(ReadReply {
+            envelope: Some(envelope),
+            recorded_tags,
+            fence: None,
+            created_tags: Vec::new(),
+        }))
     }
 
     /// One pipelined round trip without Lua: `HMGET` the entry, `GET` its generation, the epoch and the
@@ -175,12 +244,14 @@ impl L2 {
     /// entry look invalid, never a stale entry look valid; and a miss's fence is checked again by the
     /// store script.
     ///
-    /// `None` when it cannot decide alone: the entry recorded a tag the caller did not name, a recorded
-    /// version no longer matches (the script deletes the entry), or a miss needs versions created.
+    /// `None` when it cannot decide alone: the entry recorded a tag that neither the caller named nor
+    /// the node vouches for, a recorded version no longer matches (the script deletes the entry), or a
+    /// miss needs versions created.
     async fn read_pipelined(
         &self,
         entry: &EntryKeys,
         tags: &[String],
+        vouched: &(dyn Fn(&str, &str) -> bool + Sync),
     ) -> Result<Option<ReadReply>, Error> {
         let tag_keys: Vec<String> = tags.iter().map(|t| self.keys.tag(t)).collect();
         let mut pipe = redis::pipe();
@@ -218,7 +289,7 @@ impl L2 {
             return Ok(Some(ReadReply {
                 envelope: None,
                 recorded_tags: Vec::new(),
-                fence,
+                fence: Some(fence),
                 created_tags: Vec::new(),
             }));
         };
@@ -226,9 +297,15 @@ impl L2 {
             return Ok(None);
         };
         for (key, version) in &recorded {
-            match tag_keys.iter().position(|k| k == key) {
-                Some(i) if fence.tag_versions[i] == *version => {}
-                _ => return Ok(None),
+            let current = match tag_keys.iter().position(|k| k == key) {
+                Some(i) => fence.tag_versions[i] == *version,
+                None => self
+                    .keys
+                    .tag_name(key)
+                    .is_some_and(|tag| vouched(tag, version)),
+            };
+            if !current {
+                return Ok(None);
             }
         }
         let recorded_tags = recorded
@@ -238,7 +315,7 @@ impl L2 {
         Ok(Some(ReadReply {
             envelope: Some(envelope),
             recorded_tags,
-            fence,
+            fence: Some(fence),
             created_tags: Vec::new(),
         }))
     }
@@ -276,11 +353,11 @@ impl L2 {
         Ok(ReadReply {
             envelope: if status == 1 { envelope } else { None },
             recorded_tags,
-            fence: Fence {
+            fence: Some(Fence {
                 generation,
                 epoch,
                 tag_versions,
-            },
+            }),
             created_tags,
         })
     }

@@ -26,7 +26,7 @@ use crate::cache::{now_ms, ReadOutcome};
 use crate::codec::{self, Header};
 use crate::error::Error;
 use crate::flight::Flight;
-use crate::l2::Fence;
+use crate::l2::{Fence, ReadNeed};
 use crate::lock::{jitter, try_acquire};
 use crate::node::Node;
 use crate::options::EntryOptions;
@@ -72,7 +72,9 @@ impl Node {
     {
         // Subscribe before reading so a fill between our read and our wait is not missed.
         let fills = self.fills.subscribe();
-        let read = self.read_through::<T>(key, Some(opts.tags()), flight).await;
+        let read = self
+            .read_through::<T>(key, opts.tags(), ReadNeed::ValueOrFence, flight)
+            .await;
         self.load_after_read(key, opts, loader, flight, l1_stale, fills, read)
             .await
     }
@@ -159,7 +161,10 @@ impl Node {
                 () = wake => {}
                 () = wait_for_fill(&mut fills, key) => {}
             }
-            match self.read_through::<T>(key, Some(opts.tags()), flight).await {
+            match self
+                .read_through::<T>(key, opts.tags(), ReadNeed::ValueOrFence, flight)
+                .await
+            {
                 Ok(r) => {
                     if let Some(value) = r.fresh {
                         return Waited::Filled(value);

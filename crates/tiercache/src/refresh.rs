@@ -17,6 +17,7 @@ use serde::{de::DeserializeOwned, Serialize};
 use crate::error::{Error, SharedError};
 use crate::flight::{Flight, Joined};
 use crate::l1::L1Entry;
+use crate::l2::ReadNeed;
 use crate::lock::try_acquire;
 use crate::node::{load_flight, Node};
 use crate::options::EntryOptions;
@@ -144,7 +145,7 @@ impl Node {
         };
         // Read after taking the lease: a refresh that finished just before us shows up here.
         let read = match self
-            .read_through::<T>(key, Some(opts.tags()), Some(flight))
+            .read_through::<T>(key, opts.tags(), ReadNeed::Fence, Some(flight))
             .await
         {
             Ok(read) => read,

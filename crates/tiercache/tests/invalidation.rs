@@ -360,3 +360,32 @@ async fn a_read_naming_fewer_tags_than_the_entry_still_checks_every_recorded_tag
         "the unnamed tag's vanished version still invalidates"
     );
 }
+
+#[tokio::test]
+async fn a_cold_read_vouched_by_the_bus_stops_vouching_once_the_tag_moves_on() {
+    let redis = server();
+    let fleet = nodes(&redis, "vouch", 2).await;
+    let tagged = opts().with_tags(["campaign:7"]);
+    fleet[0].set("k", 1_u64, &tagged).await.unwrap();
+    fleet[0].forget_local("k").await;
+    assert_eq!(
+        fleet[0].get::<u64>("k").await.unwrap().as_deref(),
+        Some(&1),
+        "a cold read of an entry whose tag version the node knows"
+    );
+
+    fleet[1].invalidate_tags(["campaign:7"]).await.unwrap();
+    // The entry stays in Redis under its old recorded version (tag invalidation is a version bump);
+    // node 0 must stop vouching for that version once the bus brings the new one.
+    eventually(DEADLINE, "node 0 refuses the cold read", || async {
+        fleet[0].forget_local("k").await;
+        fleet[0].get::<u64>("k").await.unwrap().is_none()
+    })
+    .await;
+    let calls = Arc::new(AtomicUsize::new(0));
+    let v = fleet[0]
+        .get_or_load("k", &tagged, counting(&calls, 2_u64))
+        .await
+        .unwrap();
+    assert_eq!((*v, calls.load(Ordering::SeqCst)), (2, 1), "and reloads it");
+}
