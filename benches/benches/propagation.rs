@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures_util::StreamExt;
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
-use tiercache_benches::{micros, node, quantile, runtime};
+use tiercache_benches::{micros, node, quantile, runtime, Table};
 use tiercache_testkit::RedisServer;
 
 const MESSAGES: usize = 2_000;
@@ -94,30 +94,34 @@ fn main() {
     let r99 = quantile(&mut raw_delays, 0.99);
     let c50 = quantile(&mut call_times, 0.5);
     let c99 = quantile(&mut call_times, 0.99);
-    println!("invalidation propagation, {MESSAGES} sequential messages, two nodes in one process");
-    println!("| path | samples | p50 | p99 |");
-    println!("|---|---|---|---|");
-    println!(
+    let mut t = Table::new("propagation");
+    t.line(format!(
+        "invalidation propagation, {MESSAGES} sequential messages, two nodes in one process"
+    ));
+    t.line("| path | samples | p50 | p99 |");
+    t.line("|---|---|---|---|");
+    t.line(format!(
         "| raw PUBLISH → receive | {} | {} | {} |",
         raw_delays.len(),
         micros(r50),
         micros(r99)
-    );
-    println!(
+    ));
+    t.line(format!(
         "| tiercache publish → apply on other node | {} | {} | {} |",
         tiercache_delays.len(),
         micros(t50),
         micros(t99)
-    );
-    println!(
+    ));
+    t.line(format!(
         "| tiercache `invalidate()` call (L2 + stream + publish) | {} | {} | {} |",
         call_times.len(),
         micros(c50),
         micros(c99)
-    );
-    println!(
+    ));
+    t.line(format!(
         "ratio tiercache/raw: p50 {:.2}x, p99 {:.2}x",
         t50.as_secs_f64() / r50.as_secs_f64().max(1e-9),
         t99.as_secs_f64() / r99.as_secs_f64().max(1e-9)
-    );
+    ));
+    t.finish();
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tiercache::{Cache, EntryOptions, RefreshMode};
-use tiercache_benches::{micros, quantile, runtime, Payload};
+use tiercache_benches::{micros, quantile, runtime, Payload, Table};
 use tiercache_testkit::RedisServer;
 
 const NODES: usize = 3;
@@ -71,11 +71,12 @@ fn main() {
     let rt = runtime();
     let redis = RedisServer::start().unwrap();
     let url = redis.url();
-    println!(
+    let mut t = Table::new("refresh");
+    t.line(format!(
         "refresh-ahead: {NODES} nodes × {READERS_PER_NODE} readers on one hot key for {RUN_FOR:?}, TTL {TTL:?}, loader {LOAD_TIME:?}"
-    );
-    println!("| mode | loader calls | reads | reads that waited > 50 ms | p99 | max |");
-    println!("|---|---|---|---|---|---|");
+    ));
+    t.line("| mode | loader calls | reads | reads that waited > 50 ms | p99 | max |");
+    t.line("|---|---|---|---|---|---|");
     let modes = [
         (
             "no refresh-ahead (expire, then load)",
@@ -96,11 +97,12 @@ fn main() {
             .count();
         let p99 = quantile(&mut waits, 0.99);
         let max = waits.last().copied().unwrap_or_default();
-        println!(
+        t.line(format!(
             "| {name} | {loads} | {} | {slow} | {} | {} |",
             waits.len(),
             micros(p99),
             micros(max)
-        );
+        ));
     }
+    t.finish();
 }

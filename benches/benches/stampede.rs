@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use tiercache::{Cache, EntryOptions};
 use tiercache_benches::{
     decode, encode, micros, node, node_without_locking, quantile, raw_connection, runtime, Payload,
+    Table,
 };
 use tiercache_testkit::RedisServer;
 
@@ -97,27 +98,28 @@ async fn naive_round(
     .await
 }
 
-fn report(name: &str, loads: &[usize], mut latencies: Vec<Duration>) {
+fn report(t: &mut Table, name: &str, loads: &[usize], mut latencies: Vec<Duration>) {
     let p50 = quantile(&mut latencies, 0.5);
     let p99 = quantile(&mut latencies, 0.99);
     let max = latencies.last().copied().unwrap_or_default();
-    println!(
+    t.line(format!(
         "| {name} | {loads:?} | {} | {} | {} |",
         micros(p50),
         micros(p99),
         micros(max)
-    );
+    ));
 }
 
 fn main() {
     let rt = runtime();
     let redis = RedisServer::start().unwrap();
     let url = redis.url();
-    println!(
+    let mut t = Table::new("stampede");
+    t.line(format!(
         "stampede: {NODES} nodes × {CALLERS_PER_NODE} concurrent callers on a cold key, loader {LOAD_TIME:?}, {ROUNDS} rounds"
-    );
-    println!("| strategy | loader calls per round | p50 | p99 | max |");
-    println!("|---|---|---|---|---|");
+    ));
+    t.line("| strategy | loader calls per round | p50 | p99 | max |");
+    t.line("|---|---|---|---|---|");
     rt.block_on(async {
         for (name, locking) in [
             ("tiercache (fleet lease)", true),
@@ -137,7 +139,7 @@ fn main() {
                 latencies.extend(tiercache_round(&nodes, &format!("cold:{round}"), &calls).await);
                 loads.push(calls.load(Ordering::SeqCst));
             }
-            report(name, &loads, latencies);
+            report(&mut t, name, &loads, latencies);
         }
         let mut conns = Vec::new();
         for _ in 0..NODES {
@@ -149,6 +151,12 @@ fn main() {
             latencies.extend(naive_round(&conns, &format!("naive:{round}"), &calls).await);
             loads.push(calls.load(Ordering::SeqCst));
         }
-        report("naive cache-aside (GET, load, SET)", &loads, latencies);
+        report(
+            &mut t,
+            "naive cache-aside (GET, load, SET)",
+            &loads,
+            latencies,
+        );
     });
+    t.finish();
 }

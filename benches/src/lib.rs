@@ -95,3 +95,44 @@ pub fn quantile(samples: &mut [Duration], q: f64) -> Duration {
 pub fn micros(d: Duration) -> String {
     format!("{:.1} µs", d.as_secs_f64() * 1e6)
 }
+
+/// bincode 2 decoding with the same allocation guard tiercache uses (a size limit, so a corrupt length
+/// prefix cannot ask for a giant allocation): shows what that safety costs on its own.
+pub fn decode_with_limit(bytes: &[u8]) -> Payload {
+    bincode::serde::decode_from_slice(
+        bytes,
+        bincode::config::standard().with_limit::<{ 512 << 20 }>(),
+    )
+    .unwrap()
+    .0
+}
+
+/// A results table that is printed as it grows and saved for `benches/run.sh` when finished.
+pub struct Table {
+    name: &'static str,
+    text: String,
+}
+
+impl Table {
+    /// An empty table saved as `target/bench-results/<name>.md`.
+    pub fn new(name: &'static str) -> Self {
+        Table {
+            name,
+            text: String::new(),
+        }
+    }
+
+    /// Adds (and prints) one line.
+    pub fn line(&mut self, line: impl std::fmt::Display) {
+        println!("{line}");
+        self.text.push_str(&line.to_string());
+        self.text.push('\n');
+    }
+
+    /// Saves the table.
+    pub fn finish(self) {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench-results");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("{}.md", self.name)), self.text).unwrap();
+    }
+}

@@ -1,0 +1,203 @@
+//! L2 hit (L1 cold) beside raw Redis `GET` + decode, interleaved so both see the same machine.
+//!
+//! Criterion measures one function after another; on a shared VM the loopback round trip drifts by
+//! tens of percent between them, which swamps a 1.3× target. Here the variants take turns in short
+//! phases (A B C D A B C D …), each phase with `concurrency` tasks in flight on their own keys, and
+//! every call's latency is kept, so p50/p99 and the ratios compare like with like.
+//!
+//! Variants, all on one private redis-server, 2 worker threads:
+//! - `tiercache get`: `forget_local` + `Cache::get` (pipelined read, tags vouched by the node).
+//! - `tiercache get_or_load`: `forget_local` + `get_or_load` naming the entry's tag (pipelined read
+//!   that also fetches the tag version; the loader never runs).
+//! - `raw GET + decode`: naive cache-aside's hit.
+//! - `raw GET + guarded decode`: the same with the bincode size limit tiercache decodes with.
+#![allow(clippy::unwrap_used, missing_docs, clippy::print_stdout)]
+
+use std::fmt::Write as _;
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tiercache::{Cache, EntryOptions};
+use tiercache_benches::{
+    decode, decode_with_limit, encode, micros, node, quantile, raw_connection, runtime, Payload,
+    Table,
+};
+use tiercache_testkit::RedisServer;
+
+const SIZES: [usize; 3] = [100, 1024, 64 * 1024];
+const CONCURRENCY: [usize; 3] = [1, 64, 1024];
+const ROUNDS: usize = 6;
+const PHASE: Duration = Duration::from_millis(250);
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Variant {
+    TiercacheGet,
+    TiercacheGetOrLoad,
+    RawGet,
+    RawGetGuarded,
+}
+
+impl Variant {
+    const ALL: [Variant; 4] = [
+        Variant::TiercacheGet,
+        Variant::TiercacheGetOrLoad,
+        Variant::RawGet,
+        Variant::RawGetGuarded,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            Variant::TiercacheGet => "tiercache `get`",
+            Variant::TiercacheGetOrLoad => "tiercache `get_or_load`",
+            Variant::RawGet => "raw `GET` + decode",
+            Variant::RawGetGuarded => "raw `GET` + guarded decode",
+        }
+    }
+}
+
+struct Target {
+    cache: Cache,
+    raw: redis::aio::MultiplexedConnection,
+    opts: EntryOptions,
+    value: Payload,
+}
+
+async fn one_call(target: &Target, variant: Variant, i: usize) {
+    let key = format!("k{i}");
+    match variant {
+        Variant::TiercacheGet => {
+            target.cache.forget_local(&key).await;
+            black_box(target.cache.get::<Payload>(&key).await.unwrap().unwrap());
+        }
+        Variant::TiercacheGetOrLoad => {
+            target.cache.forget_local(&key).await;
+            let value = target.value.clone();
+            black_box(
+                target
+                    .cache
+                    .get_or_load(&key, &target.opts, move || async move {
+                        // Never reached in this bench: every key is in L2.
+                        Ok::<_, std::io::Error>(value)
+                    })
+                    .await
+                    .unwrap(),
+            );
+        }
+        Variant::RawGet | Variant::RawGetGuarded => {
+            let bytes: Vec<u8> = redis::cmd("GET")
+                .arg(format!("raw:{key}"))
+                .query_async(&mut target.raw.clone())
+                .await
+                .unwrap();
+            if variant == Variant::RawGet {
+                black_box(decode(&bytes));
+            } else {
+                black_box(decode_with_limit(&bytes));
+            }
+        }
+    }
+}
+
+/// Runs `concurrency` tasks calling `variant` for one phase; returns every call's latency.
+async fn phase(target: &Arc<Target>, variant: Variant, concurrency: usize) -> Vec<Duration> {
+    let end = Instant::now() + PHASE;
+    let tasks: Vec<_> = (0..concurrency)
+        .map(|i| {
+            let target = target.clone();
+            tokio::spawn(async move {
+                let mut samples = Vec::with_capacity(256);
+                while Instant::now() < end {
+                    let started = Instant::now();
+                    one_call(&target, variant, i).await;
+                    samples.push(started.elapsed());
+                }
+                samples
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for task in tasks {
+        all.extend(task.await.unwrap());
+    }
+    all
+}
+
+fn main() {
+    let rt = runtime();
+    let redis = RedisServer::start().unwrap();
+    let mut table = String::from(
+        "| value | in flight | path | p50 | p99 | calls/s | p50 ratio to raw |\n|---|---|---|---|---|---|---|\n",
+    );
+    for size in SIZES {
+        for concurrency in CONCURRENCY {
+            let target = rt.block_on(async {
+                let cache = node(&redis.url(), &format!("l2i-{size}-{concurrency}")).await;
+                let mut raw = raw_connection(&redis.url()).await;
+                let value = Payload::of_size(size);
+                let opts = EntryOptions::new(Duration::from_secs(3600)).with_tags(["widgets"]);
+                let bytes = encode(&value);
+                for i in 0..concurrency {
+                    cache
+                        .set(&format!("k{i}"), value.clone(), &opts)
+                        .await
+                        .unwrap();
+                    let () = redis::cmd("SET")
+                        .arg(format!("raw:k{i}"))
+                        .arg(&bytes)
+                        .query_async(&mut raw)
+                        .await
+                        .unwrap();
+                }
+                Arc::new(Target {
+                    cache,
+                    raw,
+                    opts,
+                    value,
+                })
+            });
+            let mut samples: Vec<Vec<Duration>> = vec![Vec::new(); Variant::ALL.len()];
+            // One untimed phase each to warm connections, scripts and allocator.
+            for variant in Variant::ALL {
+                rt.block_on(phase(&target, variant, concurrency));
+            }
+            for _ in 0..ROUNDS {
+                for (slot, variant) in Variant::ALL.into_iter().enumerate() {
+                    let got = rt.block_on(phase(&target, variant, concurrency));
+                    samples[slot].extend(got);
+                }
+            }
+            let seconds = PHASE.as_secs_f64() * ROUNDS as f64;
+            let raw_p50 = quantile(&mut samples[2], 0.5);
+            for (slot, variant) in Variant::ALL.into_iter().enumerate() {
+                let s = &mut samples[slot];
+                let (p50, p99) = (quantile(s, 0.5), quantile(s, 0.99));
+                let ratio = p50.as_secs_f64() / raw_p50.as_secs_f64();
+                let bold = if variant == Variant::RawGet { "" } else { "**" };
+                writeln!(
+                    table,
+                    "| {} | {concurrency} | {} | {} | {} | {:.0} | {bold}{ratio:.2}×{bold} |",
+                    human_size(size),
+                    variant.label(),
+                    micros(p50),
+                    micros(p99),
+                    s.len() as f64 / seconds,
+                )
+                .unwrap();
+            }
+            let stats = target.cache.stats();
+            assert_eq!(stats.loads, 0, "every key was in L2: no load may run");
+        }
+    }
+    let mut t = Table::new("l2_interleaved");
+    t.line(table.trim_end());
+    t.finish();
+}
+
+fn human_size(bytes: usize) -> String {
+    if bytes >= 1024 {
+        format!("{} KiB", bytes / 1024)
+    } else {
+        format!("{bytes} B")
+    }
+}
