@@ -12,7 +12,7 @@ use std::time::Duration;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use parking_lot::RwLock;
 use tiercache::EntryOptions;
-use tiercache_benches::{decode, encode, node, raw_connection, runtime, Payload};
+use tiercache_benches::{criterion_config, decode, encode, node, raw_connection, runtime, Payload};
 use tiercache_testkit::RedisServer;
 
 fn l1_hit(c: &mut Criterion) {
@@ -95,12 +95,5 @@ fn l2_hit(c: &mut Criterion) {
     group.finish();
 }
 
-fn config() -> Criterion {
-    Criterion::default()
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3))
-        .sample_size(50)
-}
-
-criterion_group! { name = benches; config = config(); targets = l1_hit, l2_hit }
+criterion_group! { name = benches; config = criterion_config(); targets = l1_hit, l2_hit }
 criterion_main!(benches);

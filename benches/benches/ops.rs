@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use futures_util::StreamExt;
 use tiercache::EntryOptions;
-use tiercache_benches::{encode, node, raw_connection, runtime, Payload};
+use tiercache_benches::{criterion_config, encode, node, raw_connection, runtime, Payload};
 use tiercache_testkit::RedisServer;
 
 const TTL_SECS: u64 = 3600;
@@ -290,12 +290,5 @@ fn invalidate_tags(c: &mut Criterion) {
     subscriber.abort();
 }
 
-fn config() -> Criterion {
-    Criterion::default()
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3))
-        .sample_size(50)
-}
-
-criterion_group! { name = benches; config = config(); targets = miss, set, invalidate, invalidate_tags }
+criterion_group! { name = benches; config = criterion_config(); targets = miss, set, invalidate, invalidate_tags }
 criterion_main!(benches);

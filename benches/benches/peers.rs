@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use tiercache::EntryOptions;
-use tiercache_benches::{node, runtime, Payload};
+use tiercache_benches::{criterion_config, node, runtime, Payload};
 use tiercache_testkit::RedisServer;
 
 const TTL: Duration = Duration::from_secs(3600);
@@ -281,12 +281,5 @@ fn miss(c: &mut Criterion) {
     group.finish();
 }
 
-fn config() -> Criterion {
-    Criterion::default()
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3))
-        .sample_size(50)
-}
-
-criterion_group! { name = benches; config = config(); targets = l1_hit, l2_hit, miss }
+criterion_group! { name = benches; config = criterion_config(); targets = l1_hit, l2_hit, miss }
 criterion_main!(benches);

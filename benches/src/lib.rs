@@ -42,6 +42,15 @@ pub fn decode(bytes: &[u8]) -> Payload {
         .0
 }
 
+/// The criterion settings the micro-benchmarks share: short enough for `benches/run.sh` to stay
+/// around a quarter of an hour on 2 cores, with 50 samples for a stable median.
+pub fn criterion_config() -> criterion::Criterion {
+    criterion::Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+        .sample_size(50)
+}
+
 /// A multi-threaded runtime sized for the 2-core bench machine.
 pub fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
