@@ -20,7 +20,7 @@ fn l1_hit(c: &mut Criterion) {
     let redis = RedisServer::start().unwrap();
     let cache = rt.block_on(node(&redis.url(), "bench-l1"));
     let value = Payload::of_size(1024);
-    let opts = EntryOptions::new(Duration::from_secs(3600));
+    let opts = EntryOptions::new(Duration::from_hours(1));
     rt.block_on(cache.set("hot", value.clone(), &opts)).unwrap();
     let moka: moka::future::Cache<String, Arc<Payload>> = moka::future::Cache::new(10_000);
     rt.block_on(moka.insert("hot".to_owned(), Arc::new(value.clone())));
@@ -48,7 +48,7 @@ fn l2_hit(c: &mut Criterion) {
     let redis = RedisServer::start().unwrap();
     let cache = rt.block_on(node(&redis.url(), "bench-l2"));
     let mut raw = rt.block_on(raw_connection(&redis.url()));
-    let opts = EntryOptions::new(Duration::from_secs(3600));
+    let opts = EntryOptions::new(Duration::from_hours(1));
     let mut group = c.benchmark_group("l2_hit");
     for size in [100, 1024, 64 * 1024] {
         let value = Payload::of_size(size);

@@ -135,7 +135,7 @@ fn main() {
                 let cache = node(&redis.url(), &format!("l2i-{size}-{concurrency}")).await;
                 let mut raw = raw_connection(&redis.url()).await;
                 let value = Payload::of_size(size);
-                let opts = EntryOptions::new(Duration::from_secs(3600)).with_tags(["widgets"]);
+                let opts = EntryOptions::new(Duration::from_hours(1)).with_tags(["widgets"]);
                 let bytes = encode(&value);
                 for i in 0..concurrency {
                     cache

@@ -22,7 +22,7 @@ use tiercache::EntryOptions;
 use tiercache_benches::{criterion_config, node, runtime, Payload};
 use tiercache_testkit::RedisServer;
 
-const TTL: Duration = Duration::from_secs(3600);
+const TTL: Duration = Duration::from_hours(1);
 
 type MultiTier = multi_tier_cache::CacheManager;
 type Amalgam = amalgam::Cache<Arc<Payload>>;

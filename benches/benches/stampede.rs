@@ -49,7 +49,7 @@ async fn storm(make: impl Fn(usize) -> Call) -> Vec<Duration> {
 }
 
 async fn tiercache_round(nodes: &[Cache], key: &str, calls: &Arc<AtomicUsize>) -> Vec<Duration> {
-    let opts = EntryOptions::new(Duration::from_secs(600));
+    let opts = EntryOptions::new(Duration::from_mins(10));
     storm(|n| {
         let (cache, calls, opts, key) = (
             nodes[n].clone(),

@@ -32,7 +32,7 @@ fn main() {
         let cache = node(&redis.url(), "profile").await;
         let mut raw = raw_connection(&redis.url()).await;
         let value = Payload::of_size(size);
-        let opts = EntryOptions::new(Duration::from_secs(3600)).with_tags(["profile"]);
+        let opts = EntryOptions::new(Duration::from_hours(1)).with_tags(["profile"]);
         cache.set("warm", value.clone(), &opts).await.unwrap();
         let () = redis::cmd("SET")
             .arg("raw")
