@@ -1,6 +1,7 @@
 //! L1 hit and L2 hit, each beside its baseline in the same run.
 //!
-//! - L1 hit: `Cache::get` served from L1 vs raw `moka::future::Cache::get` vs `RwLock<HashMap>`.
+//! - L1 hit: `Cache::get` served from L1 vs raw `moka::future::Cache::get` vs `RwLock<HashMap>`, on
+//!   one hot key and on a 100k-key working set, from 1 and from 2 threads at once.
 //! - L2 hit (L1 cold): `Cache::get` after `forget_local` vs raw Redis `GET` + bincode decode.
 #![allow(clippy::unwrap_used, missing_docs)]
 
@@ -10,10 +11,57 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use futures_util::StreamExt;
 use parking_lot::RwLock;
 use tiercache::EntryOptions;
 use tiercache_benches::{criterion_config, decode, encode, node, raw_connection, runtime, Payload};
 use tiercache_testkit::RedisServer;
+
+/// Keys in the large L1 working set: far beyond the CPU caches, so a lookup pays for memory too.
+const WORKING_SET: usize = 100_000;
+
+/// The keys an L1 bench cycles through, built once so the timed loop formats nothing.
+fn key_set(n: usize) -> Arc<Vec<String>> {
+    Arc::new((0..n).map(|i| format!("widget:{i}")).collect())
+}
+
+/// Benchmarks `$body` (a lookup of key `$k` in `$s`) as `iters` lookups split over `$threads` tasks,
+/// each walking the keys in its own scrambled order, timed by wall clock: with 2 threads criterion's
+/// per-iteration figure is the cost per lookup while both cores look up at once. A macro rather than
+/// a generic function so the lookup is not boxed: an allocation per call would swamp a 20 ns lookup.
+macro_rules! bench_lookups {
+    ($group:expr, $rt:expr, $id:expr, $threads:expr, $keys:expr, $state:expr, |$s:ident, $k:ident| $body:expr) => {{
+        let (keys, state) = ($keys.clone(), $state.clone());
+        $group.bench_function($id, |b| {
+            b.to_async($rt).iter_custom(|iters| {
+                let (keys, state) = (keys.clone(), state.clone());
+                async move {
+                    let started = std::time::Instant::now();
+                    let tasks: Vec<_> = (0..$threads)
+                        .map(|t: u64| {
+                            let (keys, $s) = (keys.clone(), state.clone());
+                            tokio::spawn(async move {
+                                let n = keys.len();
+                                // A step coprime with n visits every key in an order the
+                                // prefetcher cannot follow.
+                                let mut i = (t as usize * 7919) % n;
+                                for _ in 0..iters / $threads {
+                                    i = (i + 40_503) % n;
+                                    let $k = keys[i].as_str();
+                                    black_box($body);
+                                }
+                            })
+                        })
+                        .collect();
+                    for task in tasks {
+                        task.await.unwrap();
+                    }
+                    started.elapsed()
+                }
+            });
+        });
+    }};
+}
 
 fn l1_hit(c: &mut Criterion) {
     let rt = runtime();
@@ -21,25 +69,63 @@ fn l1_hit(c: &mut Criterion) {
     let cache = rt.block_on(node(&redis.url(), "bench-l1"));
     let value = Payload::of_size(1024);
     let opts = EntryOptions::new(Duration::from_hours(1));
-    rt.block_on(cache.set("hot", value.clone(), &opts)).unwrap();
-    let moka: moka::future::Cache<String, Arc<Payload>> = moka::future::Cache::new(10_000);
-    rt.block_on(moka.insert("hot".to_owned(), Arc::new(value.clone())));
-    let map: RwLock<HashMap<String, Arc<Payload>>> =
-        RwLock::new(HashMap::from([("hot".to_owned(), Arc::new(value))]));
+    let moka: moka::future::Cache<String, Arc<Payload>> =
+        moka::future::Cache::new(2 * WORKING_SET as u64);
+    let map: Arc<RwLock<HashMap<String, Arc<Payload>>>> = Arc::default();
+    let all_keys = key_set(WORKING_SET);
+    rt.block_on(async {
+        // 64 writes in flight: 100k sequential round trips would dominate the bench's run time.
+        futures_util::stream::iter(all_keys.iter())
+            .for_each_concurrent(64, |key| {
+                let (cache, moka, map, value, opts) = (&cache, &moka, &map, &value, &opts);
+                async move {
+                    cache.set(key, value.clone(), opts).await.unwrap();
+                    moka.insert(key.clone(), Arc::new(value.clone())).await;
+                    map.write().insert(key.clone(), Arc::new(value.clone()));
+                }
+            })
+            .await;
+    });
+    assert_eq!(
+        cache.l1_entry_count(),
+        WORKING_SET as u64,
+        "the whole working set fits in L1"
+    );
 
     let mut group = c.benchmark_group("l1_hit");
     group.throughput(Throughput::Elements(1));
-    group.bench_function("tiercache_get", |b| {
-        b.to_async(&rt)
-            .iter(|| async { black_box(cache.get::<Payload>(black_box("hot")).await.unwrap()) });
-    });
-    group.bench_function("raw_moka_get", |b| {
-        b.to_async(&rt)
-            .iter(|| async { black_box(moka.get(black_box("hot")).await) });
-    });
-    group.bench_function("rwlock_hashmap_get", |b| {
-        b.iter(|| black_box(map.read().get(black_box("hot")).cloned()));
-    });
+    for (set_name, keys) in [("hot", key_set(1)), ("100k_keys", all_keys.clone())] {
+        for threads in [1_u64, 2] {
+            let param = format!("{set_name}/{threads}_threads");
+            bench_lookups!(
+                group,
+                &rt,
+                BenchmarkId::new("tiercache_get", &param),
+                threads,
+                keys,
+                cache,
+                |c, k| c.get::<Payload>(k).await.unwrap().unwrap()
+            );
+            bench_lookups!(
+                group,
+                &rt,
+                BenchmarkId::new("raw_moka_get", &param),
+                threads,
+                keys,
+                moka,
+                |m, k| m.get(k).await.unwrap()
+            );
+            bench_lookups!(
+                group,
+                &rt,
+                BenchmarkId::new("rwlock_hashmap_get", &param),
+                threads,
+                keys,
+                map,
+                |m, k| m.read().get(k).cloned().unwrap()
+            );
+        }
+    }
     group.finish();
 }
 

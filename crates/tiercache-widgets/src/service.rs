@@ -57,17 +57,21 @@ impl WidgetCacheService {
         &self.metrics
     }
 
-    fn options(
+    fn key(widget: WidgetType, range: &TimeRange, filters: &WidgetFilters) -> String {
+        WidgetKey::new(widget, *range, filters.clone()).to_string()
+    }
+
+    /// TTL tier and tags of a view: a dozen formatted strings and a calendar lookup, so reads build
+    /// them only when the cache needs them (a miss or a refresh), not on every L1 hit.
+    fn entry_options(
         &self,
         widget: WidgetType,
         range: &TimeRange,
         filters: &WidgetFilters,
-    ) -> (String, EntryOptions) {
+    ) -> EntryOptions {
         let now = Utc::now();
-        let key = WidgetKey::new(widget, *range, filters.clone()).to_string();
         let tier = self.ttl.tier(widget, range, now);
-        let opts = EntryOptions::tier(tier).with_tags(tags_for_entry(widget, range, filters, now));
-        (key, opts)
+        EntryOptions::tier(tier).with_tags(tags_for_entry(widget, range, filters, now))
     }
 
     /// The data of one view: from L1, L2, or `provider` (once for the fleet) on a miss.
@@ -82,16 +86,20 @@ impl WidgetCacheService {
         P: FnOnce() -> Fut + Send + 'static,
         Fut: Future<Output = Result<WidgetData, WidgetError>> + Send + 'static,
     {
-        let (key, opts) = self.options(widget, &range, &filters);
+        let key = Self::key(widget, &range, &filters);
         let computed = Arc::new(AtomicBool::new(false));
         let flag = computed.clone();
         let started = Instant::now();
         let result = self
             .cache
-            .get_or_load(&key, &opts, move || async move {
-                flag.store(true, Ordering::Relaxed);
-                checked(widget, provider().await)
-            })
+            .get_or_load_with(
+                &key,
+                || self.entry_options(widget, &range, &filters),
+                move || async move {
+                    flag.store(true, Ordering::Relaxed);
+                    checked(widget, provider().await)
+                },
+            )
             .await;
         self.metrics.record(
             widget,
@@ -114,7 +122,10 @@ impl WidgetCacheService {
         P: FnOnce() -> Fut,
         Fut: Future<Output = Result<WidgetData, WidgetError>>,
     {
-        let (key, opts) = self.options(widget, &range, &filters);
+        let (key, opts) = (
+            Self::key(widget, &range, &filters),
+            self.entry_options(widget, &range, &filters),
+        );
         let data = checked(widget, provider().await)?;
         self.cache.set(&key, data, &opts).await?;
         Ok(())

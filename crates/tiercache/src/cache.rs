@@ -1,6 +1,7 @@
 //! The public facade: [`Cache`] and its read path.
 
 use std::any::Any;
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -117,6 +118,55 @@ impl Cache {
         Fut: std::future::Future<Output = Result<T, E>> + Send + 'static,
         E: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
+        self.load_through(key, || Cow::Borrowed(opts), loader).await
+    }
+
+    /// [`Cache::get_or_load`] with options built only when they are needed: on a miss, or when an L1
+    /// hit is due for a refresh. For callers whose options are costly to build (a dozen formatted
+    /// tags, a TTL from a calendar) and whose reads are nearly all L1 hits.
+    ///
+    /// ```no_run
+    /// # use std::time::Duration;
+    /// # async fn run(cache: tiercache::Cache) -> Result<(), tiercache::Error> {
+    /// let total = cache
+    ///     .get_or_load_with(
+    ///         "total_donations:this_month",
+    ///         || tiercache::EntryOptions::new(Duration::from_secs(900)).with_tags(["donation"]),
+    ///         || async { Ok::<_, std::io::Error>(42_u64) },
+    ///     )
+    ///     .await?;
+    /// assert_eq!(*total, 42);
+    /// # Ok(()) }
+    /// ```
+    pub async fn get_or_load_with<T, O, F, Fut, E>(
+        &self,
+        key: &str,
+        opts: O,
+        loader: F,
+    ) -> Result<Arc<T>, Error>
+    where
+        T: Serialize + DeserializeOwned + Send + Sync + 'static,
+        O: FnOnce() -> EntryOptions,
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = Result<T, E>> + Send + 'static,
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        self.load_through(key, || Cow::Owned(opts()), loader).await
+    }
+
+    async fn load_through<'o, T, O, F, Fut, E>(
+        &self,
+        key: &str,
+        make_opts: O,
+        loader: F,
+    ) -> Result<Arc<T>, Error>
+    where
+        T: Serialize + DeserializeOwned + Send + Sync + 'static,
+        O: FnOnce() -> Cow<'o, EntryOptions>,
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = Result<T, E>> + Send + 'static,
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
         let node = self.node();
         node.keys.validate(key)?;
         let l1_stale = match node.l1_lookup::<T>(key).await {
@@ -128,7 +178,7 @@ impl Cache {
                 {
                     node.spawn_refresh::<T, F, Fut, E>(
                         key,
-                        opts,
+                        &make_opts(),
                         loader,
                         entry.created_at_ms,
                         value.clone(),
@@ -139,6 +189,8 @@ impl Cache {
             L1Lookup::Suspect(value) => Some(value),
             L1Lookup::Miss => None,
         };
+        let opts = make_opts();
+        let opts: &EntryOptions = &opts;
         loop {
             match node.flights.join(&load_flight(key)) {
                 Joined::Leader(guard, waiter) => {
