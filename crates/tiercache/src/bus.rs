@@ -704,10 +704,14 @@ impl Node {
                         ..
                     }) = decode(bytes)
                     {
-                        for event in &events {
-                            self.apply_event(event).await;
+                        // Our own batches were applied here when they were sent; applying them again
+                        // would only drop values this node filled since.
+                        if node != self.id {
+                            for event in &events {
+                                self.apply_event(event).await;
+                            }
+                            replayed += events.len() as u64;
                         }
-                        replayed += events.len() as u64;
                         self.bus.senders.lock().received(node, seq, &entry.id);
                     }
                 }
