@@ -2,87 +2,119 @@
 //!
 //! ```text
 //! cargo build --release -p tiercache-benches --example hit_path_profile
-//! valgrind --tool=callgrind target/release/examples/hit_path_profile l2 20000 1024
+//! valgrind --tool=callgrind target/release/examples/hit_path_profile l2 20000 1024 [in_flight]
 //! ```
 //!
 //! Paths: `l1` (`get` from L1), `l2` (`forget_local` + `get`), `l2_tagged` (`forget_local` +
-//! `get_or_load` naming the entry's tag, the pipelined read), `raw` (raw `GET` + bincode decode),
-//! `forget` (`forget_local` alone, to subtract it from `l2`). It prints the mean wall time per call and
-//! Redis's own per-command CPU time, so client and server cost can be told apart.
-#![allow(clippy::unwrap_used, missing_docs)]
+//! `get_or_load` naming the entry's tag), `raw` (raw `GET` + bincode decode), `forget`
+//! (`forget_local` alone, to subtract it from `l2`). `in_flight` (default 1) tasks share the calls,
+//! each on its own key, to show costs that grow with concurrency. It prints the mean wall time per
+//! call and Redis's own per-command CPU time, so client and server cost can be told apart.
+#![allow(clippy::unwrap_used, missing_docs, clippy::print_stdout)]
 
 use std::hint::black_box;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tiercache::EntryOptions;
+use tiercache::{Cache, EntryOptions};
 use tiercache_benches::{decode, encode, node, raw_connection, Payload};
 use tiercache_testkit::RedisServer;
+
+struct Setup {
+    cache: Cache,
+    raw: redis::aio::MultiplexedConnection,
+    value: Payload,
+    opts: EntryOptions,
+}
+
+async fn one_call(s: &Setup, path: &str, key: &str, raw_key: &str) {
+    match path {
+        "l1" => {
+            black_box(s.cache.get::<Payload>(key).await.unwrap());
+        }
+        "l2" => {
+            s.cache.forget_local(key).await;
+            black_box(s.cache.get::<Payload>(key).await.unwrap());
+        }
+        "l2_tagged" => {
+            s.cache.forget_local(key).await;
+            let v = s.value.clone();
+            black_box(
+                s.cache
+                    .get_or_load(key, &s.opts, || async move { Ok::<_, std::io::Error>(v) })
+                    .await
+                    .unwrap(),
+            );
+        }
+        "forget" => s.cache.forget_local(key).await,
+        "raw" => {
+            let bytes: Vec<u8> = redis::cmd("GET")
+                .arg(raw_key)
+                .query_async(&mut s.raw.clone())
+                .await
+                .unwrap();
+            black_box(decode(&bytes));
+        }
+        other => panic!("unknown path {other}: use l1, l2, l2_tagged, forget or raw"),
+    }
+}
 
 fn main() {
     let mut args = std::env::args().skip(1);
     let path = args.next().unwrap_or_else(|| "l2".to_owned());
     let iterations: u32 = args.next().map_or(20_000, |s| s.parse().unwrap());
     let size: usize = args.next().map_or(1024, |s| s.parse().unwrap());
+    let in_flight: u32 = args.next().map_or(1, |s| s.parse().unwrap());
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     let redis = RedisServer::start().unwrap();
     rt.block_on(async {
-        let cache = node(&redis.url(), "profile").await;
         let mut raw = raw_connection(&redis.url()).await;
-        let value = Payload::of_size(size);
-        let opts = EntryOptions::new(Duration::from_hours(1)).with_tags(["profile"]);
-        cache.set("warm", value.clone(), &opts).await.unwrap();
-        let () = redis::cmd("SET")
-            .arg("raw")
-            .arg(encode(&value))
-            .query_async(&mut raw)
-            .await
-            .unwrap();
+        let setup = Arc::new(Setup {
+            cache: node(&redis.url(), "profile").await,
+            raw: raw.clone(),
+            value: Payload::of_size(size),
+            opts: EntryOptions::new(Duration::from_hours(1)).with_tags(["profile"]),
+        });
+        for i in 0..in_flight {
+            setup
+                .cache
+                .set(&format!("warm{i}"), setup.value.clone(), &setup.opts)
+                .await
+                .unwrap();
+            let () = redis::cmd("SET")
+                .arg(format!("raw{i}"))
+                .arg(encode(&setup.value))
+                .query_async(&mut raw)
+                .await
+                .unwrap();
+        }
         let () = redis::cmd("CONFIG")
             .arg("RESETSTAT")
             .query_async(&mut raw)
             .await
             .unwrap();
         let started = Instant::now();
-        for _ in 0..iterations {
-            match path.as_str() {
-                "l1" => {
-                    black_box(cache.get::<Payload>("warm").await.unwrap());
-                }
-                "l2" => {
-                    cache.forget_local("warm").await;
-                    black_box(cache.get::<Payload>("warm").await.unwrap());
-                }
-                "l2_tagged" => {
-                    cache.forget_local("warm").await;
-                    let v = value.clone();
-                    black_box(
-                        cache
-                            .get_or_load(
-                                "warm",
-                                &opts,
-                                || async move { Ok::<_, std::io::Error>(v) },
-                            )
-                            .await
-                            .unwrap(),
-                    );
-                }
-                "forget" => cache.forget_local("warm").await,
-                "raw" => {
-                    let bytes: Vec<u8> = redis::cmd("GET")
-                        .arg("raw")
-                        .query_async(&mut raw)
-                        .await
-                        .unwrap();
-                    black_box(decode(&bytes));
-                }
-                other => panic!("unknown path {other}: use l1, l2, l2_tagged, forget or raw"),
-            }
+        let tasks: Vec<_> = (0..in_flight)
+            .map(|i| {
+                let (setup, path) = (setup.clone(), path.clone());
+                tokio::spawn(async move {
+                    let (key, raw_key) = (format!("warm{i}"), format!("raw{i}"));
+                    for _ in 0..iterations / in_flight {
+                        one_call(&setup, &path, &key, &raw_key).await;
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap();
         }
         let per_call = started.elapsed() / iterations;
-        println!("{path}: {iterations} calls, {per_call:?} per call (wall, single thread)");
+        println!(
+            "{path}: {iterations} calls, {in_flight} in flight, {per_call:?} per call (wall, single thread)"
+        );
         let stats: String = redis::cmd("INFO")
             .arg("commandstats")
             .query_async(&mut raw)
@@ -91,6 +123,6 @@ fn main() {
         for line in stats.lines().filter(|l| l.starts_with("cmdstat_")) {
             println!("  redis {line}");
         }
-        println!("{:?}", cache.stats());
+        println!("{:?}", setup.cache.stats());
     });
 }

@@ -1,10 +1,12 @@
 //! Turns the last `cargo bench` run into the tables of `BENCHMARKS.md`.
 //!
-//! Reads criterion's `target/criterion/<group>/**/new/{benchmark,estimates}.json` and writes one
+//! Reads criterion's `target/criterion/<group>/**/new/{benchmark,estimates}.json` and makes one
 //! markdown table per group: median, and the ratio to the group's baseline (the function whose id
-//! starts with `raw_`, `naive_` or `baseline_`; for the peer groups, tiercache itself). The custom
+//! starts with `raw_`, `naive_`, `baseline_` or `direct_`; for the peer groups, tiercache itself). The custom
 //! benches (interleaved L2, propagation, stampede, refresh) write their own tables to
-//! `target/bench-results/`; they are appended unchanged. Output: `target/bench-report.md`.
+//! `target/bench-results/`. Every table goes to `target/bench-report.md`, and each one replaces the
+//! block between `<!-- bench:NAME -->` and `<!-- /bench -->` in `BENCHMARKS.md` (`run` is the date
+//! and commit), so the prose stays hand-written and the figures always come from one run.
 #![allow(clippy::print_stdout, clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
@@ -66,7 +68,7 @@ fn is_baseline(group: &str, function: &str) -> bool {
     if group.starts_with("peers_") {
         return function == "tiercache";
     }
-    ["raw_", "naive_", "baseline_"]
+    ["raw_", "naive_", "baseline_", "direct_"]
         .iter()
         .any(|p| function.starts_with(p))
 }
@@ -95,8 +97,9 @@ fn main() {
             median_ns: est.median.point_estimate,
         });
     }
-    let mut report = String::new();
+    let mut tables: BTreeMap<String, String> = BTreeMap::new();
     for (group, mut rows) in groups {
+        let mut report = String::new();
         rows.sort_by(|a, b| {
             (a.parameter.len(), &a.parameter, &a.function).cmp(&(
                 b.parameter.len(),
@@ -111,17 +114,15 @@ fn main() {
         };
         writeln!(
             report,
-            "### `{group}`\n\n| function | parameter | median | {ratio_to} |\n|---|---|---|---|"
+            "| function | parameter | median | {ratio_to} |\n|---|---|---|---|"
         )
         .unwrap();
         for row in &rows {
             let baseline = rows
                 .iter()
                 .find(|b| b.parameter == row.parameter && is_baseline(&group, &b.function));
-            let ratio = baseline.map_or_else(
-                || "–".to_owned(),
-                |b| format!("{:.2}×", row.median_ns / b.median_ns),
-            );
+            let ratio =
+                baseline.map_or_else(|| "–".to_owned(), |b| ratio(row.median_ns / b.median_ns));
             writeln!(
                 report,
                 "| {} | {} | {} | {ratio} |",
@@ -135,19 +136,92 @@ fn main() {
             )
             .unwrap();
         }
-        report.push('\n');
+        tables.insert(group, report);
     }
     if let Ok(entries) = std::fs::read_dir(root.join("bench-results")) {
-        let mut files: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
-        files.sort();
-        for file in files {
+        for file in entries.flatten().map(|e| e.path()) {
             let name = file.file_stem().unwrap().to_string_lossy().into_owned();
-            let body = std::fs::read_to_string(&file).unwrap_or_default();
-            write!(report, "### `{name}`\n\n{body}\n").unwrap();
+            tables.insert(name, std::fs::read_to_string(&file).unwrap_or_default());
         }
+    }
+    tables.insert("run".to_owned(), run_line());
+    let mut report = String::new();
+    for (name, table) in &tables {
+        write!(report, "### `{name}`\n\n{}\n\n", table.trim_end()).unwrap();
     }
     let out = root.join("bench-report.md");
     std::fs::write(&out, &report).unwrap();
     println!("{report}");
     eprintln!("written to {}", out.display());
+    let doc = root.join("../BENCHMARKS.md");
+    let text = std::fs::read_to_string(&doc).unwrap();
+    let (updated, missing) = splice(&text, &tables);
+    std::fs::write(&doc, updated).unwrap();
+    for name in missing {
+        eprintln!(
+            "BENCHMARKS.md block `{name}` kept its old figures: no result for it in this run"
+        );
+    }
+}
+
+/// Replaces every `<!-- bench:NAME -->` … `<!-- /bench -->` block whose table this run produced.
+/// Returns the new text and the blocks left as they were.
+fn splice(text: &str, tables: &BTreeMap<String, String>) -> (String, Vec<String>) {
+    const OPEN: &str = "<!-- bench:";
+    const CLOSE: &str = "<!-- /bench -->";
+    let (mut out, mut missing, mut rest) = (String::new(), Vec::new(), text);
+    while let Some(start) = rest.find(OPEN) {
+        let Some(name_end) = rest[start..].find(" -->").map(|i| start + i) else {
+            break;
+        };
+        let Some(close) = rest[name_end..].find(CLOSE).map(|i| name_end + i) else {
+            break;
+        };
+        let name = &rest[start + OPEN.len()..name_end];
+        out.push_str(&rest[..name_end + " -->".len()]);
+        if let Some(table) = tables.get(name) {
+            write!(out, "\n{}\n", table.trim_end()).unwrap();
+        } else {
+            out.push_str(&rest[name_end + " -->".len()..close]);
+            missing.push(name.to_owned());
+        }
+        out.push_str(CLOSE);
+        rest = &rest[close + CLOSE.len()..];
+    }
+    out.push_str(rest);
+    (out, missing)
+}
+
+/// `1.34×`, or `1/6,000` for a cached read against the query it saves.
+fn ratio(r: f64) -> String {
+    if r >= 0.1 {
+        return format!("{r:.2}×");
+    }
+    let inverse = format!("{:.0}", 1.0 / r);
+    let digits: Vec<char> = inverse.chars().collect();
+    let mut grouped = String::new();
+    for (i, d) in digits.iter().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            grouped.push(',');
+        }
+        grouped.push(*d);
+    }
+    format!("1/{grouped}")
+}
+
+/// When and from which commit these figures come.
+fn run_line() -> String {
+    let commit = std::process::Command::new("git")
+        .args(["log", "-1", "--format=%h"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map_or_else(
+            || "unknown commit".to_owned(),
+            |o| String::from_utf8_lossy(&o.stdout).trim().to_owned(),
+        );
+    format!(
+        "Run: {} UTC, commit `{commit}`.",
+        chrono::Utc::now().format("%Y-%m-%d %H:%M")
+    )
 }

@@ -11,11 +11,11 @@ use crate::bus::Op;
 use crate::codec::{self, Header};
 use crate::coherence::{Admission, Trust};
 use crate::error::{Error, SharedError};
-use crate::flight::{Flight, Joined};
+use crate::flight::{Flight, FlightKind, Joined};
 use crate::l1::L1Entry;
 use crate::l2::{Fence, ReadNeed};
 use crate::metrics::CacheStats;
-use crate::node::{load_flight, read_flight, Node};
+use crate::node::Node;
 use crate::options::EntryOptions;
 
 /// A cache node: L1 in this process, L2 in Redis, kept coherent with every other node of its namespace.
@@ -192,7 +192,7 @@ impl Cache {
         let opts = make_opts();
         let opts: &EntryOptions = &opts;
         loop {
-            match node.flights.join(&load_flight(key)) {
+            match node.flights.join(FlightKind::Load, key) {
                 Joined::Leader(guard, waiter) => {
                     // Subscribe before reading so a fill between our read and a wait is not missed.
                     let fills = node.fills.subscribe();
@@ -269,7 +269,7 @@ impl Cache {
             return Ok(Some(value));
         }
         loop {
-            match node.flights.join(&read_flight(key)) {
+            match node.flights.join(FlightKind::Read, key) {
                 Joined::Leader(guard, _) => {
                     // Inline: a read holds nothing that must outlive its caller.
                     let read = node

@@ -30,9 +30,21 @@ impl Flight {
 }
 
 /// The flights of one node, by flight key.
+/// Loads and plain reads of one key are separate flights: a reader must not wait behind a loader, and
+/// a reader's "nothing there" must not answer a loader. Both are poisoned by the key's invalidation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FlightKind {
+    Load,
+    Read,
+}
+
+type FlightMap = Mutex<HashMap<Arc<str>, Arc<Flight>>>;
+
+/// One map per kind, keyed by the cache key itself, so a join formats no flight name.
 #[derive(Default)]
 pub(crate) struct Flights {
-    map: Mutex<HashMap<Arc<str>, Arc<Flight>>>,
+    loads: FlightMap,
+    reads: FlightMap,
 }
 
 /// How a caller takes part in a flight.
@@ -63,8 +75,11 @@ fn abandoned() -> SharedError {
 /// Held by the leader; completing (or dropping) it ends the flight.
 pub(crate) struct LeaderGuard {
     flights: Arc<Flights>,
+    kind: FlightKind,
     key: Arc<str>,
     flight: Arc<Flight>,
+    /// Already unregistered by `complete`: the drop has nothing left to do.
+    completed: bool,
 }
 
 impl LeaderGuard {
@@ -76,13 +91,14 @@ impl LeaderGuard {
     ///
     /// The flight leaves the map *before* the result is published: a caller arriving after that starts
     /// a new flight instead of picking up a result that may predate an invalidation it has seen.
-    pub(crate) fn complete(self, result: FlightResult) {
+    pub(crate) fn complete(mut self, result: FlightResult) {
         self.unregister();
+        self.completed = true;
         self.flight.result.send_replace(Some(result));
     }
 
     fn unregister(&self) {
-        let mut map = self.flights.map.lock();
+        let mut map = self.flights.map(self.kind).lock();
         if map
             .get(&self.key)
             .is_some_and(|f| Arc::ptr_eq(f, &self.flight))
@@ -101,8 +117,15 @@ impl Drop for LeaderGuard {
 
 impl Flights {
     /// Joins the flight for `key`, starting one if none is running.
-    pub(crate) fn join(self: &Arc<Self>, key: &str) -> Joined {
-        let mut map = self.map.lock();
+    fn map(&self, kind: FlightKind) -> &FlightMap {
+        match kind {
+            FlightKind::Load => &self.loads,
+            FlightKind::Read => &self.reads,
+        }
+    }
+
+    pub(crate) fn join(self: &Arc<Self>, kind: FlightKind, key: &str) -> Joined {
+        let mut map = self.map(kind).lock();
         // A poisoned flight's result may predate an invalidation this caller already saw: start anew.
         if let Some(flight) = map.get(key).filter(|f| !f.is_poisoned()) {
             return Joined::Follower(FlightWaiter(flight.result.subscribe()));
@@ -117,30 +140,36 @@ impl Flights {
         Joined::Leader(
             LeaderGuard {
                 flights: self.clone(),
+                kind,
                 key,
                 flight,
+                completed: false,
             },
             FlightWaiter(rx),
         )
     }
 
-    /// Marks the flight of `key` (if any) so it will not fill L1.
+    /// Marks the load and read flights of `key` (if any) so they will not fill L1.
     pub(crate) fn poison(&self, key: &str) {
-        if let Some(f) = self.map.lock().get(key) {
-            f.poisoned.store(true, Ordering::Release);
+        for map in [&self.loads, &self.reads] {
+            if let Some(f) = map.lock().get(key) {
+                f.poisoned.store(true, Ordering::Release);
+            }
         }
     }
 
     /// Marks every running flight so none fills L1.
     pub(crate) fn poison_all(&self) {
-        for f in self.map.lock().values() {
-            f.poisoned.store(true, Ordering::Release);
+        for map in [&self.loads, &self.reads] {
+            for f in map.lock().values() {
+                f.poisoned.store(true, Ordering::Release);
+            }
         }
     }
 
     #[cfg(test)]
     pub(crate) fn in_flight(&self) -> usize {
-        self.map.lock().len()
+        self.loads.lock().len() + self.reads.lock().len()
     }
 }
 
@@ -151,10 +180,10 @@ mod tests {
     #[tokio::test]
     async fn followers_get_the_leaders_result() {
         let flights = Arc::new(Flights::default());
-        let Joined::Leader(guard, leader_wait) = flights.join("k") else {
+        let Joined::Leader(guard, leader_wait) = flights.join(FlightKind::Load, "k") else {
             panic!("first caller leads")
         };
-        let Joined::Follower(follower) = flights.join("k") else {
+        let Joined::Follower(follower) = flights.join(FlightKind::Load, "k") else {
             panic!("second caller follows")
         };
         guard.complete(Ok(Some(Arc::new(7u32))));
@@ -168,16 +197,16 @@ mod tests {
     #[tokio::test]
     async fn a_vanished_leader_wakes_waiters_with_an_error() {
         let flights = Arc::new(Flights::default());
-        let Joined::Leader(guard, _) = flights.join("k") else {
+        let Joined::Leader(guard, _) = flights.join(FlightKind::Load, "k") else {
             panic!("leader")
         };
-        let Joined::Follower(follower) = flights.join("k") else {
+        let Joined::Follower(follower) = flights.join(FlightKind::Load, "k") else {
             panic!("follower")
         };
         drop(guard);
         assert!(follower.wait().await.is_err());
         assert!(
-            matches!(flights.join("k"), Joined::Leader(..)),
+            matches!(flights.join(FlightKind::Load, "k"), Joined::Leader(..)),
             "a new flight can start"
         );
     }
@@ -185,21 +214,21 @@ mod tests {
     #[tokio::test]
     async fn a_completed_or_poisoned_flight_is_never_joined() {
         let flights = Arc::new(Flights::default());
-        let Joined::Leader(guard, _) = flights.join("k") else {
+        let Joined::Leader(guard, _) = flights.join(FlightKind::Load, "k") else {
             panic!("leader")
         };
         flights.poison("k");
         assert!(
-            matches!(flights.join("k"), Joined::Leader(..)),
+            matches!(flights.join(FlightKind::Load, "k"), Joined::Leader(..)),
             "poisoned: a new flight starts"
         );
         guard.complete(Ok(None));
-        let Joined::Leader(second, _) = flights.join("j") else {
+        let Joined::Leader(second, _) = flights.join(FlightKind::Load, "j") else {
             panic!("leader")
         };
         second.complete(Ok(None));
         assert!(
-            matches!(flights.join("j"), Joined::Leader(..)),
+            matches!(flights.join(FlightKind::Load, "j"), Joined::Leader(..)),
             "completed: a new flight starts"
         );
     }
@@ -207,14 +236,35 @@ mod tests {
     #[tokio::test]
     async fn poison_marks_only_the_named_flight() {
         let flights = Arc::new(Flights::default());
-        let Joined::Leader(a, _) = flights.join("a") else {
+        let Joined::Leader(a, _) = flights.join(FlightKind::Load, "a") else {
             panic!("leader")
         };
-        let Joined::Leader(b, _) = flights.join("b") else {
+        let Joined::Leader(b, _) = flights.join(FlightKind::Load, "b") else {
             panic!("leader")
         };
         flights.poison("a");
         assert!(a.flight().is_poisoned());
         assert!(!b.flight().is_poisoned());
+    }
+
+    #[tokio::test]
+    async fn a_key_has_separate_load_and_read_flights_and_poison_reaches_both() {
+        let flights = Arc::new(Flights::default());
+        let Joined::Leader(load, _) = flights.join(FlightKind::Load, "k") else {
+            panic!("first loader leads")
+        };
+        let Joined::Leader(read, _) = flights.join(FlightKind::Read, "k") else {
+            panic!("a reader does not wait behind a loader")
+        };
+        assert_eq!(flights.in_flight(), 2);
+        flights.poison("k");
+        assert!(load.flight().is_poisoned() && read.flight().is_poisoned());
+        read.complete(Ok(None));
+        drop(load);
+        assert_eq!(
+            flights.in_flight(),
+            0,
+            "completed and dropped leaders unregister"
+        );
     }
 }

@@ -52,23 +52,13 @@ fn is_connection_trouble(e: &Error) -> bool {
     }
 }
 
-/// Flight keys: loads and plain reads of one key are separate flights, both poisoned by its invalidation.
-pub(crate) fn load_flight(key: &str) -> String {
-    format!("L{key}")
-}
-
-pub(crate) fn read_flight(key: &str) -> String {
-    format!("R{key}")
-}
-
 impl Node {
     /// Applies one change to this node's L1 (own or another node's).
     pub(crate) async fn apply_event(&self, event: &Event) {
         match event {
             Event::Key(key) => {
                 // Poison first: a flight that fills after this point removes its own fill.
-                self.flights.poison(&load_flight(key));
-                self.flights.poison(&read_flight(key));
+                self.flights.poison(key);
                 self.l1.remove(key).await;
             }
             Event::Tag { tag, version } => self.coherence.set_tag_version(tag, *version),

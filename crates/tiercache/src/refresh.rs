@@ -15,11 +15,11 @@ use std::time::Instant;
 use serde::{de::DeserializeOwned, Serialize};
 
 use crate::error::{Error, SharedError};
-use crate::flight::{Flight, Joined};
+use crate::flight::{Flight, FlightKind, Joined};
 use crate::l1::L1Entry;
 use crate::l2::ReadNeed;
 use crate::lock::try_acquire;
-use crate::node::{load_flight, Node};
+use crate::node::Node;
 use crate::options::EntryOptions;
 
 /// When a hit starts a background refresh.
@@ -86,7 +86,7 @@ impl Node {
         Fut: std::future::Future<Output = Result<T, E>> + Send + 'static,
         E: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        let Joined::Leader(guard, _) = self.flights.join(&load_flight(key)) else {
+        let Joined::Leader(guard, _) = self.flights.join(FlightKind::Load, key) else {
             return;
         };
         let (node, key, opts) = (self.clone(), key.to_owned(), opts.clone());
