@@ -18,6 +18,8 @@
 
 use serde::{de::DeserializeOwned, Serialize};
 
+use crate::decode_guard::GuardedSeed;
+
 const MAGIC: [u8; 2] = *b"TC";
 /// The only format version this build reads and writes.
 pub(crate) const FORMAT_VERSION: u8 = 1;
@@ -49,13 +51,11 @@ pub(crate) enum DecodeError {
     Payload(String),
 }
 
-/// bincode's own cap on bytes read; the per-cache limit (`max_value_bytes`, checked against the declared
-/// length before bincode runs) is always lower, this only stops a corrupt length inside the payload from
-/// asking for a giant allocation.
-const BINCODE_HARD_LIMIT: usize = 512 << 20;
-
+/// No bincode size limit: it is checked on every element and doubled decode time. The payload's size
+/// is checked against `max_value_bytes` before bincode runs, and [`crate::decode_guard`] stops a
+/// corrupt length inside it from asking for a giant allocation.
 fn bincode_config() -> impl bincode::config::Config {
-    bincode::config::standard().with_limit::<BINCODE_HARD_LIMIT>()
+    bincode::config::standard()
 }
 
 /// Encodes `value` behind a header. Fails when serialisation fails or the payload exceeds `max_bytes`.
@@ -135,7 +135,8 @@ pub(crate) fn decode_header(
 /// and the decode cost twice what a standalone call costs (callgrind, 1 KiB payload).
 #[inline(never)]
 pub(crate) fn decode_payload<T: DeserializeOwned>(payload: &[u8]) -> Result<T, DecodeError> {
-    let (value, read) = bincode::serde::decode_from_slice::<T, _>(payload, bincode_config())
+    let seed = GuardedSeed::<T>::new(payload.len());
+    let (value, read) = bincode::serde::seed_decode_from_slice(seed, payload, bincode_config())
         .map_err(|e| DecodeError::Payload(e.to_string()))?;
     if read != payload.len() {
         return Err(DecodeError::Payload(format!(
@@ -235,5 +236,82 @@ mod tests {
         let bytes = encode(&sample(), &header(), 1 << 20).expect("encode");
         let (_, payload) = decode_header(&bytes, 1 << 20).expect("header");
         assert!(decode_payload::<Vec<String>>(payload).is_err());
+    }
+
+    /// Every serde shape bincode supports, so the decode guard is seen to forward each one.
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    enum Shape {
+        Unit,
+        Newtype(String),
+        Tuple(i128, char),
+        Struct { name: Box<str>, score: f32 },
+    }
+
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct Marker;
+
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct Cents(u64);
+
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct Everything {
+        flag: bool,
+        maybe: Option<String>,
+        nothing: Option<u8>,
+        pairs: Vec<(String, f64)>,
+        by_name: std::collections::BTreeMap<String, Vec<u32>>,
+        shapes: Vec<Shape>,
+        marker: Marker,
+        cents: Cents,
+        signed: i64,
+        unit: (),
+    }
+
+    #[test]
+    fn every_serde_shape_survives_the_decode_guard() {
+        let value = Everything {
+            flag: true,
+            maybe: Some("campaign:123".into()),
+            nothing: None,
+            pairs: vec![("a".into(), 1.5), ("ü".into(), -2.0)],
+            by_name: [("x".to_owned(), vec![1, 2, 3]), ("y".to_owned(), vec![])].into(),
+            shapes: vec![
+                Shape::Unit,
+                Shape::Newtype("n".into()),
+                Shape::Tuple(-7, 'é'),
+                Shape::Struct {
+                    name: "s".into(),
+                    score: 0.5,
+                },
+            ],
+            marker: Marker,
+            cents: Cents(1_234),
+            signed: -99,
+            unit: (),
+        };
+        let bytes = encode(&value, &header(), 1 << 20).expect("encode");
+        let (_, payload) = decode_header(&bytes, 1 << 20).expect("header");
+        assert_eq!(
+            decode_payload::<Everything>(payload).expect("decode"),
+            value
+        );
+    }
+
+    #[test]
+    fn a_length_prefix_claiming_exabytes_is_an_error_not_an_allocation() {
+        // `Stats` as bincode writes it: total (varint 42), then the label's length. 253 announces a
+        // little-endian u64; this one claims about 2^60 bytes. Decoding the label as an owned string
+        // would try to allocate that before reading (and abort the process); the guard reads it as a
+        // borrowed slice, which fails at once because the payload is 12 bytes long.
+        let mut payload = vec![42_u8, 253];
+        payload.extend_from_slice(&(1_u64 << 60).to_le_bytes());
+        payload.extend_from_slice(b"do");
+        let err = decode_payload::<Stats>(&payload).expect_err("a 12-byte payload cannot hold it");
+        assert!(matches!(err, DecodeError::Payload(_)), "{err:?}");
+
+        // The same claim for a sequence: nothing is preallocated from it either.
+        let mut payload = vec![42_u8, 0, 253];
+        payload.extend_from_slice(&(1_u64 << 60).to_le_bytes());
+        assert!(decode_payload::<Stats>(&payload).is_err());
     }
 }

@@ -48,6 +48,7 @@ mod cache;
 mod codec;
 mod coherence;
 mod config;
+mod decode_guard;
 mod error;
 mod flight;
 mod keys;
