@@ -21,7 +21,9 @@ macro_rules! decisions {
         /// Every counter name, for documentation and tests.
         pub const COUNTER_NAMES: &[&str] = &[$($name),*];
 
+        /// One stripe of counters, on cache lines of its own.
         #[derive(Default)]
+        #[repr(align(128))]
         struct Atomics { $( $field: AtomicU64, )* }
 
         struct Handles { $( $field: Counter, )* }
@@ -37,13 +39,17 @@ macro_rules! decisions {
                 #[doc = $doc]
                 #[inline]
                 pub(crate) fn $field(&self, n: u64) {
-                    self.atomics.$field.fetch_add(n, Ordering::Relaxed);
+                    self.atomics[stripe()].$field.fetch_add(n, Ordering::Relaxed);
                     self.handles.$field.increment(n);
                 }
             )*
 
             pub(crate) fn snapshot(&self) -> CacheStats {
-                CacheStats { $( $field: self.atomics.$field.load(Ordering::Relaxed), )* }
+                let mut stats = CacheStats::default();
+                for stripe in self.atomics.iter() {
+                    $( stats.$field += stripe.$field.load(Ordering::Relaxed); )*
+                }
+                stats
             }
         }
     };
@@ -77,9 +83,24 @@ decisions! {
     breaker_opened => "tiercache_breaker_opened_total", "Times the Redis circuit breaker opened.";
 }
 
+/// Counter stripes per node. Threads count into the stripe picked for them, so cores hitting L1 at
+/// once do not fight over one cache line (that contention made a hot key's L1 hit 1.4-2.7x slower
+/// from two threads than from one); a snapshot sums the stripes.
+const STRIPES: usize = 16;
+
+/// This thread's stripe: assigned round-robin on first use.
+fn stripe() -> usize {
+    use std::sync::atomic::AtomicUsize;
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static STRIPE: usize = NEXT.fetch_add(1, Ordering::Relaxed) % STRIPES;
+    }
+    STRIPE.with(|s| *s)
+}
+
 /// The counters and histograms of one node.
 pub(crate) struct Recorder {
-    atomics: Atomics,
+    atomics: Box<[Atomics; STRIPES]>,
     handles: Handles,
     load_seconds: Histogram,
     l2_read_seconds: Histogram,
@@ -102,7 +123,7 @@ impl Recorder {
         let label = || ("namespace", namespace.to_owned());
         let (k, v) = label();
         Recorder {
-            atomics: Atomics::default(),
+            atomics: Box::default(),
             handles: Handles::register(namespace),
             load_seconds: metrics::histogram!(HISTOGRAM_NAMES[0], k => v.clone()),
             l2_read_seconds: metrics::histogram!(HISTOGRAM_NAMES[1], k => v.clone()),
