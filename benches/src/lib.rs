@@ -105,8 +105,8 @@ pub fn micros(d: Duration) -> String {
     format!("{:.1} µs", d.as_secs_f64() * 1e6)
 }
 
-/// bincode 2 decoding with the same allocation guard tiercache uses (a size limit, so a corrupt length
-/// prefix cannot ask for a giant allocation): shows what that safety costs on its own.
+/// bincode 2 decoding with bincode's own size limit, the allocation guard tiercache used before
+/// `decode_guard` (it is checked on every element): shows what that way of being safe costs.
 pub fn decode_with_limit(bytes: &[u8]) -> Payload {
     bincode::serde::decode_from_slice(
         bytes,

@@ -29,7 +29,6 @@ impl Flight {
     }
 }
 
-/// The flights of one node, by flight key.
 /// Loads and plain reads of one key are separate flights: a reader must not wait behind a loader, and
 /// a reader's "nothing there" must not answer a loader. Both are poisoned by the key's invalidation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,7 +39,8 @@ pub(crate) enum FlightKind {
 
 type FlightMap = Mutex<HashMap<Arc<str>, Arc<Flight>>>;
 
-/// One map per kind, keyed by the cache key itself, so a join formats no flight name.
+/// The flights of one node: one map per kind, keyed by the cache key itself, so a join formats no
+/// flight name.
 #[derive(Default)]
 pub(crate) struct Flights {
     loads: FlightMap,
@@ -116,7 +116,6 @@ impl Drop for LeaderGuard {
 }
 
 impl Flights {
-    /// Joins the flight for `key`, starting one if none is running.
     fn map(&self, kind: FlightKind) -> &FlightMap {
         match kind {
             FlightKind::Load => &self.loads,
@@ -124,6 +123,7 @@ impl Flights {
         }
     }
 
+    /// Joins the `kind` flight for `key`, starting one if none is running.
     pub(crate) fn join(self: &Arc<Self>, kind: FlightKind, key: &str) -> Joined {
         let mut map = self.map(kind).lock();
         // A poisoned flight's result may predate an invalidation this caller already saw: start anew.

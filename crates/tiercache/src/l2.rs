@@ -217,19 +217,16 @@ impl L2 {
         // An expired value is served only as stale, after a load attempt that needs the fence.
         let unexpired = codec::decode_header(&envelope, usize::MAX)
             .is_ok_and(|(header, _)| header.expires_at_ms > now_ms());
-        let Some(recorded) = parse_recorded(&recorded.unwrap_or_default()).filter(|_| unexpired)
+        if !unexpired {
+            return Ok(None);
+        }
+        let Some(recorded_tags) =
+            parse_recorded(&recorded.unwrap_or_default()).and_then(|recorded| {
+                self.current_tags(recorded, |_, tag, version| vouched(tag, version))
+            })
         else {
             return Ok(None);
         };
-        let mut recorded_tags = Vec::with_capacity(recorded.len());
-        for (key, version) in recorded {
-            match self.keys.tag_name(&key) {
-                Some(tag) if vouched(tag, &version) => {
-                    recorded_tags.push((tag.to_owned(), version));
-                }
-                _ => return Ok(None),
-            }
-        }
         Ok(Some(ReadReply {
             envelope: Some(envelope),
             recorded_tags,
@@ -293,31 +290,38 @@ impl L2 {
                 created_tags: Vec::new(),
             }));
         };
-        let Some(recorded) = parse_recorded(&recorded.unwrap_or_default()) else {
+        let current =
+            |key: &str, tag: &str, version: &str| match tag_keys.iter().position(|k| k == key) {
+                Some(i) => fence.tag_versions[i] == version,
+                None => vouched(tag, version),
+            };
+        let Some(recorded_tags) = parse_recorded(&recorded.unwrap_or_default())
+            .and_then(|recorded| self.current_tags(recorded, current))
+        else {
             return Ok(None);
         };
-        for (key, version) in &recorded {
-            let current = match tag_keys.iter().position(|k| k == key) {
-                Some(i) => fence.tag_versions[i] == *version,
-                None => self
-                    .keys
-                    .tag_name(key)
-                    .is_some_and(|tag| vouched(tag, version)),
-            };
-            if !current {
-                return Ok(None);
-            }
-        }
-        let recorded_tags = recorded
-            .into_iter()
-            .filter_map(|(key, version)| Some((self.keys.tag_name(&key)?.to_owned(), version)))
-            .collect();
         Ok(Some(ReadReply {
             envelope: Some(envelope),
             recorded_tags,
             fence: Some(fence),
             created_tags: Vec::new(),
         }))
+    }
+
+    /// The entry's recorded tags by name, if `current(redis_key, tag, version)` holds for every one;
+    /// `None` when one is not current or is not a tag of this namespace.
+    fn current_tags(
+        &self,
+        recorded: Vec<(String, String)>,
+        current: impl Fn(&str, &str, &str) -> bool,
+    ) -> Option<Vec<(String, String)>> {
+        recorded
+            .into_iter()
+            .map(|(key, version)| {
+                let tag = self.keys.tag_name(&key)?;
+                current(&key, tag, &version).then(|| (tag.to_owned(), version))
+            })
+            .collect()
     }
 
     /// The script read: checks every recorded tag in Redis, deletes an entry whose tags moved on, and

@@ -84,8 +84,7 @@ decisions! {
 }
 
 /// Counter stripes per node. Threads count into the stripe picked for them, so cores hitting L1 at
-/// once do not fight over one cache line (that contention made a hot key's L1 hit 1.4-2.7x slower
-/// from two threads than from one); a snapshot sums the stripes.
+/// once do not bounce one cache line between them on every hit; a snapshot sums the stripes.
 const STRIPES: usize = 16;
 
 /// This thread's stripe: assigned round-robin on first use.
