@@ -215,8 +215,9 @@ async fn flush(node: &Arc<Node>, seq: u64, ops: Vec<Op>) -> Result<(), Error> {
         match op {
             Op::InvalidateKey(key) => {
                 let k = node.keys.entry(&key);
+                let generation = k.generation();
                 keys.push(k.entry);
-                keys.push(k.generation);
+                keys.push(generation);
                 key_generations.push(nonce());
                 events.push(Event::Key(key));
             }

@@ -13,7 +13,7 @@ use crate::coherence::{Admission, Trust};
 use crate::error::{Error, SharedError};
 use crate::flight::{Flight, FlightKind, Joined};
 use crate::l1::L1Entry;
-use crate::l2::{Fence, ReadNeed};
+use crate::l2::{l1_tags, Fence, L1Tags, ReadNeed};
 use crate::metrics::CacheStats;
 use crate::node::Node;
 use crate::options::EntryOptions;
@@ -345,16 +345,10 @@ impl Cache {
             .collect();
         ops.push(Op::AnnounceKey(key.to_owned()));
         node.outbox.send(ops).await?;
-        let recorded: Vec<(String, String)> = opts.tags().iter().cloned().zip(versions).collect();
-        node.fill_l1(
-            key,
-            Arc::new(value),
-            envelope.len(),
-            &header,
-            &recorded,
-            None,
-        )
-        .await;
+        if let Some(tags) = l1_tags(opts.tags(), &versions) {
+            node.fill_l1(key, Arc::new(value), envelope.len(), &header, tags, None)
+                .await;
+        }
         Ok(())
     }
 
@@ -512,7 +506,7 @@ impl Node {
     {
         let entry_keys = self.keys.entry(key);
         let started = Instant::now();
-        let vouched = |tag: &str, version: &str| self.coherence.vouches(tag, version);
+        let vouched = |tag: &str, version: u64| self.coherence.vouches(tag, version);
         let reply = self
             .guarded(self.l2.read(&entry_keys, tags, need, &vouched))
             .await?;
@@ -543,15 +537,10 @@ impl Node {
                 outcome.created_at_ms = header.created_at_ms;
                 if header.expires_at_ms > now_ms() {
                     self.stats.l2_hits(1);
-                    self.fill_l1(
-                        key,
-                        value.clone(),
-                        envelope.len(),
-                        &header,
-                        &reply.recorded_tags,
-                        flight,
-                    )
-                    .await;
+                    if let Some(tags) = reply.recorded_tags {
+                        self.fill_l1(key, value.clone(), envelope.len(), &header, tags, flight)
+                            .await;
+                    }
                     outcome.fresh = Some(value);
                 } else {
                     outcome.stale = Some(value);
@@ -583,16 +572,9 @@ impl Node {
         value: Arc<T>,
         encoded_len: usize,
         header: &Header,
-        recorded_tags: &[(String, String)],
+        tags: L1Tags,
         flight: Option<&Flight>,
     ) {
-        let Some(tags) = recorded_tags
-            .iter()
-            .map(|(t, v)| Some((Arc::<str>::from(t.as_str()), v.parse::<u64>().ok()?)))
-            .collect::<Option<Box<[(Arc<str>, u64)]>>>()
-        else {
-            return;
-        };
         match self.coherence.admit(&tags) {
             Admission::Admit => {}
             Admission::Refuse => return,
@@ -621,7 +603,9 @@ impl Node {
             tags,
             refresh_claimed: std::sync::atomic::AtomicBool::new(false),
         };
-        self.l1.insert(key, entry).await;
+        // A flight's key is already shared; only fills outside a flight allocate one.
+        let shared_key = flight.map_or_else(|| Arc::from(key), |f| f.key().clone());
+        self.l1.insert(shared_key, entry).await;
         if flight.is_some_and(Flight::is_poisoned) {
             // The invalidation landed between the check and the insert: undo our own fill.
             self.l1.remove(key).await;

@@ -16,7 +16,7 @@ const MAX_KNOWN_TAGS: usize = 1_000_000;
 /// The node-local view of tag versions and trust.
 pub(crate) struct Coherence {
     started: Instant,
-    tags: RwLock<HashMap<Arc<str>, u64>>,
+    tags: RwLock<HashMap<Arc<str>, u64, ahash::RandomState>>,
     /// Nanoseconds after `started` at which the node became suspect; 0 when it is not.
     suspect_since: AtomicU64,
 }
@@ -46,7 +46,7 @@ impl Coherence {
     pub(crate) fn new() -> Self {
         Coherence {
             started: Instant::now(),
-            tags: RwLock::new(HashMap::new()),
+            tags: RwLock::new(HashMap::default()),
             suspect_since: AtomicU64::new(0),
         }
     }
@@ -74,15 +74,16 @@ impl Coherence {
 
     /// Whether the node can vouch that `tag` is still at `version` without asking Redis: it knows that
     /// version and has missed no bus message since (not suspect). It is the rule [`Coherence::trust`]
-    /// applies to L1 entries, so an L2 entry accepted by it is exactly as fresh as an L1 hit.
-    pub(crate) fn vouches(&self, tag: &str, version: &str) -> bool {
+    /// applies to L1 entries, so an L2 entry accepted by it is exactly as fresh as an L1 hit. When it
+    /// can, it returns its own copy of the tag name, which an L1 entry can share without allocating.
+    pub(crate) fn vouches(&self, tag: &str, version: u64) -> Option<Arc<str>> {
         if self.is_suspect() {
-            return false;
+            return None;
         }
-        let Ok(version) = version.parse::<u64>() else {
-            return false;
-        };
-        self.tags.read().get(tag) == Some(&version)
+        match self.tags.read().get_key_value(tag) {
+            Some((name, known)) if *known == version => Some(name.clone()),
+            _ => None,
+        }
     }
 
     /// Records the versions of a freshly read entry's tags. A tag the node has never seen is learned; a

@@ -19,6 +19,8 @@ pub(crate) type FlightResult = Result<Option<Arc<dyn Any + Send + Sync>>, Shared
 
 /// One in-progress load.
 pub(crate) struct Flight {
+    /// The cache key, shared with the flight map and with the L1 entry the flight fills.
+    key: Arc<str>,
     poisoned: AtomicBool,
     result: watch::Sender<Option<FlightResult>>,
 }
@@ -26,6 +28,10 @@ pub(crate) struct Flight {
 impl Flight {
     pub(crate) fn is_poisoned(&self) -> bool {
         self.poisoned.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn key(&self) -> &Arc<str> {
+        &self.key
     }
 }
 
@@ -37,7 +43,7 @@ pub(crate) enum FlightKind {
     Read,
 }
 
-type FlightMap = Mutex<HashMap<Arc<str>, Arc<Flight>>>;
+type FlightMap = Mutex<HashMap<Arc<str>, Arc<Flight>, ahash::RandomState>>;
 
 /// The flights of one node: one map per kind, keyed by the cache key itself, so a join formats no
 /// flight name.
@@ -131,11 +137,12 @@ impl Flights {
             return Joined::Follower(FlightWaiter(flight.result.subscribe()));
         }
         let (tx, rx) = watch::channel(None);
+        let key: Arc<str> = Arc::from(key);
         let flight = Arc::new(Flight {
+            key: key.clone(),
             poisoned: AtomicBool::new(false),
             result: tx,
         });
-        let key: Arc<str> = Arc::from(key);
         map.insert(key.clone(), flight.clone());
         Joined::Leader(
             LeaderGuard {

@@ -20,12 +20,30 @@
 
 use crate::error::Error;
 
-/// The Redis keys of one cache entry.
+/// The Redis keys of one cache entry. Only the entry key is rendered up front: a cold read needs no
+/// other, and the generation and lease keys differ from it in the last byte alone.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct EntryKeys {
     pub(crate) entry: String,
-    pub(crate) generation: String,
-    pub(crate) lease: String,
+}
+
+impl EntryKeys {
+    /// The key's generation (bumped by every invalidation).
+    pub(crate) fn generation(&self) -> String {
+        self.sibling('g')
+    }
+
+    /// The key's load lease.
+    pub(crate) fn lease(&self) -> String {
+        self.sibling('l')
+    }
+
+    fn sibling(&self, kind: char) -> String {
+        let mut key = self.entry.clone();
+        key.pop();
+        key.push(kind);
+        key
+    }
 }
 
 /// Renders Redis keys for one namespace.
@@ -39,9 +57,27 @@ pub(crate) struct KeySpace {
 pub(crate) const EPOCH_KEY: &str = "tc:epoch";
 
 fn length_prefixed(out: &mut String, part: &str) {
-    use std::fmt::Write as _;
-    // Writing to a String cannot fail.
-    let _ = write!(out, "{}.{}", part.len(), part);
+    push_decimal(out, part.len());
+    out.push('.');
+    out.push_str(part);
+}
+
+/// Appends `n` in decimal without going through `fmt`, which costs more than the rest of a key.
+fn push_decimal(out: &mut String, n: usize) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut rest = n;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    for &d in &digits[at..] {
+        out.push(char::from(d));
+    }
 }
 
 impl KeySpace {
@@ -70,23 +106,13 @@ impl KeySpace {
     }
 
     pub(crate) fn entry(&self, key: &str) -> EntryKeys {
-        let mut base = String::with_capacity(8 + self.namespace_part.len() + key.len() + 8);
-        base.push_str("tc:{");
-        base.push_str(&self.namespace_part);
-        base.push(':');
-        length_prefixed(&mut base, key);
-        base.push('}');
-        let with = |suffix: &str| {
-            let mut s = String::with_capacity(base.len() + 2);
-            s.push_str(&base);
-            s.push_str(suffix);
-            s
-        };
-        EntryKeys {
-            entry: with(":d"),
-            generation: with(":g"),
-            lease: with(":l"),
-        }
+        let mut entry = String::with_capacity(10 + self.namespace_part.len() + key.len() + 6);
+        entry.push_str("tc:{");
+        entry.push_str(&self.namespace_part);
+        entry.push(':');
+        length_prefixed(&mut entry, key);
+        entry.push_str("}:d");
+        EntryKeys { entry }
     }
 
     pub(crate) fn tag(&self, tag: &str) -> String {
@@ -124,7 +150,7 @@ mod tests {
         let b = KeySpace::new("x:y", 1024).entry("z");
         assert_ne!(a.entry, b.entry);
         let c = KeySpace::new("x", 1024).entry("1.y}:g");
-        assert_ne!(c.entry, KeySpace::new("x", 1024).entry("1.y").generation);
+        assert_ne!(c.entry, KeySpace::new("x", 1024).entry("1.y").generation());
     }
 
     #[test]
@@ -140,8 +166,8 @@ mod tests {
                 EPOCH_KEY.into(),
             ] {
                 assert_ne!(e.entry, other);
-                assert_ne!(e.generation, other);
-                assert_ne!(e.lease, other);
+                assert_ne!(e.generation(), other);
+                assert_ne!(e.lease(), other);
             }
         }
     }
@@ -154,8 +180,17 @@ mod tests {
             let close = k[open + 1..].find('}').expect("close brace") + open + 1;
             k[open + 1..close].to_owned()
         };
-        assert_eq!(tag(&e.entry), tag(&e.generation));
-        assert_eq!(tag(&e.entry), tag(&e.lease));
+        assert_eq!(tag(&e.entry), tag(&e.generation()));
+        assert_eq!(tag(&e.entry), tag(&e.lease()));
+    }
+
+    #[test]
+    fn lengths_render_in_decimal() {
+        for n in [0, 7, 10, 99, 1024, usize::MAX] {
+            let mut out = String::new();
+            push_decimal(&mut out, n);
+            assert_eq!(out, n.to_string());
+        }
     }
 
     #[test]

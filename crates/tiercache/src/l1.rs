@@ -72,7 +72,7 @@ impl Expiry<Arc<str>, Arc<L1Entry>> for PerEntryExpiry {
 /// The L1 store of one node.
 #[derive(Clone)]
 pub(crate) struct L1 {
-    cache: MokaCache<Arc<str>, Arc<L1Entry>>,
+    cache: MokaCache<Arc<str>, Arc<L1Entry>, ahash::RandomState>,
 }
 
 impl L1 {
@@ -84,7 +84,7 @@ impl L1 {
                 u32::try_from(bytes).unwrap_or(u32::MAX)
             })
             .expire_after(PerEntryExpiry)
-            .build();
+            .build_with_hasher(ahash::RandomState::new());
         L1 { cache }
     }
 
@@ -92,11 +92,11 @@ impl L1 {
         self.cache.get(key).await
     }
 
-    pub(crate) async fn insert(&self, key: &str, entry: L1Entry) {
+    pub(crate) async fn insert(&self, key: Arc<str>, entry: L1Entry) {
         if entry.expires_at <= Instant::now() {
             return;
         }
-        self.cache.insert(Arc::from(key), Arc::new(entry)).await;
+        self.cache.insert(key, Arc::new(entry)).await;
     }
 
     pub(crate) async fn remove(&self, key: &str) {

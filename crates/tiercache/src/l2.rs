@@ -1,6 +1,7 @@
 //! L2: Redis. Every operation is one round trip: a Lua script (in `scripts/`) does the reads, checks and
 //! writes that must happen together.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use redis::aio::ConnectionManager;
@@ -61,8 +62,9 @@ pub(crate) enum ReadNeed {
 pub(crate) struct ReadReply {
     /// The envelope when a valid entry exists.
     pub(crate) envelope: Option<Vec<u8>>,
-    /// The tags the entry was stored with and their versions (tag names, not Redis keys).
-    pub(crate) recorded_tags: Vec<(String, String)>,
+    /// The tags the entry was stored with and their versions, ready for L1; `None` when a recorded
+    /// version is not one this version of tiercache writes, so the value must not be kept in L1.
+    pub(crate) recorded_tags: Option<L1Tags>,
     /// What a load must be fenced with; `None` only for a hit read without it ([`ReadNeed`]).
     pub(crate) fence: Option<Fence>,
     /// The caller's tags whose versions this read created; they must be announced.
@@ -92,26 +94,69 @@ pub(crate) fn render_recorded<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)
     out
 }
 
-/// Parses the `t` field; `None` when it is malformed.
-pub(crate) fn parse_recorded(bytes: &[u8]) -> Option<Vec<(String, String)>> {
-    let mut parts = Vec::new();
-    let mut rest = bytes;
-    while !rest.is_empty() {
-        let dot = rest.iter().position(|b| *b == b'.')?;
-        let len: usize = std::str::from_utf8(&rest[..dot]).ok()?.parse().ok()?;
-        let body = rest.get(dot + 1..dot + 1 + len)?;
-        parts.push(String::from_utf8(body.to_vec()).ok()?);
-        rest = &rest[dot + 1 + len..];
+/// The (tag key, version) pairs of a `t` field, read in place. An item is `None` where the field is
+/// malformed. Keys stay bytes and versions are parsed straight from them: a cold read walks this
+/// twice per entry, so it does no UTF-8 validation it does not need.
+struct RecordedPairs<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> RecordedPairs<'a> {
+    fn new(bytes: &'a [u8]) -> Self {
+        RecordedPairs { rest: bytes }
     }
-    if parts.len() % 2 == 1 {
+
+    fn part(&mut self) -> Option<&'a [u8]> {
+        let dot = self.rest.iter().position(|b| *b == b'.')?;
+        let len = usize::try_from(parse_decimal(&self.rest[..dot])?).ok()?;
+        let body_end = dot.checked_add(1)?.checked_add(len)?;
+        let body = self.rest.get(dot + 1..body_end)?;
+        self.rest = &self.rest[body_end..];
+        Some(body)
+    }
+}
+
+impl<'a> Iterator for RecordedPairs<'a> {
+    type Item = Option<(&'a [u8], u64)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.rest.is_empty() {
+            return None;
+        }
+        let pair = self
+            .part()
+            .zip(self.part())
+            .and_then(|(key, version)| Some((key, parse_decimal(version)?)));
+        if pair.is_none() {
+            // Malformed from here on: report it once and stop.
+            self.rest = &[];
+        }
+        Some(pair)
+    }
+}
+
+/// A non-empty run of ASCII digits as a number; `None` for anything else or on overflow.
+fn parse_decimal(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() {
         return None;
     }
-    let mut it = parts.into_iter();
-    let mut pairs = Vec::new();
-    while let (Some(k), Some(v)) = (it.next(), it.next()) {
-        pairs.push((k, v));
-    }
-    Some(pairs)
+    digits.iter().try_fold(0u64, |n, d| {
+        let digit = d.checked_sub(b'0').filter(|d| *d < 10)?;
+        n.checked_mul(10)?.checked_add(u64::from(digit))
+    })
+}
+
+/// The tags an L1 copy of an entry is kept under, with the version each had when it was stored.
+pub(crate) type L1Tags = Box<[(Arc<str>, u64)]>;
+
+/// Pairs tag names with the versions an entry was written under; `None` when a version is not a
+/// number, so the value must not be kept in L1.
+pub(crate) fn l1_tags(names: &[String], versions: &[String]) -> Option<L1Tags> {
+    names
+        .iter()
+        .zip(versions)
+        .map(|(name, version)| Some((Arc::from(name.as_str()), version.parse().ok()?)))
+        .collect()
 }
 
 fn bytes(v: Value) -> Option<Vec<u8>> {
@@ -144,6 +189,9 @@ pub(crate) fn nonce() -> u64 {
     rand::random::<u64>() >> 1 | 1
 }
 
+/// Whether this node vouches that a tag is still at a version; see [`L2::read`].
+pub(crate) type Vouched<'a> = dyn Fn(&str, u64) -> Option<Arc<str>> + Sync + 'a;
+
 /// The L2 tier of one node.
 pub(crate) struct L2 {
     pub(crate) conn: ConnectionManager,
@@ -167,15 +215,16 @@ impl L2 {
     /// stores under; empty for a plain `get`): the pipelined fast path when it is conclusive, the
     /// script otherwise.
     ///
-    /// `vouched(tag, version)` says whether this node can vouch, from what the bus told it, that `tag`
-    /// is still at `version`. It lets the pipeline accept an entry whose recorded tags the caller did
-    /// not name, under the same rule that lets an L1 entry be served, without fetching their versions.
+    /// `vouched(tag, version)` is `Some(tag)` (the node's own copy of the name) when this node can
+    /// vouch, from what the bus told it, that `tag` is still at `version`. It lets a read accept an
+    /// entry whose recorded tags the caller did not name, under the same rule that lets an L1 entry be
+    /// served, without fetching their versions.
     pub(crate) async fn read(
         &self,
         entry: &EntryKeys,
         tags: &[String],
         need: ReadNeed,
-        vouched: &(dyn Fn(&str, &str) -> bool + Sync),
+        vouched: &Vouched<'_>,
     ) -> Result<ReadReply, Error> {
         if need != ReadNeed::Fence {
             if let Some(reply) = self.read_hit(entry, need, vouched).await? {
@@ -196,7 +245,7 @@ impl L2 {
         &self,
         entry: &EntryKeys,
         need: ReadNeed,
-        vouched: &(dyn Fn(&str, &str) -> bool + Sync),
+        vouched: &Vouched<'_>,
     ) -> Result<Option<ReadReply>, Error> {
         let fields: Vec<Option<Vec<u8>>> = redis::cmd("HMGET")
             .arg(&entry.entry)
@@ -209,7 +258,7 @@ impl L2 {
         let Some(envelope) = envelope else {
             return Ok((need == ReadNeed::Value).then(|| ReadReply {
                 envelope: None,
-                recorded_tags: Vec::new(),
+                recorded_tags: None,
                 fence: None,
                 created_tags: Vec::new(),
             }));
@@ -220,16 +269,14 @@ impl L2 {
         if !unexpired {
             return Ok(None);
         }
-        let Some(recorded_tags) =
-            parse_recorded(&recorded.unwrap_or_default()).and_then(|recorded| {
-                self.current_tags(recorded, |_, tag, version| vouched(tag, version))
-            })
-        else {
+        let Some(recorded_tags) = self.current_tags(&recorded.unwrap_or_default(), |_, tag, v| {
+            vouched(tag, v)
+        }) else {
             return Ok(None);
         };
         Ok(Some(ReadReply {
             envelope: Some(envelope),
-            recorded_tags,
+            recorded_tags: Some(recorded_tags),
             fence: None,
             created_tags: Vec::new(),
         }))
@@ -248,12 +295,12 @@ impl L2 {
         &self,
         entry: &EntryKeys,
         tags: &[String],
-        vouched: &(dyn Fn(&str, &str) -> bool + Sync),
+        vouched: &Vouched<'_>,
     ) -> Result<Option<ReadReply>, Error> {
         let tag_keys: Vec<String> = tags.iter().map(|t| self.keys.tag(t)).collect();
         let mut pipe = redis::pipe();
         pipe.cmd("HMGET").arg(&entry.entry).arg("d").arg("t");
-        pipe.cmd("GET").arg(&entry.generation);
+        pipe.cmd("GET").arg(entry.generation());
         pipe.cmd("GET").arg(EPOCH_KEY);
         for key in &tag_keys {
             pipe.cmd("GET").arg(key);
@@ -285,50 +332,51 @@ impl L2 {
         let Some(envelope) = envelope else {
             return Ok(Some(ReadReply {
                 envelope: None,
-                recorded_tags: Vec::new(),
+                recorded_tags: None,
                 fence: Some(fence),
                 created_tags: Vec::new(),
             }));
         };
-        let current =
-            |key: &str, tag: &str, version: &str| match tag_keys.iter().position(|k| k == key) {
-                Some(i) => fence.tag_versions[i] == version,
-                None => vouched(tag, version),
-            };
-        let Some(recorded_tags) = parse_recorded(&recorded.unwrap_or_default())
-            .and_then(|recorded| self.current_tags(recorded, current))
-        else {
+        let current = |key: &str, tag: &str, version: u64| match tag_keys
+            .iter()
+            .position(|k| k == key)
+        {
+            Some(i) => (fence.tag_versions[i].parse() == Ok(version)).then(|| Arc::from(tag)),
+            None => vouched(tag, version),
+        };
+        let Some(recorded_tags) = self.current_tags(&recorded.unwrap_or_default(), current) else {
             return Ok(None);
         };
         Ok(Some(ReadReply {
             envelope: Some(envelope),
-            recorded_tags,
+            recorded_tags: Some(recorded_tags),
             fence: Some(fence),
             created_tags: Vec::new(),
         }))
     }
 
-    /// The entry's recorded tags by name, if `current(redis_key, tag, version)` holds for every one;
-    /// `None` when one is not current or is not a tag of this namespace.
+    /// The entry's recorded tags by name, if `current(redis_key, tag, version)` vouches for every one;
+    /// `None` when one is not current, is not a tag of this namespace, or the field is malformed.
     fn current_tags(
         &self,
-        recorded: Vec<(String, String)>,
-        current: impl Fn(&str, &str, &str) -> bool,
-    ) -> Option<Vec<(String, String)>> {
-        recorded
-            .into_iter()
-            .map(|(key, version)| {
-                let tag = self.keys.tag_name(&key)?;
-                current(&key, tag, &version).then(|| (tag.to_owned(), version))
-            })
-            .collect()
+        recorded: &[u8],
+        current: impl Fn(&str, &str, u64) -> Option<Arc<str>>,
+    ) -> Option<L1Tags> {
+        // Counted first so the slice is allocated once, at its final size.
+        let mut tags = Vec::with_capacity(RecordedPairs::new(recorded).count());
+        for pair in RecordedPairs::new(recorded) {
+            let (key, version) = pair?;
+            let key = std::str::from_utf8(key).ok()?;
+            tags.push((current(key, self.keys.tag_name(key)?, version)?, version));
+        }
+        Some(tags.into_boxed_slice())
     }
 
     /// The script read: checks every recorded tag in Redis, deletes an entry whose tags moved on, and
     /// creates missing versions for the fence.
     async fn read_scripted(&self, entry: &EntryKeys, tags: &[String]) -> Result<ReadReply, Error> {
         let mut call = self.scripts.read.prepare_invoke();
-        call.key(&entry.entry).key(&entry.generation).key(EPOCH_KEY);
+        call.key(&entry.entry).key(entry.generation()).key(EPOCH_KEY);
         call.arg(nonce());
         for tag in tags {
             call.key(self.keys.tag(tag)).arg(nonce());
@@ -349,10 +397,16 @@ impl L2 {
         let flags = it.next().and_then(bytes).unwrap_or_default();
         let tag_versions: Vec<String> = it.map(string).collect();
         let created_tags = created_tags(tags, &flags, &tag_versions);
-        let recorded_tags = parse_recorded(&recorded)
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|(key, version)| Some((self.keys.tag_name(&key)?.to_owned(), version)))
+        // Redis checked every recorded version; a tag of another namespace cannot invalidate this
+        // node's copy, so it is not kept.
+        let recorded_tags = RecordedPairs::new(&recorded)
+            .filter_map(|pair| match pair {
+                None => Some(None),
+                Some((key, version)) => std::str::from_utf8(key)
+                    .ok()
+                    .and_then(|key| self.keys.tag_name(key))
+                    .map(|tag| Some((Arc::from(tag), version))),
+            })
             .collect();
         Ok(ReadReply {
             envelope: if status == 1 { envelope } else { None },
@@ -383,7 +437,7 @@ impl L2 {
                 .zip(fence.tag_versions.iter().map(String::as_str)),
         );
         let mut call = self.scripts.store.prepare_invoke();
-        call.key(&entry.entry).key(&entry.generation).key(EPOCH_KEY);
+        call.key(&entry.entry).key(entry.generation()).key(EPOCH_KEY);
         call.arg(&fence.generation)
             .arg(&fence.epoch)
             .arg(envelope)
@@ -406,7 +460,7 @@ impl L2 {
         lifetime: Duration,
     ) -> Result<(Vec<String>, Vec<(String, u64)>), Error> {
         let mut call = self.scripts.put.prepare_invoke();
-        call.key(&entry.entry).key(&entry.generation).key(EPOCH_KEY);
+        call.key(&entry.entry).key(entry.generation()).key(EPOCH_KEY);
         call.arg(nonce())
             .arg(self.generation_ttl.as_millis() as u64)
             .arg(envelope)
@@ -441,19 +495,27 @@ mod tests {
     fn recorded_tags_roundtrip_with_any_bytes() {
         let pairs = [("tc:t:2.ns:a.b", "17"), ("tc:t:2.ns:ключ 9.", "5")];
         let rendered = render_recorded(pairs.iter().copied());
-        let parsed = parse_recorded(&rendered).expect("parses");
-        let expected: Vec<(String, String)> = pairs
+        let parsed: Option<Vec<(&[u8], u64)>> = RecordedPairs::new(&rendered).collect();
+        let expected: Vec<(&[u8], u64)> = pairs
             .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .map(|(k, v)| (k.as_bytes(), v.parse().expect("numeric")))
             .collect();
-        assert_eq!(parsed, expected);
+        assert_eq!(parsed.expect("parses"), expected);
     }
 
     #[test]
     fn malformed_recorded_tags_are_rejected() {
-        for bad in [&b"3.ab"[..], b"x.abc", b"1.a", b"2.ab1"] {
+        for bad in [
+            &b"3.ab"[..],
+            b"x.abc",
+            b"1.a",
+            b"2.ab1",
+            b"1.k2.+1",
+            b"1.k1.x",
+            b"1.k99999999999999999999999.1",
+        ] {
             assert!(
-                parse_recorded(bad).is_none(),
+                RecordedPairs::new(bad).any(|pair| pair.is_none()),
                 "{:?}",
                 String::from_utf8_lossy(bad)
             );

@@ -26,7 +26,7 @@ use crate::cache::{now_ms, ReadOutcome};
 use crate::codec::{self, Header};
 use crate::error::Error;
 use crate::flight::Flight;
-use crate::l2::{Fence, ReadNeed};
+use crate::l2::{l1_tags, Fence, L1Tags, ReadNeed};
 use crate::lock::{jitter, try_acquire};
 use crate::node::Node;
 use crate::options::EntryOptions;
@@ -132,7 +132,7 @@ impl Node {
     where
         T: Serialize + DeserializeOwned + Send + Sync + 'static,
     {
-        let lease_key = self.keys.entry(key).lease;
+        let lease_key = self.keys.entry(key).lease();
         let lease_time = self.config.lock_timeout;
         match self
             .guarded(try_acquire(self, &lease_key, lease_time))
@@ -409,22 +409,10 @@ impl Node {
             .await
         {
             Ok(true) => {
-                if fill {
-                    let recorded: Vec<(String, String)> = opts
-                        .tags()
-                        .iter()
-                        .cloned()
-                        .zip(fence.tag_versions.iter().cloned())
-                        .collect();
-                    self.fill_l1(
-                        key,
-                        value.clone(),
-                        envelope.len(),
-                        &header,
-                        &recorded,
-                        flight,
-                    )
-                    .await;
+                if let Some(tags) = fill.then(|| l1_tags(opts.tags(), &fence.tag_versions)).flatten()
+                {
+                    self.fill_l1(key, value.clone(), envelope.len(), &header, tags, flight)
+                        .await;
                 }
                 crate::bus::publish_filled(self, key).await;
             }
@@ -482,7 +470,7 @@ impl Node {
         ) else {
             return;
         };
-        self.fill_l1(key, value.clone(), bytes.len(), &header, &[], flight)
+        self.fill_l1(key, value.clone(), bytes.len(), &header, L1Tags::default(), flight)
             .await;
     }
 }

@@ -126,7 +126,7 @@ impl Node {
         Fut: std::future::Future<Output = Result<T, E>> + Send + 'static,
         E: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        let lease_key = self.keys.entry(key).lease;
+        let lease_key = self.keys.entry(key).lease();
         let lease = if self.config.locking_enabled {
             match self
                 .guarded(try_acquire(self, &lease_key, self.config.lock_timeout))
