@@ -9,8 +9,10 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use std::sync::OnceLock;
+
 use parking_lot::Mutex;
-use tokio::sync::watch;
+use tokio::sync::Notify;
 
 use crate::error::SharedError;
 
@@ -22,7 +24,11 @@ pub(crate) struct Flight {
     /// The cache key, shared with the flight map and with the L1 entry the flight fills.
     key: Arc<str>,
     poisoned: AtomicBool,
-    result: watch::Sender<Option<FlightResult>>,
+    /// Set once, by the leader's `complete` or, if it never completes, by its drop.
+    result: OnceLock<FlightResult>,
+    /// Wakes the waiters once `result` is set. One `Notify` in the flight's own allocation: a
+    /// channel would cost an allocation more and wake through several notifiers per flight.
+    done: Notify,
 }
 
 impl Flight {
@@ -32,6 +38,13 @@ impl Flight {
 
     pub(crate) fn key(&self) -> &Arc<str> {
         &self.key
+    }
+
+    fn publish(&self, result: FlightResult) {
+        // Only the leader publishes, once (complete consumes it; its drop publishes only if
+        // complete never ran), so the cell is always empty here.
+        let _ = self.result.set(result);
+        self.done.notify_waiters();
     }
 }
 
@@ -62,27 +75,28 @@ pub(crate) enum Joined {
 }
 
 /// Receives a flight's result.
-pub(crate) struct FlightWaiter(watch::Receiver<Option<FlightResult>>);
+pub(crate) struct FlightWaiter(Arc<Flight>);
 
 impl FlightWaiter {
     /// Waits for the leader. If the leader vanished without completing, that is an error, never a hang.
-    pub(crate) async fn wait(mut self) -> FlightResult {
-        match self.0.wait_for(Option::is_some).await {
-            Ok(guard) => guard.clone().unwrap_or_else(|| Err(abandoned())),
-            Err(_) => Err(abandoned()),
+    pub(crate) async fn wait(self) -> FlightResult {
+        loop {
+            let notified = self.0.done.notified();
+            tokio::pin!(notified);
+            // Registered before the check, so a result set in between still wakes this waiter.
+            notified.as_mut().enable();
+            if let Some(result) = self.0.result.get() {
+                return result.clone();
+            }
+            notified.await;
         }
     }
-}
-
-fn abandoned() -> SharedError {
-    SharedError::Abandoned
 }
 
 /// Held by the leader; completing (or dropping) it ends the flight.
 pub(crate) struct LeaderGuard {
     flights: Arc<Flights>,
     kind: FlightKind,
-    key: Arc<str>,
     flight: Arc<Flight>,
     /// Already unregistered by `complete`: the drop has nothing left to do.
     completed: bool,
@@ -100,24 +114,26 @@ impl LeaderGuard {
     pub(crate) fn complete(mut self, result: FlightResult) {
         self.unregister();
         self.completed = true;
-        self.flight.result.send_replace(Some(result));
+        self.flight.publish(result);
     }
 
     fn unregister(&self) {
         let mut map = self.flights.map(self.kind).lock();
         if map
-            .get(&self.key)
+            .get(&self.flight.key)
             .is_some_and(|f| Arc::ptr_eq(f, &self.flight))
         {
-            map.remove(&self.key);
+            map.remove(&self.flight.key);
         }
     }
 }
 
 impl Drop for LeaderGuard {
     fn drop(&mut self) {
-        self.unregister();
-        // Dropping the last sender (ours) wakes waiters with an error if complete() was never called.
+        if !self.completed {
+            self.unregister();
+            self.flight.publish(Err(SharedError::Abandoned));
+        }
     }
 }
 
@@ -134,25 +150,24 @@ impl Flights {
         let mut map = self.map(kind).lock();
         // A poisoned flight's result may predate an invalidation this caller already saw: start anew.
         if let Some(flight) = map.get(key).filter(|f| !f.is_poisoned()) {
-            return Joined::Follower(FlightWaiter(flight.result.subscribe()));
+            return Joined::Follower(FlightWaiter(flight.clone()));
         }
-        let (tx, rx) = watch::channel(None);
         let key: Arc<str> = Arc::from(key);
         let flight = Arc::new(Flight {
             key: key.clone(),
             poisoned: AtomicBool::new(false),
-            result: tx,
+            result: OnceLock::new(),
+            done: Notify::new(),
         });
-        map.insert(key.clone(), flight.clone());
+        map.insert(key, flight.clone());
         Joined::Leader(
             LeaderGuard {
                 flights: self.clone(),
                 kind,
-                key,
-                flight,
+                flight: flight.clone(),
                 completed: false,
             },
-            FlightWaiter(rx),
+            FlightWaiter(flight),
         )
     }
 
@@ -199,6 +214,42 @@ mod tests {
             assert_eq!(*v.downcast::<u32>().expect("u32"), 7);
         }
         assert_eq!(flights.in_flight(), 0);
+    }
+
+    #[tokio::test]
+    async fn waiters_already_asleep_are_woken_by_the_result() {
+        let flights = Arc::new(Flights::default());
+        let Joined::Leader(guard, _) = flights.join(FlightKind::Read, "k") else {
+            panic!("leader")
+        };
+        let sleepers: Vec<_> = (0..3)
+            .map(|_| {
+                let Joined::Follower(waiter) = flights.join(FlightKind::Read, "k") else {
+                    panic!("follower")
+                };
+                tokio::spawn(waiter.wait())
+            })
+            .collect();
+        // Let every follower reach its await before the result exists.
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        assert!(sleepers.iter().all(|s| !s.is_finished()));
+        guard.complete(Ok(Some(Arc::new(5u8))));
+        for sleeper in sleepers {
+            let result = tokio::time::timeout(std::time::Duration::from_secs(10), sleeper)
+                .await
+                .expect("woken")
+                .expect("joined");
+            assert_eq!(
+                *result
+                    .expect("ok")
+                    .expect("some")
+                    .downcast::<u8>()
+                    .expect("u8"),
+                5
+            );
+        }
     }
 
     #[tokio::test]

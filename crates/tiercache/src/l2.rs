@@ -269,9 +269,9 @@ impl L2 {
         if !unexpired {
             return Ok(None);
         }
-        let Some(recorded_tags) = self.current_tags(&recorded.unwrap_or_default(), |_, tag, v| {
-            vouched(tag, v)
-        }) else {
+        let Some(recorded_tags) =
+            self.current_tags(&recorded.unwrap_or_default(), |_, tag, v| vouched(tag, v))
+        else {
             return Ok(None);
         };
         Ok(Some(ReadReply {
@@ -337,13 +337,11 @@ impl L2 {
                 created_tags: Vec::new(),
             }));
         };
-        let current = |key: &str, tag: &str, version: u64| match tag_keys
-            .iter()
-            .position(|k| k == key)
-        {
-            Some(i) => (fence.tag_versions[i].parse() == Ok(version)).then(|| Arc::from(tag)),
-            None => vouched(tag, version),
-        };
+        let current =
+            |key: &str, tag: &str, version: u64| match tag_keys.iter().position(|k| k == key) {
+                Some(i) => (fence.tag_versions[i].parse() == Ok(version)).then(|| Arc::from(tag)),
+                None => vouched(tag, version),
+            };
         let Some(recorded_tags) = self.current_tags(&recorded.unwrap_or_default(), current) else {
             return Ok(None);
         };
@@ -376,7 +374,9 @@ impl L2 {
     /// creates missing versions for the fence.
     async fn read_scripted(&self, entry: &EntryKeys, tags: &[String]) -> Result<ReadReply, Error> {
         let mut call = self.scripts.read.prepare_invoke();
-        call.key(&entry.entry).key(entry.generation()).key(EPOCH_KEY);
+        call.key(&entry.entry)
+            .key(entry.generation())
+            .key(EPOCH_KEY);
         call.arg(nonce());
         for tag in tags {
             call.key(self.keys.tag(tag)).arg(nonce());
@@ -437,7 +437,9 @@ impl L2 {
                 .zip(fence.tag_versions.iter().map(String::as_str)),
         );
         let mut call = self.scripts.store.prepare_invoke();
-        call.key(&entry.entry).key(entry.generation()).key(EPOCH_KEY);
+        call.key(&entry.entry)
+            .key(entry.generation())
+            .key(EPOCH_KEY);
         call.arg(&fence.generation)
             .arg(&fence.epoch)
             .arg(envelope)
@@ -460,7 +462,9 @@ impl L2 {
         lifetime: Duration,
     ) -> Result<(Vec<String>, Vec<(String, u64)>), Error> {
         let mut call = self.scripts.put.prepare_invoke();
-        call.key(&entry.entry).key(entry.generation()).key(EPOCH_KEY);
+        call.key(&entry.entry)
+            .key(entry.generation())
+            .key(EPOCH_KEY);
         call.arg(nonce())
             .arg(self.generation_ttl.as_millis() as u64)
             .arg(envelope)

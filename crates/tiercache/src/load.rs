@@ -409,7 +409,9 @@ impl Node {
             .await
         {
             Ok(true) => {
-                if let Some(tags) = fill.then(|| l1_tags(opts.tags(), &fence.tag_versions)).flatten()
+                if let Some(tags) = fill
+                    .then(|| l1_tags(opts.tags(), &fence.tag_versions))
+                    .flatten()
                 {
                     self.fill_l1(key, value.clone(), envelope.len(), &header, tags, flight)
                         .await;
@@ -470,8 +472,15 @@ impl Node {
         ) else {
             return;
         };
-        self.fill_l1(key, value.clone(), bytes.len(), &header, L1Tags::default(), flight)
-            .await;
+        self.fill_l1(
+            key,
+            value.clone(),
+            bytes.len(),
+            &header,
+            L1Tags::default(),
+            flight,
+        )
+        .await;
     }
 }
 
