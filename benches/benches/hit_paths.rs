@@ -1,7 +1,8 @@
 //! L1 hit and L2 hit, each beside its baseline in the same run.
 //!
 //! - L1 hit: `Cache::get` served from L1 vs raw `moka::future::Cache::get` vs `RwLock<HashMap>`, on
-//!   one hot key and on a 100k-key working set, from 1 and from 2 threads at once.
+//!   one hot key, on one hot key carrying ten tags (a widget's share), and on a 100k-key working
+//!   set, from 1 and from 2 threads at once.
 //! - L2 hit (L1 cold): `Cache::get` after `forget_local` vs raw Redis `GET` + bincode decode.
 #![allow(clippy::unwrap_used, missing_docs)]
 
@@ -22,7 +23,11 @@ const WORKING_SET: usize = 100_000;
 
 /// The keys an L1 bench cycles through, built once so the timed loop formats nothing.
 fn key_set(n: usize) -> Arc<Vec<String>> {
-    Arc::new((0..n).map(|i| format!("widget:{i}")).collect())
+    key_set_named("widget", n)
+}
+
+fn key_set_named(prefix: &str, n: usize) -> Arc<Vec<String>> {
+    Arc::new((0..n).map(|i| format!("{prefix}:{i}")).collect())
 }
 
 /// Benchmarks `$body` (a lookup of key `$k` in `$s`) as `iters` lookups split over `$threads` tasks,
@@ -86,17 +91,35 @@ fn l1_hit(c: &mut Criterion) {
             })
             .await;
     });
+    // A tagged hit checks the entry's tag versions against what the node knows.
+    let tagged = key_set_named("tagged", 1);
+    let tagged_opts = EntryOptions::new(Duration::from_hours(1))
+        .with_tags((0..10).map(|i| format!("widget-tag:{i}")));
+    rt.block_on(async {
+        cache
+            .set(&tagged[0], value.clone(), &tagged_opts)
+            .await
+            .unwrap();
+        moka.insert(tagged[0].clone(), Arc::new(value.clone()))
+            .await;
+        map.write()
+            .insert(tagged[0].clone(), Arc::new(value.clone()));
+    });
     // Weighing runs moka's pending bookkeeping, after which the entry count is exact.
     rt.block_on(cache.l1_weighed_bytes());
     assert_eq!(
         cache.l1_entry_count(),
-        WORKING_SET as u64,
+        WORKING_SET as u64 + 1,
         "the whole working set fits in L1"
     );
 
     let mut group = c.benchmark_group("l1_hit");
     group.throughput(Throughput::Elements(1));
-    for (set_name, keys) in [("hot", key_set(1)), ("100k_keys", all_keys.clone())] {
+    for (set_name, keys) in [
+        ("hot", key_set(1)),
+        ("hot_10_tags", tagged),
+        ("100k_keys", all_keys.clone()),
+    ] {
         for threads in [1_u64, 2] {
             let param = format!("{set_name}/{threads}_threads");
             bench_lookups!(

@@ -7,7 +7,7 @@
 //!
 //! Paths: `l1` (`get` from L1), `l2` (`forget_local` + `get`), `l2_tagged` (`forget_local` +
 //! `get_or_load` naming the entry's tag), `raw` (raw `GET` + bincode decode), `forget`
-//! (`forget_local` alone, to subtract it from `l2`). `in_flight` (default 1) tasks share the calls,
+//! (`forget_local` alone, to subtract it from `l2`), `moka` (a raw moka `get`, beside `l1`). `in_flight` (default 1) tasks share the calls,
 //! each on its own key, to show costs that grow with concurrency. It prints the mean wall time per
 //! call and Redis's own per-command CPU time, so client and server cost can be told apart.
 #![allow(clippy::unwrap_used, missing_docs, clippy::print_stdout)]
@@ -23,6 +23,7 @@ use tiercache_testkit::RedisServer;
 struct Setup {
     cache: Cache,
     raw: redis::aio::MultiplexedConnection,
+    moka: moka::future::Cache<String, Arc<Payload>>,
     value: Payload,
     opts: EntryOptions,
 }
@@ -47,6 +48,9 @@ async fn one_call(s: &Setup, path: &str, key: &str, raw_key: &str) {
             );
         }
         "forget" => s.cache.forget_local(key).await,
+        "moka" => {
+            black_box(s.moka.get(key).await.unwrap());
+        }
         "raw" => {
             let bytes: Vec<u8> = redis::cmd("GET")
                 .arg(raw_key)
@@ -55,7 +59,7 @@ async fn one_call(s: &Setup, path: &str, key: &str, raw_key: &str) {
                 .unwrap();
             black_box(decode(&bytes));
         }
-        other => panic!("unknown path {other}: use l1, l2, l2_tagged, forget or raw"),
+        other => panic!("unknown path {other}: use l1, l2, l2_tagged, forget, raw or moka"),
     }
 }
 
@@ -75,6 +79,7 @@ fn main() {
         let setup = Arc::new(Setup {
             cache: node(&redis.url(), "profile").await,
             raw: raw.clone(),
+            moka: moka::future::Cache::new(1 << 20),
             value: Payload::of_size(size),
             opts: EntryOptions::new(Duration::from_hours(1)).with_tags(["profile"]),
         });
@@ -84,6 +89,10 @@ fn main() {
                 .set(&format!("warm{i}"), setup.value.clone(), &setup.opts)
                 .await
                 .unwrap();
+            setup
+                .moka
+                .insert(format!("warm{i}"), Arc::new(setup.value.clone()))
+                .await;
             let () = redis::cmd("SET")
                 .arg(format!("raw{i}"))
                 .arg(encode(&setup.value))

@@ -575,6 +575,9 @@ impl Node {
         tags: L1Tags,
         flight: Option<&Flight>,
     ) {
+        // Read before admit checks the versions: a change in between leaves the entry to be checked
+        // again on its first hit, never trusted past it.
+        let tags_current_at = self.coherence.change_count();
         match self.coherence.admit(&tags) {
             Admission::Admit => {}
             Admission::Refuse => return,
@@ -601,6 +604,7 @@ impl Node {
             inserted_at: now,
             load_time: Duration::from_micros(u64::from(header.load_micros)),
             tags,
+            tags_current_at: std::sync::atomic::AtomicU64::new(tags_current_at),
             refresh_claimed: std::sync::atomic::AtomicBool::new(false),
         };
         // A flight's key is already shared; only fills outside a flight allocate one.

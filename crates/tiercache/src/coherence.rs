@@ -17,6 +17,11 @@ const MAX_KNOWN_TAGS: usize = 1_000_000;
 pub(crate) struct Coherence {
     started: Instant,
     tags: RwLock<HashMap<Arc<str>, u64, ahash::RandomState>>,
+    /// Counts the changes to `tags` that can make an entry untrusted (a known version replaced, or
+    /// the map cleared). It moves under the write lock, before the map does. An entry whose tags were
+    /// found current at the count that still holds is current now, so an L1 hit can skip the read
+    /// lock, whose shared lock word every core would otherwise write on every tagged hit.
+    changes: AtomicU64,
     /// Nanoseconds after `started` at which the node became suspect; 0 when it is not.
     suspect_since: AtomicU64,
 }
@@ -47,6 +52,7 @@ impl Coherence {
         Coherence {
             started: Instant::now(),
             tags: RwLock::new(HashMap::default()),
+            changes: AtomicU64::new(0),
             suspect_since: AtomicU64::new(0),
         }
     }
@@ -55,13 +61,18 @@ impl Coherence {
     /// entry is not older than the moment the node became suspect.
     pub(crate) fn trust(&self, entry: &L1Entry) -> Trust {
         if !entry.tags.is_empty() {
-            let known = self.tags.read();
-            if !entry
-                .tags
-                .iter()
-                .all(|(tag, version)| known.get(tag) == Some(version))
-            {
-                return Trust::Invalid;
+            let changes = self.change_count();
+            if entry.tags_current_at.load(Ordering::Relaxed) != changes {
+                let known = self.tags.read();
+                if !entry
+                    .tags
+                    .iter()
+                    .all(|(tag, version)| known.get(tag) == Some(version))
+                {
+                    return Trust::Invalid;
+                }
+                // Read before the lock was taken, so never newer than the map just checked.
+                entry.tags_current_at.store(changes, Ordering::Relaxed);
             }
         }
         let since = self.suspect_since.load(Ordering::Acquire);
@@ -70,6 +81,11 @@ impl Coherence {
             return Trust::Suspect;
         }
         Trust::Trusted
+    }
+
+    /// The current change count; read it before checking an entry's tags, and record it with them.
+    pub(crate) fn change_count(&self) -> u64 {
+        self.changes.load(Ordering::Acquire)
     }
 
     /// Whether the node can vouch that `tag` is still at `version` without asking Redis: it knows that
@@ -109,6 +125,7 @@ impl Coherence {
         }
         let mut known = self.tags.write();
         if known.len() + tags.len() > MAX_KNOWN_TAGS {
+            self.changes.fetch_add(1, Ordering::AcqRel);
             known.clear();
             return Admission::Overflow;
         }
@@ -128,15 +145,21 @@ impl Coherence {
     pub(crate) fn set_tag_version(&self, tag: &str, version: u64) {
         let mut known = self.tags.write();
         if let Some(v) = known.get_mut(tag) {
-            *v = version;
+            if *v != version {
+                self.changes.fetch_add(1, Ordering::AcqRel);
+                *v = version;
+            }
         } else {
+            // No entry can be trusted under a tag the map lacks, so learning one changes nothing.
             known.insert(Arc::from(tag), version);
         }
     }
 
     /// Forgets every tag version (after an L1 drop).
     pub(crate) fn forget_tags(&self) {
-        self.tags.write().clear();
+        let mut known = self.tags.write();
+        self.changes.fetch_add(1, Ordering::AcqRel);
+        known.clear();
     }
 
     /// Marks the node suspect from now on, unless it already is. Returns true if it was not suspect.
@@ -159,5 +182,81 @@ impl Coherence {
 
     pub(crate) fn is_suspect(&self) -> bool {
         self.suspect_since.load(Ordering::Acquire) != 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, AtomicU64};
+    use std::time::Duration;
+
+    use super::*;
+
+    fn entry(coherence: &Coherence, tags: &[(&str, u64)]) -> L1Entry {
+        let now = Instant::now();
+        L1Entry {
+            value: Arc::new(()),
+            weight: 1,
+            created_at: now,
+            created_at_ms: 0,
+            expires_at: now + Duration::from_secs(60),
+            inserted_at: now,
+            load_time: Duration::ZERO,
+            tags: tags.iter().map(|(t, v)| (Arc::from(*t), *v)).collect(),
+            tags_current_at: AtomicU64::new(coherence.change_count()),
+            refresh_claimed: AtomicBool::new(false),
+        }
+    }
+
+    #[test]
+    fn a_tag_change_reaches_entries_already_trusted_without_the_lock() {
+        let coherence = Coherence::new();
+        let e = entry(&coherence, &[("a", 1), ("b", 2)]);
+        assert_eq!(
+            coherence.admit(&e.tags),
+            Admission::Admit,
+            "first sight of a and b"
+        );
+        assert_eq!(coherence.trust(&e), Trust::Trusted);
+        assert_eq!(
+            coherence.trust(&e),
+            Trust::Trusted,
+            "again, on the fast path"
+        );
+        coherence.set_tag_version("b", 3);
+        assert_eq!(coherence.trust(&e), Trust::Invalid);
+        assert_eq!(coherence.trust(&e), Trust::Invalid, "and stays so");
+    }
+
+    #[test]
+    fn an_unrelated_change_costs_one_full_check_then_the_fast_path_again() {
+        let coherence = Coherence::new();
+        let e = entry(&coherence, &[("a", 1)]);
+        coherence.admit(&e.tags);
+        coherence.set_tag_version("other", 7);
+        coherence.set_tag_version("other", 8);
+        let before = e.tags_current_at.load(Ordering::Relaxed);
+        assert_eq!(coherence.trust(&e), Trust::Trusted);
+        let after = e.tags_current_at.load(Ordering::Relaxed);
+        assert!(after > before, "re-stamped at the current count");
+        assert_eq!(after, coherence.change_count());
+        coherence.set_tag_version("a", 1);
+        assert_eq!(
+            coherence.change_count(),
+            after,
+            "setting a known tag to the version it has is no change"
+        );
+    }
+
+    #[test]
+    fn forgetting_every_tag_distrusts_every_tagged_entry() {
+        let coherence = Coherence::new();
+        let tagged = entry(&coherence, &[("a", 1)]);
+        let untagged = entry(&coherence, &[]);
+        coherence.admit(&tagged.tags);
+        assert_eq!(coherence.trust(&tagged), Trust::Trusted);
+        coherence.forget_tags();
+        assert_eq!(coherence.trust(&tagged), Trust::Invalid);
+        assert_eq!(coherence.trust(&untagged), Trust::Trusted);
     }
 }

@@ -31,6 +31,8 @@ pub(crate) struct L1Entry {
     pub(crate) load_time: Duration,
     /// Tags with the version they had when the value was loaded.
     pub(crate) tags: Box<[(Arc<str>, u64)]>,
+    /// The [`crate::coherence::Coherence`] change count at which `tags` were last found current.
+    pub(crate) tags_current_at: std::sync::atomic::AtomicU64,
     /// Set by the first hit that starts a refresh from this entry, so later hits do not start more.
     pub(crate) refresh_claimed: std::sync::atomic::AtomicBool,
 }
