@@ -2,7 +2,8 @@
 //!
 //! - L1 hit: `Cache::get` served from L1 vs raw `moka::future::Cache::get` vs `RwLock<HashMap>`, on
 //!   one hot key, on one hot key carrying ten tags (a widget's share), and on a 100k-key working
-//!   set, from 1 and from 2 threads at once.
+//!   set, from 1 and from 2 threads at once; tiercache both bare and with a Prometheus recorder
+//!   installed (`_metered`), as services run it.
 //! - L2 hit (L1 cold): `Cache::get` after `forget_local` vs raw Redis `GET` + bincode decode.
 #![allow(clippy::unwrap_used, missing_docs)]
 
@@ -13,6 +14,7 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use futures_util::StreamExt;
+use metrics_exporter_prometheus::PrometheusBuilder;
 use parking_lot::RwLock;
 use tiercache::EntryOptions;
 use tiercache_benches::{criterion_config, decode, encode, node, raw_connection, runtime, Payload};
@@ -30,22 +32,26 @@ fn key_set_named(prefix: &str, n: usize) -> Arc<Vec<String>> {
     Arc::new((0..n).map(|i| format!("{prefix}:{i}")).collect())
 }
 
-/// Benchmarks `$body` (a lookup of key `$k` in `$s`) as `iters` lookups split over `$threads` tasks,
-/// each walking the keys in its own scrambled order, timed by wall clock: with 2 threads criterion's
-/// per-iteration figure is the cost per lookup while both cores look up at once. A macro rather than
-/// a generic function so the lookup is not boxed: an allocation per call would swamp a 20 ns lookup.
+/// Benchmarks `$body` (a lookup of key `$k` in `$s`) as `iters` lookups split over `$threads` OS
+/// threads, each walking the keys in its own scrambled order, timed by wall clock: with 2 threads
+/// criterion's per-iteration figure is the cost per lookup while both cores look up at once. Each
+/// thread drives its own lookups with `Handle::block_on`: tasks spawned on the runtime may share one
+/// worker and take turns, which made the 2-thread figures swing by 3x from run to run. A macro
+/// rather than a generic function so the lookup is not boxed: an allocation per call would swamp a
+/// 20 ns lookup.
 macro_rules! bench_lookups {
     ($group:expr, $rt:expr, $id:expr, $threads:expr, $keys:expr, $state:expr, |$s:ident, $k:ident| $body:expr) => {{
-        let (keys, state) = ($keys.clone(), $state.clone());
+        let (keys, state, handle) = ($keys.clone(), $state.clone(), $rt.handle().clone());
         $group.bench_function($id, |b| {
-            b.to_async($rt).iter_custom(|iters| {
-                let (keys, state) = (keys.clone(), state.clone());
-                async move {
-                    let started = std::time::Instant::now();
-                    let tasks: Vec<_> = (0..$threads)
-                        .map(|t: u64| {
-                            let (keys, $s) = (keys.clone(), state.clone());
-                            tokio::spawn(async move {
+            b.iter_custom(|iters| {
+                let start_line = std::sync::Barrier::new($threads as usize + 1);
+                std::thread::scope(|scope| {
+                    for t in 0..$threads {
+                        let (keys, $s, handle, start_line) =
+                            (keys.clone(), state.clone(), handle.clone(), &start_line);
+                        scope.spawn(move || {
+                            start_line.wait();
+                            handle.block_on(async move {
                                 let n = keys.len();
                                 // A step coprime with n visits every key in an order the
                                 // prefetcher cannot follow.
@@ -55,14 +61,14 @@ macro_rules! bench_lookups {
                                     let $k = keys[i].as_str();
                                     black_box($body);
                                 }
-                            })
-                        })
-                        .collect();
-                    for task in tasks {
-                        task.await.unwrap();
+                            });
+                        });
                     }
-                    started.elapsed()
-                }
+                    start_line.wait();
+                    // The threads start together; the clock stops when the scope has joined them.
+                    std::time::Instant::now()
+                })
+                .elapsed()
             });
         });
     }};
@@ -72,6 +78,11 @@ fn l1_hit(c: &mut Criterion) {
     let rt = runtime();
     let redis = RedisServer::start().unwrap();
     let cache = rt.block_on(node(&redis.url(), "bench-l1"));
+    // The same node as most services run it: with a Prometheus recorder taking every hit's count.
+    let prometheus = PrometheusBuilder::new().build_recorder();
+    let metered = metrics::with_local_recorder(&prometheus, || {
+        rt.block_on(node(&redis.url(), "bench-l1-metered"))
+    });
     let value = Payload::of_size(1024);
     let opts = EntryOptions::new(Duration::from_hours(1));
     let moka: moka::future::Cache<String, Arc<Payload>> =
@@ -82,9 +93,11 @@ fn l1_hit(c: &mut Criterion) {
         // 64 writes in flight: 100k sequential round trips would dominate the bench's run time.
         futures_util::stream::iter(all_keys.iter())
             .for_each_concurrent(64, |key| {
-                let (cache, moka, map, value, opts) = (&cache, &moka, &map, &value, &opts);
+                let (cache, metered, moka, map) = (&cache, &metered, &moka, &map);
+                let (value, opts) = (&value, &opts);
                 async move {
                     cache.set(key, value.clone(), opts).await.unwrap();
+                    metered.set(key, value.clone(), opts).await.unwrap();
                     moka.insert(key.clone(), Arc::new(value.clone())).await;
                     map.write().insert(key.clone(), Arc::new(value.clone()));
                 }
@@ -96,10 +109,11 @@ fn l1_hit(c: &mut Criterion) {
     let tagged_opts = EntryOptions::new(Duration::from_hours(1))
         .with_tags((0..10).map(|i| format!("widget-tag:{i}")));
     rt.block_on(async {
-        cache
-            .set(&tagged[0], value.clone(), &tagged_opts)
-            .await
-            .unwrap();
+        for node in [&cache, &metered] {
+            node.set(&tagged[0], value.clone(), &tagged_opts)
+                .await
+                .unwrap();
+        }
         moka.insert(tagged[0].clone(), Arc::new(value.clone()))
             .await;
         map.write()
@@ -134,6 +148,15 @@ fn l1_hit(c: &mut Criterion) {
             bench_lookups!(
                 group,
                 &rt,
+                BenchmarkId::new("tiercache_get_metered", &param),
+                threads,
+                keys,
+                metered,
+                |c, k| c.get::<Payload>(k).await.unwrap().unwrap()
+            );
+            bench_lookups!(
+                group,
+                &rt,
                 BenchmarkId::new("raw_moka_get", &param),
                 threads,
                 keys,
@@ -152,6 +175,24 @@ fn l1_hit(c: &mut Criterion) {
         }
     }
     group.finish();
+    assert_every_hit_exported(&metered, &prometheus);
+}
+
+/// The metered rows only mean something if the hits reached the recorder.
+fn assert_every_hit_exported(
+    metered: &tiercache::Cache,
+    prometheus: &metrics_exporter_prometheus::PrometheusRecorder,
+) {
+    metered.publish_metrics();
+    let hits = metered.stats().l1_hits;
+    let exported = prometheus
+        .handle()
+        .render()
+        .lines()
+        .find(|l| l.starts_with("tiercache_l1_hits_total") && l.contains("bench-l1-metered"))
+        .and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .unwrap();
+    assert_eq!(exported, hits, "every metered hit is exported");
 }
 
 fn l2_hit(c: &mut Criterion) {

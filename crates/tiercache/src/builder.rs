@@ -192,11 +192,26 @@ impl CacheBuilder {
             }
         });
         let mut tasks: Vec<_> = outbox_task.into_iter().collect();
+        tasks.push(node.l1.start_sweeper());
+        tasks.push(start_publisher(Arc::downgrade(&node)));
         tasks.extend(start_receiver(&node, client).await?);
         Ok(Cache {
             handle: Arc::new(Handle { node, tasks }),
         })
     }
+}
+
+/// Hands the node's counters to the `metrics` recorder every [`crate::PUBLISH_INTERVAL`].
+fn start_publisher(node: std::sync::Weak<Node>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(crate::PUBLISH_INTERVAL);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            let Some(node) = node.upgrade() else { return };
+            node.stats.publish();
+        }
+    })
 }
 
 /// Adds `/db` to a URL that names no database (TCP URLs only).

@@ -38,6 +38,8 @@ impl Drop for Handle {
         self.node
             .shut_down
             .store(true, std::sync::atomic::Ordering::Release);
+        // What counted since the last publish must not be lost with the node.
+        self.node.stats.publish();
         for task in &self.tasks {
             task.abort();
         }
@@ -410,6 +412,16 @@ impl Cache {
         self.node().stats.snapshot()
     }
 
+    /// Hands the `metrics` recorder every count made since the last hand-over. The node does this
+    /// by itself every [`crate::PUBLISH_INTERVAL`] and when it is dropped; call it to export at a
+    /// moment of your choosing, such as just before a scrape or a final flush.
+    ///
+    /// Hits count into per-thread counters and reach the recorder in batches, so that serving L1
+    /// hits from many cores never has them all write the recorder's one shared counter.
+    pub fn publish_metrics(&self) {
+        self.node().stats.publish();
+    }
+
     /// Bytes L1 holds by its weigher (encoded value size + key + overhead), after pending maintenance.
     pub async fn l1_weighed_bytes(&self) -> u64 {
         self.node().l1.weighed_bytes().await
@@ -591,6 +603,7 @@ impl Node {
         }
         let now = Instant::now();
         let wall = now_ms();
+        let fresh_for = Duration::from_millis(header.expires_at_ms.saturating_sub(wall));
         let entry = L1Entry {
             value,
             weight: u32::try_from(encoded_len).unwrap_or(u32::MAX),
@@ -599,7 +612,8 @@ impl Node {
                     wall.saturating_sub(header.created_at_ms),
                 ))
                 .unwrap_or(now),
-            expires_at: now + Duration::from_millis(header.expires_at_ms.saturating_sub(wall)),
+            expires_at: now + fresh_for,
+            fresh_until: coarsetime::Instant::now() + coarsetime::Duration::from(fresh_for),
             created_at_ms: header.created_at_ms,
             inserted_at: now,
             load_time: Duration::from_micros(u64::from(header.load_micros)),

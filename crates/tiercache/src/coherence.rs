@@ -200,6 +200,7 @@ mod tests {
             created_at: now,
             created_at_ms: 0,
             expires_at: now + Duration::from_secs(60),
+            fresh_until: coarsetime::Instant::now() + coarsetime::Duration::from_secs(60),
             inserted_at: now,
             load_time: Duration::ZERO,
             tags: tags.iter().map(|(t, v)| (Arc::from(*t), *v)).collect(),

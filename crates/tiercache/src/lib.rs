@@ -66,6 +66,6 @@ pub use cache::Cache;
 pub use config::{Config, ConfigError, ServiceTargets, TtlTier, TtlTiers};
 pub use error::{Error, ErrorKind};
 pub use lock::{LockGuard, LockOptions};
-pub use metrics::{CacheStats, COUNTER_NAMES, HISTOGRAM_NAMES};
+pub use metrics::{CacheStats, COUNTER_NAMES, HISTOGRAM_NAMES, PUBLISH_INTERVAL};
 pub use options::EntryOptions;
 pub use refresh::RefreshMode;

@@ -1,6 +1,11 @@
-//! Counters for every cache decision, kept twice: as atomics for [`crate::Cache::stats`] and as
-//! `metrics` counters/histograms (stable names, `namespace` label) for whatever recorder the service
-//! installs. Handles are registered once per node, so a hit costs two relaxed atomic adds.
+//! Counters for every cache decision: atomics for [`crate::Cache::stats`], handed on as `metrics`
+//! counters (stable names, `namespace` label) to whatever recorder the service installs, beside the
+//! histograms.
+//!
+//! A decision counts into this thread's stripe only: one relaxed add on a cache line no other core
+//! writes. The recorder's counter is one atomic shared by every core, so adding to it on each L1 hit
+//! would make every core write one line; instead [`Recorder::publish`] hands it the stripes' growth
+//! since the last call, every [`PUBLISH_INTERVAL`] and whenever the service asks.
 //!
 //! The names are a public promise; the README lists them.
 
@@ -40,9 +45,22 @@ macro_rules! decisions {
                 #[inline]
                 pub(crate) fn $field(&self, n: u64) {
                     self.atomics[stripe()].$field.fetch_add(n, Ordering::Relaxed);
-                    self.handles.$field.increment(n);
                 }
             )*
+
+            /// Hands the recorder what every counter gained since the last call.
+            pub(crate) fn publish(&self) {
+                let mut published = self.published.lock();
+                let now = self.snapshot();
+                $(
+                    // Counters only grow, and `published` only ever holds an earlier snapshot.
+                    let gained = now.$field.saturating_sub(published.$field);
+                    if gained > 0 {
+                        self.handles.$field.increment(gained);
+                    }
+                )*
+                *published = now;
+            }
 
             pub(crate) fn snapshot(&self) -> CacheStats {
                 let mut stats = CacheStats::default();
@@ -97,10 +115,15 @@ fn stripe() -> usize {
     STRIPE.with(|s| *s)
 }
 
+/// How often a node hands its counters to the recorder; a scrape sees them at most this late.
+pub const PUBLISH_INTERVAL: Duration = Duration::from_secs(1);
+
 /// The counters and histograms of one node.
 pub(crate) struct Recorder {
     atomics: Box<[Atomics; STRIPES]>,
     handles: Handles,
+    /// The totals last handed to `handles`.
+    published: parking_lot::Mutex<CacheStats>,
     load_seconds: Histogram,
     l2_read_seconds: Histogram,
     propagation_seconds: Histogram,
@@ -124,6 +147,7 @@ impl Recorder {
         Recorder {
             atomics: Box::default(),
             handles: Handles::register(namespace),
+            published: parking_lot::Mutex::default(),
             load_seconds: metrics::histogram!(HISTOGRAM_NAMES[0], k => v.clone()),
             l2_read_seconds: metrics::histogram!(HISTOGRAM_NAMES[1], k => v.clone()),
             propagation_seconds: metrics::histogram!(HISTOGRAM_NAMES[2], k => v.clone()),
