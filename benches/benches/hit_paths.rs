@@ -17,7 +17,10 @@ use futures_util::StreamExt;
 use metrics_exporter_prometheus::PrometheusBuilder;
 use parking_lot::RwLock;
 use tiercache::EntryOptions;
-use tiercache_benches::{criterion_config, decode, encode, node, raw_connection, runtime, Payload};
+use tiercache_benches::{
+    assert_every_l1_hit_exported, criterion_config, decode, encode, node, raw_connection, runtime,
+    Payload,
+};
 use tiercache_testkit::RedisServer;
 
 /// Keys in the large L1 working set: far beyond the CPU caches, so a lookup pays for memory too.
@@ -175,24 +178,7 @@ fn l1_hit(c: &mut Criterion) {
         }
     }
     group.finish();
-    assert_every_hit_exported(&metered, &prometheus);
-}
-
-/// The metered rows only mean something if the hits reached the recorder.
-fn assert_every_hit_exported(
-    metered: &tiercache::Cache,
-    prometheus: &metrics_exporter_prometheus::PrometheusRecorder,
-) {
-    metered.publish_metrics();
-    let hits = metered.stats().l1_hits;
-    let exported = prometheus
-        .handle()
-        .render()
-        .lines()
-        .find(|l| l.starts_with("tiercache_l1_hits_total") && l.contains("bench-l1-metered"))
-        .and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-        .unwrap();
-    assert_eq!(exported, hits, "every metered hit is exported");
+    assert_every_l1_hit_exported(&metered, "bench-l1-metered", &prometheus);
 }
 
 fn l2_hit(c: &mut Criterion) {

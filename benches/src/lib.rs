@@ -70,6 +70,29 @@ pub async fn node(url: &str, namespace: &str) -> tiercache::Cache {
         .unwrap()
 }
 
+/// Asserts that every L1 hit of `cache` (a node of `namespace` built with `recorder` installed)
+/// reached the recorder: the metered rows only mean something if the hits were counted there.
+pub fn assert_every_l1_hit_exported(
+    cache: &tiercache::Cache,
+    namespace: &str,
+    recorder: &metrics_exporter_prometheus::PrometheusRecorder,
+) {
+    cache.publish_metrics();
+    let label = format!("namespace=\"{namespace}\"");
+    let exported = recorder
+        .handle()
+        .render()
+        .lines()
+        .find(|l| l.starts_with("tiercache_l1_hits_total") && l.contains(&label))
+        .and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .unwrap();
+    assert_eq!(
+        exported,
+        cache.stats().l1_hits,
+        "every metered hit is exported"
+    );
+}
+
 /// A node with fleet-wide leases switched off (per-node coalescing only).
 pub async fn node_without_locking(url: &str, namespace: &str) -> tiercache::Cache {
     let mut config = node(url, namespace).await.config().clone();
