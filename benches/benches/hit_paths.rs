@@ -14,12 +14,11 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use futures_util::StreamExt;
-use metrics_exporter_prometheus::PrometheusBuilder;
 use parking_lot::RwLock;
 use tiercache::EntryOptions;
 use tiercache_benches::{
-    assert_every_l1_hit_exported, criterion_config, decode, encode, node, raw_connection, runtime,
-    Payload,
+    assert_all_in_l1, assert_every_l1_hit_exported, criterion_config, decode, encode, metered_node,
+    node, raw_connection, runtime, Payload,
 };
 use tiercache_testkit::RedisServer;
 
@@ -82,10 +81,7 @@ fn l1_hit(c: &mut Criterion) {
     let redis = RedisServer::start().unwrap();
     let cache = rt.block_on(node(&redis.url(), "bench-l1"));
     // The same node as most services run it: with a Prometheus recorder taking every hit's count.
-    let prometheus = PrometheusBuilder::new().build_recorder();
-    let metered = metrics::with_local_recorder(&prometheus, || {
-        rt.block_on(node(&redis.url(), "bench-l1-metered"))
-    });
+    let (metered, prometheus) = metered_node(&rt, &redis.url(), "bench-l1-metered");
     let value = Payload::of_size(1024);
     let opts = EntryOptions::new(Duration::from_hours(1));
     let moka: moka::future::Cache<String, Arc<Payload>> =
@@ -122,13 +118,9 @@ fn l1_hit(c: &mut Criterion) {
         map.write()
             .insert(tagged[0].clone(), Arc::new(value.clone()));
     });
-    // Weighing runs moka's pending bookkeeping, after which the entry count is exact.
-    rt.block_on(cache.l1_weighed_bytes());
-    assert_eq!(
-        cache.l1_entry_count(),
-        WORKING_SET as u64 + 1,
-        "the whole working set fits in L1"
-    );
+    for node in [&cache, &metered] {
+        assert_all_in_l1(&rt, node, WORKING_SET as u64 + 1);
+    }
 
     let mut group = c.benchmark_group("l1_hit");
     group.throughput(Throughput::Elements(1));

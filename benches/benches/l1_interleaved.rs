@@ -15,9 +15,10 @@ use std::hint::black_box;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use metrics_exporter_prometheus::PrometheusBuilder;
 use tiercache::{Cache, EntryOptions};
-use tiercache_benches::{assert_every_l1_hit_exported, node, runtime, Payload, Table};
+use tiercache_benches::{
+    assert_all_in_l1, assert_every_l1_hit_exported, metered_node, node, runtime, Payload, Table,
+};
 use tiercache_testkit::RedisServer;
 
 const ROUNDS: usize = 8;
@@ -125,11 +126,7 @@ fn median(values: &mut [f64]) -> f64 {
 fn main() {
     let rt = runtime();
     let redis = RedisServer::start().unwrap();
-    let prometheus = PrometheusBuilder::new().build_recorder();
-    // Handles are taken when a node is built: the recorder need only be current then.
-    let metered = metrics::with_local_recorder(&prometheus, || {
-        rt.block_on(node(&redis.url(), "l1i-metered"))
-    });
+    let (metered, prometheus) = metered_node(&rt, &redis.url(), "l1i-metered");
     let target = Target {
         cache: rt.block_on(node(&redis.url(), "l1i")),
         metered,
@@ -169,6 +166,11 @@ fn main() {
             .await;
         }
     });
+
+    let entries = key_sets.iter().map(|(_, keys, _)| keys.len() as u64).sum();
+    for node in [&target.cache, &target.metered] {
+        assert_all_in_l1(&rt, node, entries);
+    }
 
     let mut table = Table::new("l1_interleaved");
     table.line("| keys | threads | path | ns per lookup (median phase) | ratio to raw moka |");

@@ -70,6 +70,32 @@ pub async fn node(url: &str, namespace: &str) -> tiercache::Cache {
         .unwrap()
 }
 
+/// A node built with a Prometheus recorder installed, as most services run it, and that recorder.
+/// Handles are taken when a node is built, so the recorder need only be current then.
+pub fn metered_node(
+    rt: &tokio::runtime::Runtime,
+    url: &str,
+    namespace: &str,
+) -> (
+    tiercache::Cache,
+    metrics_exporter_prometheus::PrometheusRecorder,
+) {
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let cache = metrics::with_local_recorder(&recorder, || rt.block_on(node(url, namespace)));
+    (cache, recorder)
+}
+
+/// Asserts that `cache` holds `entries` entries in L1, so an "L1" row cannot silently measure L2.
+pub fn assert_all_in_l1(rt: &tokio::runtime::Runtime, cache: &tiercache::Cache, entries: u64) {
+    // Weighing runs moka's pending bookkeeping, after which the entry count is exact.
+    rt.block_on(cache.l1_weighed_bytes());
+    assert_eq!(
+        cache.l1_entry_count(),
+        entries,
+        "the whole working set is in L1"
+    );
+}
+
 /// Asserts that every L1 hit of `cache` (a node of `namespace` built with `recorder` installed)
 /// reached the recorder: the metered rows only mean something if the hits were counted there.
 pub fn assert_every_l1_hit_exported(

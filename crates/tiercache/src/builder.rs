@@ -192,9 +192,11 @@ impl CacheBuilder {
             }
         });
         let mut tasks: Vec<_> = outbox_task.into_iter().collect();
+        tasks.extend(start_receiver(&node, client).await?);
+        // Only once nothing can fail: a JoinHandle dropped with a failed build does not abort its
+        // task, and the sweeper would outlive the node.
         tasks.push(node.l1.start_sweeper());
         tasks.push(start_publisher(Arc::downgrade(&node)));
-        tasks.extend(start_receiver(&node, client).await?);
         Ok(Cache {
             handle: Arc::new(Handle { node, tasks }),
         })

@@ -423,11 +423,13 @@ impl Cache {
     }
 
     /// Bytes L1 holds by its weigher (encoded value size + key + overhead), after pending maintenance.
+    /// Expired entries count until the next sweep (every 30 s) removes them.
     pub async fn l1_weighed_bytes(&self) -> u64 {
         self.node().l1.weighed_bytes().await
     }
 
-    /// Number of entries in L1 (approximate until maintenance runs).
+    /// Number of entries in L1 (approximate until maintenance runs), expired ones included until the
+    /// next sweep.
     pub fn l1_entry_count(&self) -> u64 {
         self.node().l1.entry_count()
     }
@@ -613,7 +615,7 @@ impl Node {
                 ))
                 .unwrap_or(now),
             expires_at: now + fresh_for,
-            fresh_until: coarsetime::Instant::now() + coarsetime::Duration::from(fresh_for),
+            fresh_until: crate::l1::fresh_until(fresh_for),
             created_at_ms: header.created_at_ms,
             inserted_at: now,
             load_time: Duration::from_micros(u64::from(header.load_micros)),

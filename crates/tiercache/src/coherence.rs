@@ -187,26 +187,12 @@ impl Coherence {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicBool, AtomicU64};
     use std::time::Duration;
 
     use super::*;
 
     fn entry(coherence: &Coherence, tags: &[(&str, u64)]) -> L1Entry {
-        let now = Instant::now();
-        L1Entry {
-            value: Arc::new(()),
-            weight: 1,
-            created_at: now,
-            created_at_ms: 0,
-            expires_at: now + Duration::from_secs(60),
-            fresh_until: coarsetime::Instant::now() + coarsetime::Duration::from_secs(60),
-            inserted_at: now,
-            load_time: Duration::ZERO,
-            tags: tags.iter().map(|(t, v)| (Arc::from(*t), *v)).collect(),
-            tags_current_at: AtomicU64::new(coherence.change_count()),
-            refresh_claimed: AtomicBool::new(false),
-        }
+        L1Entry::for_test(Duration::from_secs(60), tags, coherence.change_count())
     }
 
     #[test]

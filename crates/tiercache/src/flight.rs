@@ -1,15 +1,13 @@
 //! Per-node single-flight: concurrent requests for one key share one load.
 //!
 //! The first caller becomes the leader and runs the work in a spawned task (so a cancelled caller does
-//! not cancel everyone else's load); the others subscribe to its result. A flight can be *poisoned* by an
+//! not cancel everyone else's load); the others wait for its result. A flight can be *poisoned* by an
 //! invalidation that arrives while it runs: its result still goes to its callers, but it must not fill L1.
 
 use std::any::Any;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use parking_lot::Mutex;
 use tokio::sync::Notify;

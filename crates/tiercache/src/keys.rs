@@ -39,6 +39,7 @@ impl EntryKeys {
     }
 
     fn sibling(&self, kind: char) -> String {
+        debug_assert!(self.entry.ends_with(":d"), "built by KeySpace::entry");
         let mut key = self.entry.clone();
         key.pop();
         key.push(kind);
@@ -56,7 +57,8 @@ pub(crate) struct KeySpace {
 /// The database-wide key whose value changes whenever Redis loses its data.
 pub(crate) const EPOCH_KEY: &str = "tc:epoch";
 
-fn length_prefixed(out: &mut String, part: &str) {
+/// Appends `<len>.<part>`: the framing of every variable part of a key, and of the `t` field.
+pub(crate) fn length_prefixed(out: &mut String, part: &str) {
     push_decimal(out, part.len());
     out.push('.');
     out.push_str(part);

@@ -62,8 +62,9 @@ pub(crate) enum ReadNeed {
 pub(crate) struct ReadReply {
     /// The envelope when a valid entry exists.
     pub(crate) envelope: Option<Vec<u8>>,
-    /// The tags the entry was stored with and their versions, ready for L1; `None` when a recorded
-    /// version is not one this version of tiercache writes, so the value must not be kept in L1.
+    /// The tags the entry was stored with and their versions, ready for L1; `None` when there is no
+    /// entry, or when a recorded version is not one this version of tiercache writes (the value must
+    /// then not be kept in L1).
     pub(crate) recorded_tags: Option<L1Tags>,
     /// What a load must be fenced with; `None` only for a hit read without it ([`ReadNeed`]).
     pub(crate) fence: Option<Fence>,
@@ -83,15 +84,12 @@ fn created_tags(tags: &[String], flags: &[u8], versions: &[String]) -> Vec<(Stri
 
 /// Renders tag keys and versions as the length-prefixed `t` field the scripts read.
 pub(crate) fn render_recorded<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> Vec<u8> {
-    let mut out = Vec::new();
+    let mut out = String::new();
     for (key, version) in pairs {
-        for part in [key, version] {
-            out.extend_from_slice(part.len().to_string().as_bytes());
-            out.push(b'.');
-            out.extend_from_slice(part.as_bytes());
-        }
+        crate::keys::length_prefixed(&mut out, key);
+        crate::keys::length_prefixed(&mut out, version);
     }
-    out
+    out.into_bytes()
 }
 
 /// The (tag key, version) pairs of a `t` field, read in place. An item is `None` where the field is
@@ -150,12 +148,16 @@ fn parse_decimal(digits: &[u8]) -> Option<u64> {
 pub(crate) type L1Tags = Box<[(Arc<str>, u64)]>;
 
 /// Pairs tag names with the versions an entry was written under; `None` when a version is not a
-/// number, so the value must not be kept in L1.
+/// decimal number or one is missing, so the value must not be kept in L1 (an entry missing a tag
+/// would not be reached by that tag's invalidation).
 pub(crate) fn l1_tags(names: &[String], versions: &[String]) -> Option<L1Tags> {
+    if names.len() != versions.len() {
+        return None;
+    }
     names
         .iter()
         .zip(versions)
-        .map(|(name, version)| Some((Arc::from(name.as_str()), version.parse().ok()?)))
+        .map(|(name, version)| Some((Arc::from(name.as_str()), parse_decimal(version.as_bytes())?)))
         .collect()
 }
 
@@ -353,6 +355,12 @@ impl L2 {
         }))
     }
 
+    /// A recorded tag version key and the tag it names; `None` if it is not a tag of this namespace.
+    fn tag_of<'k>(&self, key: &'k [u8]) -> Option<(&'k str, &'k str)> {
+        let key = std::str::from_utf8(key).ok()?;
+        Some((key, self.keys.tag_name(key)?))
+    }
+
     /// The entry's recorded tags by name, if `current(redis_key, tag, version)` vouches for every one;
     /// `None` when one is not current, is not a tag of this namespace, or the field is malformed.
     fn current_tags(
@@ -364,8 +372,8 @@ impl L2 {
         let mut tags = Vec::with_capacity(RecordedPairs::new(recorded).count());
         for pair in RecordedPairs::new(recorded) {
             let (key, version) = pair?;
-            let key = std::str::from_utf8(key).ok()?;
-            tags.push((current(key, self.keys.tag_name(key)?, version)?, version));
+            let (key, tag) = self.tag_of(key)?;
+            tags.push((current(key, tag, version)?, version));
         }
         Some(tags.into_boxed_slice())
     }
@@ -402,10 +410,9 @@ impl L2 {
         let recorded_tags = RecordedPairs::new(&recorded)
             .filter_map(|pair| match pair {
                 None => Some(None),
-                Some((key, version)) => std::str::from_utf8(key)
-                    .ok()
-                    .and_then(|key| self.keys.tag_name(key))
-                    .map(|tag| Some((Arc::from(tag), version))),
+                Some((key, version)) => self
+                    .tag_of(key)
+                    .map(|(_, tag)| Some((Arc::from(tag), version))),
             })
             .collect();
         Ok(ReadReply {

@@ -2,10 +2,11 @@
 //! counters (stable names, `namespace` label) to whatever recorder the service installs, beside the
 //! histograms.
 //!
-//! A decision counts into this thread's stripe only: one relaxed add on a cache line no other core
-//! writes. The recorder's counter is one atomic shared by every core, so adding to it on each L1 hit
-//! would make every core write one line; instead [`Recorder::publish`] hands it the stripes' growth
-//! since the last call, every [`PUBLISH_INTERVAL`] and whenever the service asks.
+//! A decision counts into its thread's stripe only: one relaxed add on a cache line that, with up to
+//! [`STRIPES`] threads, no other thread writes. The recorder's counter is one atomic shared by every
+//! core, so adding to it on each L1 hit would make every core write one line; instead
+//! [`Recorder::publish`] hands it the stripes' growth since the last call, every
+//! [`PUBLISH_INTERVAL`] and whenever the service asks.
 //!
 //! The names are a public promise; the README lists them.
 
@@ -131,6 +132,13 @@ pub(crate) struct Recorder {
     suspect_seconds: Histogram,
 }
 
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        // The node outlives its handle while spawned loads finish: hand over what they counted.
+        self.publish();
+    }
+}
+
 /// Histogram names, for documentation and tests.
 pub const HISTOGRAM_NAMES: &[&str] = &[
     "tiercache_load_duration_seconds",
@@ -174,5 +182,55 @@ impl Recorder {
 
     pub(crate) fn suspect_for(&self, d: Duration) {
         self.suspect_seconds.record(d.as_secs_f64());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
+
+    use super::*;
+
+    /// L1 hits the recorder received since the last call (a snapshot resets debugging counters).
+    fn exported_hits(snapshotter: &Snapshotter) -> u64 {
+        snapshotter
+            .snapshot()
+            .into_vec()
+            .into_iter()
+            .filter(|(key, ..)| key.key().name() == "tiercache_l1_hits_total")
+            .map(|(.., value)| match value {
+                DebugValue::Counter(n) => n,
+                other => panic!("a counter, not {other:?}"),
+            })
+            .sum()
+    }
+
+    #[test]
+    fn counts_reach_the_recorder_when_published_never_twice_and_the_rest_on_drop() {
+        let recorder = DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        let stats = metrics::with_local_recorder(&recorder, || Recorder::new("unit"));
+        stats.l1_hits(3);
+        assert_eq!(
+            exported_hits(&snapshotter),
+            0,
+            "a hit does not touch the recorder"
+        );
+        assert_eq!(stats.snapshot().l1_hits, 3, "but stats() sees it at once");
+        stats.publish();
+        assert_eq!(exported_hits(&snapshotter), 3);
+        stats.publish();
+        assert_eq!(
+            exported_hits(&snapshotter),
+            0,
+            "nothing is handed over twice"
+        );
+        stats.l1_hits(2);
+        drop(stats);
+        assert_eq!(
+            exported_hits(&snapshotter),
+            2,
+            "what is left goes with the node"
+        );
     }
 }
