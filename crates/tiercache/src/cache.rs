@@ -416,7 +416,7 @@ impl Cache {
     /// by itself every [`crate::PUBLISH_INTERVAL`] and when it is dropped; call it to export at a
     /// moment of your choosing, such as just before a scrape or a final flush.
     ///
-    /// Hits count into per-thread counters and reach the recorder in batches, so that serving L1
+    /// Hits count into per-thread stripes and reach the recorder in batches, so that serving L1
     /// hits from many cores never has them all write the recorder's one shared counter.
     pub fn publish_metrics(&self) {
         self.node().stats.publish();

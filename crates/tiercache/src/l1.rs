@@ -170,7 +170,7 @@ impl L1 {
         self.cache.invalidate_all();
     }
 
-    /// Runs moka's pending maintenance (evictions, expirations) and reports the weighed size.
+    /// Runs moka's pending maintenance (evictions; expiry is the sweep's) and reports the weighed size.
     pub(crate) async fn weighed_bytes(&self) -> u64 {
         self.cache.run_pending_tasks().await;
         self.cache.weighted_size()

@@ -341,7 +341,8 @@ impl L2 {
         };
         let current =
             |key: &str, tag: &str, version: u64| match tag_keys.iter().position(|k| k == key) {
-                Some(i) => (fence.tag_versions[i].parse() == Ok(version)).then(|| Arc::from(tag)),
+                Some(i) => (parse_decimal(fence.tag_versions[i].as_bytes()) == Some(version))
+                    .then(|| Arc::from(tag)),
                 None => vouched(tag, version),
             };
         let Some(recorded_tags) = self.current_tags(&recorded.unwrap_or_default(), current) else {
