@@ -1,12 +1,11 @@
 //! [`WidgetCacheService`]: widget views through the two-tier cache.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::Utc;
-use tiercache::{Cache, EntryOptions};
+use tiercache::{Cache, EntryOptions, Fetched, Source};
 
 use crate::data::WidgetData;
 use crate::error::WidgetError;
@@ -86,27 +85,39 @@ impl WidgetCacheService {
         P: FnOnce() -> Fut + Send + 'static,
         Fut: Future<Output = Result<WidgetData, WidgetError>> + Send + 'static,
     {
+        Ok(self
+            .fetch_widget_data(widget, range, filters, provider)
+            .await?
+            .value)
+    }
+
+    /// [`WidgetCacheService::get_widget_data`] that also says which tier answered (L1, L2, a load on
+    /// this node, or a stale fail-safe value), for dashboards that show where a figure came from.
+    pub async fn fetch_widget_data<P, Fut>(
+        &self,
+        widget: WidgetType,
+        range: TimeRange,
+        filters: WidgetFilters,
+        provider: P,
+    ) -> Result<Fetched<WidgetData>, WidgetError>
+    where
+        P: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<WidgetData, WidgetError>> + Send + 'static,
+    {
         let key = Self::key(widget, &range, &filters);
-        let computed = Arc::new(AtomicBool::new(false));
-        let flag = computed.clone();
         let started = Instant::now();
         let result = self
             .cache
-            .get_or_load_with(
+            .fetch_with(
                 &key,
                 || self.entry_options(widget, &range, &filters),
-                move || async move {
-                    flag.store(true, Ordering::Relaxed);
-                    checked(widget, provider().await)
-                },
+                move || async move { checked(widget, provider().await) },
             )
             .await;
-        self.metrics.record(
-            widget,
-            !computed.load(Ordering::Relaxed),
-            started.elapsed(),
-            result.is_err(),
-        );
+        // A call that waited for a load (its own or one it coalesced with) paid for it: a miss.
+        let hit = result.as_ref().is_ok_and(|f| f.source != Source::Loaded);
+        self.metrics
+            .record(widget, hit, started.elapsed(), result.is_err());
         Ok(result?)
     }
 

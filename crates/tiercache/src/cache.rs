@@ -11,6 +11,7 @@ use crate::bus::Op;
 use crate::codec::{self, Header};
 use crate::coherence::{Admission, Trust};
 use crate::error::{Error, SharedError};
+use crate::fetched::{Fetched, Source};
 use crate::flight::{Flight, FlightKind, Joined};
 use crate::l1::L1Entry;
 use crate::l2::{l1_tags, Fence, L1Tags, ReadNeed};
@@ -120,7 +121,9 @@ impl Cache {
         Fut: std::future::Future<Output = Result<T, E>> + Send + 'static,
         E: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        self.load_through(key, || Cow::Borrowed(opts), loader).await
+        self.load_through(key, || Cow::Borrowed(opts), loader)
+            .await
+            .map(|f| f.value)
     }
 
     /// [`Cache::get_or_load`] with options built only when they are needed: on a miss, or when an L1
@@ -153,6 +156,53 @@ impl Cache {
         Fut: std::future::Future<Output = Result<T, E>> + Send + 'static,
         E: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
+        self.load_through(key, || Cow::Owned(opts()), loader)
+            .await
+            .map(|f| f.value)
+    }
+
+    /// [`Cache::get_or_load`] that also says which tier answered: this node's L1, Redis, this node's
+    /// loader, or a stale value served by fail-safe. Callers that coalesced with another caller's read
+    /// or load on this node report that caller's source. For dashboards and logs that show where a
+    /// figure came from; the value and its sharing are exactly those of `get_or_load`.
+    ///
+    /// ```no_run
+    /// # use std::time::Duration;
+    /// # async fn run(cache: tiercache::Cache) -> Result<(), tiercache::Error> {
+    /// let opts = tiercache::EntryOptions::new(Duration::from_secs(60));
+    /// let fetched = cache.fetch("answer", &opts, || async { Ok::<_, std::io::Error>(42_u64) }).await?;
+    /// println!("{} from {}", fetched.value, fetched.source);
+    /// # Ok(()) }
+    /// ```
+    pub async fn fetch<T, F, Fut, E>(
+        &self,
+        key: &str,
+        opts: &EntryOptions,
+        loader: F,
+    ) -> Result<Fetched<T>, Error>
+    where
+        T: Serialize + DeserializeOwned + Send + Sync + 'static,
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = Result<T, E>> + Send + 'static,
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        self.load_through(key, || Cow::Borrowed(opts), loader).await
+    }
+
+    /// [`Cache::fetch`] with options built only when they are needed, as [`Cache::get_or_load_with`].
+    pub async fn fetch_with<T, O, F, Fut, E>(
+        &self,
+        key: &str,
+        opts: O,
+        loader: F,
+    ) -> Result<Fetched<T>, Error>
+    where
+        T: Serialize + DeserializeOwned + Send + Sync + 'static,
+        O: FnOnce() -> EntryOptions,
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = Result<T, E>> + Send + 'static,
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
         self.load_through(key, || Cow::Owned(opts()), loader).await
     }
 
@@ -161,7 +211,7 @@ impl Cache {
         key: &str,
         make_opts: O,
         loader: F,
-    ) -> Result<Arc<T>, Error>
+    ) -> Result<Fetched<T>, Error>
     where
         T: Serialize + DeserializeOwned + Send + Sync + 'static,
         O: FnOnce() -> Cow<'o, EntryOptions>,
@@ -186,7 +236,7 @@ impl Cache {
                         value.clone(),
                     );
                 }
-                return Ok(value);
+                return Ok(Fetched::new(value, Source::L1));
             }
             L1Lookup::Suspect(value) => Some(value),
             L1Lookup::Miss => None,
@@ -209,8 +259,11 @@ impl Cache {
                         )
                         .await;
                     if let Some(value) = read.as_ref().ok().and_then(|r| r.fresh.clone()) {
-                        guard.complete(Ok(Some(value.clone() as Arc<dyn Any + Send + Sync>)));
-                        return Ok(value);
+                        guard.complete(
+                            Ok(Some(value.clone() as Arc<dyn Any + Send + Sync>)),
+                            Source::L2,
+                        );
+                        return Ok(Fetched::new(value, Source::L2));
                     }
                     // A miss: the rest (lease, loader, store) must finish even if this caller goes away.
                     let (node, key, opts) = (node.clone(), key.to_owned(), opts.clone());
@@ -221,16 +274,21 @@ impl Cache {
                                 &key, &opts, loader, flight, l1_stale, fills, read,
                             )
                             .await;
+                        let source = result.as_ref().map_or(Source::Loaded, |f| f.source);
                         guard.complete(
                             result
-                                .map(|v| Some(v as Arc<dyn Any + Send + Sync>))
+                                .map(|f| Some(f.value as Arc<dyn Any + Send + Sync>))
                                 .map_err(SharedError::from),
+                            source,
                         );
                     });
                     return match waiter.wait().await {
-                        Ok(Some(v)) => v.downcast::<T>().map_err(|_| {
-                            Error::Unavailable("load produced a value of another type".into())
-                        }),
+                        Ok(Some(v)) => v
+                            .downcast::<T>()
+                            .map(|v| Fetched::new(v, waiter.source()))
+                            .map_err(|_| {
+                                Error::Unavailable("load produced a value of another type".into())
+                            }),
                         Ok(None) => Err(Error::Unavailable("load produced no value".into())),
                         Err(e) => Err(e.into_error()),
                     };
@@ -240,7 +298,7 @@ impl Cache {
                     match waiter.wait().await {
                         Ok(Some(v)) => {
                             if let Ok(v) = v.downcast::<T>() {
-                                return Ok(v);
+                                return Ok(Fetched::new(v, waiter.source()));
                             }
                             // Someone loaded this key as another type: load our own, uncoalesced.
                             node.stats.type_mismatches(1);
@@ -279,11 +337,13 @@ impl Cache {
                         .await;
                     let fresh = read.as_ref().ok().and_then(|r| r.fresh.clone());
                     match read {
-                        Ok(_) => guard
-                            .complete(Ok(fresh.clone().map(|v| v as Arc<dyn Any + Send + Sync>))),
+                        Ok(_) => guard.complete(
+                            Ok(fresh.clone().map(|v| v as Arc<dyn Any + Send + Sync>)),
+                            Source::L2,
+                        ),
                         Err(e) => {
                             let shared = SharedError::from(e);
-                            guard.complete(Err(shared.clone()));
+                            guard.complete(Err(shared.clone()), Source::L2);
                             return Err(shared.into_error());
                         }
                     }

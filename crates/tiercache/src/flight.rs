@@ -6,13 +6,14 @@
 
 use std::any::Any;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
 use crate::error::SharedError;
+use crate::fetched::Source;
 
 /// What a flight hands to its waiters: the value (or `None` for a read that found nothing) or the error.
 pub(crate) type FlightResult = Result<Option<Arc<dyn Any + Send + Sync>>, SharedError>;
@@ -22,6 +23,8 @@ pub(crate) struct Flight {
     /// The cache key, shared with the flight map and with the L1 entry the flight fills.
     key: Arc<str>,
     poisoned: AtomicBool,
+    /// Where the leader's value came from, written before `result` is published.
+    source: AtomicU8,
     /// Set once, by the leader's `complete` or, if it never completes, by its drop.
     result: OnceLock<FlightResult>,
     /// Wakes the waiters once `result` is set. One `Notify` in the flight's own allocation: a
@@ -77,7 +80,7 @@ pub(crate) struct FlightWaiter(Arc<Flight>);
 
 impl FlightWaiter {
     /// Waits for the leader. If the leader vanished without completing, that is an error, never a hang.
-    pub(crate) async fn wait(self) -> FlightResult {
+    pub(crate) async fn wait(&self) -> FlightResult {
         loop {
             let notified = self.0.done.notified();
             tokio::pin!(notified);
@@ -88,6 +91,14 @@ impl FlightWaiter {
             }
             notified.await;
         }
+    }
+}
+
+impl FlightWaiter {
+    /// Where the leader's value came from; meaningful once [`FlightWaiter::wait`] returned a value.
+    pub(crate) fn source(&self) -> Source {
+        // Written before the result was published (Release) and read after it was seen.
+        Source::from_u8(self.0.source.load(Ordering::Acquire))
     }
 }
 
@@ -109,7 +120,8 @@ impl LeaderGuard {
     ///
     /// The flight leaves the map *before* the result is published: a caller arriving after that starts
     /// a new flight instead of picking up a result that may predate an invalidation it has seen.
-    pub(crate) fn complete(mut self, result: FlightResult) {
+    pub(crate) fn complete(mut self, result: FlightResult, source: Source) {
+        self.flight.source.store(source.to_u8(), Ordering::Release);
         self.unregister();
         self.completed = true;
         self.flight.publish(result);
@@ -154,6 +166,7 @@ impl Flights {
         let flight = Arc::new(Flight {
             key: key.clone(),
             poisoned: AtomicBool::new(false),
+            source: AtomicU8::new(Source::L2.to_u8()),
             result: OnceLock::new(),
             done: Notify::new(),
         });
@@ -206,7 +219,7 @@ mod tests {
         let Joined::Follower(follower) = flights.join(FlightKind::Load, "k") else {
             panic!("second caller follows")
         };
-        guard.complete(Ok(Some(Arc::new(7u32))));
+        guard.complete(Ok(Some(Arc::new(7u32))), Source::L2);
         for r in [leader_wait.wait().await, follower.wait().await] {
             let v = r.expect("ok").expect("some");
             assert_eq!(*v.downcast::<u32>().expect("u32"), 7);
@@ -225,7 +238,7 @@ mod tests {
                 let Joined::Follower(waiter) = flights.join(FlightKind::Read, "k") else {
                     panic!("follower")
                 };
-                tokio::spawn(waiter.wait())
+                tokio::spawn(async move { waiter.wait().await })
             })
             .collect();
         // Let every follower reach its await before the result exists.
@@ -233,7 +246,7 @@ mod tests {
             tokio::task::yield_now().await;
         }
         assert!(sleepers.iter().all(|s| !s.is_finished()));
-        guard.complete(Ok(Some(Arc::new(5u8))));
+        guard.complete(Ok(Some(Arc::new(5u8))), Source::L2);
         for sleeper in sleepers {
             let result = tokio::time::timeout(std::time::Duration::from_secs(10), sleeper)
                 .await
@@ -278,11 +291,11 @@ mod tests {
             matches!(flights.join(FlightKind::Load, "k"), Joined::Leader(..)),
             "poisoned: a new flight starts"
         );
-        guard.complete(Ok(None));
+        guard.complete(Ok(None), Source::L2);
         let Joined::Leader(second, _) = flights.join(FlightKind::Load, "j") else {
             panic!("leader")
         };
-        second.complete(Ok(None));
+        second.complete(Ok(None), Source::L2);
         assert!(
             matches!(flights.join(FlightKind::Load, "j"), Joined::Leader(..)),
             "completed: a new flight starts"
@@ -315,7 +328,7 @@ mod tests {
         assert_eq!(flights.in_flight(), 2);
         flights.poison("k");
         assert!(load.flight().is_poisoned() && read.flight().is_poisoned());
-        read.complete(Ok(None));
+        read.complete(Ok(None), Source::L2);
         drop(load);
         assert_eq!(
             flights.in_flight(),

@@ -25,6 +25,7 @@ use tokio::task::JoinHandle;
 use crate::cache::{now_ms, ReadOutcome};
 use crate::codec::{self, Header};
 use crate::error::Error;
+use crate::fetched::{Fetched, Source};
 use crate::flight::Flight;
 use crate::l2::{l1_tags, Fence, L1Tags, ReadNeed};
 use crate::lock::{jitter, try_acquire};
@@ -63,7 +64,7 @@ impl Node {
         loader: F,
         flight: Option<&Flight>,
         l1_stale: Option<Arc<T>>,
-    ) -> Result<Arc<T>, Error>
+    ) -> Result<Fetched<T>, Error>
     where
         T: Serialize + DeserializeOwned + Send + Sync + 'static,
         F: FnOnce() -> Fut + Send + 'static,
@@ -90,7 +91,7 @@ impl Node {
         l1_stale: Option<Arc<T>>,
         fills: tokio::sync::broadcast::Receiver<Arc<str>>,
         read: Result<ReadOutcome<T>, Error>,
-    ) -> Result<Arc<T>, Error>
+    ) -> Result<Fetched<T>, Error>
     where
         T: Serialize + DeserializeOwned + Send + Sync + 'static,
         F: FnOnce() -> Fut + Send + 'static,
@@ -99,7 +100,7 @@ impl Node {
     {
         let read = read.unwrap_or_default();
         if let Some(value) = read.fresh {
-            return Ok(value);
+            return Ok(Fetched::new(value, Source::L2));
         }
         self.stats.misses(1);
         let stale = read.stale.or(l1_stale);
@@ -109,7 +110,7 @@ impl Node {
                     .lease_or_wait::<T>(key, opts, fence, fills, flight, stale)
                     .await
                 {
-                    Waited::Filled(value) => return Ok(value),
+                    Waited::Filled(value) => return Ok(Fetched::new(value, Source::L2)),
                     Waited::Load(lease, fence, stale) => (lease, fence, stale),
                 }
             }
@@ -212,7 +213,7 @@ impl Node {
         lease: Option<Lease>,
         fence: Option<Fence>,
         stale: Option<Arc<T>>,
-    ) -> Result<Arc<T>, Error>
+    ) -> Result<Fetched<T>, Error>
     where
         T: Serialize + DeserializeOwned + Send + Sync + 'static,
         F: FnOnce() -> Fut + Send + 'static,
@@ -239,7 +240,7 @@ impl Node {
             self.finish_in_background(key, opts, task, started, lease, fence, extender);
             if let Some(stale) = stale.filter(|_| opts.fail_safe()) {
                 self.stats.stale_served(1);
-                return Ok(stale);
+                return Ok(Fetched::new(stale, Source::Stale));
             }
             self.stats.load_errors(1);
             return Err(Error::LoaderTimeout {
@@ -263,7 +264,7 @@ impl Node {
                     }
                     None => self.fill_degraded(key, opts, &value, flight).await,
                 }
-                Ok(value)
+                Ok(Fetched::new(value, Source::Loaded))
             }
             Err(e) => {
                 self.stats.load_errors(1);
@@ -272,7 +273,7 @@ impl Node {
                         self.stats.stale_served(1);
                         tracing::warn!(namespace = %self.config.namespace, key, error = %e, "loader failed; serving the stale value");
                         self.throttle_with_stale(key, &stale, flight).await;
-                        Ok(stale)
+                        Ok(Fetched::new(stale, Source::Stale))
                     }
                     None => Err(e),
                 }

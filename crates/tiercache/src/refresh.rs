@@ -15,6 +15,7 @@ use std::time::Instant;
 use serde::{de::DeserializeOwned, Serialize};
 
 use crate::error::{Error, SharedError};
+use crate::fetched::{Fetched, Source};
 use crate::flight::{Flight, FlightKind, Joined};
 use crate::l1::L1Entry;
 use crate::l2::ReadNeed;
@@ -101,10 +102,12 @@ impl Node {
                     current,
                 )
                 .await;
+            let source = result.as_ref().map_or(Source::Loaded, |f| f.source);
             guard.complete(
                 result
-                    .map(|v| Some(v as Arc<dyn std::any::Any + Send + Sync>))
+                    .map(|f| Some(f.value as Arc<dyn std::any::Any + Send + Sync>))
                     .map_err(SharedError::from),
+                source,
             );
         });
     }
@@ -119,7 +122,7 @@ impl Node {
         flight: &Flight,
         l1_created_at_ms: u64,
         current: Arc<T>,
-    ) -> Result<Arc<T>, Error>
+    ) -> Result<Fetched<T>, Error>
     where
         T: Serialize + DeserializeOwned + Send + Sync + 'static,
         F: FnOnce() -> Fut + Send + 'static,
@@ -138,7 +141,7 @@ impl Node {
                 }),
                 // Another node is refreshing (or Redis is away). Our value is still within its TTL;
                 // its "filled" notice will retire our copy.
-                Ok(None) | Err(_) => return Ok(current),
+                Ok(None) | Err(_) => return Ok(Fetched::new(current, Source::L1)),
             }
         } else {
             None
@@ -164,7 +167,7 @@ impl Node {
             if let Some(lease) = lease {
                 self.release_lease(lease).await;
             }
-            return Ok(value);
+            return Ok(Fetched::new(value, Source::L2));
         }
         self.stats.refreshes(1);
         let stale = read.fresh.or(read.stale);
