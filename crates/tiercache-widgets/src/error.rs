@@ -48,6 +48,17 @@ pub enum WidgetError {
         /// What is wrong.
         reason: String,
     },
+    /// A record refers to an organisation, campaign or employee that does not exist (or belongs to
+    /// another organisation).
+    #[error("{what} {id} does not exist{context}")]
+    UnknownReference {
+        /// `organization`, `campaign` or `employee`.
+        what: &'static str,
+        /// The id given.
+        id: i64,
+        /// More detail, such as the organisation the record had to belong to; may be empty.
+        context: String,
+    },
     /// The widget's data provider returned data of another widget type.
     #[error("provider for {expected} returned {got} data")]
     WrongData {

@@ -9,11 +9,11 @@ use parking_lot::Mutex;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
 use super::generator::{self, DatasetSize};
-use super::model::{NewDonation, WidgetData};
+use super::model::{Campaign, NewCampaign, NewDonation, WidgetData};
 use super::queries;
 use super::schema::SCHEMA;
 use crate::error::WidgetError;
-use crate::events::{DomainEvent, DonationFacts};
+use crate::events::{CampaignFacts, DomainEvent, DonationFacts};
 use crate::{TimeRange, WidgetFilters, WidgetType};
 
 /// Read connections kept open; SQLite in WAL mode lets them read while the writer writes.
@@ -121,17 +121,24 @@ impl WidgetDataAggregationService {
         now: DateTime<Utc>,
     ) -> Result<WidgetData, WidgetError> {
         let (start, end) = range.resolve(now);
-        self.blocking(move |inner| {
-            let conn = inner.reader();
-            Ok(queries::run(
-                &conn,
-                widget,
-                &filters,
-                start.timestamp(),
-                end.timestamp(),
-            )?)
-        })
-        .await
+        // Counted per query run, so a service can show how many aggregates the cache saved.
+        metrics::counter!("widget_data_queries_total", "widget" => widget.as_str()).increment(1);
+        let started = std::time::Instant::now();
+        let result = self
+            .blocking(move |inner| {
+                let conn = inner.reader();
+                Ok(queries::run(
+                    &conn,
+                    widget,
+                    &filters,
+                    start.timestamp(),
+                    end.timestamp(),
+                )?)
+            })
+            .await;
+        metrics::histogram!("widget_data_query_seconds", "widget" => widget.as_str())
+            .record(started.elapsed().as_secs_f64());
+        result
     }
 
     /// Writes a donation and returns the event to invalidate with.
@@ -141,10 +148,23 @@ impl WidgetDataAggregationService {
             let organization_id: i64 = conn
                 .query_row("SELECT organization_id FROM campaigns WHERE id = ?1", [donation.campaign_id], |r| r.get(0))
                 .optional()?
-                .ok_or_else(|| WidgetError::InvalidEvent {
-                    event: "donation".into(),
-                    reason: format!("campaign {} does not exist", donation.campaign_id),
+                .ok_or(WidgetError::UnknownReference {
+                    what: "campaign",
+                    id: donation.campaign_id,
+                    context: String::new(),
                 })?;
+            if let Some(employee_id) = donation.employee_id {
+                let employer: Option<i64> = conn
+                    .query_row("SELECT organization_id FROM employees WHERE id = ?1", [employee_id], |r| r.get(0))
+                    .optional()?;
+                if employer != Some(organization_id) {
+                    return Err(WidgetError::UnknownReference {
+                        what: "employee",
+                        id: employee_id,
+                        context: format!(" in organization {organization_id}, which runs campaign {}", donation.campaign_id),
+                    });
+                }
+            }
             conn.execute(
                 "INSERT INTO donations (campaign_id, organization_id, employee_id, donor, amount_cents, currency, created_at, status)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'completed')",
@@ -166,6 +186,53 @@ impl WidgetDataAggregationService {
                 amount_cents: donation.amount_cents,
                 currency: donation.currency.to_ascii_uppercase(),
             }))
+        })
+        .await
+    }
+
+    /// Creates a campaign and returns it with the event to invalidate with.
+    pub async fn create_campaign(
+        &self,
+        campaign: NewCampaign,
+    ) -> Result<(Campaign, DomainEvent), WidgetError> {
+        self.blocking(move |inner| {
+            let conn = inner.writer.lock();
+            let organization: Option<i64> = conn
+                .query_row(
+                    "SELECT id FROM organizations WHERE id = ?1",
+                    [campaign.organization_id],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if organization.is_none() {
+                return Err(WidgetError::UnknownReference {
+                    what: "organization",
+                    id: campaign.organization_id,
+                    context: String::new(),
+                });
+            }
+            conn.execute(
+                "INSERT INTO campaigns (organization_id, name, goal_cents, starts_at, ends_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    campaign.organization_id,
+                    campaign.name,
+                    campaign.goal_cents,
+                    campaign.starts_at,
+                    campaign.ends_at
+                ],
+            )?;
+            let id = conn.last_insert_rowid();
+            let event = DomainEvent::CampaignCreated(CampaignFacts {
+                campaign_id: id,
+                organization_id: campaign.organization_id,
+            });
+            Ok((
+                Campaign {
+                    id,
+                    fields: campaign,
+                },
+                event,
+            ))
         })
         .await
     }

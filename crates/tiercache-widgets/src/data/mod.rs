@@ -10,6 +10,6 @@ mod schema;
 pub use aggregation::WidgetDataAggregationService;
 pub use generator::DatasetSize;
 pub use model::{
-    ActivityRow, CampaignRow, DonorRow, NewDonation, OrganizationStats, Participation,
-    TotalDonations, TrendBucket, WidgetData,
+    ActivityRow, Campaign, CampaignRow, DonorRow, NewCampaign, NewDonation, OrganizationStats,
+    Participation, TotalDonations, TrendBucket, WidgetData,
 };

@@ -147,3 +147,28 @@ pub struct NewDonation {
     /// Unix seconds.
     pub created_at: i64,
 }
+
+/// A campaign to create.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewCampaign {
+    /// The organisation running it.
+    pub organization_id: i64,
+    /// Name.
+    pub name: String,
+    /// Goal in cents (positive).
+    pub goal_cents: i64,
+    /// Unix seconds.
+    pub starts_at: i64,
+    /// Unix seconds, after `starts_at`.
+    pub ends_at: i64,
+}
+
+/// A stored campaign.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Campaign {
+    /// Its id.
+    pub id: i64,
+    /// What was stored.
+    #[serde(flatten)]
+    pub fields: NewCampaign,
+}

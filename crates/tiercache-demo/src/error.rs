@@ -1,0 +1,130 @@
+//! The demo's errors: [`DemoError`] for start-up, [`ApiError`] for answers, each turned into a status
+//! and a JSON body in one place.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Serialize;
+use tiercache_widgets::WidgetError;
+
+/// Why the service could not start or run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DemoError {
+    /// A flag or environment variable is not usable.
+    #[error("configuration: {0}")]
+    Config(String),
+    /// No Redis answered and none could be started.
+    #[error("Redis: {0}")]
+    Redis(String),
+    /// The cache could not be built.
+    #[error("cache: {0}")]
+    Cache(#[from] tiercache::Error),
+    /// The database could not be opened or filled.
+    #[error("database: {0}")]
+    Data(#[from] WidgetError),
+    /// A listener could not be bound or served.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The system's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The Prometheus recorder could not be installed.
+    #[error("metrics recorder: {0}")]
+    Metrics(String),
+}
+
+/// An error answer: `{"error": "...", "valid": [...]}` with the status that fits it.
+#[derive(Debug)]
+pub struct ApiError {
+    /// The HTTP status.
+    pub status: StatusCode,
+    /// The body.
+    pub body: ErrorBody,
+}
+
+/// The JSON of an error answer.
+#[derive(Debug, Serialize)]
+pub struct ErrorBody {
+    /// What went wrong, for people.
+    pub error: String,
+    /// The field or parameter at fault, when one is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// The values that would have been accepted, when there is a list of them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub valid: Option<Vec<String>>,
+}
+
+impl ApiError {
+    /// A 400 about `field`.
+    pub fn bad_request(field: &str, error: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, Some(field), error)
+    }
+
+    /// A 422: well-formed, but not acceptable (an amount of zero, an unknown campaign).
+    pub fn unprocessable(field: &str, error: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, Some(field), error)
+    }
+
+    /// Any status, with an optional field.
+    pub fn new(status: StatusCode, field: Option<&str>, error: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            body: ErrorBody {
+                error: error.into(),
+                field: field.map(str::to_owned),
+                valid: None,
+            },
+        }
+    }
+
+    /// Adds the accepted values.
+    #[must_use]
+    pub fn with_valid<I, S>(mut self, valid: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.body.valid = Some(valid.into_iter().map(Into::into).collect());
+        self
+    }
+}
+
+impl From<WidgetError> for ApiError {
+    fn from(e: WidgetError) -> Self {
+        let message = e.to_string();
+        match &e {
+            WidgetError::UnknownWidgetType { valid, .. } => {
+                ApiError::bad_request("widget", message).with_valid(split_list(valid))
+            }
+            WidgetError::InvalidTimeRange { valid, .. } => {
+                ApiError::bad_request("range", message).with_valid(split_list(valid))
+            }
+            WidgetError::InvalidFilter { key, .. } => ApiError::bad_request(key, message),
+            WidgetError::UnknownReference { what, .. } => {
+                ApiError::unprocessable(&format!("{what}_id"), message)
+            }
+            WidgetError::Cache(cache) if cache.kind() == tiercache::ErrorKind::Timeout => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, None, message)
+            }
+            _ => {
+                tracing::error!(error = %e, "request failed");
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, None, message)
+            }
+        }
+    }
+}
+
+fn split_list(list: &str) -> Vec<String> {
+    list.split(", ").map(str::to_owned).collect()
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(self.body)).into_response()
+    }
+}

@@ -1,0 +1,37 @@
+//! # tiercache-demo
+//!
+//! The dashboard service over tiercache: N cache nodes in one process, each with its own L1, Redis
+//! subscriber and HTTP listener, over one Redis and one SQLite file (the source of truth).
+//!
+//! | route | what |
+//! |---|---|
+//! | `GET /api/widgets` | the widget types, ranges and filters accepted |
+//! | `GET /api/widgets/{type}?range=&organization_id=&campaign_id=&employee_id=&currency=&limit=` | one view, with the tier that answered |
+//! | `POST /api/donations` | record a donation, then invalidate the views it changes on every node |
+//! | `POST /api/campaigns` | create a campaign, then invalidate campaign_performance and organization_stats |
+//! | `GET /health` | health score and alerts; 503 when an alert is critical |
+//! | `GET /api/status` | the status document |
+//! | `GET /metrics` | Prometheus text |
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), tiercache_demo::DemoError> {
+//! use clap::Parser;
+//! let settings = tiercache_demo::Settings::parse_from(["tiercache-demo", "--nodes", "2", "--port", "0"]);
+//! tiercache_demo::run(settings, async { let _ = tokio::signal::ctrl_c().await; }).await
+//! # }
+//! ```
+#![deny(missing_docs)]
+
+mod amount;
+mod error;
+mod http_metrics;
+mod node;
+mod routes;
+mod settings;
+mod startup;
+
+pub use error::{ApiError, DemoError, ErrorBody};
+pub use node::{CachedNode, Node};
+pub use routes::data_json;
+pub use settings::Settings;
+pub use startup::run;

@@ -1,0 +1,49 @@
+//! One node of the demo: what its HTTP handlers share.
+
+use std::time::Duration;
+
+use metrics_exporter_prometheus::PrometheusHandle;
+use tiercache::ServiceTargets;
+use tiercache_widgets::{
+    Thresholds, WidgetCacheMetricsService, WidgetCacheService, WidgetDataAggregationService,
+    WidgetInvalidationService,
+};
+
+/// The state behind one node's listener. Handlers hold it in an `Arc`.
+#[derive(Debug)]
+pub struct Node {
+    /// 0 for the first node; node k listens on port + k.
+    pub index: usize,
+    /// `node-<index>`: in answers and as the `node` label of HTTP metrics. Static so a label costs
+    /// no allocation per request; a process has a handful of nodes, each named once.
+    pub name: &'static str,
+    /// The SQLite source of truth, shared by every node of the process.
+    pub data: WidgetDataAggregationService,
+    /// The cache side; `None` with `--no-cache`.
+    pub cached: Option<CachedNode>,
+    /// Renders the process's Prometheus text.
+    pub prometheus: PrometheusHandle,
+    /// How long a cache write after a committed donation may take before the answer goes out
+    /// saying the invalidation is still pending.
+    pub invalidation_timeout: Duration,
+}
+
+/// A node's cache and the widget services over it.
+#[derive(Debug)]
+pub struct CachedNode {
+    /// Widget views through the cache.
+    pub widgets: WidgetCacheService,
+    /// Domain events to tag invalidations.
+    pub invalidation: WidgetInvalidationService,
+    /// Hit/miss/latency per widget, Redis figures.
+    pub metrics: WidgetCacheMetricsService,
+    /// Targets the health score is measured against.
+    pub targets: ServiceTargets,
+    /// When alerts fire.
+    pub thresholds: Thresholds,
+}
+
+/// The static name of node `index`.
+pub fn node_name(index: usize) -> &'static str {
+    Box::leak(format!("node-{index}").into_boxed_str())
+}

@@ -1,0 +1,127 @@
+//! The HTTP API: one router per node, thin handlers, errors mapped in [`crate::error::ApiError`].
+
+mod campaigns;
+mod donations;
+mod health;
+mod metrics;
+mod status;
+mod widgets;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{middleware, Router};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tiercache_widgets::DomainEvent;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::error::ApiError;
+use crate::node::Node;
+
+pub use widgets::data_json;
+
+/// The routes of one node.
+pub fn router(node: Arc<Node>, request_timeout: Duration) -> Router {
+    Router::new()
+        .route("/api/widgets", get(widgets::catalogue))
+        .route("/api/widgets/{widget}", get(widgets::view))
+        .route("/api/donations", post(donations::create))
+        .route("/api/campaigns", post(campaigns::create))
+        .route("/api/status", get(status::status))
+        .route("/health", get(health::health))
+        .route("/metrics", get(metrics::render))
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(
+            node.clone(),
+            crate::http_metrics::track,
+        ))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            request_timeout,
+        ))
+        .layer(TraceLayer::new_for_http())
+        .with_state(node)
+}
+
+async fn not_found(uri: axum::http::Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        None,
+        format!("no route for {}", uri.path()),
+    )
+    .with_valid([
+        "GET /api/widgets",
+        "GET /api/widgets/{widget}",
+        "POST /api/donations",
+        "POST /api/campaigns",
+        "GET /api/status",
+        "GET /health",
+        "GET /metrics",
+    ])
+}
+
+/// A JSON body: a syntax error is a 400, a well-formed body with wrong or missing fields a 422;
+/// either way serde's message says where.
+fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| {
+        use serde_json::error::Category;
+        match e.classify() {
+            Category::Data => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, None, format!("body: {e}"))
+            }
+            Category::Syntax | Category::Eof | Category::Io => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                None,
+                format!("body is not valid JSON: {e}"),
+            ),
+        }
+    })
+}
+
+/// What happened to the cache after a committed write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Invalidation {
+    /// Every affected view is invalid in Redis and the bus carries it to every node.
+    Done,
+    /// The cache could not be reached in time; the write is committed and the cache catches up
+    /// when Redis answers again.
+    Pending,
+    /// The service runs without a cache (`--no-cache`): nothing to invalidate.
+    NotCached,
+}
+
+/// Invalidates what `event` changes, after the write it describes was committed. Never fails the
+/// request: the data is safe in SQLite whatever Redis does.
+async fn invalidate_after_commit(node: &Node, event: &DomainEvent) -> Invalidation {
+    let Some(cached) = &node.cached else {
+        return Invalidation::NotCached;
+    };
+    let sent = tokio::time::timeout(
+        node.invalidation_timeout,
+        cached.invalidation.invalidate_for_event(event),
+    )
+    .await;
+    match sent {
+        Ok(Ok(_)) => Invalidation::Done,
+        Ok(Err(e)) => {
+            tracing::warn!(node = node.name, error = %e, "committed, but the invalidation did not reach Redis");
+            ::metrics::counter!("demo_invalidations_pending_total", "node" => node.name)
+                .increment(1);
+            Invalidation::Pending
+        }
+        Err(_) => {
+            tracing::warn!(
+                node = node.name,
+                "committed, but the invalidation timed out"
+            );
+            ::metrics::counter!("demo_invalidations_pending_total", "node" => node.name)
+                .increment(1);
+            Invalidation::Pending
+        }
+    }
+}

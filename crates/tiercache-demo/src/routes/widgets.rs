@@ -1,0 +1,261 @@
+//! `GET /api/widgets/{type}`: one widget view, through the cache (or straight from SQLite).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{Path, Query, State};
+use axum::Json;
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Serialize;
+use serde_json::{Map, Value};
+use tiercache_widgets::{
+    TimeRange, WidgetData, WidgetFilters, WidgetType, PARAMETER_KEYS, SCOPE_KEYS,
+};
+
+use crate::amount::cents_to_units;
+use crate::error::ApiError;
+use crate::node::Node;
+
+/// Query parameters that are not filters.
+const RANGE: &str = "range";
+const BYPASS_CACHE: &str = "bypass_cache";
+
+/// One view, as the API answers it.
+#[derive(Debug, Serialize)]
+pub struct WidgetAnswer {
+    /// The widget type.
+    pub widget: WidgetType,
+    /// The range as asked (`this_month`, or `2025-01-01..2025-02-01`).
+    pub range: String,
+    /// The range resolved now: `[start, end)` in UTC.
+    pub period: Period,
+    /// The filters, canonical (sorted, currency upper case).
+    pub filters: BTreeMap<String, String>,
+    /// The figures; amounts in cents (`*_cents`) and in units beside them.
+    pub data: Value,
+    /// `l1`, `l2`, `loaded` (computed for this request or one it waited with), `stale` (fail-safe)
+    /// or `database` (the cache was bypassed).
+    pub source: &'static str,
+    /// The node that answered.
+    pub node: &'static str,
+    /// Time spent answering, in milliseconds.
+    pub elapsed_ms: f64,
+    /// When this answer was produced (RFC 3339, UTC).
+    pub generated_at: String,
+}
+
+/// A resolved period.
+#[derive(Debug, Serialize)]
+pub struct Period {
+    /// First instant included.
+    pub start: String,
+    /// First instant after the period.
+    pub end: String,
+}
+
+/// The widget types, ranges and filters the API accepts.
+#[derive(Debug, Serialize)]
+pub struct Catalogue {
+    widgets: Vec<&'static str>,
+    ranges: Vec<String>,
+    filters: Vec<&'static str>,
+}
+
+/// `GET /api/widgets`: what can be asked for.
+pub async fn catalogue() -> Json<Catalogue> {
+    Json(Catalogue {
+        widgets: WidgetType::ALL.iter().map(|w| w.as_str()).collect(),
+        ranges: TimeRange::named().map(|r| r.to_string()).collect(),
+        filters: SCOPE_KEYS.iter().chain(&PARAMETER_KEYS).copied().collect(),
+    })
+}
+
+/// What a widget request asks for, parsed and checked.
+struct ViewRequest {
+    widget: WidgetType,
+    range: TimeRange,
+    filters: WidgetFilters,
+    bypass_cache: bool,
+}
+
+fn parse_request(widget: &str, params: Vec<(String, String)>) -> Result<ViewRequest, ApiError> {
+    let widget: WidgetType = widget.parse()?;
+    let mut range = TimeRange::ThisMonth;
+    let mut bypass_cache = false;
+    let mut filters = WidgetFilters::new();
+    for (key, value) in params {
+        match key.as_str() {
+            RANGE => range = value.parse()?,
+            BYPASS_CACHE => {
+                bypass_cache = match value.as_str() {
+                    "" | "true" | "1" => true,
+                    "false" | "0" => false,
+                    _ => {
+                        return Err(ApiError::bad_request(
+                            BYPASS_CACHE,
+                            format!("{BYPASS_CACHE}={value:?} must be true or false"),
+                        )
+                        .with_valid(["true", "false"]))
+                    }
+                }
+            }
+            // Empty values are what a form sends for "no filter".
+            _ if value.is_empty() && SCOPE_KEYS.contains(&key.as_str()) => {}
+            _ if SCOPE_KEYS.contains(&key.as_str()) || PARAMETER_KEYS.contains(&key.as_str()) => {
+                filters = filters.with(&key, value)?;
+            }
+            _ => {
+                let valid: Vec<&str> = [RANGE, BYPASS_CACHE]
+                    .into_iter()
+                    .chain(SCOPE_KEYS)
+                    .chain(PARAMETER_KEYS)
+                    .collect();
+                return Err(ApiError::bad_request(
+                    &key,
+                    format!(
+                        "unknown parameter {key:?}; valid parameters: {}",
+                        valid.join(", ")
+                    ),
+                )
+                .with_valid(valid));
+            }
+        }
+    }
+    Ok(ViewRequest {
+        widget,
+        range,
+        filters,
+        bypass_cache,
+    })
+}
+
+/// `GET /api/widgets/{widget}?range=&organization_id=&campaign_id=&employee_id=&currency=&limit=`.
+pub async fn view(
+    State(node): State<Arc<Node>>,
+    Path(widget): Path<String>,
+    Query(params): Query<Vec<(String, String)>>,
+) -> Result<Json<WidgetAnswer>, ApiError> {
+    let started = Instant::now();
+    let request = parse_request(&widget, params)?;
+    let (widget, range, filters) = (request.widget, request.range, request.filters);
+    let now = Utc::now();
+    let (data, source) = if let (Some(cached), false) = (&node.cached, request.bypass_cache) {
+        let (d, f) = (node.data.clone(), filters.clone());
+        let fetched = cached
+            .widgets
+            .fetch_widget_data(widget, range, filters.clone(), move || async move {
+                d.compute(widget, range, f, Utc::now()).await
+            })
+            .await?;
+        (fetched.value, fetched.source.as_str())
+    } else {
+        let data = node
+            .data
+            .compute(widget, range, filters.clone(), now)
+            .await?;
+        (Arc::new(data), "database")
+    };
+    let (start, end) = range.resolve(now);
+    Ok(Json(WidgetAnswer {
+        widget,
+        range: range.to_string(),
+        period: Period {
+            start: rfc3339(start),
+            end: rfc3339(end),
+        },
+        filters: filters
+            .iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect(),
+        data: data_json(&data),
+        source,
+        node: node.name,
+        elapsed_ms: started.elapsed().as_secs_f64() * 1000.0,
+        generated_at: rfc3339(Utc::now()),
+    }))
+}
+
+fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// The figures of a view as JSON: the typed rows, with every amount in cents given in units too
+/// (`total_cents: 1250` gains `total: 12.5`), so a dashboard needs no arithmetic.
+pub fn data_json(data: &WidgetData) -> Value {
+    let inner = match data {
+        WidgetData::TotalDonations(d) => serde_json::to_value(d),
+        WidgetData::CampaignPerformance(d) => serde_json::to_value(d),
+        WidgetData::DonationTrends(d) => serde_json::to_value(d),
+        WidgetData::TopDonors(d) => serde_json::to_value(d),
+        WidgetData::OrganizationStats(d) => serde_json::to_value(d),
+        WidgetData::RecentActivities(d) => serde_json::to_value(d),
+        WidgetData::EmployeeParticipation(d) => serde_json::to_value(d),
+    };
+    // The widget types are plain structs of integers and strings: serializing cannot fail.
+    let mut value = inner.unwrap_or(Value::Null);
+    add_units(&mut value);
+    value
+}
+
+fn add_units(value: &mut Value) {
+    match value {
+        Value::Array(items) => items.iter_mut().for_each(add_units),
+        Value::Object(map) => {
+            let units: Map<String, Value> = map
+                .iter()
+                .filter_map(|(k, v)| {
+                    let name = k.strip_suffix("_cents")?;
+                    Some((name.to_owned(), Value::from(cents_to_units(v.as_i64()?))))
+                })
+                .collect();
+            map.extend(units);
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tiercache_widgets::TotalDonations;
+
+    #[test]
+    fn amounts_in_cents_gain_units() {
+        let v = data_json(&WidgetData::TotalDonations(TotalDonations {
+            total_cents: 1250,
+            count: 2,
+            average_cents: 625,
+        }));
+        assert_eq!(v["total"], 12.5);
+        assert_eq!(v["average"], 6.25);
+        assert_eq!(v["count"], 2);
+        assert_eq!(v["total_cents"], 1250);
+    }
+
+    #[test]
+    fn unknown_parameters_name_the_valid_ones() {
+        let Err(err) = parse_request("total_donations", vec![("colour".into(), "red".into())])
+        else {
+            panic!("an unknown parameter is refused");
+        };
+        assert_eq!(err.status, axum::http::StatusCode::BAD_REQUEST);
+        assert!(
+            err.body.error.contains("organization_id"),
+            "{}",
+            err.body.error
+        );
+        let ok = parse_request(
+            "top-donors",
+            vec![
+                ("range".into(), "last_month".into()),
+                ("campaign_id".into(), String::new()),
+                ("currency".into(), "eur".into()),
+            ],
+        )
+        .unwrap_or_else(|e| panic!("accepted: {:?}", e.body));
+        assert_eq!(ok.widget, WidgetType::TopDonors);
+        assert_eq!(ok.filters.currency(), Some("EUR"));
+        assert_eq!(ok.filters.campaign_id(), None);
+    }
+}

@@ -1,0 +1,131 @@
+//! Command-line flags, each with an environment fallback.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// How the demo runs. Every flag can also come from the environment variable named in `--help`.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(
+    name = "tiercache-demo",
+    version,
+    about = "Dashboard service over tiercache: N cache nodes in one process, one Redis, one SQLite file.",
+    long_about = "Dashboard service over tiercache.\n\n\
+        Starts N nodes in one process. Each node has its own cache (own L1, own Redis subscriber) and its own \
+        HTTP listener; all share one Redis and one SQLite file, the source of truth. When nothing answers at \
+        the Redis URL and redis-server is on PATH, a private redis-server is started on a free port (nothing \
+        on disk) and stopped on exit. The database is filled with generated donations when it is empty.",
+    after_help = "Examples:\n  \
+        tiercache-demo                                   two nodes on :8080 and :8081\n  \
+        tiercache-demo --nodes 3 --port 9000             three nodes on :9000-9002\n  \
+        tiercache-demo --redis-url redis://10.0.0.5:6379/2 --namespace dash\n  \
+        tiercache-demo --no-cache --port 8090             every request computed from SQLite (baseline)\n  \
+        tiercache-demo --port 0                          free ports, printed at start\n\n\
+        Then:\n  \
+        curl 'http://127.0.0.1:8080/api/widgets/total_donations?range=this_month'\n  \
+        curl -X POST http://127.0.0.1:8080/api/donations -H 'content-type: application/json' \\\n       \
+        -d '{\"campaign_id\": 3, \"amount\": 12.5}'\n  \
+        curl 'http://127.0.0.1:8081/api/widgets/total_donations?range=this_month'   # node 1 sees it"
+)]
+pub struct Settings {
+    /// Nodes to run in this process, each with its own cache and listener.
+    #[arg(long, env = "DEMO_NODES", default_value_t = 2,
+          value_parser = clap::value_parser!(u16).range(1..=32))]
+    pub nodes: u16,
+
+    /// Port of node 0; node k listens on PORT + k. 0 lets the system pick a free port per node.
+    #[arg(long, env = "DEMO_PORT", default_value_t = 8080)]
+    pub port: u16,
+
+    /// Address to listen on.
+    #[arg(long, env = "DEMO_BIND", default_value = "127.0.0.1")]
+    pub bind: IpAddr,
+
+    /// Redis URL [default: REDIS_URL, else redis://127.0.0.1:6379; database REDIS_CACHE_DB, else 1].
+    #[arg(long, env = "REDIS_URL")]
+    pub redis_url: Option<String>,
+
+    /// Cache namespace: nodes of one namespace share entries and invalidations.
+    #[arg(long, env = "TIERCACHE_NAMESPACE", default_value = "demo")]
+    pub namespace: String,
+
+    /// SQLite file holding organisations, campaigns, employees and donations (created if missing).
+    #[arg(long, env = "DEMO_DB", default_value = "tiercache-demo.sqlite")]
+    pub db: PathBuf,
+
+    /// Donations to generate when the database has none.
+    #[arg(long, env = "DEMO_DONATIONS", default_value_t = 200_000)]
+    pub donations: u32,
+
+    /// Seed of the generated data: the same seed and size give the same rows.
+    #[arg(long, env = "DEMO_SEED", default_value_t = 42)]
+    pub seed: u64,
+
+    /// Serve every request straight from SQLite, with no cache and no Redis (the load test's baseline).
+    #[arg(long, env = "DEMO_NO_CACHE")]
+    pub no_cache: bool,
+
+    /// Never start a private redis-server; fail when Redis does not answer.
+    #[arg(long, env = "DEMO_NO_EMBEDDED_REDIS")]
+    pub no_embedded_redis: bool,
+
+    /// How long in-flight requests may take to finish after SIGINT/SIGTERM before the process exits.
+    #[arg(long, env = "DEMO_SHUTDOWN_GRACE", default_value = "5s", value_parser = parse_duration)]
+    pub shutdown_grace: Duration,
+
+    /// How long a widget request may take before it is answered 503 (a stuck query must not hold a
+    /// connection forever).
+    #[arg(long, env = "DEMO_REQUEST_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub request_timeout: Duration,
+}
+
+/// `250ms`, `5s`, `2m`, or a bare number of seconds.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration such as 250ms, 5s or 2m"))?;
+    let seconds = match unit.trim() {
+        "" | "s" => value,
+        "ms" => value / 1000.0,
+        "m" => value * 60.0,
+        other => {
+            return Err(format!(
+                "unknown unit {other:?} in {text:?}; use ms, s or m"
+            ))
+        }
+    };
+    if !seconds.is_finite() || !(0.0..=86_400.0).contains(&seconds) {
+        return Err(format!("{text:?} is out of range (0 to 24 h)"));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[test]
+    fn durations_take_units_and_refuse_nonsense() {
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("5"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert!(parse_duration("soon").unwrap_err().contains("250ms"));
+        assert!(parse_duration("3h").unwrap_err().contains("unit"));
+    }
+
+    #[test]
+    fn defaults_match_the_documentation() {
+        let s = Settings::try_parse_from(["tiercache-demo"]).expect("defaults parse");
+        assert_eq!((s.nodes, s.port, s.donations), (2, 8080, 200_000));
+        assert!(!s.no_cache);
+        let err = Settings::try_parse_from(["tiercache-demo", "--nodes", "0"])
+            .expect_err("zero nodes is refused");
+        assert!(err.to_string().contains("--nodes"), "{err}");
+    }
+}

@@ -1,0 +1,281 @@
+//! Start-up and shut-down: recorder, data, Redis (a private one when none answers), nodes,
+//! listeners, and a graceful stop.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tiercache::{Cache, ErrorKind};
+use tiercache_testkit::RedisServer;
+use tiercache_widgets::{
+    DatasetSize, Thresholds, WidgetCacheMetricsService, WidgetCacheService,
+    WidgetDataAggregationService, WidgetInvalidationService,
+};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::error::DemoError;
+use crate::node::{node_name, CachedNode, Node};
+use crate::settings::Settings;
+
+/// Latency buckets for every histogram, in seconds: 50 µs (an L1 hit) to 10 s (a stuck query).
+const BUCKETS: &[f64] = &[
+    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+    1.0, 2.5, 5.0, 10.0,
+];
+
+/// How long a committed write waits for its invalidation before answering "pending".
+const INVALIDATION_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The data's shape; `--donations` sets the number of donations.
+fn dataset(donations: u32) -> DatasetSize {
+    DatasetSize {
+        organizations: 20,
+        campaigns_per_organization: 25,
+        employees_per_organization: 500,
+        donations: i64::from(donations),
+    }
+}
+
+/// Runs the service until `shutdown` completes, then lets in-flight requests finish (up to
+/// `--shutdown-grace`) and stops everything it started.
+pub async fn run(
+    settings: Settings,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), DemoError> {
+    let prometheus = install_recorder()?;
+    let data = open_data(&settings).await?;
+    let (redis, caches) = if settings.no_cache {
+        println!("cache disabled (--no-cache): every request is computed from SQLite");
+        (None, Vec::new())
+    } else {
+        let (redis, caches) = build_caches(&settings).await?;
+        (redis, caches)
+    };
+    if let Some(first) = caches.first() {
+        forget_views_of_earlier_runs(first).await?;
+    }
+    let mut nodes = Vec::new();
+    for index in 0..usize::from(settings.nodes) {
+        let cached = match caches.get(index) {
+            Some(cache) => Some(cached_node(cache.clone(), &data).await?),
+            None => None,
+        };
+        nodes.push(Arc::new(Node {
+            index,
+            name: node_name(index),
+            data: data.clone(),
+            cached,
+            prometheus: prometheus.clone(),
+            invalidation_timeout: INVALIDATION_TIMEOUT,
+        }));
+    }
+    let (stop, stopped) = watch::channel(false);
+    let mut servers = Vec::new();
+    for node in &nodes {
+        let listener = bind(&settings, node.index).await?;
+        let addr = listener.local_addr().map_err(|source| DemoError::Io {
+            context: "reading a listener's address".into(),
+            source,
+        })?;
+        println!("{}: http://{addr}", node.name);
+        let app = crate::routes::router(node.clone(), settings.request_timeout);
+        let mut stopped = stopped.clone();
+        servers.push(tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = stopped.wait_for(|s| *s).await;
+                })
+                .await
+        }));
+    }
+    println!("ready: {} node(s); Ctrl-C stops", nodes.len());
+    shutdown.await;
+    println!("stopping: letting in-flight requests finish");
+    let _ = stop.send(true);
+    let deadline = tokio::time::Instant::now() + settings.shutdown_grace;
+    for server in servers {
+        match tokio::time::timeout_at(deadline, server).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(e))) => tracing::warn!(error = %e, "a listener failed while stopping"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "a listener task failed"),
+            Err(_) => {
+                tracing::warn!("requests still running after the grace period; stopping anyway");
+                break;
+            }
+        }
+    }
+    drop(nodes);
+    drop(caches);
+    if let Some(redis) = redis {
+        drop(redis);
+        println!("stopped the private redis-server");
+    }
+    println!("stopped");
+    Ok(())
+}
+
+fn install_recorder() -> Result<PrometheusHandle, DemoError> {
+    let handle = PrometheusBuilder::new()
+        .set_buckets(BUCKETS)
+        .map_err(|e| DemoError::Metrics(e.to_string()))?
+        .install_recorder()
+        .map_err(|e| DemoError::Metrics(e.to_string()))?;
+    // Histograms are drained into the rendered form by upkeep; without it they grow until scraped.
+    let upkeep = handle.clone();
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            ticks.tick().await;
+            upkeep.run_upkeep();
+        }
+    });
+    Ok(handle)
+}
+
+async fn open_data(settings: &Settings) -> Result<WidgetDataAggregationService, DemoError> {
+    let data = WidgetDataAggregationService::open(&settings.db)?;
+    let started = Instant::now();
+    let written = data
+        .generate_if_empty(
+            dataset(settings.donations),
+            settings.seed,
+            chrono::Utc::now(),
+        )
+        .await?;
+    if written > 0 {
+        println!(
+            "database {}: generated {written} donations in {:.1} s",
+            settings.db.display(),
+            started.elapsed().as_secs_f64()
+        );
+    } else {
+        println!(
+            "database {}: using the data already there",
+            settings.db.display()
+        );
+    }
+    Ok(data)
+}
+
+async fn build_cache(settings: &Settings, url: Option<&str>) -> Result<Cache, tiercache::Error> {
+    let mut builder = Cache::builder().from_env().namespace(&settings.namespace);
+    if let Some(url) = url {
+        builder = builder.redis_url(url);
+    }
+    builder.build().await
+}
+
+/// One cache per node. When nothing answers at the Redis URL and `redis-server` is on PATH (and
+/// `--no-embedded-redis` is not given), a private server is started and returned: it lives as long
+/// as the caller keeps it.
+async fn build_caches(settings: &Settings) -> Result<(Option<RedisServer>, Vec<Cache>), DemoError> {
+    let wanted = settings.redis_url.as_deref();
+    let (redis, first) = match build_cache(settings, wanted).await {
+        Ok(cache) => (None, cache),
+        Err(e)
+            if matches!(e.kind(), ErrorKind::Redis | ErrorKind::Unavailable)
+                && !settings.no_embedded_redis =>
+        {
+            println!("no Redis answers ({e}); starting a private redis-server");
+            let server = tokio::task::spawn_blocking(RedisServer::start)
+                .await
+                .map_err(|e| DemoError::Redis(e.to_string()))?
+                .map_err(|e| DemoError::Redis(format!("could not start redis-server: {e}")))?;
+            println!(
+                "private redis-server at {} (nothing on disk; stopped on exit)",
+                server.url()
+            );
+            let cache = build_cache(settings, Some(&server.url())).await?;
+            (Some(server), cache)
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let url = first.config().redis_url.clone();
+    println!(
+        "Redis {} database {}, namespace {:?}",
+        mask_password(&url),
+        first.config().redis_db,
+        settings.namespace
+    );
+    let mut caches = vec![first];
+    for _ in 1..settings.nodes {
+        caches.push(build_cache(settings, Some(&url)).await?);
+    }
+    Ok((redis, caches))
+}
+
+/// The URL with any password replaced, for printing.
+fn mask_password(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let credentials = &url[scheme_end + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
+                None => format!("{}***{}", &url[..scheme_end + 3], &url[at..]),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Views cached in Redis by an earlier run may come from another database file, or from this one
+/// before someone changed it while no node was watching: start from a clean view. Every widget
+/// entry carries the `donation` tag, so one tag invalidation retires them all, on every node.
+async fn forget_views_of_earlier_runs(cache: &Cache) -> Result<(), DemoError> {
+    cache.invalidate_tags(["donation"]).await?;
+    Ok(())
+}
+
+async fn cached_node(
+    cache: Cache,
+    data: &WidgetDataAggregationService,
+) -> Result<CachedNode, DemoError> {
+    let config = cache.config().clone();
+    let metrics =
+        WidgetCacheMetricsService::with_redis(&config.redis_url, &config.namespace).await?;
+    Ok(CachedNode {
+        widgets: WidgetCacheService::new(cache.clone(), metrics.clone()),
+        invalidation: WidgetInvalidationService::new(cache, Some(data.clone())),
+        metrics,
+        targets: config.targets,
+        thresholds: Thresholds::from_targets(&config.targets),
+    })
+}
+
+async fn bind(settings: &Settings, index: usize) -> Result<TcpListener, DemoError> {
+    let port = if settings.port == 0 {
+        0
+    } else {
+        u16::try_from(usize::from(settings.port) + index).map_err(|_| {
+            DemoError::Config(format!(
+                "--port {} + {index} nodes passes 65535",
+                settings.port
+            ))
+        })?
+    };
+    let addr = SocketAddr::new(settings.bind, port);
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| DemoError::Io {
+            context: format!("listening on {addr} for node {index}"),
+            source,
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mask_password;
+
+    #[test]
+    fn passwords_are_never_printed() {
+        assert_eq!(
+            mask_password("redis://user:secret@host:6379/1"),
+            "redis://user:***@host:6379/1"
+        );
+        assert_eq!(mask_password("redis://:secret@host"), "redis://:***@host");
+        assert_eq!(mask_password("redis://host:6379"), "redis://host:6379");
+    }
+}

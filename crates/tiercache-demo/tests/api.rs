@@ -1,0 +1,292 @@
+//! The HTTP API of a two-node demo over a private Redis: status codes, JSON shapes, bad input, and a
+//! donation on one node seen fresh on the other.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::{client, eventually, get, post, total, Demo, RedisServer, DEADLINE};
+use serde_json::Value;
+
+fn demo(name: &str, redis: &RedisServer) -> Demo {
+    Demo::start(name, &["--nodes", "2", "--redis-url", &redis.url()])
+}
+
+#[tokio::test]
+async fn every_widget_type_answers_with_its_source_and_shape() {
+    let redis = RedisServer::start().unwrap();
+    let demo = demo("shape", &redis);
+    let http = client();
+    let (status, catalogue) = get(&http, &format!("{}/api/widgets", demo.urls[0])).await;
+    assert_eq!(status, 200);
+    let widgets: Vec<&str> = catalogue["widgets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w.as_str().unwrap())
+        .collect();
+    assert_eq!(widgets.len(), 7, "{catalogue}");
+    for widget in widgets {
+        let url = format!(
+            "{}/api/widgets/{widget}?range=last_30_days&organization_id=1",
+            demo.urls[0]
+        );
+        let (status, first) = get(&http, &url).await;
+        assert_eq!(status, 200, "{first}");
+        for field in [
+            "widget",
+            "range",
+            "period",
+            "filters",
+            "data",
+            "source",
+            "node",
+            "generated_at",
+        ] {
+            assert!(
+                first.get(field).is_some(),
+                "{widget}: no {field} in {first}"
+            );
+        }
+        assert_eq!(first["widget"], widget);
+        assert_eq!(first["range"], "last_30_days");
+        assert_eq!(first["filters"]["organization_id"], "1");
+        assert_eq!(first["source"], "loaded", "{widget}: first read computes");
+        let (_, again) = get(&http, &url).await;
+        assert_eq!(
+            again["source"], "l1",
+            "{widget}: second read on the node is an L1 hit"
+        );
+        assert_eq!(again["data"], first["data"]);
+        let other = url.replace(&demo.urls[0], &demo.urls[1]);
+        let (_, elsewhere) = get(&http, &other).await;
+        assert_eq!(
+            elsewhere["source"], "l2",
+            "{widget}: the other node reads Redis"
+        );
+        assert_eq!(elsewhere["node"], "node-1");
+        assert_eq!(elsewhere["data"], first["data"]);
+    }
+    let (count, total_cents, _) = total(&http, &demo.urls[0], "").await;
+    assert!(count >= 0 && total_cents >= 0);
+    let (_, direct) = get(
+        &http,
+        &format!(
+            "{}/api/widgets/total_donations?range=this_month&bypass_cache=true",
+            demo.urls[1]
+        ),
+    )
+    .await;
+    assert_eq!(direct["source"], "database");
+    assert_eq!(direct["data"]["count"].as_i64().unwrap(), count);
+    assert!(
+        direct["data"]["total"].is_number(),
+        "units beside cents: {direct}"
+    );
+}
+
+#[tokio::test]
+async fn bad_queries_are_400_naming_what_is_valid() {
+    let redis = RedisServer::start().unwrap();
+    let demo = demo("bad-queries", &redis);
+    let http = client();
+    let base = &demo.urls[0];
+    for (path, names) in [
+        ("/api/widgets/pie_chart", "total_donations"),
+        (
+            "/api/widgets/total_donations?range=next_month",
+            "this_month",
+        ),
+        (
+            "/api/widgets/total_donations?range=2025-02-01..2025-01-01",
+            "last_30_days",
+        ),
+        (
+            "/api/widgets/total_donations?organization_id=abc",
+            "positive",
+        ),
+        ("/api/widgets/total_donations?currency=euro", "three-letter"),
+        ("/api/widgets/total_donations?colour=red", "organization_id"),
+        ("/api/widgets/total_donations?bypass_cache=maybe", "true"),
+    ] {
+        let (status, body) = get(&http, &format!("{base}{path}")).await;
+        assert_eq!(status, 400, "{path}: {body}");
+        let error = body["error"].as_str().unwrap();
+        assert!(error.contains(names), "{path}: {error}");
+    }
+    let (_, body) = get(&http, &format!("{base}/api/widgets/pie_chart")).await;
+    assert_eq!(body["valid"].as_array().unwrap().len(), 7, "{body}");
+    let (status, body) = get(&http, &format!("{base}/no/such/page")).await;
+    assert_eq!(status, 404);
+    assert!(body["valid"].is_array());
+}
+
+#[tokio::test]
+async fn a_donation_on_one_node_is_seen_fresh_on_the_other() {
+    let redis = RedisServer::start().unwrap();
+    let demo = demo("donation", &redis);
+    let http = client();
+    let (a, b) = (&demo.urls[0], &demo.urls[1]);
+    // Both nodes hold the figure in L1 before the donation.
+    let (count, cents, _) = total(&http, a, "").await;
+    let _ = total(&http, b, "").await;
+    assert_eq!(total(&http, b, "").await.2, "l1");
+    let (status, stored) = post(
+        &http,
+        &format!("{a}/api/donations"),
+        r#"{"campaign_id": 3, "amount": 12.34, "currency": "eur", "donor": "Ada"}"#,
+    )
+    .await;
+    assert_eq!(status, 201, "{stored}");
+    assert_eq!(stored["amount_cents"], 1234);
+    assert_eq!(stored["currency"], "EUR");
+    assert_eq!(stored["donor"], "Ada");
+    assert_eq!(stored["invalidation"], "done");
+    assert!(stored["id"].as_i64().unwrap() > 3000);
+    eventually(DEADLINE, "node 1 shows the donation", || async {
+        total(&http, b, "").await.0 == count + 1
+    })
+    .await;
+    let (after_count, after_cents, source) = total(&http, b, "").await;
+    assert_eq!((after_count, after_cents), (count + 1, cents + 1234));
+    assert_ne!(source, "stale");
+    // The narrower views that contain it moved too; one of another campaign stayed cached.
+    let campaign = total(&http, b, "&campaign_id=3").await;
+    let direct = total(&http, b, "&campaign_id=3&bypass_cache=true").await;
+    assert_eq!((campaign.0, campaign.1), (direct.0, direct.1));
+}
+
+#[tokio::test]
+async fn bad_donations_are_refused_and_nothing_is_written() {
+    let redis = RedisServer::start().unwrap();
+    let demo = demo("bad-donations", &redis);
+    let http = client();
+    let base = &demo.urls[0];
+    let before = total(&http, base, "&bypass_cache=true").await;
+    for (body, status, says) in [
+        (r#"{"campaign_id": 3, "amount": 0}"#, 422, "more than 0"),
+        (r#"{"campaign_id": 3, "amount": -5}"#, 422, "more than 0"),
+        (
+            r#"{"campaign_id": 3, "amount": 12.345}"#,
+            422,
+            "two decimals",
+        ),
+        (
+            r#"{"campaign_id": 3, "amount": "lots"}"#,
+            422,
+            "decimal amount",
+        ),
+        (r#"{"campaign_id": 3, "amount": 1e400}"#, 422, "maximum"),
+        (
+            r#"{"campaign_id": 99999, "amount": 5}"#,
+            422,
+            "campaign 99999",
+        ),
+        (
+            r#"{"campaign_id": 3, "amount": 5, "employee_id": 999999}"#,
+            422,
+            "employee 999999",
+        ),
+        (
+            r#"{"campaign_id": 3, "amount": 5, "currency": "euros"}"#,
+            422,
+            "three-letter",
+        ),
+        (
+            r#"{"campaign_id": 3, "amount": 5, "tip": 1}"#,
+            422,
+            "unknown field",
+        ),
+        (r#"{"amount": 5}"#, 422, "campaign_id"),
+        (r#"{"campaign_id": 3, "amount": 5"#, 400, "not valid JSON"),
+        ("", 400, "not valid JSON"),
+    ] {
+        let (got, answer) = post(&http, &format!("{base}/api/donations"), body).await;
+        assert_eq!(got, status, "{body}: {answer}");
+        let error = answer["error"].as_str().unwrap_or_default();
+        assert!(error.contains(says), "{body}: {error}");
+    }
+    assert_eq!(total(&http, base, "&bypass_cache=true").await.0, before.0);
+}
+
+#[tokio::test]
+async fn a_new_campaign_shows_in_campaign_performance_on_every_node() {
+    let redis = RedisServer::start().unwrap();
+    let demo = demo("campaign", &redis);
+    let http = client();
+    let query = "/api/widgets/campaign_performance?range=this_year&organization_id=2&limit=100";
+    let rows = |body: &Value| body["data"].as_array().unwrap().len();
+    let (_, before) = get(&http, &format!("{}{query}", demo.urls[1])).await;
+    let (_, cached) = get(&http, &format!("{}{query}", demo.urls[1])).await;
+    assert_eq!(cached["source"], "l1");
+    let (status, created) = post(
+        &http,
+        &format!("{}/api/campaigns", demo.urls[0]),
+        r#"{"organization_id": 2, "name": "Winter appeal", "goal": "2500.00"}"#,
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["goal_cents"], 250_000);
+    assert_eq!(created["invalidation"], "done");
+    eventually(DEADLINE, "node 1 lists the new campaign", || async {
+        let (_, after) = get(&http, &format!("{}{query}", demo.urls[1])).await;
+        rows(&after) == rows(&before) + 1
+    })
+    .await;
+    for (body, says) in [
+        (
+            r#"{"organization_id": 999, "name": "X", "goal": 10}"#,
+            "organization 999",
+        ),
+        (r#"{"organization_id": 2, "name": " ", "goal": 10}"#, "name"),
+        (
+            r#"{"organization_id": 2, "name": "X", "goal": 0}"#,
+            "more than 0",
+        ),
+        (
+            r#"{"organization_id": 2, "name": "X", "goal": 10, "starts_on": "2026-05-01", "ends_on": "2026-04-01"}"#,
+            "after",
+        ),
+    ] {
+        let (status, answer) = post(&http, &format!("{}/api/campaigns", demo.urls[0]), body).await;
+        assert_eq!(status, 422, "{body}: {answer}");
+        assert!(answer["error"].as_str().unwrap().contains(says), "{answer}");
+    }
+}
+
+#[tokio::test]
+async fn health_status_and_metrics_describe_the_node() {
+    let redis = RedisServer::start().unwrap();
+    let demo = demo("observability", &redis);
+    let http = client();
+    let base = &demo.urls[0];
+    for _ in 0..3 {
+        let _ = total(&http, base, "").await;
+    }
+    let (status, health) = get(&http, &format!("{base}/health")).await;
+    assert!(status == 200 || status == 503, "{health}");
+    let score = health["score"].as_u64().unwrap();
+    assert!(score <= 100);
+    assert_eq!(health["redis"]["available"], true);
+    assert_eq!(health["node"], "node-0");
+    let (status, report) = get(&http, &format!("{base}/api/status")).await;
+    assert_eq!(status, 200);
+    assert!(report.is_object(), "{report}");
+    let text = http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for series in [
+        "tiercache_l1_hits_total",
+        "tiercache_misses_total",
+        "widget_cache_requests_total",
+        "widget_data_queries_total",
+        "http_requests_total{node=\"node-0\",route=\"/api/widgets/{widget}\",method=\"GET\",status=\"200\"}",
+        "http_request_duration_seconds_bucket",
+    ] {
+        assert!(text.contains(series), "no {series} in /metrics:\n{text}");
+    }
+}

@@ -1,0 +1,220 @@
+//! Runs the built `tiercache-demo` binary as a user would: a child process on free ports, over a
+//! private Redis and a temporary SQLite file, stopped with SIGTERM.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+pub use tiercache_testkit::{eventually, RedisServer};
+
+/// Generous: a debug build on a busy 2-core machine.
+pub const DEADLINE: Duration = Duration::from_secs(30);
+
+/// Donations generated for a test: enough for every widget to have figures, quick to write.
+pub const DONATIONS: &str = "3000";
+
+/// A temporary directory removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(name: &str) -> TempDir {
+        let dir =
+            std::env::temp_dir().join(format!("tiercache-demo-test-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A running demo process.
+pub struct Demo {
+    child: Option<Child>,
+    /// `http://127.0.0.1:<port>` of each node, in order.
+    pub urls: Vec<String>,
+    /// Every line the process printed so far (stdout and stderr).
+    lines: mpsc::Receiver<String>,
+    pub printed: Vec<String>,
+    _dir: TempDir,
+}
+
+impl Demo {
+    /// Starts the demo with `--port 0`, a fresh database, and `args` (e.g. `--redis-url`).
+    pub fn start(name: &str, args: &[&str]) -> Demo {
+        let dir = TempDir::new(name);
+        let db = dir.0.join("demo.sqlite");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_tiercache-demo"))
+            .args(["--port", "0", "--donations", DONATIONS, "--db"])
+            .arg(&db)
+            .args(args)
+            .env_remove("REDIS_URL")
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the demo binary starts");
+        let (tx, lines) = mpsc::channel();
+        for stream in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    if tx.send(line).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        let mut demo = Demo {
+            child: Some(child),
+            urls: Vec::new(),
+            lines,
+            printed: Vec::new(),
+            _dir: dir,
+        };
+        demo.wait_for_line("ready:");
+        demo.urls = demo
+            .printed
+            .iter()
+            .filter(|l| l.starts_with("node-"))
+            .filter_map(|l| l.split_once(": ").map(|(_, url)| url.to_owned()))
+            .collect();
+        demo
+    }
+
+    /// Runs the demo with `args`, expecting it to fail at start; returns what it printed.
+    pub fn start_failing(args: &[&str]) -> String {
+        let dir = TempDir::new("failing");
+        let output = Command::new(env!("CARGO_BIN_EXE_tiercache-demo"))
+            .args(["--port", "0", "--donations", "10", "--db"])
+            .arg(dir.0.join("demo.sqlite"))
+            .args(args)
+            .env_remove("REDIS_URL")
+            .stdin(Stdio::null())
+            .output()
+            .expect("the demo binary runs");
+        let printed = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(
+            !output.status.success(),
+            "expected a failure, got: {printed}"
+        );
+        printed
+    }
+
+    /// Waits until the process prints a line containing `needle`; panics with what it printed if
+    /// it does not within [`DEADLINE`].
+    pub fn wait_for_line(&mut self, needle: &str) -> String {
+        let started = Instant::now();
+        loop {
+            if let Some(line) = self.printed.iter().find(|l| l.contains(needle)) {
+                return line.clone();
+            }
+            let left = DEADLINE.saturating_sub(started.elapsed());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => self.printed.push(line),
+                Err(mpsc::RecvTimeoutError::Timeout | mpsc::RecvTimeoutError::Disconnected) => {
+                    panic!(
+                        "the demo never printed {needle:?}; it printed:\n{}",
+                        self.printed.join("\n")
+                    )
+                }
+            }
+        }
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    /// Sends SIGTERM and waits for the exit, at most `within`.
+    pub fn terminate(&mut self, within: Duration) -> ExitStatus {
+        let mut child = self.child.take().unwrap();
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        let started = Instant::now();
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                while let Ok(line) = self.lines.recv_timeout(Duration::from_millis(200)) {
+                    self.printed.push(line);
+                }
+                return status;
+            }
+            if started.elapsed() > within {
+                let _ = child.kill();
+                panic!("the demo did not exit within {within:?} of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// An HTTP client with a timeout, so a hung server fails the test instead of hanging it.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap()
+}
+
+/// GET `url`, returning the status and the JSON body.
+pub async fn get(client: &reqwest::Client, url: &str) -> (u16, Value) {
+    let response = client.get(url).send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap())
+}
+
+/// POST `body` as JSON text to `url`, returning the status and the JSON body.
+pub async fn post(client: &reqwest::Client, url: &str, body: &str) -> (u16, Value) {
+    let response = client
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body.to_owned())
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap())
+}
+
+/// `total_donations` this month on node `url`: (count, total in cents, source).
+pub async fn total(client: &reqwest::Client, url: &str, query: &str) -> (i64, i64, String) {
+    let (status, body) = get(
+        client,
+        &format!("{url}/api/widgets/total_donations?range=this_month{query}"),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    (
+        body["data"]["count"].as_i64().unwrap(),
+        body["data"]["total_cents"].as_i64().unwrap(),
+        body["source"].as_str().unwrap().to_owned(),
+    )
+}

@@ -1,0 +1,152 @@
+//! The demo's life: a private Redis when none answers, Redis going away and coming back, running
+//! without a cache, and a graceful stop on SIGTERM.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::net::TcpStream;
+use std::time::Duration;
+
+use common::{client, eventually, get, post, total, Demo, RedisServer, DEADLINE};
+
+/// A loopback port nothing listens on (bound, read, released).
+fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+#[tokio::test]
+async fn with_redis_down_reads_answer_donations_are_kept_and_every_node_shows_them_after() {
+    let mut redis = RedisServer::start().unwrap();
+    let demo = Demo::start("redis-down", &["--nodes", "2", "--redis-url", &redis.url()]);
+    let http = client();
+    let (a, b) = (&demo.urls[0], &demo.urls[1]);
+    let (count, _, _) = total(&http, a, "").await;
+    let _ = total(&http, b, "").await;
+
+    redis.kill();
+    // Reads keep answering 200 while Redis is gone: from L1, or computed from SQLite.
+    for url in [a, b] {
+        for _ in 0..3 {
+            let (status, body) = get(
+                &http,
+                &format!("{url}/api/widgets/top_donors?range=this_month"),
+            )
+            .await;
+            assert_eq!(status, 200, "{body}");
+        }
+    }
+    let (status, stored) = post(
+        &http,
+        &format!("{a}/api/donations"),
+        r#"{"campaign_id": 4, "amount": 7.5}"#,
+    )
+    .await;
+    assert_eq!(status, 201, "a committed donation is never a 5xx: {stored}");
+    assert_eq!(
+        total(&http, a, "&bypass_cache=true").await.0,
+        count + 1,
+        "the donation is in SQLite"
+    );
+
+    redis.restart().unwrap();
+    for url in [a, b] {
+        eventually(
+            DEADLINE,
+            "every node shows the donation once Redis is back",
+            || async { total(&http, url, "").await.0 == count + 1 },
+        )
+        .await;
+    }
+    let (status, health) = get(&http, &format!("{a}/health")).await;
+    assert!(status == 200 || status == 503, "{health}");
+    eventually(DEADLINE, "node 0 reports Redis available again", || async {
+        get(&http, &format!("{a}/health")).await.1["redis"]["available"] == true
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn sigterm_lets_requests_finish_and_exits_promptly() {
+    let redis = RedisServer::start().unwrap();
+    let mut demo = Demo::start("shutdown", &["--nodes", "2", "--redis-url", &redis.url()]);
+    let http = client();
+    let url = format!(
+        "{}/api/widgets/donation_trends?range=last_year&bypass_cache=true",
+        demo.urls[0]
+    );
+    // Requests that are being answered when the signal arrives.
+    let in_flight: Vec<_> = (0..20)
+        .map(|_| {
+            let (http, url) = (http.clone(), url.clone());
+            tokio::spawn(async move { http.get(&url).send().await })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let status = demo.terminate(Duration::from_secs(10));
+    assert!(status.success(), "exit status {status}");
+    for request in in_flight {
+        match request.await.unwrap() {
+            // Answered in full, or never accepted: never cut off half way.
+            Ok(response) => assert_eq!(response.status().as_u16(), 200),
+            Err(e) => assert!(e.is_connect(), "a request was cut off: {e}"),
+        }
+    }
+    assert!(
+        demo.printed.iter().any(|l| l == "stopped"),
+        "{:?}",
+        demo.printed
+    );
+}
+
+#[tokio::test]
+async fn a_private_redis_is_started_when_none_answers_and_stopped_on_exit() {
+    let nowhere = format!("redis://127.0.0.1:{}", closed_port());
+    let mut demo = Demo::start("embedded", &["--nodes", "2", "--redis-url", &nowhere]);
+    let line = demo.wait_for_line("private redis-server at");
+    let private_url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("redis://"))
+        .unwrap()
+        .to_owned();
+    let port: u16 = private_url.rsplit(':').next().unwrap().parse().unwrap();
+    let http = client();
+    let (_, _, source) = total(&http, &demo.urls[0], "").await;
+    assert_eq!(source, "loaded");
+    assert_eq!(
+        total(&http, &demo.urls[1], "").await.2,
+        "l2",
+        "both nodes share the private Redis"
+    );
+    assert!(demo.terminate(Duration::from_secs(10)).success());
+    eventually(DEADLINE, "the private redis-server is gone", || async {
+        TcpStream::connect(("127.0.0.1", port)).is_err()
+    })
+    .await;
+
+    let refused = Demo::start_failing(&["--redis-url", &nowhere, "--no-embedded-redis"]);
+    assert!(
+        refused.contains("Redis") || refused.contains("redis"),
+        "{refused}"
+    );
+}
+
+#[tokio::test]
+async fn without_a_cache_every_answer_comes_from_the_database() {
+    let demo = Demo::start("no-cache", &["--nodes", "1", "--no-cache"]);
+    let http = client();
+    let (count, _, source) = total(&http, &demo.urls[0], "").await;
+    assert_eq!(source, "database");
+    let (status, stored) = post(
+        &http,
+        &format!("{}/api/donations", demo.urls[0]),
+        r#"{"campaign_id": 1, "amount": 3}"#,
+    )
+    .await;
+    assert_eq!(status, 201);
+    assert_eq!(stored["invalidation"], "not_cached");
+    assert_eq!(total(&http, &demo.urls[0], "").await.0, count + 1);
+    let (status, health) = get(&http, &format!("{}/health", demo.urls[0])).await;
+    assert_eq!(status, 200);
+    assert_eq!(health["redis"]["cache"], "disabled");
+}
