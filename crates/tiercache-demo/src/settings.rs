@@ -66,8 +66,13 @@ pub struct Settings {
     pub no_cache: bool,
 
     /// Never start a private redis-server; fail when Redis does not answer.
-    #[arg(long, env = "DEMO_NO_EMBEDDED_REDIS")]
+    #[arg(long, env = "DEMO_NO_EMBEDDED_REDIS", conflicts_with = "private_redis")]
     pub no_embedded_redis: bool,
+
+    /// Always start a private redis-server, whatever answers at the Redis URL (load tests, so a
+    /// run never shares a server with anything else).
+    #[arg(long, env = "DEMO_PRIVATE_REDIS")]
+    pub private_redis: bool,
 
     /// How long in-flight requests may take to finish after SIGINT/SIGTERM before the process exits.
     #[arg(long, env = "DEMO_SHUTDOWN_GRACE", default_value = "5s", value_parser = parse_duration)]

@@ -173,25 +173,25 @@ async fn build_cache(settings: &Settings, url: Option<&str>) -> Result<Cache, ti
 /// as the caller keeps it.
 async fn build_caches(settings: &Settings) -> Result<(Option<RedisServer>, Vec<Cache>), DemoError> {
     let wanted = settings.redis_url.as_deref();
-    let (redis, first) = match build_cache(settings, wanted).await {
-        Ok(cache) => (None, cache),
-        Err(e)
-            if matches!(e.kind(), ErrorKind::Redis | ErrorKind::Unavailable)
-                && !settings.no_embedded_redis =>
-        {
-            println!("no Redis answers ({e}); starting a private redis-server");
-            let server = tokio::task::spawn_blocking(RedisServer::start)
-                .await
-                .map_err(|e| DemoError::Redis(e.to_string()))?
-                .map_err(|e| DemoError::Redis(format!("could not start redis-server: {e}")))?;
-            println!(
-                "private redis-server at {} (nothing on disk; stopped on exit)",
-                server.url()
-            );
-            let cache = build_cache(settings, Some(&server.url())).await?;
-            (Some(server), cache)
+    let (redis, first) = if settings.private_redis {
+        println!("--private-redis: starting a private redis-server");
+        let server = start_private_redis().await?;
+        let cache = build_cache(settings, Some(&server.url())).await?;
+        (Some(server), cache)
+    } else {
+        match build_cache(settings, wanted).await {
+            Ok(cache) => (None, cache),
+            Err(e)
+                if matches!(e.kind(), ErrorKind::Redis | ErrorKind::Unavailable)
+                    && !settings.no_embedded_redis =>
+            {
+                println!("no Redis answers ({e}); starting a private redis-server");
+                let server = start_private_redis().await?;
+                let cache = build_cache(settings, Some(&server.url())).await?;
+                (Some(server), cache)
+            }
+            Err(e) => return Err(e.into()),
         }
-        Err(e) => return Err(e.into()),
     };
     let url = first.config().redis_url.clone();
     println!(
@@ -205,6 +205,18 @@ async fn build_caches(settings: &Settings) -> Result<(Option<RedisServer>, Vec<C
         caches.push(build_cache(settings, Some(&url)).await?);
     }
     Ok((redis, caches))
+}
+
+async fn start_private_redis() -> Result<RedisServer, DemoError> {
+    let server = tokio::task::spawn_blocking(RedisServer::start)
+        .await
+        .map_err(|e| DemoError::Redis(e.to_string()))?
+        .map_err(|e| DemoError::Redis(format!("could not start redis-server: {e}")))?;
+    println!(
+        "private redis-server at {} (nothing on disk; stopped on exit)",
+        server.url()
+    );
+    Ok(server)
 }
 
 /// The URL with any password replaced, for printing.

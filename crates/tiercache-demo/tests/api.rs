@@ -25,6 +25,12 @@ async fn every_widget_type_answers_with_its_source_and_shape() {
         .map(|w| w.as_str().unwrap())
         .collect();
     assert_eq!(widgets.len(), 7, "{catalogue}");
+    let (status, directory) = get(&http, &format!("{}/api/organizations", demo.urls[1])).await;
+    assert_eq!(status, 200);
+    let organizations = directory.as_array().unwrap();
+    assert_eq!(organizations.len(), 20, "the demo's generated data");
+    assert_eq!(organizations[0]["campaigns"].as_array().unwrap().len(), 25);
+    assert!(organizations[0]["employees"].as_i64().unwrap() > 0);
     for widget in widgets {
         let url = format!(
             "{}/api/widgets/{widget}?range=last_30_days&organization_id=1",

@@ -44,9 +44,9 @@ mod widget_type;
 
 pub use alerts::{evaluate as evaluate_alerts, Alert, AlertKind, Severity, Thresholds};
 pub use data::{
-    ActivityRow, Campaign, CampaignRow, DatasetSize, DonorRow, NewCampaign, NewDonation,
-    OrganizationStats, Participation, TotalDonations, TrendBucket, WidgetData,
-    WidgetDataAggregationService,
+    ActivityRow, Campaign, CampaignEntry, CampaignRow, DatasetSize, DonorRow, NewCampaign,
+    NewDonation, OrganizationEntry, OrganizationStats, Participation, TotalDonations, TrendBucket,
+    WidgetData, WidgetDataAggregationService,
 };
 pub use error::WidgetError;
 pub use events::{CampaignFacts, DomainEvent, DonationFacts, EventKind, AFFECTS};

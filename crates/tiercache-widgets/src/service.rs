@@ -1,11 +1,12 @@
 //! [`WidgetCacheService`]: widget views through the two-tier cache.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::Utc;
-use tiercache::{Cache, EntryOptions, Fetched, Source};
+use tiercache::{Cache, EntryOptions, Fetched};
 
 use crate::data::WidgetData;
 use crate::error::WidgetError;
@@ -105,19 +106,27 @@ impl WidgetCacheService {
         Fut: Future<Output = Result<WidgetData, WidgetError>> + Send + 'static,
     {
         let key = Self::key(widget, &range, &filters);
+        // A miss is a call whose own provider ran: callers that shared another's load cost no query.
+        let computed = Arc::new(AtomicBool::new(false));
+        let flag = computed.clone();
         let started = Instant::now();
         let result = self
             .cache
             .fetch_with(
                 &key,
                 || self.entry_options(widget, &range, &filters),
-                move || async move { checked(widget, provider().await) },
+                move || async move {
+                    flag.store(true, Ordering::Relaxed);
+                    checked(widget, provider().await)
+                },
             )
             .await;
-        // A call that waited for a load (its own or one it coalesced with) paid for it: a miss.
-        let hit = result.as_ref().is_ok_and(|f| f.source != Source::Loaded);
-        self.metrics
-            .record(widget, hit, started.elapsed(), result.is_err());
+        self.metrics.record(
+            widget,
+            !computed.load(Ordering::Relaxed),
+            started.elapsed(),
+            result.is_err(),
+        );
         Ok(result?)
     }
 

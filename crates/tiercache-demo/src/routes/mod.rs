@@ -1,6 +1,7 @@
 //! The HTTP API: one router per node, thin handlers, errors mapped in [`crate::error::ApiError`].
 
 mod campaigns;
+mod directory;
 mod donations;
 mod health;
 mod metrics;
@@ -29,6 +30,7 @@ pub fn router(node: Arc<Node>, request_timeout: Duration) -> Router {
     Router::new()
         .route("/api/widgets", get(widgets::catalogue))
         .route("/api/widgets/{widget}", get(widgets::view))
+        .route("/api/organizations", get(directory::organizations))
         .route("/api/donations", post(donations::create))
         .route("/api/campaigns", post(campaigns::create))
         .route("/api/status", get(status::status))
@@ -56,6 +58,7 @@ async fn not_found(uri: axum::http::Uri) -> ApiError {
     .with_valid([
         "GET /api/widgets",
         "GET /api/widgets/{widget}",
+        "GET /api/organizations",
         "POST /api/donations",
         "POST /api/campaigns",
         "GET /api/status",

@@ -9,7 +9,9 @@ use parking_lot::Mutex;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
 use super::generator::{self, DatasetSize};
-use super::model::{Campaign, NewCampaign, NewDonation, WidgetData};
+use super::model::{
+    Campaign, CampaignEntry, NewCampaign, NewDonation, OrganizationEntry, WidgetData,
+};
 use super::queries;
 use super::schema::SCHEMA;
 use crate::error::WidgetError;
@@ -233,6 +235,40 @@ impl WidgetDataAggregationService {
                 },
                 event,
             ))
+        })
+        .await
+    }
+
+    /// Every organisation with its employee count and campaigns, ordered by id.
+    pub async fn directory(&self) -> Result<Vec<OrganizationEntry>, WidgetError> {
+        self.blocking(move |inner| {
+            let conn = inner.reader();
+            let mut organizations: Vec<OrganizationEntry> = conn
+                .prepare_cached(
+                    "SELECT o.id, o.name, (SELECT COUNT(*) FROM employees e WHERE e.organization_id = o.id)
+                     FROM organizations o ORDER BY o.id",
+                )?
+                .query_map([], |r| {
+                    Ok(OrganizationEntry {
+                        id: r.get(0)?,
+                        name: r.get(1)?,
+                        employees: r.get(2)?,
+                        campaigns: Vec::new(),
+                    })
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            let mut stmt = conn
+                .prepare_cached("SELECT organization_id, id, name FROM campaigns ORDER BY organization_id, id")?;
+            let campaigns = stmt.query_map([], |r| {
+                Ok((r.get::<_, i64>(0)?, CampaignEntry { id: r.get(1)?, name: r.get(2)? }))
+            })?;
+            for campaign in campaigns {
+                let (organization_id, entry) = campaign?;
+                if let Ok(i) = organizations.binary_search_by_key(&organization_id, |o| o.id) {
+                    organizations[i].campaigns.push(entry);
+                }
+            }
+            Ok(organizations)
         })
         .await
     }

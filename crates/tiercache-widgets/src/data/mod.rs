@@ -10,6 +10,6 @@ mod schema;
 pub use aggregation::WidgetDataAggregationService;
 pub use generator::DatasetSize;
 pub use model::{
-    ActivityRow, Campaign, CampaignRow, DonorRow, NewCampaign, NewDonation, OrganizationStats,
-    Participation, TotalDonations, TrendBucket, WidgetData,
+    ActivityRow, Campaign, CampaignEntry, CampaignRow, DonorRow, NewCampaign, NewDonation,
+    OrganizationEntry, OrganizationStats, Participation, TotalDonations, TrendBucket, WidgetData,
 };

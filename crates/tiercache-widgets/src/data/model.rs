@@ -172,3 +172,25 @@ pub struct Campaign {
     #[serde(flatten)]
     pub fields: NewCampaign,
 }
+
+/// An organisation and its campaigns, for pickers and load generators.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrganizationEntry {
+    /// Its id.
+    pub id: i64,
+    /// Its name.
+    pub name: String,
+    /// Employees on its payroll.
+    pub employees: i64,
+    /// Its campaigns, by id.
+    pub campaigns: Vec<CampaignEntry>,
+}
+
+/// A campaign's id and name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CampaignEntry {
+    /// Its id.
+    pub id: i64,
+    /// Its name.
+    pub name: String,
+}
