@@ -1,0 +1,159 @@
+#!/usr/bin/env bash
+# Load test of the demo service: starts it (2 nodes, a private redis-server, generated data), runs
+# tiercache-loadtest against it, records CPU and memory of every process, stops everything it
+# started, and prints one summary line per run:
+#   loadtest: users U requests R errors E rps X p50_ms A p95_ms B p99_ms C hit_rate H db_queries Q fresh_p99_ms F stale_views S
+# Then it finds the largest user count the uncached service (--no-cache) carries and runs it too.
+#
+#   loadtest/run.sh [--users N] [--duration S] [--donations N] [--no-baseline] [--baseline-users N] [--smoke]
+#
+# --smoke: 200 users for 20 s with 1-2 s think times on debug builds; fails on any error, probe
+# failure or stale view (it checks behaviour, not speed). Reports go to target/loadtest/<time>/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+users=20000
+duration=120
+donations=200000
+baseline=1
+baseline_users=""
+smoke=0
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --users) users="$2"; shift 2 ;;
+        --duration) duration="$2"; shift 2 ;;
+        --donations) donations="$2"; shift 2 ;;
+        --no-baseline) baseline=0; shift ;;
+        --baseline-users) baseline_users="$2"; shift 2 ;;
+        --smoke) smoke=1; shift ;;
+        -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+        *) echo "run.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
+    esac
+done
+
+think=(--think-min 20 --think-max 40)
+profile=release
+extra=()
+if [ "$smoke" = 1 ]; then
+    users=200; duration=20; donations=20000; baseline=0; profile=dev
+    think=(--think-min 1 --think-max 2)
+    extra=(--fail-on-error)
+fi
+
+scripts/ensure-redis
+echo "building ($profile)..." >&2
+cargo build --quiet --profile "$profile" -p tiercache-demo -p tiercache-loadtest
+bin=target/$([ "$profile" = dev ] && echo debug || echo release)
+
+# 20,000 users over loopback need as many sockets as the hard limit allows.
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+echo "open files limit: $(ulimit -n)" >&2
+
+out=target/loadtest/$(date +%Y%m%d-%H%M%S)$([ "$smoke" = 1 ] && echo -smoke || true)
+mkdir -p "$out"
+demo_pid=""
+stop_demo() {
+    if [ -n "$demo_pid" ] && kill -0 "$demo_pid" 2>/dev/null; then
+        kill -TERM "$demo_pid"
+        for _ in $(seq 100); do kill -0 "$demo_pid" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$demo_pid" 2>/dev/null || true
+    fi
+    demo_pid=""
+}
+trap stop_demo EXIT
+
+# CPU seconds (user + system) a process has used so far.
+cpu_seconds() {
+    awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$1/stat" 2>/dev/null || echo 0
+}
+
+# start_demo DIR [demo flags...]: starts the demo, waits for it, sets demo_pid and nodes.
+start_demo() {
+    local dir="$1"; shift
+    mkdir -p "$dir"
+    "$bin/tiercache-demo" --nodes 2 --port 0 --private-redis --db "$dir/demo.sqlite" \
+        --donations "$donations" "$@" >"$dir/demo.log" 2>&1 &
+    demo_pid=$!
+    for _ in $(seq 600); do
+        grep -q '^ready:' "$dir/demo.log" && break
+        kill -0 "$demo_pid" 2>/dev/null || { cat "$dir/demo.log" >&2; exit 1; }
+        sleep 0.2
+    done
+    grep -q '^ready:' "$dir/demo.log" || { echo "the demo did not start" >&2; cat "$dir/demo.log" >&2; exit 1; }
+    nodes=()
+    while read -r url; do nodes+=(--node "$url"); done < <(sed -n 's/^node-[0-9]*: //p' "$dir/demo.log")
+}
+
+# run_load DIR LABEL USERS DURATION [loadtest flags...]: one run against the demo started in DIR.
+run_load() {
+    local dir="$1" label="$2" n="$3" secs="$4"; shift 4
+    local redis_pid demo_cpu0 redis_cpu0 status=0
+    redis_pid=$(pgrep -P "$demo_pid" redis-server || true)
+    demo_cpu0=$(cpu_seconds "$demo_pid"); redis_cpu0=$([ -n "$redis_pid" ] && cpu_seconds "$redis_pid" || echo 0)
+    local started=$SECONDS
+    "$bin/tiercache-loadtest" "${nodes[@]}" --users "$n" --run-time "$secs" "${think[@]}" \
+        --label "$label" --report-dir "$dir" "$@" >"$dir/loadtest.log" 2>&1 &
+    local load_pid=$!
+    local load_cpu=0
+    while kill -0 "$load_pid" 2>/dev/null; do
+        load_cpu=$(cpu_seconds "$load_pid"); sleep 1
+    done
+    wait "$load_pid" || status=$?
+    local wall=$((SECONDS - started))
+    {
+        echo "wall_s $wall"
+        echo "cpu_s demo $(awk -v a="$(cpu_seconds "$demo_pid")" -v b="$demo_cpu0" 'BEGIN{printf "%.1f", a-b}')"
+        [ -n "$redis_pid" ] && echo "cpu_s redis $(awk -v a="$(cpu_seconds "$redis_pid")" -v b="$redis_cpu0" 'BEGIN{printf "%.1f", a-b}')"
+        echo "cpu_s loadtest $load_cpu (until its last second)"
+        grep -E '^Vm(HWM|RSS)' "/proc/$demo_pid/status" | sed 's/^/demo /'
+        for url in $(sed -n 's/^node-[0-9]*: //p' "$dir/demo.log"); do
+            echo "status $url $(curl -s "$url/api/status" | head -c 2000)"
+        done
+    } >"$dir/resources.txt" 2>/dev/null || true
+    tail -n 8 "$dir/loadtest.log" | grep -v '^loadtest:' >&2 || true
+    line=$(grep '^loadtest:' "$dir/loadtest.log" | tail -n 1 || true)
+    if [ -z "$line" ]; then
+        echo "run.sh: the load test printed no summary; see $dir/loadtest.log" >&2
+        tail -n 30 "$dir/loadtest.log" >&2
+        return 1
+    fi
+    echo "$label: $(grep -E '^(wall_s|cpu_s|demo VmHWM)' "$dir/resources.txt" | tr '\n' ' ')" >&2
+    return "$status"
+}
+
+summaries=()
+
+echo "== cached: $users users, ${duration}s after the ramp (reports in $out/cached)" >&2
+start_demo "$out/cached"
+run_load "$out/cached" cached "$users" "$duration" "${extra[@]}" || { echo "$line"; exit 1; }
+summaries+=("$line")
+stop_demo
+
+if [ "$baseline" = 1 ]; then
+    if [ -z "$baseline_users" ]; then
+        # The largest user count the uncached service carries: 0 errors and p99 <= 50 ms in a
+        # 30 s step, doubling from 250 until a step fails.
+        best=0; try=250
+        while [ "$try" -le "$users" ]; do
+            echo "== baseline search: --no-cache at $try users" >&2
+            start_demo "$out/search-$try" --no-cache
+            run_load "$out/search-$try" "search-$try" "$try" 30 --no-stale-check || true
+            stop_demo
+            ok=$(echo "$line" | awk '{ for (i=1;i<NF;i++) { if ($i=="errors") e=$(i+1); if ($i=="p99_ms") p=$(i+1) } } END { print (e==0 && p<=50) ? 1 : 0 }')
+            [ "$ok" = 1 ] || break
+            best=$try; try=$((try * 2))
+        done
+        baseline_users=$best
+    fi
+    if [ "$baseline_users" -gt 0 ]; then
+        echo "== no-cache baseline: $baseline_users users, ${duration}s" >&2
+        start_demo "$out/no-cache" --no-cache
+        run_load "$out/no-cache" no-cache "$baseline_users" "$duration" --no-stale-check || true
+        summaries+=("$line")
+        stop_demo
+    else
+        echo "the uncached service carries no step of the search (250 users failed)" >&2
+    fi
+fi
+
+for s in "${summaries[@]}"; do echo "$s"; done
