@@ -92,10 +92,15 @@ struct Summary {
     p95_ms: f64,
     p99_ms: f64,
     max_ms: f64,
+    /// Steady state: from the scrape nearest the end of the ramp to the end.
     hit_rate: Option<f64>,
+    /// The whole run, cold start included.
+    hit_rate_whole_run: Option<f64>,
     l1_share: Option<f64>,
     requests_served: f64,
+    /// Steady state, as `hit_rate`.
     db_queries: f64,
+    db_queries_whole_run: f64,
     fresh_samples: usize,
     fresh_p50_ms: Option<f64>,
     fresh_p99_ms: Option<f64>,
@@ -202,18 +207,32 @@ async fn run(args: Args) -> Result<bool, String> {
 
     // The demo runs its nodes in one process with one recorder: node 0's /metrics covers them all.
     let before = Scrape::fetch(&http, &nodes[0]).await?;
-    let stop_probe = Arc::new(AtomicBool::new(false));
+    let stop_watchers = Arc::new(AtomicBool::new(false));
     let probe = (!args.no_probe && nodes.len() > 1).then(|| {
         tokio::spawn(probe::run(
             nodes[0].clone(),
             nodes[1].clone(),
-            stop_probe.clone(),
+            stop_watchers.clone(),
         ))
     });
 
+    let scraper = tokio::spawn(scrape::during(
+        http.clone(),
+        nodes[0].clone(),
+        stop_watchers.clone(),
+    ));
+
     let metrics = Box::pin(attack(&args, &plan)).await?;
 
-    stop_probe.store(true, Ordering::Relaxed);
+    stop_watchers.store(true, Ordering::Relaxed);
+    let scrapes = scraper.await.map_err(|e| e.to_string())?;
+    let steady_from = metrics
+        .history
+        .get(1)
+        .map(|maintain| maintain.timestamp.timestamp_millis())
+        .and_then(|at| scrape::nearest_after(&scrapes, at))
+        .unwrap_or(&before)
+        .clone();
     let freshness = match probe {
         Some(task) => task.await.map_err(|e| e.to_string())?,
         None => probe::Freshness::default(),
@@ -231,7 +250,13 @@ async fn run(args: Args) -> Result<bool, String> {
         staleness::check(&http, &nodes, views).await
     };
 
-    let summary = summarize(&args, &metrics, &before, &after, &freshness, &staleness);
+    let summary = summarize(
+        &args,
+        &metrics,
+        [&before, &steady_from, &after],
+        &freshness,
+        &staleness,
+    );
     let path = args.report_dir.join("summary.json");
     let json = serde_json::to_string_pretty(&summary).map_err(|e| e.to_string())?;
     std::fs::write(&path, json).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -305,18 +330,20 @@ async fn attack(args: &Args, plan: &Arc<Plan>) -> Result<GooseMetrics, String> {
 fn summarize(
     args: &Args,
     metrics: &GooseMetrics,
-    before: &Scrape,
-    after: &Scrape,
+    [before, steady, after]: [&Scrape; 3],
     freshness: &probe::Freshness,
     staleness: &staleness::Staleness,
 ) -> Summary {
     let all = all_requests(metrics);
     let errors: usize = metrics.requests.values().map(|a| a.fail_count).sum();
-    let hits = after.grew(before, "widget_cache_requests_total", &["outcome=\"hit\""]);
-    let misses = after.grew(before, "widget_cache_requests_total", &["outcome=\"miss\""]);
-    let served = after.grew(before, "widget_cache_requests_total", &[]);
-    let l1 = after.grew(before, "tiercache_l1_hits_total", &[]);
-    let l2 = after.grew(before, "tiercache_l2_hits_total", &[]);
+    let hit_rate = |from: &Scrape| {
+        let hits = after.grew(from, "widget_cache_requests_total", &["outcome=\"hit\""]);
+        let misses = after.grew(from, "widget_cache_requests_total", &["outcome=\"miss\""]);
+        (hits + misses > 0.0).then(|| hits / (hits + misses))
+    };
+    let served = after.grew(steady, "widget_cache_requests_total", &[]);
+    let l1 = after.grew(steady, "tiercache_l1_hits_total", &[]);
+    let l2 = after.grew(steady, "tiercache_l2_hits_total", &[]);
     let per_request = metrics
         .requests
         .values()
@@ -347,10 +374,12 @@ fn summarize(
         p95_ms: ms(all.percentile_us(0.95)),
         p99_ms: ms(all.percentile_us(0.99)),
         max_ms: ms(all.maximum_time_us),
-        hit_rate: (hits + misses > 0.0).then(|| hits / (hits + misses)),
+        hit_rate: hit_rate(steady),
+        hit_rate_whole_run: hit_rate(before),
         l1_share: (l1 + l2 > 0.0).then(|| l1 / (l1 + l2)),
         requests_served: served,
-        db_queries: after.grew(before, "widget_data_queries_total", &[]),
+        db_queries: after.grew(steady, "widget_data_queries_total", &[]),
+        db_queries_whole_run: after.grew(before, "widget_data_queries_total", &[]),
         fresh_samples: freshness.delays.len(),
         fresh_p50_ms: freshness.percentile_ms(0.50),
         fresh_p99_ms: freshness.percentile_ms(0.99),

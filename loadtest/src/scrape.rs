@@ -1,6 +1,45 @@
 //! Reads the service's `/metrics` (Prometheus text) before and after a run.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// How often [`during`] scrapes.
+const EVERY: Duration = Duration::from_secs(2);
+
+/// Milliseconds since the Unix epoch, as goose stamps its phases.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Scrapes `node` every [`EVERY`] until `stop` is set, so the steady phase can be measured from
+/// the scrape nearest the moment the last user started. Failed scrapes are skipped.
+pub async fn during(
+    http: reqwest::Client,
+    node: String,
+    stop: Arc<AtomicBool>,
+) -> Vec<(i64, Scrape)> {
+    let mut out = Vec::new();
+    while !stop.load(Ordering::Relaxed) {
+        if let Ok(scrape) = Scrape::fetch(&http, &node).await {
+            out.push((now_ms(), scrape));
+        }
+        tokio::time::sleep(EVERY).await;
+    }
+    out
+}
+
+/// The scrape taken closest after `at_ms` (or the last one before it).
+pub fn nearest_after(scrapes: &[(i64, Scrape)], at_ms: i64) -> Option<&Scrape> {
+    scrapes
+        .iter()
+        .find(|(t, _)| *t >= at_ms)
+        .or_else(|| scrapes.last())
+        .map(|(_, s)| s)
+}
 
 /// One scrape: every series' value, keyed by its full name with labels.
 #[derive(Debug, Default, Clone)]

@@ -21,6 +21,8 @@ pub struct Node {
     pub data: WidgetDataAggregationService,
     /// The cache side; `None` with `--no-cache`.
     pub cached: Option<CachedNode>,
+    /// Every node of the process (this one included), for the pages' links between nodes.
+    pub peers: Vec<crate::routes::Peer>,
     /// Renders the process's Prometheus text.
     pub prometheus: PrometheusHandle,
     /// How long a cache write after a committed donation may take before the answer goes out

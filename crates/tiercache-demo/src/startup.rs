@@ -18,6 +18,7 @@ use tokio::sync::watch;
 
 use crate::error::DemoError;
 use crate::node::{node_name, CachedNode, Node};
+use crate::routes::Peer;
 use crate::settings::Settings;
 
 /// Latency buckets for every histogram, in seconds: 50 µs (an L1 hit) to 10 s (a stuck query).
@@ -57,29 +58,43 @@ pub async fn run(
     if let Some(first) = caches.first() {
         forget_views_of_earlier_runs(first).await?;
     }
-    let mut nodes = Vec::new();
+    // Bound before the nodes are made, so every node knows every port.
+    let mut listeners = Vec::new();
     for index in 0..usize::from(settings.nodes) {
+        let listener = bind(&settings, index).await?;
+        let addr = listener.local_addr().map_err(|source| DemoError::Io {
+            context: "reading a listener's address".into(),
+            source,
+        })?;
+        listeners.push((listener, addr));
+    }
+    let peers: Vec<Peer> = listeners
+        .iter()
+        .enumerate()
+        .map(|(index, (_, addr))| Peer {
+            name: node_name(index),
+            port: addr.port(),
+        })
+        .collect();
+    let mut nodes = Vec::new();
+    for (index, peer) in peers.iter().enumerate() {
         let cached = match caches.get(index) {
             Some(cache) => Some(cached_node(cache.clone(), &data).await?),
             None => None,
         };
         nodes.push(Arc::new(Node {
             index,
-            name: node_name(index),
+            name: peer.name,
             data: data.clone(),
             cached,
+            peers: peers.clone(),
             prometheus: prometheus.clone(),
             invalidation_timeout: INVALIDATION_TIMEOUT,
         }));
     }
     let (stop, stopped) = watch::channel(false);
     let mut servers = Vec::new();
-    for node in &nodes {
-        let listener = bind(&settings, node.index).await?;
-        let addr = listener.local_addr().map_err(|source| DemoError::Io {
-            context: "reading a listener's address".into(),
-            source,
-        })?;
+    for (node, (listener, addr)) in nodes.iter().zip(listeners) {
         println!("{}: http://{addr}", node.name);
         let app = crate::routes::router(node.clone(), settings.request_timeout);
         let mut stopped = stopped.clone();

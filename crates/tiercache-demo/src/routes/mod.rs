@@ -5,6 +5,7 @@ mod directory;
 mod donations;
 mod health;
 mod metrics;
+mod pages;
 mod status;
 mod widgets;
 
@@ -23,11 +24,15 @@ use tower_http::trace::TraceLayer;
 use crate::error::ApiError;
 use crate::node::Node;
 
+pub use pages::Peer;
 pub use widgets::data_json;
 
 /// The routes of one node.
 pub fn router(node: Arc<Node>, request_timeout: Duration) -> Router {
     Router::new()
+        .route("/", get(pages::dashboard))
+        .route("/assets/{file}", get(pages::asset))
+        .route("/api/nodes", get(pages::nodes))
         .route("/api/widgets", get(widgets::catalogue))
         .route("/api/widgets/{widget}", get(widgets::view))
         .route("/api/organizations", get(directory::organizations))
@@ -56,6 +61,8 @@ async fn not_found(uri: axum::http::Uri) -> ApiError {
         format!("no route for {}", uri.path()),
     )
     .with_valid([
+        "GET /",
+        "GET /api/nodes",
         "GET /api/widgets",
         "GET /api/widgets/{widget}",
         "GET /api/organizations",

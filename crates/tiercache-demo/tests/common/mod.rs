@@ -9,6 +9,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+#[allow(unused_imports)]
 pub use tiercache_testkit::{eventually, RedisServer};
 
 /// Generous: a debug build on a busy 2-core machine.

@@ -1,0 +1,317 @@
+//! The pages in a real browser: Debian's headless Chromium through chromedriver (install both with
+//! `scripts/ensure-chromium`). Screenshots land in `target/screenshots/`.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{client, get, Demo, RedisServer, TempDir, DEADLINE};
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{json, Value};
+
+/// A chromedriver process and one browser session on it.
+struct Browser {
+    driver: Child,
+    client: Client,
+    _profile: TempDir,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn on_path(program: &str) -> Option<PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|dir| dir.join(program))
+        .find(|p| p.is_file())
+}
+
+impl Browser {
+    async fn start(name: &str) -> Browser {
+        let driver_path = on_path("chromedriver")
+            .expect("chromedriver is not on PATH: run scripts/ensure-chromium");
+        let chromium =
+            on_path("chromium").expect("chromium is not on PATH: run scripts/ensure-chromium");
+        let port = free_port();
+        let driver = Command::new(driver_path)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver starts");
+        let started = Instant::now();
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed() < DEADLINE,
+                "chromedriver did not listen on {port}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let profile = TempDir::new(&format!("chromium-{name}"));
+        // The flags a root, network-less, GPU-less machine needs; no first-run or background traffic.
+        let capabilities = json!({
+            "goog:chromeOptions": {
+                "binary": chromium,
+                "args": [
+                    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                    "--disable-quic", "--no-first-run", "--disable-background-networking",
+                    "--disable-component-update", "--disable-sync", "--window-size=1280,1700",
+                    format!("--user-data-dir={}", profile.0.display()),
+                ]
+            }
+        });
+        let Value::Object(capabilities) = capabilities else {
+            unreachable!("a json! object literal is an object")
+        };
+        let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(capabilities)
+            .connect(&format!("http://127.0.0.1:{port}"))
+            .await
+            .expect("a Chromium session");
+        Browser {
+            driver,
+            client,
+            _profile: profile,
+        }
+    }
+
+    async fn script(&self, source: &str) -> Value {
+        self.client.execute(source, Vec::new()).await.unwrap()
+    }
+
+    /// Opens `url` and waits for the dashboard's first full refresh.
+    async fn open_dashboard(&self, url: &str) {
+        self.client.goto(url).await.unwrap();
+        self.wait_refreshes(1).await;
+    }
+
+    /// Waits until the dashboard has refreshed at least `n` times since it loaded.
+    async fn wait_refreshes(&self, n: u64) {
+        let started = Instant::now();
+        loop {
+            let done = self
+                .script("return Number(document.body.dataset.refreshed || 0);")
+                .await
+                .as_u64()
+                .unwrap_or(0);
+            if done >= n {
+                return;
+            }
+            let errors = self.errors().await;
+            assert!(errors.is_empty(), "the page reported errors: {errors:?}");
+            assert!(
+                started.elapsed() < DEADLINE,
+                "the dashboard never refreshed"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Script errors, failed loads and console errors the page recorded.
+    async fn errors(&self) -> Vec<String> {
+        let recorded = self
+            .script("return window.pageErrors || ['the page did not run its error capture'];")
+            .await;
+        recorded
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e.as_str().unwrap_or_default().to_owned())
+            .collect()
+    }
+
+    /// The count `total_donations` shows now.
+    async fn shown_count(&self) -> i64 {
+        self.client
+            .find(Locator::Css("#w-total_donations .figure"))
+            .await
+            .unwrap()
+            .attr("data-count")
+            .await
+            .unwrap()
+            .unwrap()
+            .parse()
+            .unwrap()
+    }
+
+    /// Saves a screenshot as `target/screenshots/<name>.png`.
+    async fn screenshot(&self, name: &str) {
+        let png = self.client.screenshot().await.unwrap();
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/screenshots");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
+    }
+
+    async fn close(mut self) {
+        let _ = self.client.clone().close().await;
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+    }
+}
+
+#[tokio::test]
+async fn the_dashboard_shows_the_apis_figures_and_fits_a_phone() {
+    let redis = RedisServer::start().unwrap();
+    let demo = Demo::start(
+        "browser-figures",
+        &["--nodes", "2", "--redis-url", &redis.url()],
+    );
+    let browser = Browser::start("figures").await;
+    let query = "range=last_30_days&organization_id=1";
+    browser
+        .open_dashboard(&format!("{}/?{query}", demo.urls[0]))
+        .await;
+    let (_, api) = get(
+        &client(),
+        &format!("{}/api/widgets/total_donations?{query}", demo.urls[0]),
+    )
+    .await;
+    assert_eq!(
+        browser.shown_count().await,
+        api["data"]["count"].as_i64().unwrap()
+    );
+    let sources = browser
+        .script(
+            "return [...document.querySelectorAll('.card[id^=w-]')].map(c => c.dataset.source);",
+        )
+        .await;
+    let sources = sources.as_array().unwrap();
+    assert_eq!(sources.len(), 7);
+    for source in sources {
+        assert!(
+            ["l1", "l2", "loaded"].contains(&source.as_str().unwrap()),
+            "every widget answered from a tier: {sources:?}"
+        );
+    }
+    let selected = browser
+        .script("return document.getElementById('organization').value;")
+        .await;
+    assert_eq!(selected, "1", "the address chooses the organisation");
+    assert!(browser.errors().await.is_empty());
+    browser.screenshot("dashboard").await;
+
+    browser.client.set_window_size(390, 844).await.unwrap();
+    browser
+        .open_dashboard(&format!("{}/?{query}", demo.urls[0]))
+        .await;
+    let overflow = browser
+        .script("return document.documentElement.scrollWidth - window.innerWidth;")
+        .await;
+    assert!(
+        overflow.as_i64().unwrap() <= 0,
+        "wider than a phone by {overflow} px"
+    );
+    browser.screenshot("dashboard-phone").await;
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn a_donation_made_on_the_page_shows_on_the_other_nodes_page() {
+    let redis = RedisServer::start().unwrap();
+    let demo = Demo::start(
+        "browser-donation",
+        &["--nodes", "2", "--redis-url", &redis.url()],
+    );
+    let browser = Browser::start("donation").await;
+    let query = "range=this_month&campaign_id=7";
+    browser
+        .open_dashboard(&format!("{}/?{query}", demo.urls[1]))
+        .await;
+    let before = browser.shown_count().await;
+
+    browser
+        .open_dashboard(&format!("{}/?{query}", demo.urls[0]))
+        .await;
+    assert_eq!(browser.shown_count().await, before);
+    let amount = browser
+        .client
+        .find(Locator::Id("donate-amount"))
+        .await
+        .unwrap();
+    amount.clear().await.unwrap();
+    amount.send_keys("12.34").await.unwrap();
+    browser
+        .client
+        .find(Locator::Id("donate-submit"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let started = Instant::now();
+    loop {
+        let result = browser
+            .client
+            .find(Locator::Id("donate-result"))
+            .await
+            .unwrap();
+        if result.attr("data-donation").await.unwrap().is_some() {
+            let text = result.text().await.unwrap();
+            assert!(text.contains("campaign #7"), "{text}");
+            break;
+        }
+        assert!(
+            started.elapsed() < DEADLINE,
+            "the donation was not recorded"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    browser.wait_refreshes(2).await;
+    assert_eq!(
+        browser.shown_count().await,
+        before + 1,
+        "this node's page moved"
+    );
+
+    // One click to the other node's page, same view.
+    browser
+        .client
+        .find(Locator::Id("link-node-1"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    browser.wait_refreshes(1).await;
+    let url = browser.client.current_url().await.unwrap();
+    assert!(
+        demo.urls[1].ends_with(&format!(":{}", url.port().unwrap())),
+        "{url}"
+    );
+    assert!(
+        url.query().unwrap_or_default().contains("campaign_id=7"),
+        "{url}"
+    );
+    let started = Instant::now();
+    while browser.shown_count().await != before + 1 {
+        assert!(
+            started.elapsed() < DEADLINE,
+            "node 1's page never showed the donation"
+        );
+        browser
+            .client
+            .find(Locator::Id("refresh"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(browser.errors().await.is_empty());
+    browser.close().await;
+}
