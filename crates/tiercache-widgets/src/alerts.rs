@@ -9,6 +9,7 @@ use crate::metrics::MetricsSnapshot;
 
 /// How urgent an alert is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Severity {
     /// Worth a look.
     Info,
@@ -20,6 +21,7 @@ pub enum Severity {
 
 /// What an alert is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum AlertKind {
     /// Hit rate under the minimum.
     LowHitRate,

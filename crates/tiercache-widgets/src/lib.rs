@@ -37,6 +37,7 @@ mod invalidation;
 mod key;
 mod metrics;
 mod service;
+mod status;
 mod tags;
 mod time_range;
 mod ttl_strategy;
@@ -57,6 +58,10 @@ pub use metrics::{
     MetricsSnapshot, RedisFigures, WidgetCacheMetricsService, WidgetFigures, SNAPSHOTS_KEPT,
 };
 pub use service::WidgetCacheService;
+pub use status::{
+    CacheStatus, CoherenceStatus, HealthLevel, HealthStatus, InvalidationStatus, LockStatus,
+    NodeFacts, RequestFigures, CRITICAL_SCORE, HEALTHY_SCORE,
+};
 pub use tags::{tags_for_entry, tags_for_event, widget_range_tag};
 pub use time_range::TimeRange;
 pub use ttl_strategy::TtlStrategy;
