@@ -28,6 +28,7 @@
 #![deny(missing_docs)]
 
 mod alerts;
+mod clock;
 mod data;
 mod error;
 mod events;
@@ -44,6 +45,7 @@ mod ttl_strategy;
 mod widget_type;
 
 pub use alerts::{evaluate as evaluate_alerts, Alert, AlertKind, Severity, Thresholds};
+pub use clock::{Clock, ManualClock, SystemClock};
 pub use data::{
     ActivityRow, CampaignRow, DatasetSize, DonorRow, NewDonation, OrganizationStats, Participation,
     TotalDonations, TrendBucket, WidgetData, WidgetDataAggregationService,

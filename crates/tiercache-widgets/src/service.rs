@@ -4,21 +4,28 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use tiercache::{Cache, EntryOptions, Fetched, Source};
 
+use crate::clock::{Clock, SystemClock};
 use crate::data::WidgetData;
 use crate::error::WidgetError;
+use crate::key::render_key;
 use crate::metrics::WidgetCacheMetricsService;
 use crate::tags::{tags_for_entry, widget_range_tag};
-use crate::{TimeRange, TtlStrategy, WidgetFilters, WidgetKey, WidgetType};
+use crate::{TimeRange, TtlStrategy, WidgetFilters, WidgetType};
 
 /// Serves widget views from the cache, computing them with a provider on a miss.
+///
+/// Each call reads the clock once: the view's range resolves at that instant, its key names the
+/// resolved period, its lifetime ends at the range's next boundary, and a provider given to an `_at`
+/// method computes at that same instant.
 #[derive(Clone)]
 pub struct WidgetCacheService {
     cache: Cache,
     ttl: TtlStrategy,
     metrics: WidgetCacheMetricsService,
+    clock: Arc<dyn Clock>,
 }
 
 impl std::fmt::Debug for WidgetCacheService {
@@ -36,7 +43,20 @@ impl WidgetCacheService {
             cache,
             ttl: TtlStrategy::new(),
             metrics,
+            clock: Arc::new(SystemClock),
         }
+    }
+
+    /// Resolves time ranges against `clock` instead of the system clock.
+    #[must_use]
+    pub fn with_clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// The instant a call made now resolves its range at.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
     }
 
     /// Replaces the TTL strategy.
@@ -56,21 +76,17 @@ impl WidgetCacheService {
         &self.metrics
     }
 
-    fn key(widget: WidgetType, range: &TimeRange, filters: &WidgetFilters) -> String {
-        WidgetKey::new(widget, *range, filters.clone()).to_string()
-    }
-
-    /// TTL tier and tags of a view: a dozen formatted strings and a calendar lookup, so reads build
+    /// Lifetime and tags of a view: a dozen formatted strings and a calendar lookup, so reads build
     /// them only when the cache needs them (a miss or a refresh), not on every L1 hit.
     fn entry_options(
         &self,
         widget: WidgetType,
         range: &TimeRange,
         filters: &WidgetFilters,
+        now: DateTime<Utc>,
     ) -> EntryOptions {
-        let now = Utc::now();
-        let tier = self.ttl.tier(widget, range, now);
-        EntryOptions::tier(tier).with_tags(tags_for_entry(widget, range, filters, now))
+        let ttl = self.ttl.ttl(widget, range, now, self.cache.config());
+        EntryOptions::new(ttl).with_tags(tags_for_entry(widget, range, filters, now))
     }
 
     /// The data of one view: from L1, L2, or `provider` (once for the fleet) on a miss.
@@ -104,14 +120,45 @@ impl WidgetCacheService {
         P: FnOnce() -> Fut + Send + 'static,
         Fut: Future<Output = Result<WidgetData, WidgetError>> + Send + 'static,
     {
-        let key = Self::key(widget, &range, &filters);
+        self.fetch_widget_data_at(widget, range, filters, move |_| provider())
+            .await
+    }
+
+    /// [`WidgetCacheService::fetch_widget_data`] with a provider told the instant the range resolved
+    /// at, so the figures it computes belong to the period the key names even when the call straddles
+    /// a boundary.
+    ///
+    /// ```no_run
+    /// # async fn run(widgets: tiercache_widgets::WidgetCacheService, data: tiercache_widgets::WidgetDataAggregationService) -> Result<(), tiercache_widgets::WidgetError> {
+    /// use tiercache_widgets::{TimeRange, WidgetFilters, WidgetType};
+    /// let (w, r, f) = (WidgetType::TotalDonations, TimeRange::ThisMonth, WidgetFilters::new());
+    /// let f2 = f.clone();
+    /// let fetched = widgets
+    ///     .fetch_widget_data_at(w, r, f, move |now| async move { data.compute(w, r, f2, now).await })
+    ///     .await?;
+    /// println!("{:?} from {}", fetched.value, fetched.source);
+    /// # Ok(()) }
+    /// ```
+    pub async fn fetch_widget_data_at<P, Fut>(
+        &self,
+        widget: WidgetType,
+        range: TimeRange,
+        filters: WidgetFilters,
+        provider: P,
+    ) -> Result<Fetched<WidgetData>, WidgetError>
+    where
+        P: FnOnce(DateTime<Utc>) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<WidgetData, WidgetError>> + Send + 'static,
+    {
+        let now = self.clock.now();
+        let key = render_key(widget, &range, &filters, now);
         let started = Instant::now();
         let result = self
             .cache
             .fetch_with(
                 &key,
-                || self.entry_options(widget, &range, &filters),
-                move || async move { checked(widget, provider().await) },
+                || self.entry_options(widget, &range, &filters, now),
+                move || async move { checked(widget, provider(now).await) },
             )
             .await;
         // A call that waited for a load (its own or one it coalesced with) paid for it: a miss.
@@ -133,11 +180,28 @@ impl WidgetCacheService {
         P: FnOnce() -> Fut,
         Fut: Future<Output = Result<WidgetData, WidgetError>>,
     {
+        self.warmup_widget_at(widget, range, filters, move |_| provider())
+            .await
+    }
+
+    /// [`WidgetCacheService::warmup_widget`] with a provider told the instant the range resolved at.
+    pub async fn warmup_widget_at<P, Fut>(
+        &self,
+        widget: WidgetType,
+        range: TimeRange,
+        filters: WidgetFilters,
+        provider: P,
+    ) -> Result<(), WidgetError>
+    where
+        P: FnOnce(DateTime<Utc>) -> Fut,
+        Fut: Future<Output = Result<WidgetData, WidgetError>>,
+    {
+        let now = self.clock.now();
         let (key, opts) = (
-            Self::key(widget, &range, &filters),
-            self.entry_options(widget, &range, &filters),
+            render_key(widget, &range, &filters, now),
+            self.entry_options(widget, &range, &filters, now),
         );
-        let data = checked(widget, provider().await)?;
+        let data = checked(widget, provider(now).await)?;
         self.cache.set(&key, data, &opts).await?;
         Ok(())
     }

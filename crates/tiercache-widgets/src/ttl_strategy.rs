@@ -12,11 +12,17 @@
 //! Events invalidate affected views at once whatever their tier; the TTL only bounds how long a view can
 //! be wrong if an event is lost outside the cache (a write that emitted none). Overrides replace a row
 //! for one widget type.
+//!
+//! Whatever the tier, a view's lifetime ends at its range's next boundary
+//! ([`TimeRange::next_boundary`]): at midnight `today` becomes `yesterday`'s period, on the 1st
+//! `last_month` names another month. The key names the period too, so the boundary is where the old
+//! entry stops being read; ending its life there keeps it from lingering in memory afterwards.
 
 use std::collections::HashMap;
+use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Duration, Utc};
-use tiercache::TtlTier;
+use tiercache::{Config, TtlTier};
 
 use crate::{TimeRange, WidgetType};
 
@@ -67,7 +73,39 @@ impl TtlStrategy {
             _ => TtlTier::Short,
         }
     }
+
+    /// How long a view computed at `now` may be cached: its tier's TTL under `config`, cut at the
+    /// range's next boundary.
+    ///
+    /// ```
+    /// use chrono::{TimeZone, Utc};
+    /// use std::time::Duration;
+    /// use tiercache_widgets::{TimeRange, TtlStrategy, WidgetType};
+    /// let config = tiercache::Config::default();
+    /// let before_midnight = Utc.with_ymd_and_hms(2025, 5, 14, 23, 59, 30).unwrap();
+    /// let ttl = TtlStrategy::new().ttl(WidgetType::TotalDonations, &TimeRange::Yesterday, before_midnight, &config);
+    /// assert_eq!(ttl, Duration::from_secs(30), "the long tier, cut at midnight");
+    /// ```
+    pub fn ttl(
+        &self,
+        widget: WidgetType,
+        range: &TimeRange,
+        now: DateTime<Utc>,
+        config: &Config,
+    ) -> StdDuration {
+        let ttl = config.ttl_tiers.ttl(self.tier(widget, range, now));
+        match range.next_boundary(now) {
+            // A boundary is ahead of `now` by construction, so the difference is positive.
+            Some(boundary) => (boundary - now)
+                .to_std()
+                .map_or(ttl, |left| ttl.min(left.max(MIN_TTL))),
+            None => ttl,
+        }
+    }
 }
+
+/// The shortest lifetime given, so an entry computed in the last instant of a period is still stored.
+const MIN_TTL: StdDuration = StdDuration::from_millis(1);
 
 #[cfg(test)]
 mod tests {
@@ -99,10 +137,44 @@ mod tests {
             s.tier(WidgetType::TotalDonations, &TimeRange::LastMonth, now),
             TtlTier::Daily
         );
-        let s = s.with_override(WidgetType::TotalDonations, TtlTier::Long);
+        let s = s
+            .clone()
+            .with_override(WidgetType::TotalDonations, TtlTier::Long);
         assert_eq!(
             s.tier(WidgetType::TotalDonations, &TimeRange::Today, now),
             TtlTier::Long
         );
+    }
+
+    #[test]
+    fn no_lifetime_crosses_the_next_boundary() {
+        let config = Config::default();
+        let s = TtlStrategy::new();
+        // Seconds before a day, a week (Monday 2 June), a month, a quarter and a year begin.
+        for boundary in [
+            Utc.with_ymd_and_hms(2025, 5, 15, 0, 0, 0).unwrap(),
+            Utc.with_ymd_and_hms(2025, 6, 2, 0, 0, 0).unwrap(),
+            Utc.with_ymd_and_hms(2025, 5, 1, 0, 0, 0).unwrap(),
+            Utc.with_ymd_and_hms(2025, 7, 1, 0, 0, 0).unwrap(),
+            Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap(),
+        ] {
+            let now = boundary - Duration::seconds(20);
+            for range in TimeRange::named() {
+                for widget in WidgetType::ALL {
+                    let ttl = s.ttl(widget, &range, now, &config);
+                    let until = range.next_rollover(now).unwrap() - now;
+                    assert!(
+                        ttl <= until.to_std().unwrap(),
+                        "{widget} {range} at {now}: {ttl:?} crosses the rollover"
+                    );
+                    let tier = config.ttl_tiers.ttl(s.tier(widget, &range, now));
+                    if range.next_rollover(now) == Some(boundary) {
+                        assert_eq!(ttl, StdDuration::from_secs(20), "{widget} {range}");
+                    } else {
+                        assert_eq!(ttl, tier, "{widget} {range}: far from its rollover");
+                    }
+                }
+            }
+        }
     }
 }
