@@ -38,8 +38,8 @@ pub struct Setup {
     pub clock: Option<ManualClock>,
     /// The instant the synthetic data is generated up to (it spans the 400 days before).
     pub data_until: DateTime<Utc>,
-    /// Changes each node's builder (TTL tiers, refresh mode, ...).
-    pub builder: fn(tiercache::CacheBuilder) -> tiercache::CacheBuilder,
+    /// Changes each node's configuration (TTLs, refresh mode, ...).
+    pub configure: fn(&mut tiercache::Config),
 }
 
 impl Default for Setup {
@@ -47,7 +47,7 @@ impl Default for Setup {
         Setup {
             clock: None,
             data_until: Utc::now(),
-            builder: |b| b,
+            configure: |_| {},
         }
     }
 }
@@ -66,11 +66,14 @@ pub async fn fleet_with(name: &str, setup: Setup) -> Fleet {
         .unwrap();
     let mut nodes = Vec::new();
     for _ in 0..3 {
-        let builder = Cache::builder()
-            .redis_url(&redis.url())
-            .namespace("widgets")
-            .heartbeat_interval(Duration::from_millis(100));
-        let cache = (setup.builder)(builder).build().await.unwrap();
+        let mut config = tiercache::Config {
+            redis_url: redis.url(),
+            namespace: "widgets".into(),
+            heartbeat_interval: Duration::from_millis(100),
+            ..tiercache::Config::default()
+        };
+        (setup.configure)(&mut config);
+        let cache = Cache::builder().config(config).build().await.unwrap();
         let node = WidgetCacheService::new(cache, WidgetCacheMetricsService::in_memory());
         nodes.push(match &setup.clock {
             Some(clock) => node.with_clock(clock.clone()),
