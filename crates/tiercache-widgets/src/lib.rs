@@ -64,7 +64,10 @@ pub use status::{
     CacheStatus, CoherenceStatus, HealthLevel, HealthStatus, InvalidationStatus, LockStatus,
     NodeFacts, RequestFigures, CRITICAL_SCORE, HEALTHY_SCORE,
 };
-pub use tags::{tags_for_entry, tags_for_event, widget_range_tag};
+pub use tags::{
+    tags_for_entry, tags_for_event, tags_for_scope, widget_range_tag, Scope, CLOCK_SKEW,
+    MAX_YEAR_TAGS,
+};
 pub use time_range::TimeRange;
 pub use ttl_strategy::TtlStrategy;
 pub use widget_type::WidgetType;

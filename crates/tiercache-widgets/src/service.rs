@@ -1,14 +1,16 @@
 //! [`WidgetCacheService`]: widget views through the two-tier cache.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
+use parking_lot::RwLock;
 use tiercache::{Cache, EntryOptions, Fetched, Source};
 
 use crate::clock::{Clock, SystemClock};
-use crate::data::WidgetData;
+use crate::data::{WidgetData, WidgetDataAggregationService};
 use crate::error::WidgetError;
 use crate::key::render_key;
 use crate::metrics::WidgetCacheMetricsService;
@@ -26,6 +28,41 @@ pub struct WidgetCacheService {
     ttl: TtlStrategy,
     metrics: WidgetCacheMetricsService,
     clock: Arc<dyn Clock>,
+    campaigns: Option<CampaignOrganizations>,
+}
+
+/// How many campaigns' organisations a service remembers; past that it asks the database each time.
+const CAMPAIGNS_KEPT: usize = 65_536;
+
+/// The organisation of each campaign a view filters on, looked up once and kept: a campaign never
+/// changes organisation, and knowing it lets organisation-wide invalidations pass other
+/// organisations' campaign views by.
+#[derive(Clone)]
+struct CampaignOrganizations {
+    data: WidgetDataAggregationService,
+    known: Arc<RwLock<HashMap<i64, Option<i64>>>>,
+}
+
+impl CampaignOrganizations {
+    async fn of(&self, campaign_id: i64) -> Option<i64> {
+        if let Some(org) = self.known.read().get(&campaign_id) {
+            return *org;
+        }
+        match self.data.organization_of(campaign_id).await {
+            Ok(org) => {
+                let mut known = self.known.write();
+                if known.len() < CAMPAIGNS_KEPT {
+                    known.insert(campaign_id, org);
+                }
+                org
+            }
+            Err(e) => {
+                // Without it the view's tags are only wider: correct, refreshed a little more often.
+                tracing::warn!(campaign_id, error = %e, "could not look up a campaign's organisation");
+                None
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for WidgetCacheService {
@@ -44,7 +81,21 @@ impl WidgetCacheService {
             ttl: TtlStrategy::new(),
             metrics,
             clock: Arc::new(SystemClock),
+            campaigns: None,
         }
+    }
+
+    /// Looks up the organisation of each campaign a view filters on in `data`, so that invalidating
+    /// `organization:<id>` (or a change to another organisation) passes that campaign's views by when
+    /// it belongs to another organisation. Without it such views are refreshed by every
+    /// organisation-wide invalidation.
+    #[must_use]
+    pub fn with_directory(mut self, data: WidgetDataAggregationService) -> Self {
+        self.campaigns = Some(CampaignOrganizations {
+            data,
+            known: Arc::default(),
+        });
+        self
     }
 
     /// Resolves time ranges against `clock` instead of the system clock.
@@ -83,10 +134,26 @@ impl WidgetCacheService {
         widget: WidgetType,
         range: &TimeRange,
         filters: &WidgetFilters,
+        campaign_organization: Option<i64>,
         now: DateTime<Utc>,
     ) -> EntryOptions {
         let ttl = self.ttl.ttl(widget, range, now, self.cache.config());
-        EntryOptions::new(ttl).with_tags(tags_for_entry(widget, range, filters, now))
+        EntryOptions::new(ttl).with_tags(tags_for_entry(
+            widget,
+            range,
+            filters,
+            campaign_organization,
+        ))
+    }
+
+    /// The organisation the view's campaign filter implies, when the view names no organisation.
+    async fn campaign_organization(&self, filters: &WidgetFilters) -> Option<i64> {
+        match (&self.campaigns, filters.campaign_id()) {
+            (Some(campaigns), Some(c)) if filters.organization_id().is_none() => {
+                campaigns.of(c).await
+            }
+            _ => None,
+        }
     }
 
     /// The data of one view: from L1, L2, or `provider` (once for the fleet) on a miss.
@@ -153,11 +220,12 @@ impl WidgetCacheService {
         let now = self.clock.now();
         let key = render_key(widget, &range, &filters, now);
         let started = Instant::now();
+        let org = self.campaign_organization(&filters).await;
         let result = self
             .cache
             .fetch_with(
                 &key,
-                || self.entry_options(widget, &range, &filters, now),
+                || self.entry_options(widget, &range, &filters, org, now),
                 move || async move { checked(widget, provider(now).await) },
             )
             .await;
@@ -197,9 +265,10 @@ impl WidgetCacheService {
         Fut: Future<Output = Result<WidgetData, WidgetError>>,
     {
         let now = self.clock.now();
+        let org = self.campaign_organization(&filters).await;
         let (key, opts) = (
             render_key(widget, &range, &filters, now),
-            self.entry_options(widget, &range, &filters, now),
+            self.entry_options(widget, &range, &filters, org, now),
         );
         let data = checked(widget, provider(now).await)?;
         self.cache.set(&key, data, &opts).await?;

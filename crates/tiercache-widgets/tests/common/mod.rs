@@ -74,13 +74,18 @@ pub async fn fleet_with(name: &str, setup: Setup) -> Fleet {
         };
         (setup.configure)(&mut config);
         let cache = Cache::builder().config(config).build().await.unwrap();
-        let node = WidgetCacheService::new(cache, WidgetCacheMetricsService::in_memory());
+        let node = WidgetCacheService::new(cache, WidgetCacheMetricsService::in_memory())
+            .with_directory(data.clone());
         nodes.push(match &setup.clock {
             Some(clock) => node.with_clock(clock.clone()),
             None => node,
         });
     }
     let invalidation = WidgetInvalidationService::new(nodes[0].cache().clone(), Some(data.clone()));
+    let invalidation = match &setup.clock {
+        Some(clock) => invalidation.with_clock(clock.clone()),
+        None => invalidation,
+    };
     Fleet {
         redis,
         _dir: TempDir(dir),
