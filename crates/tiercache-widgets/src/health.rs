@@ -8,11 +8,14 @@
 //!
 //! At or above the target hit rate the hit part is full; at or below the minimum it is zero; linear in
 //! between. Likewise response time between target (full) and maximum (zero), and error rate between 0
-//! (full) and the maximum (zero). With no requests yet there is nothing to fault: 100.
+//! (full) and the maximum (zero). With no requests there is nothing to fault: 100.
+//!
+//! The score judges the snapshot's last minute ([`MetricsSnapshot::judged`]), not the figures since
+//! start: a bad minute shows at once, and a bad hour is forgotten a minute after it ends.
 
 use tiercache::ServiceTargets;
 
-use crate::metrics::MetricsSnapshot;
+use crate::metrics::{MetricsSnapshot, RequestFigures};
 
 fn ramp(value: f64, zero_at: f64, full_at: f64) -> f64 {
     if (full_at - zero_at).abs() < f64::EPSILON {
@@ -21,14 +24,20 @@ fn ramp(value: f64, zero_at: f64, full_at: f64) -> f64 {
     ((value - zero_at) / (full_at - zero_at)).clamp(0.0, 1.0)
 }
 
-/// The score of one snapshot against the configured targets.
+/// The score of a snapshot's last minute against the configured targets.
 ///
 /// ```
-/// use tiercache_widgets::{health_score, MetricsSnapshot};
-/// let perfect = MetricsSnapshot { requests: 100, hit_rate: 0.99, mean_response_ms: 5.0, ..Default::default() };
+/// use tiercache_widgets::{health_score, MetricsSnapshot, RequestFigures};
+/// let mut perfect = MetricsSnapshot::default();
+/// perfect.last_1m.requests = RequestFigures { requests: 100, hit_rate: 0.99, mean_response_ms: 5.0, ..Default::default() };
 /// assert_eq!(health_score(&perfect, &tiercache::ServiceTargets::default()), 100);
 /// ```
 pub fn health_score(snapshot: &MetricsSnapshot, targets: &ServiceTargets) -> u8 {
+    score(&snapshot.judged().requests, targets)
+}
+
+/// The score of request figures against the configured targets.
+pub(crate) fn score(snapshot: &RequestFigures, targets: &ServiceTargets) -> u8 {
     if snapshot.requests == 0 {
         return 100;
     }
@@ -58,13 +67,15 @@ mod tests {
     use super::*;
 
     fn snap(hit_rate: f64, mean_response_ms: f64, error_rate: f64) -> MetricsSnapshot {
-        MetricsSnapshot {
+        let mut s = MetricsSnapshot::default();
+        s.last_1m.requests = RequestFigures {
             requests: 1000,
             hit_rate,
             mean_response_ms,
             error_rate,
             ..Default::default()
-        }
+        };
+        s
     }
 
     #[test]
@@ -106,6 +117,19 @@ mod tests {
             health_score(&MetricsSnapshot::default(), &t),
             100,
             "no traffic"
+        );
+        let mut bad_past = snap(0.99, 10.0, 0.0);
+        bad_past.total.requests = RequestFigures {
+            requests: 100_000,
+            hit_rate: 0.2,
+            error_rate: 0.5,
+            mean_response_ms: 3000.0,
+            ..Default::default()
+        };
+        assert_eq!(
+            health_score(&bad_past, &t),
+            100,
+            "only the last minute counts"
         );
     }
 }

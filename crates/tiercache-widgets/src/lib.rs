@@ -57,12 +57,13 @@ pub use health::health_score;
 pub use invalidation::{DonationAction, WidgetInvalidationService, EVENT_NAMES};
 pub use key::WidgetKey;
 pub use metrics::{
-    MetricsSnapshot, RedisFigures, WidgetCacheMetricsService, WidgetFigures, SNAPSHOTS_KEPT,
+    Figures, History, LockFigures, MetricsSnapshot, RedisFigures, RequestFigures,
+    WidgetCacheMetricsService, WidgetFigures, SAMPLE_EVERY, SNAPSHOTS_KEPT, WINDOWS,
 };
 pub use service::WidgetCacheService;
 pub use status::{
     CacheStatus, CoherenceStatus, HealthLevel, HealthStatus, InvalidationStatus, LockStatus,
-    NodeFacts, RequestFigures, CRITICAL_SCORE, HEALTHY_SCORE,
+    NodeFacts, StatusWindows, CRITICAL_SCORE, HEALTHY_SCORE,
 };
 pub use tags::{
     tags_for_entry, tags_for_event, tags_for_scope, widget_range_tag, Scope, CLOCK_SKEW,

@@ -3,17 +3,17 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use parking_lot::RwLock;
-use tiercache::{Cache, EntryOptions, Fetched, Source};
+use tiercache::{Cache, EntryOptions, Fetched};
 
 use crate::clock::{Clock, SystemClock};
 use crate::data::{WidgetData, WidgetDataAggregationService};
 use crate::error::WidgetError;
 use crate::key::render_key;
-use crate::metrics::WidgetCacheMetricsService;
+use crate::metrics::{WidgetCacheMetricsService, SAMPLE_EVERY};
 use crate::tags::{tags_for_entry, widget_range_tag};
 use crate::{TimeRange, TtlStrategy, WidgetFilters, WidgetType};
 
@@ -29,6 +29,16 @@ pub struct WidgetCacheService {
     metrics: WidgetCacheMetricsService,
     clock: Arc<dyn Clock>,
     campaigns: Option<CampaignOrganizations>,
+    schedule: Option<Arc<Schedule>>,
+}
+
+/// The snapshot task of a service; stopped when the last clone of the service is dropped.
+struct Schedule(tokio::task::JoinHandle<()>);
+
+impl Drop for Schedule {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// How many campaigns' organisations a service remembers; past that it asks the database each time.
@@ -82,7 +92,50 @@ impl WidgetCacheService {
             metrics,
             clock: Arc::new(SystemClock),
             campaigns: None,
+            schedule: None,
         }
+    }
+
+    /// Samples the metrics every [`SAMPLE_EVERY`] (or `interval`, if shorter) so their 1, 5 and
+    /// 15 minute windows stay accurate, and records a snapshot into the metrics' history every
+    /// `interval` (at least 1 ms). The task stops when the last clone of this service is dropped;
+    /// calling this again replaces it.
+    ///
+    /// # Panics
+    ///
+    /// Outside a Tokio runtime.
+    ///
+    /// ```no_run
+    /// # async fn run(cache: tiercache::Cache) -> Result<(), tiercache_widgets::WidgetError> {
+    /// use std::time::Duration;
+    /// use tiercache_widgets::{WidgetCacheMetricsService, WidgetCacheService};
+    /// let metrics = WidgetCacheMetricsService::with_redis("redis://127.0.0.1:6379/1", "widgets").await?;
+    /// let widgets = WidgetCacheService::new(cache, metrics).with_snapshots(Duration::from_secs(60));
+    /// # drop(widgets); Ok(()) }
+    /// ```
+    #[must_use]
+    pub fn with_snapshots(mut self, interval: Duration) -> Self {
+        let interval = interval.max(Duration::from_millis(1));
+        let (cache, metrics) = (self.cache.clone(), self.metrics.clone());
+        let task = tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(SAMPLE_EVERY.min(interval));
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut next_record = tokio::time::Instant::now() + interval;
+            loop {
+                let now = ticks.tick().await;
+                if now < next_record {
+                    metrics.sample(&cache);
+                    continue;
+                }
+                next_record = now + interval;
+                let snapshot = metrics.snapshot(&cache).await;
+                if let Err(e) = metrics.record_snapshot(&snapshot).await {
+                    tracing::warn!(error = %e, "could not record a metrics snapshot");
+                }
+            }
+        });
+        self.schedule = Some(Arc::new(Schedule(task)));
+        self
     }
 
     /// Looks up the organisation of each campaign a view filters on in `data`, so that invalidating
@@ -229,10 +282,11 @@ impl WidgetCacheService {
                 move || async move { checked(widget, provider(now).await) },
             )
             .await;
-        // A call that waited for a load (its own or one it coalesced with) paid for it: a miss.
-        let hit = result.as_ref().is_ok_and(|f| f.source != Source::Loaded);
-        self.metrics
-            .record(widget, hit, started.elapsed(), result.is_err());
+        self.metrics.record(
+            widget,
+            result.as_ref().ok().map(|f| f.source),
+            started.elapsed(),
+        );
         Ok(result?)
     }
 

@@ -11,7 +11,9 @@ use tiercache::{Cache, CacheStats, ServiceTargets};
 
 use crate::alerts::{evaluate, Alert, Severity, Thresholds};
 use crate::health::health_score;
-use crate::metrics::{MetricsSnapshot, RedisFigures, WidgetCacheMetricsService, WidgetFigures};
+use crate::metrics::{
+    Figures, LockFigures, MetricsSnapshot, RedisFigures, RequestFigures, WidgetCacheMetricsService,
+};
 
 /// A score at or above this is healthy (unless an alert says otherwise).
 pub const HEALTHY_SCORE: u8 = 80;
@@ -27,16 +29,20 @@ pub struct CacheStatus {
     pub namespace: String,
     /// The node's id as 16 hex digits (a string: JSON numbers lose digits past 2^53).
     pub node_id: String,
-    /// The health score and the level it maps to.
+    /// The health score and the level it maps to, judged over `health.window`.
     pub health: HealthStatus,
-    /// The alerts raised now, most urgent first.
+    /// The alerts raised now (judged over the same window), most urgent first.
     pub alerts: Vec<Alert>,
+    /// The seconds since the node's metrics started: the span `requests`, `widgets` and `locks` cover.
+    pub total_seconds: f64,
     /// Every widget request of this node since it started.
     pub requests: RequestFigures,
     /// The same figures per widget type, keyed by its snake_case name; every type is listed.
     pub widgets: BTreeMap<String, RequestFigures>,
-    /// Load leases and named locks.
+    /// Load leases and named locks since the node started.
     pub locks: LockStatus,
+    /// The same figures over the last 1, 5 and 15 minutes.
+    pub windows: StatusWindows,
     /// Invalidations this node sent and received.
     pub invalidations: InvalidationStatus,
     /// Whether this node may have missed invalidations, and how it recovered.
@@ -46,12 +52,25 @@ pub struct CacheStatus {
 }
 
 /// The health score (0–100, see [`health_score`]) and its level.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HealthStatus {
     /// 0–100; 100 when there was no traffic to fault.
     pub score: u8,
     /// `healthy`, `warning` or `critical`: the worse of what the score and the alerts say.
     pub level: HealthLevel,
+    /// The window score and alerts judge (`last_1m`).
+    pub window: String,
+}
+
+/// Figures over the last 1, 5 and 15 minutes, each with the seconds it really covers.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StatusWindows {
+    /// The last minute.
+    pub last_1m: Figures,
+    /// The last five minutes.
+    pub last_5m: Figures,
+    /// The last fifteen minutes.
+    pub last_15m: Figures,
 }
 
 /// How healthy a node is, for people and for load balancers.
@@ -89,53 +108,9 @@ impl HealthLevel {
     }
 }
 
-/// Request figures of widget reads.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct RequestFigures {
-    /// Reads (hits + misses + errors).
-    pub requests: u64,
-    /// Reads answered from the cache (either tier, or a stale fail-safe value).
-    pub hits: u64,
-    /// Reads that waited for a load.
-    pub misses: u64,
-    /// Reads that failed.
-    pub errors: u64,
-    /// hits / (hits + misses); 1 when there were none.
-    pub hit_rate: f64,
-    /// errors / requests; 0 when there were none.
-    pub error_rate: f64,
-    /// Mean response time, ms.
-    pub mean_response_ms: f64,
-    /// Slowest response, ms.
-    pub max_response_ms: f64,
-}
-
-impl RequestFigures {
-    fn of(f: &WidgetFigures) -> Self {
-        let requests = f.hits + f.misses + f.errors;
-        RequestFigures {
-            requests,
-            hits: f.hits,
-            misses: f.misses,
-            errors: f.errors,
-            hit_rate: rate(f.hits, f.hits + f.misses, 1.0),
-            error_rate: rate(f.errors, requests, 0.0),
-            mean_response_ms: f.mean_response_ms,
-            max_response_ms: f.max_response_ms,
-        }
-    }
-}
-
-/// Load leases and named locks of this node.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct LockStatus {
-    /// Leases and locks taken.
-    pub acquired: u64,
-    /// Attempts that found the lease held by another node.
-    pub failed: u64,
-    /// failed / (acquired + failed); 0 when there were none.
-    pub failure_rate: f64,
-}
+/// Load leases and named locks of this node: acquired, contended (waited for another node's load:
+/// healthy) and failed (timed out or errored), and the failure rate.
+pub type LockStatus = LockFigures;
 
 /// Invalidations of this node.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -161,14 +136,6 @@ pub struct CoherenceStatus {
     pub redis_unavailable: bool,
 }
 
-fn rate(part: u64, whole: u64, when_none: f64) -> f64 {
-    if whole == 0 {
-        when_none
-    } else {
-        part as f64 / whole as f64
-    }
-}
-
 impl CacheStatus {
     /// The document for a snapshot and the node's counters, judged against `targets` and `thresholds`.
     pub fn from_parts(
@@ -181,24 +148,7 @@ impl CacheStatus {
         let score = health_score(snapshot, targets);
         let mut alerts = evaluate(snapshot, thresholds);
         alerts.sort_by_key(|a| std::cmp::Reverse(a.severity));
-        let widgets: BTreeMap<String, RequestFigures> = snapshot
-            .widgets
-            .iter()
-            .map(|(name, f)| (name.clone(), RequestFigures::of(f)))
-            .collect();
-        let all = widgets
-            .values()
-            .fold(WidgetFigures::default(), |acc, w| WidgetFigures {
-                hits: acc.hits + w.hits,
-                misses: acc.misses + w.misses,
-                errors: acc.errors + w.errors,
-                mean_response_ms: 0.0,
-                max_response_ms: acc.max_response_ms.max(w.max_response_ms),
-            });
-        let requests = RequestFigures {
-            mean_response_ms: snapshot.mean_response_ms,
-            ..RequestFigures::of(&all)
-        };
+        let total = snapshot.total.clone();
         CacheStatus {
             taken_at: snapshot.taken_at,
             namespace: node.namespace.to_owned(),
@@ -206,14 +156,17 @@ impl CacheStatus {
             health: HealthStatus {
                 score,
                 level: HealthLevel::of(score, &alerts),
+                window: MetricsSnapshot::JUDGED.to_owned(),
             },
             alerts,
-            requests,
-            widgets,
-            locks: LockStatus {
-                acquired: stats.lock_acquired,
-                failed: stats.lock_failed,
-                failure_rate: snapshot.lock_failure_rate,
+            total_seconds: total.seconds,
+            requests: total.requests,
+            widgets: total.widgets,
+            locks: total.locks,
+            windows: StatusWindows {
+                last_1m: snapshot.last_1m.clone(),
+                last_5m: snapshot.last_5m.clone(),
+                last_15m: snapshot.last_15m.clone(),
             },
             invalidations: InvalidationStatus {
                 sent: stats.invalidations_sent,
