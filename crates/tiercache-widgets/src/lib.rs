@@ -38,6 +38,7 @@ mod invalidation;
 mod key;
 mod metrics;
 mod service;
+mod settings;
 mod status;
 mod tags;
 mod time_range;
@@ -61,6 +62,7 @@ pub use metrics::{
     WidgetCacheMetricsService, WidgetFigures, SAMPLE_EVERY, SNAPSHOTS_KEPT, WINDOWS,
 };
 pub use service::WidgetCacheService;
+pub use settings::LoadTimeouts;
 pub use status::{
     CacheStatus, CoherenceStatus, HealthLevel, HealthStatus, InvalidationStatus, LockStatus,
     NodeFacts, StatusWindows, CRITICAL_SCORE, HEALTHY_SCORE,

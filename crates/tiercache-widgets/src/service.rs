@@ -14,6 +14,7 @@ use crate::data::{WidgetData, WidgetDataAggregationService};
 use crate::error::WidgetError;
 use crate::key::render_key;
 use crate::metrics::{WidgetCacheMetricsService, SAMPLE_EVERY};
+use crate::settings::LoadTimeouts;
 use crate::tags::{tags_for_entry, widget_range_tag};
 use crate::{TimeRange, TtlStrategy, WidgetFilters, WidgetType};
 
@@ -26,6 +27,7 @@ use crate::{TimeRange, TtlStrategy, WidgetFilters, WidgetType};
 pub struct WidgetCacheService {
     cache: Cache,
     ttl: TtlStrategy,
+    timeouts: LoadTimeouts,
     metrics: WidgetCacheMetricsService,
     clock: Arc<dyn Clock>,
     campaigns: Option<CampaignOrganizations>,
@@ -89,6 +91,7 @@ impl WidgetCacheService {
         WidgetCacheService {
             cache,
             ttl: TtlStrategy::new(),
+            timeouts: LoadTimeouts::default(),
             metrics,
             clock: Arc::new(SystemClock),
             campaigns: None,
@@ -163,6 +166,14 @@ impl WidgetCacheService {
         self.clock.now()
     }
 
+    /// Replaces the load timeouts (default [`LoadTimeouts::default`]; an operator's come from
+    /// [`LoadTimeouts::from_env`]).
+    #[must_use]
+    pub fn with_load_timeouts(mut self, timeouts: LoadTimeouts) -> Self {
+        self.timeouts = timeouts;
+        self
+    }
+
     /// Replaces the TTL strategy.
     #[must_use]
     pub fn with_ttl_strategy(mut self, ttl: TtlStrategy) -> Self {
@@ -180,8 +191,9 @@ impl WidgetCacheService {
         &self.metrics
     }
 
-    /// Lifetime and tags of a view: a dozen formatted strings and a calendar lookup, so reads build
-    /// them only when the cache needs them (a miss or a refresh), not on every L1 hit.
+    /// Lifetime, tags and load timeouts of a view: a dozen formatted strings and a calendar lookup, so
+    /// reads build them only when the cache needs them (a miss or a refresh), not on every L1 hit.
+    /// Fail-safe is on: past the soft timeout, or when the provider fails, the last value answers.
     fn entry_options(
         &self,
         widget: WidgetType,
@@ -191,12 +203,16 @@ impl WidgetCacheService {
         now: DateTime<Utc>,
     ) -> EntryOptions {
         let ttl = self.ttl.ttl(widget, range, now, self.cache.config());
-        EntryOptions::new(ttl).with_tags(tags_for_entry(
-            widget,
-            range,
-            filters,
-            campaign_organization,
-        ))
+        EntryOptions::new(ttl)
+            .with_tags(tags_for_entry(
+                widget,
+                range,
+                filters,
+                campaign_organization,
+            ))
+            .with_soft_timeout(self.timeouts.soft)
+            .with_hard_timeout(self.timeouts.hard)
+            .with_fail_safe(true)
     }
 
     /// The organisation the view's campaign filter implies, when the view names no organisation.
@@ -290,7 +306,8 @@ impl WidgetCacheService {
         Ok(result?)
     }
 
-    /// Computes a view now and stores it in both tiers on every node, whatever was cached.
+    /// Computes a view now and stores it in both tiers on every node, whatever was cached, with the
+    /// time the provider took (so probabilistic early refresh treats it like a loaded view).
     pub async fn warmup_widget<P, Fut>(
         &self,
         widget: WidgetType,
@@ -324,7 +341,9 @@ impl WidgetCacheService {
             render_key(widget, &range, &filters, now),
             self.entry_options(widget, &range, &filters, org, now),
         );
+        let started = Instant::now();
         let data = checked(widget, provider(now).await)?;
+        let opts = opts.with_load_time(started.elapsed());
         self.cache.set(&key, data, &opts).await?;
         Ok(())
     }
