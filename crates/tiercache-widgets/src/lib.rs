@@ -6,24 +6,33 @@
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), tiercache_widgets::WidgetError> {
+//! use std::time::Duration;
 //! use tiercache_widgets::*;
 //!
-//! let cache = tiercache::Cache::builder().namespace("widgets").build().await?;
+//! let cache = tiercache::Cache::builder().namespace("widgets").from_env().build().await?;
 //! let data = WidgetDataAggregationService::open("demo.sqlite3")?;
-//! let widgets = WidgetCacheService::new(cache.clone(), WidgetCacheMetricsService::in_memory());
-//! let invalidation = WidgetInvalidationService::new(cache, Some(data.clone()));
+//! let metrics = WidgetCacheMetricsService::in_memory();
+//! let widgets = WidgetCacheService::new(cache.clone(), metrics.clone())
+//!     .with_directory(data.clone())                 // campaign views carry their organisation
+//!     .with_load_timeouts(LoadTimeouts::from_env()?) // WIDGET_CACHE_SOFT/HARD_TIMEOUT
+//!     .with_snapshots(Duration::from_secs(60));     // windows sampled, history recorded
+//! let invalidation = WidgetInvalidationService::new(cache.clone(), Some(data.clone()));
 //!
 //! let filters = WidgetFilters::new().with("organization_id", "1")?;
-//! let d = data.clone();
-//! let (w, r, f) = (WidgetType::TotalDonations, TimeRange::ThisMonth, filters.clone());
-//! let total = widgets.get_widget_data(w, r, filters, move || async move { d.compute(w, r, f, chrono::Utc::now()).await }).await?;
+//! let (d, w, r, f) = (data.clone(), WidgetType::TotalDonations, TimeRange::ThisMonth, filters.clone());
+//! // The provider computes at the instant the range was resolved at: the period the key names.
+//! let total = widgets.fetch_widget_data_at(w, r, filters, move |now| async move { d.compute(w, r, f, now).await }).await?;
 //!
 //! let event = data.record_donation(NewDonation {
 //!     campaign_id: 3, employee_id: None, donor: "Ada".into(), amount_cents: 5_000,
 //!     currency: "EUR".into(), created_at: chrono::Utc::now().timestamp(),
 //! }).await?;
 //! invalidation.invalidate_for_event(&event).await?;   // every node, only the views it changes
-//! # let _ = total; Ok(()) }
+//! invalidation.invalidate_by_tags(["campaign:3"]).await?; // every view that includes campaign 3
+//!
+//! let targets = cache.config().targets;
+//! let status = metrics.status(&cache, &targets, &Thresholds::from_targets(&targets)).await;
+//! # let _ = (total, status); Ok(()) }
 //! ```
 #![deny(missing_docs)]
 

@@ -48,7 +48,9 @@ const CAMPAIGNS_KEPT: usize = 65_536;
 
 /// The organisation of each campaign a view filters on, looked up once and kept: a campaign never
 /// changes organisation, and knowing it lets organisation-wide invalidations pass other
-/// organisations' campaign views by.
+/// organisations' campaign views by. A campaign not found is kept as unknown too (so asking for one
+/// costs no query per read); its views carry no organisation and are refreshed by every
+/// organisation-wide invalidation: wider, never missed.
 #[derive(Clone)]
 struct CampaignOrganizations {
     data: WidgetDataAggregationService,
