@@ -250,18 +250,20 @@ impl WidgetInvalidationService {
                 })
             }
         };
+        // The directory's answer wins over the payload's: views filtered by a campaign are tagged with
+        // the campaign's real organisation, and an event naming another would pass them by.
         let organization_for = |campaign_id: i64| async move {
-            match int("organization_id") {
-                Some(o) => Ok(o),
-                None => match &self.directory {
-                    Some(d) => d
-                        .organization_of(campaign_id)
-                        .await?
-                        .ok_or_else(|| bad(format!("campaign {campaign_id} does not exist"))),
-                    None => Err(bad(
-                        "needs \"organization_id\" (no directory to look it up)".into(),
-                    )),
-                },
+            if let Some(d) = &self.directory {
+                if let Some(o) = d.organization_of(campaign_id).await? {
+                    return Ok(o);
+                }
+            }
+            match (int("organization_id"), &self.directory) {
+                (Some(o), _) => Ok(o),
+                (None, Some(_)) => Err(bad(format!("campaign {campaign_id} does not exist"))),
+                (None, None) => Err(bad(
+                    "needs \"organization_id\" (no directory to look it up)".into(),
+                )),
             }
         };
         Ok(match kind {

@@ -157,3 +157,19 @@ async fn scope_tags_refresh_every_view_that_includes_the_scope_and_no_other() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seed_event_naming_the_wrong_organisation_still_reaches_its_campaigns_views() {
+    let f = fleet("wrong-org").await;
+    // Campaign 5 belongs to organisation 2; its views carry organisation 2.
+    let campaign5 = filters(&[("campaign_id", "5")]);
+    for node in &f.nodes {
+        read(node, &f.data, W, TimeRange::Today, &campaign5).await;
+    }
+    let events = serde_json::json!({"donation_created":
+        {"campaign_id": 5, "organization_id": 1, "currency": "EUR", "amount": 10}});
+    f.invalidation.smart_invalidation(&events).await.unwrap();
+    for node in &f.nodes {
+        wait_until_gone(node, W, TimeRange::Today, &campaign5).await;
+    }
+}
