@@ -5,12 +5,10 @@ mod common;
 
 use std::time::Duration;
 
-use common::{fleet_with, key_of, read, Setup, DEADLINE};
+use common::{fleet_with, is_cached, read, wait_until_gone, Setup, DEADLINE};
 use tiercache::{ErrorKind, RefreshMode, Source};
 use tiercache_testkit::eventually;
-use tiercache_widgets::{
-    LoadTimeouts, TimeRange, WidgetData, WidgetError, WidgetFilters, WidgetType,
-};
+use tiercache_widgets::{LoadTimeouts, TimeRange, WidgetError, WidgetFilters, WidgetType};
 
 const QUICK: LoadTimeouts = LoadTimeouts {
     soft: Duration::from_millis(200),
@@ -45,22 +43,10 @@ async fn views_no_tier_names_live_for_widget_cache_default_ttl() {
         &all,
     )
     .await;
-    let untiered = key_of(node, WidgetType::TotalDonations, TimeRange::ThisYear, &all);
-    eventually(DEADLINE, "the untiered view expires after 1 s", || async {
-        node.cache()
-            .get::<WidgetData>(&untiered)
-            .await
-            .unwrap()
-            .is_none()
-    })
-    .await;
-    let tiered = key_of(node, WidgetType::TopDonors, TimeRange::ThisYear, &all);
+    // Gone after the 1 s default, while the tiered view keeps its 15 minutes.
+    wait_until_gone(node, WidgetType::TotalDonations, TimeRange::ThisYear, &all).await;
     assert!(
-        node.cache()
-            .get::<WidgetData>(&tiered)
-            .await
-            .unwrap()
-            .is_some(),
+        is_cached(node, WidgetType::TopDonors, TimeRange::ThisYear, &all).await,
         "a view with a tier keeps the tier's TTL"
     );
 }
@@ -140,15 +126,7 @@ async fn a_hung_load_serves_the_last_value_at_the_soft_timeout() {
         WidgetFilters::new(),
     );
     let first = read(&node, &f.data, w, r, &all).await;
-    let key = key_of(&node, w, r, &all);
-    eventually(DEADLINE, "the view expires", || async {
-        node.cache()
-            .get::<WidgetData>(&key)
-            .await
-            .unwrap()
-            .is_none()
-    })
-    .await;
+    wait_until_gone(&node, w, r, &all).await; // expired after its 1 s
     let fetched = tokio::time::timeout(
         DEADLINE,
         node.fetch_widget_data_at(w, r, all.clone(), |_| std::future::pending()),

@@ -130,6 +130,21 @@ pub fn key_of(node: &WidgetCacheService, w: WidgetType, r: TimeRange, f: &Widget
     WidgetKey::new(w, r, f.clone(), node.now()).to_string()
 }
 
+/// Whether a view is cached on `node` (L1 or L2), without loading it.
+pub async fn is_cached(
+    node: &WidgetCacheService,
+    w: WidgetType,
+    r: TimeRange,
+    f: &WidgetFilters,
+) -> bool {
+    let key = key_of(node, w, r, f);
+    node.cache()
+        .get::<WidgetData>(&key)
+        .await
+        .unwrap()
+        .is_some()
+}
+
 /// Waits until a view is no longer cached on `node`.
 pub async fn wait_until_gone(
     node: &WidgetCacheService,
@@ -137,13 +152,9 @@ pub async fn wait_until_gone(
     r: TimeRange,
     f: &WidgetFilters,
 ) {
-    let key = key_of(node, w, r, f);
-    eventually(DEADLINE, &format!("{key} is gone"), || async {
-        node.cache()
-            .get::<WidgetData>(&key)
-            .await
-            .unwrap()
-            .is_none()
+    let what = format!("{} is gone", key_of(node, w, r, f));
+    eventually(DEADLINE, &what, || async {
+        !is_cached(node, w, r, f).await
     })
     .await;
 }
