@@ -66,8 +66,7 @@ pub(crate) fn jitter(d: Duration) -> Duration {
     half + half.mul_f64(rand::random::<f64>())
 }
 
-/// One attempt: `SET NX PX`. Returns the token when acquired. A lease held by someone else is not
-/// counted here: the caller knows whether that means waiting for another node (contended) or giving up.
+/// One attempt: `SET NX PX`. Returns the token when acquired.
 pub(crate) async fn try_acquire(
     node: &Node,
     key: &str,
@@ -86,6 +85,8 @@ pub(crate) async fn try_acquire(
         node.stats.lock_acquired(1);
         Ok(Some(token))
     } else {
+        // Held by someone else: the caller counts it, knowing whether it waits for another node's
+        // load (contended) or gives up (failed).
         Ok(None)
     }
 }
