@@ -78,6 +78,11 @@ pub struct Settings {
     #[arg(long, env = "DEMO_SHUTDOWN_GRACE", default_value = "5s", value_parser = parse_duration)]
     pub shutdown_grace: Duration,
 
+    /// How often each node stores a metrics snapshot in Redis (the history /ops charts); the 1, 5 and
+    /// 15 minute windows are sampled every 5 s whatever this is.
+    #[arg(long, env = "DEMO_SNAPSHOT_INTERVAL", default_value = "60s", value_parser = parse_duration)]
+    pub snapshot_interval: Duration,
+
     /// How long a widget request may take before it is answered 503 (a stuck query must not hold a
     /// connection forever).
     #[arg(long, env = "DEMO_REQUEST_TIMEOUT", default_value = "30s", value_parser = parse_duration)]

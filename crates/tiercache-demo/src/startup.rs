@@ -10,7 +10,7 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tiercache::{Cache, ErrorKind};
 use tiercache_testkit::RedisServer;
 use tiercache_widgets::{
-    DatasetSize, Thresholds, WidgetCacheMetricsService, WidgetCacheService,
+    DatasetSize, LoadTimeouts, Thresholds, WidgetCacheMetricsService, WidgetCacheService,
     WidgetDataAggregationService, WidgetInvalidationService,
 };
 use tokio::net::TcpListener;
@@ -79,7 +79,7 @@ pub async fn run(
     let mut nodes = Vec::new();
     for (index, peer) in peers.iter().enumerate() {
         let cached = match caches.get(index) {
-            Some(cache) => Some(cached_node(cache.clone(), &data).await?),
+            Some(cache) => Some(cached_node(cache.clone(), &data, &settings).await?),
             None => None,
         };
         nodes.push(Arc::new(Node {
@@ -259,12 +259,19 @@ async fn forget_views_of_earlier_runs(cache: &Cache) -> Result<(), DemoError> {
 async fn cached_node(
     cache: Cache,
     data: &WidgetDataAggregationService,
+    settings: &Settings,
 ) -> Result<CachedNode, DemoError> {
     let config = cache.config().clone();
     let metrics =
         WidgetCacheMetricsService::with_redis(&config.redis_url, &config.namespace).await?;
+    let timeouts = LoadTimeouts::from_env().map_err(|e| DemoError::Config(e.to_string()))?;
+    let widgets = WidgetCacheService::new(cache.clone(), metrics.clone())
+        // Scope tags (organization:<id>) then reach exactly the campaigns an organisation runs.
+        .with_directory(data.clone())
+        .with_load_timeouts(timeouts)
+        .with_snapshots(settings.snapshot_interval);
     Ok(CachedNode {
-        widgets: WidgetCacheService::new(cache.clone(), metrics.clone()),
+        widgets,
         invalidation: WidgetInvalidationService::new(cache, Some(data.clone())),
         metrics,
         targets: config.targets,

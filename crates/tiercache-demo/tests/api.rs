@@ -276,7 +276,28 @@ async fn health_status_and_metrics_describe_the_node() {
     assert_eq!(health["node"], "node-0");
     let (status, report) = get(&http, &format!("{base}/api/status")).await;
     assert_eq!(status, 200);
-    assert!(report.is_object(), "{report}");
+    assert!(
+        report["health"]["score"].as_u64().unwrap() <= 100,
+        "{report}"
+    );
+    assert_eq!(report["namespace"], "demo");
+    assert_eq!(report["widgets"].as_object().unwrap().len(), 7, "{report}");
+    assert!(
+        report["requests"]["requests"].as_u64().unwrap() >= 3,
+        "{report}"
+    );
+    assert!(
+        report["windows"]["last_1m"]["locks"]["contended"].is_u64(),
+        "{report}"
+    );
+    assert!(report["coherence"]["suspect"].is_boolean(), "{report}");
+    assert!(
+        report["redis"]["used_memory"].as_u64().unwrap() > 0,
+        "{report}"
+    );
+    let (status, history) = get(&http, &format!("{base}/api/status/history?snapshots=5")).await;
+    assert_eq!(status, 200);
+    assert!(history.is_array(), "{history}");
     let text = http
         .get(format!("{base}/metrics"))
         .send()

@@ -315,3 +315,52 @@ async fn a_donation_made_on_the_page_shows_on_the_other_nodes_page() {
     assert!(browser.errors().await.is_empty());
     browser.close().await;
 }
+
+#[tokio::test]
+async fn the_operations_page_shows_a_health_score() {
+    let redis = RedisServer::start().unwrap();
+    let demo = Demo::start(
+        "browser-ops",
+        &["--nodes", "2", "--redis-url", &redis.url()],
+    );
+    let http = client();
+    for widget in ["total_donations", "top_donors", "total_donations"] {
+        let (status, _) = get(&http, &format!("{}/api/widgets/{widget}", demo.urls[0])).await;
+        assert_eq!(status, 200);
+    }
+    let browser = Browser::start("ops").await;
+    browser
+        .client
+        .goto(&format!("{}/ops", demo.urls[0]))
+        .await
+        .unwrap();
+    browser.wait_refreshes(2).await;
+    let score = browser
+        .client
+        .find(Locator::Id("health-level"))
+        .await
+        .unwrap()
+        .attr("data-score")
+        .await
+        .unwrap()
+        .unwrap();
+    let score: u64 = score.parse().unwrap();
+    assert!(score <= 100);
+    let (_, status) = get(&http, &format!("{}/api/status", demo.urls[0])).await;
+    assert_eq!(
+        score,
+        status["health"]["score"].as_u64().unwrap(),
+        "the page shows the API's score"
+    );
+    let rows = browser
+        .script("return document.querySelectorAll('#widgets tbody tr').length;")
+        .await;
+    assert_eq!(rows.as_u64(), Some(7), "a row per widget type");
+    assert!(
+        browser.errors().await.is_empty(),
+        "{:?}",
+        browser.errors().await
+    );
+    browser.screenshot("ops").await;
+    browser.close().await;
+}

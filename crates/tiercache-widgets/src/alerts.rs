@@ -9,6 +9,7 @@ use crate::metrics::MetricsSnapshot;
 
 /// How urgent an alert is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Severity {
     /// Worth a look.
     Info,
@@ -20,6 +21,7 @@ pub enum Severity {
 
 /// What an alert is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum AlertKind {
     /// Hit rate under the minimum.
     LowHitRate,
@@ -27,7 +29,8 @@ pub enum AlertKind {
     SlowResponses,
     /// Redis memory near `maxmemory`.
     RedisMemory,
-    /// Too many lease attempts fail (contention or a stuck holder).
+    /// Too many lock or lease calls fail (time out or error); waiting for another node's load is
+    /// contention, not failure, and never raises this.
     LockFailures,
     /// Too many requests fail.
     Errors,
@@ -61,8 +64,8 @@ pub struct Thresholds {
     pub max_error_rate: f64,
     /// Redis `used_memory / maxmemory` above this warns (default 0.8).
     pub redis_memory_ratio: f64,
-    /// Lease failure rate above this warns (default 0.5: most lease attempts losing means heavy
-    /// contention or a holder that does not finish).
+    /// Lock failure rate (failed / (acquired + contended + failed)) above this warns (default 0.5:
+    /// most lock calls timing out or erroring means Redis trouble or holders that never finish).
     pub max_lock_failure_rate: f64,
 }
 
@@ -90,8 +93,12 @@ impl Default for Thresholds {
     }
 }
 
-/// The alerts `snapshot` raises. Rate-based alerts need traffic; memory needs a `maxmemory`.
+/// The alerts `snapshot` raises, judging its last minute ([`MetricsSnapshot::judged`]) and Redis now.
+/// Hit-rate and response-time alerts need [`crate::health::MIN_REQUESTS_TO_JUDGE`] reads in that
+/// minute, error alerts any; memory needs a `maxmemory`.
 pub fn evaluate(snapshot: &MetricsSnapshot, t: &Thresholds) -> Vec<Alert> {
+    let judged = snapshot.judged();
+    let (requests, locks) = (&judged.requests, &judged.locks);
     let mut out = Vec::new();
     let mut raise = |kind, severity, message: String| {
         out.push(Alert {
@@ -100,9 +107,11 @@ pub fn evaluate(snapshot: &MetricsSnapshot, t: &Thresholds) -> Vec<Alert> {
             message,
         });
     };
-    if snapshot.requests > 0 {
-        if snapshot.hit_rate < t.min_hit_rate {
-            let severity = if snapshot.hit_rate < t.min_hit_rate - 0.2 {
+    // Hit rate and response time of a handful of reads (a cold start) are noise, not a trend.
+    let enough = requests.requests >= crate::health::MIN_REQUESTS_TO_JUDGE;
+    if requests.requests > 0 {
+        if enough && requests.hit_rate < t.min_hit_rate {
+            let severity = if requests.hit_rate < t.min_hit_rate - 0.2 {
                 Severity::Critical
             } else {
                 Severity::Warning
@@ -112,13 +121,13 @@ pub fn evaluate(snapshot: &MetricsSnapshot, t: &Thresholds) -> Vec<Alert> {
                 severity,
                 format!(
                     "hit rate {:.1}% is below {:.1}%",
-                    snapshot.hit_rate * 100.0,
+                    requests.hit_rate * 100.0,
                     t.min_hit_rate * 100.0
                 ),
             );
         }
-        if snapshot.mean_response_ms > t.max_response_ms {
-            let severity = if snapshot.mean_response_ms > 2.0 * t.max_response_ms {
+        if enough && requests.mean_response_ms > t.max_response_ms {
+            let severity = if requests.mean_response_ms > 2.0 * t.max_response_ms {
                 Severity::Critical
             } else {
                 Severity::Warning
@@ -128,29 +137,29 @@ pub fn evaluate(snapshot: &MetricsSnapshot, t: &Thresholds) -> Vec<Alert> {
                 severity,
                 format!(
                     "mean response {:.0} ms is above {:.0} ms",
-                    snapshot.mean_response_ms, t.max_response_ms
+                    requests.mean_response_ms, t.max_response_ms
                 ),
             );
         }
-        if snapshot.error_rate > t.max_error_rate {
+        if requests.error_rate > t.max_error_rate {
             raise(
                 AlertKind::Errors,
                 Severity::Critical,
                 format!(
                     "error rate {:.2}% is above {:.2}%",
-                    snapshot.error_rate * 100.0,
+                    requests.error_rate * 100.0,
                     t.max_error_rate * 100.0
                 ),
             );
         }
     }
-    if snapshot.lock_failure_rate > t.max_lock_failure_rate {
+    if locks.failure_rate > t.max_lock_failure_rate {
         raise(
             AlertKind::LockFailures,
             Severity::Warning,
             format!(
-                "{:.0}% of lease attempts fail",
-                snapshot.lock_failure_rate * 100.0
+                "{:.0}% of lock calls fail (timed out or errored)",
+                locks.failure_rate * 100.0
             ),
         );
     }
@@ -175,15 +184,19 @@ pub fn evaluate(snapshot: &MetricsSnapshot, t: &Thresholds) -> Vec<Alert> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metrics::RedisFigures;
+    use crate::metrics::{LockFigures, RedisFigures, RequestFigures};
 
-    fn traffic() -> MetricsSnapshot {
-        MetricsSnapshot {
+    /// A snapshot whose last minute has 100 reads with `change` applied.
+    fn minute(change: impl FnOnce(&mut RequestFigures, &mut LockFigures)) -> MetricsSnapshot {
+        let mut s = MetricsSnapshot::default();
+        s.last_1m.requests = RequestFigures {
             requests: 100,
             hit_rate: 0.99,
             mean_response_ms: 10.0,
             ..Default::default()
-        }
+        };
+        change(&mut s.last_1m.requests, &mut s.last_1m.locks);
+        s
     }
 
     fn kinds(s: &MetricsSnapshot) -> Vec<(AlertKind, Severity)> {
@@ -195,54 +208,39 @@ mod tests {
 
     #[test]
     fn each_threshold_fires_just_past_its_edge() {
-        assert!(kinds(&traffic()).is_empty());
+        assert!(kinds(&minute(|_, _| {})).is_empty());
         assert!(
-            kinds(&MetricsSnapshot {
-                hit_rate: 0.90,
-                ..traffic()
-            })
-            .is_empty(),
+            kinds(&minute(|r, _| r.hit_rate = 0.90)).is_empty(),
             "at the edge: quiet"
         );
         assert_eq!(
-            kinds(&MetricsSnapshot {
-                hit_rate: 0.899,
-                ..traffic()
-            }),
+            kinds(&minute(|r, _| r.hit_rate = 0.899)),
             [(AlertKind::LowHitRate, Severity::Warning)]
         );
         assert_eq!(
-            kinds(&MetricsSnapshot {
-                hit_rate: 0.5,
-                ..traffic()
-            }),
+            kinds(&minute(|r, _| r.hit_rate = 0.5)),
             [(AlertKind::LowHitRate, Severity::Critical)]
         );
-        assert!(kinds(&MetricsSnapshot {
-            mean_response_ms: 500.0,
-            ..traffic()
-        })
-        .is_empty());
+        assert!(kinds(&minute(|r, _| r.mean_response_ms = 500.0)).is_empty());
         assert_eq!(
-            kinds(&MetricsSnapshot {
-                mean_response_ms: 501.0,
-                ..traffic()
-            }),
+            kinds(&minute(|r, _| r.mean_response_ms = 501.0)),
             [(AlertKind::SlowResponses, Severity::Warning)]
         );
         assert_eq!(
-            kinds(&MetricsSnapshot {
-                error_rate: 0.011,
-                ..traffic()
-            }),
+            kinds(&minute(|r, _| r.error_rate = 0.011)),
             [(AlertKind::Errors, Severity::Critical)]
         );
         assert_eq!(
-            kinds(&MetricsSnapshot {
-                lock_failure_rate: 0.6,
-                ..traffic()
-            }),
+            kinds(&minute(|_, l| l.failure_rate = 0.6)),
             [(AlertKind::LockFailures, Severity::Warning)]
+        );
+        assert!(
+            kinds(&minute(|_, l| {
+                l.contended = 1000;
+                l.acquired = 10;
+            }))
+            .is_empty(),
+            "contention alone is healthy"
         );
         let memory = |used| MetricsSnapshot {
             redis: Some(RedisFigures {
@@ -250,7 +248,7 @@ mod tests {
                 maxmemory: 1000,
                 ..Default::default()
             }),
-            ..traffic()
+            ..minute(|_, _| {})
         };
         assert!(kinds(&memory(800)).is_empty());
         assert_eq!(
@@ -267,19 +265,41 @@ mod tests {
                 maxmemory: 0,
                 ..Default::default()
             }),
-            ..traffic()
+            ..minute(|_, _| {})
         };
         assert!(
             kinds(&unlimited).is_empty(),
             "no maxmemory, no memory alert"
         );
-        assert!(
-            kinds(&MetricsSnapshot {
-                hit_rate: 0.0,
-                ..MetricsSnapshot::default()
-            })
-            .is_empty(),
-            "no traffic, no rate alerts"
-        );
+        let mut idle = MetricsSnapshot::default();
+        idle.last_1m.requests.hit_rate = 0.0;
+        assert!(kinds(&idle).is_empty(), "no traffic, no rate alerts");
+        let mut bad_hour = minute(|_, _| {});
+        bad_hour.total.requests = RequestFigures {
+            requests: 100_000,
+            hit_rate: 0.1,
+            error_rate: 0.5,
+            ..Default::default()
+        };
+        assert!(kinds(&bad_hour).is_empty(), "only the last minute counts");
+    }
+
+    #[test]
+    fn a_cold_start_is_not_a_hit_rate_or_latency_alert_but_errors_still_are() {
+        let cold = minute(|r, _| {
+            (r.requests, r.hit_rate, r.mean_response_ms) = (3, 0.0, 900.0);
+        });
+        assert_eq!(kinds(&cold), []);
+        let targets = tiercache::ServiceTargets::default();
+        assert_eq!(crate::health_score(&cold, &targets), 100);
+        let failing = minute(|r, _| {
+            (r.requests, r.hit_rate, r.error_rate) = (3, 0.0, 0.5);
+        });
+        assert_eq!(kinds(&failing), [(AlertKind::Errors, Severity::Critical)]);
+        assert!(crate::health_score(&failing, &targets) < 100);
+        let warm = minute(|r, _| {
+            (r.requests, r.hit_rate) = (crate::health::MIN_REQUESTS_TO_JUDGE, 0.0);
+        });
+        assert_eq!(kinds(&warm), [(AlertKind::LowHitRate, Severity::Critical)]);
     }
 }

@@ -73,6 +73,9 @@ pub enum WidgetError {
     /// The cache failed.
     #[error("cache: {0}")]
     Cache(#[from] tiercache::Error),
+    /// A setting of the widget layer is not valid; the message names the variable.
+    #[error("configuration: {0}")]
+    Config(#[from] tiercache::ConfigError),
     /// Redis failed (metrics snapshots, INFO).
     #[error("redis: {0}")]
     Redis(#[from] redis::RedisError),

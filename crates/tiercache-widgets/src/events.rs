@@ -10,9 +10,9 @@ use crate::WidgetType;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum DomainEvent {
-    /// A donation was completed (counts from now on).
+    /// A donation was completed (counts in the periods containing its date).
     DonationCompleted(DonationFacts),
-    /// A donation was refunded (may change closed past ranges).
+    /// A donation was refunded or corrected (changes the periods containing its original date).
     DonationRefunded(DonationFacts),
     /// A campaign was created.
     CampaignCreated(CampaignFacts),
@@ -49,6 +49,11 @@ pub struct DonationFacts {
     pub amount_cents: i64,
     /// ISO currency code.
     pub currency: String,
+    /// When the donation was made (Unix seconds): the periods whose figures it counts in. For a
+    /// refund or correction, the original donation's date. `None` means now for a new donation and
+    /// "any period" for a refund or correction.
+    #[serde(default)]
+    pub created_at: Option<i64>,
 }
 
 /// What invalidation needs to know about a campaign.
@@ -140,7 +145,9 @@ impl EventKind {
             .map_or(&[], |(_, w)| w)
     }
 
-    /// Whether it can change figures of closed past ranges (not only the open ones).
+    /// Whether an event of this kind without a date can change figures of closed past ranges: a
+    /// donation made now cannot; a refund, a correction or a campaign change can. Dated donations
+    /// reach exactly the ranges containing their date, past or present ([`crate::tags_for_event`]).
     pub fn touches_history(self) -> bool {
         !matches!(self, EventKind::DonationCompleted)
     }

@@ -8,11 +8,20 @@
 //!
 //! At or above the target hit rate the hit part is full; at or below the minimum it is zero; linear in
 //! between. Likewise response time between target (full) and maximum (zero), and error rate between 0
-//! (full) and the maximum (zero). With no requests yet there is nothing to fault: 100.
+//! (full) and the maximum (zero). With no requests there is nothing to fault: 100. With fewer than
+//! [`MIN_REQUESTS_TO_JUDGE`] in the minute, hit rate and response time count as full: a handful of
+//! reads just after a start (all misses, all loads) says nothing about the cache; errors still count.
+//!
+//! The score judges the snapshot's last minute ([`MetricsSnapshot::judged`]), not the figures since
+//! start: a bad minute shows at once, and a bad hour is forgotten a minute after it ends.
 
 use tiercache::ServiceTargets;
 
-use crate::metrics::MetricsSnapshot;
+use crate::metrics::{MetricsSnapshot, RequestFigures};
+
+/// Fewer reads than this in the judged minute are too few to judge hit rate and response time by
+/// (the score and the alerts both use it).
+pub const MIN_REQUESTS_TO_JUDGE: u64 = 100;
 
 fn ramp(value: f64, zero_at: f64, full_at: f64) -> f64 {
     if (full_at - zero_at).abs() < f64::EPSILON {
@@ -21,26 +30,41 @@ fn ramp(value: f64, zero_at: f64, full_at: f64) -> f64 {
     ((value - zero_at) / (full_at - zero_at)).clamp(0.0, 1.0)
 }
 
-/// The score of one snapshot against the configured targets.
+/// The score of a snapshot's last minute against the configured targets.
 ///
 /// ```
-/// use tiercache_widgets::{health_score, MetricsSnapshot};
-/// let perfect = MetricsSnapshot { requests: 100, hit_rate: 0.99, mean_response_ms: 5.0, ..Default::default() };
+/// use tiercache_widgets::{health_score, MetricsSnapshot, RequestFigures};
+/// let mut perfect = MetricsSnapshot::default();
+/// perfect.last_1m.requests = RequestFigures { requests: 100, hit_rate: 0.99, mean_response_ms: 5.0, ..Default::default() };
 /// assert_eq!(health_score(&perfect, &tiercache::ServiceTargets::default()), 100);
 /// ```
 pub fn health_score(snapshot: &MetricsSnapshot, targets: &ServiceTargets) -> u8 {
+    score(&snapshot.judged().requests, targets)
+}
+
+/// The score of request figures against the configured targets.
+pub(crate) fn score(snapshot: &RequestFigures, targets: &ServiceTargets) -> u8 {
     if snapshot.requests == 0 {
         return 100;
     }
-    let hit = ramp(
-        snapshot.hit_rate,
-        targets.min_hit_rate,
-        targets.target_hit_rate,
-    );
+    let enough = snapshot.requests >= MIN_REQUESTS_TO_JUDGE;
+    let hit = if enough {
+        ramp(
+            snapshot.hit_rate,
+            targets.min_hit_rate,
+            targets.target_hit_rate,
+        )
+    } else {
+        1.0
+    };
     let target_ms = targets.target_response_time.as_secs_f64() * 1000.0;
     let max_ms = targets.max_response_time.as_secs_f64() * 1000.0;
     // Faster is better, so the ramp runs from max (zero) down to target (full).
-    let speed = ramp(-snapshot.mean_response_ms, -max_ms, -target_ms);
+    let speed = if enough {
+        ramp(-snapshot.mean_response_ms, -max_ms, -target_ms)
+    } else {
+        1.0
+    };
     let errors = if targets.max_error_rate <= 0.0 {
         if snapshot.error_rate > 0.0 {
             0.0
@@ -58,13 +82,15 @@ mod tests {
     use super::*;
 
     fn snap(hit_rate: f64, mean_response_ms: f64, error_rate: f64) -> MetricsSnapshot {
-        MetricsSnapshot {
+        let mut s = MetricsSnapshot::default();
+        s.last_1m.requests = RequestFigures {
             requests: 1000,
             hit_rate,
             mean_response_ms,
             error_rate,
             ..Default::default()
-        }
+        };
+        s
     }
 
     #[test]
@@ -106,6 +132,19 @@ mod tests {
             health_score(&MetricsSnapshot::default(), &t),
             100,
             "no traffic"
+        );
+        let mut bad_past = snap(0.99, 10.0, 0.0);
+        bad_past.total.requests = RequestFigures {
+            requests: 100_000,
+            hit_rate: 0.2,
+            error_rate: 0.5,
+            mean_response_ms: 3000.0,
+            ..Default::default()
+        };
+        assert_eq!(
+            health_score(&bad_past, &t),
+            100,
+            "only the last minute counts"
         );
     }
 }

@@ -6,28 +6,38 @@
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), tiercache_widgets::WidgetError> {
+//! use std::time::Duration;
 //! use tiercache_widgets::*;
 //!
-//! let cache = tiercache::Cache::builder().namespace("widgets").build().await?;
+//! let cache = tiercache::Cache::builder().namespace("widgets").from_env().build().await?;
 //! let data = WidgetDataAggregationService::open("demo.sqlite3")?;
-//! let widgets = WidgetCacheService::new(cache.clone(), WidgetCacheMetricsService::in_memory());
-//! let invalidation = WidgetInvalidationService::new(cache, Some(data.clone()));
+//! let metrics = WidgetCacheMetricsService::in_memory();
+//! let widgets = WidgetCacheService::new(cache.clone(), metrics.clone())
+//!     .with_directory(data.clone())                 // campaign views carry their organisation
+//!     .with_load_timeouts(LoadTimeouts::from_env()?) // WIDGET_CACHE_SOFT/HARD_TIMEOUT
+//!     .with_snapshots(Duration::from_secs(60));     // windows sampled, history recorded
+//! let invalidation = WidgetInvalidationService::new(cache.clone(), Some(data.clone()));
 //!
 //! let filters = WidgetFilters::new().with("organization_id", "1")?;
-//! let d = data.clone();
-//! let (w, r, f) = (WidgetType::TotalDonations, TimeRange::ThisMonth, filters.clone());
-//! let total = widgets.get_widget_data(w, r, filters, move || async move { d.compute(w, r, f, chrono::Utc::now()).await }).await?;
+//! let (d, w, r, f) = (data.clone(), WidgetType::TotalDonations, TimeRange::ThisMonth, filters.clone());
+//! // The provider computes at the instant the range was resolved at: the period the key names.
+//! let total = widgets.fetch_widget_data_at(w, r, filters, move |now| async move { d.compute(w, r, f, now).await }).await?;
 //!
 //! let event = data.record_donation(NewDonation {
 //!     campaign_id: 3, employee_id: None, donor: "Ada".into(), amount_cents: 5_000,
 //!     currency: "EUR".into(), created_at: chrono::Utc::now().timestamp(),
 //! }).await?;
 //! invalidation.invalidate_for_event(&event).await?;   // every node, only the views it changes
-//! # let _ = total; Ok(()) }
+//! invalidation.invalidate_by_tags(["campaign:3"]).await?; // every view that includes campaign 3
+//!
+//! let targets = cache.config().targets;
+//! let status = metrics.status(&cache, &targets, &Thresholds::from_targets(&targets)).await;
+//! # let _ = (total, status); Ok(()) }
 //! ```
 #![deny(missing_docs)]
 
 mod alerts;
+mod clock;
 mod data;
 mod error;
 mod events;
@@ -37,12 +47,15 @@ mod invalidation;
 mod key;
 mod metrics;
 mod service;
+mod settings;
+mod status;
 mod tags;
 mod time_range;
 mod ttl_strategy;
 mod widget_type;
 
 pub use alerts::{evaluate as evaluate_alerts, Alert, AlertKind, Severity, Thresholds};
+pub use clock::{Clock, ManualClock, SystemClock};
 pub use data::{
     ActivityRow, Campaign, CampaignEntry, CampaignRow, DatasetSize, DonorRow, NewCampaign,
     NewDonation, OrganizationEntry, OrganizationStats, Participation, TotalDonations, TrendBucket,
@@ -51,14 +64,23 @@ pub use data::{
 pub use error::WidgetError;
 pub use events::{CampaignFacts, DomainEvent, DonationFacts, EventKind, AFFECTS};
 pub use filters::{WidgetFilters, PARAMETER_KEYS, SCOPE_KEYS};
-pub use health::health_score;
+pub use health::{health_score, MIN_REQUESTS_TO_JUDGE};
 pub use invalidation::{DonationAction, WidgetInvalidationService, EVENT_NAMES};
 pub use key::WidgetKey;
 pub use metrics::{
-    MetricsSnapshot, RedisFigures, WidgetCacheMetricsService, WidgetFigures, SNAPSHOTS_KEPT,
+    Figures, History, LockFigures, MetricsSnapshot, RedisFigures, RequestFigures,
+    WidgetCacheMetricsService, WidgetFigures, SAMPLE_EVERY, SNAPSHOTS_KEPT, WINDOWS,
 };
 pub use service::WidgetCacheService;
-pub use tags::{tags_for_entry, tags_for_event, widget_range_tag};
+pub use settings::LoadTimeouts;
+pub use status::{
+    CacheStatus, CoherenceStatus, HealthLevel, HealthStatus, InvalidationStatus, LockStatus,
+    NodeFacts, StatusWindows, CRITICAL_SCORE, HEALTHY_SCORE,
+};
+pub use tags::{
+    tags_for_entry, tags_for_event, tags_for_scope, widget_range_tag, Scope, CLOCK_SKEW,
+    MAX_YEAR_TAGS,
+};
 pub use time_range::TimeRange;
 pub use ttl_strategy::TtlStrategy;
 pub use widget_type::WidgetType;

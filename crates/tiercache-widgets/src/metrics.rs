@@ -1,45 +1,239 @@
-//! [`WidgetCacheMetricsService`]: per-widget hit/miss/latency, lock success, Redis memory, and minute
-//! snapshots kept in Redis for trends.
+//! [`WidgetCacheMetricsService`]: per-widget reads by the tier that answered, response times, lock
+//! figures and Redis memory — since start and over the last 1, 5 and 15 minutes, like a load average —
+//! and snapshots kept in Redis for trends.
+//!
+//! Windows come from samples of the cumulative counters: a window's figures are what the counters
+//! gained since the newest sample at least that old (or since start, for a younger service; each
+//! window says how many seconds it covers). [`crate::WidgetCacheService::with_snapshots`] samples every
+//! [`SAMPLE_EVERY`]; every [`WidgetCacheMetricsService::snapshot`] samples too.
 //!
 //! Metric names (label `widget`): `widget_cache_requests_total{outcome="hit"|"miss"|"error"}`,
-//! `widget_cache_response_seconds`.
+//! `widget_cache_hits_total{tier="l1"|"l2"|"stale"}`, `widget_cache_response_seconds`,
+//! `widget_cache_history_skipped_total` (no label).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
+use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
-use tiercache::Cache;
+use tiercache::{Cache, CacheStats, Source};
 
+use crate::clock::{Clock, SystemClock};
 use crate::error::WidgetError;
 use crate::WidgetType;
 
-/// How many per-minute snapshots are kept in Redis (one day).
+/// How many snapshots are kept in Redis: a day at the default one-minute interval.
 pub const SNAPSHOTS_KEPT: isize = 1440;
 
+/// How often a service with a snapshot schedule samples the counters, so windows end within this of
+/// their nominal length.
+pub const SAMPLE_EVERY: Duration = Duration::from_secs(5);
+
+/// Samples closer together than this are merged, so frequent snapshots do not grow the sample ring.
+const SAMPLE_SPACING: chrono::Duration = chrono::Duration::seconds(1);
+
+/// The windows, shortest first: their names in snapshots and their lengths.
+pub const WINDOWS: [(&str, Duration); 3] = [
+    ("last_1m", Duration::from_secs(60)),
+    ("last_5m", Duration::from_secs(300)),
+    ("last_15m", Duration::from_secs(900)),
+];
+
+/// Counters of one widget type.
 #[derive(Default)]
 struct Counters {
-    hits: AtomicU64,
+    l1: AtomicU64,
+    l2: AtomicU64,
+    stale: AtomicU64,
     misses: AtomicU64,
     errors: AtomicU64,
     response_micros_total: AtomicU64,
     response_micros_max: AtomicU64,
+    /// The slowest response since the last sample (taken to zero by each sample).
+    response_micros_max_recent: AtomicU64,
 }
 
-/// Per-widget figures in a snapshot.
+/// Cumulative counts of one widget type at a sample.
+#[derive(Debug, Clone, Copy, Default)]
+struct Counts {
+    l1: u64,
+    l2: u64,
+    stale: u64,
+    misses: u64,
+    errors: u64,
+    micros_total: u64,
+    /// The slowest response: since start in totals, since the previous sample in a sample.
+    micros_max: u64,
+}
+
+impl Counts {
+    fn since(self, base: Counts) -> Counts {
+        Counts {
+            l1: self.l1.saturating_sub(base.l1),
+            l2: self.l2.saturating_sub(base.l2),
+            stale: self.stale.saturating_sub(base.stale),
+            misses: self.misses.saturating_sub(base.misses),
+            errors: self.errors.saturating_sub(base.errors),
+            micros_total: self.micros_total.saturating_sub(base.micros_total),
+            micros_max: self.micros_max,
+        }
+    }
+
+    fn add(self, o: Counts) -> Counts {
+        Counts {
+            l1: self.l1 + o.l1,
+            l2: self.l2 + o.l2,
+            stale: self.stale + o.stale,
+            misses: self.misses + o.misses,
+            errors: self.errors + o.errors,
+            micros_total: self.micros_total + o.micros_total,
+            micros_max: self.micros_max.max(o.micros_max),
+        }
+    }
+}
+
+/// The node's lock counters at a sample.
+#[derive(Debug, Clone, Copy, Default)]
+struct LockCounts {
+    acquired: u64,
+    contended: u64,
+    failed: u64,
+}
+
+impl LockCounts {
+    fn of(stats: &CacheStats) -> Self {
+        LockCounts {
+            acquired: stats.lock_acquired,
+            contended: stats.lock_contended,
+            failed: stats.lock_failed,
+        }
+    }
+}
+
+/// The counters at one instant.
+#[derive(Debug, Clone, Copy)]
+struct Sample {
+    at: DateTime<Utc>,
+    widgets: [Counts; 7],
+    locks: LockCounts,
+}
+
+/// Request figures of widget reads, over a window or since start.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct WidgetFigures {
-    /// Served from either tier.
+pub struct RequestFigures {
+    /// Reads (hits + misses + errors).
+    pub requests: u64,
+    /// Reads answered from the cache: `l1_hits + l2_hits + stale_hits`.
     pub hits: u64,
-    /// Computed by the provider.
+    /// Answered from this node's L1.
+    pub l1_hits: u64,
+    /// Answered from Redis (stored earlier, or by another node's load this read waited for).
+    pub l2_hits: u64,
+    /// Answered with a value past its expiry because the load failed or was too slow (fail-safe).
+    pub stale_hits: u64,
+    /// Reads that ran the provider on this node (or shared such a load).
     pub misses: u64,
-    /// Failed.
+    /// Reads that failed.
     pub errors: u64,
-    /// Mean response time, ms.
+    /// hits / (hits + misses); 1 when there were none.
+    pub hit_rate: f64,
+    /// l1_hits / (hits + misses); 1 when there were none.
+    pub l1_hit_rate: f64,
+    /// errors / requests; 0 when there were none.
+    pub error_rate: f64,
+    /// Mean response time, ms; 0 when there were no reads.
     pub mean_response_ms: f64,
     /// Slowest response, ms.
     pub max_response_ms: f64,
+}
+
+/// The request figures of one widget type (the same shape as the figures of all of them).
+pub type WidgetFigures = RequestFigures;
+
+fn rate(part: u64, whole: u64, when_none: f64) -> f64 {
+    if whole == 0 {
+        when_none
+    } else {
+        part as f64 / whole as f64
+    }
+}
+
+impl RequestFigures {
+    fn of(c: Counts) -> Self {
+        let hits = c.l1 + c.l2 + c.stale;
+        let requests = hits + c.misses + c.errors;
+        RequestFigures {
+            requests,
+            hits,
+            l1_hits: c.l1,
+            l2_hits: c.l2,
+            stale_hits: c.stale,
+            misses: c.misses,
+            errors: c.errors,
+            hit_rate: rate(hits, hits + c.misses, 1.0),
+            l1_hit_rate: rate(c.l1, hits + c.misses, 1.0),
+            error_rate: rate(c.errors, requests, 0.0),
+            mean_response_ms: rate(c.micros_total, requests, 0.0) / 1000.0,
+            max_response_ms: c.micros_max as f64 / 1000.0,
+        }
+    }
+}
+
+/// Load leases and named locks of the node.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LockFigures {
+    /// Leases and locks taken.
+    pub acquired: u64,
+    /// Calls that found the lease held by another node and waited for its load (healthy).
+    pub contended: u64,
+    /// Calls that did not get what they waited for: a lock that timed out, a lease wait that gave
+    /// up, a Redis error.
+    pub failed: u64,
+    /// failed / (acquired + contended + failed); 0 when there were none. Contention is not failure.
+    pub failure_rate: f64,
+}
+
+impl LockFigures {
+    fn of(l: LockCounts) -> Self {
+        LockFigures {
+            acquired: l.acquired,
+            contended: l.contended,
+            failed: l.failed,
+            failure_rate: rate(l.failed, l.acquired + l.contended + l.failed, 0.0),
+        }
+    }
+}
+
+/// Everything measured over one span of time.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Figures {
+    /// The seconds the figures cover: the window's length, or less for a service younger than it.
+    pub seconds: f64,
+    /// All widget reads.
+    pub requests: RequestFigures,
+    /// The same per widget type (snake_case name); every type is listed.
+    pub widgets: BTreeMap<String, RequestFigures>,
+    /// The node's leases and locks.
+    pub locks: LockFigures,
+}
+
+impl Figures {
+    fn of(seconds: f64, widgets: &[Counts; 7], locks: LockCounts) -> Self {
+        let all = widgets.iter().fold(Counts::default(), |a, c| a.add(*c));
+        Figures {
+            seconds,
+            requests: RequestFigures::of(all),
+            widgets: WidgetType::ALL
+                .iter()
+                .zip(widgets)
+                .map(|(w, c)| (w.to_string(), RequestFigures::of(*c)))
+                .collect(),
+            locks: LockFigures::of(locks),
+        }
+    }
 }
 
 /// Redis memory and keyspace figures from `INFO`.
@@ -57,31 +251,57 @@ pub struct RedisFigures {
     pub keyspace_misses: u64,
 }
 
-/// Everything health and alerts look at, at one moment.
+/// The figures at one moment: over the last 1, 5 and 15 minutes and since start.
+///
+/// Health and alerts judge [`MetricsSnapshot::judged`], the last minute: they see a bad minute at once
+/// and forget it a minute after it ends.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct MetricsSnapshot {
     /// Unix seconds.
     pub taken_at: i64,
-    /// Per widget type (snake_case name).
-    pub widgets: HashMap<String, WidgetFigures>,
-    /// All widget requests.
-    pub requests: u64,
-    /// hits / (hits + misses); 1 when there were none.
-    pub hit_rate: f64,
-    /// errors / requests; 0 when there were none.
-    pub error_rate: f64,
-    /// Mean response time over all widgets, ms.
-    pub mean_response_ms: f64,
-    /// Failed lease attempts / all lease attempts of this node; 0 when there were none.
-    pub lock_failure_rate: f64,
+    /// The last minute.
+    pub last_1m: Figures,
+    /// The last five minutes.
+    pub last_5m: Figures,
+    /// The last fifteen minutes.
+    pub last_15m: Figures,
+    /// Since the metrics service started.
+    pub total: Figures,
     /// Redis, when it could be read.
     pub redis: Option<RedisFigures>,
 }
 
-/// Collects widget metrics. Cheap to clone; clones share the counters.
+impl MetricsSnapshot {
+    /// The name of the window health and alerts judge.
+    pub const JUDGED: &'static str = WINDOWS[0].0;
+
+    /// The figures health and alerts judge: the last minute.
+    pub fn judged(&self) -> &Figures {
+        &self.last_1m
+    }
+}
+
+/// The newest `n` stored snapshots and how many stored items could not be read.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct History {
+    /// Readable snapshots, newest first.
+    pub snapshots: Vec<MetricsSnapshot>,
+    /// Items skipped because they were not snapshots (bad bytes, another format).
+    pub skipped: usize,
+}
+
+struct Shared {
+    counters: [Counters; 7],
+    samples: Mutex<VecDeque<Sample>>,
+    clock: Arc<dyn Clock>,
+    started: DateTime<Utc>,
+    history_skipped: AtomicU64,
+}
+
+/// Collects widget metrics for one cache node. Cheap to clone; clones share the counters.
 #[derive(Clone)]
 pub struct WidgetCacheMetricsService {
-    counters: Arc<[Counters; 7]>,
+    shared: Arc<Shared>,
     redis: Option<redis::aio::ConnectionManager>,
     snapshot_key: String,
 }
@@ -108,11 +328,21 @@ fn info_field(info: &str, name: &str) -> u64 {
         .unwrap_or(0)
 }
 
+fn shared(clock: Arc<dyn Clock>) -> Arc<Shared> {
+    Arc::new(Shared {
+        counters: Default::default(),
+        samples: Mutex::default(),
+        started: clock.now(),
+        clock,
+        history_skipped: AtomicU64::new(0),
+    })
+}
+
 impl WidgetCacheMetricsService {
     /// Counters only (no Redis figures, no stored snapshots).
     pub fn in_memory() -> Self {
         WidgetCacheMetricsService {
-            counters: Arc::new(Default::default()),
+            shared: shared(Arc::new(SystemClock)),
             redis: None,
             snapshot_key: String::new(),
         }
@@ -124,90 +354,146 @@ impl WidgetCacheMetricsService {
             .get_connection_manager()
             .await?;
         Ok(WidgetCacheMetricsService {
-            counters: Arc::new(Default::default()),
+            shared: shared(Arc::new(SystemClock)),
             redis: Some(conn),
             snapshot_key: format!("widgets:metrics:{namespace}"),
         })
     }
 
-    /// Records one widget request.
-    pub fn record(&self, widget: WidgetType, hit: bool, elapsed: Duration, error: bool) {
-        let c = &self.counters[index(widget)];
-        let outcome = if error {
-            c.errors.fetch_add(1, Ordering::Relaxed);
-            "error"
-        } else if hit {
-            c.hits.fetch_add(1, Ordering::Relaxed);
-            "hit"
-        } else {
-            c.misses.fetch_add(1, Ordering::Relaxed);
-            "miss"
+    /// Measures windows and stamps snapshots with `clock` instead of the system clock; counting
+    /// starts afresh.
+    #[must_use]
+    pub fn with_clock(mut self, clock: impl Clock) -> Self {
+        self.shared = shared(Arc::new(clock));
+        self
+    }
+
+    /// Records one widget read: the tier that answered, or `None` when it failed.
+    pub fn record(&self, widget: WidgetType, source: Option<Source>, elapsed: Duration) {
+        let c = &self.shared.counters[index(widget)];
+        let (counter, outcome, tier) = match source {
+            None => (&c.errors, "error", None),
+            Some(Source::L1) => (&c.l1, "hit", Some("l1")),
+            Some(Source::L2) => (&c.l2, "hit", Some("l2")),
+            Some(Source::Stale) => (&c.stale, "hit", Some("stale")),
+            Some(_) => (&c.misses, "miss", None),
         };
-        let micros = elapsed.as_micros() as u64;
+        counter.fetch_add(1, Ordering::Relaxed);
+        let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
         c.response_micros_total.fetch_add(micros, Ordering::Relaxed);
         c.response_micros_max.fetch_max(micros, Ordering::Relaxed);
+        c.response_micros_max_recent
+            .fetch_max(micros, Ordering::Relaxed);
         metrics::counter!("widget_cache_requests_total", "widget" => widget.as_str(), "outcome" => outcome).increment(1);
+        if let Some(tier) = tier {
+            metrics::counter!("widget_cache_hits_total", "widget" => widget.as_str(), "tier" => tier).increment(1);
+        }
         metrics::histogram!("widget_cache_response_seconds", "widget" => widget.as_str())
             .record(elapsed.as_secs_f64());
     }
 
+    fn totals(&self) -> [Counts; 7] {
+        self.shared.counters.each_ref().map(|c| Counts {
+            l1: c.l1.load(Ordering::Relaxed),
+            l2: c.l2.load(Ordering::Relaxed),
+            stale: c.stale.load(Ordering::Relaxed),
+            misses: c.misses.load(Ordering::Relaxed),
+            errors: c.errors.load(Ordering::Relaxed),
+            micros_total: c.response_micros_total.load(Ordering::Relaxed),
+            micros_max: c.response_micros_max.load(Ordering::Relaxed),
+        })
+    }
+
+    /// Samples the counters now (the windows are measured between samples). A service with a snapshot
+    /// schedule calls this every [`SAMPLE_EVERY`]; call it yourself when you schedule snapshots.
+    pub fn sample(&self, cache: &Cache) {
+        self.take_sample(&cache.stats());
+    }
+
+    fn take_sample(&self, stats: &CacheStats) -> Sample {
+        let at = self.shared.clock.now();
+        let mut widgets = self.totals();
+        for (counts, c) in widgets.iter_mut().zip(&self.shared.counters) {
+            counts.micros_max = c.response_micros_max_recent.swap(0, Ordering::Relaxed);
+        }
+        let sample = Sample {
+            at,
+            widgets,
+            locks: LockCounts::of(stats),
+        };
+        let mut samples = self.shared.samples.lock();
+        match samples.back_mut() {
+            Some(last) if (at - last.at) < SAMPLE_SPACING && at >= last.at => {
+                let recent_max = last.widgets.map(|c| c.micros_max);
+                *last = sample;
+                for (c, max) in last.widgets.iter_mut().zip(recent_max) {
+                    c.micros_max = c.micros_max.max(max);
+                }
+            }
+            _ => samples.push_back(sample),
+        }
+        // Keep the newest sample at least as old as the longest window: it is that window's base.
+        let longest = chrono::Duration::from_std(WINDOWS[2].1).unwrap_or_default();
+        while samples.len() > 2 && samples[1].at <= at - longest {
+            samples.pop_front();
+        }
+        sample
+    }
+
+    /// The figures of one window ending at `now`, with `current` the sample just taken.
+    fn window(&self, samples: &VecDeque<Sample>, length: Duration, current: &Sample) -> Figures {
+        let now = current.at;
+        let from = now - chrono::Duration::from_std(length).unwrap_or_default();
+        let base = samples.iter().rev().find(|s| s.at <= from);
+        let (base_at, base_widgets, base_locks) = match base {
+            Some(b) => (b.at, b.widgets, b.locks),
+            None => (
+                self.shared.started,
+                [Counts::default(); 7],
+                LockCounts::default(),
+            ),
+        };
+        let mut widgets = [Counts::default(); 7];
+        for (i, w) in widgets.iter_mut().enumerate() {
+            *w = current.widgets[i].since(base_widgets[i]);
+            w.micros_max = samples
+                .iter()
+                .filter(|s| s.at > base_at)
+                .map(|s| s.widgets[i].micros_max)
+                .max()
+                .unwrap_or(0);
+        }
+        let locks = LockCounts {
+            acquired: current.locks.acquired.saturating_sub(base_locks.acquired),
+            contended: current.locks.contended.saturating_sub(base_locks.contended),
+            failed: current.locks.failed.saturating_sub(base_locks.failed),
+        };
+        let seconds = (now - base_at).num_milliseconds().max(0) as f64 / 1000.0;
+        Figures::of(seconds, &widgets, locks)
+    }
+
     /// The figures now, with the cache's lock counters and (if configured) Redis `INFO`.
     pub async fn snapshot(&self, cache: &Cache) -> MetricsSnapshot {
-        let mut snap = MetricsSnapshot {
-            taken_at: chrono::Utc::now().timestamp(),
-            ..MetricsSnapshot::default()
-        };
-        let (mut hits, mut misses, mut errors, mut micros) = (0u64, 0u64, 0u64, 0u64);
-        for widget in WidgetType::ALL {
-            let c = &self.counters[index(widget)];
-            let f = (
-                c.hits.load(Ordering::Relaxed),
-                c.misses.load(Ordering::Relaxed),
-                c.errors.load(Ordering::Relaxed),
-                c.response_micros_total.load(Ordering::Relaxed),
-            );
-            let n = f.0 + f.1 + f.2;
-            snap.widgets.insert(
-                widget.to_string(),
-                WidgetFigures {
-                    hits: f.0,
-                    misses: f.1,
-                    errors: f.2,
-                    mean_response_ms: if n == 0 {
-                        0.0
-                    } else {
-                        f.3 as f64 / n as f64 / 1000.0
-                    },
-                    max_response_ms: c.response_micros_max.load(Ordering::Relaxed) as f64 / 1000.0,
-                },
-            );
-            (hits, misses, errors, micros) = (hits + f.0, misses + f.1, errors + f.2, micros + f.3);
-        }
-        snap.requests = hits + misses + errors;
-        snap.hit_rate = if hits + misses == 0 {
-            1.0
-        } else {
-            hits as f64 / (hits + misses) as f64
-        };
-        snap.error_rate = if snap.requests == 0 {
-            0.0
-        } else {
-            errors as f64 / snap.requests as f64
-        };
-        snap.mean_response_ms = if snap.requests == 0 {
-            0.0
-        } else {
-            micros as f64 / snap.requests as f64 / 1000.0
-        };
         let stats = cache.stats();
-        let attempts = stats.lock_acquired + stats.lock_failed;
-        snap.lock_failure_rate = if attempts == 0 {
-            0.0
-        } else {
-            stats.lock_failed as f64 / attempts as f64
+        let current = self.take_sample(&stats);
+        let (last_1m, last_5m, last_15m) = {
+            let samples = self.shared.samples.lock();
+            (
+                self.window(&samples, WINDOWS[0].1, &current),
+                self.window(&samples, WINDOWS[1].1, &current),
+                self.window(&samples, WINDOWS[2].1, &current),
+            )
         };
-        snap.redis = self.redis_figures().await.ok();
-        snap
+        let since_start =
+            (current.at - self.shared.started).num_milliseconds().max(0) as f64 / 1000.0;
+        MetricsSnapshot {
+            taken_at: current.at.timestamp(),
+            last_1m,
+            last_5m,
+            last_15m,
+            total: Figures::of(since_start, &self.totals(), LockCounts::of(&stats)),
+            redis: self.redis_figures().await.ok(),
+        }
     }
 
     async fn redis_figures(&self) -> Result<RedisFigures, WidgetError> {
@@ -224,7 +510,8 @@ impl WidgetCacheMetricsService {
         })
     }
 
-    /// Stores a snapshot in Redis (newest first, capped at [`SNAPSHOTS_KEPT`]); call once a minute.
+    /// Stores a snapshot in Redis (newest first, capped at [`SNAPSHOTS_KEPT`]). A service with a
+    /// snapshot schedule ([`crate::WidgetCacheService::with_snapshots`]) does this by itself.
     pub async fn record_snapshot(&self, snapshot: &MetricsSnapshot) -> Result<(), WidgetError> {
         let Some(conn) = &self.redis else {
             return Ok(());
@@ -245,21 +532,43 @@ impl WidgetCacheMetricsService {
         Ok(())
     }
 
-    /// The newest `n` stored snapshots, newest first; unreadable ones are skipped.
+    /// The newest `n` stored snapshots, newest first. Items that are not snapshots (bad bytes,
+    /// another format) are skipped and counted ([`WidgetCacheMetricsService::history_skipped`]).
     pub async fn history(&self, n: usize) -> Result<Vec<MetricsSnapshot>, WidgetError> {
+        Ok(self.history_with_skipped(n).await?.snapshots)
+    }
+
+    /// [`WidgetCacheMetricsService::history`] that also says how many items it skipped.
+    pub async fn history_with_skipped(&self, n: usize) -> Result<History, WidgetError> {
         let Some(conn) = &self.redis else {
-            return Ok(Vec::new());
+            return Ok(History::default());
         };
-        let raw: Vec<String> = redis::cmd("LRANGE")
+        // Bytes, not strings: one item that is not UTF-8 must not fail the whole read.
+        let raw: Vec<Vec<u8>> = redis::cmd("LRANGE")
             .arg(&self.snapshot_key)
             .arg(0)
             .arg(n.saturating_sub(1) as isize)
             .query_async(&mut conn.clone())
             .await?;
-        Ok(raw
+        let total = raw.len();
+        let snapshots: Vec<MetricsSnapshot> = raw
             .iter()
-            .filter_map(|s| serde_json::from_str(s).ok())
-            .collect())
+            .filter_map(|item| serde_json::from_slice(item).ok())
+            .collect();
+        let skipped = total - snapshots.len();
+        if skipped > 0 {
+            self.shared
+                .history_skipped
+                .fetch_add(skipped as u64, Ordering::Relaxed);
+            metrics::counter!("widget_cache_history_skipped_total").increment(skipped as u64);
+            tracing::warn!(key = %self.snapshot_key, skipped, "skipped unreadable metrics snapshots");
+        }
+        Ok(History { snapshots, skipped })
+    }
+
+    /// History items skipped as unreadable since this service started.
+    pub fn history_skipped(&self) -> u64 {
+        self.shared.history_skipped.load(Ordering::Relaxed)
     }
 }
 
@@ -273,5 +582,39 @@ mod tests {
         assert_eq!(info_field(info, "used_memory"), 1000);
         assert_eq!(info_field(info, "maxmemory"), 4000);
         assert_eq!(info_field(info, "evicted_keys"), 0);
+    }
+
+    #[test]
+    fn figures_split_hits_by_tier_and_rate_locks_by_failure_only() {
+        let counts = Counts {
+            l1: 6,
+            l2: 2,
+            stale: 1,
+            misses: 1,
+            errors: 2,
+            micros_total: 24_000,
+            micros_max: 9_000,
+        };
+        let f = RequestFigures::of(counts);
+        assert_eq!((f.requests, f.hits), (12, 9));
+        assert!((f.hit_rate - 0.9).abs() < 1e-9);
+        assert!((f.l1_hit_rate - 0.6).abs() < 1e-9);
+        assert!((f.mean_response_ms - 2.0).abs() < 1e-9);
+        assert!((f.max_response_ms - 9.0).abs() < 1e-9);
+        let locks = LockFigures::of(LockCounts {
+            acquired: 10,
+            contended: 90,
+            failed: 0,
+        });
+        assert!(
+            locks.failure_rate.abs() < f64::EPSILON,
+            "contention is healthy"
+        );
+        let locks = LockFigures::of(LockCounts {
+            acquired: 2,
+            contended: 1,
+            failed: 1,
+        });
+        assert!((locks.failure_rate - 0.25).abs() < 1e-9);
     }
 }

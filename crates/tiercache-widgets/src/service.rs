@@ -1,25 +1,82 @@
 //! [`WidgetCacheService`]: widget views through the two-tier cache.
 
+use std::collections::HashMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
+use parking_lot::RwLock;
 use tiercache::{Cache, EntryOptions, Fetched};
 
-use crate::data::WidgetData;
+use crate::clock::{Clock, SystemClock};
+use crate::data::{WidgetData, WidgetDataAggregationService};
 use crate::error::WidgetError;
-use crate::metrics::WidgetCacheMetricsService;
+use crate::key::render_key;
+use crate::metrics::{WidgetCacheMetricsService, SAMPLE_EVERY};
+use crate::settings::LoadTimeouts;
 use crate::tags::{tags_for_entry, widget_range_tag};
-use crate::{TimeRange, TtlStrategy, WidgetFilters, WidgetKey, WidgetType};
+use crate::{TimeRange, TtlStrategy, WidgetFilters, WidgetType};
 
 /// Serves widget views from the cache, computing them with a provider on a miss.
+///
+/// Each call reads the clock once: the view's range resolves at that instant, its key names the
+/// resolved period, its lifetime ends at the range's next boundary, and a provider given to an `_at`
+/// method computes at that same instant.
 #[derive(Clone)]
 pub struct WidgetCacheService {
     cache: Cache,
     ttl: TtlStrategy,
+    timeouts: LoadTimeouts,
     metrics: WidgetCacheMetricsService,
+    clock: Arc<dyn Clock>,
+    campaigns: Option<CampaignOrganizations>,
+    schedule: Option<Arc<Schedule>>,
+}
+
+/// The snapshot task of a service; stopped when the last clone of the service is dropped.
+struct Schedule(tokio::task::JoinHandle<()>);
+
+impl Drop for Schedule {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// How many campaigns' organisations a service remembers; past that it asks the database each time.
+const CAMPAIGNS_KEPT: usize = 65_536;
+
+/// The organisation of each campaign a view filters on, looked up once and kept: a campaign never
+/// changes organisation, and knowing it lets organisation-wide invalidations pass other
+/// organisations' campaign views by. A campaign not found is kept as unknown too (so asking for one
+/// costs no query per read); its views carry no organisation and are refreshed by every
+/// organisation-wide invalidation: wider, never missed.
+#[derive(Clone)]
+struct CampaignOrganizations {
+    data: WidgetDataAggregationService,
+    known: Arc<RwLock<HashMap<i64, Option<i64>>>>,
+}
+
+impl CampaignOrganizations {
+    async fn of(&self, campaign_id: i64) -> Option<i64> {
+        if let Some(org) = self.known.read().get(&campaign_id) {
+            return *org;
+        }
+        match self.data.organization_of(campaign_id).await {
+            Ok(org) => {
+                let mut known = self.known.write();
+                if known.len() < CAMPAIGNS_KEPT {
+                    known.insert(campaign_id, org);
+                }
+                org
+            }
+            Err(e) => {
+                // Without it the view's tags are only wider: correct, refreshed a little more often.
+                tracing::warn!(campaign_id, error = %e, "could not look up a campaign's organisation");
+                None
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for WidgetCacheService {
@@ -36,8 +93,87 @@ impl WidgetCacheService {
         WidgetCacheService {
             cache,
             ttl: TtlStrategy::new(),
+            timeouts: LoadTimeouts::default(),
             metrics,
+            clock: Arc::new(SystemClock),
+            campaigns: None,
+            schedule: None,
         }
+    }
+
+    /// Samples the metrics every [`SAMPLE_EVERY`] (or `interval`, if shorter) so their 1, 5 and
+    /// 15 minute windows stay accurate, and records a snapshot into the metrics' history every
+    /// `interval` (at least 1 ms). The task stops when the last clone of this service is dropped;
+    /// calling this again replaces it.
+    ///
+    /// # Panics
+    ///
+    /// Outside a Tokio runtime.
+    ///
+    /// ```no_run
+    /// # async fn run(cache: tiercache::Cache) -> Result<(), tiercache_widgets::WidgetError> {
+    /// use std::time::Duration;
+    /// use tiercache_widgets::{WidgetCacheMetricsService, WidgetCacheService};
+    /// let metrics = WidgetCacheMetricsService::with_redis("redis://127.0.0.1:6379/1", "widgets").await?;
+    /// let widgets = WidgetCacheService::new(cache, metrics).with_snapshots(Duration::from_secs(60));
+    /// # drop(widgets); Ok(()) }
+    /// ```
+    #[must_use]
+    pub fn with_snapshots(mut self, interval: Duration) -> Self {
+        let interval = interval.max(Duration::from_millis(1));
+        let (cache, metrics) = (self.cache.clone(), self.metrics.clone());
+        let task = tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(SAMPLE_EVERY.min(interval));
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut next_record = tokio::time::Instant::now() + interval;
+            loop {
+                let now = ticks.tick().await;
+                if now < next_record {
+                    metrics.sample(&cache);
+                    continue;
+                }
+                next_record = now + interval;
+                let snapshot = metrics.snapshot(&cache).await;
+                if let Err(e) = metrics.record_snapshot(&snapshot).await {
+                    tracing::warn!(error = %e, "could not record a metrics snapshot");
+                }
+            }
+        });
+        self.schedule = Some(Arc::new(Schedule(task)));
+        self
+    }
+
+    /// Looks up the organisation of each campaign a view filters on in `data`, so that invalidating
+    /// `organization:<id>` (or a change to another organisation) passes that campaign's views by when
+    /// it belongs to another organisation. Without it such views are refreshed by every
+    /// organisation-wide invalidation.
+    #[must_use]
+    pub fn with_directory(mut self, data: WidgetDataAggregationService) -> Self {
+        self.campaigns = Some(CampaignOrganizations {
+            data,
+            known: Arc::default(),
+        });
+        self
+    }
+
+    /// Resolves time ranges against `clock` instead of the system clock.
+    #[must_use]
+    pub fn with_clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// The instant a call made now resolves its range at.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    /// Replaces the load timeouts (default [`LoadTimeouts::default`]; an operator's come from
+    /// [`LoadTimeouts::from_env`]).
+    #[must_use]
+    pub fn with_load_timeouts(mut self, timeouts: LoadTimeouts) -> Self {
+        self.timeouts = timeouts;
+        self
     }
 
     /// Replaces the TTL strategy.
@@ -57,21 +193,38 @@ impl WidgetCacheService {
         &self.metrics
     }
 
-    fn key(widget: WidgetType, range: &TimeRange, filters: &WidgetFilters) -> String {
-        WidgetKey::new(widget, *range, filters.clone()).to_string()
-    }
-
-    /// TTL tier and tags of a view: a dozen formatted strings and a calendar lookup, so reads build
-    /// them only when the cache needs them (a miss or a refresh), not on every L1 hit.
+    /// Lifetime, tags and load timeouts of a view: a dozen formatted strings and a calendar lookup, so
+    /// reads build them only when the cache needs them (a miss or a refresh), not on every L1 hit.
+    /// Fail-safe is on: past the soft timeout, or when the provider fails, the last value answers.
     fn entry_options(
         &self,
         widget: WidgetType,
         range: &TimeRange,
         filters: &WidgetFilters,
+        campaign_organization: Option<i64>,
+        now: DateTime<Utc>,
     ) -> EntryOptions {
-        let now = Utc::now();
-        let tier = self.ttl.tier(widget, range, now);
-        EntryOptions::tier(tier).with_tags(tags_for_entry(widget, range, filters, now))
+        let ttl = self.ttl.ttl(widget, range, now, self.cache.config());
+        EntryOptions::new(ttl)
+            .with_tags(tags_for_entry(
+                widget,
+                range,
+                filters,
+                campaign_organization,
+            ))
+            .with_soft_timeout(self.timeouts.soft)
+            .with_hard_timeout(self.timeouts.hard)
+            .with_fail_safe(true)
+    }
+
+    /// The organisation the view's campaign filter implies, when the view names no organisation.
+    async fn campaign_organization(&self, filters: &WidgetFilters) -> Option<i64> {
+        match (&self.campaigns, filters.campaign_id()) {
+            (Some(campaigns), Some(c)) if filters.organization_id().is_none() => {
+                campaigns.of(c).await
+            }
+            _ => None,
+        }
     }
 
     /// The data of one view: from L1, L2, or `provider` (once for the fleet) on a miss.
@@ -105,32 +258,58 @@ impl WidgetCacheService {
         P: FnOnce() -> Fut + Send + 'static,
         Fut: Future<Output = Result<WidgetData, WidgetError>> + Send + 'static,
     {
-        let key = Self::key(widget, &range, &filters);
-        // A miss is a call whose own provider ran: callers that shared another's load cost no query.
-        let computed = Arc::new(AtomicBool::new(false));
-        let flag = computed.clone();
+        self.fetch_widget_data_at(widget, range, filters, move |_| provider())
+            .await
+    }
+
+    /// [`WidgetCacheService::fetch_widget_data`] with a provider told the instant the range resolved
+    /// at, so the figures it computes belong to the period the key names even when the call straddles
+    /// a boundary.
+    ///
+    /// ```no_run
+    /// # async fn run(widgets: tiercache_widgets::WidgetCacheService, data: tiercache_widgets::WidgetDataAggregationService) -> Result<(), tiercache_widgets::WidgetError> {
+    /// use tiercache_widgets::{TimeRange, WidgetFilters, WidgetType};
+    /// let (w, r, f) = (WidgetType::TotalDonations, TimeRange::ThisMonth, WidgetFilters::new());
+    /// let f2 = f.clone();
+    /// let fetched = widgets
+    ///     .fetch_widget_data_at(w, r, f, move |now| async move { data.compute(w, r, f2, now).await })
+    ///     .await?;
+    /// println!("{:?} from {}", fetched.value, fetched.source);
+    /// # Ok(()) }
+    /// ```
+    pub async fn fetch_widget_data_at<P, Fut>(
+        &self,
+        widget: WidgetType,
+        range: TimeRange,
+        filters: WidgetFilters,
+        provider: P,
+    ) -> Result<Fetched<WidgetData>, WidgetError>
+    where
+        P: FnOnce(DateTime<Utc>) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<WidgetData, WidgetError>> + Send + 'static,
+    {
+        let now = self.clock.now();
+        let key = render_key(widget, &range, &filters, now);
         let started = Instant::now();
+        let org = self.campaign_organization(&filters).await;
         let result = self
             .cache
             .fetch_with(
                 &key,
-                || self.entry_options(widget, &range, &filters),
-                move || async move {
-                    flag.store(true, Ordering::Relaxed);
-                    checked(widget, provider().await)
-                },
+                || self.entry_options(widget, &range, &filters, org, now),
+                move || async move { checked(widget, provider(now).await) },
             )
             .await;
         self.metrics.record(
             widget,
-            !computed.load(Ordering::Relaxed),
+            result.as_ref().ok().map(|f| f.source),
             started.elapsed(),
-            result.is_err(),
         );
         Ok(result?)
     }
 
-    /// Computes a view now and stores it in both tiers on every node, whatever was cached.
+    /// Computes a view now and stores it in both tiers on every node, whatever was cached, with the
+    /// time the provider took (so probabilistic early refresh treats it like a loaded view).
     pub async fn warmup_widget<P, Fut>(
         &self,
         widget: WidgetType,
@@ -142,11 +321,31 @@ impl WidgetCacheService {
         P: FnOnce() -> Fut,
         Fut: Future<Output = Result<WidgetData, WidgetError>>,
     {
+        self.warmup_widget_at(widget, range, filters, move |_| provider())
+            .await
+    }
+
+    /// [`WidgetCacheService::warmup_widget`] with a provider told the instant the range resolved at.
+    pub async fn warmup_widget_at<P, Fut>(
+        &self,
+        widget: WidgetType,
+        range: TimeRange,
+        filters: WidgetFilters,
+        provider: P,
+    ) -> Result<(), WidgetError>
+    where
+        P: FnOnce(DateTime<Utc>) -> Fut,
+        Fut: Future<Output = Result<WidgetData, WidgetError>>,
+    {
+        let now = self.clock.now();
+        let org = self.campaign_organization(&filters).await;
         let (key, opts) = (
-            Self::key(widget, &range, &filters),
-            self.entry_options(widget, &range, &filters),
+            render_key(widget, &range, &filters, now),
+            self.entry_options(widget, &range, &filters, org, now),
         );
-        let data = checked(widget, provider().await)?;
+        let started = Instant::now();
+        let data = checked(widget, provider(now).await)?;
+        let opts = opts.with_load_time(started.elapsed());
         self.cache.set(&key, data, &opts).await?;
         Ok(())
     }

@@ -125,6 +125,40 @@ impl TimeRange {
         (midnight(start), midnight(end))
     }
 
+    /// The first instant after `now` at which this range resolves to other bounds: the next midnight for
+    /// `today`, `yesterday` and `last_30_days`, the next Monday for the weeks, the next 1st for the
+    /// months, the next quarter and the next 1 January. `None` for a custom range, which never moves.
+    ///
+    /// ```
+    /// use chrono::{TimeZone, Utc};
+    /// use tiercache_widgets::TimeRange;
+    /// let now = Utc.with_ymd_and_hms(2025, 5, 14, 10, 0, 0).unwrap();
+    /// assert_eq!(TimeRange::LastMonth.next_rollover(now), Some(Utc.with_ymd_and_hms(2025, 6, 1, 0, 0, 0).unwrap()));
+    /// assert_eq!(TimeRange::Yesterday.next_rollover(now), Some(Utc.with_ymd_and_hms(2025, 5, 15, 0, 0, 0).unwrap()));
+    /// ```
+    pub fn next_rollover(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let current = match *self {
+            TimeRange::Today | TimeRange::Yesterday | TimeRange::Last30Days => TimeRange::Today,
+            TimeRange::ThisWeek | TimeRange::LastWeek => TimeRange::ThisWeek,
+            TimeRange::ThisMonth | TimeRange::LastMonth => TimeRange::ThisMonth,
+            TimeRange::ThisQuarter => TimeRange::ThisQuarter,
+            TimeRange::ThisYear | TimeRange::LastYear => TimeRange::ThisYear,
+            TimeRange::Custom { .. } => return None,
+        };
+        // Each named range moves exactly when the calendar unit it counts from ends.
+        Some(current.resolve(now).1)
+    }
+
+    /// The first instant after `now` at which a view of this range must be looked at again: its next
+    /// rollover, or, for a custom range, its start or end when either is still ahead (the range opens
+    /// or closes then). `None` when nothing about the range changes any more.
+    pub fn next_boundary(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.next_rollover(now).or_else(|| {
+            let (start, end) = self.resolve(now);
+            [start, end].into_iter().find(|t| *t > now)
+        })
+    }
+
     /// Whether the range includes `now` (its figures can still change as events arrive).
     pub fn contains_now(&self, now: DateTime<Utc>) -> bool {
         let (start, end) = self.resolve(now);
@@ -244,6 +278,41 @@ mod tests {
             TimeRange::LastMonth.resolve(at(2024, 3, 31)),
             (day(2024, 2, 1), day(2024, 3, 1))
         );
+    }
+
+    #[test]
+    fn each_range_rolls_over_exactly_at_its_next_rollover() {
+        // Hour by hour over two years from a Sunday night before a quarter's end: every rollover of
+        // every named range is crossed, and nothing moves in between.
+        let start = Utc.with_ymd_and_hms(2024, 3, 30, 20, 0, 0).unwrap();
+        for range in TimeRange::named() {
+            let mut now = start;
+            let mut rollovers = 0;
+            while now < start + Duration::days(731) {
+                let next = range.next_rollover(now).unwrap();
+                assert!(next > now, "{range} at {now}: {next} is not ahead");
+                assert_eq!(
+                    range.resolve(next - Duration::seconds(1)),
+                    range.resolve(now),
+                    "{range} moved before {next}"
+                );
+                assert_ne!(
+                    range.resolve(next),
+                    range.resolve(now),
+                    "{range} did not move at {next}"
+                );
+                if next - now <= Duration::hours(1) {
+                    rollovers += 1;
+                }
+                now += Duration::hours(1);
+            }
+            assert!(rollovers >= 2, "{range} rolled over {rollovers} times");
+        }
+        let custom: TimeRange = "2025-01-01..2025-02-01".parse().unwrap();
+        assert_eq!(custom.next_rollover(at(2025, 1, 5)), None);
+        assert_eq!(custom.next_boundary(at(2024, 12, 5)), Some(day(2025, 1, 1)));
+        assert_eq!(custom.next_boundary(at(2025, 1, 5)), Some(day(2025, 2, 1)));
+        assert_eq!(custom.next_boundary(at(2025, 3, 5)), None);
     }
 
     #[test]

@@ -1,125 +1,14 @@
 //! The widget layer end to end: SQLite data, three cache nodes on a private Redis, domain events.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::sync::Arc;
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use tiercache::Cache;
-use tiercache_testkit::{eventually, RedisServer};
-use tiercache_widgets::{
-    DatasetSize, NewDonation, TimeRange, WidgetCacheMetricsService, WidgetCacheService, WidgetData,
-    WidgetDataAggregationService, WidgetFilters, WidgetInvalidationService, WidgetType,
-};
-
-const DEADLINE: Duration = Duration::from_secs(10);
-
-struct Fleet {
-    _redis: RedisServer,
-    _dir: TempDir,
-    data: WidgetDataAggregationService,
-    nodes: Vec<WidgetCacheService>,
-    invalidation: WidgetInvalidationService,
-}
-
-/// A temporary directory removed on drop (std only).
-struct TempDir(std::path::PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-async fn fleet(name: &str) -> Fleet {
-    let redis = RedisServer::start().unwrap();
-    let dir = std::env::temp_dir().join(format!("tiercache-widgets-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let data = WidgetDataAggregationService::open(dir.join("demo.sqlite3")).unwrap();
-    data.generate_if_empty(DatasetSize::small(), 7, Utc::now())
-        .await
-        .unwrap();
-    let mut nodes = Vec::new();
-    for _ in 0..3 {
-        let cache = Cache::builder()
-            .redis_url(&redis.url())
-            .namespace("widgets")
-            .heartbeat_interval(Duration::from_millis(100))
-            .build()
-            .await
-            .unwrap();
-        nodes.push(WidgetCacheService::new(
-            cache,
-            WidgetCacheMetricsService::in_memory(),
-        ));
-    }
-    let invalidation = WidgetInvalidationService::new(nodes[0].cache().clone(), Some(data.clone()));
-    Fleet {
-        _redis: redis,
-        _dir: TempDir(dir),
-        data,
-        nodes,
-        invalidation,
-    }
-}
-
-async fn read(
-    node: &WidgetCacheService,
-    data: &WidgetDataAggregationService,
-    w: WidgetType,
-    r: TimeRange,
-    f: &WidgetFilters,
-) -> Arc<WidgetData> {
-    let (d, f2) = (data.clone(), f.clone());
-    node.get_widget_data(w, r, f.clone(), move || async move {
-        d.compute(w, r, f2, Utc::now()).await
-    })
-    .await
-    .unwrap()
-}
-
-/// Reads a view and asserts the read was an L1 hit.
-async fn read_cached(
-    node: &WidgetCacheService,
-    data: &WidgetDataAggregationService,
-    (w, r, f): (WidgetType, TimeRange, &WidgetFilters),
-    what: &str,
-) -> Arc<WidgetData> {
-    let before = hits(node);
-    let value = read(node, data, w, r, f).await;
-    assert_eq!(hits(node), before + 1, "{what}: still an L1 hit");
-    value
-}
-
-/// Waits until a view is no longer cached on `node`.
-async fn wait_until_gone(
-    node: &WidgetCacheService,
-    w: WidgetType,
-    r: TimeRange,
-    f: &WidgetFilters,
-) {
-    let key = tiercache_widgets::WidgetKey::new(w, r, f.clone()).to_string();
-    eventually(DEADLINE, &format!("{key} is gone"), || async {
-        node.cache()
-            .get::<WidgetData>(&key)
-            .await
-            .unwrap()
-            .is_none()
-    })
-    .await;
-}
-
-fn hits(node: &WidgetCacheService) -> u64 {
-    let s = node.cache().stats();
-    s.l1_hits
-}
-
-fn total(d: &Arc<WidgetData>) -> i64 {
-    match d.as_ref() {
-        WidgetData::TotalDonations(t) => t.total_cents,
-        other => panic!("not a total: {other:?}"),
-    }
-}
+use common::{fleet, l1_hits as hits, read, read_cached, total, wait_until_gone, DEADLINE};
+use tiercache_testkit::eventually;
+use tiercache_widgets::{NewDonation, TimeRange, WidgetFilters, WidgetType};
 
 fn now() -> DateTime<Utc> {
     Utc::now()
@@ -155,10 +44,7 @@ async fn every_widget_type_computes_and_is_cached() {
         )
         .await
         .unwrap();
-    assert!(
-        total(&Arc::new(totals)) > 0,
-        "the generated data is not empty"
-    );
+    assert!(total(&totals) > 0, "the generated data is not empty");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -180,7 +66,7 @@ async fn a_donation_refreshes_affected_views_on_every_node_and_leaves_others_cac
     for node in &f.nodes {
         for (r, filt) in &views {
             before.push(total(
-                &read(node, &f.data, WidgetType::TotalDonations, *r, filt).await,
+                &*read(node, &f.data, WidgetType::TotalDonations, *r, filt).await,
             ));
         }
     }
@@ -210,7 +96,7 @@ async fn a_donation_refreshes_affected_views_on_every_node_and_leaves_others_cac
                     .await
                     .unwrap();
                 assert_eq!(
-                    total(&Arc::new(direct)),
+                    total(&direct),
                     expected,
                     "the direct query sees the donation"
                 );
@@ -218,7 +104,7 @@ async fn a_donation_refreshes_affected_views_on_every_node_and_leaves_others_cac
                     DEADLINE,
                     &format!("node {i} shows the new figure for {r} {filt:?}"),
                     || async {
-                        total(&read(node, &f.data, WidgetType::TotalDonations, *r, filt).await)
+                        total(&*read(node, &f.data, WidgetType::TotalDonations, *r, filt).await)
                             == expected
                     },
                 )

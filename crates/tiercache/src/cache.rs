@@ -381,7 +381,7 @@ impl Cache {
         let header = Header {
             created_at_ms: now,
             expires_at_ms: now + ttl.as_millis() as u64,
-            load_micros: 0,
+            load_micros: u32::try_from(opts.load_time().as_micros()).unwrap_or(u32::MAX),
             generation: 0,
         };
         let envelope = codec::encode(&value, &header, node.config.max_value_bytes as usize)

@@ -525,6 +525,20 @@ fn parse_duration(var: &str, value: &str, bare: BareUnit) -> Result<Duration, Co
     Ok(duration)
 }
 
+/// Parses a duration setting as [`Config::from_env`] parses its response times: milliseconds when bare
+/// (`200`), or with a unit (`250ms`, `30s`, `15m`, `2h`); zero is refused. For layers above the cache
+/// that read settings of their own, so every duration variable reads alike.
+///
+/// ```
+/// use std::time::Duration;
+/// assert_eq!(tiercache::parse_duration_setting("X_TIMEOUT", "2s").unwrap(), Duration::from_secs(2));
+/// assert_eq!(tiercache::parse_duration_setting("X_TIMEOUT", "250").unwrap(), Duration::from_millis(250));
+/// assert!(tiercache::parse_duration_setting("X_TIMEOUT", "soon").unwrap_err().to_string().contains("X_TIMEOUT"));
+/// ```
+pub fn parse_duration_setting(var: &str, value: &str) -> Result<Duration, ConfigError> {
+    parse_duration(var, value, BareUnit::Millis)
+}
+
 /// Checks a Redis URL piece by piece so the error can say which part is wrong.
 pub(crate) fn validate_redis_url(url: &str) -> Result<(), ConfigError> {
     let masked = mask_password(url);

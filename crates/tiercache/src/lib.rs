@@ -64,6 +64,7 @@ mod refresh;
 
 pub use builder::CacheBuilder;
 pub use cache::Cache;
+pub use config::parse_duration_setting;
 pub use config::{Config, ConfigError, ServiceTargets, TtlTier, TtlTiers};
 pub use error::{Error, ErrorKind};
 pub use fetched::{Fetched, Source};

@@ -150,9 +150,10 @@ impl Node {
                 )
             }
             Ok(None) => {}
-            Err(_) => return Waited::Load(None, None, stale),
+            Err(_) => return self.lease_failed(stale),
         }
         self.stats.fleet_waits(1);
+        self.stats.lock_contended(1);
         // Never wait forever: past two leases something is wrong with Redis or the holder; load ourselves.
         let give_up = tokio::time::Instant::now() + lease_time * 2;
         let mut poll = FIRST_POLL;
@@ -175,7 +176,7 @@ impl Node {
                     }
                     stale = r.stale.or(stale);
                 }
-                Err(_) => return Waited::Load(None, None, stale),
+                Err(_) => return self.lease_failed(stale),
             }
             match self
                 .guarded(try_acquire(self, &lease_key, lease_time))
@@ -193,13 +194,20 @@ impl Node {
                     );
                 }
                 Ok(None) => {}
-                Err(_) => return Waited::Load(None, None, stale),
+                Err(_) => return self.lease_failed(stale),
             }
             if tokio::time::Instant::now() >= give_up {
+                self.stats.lock_failed(1);
                 return Waited::Load(None, Some(fence), stale);
             }
             poll = (poll * 2).min(MAX_POLL);
         }
+    }
+
+    /// Redis failed while taking or waiting for a lease: a lock failure; load without the lease.
+    fn lease_failed<T>(&self, stale: Option<Arc<T>>) -> Waited<T> {
+        self.stats.lock_failed(1);
+        Waited::Load(None, None, stale)
     }
 
     /// Runs the loader with timeouts and fail-safe, stores the result, and releases the lease.

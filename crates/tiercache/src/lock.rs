@@ -85,7 +85,8 @@ pub(crate) async fn try_acquire(
         node.stats.lock_acquired(1);
         Ok(Some(token))
     } else {
-        node.stats.lock_failed(1);
+        // Held by someone else: the caller counts it, knowing whether it waits for another node's
+        // load (contended) or gives up (failed).
         Ok(None)
     }
 }
@@ -132,7 +133,10 @@ pub(crate) async fn acquire(
     let deadline = tokio::time::Instant::now() + opts.timeout;
     let mut backoff = FIRST_BACKOFF;
     for attempt in 0..=opts.retries {
-        if let Some(token) = try_acquire(node, &key, opts.lease).await? {
+        let acquired = try_acquire(node, &key, opts.lease)
+            .await
+            .inspect_err(|_| node.stats.lock_failed(1))?;
+        if let Some(token) = acquired {
             return Ok(LockGuard {
                 node: node.clone(),
                 key,
@@ -140,8 +144,12 @@ pub(crate) async fn acquire(
                 released: false,
             });
         }
+        if attempt == 0 {
+            node.stats.lock_contended(1);
+        }
         let wait = jitter(backoff);
         if attempt == opts.retries || tokio::time::Instant::now() + wait > deadline {
+            node.stats.lock_failed(1);
             return Err(Error::LockNotAcquired {
                 name: name.to_owned(),
                 attempts: attempt + 1,

@@ -89,7 +89,8 @@ decisions! {
     stale_served => "tiercache_stale_served_total", "Expired values served because the loader failed or was too slow (fail-safe).";
     refreshes => "tiercache_refreshes_total", "Background refreshes started ahead of expiry.";
     lock_acquired => "tiercache_lock_acquired_total", "Load leases or named locks acquired.";
-    lock_failed => "tiercache_lock_failed_total", "Load leases or named locks that were held by someone else.";
+    lock_contended => "tiercache_lock_contended_total", "Load leases or named locks found held by another holder, once per call: the call waited for another node's load (healthy coalescing) or retried.";
+    lock_failed => "tiercache_lock_failed_total", "Load leases or named locks not obtained: a named lock that timed out, a lease wait that gave up after two lease times, or a Redis error while taking or waiting.";
     lease_takeovers => "tiercache_lease_takeovers_total", "Loads started after waiting out another holder's lease.";
     fleet_waits => "tiercache_fleet_waits_total", "Calls that waited for another node's load instead of loading.";
     invalidations_sent => "tiercache_invalidations_sent_total", "Invalidation events this node applied to L2 and published.";

@@ -29,6 +29,7 @@ pub struct EntryOptions {
     soft_timeout: Option<Duration>,
     hard_timeout: Option<Duration>,
     fail_safe: bool,
+    load_time: Duration,
 }
 
 impl EntryOptions {
@@ -40,6 +41,7 @@ impl EntryOptions {
             soft_timeout: None,
             hard_timeout: None,
             fail_safe: true,
+            load_time: Duration::ZERO,
         }
     }
 
@@ -95,6 +97,27 @@ impl EntryOptions {
     pub fn with_fail_safe(mut self, enabled: bool) -> Self {
         self.fail_safe = enabled;
         self
+    }
+
+    /// How long the value given to [`crate::Cache::set`] took to compute (default: zero). It is stored
+    /// with the value, as a load's own measured time is, so probabilistic early refresh
+    /// ([`crate::RefreshMode::XFetch`]) starts refreshing a slow value early enough; with zero it never
+    /// refreshes early. Loads measure their own time and ignore this.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let opts = tiercache::EntryOptions::new(Duration::from_secs(60)).with_load_time(Duration::from_millis(350));
+    /// assert_eq!(opts.load_time(), Duration::from_millis(350));
+    /// ```
+    #[must_use]
+    pub fn with_load_time(mut self, took: Duration) -> Self {
+        self.load_time = took;
+        self
+    }
+
+    /// The compute time [`crate::Cache::set`] stores with the value.
+    pub fn load_time(&self) -> Duration {
+        self.load_time
     }
 
     /// The tags, sorted and without duplicates.

@@ -141,7 +141,14 @@ impl Node {
                 }),
                 // Another node is refreshing (or Redis is away). Our value is still within its TTL;
                 // its "filled" notice will retire our copy.
-                Ok(None) | Err(_) => return Ok(Fetched::new(current, Source::L1)),
+                Ok(None) => {
+                    self.stats.lock_contended(1);
+                    return Ok(Fetched::new(current, Source::L1));
+                }
+                Err(_) => {
+                    self.stats.lock_failed(1);
+                    return Ok(Fetched::new(current, Source::L1));
+                }
             }
         } else {
             None

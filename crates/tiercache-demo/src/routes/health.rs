@@ -1,4 +1,4 @@
-//! `GET /health`: the health score and alerts; 503 when an alert is critical.
+//! `GET /health`: the health score, level and alerts; 503 when an alert is critical.
 
 use std::sync::Arc;
 
@@ -6,32 +6,21 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use serde::Serialize;
-use tiercache_widgets::{evaluate_alerts, health_score, Alert, Severity};
+use tiercache_widgets::{Alert, HealthLevel, Severity};
 
 use crate::node::Node;
-
-/// How the node is doing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Level {
-    /// No alert.
-    Healthy,
-    /// Alerts, none critical; or Redis is away and the node serves from L1 and the database.
-    Warning,
-    /// A critical alert: users are affected.
-    Critical,
-}
 
 /// The answer of `/health`.
 #[derive(Debug, Serialize)]
 pub struct HealthAnswer {
-    /// healthy, warning or critical.
-    pub status: Level,
-    /// 0–100 (see the widget crate's `health_score`).
+    /// `healthy`, `warning` or `critical`: the status document's level, and at least `warning`
+    /// while Redis is unreachable (the node then serves from L1 and the database alone).
+    pub status: HealthLevel,
+    /// 0–100, judged over the last minute.
     pub score: u8,
-    /// Alerts now firing.
+    /// Alerts now firing, most urgent first.
     pub alerts: Vec<Alert>,
-    /// Whether the node talks to Redis.
+    /// The cache as this node sees it.
     pub redis: RedisState,
     /// The node that answered.
     pub node: &'static str,
@@ -48,11 +37,11 @@ pub struct RedisState {
     pub suspect: bool,
 }
 
-/// The health of `node` now.
-pub async fn assess(node: &Node) -> HealthAnswer {
+/// 200 unless an alert is critical (503), so a load balancer can take the node out.
+pub async fn health(State(node): State<Arc<Node>>) -> (StatusCode, Json<HealthAnswer>) {
     let Some(cached) = &node.cached else {
-        return HealthAnswer {
-            status: Level::Healthy,
+        let answer = HealthAnswer {
+            status: HealthLevel::Healthy,
             score: 100,
             alerts: Vec::new(),
             redis: RedisState {
@@ -62,38 +51,33 @@ pub async fn assess(node: &Node) -> HealthAnswer {
             },
             node: node.name,
         };
+        return (StatusCode::OK, Json(answer));
     };
-    let cache = cached.widgets.cache();
-    let snapshot = cached.metrics.snapshot(cache).await;
-    let alerts = evaluate_alerts(&snapshot, &cached.thresholds);
+    let status = super::status::of(cached).await;
     let redis = RedisState {
         cache: "enabled",
-        available: !cache.is_redis_unavailable(),
-        suspect: cache.is_suspect(),
+        available: !status.coherence.redis_unavailable,
+        suspect: status.coherence.suspect,
     };
-    let status = if alerts.iter().any(|a| a.severity == Severity::Critical) {
-        Level::Critical
-    } else if !alerts.is_empty() || !redis.available {
-        Level::Warning
-    } else {
-        Level::Healthy
-    };
-    HealthAnswer {
-        status,
-        score: health_score(&snapshot, &cached.targets),
-        alerts,
-        redis,
-        node: node.name,
+    let mut level = status.health.level;
+    if !redis.available {
+        level = level.max(HealthLevel::Warning);
     }
-}
-
-/// 200 unless an alert is critical (503), so a load balancer can take the node out.
-pub async fn health(State(node): State<Arc<Node>>) -> (StatusCode, Json<HealthAnswer>) {
-    let answer = assess(&node).await;
-    let code = if answer.status == Level::Critical {
+    let code = if status
+        .alerts
+        .iter()
+        .any(|a| a.severity == Severity::Critical)
+    {
         StatusCode::SERVICE_UNAVAILABLE
     } else {
         StatusCode::OK
+    };
+    let answer = HealthAnswer {
+        status: level,
+        score: status.health.score,
+        alerts: status.alerts,
+        redis,
+        node: node.name,
     };
     (code, Json(answer))
 }

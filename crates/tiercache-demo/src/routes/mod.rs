@@ -39,6 +39,8 @@ pub fn router(node: Arc<Node>, request_timeout: Duration) -> Router {
         .route("/api/donations", post(donations::create))
         .route("/api/campaigns", post(campaigns::create))
         .route("/api/status", get(status::status))
+        .route("/api/status/history", get(status::history))
+        .route("/ops", get(pages::ops))
         .route("/health", get(health::health))
         .route("/metrics", get(metrics::render))
         .fallback(not_found)
@@ -68,7 +70,9 @@ async fn not_found(uri: axum::http::Uri) -> ApiError {
         "GET /api/organizations",
         "POST /api/donations",
         "POST /api/campaigns",
+        "GET /ops",
         "GET /api/status",
+        "GET /api/status/history",
         "GET /health",
         "GET /metrics",
     ])

@@ -1,5 +1,5 @@
-//! The pages: the dashboard (`/`) and their scripts and styles, built into the binary so the service
-//! needs no network and no files at run time.
+//! The pages: the dashboard (`/`), the cache's operations view (`/ops`), and their scripts and
+//! styles, built into the binary so the service needs no network and no files at run time.
 
 use std::sync::Arc;
 
@@ -34,11 +34,21 @@ const ASSETS: &[(&str, &str, &str)] = &[
         "text/javascript; charset=utf-8",
         include_str!("../../assets/dashboard.js"),
     ),
+    (
+        "ops.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../assets/ops.js"),
+    ),
 ];
 
 /// `GET /`: the dashboard.
 pub async fn dashboard() -> Html<&'static str> {
     Html(include_str!("../../assets/index.html"))
+}
+
+/// `GET /ops`: the cache's own view.
+pub async fn ops() -> Html<&'static str> {
+    Html(include_str!("../../assets/ops.html"))
 }
 
 /// `GET /assets/{file}`.

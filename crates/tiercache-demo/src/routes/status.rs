@@ -1,43 +1,56 @@
-//! `GET /api/status`: one JSON document with the node's health, hit rates, response times, lock
-//! figures and Redis memory.
+//! `GET /api/status`: the node's status document (the one `tiercache cache-status --json` prints),
+//! and `GET /api/status/history`: the snapshots the node stored.
 
 use std::sync::Arc;
 
-use axum::extract::State;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
 use axum::Json;
-use serde::Serialize;
-use tiercache_widgets::MetricsSnapshot;
+use serde::Deserialize;
+use tiercache_widgets::{CacheStatus, MetricsSnapshot};
 
-use super::health::{assess, HealthAnswer};
-use crate::node::Node;
+use crate::error::ApiError;
+use crate::node::{CachedNode, Node};
 
-/// The status document.
-#[derive(Debug, Serialize)]
-pub struct StatusAnswer {
-    /// Health score, level and alerts.
-    pub health: HealthAnswer,
-    /// Per-widget figures and Redis figures; absent with `--no-cache`.
-    pub metrics: Option<MetricsSnapshot>,
-    /// Entries in this node's L1.
-    pub l1_entries: u64,
+/// The most snapshots one history call returns (a day at one a minute).
+const MAX_HISTORY: usize = 1440;
+
+fn cached(node: &Node) -> Result<&CachedNode, ApiError> {
+    node.cached.as_ref().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            None,
+            "the service runs without a cache (--no-cache): there is no cache status",
+        )
+    })
 }
 
-/// The node's status now.
-pub async fn status(State(node): State<Arc<Node>>) -> Json<StatusAnswer> {
-    let health = assess(&node).await;
-    let (metrics, l1_entries) = match &node.cached {
-        Some(cached) => {
-            let cache = cached.widgets.cache();
-            (
-                Some(cached.metrics.snapshot(cache).await),
-                cache.l1_entry_count(),
-            )
-        }
-        None => (None, 0),
-    };
-    Json(StatusAnswer {
-        health,
-        metrics,
-        l1_entries,
-    })
+/// The status of `node` now.
+pub async fn of(cached: &CachedNode) -> CacheStatus {
+    cached
+        .metrics
+        .status(cached.widgets.cache(), &cached.targets, &cached.thresholds)
+        .await
+}
+
+/// `GET /api/status`.
+pub async fn status(State(node): State<Arc<Node>>) -> Result<Json<CacheStatus>, ApiError> {
+    Ok(Json(of(cached(&node)?).await))
+}
+
+/// Query of `GET /api/status/history`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryQuery {
+    /// How many snapshots, newest first (default 60).
+    snapshots: Option<usize>,
+}
+
+/// `GET /api/status/history?snapshots=60`: stored snapshots, newest first; unreadable ones skipped.
+pub async fn history(
+    State(node): State<Arc<Node>>,
+    Query(query): Query<HistoryQuery>,
+) -> Result<Json<Vec<MetricsSnapshot>>, ApiError> {
+    let n = query.snapshots.unwrap_or(60).min(MAX_HISTORY);
+    Ok(Json(cached(&node)?.metrics.history(n).await?))
 }

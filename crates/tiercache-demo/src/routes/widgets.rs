@@ -142,10 +142,12 @@ pub async fn view(
     let now = Utc::now();
     let (data, source) = if let (Some(cached), false) = (&node.cached, request.bypass_cache) {
         let (d, f) = (node.data.clone(), filters.clone());
+        // The provider computes at the instant the range resolved, so the figures match the period
+        // the cache key names even when the request straddles midnight.
         let fetched = cached
             .widgets
-            .fetch_widget_data(widget, range, filters.clone(), move || async move {
-                d.compute(widget, range, f, Utc::now()).await
+            .fetch_widget_data_at(widget, range, filters.clone(), move |at| async move {
+                d.compute(widget, range, f, at).await
             })
             .await?;
         (fetched.value, fetched.source.as_str())

@@ -53,9 +53,16 @@ impl Demo {
     pub fn start(name: &str, args: &[&str]) -> Demo {
         let dir = TempDir::new(name);
         let db = dir.0.join("demo.sqlite");
+        // A test that needs more data says so with its own --donations.
+        let donations: &[&str] = if args.contains(&"--donations") {
+            &[]
+        } else {
+            &["--donations", DONATIONS]
+        };
         let mut child = Command::new(env!("CARGO_BIN_EXE_tiercache-demo"))
-            .args(["--port", "0", "--donations", DONATIONS, "--db"])
+            .args(["--port", "0", "--db"])
             .arg(&db)
+            .args(donations)
             .args(args)
             .env_remove("REDIS_URL")
             .env("RUST_LOG", "warn")

@@ -187,6 +187,7 @@ impl WidgetDataAggregationService {
                 employee_id: donation.employee_id,
                 amount_cents: donation.amount_cents,
                 currency: donation.currency.to_ascii_uppercase(),
+                created_at: Some(donation.created_at),
             }))
         })
         .await
@@ -273,6 +274,38 @@ impl WidgetDataAggregationService {
         .await
     }
 
+    /// Marks a completed donation refunded and returns the event to invalidate with: it carries the
+    /// donation's original date, so the periods it counted in are the ones refreshed.
+    pub async fn refund_donation(&self, donation_id: i64) -> Result<DomainEvent, WidgetError> {
+        self.blocking(move |inner| {
+            let conn = inner.writer.lock();
+            let facts = conn
+                .query_row(
+                    "UPDATE donations SET status = 'refunded' WHERE id = ?1 AND status = 'completed'
+                     RETURNING campaign_id, organization_id, employee_id, amount_cents, currency, created_at",
+                    [donation_id],
+                    |r| {
+                        Ok(DonationFacts {
+                            donation_id,
+                            campaign_id: r.get(0)?,
+                            organization_id: r.get(1)?,
+                            employee_id: r.get(2)?,
+                            amount_cents: r.get(3)?,
+                            currency: r.get(4)?,
+                            created_at: Some(r.get(5)?),
+                        })
+                    },
+                )
+                .optional()?
+                .ok_or_else(|| WidgetError::InvalidEvent {
+                    event: "donation_refunded".into(),
+                    reason: format!("donation {donation_id} does not exist or is already refunded"),
+                })?;
+            Ok(DomainEvent::DonationRefunded(facts))
+        })
+        .await
+    }
+
     /// The currencies donations are made in.
     pub async fn currencies(&self) -> Result<Vec<String>, WidgetError> {
         self.blocking(move |inner| {
@@ -281,6 +314,25 @@ impl WidgetDataAggregationService {
                 conn.prepare_cached("SELECT DISTINCT currency FROM donations ORDER BY currency")?;
             let rows = stmt.query_map([], |r| r.get(0))?;
             Ok(rows.collect::<rusqlite::Result<Vec<String>>>()?)
+        })
+        .await
+    }
+
+    /// Every organisation an employee's figures count in: their own, and those of the campaigns they
+    /// gave to. Empty when the employee does not exist and never gave.
+    pub async fn organizations_of_employee(
+        &self,
+        employee_id: i64,
+    ) -> Result<Vec<i64>, WidgetError> {
+        self.blocking(move |inner| {
+            let conn = inner.reader();
+            let mut stmt = conn.prepare_cached(
+                "SELECT organization_id FROM employees WHERE id = ?1
+                 UNION SELECT DISTINCT organization_id FROM donations WHERE employee_id = ?1
+                 ORDER BY 1",
+            )?;
+            let rows = stmt.query_map([employee_id], |r| r.get(0))?;
+            Ok(rows.collect::<rusqlite::Result<Vec<i64>>>()?)
         })
         .await
     }

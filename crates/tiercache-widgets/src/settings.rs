@@ -1,0 +1,108 @@
+//! The widget layer's own settings, parsed and validated here; the cache's are in [`tiercache::Config`].
+
+use std::time::Duration;
+
+use tiercache::{parse_duration_setting, ConfigError};
+
+/// How long a widget's provider may run before callers stop waiting for it.
+///
+/// Past `soft`, a view that has a previous value (expired, but kept by fail-safe) is answered with it
+/// and the load finishes in the background, refreshing the view for the next read. Past `hard`, a
+/// view with nothing to fall back on fails with a timeout (the load still finishes and stores its
+/// result). Either way, a hung query no longer holds every caller of its view.
+///
+/// ```
+/// use std::time::Duration;
+/// use tiercache_widgets::LoadTimeouts;
+/// let t = LoadTimeouts::from_vars(|name| (name == "WIDGET_CACHE_SOFT_TIMEOUT").then(|| "250ms".to_owned())).unwrap();
+/// assert_eq!(t.soft, Duration::from_millis(250));
+/// assert_eq!(t.hard, LoadTimeouts::default().hard);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoadTimeouts {
+    /// `WIDGET_CACHE_SOFT_TIMEOUT` (bare number = ms), default 1 s: twice the default maximum response
+    /// time, after which the last value beats a fresh one.
+    pub soft: Duration,
+    /// `WIDGET_CACHE_HARD_TIMEOUT` (bare number = ms), default 10 s: past it nobody is still looking
+    /// at the dashboard.
+    pub hard: Duration,
+}
+
+impl Default for LoadTimeouts {
+    fn default() -> Self {
+        LoadTimeouts {
+            soft: Duration::from_secs(1),
+            hard: Duration::from_secs(10),
+        }
+    }
+}
+
+impl LoadTimeouts {
+    /// Reads `WIDGET_CACHE_SOFT_TIMEOUT` and `WIDGET_CACHE_HARD_TIMEOUT` over the defaults.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_vars(|name| std::env::var(name).ok())
+    }
+
+    /// Reads the variables from `lookup` (a stand-in for the environment) over the defaults.
+    pub fn from_vars(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let mut t = LoadTimeouts::default();
+        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        if let Some(v) = get("WIDGET_CACHE_SOFT_TIMEOUT") {
+            t.soft = parse_duration_setting("WIDGET_CACHE_SOFT_TIMEOUT", &v)?;
+        }
+        if let Some(v) = get("WIDGET_CACHE_HARD_TIMEOUT") {
+            t.hard = parse_duration_setting("WIDGET_CACHE_HARD_TIMEOUT", &v)?;
+        }
+        if t.soft > t.hard {
+            return Err(ConfigError::InvalidValue {
+                var: "WIDGET_CACHE_SOFT_TIMEOUT".into(),
+                value: format!("{:?}", t.soft),
+                expected: format!(
+                    "a time no longer than WIDGET_CACHE_HARD_TIMEOUT ({:?})",
+                    t.hard
+                ),
+            });
+        }
+        Ok(t)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn from(vars: &[(&str, &str)]) -> Result<LoadTimeouts, ConfigError> {
+        LoadTimeouts::from_vars(|n| {
+            vars.iter()
+                .find(|(k, _)| *k == n)
+                .map(|(_, v)| (*v).to_owned())
+        })
+    }
+
+    #[test]
+    fn variables_are_read_with_units_and_checked_against_each_other() {
+        let t = from(&[
+            ("WIDGET_CACHE_SOFT_TIMEOUT", "300"),
+            ("WIDGET_CACHE_HARD_TIMEOUT", "2s"),
+        ])
+        .unwrap();
+        assert_eq!(
+            t,
+            LoadTimeouts {
+                soft: Duration::from_millis(300),
+                hard: Duration::from_secs(2)
+            }
+        );
+        let msg = from(&[("WIDGET_CACHE_HARD_TIMEOUT", "later")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("WIDGET_CACHE_HARD_TIMEOUT") && msg.contains("later"),
+            "{msg}"
+        );
+        let msg = from(&[("WIDGET_CACHE_SOFT_TIMEOUT", "20s")])
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("WIDGET_CACHE_HARD_TIMEOUT"), "{msg}");
+    }
+}

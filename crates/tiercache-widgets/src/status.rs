@@ -1,0 +1,280 @@
+//! [`CacheStatus`]: the one status document of a cache node, printed alike by a service's
+//! `GET /api/status` and by the ops CLI's `cache-status --json`.
+//!
+//! Field names are a promise to dashboards and scripts: add fields, never rename or remove one. Every
+//! figure says its unit in its name (`_ms`, `_bytes`) or is a count or a rate between 0 and 1.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use tiercache::{Cache, CacheStats, ServiceTargets};
+
+use crate::alerts::{evaluate, Alert, Severity, Thresholds};
+use crate::health::health_score;
+use crate::metrics::{
+    Figures, LockFigures, MetricsSnapshot, RedisFigures, RequestFigures, WidgetCacheMetricsService,
+};
+
+/// A score at or above this is healthy (unless an alert says otherwise).
+pub const HEALTHY_SCORE: u8 = 80;
+/// A score below this is critical.
+pub const CRITICAL_SCORE: u8 = 50;
+
+/// The status of one cache node, as `/api/status` and `cache-status --json` print it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CacheStatus {
+    /// When the figures were read, Unix seconds (UTC).
+    pub taken_at: i64,
+    /// The cache namespace the node serves.
+    pub namespace: String,
+    /// The node's id as 16 hex digits (a string: JSON numbers lose digits past 2^53).
+    pub node_id: String,
+    /// The health score and the level it maps to, judged over `health.window`.
+    pub health: HealthStatus,
+    /// The alerts raised now (judged over the same window), most urgent first.
+    pub alerts: Vec<Alert>,
+    /// The seconds since the node's metrics started: the span `requests`, `widgets` and `locks` cover.
+    pub total_seconds: f64,
+    /// Every widget request of this node since it started.
+    pub requests: RequestFigures,
+    /// The same figures per widget type, keyed by its snake_case name; every type is listed.
+    pub widgets: BTreeMap<String, RequestFigures>,
+    /// Load leases and named locks since the node started.
+    pub locks: LockStatus,
+    /// The same figures over the last 1, 5 and 15 minutes.
+    pub windows: StatusWindows,
+    /// Invalidations this node sent and received.
+    pub invalidations: InvalidationStatus,
+    /// Whether this node may have missed invalidations, and how it recovered.
+    pub coherence: CoherenceStatus,
+    /// Redis memory and keyspace figures from `INFO`; `null` when they could not be read.
+    pub redis: Option<RedisFigures>,
+}
+
+/// The health score (0–100, see [`health_score`]) and its level.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthStatus {
+    /// 0–100; 100 when there was no traffic to fault.
+    pub score: u8,
+    /// `healthy`, `warning` or `critical`: the worse of what the score and the alerts say.
+    pub level: HealthLevel,
+    /// The window score and alerts judge (`last_1m`).
+    pub window: String,
+}
+
+/// Figures over the last 1, 5 and 15 minutes, each with the seconds it really covers.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StatusWindows {
+    /// The last minute.
+    pub last_1m: Figures,
+    /// The last five minutes.
+    pub last_5m: Figures,
+    /// The last fifteen minutes.
+    pub last_15m: Figures,
+}
+
+/// How healthy a node is, for people and for load balancers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HealthLevel {
+    /// Score at least [`HEALTHY_SCORE`] and no warning or critical alert.
+    Healthy,
+    /// Score below [`HEALTHY_SCORE`], or a warning alert.
+    Warning,
+    /// Score below [`CRITICAL_SCORE`], or a critical alert.
+    Critical,
+}
+
+impl HealthLevel {
+    /// The worse of what the score and the alerts say.
+    pub fn of(score: u8, alerts: &[Alert]) -> HealthLevel {
+        let by_score = if score < CRITICAL_SCORE {
+            HealthLevel::Critical
+        } else if score < HEALTHY_SCORE {
+            HealthLevel::Warning
+        } else {
+            HealthLevel::Healthy
+        };
+        let by_alerts = alerts
+            .iter()
+            .map(|a| match a.severity {
+                Severity::Info => HealthLevel::Healthy,
+                Severity::Warning => HealthLevel::Warning,
+                Severity::Critical => HealthLevel::Critical,
+            })
+            .max()
+            .unwrap_or(HealthLevel::Healthy);
+        by_score.max(by_alerts)
+    }
+}
+
+/// Load leases and named locks of this node: acquired, contended (waited for another node's load:
+/// healthy) and failed (timed out or errored), and the failure rate.
+pub type LockStatus = LockFigures;
+
+/// Invalidations of this node.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InvalidationStatus {
+    /// Invalidation events this node applied to Redis and published.
+    pub sent: u64,
+    /// Invalidation events from other nodes applied to this node's L1.
+    pub received: u64,
+}
+
+/// Whether the node may have missed invalidations, and how it recovered.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CoherenceStatus {
+    /// Times the node found it may have missed invalidations.
+    pub gaps_detected: u64,
+    /// Recoveries that replayed the missed invalidations from the stream.
+    pub replays: u64,
+    /// Recoveries that had to drop the whole L1.
+    pub l1_drops: u64,
+    /// The node distrusts part of its L1 right now.
+    pub suspect: bool,
+    /// Redis is unreachable right now (circuit breaker open): L1 and loaders answer alone.
+    pub redis_unavailable: bool,
+}
+
+impl CacheStatus {
+    /// The document for a snapshot and the node's counters, judged against `targets` and `thresholds`.
+    pub fn from_parts(
+        snapshot: &MetricsSnapshot,
+        stats: &CacheStats,
+        node: NodeFacts<'_>,
+        targets: &ServiceTargets,
+        thresholds: &Thresholds,
+    ) -> CacheStatus {
+        let score = health_score(snapshot, targets);
+        let mut alerts = evaluate(snapshot, thresholds);
+        alerts.sort_by_key(|a| std::cmp::Reverse(a.severity));
+        let total = snapshot.total.clone();
+        CacheStatus {
+            taken_at: snapshot.taken_at,
+            namespace: node.namespace.to_owned(),
+            node_id: format!("{:016x}", node.node_id),
+            health: HealthStatus {
+                score,
+                level: HealthLevel::of(score, &alerts),
+                window: MetricsSnapshot::JUDGED.to_owned(),
+            },
+            alerts,
+            total_seconds: total.seconds,
+            requests: total.requests,
+            widgets: total.widgets,
+            locks: total.locks,
+            windows: StatusWindows {
+                last_1m: snapshot.last_1m.clone(),
+                last_5m: snapshot.last_5m.clone(),
+                last_15m: snapshot.last_15m.clone(),
+            },
+            invalidations: InvalidationStatus {
+                sent: stats.invalidations_sent,
+                received: stats.invalidations_received,
+            },
+            coherence: CoherenceStatus {
+                gaps_detected: stats.gaps_detected,
+                replays: stats.replays,
+                l1_drops: stats.l1_drops,
+                suspect: node.suspect,
+                redis_unavailable: node.redis_unavailable,
+            },
+            redis: snapshot.redis.clone(),
+        }
+    }
+}
+
+/// What the status says about the node itself, apart from its counters.
+#[derive(Debug, Clone, Copy)]
+pub struct NodeFacts<'a> {
+    /// The cache namespace.
+    pub namespace: &'a str,
+    /// The node id.
+    pub node_id: u64,
+    /// Whether the node distrusts part of its L1.
+    pub suspect: bool,
+    /// Whether the circuit breaker is open.
+    pub redis_unavailable: bool,
+}
+
+impl<'a> NodeFacts<'a> {
+    /// The facts of `cache` now.
+    pub fn of(cache: &'a Cache) -> Self {
+        NodeFacts {
+            namespace: &cache.config().namespace,
+            node_id: cache.node_id(),
+            suspect: cache.is_suspect(),
+            redis_unavailable: cache.is_redis_unavailable(),
+        }
+    }
+}
+
+impl WidgetCacheMetricsService {
+    /// The status document of the node under `cache` now.
+    ///
+    /// ```no_run
+    /// # async fn run(cache: tiercache::Cache) -> Result<(), Box<dyn std::error::Error>> {
+    /// use tiercache_widgets::{Thresholds, WidgetCacheMetricsService};
+    /// let metrics = WidgetCacheMetricsService::in_memory();
+    /// let targets = cache.config().targets;
+    /// let status = metrics.status(&cache, &targets, &Thresholds::from_targets(&targets)).await;
+    /// println!("{}", serde_json::to_string_pretty(&status)?);
+    /// # Ok(()) }
+    /// ```
+    pub async fn status(
+        &self,
+        cache: &Cache,
+        targets: &ServiceTargets,
+        thresholds: &Thresholds,
+    ) -> CacheStatus {
+        let snapshot = self.snapshot(cache).await;
+        CacheStatus::from_parts(
+            &snapshot,
+            &cache.stats(),
+            NodeFacts::of(cache),
+            targets,
+            thresholds,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alerts::AlertKind;
+
+    fn alert(severity: Severity) -> Alert {
+        Alert {
+            kind: AlertKind::Errors,
+            severity,
+            message: String::new(),
+        }
+    }
+
+    #[test]
+    fn level_is_the_worse_of_score_and_alerts() {
+        assert_eq!(HealthLevel::of(100, &[]), HealthLevel::Healthy);
+        assert_eq!(HealthLevel::of(HEALTHY_SCORE, &[]), HealthLevel::Healthy);
+        assert_eq!(
+            HealthLevel::of(HEALTHY_SCORE - 1, &[]),
+            HealthLevel::Warning
+        );
+        assert_eq!(HealthLevel::of(CRITICAL_SCORE, &[]), HealthLevel::Warning);
+        assert_eq!(
+            HealthLevel::of(CRITICAL_SCORE - 1, &[]),
+            HealthLevel::Critical
+        );
+        assert_eq!(
+            HealthLevel::of(100, &[alert(Severity::Info)]),
+            HealthLevel::Healthy
+        );
+        assert_eq!(
+            HealthLevel::of(100, &[alert(Severity::Warning)]),
+            HealthLevel::Warning
+        );
+        assert_eq!(
+            HealthLevel::of(90, &[alert(Severity::Warning), alert(Severity::Critical)]),
+            HealthLevel::Critical
+        );
+    }
+}
