@@ -122,6 +122,9 @@ pub fn scenarios(
                 .set_on_start(),
         )
         .register_transaction(Transaction::new(open_dashboard(plan)).set_name("open dashboard"));
+    if donor_percent == 0 {
+        return Ok(vec![viewer]);
+    }
     let donor = scenario!("donor")
         .set_weight(donor_percent)?
         .set_wait_time(think.0, think.1)?
@@ -131,9 +134,5 @@ pub fn scenarios(
                 .set_on_start(),
         )
         .register_transaction(Transaction::new(donate(plan)).set_name("donate and look"));
-    Ok(if donor_percent == 0 {
-        vec![viewer]
-    } else {
-        vec![viewer, donor]
-    })
+    Ok(vec![viewer, donor])
 }

@@ -32,6 +32,6 @@ mod startup;
 
 pub use error::{ApiError, DemoError, ErrorBody};
 pub use node::{CachedNode, Node};
-pub use routes::data_json;
+pub use routes::Figures;
 pub use settings::Settings;
 pub use startup::run;

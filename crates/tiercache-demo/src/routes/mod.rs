@@ -3,6 +3,7 @@
 mod campaigns;
 mod directory;
 mod donations;
+mod figures;
 mod health;
 mod metrics;
 mod pages;
@@ -24,8 +25,8 @@ use tower_http::trace::TraceLayer;
 use crate::error::ApiError;
 use crate::node::Node;
 
+pub use figures::Figures;
 pub use pages::Peer;
-pub use widgets::data_json;
 
 /// The routes of one node.
 pub fn router(node: Arc<Node>, request_timeout: Duration) -> Router {

@@ -8,12 +8,9 @@ use axum::extract::{Path, Query, State};
 use axum::Json;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
-use serde_json::{Map, Value};
-use tiercache_widgets::{
-    TimeRange, WidgetData, WidgetFilters, WidgetType, PARAMETER_KEYS, SCOPE_KEYS,
-};
+use tiercache_widgets::{TimeRange, WidgetFilters, WidgetType, PARAMETER_KEYS, SCOPE_KEYS};
 
-use crate::amount::cents_to_units;
+use super::figures::Figures;
 use crate::error::ApiError;
 use crate::node::Node;
 
@@ -33,7 +30,7 @@ pub struct WidgetAnswer {
     /// The filters, canonical (sorted, currency upper case).
     pub filters: BTreeMap<String, String>,
     /// The figures; amounts in cents (`*_cents`) and in units beside them.
-    pub data: Value,
+    pub data: Figures,
     /// `l1`, `l2`, `loaded` (computed for this request or one it waited with), `stale` (fail-safe)
     /// or `database` (the cache was bypassed).
     pub source: &'static str,
@@ -170,7 +167,7 @@ pub async fn view(
             .iter()
             .map(|(k, v)| (k.to_owned(), v.to_owned()))
             .collect(),
-        data: data_json(&data),
+        data: Figures(data),
         source,
         node: node.name,
         elapsed_ms: started.elapsed().as_secs_f64() * 1000.0,
@@ -182,58 +179,9 @@ fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-/// The figures of a view as JSON: the typed rows, with every amount in cents given in units too
-/// (`total_cents: 1250` gains `total: 12.5`), so a dashboard needs no arithmetic.
-pub fn data_json(data: &WidgetData) -> Value {
-    let inner = match data {
-        WidgetData::TotalDonations(d) => serde_json::to_value(d),
-        WidgetData::CampaignPerformance(d) => serde_json::to_value(d),
-        WidgetData::DonationTrends(d) => serde_json::to_value(d),
-        WidgetData::TopDonors(d) => serde_json::to_value(d),
-        WidgetData::OrganizationStats(d) => serde_json::to_value(d),
-        WidgetData::RecentActivities(d) => serde_json::to_value(d),
-        WidgetData::EmployeeParticipation(d) => serde_json::to_value(d),
-    };
-    // The widget types are plain structs of integers and strings: serializing cannot fail.
-    let mut value = inner.unwrap_or(Value::Null);
-    add_units(&mut value);
-    value
-}
-
-fn add_units(value: &mut Value) {
-    match value {
-        Value::Array(items) => items.iter_mut().for_each(add_units),
-        Value::Object(map) => {
-            let units: Map<String, Value> = map
-                .iter()
-                .filter_map(|(k, v)| {
-                    let name = k.strip_suffix("_cents")?;
-                    Some((name.to_owned(), Value::from(cents_to_units(v.as_i64()?))))
-                })
-                .collect();
-            map.extend(units);
-        }
-        _ => {}
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tiercache_widgets::TotalDonations;
-
-    #[test]
-    fn amounts_in_cents_gain_units() {
-        let v = data_json(&WidgetData::TotalDonations(TotalDonations {
-            total_cents: 1250,
-            count: 2,
-            average_cents: 625,
-        }));
-        assert_eq!(v["total"], 12.5);
-        assert_eq!(v["average"], 6.25);
-        assert_eq!(v["count"], 2);
-        assert_eq!(v["total_cents"], 1250);
-    }
 
     #[test]
     fn unknown_parameters_name_the_valid_ones() {
