@@ -99,6 +99,8 @@ pub struct Plan {
     pub nodes: Vec<String>,
     /// Widget types, as the service lists them.
     pub widgets: Vec<String>,
+    /// goose's name of each widget's requests (`widget total_donations`), made once.
+    pub request_names: Vec<String>,
     ranges: Vec<String>,
     organizations: Vec<i64>,
     /// Every campaign id, the most popular first.
@@ -146,6 +148,11 @@ impl Plan {
         };
         Ok(Arc::new(Plan {
             nodes,
+            request_names: catalogue
+                .widgets
+                .iter()
+                .map(|w| format!("widget {w}"))
+                .collect(),
             widgets: catalogue.widgets,
             range_zipf: zipf(ranges.len())?,
             organization_zipf: zipf(organizations.len())?,
@@ -194,8 +201,11 @@ impl Plan {
         self.campaign_organization.get(&campaign).copied()
     }
 
-    /// Notes that `view` (`widget?query`) was requested.
-    pub fn touch(&self, view: String) {
-        self.touched.lock().insert(view);
+    /// Notes that `view` (`widget?query`) was requested; copied only the first time.
+    pub fn touch(&self, view: &str) {
+        let mut touched = self.touched.lock();
+        if !touched.contains(view) {
+            touched.insert(view.to_owned());
+        }
     }
 }

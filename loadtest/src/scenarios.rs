@@ -21,6 +21,9 @@ fn pick_node(plan: &Arc<Plan>) -> TransactionFunction {
     })
 }
 
+/// The request path of a view, and the view itself (`widget?query`) as its tail.
+const WIDGETS_PATH: &str = "/api/widgets/";
+
 /// GETs every widget of `dashboard`, each request named by its widget so goose aggregates per
 /// widget type rather than per URL.
 async fn view_dashboard(
@@ -29,16 +32,14 @@ async fn view_dashboard(
     dashboard: &Dashboard,
 ) -> TransactionResult {
     let query = dashboard.query();
-    for widget in &plan.widgets {
-        let view = format!("{widget}?{query}");
-        let path = format!("/api/widgets/{view}");
-        let name = format!("widget {widget}");
+    for (widget, name) in plan.widgets.iter().zip(&plan.request_names) {
+        let path = format!("{WIDGETS_PATH}{widget}?{query}");
         let request = GooseRequest::builder()
             .path(path.as_str())
             .name(name.as_str())
             .build();
         user.request(request).await?;
-        plan.touch(view);
+        plan.touch(&path[WIDGETS_PATH.len()..]);
     }
     Ok(())
 }
@@ -93,14 +94,13 @@ fn donate(plan: &Arc<Plan>) -> TransactionFunction {
                     scope,
                     range: "this_month".to_owned(),
                 };
-                let view = format!("total_donations?{}", totals.query());
-                let path = format!("/api/widgets/{view}");
+                let path = format!("{WIDGETS_PATH}total_donations?{}", totals.query());
                 let request = GooseRequest::builder()
                     .path(path.as_str())
                     .name("widget total_donations")
                     .build();
                 user.request(request).await?;
-                plan.touch(view);
+                plan.touch(&path[WIDGETS_PATH.len()..]);
             }
             Ok(())
         })
