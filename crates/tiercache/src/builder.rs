@@ -1,15 +1,15 @@
 //! [`CacheBuilder`]: configure and start a node.
 
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
-use crate::bus::{start_outbox, start_receiver, BusState};
+use crate::bus::{join_fleet, start_joiner, start_outbox, start_receiver, BusState};
 use crate::cache::{Cache, Handle};
 use crate::coherence::Coherence;
-use crate::config::{url_names_database, Config, ConfigError, TtlTier};
+use crate::config::{mask_password, url_names_database, Config, ConfigError, TtlTier};
 use crate::error::Error;
 use crate::flight::Flights;
 use crate::keys::KeySpace;
@@ -134,7 +134,18 @@ impl CacheBuilder {
         self
     }
 
-    /// Connects to Redis, subscribes to the namespace's bus and returns the node.
+    /// Whether [`CacheBuilder::build`] fails when Redis cannot be reached. Default `false`: the node
+    /// starts anyway, serving from L1 and the loaders (coalesced per node) while it reconnects in the
+    /// background; once Redis answers it subscribes to the bus, drops what L1 took meanwhile and
+    /// joins the fleet. `true` keeps the fail-fast start (`TIERCACHE_REQUIRE_REDIS_AT_START`).
+    pub fn require_redis_at_start(mut self, required: bool) -> Self {
+        self.config.require_redis_at_start = required;
+        self
+    }
+
+    /// Returns the node: connected to Redis and subscribed to the namespace's bus when Redis answers
+    /// within three connect timeouts; otherwise (unless [`CacheBuilder::require_redis_at_start`])
+    /// a node running on L1 and its loaders that joins the fleet in the background once Redis answers.
     pub async fn build(self) -> Result<Cache, Error> {
         if let Some(e) = self.error {
             return Err(e.into());
@@ -142,27 +153,21 @@ impl CacheBuilder {
         let config = self.config;
         config.validate()?;
         let url = url_with_database(&config.redis_url, config.redis_db);
-        let client = redis::Client::open(url.as_str())?;
+        let client = redis::Client::open(url.as_str()).map_err(|e| {
+            Error::Unavailable(format!(
+                "cannot use the Redis URL {}: {}",
+                mask_password(&config.redis_url),
+                e
+            ))
+        })?;
         let manager_config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(config.connect_timeout))
             .set_response_timeout(Some(config.response_timeout))
             .set_number_of_retries(2)
             .set_max_delay(Duration::from_millis(500));
-        let conn = match tokio::time::timeout(
-            config.connect_timeout * 3,
-            ConnectionManager::new_with_config(client.clone(), manager_config),
-        )
-        .await
-        {
-            Ok(conn) => conn?,
-            Err(_) => {
-                return Err(Error::Unavailable(format!(
-                    "could not connect to Redis at {} within {:?}",
-                    config.redis_url,
-                    config.connect_timeout * 3
-                )))
-            }
-        };
+        // Lazy: the manager connects on first use and reconnects by itself, so a node can be built
+        // while Redis is down.
+        let conn = ConnectionManager::new_lazy_with_config(client.clone(), manager_config)?;
         let keys = KeySpace::new(&config.namespace, config.max_key_bytes);
         // A generation must outlive any load it fences; loads longer than this are never stored.
         let generation_ttl = (config.lock_timeout * 2).max(Duration::from_secs(600));
@@ -187,12 +192,42 @@ impl CacheBuilder {
                 fault_skip_publish: std::sync::atomic::AtomicU32::new(0),
                 breaker: crate::breaker::Breaker::new(),
                 degraded_fills: AtomicBool::new(false),
+                joined: AtomicBool::new(false),
                 shut_down: AtomicBool::new(false),
                 config,
             }
         });
         let mut tasks: Vec<_> = outbox_task.into_iter().collect();
-        tasks.extend(start_receiver(&node, client).await?);
+        let limit = node.config.connect_timeout * 3;
+        match tokio::time::timeout(limit, join_fleet(&node, &client)).await {
+            Ok(Ok(pubsub)) => {
+                node.joined.store(true, Ordering::Release);
+                tasks.extend(start_receiver(&node, client, pubsub));
+            }
+            failed if node.config.require_redis_at_start => {
+                let why = match failed {
+                    Ok(Err(e)) => e.to_string(),
+                    _ => format!("no answer within {limit:?}"),
+                };
+                return Err(Error::Unavailable(format!(
+                    "could not connect to Redis at {}: {why}",
+                    mask_password(&node.config.redis_url)
+                )));
+            }
+            failed => {
+                let why = match failed {
+                    Ok(Err(e)) => e.to_string(),
+                    _ => format!("no answer within {limit:?}"),
+                };
+                tracing::warn!(
+                    namespace = %node.config.namespace,
+                    redis = %mask_password(&node.config.redis_url),
+                    error = %why,
+                    "Redis unreachable at start; serving from L1 and loaders until it answers"
+                );
+                tasks.push(start_joiner(Arc::downgrade(&node), client));
+            }
+        }
         // Only once nothing can fail: a JoinHandle dropped with a failed build does not abort its
         // task, and the sweeper would outlive the node.
         tasks.push(node.l1.start_sweeper());

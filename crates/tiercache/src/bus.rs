@@ -335,22 +335,65 @@ fn parse_stream_id(id: &str) -> (u64, u64) {
     (ms.parse().unwrap_or(0), seq.parse().unwrap_or(0))
 }
 
-/// Starts the subscriber (with its watchdog) and the heartbeat.
-pub(crate) async fn start_receiver(
+/// Joins the fleet: learns where the epoch and the replay stream stand, then subscribes. The node may
+/// trust L2 once this succeeded; the subscriber goes to [`start_receiver`].
+pub(crate) async fn join_fleet(
     node: &Arc<Node>,
-    client: redis::Client,
-) -> Result<Vec<tokio::task::JoinHandle<()>>, Error> {
+    client: &redis::Client,
+) -> Result<redis::aio::PubSub, Error> {
     // Learn where the stream and the epoch stand before anything can be missed.
     let (epoch, last_id) = current_position(node).await?;
+    let pubsub = connect_subscriber(node, client).await?;
     node.bus.senders.lock().reset(&last_id);
     *node.bus.position.lock() = Position {
         stream_id: last_id,
         epoch,
     };
-    let pubsub = connect_subscriber(node, &client).await?;
+    Ok(pubsub)
+}
+
+/// Starts the subscriber (with its watchdog) and the heartbeat of a node that has joined.
+pub(crate) fn start_receiver(
+    node: &Arc<Node>,
+    client: redis::Client,
+    pubsub: redis::aio::PubSub,
+) -> Vec<tokio::task::JoinHandle<()>> {
     let receiver = tokio::spawn(receive_loop(Arc::downgrade(node), client, Some(pubsub)));
     let heartbeat = tokio::spawn(heartbeat_loop(Arc::downgrade(node)));
-    Ok(vec![receiver, heartbeat])
+    vec![receiver, heartbeat]
+}
+
+/// The longest pause between two attempts to join the fleet of a node started without Redis.
+const MAX_JOIN_BACKOFF: Duration = Duration::from_secs(2);
+
+/// For a node built while Redis was unreachable: tries to join the fleet with backoff until it
+/// succeeds, then runs the receiver and the heartbeat (inside this one task, which the node's handle
+/// aborts on drop).
+pub(crate) fn start_joiner(node: Weak<Node>, client: redis::Client) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut backoff = Duration::from_millis(50);
+        let pubsub = loop {
+            let Some(n) = node.upgrade() else { return };
+            let limit = n.config.connect_timeout * 3;
+            match tokio::time::timeout(limit, join_fleet(&n, &client)).await {
+                Ok(Ok(pubsub)) => {
+                    n.joined_late();
+                    break pubsub;
+                }
+                Ok(Err(e)) => {
+                    tracing::debug!(namespace = %n.config.namespace, error = %e, "joining the fleet failed; retrying");
+                }
+                Err(_) => {
+                    tracing::debug!(namespace = %n.config.namespace, "joining the fleet timed out; retrying");
+                }
+            }
+            drop(n);
+            tokio::time::sleep(crate::lock::jitter(backoff)).await;
+            backoff = (backoff * 2).min(MAX_JOIN_BACKOFF);
+        };
+        let heartbeat = heartbeat_loop(node.clone());
+        tokio::join!(receive_loop(node, client, Some(pubsub)), heartbeat);
+    })
 }
 
 async fn connect_subscriber(

@@ -443,9 +443,11 @@ impl Cache {
             .store(batches, std::sync::atomic::Ordering::Release);
     }
 
-    /// Whether the Redis circuit breaker is open (Redis unreachable; L1 and loaders answer alone).
+    /// Whether this node is not using Redis now: the circuit breaker is open, or the node was built
+    /// while Redis was unreachable and has not joined the fleet yet. L1 and loaders answer alone.
     pub fn is_redis_unavailable(&self) -> bool {
-        self.node().breaker.is_open()
+        let node = self.node();
+        !node.joined.load(std::sync::atomic::Ordering::Acquire) || node.breaker.is_open()
     }
 
     /// Whether this node currently distrusts part of its L1 (it may have missed an invalidation).

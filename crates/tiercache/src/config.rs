@@ -176,6 +176,10 @@ pub struct Config {
     pub fail_safe_max: Duration,
     /// Service-level targets.
     pub targets: ServiceTargets,
+    /// `TIERCACHE_REQUIRE_REDIS_AT_START`, default false: when true, building a node fails while
+    /// Redis is unreachable; when false the node starts on L1 and its loaders and joins the fleet
+    /// once Redis answers.
+    pub require_redis_at_start: bool,
 }
 
 impl Default for Config {
@@ -201,6 +205,7 @@ impl Default for Config {
             heartbeat_interval: Duration::from_secs(1),
             fail_safe_max: Duration::from_secs(3600),
             targets: ServiceTargets::default(),
+            require_redis_at_start: false,
         }
     }
 }
@@ -361,6 +366,9 @@ impl Config {
                     expected: "a number above 0 and at most 100, such as 1.0".into(),
                 })?;
             self.refresh_mode = crate::RefreshMode::XFetch { beta };
+        }
+        if let Some(v) = get("TIERCACHE_REQUIRE_REDIS_AT_START") {
+            self.require_redis_at_start = parse_bool("TIERCACHE_REQUIRE_REDIS_AT_START", &v)?;
         }
         if let Some(v) = get("WIDGET_CACHE_LOCKING_ENABLED") {
             self.locking_enabled = parse_bool("WIDGET_CACHE_LOCKING_ENABLED", &v)?;
@@ -585,7 +593,8 @@ pub(crate) fn url_names_database(url: &str) -> bool {
         .is_some_and(|(_, path)| !path.split('?').next().unwrap_or_default().is_empty())
 }
 
-fn mask_password(url: &str) -> String {
+/// The URL with its user and password replaced by `***`, for messages and logs.
+pub(crate) fn mask_password(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(s), Some(at)) if at > s => format!("{}://***@{}", &url[..s], &url[at + 1..]),
         _ => url.to_owned(),

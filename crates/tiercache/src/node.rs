@@ -34,6 +34,10 @@ pub(crate) struct Node {
     pub(crate) breaker: Breaker,
     /// Set when L1 took values while Redis was unreachable; they are dropped when Redis returns.
     pub(crate) degraded_fills: AtomicBool,
+    /// Set once the node has subscribed to the bus and learned the epoch and the stream's position.
+    /// Until then Redis is not used for reads or stores: nothing could tell this node's L1 what other
+    /// nodes change (see [`crate::CacheBuilder::require_redis_at_start`]).
+    pub(crate) joined: AtomicBool,
     /// Set when the last `Cache` handle is dropped: background work of a dead node must stop (a lease
     /// extender that outlived its node would keep its lease forever).
     pub(crate) shut_down: AtomicBool,
@@ -88,6 +92,11 @@ impl Node {
         self: &Arc<Self>,
         call: impl std::future::Future<Output = Result<R, Error>>,
     ) -> Result<R, Error> {
+        if !self.joined.load(std::sync::atomic::Ordering::Acquire) {
+            return Err(Error::Unavailable(
+                "not connected to Redis yet; reconnecting in the background".into(),
+            ));
+        }
         if !self.breaker.allow() {
             return Err(Error::Unavailable("Redis circuit breaker is open".into()));
         }
@@ -109,6 +118,18 @@ impl Node {
                 Err(e)
             }
         }
+    }
+
+    /// The first join of a node built while Redis was unreachable: what L1 took meanwhile was never
+    /// covered by the bus, so it goes, and from now on L2 is used.
+    pub(crate) fn joined_late(self: &Arc<Self>) {
+        self.degraded_fills
+            .store(false, std::sync::atomic::Ordering::Release);
+        self.drop_l1("values cached before Redis was reachable");
+        self.breaker.success();
+        self.joined
+            .store(true, std::sync::atomic::Ordering::Release);
+        tracing::info!(namespace = %self.config.namespace, "Redis reachable; the node joined the fleet");
     }
 
     /// Redis answers again: forget what L1 took while it was away, and catch up on the bus.
