@@ -193,6 +193,7 @@ impl CacheBuilder {
                 breaker: crate::breaker::Breaker::new(),
                 degraded_fills: AtomicBool::new(false),
                 joined: AtomicBool::new(false),
+                repairs_logged: std::sync::atomic::AtomicU8::new(0),
                 shut_down: AtomicBool::new(false),
                 config,
             }

@@ -264,7 +264,7 @@ async fn flush(node: &Arc<Node>, seq: u64, ops: Vec<Op>) -> Result<(), Error> {
         call.key(k).arg(*v);
     }
     let mut conn = node.l2.conn.clone();
-    let result: Result<String, Error> = node
+    let result: Result<(String, String), Error> = node
         .guarded(async move { call.invoke_async(&mut conn).await.map_err(Error::from) })
         .await;
     // Our own L1 applies the change whether or not Redis took it: a local invalidation must hold locally.
@@ -272,7 +272,8 @@ async fn flush(node: &Arc<Node>, seq: u64, ops: Vec<Op>) -> Result<(), Error> {
         node.apply_event(event).await;
     }
     match result {
-        Ok(id) => {
+        Ok((id, repaired)) => {
+            node.repaired(&repaired);
             node.stats.invalidations_sent(n_events as u64);
             node.stats.bus_messages_sent(1);
             node.stats.batch(n_events);
@@ -475,24 +476,30 @@ async fn stream_info(node: &Node) -> Result<Option<StreamInfo>, Error> {
     }))
 }
 
-/// The database epoch (created if missing) and the stream's newest id ("" when there is no stream).
+/// The database epoch (created if missing, rewritten if unreadable) and the stream's newest id (""
+/// when there is no stream; a key of another type in its place is deleted).
 async fn current_position(node: &Node) -> Result<(String, String), Error> {
-    let mut conn = node.l2.conn.clone();
-    let (epoch,): (Option<String>,) = redis::pipe()
-        .cmd("SET")
-        .arg(EPOCH_KEY)
-        .arg(nonce())
-        .arg("NX")
-        .ignore()
-        .cmd("GET")
-        .arg(EPOCH_KEY)
-        .query_async(&mut conn)
-        .await?;
+    let epoch = read_epoch(node).await?;
     let last_id = stream_info(node)
         .await?
         .map(|i| i.last_generated)
         .unwrap_or_default();
-    Ok((epoch.unwrap_or_default(), last_id))
+    Ok((epoch, last_id))
+}
+
+/// The database epoch through `scripts/position.lua`, which repairs what it cannot read.
+async fn read_epoch(node: &Node) -> Result<String, Error> {
+    let (epoch, _, repaired): (String, i64, String) = node
+        .l2
+        .scripts
+        .position
+        .key(EPOCH_KEY)
+        .key(node.keys.stream())
+        .arg(nonce())
+        .invoke_async(&mut node.l2.conn.clone())
+        .await?;
+    node.repaired(&repaired);
+    Ok(epoch)
 }
 
 /// How many heartbeat intervals without our own heartbeat echo before we distrust the subscriber.
@@ -559,14 +566,18 @@ async fn run_subscription(node: &Weak<Node>, pubsub: redis::aio::PubSub) -> &'st
             return "node dropped";
         };
         let payload = msg.get_payload_bytes();
-        let Some(space) = payload.iter().position(|b| *b == b' ') else {
+        let Some(message) = payload
+            .iter()
+            .position(|b| *b == b' ')
+            .and_then(|space| Some((&payload[..space], decode(&payload[space + 1..])?)))
+        else {
+            // It may have been an invalidation this node cannot read: catch up from the stream, where
+            // an unreadable entry makes the node drop its L1.
+            n.repaired("b");
+            n.gap_detected("an unreadable bus message");
             continue;
         };
-        let (id, body) = (&payload[..space], &payload[space + 1..]);
-        let Some(message) = decode(body) else {
-            tracing::warn!("undecodable bus message ignored");
-            continue;
-        };
+        let (id, message) = message;
         let id = std::str::from_utf8(id).unwrap_or("-");
         if message.node == n.id {
             if let Body::Heartbeat { .. } = message.body {
@@ -740,14 +751,17 @@ impl Node {
                 break;
             }
             for entry in &reply.ids {
-                if let Some(redis::Value::BulkString(bytes)) = entry.map.get("m") {
-                    if let Some(Message {
+                let message = match entry.map.get("m") {
+                    Some(redis::Value::BulkString(bytes)) => decode(bytes),
+                    _ => None,
+                };
+                match message {
+                    Some(Message {
                         node,
                         seq,
                         body: Body::Events(events),
                         ..
-                    }) = decode(bytes)
-                    {
+                    }) => {
                         // Our own batches were applied here when they were sent; applying them again
                         // would only drop values this node filled since.
                         if node != self.id {
@@ -757,6 +771,13 @@ impl Node {
                             replayed += events.len() as u64;
                         }
                         self.bus.senders.lock().received(node, seq, &entry.id);
+                    }
+                    Some(_) => {}
+                    None => {
+                        // It may have been an invalidation this node cannot read: fail closed.
+                        self.repaired("b");
+                        self.drop_l1("an unreadable entry in the replay stream");
+                        return self.resync_position().await;
                     }
                 }
                 self.note_applied_position(&entry.id);
@@ -779,15 +800,12 @@ impl Node {
         Ok(())
     }
 
-    /// Notices a Redis restart or flush from the heartbeat path, without waiting for a disconnect.
+    /// Notices a Redis restart or flush from the heartbeat path, without waiting for a disconnect. An
+    /// unreadable epoch is rewritten, which reads as a change: fail closed.
     async fn check_epoch_cheaply(self: &Arc<Self>) {
-        let epoch: redis::RedisResult<Option<String>> = redis::cmd("GET")
-            .arg(EPOCH_KEY)
-            .query_async(&mut self.l2.conn.clone())
-            .await;
-        let known = self.bus.position.lock().epoch.clone();
-        if let Ok(epoch) = epoch {
-            if epoch.as_deref() != Some(known.as_str()) {
+        if let Ok(epoch) = read_epoch(self).await {
+            let known = self.bus.position.lock().epoch.clone();
+            if epoch != known {
                 self.gap_detected("Redis epoch changed");
             }
         }

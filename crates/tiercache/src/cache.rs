@@ -333,7 +333,7 @@ impl Cache {
                 }
             })?;
         let entry_keys = node.keys.entry(key);
-        let (versions, created) = node
+        let put = node
             .guarded(node.l2.put(
                 &entry_keys,
                 opts.tags(),
@@ -341,7 +341,10 @@ impl Cache {
                 ttl + node.config.fail_safe_max,
             ))
             .await?;
-        let mut ops: Vec<Op> = created
+        node.repaired(&put.repaired);
+        let versions = put.versions;
+        let mut ops: Vec<Op> = put
+            .created
             .into_iter()
             .map(|(t, v)| Op::AnnounceTag(t, v))
             .collect();
@@ -527,6 +530,7 @@ impl Node {
             .guarded(self.l2.read(&entry_keys, tags, need, &vouched))
             .await?;
         self.stats.l2_read_time(started.elapsed());
+        self.repaired(&reply.repaired);
         if !reply.created_tags.is_empty() {
             // Versions recreated after an eviction must reach nodes still holding the old ones.
             let ops = reply

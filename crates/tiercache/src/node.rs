@@ -38,6 +38,8 @@ pub(crate) struct Node {
     /// Until then Redis is not used for reads or stores: nothing could tell this node's L1 what other
     /// nodes change (see [`crate::CacheBuilder::require_redis_at_start`]).
     pub(crate) joined: AtomicBool,
+    /// One bit per kind of bookkeeping ever repaired, so each kind is logged as a warning once.
+    pub(crate) repairs_logged: std::sync::atomic::AtomicU8,
     /// Set when the last `Cache` handle is dropped: background work of a dead node must stop (a lease
     /// extender that outlived its node would keep its lease forever).
     pub(crate) shut_down: AtomicBool,
@@ -56,7 +58,42 @@ fn is_connection_trouble(e: &Error) -> bool {
     }
 }
 
+/// What the letters of a script's `repaired` string stand for (see `scripts/lib.lua`); `b` is a bus
+/// message or stream entry the node could not decode.
+fn bookkeeping_kind(letter: char) -> (u8, &'static str) {
+    match letter {
+        'e' => (0, "the database epoch"),
+        'g' => (1, "a key generation"),
+        't' => (2, "a tag version"),
+        'l' => (3, "a lease"),
+        's' => (4, "the replay stream"),
+        'd' => (5, "an entry of another type"),
+        'b' => (6, "a bus message"),
+        _ => (7, "bookkeeping"),
+    }
+}
+
 impl Node {
+    /// Counts and logs bookkeeping found unreadable and rewritten (`kinds`: letters, one per repair).
+    /// Each kind is a warning the first time, then a debug line: garbage written in a loop must not
+    /// flood the log.
+    pub(crate) fn repaired(&self, kinds: &str) {
+        for letter in kinds.chars() {
+            self.stats.repairs(1);
+            let (bit, what) = bookkeeping_kind(letter);
+            let first = self
+                .repairs_logged
+                .fetch_or(1 << bit, std::sync::atomic::Ordering::AcqRel)
+                & (1 << bit)
+                == 0;
+            if first {
+                tracing::warn!(namespace = %self.config.namespace, what, "unreadable bookkeeping in Redis treated as changed and rewritten (logged once per kind)");
+            } else {
+                tracing::debug!(namespace = %self.config.namespace, what, "unreadable bookkeeping in Redis rewritten");
+            }
+        }
+    }
+
     /// Applies one change to this node's L1 (own or another node's).
     pub(crate) async fn apply_event(&self, event: &Event) {
         match event {
