@@ -13,10 +13,12 @@
 
 mod cluster;
 mod eventually;
+mod proxy;
 mod server;
 
 pub use cluster::RedisCluster;
 pub use eventually::{eventually, eventually_sync};
+pub use proxy::FaultProxy;
 pub use server::RedisServer;
 
 /// What can go wrong while managing a test server.

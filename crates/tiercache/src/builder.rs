@@ -113,6 +113,13 @@ impl CacheBuilder {
         self
     }
 
+    /// How long one attempt to connect to Redis may take. Default 1 s. A node that cannot join within
+    /// three of these starts without Redis (see [`CacheBuilder::require_redis_at_start`]).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.config.connect_timeout = timeout;
+        self
+    }
+
     /// The response timeout of each Redis call. Default 500 ms.
     pub fn response_timeout(mut self, timeout: Duration) -> Self {
         self.config.response_timeout = timeout;
@@ -131,6 +138,14 @@ impl CacheBuilder {
         if let Err(e) = self.config.apply_vars(|name| std::env::var(name).ok()) {
             self.error.get_or_insert(e);
         }
+        self
+    }
+
+    /// How many invalidation operations (a key, a tag) that could not reach Redis are kept for
+    /// replay. Default 10,000. Past it the queue is dropped and, when Redis answers, every entry of
+    /// the namespace is deleted from L2 and every node drops its L1 (`TIERCACHE_MAX_PENDING_INVALIDATIONS`).
+    pub fn max_pending_invalidations(mut self, operations: usize) -> Self {
+        self.config.max_pending_invalidations = operations;
         self
     }
 
@@ -194,6 +209,9 @@ impl CacheBuilder {
                 degraded_fills: AtomicBool::new(false),
                 joined: AtomicBool::new(false),
                 repairs_logged: std::sync::atomic::AtomicU8::new(0),
+                pending: crate::pending::PendingInvalidations::new(
+                    config.max_pending_invalidations,
+                ),
                 shut_down: AtomicBool::new(false),
                 config,
             }

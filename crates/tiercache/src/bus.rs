@@ -90,6 +90,8 @@ pub(crate) enum Op {
     InvalidateTag(String),
     /// Only announce a tag version that L2 already has (a version recreated after eviction).
     AnnounceTag(String, u64),
+    /// Tell every node to drop its L1 (after the namespace's entries were deleted from L2).
+    ClearNamespace,
 }
 
 type Reply = oneshot::Sender<Result<(), SharedError>>;
@@ -118,6 +120,8 @@ impl Outbox {
 
 /// Per-node bus state shared by the sender, the receiver, the heartbeat and recovery.
 pub(crate) struct BusState {
+    /// The sequence number the next batch sent gets.
+    next_seq: AtomicU64,
     /// The sequence number of the last batch this node finished sending.
     last_sent_seq: AtomicU64,
     /// The stream id of the last batch this node finished sending.
@@ -161,6 +165,7 @@ struct Position {
 impl BusState {
     pub(crate) fn new() -> Self {
         BusState {
+            next_seq: AtomicU64::new(1),
             last_sent_seq: AtomicU64::new(0),
             last_sent_id: parking_lot::Mutex::new(String::new()),
             position: parking_lot::Mutex::new(Position::default()),
@@ -173,7 +178,6 @@ impl BusState {
 pub(crate) fn start_outbox(node: Weak<Node>) -> (Outbox, tokio::task::JoinHandle<()>) {
     let (tx, mut rx) = mpsc::unbounded_channel::<(Vec<Op>, Reply)>();
     let task = tokio::spawn(async move {
-        let mut next_seq = 1u64;
         while let Some(first) = rx.recv().await {
             let mut batch = vec![first];
             let mut ops_count = batch[0].0.len();
@@ -187,16 +191,11 @@ pub(crate) fn start_outbox(node: Weak<Node>) -> (Outbox, tokio::task::JoinHandle
                 }
             }
             let Some(node) = node.upgrade() else { return };
-            let seq = next_seq;
-            // A failed send still consumes its number: receivers then see a gap and replay, which is
-            // safe; reusing it could make them drop a later message as a duplicate.
-            next_seq += 1;
             let ops: Vec<Op> = batch
                 .iter()
                 .flat_map(|(ops, _)| ops.iter().cloned())
                 .collect();
-            let result = flush(&node, seq, ops).await.map_err(SharedError::from);
-            node.bus.last_sent_seq.store(seq, Ordering::Release);
+            let result = send_or_queue(&node, ops).await.map_err(SharedError::from);
             for (_, reply) in batch {
                 let _ = reply.send(result.clone());
             }
@@ -205,7 +204,60 @@ pub(crate) fn start_outbox(node: Weak<Node>) -> (Outbox, tokio::task::JoinHandle
     (Outbox { tx }, task)
 }
 
-async fn flush(node: &Arc<Node>, seq: u64, ops: Vec<Op>) -> Result<(), Error> {
+/// Sends a batch, or keeps it for replay when it cannot reach Redis or earlier batches still wait
+/// (so batches reach Redis in the order they were made). This node's own L1 applies the batch either
+/// way: a local invalidation must hold locally.
+async fn send_or_queue(node: &Arc<Node>, ops: Vec<Op>) -> Result<(), Error> {
+    if node.pending.has_work() {
+        for op in &ops {
+            node.apply_event(&op.local_event()).await;
+        }
+        return Err(node.queue_for_replay(ops));
+    }
+    match flush(node, ops.clone(), Route::Guarded).await {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            tracing::debug!(namespace = %node.config.namespace, error = %e, "invalidations queued for replay");
+            Err(node.queue_for_replay(ops))
+        }
+    }
+}
+
+impl Op {
+    /// What this node's own L1 applies for an operation that is queued without being sent. A tag
+    /// gets a version of this node's own, which no entry carries, so every L1 entry under the tag is
+    /// distrusted until the replay brings the real one.
+    fn local_event(&self) -> Event {
+        match self {
+            Op::InvalidateKey(key) | Op::AnnounceKey(key) => Event::Key(key.clone()),
+            Op::AnnounceTag(tag, version) => Event::Tag {
+                tag: tag.clone(),
+                version: *version,
+            },
+            Op::InvalidateTag(tag) => Event::Tag {
+                tag: tag.clone(),
+                version: nonce(),
+            },
+            Op::ClearNamespace => Event::Clear,
+        }
+    }
+}
+
+/// Sends a batch from the replay queue straight to Redis (the gate is closed while the queue waits).
+pub(crate) async fn replay_batch(node: &Arc<Node>, ops: Vec<Op>) -> Result<(), Error> {
+    flush(node, ops, Route::Direct).await
+}
+
+/// Whether a batch goes through the node's gate and breaker (the outbox) or straight to Redis (the
+/// replay of queued batches, which is what reopens the gate).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Route {
+    Guarded,
+    Direct,
+}
+
+/// Applies a batch to L2, appends it to the replay stream and publishes it (`scripts/invalidate.lua`).
+async fn flush(node: &Arc<Node>, ops: Vec<Op>, route: Route) -> Result<(), Error> {
     let mut keys = Vec::new();
     let mut key_generations = Vec::new();
     let mut tag_keys = Vec::new();
@@ -229,9 +281,13 @@ async fn flush(node: &Arc<Node>, seq: u64, ops: Vec<Op>) -> Result<(), Error> {
                 events.push(Event::Tag { tag, version });
             }
             Op::AnnounceTag(tag, version) => events.push(Event::Tag { tag, version }),
+            Op::ClearNamespace => events.push(Event::Clear),
         }
     }
     let n_events = events.len();
+    // A batch consumes its number only when it is sent: a failed send leaves a gap that receivers
+    // notice and replay, which is safe; reusing a number could make them drop a later message.
+    let seq = node.bus.next_seq.fetch_add(1, Ordering::AcqRel);
     let message = Message {
         node: node.id,
         seq,
@@ -264,10 +320,14 @@ async fn flush(node: &Arc<Node>, seq: u64, ops: Vec<Op>) -> Result<(), Error> {
         call.key(k).arg(*v);
     }
     let mut conn = node.l2.conn.clone();
-    let result: Result<(String, String), Error> = node
-        .guarded(async move { call.invoke_async(&mut conn).await.map_err(Error::from) })
-        .await;
-    // Our own L1 applies the change whether or not Redis took it: a local invalidation must hold locally.
+    let invoke = async move { call.invoke_async(&mut conn).await.map_err(Error::from) };
+    let result: Result<(String, String), Error> = match route {
+        Route::Guarded => node.guarded(invoke).await,
+        Route::Direct => invoke.await,
+    };
+    node.bus.last_sent_seq.fetch_max(seq, Ordering::AcqRel);
+    // Our own L1 applies the change whether or not Redis took it: a local invalidation must hold
+    // locally (a replayed batch applies again, which only drops what was filled meanwhile).
     for event in &events {
         node.apply_event(event).await;
     }

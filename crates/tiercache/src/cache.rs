@@ -310,6 +310,10 @@ impl Cache {
 
     /// Stores `value` under `key` in both tiers, replacing what was there on every node, and fencing
     /// out loads of the key that are still running.
+    ///
+    /// When Redis cannot be reached the value is not written to L2; the key's invalidation is queued
+    /// instead (so no node keeps serving the old value once Redis answers), this node keeps the new
+    /// value in L1 for a few seconds, and the call returns [`Error::Pending`].
     pub async fn set<T>(&self, key: &str, value: T, opts: &EntryOptions) -> Result<(), Error>
     where
         T: Serialize + DeserializeOwned + Send + Sync + 'static,
@@ -333,14 +337,18 @@ impl Cache {
                 }
             })?;
         let entry_keys = node.keys.entry(key);
-        let put = node
+        let put = match node
             .guarded(node.l2.put(
                 &entry_keys,
                 opts.tags(),
                 &envelope,
                 ttl + node.config.fail_safe_max,
             ))
-            .await?;
+            .await
+        {
+            Ok(put) => put,
+            Err(e) => return node.set_unreachable(key, value, ttl, e).await,
+        };
         node.repaired(&put.repaired);
         let versions = put.versions;
         let mut ops: Vec<Op> = put
@@ -349,16 +357,22 @@ impl Cache {
             .map(|(t, v)| Op::AnnounceTag(t, v))
             .collect();
         ops.push(Op::AnnounceKey(key.to_owned()));
-        node.outbox.send(ops).await?;
+        // Announced (or queued for replay) before L1 takes the value, so the announcement's own
+        // removal of the key does not undo the fill.
+        let announced = node.outbox.send(ops).await;
         if let Some(tags) = l1_tags(opts.tags(), &versions) {
             node.fill_l1(key, Arc::new(value), envelope.len(), &header, tags, None)
                 .await;
         }
-        Ok(())
+        announced
     }
 
-    /// Invalidates `key` in L2 and in every node's L1. When this returns, L2 no longer has the value and
-    /// loads of it that were running will not store their result.
+    /// Invalidates `key` in L2 and in every node's L1. When this returns `Ok`, L2 no longer has the
+    /// value and loads of it that were running will not store their result.
+    ///
+    /// When Redis cannot be reached, the invalidation holds on this node at once, is queued and
+    /// replayed in order when Redis answers, and the call returns [`Error::Pending`] (see
+    /// [`Error::is_pending`]).
     pub async fn invalidate(&self, key: &str) -> Result<(), Error> {
         let node = self.node();
         node.keys.validate(key)?;
@@ -367,7 +381,8 @@ impl Cache {
             .await
     }
 
-    /// Invalidates every entry carrying any of `tags`, on every node.
+    /// Invalidates every entry carrying any of `tags`, on every node. Like [`Cache::invalidate`], it
+    /// returns [`Error::Pending`] when Redis cannot be reached and the invalidation is queued.
     pub async fn invalidate_tags<I, S>(&self, tags: I) -> Result<(), Error>
     where
         I: IntoIterator<Item = S>,
@@ -453,6 +468,11 @@ impl Cache {
         !node.joined.load(std::sync::atomic::Ordering::Acquire) || node.breaker.is_open()
     }
 
+    /// Invalidation operations that could not reach Redis and wait to be replayed (0 normally).
+    pub fn pending_invalidations(&self) -> usize {
+        self.node().pending.len()
+    }
+
     /// Whether this node currently distrusts part of its L1 (it may have missed an invalidation).
     pub fn is_suspect(&self) -> bool {
         self.node().coherence.is_suspect()
@@ -492,6 +512,32 @@ pub(crate) enum L1Lookup<T> {
 }
 
 impl Node {
+    /// A `set` whose write could not reach Redis: queue the key's invalidation, keep the value in
+    /// this node's L1 briefly, and say so. When the invalidation itself goes through (Redis answered
+    /// again meanwhile), the write's own error is returned.
+    async fn set_unreachable<T>(
+        self: &Arc<Self>,
+        key: &str,
+        value: T,
+        ttl: Duration,
+        write_error: Error,
+    ) -> Result<(), Error>
+    where
+        T: Serialize + DeserializeOwned + Send + Sync + 'static,
+    {
+        match self
+            .outbox
+            .send(vec![Op::InvalidateKey(key.to_owned())])
+            .await
+        {
+            Err(pending) if pending.is_pending() => {
+                self.fill_degraded_for(key, &Arc::new(value), ttl).await;
+                Err(pending)
+            }
+            _ => Err(write_error),
+        }
+    }
+
     /// L1 lookup: no I/O, no decoding.
     pub(crate) async fn l1_lookup<T: Send + Sync + 'static>(&self, key: &str) -> L1Lookup<T> {
         let Some(entry) = self.l1.get(key).await else {

@@ -180,6 +180,9 @@ pub struct Config {
     /// Redis is unreachable; when false the node starts on L1 and its loaders and joins the fleet
     /// once Redis answers.
     pub require_redis_at_start: bool,
+    /// `TIERCACHE_MAX_PENDING_INVALIDATIONS`, default 10,000: invalidation operations kept for replay
+    /// while Redis cannot be reached; past it the namespace is cleared when Redis answers.
+    pub max_pending_invalidations: usize,
 }
 
 impl Default for Config {
@@ -206,6 +209,7 @@ impl Default for Config {
             fail_safe_max: Duration::from_secs(3600),
             targets: ServiceTargets::default(),
             require_redis_at_start: false,
+            max_pending_invalidations: 10_000,
         }
     }
 }
@@ -366,6 +370,10 @@ impl Config {
                     expected: "a number above 0 and at most 100, such as 1.0".into(),
                 })?;
             self.refresh_mode = crate::RefreshMode::XFetch { beta };
+        }
+        if let Some(v) = get("TIERCACHE_MAX_PENDING_INVALIDATIONS") {
+            self.max_pending_invalidations =
+                parse_int("TIERCACHE_MAX_PENDING_INVALIDATIONS", &v, 1, 10_000_000)? as usize;
         }
         if let Some(v) = get("TIERCACHE_REQUIRE_REDIS_AT_START") {
             self.require_redis_at_start = parse_bool("TIERCACHE_REQUIRE_REDIS_AT_START", &v)?;

@@ -117,6 +117,19 @@ impl KeySpace {
         EntryKeys { entry }
     }
 
+    /// A `SCAN MATCH` pattern for every entry hash of this namespace (glob characters escaped).
+    pub(crate) fn entry_pattern(&self) -> String {
+        let mut pattern = String::from("tc:\\{");
+        for c in self.namespace_part.chars() {
+            if matches!(c, '*' | '?' | '[' | ']' | '\\' | '^' | '-') {
+                pattern.push('\\');
+            }
+            pattern.push(c);
+        }
+        pattern.push_str(":*}:d");
+        pattern
+    }
+
     pub(crate) fn tag(&self, tag: &str) -> String {
         format!("tc:t:{}:{}", self.namespace_part, tag)
     }

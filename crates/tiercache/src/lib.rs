@@ -59,6 +59,7 @@ mod lock;
 mod metrics;
 mod node;
 mod options;
+mod pending;
 mod refresh;
 
 pub use builder::CacheBuilder;

@@ -439,6 +439,17 @@ impl Node {
             .store(true, std::sync::atomic::Ordering::Release);
     }
 
+    /// A value this node keeps in L1 alone, briefly, while Redis is unreachable.
+    pub(crate) async fn fill_degraded_for<T>(&self, key: &str, value: &Arc<T>, ttl: Duration)
+    where
+        T: Serialize + DeserializeOwned + Send + Sync + 'static,
+    {
+        self.fill_l1_briefly(key, value, ttl.min(DEGRADED_L1_TTL), None)
+            .await;
+        self.degraded_fills
+            .store(true, std::sync::atomic::Ordering::Release);
+    }
+
     /// After a failed load, reuse the stale value for a while instead of hammering the loader.
     async fn throttle_with_stale<T>(&self, key: &str, stale: &Arc<T>, flight: Option<&Flight>)
     where

@@ -38,6 +38,8 @@ pub(crate) struct Node {
     /// Until then Redis is not used for reads or stores: nothing could tell this node's L1 what other
     /// nodes change (see [`crate::CacheBuilder::require_redis_at_start`]).
     pub(crate) joined: AtomicBool,
+    /// Invalidations that could not reach Redis, replayed before L2 is used again.
+    pub(crate) pending: crate::pending::PendingInvalidations,
     /// One bit per kind of bookkeeping ever repaired, so each kind is logged as a warning once.
     pub(crate) repairs_logged: std::sync::atomic::AtomicU8,
     /// Set when the last `Cache` handle is dropped: background work of a dead node must stop (a lease
@@ -134,6 +136,11 @@ impl Node {
                 "not connected to Redis yet; reconnecting in the background".into(),
             ));
         }
+        if self.pending.has_work() {
+            return Err(Error::Unavailable(
+                "invalidations wait for Redis; L2 is not used until they are replayed".into(),
+            ));
+        }
         if !self.breaker.allow() {
             return Err(Error::Unavailable("Redis circuit breaker is open".into()));
         }
@@ -167,6 +174,17 @@ impl Node {
         self.joined
             .store(true, std::sync::atomic::Ordering::Release);
         tracing::info!(namespace = %self.config.namespace, "Redis reachable; the node joined the fleet");
+    }
+
+    /// The replay of queued invalidations reached Redis: close the breaker if it was open and
+    /// resynchronise as after any outage.
+    pub(crate) fn l2_answered(self: &Arc<Self>) {
+        if self.breaker.success() == Transition::Closed {
+            self.redis_returned();
+        } else {
+            // L2 was not used while the queue waited; what the bus said meanwhile is in the stream.
+            self.gap_detected("queued invalidations replayed");
+        }
     }
 
     /// Redis answers again: forget what L1 took while it was away, and catch up on the bus.
