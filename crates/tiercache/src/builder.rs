@@ -69,6 +69,26 @@ impl CacheBuilder {
         self
     }
 
+    /// The ACL user to log in as when the URL names none. Default none (`REDIS_USERNAME`).
+    pub fn redis_username(mut self, username: &str) -> Self {
+        self.config.redis_username = Some(username.to_owned());
+        self
+    }
+
+    /// The password to log in with when the URL holds none. Default none (`REDIS_PASSWORD`). It is
+    /// never printed: not by `Debug`, logs or errors.
+    pub fn redis_password(mut self, password: &str) -> Self {
+        self.config.redis_password = Some(password.to_owned());
+        self
+    }
+
+    /// A PEM file with the certificate authority that a `rediss://` server's certificate must chain
+    /// to. Default none: the system's root certificates (`TIERCACHE_TLS_CA_FILE`).
+    pub fn tls_ca_cert_file(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.config.tls_ca_cert_file = Some(path.into());
+        self
+    }
+
     /// The namespace; nodes of one namespace share entries and invalidations. Default `default`.
     pub fn namespace(mut self, namespace: &str) -> Self {
         namespace.clone_into(&mut self.config.namespace);
@@ -167,14 +187,7 @@ impl CacheBuilder {
         }
         let config = self.config;
         config.validate()?;
-        let url = url_with_database(&config.redis_url, config.redis_db);
-        let client = redis::Client::open(url.as_str()).map_err(|e| {
-            Error::Unavailable(format!(
-                "cannot use the Redis URL {}: {}",
-                mask_password(&config.redis_url),
-                e
-            ))
-        })?;
+        let client = redis_client(&config)?;
         let manager_config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(config.connect_timeout))
             .set_response_timeout(Some(config.response_timeout))
@@ -255,6 +268,60 @@ impl CacheBuilder {
             handle: Arc::new(Handle { node, tasks }),
         })
     }
+}
+
+/// The Redis client of a configuration: the URL with its database, the user and password given apart
+/// from it, and TLS roots. No error shows the password.
+fn redis_client(config: &Config) -> Result<redis::Client, Error> {
+    use redis::IntoConnectionInfo;
+    let masked = || mask_password(&config.redis_url);
+    let url = url_with_database(&config.redis_url, config.redis_db);
+    let mut info = url.as_str().into_connection_info().map_err(|e| {
+        Error::Unavailable(format!(
+            "cannot use the Redis URL {}: {}",
+            masked(),
+            e.category()
+        ))
+    })?;
+    let mut settings = info.redis_settings().clone();
+    if let (None, Some(user)) = (settings.username(), &config.redis_username) {
+        settings = settings.set_username(user);
+    }
+    if let (None, Some(password)) = (settings.password(), &config.redis_password) {
+        settings = settings.set_password(password);
+    }
+    info = info.set_redis_settings(settings);
+    let tls = matches!(info.addr(), redis::ConnectionAddr::TcpTls { .. });
+    if tls {
+        // redis's rustls has no crypto provider of its own; a provider installed by the service first
+        // is kept.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+    let client = match (&config.tls_ca_cert_file, tls) {
+        (Some(path), true) => {
+            let root = std::fs::read(path).map_err(|e| {
+                Error::Unavailable(format!(
+                    "cannot read the TLS CA file {}: {e}",
+                    path.display()
+                ))
+            })?;
+            redis::Client::build_with_tls(
+                info,
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(root),
+                },
+            )
+        }
+        _ => redis::Client::open(info),
+    };
+    client.map_err(|e| {
+        Error::Unavailable(format!(
+            "cannot use the Redis URL {}: {}",
+            masked(),
+            e.category()
+        ))
+    })
 }
 
 /// Hands the node's counters to the `metrics` recorder every [`crate::PUBLISH_INTERVAL`].

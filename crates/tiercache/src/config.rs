@@ -132,10 +132,21 @@ impl Default for ServiceTargets {
 }
 
 /// Every setting of a cache node. Build one with [`crate::CacheBuilder`] or [`Config::from_env`].
-#[derive(Debug, Clone, PartialEq)]
+///
+/// Its `Debug` output masks the URL's credentials and the password.
+#[derive(Clone, PartialEq)]
 pub struct Config {
-    /// `REDIS_URL`, default `redis://127.0.0.1:6379`.
+    /// `REDIS_URL`, default `redis://127.0.0.1:6379`. `redis://user:password@host:port/db` logs in;
+    /// `rediss://` speaks TLS (see `tls_ca_cert_file`).
     pub redis_url: String,
+    /// `REDIS_USERNAME`, default none: the ACL user, when the URL names none.
+    pub redis_username: Option<String>,
+    /// `REDIS_PASSWORD`, default none: the password, when the URL holds none (so it need not be
+    /// written into a URL that may be logged elsewhere). Never printed.
+    pub redis_password: Option<String>,
+    /// `TIERCACHE_TLS_CA_FILE`, default none: a PEM file of the certificate authority a `rediss://`
+    /// server's certificate must chain to; without it the system's roots are used.
+    pub tls_ca_cert_file: Option<std::path::PathBuf>,
     /// `REDIS_CACHE_DB`, default 1: the database used when the URL names none.
     pub redis_db: u16,
     /// `TIERCACHE_NAMESPACE`, default `default`. Keys of different namespaces never collide.
@@ -189,6 +200,9 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             redis_url: "redis://127.0.0.1:6379".to_owned(),
+            redis_username: None,
+            redis_password: None,
+            tls_ca_cert_file: None,
             redis_db: 1,
             namespace: "default".to_owned(),
             l1_max_bytes: 256 << 20,
@@ -211,6 +225,66 @@ impl Default for Config {
             require_redis_at_start: false,
             max_pending_invalidations: 10_000,
         }
+    }
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Destructured so a new field cannot be forgotten here, and none is printed unmasked by accident.
+        let Config {
+            redis_url,
+            redis_username,
+            redis_password,
+            tls_ca_cert_file,
+            redis_db,
+            namespace,
+            l1_max_bytes,
+            max_value_bytes,
+            max_key_bytes,
+            connect_timeout,
+            response_timeout,
+            default_ttl,
+            ttl_tiers,
+            refresh_ahead,
+            refresh_threshold,
+            refresh_mode,
+            locking_enabled,
+            lock_timeout,
+            lock_retries,
+            stream_max_len,
+            heartbeat_interval,
+            fail_safe_max,
+            targets,
+            require_redis_at_start,
+            max_pending_invalidations,
+        } = self;
+        f.debug_struct("Config")
+            .field("redis_url", &mask_password(redis_url))
+            .field("redis_username", redis_username)
+            .field("redis_password", &redis_password.as_ref().map(|_| "***"))
+            .field("tls_ca_cert_file", tls_ca_cert_file)
+            .field("redis_db", redis_db)
+            .field("namespace", namespace)
+            .field("l1_max_bytes", l1_max_bytes)
+            .field("max_value_bytes", max_value_bytes)
+            .field("max_key_bytes", max_key_bytes)
+            .field("connect_timeout", connect_timeout)
+            .field("response_timeout", response_timeout)
+            .field("default_ttl", default_ttl)
+            .field("ttl_tiers", ttl_tiers)
+            .field("refresh_ahead", refresh_ahead)
+            .field("refresh_threshold", refresh_threshold)
+            .field("refresh_mode", refresh_mode)
+            .field("locking_enabled", locking_enabled)
+            .field("lock_timeout", lock_timeout)
+            .field("lock_retries", lock_retries)
+            .field("stream_max_len", stream_max_len)
+            .field("heartbeat_interval", heartbeat_interval)
+            .field("fail_safe_max", fail_safe_max)
+            .field("targets", targets)
+            .field("require_redis_at_start", require_redis_at_start)
+            .field("max_pending_invalidations", max_pending_invalidations)
+            .finish()
     }
 }
 
@@ -252,6 +326,15 @@ impl Config {
         if let Some(v) = get("REDIS_URL") {
             validate_redis_url(&v)?;
             self.redis_url = v;
+        }
+        if let Some(v) = get("REDIS_USERNAME") {
+            self.redis_username = Some(v);
+        }
+        if let Some(v) = get("REDIS_PASSWORD") {
+            self.redis_password = Some(v);
+        }
+        if let Some(v) = get("TIERCACHE_TLS_CA_FILE") {
+            self.tls_ca_cert_file = Some(v.into());
         }
         if let Some(v) = get("REDIS_CACHE_DB") {
             self.redis_db = parse_int("REDIS_CACHE_DB", &v, 0, 15)? as u16;

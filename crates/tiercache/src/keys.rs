@@ -119,15 +119,7 @@ impl KeySpace {
 
     /// A `SCAN MATCH` pattern for every entry hash of this namespace (glob characters escaped).
     pub(crate) fn entry_pattern(&self) -> String {
-        let mut pattern = String::from("tc:\\{");
-        for c in self.namespace_part.chars() {
-            if matches!(c, '*' | '?' | '[' | ']' | '\\' | '^' | '-') {
-                pattern.push('\\');
-            }
-            pattern.push(c);
-        }
-        pattern.push_str(":*}:d");
-        pattern
+        format!("tc:{{{}:*}}:d", glob_escaped(&self.namespace_part))
     }
 
     pub(crate) fn tag(&self, tag: &str) -> String {
@@ -153,6 +145,62 @@ impl KeySpace {
     pub(crate) fn named_lock(&self, name: &str) -> String {
         format!("tc:L:{}:{}", self.namespace_part, name)
     }
+}
+
+/// `text` with Redis glob characters escaped, to match itself in a pattern.
+fn glob_escaped(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\' | '^' | '-') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The commands a tiercache node sends, directly or from its scripts (Redis checks both).
+const ACL_COMMANDS: &[&str] = &[
+    "select",
+    "evalsha",
+    "script|load",
+    "get",
+    "set",
+    "del",
+    "unlink",
+    "exists",
+    "type",
+    "pttl",
+    "pexpire",
+    "hmget",
+    "hset",
+    "xadd",
+    "xrange",
+    "xinfo|stream",
+    "scan",
+    "publish",
+    "subscribe",
+    "unsubscribe",
+];
+
+/// The least a Redis ACL user needs to run tiercache nodes of `namespace`: the commands it sends and
+/// the keys and channel of that namespace (plus the database-wide epoch), as `ACL SETUSER` rules.
+/// Add `on`, a password (`>...`) and the user name.
+///
+/// ```
+/// let rules = tiercache::acl_rules("widgets");
+/// assert!(rules.contains("~tc:epoch"));
+/// assert!(rules.contains("&tc:b:7.widgets"));
+/// // ACL SETUSER cache on >password <rules>
+/// ```
+pub fn acl_rules(namespace: &str) -> String {
+    let mut part = String::new();
+    length_prefixed(&mut part, namespace);
+    let ns = glob_escaped(&part);
+    let commands = ACL_COMMANDS.join(" +");
+    format!(
+        "resetkeys resetchannels -@all +{commands} ~tc:epoch ~tc:{{{ns}:* ~tc:t:{ns}:* ~tc:s:{ns} ~tc:L:{ns}:* &tc:b:{ns}"
+    )
 }
 
 #[cfg(test)]

@@ -66,6 +66,7 @@ pub use builder::CacheBuilder;
 pub use cache::Cache;
 pub use config::{Config, ConfigError, ServiceTargets, TtlTier, TtlTiers};
 pub use error::{Error, ErrorKind};
+pub use keys::acl_rules;
 pub use lock::{LockGuard, LockOptions};
 pub use metrics::{CacheStats, COUNTER_NAMES, HISTOGRAM_NAMES, PUBLISH_INTERVAL};
 pub use options::EntryOptions;
