@@ -141,6 +141,9 @@ impl RedisServer {
                 "warning",
                 "--protected-mode",
                 "no",
+                // DEBUG SLEEP for fault tests, from loopback only.
+                "--enable-debug-command",
+                "local",
             ])
             .args(&self.extra_args)
             .stdin(Stdio::null())
@@ -238,6 +241,33 @@ impl RedisServer {
     pub fn client_pause(&self, d: Duration) -> Result<(), TestkitError> {
         let ms = d.as_millis().to_string();
         self.cmd(&["CLIENT", "PAUSE", &ms, "ALL"]).map(|_| ())
+    }
+
+    /// `DEBUG SLEEP`: the server blocks every client for `d` (from the calling thread, which waits
+    /// with it).
+    pub fn debug_sleep(&self, d: Duration) -> Result<(), TestkitError> {
+        let seconds = format!("{:.3}", d.as_secs_f64());
+        let client = redis::Client::open(self.url())?;
+        let mut conn = client.get_connection_with_timeout(Duration::from_millis(500))?;
+        conn.set_read_timeout(Some(d + Duration::from_secs(10)))?;
+        redis::cmd("DEBUG")
+            .arg("SLEEP")
+            .arg(seconds)
+            .exec(&mut conn)?;
+        Ok(())
+    }
+
+    /// One field of `INFO <section>` (such as `used_memory` or `evicted_keys`).
+    pub fn info_field(&self, section: &str, field: &str) -> Result<String, TestkitError> {
+        let info = match self.cmd(&["INFO", section])? {
+            redis::Value::BulkString(b) => String::from_utf8_lossy(&b).into_owned(),
+            redis::Value::VerbatimString { text, .. } => text,
+            other => return Err(TestkitError::Cluster(format!("INFO replied {other:?}"))),
+        };
+        info.lines()
+            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+            .map(|v| v.trim().to_owned())
+            .ok_or_else(|| TestkitError::Cluster(format!("INFO {section} has no {field}")))
     }
 
     /// Runs one command on a fresh blocking connection (handy from sync code and `Drop`).

@@ -169,6 +169,14 @@ impl CacheBuilder {
         self
     }
 
+    /// How long L1 keeps a value loaded while this node cannot reach Redis. Default 500 ms
+    /// (`TIERCACHE_DEGRADED_TTL`). No invalidation reaches the node then, so this bounds how long it
+    /// may serve a value that another node invalidated meanwhile.
+    pub fn degraded_ttl(mut self, ttl: Duration) -> Self {
+        self.config.degraded_ttl = ttl;
+        self
+    }
+
     /// Whether [`CacheBuilder::build`] fails when Redis cannot be reached. Default `false`: the node
     /// starts anyway, serving from L1 and the loaders (coalesced per node) while it reconnects in the
     /// background; once Redis answers it subscribes to the bus, drops what L1 took meanwhile and

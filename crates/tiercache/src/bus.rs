@@ -130,6 +130,13 @@ pub(crate) struct BusState {
     position: parking_lot::Mutex<Position>,
     /// What this node has received from each other node.
     senders: parking_lot::Mutex<Senders>,
+    /// The earliest stream position from which what followed may have been missed (set when the
+    /// node becomes suspect). Messages received after a gap advance the position past what was
+    /// missed, so a recovery replays from here, not from the position.
+    replay_from: parking_lot::Mutex<Option<(u64, u64)>>,
+    /// Whether the subscriber is connected now. A recovery while it is not cannot end suspicion:
+    /// what is published before it reconnects would be missed.
+    subscribed: std::sync::atomic::AtomicBool,
 }
 
 /// Received-from-whom bookkeeping for gap detection.
@@ -163,6 +170,18 @@ struct Position {
 }
 
 impl BusState {
+    /// Notes that what followed `id` may have been missed (the earliest such mark wins).
+    fn mark_replay_from(&self, id: (u64, u64)) {
+        let mut from = self.replay_from.lock();
+        *from = Some(from.map_or(id, |f| f.min(id)));
+    }
+
+    /// Notes that what follows the current position may be missed from now on.
+    pub(crate) fn mark_replay_from_here(&self) {
+        let here = parse_stream_id(&self.position.lock().stream_id);
+        self.mark_replay_from(here);
+    }
+
     pub(crate) fn new() -> Self {
         BusState {
             next_seq: AtomicU64::new(1),
@@ -170,6 +189,8 @@ impl BusState {
             last_sent_id: parking_lot::Mutex::new(String::new()),
             position: parking_lot::Mutex::new(Position::default()),
             senders: parking_lot::Mutex::new(Senders::default()),
+            replay_from: parking_lot::Mutex::new(None),
+            subscribed: std::sync::atomic::AtomicBool::new(false),
         }
     }
 }
@@ -562,6 +583,9 @@ async fn read_epoch(node: &Node) -> Result<String, Error> {
     Ok(epoch)
 }
 
+/// The longest pause between two attempts to reconnect the subscriber.
+const MAX_SUBSCRIBER_BACKOFF: Duration = Duration::from_millis(250);
+
 /// How many heartbeat intervals without our own heartbeat echo before we distrust the subscriber.
 const SILENCE_INTERVALS: u32 = 3;
 
@@ -585,18 +609,24 @@ async fn receive_loop(
                     tracing::debug!(error = %e, "bus subscriber reconnect failed");
                     drop(n);
                     tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                    // Capped low: until it is back this node learns of no invalidation.
+                    backoff = (backoff * 2).min(MAX_SUBSCRIBER_BACKOFF);
                     continue;
                 }
             }
         };
         // Anything published while we were away is in the stream: catch up before trusting L1 again.
         if let Some(n) = node.upgrade() {
+            n.bus.subscribed.store(true, Ordering::Release);
             if n.coherence.is_suspect() {
                 n.spawn_recovery("subscriber reconnected");
             }
         }
         let ended = run_subscription(&node, pubsub).await;
+        if let Some(n) = node.upgrade() {
+            n.bus.subscribed.store(false, Ordering::Release);
+            n.bus.mark_replay_from_here();
+        }
         let Some(n) = node.upgrade() else { return };
         if n.coherence.become_suspect() {
             n.stats.gaps_detected(1);
@@ -651,6 +681,7 @@ async fn run_subscription(node: &Weak<Node>, pubsub: redis::aio::PubSub) -> &'st
         n.stats.bus_messages_received(1);
         match message.body {
             Body::Events(events) => {
+                let before = parse_stream_id(&n.bus.position.lock().stream_id);
                 let expected = {
                     let mut senders = n.bus.senders.lock();
                     let expected = senders.last.get(&message.node).map(|(seq, _)| seq + 1);
@@ -669,6 +700,8 @@ async fn run_subscription(node: &Weak<Node>, pubsub: redis::aio::PubSub) -> &'st
                     n.note_applied_position(id);
                 }
                 if expected.is_some_and(|e| e != message.seq) {
+                    // The missed batch came before this one, maybe before the position too.
+                    n.bus.mark_replay_from(before);
                     n.gap_detected("sequence gap");
                 }
             }
@@ -676,11 +709,14 @@ async fn run_subscription(node: &Weak<Node>, pubsub: redis::aio::PubSub) -> &'st
                 let behind = {
                     let senders = n.bus.senders.lock();
                     match senders.last.get(&message.node) {
-                        Some((seq, _)) => last_seq > *seq,
-                        None => parse_stream_id(&last_id) > senders.baseline,
+                        Some((seq, id)) => (last_seq > *seq).then_some(*id),
+                        None => (parse_stream_id(&last_id) > senders.baseline)
+                            .then_some(senders.baseline),
                     }
                 };
-                if behind {
+                if let Some(received_up_to) = behind {
+                    // What was missed comes after the last batch received from that sender.
+                    n.bus.mark_replay_from(received_up_to);
                     n.gap_detected("heartbeat ahead of received messages");
                 }
             }
@@ -712,6 +748,7 @@ async fn heartbeat_loop(node: Weak<Node>) {
 impl Node {
     /// Marks the node suspect and starts a recovery.
     pub(crate) fn gap_detected(self: &Arc<Self>, reason: &'static str) {
+        self.bus.mark_replay_from_here();
         self.stats.gaps_detected(1);
         self.coherence.become_suspect();
         tracing::info!(namespace = %self.config.namespace, reason, "possible missed invalidations; recovering");
@@ -732,10 +769,21 @@ impl Node {
                     return;
                 }
                 node.recovery_requested.store(false, Ordering::Release);
-                match node.recover().await {
+                let from = node.bus.replay_from.lock().take();
+                let recovered = node.recover(from).await;
+                if recovered.is_err() {
+                    if let Some(from) = from {
+                        node.bus.mark_replay_from(from);
+                    }
+                }
+                match recovered {
                     Ok(()) => {
                         if !node.recovery_requested.load(Ordering::Acquire) {
-                            if let Some(d) = node.coherence.trust_again() {
+                            // Without a subscriber the node stays suspect; reconnecting recovers again.
+                            let subscribed = node.bus.subscribed.load(Ordering::Acquire);
+                            if let Some(d) =
+                                subscribed.then(|| node.coherence.trust_again()).flatten()
+                            {
                                 node.stats.suspect_for(d);
                             }
                             node.recovering.store(false, Ordering::Release);
@@ -756,8 +804,15 @@ impl Node {
     }
 
     /// Replays what this node may have missed, or drops L1 when it cannot know.
-    async fn recover(self: &Arc<Self>) -> Result<(), Error> {
-        let known = self.bus.position.lock().clone();
+    async fn recover(self: &Arc<Self>, from: Option<(u64, u64)>) -> Result<(), Error> {
+        let mut known = self.bus.position.lock().clone();
+        if let Some(from) = from.filter(|f| *f < parse_stream_id(&known.stream_id)) {
+            known.stream_id = if from == (0, 0) {
+                String::new()
+            } else {
+                format!("{}-{}", from.0, from.1)
+            };
+        }
         let (epoch, _) = current_position(self).await?;
         if epoch != known.epoch {
             self.drop_l1("Redis lost its data (epoch changed)");

@@ -631,6 +631,17 @@ impl Node {
         Ok(outcome)
     }
 
+    /// How long L1 may serve a value that is fresh for `fresh_for`. While the node is suspect its bus
+    /// may be down, so an invalidation published now might reach it only at the next recovery: a
+    /// value filled meanwhile is kept no longer than a value loaded while Redis is unreachable.
+    fn l1_life(&self, fresh_for: Duration) -> Duration {
+        if self.coherence.is_suspect() {
+            fresh_for.min(self.config.degraded_ttl)
+        } else {
+            fresh_for
+        }
+    }
+
     /// Puts a value in L1 unless an invalidation overtook it.
     pub(crate) async fn fill_l1<T: Send + Sync + 'static>(
         &self,
@@ -667,7 +678,7 @@ impl Node {
                 ))
                 .unwrap_or(now),
             expires_at: now + fresh_for,
-            fresh_until: crate::l1::fresh_until(fresh_for),
+            fresh_until: crate::l1::fresh_until(self.l1_life(fresh_for)),
             created_at_ms: header.created_at_ms,
             inserted_at: now,
             load_time: Duration::from_micros(u64::from(header.load_micros)),

@@ -194,6 +194,11 @@ pub struct Config {
     /// `TIERCACHE_MAX_PENDING_INVALIDATIONS`, default 10,000: invalidation operations kept for replay
     /// while Redis cannot be reached; past it the namespace is cleared when Redis answers.
     pub max_pending_invalidations: usize,
+    /// `TIERCACHE_DEGRADED_TTL` (bare number = ms), default 500 ms: how long L1 keeps a value loaded
+    /// while this node cannot reach Redis. No invalidation can reach the node then, so this bounds how
+    /// long it may serve a value another node has invalidated meanwhile (plus the load's own time);
+    /// longer spares the loaders during an outage, shorter bounds staleness tighter.
+    pub degraded_ttl: Duration,
 }
 
 impl Default for Config {
@@ -224,6 +229,7 @@ impl Default for Config {
             targets: ServiceTargets::default(),
             require_redis_at_start: false,
             max_pending_invalidations: 10_000,
+            degraded_ttl: Duration::from_millis(500),
         }
     }
 }
@@ -257,6 +263,7 @@ impl std::fmt::Debug for Config {
             targets,
             require_redis_at_start,
             max_pending_invalidations,
+            degraded_ttl,
         } = self;
         f.debug_struct("Config")
             .field("redis_url", &mask_password(redis_url))
@@ -284,6 +291,7 @@ impl std::fmt::Debug for Config {
             .field("targets", targets)
             .field("require_redis_at_start", require_redis_at_start)
             .field("max_pending_invalidations", max_pending_invalidations)
+            .field("degraded_ttl", degraded_ttl)
             .finish()
     }
 }
@@ -351,7 +359,12 @@ impl Config {
         if let Some(v) = get("TIERCACHE_MAX_KEY_BYTES") {
             self.max_key_bytes = parse_int("TIERCACHE_MAX_KEY_BYTES", &v, 1, 1 << 20)? as usize;
         }
-        let durations: [(&str, BareUnit, &mut Duration); 12] = [
+        let durations: [(&str, BareUnit, &mut Duration); 13] = [
+            (
+                "TIERCACHE_DEGRADED_TTL",
+                BareUnit::Millis,
+                &mut self.degraded_ttl,
+            ),
             (
                 "TIERCACHE_CONNECT_TIMEOUT",
                 BareUnit::Millis,

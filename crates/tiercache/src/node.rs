@@ -155,6 +155,7 @@ impl Node {
                 self.stats.redis_errors(1);
                 if is_connection_trouble(&e) && self.breaker.failure() == Transition::Opened {
                     self.stats.breaker_opened(1);
+                    self.bus.mark_replay_from_here();
                     // Invalidations cannot reach us while Redis is away: distrust L1 from now on.
                     self.coherence.become_suspect();
                     tracing::warn!(namespace = %self.config.namespace, error = %e, "Redis unreachable; circuit breaker open");
