@@ -204,7 +204,14 @@ impl CacheBuilder {
         // Lazy: the manager connects on first use and reconnects by itself, so a node can be built
         // while Redis is down.
         let conn = ConnectionManager::new_lazy_with_config(client.clone(), manager_config)?;
-        let keys = KeySpace::new(&config.namespace, config.max_key_bytes);
+        let keys = KeySpace::with_tag_limits(
+            &config.namespace,
+            config.max_key_bytes,
+            crate::keys::TagLimits {
+                max_tags: config.max_tags,
+                max_tag_bytes: config.max_tag_bytes,
+            },
+        );
         // A generation must outlive any load it fences; loads longer than this are never stored.
         let generation_ttl = (config.lock_timeout * 2).max(Duration::from_secs(600));
         let (fills, _) = tokio::sync::broadcast::channel(1024);

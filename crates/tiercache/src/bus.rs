@@ -99,11 +99,14 @@ type Reply = oneshot::Sender<Result<(), SharedError>>;
 /// The sending half: queues operations for the group-commit flusher.
 #[derive(Clone)]
 pub(crate) struct Outbox {
-    tx: mpsc::UnboundedSender<(Vec<Op>, Reply)>,
+    tx: mpsc::Sender<(Vec<Op>, Reply)>,
 }
 
 /// Most operations in one batch (one script call, one message).
 const MAX_BATCH_OPS: usize = 2048;
+/// Calls waiting for the flusher at most; past it callers wait for room (backpressure) rather than
+/// the queue growing without bound while Redis is slow.
+pub(crate) const OUTBOX_CAPACITY: usize = 4096;
 
 impl Outbox {
     /// Applies `ops` to L2 and announces them; returns when L2 has them.
@@ -111,6 +114,7 @@ impl Outbox {
         let (tx, rx) = oneshot::channel();
         self.tx
             .send((ops, tx))
+            .await
             .map_err(|_| Error::Unavailable("the cache node is shutting down".into()))?;
         rx.await
             .map_err(|_| Error::Unavailable("the cache node is shutting down".into()))?
@@ -197,7 +201,7 @@ impl BusState {
 
 /// Starts the flusher; returns the outbox feeding it.
 pub(crate) fn start_outbox(node: Weak<Node>) -> (Outbox, tokio::task::JoinHandle<()>) {
-    let (tx, mut rx) = mpsc::unbounded_channel::<(Vec<Op>, Reply)>();
+    let (tx, mut rx) = mpsc::channel::<(Vec<Op>, Reply)>(OUTBOX_CAPACITY);
     let task = tokio::spawn(async move {
         while let Some(first) = rx.recv().await {
             let mut batch = vec![first];

@@ -192,6 +192,7 @@ impl Cache {
             L1Lookup::Miss => None,
         };
         let opts = make_opts();
+        node.keys.validate_tags(opts.tags())?;
         let opts: &EntryOptions = &opts;
         loop {
             match node.flights.join(FlightKind::Load, key) {
@@ -320,6 +321,7 @@ impl Cache {
     {
         let node = self.node();
         node.keys.validate(key)?;
+        node.keys.validate_tags(opts.tags())?;
         let ttl = opts.ttl(&node.config.ttl_tiers);
         let now = now_ms();
         let header = Header {
@@ -388,13 +390,14 @@ impl Cache {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        let ops: Vec<Op> = tags
-            .into_iter()
-            .map(|t| Op::InvalidateTag(t.as_ref().to_owned()))
-            .collect();
-        if ops.is_empty() {
+        let tags: Vec<String> = tags.into_iter().map(|t| t.as_ref().to_owned()).collect();
+        if tags.is_empty() {
             return Ok(());
         }
+        for tag in &tags {
+            self.node().keys.validate_tag(tag)?;
+        }
+        let ops: Vec<Op> = tags.into_iter().map(Op::InvalidateTag).collect();
         self.node().outbox.send(ops).await
     }
 

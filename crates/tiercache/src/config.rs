@@ -158,6 +158,11 @@ pub struct Config {
     pub max_value_bytes: u64,
     /// `TIERCACHE_MAX_KEY_BYTES`, default 1024: longer keys are an [`crate::Error::InvalidKey`].
     pub max_key_bytes: usize,
+    /// `TIERCACHE_MAX_TAGS`, default 64: more tags on one entry (or in one `invalidate_tags` call)
+    /// are an [`crate::Error::InvalidTag`].
+    pub max_tags: usize,
+    /// `TIERCACHE_MAX_TAG_BYTES`, default 256: longer or empty tags are an [`crate::Error::InvalidTag`].
+    pub max_tag_bytes: usize,
     /// `TIERCACHE_CONNECT_TIMEOUT` (bare number = ms), default 1 s.
     pub connect_timeout: Duration,
     /// `TIERCACHE_RESPONSE_TIMEOUT` (bare number = ms), default 500 ms.
@@ -213,6 +218,8 @@ impl Default for Config {
             l1_max_bytes: 256 << 20,
             max_value_bytes: 16 << 20,
             max_key_bytes: 1024,
+            max_tags: 64,
+            max_tag_bytes: 256,
             connect_timeout: Duration::from_secs(1),
             response_timeout: Duration::from_millis(500),
             default_ttl: Duration::from_secs(900),
@@ -247,6 +254,8 @@ impl std::fmt::Debug for Config {
             l1_max_bytes,
             max_value_bytes,
             max_key_bytes,
+            max_tags,
+            max_tag_bytes,
             connect_timeout,
             response_timeout,
             default_ttl,
@@ -275,6 +284,8 @@ impl std::fmt::Debug for Config {
             .field("l1_max_bytes", l1_max_bytes)
             .field("max_value_bytes", max_value_bytes)
             .field("max_key_bytes", max_key_bytes)
+            .field("max_tags", max_tags)
+            .field("max_tag_bytes", max_tag_bytes)
             .field("connect_timeout", connect_timeout)
             .field("response_timeout", response_timeout)
             .field("default_ttl", default_ttl)
@@ -355,6 +366,12 @@ impl Config {
         }
         if let Some(v) = get("TIERCACHE_MAX_VALUE_BYTES") {
             self.max_value_bytes = parse_int("TIERCACHE_MAX_VALUE_BYTES", &v, 64, 512 << 20)?;
+        }
+        if let Some(v) = get("TIERCACHE_MAX_TAGS") {
+            self.max_tags = parse_int("TIERCACHE_MAX_TAGS", &v, 1, 10_000)? as usize;
+        }
+        if let Some(v) = get("TIERCACHE_MAX_TAG_BYTES") {
+            self.max_tag_bytes = parse_int("TIERCACHE_MAX_TAG_BYTES", &v, 1, 1 << 20)? as usize;
         }
         if let Some(v) = get("TIERCACHE_MAX_KEY_BYTES") {
             self.max_key_bytes = parse_int("TIERCACHE_MAX_KEY_BYTES", &v, 1, 1 << 20)? as usize;
@@ -518,11 +535,19 @@ impl Config {
             expected: expected.to_owned(),
         };
         validate_redis_url(&self.redis_url)?;
-        if self.namespace.is_empty() || self.namespace.len() > 256 {
+        // Braces would cut the cluster hash tag of entry keys short, glob characters would widen the
+        // ACL patterns and the namespace clear, and control characters or spaces only confuse logs.
+        let allowed = |c: char| {
+            c.is_ascii_graphic() && !matches!(c, '{' | '}' | '*' | '?' | '[' | ']' | '\\')
+        };
+        if self.namespace.is_empty()
+            || self.namespace.len() > 256
+            || !self.namespace.chars().all(allowed)
+        {
             return Err(invalid(
                 "TIERCACHE_NAMESPACE",
                 self.namespace.clone(),
-                "a non-empty name of at most 256 bytes",
+                "a non-empty name of at most 256 printable ASCII characters, without spaces, braces or * ? [ ] \\",
             ));
         }
         if self.targets.min_hit_rate > self.targets.target_hit_rate {

@@ -21,6 +21,12 @@ pub enum Error {
         /// Why the key was refused.
         reason: String,
     },
+    /// A tag is empty or too long, or an entry carries too many tags.
+    #[error("invalid tags: {reason}")]
+    InvalidTag {
+        /// Why the tags were refused.
+        reason: String,
+    },
     /// Redis answered with an error, timed out or could not be reached.
     #[error("redis: {0}")]
     Redis(#[from] redis::RedisError),
@@ -88,6 +94,8 @@ pub enum ErrorKind {
     Config,
     /// Bad key.
     InvalidKey,
+    /// Bad tags (empty, too long, too many).
+    InvalidTag,
     /// Redis failed.
     Redis,
     /// The value could not be encoded.
@@ -110,6 +118,7 @@ impl Error {
         match self {
             Error::Config(_) => ErrorKind::Config,
             Error::InvalidKey { .. } => ErrorKind::InvalidKey,
+            Error::InvalidTag { .. } => ErrorKind::InvalidTag,
             Error::Redis(_) => ErrorKind::Redis,
             Error::Encode { .. } => ErrorKind::Encode,
             Error::Loader { .. } | Error::LoaderPanicked { .. } => ErrorKind::Loader,
