@@ -79,6 +79,12 @@ fn decode(bytes: &[u8]) -> Option<Message> {
     .map(|(m, _)| m)
 }
 
+/// Decodes a bus message for the fuzz targets; whether it decoded.
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) fn decode_for_fuzzing(bytes: &[u8]) -> bool {
+    decode(bytes).is_some()
+}
+
 /// What the outbox is asked to do to L2 before announcing.
 #[derive(Debug, Clone)]
 pub(crate) enum Op {

@@ -91,7 +91,7 @@ fn push_decimal(out: &mut String, n: usize) {
 }
 
 impl KeySpace {
-    #[cfg(test)]
+    #[cfg(any(test, feature = "fuzzing"))]
     pub(crate) fn new(namespace: &str, max_key_bytes: usize) -> Self {
         Self::with_tag_limits(
             namespace,

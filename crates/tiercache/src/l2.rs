@@ -157,6 +157,12 @@ impl<'a> Iterator for RecordedPairs<'a> {
     }
 }
 
+/// Parses a recorded `t` field for the fuzz targets; how many pairs parsed.
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) fn parse_recorded_for_fuzzing(bytes: &[u8]) -> usize {
+    RecordedPairs::new(bytes).flatten().count()
+}
+
 /// A non-empty run of ASCII digits as a number; `None` for anything else or on overflow.
 fn parse_decimal(digits: &[u8]) -> Option<u64> {
     if digits.is_empty() {

@@ -51,6 +51,9 @@ mod config;
 mod decode_guard;
 mod error;
 mod flight;
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzzing;
 mod keys;
 mod l1;
 mod l2;
@@ -60,6 +63,8 @@ mod metrics;
 mod node;
 mod options;
 mod pending;
+#[cfg(test)]
+mod proptests;
 mod refresh;
 
 pub use builder::CacheBuilder;
