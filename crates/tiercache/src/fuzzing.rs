@@ -31,10 +31,26 @@ pub enum Shape {
 
 const MAX_VALUE_BYTES: usize = 1 << 20;
 
-/// The envelope: header checks, then the payload as several types through the decode guard.
+/// The envelope: header checks, then the payload as several types through the decode guard. The
+/// bytes are tried as they are and with magic, version and length set right, so a fuzzer reaches the
+/// payload without having to guess a header first.
 pub fn envelope(bytes: &[u8]) {
     if let Ok((_, payload)) = codec::decode_header(bytes, MAX_VALUE_BYTES) {
         decode_guard(payload);
+    }
+    if bytes.len() >= codec::HEADER_LEN {
+        let mut fixed = bytes.to_vec();
+        fixed[0..2].copy_from_slice(&codec::MAGIC);
+        fixed[2] = codec::FORMAT_VERSION;
+        let len = u32::try_from(bytes.len() - codec::HEADER_LEN).unwrap_or(u32::MAX);
+        fixed[32..36].copy_from_slice(&len.to_le_bytes());
+        match codec::decode_header(&fixed, MAX_VALUE_BYTES) {
+            Ok((_, payload)) => decode_guard(payload),
+            Err(e) => assert!(
+                len as usize > MAX_VALUE_BYTES,
+                "a header set right must decode: {e}"
+            ),
+        }
     }
 }
 

@@ -34,7 +34,8 @@ const FROZEN_FOR: Duration = Duration::from_millis(2500);
 const MAX_STALENESS: Duration = Duration::from_secs(1);
 /// Outside faults, a node learns of another node's invalidation through the bus; a read on it that
 /// begins within this much of the acknowledgement may still see the old value (see the README).
-const PROPAGATION_ALLOWANCE: Duration = Duration::from_millis(100);
+/// Generous for a loaded CI machine; locally the bus delivers in about a millisecond.
+const PROPAGATION_ALLOWANCE: Duration = Duration::from_millis(250);
 
 fn key(i: usize) -> String {
     format!("k{i}")
@@ -434,7 +435,7 @@ fn node_config(url: &str) -> Config {
 
 fn table(reports: &[Report]) -> String {
     let mut out = String::from(
-        "| fault | reads | errors | stale reads (beyond 100 ms) | longest staleness | p99 latency | max latency | converged in |\n|---|---|---|---|---|---|---|---|\n",
+        "| fault | reads | errors | stale reads (beyond 250 ms) | longest staleness | p99 latency | max latency | converged in |\n|---|---|---|---|---|---|---|---|\n",
     );
     for r in reports {
         let _ = writeln!(
