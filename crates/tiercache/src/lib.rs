@@ -20,7 +20,10 @@
 //!
 //! Invalidations go the other way: [`Cache::invalidate`] / [`Cache::invalidate_tags`] run one script
 //! that changes L2, appends to a capped replay stream and publishes; every node applies the message to
-//! its L1, and a node that may have missed one replays the stream or drops its L1 (`bus.rs`).
+//! its L1, and a node that may have missed one replays the stream or drops its L1 (`bus.rs`). One that
+//! cannot reach Redis is queued and replayed in order before the node uses L2 again, and the call
+//! returns [`Error::Pending`] (`pending.rs`). A node starts without Redis and joins the fleet when
+//! Redis answers; bookkeeping in Redis it cannot read counts as changed and is rewritten.
 //!
 //! ## Example
 //!
