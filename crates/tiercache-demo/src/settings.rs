@@ -65,7 +65,8 @@ pub struct Settings {
     #[arg(long, env = "DEMO_NO_CACHE")]
     pub no_cache: bool,
 
-    /// Never start a private redis-server; fail when Redis does not answer.
+    /// Never start a private redis-server: when Redis does not answer, the nodes start without it
+    /// (serving from L1 and SQLite) and join the fleet when it does.
     #[arg(long, env = "DEMO_NO_EMBEDDED_REDIS", conflicts_with = "private_redis")]
     pub no_embedded_redis: bool,
 

@@ -146,12 +146,45 @@ async fn a_private_redis_is_started_when_none_answers_and_stopped_on_exit() {
         TcpStream::connect(("127.0.0.1", port)).is_err()
     })
     .await;
+}
 
-    let refused = Demo::start_failing(&["--redis-url", &nowhere, "--no-embedded-redis"]);
-    assert!(
-        refused.contains("Redis") || refused.contains("redis"),
-        "{refused}"
+#[tokio::test]
+async fn a_malformed_redis_url_stops_the_start_naming_the_wrong_part() {
+    let refused = Demo::start_failing(&["--redis-url", "redis://127.0.0.1:port"]);
+    assert!(refused.contains("port"), "{refused}");
+}
+
+#[tokio::test]
+async fn with_no_redis_and_no_private_one_the_nodes_start_and_serve_from_sqlite() {
+    let nowhere = format!("redis://127.0.0.1:{}", closed_port());
+    let mut demo = Demo::start(
+        "no-redis",
+        &[
+            "--nodes",
+            "2",
+            "--redis-url",
+            &nowhere,
+            "--no-embedded-redis",
+        ],
     );
+    demo.wait_for_line("starting without it");
+    let http = client();
+    for url in &demo.urls {
+        let (count, _, source) = total(&http, url, "").await;
+        assert_eq!(source, "loaded", "computed from SQLite while Redis is away");
+        assert_eq!(count, total(&http, url, "&bypass_cache=true").await.0);
+    }
+    let (status, stored) = post(
+        &http,
+        &format!("{}/api/donations", demo.urls[0]),
+        r#"{"campaign_id": 2, "amount": 4}"#,
+    )
+    .await;
+    assert_eq!(status, 201, "{stored}");
+    assert_eq!(stored["invalidation"], "pending");
+    let (_, health) = get(&http, &format!("{}/health", demo.urls[1])).await;
+    assert_eq!(health["redis"]["available"], false);
+    assert!(demo.terminate(Duration::from_secs(10)).success());
 }
 
 #[tokio::test]

@@ -13,11 +13,15 @@
 
 mod cluster;
 mod eventually;
+mod proxy;
 mod server;
+mod tls;
 
 pub use cluster::RedisCluster;
 pub use eventually::{eventually, eventually_sync};
+pub use proxy::FaultProxy;
 pub use server::RedisServer;
+pub use tls::TestCa;
 
 /// What can go wrong while managing a test server.
 #[derive(Debug, thiserror::Error)]

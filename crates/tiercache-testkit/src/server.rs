@@ -16,6 +16,9 @@ pub struct RedisServer {
     dir: PathBuf,
     extra_args: Vec<String>,
     child: Option<Child>,
+    tls_port: Option<u16>,
+    /// Where the TLS certificates live (removed on drop).
+    cert_dir: Option<PathBuf>,
 }
 
 fn free_port() -> Result<u16, TestkitError> {
@@ -53,6 +56,40 @@ impl RedisServer {
         Self::start_with(&[])
     }
 
+    /// Starts a server that also listens with TLS on a second port ([`RedisServer::tls_url`]), with a
+    /// certificate for `127.0.0.1` and `localhost` signed by a CA made for this server alone. Returns
+    /// the server and the CA certificate (PEM) a client must trust. The plain port stays open for
+    /// the testkit's own commands.
+    pub fn start_tls() -> Result<(RedisServer, crate::tls::TestCa), TestkitError> {
+        let tls_port = free_port()?;
+        let dir = unique_dir(tls_port)?;
+        let ca = crate::tls::TestCa::write_to(&dir)?;
+        let files = |name: &str| dir.join(name).to_string_lossy().into_owned();
+        let tls_port_arg = tls_port.to_string();
+        let (cert, key, ca_file) = (files("server.pem"), files("server.key"), files("ca.pem"));
+        let mut server = Self::start_with(&[
+            "--tls-port",
+            &tls_port_arg,
+            "--tls-cert-file",
+            &cert,
+            "--tls-key-file",
+            &key,
+            "--tls-ca-cert-file",
+            &ca_file,
+            "--tls-auth-clients",
+            "no",
+        ])?;
+        server.tls_port = Some(tls_port);
+        server.cert_dir = Some(dir);
+        Ok((server, ca))
+    }
+
+    /// `rediss://127.0.0.1:<tls port>` of a server started with [`RedisServer::start_tls`].
+    pub fn tls_url(&self) -> Option<String> {
+        self.tls_port
+            .map(|port| format!("rediss://127.0.0.1:{port}"))
+    }
+
     /// Starts a server with extra `redis-server` flags, e.g. `["--maxmemory", "1mb"]`.
     pub fn start_with(args: &[&str]) -> Result<RedisServer, TestkitError> {
         if !on_path("redis-server") {
@@ -68,6 +105,8 @@ impl RedisServer {
                 dir: unique_dir(port)?,
                 extra_args: extra_args.clone(),
                 child: None,
+                tls_port: None,
+                cert_dir: None,
             };
             match server.spawn() {
                 Ok(()) => return Ok(server),
@@ -102,6 +141,9 @@ impl RedisServer {
                 "warning",
                 "--protected-mode",
                 "no",
+                // DEBUG SLEEP for fault tests, from loopback only.
+                "--enable-debug-command",
+                "local",
             ])
             .args(&self.extra_args)
             .stdin(Stdio::null())
@@ -201,6 +243,33 @@ impl RedisServer {
         self.cmd(&["CLIENT", "PAUSE", &ms, "ALL"]).map(|_| ())
     }
 
+    /// `DEBUG SLEEP`: the server blocks every client for `d` (from the calling thread, which waits
+    /// with it).
+    pub fn debug_sleep(&self, d: Duration) -> Result<(), TestkitError> {
+        let seconds = format!("{:.3}", d.as_secs_f64());
+        let client = redis::Client::open(self.url())?;
+        let mut conn = client.get_connection_with_timeout(Duration::from_millis(500))?;
+        conn.set_read_timeout(Some(d + Duration::from_secs(10)))?;
+        redis::cmd("DEBUG")
+            .arg("SLEEP")
+            .arg(seconds)
+            .exec(&mut conn)?;
+        Ok(())
+    }
+
+    /// One field of `INFO <section>` (such as `used_memory` or `evicted_keys`).
+    pub fn info_field(&self, section: &str, field: &str) -> Result<String, TestkitError> {
+        let info = match self.cmd(&["INFO", section])? {
+            redis::Value::BulkString(b) => String::from_utf8_lossy(&b).into_owned(),
+            redis::Value::VerbatimString { text, .. } => text,
+            other => return Err(TestkitError::Cluster(format!("INFO replied {other:?}"))),
+        };
+        info.lines()
+            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+            .map(|v| v.trim().to_owned())
+            .ok_or_else(|| TestkitError::Cluster(format!("INFO {section} has no {field}")))
+    }
+
     /// Runs one command on a fresh blocking connection (handy from sync code and `Drop`).
     pub fn cmd(&self, args: &[&str]) -> Result<redis::Value, TestkitError> {
         let client = redis::Client::open(self.url())?;
@@ -281,5 +350,8 @@ impl Drop for RedisServer {
     fn drop(&mut self) {
         self.kill();
         let _ = std::fs::remove_dir_all(&self.dir);
+        if let Some(dir) = &self.cert_dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }

@@ -1,15 +1,15 @@
 //! [`CacheBuilder`]: configure and start a node.
 
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
-use crate::bus::{start_outbox, start_receiver, BusState};
+use crate::bus::{join_fleet, start_joiner, start_outbox, start_receiver, BusState};
 use crate::cache::{Cache, Handle};
 use crate::coherence::Coherence;
-use crate::config::{url_names_database, Config, ConfigError, TtlTier};
+use crate::config::{mask_password, url_names_database, Config, ConfigError, TtlTier};
 use crate::error::Error;
 use crate::flight::Flights;
 use crate::keys::KeySpace;
@@ -69,6 +69,26 @@ impl CacheBuilder {
         self
     }
 
+    /// The ACL user to log in as when the URL names none. Default none (`REDIS_USERNAME`).
+    pub fn redis_username(mut self, username: &str) -> Self {
+        self.config.redis_username = Some(username.to_owned());
+        self
+    }
+
+    /// The password to log in with when the URL holds none. Default none (`REDIS_PASSWORD`). It is
+    /// never printed: not by `Debug`, logs or errors.
+    pub fn redis_password(mut self, password: &str) -> Self {
+        self.config.redis_password = Some(password.to_owned());
+        self
+    }
+
+    /// A PEM file with the certificate authority that a `rediss://` server's certificate must chain
+    /// to. Default none: the system's root certificates (`TIERCACHE_TLS_CA_FILE`).
+    pub fn tls_ca_cert_file(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.config.tls_ca_cert_file = Some(path.into());
+        self
+    }
+
     /// The namespace; nodes of one namespace share entries and invalidations. Default `default`.
     pub fn namespace(mut self, namespace: &str) -> Self {
         namespace.clone_into(&mut self.config.namespace);
@@ -113,6 +133,13 @@ impl CacheBuilder {
         self
     }
 
+    /// How long one attempt to connect to Redis may take. Default 1 s. A node that cannot join within
+    /// three of these starts without Redis (see [`CacheBuilder::require_redis_at_start`]).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.config.connect_timeout = timeout;
+        self
+    }
+
     /// The response timeout of each Redis call. Default 500 ms.
     pub fn response_timeout(mut self, timeout: Duration) -> Self {
         self.config.response_timeout = timeout;
@@ -134,36 +161,57 @@ impl CacheBuilder {
         self
     }
 
-    /// Connects to Redis, subscribes to the namespace's bus and returns the node.
+    /// How many invalidation operations (a key, a tag) that could not reach Redis are kept for
+    /// replay. Default 10,000. Past it the queue is dropped and, when Redis answers, every entry of
+    /// the namespace is deleted from L2 and every node drops its L1 (`TIERCACHE_MAX_PENDING_INVALIDATIONS`).
+    pub fn max_pending_invalidations(mut self, operations: usize) -> Self {
+        self.config.max_pending_invalidations = operations;
+        self
+    }
+
+    /// How long L1 keeps a value loaded while this node cannot reach Redis. Default 500 ms
+    /// (`TIERCACHE_DEGRADED_TTL`). No invalidation reaches the node then, so this bounds how long it
+    /// may serve a value that another node invalidated meanwhile.
+    pub fn degraded_ttl(mut self, ttl: Duration) -> Self {
+        self.config.degraded_ttl = ttl;
+        self
+    }
+
+    /// Whether [`CacheBuilder::build`] fails when Redis cannot be reached. Default `false`: the node
+    /// starts anyway, serving from L1 and the loaders (coalesced per node) while it reconnects in the
+    /// background; once Redis answers it subscribes to the bus, drops what L1 took meanwhile and
+    /// joins the fleet. `true` keeps the fail-fast start (`TIERCACHE_REQUIRE_REDIS_AT_START`).
+    pub fn require_redis_at_start(mut self, required: bool) -> Self {
+        self.config.require_redis_at_start = required;
+        self
+    }
+
+    /// Returns the node: connected to Redis and subscribed to the namespace's bus when Redis answers
+    /// within three connect timeouts; otherwise (unless [`CacheBuilder::require_redis_at_start`])
+    /// a node running on L1 and its loaders that joins the fleet in the background once Redis answers.
     pub async fn build(self) -> Result<Cache, Error> {
         if let Some(e) = self.error {
             return Err(e.into());
         }
         let config = self.config;
         config.validate()?;
-        let url = url_with_database(&config.redis_url, config.redis_db);
-        let client = redis::Client::open(url.as_str())?;
+        let client = redis_client(&config)?;
         let manager_config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(config.connect_timeout))
             .set_response_timeout(Some(config.response_timeout))
             .set_number_of_retries(2)
             .set_max_delay(Duration::from_millis(500));
-        let conn = match tokio::time::timeout(
-            config.connect_timeout * 3,
-            ConnectionManager::new_with_config(client.clone(), manager_config),
-        )
-        .await
-        {
-            Ok(conn) => conn?,
-            Err(_) => {
-                return Err(Error::Unavailable(format!(
-                    "could not connect to Redis at {} within {:?}",
-                    config.redis_url,
-                    config.connect_timeout * 3
-                )))
-            }
-        };
-        let keys = KeySpace::new(&config.namespace, config.max_key_bytes);
+        // Lazy: the manager connects on first use and reconnects by itself, so a node can be built
+        // while Redis is down.
+        let conn = ConnectionManager::new_lazy_with_config(client.clone(), manager_config)?;
+        let keys = KeySpace::with_tag_limits(
+            &config.namespace,
+            config.max_key_bytes,
+            crate::keys::TagLimits {
+                max_tags: config.max_tags,
+                max_tag_bytes: config.max_tag_bytes,
+            },
+        );
         // A generation must outlive any load it fences; loads longer than this are never stored.
         let generation_ttl = (config.lock_timeout * 2).max(Duration::from_secs(600));
         let (fills, _) = tokio::sync::broadcast::channel(1024);
@@ -187,12 +235,46 @@ impl CacheBuilder {
                 fault_skip_publish: std::sync::atomic::AtomicU32::new(0),
                 breaker: crate::breaker::Breaker::new(),
                 degraded_fills: AtomicBool::new(false),
+                joined: AtomicBool::new(false),
+                repairs_logged: std::sync::atomic::AtomicU8::new(0),
+                pending: crate::pending::PendingInvalidations::new(
+                    config.max_pending_invalidations,
+                ),
                 shut_down: AtomicBool::new(false),
                 config,
             }
         });
         let mut tasks: Vec<_> = outbox_task.into_iter().collect();
-        tasks.extend(start_receiver(&node, client).await?);
+        let limit = node.config.connect_timeout * 3;
+        match tokio::time::timeout(limit, join_fleet(&node, &client)).await {
+            Ok(Ok(pubsub)) => {
+                node.joined.store(true, Ordering::Release);
+                tasks.extend(start_receiver(&node, client, pubsub));
+            }
+            failed if node.config.require_redis_at_start => {
+                let why = match failed {
+                    Ok(Err(e)) => e.to_string(),
+                    _ => format!("no answer within {limit:?}"),
+                };
+                return Err(Error::Unavailable(format!(
+                    "could not connect to Redis at {}: {why}",
+                    mask_password(&node.config.redis_url)
+                )));
+            }
+            failed => {
+                let why = match failed {
+                    Ok(Err(e)) => e.to_string(),
+                    _ => format!("no answer within {limit:?}"),
+                };
+                tracing::warn!(
+                    namespace = %node.config.namespace,
+                    redis = %mask_password(&node.config.redis_url),
+                    error = %why,
+                    "Redis unreachable at start; serving from L1 and loaders until it answers"
+                );
+                tasks.push(start_joiner(Arc::downgrade(&node), client));
+            }
+        }
         // Only once nothing can fail: a JoinHandle dropped with a failed build does not abort its
         // task, and the sweeper would outlive the node.
         tasks.push(node.l1.start_sweeper());
@@ -201,6 +283,60 @@ impl CacheBuilder {
             handle: Arc::new(Handle { node, tasks }),
         })
     }
+}
+
+/// The Redis client of a configuration: the URL with its database, the user and password given apart
+/// from it, and TLS roots. No error shows the password.
+fn redis_client(config: &Config) -> Result<redis::Client, Error> {
+    use redis::IntoConnectionInfo;
+    let masked = || mask_password(&config.redis_url);
+    let url = url_with_database(&config.redis_url, config.redis_db);
+    let mut info = url.as_str().into_connection_info().map_err(|e| {
+        Error::Unavailable(format!(
+            "cannot use the Redis URL {}: {}",
+            masked(),
+            e.category()
+        ))
+    })?;
+    let mut settings = info.redis_settings().clone();
+    if let (None, Some(user)) = (settings.username(), &config.redis_username) {
+        settings = settings.set_username(user);
+    }
+    if let (None, Some(password)) = (settings.password(), &config.redis_password) {
+        settings = settings.set_password(password);
+    }
+    info = info.set_redis_settings(settings);
+    let tls = matches!(info.addr(), redis::ConnectionAddr::TcpTls { .. });
+    if tls {
+        // redis's rustls has no crypto provider of its own; a provider installed by the service first
+        // is kept.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+    let client = match (&config.tls_ca_cert_file, tls) {
+        (Some(path), true) => {
+            let root = std::fs::read(path).map_err(|e| {
+                Error::Unavailable(format!(
+                    "cannot read the TLS CA file {}: {e}",
+                    path.display()
+                ))
+            })?;
+            redis::Client::build_with_tls(
+                info,
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(root),
+                },
+            )
+        }
+        _ => redis::Client::open(info),
+    };
+    client.map_err(|e| {
+        Error::Unavailable(format!(
+            "cannot use the Redis URL {}: {}",
+            masked(),
+            e.category()
+        ))
+    })
 }
 
 /// Hands the node's counters to the `metrics` recorder every [`crate::PUBLISH_INTERVAL`].

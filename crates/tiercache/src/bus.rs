@@ -79,6 +79,12 @@ fn decode(bytes: &[u8]) -> Option<Message> {
     .map(|(m, _)| m)
 }
 
+/// Decodes a bus message for the fuzz targets; whether it decoded.
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) fn decode_for_fuzzing(bytes: &[u8]) -> bool {
+    decode(bytes).is_some()
+}
+
 /// What the outbox is asked to do to L2 before announcing.
 #[derive(Debug, Clone)]
 pub(crate) enum Op {
@@ -90,6 +96,8 @@ pub(crate) enum Op {
     InvalidateTag(String),
     /// Only announce a tag version that L2 already has (a version recreated after eviction).
     AnnounceTag(String, u64),
+    /// Tell every node to drop its L1 (after the namespace's entries were deleted from L2).
+    ClearNamespace,
 }
 
 type Reply = oneshot::Sender<Result<(), SharedError>>;
@@ -97,11 +105,14 @@ type Reply = oneshot::Sender<Result<(), SharedError>>;
 /// The sending half: queues operations for the group-commit flusher.
 #[derive(Clone)]
 pub(crate) struct Outbox {
-    tx: mpsc::UnboundedSender<(Vec<Op>, Reply)>,
+    tx: mpsc::Sender<(Vec<Op>, Reply)>,
 }
 
 /// Most operations in one batch (one script call, one message).
 const MAX_BATCH_OPS: usize = 2048;
+/// Calls waiting for the flusher at most; past it callers wait for room (backpressure) rather than
+/// the queue growing without bound while Redis is slow.
+pub(crate) const OUTBOX_CAPACITY: usize = 4096;
 
 impl Outbox {
     /// Applies `ops` to L2 and announces them; returns when L2 has them.
@@ -109,6 +120,7 @@ impl Outbox {
         let (tx, rx) = oneshot::channel();
         self.tx
             .send((ops, tx))
+            .await
             .map_err(|_| Error::Unavailable("the cache node is shutting down".into()))?;
         rx.await
             .map_err(|_| Error::Unavailable("the cache node is shutting down".into()))?
@@ -118,6 +130,8 @@ impl Outbox {
 
 /// Per-node bus state shared by the sender, the receiver, the heartbeat and recovery.
 pub(crate) struct BusState {
+    /// The sequence number the next batch sent gets.
+    next_seq: AtomicU64,
     /// The sequence number of the last batch this node finished sending.
     last_sent_seq: AtomicU64,
     /// The stream id of the last batch this node finished sending.
@@ -126,6 +140,13 @@ pub(crate) struct BusState {
     position: parking_lot::Mutex<Position>,
     /// What this node has received from each other node.
     senders: parking_lot::Mutex<Senders>,
+    /// The earliest stream position from which what followed may have been missed (set when the
+    /// node becomes suspect). Messages received after a gap advance the position past what was
+    /// missed, so a recovery replays from here, not from the position.
+    replay_from: parking_lot::Mutex<Option<(u64, u64)>>,
+    /// Whether the subscriber is connected now. A recovery while it is not cannot end suspicion:
+    /// what is published before it reconnects would be missed.
+    subscribed: std::sync::atomic::AtomicBool,
 }
 
 /// Received-from-whom bookkeeping for gap detection.
@@ -159,21 +180,35 @@ struct Position {
 }
 
 impl BusState {
+    /// Notes that what followed `id` may have been missed (the earliest such mark wins).
+    fn mark_replay_from(&self, id: (u64, u64)) {
+        let mut from = self.replay_from.lock();
+        *from = Some(from.map_or(id, |f| f.min(id)));
+    }
+
+    /// Notes that what follows the current position may be missed from now on.
+    pub(crate) fn mark_replay_from_here(&self) {
+        let here = parse_stream_id(&self.position.lock().stream_id);
+        self.mark_replay_from(here);
+    }
+
     pub(crate) fn new() -> Self {
         BusState {
+            next_seq: AtomicU64::new(1),
             last_sent_seq: AtomicU64::new(0),
             last_sent_id: parking_lot::Mutex::new(String::new()),
             position: parking_lot::Mutex::new(Position::default()),
             senders: parking_lot::Mutex::new(Senders::default()),
+            replay_from: parking_lot::Mutex::new(None),
+            subscribed: std::sync::atomic::AtomicBool::new(false),
         }
     }
 }
 
 /// Starts the flusher; returns the outbox feeding it.
 pub(crate) fn start_outbox(node: Weak<Node>) -> (Outbox, tokio::task::JoinHandle<()>) {
-    let (tx, mut rx) = mpsc::unbounded_channel::<(Vec<Op>, Reply)>();
+    let (tx, mut rx) = mpsc::channel::<(Vec<Op>, Reply)>(OUTBOX_CAPACITY);
     let task = tokio::spawn(async move {
-        let mut next_seq = 1u64;
         while let Some(first) = rx.recv().await {
             let mut batch = vec![first];
             let mut ops_count = batch[0].0.len();
@@ -187,16 +222,11 @@ pub(crate) fn start_outbox(node: Weak<Node>) -> (Outbox, tokio::task::JoinHandle
                 }
             }
             let Some(node) = node.upgrade() else { return };
-            let seq = next_seq;
-            // A failed send still consumes its number: receivers then see a gap and replay, which is
-            // safe; reusing it could make them drop a later message as a duplicate.
-            next_seq += 1;
             let ops: Vec<Op> = batch
                 .iter()
                 .flat_map(|(ops, _)| ops.iter().cloned())
                 .collect();
-            let result = flush(&node, seq, ops).await.map_err(SharedError::from);
-            node.bus.last_sent_seq.store(seq, Ordering::Release);
+            let result = send_or_queue(&node, ops).await.map_err(SharedError::from);
             for (_, reply) in batch {
                 let _ = reply.send(result.clone());
             }
@@ -205,7 +235,60 @@ pub(crate) fn start_outbox(node: Weak<Node>) -> (Outbox, tokio::task::JoinHandle
     (Outbox { tx }, task)
 }
 
-async fn flush(node: &Arc<Node>, seq: u64, ops: Vec<Op>) -> Result<(), Error> {
+/// Sends a batch, or keeps it for replay when it cannot reach Redis or earlier batches still wait
+/// (so batches reach Redis in the order they were made). This node's own L1 applies the batch either
+/// way: a local invalidation must hold locally.
+async fn send_or_queue(node: &Arc<Node>, ops: Vec<Op>) -> Result<(), Error> {
+    if node.pending.has_work() {
+        for op in &ops {
+            node.apply_event(&op.local_event()).await;
+        }
+        return Err(node.queue_for_replay(ops));
+    }
+    match flush(node, ops.clone(), Route::Guarded).await {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            tracing::debug!(namespace = %node.config.namespace, error = %e, "invalidations queued for replay");
+            Err(node.queue_for_replay(ops))
+        }
+    }
+}
+
+impl Op {
+    /// What this node's own L1 applies for an operation that is queued without being sent. A tag
+    /// gets a version of this node's own, which no entry carries, so every L1 entry under the tag is
+    /// distrusted until the replay brings the real one.
+    fn local_event(&self) -> Event {
+        match self {
+            Op::InvalidateKey(key) | Op::AnnounceKey(key) => Event::Key(key.clone()),
+            Op::AnnounceTag(tag, version) => Event::Tag {
+                tag: tag.clone(),
+                version: *version,
+            },
+            Op::InvalidateTag(tag) => Event::Tag {
+                tag: tag.clone(),
+                version: nonce(),
+            },
+            Op::ClearNamespace => Event::Clear,
+        }
+    }
+}
+
+/// Sends a batch from the replay queue straight to Redis (the gate is closed while the queue waits).
+pub(crate) async fn replay_batch(node: &Arc<Node>, ops: Vec<Op>) -> Result<(), Error> {
+    flush(node, ops, Route::Direct).await
+}
+
+/// Whether a batch goes through the node's gate and breaker (the outbox) or straight to Redis (the
+/// replay of queued batches, which is what reopens the gate).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Route {
+    Guarded,
+    Direct,
+}
+
+/// Applies a batch to L2, appends it to the replay stream and publishes it (`scripts/invalidate.lua`).
+async fn flush(node: &Arc<Node>, ops: Vec<Op>, route: Route) -> Result<(), Error> {
     let mut keys = Vec::new();
     let mut key_generations = Vec::new();
     let mut tag_keys = Vec::new();
@@ -229,9 +312,13 @@ async fn flush(node: &Arc<Node>, seq: u64, ops: Vec<Op>) -> Result<(), Error> {
                 events.push(Event::Tag { tag, version });
             }
             Op::AnnounceTag(tag, version) => events.push(Event::Tag { tag, version }),
+            Op::ClearNamespace => events.push(Event::Clear),
         }
     }
     let n_events = events.len();
+    // A batch consumes its number only when it is sent: a failed send leaves a gap that receivers
+    // notice and replay, which is safe; reusing a number could make them drop a later message.
+    let seq = node.bus.next_seq.fetch_add(1, Ordering::AcqRel);
     let message = Message {
         node: node.id,
         seq,
@@ -264,15 +351,20 @@ async fn flush(node: &Arc<Node>, seq: u64, ops: Vec<Op>) -> Result<(), Error> {
         call.key(k).arg(*v);
     }
     let mut conn = node.l2.conn.clone();
-    let result: Result<String, Error> = node
-        .guarded(async move { call.invoke_async(&mut conn).await.map_err(Error::from) })
-        .await;
-    // Our own L1 applies the change whether or not Redis took it: a local invalidation must hold locally.
+    let invoke = async move { call.invoke_async(&mut conn).await.map_err(Error::from) };
+    let result: Result<(String, String), Error> = match route {
+        Route::Guarded => node.guarded(invoke).await,
+        Route::Direct => invoke.await,
+    };
+    node.bus.last_sent_seq.fetch_max(seq, Ordering::AcqRel);
+    // Our own L1 applies the change whether or not Redis took it: a local invalidation must hold
+    // locally (a replayed batch applies again, which only drops what was filled meanwhile).
     for event in &events {
         node.apply_event(event).await;
     }
     match result {
-        Ok(id) => {
+        Ok((id, repaired)) => {
+            node.repaired(&repaired);
             node.stats.invalidations_sent(n_events as u64);
             node.stats.bus_messages_sent(1);
             node.stats.batch(n_events);
@@ -335,22 +427,65 @@ fn parse_stream_id(id: &str) -> (u64, u64) {
     (ms.parse().unwrap_or(0), seq.parse().unwrap_or(0))
 }
 
-/// Starts the subscriber (with its watchdog) and the heartbeat.
-pub(crate) async fn start_receiver(
+/// Joins the fleet: learns where the epoch and the replay stream stand, then subscribes. The node may
+/// trust L2 once this succeeded; the subscriber goes to [`start_receiver`].
+pub(crate) async fn join_fleet(
     node: &Arc<Node>,
-    client: redis::Client,
-) -> Result<Vec<tokio::task::JoinHandle<()>>, Error> {
+    client: &redis::Client,
+) -> Result<redis::aio::PubSub, Error> {
     // Learn where the stream and the epoch stand before anything can be missed.
     let (epoch, last_id) = current_position(node).await?;
+    let pubsub = connect_subscriber(node, client).await?;
     node.bus.senders.lock().reset(&last_id);
     *node.bus.position.lock() = Position {
         stream_id: last_id,
         epoch,
     };
-    let pubsub = connect_subscriber(node, &client).await?;
+    Ok(pubsub)
+}
+
+/// Starts the subscriber (with its watchdog) and the heartbeat of a node that has joined.
+pub(crate) fn start_receiver(
+    node: &Arc<Node>,
+    client: redis::Client,
+    pubsub: redis::aio::PubSub,
+) -> Vec<tokio::task::JoinHandle<()>> {
     let receiver = tokio::spawn(receive_loop(Arc::downgrade(node), client, Some(pubsub)));
     let heartbeat = tokio::spawn(heartbeat_loop(Arc::downgrade(node)));
-    Ok(vec![receiver, heartbeat])
+    vec![receiver, heartbeat]
+}
+
+/// The longest pause between two attempts to join the fleet of a node started without Redis.
+const MAX_JOIN_BACKOFF: Duration = Duration::from_secs(2);
+
+/// For a node built while Redis was unreachable: tries to join the fleet with backoff until it
+/// succeeds, then runs the receiver and the heartbeat (inside this one task, which the node's handle
+/// aborts on drop).
+pub(crate) fn start_joiner(node: Weak<Node>, client: redis::Client) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut backoff = Duration::from_millis(50);
+        let pubsub = loop {
+            let Some(n) = node.upgrade() else { return };
+            let limit = n.config.connect_timeout * 3;
+            match tokio::time::timeout(limit, join_fleet(&n, &client)).await {
+                Ok(Ok(pubsub)) => {
+                    n.joined_late();
+                    break pubsub;
+                }
+                Ok(Err(e)) => {
+                    tracing::debug!(namespace = %n.config.namespace, error = %e, "joining the fleet failed; retrying");
+                }
+                Err(_) => {
+                    tracing::debug!(namespace = %n.config.namespace, "joining the fleet timed out; retrying");
+                }
+            }
+            drop(n);
+            tokio::time::sleep(crate::lock::jitter(backoff)).await;
+            backoff = (backoff * 2).min(MAX_JOIN_BACKOFF);
+        };
+        let heartbeat = heartbeat_loop(node.clone());
+        tokio::join!(receive_loop(node, client, Some(pubsub)), heartbeat);
+    })
 }
 
 async fn connect_subscriber(
@@ -432,25 +567,34 @@ async fn stream_info(node: &Node) -> Result<Option<StreamInfo>, Error> {
     }))
 }
 
-/// The database epoch (created if missing) and the stream's newest id ("" when there is no stream).
+/// The database epoch (created if missing, rewritten if unreadable) and the stream's newest id (""
+/// when there is no stream; a key of another type in its place is deleted).
 async fn current_position(node: &Node) -> Result<(String, String), Error> {
-    let mut conn = node.l2.conn.clone();
-    let (epoch,): (Option<String>,) = redis::pipe()
-        .cmd("SET")
-        .arg(EPOCH_KEY)
-        .arg(nonce())
-        .arg("NX")
-        .ignore()
-        .cmd("GET")
-        .arg(EPOCH_KEY)
-        .query_async(&mut conn)
-        .await?;
+    let epoch = read_epoch(node).await?;
     let last_id = stream_info(node)
         .await?
         .map(|i| i.last_generated)
         .unwrap_or_default();
-    Ok((epoch.unwrap_or_default(), last_id))
+    Ok((epoch, last_id))
 }
+
+/// The database epoch through `scripts/position.lua`, which repairs what it cannot read.
+async fn read_epoch(node: &Node) -> Result<String, Error> {
+    let (epoch, _, repaired): (String, i64, String) = node
+        .l2
+        .scripts
+        .position
+        .key(EPOCH_KEY)
+        .key(node.keys.stream())
+        .arg(nonce())
+        .invoke_async(&mut node.l2.conn.clone())
+        .await?;
+    node.repaired(&repaired);
+    Ok(epoch)
+}
+
+/// The longest pause between two attempts to reconnect the subscriber.
+const MAX_SUBSCRIBER_BACKOFF: Duration = Duration::from_millis(250);
 
 /// How many heartbeat intervals without our own heartbeat echo before we distrust the subscriber.
 const SILENCE_INTERVALS: u32 = 3;
@@ -475,18 +619,24 @@ async fn receive_loop(
                     tracing::debug!(error = %e, "bus subscriber reconnect failed");
                     drop(n);
                     tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                    // Capped low: until it is back this node learns of no invalidation.
+                    backoff = (backoff * 2).min(MAX_SUBSCRIBER_BACKOFF);
                     continue;
                 }
             }
         };
         // Anything published while we were away is in the stream: catch up before trusting L1 again.
         if let Some(n) = node.upgrade() {
+            n.bus.subscribed.store(true, Ordering::Release);
             if n.coherence.is_suspect() {
                 n.spawn_recovery("subscriber reconnected");
             }
         }
         let ended = run_subscription(&node, pubsub).await;
+        if let Some(n) = node.upgrade() {
+            n.bus.subscribed.store(false, Ordering::Release);
+            n.bus.mark_replay_from_here();
+        }
         let Some(n) = node.upgrade() else { return };
         if n.coherence.become_suspect() {
             n.stats.gaps_detected(1);
@@ -516,14 +666,18 @@ async fn run_subscription(node: &Weak<Node>, pubsub: redis::aio::PubSub) -> &'st
             return "node dropped";
         };
         let payload = msg.get_payload_bytes();
-        let Some(space) = payload.iter().position(|b| *b == b' ') else {
+        let Some(message) = payload
+            .iter()
+            .position(|b| *b == b' ')
+            .and_then(|space| Some((&payload[..space], decode(&payload[space + 1..])?)))
+        else {
+            // It may have been an invalidation this node cannot read: catch up from the stream, where
+            // an unreadable entry makes the node drop its L1.
+            n.repaired("b");
+            n.gap_detected("an unreadable bus message");
             continue;
         };
-        let (id, body) = (&payload[..space], &payload[space + 1..]);
-        let Some(message) = decode(body) else {
-            tracing::warn!("undecodable bus message ignored");
-            continue;
-        };
+        let (id, message) = message;
         let id = std::str::from_utf8(id).unwrap_or("-");
         if message.node == n.id {
             if let Body::Heartbeat { .. } = message.body {
@@ -537,6 +691,7 @@ async fn run_subscription(node: &Weak<Node>, pubsub: redis::aio::PubSub) -> &'st
         n.stats.bus_messages_received(1);
         match message.body {
             Body::Events(events) => {
+                let before = parse_stream_id(&n.bus.position.lock().stream_id);
                 let expected = {
                     let mut senders = n.bus.senders.lock();
                     let expected = senders.last.get(&message.node).map(|(seq, _)| seq + 1);
@@ -555,6 +710,8 @@ async fn run_subscription(node: &Weak<Node>, pubsub: redis::aio::PubSub) -> &'st
                     n.note_applied_position(id);
                 }
                 if expected.is_some_and(|e| e != message.seq) {
+                    // The missed batch came before this one, maybe before the position too.
+                    n.bus.mark_replay_from(before);
                     n.gap_detected("sequence gap");
                 }
             }
@@ -562,11 +719,14 @@ async fn run_subscription(node: &Weak<Node>, pubsub: redis::aio::PubSub) -> &'st
                 let behind = {
                     let senders = n.bus.senders.lock();
                     match senders.last.get(&message.node) {
-                        Some((seq, _)) => last_seq > *seq,
-                        None => parse_stream_id(&last_id) > senders.baseline,
+                        Some((seq, id)) => (last_seq > *seq).then_some(*id),
+                        None => (parse_stream_id(&last_id) > senders.baseline)
+                            .then_some(senders.baseline),
                     }
                 };
-                if behind {
+                if let Some(received_up_to) = behind {
+                    // What was missed comes after the last batch received from that sender.
+                    n.bus.mark_replay_from(received_up_to);
                     n.gap_detected("heartbeat ahead of received messages");
                 }
             }
@@ -598,6 +758,7 @@ async fn heartbeat_loop(node: Weak<Node>) {
 impl Node {
     /// Marks the node suspect and starts a recovery.
     pub(crate) fn gap_detected(self: &Arc<Self>, reason: &'static str) {
+        self.bus.mark_replay_from_here();
         self.stats.gaps_detected(1);
         self.coherence.become_suspect();
         tracing::info!(namespace = %self.config.namespace, reason, "possible missed invalidations; recovering");
@@ -618,10 +779,21 @@ impl Node {
                     return;
                 }
                 node.recovery_requested.store(false, Ordering::Release);
-                match node.recover().await {
+                let from = node.bus.replay_from.lock().take();
+                let recovered = node.recover(from).await;
+                if recovered.is_err() {
+                    if let Some(from) = from {
+                        node.bus.mark_replay_from(from);
+                    }
+                }
+                match recovered {
                     Ok(()) => {
                         if !node.recovery_requested.load(Ordering::Acquire) {
-                            if let Some(d) = node.coherence.trust_again() {
+                            // Without a subscriber the node stays suspect; reconnecting recovers again.
+                            let subscribed = node.bus.subscribed.load(Ordering::Acquire);
+                            if let Some(d) =
+                                subscribed.then(|| node.coherence.trust_again()).flatten()
+                            {
                                 node.stats.suspect_for(d);
                             }
                             node.recovering.store(false, Ordering::Release);
@@ -642,8 +814,15 @@ impl Node {
     }
 
     /// Replays what this node may have missed, or drops L1 when it cannot know.
-    async fn recover(self: &Arc<Self>) -> Result<(), Error> {
-        let known = self.bus.position.lock().clone();
+    async fn recover(self: &Arc<Self>, from: Option<(u64, u64)>) -> Result<(), Error> {
+        let mut known = self.bus.position.lock().clone();
+        if let Some(from) = from.filter(|f| *f < parse_stream_id(&known.stream_id)) {
+            known.stream_id = if from == (0, 0) {
+                String::new()
+            } else {
+                format!("{}-{}", from.0, from.1)
+            };
+        }
         let (epoch, _) = current_position(self).await?;
         if epoch != known.epoch {
             self.drop_l1("Redis lost its data (epoch changed)");
@@ -697,14 +876,17 @@ impl Node {
                 break;
             }
             for entry in &reply.ids {
-                if let Some(redis::Value::BulkString(bytes)) = entry.map.get("m") {
-                    if let Some(Message {
+                let message = match entry.map.get("m") {
+                    Some(redis::Value::BulkString(bytes)) => decode(bytes),
+                    _ => None,
+                };
+                match message {
+                    Some(Message {
                         node,
                         seq,
                         body: Body::Events(events),
                         ..
-                    }) = decode(bytes)
-                    {
+                    }) => {
                         // Our own batches were applied here when they were sent; applying them again
                         // would only drop values this node filled since.
                         if node != self.id {
@@ -714,6 +896,13 @@ impl Node {
                             replayed += events.len() as u64;
                         }
                         self.bus.senders.lock().received(node, seq, &entry.id);
+                    }
+                    Some(_) => {}
+                    None => {
+                        // It may have been an invalidation this node cannot read: fail closed.
+                        self.repaired("b");
+                        self.drop_l1("an unreadable entry in the replay stream");
+                        return self.resync_position().await;
                     }
                 }
                 self.note_applied_position(&entry.id);
@@ -736,15 +925,12 @@ impl Node {
         Ok(())
     }
 
-    /// Notices a Redis restart or flush from the heartbeat path, without waiting for a disconnect.
+    /// Notices a Redis restart or flush from the heartbeat path, without waiting for a disconnect. An
+    /// unreadable epoch is rewritten, which reads as a change: fail closed.
     async fn check_epoch_cheaply(self: &Arc<Self>) {
-        let epoch: redis::RedisResult<Option<String>> = redis::cmd("GET")
-            .arg(EPOCH_KEY)
-            .query_async(&mut self.l2.conn.clone())
-            .await;
-        let known = self.bus.position.lock().epoch.clone();
-        if let Ok(epoch) = epoch {
-            if epoch.as_deref() != Some(known.as_str()) {
+        if let Ok(epoch) = read_epoch(self).await {
+            let known = self.bus.position.lock().epoch.clone();
+            if epoch != known {
                 self.gap_detected("Redis epoch changed");
             }
         }

@@ -242,6 +242,7 @@ impl Cache {
             L1Lookup::Miss => None,
         };
         let opts = make_opts();
+        node.keys.validate_tags(opts.tags())?;
         let opts: &EntryOptions = &opts;
         loop {
             match node.flights.join(FlightKind::Load, key) {
@@ -370,12 +371,17 @@ impl Cache {
 
     /// Stores `value` under `key` in both tiers, replacing what was there on every node, and fencing
     /// out loads of the key that are still running.
+    ///
+    /// When Redis cannot be reached the value is not written to L2; the key's invalidation is queued
+    /// instead (so no node keeps serving the old value once Redis answers), this node keeps the new
+    /// value in L1 for a few seconds, and the call returns [`Error::Pending`].
     pub async fn set<T>(&self, key: &str, value: T, opts: &EntryOptions) -> Result<(), Error>
     where
         T: Serialize + DeserializeOwned + Send + Sync + 'static,
     {
         let node = self.node();
         node.keys.validate(key)?;
+        node.keys.validate_tags(opts.tags())?;
         let ttl = opts.ttl(&node.config.ttl_tiers);
         let now = now_ms();
         let header = Header {
@@ -393,29 +399,42 @@ impl Cache {
                 }
             })?;
         let entry_keys = node.keys.entry(key);
-        let (versions, created) = node
+        let put = match node
             .guarded(node.l2.put(
                 &entry_keys,
                 opts.tags(),
                 &envelope,
                 ttl + node.config.fail_safe_max,
             ))
-            .await?;
-        let mut ops: Vec<Op> = created
+            .await
+        {
+            Ok(put) => put,
+            Err(e) => return node.set_unreachable(key, value, ttl, e).await,
+        };
+        node.repaired(&put.repaired);
+        let versions = put.versions;
+        let mut ops: Vec<Op> = put
+            .created
             .into_iter()
             .map(|(t, v)| Op::AnnounceTag(t, v))
             .collect();
         ops.push(Op::AnnounceKey(key.to_owned()));
-        node.outbox.send(ops).await?;
+        // Announced (or queued for replay) before L1 takes the value, so the announcement's own
+        // removal of the key does not undo the fill.
+        let announced = node.outbox.send(ops).await;
         if let Some(tags) = l1_tags(opts.tags(), &versions) {
             node.fill_l1(key, Arc::new(value), envelope.len(), &header, tags, None)
                 .await;
         }
-        Ok(())
+        announced
     }
 
-    /// Invalidates `key` in L2 and in every node's L1. When this returns, L2 no longer has the value and
-    /// loads of it that were running will not store their result.
+    /// Invalidates `key` in L2 and in every node's L1. When this returns `Ok`, L2 no longer has the
+    /// value and loads of it that were running will not store their result.
+    ///
+    /// When Redis cannot be reached, the invalidation holds on this node at once, is queued and
+    /// replayed in order when Redis answers, and the call returns [`Error::Pending`] (see
+    /// [`Error::is_pending`]).
     pub async fn invalidate(&self, key: &str) -> Result<(), Error> {
         let node = self.node();
         node.keys.validate(key)?;
@@ -424,19 +443,21 @@ impl Cache {
             .await
     }
 
-    /// Invalidates every entry carrying any of `tags`, on every node.
+    /// Invalidates every entry carrying any of `tags`, on every node. Like [`Cache::invalidate`], it
+    /// returns [`Error::Pending`] when Redis cannot be reached and the invalidation is queued.
     pub async fn invalidate_tags<I, S>(&self, tags: I) -> Result<(), Error>
     where
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        let ops: Vec<Op> = tags
-            .into_iter()
-            .map(|t| Op::InvalidateTag(t.as_ref().to_owned()))
-            .collect();
-        if ops.is_empty() {
+        let tags: Vec<String> = tags.into_iter().map(|t| t.as_ref().to_owned()).collect();
+        if tags.is_empty() {
             return Ok(());
         }
+        for tag in &tags {
+            self.node().keys.validate_tag(tag)?;
+        }
+        let ops: Vec<Op> = tags.into_iter().map(Op::InvalidateTag).collect();
         self.node().outbox.send(ops).await
     }
 
@@ -503,9 +524,16 @@ impl Cache {
             .store(batches, std::sync::atomic::Ordering::Release);
     }
 
-    /// Whether the Redis circuit breaker is open (Redis unreachable; L1 and loaders answer alone).
+    /// Whether this node is not using Redis now: the circuit breaker is open, or the node was built
+    /// while Redis was unreachable and has not joined the fleet yet. L1 and loaders answer alone.
     pub fn is_redis_unavailable(&self) -> bool {
-        self.node().breaker.is_open()
+        let node = self.node();
+        !node.joined.load(std::sync::atomic::Ordering::Acquire) || node.breaker.is_open()
+    }
+
+    /// Invalidation operations that could not reach Redis and wait to be replayed (0 normally).
+    pub fn pending_invalidations(&self) -> usize {
+        self.node().pending.len()
     }
 
     /// Whether this node currently distrusts part of its L1 (it may have missed an invalidation).
@@ -547,6 +575,32 @@ pub(crate) enum L1Lookup<T> {
 }
 
 impl Node {
+    /// A `set` whose write could not reach Redis: queue the key's invalidation, keep the value in
+    /// this node's L1 briefly, and say so. When the invalidation itself goes through (Redis answered
+    /// again meanwhile), the write's own error is returned.
+    async fn set_unreachable<T>(
+        self: &Arc<Self>,
+        key: &str,
+        value: T,
+        ttl: Duration,
+        write_error: Error,
+    ) -> Result<(), Error>
+    where
+        T: Serialize + DeserializeOwned + Send + Sync + 'static,
+    {
+        match self
+            .outbox
+            .send(vec![Op::InvalidateKey(key.to_owned())])
+            .await
+        {
+            Err(pending) if pending.is_pending() => {
+                self.fill_degraded_for(key, &Arc::new(value), ttl).await;
+                Err(pending)
+            }
+            _ => Err(write_error),
+        }
+    }
+
     /// L1 lookup: no I/O, no decoding.
     pub(crate) async fn l1_lookup<T: Send + Sync + 'static>(&self, key: &str) -> L1Lookup<T> {
         let Some(entry) = self.l1.get(key).await else {
@@ -585,6 +639,7 @@ impl Node {
             .guarded(self.l2.read(&entry_keys, tags, need, &vouched))
             .await?;
         self.stats.l2_read_time(started.elapsed());
+        self.repaired(&reply.repaired);
         if !reply.created_tags.is_empty() {
             // Versions recreated after an eviction must reach nodes still holding the old ones.
             let ops = reply
@@ -639,6 +694,17 @@ impl Node {
         Ok(outcome)
     }
 
+    /// How long L1 may serve a value that is fresh for `fresh_for`. While the node is suspect its bus
+    /// may be down, so an invalidation published now might reach it only at the next recovery: a
+    /// value filled meanwhile is kept no longer than a value loaded while Redis is unreachable.
+    fn l1_life(&self, fresh_for: Duration) -> Duration {
+        if self.coherence.is_suspect() {
+            fresh_for.min(self.config.degraded_ttl)
+        } else {
+            fresh_for
+        }
+    }
+
     /// Puts a value in L1 unless an invalidation overtook it.
     pub(crate) async fn fill_l1<T: Send + Sync + 'static>(
         &self,
@@ -675,7 +741,7 @@ impl Node {
                 ))
                 .unwrap_or(now),
             expires_at: now + fresh_for,
-            fresh_until: crate::l1::fresh_until(fresh_for),
+            fresh_until: crate::l1::fresh_until(self.l1_life(fresh_for)),
             created_at_ms: header.created_at_ms,
             inserted_at: now,
             load_time: Duration::from_micros(u64::from(header.load_micros)),

@@ -20,7 +20,7 @@ use serde::{de::DeserializeOwned, Serialize};
 
 use crate::decode_guard::GuardedSeed;
 
-const MAGIC: [u8; 2] = *b"TC";
+pub(crate) const MAGIC: [u8; 2] = *b"TC";
 /// The only format version this build reads and writes.
 pub(crate) const FORMAT_VERSION: u8 = 1;
 pub(crate) const HEADER_LEN: usize = 36;

@@ -16,6 +16,8 @@ const MAX_KNOWN_TAGS: usize = 1_000_000;
 /// The node-local view of tag versions and trust.
 pub(crate) struct Coherence {
     started: Instant,
+    /// The most tag versions kept ([`MAX_KNOWN_TAGS`] outside tests).
+    max_tags: usize,
     tags: RwLock<HashMap<Arc<str>, u64, ahash::RandomState>>,
     /// Counts the changes to `tags` that can make an entry untrusted (a known version replaced, or
     /// the map cleared). It moves under the write lock, before the map does. An entry whose tags were
@@ -49,8 +51,13 @@ pub(crate) enum Admission {
 
 impl Coherence {
     pub(crate) fn new() -> Self {
+        Self::with_max_tags(MAX_KNOWN_TAGS)
+    }
+
+    pub(crate) fn with_max_tags(max_tags: usize) -> Self {
         Coherence {
             started: Instant::now(),
+            max_tags,
             tags: RwLock::new(HashMap::default()),
             changes: AtomicU64::new(0),
             suspect_since: AtomicU64::new(0),
@@ -124,7 +131,7 @@ impl Coherence {
             }
         }
         let mut known = self.tags.write();
-        if known.len() + tags.len() > MAX_KNOWN_TAGS {
+        if known.len() + tags.len() > self.max_tags {
             self.changes.fetch_add(1, Ordering::AcqRel);
             known.clear();
             return Admission::Overflow;
@@ -233,6 +240,27 @@ mod tests {
             after,
             "setting a known tag to the version it has is no change"
         );
+    }
+
+    #[test]
+    fn the_tag_map_never_grows_past_its_bound() {
+        let coherence = Coherence::with_max_tags(3);
+        let first = entry(&coherence, &[("a", 1), ("b", 1), ("c", 1)]);
+        assert_eq!(coherence.admit(&first.tags), Admission::Admit);
+        let more = entry(&coherence, &[("d", 1)]);
+        assert_eq!(
+            coherence.admit(&more.tags),
+            Admission::Overflow,
+            "a fourth tag clears the map"
+        );
+        assert!(coherence.tags.read().is_empty());
+        assert_eq!(
+            coherence.trust(&first),
+            Trust::Invalid,
+            "entries under forgotten tags go"
+        );
+        assert_eq!(coherence.admit(&more.tags), Admission::Admit);
+        assert_eq!(coherence.tags.read().len(), 1);
     }
 
     #[test]

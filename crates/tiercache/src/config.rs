@@ -132,10 +132,21 @@ impl Default for ServiceTargets {
 }
 
 /// Every setting of a cache node. Build one with [`crate::CacheBuilder`] or [`Config::from_env`].
-#[derive(Debug, Clone, PartialEq)]
+///
+/// Its `Debug` output masks the URL's credentials and the password.
+#[derive(Clone, PartialEq)]
 pub struct Config {
-    /// `REDIS_URL`, default `redis://127.0.0.1:6379`.
+    /// `REDIS_URL`, default `redis://127.0.0.1:6379`. `redis://user:password@host:port/db` logs in;
+    /// `rediss://` speaks TLS (see `tls_ca_cert_file`).
     pub redis_url: String,
+    /// `REDIS_USERNAME`, default none: the ACL user, when the URL names none.
+    pub redis_username: Option<String>,
+    /// `REDIS_PASSWORD`, default none: the password, when the URL holds none (so it need not be
+    /// written into a URL that may be logged elsewhere). Never printed.
+    pub redis_password: Option<String>,
+    /// `TIERCACHE_TLS_CA_FILE`, default none: a PEM file of the certificate authority a `rediss://`
+    /// server's certificate must chain to; without it the system's roots are used.
+    pub tls_ca_cert_file: Option<std::path::PathBuf>,
     /// `REDIS_CACHE_DB`, default 1: the database used when the URL names none.
     pub redis_db: u16,
     /// `TIERCACHE_NAMESPACE`, default `default`. Keys of different namespaces never collide.
@@ -147,6 +158,11 @@ pub struct Config {
     pub max_value_bytes: u64,
     /// `TIERCACHE_MAX_KEY_BYTES`, default 1024: longer keys are an [`crate::Error::InvalidKey`].
     pub max_key_bytes: usize,
+    /// `TIERCACHE_MAX_TAGS`, default 64: more tags on one entry (or in one `invalidate_tags` call)
+    /// are an [`crate::Error::InvalidTag`].
+    pub max_tags: usize,
+    /// `TIERCACHE_MAX_TAG_BYTES`, default 256: longer or empty tags are an [`crate::Error::InvalidTag`].
+    pub max_tag_bytes: usize,
     /// `TIERCACHE_CONNECT_TIMEOUT` (bare number = ms), default 1 s.
     pub connect_timeout: Duration,
     /// `TIERCACHE_RESPONSE_TIMEOUT` (bare number = ms), default 500 ms.
@@ -176,17 +192,34 @@ pub struct Config {
     pub fail_safe_max: Duration,
     /// Service-level targets.
     pub targets: ServiceTargets,
+    /// `TIERCACHE_REQUIRE_REDIS_AT_START`, default false: when true, building a node fails while
+    /// Redis is unreachable; when false the node starts on L1 and its loaders and joins the fleet
+    /// once Redis answers.
+    pub require_redis_at_start: bool,
+    /// `TIERCACHE_MAX_PENDING_INVALIDATIONS`, default 10,000: invalidation operations kept for replay
+    /// while Redis cannot be reached; past it the namespace is cleared when Redis answers.
+    pub max_pending_invalidations: usize,
+    /// `TIERCACHE_DEGRADED_TTL` (bare number = ms), default 500 ms: how long L1 keeps a value loaded
+    /// while this node cannot reach Redis. No invalidation can reach the node then, so this bounds how
+    /// long it may serve a value another node has invalidated meanwhile (plus the load's own time);
+    /// longer spares the loaders during an outage, shorter bounds staleness tighter.
+    pub degraded_ttl: Duration,
 }
 
 impl Default for Config {
     fn default() -> Self {
         Config {
             redis_url: "redis://127.0.0.1:6379".to_owned(),
+            redis_username: None,
+            redis_password: None,
+            tls_ca_cert_file: None,
             redis_db: 1,
             namespace: "default".to_owned(),
             l1_max_bytes: 256 << 20,
             max_value_bytes: 16 << 20,
             max_key_bytes: 1024,
+            max_tags: 64,
+            max_tag_bytes: 256,
             connect_timeout: Duration::from_secs(1),
             response_timeout: Duration::from_millis(500),
             default_ttl: Duration::from_secs(900),
@@ -201,7 +234,76 @@ impl Default for Config {
             heartbeat_interval: Duration::from_secs(1),
             fail_safe_max: Duration::from_secs(3600),
             targets: ServiceTargets::default(),
+            require_redis_at_start: false,
+            max_pending_invalidations: 10_000,
+            degraded_ttl: Duration::from_millis(500),
         }
+    }
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Destructured so a new field cannot be forgotten here, and none is printed unmasked by accident.
+        let Config {
+            redis_url,
+            redis_username,
+            redis_password,
+            tls_ca_cert_file,
+            redis_db,
+            namespace,
+            l1_max_bytes,
+            max_value_bytes,
+            max_key_bytes,
+            max_tags,
+            max_tag_bytes,
+            connect_timeout,
+            response_timeout,
+            default_ttl,
+            ttl_tiers,
+            refresh_ahead,
+            refresh_threshold,
+            refresh_mode,
+            locking_enabled,
+            lock_timeout,
+            lock_retries,
+            stream_max_len,
+            heartbeat_interval,
+            fail_safe_max,
+            targets,
+            require_redis_at_start,
+            max_pending_invalidations,
+            degraded_ttl,
+        } = self;
+        f.debug_struct("Config")
+            .field("redis_url", &mask_password(redis_url))
+            .field("redis_username", redis_username)
+            .field("redis_password", &redis_password.as_ref().map(|_| "***"))
+            .field("tls_ca_cert_file", tls_ca_cert_file)
+            .field("redis_db", redis_db)
+            .field("namespace", namespace)
+            .field("l1_max_bytes", l1_max_bytes)
+            .field("max_value_bytes", max_value_bytes)
+            .field("max_key_bytes", max_key_bytes)
+            .field("max_tags", max_tags)
+            .field("max_tag_bytes", max_tag_bytes)
+            .field("connect_timeout", connect_timeout)
+            .field("response_timeout", response_timeout)
+            .field("default_ttl", default_ttl)
+            .field("ttl_tiers", ttl_tiers)
+            .field("refresh_ahead", refresh_ahead)
+            .field("refresh_threshold", refresh_threshold)
+            .field("refresh_mode", refresh_mode)
+            .field("locking_enabled", locking_enabled)
+            .field("lock_timeout", lock_timeout)
+            .field("lock_retries", lock_retries)
+            .field("stream_max_len", stream_max_len)
+            .field("heartbeat_interval", heartbeat_interval)
+            .field("fail_safe_max", fail_safe_max)
+            .field("targets", targets)
+            .field("require_redis_at_start", require_redis_at_start)
+            .field("max_pending_invalidations", max_pending_invalidations)
+            .field("degraded_ttl", degraded_ttl)
+            .finish()
     }
 }
 
@@ -244,6 +346,15 @@ impl Config {
             validate_redis_url(&v)?;
             self.redis_url = v;
         }
+        if let Some(v) = get("REDIS_USERNAME") {
+            self.redis_username = Some(v);
+        }
+        if let Some(v) = get("REDIS_PASSWORD") {
+            self.redis_password = Some(v);
+        }
+        if let Some(v) = get("TIERCACHE_TLS_CA_FILE") {
+            self.tls_ca_cert_file = Some(v.into());
+        }
         if let Some(v) = get("REDIS_CACHE_DB") {
             self.redis_db = parse_int("REDIS_CACHE_DB", &v, 0, 15)? as u16;
         }
@@ -256,10 +367,21 @@ impl Config {
         if let Some(v) = get("TIERCACHE_MAX_VALUE_BYTES") {
             self.max_value_bytes = parse_int("TIERCACHE_MAX_VALUE_BYTES", &v, 64, 512 << 20)?;
         }
+        if let Some(v) = get("TIERCACHE_MAX_TAGS") {
+            self.max_tags = parse_int("TIERCACHE_MAX_TAGS", &v, 1, 10_000)? as usize;
+        }
+        if let Some(v) = get("TIERCACHE_MAX_TAG_BYTES") {
+            self.max_tag_bytes = parse_int("TIERCACHE_MAX_TAG_BYTES", &v, 1, 1 << 20)? as usize;
+        }
         if let Some(v) = get("TIERCACHE_MAX_KEY_BYTES") {
             self.max_key_bytes = parse_int("TIERCACHE_MAX_KEY_BYTES", &v, 1, 1 << 20)? as usize;
         }
-        let durations: [(&str, BareUnit, &mut Duration); 12] = [
+        let durations: [(&str, BareUnit, &mut Duration); 13] = [
+            (
+                "TIERCACHE_DEGRADED_TTL",
+                BareUnit::Millis,
+                &mut self.degraded_ttl,
+            ),
             (
                 "TIERCACHE_CONNECT_TIMEOUT",
                 BareUnit::Millis,
@@ -362,6 +484,13 @@ impl Config {
                 })?;
             self.refresh_mode = crate::RefreshMode::XFetch { beta };
         }
+        if let Some(v) = get("TIERCACHE_MAX_PENDING_INVALIDATIONS") {
+            self.max_pending_invalidations =
+                parse_int("TIERCACHE_MAX_PENDING_INVALIDATIONS", &v, 1, 10_000_000)? as usize;
+        }
+        if let Some(v) = get("TIERCACHE_REQUIRE_REDIS_AT_START") {
+            self.require_redis_at_start = parse_bool("TIERCACHE_REQUIRE_REDIS_AT_START", &v)?;
+        }
         if let Some(v) = get("WIDGET_CACHE_LOCKING_ENABLED") {
             self.locking_enabled = parse_bool("WIDGET_CACHE_LOCKING_ENABLED", &v)?;
         }
@@ -406,11 +535,19 @@ impl Config {
             expected: expected.to_owned(),
         };
         validate_redis_url(&self.redis_url)?;
-        if self.namespace.is_empty() || self.namespace.len() > 256 {
+        // Braces would cut the cluster hash tag of entry keys short, glob characters would widen the
+        // ACL patterns and the namespace clear, and control characters or spaces only confuse logs.
+        let allowed = |c: char| {
+            c.is_ascii_graphic() && !matches!(c, '{' | '}' | '*' | '?' | '[' | ']' | '\\')
+        };
+        if self.namespace.is_empty()
+            || self.namespace.len() > 256
+            || !self.namespace.chars().all(allowed)
+        {
             return Err(invalid(
                 "TIERCACHE_NAMESPACE",
                 self.namespace.clone(),
-                "a non-empty name of at most 256 bytes",
+                "a non-empty name of at most 256 printable ASCII characters, without spaces, braces or * ? [ ] \\",
             ));
         }
         if self.targets.min_hit_rate > self.targets.target_hit_rate {
@@ -599,7 +736,8 @@ pub(crate) fn url_names_database(url: &str) -> bool {
         .is_some_and(|(_, path)| !path.split('?').next().unwrap_or_default().is_empty())
 }
 
-fn mask_password(url: &str) -> String {
+/// The URL with its user and password replaced by `***`, for messages and logs.
+pub(crate) fn mask_password(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(s), Some(at)) if at > s => format!("{}://***@{}", &url[..s], &url[at + 1..]),
         _ => url.to_owned(),

@@ -21,6 +21,12 @@ pub enum Error {
         /// Why the key was refused.
         reason: String,
     },
+    /// A tag is empty or too long, or an entry carries too many tags.
+    #[error("invalid tags: {reason}")]
+    InvalidTag {
+        /// Why the tags were refused.
+        reason: String,
+    },
     /// Redis answered with an error, timed out or could not be reached.
     #[error("redis: {0}")]
     Redis(#[from] redis::RedisError),
@@ -68,6 +74,16 @@ pub enum Error {
     /// The cache is unavailable for the operation (Redis down and no way around it).
     #[error("cache unavailable: {0}")]
     Unavailable(String),
+    /// An invalidation (or the invalidation a failed `set` falls back to) could not reach Redis yet.
+    /// It holds on this node already, and it is kept and replayed, in order, when Redis answers;
+    /// until then other nodes and L2 may still serve the old value. Nothing needs to be retried.
+    #[error("invalidation pending: Redis could not be reached; {waiting} operation(s) wait for replay{}", if *namespace_clear { " (queue overflowed: the namespace will be cleared)" } else { "" })]
+    Pending {
+        /// Operations now waiting for Redis on this node.
+        waiting: usize,
+        /// The queue passed its bound: every entry of the namespace is cleared when Redis answers.
+        namespace_clear: bool,
+    },
 }
 
 /// What kind of failure an [`Error`] is, for matching without strings.
@@ -78,6 +94,8 @@ pub enum ErrorKind {
     Config,
     /// Bad key.
     InvalidKey,
+    /// Bad tags (empty, too long, too many).
+    InvalidTag,
     /// Redis failed.
     Redis,
     /// The value could not be encoded.
@@ -90,6 +108,8 @@ pub enum ErrorKind {
     Lock,
     /// The cache could not serve the call.
     Unavailable,
+    /// The invalidation is queued and will be replayed when Redis answers ([`Error::Pending`]).
+    Pending,
 }
 
 impl Error {
@@ -98,13 +118,31 @@ impl Error {
         match self {
             Error::Config(_) => ErrorKind::Config,
             Error::InvalidKey { .. } => ErrorKind::InvalidKey,
+            Error::InvalidTag { .. } => ErrorKind::InvalidTag,
             Error::Redis(_) => ErrorKind::Redis,
             Error::Encode { .. } => ErrorKind::Encode,
             Error::Loader { .. } | Error::LoaderPanicked { .. } => ErrorKind::Loader,
             Error::LoaderTimeout { .. } => ErrorKind::Timeout,
             Error::LockNotAcquired { .. } => ErrorKind::Lock,
             Error::Unavailable(_) => ErrorKind::Unavailable,
+            Error::Pending { .. } => ErrorKind::Pending,
         }
+    }
+
+    /// Whether this is [`Error::Pending`]: the call's invalidation holds on this node and will reach
+    /// Redis and the other nodes when Redis answers.
+    ///
+    /// ```no_run
+    /// # async fn run(cache: tiercache::Cache) -> Result<(), tiercache::Error> {
+    /// match cache.invalidate("total_donations:this_month").await {
+    ///     Ok(()) => {}
+    ///     Err(e) if e.is_pending() => tracing::warn!("invalidation will be replayed: {e}"),
+    ///     Err(e) => return Err(e),
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn is_pending(&self) -> bool {
+        matches!(self, Error::Pending { .. })
     }
 
     pub(crate) fn invalid_key(reason: impl fmt::Display) -> Self {
@@ -131,6 +169,10 @@ pub(crate) enum SharedError {
     },
     /// The leader went away (its caller was cancelled) before finishing; waiters retry.
     Abandoned,
+    Pending {
+        waiting: usize,
+        namespace_clear: bool,
+    },
     Other(Arc<Error>),
 }
 
@@ -143,6 +185,13 @@ impl SharedError {
             SharedError::Abandoned => {
                 Error::Unavailable("the load this call waited on was abandoned".into())
             }
+            SharedError::Pending {
+                waiting,
+                namespace_clear,
+            } => Error::Pending {
+                waiting,
+                namespace_clear,
+            },
             SharedError::Other(e) => match Arc::try_unwrap(e) {
                 Ok(e) => e,
                 Err(shared) => Error::Unavailable(shared.to_string()),
@@ -157,6 +206,13 @@ impl From<Error> for SharedError {
             Error::Loader { key, source } => SharedError::Loader { key, source },
             Error::LoaderPanicked { key, message } => SharedError::Panicked { key, message },
             Error::LoaderTimeout { key, after } => SharedError::Timeout { key, after },
+            Error::Pending {
+                waiting,
+                namespace_clear,
+            } => SharedError::Pending {
+                waiting,
+                namespace_clear,
+            },
             other => SharedError::Other(Arc::new(other)),
         }
     }

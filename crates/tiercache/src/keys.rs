@@ -52,6 +52,14 @@ impl EntryKeys {
 pub(crate) struct KeySpace {
     namespace_part: String,
     max_key_bytes: usize,
+    limits: TagLimits,
+}
+
+/// How many tags an entry may carry and how long each may be.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TagLimits {
+    pub(crate) max_tags: usize,
+    pub(crate) max_tag_bytes: usize,
 }
 
 /// The database-wide key whose value changes whenever Redis loses its data.
@@ -83,13 +91,65 @@ fn push_decimal(out: &mut String, n: usize) {
 }
 
 impl KeySpace {
+    #[cfg(any(test, feature = "fuzzing"))]
     pub(crate) fn new(namespace: &str, max_key_bytes: usize) -> Self {
+        Self::with_tag_limits(
+            namespace,
+            max_key_bytes,
+            TagLimits {
+                max_tags: 64,
+                max_tag_bytes: 256,
+            },
+        )
+    }
+
+    pub(crate) fn with_tag_limits(
+        namespace: &str,
+        max_key_bytes: usize,
+        limits: TagLimits,
+    ) -> Self {
         let mut namespace_part = String::with_capacity(namespace.len() + 4);
         length_prefixed(&mut namespace_part, namespace);
         KeySpace {
             namespace_part,
             max_key_bytes,
+            limits,
         }
+    }
+
+    /// Refuses the tags of an entry the cache cannot keep: too many, empty ones, or longer than the
+    /// limit.
+    pub(crate) fn validate_tags(&self, tags: &[String]) -> Result<(), Error> {
+        if tags.len() > self.limits.max_tags {
+            return Err(Error::InvalidTag {
+                reason: format!(
+                    "{} tags; the limit is {} (TIERCACHE_MAX_TAGS)",
+                    tags.len(),
+                    self.limits.max_tags
+                ),
+            });
+        }
+        tags.iter().try_for_each(|tag| self.validate_tag(tag))
+    }
+
+    /// Refuses a tag that is empty or longer than the limit.
+    pub(crate) fn validate_tag(&self, tag: &str) -> Result<(), Error> {
+        if tag.is_empty() {
+            return Err(Error::InvalidTag {
+                reason: "a tag is empty".into(),
+            });
+        }
+        if tag.len() > self.limits.max_tag_bytes {
+            let shown: String = tag.chars().take(32).collect();
+            return Err(Error::InvalidTag {
+                reason: format!(
+                    "the tag {shown:?}... is {} bytes long; the limit is {} bytes (TIERCACHE_MAX_TAG_BYTES)",
+                    tag.len(),
+                    self.limits.max_tag_bytes
+                ),
+            });
+        }
+        Ok(())
     }
 
     /// Refuses keys the cache cannot store: empty or longer than the limit.
@@ -117,6 +177,11 @@ impl KeySpace {
         EntryKeys { entry }
     }
 
+    /// A `SCAN MATCH` pattern for every entry hash of this namespace (glob characters escaped).
+    pub(crate) fn entry_pattern(&self) -> String {
+        format!("tc:{{{}:*}}:d", glob_escaped(&self.namespace_part))
+    }
+
     pub(crate) fn tag(&self, tag: &str) -> String {
         format!("tc:t:{}:{}", self.namespace_part, tag)
     }
@@ -140,6 +205,62 @@ impl KeySpace {
     pub(crate) fn named_lock(&self, name: &str) -> String {
         format!("tc:L:{}:{}", self.namespace_part, name)
     }
+}
+
+/// `text` with Redis glob characters escaped, to match itself in a pattern.
+fn glob_escaped(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\' | '^' | '-') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The commands a tiercache node sends, directly or from its scripts (Redis checks both).
+const ACL_COMMANDS: &[&str] = &[
+    "select",
+    "evalsha",
+    "script|load",
+    "get",
+    "set",
+    "del",
+    "unlink",
+    "exists",
+    "type",
+    "pttl",
+    "pexpire",
+    "hmget",
+    "hset",
+    "xadd",
+    "xrange",
+    "xinfo|stream",
+    "scan",
+    "publish",
+    "subscribe",
+    "unsubscribe",
+];
+
+/// The least a Redis ACL user needs to run tiercache nodes of `namespace`: the commands it sends and
+/// the keys and channel of that namespace (plus the database-wide epoch), as `ACL SETUSER` rules.
+/// Add `on`, a password (`>...`) and the user name.
+///
+/// ```
+/// let rules = tiercache::acl_rules("widgets");
+/// assert!(rules.contains("~tc:epoch"));
+/// assert!(rules.contains("&tc:b:7.widgets"));
+/// // ACL SETUSER cache on >password <rules>
+/// ```
+pub fn acl_rules(namespace: &str) -> String {
+    let mut part = String::new();
+    length_prefixed(&mut part, namespace);
+    let ns = glob_escaped(&part);
+    let commands = ACL_COMMANDS.join(" +");
+    format!(
+        "resetkeys resetchannels -@all +{commands} ~tc:epoch ~tc:{{{ns}:* ~tc:t:{ns}:* ~tc:s:{ns} ~tc:L:{ns}:* &tc:b:{ns}"
+    )
 }
 
 #[cfg(test)]

@@ -19,21 +19,43 @@ pub(crate) struct Scripts {
     store: Script,
     put: Script,
     pub(crate) invalidate: Script,
+    pub(crate) acquire: Script,
     pub(crate) release: Script,
     pub(crate) extend: Script,
+    pub(crate) position: Script,
+}
+
+/// Every script starts with `scripts/lib.lua`: the helpers that read bookkeeping and repair what
+/// cannot be read.
+fn script(body: &str) -> Script {
+    Script::new(&[include_str!("scripts/lib.lua"), body].concat())
 }
 
 impl Scripts {
     fn new() -> Self {
         Scripts {
-            read: Script::new(include_str!("scripts/read.lua")),
-            store: Script::new(include_str!("scripts/store.lua")),
-            put: Script::new(include_str!("scripts/put.lua")),
-            invalidate: Script::new(include_str!("scripts/invalidate.lua")),
-            release: Script::new(include_str!("scripts/release.lua")),
-            extend: Script::new(include_str!("scripts/extend.lua")),
+            read: script(include_str!("scripts/read.lua")),
+            store: script(include_str!("scripts/store.lua")),
+            put: script(include_str!("scripts/put.lua")),
+            invalidate: script(include_str!("scripts/invalidate.lua")),
+            acquire: script(include_str!("scripts/acquire.lua")),
+            release: script(include_str!("scripts/release.lua")),
+            extend: script(include_str!("scripts/extend.lua")),
+            position: script(include_str!("scripts/position.lua")),
         }
     }
+}
+
+/// Whether Redis refused a command for what a key holds (a key of another type): the caller falls
+/// back to a script that repairs it.
+pub(crate) fn is_content_error(e: &redis::RedisError) -> bool {
+    e.code().is_some_and(|code| code == "WRONGTYPE")
+}
+
+/// Whether `text` is a nonce as tiercache writes them (see `scripts/lib.lua`): 1 to 19 decimal
+/// digits without a leading zero. Anything else in a generation, epoch or tag version is repaired.
+pub(crate) fn is_nonce(text: &[u8]) -> bool {
+    (1..=19).contains(&text.len()) && text[0] != b'0' && text.iter().all(u8::is_ascii_digit)
 }
 
 /// What was current in Redis when a load began; the store succeeds only if all of it still is.
@@ -70,6 +92,8 @@ pub(crate) struct ReadReply {
     pub(crate) fence: Option<Fence>,
     /// The caller's tags whose versions this read created; they must be announced.
     pub(crate) created_tags: Vec<(String, u64)>,
+    /// The kinds of unreadable bookkeeping this read rewrote (letters, see `scripts/lib.lua`).
+    pub(crate) repaired: String,
 }
 
 /// Pairs each tag with its version where the flag string says this call created it.
@@ -133,6 +157,12 @@ impl<'a> Iterator for RecordedPairs<'a> {
     }
 }
 
+/// Parses a recorded `t` field for the fuzz targets; how many pairs parsed.
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) fn parse_recorded_for_fuzzing(bytes: &[u8]) -> usize {
+    RecordedPairs::new(bytes).flatten().count()
+}
+
 /// A non-empty run of ASCII digits as a number; `None` for anything else or on overflow.
 fn parse_decimal(digits: &[u8]) -> Option<u64> {
     if digits.is_empty() {
@@ -191,6 +221,16 @@ pub(crate) fn nonce() -> u64 {
     rand::random::<u64>() >> 1 | 1
 }
 
+/// What [`L2::put`] wrote.
+pub(crate) struct Put {
+    /// The version of each tag, in the caller's order.
+    pub(crate) versions: Vec<String>,
+    /// The tags whose versions the put wrote; they must be announced.
+    pub(crate) created: Vec<(String, u64)>,
+    /// The kinds of unreadable bookkeeping it rewrote.
+    pub(crate) repaired: String,
+}
+
 /// Whether this node vouches that a tag is still at a version; see [`L2::read`].
 pub(crate) type Vouched<'a> = dyn Fn(&str, u64) -> Option<Arc<str>> + Sync + 'a;
 
@@ -228,12 +268,17 @@ impl L2 {
         need: ReadNeed,
         vouched: &Vouched<'_>,
     ) -> Result<ReadReply, Error> {
+        // A key of the wrong type makes a fast path inconclusive; the script repairs it.
+        let inconclusive = |r: Result<Option<ReadReply>, Error>| match r {
+            Err(Error::Redis(e)) if is_content_error(&e) => Ok(None),
+            other => other,
+        };
         if need != ReadNeed::Fence {
-            if let Some(reply) = self.read_hit(entry, need, vouched).await? {
+            if let Some(reply) = inconclusive(self.read_hit(entry, need, vouched).await)? {
                 return Ok(reply);
             }
         }
-        if let Some(reply) = self.read_pipelined(entry, tags, vouched).await? {
+        if let Some(reply) = inconclusive(self.read_pipelined(entry, tags, vouched).await)? {
             return Ok(reply);
         }
         self.read_scripted(entry, tags).await
@@ -263,6 +308,7 @@ impl L2 {
                 recorded_tags: None,
                 fence: None,
                 created_tags: Vec::new(),
+                repaired: String::new(),
             }));
         };
         // An expired value is served only as stale, after a load attempt that needs the fence.
@@ -281,6 +327,7 @@ impl L2 {
             recorded_tags: Some(recorded_tags),
             fence: None,
             created_tags: Vec::new(),
+            repaired: String::new(),
         }))
     }
 
@@ -292,7 +339,8 @@ impl L2 {
     ///
     /// `None` when it cannot decide alone: the entry recorded a tag that neither the caller named nor
     /// the node vouches for, a recorded version no longer matches (the script deletes the entry), or a
-    /// miss needs versions created.
+    /// miss needs versions created, or a generation, epoch or version is unreadable (the script
+    /// repairs it).
     async fn read_pipelined(
         &self,
         entry: &EntryKeys,
@@ -301,6 +349,8 @@ impl L2 {
     ) -> Result<Option<ReadReply>, Error> {
         let tag_keys: Vec<String> = tags.iter().map(|t| self.keys.tag(t)).collect();
         let mut pipe = redis::pipe();
+        // Per-command errors (a key of the wrong type) come back in place, as inconclusive replies.
+        pipe.ignore_errors();
         pipe.cmd("HMGET").arg(&entry.entry).arg("d").arg("t");
         pipe.cmd("GET").arg(entry.generation());
         pipe.cmd("GET").arg(EPOCH_KEY);
@@ -318,16 +368,27 @@ impl L2 {
         else {
             return Ok(None);
         };
-        let Some(epoch) = text(epoch) else {
+        let Some(epoch) = text(epoch).filter(|e| is_nonce(e.as_bytes())) else {
             return Ok(None);
         };
-        let Some(tag_versions) = versions.into_iter().collect::<Option<Vec<String>>>() else {
+        let generation = match generation {
+            Value::Nil => String::new(),
+            other => match text(other) {
+                Some(g) if is_nonce(g.as_bytes()) => g,
+                _ => return Ok(None),
+            },
+        };
+        let Some(tag_versions) = versions
+            .into_iter()
+            .map(|v| v.filter(|v| is_nonce(v.as_bytes())))
+            .collect::<Option<Vec<String>>>()
+        else {
             return Ok(None);
         };
         let mut fields = fields.into_iter();
         let (envelope, recorded) = (fields.next().and_then(bytes), fields.next().and_then(bytes));
         let fence = Fence {
-            generation: string(generation),
+            generation,
             epoch,
             tag_versions,
         };
@@ -337,6 +398,7 @@ impl L2 {
                 recorded_tags: None,
                 fence: Some(fence),
                 created_tags: Vec::new(),
+                repaired: String::new(),
             }));
         };
         let current =
@@ -353,6 +415,7 @@ impl L2 {
             recorded_tags: Some(recorded_tags),
             fence: Some(fence),
             created_tags: Vec::new(),
+            repaired: String::new(),
         }))
     }
 
@@ -380,13 +443,15 @@ impl L2 {
     }
 
     /// The script read: checks every recorded tag in Redis, deletes an entry whose tags moved on, and
-    /// creates missing versions for the fence.
+    /// creates missing versions for the fence; rewrites whatever bookkeeping it cannot read.
     async fn read_scripted(&self, entry: &EntryKeys, tags: &[String]) -> Result<ReadReply, Error> {
         let mut call = self.scripts.read.prepare_invoke();
         call.key(&entry.entry)
             .key(entry.generation())
             .key(EPOCH_KEY);
-        call.arg(nonce());
+        call.arg(nonce())
+            .arg(nonce())
+            .arg(self.generation_ttl.as_millis() as u64);
         for tag in tags {
             call.key(self.keys.tag(tag)).arg(nonce());
         }
@@ -404,6 +469,7 @@ impl L2 {
         let generation = it.next().map(string).unwrap_or_default();
         let epoch = it.next().map(string).unwrap_or_default();
         let flags = it.next().and_then(bytes).unwrap_or_default();
+        let repaired = it.next().map(string).unwrap_or_default();
         let tag_versions: Vec<String> = it.map(string).collect();
         let created_tags = created_tags(tags, &flags, &tag_versions);
         // Redis checked every recorded version; a tag of another namespace cannot invalidate this
@@ -425,6 +491,7 @@ impl L2 {
                 tag_versions,
             }),
             created_tags,
+            repaired,
         })
     }
 
@@ -460,15 +527,15 @@ impl L2 {
         Ok(stored == 1)
     }
 
-    /// Writes an entry unconditionally under a new generation. Returns the tag versions it recorded and
-    /// the tags whose versions it created.
+    /// Writes an entry unconditionally under a new generation. Returns the tag versions it recorded,
+    /// the tags whose versions it wrote and the kinds of bookkeeping it repaired.
     pub(crate) async fn put(
         &self,
         entry: &EntryKeys,
         tags: &[String],
         envelope: &[u8],
         lifetime: Duration,
-    ) -> Result<(Vec<String>, Vec<(String, u64)>), Error> {
+    ) -> Result<Put, Error> {
         let mut call = self.scripts.put.prepare_invoke();
         call.key(&entry.entry)
             .key(entry.generation())
@@ -484,9 +551,14 @@ impl L2 {
         let reply: Vec<Value> = call.invoke_async(&mut self.conn.clone()).await?;
         let mut it = reply.into_iter();
         let flags = it.next().and_then(bytes).unwrap_or_default();
+        let repaired = it.next().map(string).unwrap_or_default();
         let versions: Vec<String> = it.map(string).collect();
         let created = created_tags(tags, &flags, &versions);
-        Ok((versions, created))
+        Ok(Put {
+            versions,
+            created,
+            repaired,
+        })
     }
 
     /// Deletes an entry whose bytes could not be decoded, so the next load refills it.

@@ -20,7 +20,10 @@
 //!
 //! Invalidations go the other way: [`Cache::invalidate`] / [`Cache::invalidate_tags`] run one script
 //! that changes L2, appends to a capped replay stream and publishes; every node applies the message to
-//! its L1, and a node that may have missed one replays the stream or drops its L1 (`bus.rs`).
+//! its L1, and a node that may have missed one replays the stream or drops its L1 (`bus.rs`). One that
+//! cannot reach Redis is queued and replayed in order before the node uses L2 again, and the call
+//! returns [`Error::Pending`] (`pending.rs`). A node starts without Redis and joins the fleet when
+//! Redis answers; bookkeeping in Redis it cannot read counts as changed and is rewritten.
 //!
 //! ## Example
 //!
@@ -52,6 +55,9 @@ mod decode_guard;
 mod error;
 mod fetched;
 mod flight;
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzzing;
 mod keys;
 mod l1;
 mod l2;
@@ -60,6 +66,9 @@ mod lock;
 mod metrics;
 mod node;
 mod options;
+mod pending;
+#[cfg(test)]
+mod proptests;
 mod refresh;
 
 pub use builder::CacheBuilder;
@@ -68,6 +77,7 @@ pub use config::parse_duration_setting;
 pub use config::{Config, ConfigError, ServiceTargets, TtlTier, TtlTiers};
 pub use error::{Error, ErrorKind};
 pub use fetched::{Fetched, Source};
+pub use keys::acl_rules;
 pub use lock::{LockGuard, LockOptions};
 pub use metrics::{CacheStats, COUNTER_NAMES, HISTOGRAM_NAMES, PUBLISH_INTERVAL};
 pub use options::EntryOptions;

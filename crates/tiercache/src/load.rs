@@ -34,8 +34,6 @@ use crate::options::EntryOptions;
 
 /// How long a value served by fail-safe is reused before the loader is tried again.
 const FAIL_SAFE_THROTTLE: Duration = Duration::from_secs(10);
-/// L1 lifetime of values loaded while Redis is unreachable (no invalidation can reach this node then).
-const DEGRADED_L1_TTL: Duration = Duration::from_secs(5);
 /// Fallback polling of L2 while another node loads: first and longest interval.
 const FIRST_POLL: Duration = Duration::from_millis(20);
 const MAX_POLL: Duration = Duration::from_millis(250);
@@ -442,8 +440,21 @@ impl Node {
     ) where
         T: Serialize + DeserializeOwned + Send + Sync + 'static,
     {
-        let ttl = opts.ttl(&self.config.ttl_tiers).min(DEGRADED_L1_TTL);
+        let ttl = opts
+            .ttl(&self.config.ttl_tiers)
+            .min(self.config.degraded_ttl);
         self.fill_l1_briefly(key, value, ttl, flight).await;
+        self.degraded_fills
+            .store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    /// A value this node keeps in L1 alone, briefly, while Redis is unreachable.
+    pub(crate) async fn fill_degraded_for<T>(&self, key: &str, value: &Arc<T>, ttl: Duration)
+    where
+        T: Serialize + DeserializeOwned + Send + Sync + 'static,
+    {
+        self.fill_l1_briefly(key, value, ttl.min(self.config.degraded_ttl), None)
+            .await;
         self.degraded_fills
             .store(true, std::sync::atomic::Ordering::Release);
     }

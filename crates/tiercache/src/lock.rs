@@ -66,22 +66,25 @@ pub(crate) fn jitter(d: Duration) -> Duration {
     half + half.mul_f64(rand::random::<f64>())
 }
 
-/// One attempt: `SET NX PX`. Returns the token when acquired.
+/// One attempt: `SET NX PX` (`scripts/acquire.lua`, which also takes over a lease key that cannot be
+/// a lease). Returns the token when acquired.
 pub(crate) async fn try_acquire(
     node: &Node,
     key: &str,
     lease: Duration,
 ) -> Result<Option<String>, Error> {
     let token = nonce().to_string();
-    let ok: Option<String> = redis::cmd("SET")
-        .arg(key)
+    let (acquired, repaired): (i64, String) = node
+        .l2
+        .scripts
+        .acquire
+        .key(key)
         .arg(&token)
-        .arg("NX")
-        .arg("PX")
         .arg(lease.as_millis().max(1) as u64)
-        .query_async(&mut node.l2.conn.clone())
+        .invoke_async(&mut node.l2.conn.clone())
         .await?;
-    if ok.is_some() {
+    node.repaired(&repaired);
+    if acquired == 1 {
         node.stats.lock_acquired(1);
         Ok(Some(token))
     } else {

@@ -101,6 +101,10 @@ decisions! {
     replays => "tiercache_replays_total", "Recoveries that replayed the stream.";
     l1_drops => "tiercache_l1_drops_total", "Recoveries that had to drop the whole L1.";
     breaker_opened => "tiercache_breaker_opened_total", "Times the Redis circuit breaker opened.";
+    invalidations_queued => "tiercache_invalidations_queued_total", "Invalidation operations that could not reach Redis and were queued for replay.";
+    invalidations_replayed => "tiercache_invalidations_replayed_total", "Queued invalidation operations replayed to Redis.";
+    pending_overflows => "tiercache_pending_overflows_total", "Times the queue of invalidations waiting for Redis passed its bound (the namespace is cleared instead).";
+    repairs => "tiercache_repairs_total", "Unreadable bookkeeping found in Redis (epoch, generation, tag version, lease, stream, entry of another type, bus message): treated as changed and rewritten.";
 }
 
 /// Counter stripes per node. Threads count into the stripe picked for them, so cores hitting L1 at

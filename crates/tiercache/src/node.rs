@@ -34,6 +34,14 @@ pub(crate) struct Node {
     pub(crate) breaker: Breaker,
     /// Set when L1 took values while Redis was unreachable; they are dropped when Redis returns.
     pub(crate) degraded_fills: AtomicBool,
+    /// Set once the node has subscribed to the bus and learned the epoch and the stream's position.
+    /// Until then Redis is not used for reads or stores: nothing could tell this node's L1 what other
+    /// nodes change (see [`crate::CacheBuilder::require_redis_at_start`]).
+    pub(crate) joined: AtomicBool,
+    /// Invalidations that could not reach Redis, replayed before L2 is used again.
+    pub(crate) pending: crate::pending::PendingInvalidations,
+    /// One bit per kind of bookkeeping ever repaired, so each kind is logged as a warning once.
+    pub(crate) repairs_logged: std::sync::atomic::AtomicU8,
     /// Set when the last `Cache` handle is dropped: background work of a dead node must stop (a lease
     /// extender that outlived its node would keep its lease forever).
     pub(crate) shut_down: AtomicBool,
@@ -52,7 +60,42 @@ fn is_connection_trouble(e: &Error) -> bool {
     }
 }
 
+/// What the letters of a script's `repaired` string stand for (see `scripts/lib.lua`); `b` is a bus
+/// message or stream entry the node could not decode.
+fn bookkeeping_kind(letter: char) -> (u8, &'static str) {
+    match letter {
+        'e' => (0, "the database epoch"),
+        'g' => (1, "a key generation"),
+        't' => (2, "a tag version"),
+        'l' => (3, "a lease"),
+        's' => (4, "the replay stream"),
+        'd' => (5, "an entry of another type"),
+        'b' => (6, "a bus message"),
+        _ => (7, "bookkeeping"),
+    }
+}
+
 impl Node {
+    /// Counts and logs bookkeeping found unreadable and rewritten (`kinds`: letters, one per repair).
+    /// Each kind is a warning the first time, then a debug line: garbage written in a loop must not
+    /// flood the log.
+    pub(crate) fn repaired(&self, kinds: &str) {
+        for letter in kinds.chars() {
+            self.stats.repairs(1);
+            let (bit, what) = bookkeeping_kind(letter);
+            let first = self
+                .repairs_logged
+                .fetch_or(1 << bit, std::sync::atomic::Ordering::AcqRel)
+                & (1 << bit)
+                == 0;
+            if first {
+                tracing::warn!(namespace = %self.config.namespace, what, "unreadable bookkeeping in Redis treated as changed and rewritten (logged once per kind)");
+            } else {
+                tracing::debug!(namespace = %self.config.namespace, what, "unreadable bookkeeping in Redis rewritten");
+            }
+        }
+    }
+
     /// Applies one change to this node's L1 (own or another node's).
     pub(crate) async fn apply_event(&self, event: &Event) {
         match event {
@@ -88,6 +131,16 @@ impl Node {
         self: &Arc<Self>,
         call: impl std::future::Future<Output = Result<R, Error>>,
     ) -> Result<R, Error> {
+        if !self.joined.load(std::sync::atomic::Ordering::Acquire) {
+            return Err(Error::Unavailable(
+                "not connected to Redis yet; reconnecting in the background".into(),
+            ));
+        }
+        if self.pending.has_work() {
+            return Err(Error::Unavailable(
+                "invalidations wait for Redis; L2 is not used until they are replayed".into(),
+            ));
+        }
         if !self.breaker.allow() {
             return Err(Error::Unavailable("Redis circuit breaker is open".into()));
         }
@@ -102,12 +155,36 @@ impl Node {
                 self.stats.redis_errors(1);
                 if is_connection_trouble(&e) && self.breaker.failure() == Transition::Opened {
                     self.stats.breaker_opened(1);
+                    self.bus.mark_replay_from_here();
                     // Invalidations cannot reach us while Redis is away: distrust L1 from now on.
                     self.coherence.become_suspect();
                     tracing::warn!(namespace = %self.config.namespace, error = %e, "Redis unreachable; circuit breaker open");
                 }
                 Err(e)
             }
+        }
+    }
+
+    /// The first join of a node built while Redis was unreachable: what L1 took meanwhile was never
+    /// covered by the bus, so it goes, and from now on L2 is used.
+    pub(crate) fn joined_late(self: &Arc<Self>) {
+        self.degraded_fills
+            .store(false, std::sync::atomic::Ordering::Release);
+        self.drop_l1("values cached before Redis was reachable");
+        self.breaker.success();
+        self.joined
+            .store(true, std::sync::atomic::Ordering::Release);
+        tracing::info!(namespace = %self.config.namespace, "Redis reachable; the node joined the fleet");
+    }
+
+    /// The replay of queued invalidations reached Redis: close the breaker if it was open and
+    /// resynchronise as after any outage.
+    pub(crate) fn l2_answered(self: &Arc<Self>) {
+        if self.breaker.success() == Transition::Closed {
+            self.redis_returned();
+        } else {
+            // L2 was not used while the queue waited; what the bus said meanwhile is in the stream.
+            self.gap_detected("queued invalidations replayed");
         }
     }
 

@@ -12,7 +12,8 @@
 -- ARGV[6+n ..]             the new version of each tag
 --
 -- Publishes "<stream id> <message>" so receivers learn the position they have applied up to.
--- Returns the stream id.
+-- Returns { stream id, repaired }: a key of another type where the stream belongs is deleted first
+-- (nodes positioned in it then find it gone and drop their L1), reported as 's' (see lib.lua).
 local n = tonumber(ARGV[2])
 for i = 1, n do
   redis.call('DEL', KEYS[2 * i])
@@ -21,8 +22,13 @@ end
 for j = 2 + 2 * n, #KEYS do
   redis.call('SET', KEYS[j], ARGV[6 + n + (j - 2 - 2 * n)])
 end
+local kind = redis.call('TYPE', KEYS[1])['ok']
+if kind ~= 'stream' and kind ~= 'none' then
+  redis.call('DEL', KEYS[1])
+  repaired = repaired .. 's'
+end
 local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[4], '*', 'm', ARGV[5])
 if ARGV[1] ~= '' then
   redis.call('PUBLISH', ARGV[1], id .. ' ' .. ARGV[5])
 end
-return id
+return { id, repaired }

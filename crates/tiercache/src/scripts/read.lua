@@ -4,17 +4,21 @@
 -- KEYS[2]   the key's generation
 -- KEYS[3]   the database epoch
 -- KEYS[4..] version keys of the tags the caller will attach if it must load (may be none)
--- ARGV[1]   an epoch nonce, set only when no epoch exists yet
--- ARGV[2..] one version nonce per KEYS[4..], set only when that tag has no version yet
+-- ARGV[1]   an epoch nonce, set when no readable epoch exists
+-- ARGV[2]   a generation nonce, set only when the generation holds something unreadable
+-- ARGV[3]   the generation's lifetime, ms
+-- ARGV[4..] one version nonce per KEYS[4..], set when that tag has no readable version
 --
 -- The t field is a run of length-prefixed strings "<len>.<bytes>", alternating tag key and version.
 --
--- Returns { status, envelope, t, generation, epoch, created, version of KEYS[4], version of KEYS[5], ... }
---   created is a string with one '1' or '0' per KEYS[4..]: '1' when this call had to create that version
---   (first use, or the old one was evicted), which the caller must announce to the other nodes
+-- Returns { status, envelope, t, generation, epoch, created, repaired, version of KEYS[4], ... }
+--   created is a string with one '1' or '0' per KEYS[4..]: '1' when this call had to write that version
+--   (first use, the old one was evicted, or it was unreadable), which the caller must announce
+--   repaired is the string of kinds of unreadable bookkeeping this call rewrote (see lib.lua)
 --   status 1: the entry exists and every tag it recorded still has the recorded version
 --   status 0: no entry
---   status 2: the entry recorded a tag whose version changed or vanished; it was deleted (fail closed)
+--   status 2: the entry recorded a tag whose version changed or vanished, or its t field is malformed;
+--             it was deleted (fail closed)
 local function split(s)
   local out, i = {}, 1
   while i <= #s do
@@ -29,15 +33,19 @@ local function split(s)
 end
 
 local status, envelope, recorded = 0, false, false
-local entry = redis.call('HMGET', KEYS[1], 'd', 't')
-if entry[1] then
+local entry = redis.pcall('HMGET', KEYS[1], 'd', 't')
+if entry.err then
+  redis.call('DEL', KEYS[1])
+  repaired = repaired .. 'd'
+elseif entry[1] then
   status, envelope, recorded = 1, entry[1], entry[2] or ''
   local pairs_ = split(recorded)
   if not pairs_ or #pairs_ % 2 == 1 then
     status = 2
   else
     for i = 1, #pairs_, 2 do
-      if redis.call('GET', pairs_[i]) ~= pairs_[i + 1] then
+      local current = redis.pcall('GET', pairs_[i])
+      if type(current) ~= 'string' or current ~= pairs_[i + 1] then
         status = 2
         break
       end
@@ -49,12 +57,22 @@ if entry[1] then
   end
 end
 
-redis.call('SET', KEYS[3], ARGV[1], 'NX')
-local reply = { status, envelope, recorded, redis.call('GET', KEYS[2]), redis.call('GET', KEYS[3]), '' }
+local epoch = get_nonce(KEYS[3], 'e', ARGV[1])
+-- A missing generation is ordinary (never invalidated); only unreadable bytes are replaced.
+local generation = get_string(KEYS[2], 'g')
+if generation and not is_nonce(generation) then
+  repaired = repaired .. 'g'
+  redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
+  generation = ARGV[2]
+end
+generation = generation or ''
+local reply = { status, envelope, recorded, generation, epoch, '', '' }
 local created = {}
 for i = 4, #KEYS do
-  created[#created + 1] = redis.call('SET', KEYS[i], ARGV[i - 2], 'NX') and '1' or '0'
-  reply[#reply + 1] = redis.call('GET', KEYS[i])
+  local version, wrote = get_nonce(KEYS[i], 't', ARGV[i])
+  created[#created + 1] = wrote and '1' or '0'
+  reply[#reply + 1] = version
 end
 reply[6] = table.concat(created)
+reply[7] = repaired
 return reply

@@ -3,8 +3,9 @@
 -- KEYS[1]  the lease key
 -- ARGV[1]  the holder's token
 --
--- Returns 1 when released, 0 when the lease had expired or belongs to someone else.
-if redis.call('GET', KEYS[1]) == ARGV[1] then
+-- Returns 1 when released, 0 when the lease had expired or belongs to someone else (a key of another
+-- type is not the caller's lease either).
+if redis.pcall('GET', KEYS[1]) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
 end
 return 0

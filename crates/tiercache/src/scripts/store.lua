@@ -12,10 +12,11 @@
 -- ARGV[6..] the version of each tag read before the load, in KEYS[4..] order
 --
 -- Returns 1 when stored, 0 when an invalidation, a restart or a flush happened since the load began.
-if (redis.call('GET', KEYS[2]) or '') ~= ARGV[1] then return 0 end
-if redis.call('GET', KEYS[3]) ~= ARGV[2] then return 0 end
+-- A key of the wrong type reads as changed (fail closed); the next read repairs it.
+if (redis.pcall('GET', KEYS[2]) or '') ~= ARGV[1] then return 0 end
+if redis.pcall('GET', KEYS[3]) ~= ARGV[2] then return 0 end
 for i = 4, #KEYS do
-  if redis.call('GET', KEYS[i]) ~= ARGV[i + 2] then return 0 end
+  if redis.pcall('GET', KEYS[i]) ~= ARGV[i + 2] then return 0 end
 end
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], 'd', ARGV[3], 't', ARGV[4])

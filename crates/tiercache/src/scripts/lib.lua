@@ -1,0 +1,34 @@
+-- Helpers prepended to every script. Bookkeeping that cannot be read (a key of another type, bytes
+-- that are not a nonce tiercache writes) is treated as changed, rewritten, and reported: each helper
+-- that repairs something appends a letter to `repaired` (e epoch, g generation, t tag version,
+-- l lease, s stream, d entry), which the script returns so the node can count and log it.
+local repaired = ''
+
+-- Whether v is a nonce as tiercache writes them: 1 to 19 decimal digits, no leading zero.
+local function is_nonce(v)
+  return type(v) == 'string' and #v <= 19 and string.match(v, '^[1-9]%d*$') ~= nil
+end
+
+-- The string at key, or false when it is missing. A key of another type is deleted, reported as
+-- `kind` and reads as missing.
+local function get_string(key, kind)
+  local v = redis.pcall('GET', key)
+  if type(v) == 'table' then
+    redis.call('DEL', key)
+    repaired = repaired .. kind
+    return false
+  end
+  return v
+end
+
+-- The nonce at key (an epoch or a tag version), and whether this call wrote it. Missing: `fresh` is
+-- written. Not a nonce: replaced by `fresh` and reported; "written" tells the caller that whoever
+-- trusted the old bytes must learn that it changed.
+local function get_nonce(key, kind, fresh)
+  local v = get_string(key, kind)
+  if is_nonce(v) then return v, false end
+  if v then repaired = repaired .. kind end
+  redis.call('SET', key, fresh)
+  return fresh, true
+end
+
