@@ -90,6 +90,8 @@ pub(crate) enum Op {
     InvalidateTag(String),
     /// Only announce a tag version that L2 already has (a version recreated after eviction).
     AnnounceTag(String, u64),
+    /// Tell every node to drop its L1 (after the namespace's entries were deleted from L2).
+    ClearNamespace,
 }
 
 type Reply = oneshot::Sender<Result<(), SharedError>>;
@@ -229,6 +231,7 @@ async fn flush(node: &Arc<Node>, seq: u64, ops: Vec<Op>) -> Result<(), Error> {
                 events.push(Event::Tag { tag, version });
             }
             Op::AnnounceTag(tag, version) => events.push(Event::Tag { tag, version }),
+            Op::ClearNamespace => events.push(Event::Clear),
         }
     }
     let n_events = events.len();

@@ -14,6 +14,8 @@
 //! | `tc:s:<ns>` | the namespace's invalidation replay stream |
 //! | `tc:b:<ns>` | the namespace's pub/sub channel |
 //! | `tc:L:<ns>:<name>` | a named lock taken through [`crate::Cache::lock`] |
+//! | `tc:n:<ns>:<node id>` | a running node's presence (16 hex digits; expires three heartbeats after its last renewal) |
+//! | `tc:r:<ns>:<name>` | a record list of a layer above the cache ([`crate::Cache::push_record`]) |
 //! | `tc:epoch` | a nonce that changes when Redis loses its data |
 //!
 //! The `{...}` hash tag keeps an entry, its generation and its lease in one cluster slot.

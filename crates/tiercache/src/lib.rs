@@ -59,6 +59,7 @@ mod load;
 mod lock;
 mod metrics;
 mod node;
+mod ops;
 mod options;
 mod refresh;
 
@@ -70,5 +71,9 @@ pub use error::{Error, ErrorKind};
 pub use fetched::{Fetched, Source};
 pub use lock::{LockGuard, LockOptions};
 pub use metrics::{CacheStats, COUNTER_NAMES, HISTOGRAM_NAMES, PUBLISH_INTERVAL};
+pub use ops::{
+    ClearReport, EntryReport, EntryState, KeyKind, LeaseHolder, LeaseKind, LeaseReport, LeaseState,
+    NamespaceKey, NodePresence, ServerInfo, TagReport,
+};
 pub use options::EntryOptions;
 pub use refresh::RefreshMode;
