@@ -262,8 +262,9 @@ async fn cached_node(
     settings: &Settings,
 ) -> Result<CachedNode, DemoError> {
     let config = cache.config().clone();
-    let metrics =
-        WidgetCacheMetricsService::with_redis(&config.redis_url, &config.namespace).await?;
+    // Snapshots through the cache: every node's land in the namespace's record list, where
+    // `tiercache cache-status` reads them.
+    let metrics = WidgetCacheMetricsService::for_cache(&cache);
     let timeouts = LoadTimeouts::from_env().map_err(|e| DemoError::Config(e.to_string()))?;
     let widgets = WidgetCacheService::new(cache.clone(), metrics.clone())
         // Scope tags (organization:<id>) then reach exactly the campaigns an organisation runs.
