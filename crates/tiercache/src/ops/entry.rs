@@ -11,6 +11,7 @@ use super::scan::{KeyKind, NamespaceKey};
 use crate::cache::{now_ms, Cache};
 use crate::codec;
 use crate::error::Error;
+use crate::keys::KeySpace;
 
 static INSPECT: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("../scripts/inspect.lua")));
@@ -155,36 +156,8 @@ impl Cache {
         };
         let size_bytes = u64::try_from(int(items.get(2))).unwrap_or(0);
         let found_header = header.map(<[u8]>::to_vec);
-        let header = header.and_then(|h| {
-            // The header alone: its payload length is checked against the real size instead.
-            let mut padded = h.to_vec();
-            padded.resize(codec::HEADER_LEN, 0);
-            let declared = usize::try_from(size_bytes)
-                .ok()?
-                .checked_sub(codec::HEADER_LEN)?;
-            padded.resize(codec::HEADER_LEN + declared, 0);
-            codec::decode_header(&padded, usize::MAX)
-                .ok()
-                .map(|(h, _)| h)
-        });
-        let tags: Vec<TagReport> = items
-            .get(9..)
-            .unwrap_or_default()
-            .chunks(2)
-            .filter_map(|pair| {
-                let tag_key = text(&pair[0])?;
-                let tag = node.keys.tag_name(&tag_key).unwrap_or(&tag_key).to_owned();
-                let current_version = pair.get(1).and_then(text);
-                Some((tag, current_version))
-            })
-            .zip(recorded_versions(item(3)))
-            .map(|((tag, current_version), recorded_version)| TagReport {
-                current: current_version.as_deref() == Some(recorded_version.as_str()),
-                tag,
-                recorded_version,
-                current_version,
-            })
-            .collect();
+        let header = header.and_then(|h| decode_found_header(h, size_bytes));
+        let tags = tag_reports(&node.keys, items.get(9..).unwrap_or_default(), item(3));
         let entry_ttl = int(items.get(4));
         let state = match (kind.as_str(), header) {
             ("none", _) => EntryState::Missing,
@@ -233,6 +206,41 @@ impl Cache {
             found_header,
         })
     }
+}
+
+/// The header of an envelope of `size` bytes, from its first bytes; `None` when it is not one.
+fn decode_found_header(first: &[u8], size: u64) -> Option<codec::Header> {
+    let mut header = first.get(..codec::HEADER_LEN)?.to_vec();
+    let declared = u32::from_le_bytes(header[32..36].try_into().ok()?);
+    if u64::from(declared) + codec::HEADER_LEN as u64 != size {
+        return None;
+    }
+    // The length is checked against the real size above; decode the header as one of no payload.
+    header[32..36].fill(0);
+    codec::decode_header(&header, usize::MAX)
+        .ok()
+        .map(|(h, _)| h)
+}
+
+/// The tags of an entry: the script's (tag key, current version) pairs beside the versions its `t`
+/// field recorded.
+fn tag_reports(keys: &KeySpace, pairs: &[Value], recorded: &Value) -> Vec<TagReport> {
+    pairs
+        .chunks(2)
+        .filter_map(|pair| {
+            let tag_key = text(&pair[0])?;
+            let tag = keys.tag_name(&tag_key).unwrap_or(&tag_key).to_owned();
+            let current_version = pair.get(1).and_then(text);
+            Some((tag, current_version))
+        })
+        .zip(recorded_versions(recorded))
+        .map(|((tag, current_version), recorded_version)| TagReport {
+            current: current_version.as_deref() == Some(recorded_version.as_str()),
+            tag,
+            recorded_version,
+            current_version,
+        })
+        .collect()
 }
 
 /// The recorded versions of a `t` field, in order; empty when it does not parse.
