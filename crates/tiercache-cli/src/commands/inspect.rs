@@ -9,7 +9,7 @@ use crate::cli::{Global, InspectArgs};
 use crate::connect::connect;
 use crate::error::CliError;
 use crate::exit::Exit;
-use crate::format::{bytes, millis, signed_millis};
+use crate::format::{bytes, millis, ms, signed_millis};
 
 /// What the report says about L1, which no outside reader can see.
 const L1_NOTE: &str = "not knowable from outside the nodes: each node's L1 is private to its \
@@ -30,12 +30,13 @@ pub async fn run(global: &Global, args: &InspectArgs) -> Result<Exit, CliError> 
     let node = connect(global).await?;
     let report = node.cache.inspect(&key).await.map_err(|e| node.error(e))?;
     if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report).map_err(std::io::Error::other)?
-        );
+        let json = serde_json::to_string_pretty(&report).map_err(std::io::Error::other)?;
+        super::emit(&format!(
+            "{json}
+"
+        ));
     } else if !global.quiet {
-        print!("{}", render(&report));
+        super::emit(&render(&report));
     }
     Ok(if report.state == EntryState::Missing {
         Exit::Warning
@@ -121,7 +122,7 @@ fn render(r: &EntryReport) -> String {
             format!("{} ({} bytes)", bytes(r.size_bytes), r.size_bytes),
         ));
         if let Some(load) = r.load_micros {
-            lines.push(("load time", millis(u64::from(load) / 1000)));
+            lines.push(("load time", format!("{} ms", ms(f64::from(load) / 1000.0))));
         }
         if r.tags.is_empty() {
             lines.push(("tags", "none".into()));

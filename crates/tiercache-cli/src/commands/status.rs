@@ -24,7 +24,8 @@ struct Found {
     fleet: Option<FleetStatus>,
     /// Nodes whose newest snapshot is in the history but that are no longer running.
     stopped: usize,
-    /// Running nodes that have stored no snapshot (this CLI among them).
+    /// Other running nodes that have stored no snapshot (ops tools such as this one, services
+    /// without a snapshot schedule).
     silent: usize,
 }
 
@@ -47,9 +48,14 @@ pub async fn run(global: &Global, args: &StatusArgs) -> Result<Exit, CliError> {
         .await?;
     let targets = cache.config().targets;
     let thresholds = Thresholds::from_targets(&targets);
+    let me = format!("{:016x}", cache.node_id());
     let found = judge(
         &history.snapshots,
-        &running.iter().map(|n| n.node_id.as_str()).collect(),
+        &running
+            .iter()
+            .map(|n| n.node_id.as_str())
+            .filter(|id| *id != me)
+            .collect(),
         &global.namespace,
         &targets,
         &thresholds,
@@ -71,14 +77,14 @@ pub async fn run(global: &Global, args: &StatusArgs) -> Result<Exit, CliError> {
             (None, Some(one)) => serde_json::to_string_pretty(one),
             (None, None) => Ok(String::new()),
         };
-        println!("{}", json.map_err(std::io::Error::other)?);
+        super::emit(&format!("{}\n", json.map_err(std::io::Error::other)?));
     } else if !global.quiet {
         let out = if args.alerts {
             render_alerts(&found)
         } else {
             render(&found, args, &server, &node.url, history.skipped)
         };
-        print!("{out}");
+        super::emit(&out);
     }
     Ok(Exit::of_level(level))
 }
@@ -163,6 +169,12 @@ fn short(id: &str) -> &str {
 }
 
 fn request_cells(name: String, f: &RequestFigures) -> Vec<String> {
+    if f.requests == 0 {
+        // Rates of no reads are 1 by definition (nothing to fault); a table says there were none.
+        let mut cells = vec![name, "0".to_owned()];
+        cells.resize(REQUEST_HEADER.len(), "-".to_owned());
+        return cells;
+    }
     vec![
         name,
         count(f.requests),
@@ -345,7 +357,7 @@ fn widget_table(status: &CacheStatus, args: &StatusArgs, first: &str) -> Table {
 
 fn redis_line(s: &ServerInfo) -> String {
     let limit = if s.maxmemory == 0 {
-        "no maxmemory".to_owned()
+        "(no maxmemory)".to_owned()
     } else {
         format!("of {} ({})", bytes(s.maxmemory), s.maxmemory_policy)
     };
@@ -425,7 +437,8 @@ fn detail(found: &Found, args: &StatusArgs, server: &ServerInfo) -> String {
     if found.silent > 0 {
         let _ = writeln!(
             out,
-            "{} running node(s) of the namespace store no snapshots (this CLI is one)",
+            "{} other running node(s) store no snapshots (ops tools like this one; a stopped node is \
+             forgotten three heartbeats after it stops)",
             found.silent
         );
     }
