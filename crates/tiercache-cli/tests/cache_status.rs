@@ -106,6 +106,14 @@ async fn one_healthy_node_prints_its_status_document_and_exits_0() {
     );
     let quiet = f.run("one", &["cache-status", "-q"]);
     assert_eq!((quiet.code, quiet.stdout.as_str()), (0, ""), "{quiet:?}");
+    // The namespace comes from TIERCACHE_NAMESPACE too, as the services read it.
+    let url = f.redis.url();
+    let from_env = common::tiercache(
+        &["--redis-url", &url, "cache-status", "--json"],
+        &[("TIERCACHE_NAMESPACE", "one")],
+    );
+    assert_eq!(from_env.code, 0, "{from_env:?}");
+    assert!(from_env.stdout.contains(&id), "{from_env:?}");
 }
 
 #[tokio::test]
