@@ -79,7 +79,7 @@ pub async fn run(
     let mut nodes = Vec::new();
     for (index, peer) in peers.iter().enumerate() {
         let cached = match caches.get(index) {
-            Some(cache) => Some(cached_node(cache.clone(), &data, &settings).await?),
+            Some(cache) => Some(cached_node(cache.clone(), &data, &settings)?),
             None => None,
         };
         nodes.push(Arc::new(Node {
@@ -256,7 +256,7 @@ async fn forget_views_of_earlier_runs(cache: &Cache) -> Result<(), DemoError> {
     Ok(())
 }
 
-async fn cached_node(
+fn cached_node(
     cache: Cache,
     data: &WidgetDataAggregationService,
     settings: &Settings,
