@@ -213,3 +213,22 @@ async fn a_stopped_node_is_left_out_and_no_reporting_node_is_unknown() {
         "{human:?}"
     );
 }
+
+#[tokio::test]
+async fn a_node_whose_newest_snapshot_lies_deep_in_the_history_is_still_found() {
+    let f = Fixture::redis_only();
+    let quiet = f.node("deep").await;
+    let busy = f.node("deep").await;
+    report(&quiet, &[healthy(WidgetType::TopDonors)]).await;
+    // More snapshots of the busy node than the first read takes: the quiet node's lies beyond them.
+    let metrics = report(&busy, &[healthy(WidgetType::TotalDonations)]).await;
+    for _ in 0..80 {
+        let snapshot = metrics.snapshot(&busy).await;
+        metrics.record_snapshot(&snapshot).await.unwrap();
+    }
+    let run = f.run("deep", &["cache-status", "--json"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let fleet: FleetStatus = serde_json::from_str(&run.stdout).unwrap();
+    let quiet_id = format!("{:016x}", quiet.node_id());
+    assert!(fleet.nodes.iter().any(|n| n.node_id == quiet_id), "{run:?}");
+}

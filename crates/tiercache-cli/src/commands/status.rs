@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use tiercache::ServerInfo;
 use tiercache_widgets::{
-    Alert, CacheStatus, Figures, FleetStatus, HealthLevel, MetricsSnapshot, RedisFigures,
+    Alert, CacheStatus, Figures, FleetStatus, HealthLevel, History, MetricsSnapshot, RedisFigures,
     RequestFigures, Thresholds, WidgetCacheMetricsService, WidgetType, SNAPSHOTS_KEPT,
 };
 
@@ -43,19 +43,18 @@ pub async fn run(global: &Global, args: &StatusArgs) -> Result<Exit, CliError> {
     let cache = &node.cache;
     let server = cache.server_info().await.map_err(|e| node.error(e))?;
     let running = cache.nodes().await.map_err(|e| node.error(e))?;
-    let history = WidgetCacheMetricsService::for_cache(cache)
-        .history_with_skipped(usize::try_from(SNAPSHOTS_KEPT).unwrap_or(1))
-        .await?;
+    let me = format!("{:016x}", cache.node_id());
+    let running: HashSet<&str> = running
+        .iter()
+        .map(|n| n.node_id.as_str())
+        .filter(|id| *id != me)
+        .collect();
+    let history = newest_snapshots(&WidgetCacheMetricsService::for_cache(cache), &running).await?;
     let targets = cache.config().targets;
     let thresholds = Thresholds::from_targets(&targets);
-    let me = format!("{:016x}", cache.node_id());
     let found = judge(
         &history.snapshots,
-        &running
-            .iter()
-            .map(|n| n.node_id.as_str())
-            .filter(|id| *id != me)
-            .collect(),
+        &running,
         &global.namespace,
         &targets,
         &thresholds,
@@ -87,6 +86,27 @@ pub async fn run(global: &Global, args: &StatusArgs) -> Result<Exit, CliError> {
         super::emit(&out);
     }
     Ok(Exit::of_level(level))
+}
+
+/// Snapshots read first: a few per node of a usual fleet. The whole history (a day of every node's
+/// snapshots) is read only when a running node has none among them.
+const RECENT_SNAPSHOTS: usize = 64;
+
+/// The newest part of the namespace's history that holds a snapshot of every running node, if any
+/// does.
+async fn newest_snapshots(
+    metrics: &WidgetCacheMetricsService,
+    running: &HashSet<&str>,
+) -> Result<History, CliError> {
+    let recent = metrics.history_with_skipped(RECENT_SNAPSHOTS).await?;
+    let all_seen = running
+        .iter()
+        .all(|id| recent.snapshots.iter().any(|s| s.node_id == *id));
+    if all_seen || recent.snapshots.len() + recent.skipped < RECENT_SNAPSHOTS {
+        return Ok(recent);
+    }
+    let everything = usize::try_from(SNAPSHOTS_KEPT).unwrap_or(RECENT_SNAPSHOTS);
+    Ok(metrics.history_with_skipped(everything).await?)
 }
 
 /// The newest snapshot of each running node, judged; the fleet when several report.

@@ -7,7 +7,7 @@ use redis::{Script, Value};
 use serde::Serialize;
 
 use super::presence::{token_holder, NodePresence};
-use super::scan::{glob_literal, namespace_part, patterns, KeyKind, NamespaceKey};
+use super::scan::{glob_literal, namespace_part, KeyKind, NamespaceKey};
 use crate::cache::Cache;
 use crate::error::Error;
 
@@ -141,11 +141,12 @@ impl Cache {
     /// # Ok(()) }
     /// ```
     pub async fn leases(&self) -> Result<Vec<LeaseReport>, Error> {
-        let ns = &self.config().namespace;
-        let [entries, _] = patterns(ns);
-        let locks = format!("tc:L:{}:*", glob_literal(&namespace_part(ns)));
+        let ns = glob_literal(&namespace_part(&self.config().namespace));
+        // Narrower than the layout's patterns: only keys ending in a lease's suffix, and named locks.
+        let leases = format!("tc:{{{ns}:*}}:l");
+        let locks = format!("tc:L:{ns}:*");
         let mut keys: Vec<NamespaceKey> = self
-            .scan_matching(&[entries, locks])
+            .scan_matching(&[leases, locks])
             .await?
             .into_iter()
             .filter(|k| matches!(k.kind, KeyKind::Lease | KeyKind::NamedLock))
