@@ -79,7 +79,7 @@ pub async fn run(
     let mut nodes = Vec::new();
     for (index, peer) in peers.iter().enumerate() {
         let cached = match caches.get(index) {
-            Some(cache) => Some(cached_node(cache.clone(), &data, &settings).await?),
+            Some(cache) => Some(cached_node(cache.clone(), &data, &settings)?),
             None => None,
         };
         nodes.push(Arc::new(Node {
@@ -272,14 +272,15 @@ async fn forget_views_of_earlier_runs(cache: &Cache) -> Result<(), DemoError> {
     }
 }
 
-async fn cached_node(
+fn cached_node(
     cache: Cache,
     data: &WidgetDataAggregationService,
     settings: &Settings,
 ) -> Result<CachedNode, DemoError> {
     let config = cache.config().clone();
-    let metrics =
-        WidgetCacheMetricsService::with_redis(&config.redis_url, &config.namespace).await?;
+    // Snapshots through the cache: every node's land in the namespace's record list, where
+    // `tiercache cache-status` reads them.
+    let metrics = WidgetCacheMetricsService::for_cache(&cache);
     let timeouts = LoadTimeouts::from_env().map_err(|e| DemoError::Config(e.to_string()))?;
     let widgets = WidgetCacheService::new(cache.clone(), metrics.clone())
         // Scope tags (organization:<id>) then reach exactly the campaigns an organisation runs.

@@ -69,13 +69,14 @@ pub use invalidation::{DonationAction, WidgetInvalidationService, EVENT_NAMES};
 pub use key::WidgetKey;
 pub use metrics::{
     Figures, History, LockFigures, MetricsSnapshot, RedisFigures, RequestFigures,
-    WidgetCacheMetricsService, WidgetFigures, SAMPLE_EVERY, SNAPSHOTS_KEPT, WINDOWS,
+    WidgetCacheMetricsService, WidgetFigures, SAMPLE_EVERY, SNAPSHOTS_KEPT, SNAPSHOT_RECORDS,
+    WINDOWS,
 };
 pub use service::WidgetCacheService;
 pub use settings::LoadTimeouts;
 pub use status::{
-    CacheStatus, CoherenceStatus, HealthLevel, HealthStatus, InvalidationStatus, LockStatus,
-    NodeFacts, StatusWindows, CRITICAL_SCORE, HEALTHY_SCORE,
+    CacheStatus, CoherenceStatus, FleetStatus, HealthLevel, HealthStatus, InvalidationStatus,
+    LockStatus, NodeFacts, StatusWindows, CRITICAL_SCORE, HEALTHY_SCORE,
 };
 pub use tags::{
     tags_for_entry, tags_for_event, tags_for_scope, widget_range_tag, Scope, CLOCK_SKEW,

@@ -23,6 +23,7 @@ use tiercache::{Cache, CacheStats, Source};
 
 use crate::clock::{Clock, SystemClock};
 use crate::error::WidgetError;
+use crate::status::{CoherenceStatus, InvalidationStatus};
 use crate::WidgetType;
 
 /// How many snapshots are kept in Redis: a day at the default one-minute interval.
@@ -182,6 +183,29 @@ impl RequestFigures {
     }
 }
 
+impl RequestFigures {
+    /// The figures of several nodes' reads taken as one: counts added, rates and the mean response
+    /// recomputed from the sums, the slowest response the slowest of all.
+    pub fn combined<'a>(all: impl IntoIterator<Item = &'a RequestFigures>) -> RequestFigures {
+        let mut c = Counts::default();
+        let mut micros_total = 0.0;
+        for f in all {
+            c = c.add(Counts {
+                l1: f.l1_hits,
+                l2: f.l2_hits,
+                stale: f.stale_hits,
+                misses: f.misses,
+                errors: f.errors,
+                micros_total: 0,
+                micros_max: (f.max_response_ms * 1000.0).round() as u64,
+            });
+            micros_total += f.mean_response_ms * 1000.0 * f.requests as f64;
+        }
+        c.micros_total = micros_total.round() as u64;
+        RequestFigures::of(c)
+    }
+}
+
 /// Load leases and named locks of the node.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct LockFigures {
@@ -204,6 +228,20 @@ impl LockFigures {
             failed: l.failed,
             failure_rate: rate(l.failed, l.acquired + l.contended + l.failed, 0.0),
         }
+    }
+}
+
+impl LockFigures {
+    /// Several nodes' lock figures taken as one: counts added, the failure rate recomputed.
+    pub fn combined<'a>(all: impl IntoIterator<Item = &'a LockFigures>) -> LockFigures {
+        let sum = all
+            .into_iter()
+            .fold(LockCounts::default(), |s, l| LockCounts {
+                acquired: s.acquired + l.acquired,
+                contended: s.contended + l.contended,
+                failed: s.failed + l.failed,
+            });
+        LockFigures::of(sum)
     }
 }
 
@@ -232,6 +270,29 @@ impl Figures {
                 .map(|(w, c)| (w.to_string(), RequestFigures::of(*c)))
                 .collect(),
             locks: LockFigures::of(locks),
+        }
+    }
+}
+
+impl Figures {
+    /// Several nodes' figures over the same window taken as one: reads and locks added per widget and
+    /// in all; `seconds` is the longest any of them covers.
+    pub fn combined(all: &[&Figures]) -> Figures {
+        let mut names: Vec<&String> = all.iter().flat_map(|f| f.widgets.keys()).collect();
+        names.sort();
+        names.dedup();
+        Figures {
+            seconds: all.iter().map(|f| f.seconds).fold(0.0, f64::max),
+            requests: RequestFigures::combined(all.iter().map(|f| &f.requests)),
+            widgets: names
+                .into_iter()
+                .map(|name| {
+                    let figures =
+                        RequestFigures::combined(all.iter().filter_map(|f| f.widgets.get(name)));
+                    (name.clone(), figures)
+                })
+                .collect(),
+            locks: LockFigures::combined(all.iter().map(|f| &f.locks)),
         }
     }
 }
@@ -269,6 +330,16 @@ pub struct MetricsSnapshot {
     pub total: Figures,
     /// Redis, when it could be read.
     pub redis: Option<RedisFigures>,
+    /// The node that took the snapshot, as 16 hex digits; empty in snapshots stored before nodes
+    /// said who they are. Nodes of one namespace share one history: this tells them apart.
+    #[serde(default)]
+    pub node_id: String,
+    /// Invalidations the node sent and received since it was built.
+    #[serde(default)]
+    pub invalidations: InvalidationStatus,
+    /// Whether the node may have missed invalidations, and how it recovered.
+    #[serde(default)]
+    pub coherence: CoherenceStatus,
 }
 
 impl MetricsSnapshot {
@@ -278,6 +349,46 @@ impl MetricsSnapshot {
     /// The figures health and alerts judge: the last minute.
     pub fn judged(&self) -> &Figures {
         &self.last_1m
+    }
+
+    /// Several nodes' snapshots taken as the snapshot of one fleet: each window's figures added
+    /// ([`Figures::combined`]), invalidations and recoveries added, suspect or cut off when any node
+    /// is, the newest time and Redis figures. Its `node_id` is empty: it is no node's.
+    ///
+    /// ```
+    /// use tiercache_widgets::{MetricsSnapshot, RequestFigures};
+    /// let mut a = MetricsSnapshot::default();
+    /// a.last_1m.requests = RequestFigures { requests: 10, hits: 9, l1_hits: 9, misses: 1, ..Default::default() };
+    /// let fleet = MetricsSnapshot::combined(&[a.clone(), a]);
+    /// assert_eq!(fleet.last_1m.requests.requests, 20);
+    /// assert!((fleet.last_1m.requests.hit_rate - 0.9).abs() < 1e-9);
+    /// ```
+    pub fn combined(snapshots: &[MetricsSnapshot]) -> MetricsSnapshot {
+        let window = |pick: fn(&MetricsSnapshot) -> &Figures| {
+            Figures::combined(&snapshots.iter().map(pick).collect::<Vec<_>>())
+        };
+        let newest = snapshots.iter().max_by_key(|s| s.taken_at);
+        let sum = |pick: fn(&MetricsSnapshot) -> u64| snapshots.iter().map(pick).sum::<u64>();
+        MetricsSnapshot {
+            taken_at: newest.map_or(0, |s| s.taken_at),
+            last_1m: window(|s| &s.last_1m),
+            last_5m: window(|s| &s.last_5m),
+            last_15m: window(|s| &s.last_15m),
+            total: window(|s| &s.total),
+            redis: newest.and_then(|s| s.redis.clone()),
+            node_id: String::new(),
+            invalidations: InvalidationStatus {
+                sent: sum(|s| s.invalidations.sent),
+                received: sum(|s| s.invalidations.received),
+            },
+            coherence: CoherenceStatus {
+                gaps_detected: sum(|s| s.coherence.gaps_detected),
+                replays: sum(|s| s.coherence.replays),
+                l1_drops: sum(|s| s.coherence.l1_drops),
+                suspect: snapshots.iter().any(|s| s.coherence.suspect),
+                redis_unavailable: snapshots.iter().any(|s| s.coherence.redis_unavailable),
+            },
+        }
     }
 }
 
@@ -304,7 +415,13 @@ pub struct WidgetCacheMetricsService {
     shared: Arc<Shared>,
     redis: Option<redis::aio::ConnectionManager>,
     snapshot_key: String,
+    /// Where [`WidgetCacheMetricsService::for_cache`] keeps snapshots: the namespace's record list,
+    /// through the core.
+    cache: Option<Cache>,
 }
+
+/// The record list of a namespace that holds its metrics snapshots ([`Cache::push_record`]).
+pub const SNAPSHOT_RECORDS: &str = "metrics";
 
 impl std::fmt::Debug for WidgetCacheMetricsService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -345,6 +462,25 @@ impl WidgetCacheMetricsService {
             shared: shared(Arc::new(SystemClock)),
             redis: None,
             snapshot_key: String::new(),
+            cache: None,
+        }
+    }
+
+    /// Counters plus Redis `INFO` and snapshots, both through `cache` (the core's one Redis layer):
+    /// snapshots go to the namespace's record list [`SNAPSHOT_RECORDS`] in the cache's database,
+    /// where the ops CLI (`tiercache cache-status`) reads every node's newest one.
+    ///
+    /// ```no_run
+    /// # async fn run(cache: tiercache::Cache) {
+    /// let metrics = tiercache_widgets::WidgetCacheMetricsService::for_cache(&cache);
+    /// # drop(metrics); }
+    /// ```
+    pub fn for_cache(cache: &Cache) -> Self {
+        WidgetCacheMetricsService {
+            shared: shared(Arc::new(SystemClock)),
+            redis: None,
+            snapshot_key: format!("{SNAPSHOT_RECORDS} records of {}", cache.config().namespace),
+            cache: Some(cache.clone()),
         }
     }
 
@@ -357,6 +493,7 @@ impl WidgetCacheMetricsService {
             shared: shared(Arc::new(SystemClock)),
             redis: Some(conn),
             snapshot_key: format!("widgets:metrics:{namespace}"),
+            cache: None,
         })
     }
 
@@ -493,10 +630,32 @@ impl WidgetCacheMetricsService {
             last_15m,
             total: Figures::of(since_start, &self.totals(), LockCounts::of(&stats)),
             redis: self.redis_figures().await.ok(),
+            node_id: format!("{:016x}", cache.node_id()),
+            invalidations: InvalidationStatus {
+                sent: stats.invalidations_sent,
+                received: stats.invalidations_received,
+            },
+            coherence: CoherenceStatus {
+                gaps_detected: stats.gaps_detected,
+                replays: stats.replays,
+                l1_drops: stats.l1_drops,
+                suspect: cache.is_suspect(),
+                redis_unavailable: cache.is_redis_unavailable(),
+            },
         }
     }
 
     async fn redis_figures(&self) -> Result<RedisFigures, WidgetError> {
+        if let Some(cache) = &self.cache {
+            let info = cache.server_info().await?;
+            return Ok(RedisFigures {
+                used_memory: info.used_memory,
+                maxmemory: info.maxmemory,
+                evicted_keys: info.evicted_keys,
+                keyspace_hits: info.keyspace_hits,
+                keyspace_misses: info.keyspace_misses,
+            });
+        }
         let Some(conn) = &self.redis else {
             return Err(WidgetError::Task("no Redis configured for metrics".into()));
         };
@@ -513,10 +672,17 @@ impl WidgetCacheMetricsService {
     /// Stores a snapshot in Redis (newest first, capped at [`SNAPSHOTS_KEPT`]). A service with a
     /// snapshot schedule ([`crate::WidgetCacheService::with_snapshots`]) does this by itself.
     pub async fn record_snapshot(&self, snapshot: &MetricsSnapshot) -> Result<(), WidgetError> {
+        let json = serde_json::to_string(snapshot).map_err(|e| WidgetError::Task(e.to_string()))?;
+        if let Some(cache) = &self.cache {
+            let keep = usize::try_from(SNAPSHOTS_KEPT).unwrap_or(1);
+            cache
+                .push_record(SNAPSHOT_RECORDS, json.as_bytes(), keep)
+                .await?;
+            return Ok(());
+        }
         let Some(conn) = &self.redis else {
             return Ok(());
         };
-        let json = serde_json::to_string(snapshot).map_err(|e| WidgetError::Task(e.to_string()))?;
         let () = redis::pipe()
             .cmd("LPUSH")
             .arg(&self.snapshot_key)
@@ -540,16 +706,22 @@ impl WidgetCacheMetricsService {
 
     /// [`WidgetCacheMetricsService::history`] that also says how many items it skipped.
     pub async fn history_with_skipped(&self, n: usize) -> Result<History, WidgetError> {
-        let Some(conn) = &self.redis else {
+        // Bytes, not strings: one item that is not UTF-8 must not fail the whole read.
+        let raw: Vec<Vec<u8>> = if let Some(cache) = &self.cache {
+            cache.records(SNAPSHOT_RECORDS, n).await?
+        } else if let Some(conn) = &self.redis {
+            if n == 0 {
+                return Ok(History::default());
+            }
+            redis::cmd("LRANGE")
+                .arg(&self.snapshot_key)
+                .arg(0)
+                .arg(n.saturating_sub(1) as isize)
+                .query_async(&mut conn.clone())
+                .await?
+        } else {
             return Ok(History::default());
         };
-        // Bytes, not strings: one item that is not UTF-8 must not fail the whole read.
-        let raw: Vec<Vec<u8>> = redis::cmd("LRANGE")
-            .arg(&self.snapshot_key)
-            .arg(0)
-            .arg(n.saturating_sub(1) as isize)
-            .query_async(&mut conn.clone())
-            .await?;
         let total = raw.len();
         let snapshots: Vec<MetricsSnapshot> = raw
             .iter()

@@ -114,7 +114,7 @@ impl WidgetCacheService {
     /// # async fn run(cache: tiercache::Cache) -> Result<(), tiercache_widgets::WidgetError> {
     /// use std::time::Duration;
     /// use tiercache_widgets::{WidgetCacheMetricsService, WidgetCacheService};
-    /// let metrics = WidgetCacheMetricsService::with_redis("redis://127.0.0.1:6379/1", "widgets").await?;
+    /// let metrics = WidgetCacheMetricsService::for_cache(&cache);
     /// let widgets = WidgetCacheService::new(cache, metrics).with_snapshots(Duration::from_secs(60));
     /// # drop(widgets); Ok(()) }
     /// ```

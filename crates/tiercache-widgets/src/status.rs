@@ -184,6 +184,83 @@ impl CacheStatus {
     }
 }
 
+impl CacheStatus {
+    /// The document of a node from a snapshot it stored (see
+    /// [`WidgetCacheMetricsService::record_snapshot`]), for a reader that is not that node, such as
+    /// the ops CLI: node id, invalidations and coherence come from the snapshot itself.
+    pub fn from_snapshot(
+        snapshot: &MetricsSnapshot,
+        namespace: &str,
+        targets: &ServiceTargets,
+        thresholds: &Thresholds,
+    ) -> CacheStatus {
+        let mut stats = CacheStats::default();
+        stats.invalidations_sent = snapshot.invalidations.sent;
+        stats.invalidations_received = snapshot.invalidations.received;
+        stats.gaps_detected = snapshot.coherence.gaps_detected;
+        stats.replays = snapshot.coherence.replays;
+        stats.l1_drops = snapshot.coherence.l1_drops;
+        let node = NodeFacts {
+            namespace,
+            node_id: u64::from_str_radix(&snapshot.node_id, 16).unwrap_or(0),
+            suspect: snapshot.coherence.suspect,
+            redis_unavailable: snapshot.coherence.redis_unavailable,
+        };
+        CacheStatus::from_parts(snapshot, &stats, node, targets, thresholds)
+    }
+}
+
+/// The status of every node of a namespace, as `cache-status --json` prints it when more than one
+/// node reported (one node prints its [`CacheStatus`] alone).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FleetStatus {
+    /// When the newest figures were taken, Unix seconds (UTC).
+    pub taken_at: i64,
+    /// The cache namespace.
+    pub namespace: String,
+    /// The worst level of the fleet and of any one node: what a monitor should act on.
+    pub level: HealthLevel,
+    /// Every node's figures added together and judged as one node ([`MetricsSnapshot::combined`]);
+    /// its `node_id` is `"fleet"`.
+    pub fleet: CacheStatus,
+    /// Each node's own document, by node id.
+    pub nodes: Vec<CacheStatus>,
+}
+
+impl FleetStatus {
+    /// The fleet of the nodes whose newest snapshots are `snapshots`.
+    pub fn from_snapshots(
+        snapshots: &[MetricsSnapshot],
+        namespace: &str,
+        targets: &ServiceTargets,
+        thresholds: &Thresholds,
+    ) -> FleetStatus {
+        let mut fleet = CacheStatus::from_snapshot(
+            &MetricsSnapshot::combined(snapshots),
+            namespace,
+            targets,
+            thresholds,
+        );
+        "fleet".clone_into(&mut fleet.node_id);
+        let mut nodes: Vec<CacheStatus> = snapshots
+            .iter()
+            .map(|s| CacheStatus::from_snapshot(s, namespace, targets, thresholds))
+            .collect();
+        nodes.sort_by(|a, b| a.node_id.cmp(&b.node_id));
+        let level = nodes
+            .iter()
+            .map(|n| n.health.level)
+            .fold(fleet.health.level, HealthLevel::max);
+        FleetStatus {
+            taken_at: fleet.taken_at,
+            namespace: namespace.to_owned(),
+            level,
+            fleet,
+            nodes,
+        }
+    }
+}
+
 /// What the status says about the node itself, apart from its counters.
 #[derive(Debug, Clone, Copy)]
 pub struct NodeFacts<'a> {

@@ -279,6 +279,7 @@ impl CacheBuilder {
         // task, and the sweeper would outlive the node.
         tasks.push(node.l1.start_sweeper());
         tasks.push(start_publisher(Arc::downgrade(&node)));
+        tasks.push(crate::ops::start_presence(Arc::downgrade(&node)));
         Ok(Cache {
             handle: Arc::new(Handle { node, tasks }),
         })

@@ -14,6 +14,8 @@
 //! | `tc:s:<ns>` | the namespace's invalidation replay stream |
 //! | `tc:b:<ns>` | the namespace's pub/sub channel |
 //! | `tc:L:<ns>:<name>` | a named lock taken through [`crate::Cache::lock`] |
+//! | `tc:n:<ns>:<node id>` | a running node's presence (16 hex digits; expires three heartbeats after its last renewal) |
+//! | `tc:r:<ns>:<name>` | a record list of a layer above the cache ([`crate::Cache::push_record`]) |
 //! | `tc:epoch` | a nonce that changes when Redis loses its data |
 //!
 //! The `{...}` hash tag keeps an entry, its generation and its lease in one cluster slot.
@@ -232,12 +234,17 @@ const ACL_COMMANDS: &[&str] = &[
     "type",
     "pttl",
     "pexpire",
+    "hget",
     "hmget",
     "hset",
     "xadd",
     "xrange",
     "xinfo|stream",
     "scan",
+    "info",
+    "lpush",
+    "ltrim",
+    "lrange",
     "publish",
     "subscribe",
     "unsubscribe",
@@ -245,6 +252,8 @@ const ACL_COMMANDS: &[&str] = &[
 
 /// The least a Redis ACL user needs to run tiercache nodes of `namespace`: the commands it sends and
 /// the keys and channel of that namespace (plus the database-wide epoch), as `ACL SETUSER` rules.
+/// The operator's API (`inspect`, `scan_namespace`, presence, record lists, `server_info`) is
+/// covered too: the widget layer stores its metrics history through it.
 /// Add `on`, a password (`>...`) and the user name.
 ///
 /// ```
@@ -259,7 +268,7 @@ pub fn acl_rules(namespace: &str) -> String {
     let ns = glob_escaped(&part);
     let commands = ACL_COMMANDS.join(" +");
     format!(
-        "resetkeys resetchannels -@all +{commands} ~tc:epoch ~tc:{{{ns}:* ~tc:t:{ns}:* ~tc:s:{ns} ~tc:L:{ns}:* &tc:b:{ns}"
+        "resetkeys resetchannels -@all +{commands} ~tc:epoch ~tc:{{{ns}:* ~tc:t:{ns}:* ~tc:s:{ns} ~tc:L:{ns}:* ~tc:n:{ns}:* ~tc:r:{ns}:* &tc:b:{ns}"
     )
 }
 

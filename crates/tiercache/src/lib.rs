@@ -65,6 +65,7 @@ mod load;
 mod lock;
 mod metrics;
 mod node;
+mod ops;
 mod options;
 mod pending;
 #[cfg(test)]
@@ -80,5 +81,9 @@ pub use fetched::{Fetched, Source};
 pub use keys::acl_rules;
 pub use lock::{LockGuard, LockOptions};
 pub use metrics::{CacheStats, COUNTER_NAMES, HISTOGRAM_NAMES, PUBLISH_INTERVAL};
+pub use ops::{
+    ClearReport, EntryReport, EntryState, KeyKind, LeaseHolder, LeaseKind, LeaseReport, LeaseState,
+    NamespaceKey, NodePresence, ServerInfo, TagReport,
+};
 pub use options::EntryOptions;
 pub use refresh::RefreshMode;

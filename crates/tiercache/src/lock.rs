@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::Error;
-use crate::l2::nonce;
 use crate::node::Node;
 
 /// How to acquire a named lock.
@@ -73,7 +72,7 @@ pub(crate) async fn try_acquire(
     key: &str,
     lease: Duration,
 ) -> Result<Option<String>, Error> {
-    let token = nonce().to_string();
+    let token = crate::ops::lease_token(node.id);
     let (acquired, repaired): (i64, String) = node
         .l2
         .scripts

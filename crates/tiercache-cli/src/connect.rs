@@ -1,0 +1,109 @@
+//! One cache node for the run, configured as the service nodes are.
+
+use tiercache::{Cache, Config};
+
+use crate::cli::Global;
+use crate::error::CliError;
+
+/// A connected node of the namespace, and its Redis URL with the password masked (for messages).
+pub struct Connected {
+    /// The node.
+    pub cache: Cache,
+    /// Where it is connected, fit to print.
+    pub url: String,
+    /// The URL's password, to mask wherever an error repeats it.
+    password: Option<String>,
+}
+
+impl Connected {
+    /// A cache error of this connection, told apart (Redis out of reach names the URL).
+    pub fn error(&self, e: tiercache::Error) -> CliError {
+        CliError::from_cache(e, &self.url, self.password.as_deref())
+    }
+}
+
+/// The password of a `scheme://[user]:password@host` URL.
+fn password(url: &str) -> Option<String> {
+    let (_, rest) = url.split_once("://")?;
+    let (credentials, _) = rest.rsplit_once('@')?;
+    credentials.split_once(':').map(|(_, p)| p.to_owned())
+}
+
+/// The configuration: the environment as `Config::from_env` reads it, then the flags over it.
+pub fn config(global: &Global) -> Result<Config, CliError> {
+    let mut config = Config::from_env()?;
+    if let Some(url) = &global.redis_url {
+        url.clone_into(&mut config.redis_url);
+    }
+    global.namespace.clone_into(&mut config.namespace);
+    config.validate()?;
+    Ok(config)
+}
+
+/// Builds the node; an unreachable Redis is [`CliError::Unreachable`] naming the URL.
+pub async fn connect(global: &Global) -> Result<Connected, CliError> {
+    let config = config(global)?;
+    let url = display_url(&config.redis_url, config.redis_db);
+    let password = password(&config.redis_url);
+    let cache = Cache::builder()
+        .config(config)
+        .build()
+        .await
+        .map_err(|e| CliError::from_cache(e, &url, password.as_deref()))?;
+    // Building may succeed before Redis answers a command (a node can start on L1 alone): ask it.
+    let connected = Connected {
+        cache,
+        url,
+        password,
+    };
+    connected
+        .cache
+        .server_info()
+        .await
+        .map_err(|e| connected.error(e))?;
+    Ok(connected)
+}
+
+/// The URL as the node connects to it (database added when it names none), password masked.
+pub fn display_url(url: &str, db: u16) -> String {
+    let masked = match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let credentials = &url[scheme_end + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
+                None => format!("{}***{}", &url[..scheme_end + 3], &url[at..]),
+            }
+        }
+        _ => url.to_owned(),
+    };
+    let names_db = masked
+        .split_once("://")
+        .and_then(|(_, rest)| rest.split_once('/'))
+        .is_some_and(|(_, path)| !path.split('?').next().unwrap_or_default().is_empty());
+    if names_db || masked.starts_with("unix") || masked.starts_with("redis+unix") {
+        masked
+    } else {
+        format!("{} (database {db})", masked.trim_end_matches('/'))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::display_url;
+
+    #[test]
+    fn passwords_are_masked_and_the_database_named() {
+        assert_eq!(
+            display_url("redis://user:secret@host:6379/2", 1),
+            "redis://user:***@host:6379/2"
+        );
+        assert_eq!(
+            display_url("redis://:secret@host", 1),
+            "redis://:***@host (database 1)"
+        );
+        assert_eq!(
+            display_url("redis://127.0.0.1:6379", 1),
+            "redis://127.0.0.1:6379 (database 1)"
+        );
+    }
+}

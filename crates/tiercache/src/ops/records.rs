@@ -1,0 +1,64 @@
+//! Record lists: small capped lists of a namespace that layers above the cache keep in Redis through
+//! the core (the widget layer's metrics history), so they need no Redis client of their own.
+
+use super::scan::namespace_part;
+use crate::cache::Cache;
+use crate::error::Error;
+
+fn record_key(namespace: &str, list: &str) -> String {
+    format!("tc:r:{}:{list}", namespace_part(namespace))
+}
+
+impl Cache {
+    /// Adds `record` at the front of this namespace's record list `list` and keeps the newest `keep`
+    /// (at least one), in one round trip.
+    ///
+    /// ```no_run
+    /// # async fn run(cache: tiercache::Cache) -> Result<(), tiercache::Error> {
+    /// cache.push_record("deploys", b"v1.4.2 at 12:00", 100).await?;
+    /// assert_eq!(cache.records("deploys", 1).await?, vec![b"v1.4.2 at 12:00".to_vec()]);
+    /// # Ok(()) }
+    /// ```
+    pub async fn push_record(&self, list: &str, record: &[u8], keep: usize) -> Result<(), Error> {
+        let node = self.node();
+        let key = record_key(&node.config.namespace, list);
+        let last = keep.max(1) - 1;
+        let mut conn = node.l2.conn.clone();
+        node.guarded(async move {
+            redis::pipe()
+                .cmd("LPUSH")
+                .arg(&key)
+                .arg(record)
+                .ignore()
+                .cmd("LTRIM")
+                .arg(&key)
+                .arg(0)
+                .arg(last)
+                .ignore()
+                .exec_async(&mut conn)
+                .await
+                .map_err(Error::from)
+        })
+        .await
+    }
+
+    /// The newest `n` records of this namespace's list `list`, newest first; empty when it has none.
+    pub async fn records(&self, list: &str, n: usize) -> Result<Vec<Vec<u8>>, Error> {
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        let node = self.node();
+        let key = record_key(&node.config.namespace, list);
+        let mut conn = node.l2.conn.clone();
+        node.guarded(async move {
+            redis::cmd("LRANGE")
+                .arg(&key)
+                .arg(0)
+                .arg(n - 1)
+                .query_async(&mut conn)
+                .await
+                .map_err(Error::from)
+        })
+        .await
+    }
+}
