@@ -6,10 +6,13 @@
 # Then it finds the largest user count the uncached service (--no-cache) carries and runs it too.
 #
 #   loadtest/run.sh [--users N] [--duration S] [--donations N] [--donor-percent P] [--no-baseline]
-#                   [--baseline-users N] [--smoke]
+#                   [--baseline-users N] [--baseline-only] [--smoke]
 #
 # When the cached run misses p99 <= 50 ms or has errors, it also halves the user count in 30 s steps
-# until a step meets both, and reports that count.
+# until a step meets both, and reports that count. The uncached service "carries" a user count when
+# a 30 s step has 0 errors and p99 <= 1000 ms (the sub-second responses a dashboard promises; no
+# uncached step meets 50 ms, as one aggregate query takes longer). --baseline-only skips the cached
+# runs.
 # --smoke: 200 users for 20 s with 1-2 s think times on debug builds; fails on any error, probe
 # failure or stale view (it checks behaviour, not speed). Reports go to target/loadtest/<time>/.
 set -euo pipefail
@@ -20,6 +23,7 @@ duration=120
 donations=200000
 baseline=1
 baseline_users=""
+cached=1
 donor_percent=1
 smoke=0
 while [ $# -gt 0 ]; do
@@ -30,8 +34,9 @@ while [ $# -gt 0 ]; do
         --donor-percent) donor_percent="$2"; shift 2 ;;
         --no-baseline) baseline=0; shift ;;
         --baseline-users) baseline_users="$2"; shift 2 ;;
+        --baseline-only) cached=0; shift ;;
         --smoke) smoke=1; shift ;;
-        -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
         *) echo "run.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -128,35 +133,38 @@ run_load() {
 
 summaries=()
 
-# meets LINE: 1 when a summary line has 0 errors and p99 <= 50 ms.
+# meets LINE LIMIT_MS: 1 when a summary line has 0 errors and p99 <= LIMIT_MS.
 meets() {
-    echo "$1" | awk '{ for (i=1;i<NF;i++) { if ($i=="errors") e=$(i+1); if ($i=="p99_ms") p=$(i+1) } } END { print (e==0 && p<=50) ? 1 : 0 }'
+    echo "$1" | awk -v limit="$2" '{ for (i=1;i<NF;i++) { if ($i=="errors") e=$(i+1); if ($i=="p99_ms") p=$(i+1) } } END { print (e==0 && p<=limit) ? 1 : 0 }'
 }
 
+if [ "$cached" = 1 ]; then
 echo "== cached: $users users, ${duration}s after the ramp (reports in $out/cached)" >&2
 start_demo "$out/cached"
 run_load "$out/cached" cached "$users" "$duration" "${extra[@]}" || { echo "$line"; exit 1; }
 summaries+=("# cached: 2 nodes over Redis" "$line")
 stop_demo
 
-if [ "$smoke" = 0 ] && [ "$(meets "$line")" = 0 ]; then
+if [ "$smoke" = 0 ] && [ "$(meets "$line" 50)" = 0 ]; then
     try=$((users / 2))
     while [ "$try" -ge 250 ]; do
         echo "== cached search: $try users" >&2
         start_demo "$out/cached-search-$try"
         run_load "$out/cached-search-$try" "cached-search-$try" "$try" 30 --no-stale-check || true
         stop_demo
-        if [ "$(meets "$line")" = 1 ]; then
+        if [ "$(meets "$line" 50)" = 1 ]; then
             summaries+=("# cached: the largest halving of --users that meets p99 <= 50 ms with 0 errors (30 s)" "$line")
             break
         fi
         try=$((try / 2))
     done
+    [ "$try" -ge 250 ] || summaries+=("# cached: no halving of --users down to 250 met p99 <= 50 ms with 0 errors")
+fi
 fi
 
 if [ "$baseline" = 1 ]; then
     if [ -z "$baseline_users" ]; then
-        # The largest user count the uncached service carries: 0 errors and p99 <= 50 ms in a
+        # The largest user count the uncached service carries: 0 errors and p99 <= 1000 ms in a
         # 30 s step, doubling from 250 until a step fails.
         best=0; try=250
         while [ "$try" -le "$users" ]; do
@@ -164,7 +172,7 @@ if [ "$baseline" = 1 ]; then
             start_demo "$out/search-$try" --no-cache
             run_load "$out/search-$try" "search-$try" "$try" 30 --no-stale-check || true
             stop_demo
-            [ "$(meets "$line")" = 1 ] || break
+            [ "$(meets "$line" 1000)" = 1 ] || break
             best=$try; try=$((try * 2))
         done
         baseline_users=$best
