@@ -6,13 +6,14 @@
 # Then it finds the largest user count the uncached service (--no-cache) carries and runs it too.
 #
 #   loadtest/run.sh [--users N] [--duration S] [--donations N] [--donor-percent P] [--no-baseline]
-#                   [--baseline-users N] [--baseline-only] [--smoke]
+#                   [--baseline-users N] [--baseline-only] [--no-search] [--ramp S] [--smoke]
 #
-# When the cached run misses p99 <= 50 ms or has errors, it also halves the user count in 30 s steps
-# until a step meets both, and reports that count. The uncached service "carries" a user count when
-# a 30 s step has 0 errors and p99 <= 1000 ms (the sub-second responses a dashboard promises; no
-# uncached step meets 50 ms, as one aggregate query takes longer). --baseline-only skips the cached
-# runs.
+# When the cached run misses p99 <= 50 ms or has errors, it also halves the user count in steps
+# (users start over 30 s, then 60 s are measured) until a step meets both, and reports that count.
+# The uncached service "carries" a user count when such a step has 0 errors and p99 <= 1000 ms (the
+# sub-second responses a dashboard promises); its run of --duration then starts its users over 30 s,
+# as the steps did. --baseline-only skips the cached runs, --no-search the cached
+# search; --ramp S starts the cached run's users over S seconds (default users / 400).
 # --smoke: 200 users for 20 s with 1-2 s think times on debug builds; fails on any error, probe
 # failure or stale view (it checks behaviour, not speed). Reports go to target/loadtest/<time>/.
 set -euo pipefail
@@ -24,6 +25,8 @@ donations=200000
 baseline=1
 baseline_users=""
 cached=1
+search=1
+ramp=()
 donor_percent=1
 smoke=0
 while [ $# -gt 0 ]; do
@@ -35,8 +38,10 @@ while [ $# -gt 0 ]; do
         --no-baseline) baseline=0; shift ;;
         --baseline-users) baseline_users="$2"; shift 2 ;;
         --baseline-only) cached=0; shift ;;
+        --no-search) search=0; shift ;;
+        --ramp) ramp=(--ramp "$2"); shift 2 ;;
         --smoke) smoke=1; shift ;;
-        -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
         *) echo "run.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -133,6 +138,12 @@ run_load() {
 
 summaries=()
 
+# Search steps start their users over the same 30 s whatever their number: at the default 400 users
+# a second, a few hundred users all opened their first dashboard in the same second, and that one
+# burst of cold aggregates, not the steady state, made a short step's p99.
+step_ramp=(--ramp 30)
+step_secs=60
+
 # meets LINE LIMIT_MS: 1 when a summary line has 0 errors and p99 <= LIMIT_MS.
 meets() {
     echo "$1" | awk -v limit="$2" '{ for (i=1;i<NF;i++) { if ($i=="errors") e=$(i+1); if ($i=="p99_ms") p=$(i+1) } } END { print (e==0 && p<=limit) ? 1 : 0 }'
@@ -141,19 +152,19 @@ meets() {
 if [ "$cached" = 1 ]; then
 echo "== cached: $users users, ${duration}s after the ramp (reports in $out/cached)" >&2
 start_demo "$out/cached"
-run_load "$out/cached" cached "$users" "$duration" "${extra[@]}" || { echo "$line"; exit 1; }
+run_load "$out/cached" cached "$users" "$duration" "${ramp[@]}" "${extra[@]}" || { echo "$line"; exit 1; }
 summaries+=("# cached: 2 nodes over Redis" "$line")
 stop_demo
 
-if [ "$smoke" = 0 ] && [ "$(meets "$line" 50)" = 0 ]; then
+if [ "$smoke" = 0 ] && [ "$search" = 1 ] && [ "$(meets "$line" 50)" = 0 ]; then
     try=$((users / 2))
     while [ "$try" -ge 250 ]; do
         echo "== cached search: $try users" >&2
         start_demo "$out/cached-search-$try"
-        run_load "$out/cached-search-$try" "cached-search-$try" "$try" 30 --no-stale-check || true
+        run_load "$out/cached-search-$try" "cached-search-$try" "$try" "$step_secs" "${step_ramp[@]}" --no-stale-check || true
         stop_demo
         if [ "$(meets "$line" 50)" = 1 ]; then
-            summaries+=("# cached: the largest halving of --users that meets p99 <= 50 ms with 0 errors (30 s)" "$line")
+            summaries+=("# cached: the largest halving of --users that meets p99 <= 50 ms with 0 errors ($step_secs s)" "$line")
             break
         fi
         try=$((try / 2))
@@ -165,12 +176,12 @@ fi
 if [ "$baseline" = 1 ]; then
     if [ -z "$baseline_users" ]; then
         # The largest user count the uncached service carries: 0 errors and p99 <= 1000 ms in a
-        # 30 s step, doubling from 250 until a step fails.
+        # step, doubling from 250 until a step fails.
         best=0; try=250
         while [ "$try" -le "$users" ]; do
             echo "== baseline search: --no-cache at $try users" >&2
             start_demo "$out/search-$try" --no-cache
-            run_load "$out/search-$try" "search-$try" "$try" 30 --no-stale-check || true
+            run_load "$out/search-$try" "search-$try" "$try" "$step_secs" "${step_ramp[@]}" --no-stale-check || true
             stop_demo
             [ "$(meets "$line" 1000)" = 1 ] || break
             best=$try; try=$((try * 2))
@@ -180,7 +191,7 @@ if [ "$baseline" = 1 ]; then
     if [ "$baseline_users" -gt 0 ]; then
         echo "== no-cache baseline: $baseline_users users, ${duration}s" >&2
         start_demo "$out/no-cache" --no-cache
-        run_load "$out/no-cache" no-cache "$baseline_users" "$duration" --no-stale-check || true
+        run_load "$out/no-cache" no-cache "$baseline_users" "$duration" "${step_ramp[@]}" --no-stale-check || true
         summaries+=("# no-cache: every request from SQLite, at the largest user count it carries" "$line")
         stop_demo
     else

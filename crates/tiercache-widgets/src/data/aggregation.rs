@@ -29,10 +29,18 @@ struct Inner {
 }
 
 impl Inner {
-    /// The next read connection, round robin.
+    /// A free read connection, looking from the next one round robin; only when all are busy does
+    /// it wait, on that next one. Plain round robin queued a 0.2 ms query behind a 100 ms aggregate
+    /// while other connections sat idle, which showed as the p99 of cheap widgets in the load test.
     fn reader(&self) -> parking_lot::MutexGuard<'_, Connection> {
-        let i = self.next_reader.fetch_add(1, Ordering::Relaxed) % self.readers.len();
-        self.readers[i].lock()
+        let start = self.next_reader.fetch_add(1, Ordering::Relaxed) % self.readers.len();
+        let order = (start..self.readers.len()).chain(0..start);
+        for i in order {
+            if let Some(free) = self.readers[i].try_lock() {
+                return free;
+            }
+        }
+        self.readers[start].lock()
     }
 }
 
@@ -350,5 +358,60 @@ impl WidgetDataAggregationService {
                 .optional()?)
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A database file of its own, removed with its WAL files when dropped.
+    struct ScratchDb(PathBuf);
+
+    impl ScratchDb {
+        fn new() -> Self {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos());
+            ScratchDb(std::env::temp_dir().join(format!(
+                "tiercache-readers-{}-{nanos}.sqlite",
+                std::process::id()
+            )))
+        }
+    }
+
+    impl Drop for ScratchDb {
+        fn drop(&mut self) {
+            for suffix in ["", "-wal", "-shm"] {
+                let mut path = self.0.clone().into_os_string();
+                path.push(suffix);
+                let _ = std::fs::remove_file(path);
+            }
+        }
+    }
+
+    #[test]
+    fn a_query_takes_a_free_reader_rather_than_queueing_behind_a_busy_one() {
+        let db = ScratchDb::new();
+        let service = WidgetDataAggregationService::open(&db.0).expect("open the scratch database");
+        let inner = service.inner.clone();
+        // Every reader but the last is busy, and round robin points at the first.
+        let busy: Vec<_> = inner.readers[..READERS - 1]
+            .iter()
+            .map(|r| r.lock())
+            .collect();
+        inner.next_reader.store(0, Ordering::Relaxed);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let picker = inner.clone();
+        std::thread::spawn(move || {
+            let reader = picker.reader();
+            let _ = tx.send(std::ptr::from_ref::<Connection>(&reader) as usize);
+        });
+        let picked = rx
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .expect("reader() waited on a busy connection while one was free");
+        let free = std::ptr::from_ref::<Connection>(&inner.readers[READERS - 1].lock()) as usize;
+        assert_eq!(picked, free, "the free reader was not the one handed out");
+        drop(busy);
     }
 }
