@@ -119,7 +119,7 @@ fn l1_hit(c: &mut Criterion) {
             .insert(tagged[0].clone(), Arc::new(value.clone()));
     });
     for node in [&cache, &metered] {
-        assert_all_in_l1(&rt, node, WORKING_SET as u64 + 1);
+        assert_all_in_l1(node, WORKING_SET as u64 + 1);
     }
 
     let mut group = c.benchmark_group("l1_hit");
@@ -199,7 +199,7 @@ fn l2_hit(c: &mut Criterion) {
             &size,
             |b, _| {
                 b.to_async(&rt).iter(|| async {
-                    cache.forget_local("warm").await;
+                    cache.forget_local("warm");
                     black_box(cache.get::<Payload>("warm").await.unwrap().unwrap())
                 });
             },

@@ -1,4 +1,4 @@
-//! L1 hit beside raw moka `get`, interleaved so both see the same machine.
+//! L1 hit beside raw moka lookups, interleaved so all see the same machine.
 //!
 //! On this VM the second vCPU comes and goes: the same 2-thread raw moka lookup measured 125 ns in
 //! one criterion run and 490 ns in the next, depending on whether both threads really ran at once
@@ -7,8 +7,11 @@
 //! (A B C A B C …), each phase running `threads` OS threads that look up for the phase's length,
 //! and the table gives each variant's median phase, so a ratio compares like with like.
 //!
-//! Variants: tiercache `get` (no recorder), tiercache `get` on a node built with a Prometheus
-//! recorder installed, and raw `moka::future::Cache::get` with moka's defaults.
+//! Variants: tiercache `get` (no recorder), tiercache `get_or_load` on a key in L1 (what a service
+//! calls), tiercache `get` on a node built with a Prometheus recorder installed, and raw
+//! `moka::future::Cache::get` and `moka::sync::Cache::get` with moka's defaults. The sync lookup is
+//! the baseline: it is what a user who wants only an in-process cache would pick, and the fastest
+//! lookup moka has.
 #![allow(clippy::unwrap_used, missing_docs, clippy::print_stdout)]
 
 use std::hint::black_box;
@@ -30,22 +33,29 @@ const LARGE_SET: usize = 100_000;
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Variant {
     Tiercache,
+    TiercacheGetOrLoad,
     TiercacheMetered,
-    RawMoka,
+    MokaFuture,
+    /// The baseline; last in [`Variant::ALL`].
+    MokaSync,
 }
 
 impl Variant {
-    const ALL: [Variant; 3] = [
+    const ALL: [Variant; 5] = [
         Variant::Tiercache,
+        Variant::TiercacheGetOrLoad,
         Variant::TiercacheMetered,
-        Variant::RawMoka,
+        Variant::MokaFuture,
+        Variant::MokaSync,
     ];
 
     fn label(self) -> &'static str {
         match self {
             Variant::Tiercache => "tiercache `get`",
+            Variant::TiercacheGetOrLoad => "tiercache `get_or_load`",
             Variant::TiercacheMetered => "tiercache `get`, Prometheus recorder",
-            Variant::RawMoka => "raw moka `get`",
+            Variant::MokaFuture => "`moka::future::Cache::get`",
+            Variant::MokaSync => "`moka::sync::Cache::get`",
         }
     }
 }
@@ -54,6 +64,7 @@ struct Target {
     cache: Cache,
     metered: Cache,
     moka: moka::future::Cache<String, Arc<Payload>>,
+    moka_sync: moka::sync::Cache<String, Arc<Payload>>,
 }
 
 /// Looks up `keys` (a coprime stride from `start`) until `end`; returns how many lookups it made.
@@ -61,6 +72,7 @@ async fn look_up(
     target: &Target,
     variant: Variant,
     keys: &[String],
+    opts: &EntryOptions,
     start: usize,
     end: Instant,
 ) -> u64 {
@@ -75,11 +87,25 @@ async fn look_up(
                 Variant::Tiercache => {
                     black_box(target.cache.get::<Payload>(key).await.unwrap().unwrap());
                 }
+                Variant::TiercacheGetOrLoad => {
+                    black_box(
+                        target
+                            .cache
+                            .get_or_load(key, opts, || async {
+                                Err::<Payload, _>(std::io::Error::other("every key is in L1"))
+                            })
+                            .await
+                            .unwrap(),
+                    );
+                }
                 Variant::TiercacheMetered => {
                     black_box(target.metered.get::<Payload>(key).await.unwrap().unwrap());
                 }
-                Variant::RawMoka => {
+                Variant::MokaFuture => {
                     black_box(target.moka.get(key).await.unwrap());
+                }
+                Variant::MokaSync => {
+                    black_box(target.moka_sync.get(key).unwrap());
                 }
             }
         }
@@ -96,6 +122,7 @@ fn phase(
     target: &Target,
     variant: Variant,
     keys: &[String],
+    opts: &EntryOptions,
     threads: usize,
 ) -> f64 {
     let start_line = Barrier::new(threads + 1);
@@ -106,7 +133,7 @@ fn phase(
                 scope.spawn(move || {
                     start_line.wait();
                     let end = Instant::now() + PHASE;
-                    handle.block_on(look_up(target, variant, keys, t * 7919, end))
+                    handle.block_on(look_up(target, variant, keys, opts, t * 7919, end))
                 })
             })
             .collect();
@@ -131,6 +158,7 @@ fn main() {
         cache: rt.block_on(node(&redis.url(), "l1i")),
         metered,
         moka: moka::future::Cache::new(2 * LARGE_SET as u64),
+        moka_sync: moka::sync::Cache::new(2 * LARGE_SET as u64),
     };
     let value = Payload::of_size(1024);
     let plain = EntryOptions::new(Duration::from_hours(1));
@@ -160,6 +188,9 @@ fn main() {
                             .moka
                             .insert(key.clone(), Arc::new(value.clone()))
                             .await;
+                        target
+                            .moka_sync
+                            .insert(key.clone(), Arc::new(value.clone()));
                     }
                 },
             )
@@ -169,28 +200,30 @@ fn main() {
 
     let entries = key_sets.iter().map(|(_, keys, _)| keys.len() as u64).sum();
     for node in [&target.cache, &target.metered] {
-        assert_all_in_l1(&rt, node, entries);
+        assert_all_in_l1(node, entries);
     }
 
     let mut table = Table::new("l1_interleaved");
-    table.line("| keys | threads | path | ns per lookup (median phase) | ratio to raw moka |");
+    table.line(
+        "| keys | threads | path | ns per lookup (median phase) | ratio to `moka::sync::Cache::get` |",
+    );
     table.line("|---|---|---|---|---|");
-    for (set_name, keys, _) in &key_sets {
+    for (set_name, keys, opts) in &key_sets {
         for threads in [1, 2] {
             let mut per_lookup: Vec<Vec<f64>> = vec![Vec::new(); Variant::ALL.len()];
             // One untimed phase each to fault in the working set.
             for variant in Variant::ALL {
-                phase(&rt, &target, variant, keys, threads);
+                phase(&rt, &target, variant, keys, opts, threads);
             }
             for _ in 0..ROUNDS {
                 for (slot, variant) in Variant::ALL.into_iter().enumerate() {
-                    per_lookup[slot].push(phase(&rt, &target, variant, keys, threads));
+                    per_lookup[slot].push(phase(&rt, &target, variant, keys, opts, threads));
                 }
             }
             let medians: Vec<f64> = per_lookup.iter_mut().map(|v| median(v)).collect();
             let raw = medians[Variant::ALL.len() - 1];
             for (variant, ns) in Variant::ALL.into_iter().zip(&medians) {
-                let bold = if variant == Variant::RawMoka {
+                let bold = if matches!(variant, Variant::MokaFuture | Variant::MokaSync) {
                     ""
                 } else {
                     "**"

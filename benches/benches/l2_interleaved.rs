@@ -67,11 +67,11 @@ async fn one_call(target: &Target, variant: Variant, i: usize) {
     let key = format!("k{i}");
     match variant {
         Variant::TiercacheGet => {
-            target.cache.forget_local(&key).await;
+            target.cache.forget_local(&key);
             black_box(target.cache.get::<Payload>(&key).await.unwrap().unwrap());
         }
         Variant::TiercacheGetOrLoad => {
-            target.cache.forget_local(&key).await;
+            target.cache.forget_local(&key);
             let value = target.value.clone();
             black_box(
                 target

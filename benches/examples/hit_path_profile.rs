@@ -7,7 +7,9 @@
 //!
 //! Paths: `l1` (`get` from L1), `l2` (`forget_local` + `get`), `l2_tagged` (`forget_local` +
 //! `get_or_load` naming the entry's tag), `raw` (raw `GET` + bincode decode), `forget`
-//! (`forget_local` alone, to subtract it from `l2`), `moka` (a raw moka `get`, beside `l1`). `in_flight` (default 1) tasks share the calls,
+//! (`forget_local` alone, to subtract it from `l2`), `l1_get_or_load` (`get_or_load` on a key in L1,
+//! as a service calls it), `moka` (`moka::future::Cache::get`) and `moka_sync`
+//! (`moka::sync::Cache::get`, the fastest moka lookup), beside `l1`. `in_flight` (default 1) tasks share the calls,
 //! each on its own key, to show costs that grow with concurrency. It prints the mean wall time per
 //! call and Redis's own per-command CPU time, so client and server cost can be told apart.
 #![allow(clippy::unwrap_used, missing_docs, clippy::print_stdout)]
@@ -24,6 +26,7 @@ struct Setup {
     cache: Cache,
     raw: redis::aio::MultiplexedConnection,
     moka: moka::future::Cache<String, Arc<Payload>>,
+    moka_sync: moka::sync::Cache<String, Arc<Payload>>,
     value: Payload,
     opts: EntryOptions,
 }
@@ -34,11 +37,11 @@ async fn one_call(s: &Setup, path: &str, key: &str, raw_key: &str) {
             black_box(s.cache.get::<Payload>(key).await.unwrap());
         }
         "l2" => {
-            s.cache.forget_local(key).await;
+            s.cache.forget_local(key);
             black_box(s.cache.get::<Payload>(key).await.unwrap());
         }
         "l2_tagged" => {
-            s.cache.forget_local(key).await;
+            s.cache.forget_local(key);
             let v = s.value.clone();
             black_box(
                 s.cache
@@ -47,9 +50,22 @@ async fn one_call(s: &Setup, path: &str, key: &str, raw_key: &str) {
                     .unwrap(),
             );
         }
-        "forget" => s.cache.forget_local(key).await,
+        "forget" => s.cache.forget_local(key),
+        "l1_get_or_load" => {
+            black_box(
+                s.cache
+                    .get_or_load(key, &s.opts, || async {
+                        Err::<Payload, _>(std::io::Error::other("the key is in L1"))
+                    })
+                    .await
+                    .unwrap(),
+            );
+        }
         "moka" => {
             black_box(s.moka.get(key).await.unwrap());
+        }
+        "moka_sync" => {
+            black_box(s.moka_sync.get(key).unwrap());
         }
         "raw" => {
             let bytes: Vec<u8> = redis::cmd("GET")
@@ -59,7 +75,9 @@ async fn one_call(s: &Setup, path: &str, key: &str, raw_key: &str) {
                 .unwrap();
             black_box(decode(&bytes));
         }
-        other => panic!("unknown path {other}: use l1, l2, l2_tagged, forget, raw or moka"),
+        other => panic!(
+            "unknown path {other}: use l1, l1_get_or_load, l2, l2_tagged, forget, raw, moka or moka_sync"
+        ),
     }
 }
 
@@ -80,6 +98,7 @@ fn main() {
             cache: node(&redis.url(), "profile").await,
             raw: raw.clone(),
             moka: moka::future::Cache::new(1 << 20),
+            moka_sync: moka::sync::Cache::new(1 << 20),
             value: Payload::of_size(size),
             opts: EntryOptions::new(Duration::from_hours(1)).with_tags(["profile"]),
         });
@@ -93,6 +112,9 @@ fn main() {
                 .moka
                 .insert(format!("warm{i}"), Arc::new(setup.value.clone()))
                 .await;
+            setup
+                .moka_sync
+                .insert(format!("warm{i}"), Arc::new(setup.value.clone()));
             let () = redis::cmd("SET")
                 .arg(format!("raw{i}"))
                 .arg(encode(&setup.value))

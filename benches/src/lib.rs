@@ -86,9 +86,9 @@ pub fn metered_node(
 }
 
 /// Asserts that `cache` holds `entries` entries in L1, so an "L1" row cannot silently measure L2.
-pub fn assert_all_in_l1(rt: &tokio::runtime::Runtime, cache: &tiercache::Cache, entries: u64) {
+pub fn assert_all_in_l1(cache: &tiercache::Cache, entries: u64) {
     // Weighing runs moka's pending bookkeeping, after which the entry count is exact.
-    rt.block_on(cache.l1_weighed_bytes());
+    cache.l1_weighed_bytes();
     assert_eq!(
         cache.l1_entry_count(),
         entries,

@@ -241,7 +241,7 @@ pub(crate) fn start_outbox(node: Weak<Node>) -> (Outbox, tokio::task::JoinHandle
 async fn send_or_queue(node: &Arc<Node>, ops: Vec<Op>) -> Result<(), Error> {
     if node.pending.has_work() {
         for op in &ops {
-            node.apply_event(&op.local_event()).await;
+            node.apply_event(&op.local_event());
         }
         return Err(node.queue_for_replay(ops));
     }
@@ -360,7 +360,7 @@ async fn flush(node: &Arc<Node>, ops: Vec<Op>, route: Route) -> Result<(), Error
     // Our own L1 applies the change whether or not Redis took it: a local invalidation must hold
     // locally (a replayed batch applies again, which only drops what was filled meanwhile).
     for event in &events {
-        node.apply_event(event).await;
+        node.apply_event(event);
     }
     match result {
         Ok((id, repaired)) => {
@@ -699,7 +699,7 @@ async fn run_subscription(node: &Weak<Node>, pubsub: redis::aio::PubSub) -> &'st
                     expected
                 };
                 for event in &events {
-                    n.apply_event(event).await;
+                    n.apply_event(event);
                 }
                 n.stats.invalidations_received(events.len() as u64);
                 let sent = Duration::from_micros(message.sent_at_micros);
@@ -732,7 +732,7 @@ async fn run_subscription(node: &Weak<Node>, pubsub: redis::aio::PubSub) -> &'st
             }
             Body::Filled { key } => {
                 n.filled(&key);
-                n.retire_if_ageing(&key).await;
+                n.retire_if_ageing(&key);
             }
         }
     }
@@ -891,7 +891,7 @@ impl Node {
                         // would only drop values this node filled since.
                         if node != self.id {
                             for event in &events {
-                                self.apply_event(event).await;
+                                self.apply_event(event);
                             }
                             replayed += events.len() as u64;
                         }

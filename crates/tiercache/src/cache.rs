@@ -221,7 +221,7 @@ impl Cache {
     {
         let node = self.node();
         node.keys.validate(key)?;
-        let l1_stale = match node.l1_lookup::<T>(key).await {
+        let l1_stale = match node.l1_lookup::<T>(key) {
             L1Lookup::Hit(value, entry) => {
                 if node.wants_refresh(&entry, Instant::now())
                     && !entry
@@ -326,7 +326,7 @@ impl Cache {
     {
         let node = self.node();
         node.keys.validate(key)?;
-        if let L1Lookup::Hit(value, _) = node.l1_lookup::<T>(key).await {
+        if let L1Lookup::Hit(value, _) = node.l1_lookup::<T>(key) {
             return Ok(Some(value));
         }
         loop {
@@ -423,8 +423,7 @@ impl Cache {
         // removal of the key does not undo the fill.
         let announced = node.outbox.send(ops).await;
         if let Some(tags) = l1_tags(opts.tags(), &versions) {
-            node.fill_l1(key, Arc::new(value), envelope.len(), &header, tags, None)
-                .await;
+            node.fill_l1(key, Arc::new(value), envelope.len(), &header, tags, None);
         }
         announced
     }
@@ -484,8 +483,8 @@ impl Cache {
     }
 
     /// Drops `key` from this node's L1 only (L2 and other nodes keep it); the next read here goes to L2.
-    pub async fn forget_local(&self, key: &str) {
-        self.node().l1.remove(key).await;
+    pub fn forget_local(&self, key: &str) {
+        self.node().l1.remove(key);
     }
 
     /// Counters of this node's decisions since it was built.
@@ -505,8 +504,8 @@ impl Cache {
 
     /// Bytes L1 holds by its weigher (encoded value size + key + overhead), after pending maintenance.
     /// Expired entries count until the next sweep (every 30 s) removes them.
-    pub async fn l1_weighed_bytes(&self) -> u64 {
-        self.node().l1.weighed_bytes().await
+    pub fn l1_weighed_bytes(&self) -> u64 {
+        self.node().l1.weighed_bytes()
     }
 
     /// Number of entries in L1 (approximate until maintenance runs), expired ones included until the
@@ -594,7 +593,7 @@ impl Node {
             .await
         {
             Err(pending) if pending.is_pending() => {
-                self.fill_degraded_for(key, &Arc::new(value), ttl).await;
+                self.fill_degraded_for(key, &Arc::new(value), ttl);
                 Err(pending)
             }
             _ => Err(write_error),
@@ -602,8 +601,8 @@ impl Node {
     }
 
     /// L1 lookup: no I/O, no decoding.
-    pub(crate) async fn l1_lookup<T: Send + Sync + 'static>(&self, key: &str) -> L1Lookup<T> {
-        let Some(entry) = self.l1.get(key).await else {
+    pub(crate) fn l1_lookup<T: Send + Sync + 'static>(&self, key: &str) -> L1Lookup<T> {
+        let Some(entry) = self.l1.get(key) else {
             return L1Lookup::Miss;
         };
         let Ok(value) = entry.value.clone().downcast::<T>() else {
@@ -667,8 +666,7 @@ impl Node {
                 if header.expires_at_ms > now_ms() {
                     self.stats.l2_hits(1);
                     if let Some(tags) = reply.recorded_tags {
-                        self.fill_l1(key, value.clone(), envelope.len(), &header, tags, flight)
-                            .await;
+                        self.fill_l1(key, value.clone(), envelope.len(), &header, tags, flight);
                     }
                     outcome.fresh = Some(value);
                 } else {
@@ -706,7 +704,7 @@ impl Node {
     }
 
     /// Puts a value in L1 unless an invalidation overtook it.
-    pub(crate) async fn fill_l1<T: Send + Sync + 'static>(
+    pub(crate) fn fill_l1<T: Send + Sync + 'static>(
         &self,
         key: &str,
         value: Arc<T>,
@@ -751,10 +749,10 @@ impl Node {
         };
         // A flight's key is already shared; only fills outside a flight allocate one.
         let shared_key = flight.map_or_else(|| Arc::from(key), |f| f.key().clone());
-        self.l1.insert(shared_key, entry).await;
+        self.l1.insert(shared_key, entry);
         if flight.is_some_and(Flight::is_poisoned) {
             // The invalidation landed between the check and the insert: undo our own fill.
-            self.l1.remove(key).await;
+            self.l1.remove(key);
         }
     }
 }

@@ -268,7 +268,7 @@ impl Node {
                         self.store(key, opts, &value, fence, load_time, flight, true)
                             .await;
                     }
-                    None => self.fill_degraded(key, opts, &value, flight).await,
+                    None => self.fill_degraded(key, opts, &value, flight),
                 }
                 Ok(Fetched::new(value, Source::Loaded))
             }
@@ -278,7 +278,7 @@ impl Node {
                     Some(stale) => {
                         self.stats.stale_served(1);
                         tracing::warn!(namespace = %self.config.namespace, key, error = %e, "loader failed; serving the stale value");
-                        self.throttle_with_stale(key, &stale, flight).await;
+                        self.throttle_with_stale(key, &stale, flight);
                         Ok(Fetched::new(stale, Source::Stale))
                     }
                     None => Err(e),
@@ -420,8 +420,7 @@ impl Node {
                     .then(|| l1_tags(opts.tags(), &fence.tag_versions))
                     .flatten()
                 {
-                    self.fill_l1(key, value.clone(), envelope.len(), &header, tags, flight)
-                        .await;
+                    self.fill_l1(key, value.clone(), envelope.len(), &header, tags, flight);
                 }
                 crate::bus::publish_filled(self, key).await;
             }
@@ -431,7 +430,7 @@ impl Node {
     }
 
     /// Redis is unreachable: keep the value in L1 only, briefly, since no invalidation can reach us.
-    async fn fill_degraded<T>(
+    fn fill_degraded<T>(
         &self,
         key: &str,
         opts: &EntryOptions,
@@ -443,38 +442,31 @@ impl Node {
         let ttl = opts
             .ttl(&self.config.ttl_tiers)
             .min(self.config.degraded_ttl);
-        self.fill_l1_briefly(key, value, ttl, flight).await;
+        self.fill_l1_briefly(key, value, ttl, flight);
         self.degraded_fills
             .store(true, std::sync::atomic::Ordering::Release);
     }
 
     /// A value this node keeps in L1 alone, briefly, while Redis is unreachable.
-    pub(crate) async fn fill_degraded_for<T>(&self, key: &str, value: &Arc<T>, ttl: Duration)
+    pub(crate) fn fill_degraded_for<T>(&self, key: &str, value: &Arc<T>, ttl: Duration)
     where
         T: Serialize + DeserializeOwned + Send + Sync + 'static,
     {
-        self.fill_l1_briefly(key, value, ttl.min(self.config.degraded_ttl), None)
-            .await;
+        self.fill_l1_briefly(key, value, ttl.min(self.config.degraded_ttl), None);
         self.degraded_fills
             .store(true, std::sync::atomic::Ordering::Release);
     }
 
     /// After a failed load, reuse the stale value for a while instead of hammering the loader.
-    async fn throttle_with_stale<T>(&self, key: &str, stale: &Arc<T>, flight: Option<&Flight>)
+    fn throttle_with_stale<T>(&self, key: &str, stale: &Arc<T>, flight: Option<&Flight>)
     where
         T: Serialize + DeserializeOwned + Send + Sync + 'static,
     {
-        self.fill_l1_briefly(key, stale, FAIL_SAFE_THROTTLE, flight)
-            .await;
+        self.fill_l1_briefly(key, stale, FAIL_SAFE_THROTTLE, flight);
     }
 
-    async fn fill_l1_briefly<T>(
-        &self,
-        key: &str,
-        value: &Arc<T>,
-        ttl: Duration,
-        flight: Option<&Flight>,
-    ) where
+    fn fill_l1_briefly<T>(&self, key: &str, value: &Arc<T>, ttl: Duration, flight: Option<&Flight>)
+    where
         T: Serialize + DeserializeOwned + Send + Sync + 'static,
     {
         let now = now_ms();
@@ -499,8 +491,7 @@ impl Node {
             &header,
             L1Tags::default(),
             flight,
-        )
-        .await;
+        );
     }
 }
 

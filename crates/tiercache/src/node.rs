@@ -97,12 +97,12 @@ impl Node {
     }
 
     /// Applies one change to this node's L1 (own or another node's).
-    pub(crate) async fn apply_event(&self, event: &Event) {
+    pub(crate) fn apply_event(&self, event: &Event) {
         match event {
             Event::Key(key) => {
                 // Poison first: a flight that fills after this point removes its own fill.
                 self.flights.poison(key);
-                self.l1.remove(key).await;
+                self.l1.remove(key);
             }
             Event::Tag { tag, version } => self.coherence.set_tag_version(tag, *version),
             Event::Clear => self.drop_l1("namespace cleared"),

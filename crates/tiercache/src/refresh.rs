@@ -40,17 +40,17 @@ impl Node {
     /// Another node stored `key`: if our copy is one a hit wanted refreshed (it claimed a refresh, or
     /// it is past the threshold), retire it so the next read takes the new value from L2 instead of
     /// refreshing again.
-    pub(crate) async fn retire_if_ageing(&self, key: &str) {
+    pub(crate) fn retire_if_ageing(&self, key: &str) {
         if !self.config.refresh_ahead {
             return;
         }
-        if let Some(entry) = self.l1.get(key).await {
+        if let Some(entry) = self.l1.get(key) {
             let wanted_refresh = entry
                 .refresh_claimed
                 .load(std::sync::atomic::Ordering::Acquire)
                 || entry.age_fraction(Instant::now()) >= self.config.refresh_threshold;
             if wanted_refresh {
-                self.l1.remove(key).await;
+                self.l1.remove(key);
             }
         }
     }

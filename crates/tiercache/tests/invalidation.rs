@@ -367,7 +367,7 @@ async fn a_cold_read_vouched_by_the_bus_stops_vouching_once_the_tag_moves_on() {
     let fleet = nodes(&redis, "vouch", 2).await;
     let tagged = opts().with_tags(["campaign:7"]);
     fleet[0].set("k", 1_u64, &tagged).await.unwrap();
-    fleet[0].forget_local("k").await;
+    fleet[0].forget_local("k");
     assert_eq!(
         fleet[0].get::<u64>("k").await.unwrap().as_deref(),
         Some(&1),
@@ -378,7 +378,7 @@ async fn a_cold_read_vouched_by_the_bus_stops_vouching_once_the_tag_moves_on() {
     // The entry stays in Redis under its old recorded version (tag invalidation is a version bump);
     // node 0 must stop vouching for that version once the bus brings the new one.
     eventually(DEADLINE, "node 0 refuses the cold read", || async {
-        fleet[0].forget_local("k").await;
+        fleet[0].forget_local("k");
         fleet[0].get::<u64>("k").await.unwrap().is_none()
     })
     .await;
