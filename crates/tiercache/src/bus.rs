@@ -22,7 +22,7 @@ use futures_util::{FutureExt, StreamExt};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::error::{Error, SharedError};
+use crate::error::Error;
 use crate::keys::EPOCH_KEY;
 use crate::l2::nonce;
 use crate::node::Node;
@@ -100,7 +100,9 @@ pub(crate) enum Op {
     ClearNamespace,
 }
 
-type Reply = oneshot::Sender<Result<(), SharedError>>;
+/// Where a caller waits for its batch's outcome: every caller of one batch gets the same result (the
+/// error cloned, source included).
+type Reply = oneshot::Sender<Result<(), Error>>;
 
 /// The sending half: queues operations for the group-commit flusher.
 #[derive(Clone)]
@@ -121,10 +123,9 @@ impl Outbox {
         self.tx
             .send((ops, tx))
             .await
-            .map_err(|_| Error::Unavailable("the cache node is shutting down".into()))?;
+            .map_err(|_| Error::unavailable("the cache node is shutting down"))?;
         rx.await
-            .map_err(|_| Error::Unavailable("the cache node is shutting down".into()))?
-            .map_err(SharedError::into_error)
+            .map_err(|_| Error::unavailable("the cache node is shutting down"))?
     }
 }
 
@@ -226,7 +227,7 @@ pub(crate) fn start_outbox(node: Weak<Node>) -> (Outbox, tokio::task::JoinHandle
                 .iter()
                 .flat_map(|(ops, _)| ops.iter().cloned())
                 .collect();
-            let result = send_or_queue(&node, ops).await.map_err(SharedError::from);
+            let result = send_or_queue(&node, ops).await;
             for (_, reply) in batch {
                 let _ = reply.send(result.clone());
             }
@@ -499,7 +500,7 @@ async fn connect_subscriber(
     };
     match tokio::time::timeout(node.config.connect_timeout * 2, connect).await {
         Ok(r) => Ok(r?),
-        Err(_) => Err(Error::Unavailable("subscriber connection timed out".into())),
+        Err(_) => Err(Error::unavailable("subscriber connection timed out")),
     }
 }
 

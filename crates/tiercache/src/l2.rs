@@ -208,7 +208,8 @@ fn string(v: Value) -> String {
     text(v).unwrap_or_default()
 }
 
-fn unexpected(what: &str, v: &Value) -> Error {
+/// A reply of a shape the cache did not ask for: a Redis (parse) error, not an unavailable cache.
+pub(crate) fn unexpected(what: &str, v: &Value) -> Error {
     Error::Redis(redis::RedisError::from((
         redis::ErrorKind::Parse,
         "unexpected reply from a tiercache script",
