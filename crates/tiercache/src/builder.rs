@@ -222,7 +222,7 @@ impl CacheBuilder {
             Node {
                 id: nonce(),
                 l1: L1::new(config.l1_max_bytes),
-                l2: L2::new(conn, keys.clone(), generation_ttl),
+                l2: L2::new(conn, keys.clone(), generation_ttl, config.stream_max_len),
                 keys,
                 flights: Arc::new(Flights::default()),
                 stats: Recorder::new(&config.namespace),
