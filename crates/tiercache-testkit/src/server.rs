@@ -284,6 +284,21 @@ impl RedisServer {
         Ok(cmd.query(&mut conn)?)
     }
 
+    /// How many clients of `kind` (`normal`, `pubsub`, `replica`, `master`) are connected now, from
+    /// `CLIENT LIST TYPE <kind>`: lets a test see a node's connections close without a client of its own.
+    pub fn clients(&self, kind: &str) -> Result<usize, TestkitError> {
+        let list = match self.cmd(&["CLIENT", "LIST", "TYPE", kind])? {
+            redis::Value::BulkString(b) => String::from_utf8_lossy(&b).into_owned(),
+            redis::Value::VerbatimString { text, .. } => text,
+            other => {
+                return Err(TestkitError::Cluster(format!(
+                    "CLIENT LIST replied {other:?}"
+                )))
+            }
+        };
+        Ok(list.lines().filter(|l| !l.trim().is_empty()).count())
+    }
+
     /// A raw async connection to database 0, for fault injection and assertions.
     pub async fn connection(&self) -> Result<redis::aio::MultiplexedConnection, TestkitError> {
         self.connection_db(0).await

@@ -70,15 +70,12 @@ pub enum WidgetError {
     /// SQLite failed.
     #[error("database: {0}")]
     Database(#[from] rusqlite::Error),
-    /// The cache failed.
+    /// The cache failed, Redis included: the widget layer reaches Redis only through the cache.
     #[error("cache: {0}")]
     Cache(#[from] tiercache::Error),
     /// A setting of the widget layer is not valid; the message names the variable.
     #[error("configuration: {0}")]
     Config(#[from] tiercache::ConfigError),
-    /// Redis failed (metrics snapshots, INFO).
-    #[error("redis: {0}")]
-    Redis(#[from] redis::RedisError),
     /// Blocking work could not be run.
     #[error("background task failed: {0}")]
     Task(String),

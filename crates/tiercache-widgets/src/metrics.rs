@@ -27,7 +27,7 @@ use crate::status::{CoherenceStatus, InvalidationStatus};
 use crate::WidgetType;
 
 /// How many snapshots are kept in Redis: a day at the default one-minute interval.
-pub const SNAPSHOTS_KEPT: isize = 1440;
+pub const SNAPSHOTS_KEPT: usize = 1440;
 
 /// How often a service with a snapshot schedule samples the counters, so windows end within this of
 /// their nominal length.
@@ -413,10 +413,9 @@ struct Shared {
 #[derive(Clone)]
 pub struct WidgetCacheMetricsService {
     shared: Arc<Shared>,
-    redis: Option<redis::aio::ConnectionManager>,
-    snapshot_key: String,
-    /// Where [`WidgetCacheMetricsService::for_cache`] keeps snapshots: the namespace's record list,
-    /// through the core.
+    /// Where Redis `INFO` comes from and snapshots are kept ([`WidgetCacheMetricsService::for_cache`]):
+    /// the node itself, so metrics go through the core's one Redis layer (its breaker, timeouts, key
+    /// space and database) rather than a client of their own. `None`: counters only.
     cache: Option<Cache>,
 }
 
@@ -425,8 +424,9 @@ pub const SNAPSHOT_RECORDS: &str = "metrics";
 
 impl std::fmt::Debug for WidgetCacheMetricsService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let namespace = self.cache.as_ref().map(|c| &c.config().namespace);
         f.debug_struct("WidgetCacheMetricsService")
-            .field("snapshot_key", &self.snapshot_key)
+            .field("namespace", &namespace)
             .finish_non_exhaustive()
     }
 }
@@ -435,13 +435,6 @@ fn index(widget: WidgetType) -> usize {
     WidgetType::ALL
         .iter()
         .position(|w| *w == widget)
-        .unwrap_or(0)
-}
-
-fn info_field(info: &str, name: &str) -> u64 {
-    info.lines()
-        .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(':')))
-        .and_then(|v| v.trim().parse().ok())
         .unwrap_or(0)
 }
 
@@ -460,15 +453,14 @@ impl WidgetCacheMetricsService {
     pub fn in_memory() -> Self {
         WidgetCacheMetricsService {
             shared: shared(Arc::new(SystemClock)),
-            redis: None,
-            snapshot_key: String::new(),
             cache: None,
         }
     }
 
     /// Counters plus Redis `INFO` and snapshots, both through `cache` (the core's one Redis layer):
     /// snapshots go to the namespace's record list [`SNAPSHOT_RECORDS`] in the cache's database,
-    /// where the ops CLI (`tiercache cache-status`) reads every node's newest one.
+    /// where the ops CLI (`tiercache cache-status`) reads every node's newest one. The service holds a
+    /// clone of `cache`, so the node runs as long as the service or one of its clones does.
     ///
     /// ```no_run
     /// # async fn run(cache: tiercache::Cache) {
@@ -478,23 +470,8 @@ impl WidgetCacheMetricsService {
     pub fn for_cache(cache: &Cache) -> Self {
         WidgetCacheMetricsService {
             shared: shared(Arc::new(SystemClock)),
-            redis: None,
-            snapshot_key: format!("{SNAPSHOT_RECORDS} records of {}", cache.config().namespace),
             cache: Some(cache.clone()),
         }
-    }
-
-    /// Counters plus Redis `INFO` and snapshots stored under `widgets:metrics:<namespace>`.
-    pub async fn with_redis(redis_url: &str, namespace: &str) -> Result<Self, WidgetError> {
-        let conn = redis::Client::open(redis_url)?
-            .get_connection_manager()
-            .await?;
-        Ok(WidgetCacheMetricsService {
-            shared: shared(Arc::new(SystemClock)),
-            redis: Some(conn),
-            snapshot_key: format!("widgets:metrics:{namespace}"),
-            cache: None,
-        })
     }
 
     /// Measures windows and stamps snapshots with `clock` instead of the system clock; counting
@@ -629,7 +606,7 @@ impl WidgetCacheMetricsService {
             last_5m,
             last_15m,
             total: Figures::of(since_start, &self.totals(), LockCounts::of(&stats)),
-            redis: self.redis_figures().await.ok(),
+            redis: self.redis_figures().await,
             node_id: format!("{:016x}", cache.node_id()),
             invalidations: InvalidationStatus {
                 sent: stats.invalidations_sent,
@@ -645,55 +622,29 @@ impl WidgetCacheMetricsService {
         }
     }
 
-    async fn redis_figures(&self) -> Result<RedisFigures, WidgetError> {
-        if let Some(cache) = &self.cache {
-            let info = cache.server_info().await?;
-            return Ok(RedisFigures {
-                used_memory: info.used_memory,
-                maxmemory: info.maxmemory,
-                evicted_keys: info.evicted_keys,
-                keyspace_hits: info.keyspace_hits,
-                keyspace_misses: info.keyspace_misses,
-            });
-        }
-        let Some(conn) = &self.redis else {
-            return Err(WidgetError::Task("no Redis configured for metrics".into()));
-        };
-        let info: String = redis::cmd("INFO").query_async(&mut conn.clone()).await?;
-        Ok(RedisFigures {
-            used_memory: info_field(&info, "used_memory"),
-            maxmemory: info_field(&info, "maxmemory"),
-            evicted_keys: info_field(&info, "evicted_keys"),
-            keyspace_hits: info_field(&info, "keyspace_hits"),
-            keyspace_misses: info_field(&info, "keyspace_misses"),
+    /// Redis figures through the node; `None` for counters only, or when Redis does not answer (the
+    /// breaker is open, a timeout): a snapshot says it could not read them rather than failing.
+    async fn redis_figures(&self) -> Option<RedisFigures> {
+        let info = self.cache.as_ref()?.server_info().await.ok()?;
+        Some(RedisFigures {
+            used_memory: info.used_memory,
+            maxmemory: info.maxmemory,
+            evicted_keys: info.evicted_keys,
+            keyspace_hits: info.keyspace_hits,
+            keyspace_misses: info.keyspace_misses,
         })
     }
 
     /// Stores a snapshot in Redis (newest first, capped at [`SNAPSHOTS_KEPT`]). A service with a
     /// snapshot schedule ([`crate::WidgetCacheService::with_snapshots`]) does this by itself.
     pub async fn record_snapshot(&self, snapshot: &MetricsSnapshot) -> Result<(), WidgetError> {
-        let json = serde_json::to_string(snapshot).map_err(|e| WidgetError::Task(e.to_string()))?;
-        if let Some(cache) = &self.cache {
-            let keep = usize::try_from(SNAPSHOTS_KEPT).unwrap_or(1);
-            cache
-                .push_record(SNAPSHOT_RECORDS, json.as_bytes(), keep)
-                .await?;
-            return Ok(());
-        }
-        let Some(conn) = &self.redis else {
+        let Some(cache) = &self.cache else {
+            // Counters only: there is nowhere to keep it.
             return Ok(());
         };
-        let () = redis::pipe()
-            .cmd("LPUSH")
-            .arg(&self.snapshot_key)
-            .arg(json)
-            .ignore()
-            .cmd("LTRIM")
-            .arg(&self.snapshot_key)
-            .arg(0)
-            .arg(SNAPSHOTS_KEPT - 1)
-            .ignore()
-            .query_async(&mut conn.clone())
+        let json = serde_json::to_string(snapshot).map_err(|e| WidgetError::Task(e.to_string()))?;
+        cache
+            .push_record(SNAPSHOT_RECORDS, json.as_bytes(), SNAPSHOTS_KEPT)
             .await?;
         Ok(())
     }
@@ -706,22 +657,11 @@ impl WidgetCacheMetricsService {
 
     /// [`WidgetCacheMetricsService::history`] that also says how many items it skipped.
     pub async fn history_with_skipped(&self, n: usize) -> Result<History, WidgetError> {
-        // Bytes, not strings: one item that is not UTF-8 must not fail the whole read.
-        let raw: Vec<Vec<u8>> = if let Some(cache) = &self.cache {
-            cache.records(SNAPSHOT_RECORDS, n).await?
-        } else if let Some(conn) = &self.redis {
-            if n == 0 {
-                return Ok(History::default());
-            }
-            redis::cmd("LRANGE")
-                .arg(&self.snapshot_key)
-                .arg(0)
-                .arg(n.saturating_sub(1) as isize)
-                .query_async(&mut conn.clone())
-                .await?
-        } else {
+        let Some(cache) = &self.cache else {
             return Ok(History::default());
         };
+        // Bytes, not strings: one item that is not UTF-8 must not fail the whole read.
+        let raw: Vec<Vec<u8>> = cache.records(SNAPSHOT_RECORDS, n).await?;
         let total = raw.len();
         let snapshots: Vec<MetricsSnapshot> = raw
             .iter()
@@ -733,7 +673,8 @@ impl WidgetCacheMetricsService {
                 .history_skipped
                 .fetch_add(skipped as u64, Ordering::Relaxed);
             metrics::counter!("widget_cache_history_skipped_total").increment(skipped as u64);
-            tracing::warn!(key = %self.snapshot_key, skipped, "skipped unreadable metrics snapshots");
+            let namespace = &cache.config().namespace;
+            tracing::warn!(%namespace, list = SNAPSHOT_RECORDS, skipped, "skipped unreadable metrics snapshots");
         }
         Ok(History { snapshots, skipped })
     }
@@ -747,14 +688,6 @@ impl WidgetCacheMetricsService {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn info_fields_are_read_by_name_not_prefix() {
-        let info = "used_memory:1000\r\nused_memory_human:1K\r\nmaxmemory:4000\r\n";
-        assert_eq!(info_field(info, "used_memory"), 1000);
-        assert_eq!(info_field(info, "maxmemory"), 4000);
-        assert_eq!(info_field(info, "evicted_keys"), 0);
-    }
 
     #[test]
     fn figures_split_hits_by_tier_and_rate_locks_by_failure_only() {

@@ -13,7 +13,8 @@ use tiercache::{Cache, Source};
 use tiercache_testkit::{eventually, RedisServer};
 use tiercache_widgets::{
     evaluate_alerts, health_score, AlertKind, ManualClock, MetricsSnapshot, Thresholds, TimeRange,
-    WidgetCacheMetricsService, WidgetCacheService, WidgetFilters, WidgetType,
+    WidgetCacheMetricsService, WidgetCacheService, WidgetFilters, WidgetType, SNAPSHOTS_KEPT,
+    SNAPSHOT_RECORDS,
 };
 
 async fn cache_on(redis: &RedisServer, namespace: &str) -> Cache {
@@ -31,9 +32,7 @@ async fn snapshots_carry_redis_memory_and_are_kept_newest_first() {
         RedisServer::start_with(&["--maxmemory", "2mb", "--maxmemory-policy", "allkeys-lru"])
             .unwrap();
     let cache = cache_on(&redis, "m").await;
-    let metrics = WidgetCacheMetricsService::with_redis(&redis.url(), "m")
-        .await
-        .unwrap();
+    let metrics = WidgetCacheMetricsService::for_cache(&cache);
     for _ in 0..9 {
         metrics.record(
             WidgetType::TopDonors,
@@ -240,19 +239,19 @@ async fn waiting_for_another_nodes_load_is_not_a_lock_failure() {
 async fn history_skips_and_counts_items_that_are_not_snapshots() {
     let redis = RedisServer::start().unwrap();
     let cache = cache_on(&redis, "h").await;
-    let metrics = WidgetCacheMetricsService::with_redis(&redis.url(), "h")
-        .await
-        .unwrap();
+    let metrics = WidgetCacheMetricsService::for_cache(&cache);
     let good = metrics.snapshot(&cache).await;
     metrics.record_snapshot(&good).await.unwrap();
-    let mut conn = redis.connection().await.unwrap();
-    let () = redis::cmd("LPUSH")
-        .arg("widgets:metrics:h")
-        .arg(&b"\xff\xfe not utf-8"[..])
-        .arg(r#"{"taken_at": "yesterday"}"#)
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    // Items another program (or an older format) left in the list, planted through the core.
+    for item in [
+        &b"\xff\xfe not utf-8"[..],
+        &br#"{"taken_at": "yesterday"}"#[..],
+    ] {
+        cache
+            .push_record(SNAPSHOT_RECORDS, item, SNAPSHOTS_KEPT)
+            .await
+            .unwrap();
+    }
     metrics.record_snapshot(&good).await.unwrap();
 
     let history = metrics.history_with_skipped(10).await.unwrap();
@@ -270,9 +269,7 @@ async fn history_skips_and_counts_items_that_are_not_snapshots() {
 async fn the_service_records_snapshots_on_its_schedule_and_stops_when_dropped() {
     let redis = RedisServer::start().unwrap();
     let cache = cache_on(&redis, "schedule").await;
-    let metrics = WidgetCacheMetricsService::with_redis(&redis.url(), "schedule")
-        .await
-        .unwrap();
+    let metrics = WidgetCacheMetricsService::for_cache(&cache);
     let service =
         WidgetCacheService::new(cache, metrics.clone()).with_snapshots(Duration::from_millis(100));
     let clone = service.clone();
@@ -281,16 +278,15 @@ async fn the_service_records_snapshots_on_its_schedule_and_stops_when_dropped() 
     })
     .await;
     drop(service);
-    let pubsub_clients = || {
-        let reply = redis.cmd(&["CLIENT", "LIST", "TYPE", "pubsub"]).unwrap();
-        let text: String = redis::from_redis_value(reply).unwrap();
-        text.lines().count()
-    };
+    let pubsub_clients = || redis.clients("pubsub").unwrap();
     assert_eq!(
         pubsub_clients(),
         1,
         "a clone keeps the node and its schedule"
     );
+    // The metrics hold the node too (they reach Redis through it).
+    drop(metrics);
+    assert_eq!(pubsub_clients(), 1, "the clone still runs");
     drop(clone);
     // The schedule held a clone of the cache: only once it stops can the node close its subscriber.
     eventually(DEADLINE, "the node (and its schedule) stopped", || async {
@@ -396,9 +392,7 @@ async fn the_status_document_has_its_documented_fields() {
         RedisServer::start_with(&["--maxmemory", "4mb", "--maxmemory-policy", "allkeys-lru"])
             .unwrap();
     let cache = cache_on(&redis, "status").await;
-    let metrics = WidgetCacheMetricsService::with_redis(&redis.url(), "status")
-        .await
-        .unwrap();
+    let metrics = WidgetCacheMetricsService::for_cache(&cache);
     metrics.record(
         WidgetType::TopDonors,
         Some(Source::L1),

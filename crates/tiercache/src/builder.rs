@@ -222,7 +222,7 @@ impl CacheBuilder {
             Node {
                 id: nonce(),
                 l1: L1::new(config.l1_max_bytes),
-                l2: L2::new(conn, keys.clone(), generation_ttl),
+                l2: L2::new(conn, keys.clone(), generation_ttl, config.stream_max_len),
                 keys,
                 flights: Arc::new(Flights::default()),
                 stats: Recorder::new(&config.namespace),
@@ -252,14 +252,16 @@ impl CacheBuilder {
                 tasks.extend(start_receiver(&node, client, pubsub));
             }
             failed if node.config.require_redis_at_start => {
-                let why = match failed {
-                    Ok(Err(e)) => e.to_string(),
-                    _ => format!("no answer within {limit:?}"),
-                };
-                return Err(Error::Unavailable(format!(
-                    "could not connect to Redis at {}: {why}",
+                let at = format!(
+                    "could not connect to Redis at {}",
                     mask_password(&node.config.redis_url)
-                )));
+                );
+                return Err(match failed {
+                    // The Redis error is kept as the source: a caller can tell a refused
+                    // connection from an ACL denial without parsing the message.
+                    Ok(Err(e)) => Error::unavailable_because(at, e),
+                    _ => Error::unavailable(format!("{at}: no answer within {limit:?}")),
+                });
             }
             failed => {
                 let why = match failed {
@@ -292,8 +294,10 @@ fn redis_client(config: &Config) -> Result<redis::Client, Error> {
     use redis::IntoConnectionInfo;
     let masked = || mask_password(&config.redis_url);
     let url = url_with_database(&config.redis_url, config.redis_db);
+    // Only the error's category, and no source: the parser's message may repeat the URL, password
+    // and all.
     let mut info = url.as_str().into_connection_info().map_err(|e| {
-        Error::Unavailable(format!(
+        Error::unavailable(format!(
             "cannot use the Redis URL {}: {}",
             masked(),
             e.category()
@@ -316,7 +320,7 @@ fn redis_client(config: &Config) -> Result<redis::Client, Error> {
     let client = match (&config.tls_ca_cert_file, tls) {
         (Some(path), true) => {
             let root = std::fs::read(path).map_err(|e| {
-                Error::Unavailable(format!(
+                Error::unavailable(format!(
                     "cannot read the TLS CA file {}: {e}",
                     path.display()
                 ))
@@ -332,7 +336,7 @@ fn redis_client(config: &Config) -> Result<redis::Client, Error> {
         _ => redis::Client::open(info),
     };
     client.map_err(|e| {
-        Error::Unavailable(format!(
+        Error::unavailable(format!(
             "cannot use the Redis URL {}: {}",
             masked(),
             e.category()

@@ -18,13 +18,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use futures_util::{FutureExt, StreamExt};
+use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::error::{Error, SharedError};
-use crate::keys::EPOCH_KEY;
-use crate::l2::nonce;
+use crate::error::Error;
+use crate::l2::{nonce, InvalidationBatch};
 use crate::node::Node;
 
 /// One change announced on the bus.
@@ -100,7 +99,9 @@ pub(crate) enum Op {
     ClearNamespace,
 }
 
-type Reply = oneshot::Sender<Result<(), SharedError>>;
+/// Where a caller waits for its batch's outcome: every caller of one batch gets the same result (the
+/// error cloned, source included).
+type Reply = oneshot::Sender<Result<(), Error>>;
 
 /// The sending half: queues operations for the group-commit flusher.
 #[derive(Clone)]
@@ -121,10 +122,9 @@ impl Outbox {
         self.tx
             .send((ops, tx))
             .await
-            .map_err(|_| Error::Unavailable("the cache node is shutting down".into()))?;
+            .map_err(|_| Error::unavailable("the cache node is shutting down"))?;
         rx.await
-            .map_err(|_| Error::Unavailable("the cache node is shutting down".into()))?
-            .map_err(SharedError::into_error)
+            .map_err(|_| Error::unavailable("the cache node is shutting down"))?
     }
 }
 
@@ -226,7 +226,7 @@ pub(crate) fn start_outbox(node: Weak<Node>) -> (Outbox, tokio::task::JoinHandle
                 .iter()
                 .flat_map(|(ops, _)| ops.iter().cloned())
                 .collect();
-            let result = send_or_queue(&node, ops).await.map_err(SharedError::from);
+            let result = send_or_queue(&node, ops).await;
             for (_, reply) in batch {
                 let _ = reply.send(result.clone());
             }
@@ -290,25 +290,18 @@ enum Route {
 /// Applies a batch to L2, appends it to the replay stream and publishes it (`scripts/invalidate.lua`).
 async fn flush(node: &Arc<Node>, ops: Vec<Op>, route: Route) -> Result<(), Error> {
     let mut keys = Vec::new();
-    let mut key_generations = Vec::new();
-    let mut tag_keys = Vec::new();
-    let mut tag_versions = Vec::new();
+    let mut tags = Vec::new();
     let mut events = Vec::with_capacity(ops.len());
     for op in ops {
         match op {
             Op::InvalidateKey(key) => {
-                let k = node.keys.entry(&key);
-                let generation = k.generation();
-                keys.push(k.entry);
-                keys.push(generation);
-                key_generations.push(nonce());
+                keys.push((node.keys.entry(&key), nonce()));
                 events.push(Event::Key(key));
             }
             Op::AnnounceKey(key) => events.push(Event::Key(key)),
             Op::InvalidateTag(tag) => {
                 let version = nonce();
-                tag_keys.push(node.keys.tag(&tag));
-                tag_versions.push(version);
+                tags.push((node.keys.tag(&tag), version));
                 events.push(Event::Tag { tag, version });
             }
             Op::AnnounceTag(tag, version) => events.push(Event::Tag { tag, version }),
@@ -329,30 +322,14 @@ async fn flush(node: &Arc<Node>, ops: Vec<Op>, route: Route) -> Result<(), Error
         .fault_skip_publish
         .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
         .is_ok();
-    let channel = if skip_publish {
-        String::new()
-    } else {
-        node.keys.channel()
+    let batch = InvalidationBatch {
+        keys,
+        tags,
+        message: encode(&message),
+        publish: !skip_publish,
     };
-    let mut call = node.l2.scripts.invalidate.prepare_invoke();
-    call.key(node.keys.stream());
-    call.arg(channel)
-        .arg(key_generations.len())
-        .arg(node.l2.generation_ttl.as_millis() as u64)
-        .arg(node.config.stream_max_len)
-        .arg(encode(&message));
-    for k in &keys {
-        call.key(k);
-    }
-    for g in &key_generations {
-        call.arg(*g);
-    }
-    for (k, v) in tag_keys.iter().zip(&tag_versions) {
-        call.key(k).arg(*v);
-    }
-    let mut conn = node.l2.conn.clone();
-    let invoke = async move { call.invoke_async(&mut conn).await.map_err(Error::from) };
-    let result: Result<(String, String), Error> = match route {
+    let invoke = node.l2.invalidate(&batch);
+    let result = match route {
         Route::Guarded => node.guarded(invoke).await,
         Route::Direct => invoke.await,
     };
@@ -363,8 +340,9 @@ async fn flush(node: &Arc<Node>, ops: Vec<Op>, route: Route) -> Result<(), Error
         node.apply_event(event);
     }
     match result {
-        Ok((id, repaired)) => {
-            node.repaired(&repaired);
+        Ok(appended) => {
+            let id = appended.value;
+            node.repaired(&appended.repaired);
             node.stats.invalidations_sent(n_events as u64);
             node.stats.bus_messages_sent(1);
             node.stats.batch(n_events);
@@ -377,20 +355,17 @@ async fn flush(node: &Arc<Node>, ops: Vec<Op>, route: Route) -> Result<(), Error
 }
 
 /// Publishes messages that are not replayed: heartbeats and "filled" notices.
-async fn publish_ephemeral(node: &Node, body: Body) -> Result<(), redis::RedisError> {
+async fn publish_ephemeral(node: &Node, body: Body) -> Result<(), Error> {
     let message = Message {
         node: node.id,
         seq: 0,
         sent_at_micros: now_micros(),
         body,
     };
+    // "-": no stream id, since the message is not in the stream.
     let mut payload = b"- ".to_vec();
     payload.extend_from_slice(&encode(&message));
-    redis::cmd("PUBLISH")
-        .arg(node.keys.channel())
-        .arg(payload)
-        .exec_async(&mut node.l2.conn.clone())
-        .await
+    node.l2.publish(&payload).await
 }
 
 /// Announces that a key was filled, waking other nodes' waiters.
@@ -499,99 +474,32 @@ async fn connect_subscriber(
     };
     match tokio::time::timeout(node.config.connect_timeout * 2, connect).await {
         Ok(r) => Ok(r?),
-        Err(_) => Err(Error::Unavailable("subscriber connection timed out".into())),
+        Err(_) => Err(Error::unavailable("subscriber connection timed out")),
     }
-}
-
-/// The replay stream's ends, from `XINFO STREAM`.
-struct StreamInfo {
-    /// The id of the newest entry ever added (kept even when trimming removed it).
-    last_generated: String,
-    /// Entries ever added, and entries present: when they differ, some were trimmed away.
-    entries_added: u64,
-    length: u64,
-}
-
-fn value_text(v: &redis::Value) -> Option<String> {
-    match v {
-        redis::Value::BulkString(b) => String::from_utf8(b.clone()).ok(),
-        redis::Value::SimpleString(s) => Some(s.clone()),
-        redis::Value::Int(i) => Some(i.to_string()),
-        _ => None,
-    }
-}
-
-/// `None` when the stream does not exist.
-async fn stream_info(node: &Node) -> Result<Option<StreamInfo>, Error> {
-    let mut conn = node.l2.conn.clone();
-    let exists: bool = redis::cmd("EXISTS")
-        .arg(node.keys.stream())
-        .query_async(&mut conn)
-        .await?;
-    if !exists {
-        return Ok(None);
-    }
-    let info: redis::Value = redis::cmd("XINFO")
-        .arg("STREAM")
-        .arg(node.keys.stream())
-        .query_async(&mut conn)
-        .await?;
-    let pairs: Vec<(String, String)> = match info {
-        redis::Value::Array(items) => items
-            .chunks(2)
-            .filter_map(|kv| {
-                Some((
-                    value_text(&kv[0])?,
-                    kv.get(1).and_then(value_text).unwrap_or_default(),
-                ))
-            })
-            .collect(),
-        redis::Value::Map(items) => items
-            .iter()
-            .filter_map(|(k, v)| Some((value_text(k)?, value_text(v).unwrap_or_default())))
-            .collect(),
-        _ => Vec::new(),
-    };
-    let field = |name: &str| {
-        pairs
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
-            .unwrap_or_default()
-    };
-    Ok(Some(StreamInfo {
-        last_generated: field("last-generated-id"),
-        // Unreadable counts err towards "something was trimmed": dropping L1 is safe, missing a gap is not.
-        entries_added: field("entries-added").parse().unwrap_or(u64::MAX),
-        length: field("length").parse().unwrap_or(0),
-    }))
 }
 
 /// The database epoch (created if missing, rewritten if unreadable) and the stream's newest id (""
 /// when there is no stream; a key of another type in its place is deleted).
 async fn current_position(node: &Node) -> Result<(String, String), Error> {
     let epoch = read_epoch(node).await?;
-    let last_id = stream_info(node)
+    let last_id = node
+        .l2
+        .stream_info()
         .await?
         .map(|i| i.last_generated)
         .unwrap_or_default();
     Ok((epoch, last_id))
 }
 
-/// The database epoch through `scripts/position.lua`, which repairs what it cannot read.
+/// The database epoch; what the script had to repair on the way is counted and logged.
 async fn read_epoch(node: &Node) -> Result<String, Error> {
-    let (epoch, _, repaired): (String, i64, String) = node
-        .l2
-        .scripts
-        .position
-        .key(EPOCH_KEY)
-        .key(node.keys.stream())
-        .arg(nonce())
-        .invoke_async(&mut node.l2.conn.clone())
-        .await?;
-    node.repaired(&repaired);
-    Ok(epoch)
+    let epoch = node.l2.epoch().await?;
+    node.repaired(&epoch.repaired);
+    Ok(epoch.value)
 }
+
+/// Stream entries read per round trip while replaying.
+const REPLAY_PAGE: usize = 1000;
 
 /// The longest pause between two attempts to reconnect the subscriber.
 const MAX_SUBSCRIBER_BACKOFF: Duration = Duration::from_millis(250);
@@ -745,8 +653,7 @@ async fn heartbeat_loop(node: Weak<Node>) {
         let last_seq = n.bus.last_sent_seq.load(Ordering::Acquire);
         let last_id = n.bus.last_sent_id.lock().clone();
         // Through the breaker: heartbeats are what notices Redis going away, and its probe when it returns.
-        let beat = publish_ephemeral(&n, Body::Heartbeat { last_seq, last_id })
-            .map(|r| r.map_err(Error::from));
+        let beat = publish_ephemeral(&n, Body::Heartbeat { last_seq, last_id });
         if n.guarded(beat).await.is_ok() {
             n.check_epoch_cheaply().await;
         }
@@ -828,8 +735,7 @@ impl Node {
             self.drop_l1("Redis lost its data (epoch changed)");
             return self.resync_position().await;
         }
-        let mut conn = self.l2.conn.clone();
-        let info = match stream_info(self).await? {
+        let info = match self.l2.stream_info().await? {
             Some(info) => info,
             // No stream: nothing was ever sent, or Redis lost it (the epoch check covers a restart).
             None if known.stream_id.is_empty() => return Ok(()),
@@ -841,17 +747,8 @@ impl Node {
         // Trimming removes the oldest entries first, so if the entry at our position is still there,
         // nothing after it is gone and the replay is exact. Otherwise, if anything was ever trimmed, what
         // we missed may be among it. (Redis 7.0 does not record trimmed ids in max-deleted-entry-id.)
-        let position_kept = if known.stream_id.is_empty() {
-            false
-        } else {
-            let at: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
-                .arg(self.keys.stream())
-                .arg(&known.stream_id)
-                .arg(&known.stream_id)
-                .query_async(&mut conn)
-                .await?;
-            !at.ids.is_empty()
-        };
+        let position_kept =
+            !known.stream_id.is_empty() && self.l2.stream_holds(&known.stream_id).await?;
         if !position_kept && info.entries_added > info.length {
             self.drop_l1("the replay stream was trimmed past this node's position");
             return self.resync_position().await;
@@ -864,23 +761,12 @@ impl Node {
         let mut from = start;
         let mut replayed = 0u64;
         loop {
-            let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
-                .arg(self.keys.stream())
-                .arg(&from)
-                .arg("+")
-                .arg("COUNT")
-                .arg(1000)
-                .query_async(&mut conn)
-                .await?;
-            if reply.ids.is_empty() {
+            let entries = self.l2.stream_range(&from, REPLAY_PAGE).await?;
+            if entries.is_empty() {
                 break;
             }
-            for entry in &reply.ids {
-                let message = match entry.map.get("m") {
-                    Some(redis::Value::BulkString(bytes)) => decode(bytes),
-                    _ => None,
-                };
-                match message {
+            for entry in &entries {
+                match entry.message.as_deref().and_then(decode) {
                     Some(Message {
                         node,
                         seq,

@@ -10,9 +10,9 @@ use serde::{de::DeserializeOwned, Serialize};
 use crate::bus::Op;
 use crate::codec::{self, Header};
 use crate::coherence::{Admission, Trust};
-use crate::error::{Error, SharedError};
+use crate::error::Error;
 use crate::fetched::{Fetched, Source};
-use crate::flight::{Flight, FlightKind, Joined};
+use crate::flight::{Flight, FlightKind, Joined, Landed};
 use crate::l1::L1Entry;
 use crate::l2::{l1_tags, Fence, L1Tags, ReadNeed};
 use crate::metrics::CacheStats;
@@ -277,27 +277,31 @@ impl Cache {
                             .await;
                         let source = result.as_ref().map_or(Source::Loaded, |f| f.source);
                         guard.complete(
-                            result
-                                .map(|f| Some(f.value as Arc<dyn Any + Send + Sync>))
-                                .map_err(SharedError::from),
+                            result.map(|f| Some(f.value as Arc<dyn Any + Send + Sync>)),
                             source,
                         );
                     });
                     return match waiter.wait().await {
-                        Ok(Some(v)) => v
+                        Landed::Completed(Ok(Some(v))) => v
                             .downcast::<T>()
                             .map(|v| Fetched::new(v, waiter.source()))
                             .map_err(|_| {
-                                Error::Unavailable("load produced a value of another type".into())
+                                Error::unavailable("load produced a value of another type")
                             }),
-                        Ok(None) => Err(Error::Unavailable("load produced no value".into())),
-                        Err(e) => Err(e.into_error()),
+                        Landed::Completed(Ok(None)) => {
+                            Err(Error::unavailable("load produced no value"))
+                        }
+                        Landed::Completed(Err(e)) => Err(e),
+                        // Only when the spawned load was stopped (the runtime shutting down).
+                        Landed::Abandoned => Err(Error::unavailable(
+                            "the load this call waited on was abandoned",
+                        )),
                     };
                 }
                 Joined::Follower(waiter) => {
                     node.stats.coalesced(1);
                     match waiter.wait().await {
-                        Ok(Some(v)) => {
+                        Landed::Completed(Ok(Some(v))) => {
                             if let Ok(v) = v.downcast::<T>() {
                                 return Ok(Fetched::new(v, waiter.source()));
                             }
@@ -307,11 +311,12 @@ impl Cache {
                                 .load::<T, F, Fut, E>(key, opts, loader, None, None)
                                 .await;
                         }
-                        Ok(None) => {
-                            return Err(Error::Unavailable("load produced no value".into()))
+                        Landed::Completed(Ok(None)) => {
+                            return Err(Error::unavailable("load produced no value"))
                         }
-                        Err(SharedError::Abandoned) => {}
-                        Err(e) => return Err(e.into_error()),
+                        Landed::Completed(Err(e)) => return Err(e),
+                        // The leader's caller was cancelled: lead or follow a new flight.
+                        Landed::Abandoned => {}
                     }
                 }
             }
@@ -343,9 +348,9 @@ impl Cache {
                             Source::L2,
                         ),
                         Err(e) => {
-                            let shared = SharedError::from(e);
-                            guard.complete(Err(shared.clone()), Source::L2);
-                            return Err(shared.into_error());
+                            // Every waiter gets the same error, a Redis error's source included.
+                            guard.complete(Err(e.clone()), Source::L2);
+                            return Err(e);
                         }
                     }
                     if fresh.is_none() {
@@ -356,13 +361,14 @@ impl Cache {
                 Joined::Follower(waiter) => {
                     node.stats.coalesced(1);
                     match waiter.wait().await {
-                        Ok(Some(v)) => return Ok(v.downcast::<T>().ok()),
-                        Ok(None) => {
+                        Landed::Completed(Ok(Some(v))) => return Ok(v.downcast::<T>().ok()),
+                        Landed::Completed(Ok(None)) => {
                             node.stats.misses(1);
                             return Ok(None);
                         }
-                        Err(SharedError::Abandoned) => {}
-                        Err(e) => return Err(e.into_error()),
+                        Landed::Completed(Err(e)) => return Err(e),
+                        // The leading reader was cancelled: read again.
+                        Landed::Abandoned => {}
                     }
                 }
             }

@@ -1,4 +1,7 @@
 //! The crate's error type.
+//!
+//! [`Error`] is `Clone`, as redis-rs's `RedisError` is: one failed load or one failed batch of
+//! invalidations is handed to every caller that waited on it, each with the same variant and source.
 
 use std::fmt;
 use std::sync::Arc;
@@ -9,7 +12,7 @@ pub type LoaderError = Arc<dyn std::error::Error + Send + Sync + 'static>;
 /// Everything that can go wrong in a cache call.
 ///
 /// Match on [`Error::kind`] to decide what to do without parsing messages.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// A setting is missing or out of range; the message names it, the value and what is allowed.
@@ -71,9 +74,18 @@ pub enum Error {
         /// How many attempts were made.
         attempts: u32,
     },
-    /// The cache is unavailable for the operation (Redis down and no way around it).
-    #[error("cache unavailable: {0}")]
-    Unavailable(String),
+    /// The cache cannot serve the call: the node refuses Redis for now (not connected yet, its circuit
+    /// breaker is open, invalidations wait for replay), it is shutting down, or it could not connect
+    /// at start. A Redis error behind it is kept as [`std::error::Error::source`], not flattened into
+    /// the message; a Redis error met on an ordinary call is [`Error::Redis`] itself.
+    #[error("cache unavailable: {reason}{}", Caused(source.as_deref()))]
+    Unavailable {
+        /// Why, in words.
+        reason: String,
+        /// The error that made the cache unavailable, when there was one.
+        #[source]
+        source: Option<Box<Error>>,
+    },
     /// An invalidation (or the invalidation a failed `set` falls back to) could not reach Redis yet.
     /// It holds on this node already, and it is kept and replayed, in order, when Redis answers;
     /// until then other nodes and L2 may still serve the old value. Nothing needs to be retried.
@@ -124,7 +136,7 @@ impl Error {
             Error::Loader { .. } | Error::LoaderPanicked { .. } => ErrorKind::Loader,
             Error::LoaderTimeout { .. } => ErrorKind::Timeout,
             Error::LockNotAcquired { .. } => ErrorKind::Lock,
-            Error::Unavailable(_) => ErrorKind::Unavailable,
+            Error::Unavailable { .. } => ErrorKind::Unavailable,
             Error::Pending { .. } => ErrorKind::Pending,
         }
     }
@@ -150,70 +162,33 @@ impl Error {
             reason: reason.to_string(),
         }
     }
-}
 
-/// A cheaply clonable copy of an [`Error`], so one failed load can be handed to every waiter.
-#[derive(Debug, Clone)]
-pub(crate) enum SharedError {
-    Loader {
-        key: String,
-        source: LoaderError,
-    },
-    Panicked {
-        key: String,
-        message: String,
-    },
-    Timeout {
-        key: String,
-        after: std::time::Duration,
-    },
-    /// The leader went away (its caller was cancelled) before finishing; waiters retry.
-    Abandoned,
-    Pending {
-        waiting: usize,
-        namespace_clear: bool,
-    },
-    Other(Arc<Error>),
-}
+    /// [`Error::Unavailable`] with nothing behind it but `reason`.
+    pub(crate) fn unavailable(reason: impl Into<String>) -> Self {
+        Error::Unavailable {
+            reason: reason.into(),
+            source: None,
+        }
+    }
 
-impl SharedError {
-    pub(crate) fn into_error(self) -> Error {
-        match self {
-            SharedError::Loader { key, source } => Error::Loader { key, source },
-            SharedError::Panicked { key, message } => Error::LoaderPanicked { key, message },
-            SharedError::Timeout { key, after } => Error::LoaderTimeout { key, after },
-            SharedError::Abandoned => {
-                Error::Unavailable("the load this call waited on was abandoned".into())
-            }
-            SharedError::Pending {
-                waiting,
-                namespace_clear,
-            } => Error::Pending {
-                waiting,
-                namespace_clear,
-            },
-            SharedError::Other(e) => match Arc::try_unwrap(e) {
-                Ok(e) => e,
-                Err(shared) => Error::Unavailable(shared.to_string()),
-            },
+    /// [`Error::Unavailable`] because of `source`, which is kept.
+    pub(crate) fn unavailable_because(reason: impl Into<String>, source: Error) -> Self {
+        Error::Unavailable {
+            reason: reason.into(),
+            source: Some(Box::new(source)),
         }
     }
 }
 
-impl From<Error> for SharedError {
-    fn from(e: Error) -> Self {
-        match e {
-            Error::Loader { key, source } => SharedError::Loader { key, source },
-            Error::LoaderPanicked { key, message } => SharedError::Panicked { key, message },
-            Error::LoaderTimeout { key, after } => SharedError::Timeout { key, after },
-            Error::Pending {
-                waiting,
-                namespace_clear,
-            } => SharedError::Pending {
-                waiting,
-                namespace_clear,
-            },
-            other => SharedError::Other(Arc::new(other)),
+/// Shows an error's source after its own message (": <source>"), or nothing: callers that print only
+/// `Display` (logs, the ops CLI) still see why, as [`Error::Loader`] shows its loader's error.
+struct Caused<'a>(Option<&'a Error>);
+
+impl fmt::Display for Caused<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(source) => write!(f, ": {source}"),
+            None => Ok(()),
         }
     }
 }

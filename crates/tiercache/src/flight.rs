@@ -12,11 +12,21 @@ use std::sync::{Arc, OnceLock};
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
-use crate::error::SharedError;
+use crate::error::Error;
 use crate::fetched::Source;
 
-/// What a flight hands to its waiters: the value (or `None` for a read that found nothing) or the error.
-pub(crate) type FlightResult = Result<Option<Arc<dyn Any + Send + Sync>>, SharedError>;
+/// What a flight hands to its waiters: the value (or `None` for a read that found nothing) or the
+/// error, cloned for each waiter with its source.
+pub(crate) type FlightResult = Result<Option<Arc<dyn Any + Send + Sync>>, Error>;
+
+/// How a flight ended, as a waiter sees it.
+pub(crate) enum Landed {
+    /// The leader completed it: its result.
+    Completed(FlightResult),
+    /// The leader went away (its caller was cancelled, its task stopped) without completing: there is
+    /// no result, and a waiter tries again rather than failing.
+    Abandoned,
+}
 
 /// One in-progress load.
 pub(crate) struct Flight {
@@ -26,7 +36,7 @@ pub(crate) struct Flight {
     /// Where the leader's value came from, written before `result` is published.
     source: AtomicU8,
     /// Set once, by the leader's `complete` or, if it never completes, by its drop.
-    result: OnceLock<FlightResult>,
+    result: OnceLock<Option<FlightResult>>,
     /// Wakes the waiters once `result` is set. One `Notify` in the flight's own allocation: a
     /// channel would cost an allocation more and wake through several notifiers per flight.
     done: Notify,
@@ -41,7 +51,8 @@ impl Flight {
         &self.key
     }
 
-    fn publish(&self, result: FlightResult) {
+    /// Publishes the leader's result, or `None` when it abandoned the flight.
+    fn publish(&self, result: Option<FlightResult>) {
         // Only the leader publishes, once (complete consumes it; its drop publishes only if
         // complete never ran), so the cell is always empty here.
         let _ = self.result.set(result);
@@ -79,15 +90,19 @@ pub(crate) enum Joined {
 pub(crate) struct FlightWaiter(Arc<Flight>);
 
 impl FlightWaiter {
-    /// Waits for the leader. If the leader vanished without completing, that is an error, never a hang.
-    pub(crate) async fn wait(&self) -> FlightResult {
+    /// Waits for the leader. If the leader vanished without completing, that is
+    /// [`Landed::Abandoned`], never a hang.
+    pub(crate) async fn wait(&self) -> Landed {
         loop {
             let notified = self.0.done.notified();
             tokio::pin!(notified);
             // Registered before the check, so a result set in between still wakes this waiter.
             notified.as_mut().enable();
             if let Some(result) = self.0.result.get() {
-                return result.clone();
+                return match result {
+                    Some(result) => Landed::Completed(result.clone()),
+                    None => Landed::Abandoned,
+                };
             }
             notified.await;
         }
@@ -124,7 +139,7 @@ impl LeaderGuard {
         self.flight.source.store(source.to_u8(), Ordering::Release);
         self.unregister();
         self.completed = true;
-        self.flight.publish(result);
+        self.flight.publish(Some(result));
     }
 
     fn unregister(&self) {
@@ -142,7 +157,7 @@ impl Drop for LeaderGuard {
     fn drop(&mut self) {
         if !self.completed {
             self.unregister();
-            self.flight.publish(Err(SharedError::Abandoned));
+            self.flight.publish(None);
         }
     }
 }
@@ -220,7 +235,10 @@ mod tests {
             panic!("second caller follows")
         };
         guard.complete(Ok(Some(Arc::new(7u32))), Source::L2);
-        for r in [leader_wait.wait().await, follower.wait().await] {
+        for landed in [leader_wait.wait().await, follower.wait().await] {
+            let Landed::Completed(r) = landed else {
+                panic!("completed")
+            };
             let v = r.expect("ok").expect("some");
             assert_eq!(*v.downcast::<u32>().expect("u32"), 7);
         }
@@ -248,10 +266,13 @@ mod tests {
         assert!(sleepers.iter().all(|s| !s.is_finished()));
         guard.complete(Ok(Some(Arc::new(5u8))), Source::L2);
         for sleeper in sleepers {
-            let result = tokio::time::timeout(std::time::Duration::from_secs(10), sleeper)
+            let landed = tokio::time::timeout(std::time::Duration::from_secs(10), sleeper)
                 .await
                 .expect("woken")
                 .expect("joined");
+            let Landed::Completed(result) = landed else {
+                panic!("completed")
+            };
             assert_eq!(
                 *result
                     .expect("ok")
@@ -264,7 +285,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_vanished_leader_wakes_waiters_with_an_error() {
+    async fn a_vanished_leader_wakes_waiters_with_no_result() {
         let flights = Arc::new(Flights::default());
         let Joined::Leader(guard, _) = flights.join(FlightKind::Load, "k") else {
             panic!("leader")
@@ -273,7 +294,7 @@ mod tests {
             panic!("follower")
         };
         drop(guard);
-        assert!(follower.wait().await.is_err());
+        assert!(matches!(follower.wait().await, Landed::Abandoned));
         assert!(
             matches!(flights.join(FlightKind::Load, "k"), Joined::Leader(..)),
             "a new flight can start"

@@ -1,5 +1,14 @@
 //! L2: Redis. Every operation is one round trip: a Lua script (in `scripts/`) does the reads, checks and
 //! writes that must happen together.
+//!
+//! The core's Redis commands go through this layer: entries here, the bus's stream and channel in
+//! [`stream`], leases in [`leases`]. The bus and the locks say what they need; this module knows how it
+//! is sent.
+
+mod leases;
+pub(crate) mod stream;
+
+pub(crate) use stream::InvalidationBatch;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,11 +27,11 @@ pub(crate) struct Scripts {
     read: Script,
     store: Script,
     put: Script,
-    pub(crate) invalidate: Script,
-    pub(crate) acquire: Script,
-    pub(crate) release: Script,
-    pub(crate) extend: Script,
-    pub(crate) position: Script,
+    invalidate: Script,
+    acquire: Script,
+    release: Script,
+    extend: Script,
+    position: Script,
 }
 
 /// Every script starts with `scripts/lib.lua`: the helpers that read bookkeeping and repair what
@@ -208,7 +217,8 @@ fn string(v: Value) -> String {
     text(v).unwrap_or_default()
 }
 
-fn unexpected(what: &str, v: &Value) -> Error {
+/// A reply of a shape the cache did not ask for: a Redis (parse) error, not an unavailable cache.
+pub(crate) fn unexpected(what: &str, v: &Value) -> Error {
     Error::Redis(redis::RedisError::from((
         redis::ErrorKind::Parse,
         "unexpected reply from a tiercache script",
@@ -231,6 +241,13 @@ pub(crate) struct Put {
     pub(crate) repaired: String,
 }
 
+/// A script's answer, with the kinds of unreadable bookkeeping it rewrote on the way (letters, see
+/// `scripts/lib.lua`), which the node counts and logs.
+pub(crate) struct Repaired<T> {
+    pub(crate) value: T,
+    pub(crate) repaired: String,
+}
+
 /// Whether this node vouches that a tag is still at a version; see [`L2::read`].
 pub(crate) type Vouched<'a> = dyn Fn(&str, u64) -> Option<Arc<str>> + Sync + 'a;
 
@@ -238,18 +255,26 @@ pub(crate) type Vouched<'a> = dyn Fn(&str, u64) -> Option<Arc<str>> + Sync + 'a;
 pub(crate) struct L2 {
     pub(crate) conn: ConnectionManager,
     pub(crate) keys: KeySpace,
-    pub(crate) scripts: Scripts,
+    scripts: Scripts,
     /// How long a generation outlives its invalidation; loads longer than this are never stored.
     pub(crate) generation_ttl: Duration,
+    /// The replay stream's approximate cap (`XADD MAXLEN ~`).
+    stream_max_len: u64,
 }
 
 impl L2 {
-    pub(crate) fn new(conn: ConnectionManager, keys: KeySpace, generation_ttl: Duration) -> Self {
+    pub(crate) fn new(
+        conn: ConnectionManager,
+        keys: KeySpace,
+        generation_ttl: Duration,
+        stream_max_len: u64,
+    ) -> Self {
         L2 {
             conn,
             keys,
             scripts: Scripts::new(),
             generation_ttl,
+            stream_max_len,
         }
     }
 

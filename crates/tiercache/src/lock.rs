@@ -73,17 +73,9 @@ pub(crate) async fn try_acquire(
     lease: Duration,
 ) -> Result<Option<String>, Error> {
     let token = crate::ops::lease_token(node.id);
-    let (acquired, repaired): (i64, String) = node
-        .l2
-        .scripts
-        .acquire
-        .key(key)
-        .arg(&token)
-        .arg(lease.as_millis().max(1) as u64)
-        .invoke_async(&mut node.l2.conn.clone())
-        .await?;
-    node.repaired(&repaired);
-    if acquired == 1 {
+    let acquired = node.l2.acquire_lease(key, &token, lease).await?;
+    node.repaired(&acquired.repaired);
+    if acquired.value {
         node.stats.lock_acquired(1);
         Ok(Some(token))
     } else {
@@ -95,15 +87,7 @@ pub(crate) async fn try_acquire(
 
 /// Compare-and-delete. Returns whether the caller still held the lease.
 pub(crate) async fn release(node: &Node, key: &str, token: &str) -> Result<bool, Error> {
-    let released: i64 = node
-        .l2
-        .scripts
-        .release
-        .key(key)
-        .arg(token)
-        .invoke_async(&mut node.l2.conn.clone())
-        .await?;
-    Ok(released == 1)
+    node.l2.release_lease(key, token).await
 }
 
 /// Compare-and-extend. Returns whether the caller still held the lease.
@@ -113,16 +97,7 @@ pub(crate) async fn extend(
     token: &str,
     lease: Duration,
 ) -> Result<bool, Error> {
-    let extended: i64 = node
-        .l2
-        .scripts
-        .extend
-        .key(key)
-        .arg(token)
-        .arg(lease.as_millis().max(1) as u64)
-        .invoke_async(&mut node.l2.conn.clone())
-        .await?;
-    Ok(extended == 1)
+    node.l2.extend_lease(key, token, lease).await
 }
 
 /// Acquires a named lock with retries.

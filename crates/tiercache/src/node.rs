@@ -132,17 +132,17 @@ impl Node {
         call: impl std::future::Future<Output = Result<R, Error>>,
     ) -> Result<R, Error> {
         if !self.joined.load(std::sync::atomic::Ordering::Acquire) {
-            return Err(Error::Unavailable(
-                "not connected to Redis yet; reconnecting in the background".into(),
+            return Err(Error::unavailable(
+                "not connected to Redis yet; reconnecting in the background",
             ));
         }
         if self.pending.has_work() {
-            return Err(Error::Unavailable(
-                "invalidations wait for Redis; L2 is not used until they are replayed".into(),
+            return Err(Error::unavailable(
+                "invalidations wait for Redis; L2 is not used until they are replayed",
             ));
         }
         if !self.breaker.allow() {
-            return Err(Error::Unavailable("Redis circuit breaker is open".into()));
+            return Err(Error::unavailable("Redis circuit breaker is open"));
         }
         match call.await {
             Ok(r) => {

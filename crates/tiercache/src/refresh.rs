@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use serde::{de::DeserializeOwned, Serialize};
 
-use crate::error::{Error, SharedError};
+use crate::error::Error;
 use crate::fetched::{Fetched, Source};
 use crate::flight::{Flight, FlightKind, Joined};
 use crate::l1::L1Entry;
@@ -104,9 +104,7 @@ impl Node {
                 .await;
             let source = result.as_ref().map_or(Source::Loaded, |f| f.source);
             guard.complete(
-                result
-                    .map(|f| Some(f.value as Arc<dyn std::any::Any + Send + Sync>))
-                    .map_err(SharedError::from),
+                result.map(|f| Some(f.value as Arc<dyn std::any::Any + Send + Sync>)),
                 source,
             );
         });

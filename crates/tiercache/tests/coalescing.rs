@@ -80,6 +80,34 @@ async fn a_failed_load_is_shared_by_its_waiters_and_not_cached() {
     assert_eq!(cache.get::<u64>("k").await.unwrap(), None);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readers_sharing_a_failed_redis_read_all_get_the_redis_error_with_its_source() {
+    let redis = server();
+    let cache = common::builder(&redis, "flight-redis-err")
+        .response_timeout(Duration::from_secs(1))
+        .build()
+        .await
+        .unwrap();
+    // Redis hangs: the one read of the flight times out, and every reader that shared it must see
+    // that Redis error, not a message that lost it.
+    redis.pause(Duration::from_secs(3));
+    let readers: Vec<_> = (0..20)
+        .map(|_| {
+            let cache = cache.clone();
+            tokio::spawn(async move { cache.get::<u64>("k").await })
+        })
+        .collect();
+    for reader in readers {
+        let err = reader.await.unwrap().expect_err("Redis hangs");
+        assert_eq!(err.kind(), ErrorKind::Redis, "{err}");
+        assert!(
+            std::error::Error::source(&err).is_some(),
+            "the Redis error is the source: {err:?}"
+        );
+    }
+    assert!(cache.stats().coalesced > 0, "the readers shared one read");
+}
+
 #[tokio::test]
 async fn a_panicking_loader_is_an_error_and_the_next_call_loads_again() {
     let redis = server();

@@ -109,6 +109,10 @@ async fn require_redis_at_start_fails_fast_without_printing_the_password() {
         .await
         .expect_err("Redis is down");
     assert_eq!(err.kind(), ErrorKind::Unavailable);
+    assert!(
+        std::error::Error::source(&err).is_some(),
+        "the connection error is kept as the source: {err:?}"
+    );
     let shown = format!("{err} {err:?}");
     assert!(shown.contains(&port.to_string()), "{shown}");
     assert!(!shown.contains("s3cret-pw"), "password leaked: {shown}");

@@ -105,8 +105,7 @@ async fn newest_snapshots(
     if all_seen || recent.snapshots.len() + recent.skipped < RECENT_SNAPSHOTS {
         return Ok(recent);
     }
-    let everything = usize::try_from(SNAPSHOTS_KEPT).unwrap_or(RECENT_SNAPSHOTS);
-    Ok(metrics.history_with_skipped(everything).await?)
+    Ok(metrics.history_with_skipped(SNAPSHOTS_KEPT).await?)
 }
 
 /// The newest snapshot of each running node, judged; the fleet when several report.

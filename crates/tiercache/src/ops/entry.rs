@@ -142,10 +142,14 @@ impl Cache {
                     .map_err(Error::from)
             })
             .await?;
-        let Value::Array(items) = reply else {
-            return Err(Error::Unavailable(format!(
-                "unexpected reply to the inspection of {key:?}"
-            )));
+        let items = match reply {
+            Value::Array(items) => items,
+            other => {
+                return Err(crate::l2::unexpected(
+                    &format!("the inspection of {key:?}"),
+                    &other,
+                ))
+            }
         };
         let now = now_ms();
         let item = |i: usize| items.get(i).unwrap_or(&Value::Nil);

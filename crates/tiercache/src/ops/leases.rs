@@ -188,7 +188,7 @@ impl Cache {
     /// Returns whether it was removed. A lease whose holder is [`LeaseState::Held`] is refused.
     pub async fn remove_abandoned_lease(&self, lease: &LeaseReport) -> Result<bool, Error> {
         if !lease.state.is_abandoned() {
-            return Err(Error::Unavailable(format!(
+            return Err(Error::unavailable(format!(
                 "{} is held by a running node; it is not removed",
                 lease.redis_key
             )));

@@ -1,0 +1,201 @@
+//! The bus's side of Redis: the script that applies a batch of invalidations and appends it to the
+//! namespace's replay stream, messages on the namespace's channel, the database epoch, and reading the
+//! stream back. The bus ([`crate::bus`]) decides what to send and what a reply means; this is how it
+//! reaches Redis.
+
+use redis::streams::StreamRangeReply;
+use redis::Value;
+
+use super::{nonce, text, Repaired, L2};
+use crate::error::Error;
+use crate::keys::{EntryKeys, EPOCH_KEY};
+
+/// One batch of invalidations, as `scripts/invalidate.lua` applies it.
+pub(crate) struct InvalidationBatch {
+    /// Each invalidated key, with the generation it gets.
+    pub(crate) keys: Vec<(EntryKeys, u64)>,
+    /// Each invalidated tag's version key, with the version it gets.
+    pub(crate) tags: Vec<(String, u64)>,
+    /// The bus message: appended to the stream and published.
+    pub(crate) message: Vec<u8>,
+    /// Whether the message is published as well as appended (`false` only for fault injection).
+    pub(crate) publish: bool,
+}
+
+/// One entry of the replay stream.
+pub(crate) struct StreamEntry {
+    /// Its stream id.
+    pub(crate) id: String,
+    /// Its message (field `m`); `None` when it has none, or one that is not a byte string.
+    pub(crate) message: Option<Vec<u8>>,
+}
+
+/// The replay stream's ends, from `XINFO STREAM`.
+pub(crate) struct StreamInfo {
+    /// The id of the newest entry ever added (kept even when trimming removed it).
+    pub(crate) last_generated: String,
+    /// Entries ever added, and entries present: when they differ, some were trimmed away.
+    pub(crate) entries_added: u64,
+    pub(crate) length: u64,
+}
+
+impl L2 {
+    /// Applies `batch` in one script call: bumps generations and tag versions, deletes the values,
+    /// appends the message to the replay stream (capped at `stream_max_len`) and publishes it. Returns
+    /// the stream id it was stored under.
+    pub(crate) async fn invalidate(
+        &self,
+        batch: &InvalidationBatch,
+    ) -> Result<Repaired<String>, Error> {
+        let channel = if batch.publish {
+            self.keys.channel()
+        } else {
+            String::new()
+        };
+        let mut call = self.scripts.invalidate.prepare_invoke();
+        call.key(self.keys.stream());
+        call.arg(channel)
+            .arg(batch.keys.len())
+            .arg(self.generation_ttl.as_millis() as u64)
+            .arg(self.stream_max_len)
+            .arg(batch.message.as_slice());
+        for (entry, _) in &batch.keys {
+            call.key(&entry.entry).key(entry.generation());
+        }
+        for (_, generation) in &batch.keys {
+            call.arg(*generation);
+        }
+        for (key, version) in &batch.tags {
+            call.key(key).arg(*version);
+        }
+        let (stream_id, repaired): (String, String) =
+            call.invoke_async(&mut self.conn.clone()).await?;
+        Ok(Repaired {
+            value: stream_id,
+            repaired,
+        })
+    }
+
+    /// Publishes `payload` on the namespace's channel, without storing it: heartbeats and "filled"
+    /// notices, which no node needs to replay.
+    pub(crate) async fn publish(&self, payload: &[u8]) -> Result<(), Error> {
+        redis::cmd("PUBLISH")
+            .arg(self.keys.channel())
+            .arg(payload)
+            .exec_async(&mut self.conn.clone())
+            .await?;
+        Ok(())
+    }
+
+    /// The database epoch through `scripts/position.lua`, which creates it when missing and rewrites
+    /// it (and a key of another type where the stream belongs) when unreadable.
+    pub(crate) async fn epoch(&self) -> Result<Repaired<String>, Error> {
+        let (epoch, _, repaired): (String, i64, String) = self
+            .scripts
+            .position
+            .key(EPOCH_KEY)
+            .key(self.keys.stream())
+            .arg(nonce())
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        Ok(Repaired {
+            value: epoch,
+            repaired,
+        })
+    }
+
+    /// The replay stream's ends; `None` when the stream does not exist.
+    pub(crate) async fn stream_info(&self) -> Result<Option<StreamInfo>, Error> {
+        let mut conn = self.conn.clone();
+        let stream = self.keys.stream();
+        let exists: bool = redis::cmd("EXISTS")
+            .arg(&stream)
+            .query_async(&mut conn)
+            .await?;
+        if !exists {
+            return Ok(None);
+        }
+        let info: Value = redis::cmd("XINFO")
+            .arg("STREAM")
+            .arg(&stream)
+            .query_async(&mut conn)
+            .await?;
+        let pairs = field_pairs(info);
+        let field = |name: &str| {
+            pairs
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default()
+        };
+        Ok(Some(StreamInfo {
+            last_generated: field("last-generated-id"),
+            // Unreadable counts err towards "something was trimmed": dropping L1 is safe, missing a
+            // gap is not.
+            entries_added: field("entries-added").parse().unwrap_or(u64::MAX),
+            length: field("length").parse().unwrap_or(0),
+        }))
+    }
+
+    /// Whether the replay stream still holds the entry `id`.
+    pub(crate) async fn stream_holds(&self, id: &str) -> Result<bool, Error> {
+        let at: StreamRangeReply = redis::cmd("XRANGE")
+            .arg(self.keys.stream())
+            .arg(id)
+            .arg(id)
+            .query_async(&mut self.conn.clone())
+            .await?;
+        Ok(!at.ids.is_empty())
+    }
+
+    /// At most `count` entries of the replay stream from `from` (an `XRANGE` start: `-`, an id, or
+    /// `(id` for after it) on, oldest first.
+    pub(crate) async fn stream_range(
+        &self,
+        from: &str,
+        count: usize,
+    ) -> Result<Vec<StreamEntry>, Error> {
+        let reply: StreamRangeReply = redis::cmd("XRANGE")
+            .arg(self.keys.stream())
+            .arg(from)
+            .arg("+")
+            .arg("COUNT")
+            .arg(count)
+            .query_async(&mut self.conn.clone())
+            .await?;
+        Ok(reply
+            .ids
+            .into_iter()
+            .map(|mut entry| StreamEntry {
+                message: match entry.map.remove("m") {
+                    Some(Value::BulkString(bytes)) => Some(bytes),
+                    _ => None,
+                },
+                id: entry.id,
+            })
+            .collect())
+    }
+}
+
+/// The name/value pairs of an `XINFO` reply: a flat array under RESP2, a map under RESP3. A name that
+/// is not text is skipped with its value.
+fn field_pairs(info: Value) -> Vec<(String, String)> {
+    match info {
+        Value::Array(items) => {
+            let mut items = items.into_iter();
+            let mut pairs = Vec::new();
+            while let Some(name) = items.next() {
+                let value = items.next().and_then(text).unwrap_or_default();
+                if let Some(name) = text(name) {
+                    pairs.push((name, value));
+                }
+            }
+            pairs
+        }
+        Value::Map(items) => items
+            .into_iter()
+            .filter_map(|(k, v)| Some((text(k)?, text(v).unwrap_or_default())))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
