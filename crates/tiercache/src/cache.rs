@@ -223,7 +223,7 @@ impl Cache {
         node.keys.validate(key)?;
         let l1_stale = match node.l1_lookup::<T>(key) {
             L1Lookup::Hit(value, entry) => {
-                if node.wants_refresh(&entry, Instant::now())
+                if node.wants_refresh(&entry)
                     && !entry
                         .refresh_claimed
                         .swap(true, std::sync::atomic::Ordering::AcqRel)
@@ -736,19 +736,27 @@ impl Node {
         let now = Instant::now();
         let wall = now_ms();
         let fresh_for = Duration::from_millis(header.expires_at_ms.saturating_sub(wall));
+        let created_at = now
+            .checked_sub(Duration::from_millis(
+                wall.saturating_sub(header.created_at_ms),
+            ))
+            .unwrap_or(now);
+        let expires_at = now + fresh_for;
+        let load_time = Duration::from_micros(u64::from(header.load_micros));
+        let l1_life = self.l1_life(fresh_for);
         let entry = L1Entry {
             value,
             weight: u32::try_from(encoded_len).unwrap_or(u32::MAX),
-            created_at: now
-                .checked_sub(Duration::from_millis(
-                    wall.saturating_sub(header.created_at_ms),
-                ))
-                .unwrap_or(now),
-            expires_at: now + fresh_for,
-            fresh_until: crate::l1::fresh_until(self.l1_life(fresh_for)),
+            created_at,
+            expires_at,
+            fresh_until: crate::l1::fresh_until(l1_life),
+            refresh_from: crate::l1::fresh_until(
+                self.no_refresh_for(now, created_at, expires_at, load_time)
+                    .min(l1_life),
+            ),
             created_at_ms: header.created_at_ms,
             inserted_at: now,
-            load_time: Duration::from_micros(u64::from(header.load_micros)),
+            load_time,
             tags,
             tags_current_at: std::sync::atomic::AtomicU64::new(tags_current_at),
             refresh_claimed: std::sync::atomic::AtomicBool::new(false),

@@ -32,7 +32,7 @@ pub(crate) const SWEEP_INTERVAL: Duration = Duration::from_secs(30);
 const COARSE_HORIZON: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
 
 /// Now on the coarse clock, without writing coarsetime's shared "recent" cell.
-fn coarse_now() -> coarsetime::Instant {
+pub(crate) fn coarse_now() -> coarsetime::Instant {
     coarsetime::Instant::now_without_cache_update()
 }
 
@@ -59,6 +59,9 @@ pub(crate) struct L1Entry {
     /// of the time std's clock takes; so a value may be served a tick past its expiry, or stop a
     /// tick early.
     pub(crate) fresh_until: coarsetime::Instant,
+    /// Before this coarse instant no refresh-ahead can be due, so a hit decides "no refresh" with the
+    /// coarse clock alone, without reading std's clock or drawing a random number.
+    pub(crate) refresh_from: coarsetime::Instant,
     /// When this node put it in L1; a suspect node distrusts entries inserted before it became suspect.
     pub(crate) inserted_at: Instant,
     /// How long the value took to load, for probabilistic early refresh.
@@ -200,6 +203,7 @@ impl L1Entry {
             created_at_ms: 0,
             expires_at: now + expires_in,
             fresh_until: fresh_until(expires_in),
+            refresh_from: fresh_until(expires_in),
             inserted_at: now,
             load_time: Duration::ZERO,
             tags: tags.iter().map(|(t, v)| (Arc::from(*t), *v)).collect(),

@@ -10,7 +10,7 @@
 //! checking, after taking it, whether L2 already holds a value newer than ours.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde::{de::DeserializeOwned, Serialize};
 
@@ -22,6 +22,12 @@ use crate::l2::ReadNeed;
 use crate::lock::try_acquire;
 use crate::node::Node;
 use crate::options::EntryOptions;
+
+/// XFetch refreshes when `load_time * beta * -ln(u)` reaches the time left, u uniform in (0, 1].
+/// `-ln(u)` exceeds 30 with probability e^-30 (about 1e-13 per hit), so a hit earlier than 30
+/// scaled load times before expiry is answered "no" without drawing; the distribution a refresh
+/// sees is otherwise unchanged.
+const XFETCH_LONGEST_DRAW: f64 = 30.0;
 
 /// When a hit starts a background refresh.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -55,11 +61,49 @@ impl Node {
         }
     }
 
-    /// Whether a hit on `entry` should start a refresh.
-    pub(crate) fn wants_refresh(&self, entry: &L1Entry, now: Instant) -> bool {
+    /// How long after `now` no hit on an entry with this life and load time can want a refresh:
+    /// the threshold's share of its life, or for XFetch the time left minus the longest lead a draw
+    /// is followed to ([`XFETCH_LONGEST_DRAW`] load times, scaled by beta). Hits before then skip
+    /// the exact test.
+    pub(crate) fn no_refresh_for(
+        &self,
+        now: Instant,
+        created_at: Instant,
+        expires_at: Instant,
+        load_time: Duration,
+    ) -> Duration {
         if !self.config.refresh_ahead {
+            return Duration::MAX;
+        }
+        let starts = match self.config.refresh_mode {
+            RefreshMode::Threshold => {
+                let life = expires_at.saturating_duration_since(created_at);
+                let share = self.config.refresh_threshold;
+                // NaN would panic in mul_f64; a threshold outside [0, 1] means "at once" or "at expiry".
+                let share = if share.is_nan() {
+                    0.0
+                } else {
+                    share.clamp(0.0, 1.0)
+                };
+                created_at.checked_add(life.mul_f64(share))
+            }
+            RefreshMode::XFetch { beta } => {
+                let lead = load_time.as_secs_f64() * beta.max(0.0) * XFETCH_LONGEST_DRAW;
+                Duration::try_from_secs_f64(lead)
+                    .ok()
+                    .and_then(|lead| expires_at.checked_sub(lead))
+            }
+        };
+        // A window we cannot place (a lead past the clock's origin) starts now: the exact test runs.
+        starts.map_or(Duration::ZERO, |s| s.saturating_duration_since(now))
+    }
+
+    /// Whether a hit on `entry` should start a refresh.
+    pub(crate) fn wants_refresh(&self, entry: &L1Entry) -> bool {
+        if !self.config.refresh_ahead || crate::l1::coarse_now() < entry.refresh_from {
             return false;
         }
+        let now = Instant::now();
         match self.config.refresh_mode {
             RefreshMode::Threshold => entry.age_fraction(now) >= self.config.refresh_threshold,
             RefreshMode::XFetch { beta } => {

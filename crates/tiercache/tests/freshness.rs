@@ -67,6 +67,62 @@ async fn refresh_ahead_refreshes_once_per_threshold_crossing_and_nobody_waits() 
     assert_eq!(calls.load(Ordering::SeqCst), 2, "one refresh for the fleet");
 }
 
+/// XFetch draws on every hit whether to refresh, more often as expiry nears and the slower the
+/// value was to load; a hit far from expiry decides without drawing. Either way a slow value is
+/// refreshed by a hit before it expires, so no caller waits for its loader.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn xfetch_refreshes_a_slow_value_before_it_expires() {
+    let redis = server();
+    let config = tiercache::Config {
+        refresh_mode: tiercache::RefreshMode::XFetch { beta: 1.0 },
+        ..tiercache::Config::default()
+    };
+    let node = Cache::builder()
+        .config(config)
+        .redis_url(&redis.url())
+        .namespace("xfetch")
+        .build()
+        .await
+        .unwrap();
+    let ttl = Duration::from_secs(3);
+    let opts = EntryOptions::new(ttl);
+    let started_at = Arc::new(parking_lot::Mutex::new(Vec::new()));
+    let slow_loader = |started_at: Arc<parking_lot::Mutex<Vec<Instant>>>| {
+        move || async move {
+            let n = {
+                let mut starts = started_at.lock();
+                starts.push(Instant::now());
+                starts.len() as u64 - 1
+            };
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            Ok::<_, std::io::Error>(n)
+        }
+    };
+    assert_eq!(
+        *node
+            .get_or_load("k", &opts, slow_loader(started_at.clone()))
+            .await
+            .unwrap(),
+        0
+    );
+    let filled = Instant::now();
+    eventually(DEADLINE, "a hit refreshed the value", || async {
+        *node
+            .get_or_load("k", &opts, slow_loader(started_at.clone()))
+            .await
+            .unwrap()
+            == 1
+    })
+    .await;
+    let starts = started_at.lock().clone();
+    assert_eq!(starts.len(), 2, "one refresh");
+    assert!(
+        starts[1] < filled + ttl,
+        "the refresh started {:?} after the fill, past the {ttl:?} TTL",
+        starts[1] - filled
+    );
+}
+
 #[tokio::test]
 async fn fail_safe_serves_the_stale_value_when_the_loader_fails_and_throttles_retries() {
     let redis = server();
