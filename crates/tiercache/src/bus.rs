@@ -455,7 +455,7 @@ pub(crate) fn start_joiner(node: Weak<Node>, client: redis::Client) -> tokio::ta
                 }
             }
             drop(n);
-            tokio::time::sleep(crate::lock::jitter(backoff)).await;
+            tokio::time::sleep(crate::backoff::jitter(backoff)).await;
             backoff = (backoff * 2).min(MAX_JOIN_BACKOFF);
         };
         let heartbeat = heartbeat_loop(node.clone());

@@ -3,7 +3,7 @@
 use std::any::Any;
 use std::borrow::Cow;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use serde::{de::DeserializeOwned, Serialize};
 
@@ -18,6 +18,7 @@ use crate::l2::{l1_tags, Fence, L1Tags, ReadNeed};
 use crate::metrics::CacheStats;
 use crate::node::Node;
 use crate::options::EntryOptions;
+use crate::wall_clock::now_ms;
 
 /// A cache node: L1 in this process, L2 in Redis, kept coherent with every other node of its namespace.
 ///
@@ -54,12 +55,6 @@ impl std::fmt::Debug for Cache {
             .field("node_id", &self.node().id)
             .finish_non_exhaustive()
     }
-}
-
-pub(crate) fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 impl Cache {

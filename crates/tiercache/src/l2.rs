@@ -16,10 +16,10 @@ use std::time::Duration;
 use redis::aio::ConnectionManager;
 use redis::{Script, Value};
 
-use crate::cache::now_ms;
 use crate::codec;
 use crate::error::Error;
 use crate::keys::{EntryKeys, KeySpace, EPOCH_KEY};
+use crate::wall_clock::now_ms;
 
 /// The Redis scripts, loaded once per node. `invoke_async` uses EVALSHA and falls back to EVAL after a
 /// script cache flush or a restart.

@@ -44,6 +44,7 @@
 //! [moka]: https://docs.rs/moka
 #![deny(missing_docs)]
 
+mod backoff;
 mod breaker;
 mod builder;
 mod bus;
@@ -71,6 +72,7 @@ mod pending;
 #[cfg(test)]
 mod proptests;
 mod refresh;
+mod wall_clock;
 
 pub use builder::CacheBuilder;
 pub use cache::Cache;

@@ -22,15 +22,17 @@ use futures_util::FutureExt;
 use serde::{de::DeserializeOwned, Serialize};
 use tokio::task::JoinHandle;
 
-use crate::cache::{now_ms, ReadOutcome};
+use crate::backoff::jitter;
+use crate::cache::ReadOutcome;
 use crate::codec::{self, Header};
 use crate::error::Error;
 use crate::fetched::{Fetched, Source};
 use crate::flight::Flight;
 use crate::l2::{l1_tags, Fence, L1Tags, ReadNeed};
-use crate::lock::{jitter, try_acquire};
+use crate::lock::try_acquire;
 use crate::node::Node;
 use crate::options::EntryOptions;
+use crate::wall_clock::now_ms;
 
 /// How long a value served by fail-safe is reused before the loader is tried again.
 const FAIL_SAFE_THROTTLE: Duration = Duration::from_secs(10);

@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::backoff::jitter;
 use crate::error::Error;
 use crate::node::Node;
 
@@ -58,12 +59,6 @@ impl std::fmt::Debug for LockGuard {
 /// The first retry delay; later ones double, with jitter, up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_millis(10);
 const MAX_BACKOFF: Duration = Duration::from_millis(500);
-
-/// A delay in `[d/2, d]`, so contenders that failed together do not retry together.
-pub(crate) fn jitter(d: Duration) -> Duration {
-    let half = d / 2;
-    half + half.mul_f64(rand::random::<f64>())
-}
 
 /// One attempt: `SET NX PX` (`scripts/acquire.lua`, which also takes over a lease key that cannot be
 /// a lease). Returns the token when acquired.

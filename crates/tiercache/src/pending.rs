@@ -180,7 +180,7 @@ async fn replay(node: Weak<Node>) {
             Err(e) => {
                 tracing::debug!(namespace = %n.config.namespace, error = %e, "replay of queued invalidations failed; retrying");
                 drop(n);
-                tokio::time::sleep(crate::lock::jitter(backoff)).await;
+                tokio::time::sleep(crate::backoff::jitter(backoff)).await;
                 backoff = (backoff * 2).min(MAX_REPLAY_BACKOFF);
             }
         }

@@ -8,10 +8,11 @@ use serde::Serialize;
 
 use super::leases::LeaseReport;
 use super::scan::{KeyKind, NamespaceKey};
-use crate::cache::{now_ms, Cache};
+use crate::cache::Cache;
 use crate::codec;
 use crate::error::Error;
 use crate::keys::KeySpace;
+use crate::wall_clock::now_ms;
 
 static INSPECT: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("../scripts/inspect.lua")));

@@ -8,9 +8,10 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::scan::{glob_literal, namespace_part, KeyKind};
-use crate::cache::{now_ms, Cache};
+use crate::cache::Cache;
 use crate::error::Error;
 use crate::node::Node;
+use crate::wall_clock::now_ms;
 
 /// Heartbeat intervals a presence key outlives its last write: the same silence that makes a node
 /// distrust its own subscription.
