@@ -89,3 +89,9 @@ pub use ops::{
 };
 pub use options::EntryOptions;
 pub use refresh::RefreshMode;
+
+/// The README's code, compiled as a doctest so it cannot drift from the API (rustdoc skips its
+/// `sh` and `text` blocks).
+#[doc = include_str!("../../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
