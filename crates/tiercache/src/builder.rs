@@ -232,6 +232,7 @@ impl CacheBuilder {
                 recovering: AtomicBool::new(false),
                 recovery_requested: AtomicBool::new(false),
                 fills,
+                #[cfg(feature = "fault-injection")]
                 fault_skip_publish: std::sync::atomic::AtomicU32::new(0),
                 breaker: crate::breaker::Breaker::new(),
                 degraded_fills: AtomicBool::new(false),

@@ -318,10 +318,13 @@ async fn flush(node: &Arc<Node>, ops: Vec<Op>, route: Route) -> Result<(), Error
         sent_at_micros: now_micros(),
         body: Body::Events(events.clone()),
     };
+    #[cfg(feature = "fault-injection")]
     let skip_publish = node
         .fault_skip_publish
         .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
         .is_ok();
+    #[cfg(not(feature = "fault-injection"))]
+    let skip_publish = false;
     let batch = InvalidationBatch {
         keys,
         tags,

@@ -515,9 +515,10 @@ impl Cache {
         self.node().l1.entry_count()
     }
 
-    /// Fault injection for tests: this node's next `batches` invalidation batches reach L2 and the replay
-    /// stream but are not published, as if every subscriber had missed them.
-    #[doc(hidden)]
+    /// Fault injection for tests (feature `fault-injection`, which the crate's own tests turn on): this
+    /// node's next `batches` invalidation batches reach L2 and the replay stream but are not
+    /// published, as if every subscriber had missed them.
+    #[cfg(feature = "fault-injection")]
     pub fn fault_skip_publish(&self, batches: u32) {
         self.node()
             .fault_skip_publish

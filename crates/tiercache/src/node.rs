@@ -30,6 +30,7 @@ pub(crate) struct Node {
     pub(crate) recovery_requested: AtomicBool,
     pub(crate) fills: tokio::sync::broadcast::Sender<Arc<str>>,
     /// Fault injection: this many coming batches are written to the stream but not published.
+    #[cfg(feature = "fault-injection")]
     pub(crate) fault_skip_publish: std::sync::atomic::AtomicU32,
     pub(crate) breaker: Breaker,
     /// Set when L1 took values while Redis was unreachable; they are dropped when Redis returns.
