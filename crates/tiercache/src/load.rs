@@ -49,10 +49,24 @@ pub(crate) struct Lease {
 }
 
 /// How waiting for another node's load ended.
+/// What a stored value does to this node's L1.
+pub(crate) enum AfterStore<'f> {
+    /// Fill it; a flight, when one carries the load, undoes the fill if an invalidation lands meanwhile.
+    FillL1(Option<&'f Flight>),
+    /// Leave it alone: no flight guards a fill any more, so the next read takes the value from L2.
+    LeaveL1,
+}
+
 enum Waited<T> {
     Filled(Arc<T>),
-    /// We hold the lease now (or waited long enough to load without one); load with this fence.
-    Load(Option<Lease>, Option<Fence>, Option<Arc<T>>),
+    /// Load now: under `lease` when we hold it (none when Redis failed or the wait ran out), stored
+    /// only if `fence` still holds (none: nothing to fence with, store nowhere but L1 briefly), with
+    /// `stale` to fall back on if the loader fails.
+    Load {
+        lease: Option<Lease>,
+        fence: Option<Fence>,
+        stale: Option<Arc<T>>,
+    },
 }
 
 impl Node {
@@ -111,7 +125,11 @@ impl Node {
                     .await
                 {
                     Waited::Filled(value) => return Ok(Fetched::new(value, Source::L2)),
-                    Waited::Load(lease, fence, stale) => (lease, fence, stale),
+                    Waited::Load {
+                        lease,
+                        fence,
+                        stale,
+                    } => (lease, fence, stale),
                 }
             }
             fence => (None, fence, stale),
@@ -140,14 +158,14 @@ impl Node {
             .await
         {
             Ok(Some(token)) => {
-                return Waited::Load(
-                    Some(Lease {
+                return Waited::Load {
+                    lease: Some(Lease {
                         key: lease_key,
                         token,
                     }),
-                    Some(fence),
+                    fence: Some(fence),
                     stale,
-                )
+                }
             }
             Ok(None) => {}
             Err(_) => return self.lease_failed(stale),
@@ -184,21 +202,25 @@ impl Node {
             {
                 Ok(Some(token)) => {
                     self.stats.lease_takeovers(1);
-                    return Waited::Load(
-                        Some(Lease {
+                    return Waited::Load {
+                        lease: Some(Lease {
                             key: lease_key,
                             token,
                         }),
-                        Some(fence),
+                        fence: Some(fence),
                         stale,
-                    );
+                    };
                 }
                 Ok(None) => {}
                 Err(_) => return self.lease_failed(stale),
             }
             if tokio::time::Instant::now() >= give_up {
                 self.stats.lock_failed(1);
-                return Waited::Load(None, Some(fence), stale);
+                return Waited::Load {
+                    lease: None,
+                    fence: Some(fence),
+                    stale,
+                };
             }
             poll = (poll * 2).min(MAX_POLL);
         }
@@ -207,7 +229,11 @@ impl Node {
     /// Redis failed while taking or waiting for a lease: a lock failure; load without the lease.
     fn lease_failed<T>(&self, stale: Option<Arc<T>>) -> Waited<T> {
         self.stats.lock_failed(1);
-        Waited::Load(None, None, stale)
+        Waited::Load {
+            lease: None,
+            fence: None,
+            stale,
+        }
     }
 
     /// Runs the loader with timeouts and fail-safe, stores the result, and releases the lease.
@@ -267,8 +293,15 @@ impl Node {
                 let value = Arc::new(value);
                 match &fence {
                     Some(fence) => {
-                        self.store(key, opts, &value, fence, load_time, flight, true)
-                            .await;
+                        self.store(
+                            key,
+                            opts,
+                            &value,
+                            fence,
+                            load_time,
+                            AfterStore::FillL1(flight),
+                        )
+                        .await;
                     }
                     None => self.fill_degraded(key, opts, &value, flight),
                 }
@@ -324,8 +357,7 @@ impl Node {
                             &Arc::new(value),
                             &fence,
                             load_time,
-                            None,
-                            false,
+                            AfterStore::LeaveL1,
                         )
                         .await;
                     }
@@ -369,8 +401,7 @@ impl Node {
         }
     }
 
-    /// Encodes and stores a loaded value if its fence holds; fills L1 (when `fill` and it was stored).
-    #[allow(clippy::too_many_arguments)]
+    /// Encodes and stores a loaded value if its fence holds; once stored, fills L1 as `then` says.
     pub(crate) async fn store<T>(
         self: &Arc<Self>,
         key: &str,
@@ -378,8 +409,7 @@ impl Node {
         value: &Arc<T>,
         fence: &Fence,
         load_time: Duration,
-        flight: Option<&Flight>,
-        fill: bool,
+        then: AfterStore<'_>,
     ) where
         T: Serialize + DeserializeOwned + Send + Sync + 'static,
     {
@@ -418,11 +448,10 @@ impl Node {
             .await
         {
             Ok(true) => {
-                if let Some(tags) = fill
-                    .then(|| l1_tags(opts.tags(), &fence.tag_versions))
-                    .flatten()
-                {
-                    self.fill_l1(key, value.clone(), envelope.len(), &header, tags, flight);
+                if let AfterStore::FillL1(flight) = then {
+                    if let Some(tags) = l1_tags(opts.tags(), &fence.tag_versions) {
+                        self.fill_l1(key, value.clone(), envelope.len(), &header, tags, flight);
+                    }
                 }
                 crate::bus::publish_filled(self, key).await;
             }
