@@ -43,7 +43,7 @@ pub fn config(global: &Global) -> Result<Config, CliError> {
 /// Builds the node; an unreachable Redis is [`CliError::Unreachable`] naming the URL.
 pub async fn connect(global: &Global) -> Result<Connected, CliError> {
     let config = config(global)?;
-    let url = display_url(&config.redis_url, config.redis_db);
+    let url = config.display_url();
     let password = password(&config.redis_url);
     let cache = Cache::builder()
         .config(config)
@@ -62,48 +62,4 @@ pub async fn connect(global: &Global) -> Result<Connected, CliError> {
         .await
         .map_err(|e| connected.error(e))?;
     Ok(connected)
-}
-
-/// The URL as the node connects to it (database added when it names none), password masked.
-pub fn display_url(url: &str, db: u16) -> String {
-    let masked = match (url.find("://"), url.rfind('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => {
-            let credentials = &url[scheme_end + 3..at];
-            match credentials.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
-                None => format!("{}***{}", &url[..scheme_end + 3], &url[at..]),
-            }
-        }
-        _ => url.to_owned(),
-    };
-    let names_db = masked
-        .split_once("://")
-        .and_then(|(_, rest)| rest.split_once('/'))
-        .is_some_and(|(_, path)| !path.split('?').next().unwrap_or_default().is_empty());
-    if names_db || masked.starts_with("unix") || masked.starts_with("redis+unix") {
-        masked
-    } else {
-        format!("{} (database {db})", masked.trim_end_matches('/'))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::display_url;
-
-    #[test]
-    fn passwords_are_masked_and_the_database_named() {
-        assert_eq!(
-            display_url("redis://user:secret@host:6379/2", 1),
-            "redis://user:***@host:6379/2"
-        );
-        assert_eq!(
-            display_url("redis://:secret@host", 1),
-            "redis://:***@host (database 1)"
-        );
-        assert_eq!(
-            display_url("redis://127.0.0.1:6379", 1),
-            "redis://127.0.0.1:6379 (database 1)"
-        );
-    }
 }

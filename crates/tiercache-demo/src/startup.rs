@@ -223,9 +223,8 @@ async fn build_caches(settings: &Settings) -> Result<(Option<RedisServer>, Vec<C
     };
     let url = first.config().redis_url.clone();
     println!(
-        "Redis {} database {}, namespace {:?}",
-        mask_password(&url),
-        first.config().redis_db,
+        "Redis {}, namespace {:?}",
+        first.config().display_url(),
         settings.namespace
     );
     let mut caches = vec![first];
@@ -245,20 +244,6 @@ async fn start_private_redis() -> Result<RedisServer, DemoError> {
         server.url()
     );
     Ok(server)
-}
-
-/// The URL with any password replaced, for printing.
-fn mask_password(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => {
-            let credentials = &url[scheme_end + 3..at];
-            match credentials.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
-                None => format!("{}***{}", &url[..scheme_end + 3], &url[at..]),
-            }
-        }
-        _ => url.to_owned(),
-    }
 }
 
 /// Views cached in Redis by an earlier run may come from another database file, or from this one
@@ -314,19 +299,4 @@ async fn bind(settings: &Settings, index: usize) -> Result<TcpListener, DemoErro
             context: format!("listening on {addr} for node {index}"),
             source,
         })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::mask_password;
-
-    #[test]
-    fn passwords_are_never_printed() {
-        assert_eq!(
-            mask_password("redis://user:secret@host:6379/1"),
-            "redis://user:***@host:6379/1"
-        );
-        assert_eq!(mask_password("redis://:secret@host"), "redis://:***@host");
-        assert_eq!(mask_password("redis://host:6379"), "redis://host:6379");
-    }
 }

@@ -9,7 +9,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use crate::bus::{join_fleet, start_joiner, start_outbox, start_receiver, BusState};
 use crate::cache::{Cache, Handle};
 use crate::coherence::Coherence;
-use crate::config::{mask_password, url_names_database, Config, ConfigError, TtlTier};
+use crate::config::{mask_credentials, url_names_database, Config, ConfigError, TtlTier};
 use crate::error::Error;
 use crate::flight::Flights;
 use crate::keys::KeySpace;
@@ -255,7 +255,7 @@ impl CacheBuilder {
             failed if node.config.require_redis_at_start => {
                 let at = format!(
                     "could not connect to Redis at {}",
-                    mask_password(&node.config.redis_url)
+                    mask_credentials(&node.config.redis_url)
                 );
                 return Err(match failed {
                     // The Redis error is kept as the source: a caller can tell a refused
@@ -271,7 +271,7 @@ impl CacheBuilder {
                 };
                 tracing::warn!(
                     namespace = %node.config.namespace,
-                    redis = %mask_password(&node.config.redis_url),
+                    redis = %mask_credentials(&node.config.redis_url),
                     error = %why,
                     "Redis unreachable at start; serving from L1 and loaders until it answers"
                 );
@@ -293,7 +293,7 @@ impl CacheBuilder {
 /// from it, and TLS roots. No error shows the password.
 fn redis_client(config: &Config) -> Result<redis::Client, Error> {
     use redis::IntoConnectionInfo;
-    let masked = || mask_password(&config.redis_url);
+    let masked = || mask_credentials(&config.redis_url);
     let url = url_with_database(&config.redis_url, config.redis_db);
     // Only the error's category, and no source: the parser's message may repeat the URL, password
     // and all.

@@ -275,7 +275,7 @@ impl std::fmt::Debug for Config {
             degraded_ttl,
         } = self;
         f.debug_struct("Config")
-            .field("redis_url", &mask_password(redis_url))
+            .field("redis_url", &mask_credentials(redis_url))
             .field("redis_username", redis_username)
             .field("redis_password", &redis_password.as_ref().map(|_| "***"))
             .field("tls_ca_cert_file", tls_ca_cert_file)
@@ -315,6 +315,31 @@ enum BareUnit {
 }
 
 impl Config {
+    /// The Redis URL as this configuration connects to it, fit to print for an operator: the password
+    /// replaced by `***` (the user name kept), and the database named when the URL names none, since
+    /// `redis_db` applies then.
+    ///
+    /// ```
+    /// let mut config = tiercache::Config::default();
+    /// config.redis_url = "redis://ops:secret@cache.internal:6379".into();
+    /// assert_eq!(config.display_url(), "redis://ops:***@cache.internal:6379 (database 1)");
+    /// ```
+    pub fn display_url(&self) -> String {
+        let masked = mask_password(&self.redis_url);
+        if url_names_database(&masked)
+            || masked.starts_with("unix")
+            || masked.starts_with("redis+unix")
+        {
+            masked
+        } else {
+            format!(
+                "{} (database {})",
+                masked.trim_end_matches('/'),
+                self.redis_db
+            )
+        }
+    }
+
     /// Reads the process environment over the defaults.
     ///
     /// ```
@@ -678,7 +703,7 @@ pub fn parse_duration_setting(var: &str, value: &str) -> Result<Duration, Config
 
 /// Checks a Redis URL piece by piece so the error can say which part is wrong.
 pub(crate) fn validate_redis_url(url: &str) -> Result<(), ConfigError> {
-    let masked = mask_password(url);
+    let masked = mask_credentials(url);
     let bad = |part: &'static str, problem: String| ConfigError::InvalidRedisUrl {
         url: masked.clone(),
         part,
@@ -737,9 +762,24 @@ pub(crate) fn url_names_database(url: &str) -> bool {
 }
 
 /// The URL with its user and password replaced by `***`, for messages and logs.
-pub(crate) fn mask_password(url: &str) -> String {
+pub(crate) fn mask_credentials(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(s), Some(at)) if at > s => format!("{}://***@{}", &url[..s], &url[at + 1..]),
+        _ => url.to_owned(),
+    }
+}
+
+/// The URL with only its password replaced by `***` (the user name stays, so an operator can tell
+/// which ACL user connects).
+fn mask_password(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let (head, credentials) = url[..at].split_at(scheme_end + 3);
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{head}{user}:***{}", &url[at..]),
+                None => format!("{head}***{}", &url[at..]),
+            }
+        }
         _ => url.to_owned(),
     }
 }
@@ -747,6 +787,32 @@ pub(crate) fn mask_password(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn shown(url: &str, db: u16) -> String {
+        Config {
+            redis_url: url.to_owned(),
+            redis_db: db,
+            ..Config::default()
+        }
+        .display_url()
+    }
+
+    #[test]
+    fn a_printed_url_never_shows_the_password_and_names_its_database() {
+        assert_eq!(
+            shown("redis://user:secret@host:6379/2", 1),
+            "redis://user:***@host:6379/2"
+        );
+        assert_eq!(
+            shown("redis://:secret@host", 1),
+            "redis://:***@host (database 1)"
+        );
+        assert_eq!(
+            shown("redis://127.0.0.1:6379", 3),
+            "redis://127.0.0.1:6379 (database 3)"
+        );
+        assert_eq!(mask_password("redis://host:6379"), "redis://host:6379");
+    }
 
     fn from(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
         let mut c = Config::default();
