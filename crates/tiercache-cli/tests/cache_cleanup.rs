@@ -46,17 +46,7 @@ async fn plant(f: &Fixture) -> (Cache, tiercache::LockGuard, Cache) {
         let goes = f.node("clean").await;
         std::mem::forget(goes.lock("orphan", lock_opts()).await.unwrap());
         std::mem::forget(neighbour.lock("orphan", lock_opts()).await.unwrap());
-        let gone = format!("{:016x}", goes.node_id());
-        drop(goes);
-        eventually(DEADLINE, "the stopped node's presence expires", || async {
-            !stays
-                .nodes()
-                .await
-                .unwrap()
-                .iter()
-                .any(|n| n.node_id == gone)
-        })
-        .await;
+        common::stop_node(&stays, goes).await;
     }
     let () = redis::cmd("SET")
         .arg("session:42")

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{eventually, report, Fixture, Reads, DEADLINE};
+use common::{report, stop_node, Fixture, Reads};
 use serde_json::Value;
 use tiercache_widgets::{CacheStatus, FleetStatus, WidgetType};
 
@@ -192,17 +192,7 @@ async fn a_stopped_node_is_left_out_and_no_reporting_node_is_unknown() {
             .len(),
         2
     );
-    let gone = format!("{:016x}", goes.node_id());
-    drop(goes);
-    eventually(DEADLINE, "the stopped node's presence expires", || async {
-        !stays
-            .nodes()
-            .await
-            .unwrap()
-            .iter()
-            .any(|n| n.node_id == gone)
-    })
-    .await;
+    stop_node(&stays, goes).await;
     let run = f.run("stop", &["cache-status", "--json"]);
     assert_eq!(run.code, 0, "{run:?}");
     let one: CacheStatus = serde_json::from_str(&run.stdout).unwrap();

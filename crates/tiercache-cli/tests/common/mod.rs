@@ -155,6 +155,22 @@ pub async fn report(cache: &Cache, reads: &[Reads]) -> WidgetCacheMetricsService
     metrics
 }
 
+/// Stops `goes` and waits until `stays` no longer lists it among the running nodes, as the CLI will
+/// judge it: gone, so its leases are orphans and its snapshots are left out.
+pub async fn stop_node(stays: &Cache, goes: Cache) {
+    let gone = format!("{:016x}", goes.node_id());
+    drop(goes);
+    eventually(DEADLINE, "the stopped node's presence expires", || async {
+        !stays
+            .nodes()
+            .await
+            .unwrap()
+            .iter()
+            .any(|n| n.node_id == gone)
+    })
+    .await;
+}
+
 /// Whether `path` exists (for the database fixture).
 pub fn exists(path: &Path) -> bool {
     path.exists()
