@@ -608,17 +608,12 @@ impl WidgetCacheMetricsService {
             total: Figures::of(since_start, &self.totals(), LockCounts::of(&stats)),
             redis: self.redis_figures().await,
             node_id: format!("{:016x}", cache.node_id()),
-            invalidations: InvalidationStatus {
-                sent: stats.invalidations_sent,
-                received: stats.invalidations_received,
-            },
-            coherence: CoherenceStatus {
-                gaps_detected: stats.gaps_detected,
-                replays: stats.replays,
-                l1_drops: stats.l1_drops,
-                suspect: cache.is_suspect(),
-                redis_unavailable: cache.is_redis_unavailable(),
-            },
+            invalidations: InvalidationStatus::of(&stats),
+            coherence: CoherenceStatus::of(
+                &stats,
+                cache.is_suspect(),
+                cache.is_redis_unavailable(),
+            ),
         }
     }
 

@@ -136,6 +136,29 @@ pub struct CoherenceStatus {
     pub redis_unavailable: bool,
 }
 
+impl InvalidationStatus {
+    /// The invalidation counters of a node's stats.
+    pub(crate) fn of(stats: &CacheStats) -> Self {
+        InvalidationStatus {
+            sent: stats.invalidations_sent,
+            received: stats.invalidations_received,
+        }
+    }
+}
+
+impl CoherenceStatus {
+    /// The recovery counters of a node's stats, with whether it is suspect and without Redis now.
+    pub(crate) fn of(stats: &CacheStats, suspect: bool, redis_unavailable: bool) -> Self {
+        CoherenceStatus {
+            gaps_detected: stats.gaps_detected,
+            replays: stats.replays,
+            l1_drops: stats.l1_drops,
+            suspect,
+            redis_unavailable,
+        }
+    }
+}
+
 impl CacheStatus {
     /// The document for a snapshot and the node's counters, judged against `targets` and `thresholds`.
     pub fn from_parts(
@@ -168,17 +191,8 @@ impl CacheStatus {
                 last_5m: snapshot.last_5m.clone(),
                 last_15m: snapshot.last_15m.clone(),
             },
-            invalidations: InvalidationStatus {
-                sent: stats.invalidations_sent,
-                received: stats.invalidations_received,
-            },
-            coherence: CoherenceStatus {
-                gaps_detected: stats.gaps_detected,
-                replays: stats.replays,
-                l1_drops: stats.l1_drops,
-                suspect: node.suspect,
-                redis_unavailable: node.redis_unavailable,
-            },
+            invalidations: InvalidationStatus::of(stats),
+            coherence: CoherenceStatus::of(stats, node.suspect, node.redis_unavailable),
             redis: snapshot.redis.clone(),
         }
     }
