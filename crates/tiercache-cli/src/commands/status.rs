@@ -6,8 +6,9 @@ use std::fmt::Write as _;
 
 use tiercache::ServerInfo;
 use tiercache_widgets::{
-    Alert, CacheStatus, Figures, FleetStatus, HealthLevel, History, MetricsSnapshot, RedisFigures,
-    RequestFigures, Thresholds, WidgetCacheMetricsService, WidgetType, SNAPSHOTS_KEPT,
+    Alert, CacheStatus, Figures, FleetStatus, HealthLevel, History, LockFigures, MetricsSnapshot,
+    RedisFigures, RequestFigures, Thresholds, WidgetCacheMetricsService, WidgetType,
+    SNAPSHOTS_KEPT,
 };
 
 use crate::cli::{Global, StatusArgs};
@@ -298,10 +299,7 @@ fn node_row(name: String, n: &CacheStatus, snapshot: String) -> Vec<String> {
         percent(n.requests.hit_rate),
         percent(n.requests.l1_hit_rate),
         ms(n.requests.mean_response_ms),
-        format!(
-            "{}/{}/{}",
-            n.locks.acquired, n.locks.contended, n.locks.failed
-        ),
+        lock_cell(&n.locks),
         format!("{}/{}", n.invalidations.sent, n.invalidations.received),
     ]
 }
@@ -393,15 +391,17 @@ fn redis_line(s: &ServerInfo) -> String {
     )
 }
 
+/// Acquired, contended and failed locks, as the "locks a/c/f" columns show them.
+fn lock_cell(locks: &LockFigures) -> String {
+    format!("{}/{}/{}", locks.acquired, locks.contended, locks.failed)
+}
+
 fn window_cells(name: &str, f: &Figures) -> Vec<String> {
     let mut cells = request_cells(
         format!("{name} ({})", millis((f.seconds * 1000.0) as u64)),
         &f.requests,
     );
-    cells.push(format!(
-        "{}/{}/{}",
-        f.locks.acquired, f.locks.contended, f.locks.failed
-    ));
+    cells.push(lock_cell(&f.locks));
     cells
 }
 
@@ -426,10 +426,7 @@ fn detail(found: &Found, args: &StatusArgs, server: &ServerInfo) -> String {
             format!("total ({})", millis((n.total_seconds * 1000.0) as u64)),
             &n.requests,
         );
-        total.push(format!(
-            "{}/{}/{}",
-            n.locks.acquired, n.locks.contended, n.locks.failed
-        ));
+        total.push(lock_cell(&n.locks));
         windows.row(total);
         out.push_str(&windows.render());
         out.push_str(&widget_table(n, args, "widget").render());
