@@ -21,7 +21,8 @@ pub struct RedisServer {
     cert_dir: Option<PathBuf>,
 }
 
-fn free_port() -> Result<u16, TestkitError> {
+/// A port nothing listens on now (the OS picks it; another process may still take it first).
+pub(crate) fn free_port() -> Result<u16, TestkitError> {
     let listener = TcpListener::bind("127.0.0.1:0").map_err(|source| TestkitError::Spawn {
         what: "a probe socket".into(),
         source,

@@ -4,17 +4,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-
 use crate::bus::{join_fleet, start_joiner, start_outbox, start_receiver, BusState};
 use crate::cache::{Cache, Handle};
 use crate::coherence::Coherence;
-use crate::config::{mask_credentials, url_names_database, Config, ConfigError, TtlTier};
+use crate::config::{Config, ConfigError, TtlTier};
 use crate::error::Error;
 use crate::flight::Flights;
 use crate::keys::KeySpace;
 use crate::l1::L1;
-use crate::l2::{nonce, L2};
+use crate::l2::connection::RedisClient;
+use crate::l2::{nonce, L2Settings, L2};
 use crate::metrics::Recorder;
 use crate::node::Node;
 
@@ -66,6 +65,29 @@ impl CacheBuilder {
     /// names no database, `REDIS_CACHE_DB` (default 1) is used. Checked at [`CacheBuilder::build`].
     pub fn redis_url(mut self, url: &str) -> Self {
         url.clone_into(&mut self.config.redis_url);
+        self
+    }
+
+    /// Talks to a Redis Cluster instead of one server: `urls` are seed nodes (any of the cluster's
+    /// nodes; the client learns the rest and follows slots as they move). `rediss://`, the user and
+    /// the password work as on one server; a cluster has only database 0, so `redis_db` does not
+    /// apply. Redis 7 or newer: the bus uses sharded pub/sub. Same as `REDIS_CLUSTER_URLS`.
+    ///
+    /// ```
+    /// let builder = tiercache::Cache::builder()
+    ///     .cluster_urls(["redis://10.0.0.1:6379", "redis://10.0.0.2:6379"]);
+    /// # drop(builder);
+    /// ```
+    pub fn cluster_urls(mut self, urls: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.config.redis_cluster_urls = urls.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// How many replicas must acknowledge an invalidation (`WAIT`) before it counts as done, so a
+    /// failover to a replica cannot lose it. Default 1 on a cluster, 0 on one server
+    /// (`TIERCACHE_REPLICA_ACKS`); 0 for a cluster without replicas.
+    pub fn replica_acks(mut self, replicas: u32) -> Self {
+        self.config.replica_acks = Some(replicas);
         self
     }
 
@@ -195,15 +217,12 @@ impl CacheBuilder {
         }
         let config = self.config;
         config.validate()?;
-        let client = redis_client(&config)?;
-        let manager_config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(config.connect_timeout))
-            .set_response_timeout(Some(config.response_timeout))
-            .set_number_of_retries(2)
-            .set_max_delay(Duration::from_millis(500));
-        // Lazy: the manager connects on first use and reconnects by itself, so a node can be built
-        // while Redis is down.
-        let conn = ConnectionManager::new_lazy_with_config(client.clone(), manager_config)?;
+        let client = RedisClient::from_config(&config)?;
+        let conn = client.connection(&config)?;
+        let acked_conn = match config.replica_acks() {
+            0 => None,
+            _ => Some(client.connection(&config)?),
+        };
         let keys = KeySpace::with_tag_limits(
             &config.namespace,
             config.max_key_bytes,
@@ -222,7 +241,20 @@ impl CacheBuilder {
             Node {
                 id: nonce(),
                 l1: L1::new(config.l1_max_bytes),
-                l2: L2::new(conn, keys.clone(), generation_ttl, config.stream_max_len),
+                l2: L2::new(
+                    conn,
+                    keys.clone(),
+                    L2Settings {
+                        generation_ttl,
+                        stream_max_len: config.stream_max_len,
+                        replica_acks: config.replica_acks(),
+                        // Well inside the response timeout, so a shard left without replicas (its
+                        // old master died and has not come back) slows invalidations down instead
+                        // of failing them.
+                        replica_wait: config.response_timeout / 4,
+                        acked_conn,
+                    },
+                ),
                 keys,
                 flights: Arc::new(Flights::default()),
                 stats: Recorder::new(&config.namespace),
@@ -255,7 +287,7 @@ impl CacheBuilder {
             failed if node.config.require_redis_at_start => {
                 let at = format!(
                     "could not connect to Redis at {}",
-                    mask_credentials(&node.config.redis_url)
+                    node.config.masked_target()
                 );
                 return Err(match failed {
                     // The Redis error is kept as the source: a caller can tell a refused
@@ -271,7 +303,7 @@ impl CacheBuilder {
                 };
                 tracing::warn!(
                     namespace = %node.config.namespace,
-                    redis = %mask_credentials(&node.config.redis_url),
+                    redis = %node.config.masked_target(),
                     error = %why,
                     "Redis unreachable at start; serving from L1 and loaders until it answers"
                 );
@@ -289,62 +321,6 @@ impl CacheBuilder {
     }
 }
 
-/// The Redis client of a configuration: the URL with its database, the user and password given apart
-/// from it, and TLS roots. No error shows the password.
-fn redis_client(config: &Config) -> Result<redis::Client, Error> {
-    use redis::IntoConnectionInfo;
-    let masked = || mask_credentials(&config.redis_url);
-    let url = url_with_database(&config.redis_url, config.redis_db);
-    // Only the error's category, and no source: the parser's message may repeat the URL, password
-    // and all.
-    let mut info = url.as_str().into_connection_info().map_err(|e| {
-        Error::unavailable(format!(
-            "cannot use the Redis URL {}: {}",
-            masked(),
-            e.category()
-        ))
-    })?;
-    let mut settings = info.redis_settings().clone();
-    if let (None, Some(user)) = (settings.username(), &config.redis_username) {
-        settings = settings.set_username(user);
-    }
-    if let (None, Some(password)) = (settings.password(), &config.redis_password) {
-        settings = settings.set_password(password);
-    }
-    info = info.set_redis_settings(settings);
-    let tls = matches!(info.addr(), redis::ConnectionAddr::TcpTls { .. });
-    if tls {
-        // redis's rustls has no crypto provider of its own; a provider installed by the service first
-        // is kept.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-    }
-    let client = match (&config.tls_ca_cert_file, tls) {
-        (Some(path), true) => {
-            let root = std::fs::read(path).map_err(|e| {
-                Error::unavailable(format!(
-                    "cannot read the TLS CA file {}: {e}",
-                    path.display()
-                ))
-            })?;
-            redis::Client::build_with_tls(
-                info,
-                redis::TlsCertificates {
-                    client_tls: None,
-                    root_cert: Some(root),
-                },
-            )
-        }
-        _ => redis::Client::open(info),
-    };
-    client.map_err(|e| {
-        Error::unavailable(format!(
-            "cannot use the Redis URL {}: {}",
-            masked(),
-            e.category()
-        ))
-    })
-}
-
 /// Hands the node's counters to the `metrics` recorder every [`crate::PUBLISH_INTERVAL`].
 fn start_publisher(node: std::sync::Weak<Node>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
@@ -356,36 +332,4 @@ fn start_publisher(node: std::sync::Weak<Node>) -> tokio::task::JoinHandle<()> {
             node.stats.publish();
         }
     })
-}
-
-/// Adds `/db` to a URL that names no database (TCP URLs only).
-fn url_with_database(url: &str, db: u16) -> String {
-    if url_names_database(url) || url.starts_with("unix") || url.starts_with("redis+unix") {
-        return url.to_owned();
-    }
-    let (base, query) = url
-        .split_once('?')
-        .map_or((url, None), |(b, q)| (b, Some(q)));
-    let mut out = format!("{}/{db}", base.trim_end_matches('/'));
-    if let Some(q) = query {
-        out.push('?');
-        out.push_str(q);
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::url_with_database;
-
-    #[test]
-    fn database_is_added_only_when_the_url_names_none() {
-        assert_eq!(url_with_database("redis://h:1", 1), "redis://h:1/1");
-        assert_eq!(url_with_database("redis://h:1/", 2), "redis://h:1/2");
-        assert_eq!(url_with_database("redis://h:1/5", 2), "redis://h:1/5");
-        assert_eq!(
-            url_with_database("redis://h:1?protocol=resp3", 3),
-            "redis://h:1/3?protocol=resp3"
-        );
-    }
 }

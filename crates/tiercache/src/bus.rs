@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::Error;
+use crate::l2::connection::{RedisClient, Subscriber};
 use crate::l2::{nonce, InvalidationBatch};
 use crate::node::Node;
 
@@ -344,7 +345,15 @@ async fn flush(node: &Arc<Node>, ops: Vec<Op>, route: Route) -> Result<(), Error
     }
     match result {
         Ok(appended) => {
-            let id = appended.value;
+            let id = appended.value.stream_id;
+            if appended.value.unreplicated {
+                node.stats.unreplicated_invalidations(1);
+                tracing::warn!(
+                    namespace = %node.config.namespace,
+                    replicas = node.l2.replica_acks,
+                    "an invalidation was not acknowledged by its replicas in time; a failover now could lose it"
+                );
+            }
             node.repaired(&appended.repaired);
             node.stats.invalidations_sent(n_events as u64);
             node.stats.bus_messages_sent(1);
@@ -409,8 +418,8 @@ fn parse_stream_id(id: &str) -> (u64, u64) {
 /// trust L2 once this succeeded; the subscriber goes to [`start_receiver`].
 pub(crate) async fn join_fleet(
     node: &Arc<Node>,
-    client: &redis::Client,
-) -> Result<redis::aio::PubSub, Error> {
+    client: &RedisClient,
+) -> Result<Subscriber, Error> {
     // Learn where the stream and the epoch stand before anything can be missed.
     let (epoch, last_id) = current_position(node).await?;
     let pubsub = connect_subscriber(node, client).await?;
@@ -425,8 +434,8 @@ pub(crate) async fn join_fleet(
 /// Starts the subscriber (with its watchdog) and the heartbeat of a node that has joined.
 pub(crate) fn start_receiver(
     node: &Arc<Node>,
-    client: redis::Client,
-    pubsub: redis::aio::PubSub,
+    client: RedisClient,
+    pubsub: Subscriber,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     let receiver = tokio::spawn(receive_loop(Arc::downgrade(node), client, Some(pubsub)));
     let heartbeat = tokio::spawn(heartbeat_loop(Arc::downgrade(node)));
@@ -439,7 +448,7 @@ const MAX_JOIN_BACKOFF: Duration = Duration::from_secs(2);
 /// For a node built while Redis was unreachable: tries to join the fleet with backoff until it
 /// succeeds, then runs the receiver and the heartbeat (inside this one task, which the node's handle
 /// aborts on drop).
-pub(crate) fn start_joiner(node: Weak<Node>, client: redis::Client) -> tokio::task::JoinHandle<()> {
+pub(crate) fn start_joiner(node: Weak<Node>, client: RedisClient) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut backoff = Duration::from_millis(50);
         let pubsub = loop {
@@ -466,15 +475,9 @@ pub(crate) fn start_joiner(node: Weak<Node>, client: redis::Client) -> tokio::ta
     })
 }
 
-async fn connect_subscriber(
-    node: &Node,
-    client: &redis::Client,
-) -> Result<redis::aio::PubSub, Error> {
-    let connect = async {
-        let mut pubsub = client.get_async_pubsub().await?;
-        pubsub.subscribe(node.keys.channel()).await?;
-        Ok::<_, redis::RedisError>(pubsub)
-    };
+async fn connect_subscriber(node: &Node, client: &RedisClient) -> Result<Subscriber, Error> {
+    let channel = node.keys.channel();
+    let connect = client.subscribe(&channel);
     match tokio::time::timeout(node.config.connect_timeout * 2, connect).await {
         Ok(r) => Ok(r?),
         Err(_) => Err(Error::unavailable("subscriber connection timed out")),
@@ -510,11 +513,7 @@ const MAX_SUBSCRIBER_BACKOFF: Duration = Duration::from_millis(250);
 /// How many heartbeat intervals without our own heartbeat echo before we distrust the subscriber.
 const SILENCE_INTERVALS: u32 = 3;
 
-async fn receive_loop(
-    node: Weak<Node>,
-    client: redis::Client,
-    mut first: Option<redis::aio::PubSub>,
-) {
+async fn receive_loop(node: Weak<Node>, client: RedisClient, mut first: Option<Subscriber>) {
     let mut backoff = Duration::from_millis(20);
     loop {
         let pubsub = if let Some(p) = first.take() {
@@ -557,8 +556,8 @@ async fn receive_loop(
 }
 
 /// Consumes one subscription until it ends or goes silent; returns why it ended.
-async fn run_subscription(node: &Weak<Node>, pubsub: redis::aio::PubSub) -> &'static str {
-    let mut stream = pubsub.into_on_message();
+async fn run_subscription(node: &Weak<Node>, pubsub: Subscriber) -> &'static str {
+    let mut stream = pubsub.into_payloads();
     let Some(interval) = node.upgrade().map(|n| n.config.heartbeat_interval) else {
         return "node dropped";
     };
@@ -576,7 +575,7 @@ async fn run_subscription(node: &Weak<Node>, pubsub: redis::aio::PubSub) -> &'st
         let Some(n) = node.upgrade() else {
             return "node dropped";
         };
-        let payload = msg.get_payload_bytes();
+        let payload = msg.as_slice();
         let Some(message) = payload
             .iter()
             .position(|b| *b == b' ')
@@ -657,8 +656,11 @@ async fn heartbeat_loop(node: Weak<Node>) {
         let last_id = n.bus.last_sent_id.lock().clone();
         // Through the breaker: heartbeats are what notices Redis going away, and its probe when it returns.
         let beat = publish_ephemeral(&n, Body::Heartbeat { last_seq, last_id });
-        if n.guarded(beat).await.is_ok() {
-            n.check_epoch_cheaply().await;
+        match n.guarded(beat).await {
+            Ok(()) => n.check_epoch_cheaply().await,
+            Err(e) => {
+                tracing::debug!(namespace = %n.config.namespace, error = %e, "heartbeat not published");
+            }
         }
         drop(n);
         tokio::time::sleep(interval).await;

@@ -139,6 +139,15 @@ pub struct Config {
     /// `REDIS_URL`, default `redis://127.0.0.1:6379`. `redis://user:password@host:port/db` logs in;
     /// `rediss://` speaks TLS (see `tls_ca_cert_file`).
     pub redis_url: String,
+    /// `REDIS_CLUSTER_URLS` (comma-separated), default none: seed nodes of a Redis Cluster. When set,
+    /// the node talks to the cluster and `redis_url` and `redis_db` are not used (a cluster has only
+    /// database 0). User, password and TLS settings apply to every node.
+    pub redis_cluster_urls: Vec<String>,
+    /// `TIERCACHE_REPLICA_ACKS`, default none: how many replicas must acknowledge an invalidation
+    /// before it counts as done (`WAIT`), so that a master failing over to its replica cannot lose it
+    /// and bring back a value it deleted. `None` means 1 on a cluster and 0 on a single server; set 0
+    /// for a cluster without replicas, where waiting would only time out.
+    pub replica_acks: Option<u32>,
     /// `REDIS_USERNAME`, default none: the ACL user, when the URL names none.
     pub redis_username: Option<String>,
     /// `REDIS_PASSWORD`, default none: the password, when the URL holds none (so it need not be
@@ -210,6 +219,8 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             redis_url: "redis://127.0.0.1:6379".to_owned(),
+            redis_cluster_urls: Vec::new(),
+            replica_acks: None,
             redis_username: None,
             redis_password: None,
             tls_ca_cert_file: None,
@@ -246,6 +257,8 @@ impl std::fmt::Debug for Config {
         // Destructured so a new field cannot be forgotten here, and none is printed unmasked by accident.
         let Config {
             redis_url,
+            redis_cluster_urls,
+            replica_acks,
             redis_username,
             redis_password,
             tls_ca_cert_file,
@@ -276,6 +289,14 @@ impl std::fmt::Debug for Config {
         } = self;
         f.debug_struct("Config")
             .field("redis_url", &mask_credentials(redis_url))
+            .field(
+                "redis_cluster_urls",
+                &redis_cluster_urls
+                    .iter()
+                    .map(|u| mask_credentials(u))
+                    .collect::<Vec<_>>(),
+            )
+            .field("replica_acks", replica_acks)
             .field("redis_username", redis_username)
             .field("redis_password", &redis_password.as_ref().map(|_| "***"))
             .field("tls_ca_cert_file", tls_ca_cert_file)
@@ -325,6 +346,9 @@ impl Config {
     /// assert_eq!(config.display_url(), "redis://ops:***@cache.internal:6379 (database 1)");
     /// ```
     pub fn display_url(&self) -> String {
+        if !self.redis_cluster_urls.is_empty() {
+            return format!("Redis Cluster {}", self.display_cluster_urls());
+        }
         let masked = mask_password(&self.redis_url);
         if url_names_database(&masked)
             || masked.starts_with("unix")
@@ -338,6 +362,35 @@ impl Config {
                 self.redis_db
             )
         }
+    }
+
+    /// Where this configuration connects, for log lines and errors: user and password hidden.
+    pub(crate) fn masked_target(&self) -> String {
+        if self.redis_cluster_urls.is_empty() {
+            return mask_credentials(&self.redis_url);
+        }
+        let seeds: Vec<String> = self
+            .redis_cluster_urls
+            .iter()
+            .map(|u| mask_credentials(u))
+            .collect();
+        format!("Redis Cluster {}", seeds.join(","))
+    }
+
+    /// The cluster seed URLs, comma-separated, passwords masked.
+    pub(crate) fn display_cluster_urls(&self) -> String {
+        self.redis_cluster_urls
+            .iter()
+            .map(|u| mask_password(u))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// How many replicas acknowledge an invalidation before it counts as done
+    /// ([`Config::replica_acks`] with its default applied).
+    pub(crate) fn replica_acks(&self) -> u32 {
+        self.replica_acks
+            .unwrap_or(u32::from(!self.redis_cluster_urls.is_empty()))
     }
 
     /// Reads the process environment over the defaults.
@@ -370,6 +423,21 @@ impl Config {
         if let Some(v) = get("REDIS_URL") {
             validate_redis_url(&v)?;
             self.redis_url = v;
+        }
+        if let Some(v) = get("REDIS_CLUSTER_URLS") {
+            let urls: Vec<String> = v
+                .split(',')
+                .map(str::trim)
+                .filter(|u| !u.is_empty())
+                .map(str::to_owned)
+                .collect();
+            for url in &urls {
+                validate_redis_url(url)?;
+            }
+            self.redis_cluster_urls = urls;
+        }
+        if let Some(v) = get("TIERCACHE_REPLICA_ACKS") {
+            self.replica_acks = Some(parse_int("TIERCACHE_REPLICA_ACKS", &v, 0, 16)? as u32);
         }
         if let Some(v) = get("REDIS_USERNAME") {
             self.redis_username = Some(v);
@@ -560,6 +628,29 @@ impl Config {
             expected: expected.to_owned(),
         };
         validate_redis_url(&self.redis_url)?;
+        for url in &self.redis_cluster_urls {
+            validate_redis_url(url)?;
+            let db = url
+                .split_once("://")
+                .and_then(|(_, rest)| rest.split_once('/'))
+                .map(|(_, path)| path.split('?').next().unwrap_or_default())
+                .unwrap_or_default();
+            if !db.is_empty() && db != "0" {
+                return Err(ConfigError::InvalidRedisUrl {
+                    url: mask_credentials(url),
+                    part: "database",
+                    problem: format!("{db:?}: a Redis Cluster has only database 0"),
+                });
+            }
+            if url.starts_with("unix") || url.starts_with("redis+unix") {
+                return Err(ConfigError::InvalidRedisUrl {
+                    url: mask_credentials(url),
+                    part: "scheme",
+                    problem: "a Redis Cluster is reached over TCP: use redis:// or rediss://"
+                        .into(),
+                });
+            }
+        }
         // Braces would cut the cluster hash tag of entry keys short, glob characters would widen the
         // ACL patterns and the namespace clear, and control characters or spaces only confuse logs.
         let allowed = |c: char| {

@@ -10,15 +10,19 @@
 //! | `tc:{<ns>:<key>}:d` | the entry (hash: `d` envelope, `t` tag versions) |
 //! | `tc:{<ns>:<key>}:g` | the key's generation (bumped by every invalidation) |
 //! | `tc:{<ns>:<key>}:l` | the key's load lease |
-//! | `tc:t:<ns>:<tag>` | a tag's version |
-//! | `tc:s:<ns>` | the namespace's invalidation replay stream |
-//! | `tc:b:<ns>` | the namespace's pub/sub channel |
+//! | `tc:{<ns>}:t:<tag>` | a tag's version |
+//! | `tc:{<ns>}:s` | the namespace's invalidation replay stream |
+//! | `tc:{<ns>}:b` | the namespace's pub/sub channel (a shard channel on a cluster) |
+//! | `tc:{<ns>}:e` | a nonce that changes when Redis loses the namespace's stream and tag versions |
 //! | `tc:L:<ns>:<name>` | a named lock taken through [`crate::Cache::lock`] |
 //! | `tc:n:<ns>:<node id>` | a running node's presence (16 hex digits; expires three heartbeats after its last renewal) |
 //! | `tc:r:<ns>:<name>` | a record list of a layer above the cache ([`crate::Cache::push_record`]) |
-//! | `tc:epoch` | a nonce that changes when Redis loses its data |
 //!
-//! The `{...}` hash tag keeps an entry, its generation and its lease in one cluster slot.
+//! On a Redis Cluster the `{...}` hash tags decide the slots. An entry, its generation and its lease
+//! share the slot of `{<ns>:<key>}`, so entries spread over the cluster and each script on an entry
+//! touches one slot. A namespace's tag versions, replay stream, channel and epoch share the slot of
+//! `{<ns>}`, so an invalidation of tags is one script there, its message is appended and published
+//! in the same slot, and the tag versions a read checks cost one round trip to one node.
 
 use crate::error::Error;
 
@@ -63,9 +67,6 @@ pub(crate) struct TagLimits {
     pub(crate) max_tags: usize,
     pub(crate) max_tag_bytes: usize,
 }
-
-/// The database-wide key whose value changes whenever Redis loses its data.
-pub(crate) const EPOCH_KEY: &str = "tc:epoch";
 
 /// Appends `<len>.<part>`: the framing of every variable part of a key, and of the `t` field.
 pub(crate) fn length_prefixed(out: &mut String, part: &str) {
@@ -185,23 +186,29 @@ impl KeySpace {
     }
 
     pub(crate) fn tag(&self, tag: &str) -> String {
-        format!("tc:t:{}:{}", self.namespace_part, tag)
+        format!("tc:{{{}}}:t:{}", self.namespace_part, tag)
     }
 
     /// The tag name inside a tag version key of this namespace.
     pub(crate) fn tag_name<'a>(&self, redis_key: &'a str) -> Option<&'a str> {
         redis_key
-            .strip_prefix("tc:t:")?
+            .strip_prefix("tc:{")?
             .strip_prefix(self.namespace_part.as_str())?
-            .strip_prefix(':')
+            .strip_prefix("}:t:")
     }
 
     pub(crate) fn stream(&self) -> String {
-        format!("tc:s:{}", self.namespace_part)
+        format!("tc:{{{}}}:s", self.namespace_part)
     }
 
     pub(crate) fn channel(&self) -> String {
-        format!("tc:b:{}", self.namespace_part)
+        format!("tc:{{{}}}:b", self.namespace_part)
+    }
+
+    /// The namespace's epoch: a nonce beside its stream and tag versions that changes when Redis
+    /// loses them (a restart without persistence, a flush, a failover that lost writes).
+    pub(crate) fn epoch(&self) -> String {
+        format!("tc:{{{}}}:e", self.namespace_part)
     }
 
     pub(crate) fn named_lock(&self, name: &str) -> String {
@@ -245,21 +252,29 @@ const ACL_COMMANDS: &[&str] = &[
     "lpush",
     "ltrim",
     "lrange",
+    "wait",
     "publish",
     "subscribe",
     "unsubscribe",
+    "spublish",
+    "ssubscribe",
+    "sunsubscribe",
+    "cluster|slots",
+    "cluster|shards",
+    "cluster|nodes",
 ];
 
 /// The least a Redis ACL user needs to run tiercache nodes of `namespace`: the commands it sends and
-/// the keys and channel of that namespace (plus the database-wide epoch), as `ACL SETUSER` rules.
+/// the keys and channel of that namespace, as `ACL SETUSER` rules (the same on a cluster, where the
+/// `cluster` subcommands let the client learn the slots).
 /// The operator's API (`inspect`, `scan_namespace`, presence, record lists, `server_info`) is
 /// covered too: the widget layer stores its metrics history through it.
 /// Add `on`, a password (`>...`) and the user name.
 ///
 /// ```
 /// let rules = tiercache::acl_rules("widgets");
-/// assert!(rules.contains("~tc:epoch"));
-/// assert!(rules.contains("&tc:b:7.widgets"));
+/// assert!(rules.contains("~tc:{7.widgets"));
+/// assert!(rules.contains("&tc:{7.widgets}:b"));
 /// // ACL SETUSER cache on >password <rules>
 /// ```
 pub fn acl_rules(namespace: &str) -> String {
@@ -268,7 +283,7 @@ pub fn acl_rules(namespace: &str) -> String {
     let ns = glob_escaped(&part);
     let commands = ACL_COMMANDS.join(" +");
     format!(
-        "resetkeys resetchannels -@all +{commands} ~tc:epoch ~tc:{{{ns}:* ~tc:t:{ns}:* ~tc:s:{ns} ~tc:L:{ns}:* ~tc:n:{ns}:* ~tc:r:{ns}:* &tc:b:{ns}"
+        "resetkeys resetchannels -@all +{commands} ~tc:{{{ns}:* ~tc:{{{ns}}}:* ~tc:L:{ns}:* ~tc:n:{ns}:* ~tc:r:{ns}:* &tc:{{{ns}}}:b"
     )
 }
 
@@ -295,7 +310,7 @@ mod tests {
                 ks.stream(),
                 ks.channel(),
                 ks.named_lock(key),
-                EPOCH_KEY.into(),
+                ks.epoch(),
             ] {
                 assert_ne!(e.entry, other);
                 assert_ne!(e.generation(), other);
@@ -314,6 +329,17 @@ mod tests {
         };
         assert_eq!(tag(&e.entry), tag(&e.generation()));
         assert_eq!(tag(&e.entry), tag(&e.lease()));
+        let ks = KeySpace::new("widgets", 1024);
+        for key in [
+            ks.tag("campaign:1"),
+            ks.tag("{x}"),
+            ks.stream(),
+            ks.channel(),
+        ] {
+            assert_eq!(tag(&key), tag(&ks.epoch()), "{key}");
+        }
+        assert_eq!(ks.tag_name(&ks.tag("{x}")), Some("{x}"));
+        assert_eq!(KeySpace::new("other", 1024).tag_name(&ks.tag("x")), None);
     }
 
     #[test]

@@ -5,29 +5,33 @@
 //! [`stream`], leases in [`leases`]. The bus and the locks say what they need; this module knows how it
 //! is sent.
 
+pub(crate) mod connection;
 mod leases;
 pub(crate) mod stream;
 
 pub(crate) use stream::InvalidationBatch;
 
+use connection::Connection;
+
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
 use redis::{Script, Value};
 
 use crate::codec;
 use crate::error::Error;
-use crate::keys::{EntryKeys, KeySpace, EPOCH_KEY};
+use crate::keys::{EntryKeys, KeySpace};
 use crate::wall_clock::now_ms;
 
 /// The Redis scripts, loaded once per node. `invoke_async` uses EVALSHA and falls back to EVAL after a
 /// script cache flush or a restart.
 pub(crate) struct Scripts {
     read: Script,
+    versions: Script,
     store: Script,
     put: Script,
     invalidate: Script,
+    invalidate_keys: Script,
     acquire: Script,
     release: Script,
     extend: Script,
@@ -44,9 +48,11 @@ impl Scripts {
     fn new() -> Self {
         Scripts {
             read: script(include_str!("scripts/read.lua")),
+            versions: script(include_str!("scripts/versions.lua")),
             store: script(include_str!("scripts/store.lua")),
             put: script(include_str!("scripts/put.lua")),
             invalidate: script(include_str!("scripts/invalidate.lua")),
+            invalidate_keys: script(include_str!("scripts/invalidate_keys.lua")),
             acquire: script(include_str!("scripts/acquire.lua")),
             release: script(include_str!("scripts/release.lua")),
             extend: script(include_str!("scripts/extend.lua")),
@@ -70,9 +76,9 @@ pub(crate) fn is_nonce(text: &[u8]) -> bool {
 /// What was current in Redis when a load began; the store succeeds only if all of it still is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Fence {
-    /// The key's generation, empty when it never had one.
+    /// The key's generation. A read that needs a fence creates it when missing, so a restart, flush
+    /// or failover that loses it during the load makes the store refuse.
     pub(crate) generation: String,
-    pub(crate) epoch: String,
     /// The version of each of the caller's tags, in the caller's order.
     pub(crate) tag_versions: Vec<String>,
 }
@@ -253,28 +259,48 @@ pub(crate) type Vouched<'a> = dyn Fn(&str, u64) -> Option<Arc<str>> + Sync + 'a;
 
 /// The L2 tier of one node.
 pub(crate) struct L2 {
-    pub(crate) conn: ConnectionManager,
+    pub(crate) conn: Connection,
     pub(crate) keys: KeySpace,
     scripts: Scripts,
     /// How long a generation outlives its invalidation; loads longer than this are never stored.
     pub(crate) generation_ttl: Duration,
     /// The replay stream's approximate cap (`XADD MAXLEN ~`).
     stream_max_len: u64,
+    /// The connection invalidations are written and waited for on, when replicas must acknowledge
+    /// them. `WAIT` holds the connection it is sent on until the replicas answer, and every other
+    /// command of the node shares `conn`; the outbox sends one batch at a time, so it may wait on a
+    /// connection of its own without slowing anything else.
+    acked_conn: Option<Connection>,
+    /// How many replicas must acknowledge each part of an invalidation ([`crate::Config::replica_acks`]).
+    pub(crate) replica_acks: u32,
+    /// How long an invalidation waits for them.
+    replica_wait: Duration,
+}
+
+/// How an [`L2`] writes: the settings beyond the connection and the key space.
+pub(crate) struct L2Settings {
+    /// How long a generation outlives its invalidation; loads longer than this are never stored.
+    pub(crate) generation_ttl: Duration,
+    /// The replay stream's approximate cap.
+    pub(crate) stream_max_len: u64,
+    /// Replicas that must acknowledge an invalidation, how long to wait for them, and the connection
+    /// to write invalidations on when they must (see [`L2`]).
+    pub(crate) replica_acks: u32,
+    pub(crate) replica_wait: Duration,
+    pub(crate) acked_conn: Option<Connection>,
 }
 
 impl L2 {
-    pub(crate) fn new(
-        conn: ConnectionManager,
-        keys: KeySpace,
-        generation_ttl: Duration,
-        stream_max_len: u64,
-    ) -> Self {
+    pub(crate) fn new(conn: Connection, keys: KeySpace, settings: L2Settings) -> Self {
         L2 {
             conn,
             keys,
             scripts: Scripts::new(),
-            generation_ttl,
-            stream_max_len,
+            generation_ttl: settings.generation_ttl,
+            stream_max_len: settings.stream_max_len,
+            replica_acks: settings.replica_acks,
+            replica_wait: settings.replica_wait,
+            acked_conn: settings.acked_conn,
         }
     }
 
@@ -356,16 +382,16 @@ impl L2 {
         }))
     }
 
-    /// One pipelined round trip without Lua: `HMGET` the entry, `GET` its generation, the epoch and the
-    /// caller's tag versions, and check validity here. Pipelined commands are not atomic, but the order
-    /// keeps it sound: the entry is read before the versions, so a version changed in between makes the
-    /// entry look invalid, never a stale entry look valid; and a miss's fence is checked again by the
-    /// store script.
+    /// One pipelined round trip without Lua: `HMGET` the entry, take its generation (`SET NX GET`
+    /// creates it when missing) and `MGET` the caller's tag versions, and check validity here.
+    /// Pipelined commands are not atomic, but the order keeps it sound: the entry is read before the
+    /// versions, so a version changed in between makes the entry look invalid, never a stale entry
+    /// look valid; and a miss's fence is checked again by the store script. On a cluster the tag
+    /// versions live in the namespace's slot: a second round trip, after the first.
     ///
     /// `None` when it cannot decide alone: the entry recorded a tag that neither the caller named nor
     /// the node vouches for, a recorded version no longer matches (the script deletes the entry), or a
-    /// miss needs versions created, or a generation, epoch or version is unreadable (the script
-    /// repairs it).
+    /// miss needs versions created, or a generation or version is unreadable (the script repairs it).
     async fn read_pipelined(
         &self,
         entry: &EntryKeys,
@@ -373,36 +399,45 @@ impl L2 {
         vouched: &Vouched<'_>,
     ) -> Result<Option<ReadReply>, Error> {
         let tag_keys: Vec<String> = tags.iter().map(|t| self.keys.tag(t)).collect();
-        let mut pipe = redis::pipe();
-        // Per-command errors (a key of the wrong type) come back in place, as inconclusive replies.
-        pipe.ignore_errors();
-        pipe.cmd("HMGET").arg(&entry.entry).arg("d").arg("t");
-        pipe.cmd("GET").arg(entry.generation());
-        pipe.cmd("GET").arg(EPOCH_KEY);
-        for key in &tag_keys {
-            pipe.cmd("GET").arg(key);
+        let new_generation = nonce().to_string();
+        let mut entry_part = redis::pipe();
+        entry_part.cmd("HMGET").arg(&entry.entry).arg("d").arg("t");
+        entry_part
+            .cmd("SET")
+            .arg(entry.generation())
+            .arg(&new_generation)
+            .arg("NX")
+            .arg("GET")
+            .arg("PX")
+            .arg(self.generation_ttl.as_millis() as u64);
+        let mut tag_part = redis::pipe();
+        if !tag_keys.is_empty() {
+            tag_part.cmd("MGET").arg(&tag_keys);
         }
-        let mut replies: Vec<Value> = pipe.query_async(&mut self.conn.clone()).await?;
-        if replies.len() != 3 + tag_keys.len() {
-            return Ok(None);
-        }
-        let versions: Vec<Option<String>> = replies.split_off(3).into_iter().map(text).collect();
+        let replies = self
+            .conn
+            .pipelines_in_order(vec![entry_part, tag_part])
+            .await?;
         let mut it = replies.into_iter();
-        let (Some(Value::Array(fields)), Some(generation), Some(epoch)) =
-            (it.next(), it.next(), it.next())
-        else {
-            return Ok(None);
-        };
-        let Some(epoch) = text(epoch).filter(|e| is_nonce(e.as_bytes())) else {
+        let (Some(Value::Array(fields)), Some(generation)) = (it.next(), it.next()) else {
             return Ok(None);
         };
         let generation = match generation {
-            Value::Nil => String::new(),
+            // Missing: this read created it.
+            Value::Nil => new_generation,
             other => match text(other) {
                 Some(g) if is_nonce(g.as_bytes()) => g,
                 _ => return Ok(None),
             },
         };
+        let versions: Vec<Option<String>> = match it.next() {
+            Some(Value::Array(versions)) => versions.into_iter().map(text).collect(),
+            None => Vec::new(),
+            Some(_) => return Ok(None),
+        };
+        if versions.len() != tag_keys.len() {
+            return Ok(None);
+        }
         let Some(tag_versions) = versions
             .into_iter()
             .map(|v| v.filter(|v| is_nonce(v.as_bytes())))
@@ -414,7 +449,6 @@ impl L2 {
         let (envelope, recorded) = (fields.next().and_then(bytes), fields.next().and_then(bytes));
         let fence = Fence {
             generation,
-            epoch,
             tag_versions,
         };
         let Some(envelope) = envelope else {
@@ -467,53 +501,83 @@ impl L2 {
         Some(tags.into_boxed_slice())
     }
 
-    /// The script read: checks every recorded tag in Redis, deletes an entry whose tags moved on, and
-    /// creates missing versions for the fence; rewrites whatever bookkeeping it cannot read.
+    /// The script read, in two steps because the entry and the tag versions live in different slots
+    /// on a cluster: `scripts/read.lua` reads the entry and its generation (creating or rewriting the
+    /// generation), then `scripts/versions.lua` reads the versions the entry recorded and those of
+    /// the caller's tags (creating missing ones for the fence). An entry whose tags moved on, or whose
+    /// `t` field names anything but this namespace's tags, is deleted (fail closed).
     async fn read_scripted(&self, entry: &EntryKeys, tags: &[String]) -> Result<ReadReply, Error> {
-        let mut call = self.scripts.read.prepare_invoke();
-        call.key(&entry.entry)
+        let reply: Value = self
+            .scripts
+            .read
+            .key(&entry.entry)
             .key(entry.generation())
-            .key(EPOCH_KEY);
-        call.arg(nonce())
             .arg(nonce())
-            .arg(self.generation_ttl.as_millis() as u64);
-        for tag in tags {
-            call.key(self.keys.tag(tag)).arg(nonce());
-        }
-        let reply: Value = call.invoke_async(&mut self.conn.clone()).await?;
+            .arg(self.generation_ttl.as_millis() as u64)
+            .invoke_async(&mut self.conn.clone())
+            .await?;
         let Value::Array(items) = reply else {
             return Err(unexpected("read", &reply));
         };
         let mut it = items.into_iter();
-        let status = match it.next() {
-            Some(Value::Int(s)) => s,
-            other => return Err(unexpected("read status", &other.unwrap_or(Value::Nil))),
-        };
         let envelope = it.next().and_then(bytes);
         let recorded = it.next().and_then(bytes).unwrap_or_default();
         let generation = it.next().map(string).unwrap_or_default();
-        let epoch = it.next().map(string).unwrap_or_default();
-        let flags = it.next().and_then(bytes).unwrap_or_default();
-        let repaired = it.next().map(string).unwrap_or_default();
-        let tag_versions: Vec<String> = it.map(string).collect();
-        let created_tags = created_tags(tags, &flags, &tag_versions);
-        // Redis checked every recorded version; a tag of another namespace cannot invalidate this
-        // node's copy, so it is not kept.
-        let recorded_tags = RecordedPairs::new(&recorded)
-            .filter_map(|pair| match pair {
-                None => Some(None),
-                Some((key, version)) => self
-                    .tag_of(key)
-                    .map(|(_, tag)| Some((Arc::from(tag), version))),
+        let mut repaired = it.next().map(string).unwrap_or_default();
+        // The recorded (tag key, version) pairs, if the field parses and names only this namespace's
+        // tags; their versions are checked below.
+        let recorded_pairs: Option<Vec<(String, &str, u64)>> = RecordedPairs::new(&recorded)
+            .map(|pair| {
+                let (key, version) = pair?;
+                let (key, tag) = self.tag_of(key)?;
+                Some((key.to_owned(), tag, version))
             })
             .collect();
+        let recorded_keys: &[(String, &str, u64)] = recorded_pairs.as_deref().unwrap_or(&[]);
+        let tag_keys: Vec<String> = tags.iter().map(|t| self.keys.tag(t)).collect();
+        let (created, current) = if tag_keys.is_empty() && recorded_keys.is_empty() {
+            (Vec::new(), Vec::new())
+        } else {
+            let mut call = self.scripts.versions.prepare_invoke();
+            call.arg(tag_keys.len());
+            for key in &tag_keys {
+                call.key(key).arg(nonce());
+            }
+            for (key, _, _) in recorded_keys {
+                call.key(key);
+            }
+            let reply: Vec<Value> = call.invoke_async(&mut self.conn.clone()).await?;
+            let mut it = reply.into_iter();
+            let flags = it.next().and_then(bytes).unwrap_or_default();
+            repaired.push_str(&it.next().map(string).unwrap_or_default());
+            (flags, it.map(string).collect::<Vec<String>>())
+        };
+        if current.len() != tag_keys.len() + recorded_keys.len() {
+            return Err(unexpected("versions", &Value::Nil));
+        }
+        let (tag_versions, recorded_current) = current.split_at(tag_keys.len());
+        let created_tags = created_tags(tags, &created, tag_versions);
+        let valid = envelope.is_some()
+            && recorded_pairs.is_some()
+            && recorded_keys
+                .iter()
+                .zip(recorded_current)
+                .all(|((_, _, version), now)| parse_decimal(now.as_bytes()) == Some(*version));
+        if envelope.is_some() && !valid {
+            self.delete_entry(entry).await?;
+        }
+        let recorded_tags = valid.then(|| {
+            recorded_keys
+                .iter()
+                .map(|(_, tag, version)| (Arc::from(*tag), *version))
+                .collect()
+        });
         Ok(ReadReply {
-            envelope: if status == 1 { envelope } else { None },
+            envelope: if valid { envelope } else { None },
             recorded_tags,
             fence: Some(Fence {
                 generation,
-                epoch,
-                tag_versions,
+                tag_versions: tag_versions.to_vec(),
             }),
             created_tags,
             repaired,
@@ -536,17 +600,34 @@ impl L2 {
                 .map(String::as_str)
                 .zip(fence.tag_versions.iter().map(String::as_str)),
         );
+        // On a cluster the tag versions are in the namespace's slot: checked first, one round trip.
+        // A tag invalidated between that check and the store leaves an entry recording the old
+        // version, which every read then finds stale.
+        let checked_apart = self.conn.is_cluster() && !tag_keys.is_empty();
+        if checked_apart {
+            let current: Vec<Option<String>> = redis::cmd("MGET")
+                .arg(&tag_keys)
+                .query_async(&mut self.conn.clone())
+                .await?;
+            let unchanged = current.len() == fence.tag_versions.len()
+                && current
+                    .iter()
+                    .zip(&fence.tag_versions)
+                    .all(|(now, then)| now.as_deref() == Some(then.as_str()));
+            if !unchanged {
+                return Ok(false);
+            }
+        }
         let mut call = self.scripts.store.prepare_invoke();
-        call.key(&entry.entry)
-            .key(entry.generation())
-            .key(EPOCH_KEY);
+        call.key(&entry.entry).key(entry.generation());
         call.arg(&fence.generation)
-            .arg(&fence.epoch)
             .arg(envelope)
             .arg(recorded)
             .arg(lifetime.as_millis().max(1) as u64);
-        for (key, version) in tag_keys.iter().zip(&fence.tag_versions) {
-            call.key(key).arg(version);
+        if !checked_apart {
+            for (key, version) in tag_keys.iter().zip(&fence.tag_versions) {
+                call.key(key).arg(version);
+            }
         }
         let stored: i64 = call.invoke_async(&mut self.conn.clone()).await?;
         Ok(stored == 1)
@@ -561,24 +642,44 @@ impl L2 {
         envelope: &[u8],
         lifetime: Duration,
     ) -> Result<Put, Error> {
-        let mut call = self.scripts.put.prepare_invoke();
-        call.key(&entry.entry)
+        let tag_keys: Vec<String> = tags.iter().map(|t| self.keys.tag(t)).collect();
+        let (versions, created, repaired) = if tag_keys.is_empty() {
+            (Vec::new(), Vec::new(), String::new())
+        } else {
+            let mut call = self.scripts.versions.prepare_invoke();
+            call.arg(tag_keys.len());
+            for key in &tag_keys {
+                call.key(key).arg(nonce());
+            }
+            let reply: Vec<Value> = call.invoke_async(&mut self.conn.clone()).await?;
+            let mut it = reply.into_iter();
+            let flags = it.next().and_then(bytes).unwrap_or_default();
+            let repaired = it.next().map(string).unwrap_or_default();
+            let versions: Vec<String> = it.map(string).collect();
+            if versions.len() != tag_keys.len() {
+                return Err(unexpected("versions", &Value::Nil));
+            }
+            let created = created_tags(tags, &flags, &versions);
+            (versions, created, repaired)
+        };
+        let recorded = render_recorded(
+            tag_keys
+                .iter()
+                .map(String::as_str)
+                .zip(versions.iter().map(String::as_str)),
+        );
+        let _: i64 = self
+            .scripts
+            .put
+            .key(&entry.entry)
             .key(entry.generation())
-            .key(EPOCH_KEY);
-        call.arg(nonce())
+            .arg(nonce())
             .arg(self.generation_ttl.as_millis() as u64)
             .arg(envelope)
+            .arg(recorded)
             .arg(lifetime.as_millis().max(1) as u64)
-            .arg(nonce());
-        for tag in tags {
-            call.key(self.keys.tag(tag)).arg(nonce());
-        }
-        let reply: Vec<Value> = call.invoke_async(&mut self.conn.clone()).await?;
-        let mut it = reply.into_iter();
-        let flags = it.next().and_then(bytes).unwrap_or_default();
-        let repaired = it.next().map(string).unwrap_or_default();
-        let versions: Vec<String> = it.map(string).collect();
-        let created = created_tags(tags, &flags, &versions);
+            .invoke_async(&mut self.conn.clone())
+            .await?;
         Ok(Put {
             versions,
             created,

@@ -190,28 +190,22 @@ async fn replay(node: Weak<Node>) {
 /// The overflow fallback: deletes every entry of the namespace from L2 (generations, tag versions and
 /// leases stay), then tells every node to drop its L1.
 async fn clear_namespace(node: &Arc<Node>) -> Result<(), Error> {
+    let conn = &node.l2.conn;
     let pattern = node.keys.entry_pattern();
-    let mut conn = node.l2.conn.clone();
-    let mut cursor = 0u64;
-    loop {
-        let (next, keys): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(&pattern)
-            .arg("COUNT")
-            .arg(1000)
-            .query_async(&mut conn)
-            .await?;
-        if !keys.is_empty() {
-            redis::cmd("UNLINK")
-                .arg(&keys)
-                .exec_async(&mut conn)
-                .await?;
+    for at in conn.scan_targets().await? {
+        let mut cursor = 0u64;
+        loop {
+            let (next, keys) = conn.scan_page(&at, cursor, &pattern, 1000).await?;
+            let names: Vec<&str> = keys
+                .iter()
+                .filter_map(|k| std::str::from_utf8(k).ok())
+                .collect();
+            conn.unlink(&names).await?;
+            if next == 0 {
+                break;
+            }
+            cursor = next;
         }
-        if next == 0 {
-            break;
-        }
-        cursor = next;
     }
     crate::bus::replay_batch(node, vec![Op::ClearNamespace]).await
 }

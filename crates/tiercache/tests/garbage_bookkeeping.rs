@@ -58,7 +58,12 @@ fn entry_key(ns: &str, key: &str, kind: char) -> String {
 }
 
 fn tag_key(ns: &str, tag: &str) -> String {
-    format!("tc:t:{}:{tag}", part(ns))
+    format!("tc:{{{}}}:t:{tag}", part(ns))
+}
+
+/// A key of the namespace's own slot: `s` stream, `e` epoch, `b` channel.
+fn namespace_key(ns: &str, kind: char) -> String {
+    format!("tc:{{{}}}:{kind}", part(ns))
 }
 
 fn opts() -> EntryOptions {
@@ -89,7 +94,7 @@ async fn assert_store_succeeds(
 async fn an_unreadable_epoch_neither_fails_build_nor_blocks_stores() {
     for garbage in BOTH {
         let redis = server();
-        plant(&redis, "tc:epoch", garbage).await;
+        plant(&redis, &namespace_key("epoch", 'e'), garbage).await;
         let a = builder(&redis, "epoch")
             .require_redis_at_start(true)
             .build()
@@ -101,7 +106,7 @@ async fn an_unreadable_epoch_neither_fails_build_nor_blocks_stores() {
         // On a running node: the epoch turns to garbage; it reads as a change (L1 dropped) and is
         // rewritten, and stores go on.
         let drops = a.stats().l1_drops;
-        plant(&redis, "tc:epoch", garbage).await;
+        plant(&redis, &namespace_key("epoch", 'e'), garbage).await;
         eventually(
             DEADLINE,
             "the running node drops L1 and recovers",
@@ -199,7 +204,7 @@ async fn a_lease_that_cannot_be_a_lease_is_taken_over_at_once() {
 async fn a_stream_of_another_type_is_replaced_and_invalidations_flow() {
     for garbage in BOTH {
         let redis = server();
-        plant(&redis, &format!("tc:s:{}", part("stream")), garbage).await;
+        plant(&redis, &namespace_key("stream", 's'), garbage).await;
         let a = builder(&redis, "stream")
             .require_redis_at_start(true)
             .build()
@@ -209,7 +214,7 @@ async fn a_stream_of_another_type_is_replaced_and_invalidations_flow() {
         b.get_or_load("k", &opts(), || async { Ok::<_, std::io::Error>(1_u64) })
             .await
             .unwrap();
-        plant(&redis, &format!("tc:s:{}", part("stream")), garbage).await;
+        plant(&redis, &namespace_key("stream", 's'), garbage).await;
         a.invalidate("k").await.unwrap();
         eventually(DEADLINE, "b drops k", || async {
             b.get::<u64>("k").await.unwrap().is_none()
@@ -237,7 +242,7 @@ async fn unreadable_bus_messages_and_stream_entries_fail_closed() {
         .await
         .unwrap();
     let mut conn = redis.connection_db(1).await.unwrap();
-    let channel = format!("tc:b:{}", part("bus"));
+    let channel = namespace_key("bus", 'b');
     // A message nobody can read may have been an invalidation: recover from the stream.
     let gaps = a.stats().gaps_detected;
     let _: i64 = redis::cmd("PUBLISH")
@@ -254,7 +259,7 @@ async fn unreadable_bus_messages_and_stream_entries_fail_closed() {
     // An unreadable entry in the stream: the node cannot know what it said, so L1 goes.
     let drops = a.stats().l1_drops;
     let _: String = redis::cmd("XADD")
-        .arg(format!("tc:s:{}", part("bus")))
+        .arg(namespace_key("bus", 's'))
         .arg("*")
         .arg("m")
         .arg(&b"\xff garbage"[..])

@@ -151,7 +151,7 @@ async fn a_node_whose_position_was_trimmed_from_the_stream_drops_l1() {
     sender.fault_skip_publish(1);
     sender.invalidate("missed").await.unwrap();
     let mut conn = redis.connection_db(1).await.unwrap();
-    let stream = "tc:s:4.trim";
+    let stream = "tc:{4.trim}:s";
     let _: i64 = redis::cmd("XTRIM")
         .arg(stream)
         .arg("MAXLEN")
@@ -214,7 +214,7 @@ async fn a_tag_version_deleted_by_hand_invalidates_its_entries_fail_closed() {
 
     let mut conn = redis.connection_db(1).await.unwrap();
     let _: i64 = redis::cmd("DEL")
-        .arg("tc:t:5.evict:donation")
+        .arg("tc:{5.evict}:t:donation")
         .query_async(&mut conn)
         .await
         .unwrap();
@@ -339,7 +339,7 @@ async fn a_read_naming_fewer_tags_than_the_entry_still_checks_every_recorded_tag
         .unwrap();
     let mut conn = redis.connection_db(1).await.unwrap();
     let _: i64 = redis::cmd("DEL")
-        .arg("tc:t:6.subset:donation")
+        .arg("tc:{6.subset}:t:donation")
         .query_async(&mut conn)
         .await
         .unwrap();

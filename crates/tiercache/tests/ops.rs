@@ -315,7 +315,8 @@ async fn clear_namespace_removes_its_cache_keys_only_and_every_node_drops_its_l1
     let report = a.clear_namespace().await.unwrap();
     assert_eq!(report.removed.get(&KeyKind::Entry), Some(&2));
     assert!(report.total() >= 5, "{report:?}");
-    // What is left: presence, records, and the stream the clear message itself went through.
+    // What is left: presence, records, the epoch, and the stream the clear message itself went
+    // through.
     let left: Vec<KeyKind> = a
         .scan_namespace()
         .await
@@ -326,7 +327,7 @@ async fn clear_namespace_removes_its_cache_keys_only_and_every_node_drops_its_l1
     assert!(
         left.iter().all(|k| matches!(
             k,
-            KeyKind::Presence | KeyKind::Record | KeyKind::ReplayStream
+            KeyKind::Presence | KeyKind::Record | KeyKind::ReplayStream | KeyKind::Epoch
         )),
         "{left:?}"
     );
@@ -342,11 +343,14 @@ async fn clear_namespace_removes_its_cache_keys_only_and_every_node_drops_its_l1
         .unwrap();
     assert_eq!(session.as_deref(), Some("x"));
     let epoch: Option<String> = redis::cmd("GET")
-        .arg("tc:epoch")
+        .arg("tc:{5.clear}:e")
         .query_async(&mut raw)
         .await
         .unwrap();
-    assert!(epoch.is_some(), "the database-wide epoch is no namespace's");
+    assert!(
+        epoch.is_some(),
+        "the epoch stays: a clear is announced on the bus instead"
+    );
     assert_eq!(a.records("metrics", 5).await.unwrap().len(), 1);
 }
 

@@ -1,14 +1,19 @@
-//! The bus's side of Redis: the script that applies a batch of invalidations and appends it to the
-//! namespace's replay stream, messages on the namespace's channel, the database epoch, and reading the
-//! stream back. The bus ([`crate::bus`]) decides what to send and what a reply means; this is how it
+//! The bus's side of Redis: the scripts that apply a batch of invalidations and append it to the
+//! namespace's replay stream, messages on the namespace's channel, the namespace's epoch, and reading
+//! the stream back. The stream, the channel, the epoch and the tag versions share the namespace's
+//! cluster slot; the keys a batch invalidates are spread over the others. The bus ([`crate::bus`]) decides what to send and what a reply means; this is how it
 //! reaches Redis.
 
+use std::collections::HashMap;
+
+use futures_util::future::try_join_all;
 use redis::streams::StreamRangeReply;
 use redis::Value;
 
+use super::connection::{slot_of, Connection, WaitAt};
 use super::{nonce, text, Repaired, L2};
 use crate::error::Error;
-use crate::keys::{EntryKeys, EPOCH_KEY};
+use crate::keys::EntryKeys;
 
 /// One batch of invalidations, as `scripts/invalidate.lua` applies it.
 pub(crate) struct InvalidationBatch {
@@ -20,6 +25,15 @@ pub(crate) struct InvalidationBatch {
     pub(crate) message: Vec<u8>,
     /// Whether the message is published as well as appended (`false` only for fault injection).
     pub(crate) publish: bool,
+}
+
+/// What [`L2::invalidate`] did.
+pub(crate) struct Invalidated {
+    /// The stream id the batch was appended under.
+    pub(crate) stream_id: String,
+    /// Whether fewer replicas than asked acknowledged a part of the batch in time: a failover of
+    /// that master now could lose the invalidation.
+    pub(crate) unreplicated: bool,
 }
 
 /// One entry of the replay stream.
@@ -40,13 +54,44 @@ pub(crate) struct StreamInfo {
 }
 
 impl L2 {
-    /// Applies `batch` in one script call: bumps generations and tag versions, deletes the values,
-    /// appends the message to the replay stream (capped at `stream_max_len`) and publishes it. Returns
-    /// the stream id it was stored under.
+    /// Applies `batch`: bumps generations and tag versions, deletes the values, appends the message
+    /// to the replay stream (capped at `stream_max_len`) and publishes it. On one server that is one
+    /// script call, atomic. On a cluster the keys' slots come first, one `scripts/invalidate_keys.lua`
+    /// call per slot, all at once; then the namespace's slot takes the tags, the stream and the
+    /// publish in one call. A batch that fails half way is sent again whole (the outbox retries), and
+    /// sending it twice only bumps the same generations again. With [`L2::replica_acks`] set, the
+    /// keys' part waits for that many replicas of every master before the stream's part is written
+    /// (so no node is told of an invalidation a failover could still undo), and the stream's part
+    /// waits in turn. A wait that falls short, or fails, is reported, not retried: the invalidation
+    /// is in place on the masters, and sending it again would not make it more durable.
     pub(crate) async fn invalidate(
         &self,
         batch: &InvalidationBatch,
-    ) -> Result<Repaired<String>, Error> {
+    ) -> Result<Repaired<Invalidated>, Error> {
+        let cluster = self.conn.is_cluster();
+        let conn = self.acked_conn.as_ref().unwrap_or(&self.conn);
+        let mut unreplicated = false;
+        if cluster && !batch.keys.is_empty() {
+            let mut by_slot: HashMap<_, Vec<&(EntryKeys, u64)>> = HashMap::new();
+            for key in &batch.keys {
+                by_slot.entry(slot_of(&key.0.entry)).or_default().push(key);
+            }
+            let parts = by_slot.into_values().map(|keys| async move {
+                let mut call = self.scripts.invalidate_keys.prepare_invoke();
+                call.arg(self.generation_ttl.as_millis() as u64);
+                for (entry, generation) in &keys {
+                    call.key(&entry.entry)
+                        .key(entry.generation())
+                        .arg(*generation);
+                }
+                call.invoke_async::<i64>(&mut conn.clone()).await
+            });
+            try_join_all(parts).await?;
+            // One wait for all masters at once: a wait per slot would queue behind each other on a
+            // master's one connection, a timeout each where a master has lost its replica.
+            unreplicated |= !self.replicated(conn, WaitAt::EveryMaster).await;
+        }
+        let inline: &[(EntryKeys, u64)] = if cluster { &[] } else { &batch.keys };
         let channel = if batch.publish {
             self.keys.channel()
         } else {
@@ -55,45 +100,72 @@ impl L2 {
         let mut call = self.scripts.invalidate.prepare_invoke();
         call.key(self.keys.stream());
         call.arg(channel)
-            .arg(batch.keys.len())
+            .arg(if cluster { "SPUBLISH" } else { "PUBLISH" })
+            .arg(inline.len())
             .arg(self.generation_ttl.as_millis() as u64)
             .arg(self.stream_max_len)
             .arg(batch.message.as_slice());
-        for (entry, _) in &batch.keys {
+        for (entry, _) in inline {
             call.key(&entry.entry).key(entry.generation());
         }
-        for (_, generation) in &batch.keys {
+        for (_, generation) in inline {
             call.arg(*generation);
         }
         for (key, version) in &batch.tags {
             call.key(key).arg(*version);
         }
-        let (stream_id, repaired): (String, String) =
-            call.invoke_async(&mut self.conn.clone()).await?;
+        let (stream_id, repaired): (String, String) = call.invoke_async(&mut conn.clone()).await?;
+        let stream = self.keys.stream();
+        unreplicated |= !self.replicated(conn, WaitAt::SlotOf(&stream)).await;
         Ok(Repaired {
-            value: stream_id,
+            value: Invalidated {
+                stream_id,
+                unreplicated,
+            },
             repaired,
         })
+    }
+
+    /// Whether the writes just made on `conn` reached [`L2::replica_acks`] replicas of the masters
+    /// `at` names in time; `true` at once when none are asked for, `false` when the wait failed.
+    async fn replicated(&self, conn: &Connection, at: WaitAt<'_>) -> bool {
+        if self.replica_acks == 0 {
+            return true;
+        }
+        match conn
+            .wait_for_replicas(at, self.replica_acks, self.replica_wait)
+            .await
+        {
+            Ok(acked) => acked >= i64::from(self.replica_acks),
+            Err(e) => {
+                tracing::debug!(error = %e, "waiting for replicas failed");
+                false
+            }
+        }
     }
 
     /// Publishes `payload` on the namespace's channel, without storing it: heartbeats and "filled"
     /// notices, which no node needs to replay.
     pub(crate) async fn publish(&self, payload: &[u8]) -> Result<(), Error> {
-        redis::cmd("PUBLISH")
-            .arg(self.keys.channel())
-            .arg(payload)
-            .exec_async(&mut self.conn.clone())
-            .await?;
+        redis::cmd(if self.conn.is_cluster() {
+            "SPUBLISH"
+        } else {
+            "PUBLISH"
+        })
+        .arg(self.keys.channel())
+        .arg(payload)
+        .exec_async(&mut self.conn.clone())
+        .await?;
         Ok(())
     }
 
-    /// The database epoch through `scripts/position.lua`, which creates it when missing and rewrites
+    /// The namespace's epoch through `scripts/position.lua`, which creates it when missing and rewrites
     /// it (and a key of another type where the stream belongs) when unreadable.
     pub(crate) async fn epoch(&self) -> Result<Repaired<String>, Error> {
         let (epoch, _, repaired): (String, i64, String) = self
             .scripts
             .position
-            .key(EPOCH_KEY)
+            .key(self.keys.epoch())
             .key(self.keys.stream())
             .arg(nonce())
             .invoke_async(&mut self.conn.clone())

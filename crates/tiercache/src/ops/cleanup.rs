@@ -92,15 +92,7 @@ impl Cache {
         let doomed: Vec<_> = keys.iter().filter(|k| k.kind.is_cache_data()).collect();
         for batch in doomed.chunks(UNLINK_BATCH) {
             let names: Vec<&str> = batch.iter().map(|k| k.redis_key.as_str()).collect();
-            let mut conn = node.l2.conn.clone();
-            let () = node
-                .guarded(async move {
-                    redis::cmd("UNLINK")
-                        .arg(&names)
-                        .exec_async(&mut conn)
-                        .await
-                        .map_err(Error::from)
-                })
+            node.guarded(async { node.l2.conn.unlink(&names).await.map_err(Error::from) })
                 .await?;
             for key in batch {
                 *report.removed.entry(key.kind).or_default() += 1;

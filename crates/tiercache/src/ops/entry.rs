@@ -162,7 +162,9 @@ impl Cache {
         let size_bytes = u64::try_from(int(items.get(2))).unwrap_or(0);
         let found_header = header.map(<[u8]>::to_vec);
         let header = header.and_then(|h| decode_found_header(h, size_bytes));
-        let tags = tag_reports(&node.keys, items.get(9..).unwrap_or_default(), item(3));
+        let recorded = recorded_pairs(item(3));
+        let current = current_versions(node, &recorded).await?;
+        let tags = tag_reports(&node.keys, recorded, current);
         let entry_ttl = int(items.get(4));
         let state = match (kind.as_str(), header) {
             ("none", _) => EntryState::Missing,
@@ -229,27 +231,57 @@ fn decode_found_header(first: &[u8], size: u64) -> Option<codec::Header> {
 
 /// The tags of an entry: the script's (tag key, current version) pairs beside the versions its `t`
 /// field recorded.
-fn tag_reports(keys: &KeySpace, pairs: &[Value], recorded: &Value) -> Vec<TagReport> {
-    pairs
-        .chunks(2)
-        .filter_map(|pair| {
-            let tag_key = text(&pair[0])?;
-            let tag = keys.tag_name(&tag_key).unwrap_or(&tag_key).to_owned();
-            let current_version = pair.get(1).and_then(text);
-            Some((tag, current_version))
-        })
-        .zip(recorded_versions(recorded))
-        .map(|((tag, current_version), recorded_version)| TagReport {
-            current: current_version.as_deref() == Some(recorded_version.as_str()),
-            tag,
-            recorded_version,
-            current_version,
+/// The current versions of the recorded tags of this namespace, in order, read in the namespace's
+/// slot (another slot than the entry's on a cluster). A recorded key of another namespace is left
+/// out; [`tag_reports`] reads it as not current.
+async fn current_versions(
+    node: &std::sync::Arc<crate::node::Node>,
+    recorded: &[(String, String)],
+) -> Result<Vec<Option<String>>, Error> {
+    let ours: Vec<&str> = recorded
+        .iter()
+        .map(|(key, _)| key.as_str())
+        .filter(|key| node.keys.tag_name(key).is_some())
+        .collect();
+    if ours.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut conn = node.l2.conn.clone();
+    node.guarded(async move {
+        redis::cmd("MGET")
+            .arg(&ours)
+            .query_async(&mut conn)
+            .await
+            .map_err(Error::from)
+    })
+    .await
+}
+
+fn tag_reports(
+    keys: &KeySpace,
+    recorded: Vec<(String, String)>,
+    current: Vec<Option<String>>,
+) -> Vec<TagReport> {
+    let mut current = current.into_iter();
+    recorded
+        .into_iter()
+        .map(|(tag_key, recorded_version)| {
+            let (tag, current_version) = match keys.tag_name(&tag_key) {
+                Some(tag) => (tag.to_owned(), current.next().flatten()),
+                None => (tag_key, None),
+            };
+            TagReport {
+                current: current_version.as_deref() == Some(recorded_version.as_str()),
+                tag,
+                recorded_version,
+                current_version,
+            }
         })
         .collect()
 }
 
-/// The recorded versions of a `t` field, in order; empty when it does not parse.
-fn recorded_versions(t: &Value) -> Vec<String> {
+/// The (tag key, version) pairs of a `t` field, in order; empty when it does not parse.
+fn recorded_pairs(t: &Value) -> Vec<(String, String)> {
     let Value::BulkString(bytes) = t else {
         return Vec::new();
     };
@@ -274,7 +306,8 @@ fn recorded_versions(t: &Value) -> Vec<String> {
     if parts.len() % 2 == 1 {
         return Vec::new();
     }
-    parts.into_iter().skip(1).step_by(2).collect()
+    let mut parts = parts.into_iter();
+    std::iter::from_fn(|| Some((parts.next()?, parts.next()?))).collect()
 }
 
 #[cfg(test)]
@@ -282,16 +315,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn recorded_versions_come_in_tag_order_and_garbage_gives_none() {
+    fn recorded_pairs_come_in_tag_order_and_garbage_gives_none() {
         let t = crate::l2::render_recorded(
-            [("tc:t:2.ns:a.b", "17"), ("tc:t:2.ns:ключ 9.", "5")].into_iter(),
+            [("tc:{2.ns}:t:a.b", "17"), ("tc:{2.ns}:t:ключ 9.", "5")].into_iter(),
         );
-        assert_eq!(
-            recorded_versions(&Value::BulkString(t)),
-            vec!["17".to_owned(), "5".to_owned()]
-        );
+        let pairs = recorded_pairs(&Value::BulkString(t));
+        let versions: Vec<&str> = pairs.iter().map(|(_, v)| v.as_str()).collect();
+        assert_eq!(versions, ["17", "5"]);
+        assert_eq!(pairs[1].0, "tc:{2.ns}:t:ключ 9.");
         for bad in [&b"3.ab"[..], b"x.abc", b"1.a"] {
-            assert!(recorded_versions(&Value::BulkString(bad.to_vec())).is_empty());
+            assert!(recorded_pairs(&Value::BulkString(bad.to_vec())).is_empty());
         }
     }
 }

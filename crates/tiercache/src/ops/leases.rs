@@ -158,27 +158,15 @@ impl Cache {
         }
         // Presence after the leases: a node that took a lease during the scan is present by now.
         let nodes = self.nodes().await?;
-        let mut pipe = redis::pipe();
-        for key in &keys {
-            // GET of another type is an error reply, which the report reads as unreadable.
-            pipe.cmd("GET")
-                .arg(&key.redis_key)
-                .cmd("PTTL")
-                .arg(&key.redis_key);
-        }
+        // GET of another type is an error reply, which the report reads as unreadable.
+        let names: Vec<&str> = keys.iter().map(|k| k.redis_key.as_str()).collect();
         let node = self.node();
-        let mut conn = node.l2.conn.clone();
-        let replies: Vec<Value> = node
-            .guarded(async move {
-                pipe.ignore_errors()
-                    .query_async(&mut conn)
-                    .await
-                    .map_err(Error::from)
-            })
+        let replies = node
+            .guarded(async { node.l2.conn.get_with_ttl(&names).await.map_err(Error::from) })
             .await?;
         Ok(keys
             .iter()
-            .zip(replies.chunks(2))
+            .zip(&replies)
             .filter_map(|(key, r)| LeaseReport::of(key, &r[0], r.get(1)?, &nodes))
             .collect())
     }

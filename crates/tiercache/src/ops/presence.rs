@@ -110,21 +110,14 @@ impl Cache {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
-        let mut pipe = redis::pipe();
-        for key in &keys {
-            pipe.cmd("GET")
-                .arg(&key.redis_key)
-                .cmd("PTTL")
-                .arg(&key.redis_key);
-        }
+        let names: Vec<&str> = keys.iter().map(|k| k.redis_key.as_str()).collect();
         let node = self.node();
-        let mut conn = node.l2.conn.clone();
-        let replies: Vec<redis::Value> = node
-            .guarded(async move { pipe.query_async(&mut conn).await.map_err(Error::from) })
+        let replies = node
+            .guarded(async { node.l2.conn.get_with_ttl(&names).await.map_err(Error::from) })
             .await?;
         let mut nodes: Vec<NodePresence> = keys
             .iter()
-            .zip(replies.chunks(2))
+            .zip(&replies)
             .filter_map(|(key, reply)| {
                 let started: u64 = redis::from_redis_value_ref(&reply[0]).ok()?;
                 let ttl: i64 = redis::from_redis_value_ref(reply.get(1)?).ok()?;

@@ -19,10 +19,13 @@ pub enum KeyKind {
     Generation,
     /// A key's load lease (`tc:{<ns>:<key>}:l`).
     Lease,
-    /// A tag's version (`tc:t:<ns>:<tag>`).
+    /// A tag's version (`tc:{<ns>}:t:<tag>`).
     TagVersion,
-    /// The namespace's invalidation replay stream (`tc:s:<ns>`).
+    /// The namespace's invalidation replay stream (`tc:{<ns>}:s`).
     ReplayStream,
+    /// The namespace's epoch (`tc:{<ns>}:e`), which changes when Redis loses the stream and tag
+    /// versions.
+    Epoch,
     /// A named lock (`tc:L:<ns>:<name>`).
     NamedLock,
     /// A running node's presence (`tc:n:<ns>:<node id>`).
@@ -33,12 +36,13 @@ pub enum KeyKind {
 
 impl KeyKind {
     /// Every kind, in the order listings show them.
-    pub const ALL: [KeyKind; 8] = [
+    pub const ALL: [KeyKind; 9] = [
         KeyKind::Entry,
         KeyKind::Generation,
         KeyKind::Lease,
         KeyKind::TagVersion,
         KeyKind::ReplayStream,
+        KeyKind::Epoch,
         KeyKind::NamedLock,
         KeyKind::Presence,
         KeyKind::Record,
@@ -52,6 +56,7 @@ impl KeyKind {
             KeyKind::Lease => "lease",
             KeyKind::TagVersion => "tag_version",
             KeyKind::ReplayStream => "replay_stream",
+            KeyKind::Epoch => "epoch",
             KeyKind::NamedLock => "named_lock",
             KeyKind::Presence => "presence",
             KeyKind::Record => "record",
@@ -59,9 +64,10 @@ impl KeyKind {
     }
 
     /// Whether the key is cached data or its bookkeeping, which [`Cache::clear_namespace`] removes;
-    /// presence keys and records describe the nodes rather than the cache, and stay.
+    /// presence keys and records describe the nodes rather than the cache, and the epoch tells
+    /// nodes whether Redis lost data (a clear is announced on the bus instead): they stay.
     pub fn is_cache_data(self) -> bool {
-        !matches!(self, KeyKind::Presence | KeyKind::Record)
+        !matches!(self, KeyKind::Presence | KeyKind::Record | KeyKind::Epoch)
     }
 }
 
@@ -103,11 +109,15 @@ pub(super) fn glob_literal(text: &str) -> String {
 }
 
 /// The `MATCH` patterns covering every key of a namespace: the entry family (entries, generations,
-/// leases share `tc:{<ns>:`), and the bookkeeping kinds whose one-letter prefix comes before the
-/// namespace.
-pub(super) fn patterns(namespace: &str) -> [String; 2] {
+/// leases share `tc:{<ns>:`), the namespace's slot (tag versions, stream and epoch share
+/// `tc:{<ns>}:`), and the kinds whose one-letter prefix comes before the namespace.
+pub(super) fn patterns(namespace: &str) -> [String; 3] {
     let ns = glob_literal(&namespace_part(namespace));
-    [format!("tc:{{{ns}:*"), format!("tc:[tsLnr]:{ns}*")]
+    [
+        format!("tc:{{{ns}:*"),
+        format!("tc:{{{ns}}}:*"),
+        format!("tc:[Lnr]:{ns}*"),
+    ]
 }
 
 /// What `redis_key` is in `namespace`, if it is a key of that namespace at all.
@@ -139,11 +149,20 @@ pub(super) fn classify(namespace_part: &str, redis_key: &str) -> Option<Namespac
         };
         return found(kind, key);
     }
+    if let Some(rest) = redis_key
+        .strip_prefix("tc:{")
+        .and_then(|r| r.strip_prefix(namespace_part))
+        .and_then(|r| r.strip_prefix("}:"))
+    {
+        return match rest {
+            "s" => found(KeyKind::ReplayStream, ""),
+            "e" => found(KeyKind::Epoch, ""),
+            r => found(KeyKind::TagVersion, r.strip_prefix("t:")?),
+        };
+    }
     let (letter, rest) = redis_key.strip_prefix("tc:")?.split_at_checked(1)?;
     let rest = rest.strip_prefix(':')?.strip_prefix(namespace_part)?;
     match (letter, rest) {
-        ("s", "") => found(KeyKind::ReplayStream, ""),
-        ("t", r) => found(KeyKind::TagVersion, r.strip_prefix(':')?),
         ("L", r) => found(KeyKind::NamedLock, r.strip_prefix(':')?),
         ("r", r) => found(KeyKind::Record, r.strip_prefix(':')?),
         ("n", r) => {
@@ -192,32 +211,32 @@ impl Cache {
         let node = self.node();
         let part = namespace_part(&node.config.namespace);
         let mut found = Vec::new();
-        for pattern in patterns {
-            let mut cursor = 0u64;
-            loop {
-                let mut conn = node.l2.conn.clone();
-                let (next, keys): (u64, Vec<Vec<u8>>) = node
-                    .guarded(async move {
-                        redis::cmd("SCAN")
-                            .arg(cursor)
-                            .arg("MATCH")
-                            .arg(pattern)
-                            .arg("COUNT")
-                            .arg(SCAN_COUNT)
-                            .query_async(&mut conn)
-                            .await
-                            .map_err(Error::from)
-                    })
-                    .await?;
-                found.extend(
-                    keys.iter()
-                        .filter_map(|k| std::str::from_utf8(k).ok())
-                        .filter_map(|k| classify(&part, k)),
-                );
-                if next == 0 {
-                    break;
+        let targets = node
+            .guarded(async { node.l2.conn.scan_targets().await.map_err(Error::from) })
+            .await?;
+        for at in &targets {
+            for pattern in patterns {
+                let mut cursor = 0u64;
+                loop {
+                    let (next, keys) = node
+                        .guarded(async {
+                            node.l2
+                                .conn
+                                .scan_page(at, cursor, pattern, SCAN_COUNT)
+                                .await
+                                .map_err(Error::from)
+                        })
+                        .await?;
+                    found.extend(
+                        keys.iter()
+                            .filter_map(|k| std::str::from_utf8(k).ok())
+                            .filter_map(|k| classify(&part, k)),
+                    );
+                    if next == 0 {
+                        break;
+                    }
+                    cursor = next;
                 }
-                cursor = next;
             }
         }
         Ok(found)
@@ -277,6 +296,8 @@ mod tests {
             }
             let stream = matched(ns, &ks.stream()).expect("stream found");
             assert_eq!(stream.kind, KeyKind::ReplayStream);
+            let epoch = matched(ns, &ks.epoch()).expect("epoch found");
+            assert_eq!(epoch.kind, KeyKind::Epoch);
             let part = namespace_part(ns);
             let presence = format!("tc:n:{part}:00ab00cd00ef0012");
             assert_eq!(
@@ -302,6 +323,7 @@ mod tests {
                 ks.stream(),
                 ks.named_lock("l"),
                 ks.channel(),
+                ks.epoch(),
             ] {
                 assert!(matched(ours, &key).is_none(), "{key} of {other:?}");
             }
@@ -316,6 +338,10 @@ mod tests {
             "tc:n:2.ab:not-a-node-id",
             "tc:t:2.abc:tag",
             "tc:s:2.ab:",
+            "tc:{2.ab}:x",
+            "tc:{2.ab}:t",
+            "tc:{2.ab}:b",
+            "tc:{2.ab}:s:",
         ] {
             assert!(matched(ours, unrelated).is_none(), "{unrelated}");
         }
@@ -323,7 +349,9 @@ mod tests {
 
     #[test]
     fn glob_characters_in_a_namespace_match_only_themselves() {
-        let [entries, _] = patterns("a*");
+        let [entries, namespace_slot, _] = patterns("a*");
+        assert!(glob(namespace_slot.as_bytes(), b"tc:{2.a*}:t:x"));
+        assert!(!glob(namespace_slot.as_bytes(), b"tc:{2.ab}:t:x"));
         assert!(glob(entries.as_bytes(), b"tc:{2.a*:1.k}:d"));
         assert!(!glob(entries.as_bytes(), b"tc:{2.ab:1.k}:d"));
     }

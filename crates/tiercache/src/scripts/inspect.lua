@@ -7,26 +7,13 @@
 -- The t field is a run of length-prefixed strings "<len>.<bytes>", alternating tag key and version.
 --
 -- Returns { type of KEYS[1], envelope header (its first 36 bytes), envelope length, t, PTTL of KEYS[1],
---           generation, PTTL of KEYS[2], lease token, PTTL of KEYS[3], tag key 1, its current version,
---           tag key 2, ... }
--- A missing or unreadable value is nil; a t field that does not parse yields no tag pairs.
+--           generation, PTTL of KEYS[2], lease token, PTTL of KEYS[3] }
+-- A missing or unreadable value is nil. The recorded tags' versions live in the namespace's slot (on a
+-- cluster, another node): the caller reads them.
 local function get(key)
   local v = redis.pcall('GET', key)
   if type(v) ~= 'string' then return false end
   return v
-end
-
-local function split(s)
-  local out, i = {}, 1
-  while i <= #s do
-    local dot = string.find(s, '.', i, true)
-    if not dot then return nil end
-    local n = tonumber(string.sub(s, i, dot - 1))
-    if not n then return nil end
-    out[#out + 1] = string.sub(s, dot + 1, dot + n)
-    i = dot + n + 1
-  end
-  return out
 end
 
 local kind = redis.call('TYPE', KEYS[1])['ok']
@@ -41,11 +28,4 @@ local reply = {
   get(KEYS[2]), redis.call('PTTL', KEYS[2]),
   get(KEYS[3]), redis.call('PTTL', KEYS[3]),
 }
-local pairs_ = recorded and split(recorded) or {}
-if pairs_ and #pairs_ % 2 == 0 then
-  for i = 1, #pairs_, 2 do
-    reply[#reply + 1] = pairs_[i]
-    reply[#reply + 1] = get(pairs_[i])
-  end
-end
 return reply

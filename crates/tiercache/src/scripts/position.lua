@@ -1,7 +1,7 @@
--- Where this database stands: the epoch (created when missing, rewritten when unreadable) and whether
+-- Where this namespace stands: its epoch (created when missing, rewritten when unreadable) and whether
 -- the namespace's replay stream exists (a key of another type in its place is deleted).
 --
--- KEYS[1]  the database epoch
+-- KEYS[1]  the namespace's epoch (in the stream's slot)
 -- KEYS[2]  the namespace's replay stream
 -- ARGV[1]  an epoch nonce, set when no readable epoch exists
 --

@@ -2,23 +2,22 @@
 --
 -- KEYS[1]   the entry hash
 -- KEYS[2]   the key's generation
--- KEYS[3]   the database epoch
--- KEYS[4..] version keys of the entry's tags
--- ARGV[1]   the generation read before the load ('' when the key had none)
--- ARGV[2]   the epoch read before the load
--- ARGV[3]   the envelope
--- ARGV[4]   the t field (tag keys and versions, length-prefixed)
--- ARGV[5]   the entry's lifetime in Redis, ms (logical TTL plus fail-safe grace)
--- ARGV[6..] the version of each tag read before the load, in KEYS[4..] order
+-- KEYS[3..] version keys of the entry's tags, when they are on the entry's server; on a cluster they
+--           live in the namespace's slot and the caller checks them just before
+-- ARGV[1]   the generation read before the load
+-- ARGV[2]   the envelope
+-- ARGV[3]   the t field (tag keys and versions, length-prefixed)
+-- ARGV[4]   the entry's lifetime in Redis, ms (logical TTL plus fail-safe grace)
+-- ARGV[5..] the version of each tag read before the load, in KEYS[3..] order
 --
--- Returns 1 when stored, 0 when an invalidation, a restart or a flush happened since the load began.
--- A key of the wrong type reads as changed (fail closed); the next read repairs it.
+-- Returns 1 when stored, 0 when an invalidation, a restart or a flush happened since the load began
+-- (the generation changed or is gone). A key of the wrong type reads as changed (fail closed); the
+-- next read repairs it.
 if (redis.pcall('GET', KEYS[2]) or '') ~= ARGV[1] then return 0 end
-if redis.pcall('GET', KEYS[3]) ~= ARGV[2] then return 0 end
-for i = 4, #KEYS do
+for i = 3, #KEYS do
   if redis.pcall('GET', KEYS[i]) ~= ARGV[i + 2] then return 0 end
 end
 redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], 'd', ARGV[3], 't', ARGV[4])
-redis.call('PEXPIRE', KEYS[1], ARGV[5])
+redis.call('HSET', KEYS[1], 'd', ARGV[2], 't', ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
 return 1

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tiercache::{Cache, CacheBuilder};
 #[allow(unused_imports)]
-pub use tiercache_testkit::{eventually, RedisServer};
+pub use tiercache_testkit::{eventually, RedisCluster, RedisServer};
 
 pub const DEADLINE: Duration = Duration::from_secs(10);
 
@@ -46,5 +46,50 @@ pub fn counting<T: Clone + Send + 'static>(
     move || {
         calls.fetch_add(1, Ordering::SeqCst);
         std::future::ready(Ok(value))
+    }
+}
+
+/// Where the nodes of a behaviour test keep L2: one private server, or a private Redis Cluster of three
+/// masters with one replica each. The same test body runs on both.
+pub enum Backend {
+    Server(RedisServer),
+    Cluster(RedisCluster),
+}
+
+impl Backend {
+    pub fn server() -> Backend {
+        Backend::Server(server())
+    }
+
+    pub fn cluster() -> Backend {
+        Backend::Cluster(
+            RedisCluster::start_with_replicas(3, 1).expect("start a private Redis Cluster"),
+        )
+    }
+
+    pub fn is_cluster(&self) -> bool {
+        matches!(self, Backend::Cluster(_))
+    }
+
+    pub fn builder(&self, namespace: &str) -> CacheBuilder {
+        let builder = Cache::builder()
+            .namespace(namespace)
+            .heartbeat_interval(Duration::from_millis(100));
+        match self {
+            Backend::Server(server) => builder.redis_url(&server.url()),
+            Backend::Cluster(cluster) => builder.cluster_urls(cluster.urls()),
+        }
+    }
+
+    pub async fn node(&self, namespace: &str) -> Cache {
+        self.builder(namespace).build().await.expect("build node")
+    }
+
+    pub async fn nodes(&self, namespace: &str, n: usize) -> Vec<Cache> {
+        let mut out = Vec::with_capacity(n);
+        for _ in 0..n {
+            out.push(self.node(namespace).await);
+        }
+        out
     }
 }
