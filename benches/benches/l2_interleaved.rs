@@ -16,12 +16,12 @@
 
 use std::hint::black_box;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tiercache::{Cache, EntryOptions};
 use tiercache_benches::{
-    decode, decode_with_limit, encode, micros, node, quantile, raw_connection, runtime, Payload,
-    Table,
+    decode, decode_with_limit, encode, micros, node, quantile, raw_connection, runtime,
+    timed_phase, Payload, Table,
 };
 use tiercache_testkit::RedisServer;
 
@@ -101,26 +101,12 @@ async fn one_call(target: &Target, variant: Variant, i: usize) {
 
 /// Runs `concurrency` tasks calling `variant` for one phase; returns every call's latency.
 async fn phase(target: &Arc<Target>, variant: Variant, concurrency: usize) -> Vec<Duration> {
-    let end = Instant::now() + PHASE;
-    let tasks: Vec<_> = (0..concurrency)
-        .map(|i| {
-            let target = target.clone();
-            tokio::spawn(async move {
-                let mut samples = Vec::with_capacity(256);
-                while Instant::now() < end {
-                    let started = Instant::now();
-                    one_call(&target, variant, i).await;
-                    samples.push(started.elapsed());
-                }
-                samples
-            })
-        })
-        .collect();
-    let mut all = Vec::new();
-    for task in tasks {
-        all.extend(task.await.unwrap());
-    }
-    all
+    let target = target.clone();
+    timed_phase(concurrency, PHASE, move |i, _| {
+        let target = target.clone();
+        async move { one_call(&target, variant, i).await }
+    })
+    .await
 }
 
 fn main() {

@@ -139,6 +139,37 @@ pub async fn raw_connection(url: &str) -> redis::aio::MultiplexedConnection {
         .unwrap()
 }
 
+/// Runs `tasks` tasks for `length`, each calling `call(task, n)` (its index and its call count) over
+/// and over; returns every call's latency. One phase of an interleaved bench.
+pub async fn timed_phase<F, Fut>(tasks: usize, length: Duration, call: F) -> Vec<Duration>
+where
+    F: Fn(usize, usize) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let end = std::time::Instant::now() + length;
+    let handles: Vec<_> = (0..tasks)
+        .map(|task| {
+            let call = call.clone();
+            tokio::spawn(async move {
+                let mut samples = Vec::with_capacity(256);
+                let mut n = 0;
+                while std::time::Instant::now() < end {
+                    let started = std::time::Instant::now();
+                    call(task, n).await;
+                    samples.push(started.elapsed());
+                    n += 1;
+                }
+                samples
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for handle in handles {
+        all.extend(handle.await.unwrap());
+    }
+    all
+}
+
 /// The value at quantile `q` (0..=1) of `samples`, sorted in place.
 pub fn quantile(samples: &mut [Duration], q: f64) -> Duration {
     if samples.is_empty() {

@@ -137,6 +137,9 @@ pub(crate) struct BusState {
     last_sent_seq: AtomicU64,
     /// The stream id of the last batch this node finished sending.
     last_sent_id: parking_lot::Mutex<String>,
+    /// When an unreplicated invalidation was last logged (ms since the Unix epoch): a master left
+    /// without replicas would otherwise log every batch.
+    unreplicated_logged_ms: AtomicU64,
     /// Last stream id applied, and the epoch seen with it.
     position: parking_lot::Mutex<Position>,
     /// What this node has received from each other node.
@@ -198,6 +201,7 @@ impl BusState {
             next_seq: AtomicU64::new(1),
             last_sent_seq: AtomicU64::new(0),
             last_sent_id: parking_lot::Mutex::new(String::new()),
+            unreplicated_logged_ms: AtomicU64::new(0),
             position: parking_lot::Mutex::new(Position::default()),
             senders: parking_lot::Mutex::new(Senders::default()),
             replay_from: parking_lot::Mutex::new(None),
@@ -346,12 +350,23 @@ async fn flush(node: &Arc<Node>, ops: Vec<Op>, route: Route) -> Result<(), Error
     match result {
         Ok(appended) => {
             let id = appended.value.stream_id;
+            let now = crate::wall_clock::now_ms();
+            let logged = node.bus.unreplicated_logged_ms.load(Ordering::Relaxed);
             if appended.value.unreplicated {
                 node.stats.unreplicated_invalidations(1);
+            }
+            if appended.value.unreplicated
+                && now.saturating_sub(logged) >= UNREPLICATED_LOG_INTERVAL_MS
+                && node
+                    .bus
+                    .unreplicated_logged_ms
+                    .compare_exchange(logged, now, Ordering::Relaxed, Ordering::Relaxed)
+                    .is_ok()
+            {
                 tracing::warn!(
                     namespace = %node.config.namespace,
                     replicas = node.l2.replica_acks,
-                    "an invalidation was not acknowledged by its replicas in time; a failover now could lose it"
+                    "an invalidation was not acknowledged by its replicas in time; a failover now could lose it (logged at most every 10 s; tiercache_unreplicated_invalidations_total counts each)"
                 );
             }
             node.repaired(&appended.repaired);
@@ -484,7 +499,7 @@ async fn connect_subscriber(node: &Node, client: &RedisClient) -> Result<Subscri
     }
 }
 
-/// The database epoch (created if missing, rewritten if unreadable) and the stream's newest id (""
+/// The namespace's epoch (created if missing, rewritten if unreadable) and the stream's newest id (""
 /// when there is no stream; a key of another type in its place is deleted).
 async fn current_position(node: &Node) -> Result<(String, String), Error> {
     let epoch = read_epoch(node).await?;
@@ -497,12 +512,15 @@ async fn current_position(node: &Node) -> Result<(String, String), Error> {
     Ok((epoch, last_id))
 }
 
-/// The database epoch; what the script had to repair on the way is counted and logged.
+/// The namespace's epoch; what the script had to repair on the way is counted and logged.
 async fn read_epoch(node: &Node) -> Result<String, Error> {
     let epoch = node.l2.epoch().await?;
     node.repaired(&epoch.repaired);
     Ok(epoch.value)
 }
+
+/// How often at most an invalidation that fell short of its replicas is logged.
+const UNREPLICATED_LOG_INTERVAL_MS: u64 = 10_000;
 
 /// Stream entries read per round trip while replaying.
 const REPLAY_PAGE: usize = 1000;

@@ -92,7 +92,9 @@ impl Cache {
     /// the fleet — stores its result in both tiers and returns it.
     ///
     /// Concurrent calls for one key share one load and its result or error. A load overlapped by an
-    /// invalidation of the key or one of its tags returns its value to its callers but is stored nowhere.
+    /// invalidation of the key or one of its tags returns its value to its callers but is not stored
+    /// (on a cluster, where tag versions are checked just before the store, it may be stored under
+    /// the old tag version, which every read then finds stale).
     ///
     /// ```no_run
     /// # use std::time::Duration;

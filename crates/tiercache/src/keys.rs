@@ -206,7 +206,8 @@ impl KeySpace {
     }
 
     /// The namespace's epoch: a nonce beside its stream and tag versions that changes when Redis
-    /// loses them (a restart without persistence, a flush, a failover that lost writes).
+    /// loses them all (a restart without persistence, a flush). A failover that lost only the last
+    /// writes keeps the epoch; the replicas' acknowledgements guard against that instead.
     pub(crate) fn epoch(&self) -> String {
         format!("tc:{{{}}}:e", self.namespace_part)
     }
@@ -234,6 +235,7 @@ const ACL_COMMANDS: &[&str] = &[
     "evalsha",
     "script|load",
     "get",
+    "mget",
     "set",
     "del",
     "unlink",

@@ -32,6 +32,7 @@ pub(crate) struct Scripts {
     put: Script,
     invalidate: Script,
     invalidate_keys: Script,
+    delete_stale: Script,
     acquire: Script,
     release: Script,
     extend: Script,
@@ -53,6 +54,7 @@ impl Scripts {
             put: script(include_str!("scripts/put.lua")),
             invalidate: script(include_str!("scripts/invalidate.lua")),
             invalidate_keys: script(include_str!("scripts/invalidate_keys.lua")),
+            delete_stale: script(include_str!("scripts/delete_stale.lua")),
             acquire: script(include_str!("scripts/acquire.lua")),
             release: script(include_str!("scripts/release.lua")),
             extend: script(include_str!("scripts/extend.lua")),
@@ -564,7 +566,14 @@ impl L2 {
                 .zip(recorded_current)
                 .all(|((_, _, version), now)| parse_decimal(now.as_bytes()) == Some(*version));
         if envelope.is_some() && !valid {
-            self.delete_entry(entry).await?;
+            // Only if it still records what was checked: a value stored since must stay.
+            let _: i64 = self
+                .scripts
+                .delete_stale
+                .key(&entry.entry)
+                .arg(recorded.as_slice())
+                .invoke_async(&mut self.conn.clone())
+                .await?;
         }
         let recorded_tags = valid.then(|| {
             recorded_keys

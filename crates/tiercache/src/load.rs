@@ -414,7 +414,9 @@ impl Node {
         T: Serialize + DeserializeOwned + Send + Sync + 'static,
     {
         if load_time >= self.l2.generation_ttl {
-            // The generation that would fence this load may already have expired: never store.
+            // The generation that would fence this load may already have expired: never store. (A
+            // generation a read created expires generation_ttl after that read, so the store
+            // script may refuse a shorter load too; that costs a reload, never a stale store.)
             self.stats.fenced_writes(1);
             return;
         }

@@ -65,7 +65,7 @@ fn is_connection_trouble(e: &Error) -> bool {
 /// message or stream entry the node could not decode.
 fn bookkeeping_kind(letter: char) -> (u8, &'static str) {
     match letter {
-        'e' => (0, "the database epoch"),
+        'e' => (0, "the namespace's epoch"),
         'g' => (1, "a key generation"),
         't' => (2, "a tag version"),
         'l' => (3, "a lease"),

@@ -97,6 +97,38 @@ async fn a_user_restricted_to_the_documented_acl_rules_runs_the_cache() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_documented_acl_rules_run_the_cache_on_a_cluster_too() {
+    let mut cluster = tiercache_testkit::RedisCluster::start_with_replicas(3, 1).unwrap();
+    let rules = tiercache::acl_rules("widgets");
+    for node in cluster.nodes().iter() {
+        acl_setuser(node, "cache", &rules).await;
+    }
+    let on_cluster = || {
+        Cache::builder()
+            .cluster_urls(cluster.urls())
+            .redis_username("cache")
+            .redis_password(PASSWORD)
+            .namespace("widgets")
+            .heartbeat_interval(Duration::from_millis(100))
+            .require_redis_at_start(true)
+    };
+    let a = on_cluster().build().await.unwrap();
+    let b = on_cluster().build().await.unwrap();
+    exercise(&a, &b).await;
+    // The operator's calls too: the entry with its tags, the keys of the namespace on every master,
+    // the server figures.
+    a.get_or_load("t", &opts(), || async { Ok::<_, std::io::Error>(4_u64) })
+        .await
+        .unwrap();
+    let report = a.inspect("t").await.unwrap();
+    assert_eq!(report.tags.len(), 1);
+    assert!(report.tags.iter().all(|t| t.current), "{report:?}");
+    assert!(!a.scan_namespace().await.unwrap().is_empty());
+    assert!(a.server_info().await.unwrap().used_memory > 0);
+    assert_eq!(a.stats().redis_errors, 0, "every command was allowed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_password_may_come_apart_from_the_url_and_is_never_printed() {
     let redis = server();
     acl_setuser(&redis, "cache", "~* &* +@all").await;

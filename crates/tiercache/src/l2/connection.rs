@@ -286,6 +286,24 @@ impl Connection {
         Ok(replies)
     }
 
+    /// `INFO` of the server, or of the master holding `key`'s slot on a cluster.
+    pub(crate) async fn info_at(&self, key: &str) -> Result<String, redis::RedisError> {
+        match self {
+            Connection::Server(c) => redis::cmd("INFO").query_async(&mut c.clone()).await,
+            Connection::Cluster(c) => {
+                let route = redis::cluster_routing::Route::with_key(key, SlotAddr::Master);
+                let reply = c
+                    .clone()
+                    .route_command(
+                        redis::cmd("INFO"),
+                        RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(route)),
+                    )
+                    .await?;
+                redis::from_redis_value(reply).map_err(redis::RedisError::from)
+            }
+        }
+    }
+
     /// Waits until `replicas` replicas have acknowledged this connection's writes, at most
     /// `timeout`, and returns how many did. `at` names the master on a cluster: the one holding a
     /// key's slot, or every master at once (then the fewest acknowledgements of any). A server answers
@@ -343,7 +361,9 @@ pub(crate) enum ScanAt {
 
 impl Connection {
     /// The nodes a full `SCAN` must visit: the server, or every master of the cluster (from `CLUSTER
-    /// NODES`, failed ones left out: their slots are served by the replica promoted in their place).
+    /// NODES`; a master marked failed is left out, since its slots went to the replica promoted in
+    /// its place). An error when the masters found do not serve all 16,384 slots (a failover still
+    /// running): a scan that skipped a slot would miss its keys.
     pub(crate) async fn scan_targets(&self) -> Result<Vec<ScanAt>, redis::RedisError> {
         let Connection::Cluster(c) = self else {
             return Ok(vec![ScanAt::Server]);
@@ -352,7 +372,15 @@ impl Connection {
             .arg("NODES")
             .query_async(&mut c.clone())
             .await?;
-        Ok(cluster_masters(&nodes))
+        let (masters, served) = cluster_masters(&nodes);
+        if served != 16_384 {
+            return Err(redis::RedisError::from((
+                redis::ErrorKind::Io,
+                "the cluster's masters do not serve every slot now",
+                format!("{served} of 16384 served"),
+            )));
+        }
+        Ok(masters)
     }
 
     /// One page of `SCAN cursor MATCH pattern COUNT count` at `at`: the next cursor and the keys.
@@ -447,19 +475,33 @@ impl Connection {
     }
 }
 
-/// The masters of a `CLUSTER NODES` reply that are not failing: `<id> <ip:port@cport[,host]>
-/// <flags> ...` per line.
-fn cluster_masters(nodes: &str) -> Vec<ScanAt> {
-    nodes
+/// The masters of a `CLUSTER NODES` reply that are not marked failed (`fail?`, only suspected by
+/// one node, still serves), and how many slots they serve: `<id> <ip:port@cport[,host]> <flags>
+/// <master> <ping> <pong> <epoch> <link> <slot ranges...>` per line. The address is the one the
+/// redis crate's client knows the node by with the default endpoint type (IP).
+fn cluster_masters(nodes: &str) -> (Vec<ScanAt>, u32) {
+    let mut served = 0;
+    let masters = nodes
         .lines()
         .filter_map(|line| {
-            let mut fields = line.split_whitespace();
-            let address = fields.nth(1)?;
-            let flags = fields.next()?;
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let (address, flags) = (fields.get(1)?, fields.get(2)?);
             let flags: Vec<&str> = flags.split(',').collect();
-            if !flags.contains(&"master") || flags.iter().any(|f| f.starts_with("fail")) {
+            if !flags.contains(&"master") || flags.contains(&"fail") {
                 return None;
             }
+            served += fields
+                .iter()
+                .skip(8)
+                .filter(|range| !range.starts_with('['))
+                .map(|range| match range.split_once('-') {
+                    Some((a, b)) => match (a.parse::<u32>(), b.parse::<u32>()) {
+                        (Ok(a), Ok(b)) => b.saturating_sub(a) + 1,
+                        _ => 0,
+                    },
+                    None => u32::from(range.parse::<u32>().is_ok()),
+                })
+                .sum::<u32>();
             let address = address.split(['@', ',']).next()?;
             let (host, port) = address.rsplit_once(':')?;
             Some(ScanAt::Master {
@@ -470,7 +512,8 @@ fn cluster_masters(nodes: &str) -> Vec<ScanAt> {
                 port: port.parse().ok()?,
             })
         })
-        .collect()
+        .collect();
+    (masters, served)
 }
 
 /// The cluster slot of a key (hash tags honoured), for grouping keys one script per slot.
@@ -536,21 +579,23 @@ mod tests {
         let nodes = "\
 07c3 127.0.0.1:30004@40004 slave e7d1 0 1 4 connected
 67ed 127.0.0.1:30002@40002,host2 master - 0 1 2 connected 5461-10922
-292f 127.0.0.1:30003@40003 master,fail? - 0 1 3 connected 10923-16383
+292f 127.0.0.1:30005@40005 master,fail - 0 1 3 connected
 e7d1 127.0.0.1:30001@40001 myself,master - 0 0 1 connected 0-5460
 ";
+        let master = |port| ScanAt::Master {
+            host: "127.0.0.1".into(),
+            port,
+        };
         assert_eq!(
             cluster_masters(nodes),
-            vec![
-                ScanAt::Master {
-                    host: "127.0.0.1".into(),
-                    port: 30002
-                },
-                ScanAt::Master {
-                    host: "127.0.0.1".into(),
-                    port: 30001
-                },
-            ]
+            (vec![master(30002), master(30001)], 10_923)
+        );
+        let suspected =
+            "292f 127.0.0.1:30003@40003 master,fail? - 0 1 3 connected 10923-16383 16000";
+        assert_eq!(
+            cluster_masters(suspected),
+            (vec![master(30003)], 5_462),
+            "a master only suspected still serves"
         );
     }
 

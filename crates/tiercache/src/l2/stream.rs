@@ -61,8 +61,9 @@ impl L2 {
     /// publish in one call. A batch that fails half way is sent again whole (the outbox retries), and
     /// sending it twice only bumps the same generations again. With [`L2::replica_acks`] set, the
     /// keys' part waits for that many replicas of every master before the stream's part is written
-    /// (so no node is told of an invalidation a failover could still undo), and the stream's part
-    /// waits in turn. A wait that falls short, or fails, is reported, not retried: the invalidation
+    /// (so no node is told of a key invalidation a failover could still undo), and the stream's part
+    /// (tag versions, stream, publish) waits in turn: its tag bumps are published before they are
+    /// acknowledged. A wait that falls short, or fails, is reported, not retried: the invalidation
     /// is in place on the masters, and sending it again would not make it more durable.
     pub(crate) async fn invalidate(
         &self,

@@ -79,7 +79,7 @@ impl Cache {
 
     /// Removes every cache key of this namespace — entries, generations, leases, tag versions, the
     /// replay stream and named locks — found with `SCAN`, then tells every node to drop its L1. Keys of
-    /// other namespaces, other programs' keys and the database-wide epoch stay, and so do the nodes'
+    /// other namespaces, other programs' keys and the namespace's epoch stay, and so do the nodes'
     /// presence keys and the namespace's records ([`KeyKind::is_cache_data`]), which describe the
     /// nodes rather than the cache.
     ///

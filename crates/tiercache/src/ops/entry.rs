@@ -115,7 +115,9 @@ fn lifetime(ms: i64) -> Option<u64> {
 impl Cache {
     /// Everything L2 knows about `key`: whether it is there and fresh, its generation, the tags it was
     /// stored under and whether each is current, age, TTL and fail-safe time left, size, and whether
-    /// a node holds its load lease (and which). Reads only; one round trip. Which nodes hold it in L1
+    /// a node holds its load lease (and which). Reads only: one script for the entry, its generation
+    /// and lease, then the recorded tags' versions (in the namespace's slot; not atomic with the
+    /// first). Which nodes hold it in L1
     /// is not knowable from outside them (see [`EntryReport`]).
     ///
     /// ```no_run

@@ -86,6 +86,7 @@ impl ServerInfo {
 
 impl Cache {
     /// Redis memory and statistics from `INFO`. Also the cheapest way to ask whether Redis answers.
+    /// On a cluster, the figures of the master holding the namespace's stream and tag versions.
     ///
     /// ```no_run
     /// # async fn run(cache: tiercache::Cache) -> Result<(), tiercache::Error> {
@@ -95,16 +96,16 @@ impl Cache {
     /// ```
     pub async fn server_info(&self) -> Result<ServerInfo, Error> {
         let node = self.node();
-        let mut conn = node.l2.conn.clone();
+        // On a cluster: the master holding the namespace's stream, tag versions and channel.
+        let stream = node.keys.stream();
         let info: String = node
-            .guarded(async move {
-                redis::cmd("INFO")
-                    .query_async(&mut conn)
-                    .await
-                    .map_err(Error::from)
-            })
+            .guarded(async { node.l2.conn.info_at(&stream).await.map_err(Error::from) })
             .await?;
-        let db = database(&node.config.redis_url, node.config.redis_db);
+        let db = if node.config.redis_cluster_urls.is_empty() {
+            database(&node.config.redis_url, node.config.redis_db)
+        } else {
+            0
+        };
         Ok(ServerInfo::parse(&info, db))
     }
 }
