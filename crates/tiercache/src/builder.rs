@@ -13,7 +13,7 @@ use crate::flight::Flights;
 use crate::keys::KeySpace;
 use crate::l1::L1;
 use crate::l2::connection::RedisClient;
-use crate::l2::{nonce, L2Settings, L2};
+use crate::l2::{nonce, L2Settings, ReplicaAcks, L2};
 use crate::metrics::Recorder;
 use crate::node::Node;
 
@@ -219,10 +219,7 @@ impl CacheBuilder {
         config.validate()?;
         let client = RedisClient::from_config(&config)?;
         let conn = client.connection(&config)?;
-        let acked_conn = match config.replica_acks() {
-            0 => None,
-            _ => Some(client.connection(&config)?),
-        };
+        let acks = ReplicaAcks::for_config(&client, &config)?;
         let keys = KeySpace::with_tag_limits(
             &config.namespace,
             config.max_key_bytes,
@@ -247,12 +244,7 @@ impl CacheBuilder {
                     L2Settings {
                         generation_ttl,
                         stream_max_len: config.stream_max_len,
-                        replica_acks: config.replica_acks(),
-                        // Well inside the response timeout, so a shard left without replicas (its
-                        // old master died and has not come back) slows invalidations down instead
-                        // of failing them.
-                        replica_wait: config.response_timeout / 4,
-                        acked_conn,
+                        acks,
                     },
                 ),
                 keys,

@@ -365,7 +365,7 @@ async fn flush(node: &Arc<Node>, ops: Vec<Op>, route: Route) -> Result<(), Error
             {
                 tracing::warn!(
                     namespace = %node.config.namespace,
-                    replicas = node.l2.replica_acks,
+                    replicas = node.l2.acks.as_ref().map_or(0, |acks| acks.replicas),
                     "an invalidation was not acknowledged by its replicas in time; a failover now could lose it (logged at most every 10 s; tiercache_unreplicated_invalidations_total counts each)"
                 );
             }

@@ -347,7 +347,7 @@ impl Config {
     /// ```
     pub fn display_url(&self) -> String {
         if !self.redis_cluster_urls.is_empty() {
-            return format!("Redis Cluster {}", self.display_cluster_urls());
+            return self.cluster_seeds(mask_password);
         }
         let masked = mask_password(&self.redis_url);
         if url_names_database(&masked)
@@ -369,21 +369,13 @@ impl Config {
         if self.redis_cluster_urls.is_empty() {
             return mask_credentials(&self.redis_url);
         }
-        let seeds: Vec<String> = self
-            .redis_cluster_urls
-            .iter()
-            .map(|u| mask_credentials(u))
-            .collect();
-        format!("Redis Cluster {}", seeds.join(","))
+        self.cluster_seeds(mask_credentials)
     }
 
-    /// The cluster seed URLs, comma-separated, passwords masked.
-    pub(crate) fn display_cluster_urls(&self) -> String {
-        self.redis_cluster_urls
-            .iter()
-            .map(|u| mask_password(u))
-            .collect::<Vec<_>>()
-            .join(",")
+    /// `Redis Cluster <seed>,<seed>...`, each URL passed through `mask`.
+    fn cluster_seeds(&self, mask: fn(&str) -> String) -> String {
+        let seeds: Vec<String> = self.redis_cluster_urls.iter().map(|u| mask(u)).collect();
+        format!("Redis Cluster {}", seeds.join(","))
     }
 
     /// How many replicas acknowledge an invalidation before it counts as done
@@ -630,11 +622,7 @@ impl Config {
         validate_redis_url(&self.redis_url)?;
         for url in &self.redis_cluster_urls {
             validate_redis_url(url)?;
-            let db = url
-                .split_once("://")
-                .and_then(|(_, rest)| rest.split_once('/'))
-                .map(|(_, path)| path.split('?').next().unwrap_or_default())
-                .unwrap_or_default();
+            let db = url_database_part(url);
             if !db.is_empty() && db != "0" {
                 return Err(ConfigError::InvalidRedisUrl {
                     url: mask_credentials(url),
@@ -847,9 +835,16 @@ pub(crate) fn validate_redis_url(url: &str) -> Result<(), ConfigError> {
 
 /// Whether the URL names a database (a path after the authority).
 pub(crate) fn url_names_database(url: &str) -> bool {
+    !url_database_part(url).is_empty()
+}
+
+/// The database part of a URL's path as written (`"4"` in `redis://h:1/4?x`); empty when it names
+/// none.
+pub(crate) fn url_database_part(url: &str) -> &str {
     url.split_once("://")
         .and_then(|(_, rest)| rest.split_once('/'))
-        .is_some_and(|(_, path)| !path.split('?').next().unwrap_or_default().is_empty())
+        .and_then(|(_, path)| path.split('?').next())
+        .unwrap_or_default()
 }
 
 /// The URL with its user and password replaced by `***`, for messages and logs.

@@ -239,6 +239,17 @@ pub(crate) fn nonce() -> u64 {
     rand::random::<u64>() >> 1 | 1
 }
 
+/// What `scripts/versions.lua` answered ([`L2::tag_versions`]).
+#[derive(Default)]
+struct TagVersions {
+    /// The caller's tags' versions, then the recorded keys' current versions ('' when missing).
+    current: Vec<String>,
+    /// The caller's tags whose versions this call wrote; they must be announced.
+    created: Vec<(String, u64)>,
+    /// The kinds of unreadable bookkeeping it rewrote.
+    repaired: String,
+}
+
 /// What [`L2::put`] wrote.
 pub(crate) struct Put {
     /// The version of each tag, in the caller's order.
@@ -268,15 +279,42 @@ pub(crate) struct L2 {
     pub(crate) generation_ttl: Duration,
     /// The replay stream's approximate cap (`XADD MAXLEN ~`).
     stream_max_len: u64,
-    /// The connection invalidations are written and waited for on, when replicas must acknowledge
-    /// them. `WAIT` holds the connection it is sent on until the replicas answer, and every other
-    /// command of the node shares `conn`; the outbox sends one batch at a time, so it may wait on a
-    /// connection of its own without slowing anything else.
-    acked_conn: Option<Connection>,
-    /// How many replicas must acknowledge each part of an invalidation ([`crate::Config::replica_acks`]).
-    pub(crate) replica_acks: u32,
+    /// Whether replicas must acknowledge invalidations, and how; `None` when none must.
+    pub(crate) acks: Option<ReplicaAcks>,
+}
+
+/// How invalidations wait for replicas ([`crate::Config::replica_acks`]).
+pub(crate) struct ReplicaAcks {
+    /// The connection invalidations are written and waited for on. `WAIT` holds the connection it is
+    /// sent on until the replicas answer, and every other command of the node shares `L2::conn`; the
+    /// outbox sends one batch at a time, so it may wait on a connection of its own without slowing
+    /// anything else.
+    pub(crate) conn: Connection,
+    /// How many replicas must acknowledge each part of an invalidation (at least 1).
+    pub(crate) replicas: u32,
     /// How long an invalidation waits for them.
-    replica_wait: Duration,
+    pub(crate) wait: Duration,
+}
+
+impl ReplicaAcks {
+    /// What `config` asks for: `None` when no replica need acknowledge, else a connection of its own
+    /// from `client`.
+    pub(crate) fn for_config(
+        client: &connection::RedisClient,
+        config: &crate::Config,
+    ) -> Result<Option<ReplicaAcks>, Error> {
+        Ok(match config.replica_acks() {
+            0 => None,
+            replicas => Some(ReplicaAcks {
+                conn: client.connection(config)?,
+                replicas,
+                // Well inside the response timeout, so a shard left without replicas (its old
+                // master died and has not come back) slows invalidations down instead of failing
+                // them.
+                wait: config.response_timeout / 4,
+            }),
+        })
+    }
 }
 
 /// How an [`L2`] writes: the settings beyond the connection and the key space.
@@ -285,11 +323,8 @@ pub(crate) struct L2Settings {
     pub(crate) generation_ttl: Duration,
     /// The replay stream's approximate cap.
     pub(crate) stream_max_len: u64,
-    /// Replicas that must acknowledge an invalidation, how long to wait for them, and the connection
-    /// to write invalidations on when they must (see [`L2`]).
-    pub(crate) replica_acks: u32,
-    pub(crate) replica_wait: Duration,
-    pub(crate) acked_conn: Option<Connection>,
+    /// Whether and how replicas must acknowledge invalidations.
+    pub(crate) acks: Option<ReplicaAcks>,
 }
 
 impl L2 {
@@ -300,9 +335,7 @@ impl L2 {
             scripts: Scripts::new(),
             generation_ttl: settings.generation_ttl,
             stream_max_len: settings.stream_max_len,
-            replica_acks: settings.replica_acks,
-            replica_wait: settings.replica_wait,
-            acked_conn: settings.acked_conn,
+            acks: settings.acks,
         }
     }
 
@@ -528,37 +561,20 @@ impl L2 {
         let mut repaired = it.next().map(string).unwrap_or_default();
         // The recorded (tag key, version) pairs, if the field parses and names only this namespace's
         // tags; their versions are checked below.
-        let recorded_pairs: Option<Vec<(String, &str, u64)>> = RecordedPairs::new(&recorded)
+        let recorded_pairs: Option<Vec<(&str, &str, u64)>> = RecordedPairs::new(&recorded)
             .map(|pair| {
                 let (key, version) = pair?;
                 let (key, tag) = self.tag_of(key)?;
-                Some((key.to_owned(), tag, version))
+                Some((key, tag, version))
             })
             .collect();
-        let recorded_keys: &[(String, &str, u64)] = recorded_pairs.as_deref().unwrap_or(&[]);
+        let recorded_keys: &[(&str, &str, u64)] = recorded_pairs.as_deref().unwrap_or(&[]);
         let tag_keys: Vec<String> = tags.iter().map(|t| self.keys.tag(t)).collect();
-        let (created, current) = if tag_keys.is_empty() && recorded_keys.is_empty() {
-            (Vec::new(), Vec::new())
-        } else {
-            let mut call = self.scripts.versions.prepare_invoke();
-            call.arg(tag_keys.len());
-            for key in &tag_keys {
-                call.key(key).arg(nonce());
-            }
-            for (key, _, _) in recorded_keys {
-                call.key(key);
-            }
-            let reply: Vec<Value> = call.invoke_async(&mut self.conn.clone()).await?;
-            let mut it = reply.into_iter();
-            let flags = it.next().and_then(bytes).unwrap_or_default();
-            repaired.push_str(&it.next().map(string).unwrap_or_default());
-            (flags, it.map(string).collect::<Vec<String>>())
-        };
-        if current.len() != tag_keys.len() + recorded_keys.len() {
-            return Err(unexpected("versions", &Value::Nil));
-        }
-        let (tag_versions, recorded_current) = current.split_at(tag_keys.len());
-        let created_tags = created_tags(tags, &created, tag_versions);
+        let recorded_only: Vec<&str> = recorded_keys.iter().map(|(k, _, _)| *k).collect();
+        let versions = self.tag_versions(tags, &tag_keys, &recorded_only).await?;
+        repaired.push_str(&versions.repaired);
+        let (tag_versions, recorded_current) = versions.current.split_at(tag_keys.len());
+        let created_tags = versions.created;
         let valid = envelope.is_some()
             && recorded_pairs.is_some()
             && recorded_keys
@@ -589,6 +605,41 @@ impl L2 {
                 tag_versions: tag_versions.to_vec(),
             }),
             created_tags,
+            repaired,
+        })
+    }
+
+    /// The versions of `tags` (their keys `tag_keys`, created where missing or unreadable) and then
+    /// the current versions of `recorded` (tag keys an entry recorded, read as they are), through
+    /// `scripts/versions.lua` in the namespace's slot. No round trip when both are empty.
+    async fn tag_versions(
+        &self,
+        tags: &[String],
+        tag_keys: &[String],
+        recorded: &[&str],
+    ) -> Result<TagVersions, Error> {
+        if tag_keys.is_empty() && recorded.is_empty() {
+            return Ok(TagVersions::default());
+        }
+        let mut call = self.scripts.versions.prepare_invoke();
+        call.arg(tag_keys.len());
+        for key in tag_keys {
+            call.key(key).arg(nonce());
+        }
+        for key in recorded {
+            call.key(*key);
+        }
+        let reply: Vec<Value> = call.invoke_async(&mut self.conn.clone()).await?;
+        let mut it = reply.into_iter();
+        let flags = it.next().and_then(bytes).unwrap_or_default();
+        let repaired = it.next().map(string).unwrap_or_default();
+        let current: Vec<String> = it.map(string).collect();
+        if current.len() != tag_keys.len() + recorded.len() {
+            return Err(unexpected("versions", &Value::Nil));
+        }
+        Ok(TagVersions {
+            created: created_tags(tags, &flags, &current[..tag_keys.len()]),
+            current,
             repaired,
         })
     }
@@ -652,25 +703,11 @@ impl L2 {
         lifetime: Duration,
     ) -> Result<Put, Error> {
         let tag_keys: Vec<String> = tags.iter().map(|t| self.keys.tag(t)).collect();
-        let (versions, created, repaired) = if tag_keys.is_empty() {
-            (Vec::new(), Vec::new(), String::new())
-        } else {
-            let mut call = self.scripts.versions.prepare_invoke();
-            call.arg(tag_keys.len());
-            for key in &tag_keys {
-                call.key(key).arg(nonce());
-            }
-            let reply: Vec<Value> = call.invoke_async(&mut self.conn.clone()).await?;
-            let mut it = reply.into_iter();
-            let flags = it.next().and_then(bytes).unwrap_or_default();
-            let repaired = it.next().map(string).unwrap_or_default();
-            let versions: Vec<String> = it.map(string).collect();
-            if versions.len() != tag_keys.len() {
-                return Err(unexpected("versions", &Value::Nil));
-            }
-            let created = created_tags(tags, &flags, &versions);
-            (versions, created, repaired)
-        };
+        let TagVersions {
+            current: versions,
+            created,
+            repaired,
+        } = self.tag_versions(tags, &tag_keys, &[]).await?;
         let recorded = render_recorded(
             tag_keys
                 .iter()

@@ -191,21 +191,14 @@ async fn replay(node: Weak<Node>) {
 /// leases stay), then tells every node to drop its L1.
 async fn clear_namespace(node: &Arc<Node>) -> Result<(), Error> {
     let conn = &node.l2.conn;
-    let pattern = node.keys.entry_pattern();
-    for at in conn.scan_targets().await? {
-        let mut cursor = 0u64;
-        loop {
-            let (next, keys) = conn.scan_page(&at, cursor, &pattern, 1000).await?;
-            let names: Vec<&str> = keys
-                .iter()
-                .filter_map(|k| std::str::from_utf8(k).ok())
-                .collect();
-            conn.unlink(&names).await?;
-            if next == 0 {
-                break;
-            }
-            cursor = next;
-        }
+    let patterns = [node.keys.entry_pattern()];
+    let mut pages = conn.scan(&patterns);
+    while let Some(keys) = pages.next_page().await? {
+        let names: Vec<&str> = keys
+            .iter()
+            .filter_map(|k| std::str::from_utf8(k).ok())
+            .collect();
+        conn.unlink(&names).await?;
     }
     crate::bus::replay_batch(node, vec![Op::ClearNamespace]).await
 }

@@ -108,8 +108,8 @@ impl RedisClient {
         // Built once here so a bad combination (seeds with different passwords) fails the build.
         seeds.client().map_err(|e| {
             Error::unavailable(format!(
-                "cannot use the Redis Cluster URLs {}: {}",
-                config.display_cluster_urls(),
+                "cannot use the {}: {}",
+                config.masked_target(),
                 e.category()
             ))
         })?;
@@ -255,6 +255,16 @@ impl Connection {
         matches!(self, Connection::Cluster(_))
     }
 
+    /// The command that publishes on the bus's channel: `PUBLISH`, or `SPUBLISH` on a cluster (a
+    /// shard channel, carried by the master of its slot and its replicas only).
+    pub(crate) fn publish_command(&self) -> &'static str {
+        if self.is_cluster() {
+            "SPUBLISH"
+        } else {
+            "PUBLISH"
+        }
+    }
+
     /// Sends groups of commands in order, each group on one slot, and returns every reply in the
     /// order sent. A server takes them all in one pipelined round trip; a cluster takes one round
     /// trip per non-empty group, a group finishing before the next begins (the callers rely on that
@@ -364,7 +374,7 @@ impl Connection {
     /// NODES`; a master marked failed is left out, since its slots went to the replica promoted in
     /// its place). An error when the masters found do not serve all 16,384 slots (a failover still
     /// running): a scan that skipped a slot would miss its keys.
-    pub(crate) async fn scan_targets(&self) -> Result<Vec<ScanAt>, redis::RedisError> {
+    async fn scan_targets(&self) -> Result<Vec<ScanAt>, redis::RedisError> {
         let Connection::Cluster(c) = self else {
             return Ok(vec![ScanAt::Server]);
         };
@@ -383,8 +393,20 @@ impl Connection {
         Ok(masters)
     }
 
+    /// A full `SCAN` for `patterns`, page by page ([`ScanPages::next_page`]): every pattern on the
+    /// server, or on every master of the cluster.
+    pub(crate) fn scan<'a>(&'a self, patterns: &'a [String]) -> ScanPages<'a> {
+        ScanPages {
+            conn: self,
+            patterns,
+            targets: None,
+            next: 0,
+            cursor: 0,
+        }
+    }
+
     /// One page of `SCAN cursor MATCH pattern COUNT count` at `at`: the next cursor and the keys.
-    pub(crate) async fn scan_page(
+    async fn scan_page(
         &self,
         at: &ScanAt,
         cursor: u64,
@@ -472,6 +494,48 @@ impl Connection {
         }))
         .await?;
         Ok(())
+    }
+}
+
+/// Keys asked for per `SCAN` call: large enough to cross a big keyspace in few round trips, small
+/// enough that one call never holds Redis for long.
+const SCAN_COUNT: usize = 1000;
+
+/// A `SCAN` in progress over every (node, pattern) pair ([`Connection::scan`]). A key created or
+/// removed while it runs may be missed or listed; every key present for the whole scan is listed.
+pub(crate) struct ScanPages<'a> {
+    conn: &'a Connection,
+    patterns: &'a [String],
+    /// Learnt on the first page.
+    targets: Option<Vec<ScanAt>>,
+    /// The (node, pattern) pair being scanned, as `node * patterns + pattern`.
+    next: usize,
+    cursor: u64,
+}
+
+impl ScanPages<'_> {
+    /// The keys of the next page (possibly none), or `None` once every node and pattern is done.
+    pub(crate) async fn next_page(&mut self) -> Result<Option<Vec<Vec<u8>>>, redis::RedisError> {
+        if self.patterns.is_empty() {
+            return Ok(None);
+        }
+        let targets = match &self.targets {
+            Some(targets) => targets,
+            None => self.targets.insert(self.conn.scan_targets().await?),
+        };
+        let Some(at) = targets.get(self.next / self.patterns.len()) else {
+            return Ok(None);
+        };
+        let pattern = &self.patterns[self.next % self.patterns.len()];
+        let (cursor, keys) = self
+            .conn
+            .scan_page(at, self.cursor, pattern, SCAN_COUNT)
+            .await?;
+        if cursor == 0 {
+            self.next += 1;
+        }
+        self.cursor = cursor;
+        Ok(Some(keys))
     }
 }
 

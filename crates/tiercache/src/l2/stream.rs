@@ -10,7 +10,7 @@ use futures_util::future::try_join_all;
 use redis::streams::StreamRangeReply;
 use redis::Value;
 
-use super::connection::{slot_of, Connection, WaitAt};
+use super::connection::{slot_of, WaitAt};
 use super::{nonce, text, Repaired, L2};
 use crate::error::Error;
 use crate::keys::EntryKeys;
@@ -59,7 +59,7 @@ impl L2 {
     /// script call, atomic. On a cluster the keys' slots come first, one `scripts/invalidate_keys.lua`
     /// call per slot, all at once; then the namespace's slot takes the tags, the stream and the
     /// publish in one call. A batch that fails half way is sent again whole (the outbox retries), and
-    /// sending it twice only bumps the same generations again. With [`L2::replica_acks`] set, the
+    /// sending it twice only bumps the same generations again. With [`L2::acks`] set, the
     /// keys' part waits for that many replicas of every master before the stream's part is written
     /// (so no node is told of a key invalidation a failover could still undo), and the stream's part
     /// (tag versions, stream, publish) waits in turn: its tag bumps are published before they are
@@ -70,7 +70,7 @@ impl L2 {
         batch: &InvalidationBatch,
     ) -> Result<Repaired<Invalidated>, Error> {
         let cluster = self.conn.is_cluster();
-        let conn = self.acked_conn.as_ref().unwrap_or(&self.conn);
+        let conn = self.acks.as_ref().map_or(&self.conn, |acks| &acks.conn);
         let mut unreplicated = false;
         if cluster && !batch.keys.is_empty() {
             let mut by_slot: HashMap<_, Vec<&(EntryKeys, u64)>> = HashMap::new();
@@ -90,9 +90,10 @@ impl L2 {
             try_join_all(parts).await?;
             // One wait for all masters at once: a wait per slot would queue behind each other on a
             // master's one connection, a timeout each where a master has lost its replica.
-            unreplicated |= !self.replicated(conn, WaitAt::EveryMaster).await;
+            unreplicated |= !self.replicated(WaitAt::EveryMaster).await;
         }
         let inline: &[(EntryKeys, u64)] = if cluster { &[] } else { &batch.keys };
+        let publish = self.conn.publish_command();
         let channel = if batch.publish {
             self.keys.channel()
         } else {
@@ -101,7 +102,7 @@ impl L2 {
         let mut call = self.scripts.invalidate.prepare_invoke();
         call.key(self.keys.stream());
         call.arg(channel)
-            .arg(if cluster { "SPUBLISH" } else { "PUBLISH" })
+            .arg(publish)
             .arg(inline.len())
             .arg(self.generation_ttl.as_millis() as u64)
             .arg(self.stream_max_len)
@@ -117,7 +118,7 @@ impl L2 {
         }
         let (stream_id, repaired): (String, String) = call.invoke_async(&mut conn.clone()).await?;
         let stream = self.keys.stream();
-        unreplicated |= !self.replicated(conn, WaitAt::SlotOf(&stream)).await;
+        unreplicated |= !self.replicated(WaitAt::SlotOf(&stream)).await;
         Ok(Repaired {
             value: Invalidated {
                 stream_id,
@@ -127,17 +128,19 @@ impl L2 {
         })
     }
 
-    /// Whether the writes just made on `conn` reached [`L2::replica_acks`] replicas of the masters
-    /// `at` names in time; `true` at once when none are asked for, `false` when the wait failed.
-    async fn replicated(&self, conn: &Connection, at: WaitAt<'_>) -> bool {
-        if self.replica_acks == 0 {
+    /// Whether the writes just made on the acknowledged connection reached the replicas [`L2::acks`]
+    /// asks for, on the masters `at` names, in time; `true` at once when none are asked for, `false`
+    /// when the wait failed.
+    async fn replicated(&self, at: WaitAt<'_>) -> bool {
+        let Some(acks) = &self.acks else {
             return true;
-        }
-        match conn
-            .wait_for_replicas(at, self.replica_acks, self.replica_wait)
+        };
+        match acks
+            .conn
+            .wait_for_replicas(at, acks.replicas, acks.wait)
             .await
         {
-            Ok(acked) => acked >= i64::from(self.replica_acks),
+            Ok(acked) => acked >= i64::from(acks.replicas),
             Err(e) => {
                 tracing::debug!(error = %e, "waiting for replicas failed");
                 false
@@ -148,15 +151,11 @@ impl L2 {
     /// Publishes `payload` on the namespace's channel, without storing it: heartbeats and "filled"
     /// notices, which no node needs to replay.
     pub(crate) async fn publish(&self, payload: &[u8]) -> Result<(), Error> {
-        redis::cmd(if self.conn.is_cluster() {
-            "SPUBLISH"
-        } else {
-            "PUBLISH"
-        })
-        .arg(self.keys.channel())
-        .arg(payload)
-        .exec_async(&mut self.conn.clone())
-        .await?;
+        redis::cmd(self.conn.publish_command())
+            .arg(self.keys.channel())
+            .arg(payload)
+            .exec_async(&mut self.conn.clone())
+            .await?;
         Ok(())
     }
 

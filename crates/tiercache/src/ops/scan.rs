@@ -175,10 +175,6 @@ pub(super) fn classify(namespace_part: &str, redis_key: &str) -> Option<Namespac
     }
 }
 
-/// Keys asked for per `SCAN` call: large enough to cross a big keyspace in few round trips, small
-/// enough that one call never holds Redis for long.
-const SCAN_COUNT: usize = 1000;
-
 impl Cache {
     /// Every Redis key of this node's namespace, sorted by kind and key, found with `SCAN` (never
     /// `KEYS`, which blocks Redis) and `MATCH` patterns built from the key layout. Keys of other
@@ -211,33 +207,16 @@ impl Cache {
         let node = self.node();
         let part = namespace_part(&node.config.namespace);
         let mut found = Vec::new();
-        let targets = node
-            .guarded(async { node.l2.conn.scan_targets().await.map_err(Error::from) })
-            .await?;
-        for at in &targets {
-            for pattern in patterns {
-                let mut cursor = 0u64;
-                loop {
-                    let (next, keys) = node
-                        .guarded(async {
-                            node.l2
-                                .conn
-                                .scan_page(at, cursor, pattern, SCAN_COUNT)
-                                .await
-                                .map_err(Error::from)
-                        })
-                        .await?;
-                    found.extend(
-                        keys.iter()
-                            .filter_map(|k| std::str::from_utf8(k).ok())
-                            .filter_map(|k| classify(&part, k)),
-                    );
-                    if next == 0 {
-                        break;
-                    }
-                    cursor = next;
-                }
-            }
+        let mut pages = node.l2.conn.scan(patterns);
+        while let Some(keys) = node
+            .guarded(async { pages.next_page().await.map_err(Error::from) })
+            .await?
+        {
+            found.extend(
+                keys.iter()
+                    .filter_map(|k| std::str::from_utf8(k).ok())
+                    .filter_map(|k| classify(&part, k)),
+            );
         }
         Ok(found)
     }

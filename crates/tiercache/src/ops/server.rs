@@ -51,9 +51,8 @@ fn number(info: &str, name: &str) -> u64 {
 
 /// The database a URL names, else `fallback` (as the builder connects).
 fn database(url: &str, fallback: u16) -> u16 {
-    url.split_once("://")
-        .and_then(|(_, rest)| rest.split_once('/'))
-        .and_then(|(_, path)| path.split('?').next()?.parse().ok())
+    crate::config::url_database_part(url)
+        .parse()
         .unwrap_or(fallback)
 }
 
