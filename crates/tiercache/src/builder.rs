@@ -4,18 +4,20 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::bus::{join_fleet, start_joiner, start_outbox, start_receiver, BusState};
+use crate::bus::receiver::{join_fleet, start_joiner, start_receiver};
+use crate::bus::sender::start_outbox;
+use crate::bus::state::BusState;
 use crate::cache::{Cache, Handle};
 use crate::coherence::Coherence;
 use crate::config::{Config, ConfigError, TtlTier};
 use crate::error::Error;
-use crate::flight::Flights;
 use crate::keys::KeySpace;
 use crate::l1::L1;
 use crate::l2::connection::RedisClient;
 use crate::l2::{nonce, L2Settings, ReplicaAcks, L2};
 use crate::metrics::Recorder;
 use crate::node::Node;
+use crate::read::flight::Flights;
 
 /// Configures a [`Cache`] node. Methods consume and return the builder; later calls win.
 ///
@@ -262,7 +264,7 @@ impl CacheBuilder {
                 degraded_fills: AtomicBool::new(false),
                 joined: AtomicBool::new(false),
                 repairs_logged: std::sync::atomic::AtomicU8::new(0),
-                pending: crate::pending::PendingInvalidations::new(
+                pending: crate::bus::pending::PendingInvalidations::new(
                     config.max_pending_invalidations,
                 ),
                 shut_down: AtomicBool::new(false),

@@ -7,17 +7,17 @@ use std::time::{Duration, Instant};
 
 use serde::{de::DeserializeOwned, Serialize};
 
-use crate::bus::Op;
+use crate::bus::outbox::Op;
 use crate::codec::{self, Header};
 use crate::coherence::{Admission, Trust};
 use crate::error::Error;
 use crate::fetched::{Fetched, Source};
-use crate::flight::{Flight, FlightKind, Joined, Landed};
 use crate::l1::L1Entry;
 use crate::l2::{l1_tags, Fence, L1Tags, ReadNeed};
 use crate::metrics::CacheStats;
 use crate::node::Node;
 use crate::options::EntryOptions;
+use crate::read::flight::{Flight, FlightKind, FlightWaiter, Joined, Landed, LeaderGuard};
 use crate::wall_clock::now_ms;
 
 /// A cache node: L1 in this process, L2 in Redis, kept coherent with every other node of its namespace.
@@ -240,60 +240,13 @@ impl Cache {
         };
         let opts = make_opts();
         node.keys.validate_tags(opts.tags())?;
-        let opts: &EntryOptions = &opts;
         loop {
             match node.flights.join(FlightKind::Load, key) {
                 Joined::Leader(guard, waiter) => {
-                    // Subscribe before reading so a fill between our read and a wait is not missed.
-                    let fills = node.fills.subscribe();
-                    // The read runs in the caller's task: an L2 hit costs no spawn. If the caller is
-                    // cancelled here, the guard drops and the followers retry.
-                    let read = node
-                        .read_through::<T>(
-                            key,
-                            opts.tags(),
-                            ReadNeed::ValueOrFence,
-                            Some(guard.flight()),
-                        )
-                        .await;
-                    if let Some(value) = read.as_ref().ok().and_then(|r| r.fresh.clone()) {
-                        guard.complete(
-                            Ok(Some(value.clone() as Arc<dyn Any + Send + Sync>)),
-                            Source::L2,
-                        );
-                        return Ok(Fetched::new(value, Source::L2));
-                    }
-                    // A miss: the rest (lease, loader, store) must finish even if this caller goes away.
-                    let (node, key, opts) = (node.clone(), key.to_owned(), opts.clone());
-                    tokio::spawn(async move {
-                        let flight = Some(guard.flight());
-                        let result = node
-                            .load_after_read::<T, F, Fut, E>(
-                                &key, &opts, loader, flight, l1_stale, fills, read,
-                            )
-                            .await;
-                        let source = result.as_ref().map_or(Source::Loaded, |f| f.source);
-                        guard.complete(
-                            result.map(|f| Some(f.value as Arc<dyn Any + Send + Sync>)),
-                            source,
-                        );
-                    });
-                    return match waiter.wait().await {
-                        Landed::Completed(Ok(Some(v))) => v
-                            .downcast::<T>()
-                            .map(|v| Fetched::new(v, waiter.source()))
-                            .map_err(|_| {
-                                Error::unavailable("load produced a value of another type")
-                            }),
-                        Landed::Completed(Ok(None)) => {
-                            Err(Error::unavailable("load produced no value"))
-                        }
-                        Landed::Completed(Err(e)) => Err(e),
-                        // Only when the spawned load was stopped (the runtime shutting down).
-                        Landed::Abandoned => Err(Error::unavailable(
-                            "the load this call waited on was abandoned",
-                        )),
-                    };
+                    return lead_load::<T, F, Fut, E>(
+                        node, key, &opts, loader, l1_stale, guard, waiter,
+                    )
+                    .await;
                 }
                 Joined::Follower(waiter) => {
                     node.stats.coalesced(1);
@@ -305,15 +258,12 @@ impl Cache {
                             // Someone loaded this key as another type: load our own, uncoalesced.
                             node.stats.type_mismatches(1);
                             return node
-                                .load::<T, F, Fut, E>(key, opts, loader, None, None)
+                                .load::<T, F, Fut, E>(key, &opts, loader, None, None)
                                 .await;
                         }
-                        Landed::Completed(Ok(None)) => {
-                            return Err(Error::unavailable("load produced no value"))
-                        }
-                        Landed::Completed(Err(e)) => return Err(e),
                         // The leader's caller was cancelled: lead or follow a new flight.
                         Landed::Abandoned => {}
+                        landed @ Landed::Completed(_) => return landed_value(landed, &waiter),
                     }
                 }
             }
@@ -542,6 +492,77 @@ impl Cache {
     /// Whether this node currently distrusts part of its L1 (it may have missed an invalidation).
     pub fn is_suspect(&self) -> bool {
         self.node().coherence.is_suspect()
+    }
+}
+
+/// The leader of a load flight: reads L2 in the caller's task (an L2 hit costs no spawn) and, on a
+/// miss, hands lease, loader and store to a task of their own, which must finish even if this caller
+/// goes away; then waits for the flight like any follower.
+async fn lead_load<T, F, Fut, E>(
+    node: &Arc<Node>,
+    key: &str,
+    opts: &EntryOptions,
+    loader: F,
+    l1_stale: Option<Arc<T>>,
+    guard: LeaderGuard,
+    waiter: FlightWaiter,
+) -> Result<Fetched<T>, Error>
+where
+    T: Serialize + DeserializeOwned + Send + Sync + 'static,
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<T, E>> + Send + 'static,
+    E: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    // Subscribe before reading so a fill between our read and a wait is not missed.
+    let fills = node.fills.subscribe();
+    // If the caller is cancelled during the read, the guard drops and the followers retry.
+    let read = node
+        .read_through::<T>(
+            key,
+            opts.tags(),
+            ReadNeed::ValueOrFence,
+            Some(guard.flight()),
+        )
+        .await;
+    if let Some(value) = read.as_ref().ok().and_then(|r| r.fresh.clone()) {
+        guard.complete(
+            Ok(Some(value.clone() as Arc<dyn Any + Send + Sync>)),
+            Source::L2,
+        );
+        return Ok(Fetched::new(value, Source::L2));
+    }
+    let (node, key, opts) = (node.clone(), key.to_owned(), opts.clone());
+    tokio::spawn(async move {
+        let flight = Some(guard.flight());
+        let result = node
+            .load_after_read::<T, F, Fut, E>(&key, &opts, loader, flight, l1_stale, fills, read)
+            .await;
+        let source = result.as_ref().map_or(Source::Loaded, |f| f.source);
+        guard.complete(
+            result.map(|f| Some(f.value as Arc<dyn Any + Send + Sync>)),
+            source,
+        );
+    });
+    let landed = waiter.wait().await;
+    landed_value(landed, &waiter)
+}
+
+/// What a finished flight means for one of its callers.
+fn landed_value<T: Send + Sync + 'static>(
+    landed: Landed,
+    waiter: &FlightWaiter,
+) -> Result<Fetched<T>, Error> {
+    match landed {
+        Landed::Completed(Ok(Some(v))) => v
+            .downcast::<T>()
+            .map(|v| Fetched::new(v, waiter.source()))
+            .map_err(|_| Error::unavailable("load produced a value of another type")),
+        Landed::Completed(Ok(None)) => Err(Error::unavailable("load produced no value")),
+        Landed::Completed(Err(e)) => Err(e),
+        // Only when the spawned load was stopped (the runtime shutting down).
+        Landed::Abandoned => Err(Error::unavailable(
+            "the load this call waited on was abandoned",
+        )),
     }
 }
 

@@ -104,8 +104,6 @@ impl TtlTiers {
 /// Service-level targets used by health scoring and alerts (the widget layer reads them).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ServiceTargets {
-    /// `WIDGET_CACHE_MAX_CONCURRENT_USERS`, default 20,000.
-    pub max_concurrent_users: u32,
     /// `WIDGET_CACHE_TARGET_RESPONSE_TIME` (bare number = ms), default 100 ms.
     pub target_response_time: Duration,
     /// `WIDGET_CACHE_MAX_RESPONSE_TIME` (bare number = ms), default 500 ms.
@@ -121,7 +119,6 @@ pub struct ServiceTargets {
 impl Default for ServiceTargets {
     fn default() -> Self {
         ServiceTargets {
-            max_concurrent_users: 20_000,
             target_response_time: Duration::from_millis(100),
             max_response_time: Duration::from_millis(500),
             target_hit_rate: 0.95,
@@ -585,14 +582,6 @@ impl Config {
         if let Some(v) = get("TIERCACHE_STREAM_MAX_LEN") {
             self.stream_max_len = parse_int("TIERCACHE_STREAM_MAX_LEN", &v, 100, 100_000_000)?;
         }
-        if let Some(v) = get("WIDGET_CACHE_MAX_CONCURRENT_USERS") {
-            self.targets.max_concurrent_users = parse_int(
-                "WIDGET_CACHE_MAX_CONCURRENT_USERS",
-                &v,
-                1,
-                u64::from(u32::MAX),
-            )? as u32;
-        }
         let rates: [(&str, &mut f64); 3] = [
             (
                 "WIDGET_CACHE_TARGET_HIT_RATE",
@@ -944,7 +933,6 @@ mod tests {
             ("WIDGET_CACHE_MIN_HIT_RATE", "120", "percentage"),
             ("REDIS_CACHE_DB", "99", "whole number"),
             ("WIDGET_CACHE_MEDIUM_TTL", "0", "positive"),
-            ("WIDGET_CACHE_MAX_CONCURRENT_USERS", "lots", "whole number"),
         ];
         for (var, value, expected) in cases {
             let msg = from(&[(var, value)]).expect_err(var).to_string();

@@ -5,6 +5,7 @@
 //! [`stream`], leases in [`leases`]. The bus and the locks say what they need; this module knows how it
 //! is sent.
 
+mod admin;
 pub(crate) mod connection;
 mod leases;
 pub(crate) mod stream;

@@ -10,19 +10,19 @@
 //! caller ──► Cache::get_or_load                              (cache.rs)
 //!              │ L1 hit? ── yes ──► Arc<T>, no I/O           (l1.rs, coherence.rs)
 //!              ▼
-//!            single-flight: one leader per key per node      (flight.rs)
+//!            single-flight: one leader per key per node      (read/flight.rs)
 //!              ▼
 //!            L2 read: value + validity + fence, 1 round trip (l2.rs, scripts/read.lua)
 //!              │ fresh? ── yes ──► fill L1 ──► Arc<T>
 //!              ▼
-//!            loader ──► fenced write (scripts/store.lua) ──► fill L1 ──► "filled" on the bus (bus.rs)
+//!            loader ──► fenced write (scripts/store.lua) ──► fill L1 ──► "filled" on the bus (bus/)
 //! ```
 //!
 //! Invalidations go the other way: [`Cache::invalidate`] / [`Cache::invalidate_tags`] run one script
 //! that changes L2, appends to a capped replay stream and publishes; every node applies the message to
-//! its L1, and a node that may have missed one replays the stream or drops its L1 (`bus.rs`). One that
+//! its L1, and a node that may have missed one replays the stream or drops its L1 (`bus/`). One that
 //! cannot reach Redis is queued and replayed in order before the node uses L2 again, and the call
-//! returns [`Error::Pending`] (`pending.rs`). A node starts without Redis and joins the fleet when
+//! returns [`Error::Pending`] (`bus/pending.rs`). A node starts without Redis and joins the fleet when
 //! Redis answers; bookkeeping in Redis it cannot read counts as changed and is rewritten.
 //!
 //! ## Example
@@ -55,23 +55,20 @@ mod config;
 mod decode_guard;
 mod error;
 mod fetched;
-mod flight;
 #[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
 pub mod fuzzing;
 mod keys;
 mod l1;
 mod l2;
-mod load;
 mod lock;
 mod metrics;
 mod node;
 mod ops;
 mod options;
-mod pending;
 #[cfg(test)]
 mod proptests;
-mod refresh;
+mod read;
 mod wall_clock;
 
 pub use builder::CacheBuilder;
@@ -88,7 +85,7 @@ pub use ops::{
     NamespaceKey, NodePresence, ServerInfo, TagReport,
 };
 pub use options::EntryOptions;
-pub use refresh::RefreshMode;
+pub use read::refresh::RefreshMode;
 
 /// The README's code, compiled as a doctest so it cannot drift from the API (rustdoc skips its
 /// `sh` and `text` blocks).

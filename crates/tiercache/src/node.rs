@@ -4,15 +4,17 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use crate::breaker::{Breaker, Transition};
-use crate::bus::{BusState, Event, Outbox};
+use crate::bus::message::Event;
+use crate::bus::outbox::Outbox;
+use crate::bus::state::BusState;
 use crate::coherence::Coherence;
 use crate::config::Config;
 use crate::error::Error;
-use crate::flight::Flights;
 use crate::keys::KeySpace;
 use crate::l1::L1;
 use crate::l2::L2;
 use crate::metrics::Recorder;
+use crate::read::flight::Flights;
 
 /// Everything a node's tasks share. `Cache` is a handle to one of these.
 pub(crate) struct Node {
@@ -40,7 +42,7 @@ pub(crate) struct Node {
     /// nodes change (see [`crate::CacheBuilder::require_redis_at_start`]).
     pub(crate) joined: AtomicBool,
     /// Invalidations that could not reach Redis, replayed before L2 is used again.
-    pub(crate) pending: crate::pending::PendingInvalidations,
+    pub(crate) pending: crate::bus::pending::PendingInvalidations,
     /// One bit per kind of bookkeeping ever repaired, so each kind is logged as a warning once.
     pub(crate) repairs_logged: std::sync::atomic::AtomicU8,
     /// Set when the last `Cache` handle is dropped: background work of a dead node must stop (a lease

@@ -2,19 +2,14 @@
 //! Every removal of an entry goes out on the bus, so no node keeps serving it from L1.
 
 use std::collections::BTreeMap;
-use std::sync::LazyLock;
 
-use redis::Script;
 use serde::Serialize;
 
 use super::entry::{EntryReport, EntryState};
 use super::scan::KeyKind;
-use crate::bus::Op;
+use crate::bus::outbox::Op;
 use crate::cache::Cache;
 use crate::error::Error;
-
-static REMOVE_EXPIRED: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("../scripts/remove_expired.lua")));
 
 /// Keys removed per `UNLINK`: one call frees them in the background without a huge argument list.
 const UNLINK_BATCH: usize = 500;
@@ -58,23 +53,15 @@ impl Cache {
         let Some(header) = report.found_header.clone() else {
             return Ok(false);
         };
-        let mut conn = node.l2.conn.clone();
-        let removed: i64 = node
-            .guarded(async move {
-                REMOVE_EXPIRED
-                    .key(&entry.entry)
-                    .arg(header)
-                    .invoke_async(&mut conn)
-                    .await
-                    .map_err(Error::from)
-            })
+        let removed = node
+            .guarded(node.l2.remove_entry_if_unchanged(&entry.entry, &header))
             .await?;
-        if removed == 1 {
+        if removed {
             node.outbox
                 .send(vec![Op::AnnounceKey(report.key.clone())])
                 .await?;
         }
-        Ok(removed == 1)
+        Ok(removed)
     }
 
     /// Removes every cache key of this namespace — entries, generations, leases, tag versions, the

@@ -1,9 +1,7 @@
 //! [`Cache::inspect`]: everything L2 knows about one entry, read in one round trip without changing
 //! anything (`scripts/inspect.lua`).
 
-use std::sync::LazyLock;
-
-use redis::{Script, Value};
+use redis::Value;
 use serde::Serialize;
 
 use super::leases::LeaseReport;
@@ -13,9 +11,6 @@ use crate::codec;
 use crate::error::Error;
 use crate::keys::KeySpace;
 use crate::wall_clock::now_ms;
-
-static INSPECT: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("../scripts/inspect.lua")));
 
 /// What L2 holds for a key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -130,21 +125,7 @@ impl Cache {
         let node = self.node();
         node.keys.validate(key)?;
         let keys = node.keys.entry(key);
-        let lease_key = keys.lease();
-        let mut conn = node.l2.conn.clone();
-        let (entry, generation) = (keys.entry.clone(), keys.generation());
-        let lease = lease_key.clone();
-        let reply: Value = node
-            .guarded(async move {
-                INSPECT
-                    .key(entry)
-                    .key(generation)
-                    .key(lease)
-                    .invoke_async(&mut conn)
-                    .await
-                    .map_err(Error::from)
-            })
-            .await?;
+        let reply = node.guarded(node.l2.inspect(&keys)).await?;
         let items = match reply {
             Value::Array(items) => items,
             other => {
@@ -183,7 +164,7 @@ impl Cache {
         let fresh_for_ms = header.map(|h| h.expires_at_ms as i64 - now as i64);
         let kept_for_ms = lifetime(entry_ttl).filter(|_| state != EntryState::Missing);
         let lease_found = NamespaceKey {
-            redis_key: lease_key,
+            redis_key: keys.lease(),
             kind: KeyKind::Lease,
             name: key.to_owned(),
         };
@@ -248,15 +229,7 @@ async fn current_versions(
     if ours.is_empty() {
         return Ok(Vec::new());
     }
-    let mut conn = node.l2.conn.clone();
-    node.guarded(async move {
-        redis::cmd("MGET")
-            .arg(&ours)
-            .query_async(&mut conn)
-            .await
-            .map_err(Error::from)
-    })
-    .await
+    node.guarded(node.l2.current_values(&ours)).await
 }
 
 fn tag_reports(

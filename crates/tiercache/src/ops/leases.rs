@@ -1,18 +1,13 @@
 //! Load leases and named locks as an operator sees them: who holds each, and whether that holder is
 //! gone (see the module docs of `ops` for how that is decided).
 
-use std::sync::LazyLock;
-
-use redis::{Script, Value};
+use redis::Value;
 use serde::Serialize;
 
 use super::presence::{token_holder, NodePresence};
 use super::scan::{glob_literal, namespace_part, KeyKind, NamespaceKey};
 use crate::cache::Cache;
 use crate::error::Error;
-
-static REMOVE_LEASE: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("../scripts/remove_lease.lua")));
 
 /// What a lease guards.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -182,17 +177,10 @@ impl Cache {
             )));
         }
         let node = self.node();
-        let mut conn = node.l2.conn.clone();
-        let removed: i64 = node
-            .guarded(async move {
-                REMOVE_LEASE
-                    .key(&lease.redis_key)
-                    .arg(&lease.token)
-                    .invoke_async(&mut conn)
-                    .await
-                    .map_err(Error::from)
-            })
-            .await?;
-        Ok(removed == 1)
+        node.guarded(
+            node.l2
+                .remove_lease_if_held_by(&lease.redis_key, &lease.token),
+        )
+        .await
     }
 }

@@ -71,13 +71,8 @@ pub(crate) fn start_presence(node: Weak<Node>) -> tokio::task::JoinHandle<()> {
             // out its timeout.
             if !n.breaker.is_open() {
                 let lifetime = (interval * PRESENCE_INTERVALS).max(Duration::from_millis(1));
-                let written = redis::cmd("SET")
-                    .arg(presence_key(&n.config.namespace, n.id))
-                    .arg(started_at_ms)
-                    .arg("PX")
-                    .arg(lifetime.as_millis() as u64)
-                    .exec_async(&mut n.l2.conn.clone())
-                    .await;
+                let key = presence_key(&n.config.namespace, n.id);
+                let written = n.l2.renew_presence(&key, started_at_ms, lifetime).await;
                 if let Err(e) = written {
                     tracing::debug!(error = %e, "presence not renewed");
                 }

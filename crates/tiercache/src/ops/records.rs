@@ -22,24 +22,7 @@ impl Cache {
     pub async fn push_record(&self, list: &str, record: &[u8], keep: usize) -> Result<(), Error> {
         let node = self.node();
         let key = record_key(&node.config.namespace, list);
-        let last = keep.max(1) - 1;
-        let mut conn = node.l2.conn.clone();
-        node.guarded(async move {
-            redis::pipe()
-                .cmd("LPUSH")
-                .arg(&key)
-                .arg(record)
-                .ignore()
-                .cmd("LTRIM")
-                .arg(&key)
-                .arg(0)
-                .arg(last)
-                .ignore()
-                .exec_async(&mut conn)
-                .await
-                .map_err(Error::from)
-        })
-        .await
+        node.guarded(node.l2.push_record(&key, record, keep)).await
     }
 
     /// The newest `n` records of this namespace's list `list`, newest first; empty when it has none.
@@ -49,16 +32,6 @@ impl Cache {
         }
         let node = self.node();
         let key = record_key(&node.config.namespace, list);
-        let mut conn = node.l2.conn.clone();
-        node.guarded(async move {
-            redis::cmd("LRANGE")
-                .arg(&key)
-                .arg(0)
-                .arg(n - 1)
-                .query_async(&mut conn)
-                .await
-                .map_err(Error::from)
-        })
-        .await
+        node.guarded(node.l2.records(&key, n)).await
     }
 }

@@ -14,16 +14,9 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Weak};
-use std::time::Duration;
 
-use crate::bus::Op;
-use crate::error::Error;
-use crate::node::Node;
+use super::outbox::Op;
 
-/// The first pause between two replay attempts; it doubles up to [`MAX_REPLAY_BACKOFF`].
-const FIRST_REPLAY_BACKOFF: Duration = Duration::from_millis(50);
-const MAX_REPLAY_BACKOFF: Duration = Duration::from_secs(2);
 /// Operations replayed in one batch (one script call).
 const REPLAY_BATCH_OPS: usize = 2048;
 
@@ -32,7 +25,7 @@ pub(crate) struct PendingInvalidations {
     state: parking_lot::Mutex<State>,
     /// Whether the queue holds anything or a replay runs: the L2 gate reads this one flag.
     has_work: AtomicBool,
-    max_ops: usize,
+    pub(super) max_ops: usize,
 }
 
 #[derive(Default)]
@@ -45,7 +38,7 @@ struct State {
 }
 
 /// What the replay does next.
-enum Step {
+pub(super) enum Step {
     Send(Vec<Op>),
     ClearNamespace,
     Done,
@@ -77,7 +70,7 @@ impl PendingInvalidations {
 
     /// Queues `ops`. Returns how many operations wait, whether the bound was passed just now, and
     /// whether the caller must start the replay task.
-    fn push(&self, ops: Vec<Op>) -> (usize, bool, bool) {
+    pub(super) fn push(&self, ops: Vec<Op>) -> (usize, bool, bool) {
         let mut state = self.state.lock();
         let mut overflowed_now = false;
         if state.overflowed {
@@ -95,7 +88,7 @@ impl PendingInvalidations {
         (state.ops.len(), overflowed_now, start)
     }
 
-    fn next_step(&self) -> Step {
+    pub(super) fn next_step(&self) -> Step {
         let mut state = self.state.lock();
         if state.overflowed {
             return Step::ClearNamespace;
@@ -110,95 +103,16 @@ impl PendingInvalidations {
     }
 
     /// The first `n` operations reached Redis.
-    fn sent(&self, n: usize) {
+    pub(super) fn sent(&self, n: usize) {
         let mut state = self.state.lock();
         let n = n.min(state.ops.len());
         state.ops.drain(..n);
     }
 
     /// The namespace was cleared: it covers everything queued before, so the queue starts over.
-    fn cleared(&self) {
+    pub(super) fn cleared(&self) {
         let mut state = self.state.lock();
         state.overflowed = false;
         state.ops.clear();
     }
-}
-
-impl Node {
-    /// Keeps a batch that could not reach Redis; returns the error its callers get.
-    pub(crate) fn queue_for_replay(self: &Arc<Self>, ops: Vec<Op>) -> Error {
-        let n = ops.len() as u64;
-        let (waiting, overflowed_now, start) = self.pending.push(ops);
-        self.stats.invalidations_queued(n);
-        if overflowed_now {
-            self.stats.pending_overflows(1);
-            tracing::warn!(namespace = %self.config.namespace, bound = self.pending.max_ops, "too many invalidations wait for Redis; the namespace will be cleared when Redis answers");
-        }
-        if start {
-            tokio::spawn(replay(Arc::downgrade(self)));
-        }
-        Error::Pending {
-            waiting,
-            namespace_clear: self.pending.overflowed(),
-        }
-    }
-}
-
-/// Replays the queue with backoff until it is empty, then lets the node use L2 again.
-async fn replay(node: Weak<Node>) {
-    let mut backoff = FIRST_REPLAY_BACKOFF;
-    loop {
-        let Some(n) = node.upgrade() else { return };
-        if n.shut_down.load(Ordering::Acquire) {
-            return;
-        }
-        let result = match n.pending.next_step() {
-            Step::Done => {
-                tracing::info!(namespace = %n.config.namespace, "queued invalidations replayed");
-                n.l2_answered();
-                return;
-            }
-            Step::Send(ops) => {
-                let count = ops.len();
-                let sent = crate::bus::replay_batch(&n, ops).await;
-                if sent.is_ok() {
-                    n.pending.sent(count);
-                    n.stats.invalidations_replayed(count as u64);
-                }
-                sent
-            }
-            Step::ClearNamespace => {
-                let cleared = clear_namespace(&n).await;
-                if cleared.is_ok() {
-                    n.pending.cleared();
-                }
-                cleared
-            }
-        };
-        match result {
-            Ok(()) => backoff = FIRST_REPLAY_BACKOFF,
-            Err(e) => {
-                tracing::debug!(namespace = %n.config.namespace, error = %e, "replay of queued invalidations failed; retrying");
-                drop(n);
-                tokio::time::sleep(crate::backoff::jitter(backoff)).await;
-                backoff = (backoff * 2).min(MAX_REPLAY_BACKOFF);
-            }
-        }
-    }
-}
-
-/// The overflow fallback: deletes every entry of the namespace from L2 (generations, tag versions and
-/// leases stay), then tells every node to drop its L1.
-async fn clear_namespace(node: &Arc<Node>) -> Result<(), Error> {
-    let conn = &node.l2.conn;
-    let patterns = [node.keys.entry_pattern()];
-    let mut pages = conn.scan(&patterns);
-    while let Some(keys) = pages.next_page().await? {
-        let names: Vec<&str> = keys
-            .iter()
-            .filter_map(|k| std::str::from_utf8(k).ok())
-            .collect();
-        conn.unlink(&names).await?;
-    }
-    crate::bus::replay_batch(node, vec![Op::ClearNamespace]).await
 }

@@ -16,12 +16,12 @@ use serde::{de::DeserializeOwned, Serialize};
 
 use crate::error::Error;
 use crate::fetched::{Fetched, Source};
-use crate::flight::{Flight, FlightKind, Joined};
 use crate::l1::L1Entry;
 use crate::l2::ReadNeed;
 use crate::lock::try_acquire;
 use crate::node::Node;
 use crate::options::EntryOptions;
+use crate::read::flight::{Flight, FlightKind, Joined};
 
 /// XFetch refreshes when `load_time * beta * -ln(u)` reaches the time left, u uniform in (0, 1].
 /// `-ln(u)` exceeds 30 with probability e^-30 (about 1e-13 per hit), so a hit earlier than 30
@@ -177,7 +177,7 @@ impl Node {
                 .guarded(try_acquire(self, &lease_key, self.config.lock_timeout))
                 .await
             {
-                Ok(Some(token)) => Some(crate::load::Lease {
+                Ok(Some(token)) => Some(crate::read::load::Lease {
                     key: lease_key,
                     token,
                 }),

@@ -27,11 +27,11 @@ use crate::cache::ReadOutcome;
 use crate::codec::{self, Header};
 use crate::error::Error;
 use crate::fetched::{Fetched, Source};
-use crate::flight::Flight;
 use crate::l2::{l1_tags, Fence, L1Tags, ReadNeed};
 use crate::lock::try_acquire;
 use crate::node::Node;
 use crate::options::EntryOptions;
+use crate::read::flight::Flight;
 use crate::wall_clock::now_ms;
 
 /// How long a value served by fail-safe is reused before the loader is tried again.
@@ -455,7 +455,7 @@ impl Node {
                         self.fill_l1(key, value.clone(), envelope.len(), &header, tags, flight);
                     }
                 }
-                crate::bus::publish_filled(self, key).await;
+                crate::bus::sender::publish_filled(self, key).await;
             }
             Ok(false) => self.stats.fenced_writes(1),
             Err(e) => tracing::debug!(error = %e, key, "store failed"),

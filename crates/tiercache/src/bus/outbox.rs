@@ -1,0 +1,71 @@
+//! The outbox's handle: what callers ask the bus to do, and the queue to the flusher.
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::message::Event;
+use crate::error::Error;
+use crate::l2::nonce;
+
+/// What the outbox is asked to do to L2 before announcing.
+#[derive(Debug, Clone)]
+pub(crate) enum Op {
+    /// Delete the key's value and bump its generation.
+    InvalidateKey(String),
+    /// Only announce that the key changed (L2 was already written).
+    AnnounceKey(String),
+    /// Give the tag a new version.
+    InvalidateTag(String),
+    /// Only announce a tag version that L2 already has (a version recreated after eviction).
+    AnnounceTag(String, u64),
+    /// Tell every node to drop its L1 (after the namespace's entries were deleted from L2).
+    ClearNamespace,
+}
+
+/// Where a caller waits for its batch's outcome: every caller of one batch gets the same result (the
+/// error cloned, source included).
+pub(super) type Reply = oneshot::Sender<Result<(), Error>>;
+
+/// The sending half: queues operations for the group-commit flusher.
+#[derive(Clone)]
+pub(crate) struct Outbox {
+    pub(super) tx: mpsc::Sender<(Vec<Op>, Reply)>,
+}
+
+/// Most operations in one batch (one script call, one message).
+pub(super) const MAX_BATCH_OPS: usize = 2048;
+/// Calls waiting for the flusher at most; past it callers wait for room (backpressure) rather than
+/// the queue growing without bound while Redis is slow.
+pub(crate) const OUTBOX_CAPACITY: usize = 4096;
+
+impl Outbox {
+    /// Applies `ops` to L2 and announces them; returns when L2 has them.
+    pub(crate) async fn send(&self, ops: Vec<Op>) -> Result<(), Error> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send((ops, tx))
+            .await
+            .map_err(|_| Error::unavailable("the cache node is shutting down"))?;
+        rx.await
+            .map_err(|_| Error::unavailable("the cache node is shutting down"))?
+    }
+}
+
+impl Op {
+    /// What this node's own L1 applies for an operation that is queued without being sent. A tag
+    /// gets a version of this node's own, which no entry carries, so every L1 entry under the tag is
+    /// distrusted until the replay brings the real one.
+    pub(super) fn local_event(&self) -> Event {
+        match self {
+            Op::InvalidateKey(key) | Op::AnnounceKey(key) => Event::Key(key.clone()),
+            Op::AnnounceTag(tag, version) => Event::Tag {
+                tag: tag.clone(),
+                version: *version,
+            },
+            Op::InvalidateTag(tag) => Event::Tag {
+                tag: tag.clone(),
+                version: nonce(),
+            },
+            Op::ClearNamespace => Event::Clear,
+        }
+    }
+}

@@ -1,0 +1,86 @@
+//! The task that replays queued invalidations, in order and with backoff, until the queue is empty
+//! and the node may use L2 again.
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use super::outbox::Op;
+use super::pending::Step;
+use super::sender::replay_batch;
+use crate::error::Error;
+use crate::node::Node;
+
+/// The first pause between two replay attempts; it doubles up to [`MAX_REPLAY_BACKOFF`].
+const FIRST_REPLAY_BACKOFF: Duration = Duration::from_millis(50);
+const MAX_REPLAY_BACKOFF: Duration = Duration::from_secs(2);
+
+impl Node {
+    /// Keeps a batch that could not reach Redis; returns the error its callers get.
+    pub(crate) fn queue_for_replay(self: &Arc<Self>, ops: Vec<Op>) -> Error {
+        let n = ops.len() as u64;
+        let (waiting, overflowed_now, start) = self.pending.push(ops);
+        self.stats.invalidations_queued(n);
+        if overflowed_now {
+            self.stats.pending_overflows(1);
+            tracing::warn!(namespace = %self.config.namespace, bound = self.pending.max_ops, "too many invalidations wait for Redis; the namespace will be cleared when Redis answers");
+        }
+        if start {
+            tokio::spawn(replay(Arc::downgrade(self)));
+        }
+        Error::Pending {
+            waiting,
+            namespace_clear: self.pending.overflowed(),
+        }
+    }
+}
+
+/// Replays the queue with backoff until it is empty, then lets the node use L2 again.
+async fn replay(node: Weak<Node>) {
+    let mut backoff = FIRST_REPLAY_BACKOFF;
+    loop {
+        let Some(n) = node.upgrade() else { return };
+        if n.shut_down.load(Ordering::Acquire) {
+            return;
+        }
+        let result = match n.pending.next_step() {
+            Step::Done => {
+                tracing::info!(namespace = %n.config.namespace, "queued invalidations replayed");
+                n.l2_answered();
+                return;
+            }
+            Step::Send(ops) => {
+                let count = ops.len();
+                let sent = replay_batch(&n, ops).await;
+                if sent.is_ok() {
+                    n.pending.sent(count);
+                    n.stats.invalidations_replayed(count as u64);
+                }
+                sent
+            }
+            Step::ClearNamespace => {
+                let cleared = clear_namespace(&n).await;
+                if cleared.is_ok() {
+                    n.pending.cleared();
+                }
+                cleared
+            }
+        };
+        match result {
+            Ok(()) => backoff = FIRST_REPLAY_BACKOFF,
+            Err(e) => {
+                tracing::debug!(namespace = %n.config.namespace, error = %e, "replay of queued invalidations failed; retrying");
+                drop(n);
+                tokio::time::sleep(crate::backoff::jitter(backoff)).await;
+                backoff = (backoff * 2).min(MAX_REPLAY_BACKOFF);
+            }
+        }
+    }
+}
+
+/// The overflow fallback: deletes every entry of the namespace from L2 (generations, tag versions and
+/// leases stay), then tells every node to drop its L1.
+async fn clear_namespace(node: &Arc<Node>) -> Result<(), Error> {
+    node.l2.unlink_all_entries().await?;
+    replay_batch(node, vec![Op::ClearNamespace]).await
+}

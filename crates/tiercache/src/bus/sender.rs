@@ -1,0 +1,195 @@
+//! The flusher: group-commits what the outbox collects into one script call and one message.
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Weak};
+
+use tokio::sync::mpsc;
+
+use super::message::{encode, now_micros, Body, Event, Message};
+use super::outbox::{Op, Outbox, Reply, MAX_BATCH_OPS, OUTBOX_CAPACITY};
+use crate::error::Error;
+use crate::l2::{nonce, InvalidationBatch};
+use crate::node::Node;
+
+/// Starts the flusher; returns the outbox feeding it.
+pub(crate) fn start_outbox(node: Weak<Node>) -> (Outbox, tokio::task::JoinHandle<()>) {
+    let (tx, mut rx) = mpsc::channel::<(Vec<Op>, Reply)>(OUTBOX_CAPACITY);
+    let task = tokio::spawn(async move {
+        while let Some(first) = rx.recv().await {
+            let mut batch = vec![first];
+            let mut ops_count = batch[0].0.len();
+            while ops_count < MAX_BATCH_OPS {
+                match rx.try_recv() {
+                    Ok(item) => {
+                        ops_count += item.0.len();
+                        batch.push(item);
+                    }
+                    Err(_) => break,
+                }
+            }
+            let Some(node) = node.upgrade() else { return };
+            let ops: Vec<Op> = batch
+                .iter()
+                .flat_map(|(ops, _)| ops.iter().cloned())
+                .collect();
+            let result = send_or_queue(&node, ops).await;
+            for (_, reply) in batch {
+                let _ = reply.send(result.clone());
+            }
+        }
+    });
+    (Outbox { tx }, task)
+}
+
+/// Sends a batch, or keeps it for replay when it cannot reach Redis or earlier batches still wait
+/// (so batches reach Redis in the order they were made). This node's own L1 applies the batch either
+/// way: a local invalidation must hold locally.
+async fn send_or_queue(node: &Arc<Node>, ops: Vec<Op>) -> Result<(), Error> {
+    if node.pending.has_work() {
+        for op in &ops {
+            node.apply_event(&op.local_event());
+        }
+        return Err(node.queue_for_replay(ops));
+    }
+    match flush(node, ops.clone(), Route::Guarded).await {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            tracing::debug!(namespace = %node.config.namespace, error = %e, "invalidations queued for replay");
+            Err(node.queue_for_replay(ops))
+        }
+    }
+}
+
+/// Sends a batch from the replay queue straight to Redis (the gate is closed while the queue waits).
+pub(crate) async fn replay_batch(node: &Arc<Node>, ops: Vec<Op>) -> Result<(), Error> {
+    flush(node, ops, Route::Direct).await
+}
+
+/// Whether a batch goes through the node's gate and breaker (the outbox) or straight to Redis (the
+/// replay of queued batches, which is what reopens the gate).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Route {
+    Guarded,
+    Direct,
+}
+
+/// Applies a batch to L2, appends it to the replay stream and publishes it (`scripts/invalidate.lua`).
+async fn flush(node: &Arc<Node>, ops: Vec<Op>, route: Route) -> Result<(), Error> {
+    let mut keys = Vec::new();
+    let mut tags = Vec::new();
+    let mut events = Vec::with_capacity(ops.len());
+    for op in ops {
+        match op {
+            Op::InvalidateKey(key) => {
+                keys.push((node.keys.entry(&key), nonce()));
+                events.push(Event::Key(key));
+            }
+            Op::AnnounceKey(key) => events.push(Event::Key(key)),
+            Op::InvalidateTag(tag) => {
+                let version = nonce();
+                tags.push((node.keys.tag(&tag), version));
+                events.push(Event::Tag { tag, version });
+            }
+            Op::AnnounceTag(tag, version) => events.push(Event::Tag { tag, version }),
+            Op::ClearNamespace => events.push(Event::Clear),
+        }
+    }
+    let n_events = events.len();
+    // A batch consumes its number only when it is sent: a failed send leaves a gap that receivers
+    // notice and replay, which is safe; reusing a number could make them drop a later message.
+    let seq = node.bus.next_seq.fetch_add(1, Ordering::AcqRel);
+    let message = Message {
+        node: node.id,
+        seq,
+        sent_at_micros: now_micros(),
+        body: Body::Events(events.clone()),
+    };
+    #[cfg(feature = "fault-injection")]
+    let skip_publish = node
+        .fault_skip_publish
+        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
+        .is_ok();
+    #[cfg(not(feature = "fault-injection"))]
+    let skip_publish = false;
+    let batch = InvalidationBatch {
+        keys,
+        tags,
+        message: encode(&message),
+        publish: !skip_publish,
+    };
+    let invoke = node.l2.invalidate(&batch);
+    let result = match route {
+        Route::Guarded => node.guarded(invoke).await,
+        Route::Direct => invoke.await,
+    };
+    node.bus.last_sent_seq.fetch_max(seq, Ordering::AcqRel);
+    // Our own L1 applies the change whether or not Redis took it: a local invalidation must hold
+    // locally (a replayed batch applies again, which only drops what was filled meanwhile).
+    for event in &events {
+        node.apply_event(event);
+    }
+    match result {
+        Ok(appended) => {
+            let id = appended.value.stream_id;
+            let now = crate::wall_clock::now_ms();
+            let logged = node.bus.unreplicated_logged_ms.load(Ordering::Relaxed);
+            if appended.value.unreplicated {
+                node.stats.unreplicated_invalidations(1);
+            }
+            if appended.value.unreplicated
+                && now.saturating_sub(logged) >= UNREPLICATED_LOG_INTERVAL_MS
+                && node
+                    .bus
+                    .unreplicated_logged_ms
+                    .compare_exchange(logged, now, Ordering::Relaxed, Ordering::Relaxed)
+                    .is_ok()
+            {
+                tracing::warn!(
+                    namespace = %node.config.namespace,
+                    replicas = node.l2.acks.as_ref().map_or(0, |acks| acks.replicas),
+                    "an invalidation was not acknowledged by its replicas in time; a failover now could lose it (logged at most every 10 s; tiercache_unreplicated_invalidations_total counts each)"
+                );
+            }
+            node.repaired(&appended.repaired);
+            node.stats.invalidations_sent(n_events as u64);
+            node.stats.bus_messages_sent(1);
+            node.stats.batch(n_events);
+            node.bus.note_applied(&id);
+            id.clone_into(&mut node.bus.last_sent_id.lock());
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Publishes messages that are not replayed: heartbeats and "filled" notices.
+pub(super) async fn publish_ephemeral(node: &Node, body: Body) -> Result<(), Error> {
+    let message = Message {
+        node: node.id,
+        seq: 0,
+        sent_at_micros: now_micros(),
+        body,
+    };
+    // "-": no stream id, since the message is not in the stream.
+    let mut payload = b"- ".to_vec();
+    payload.extend_from_slice(&encode(&message));
+    node.l2.publish(&payload).await
+}
+
+/// Announces that a key was filled, waking other nodes' waiters.
+pub(crate) async fn publish_filled(node: &Node, key: &str) {
+    if publish_ephemeral(
+        node,
+        Body::Filled {
+            key: key.to_owned(),
+        },
+    )
+    .await
+    .is_ok()
+    {
+        node.stats.bus_messages_sent(1);
+    }
+}
+
+/// How often at most an invalidation that fell short of its replicas is logged.
+const UNREPLICATED_LOG_INTERVAL_MS: u64 = 10_000;
