@@ -225,106 +225,104 @@ impl WidgetInvalidationService {
         name: &str,
         payload: &Value,
     ) -> Result<Vec<DomainEvent>, WidgetError> {
-        let bad = |reason: String| WidgetError::InvalidEvent {
-            event: name.to_owned(),
-            reason,
-        };
-        let int = |field: &str| payload.get(field).and_then(Value::as_i64);
-        let created_at = created_at_of(payload).map_err(bad)?;
-        let required =
-            |field: &str| int(field).ok_or_else(|| bad(format!("needs an integer {field:?}")));
-        let kind = match name {
-            "donation_created" | "donation_completed" => EventKind::DonationCompleted,
-            "donation_updated" | "donation_refunded" | "donation_deleted" => {
-                EventKind::DonationRefunded
-            }
-            "campaign_created" => EventKind::CampaignCreated,
-            "campaign_updated" => EventKind::CampaignUpdated,
-            "campaign_completed" => EventKind::CampaignCompleted,
-            "employee_joined" => EventKind::EmployeeJoined,
-            "organization_updated" => EventKind::OrganizationUpdated,
-            _ => {
-                return Err(WidgetError::UnknownEvent {
-                    given: name.to_owned(),
-                    valid: EVENT_NAMES.join(", "),
-                })
-            }
-        };
-        // The directory's answer wins over the payload's: views filtered by a campaign are tagged with
-        // the campaign's real organisation, and an event naming another would pass them by.
-        let organization_for = |campaign_id: i64| async move {
-            if let Some(d) = &self.directory {
-                if let Some(o) = d.organization_of(campaign_id).await? {
-                    return Ok(o);
-                }
-            }
-            match (int("organization_id"), &self.directory) {
-                (Some(o), _) => Ok(o),
-                (None, Some(_)) => Err(bad(format!("campaign {campaign_id} does not exist"))),
-                (None, None) => Err(bad(
-                    "needs \"organization_id\" (no directory to look it up)".into(),
-                )),
-            }
-        };
+        let entry = SeedEntry { name, payload };
+        // Before the name lookup, so a bad `created_at` stays the error reported even when the name
+        // is unknown too.
+        let created_at = created_at_of(payload).map_err(|reason| entry.invalid(reason))?;
+        let kind = event_kind_named(name)?;
         Ok(match kind {
             EventKind::DonationCompleted | EventKind::DonationRefunded => {
-                let campaign_id = required("campaign_id")?;
-                let organization_id = organization_for(campaign_id).await?;
-                let currencies = match payload.get("currency").and_then(Value::as_str) {
-                    Some(c) => vec![c.to_ascii_uppercase()],
-                    None => match &self.directory {
-                        Some(d) => d.currencies().await?,
-                        None => {
-                            return Err(bad(
-                                "needs \"currency\" (no directory to list currencies)".into()
-                            ))
-                        }
-                    },
-                };
-                currencies
-                    .into_iter()
-                    .map(|currency| {
-                        let facts = DonationFacts {
-                            donation_id: int("donation_id").unwrap_or(0),
-                            campaign_id,
-                            organization_id,
-                            employee_id: int("employee_id"),
-                            amount_cents: int("amount_cents")
-                                .or_else(|| int("amount").map(|a| a * 100))
-                                .unwrap_or(0),
-                            currency,
-                            created_at,
-                        };
-                        if kind == EventKind::DonationCompleted {
-                            DomainEvent::DonationCompleted(facts)
-                        } else {
-                            DomainEvent::DonationRefunded(facts)
-                        }
-                    })
-                    .collect()
+                self.donation_events(&entry, kind, created_at).await?
             }
             EventKind::CampaignCreated
             | EventKind::CampaignUpdated
-            | EventKind::CampaignCompleted => {
-                let campaign_id = required("campaign_id")?;
-                let facts = CampaignFacts {
-                    campaign_id,
-                    organization_id: organization_for(campaign_id).await?,
-                };
-                vec![match kind {
-                    EventKind::CampaignCreated => DomainEvent::CampaignCreated(facts),
-                    EventKind::CampaignUpdated => DomainEvent::CampaignUpdated(facts),
-                    _ => DomainEvent::CampaignCompleted(facts),
-                }]
-            }
+            | EventKind::CampaignCompleted => vec![self.campaign_event(&entry, kind).await?],
             EventKind::EmployeeJoined => vec![DomainEvent::EmployeeJoined {
-                employee_id: required("employee_id")?,
-                organization_id: required("organization_id")?,
+                employee_id: entry.required("employee_id")?,
+                organization_id: entry.required("organization_id")?,
             }],
             EventKind::OrganizationUpdated => vec![DomainEvent::OrganizationUpdated {
-                organization_id: required("organization_id")?,
+                organization_id: entry.required("organization_id")?,
             }],
         })
+    }
+
+    /// The donation events (`kind` is completed or refunded) of a donation entry, one per currency.
+    async fn donation_events(
+        &self,
+        entry: &SeedEntry<'_>,
+        kind: EventKind,
+        created_at: Option<i64>,
+    ) -> Result<Vec<DomainEvent>, WidgetError> {
+        let campaign_id = entry.required("campaign_id")?;
+        let organization_id = self.campaign_organization(entry, campaign_id).await?;
+        let currencies = self.donation_currencies(entry).await?;
+        Ok(currencies
+            .into_iter()
+            .map(|currency| {
+                let facts =
+                    entry.donation_facts(campaign_id, organization_id, currency, created_at);
+                if kind == EventKind::DonationCompleted {
+                    DomainEvent::DonationCompleted(facts)
+                } else {
+                    DomainEvent::DonationRefunded(facts)
+                }
+            })
+            .collect())
+    }
+
+    /// The campaign event (`kind` is created, updated or completed) of a campaign entry.
+    async fn campaign_event(
+        &self,
+        entry: &SeedEntry<'_>,
+        kind: EventKind,
+    ) -> Result<DomainEvent, WidgetError> {
+        let campaign_id = entry.required("campaign_id")?;
+        let facts = CampaignFacts {
+            campaign_id,
+            organization_id: self.campaign_organization(entry, campaign_id).await?,
+        };
+        Ok(match kind {
+            EventKind::CampaignCreated => DomainEvent::CampaignCreated(facts),
+            EventKind::CampaignUpdated => DomainEvent::CampaignUpdated(facts),
+            _ => DomainEvent::CampaignCompleted(facts),
+        })
+    }
+
+    /// The organisation of the entry's campaign: the directory's, else the entry's `organization_id`.
+    async fn campaign_organization(
+        &self,
+        entry: &SeedEntry<'_>,
+        campaign_id: i64,
+    ) -> Result<i64, WidgetError> {
+        // The directory's answer wins over the payload's: views filtered by a campaign are tagged with
+        // the campaign's real organisation, and an event naming another would pass them by.
+        if let Some(d) = &self.directory {
+            if let Some(o) = d.organization_of(campaign_id).await? {
+                return Ok(o);
+            }
+        }
+        match (entry.int("organization_id"), &self.directory) {
+            (Some(o), _) => Ok(o),
+            (None, Some(_)) => Err(entry.invalid(format!("campaign {campaign_id} does not exist"))),
+            (None, None) => {
+                Err(entry.invalid("needs \"organization_id\" (no directory to look it up)".into()))
+            }
+        }
+    }
+
+    /// The currencies a donation entry counts in: its own `currency`, else every known currency.
+    async fn donation_currencies(&self, entry: &SeedEntry<'_>) -> Result<Vec<String>, WidgetError> {
+        if let Some(c) = entry.payload.get("currency").and_then(Value::as_str) {
+            return Ok(vec![c.to_ascii_uppercase()]);
+        }
+        // Views are per currency and the entry does not say which one it changed.
+        match &self.directory {
+            Some(d) => d.currencies().await,
+            None => {
+                Err(entry.invalid("needs \"currency\" (no directory to list currencies)".into()))
+            }
+        }
     }
 }
 
@@ -342,5 +340,76 @@ fn created_at_of(payload: &Value) -> Result<Option<i64>, String> {
         Some(other) => Err(format!(
             "\"created_at\" must be Unix seconds or an RFC 3339 string, not {other}"
         )),
+    }
+}
+
+/// The kind of event a seed event name stands for; an unknown name is an error listing the valid ones.
+fn event_kind_named(name: &str) -> Result<EventKind, WidgetError> {
+    Ok(match name {
+        "donation_created" | "donation_completed" => EventKind::DonationCompleted,
+        "donation_updated" | "donation_refunded" | "donation_deleted" => {
+            EventKind::DonationRefunded
+        }
+        "campaign_created" => EventKind::CampaignCreated,
+        "campaign_updated" => EventKind::CampaignUpdated,
+        "campaign_completed" => EventKind::CampaignCompleted,
+        "employee_joined" => EventKind::EmployeeJoined,
+        "organization_updated" => EventKind::OrganizationUpdated,
+        _ => {
+            return Err(WidgetError::UnknownEvent {
+                given: name.to_owned(),
+                valid: EVENT_NAMES.join(", "),
+            })
+        }
+    })
+}
+
+/// One `name → payload` entry of a [`WidgetInvalidationService::smart_invalidation`] batch.
+struct SeedEntry<'a> {
+    name: &'a str,
+    payload: &'a Value,
+}
+
+impl SeedEntry<'_> {
+    /// An [`WidgetError::InvalidEvent`] that blames this entry.
+    fn invalid(&self, reason: String) -> WidgetError {
+        WidgetError::InvalidEvent {
+            event: self.name.to_owned(),
+            reason,
+        }
+    }
+
+    /// The payload's integer `field`, if it has one.
+    fn int(&self, field: &str) -> Option<i64> {
+        self.payload.get(field).and_then(Value::as_i64)
+    }
+
+    /// The payload's integer `field`; an error when it is missing or not an integer.
+    fn required(&self, field: &str) -> Result<i64, WidgetError> {
+        self.int(field)
+            .ok_or_else(|| self.invalid(format!("needs an integer {field:?}")))
+    }
+
+    /// The donation the payload describes, counted in `currency`.
+    fn donation_facts(
+        &self,
+        campaign_id: i64,
+        organization_id: i64,
+        currency: String,
+        created_at: Option<i64>,
+    ) -> DonationFacts {
+        DonationFacts {
+            donation_id: self.int("donation_id").unwrap_or(0),
+            campaign_id,
+            organization_id,
+            employee_id: self.int("employee_id"),
+            // The seed's payloads give whole units in `amount`.
+            amount_cents: self
+                .int("amount_cents")
+                .or_else(|| self.int("amount").map(|a| a * 100))
+                .unwrap_or(0),
+            currency,
+            created_at,
+        }
     }
 }
