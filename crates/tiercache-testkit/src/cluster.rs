@@ -4,12 +4,20 @@
 //! `--cluster-enabled yes`; `redis-cli --cluster create` joins them. Nodes suspect a silent peer after
 //! 1 s (`cluster-node-timeout 1000`) and a replica may always be promoted
 //! (`cluster-replica-validity-factor 0`), so a killed master is replaced within a few seconds.
+//!
+//! [`RedisCluster::start_tls`] makes the same cluster over TLS alone: every node closes its plain
+//! port (`--port 0`) and speaks TLS to clients, to its peers on the cluster bus
+//! (`--tls-cluster yes`) and to its replicas (`--tls-replication yes`), with one certificate for
+//! `127.0.0.1` signed by a CA made for that cluster. The testkit's own commands to such nodes go
+//! through `redis-cli --tls` (see [`RedisServer::cmd`]).
 
 use std::collections::BTreeMap;
-use std::process::{Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::server::{free_port, on_path, RedisServer};
+use crate::server::{cert_dir, free_port, on_path, run_within, RedisServer};
+use crate::tls::TestCa;
 use crate::TestkitError;
 
 /// Hash slots of a Redis Cluster.
@@ -55,6 +63,43 @@ impl RedisCluster {
         masters: usize,
         replicas_per_master: usize,
     ) -> Result<RedisCluster, TestkitError> {
+        Self::launch(masters, replicas_per_master, None)
+    }
+
+    /// [`RedisCluster::start`] over TLS alone: see [`RedisCluster::start_tls_with_replicas`].
+    pub fn start_tls(masters: usize) -> Result<(RedisCluster, TestCa), TestkitError> {
+        Self::start_tls_with_replicas(masters, 0)
+    }
+
+    /// [`RedisCluster::start_with_replicas`] over TLS alone: every node takes TLS connections only
+    /// (`--port 0`, so [`RedisServer::port`] is its TLS port and [`RedisCluster::urls`] are
+    /// `rediss://127.0.0.1:<port>`), and TLS carries the cluster bus and replication too. All nodes
+    /// share one certificate for `127.0.0.1` and `localhost`, signed by a CA made for this cluster
+    /// alone: returns the cluster and that CA, which a client must trust. The async helpers of its
+    /// [`RedisServer`]s are plain-only (see [`RedisServer::connection_db`]).
+    pub fn start_tls_with_replicas(
+        masters: usize,
+        replicas_per_master: usize,
+    ) -> Result<(RedisCluster, TestCa), TestkitError> {
+        let (certs, ca) = cert_dir()?;
+        match Self::launch(masters, replicas_per_master, Some(&certs)) {
+            Ok(cluster) => Ok((cluster, ca)),
+            Err(e) => {
+                // The nodes started are gone with the failed cluster; the certificates may still be
+                // there if none was.
+                let _ = std::fs::remove_dir_all(&certs);
+                Err(e)
+            }
+        }
+    }
+
+    /// Starts, joins and waits for the cluster of [`RedisCluster::start_with_replicas`]; over TLS
+    /// alone with the certificates in `certs` (made by [`cert_dir`]) when given.
+    fn launch(
+        masters: usize,
+        replicas_per_master: usize,
+        certs: Option<&Path>,
+    ) -> Result<RedisCluster, TestkitError> {
         if !on_path("redis-cli") {
             return Err(TestkitError::NotFound("redis-cli"));
         }
@@ -65,7 +110,7 @@ impl RedisCluster {
         }
         let total = masters * (1 + replicas_per_master);
         let nodes = (0..total)
-            .map(|_| start_node())
+            .map(|_| start_node(certs))
             .collect::<Result<Vec<_>, _>>()?;
         create(&nodes, replicas_per_master)?;
         let cluster = RedisCluster {
@@ -77,7 +122,8 @@ impl RedisCluster {
         Ok(cluster)
     }
 
-    /// One URL per node, masters and replicas alike, in node order (the seeds of a cluster client).
+    /// One URL per node, masters and replicas alike, in node order (the seeds of a cluster client):
+    /// `rediss://` for a cluster of [`RedisCluster::start_tls`].
     pub fn urls(&self) -> Vec<String> {
         self.nodes.iter().map(RedisServer::url).collect()
     }
@@ -321,11 +367,12 @@ type SlotOwners = BTreeMap<u16, Vec<(u16, u16)>>;
 
 /// One cluster node with the testkit's cluster settings, on a free port and a free bus port (named
 /// with `--cluster-port`, so ports above 55535, whose default bus port would be over 65535, work).
-fn start_node() -> Result<RedisServer, TestkitError> {
+/// With `certs`, the node speaks TLS alone, on its port, its bus and to its replicas.
+fn start_node(certs: Option<&Path>) -> Result<RedisServer, TestkitError> {
     let mut last_error = None;
     for _ in 0..5 {
         let bus_port = free_port()?.to_string();
-        let started = RedisServer::start_with(&[
+        let mut args = vec![
             "--cluster-enabled",
             "yes",
             "--cluster-config-file",
@@ -340,7 +387,14 @@ fn start_node() -> Result<RedisServer, TestkitError> {
             // Replicas sync at once rather than after waiting 5 s for more replicas to join.
             "--repl-diskless-sync-delay",
             "0",
-        ]);
+        ];
+        let started = match certs {
+            Some(certs) => {
+                args.extend(["--tls-cluster", "yes", "--tls-replication", "yes"]);
+                RedisServer::start_tls_only_with(&args, certs)
+            }
+            None => RedisServer::start_with(&args),
+        };
         match started {
             Ok(node) => return Ok(node),
             Err(e @ TestkitError::NotFound(_)) => return Err(e),
@@ -350,33 +404,22 @@ fn start_node() -> Result<RedisServer, TestkitError> {
     Err(last_error.unwrap_or_else(|| TestkitError::Cluster("no free port".into())))
 }
 
-/// `redis-cli --cluster create` over `nodes`, killed if it has not finished within 30 s.
+/// `redis-cli --cluster create` over `nodes`, killed if it has not finished within 30 s; with
+/// `--tls` and the nodes' CA when they take TLS only.
 fn create(nodes: &[RedisServer], replicas_per_master: usize) -> Result<(), TestkitError> {
     let what = "redis-cli --cluster create";
-    let spawn_error = |source| TestkitError::Spawn {
-        what: what.into(),
-        source,
-    };
-    let mut child = Command::new("redis-cli")
+    let mut command = Command::new("redis-cli");
+    if let Some(ca) = nodes.first().and_then(RedisServer::tls_only_ca_file) {
+        command.args(["--tls", "--cacert"]).arg(ca);
+    }
+    command
         .arg("--cluster")
         .arg("create")
         .args(nodes.iter().map(|n| format!("127.0.0.1:{}", n.port())))
         .args(["--cluster-replicas", &replicas_per_master.to_string()])
-        .arg("--cluster-yes")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(spawn_error)?;
+        .arg("--cluster-yes");
     let started = Instant::now();
-    while child.try_wait().map_err(spawn_error)?.is_none() {
-        if started.elapsed() > READY_DEADLINE {
-            let _ = child.kill();
-            break;
-        }
-        std::thread::sleep(POLL);
-    }
-    let output = child.wait_with_output().map_err(spawn_error)?;
+    let output = run_within(&mut command, READY_DEADLINE, what)?;
     if output.status.success() {
         Ok(())
     } else {
@@ -411,20 +454,13 @@ fn poll_until<T>(
     }
 }
 
-/// Runs one command on a fresh connection with [`QUERY_TIMEOUT`] and returns its reply as text.
+/// Runs one command on a fresh connection with [`QUERY_TIMEOUT`] (through `redis-cli --tls` on a
+/// TLS-only node, see [`RedisServer::cmd`]) and returns its reply as text.
 fn query(node: &RedisServer, args: &[&str]) -> Result<String, String> {
-    let run = || -> redis::RedisResult<redis::Value> {
-        let client = redis::Client::open(node.url())?;
-        let mut conn = client.get_connection_with_timeout(QUERY_TIMEOUT)?;
-        conn.set_read_timeout(Some(QUERY_TIMEOUT))?;
-        conn.set_write_timeout(Some(QUERY_TIMEOUT))?;
-        let mut cmd = redis::cmd(args[0]);
-        for arg in &args[1..] {
-            cmd.arg(*arg);
-        }
-        cmd.query(&mut conn)
-    };
-    match run().map_err(|e| format!("{}: {e}", args.join(" ")))? {
+    let reply = node
+        .cmd_within(args, QUERY_TIMEOUT, Some(QUERY_TIMEOUT))
+        .map_err(|e| format!("{}: {e}", args.join(" ")))?;
+    match reply {
         redis::Value::BulkString(bytes) => Ok(String::from_utf8_lossy(&bytes).into_owned()),
         redis::Value::VerbatimString { text, .. } | redis::Value::SimpleString(text) => Ok(text),
         redis::Value::Okay => Ok("OK".to_owned()),
@@ -564,6 +600,83 @@ mod tests {
         assert_eq!(hash_tag(b"a{b"), b"a{b");
         assert_eq!(hash_tag(b"a}b{c}"), b"c");
         assert_eq!(hash_tag(b"{{a}}"), b"{a");
+    }
+
+    /// A cluster over TLS alone forms, fails over and heals through the testkit's own commands, all
+    /// sent over TLS; a plain client or a client without the CA is refused.
+    #[test]
+    fn a_tls_cluster_speaks_tls_alone() {
+        let (mut cluster, ca) = RedisCluster::start_tls_with_replicas(3, 1).unwrap();
+        let urls = cluster.urls();
+        assert_eq!(urls.len(), 6);
+        assert!(
+            urls.iter().all(|u| u.starts_with("rediss://127.0.0.1:")),
+            "{urls:?}"
+        );
+        assert_eq!(cluster.master_urls().unwrap().len(), 3);
+        for node in cluster.nodes().iter() {
+            assert_eq!(
+                node.cmd(&["CONFIG", "GET", "port"]).unwrap(),
+                redis::Value::BulkString(b"port\n0".to_vec()),
+                "the plain port is closed"
+            );
+            assert_eq!(
+                node.info_field("server", "tcp_port").unwrap(),
+                node.port().to_string()
+            );
+            assert_eq!(node.tls_url(), Some(node.url()));
+        }
+        let slot = RedisCluster::slot_of("k");
+        let master = cluster.master_for_slot(slot).unwrap();
+        assert_eq!(cluster.replicas_of(master).unwrap().len(), 1);
+        let node = &cluster.nodes()[master];
+        assert_eq!(node.cmd(&["SET", "k", "v"]).unwrap(), redis::Value::Okay);
+        assert_eq!(
+            node.cmd(&["GET", "k"]).unwrap(),
+            redis::Value::BulkString(b"v".to_vec())
+        );
+        assert!(
+            node.cmd(&["INCR", "k"]).is_err(),
+            "an error reply is an error"
+        );
+
+        // The TLS port speaks nothing else, and its certificate is checked.
+        let port = node.port().to_string();
+        let plain = redis::Client::open(format!("redis://127.0.0.1:{port}")).unwrap();
+        let refused = plain
+            .get_connection_with_timeout(QUERY_TIMEOUT)
+            .and_then(|mut conn| {
+                conn.set_read_timeout(Some(QUERY_TIMEOUT))?;
+                redis::cmd("PING").query::<String>(&mut conn)
+            });
+        assert!(refused.is_err(), "plain PING answered: {refused:?}");
+        let without_ca = Command::new("redis-cli")
+            .args(["--tls", "-h", "127.0.0.1", "-p", &port, "-e", "PING"])
+            .output()
+            .unwrap();
+        assert!(!without_ca.status.success(), "an unknown CA is refused");
+        let with_ca = Command::new("redis-cli")
+            .args(["--tls", "--cacert"])
+            .arg(&ca.path)
+            .args(["-h", "127.0.0.1", "-p", &port, "-e", "PING"])
+            .output()
+            .unwrap();
+        assert!(with_ca.status.success(), "{with_ca:?}");
+
+        // Failover and rejoin, over the TLS bus and TLS replication.
+        let killed = cluster.kill_master_for_slot(slot).unwrap();
+        let promoted = cluster
+            .wait_for_failover(slot, Duration::from_secs(30))
+            .unwrap();
+        assert_ne!(promoted, killed);
+        cluster.restart_node(killed).unwrap();
+        assert_eq!(cluster.replicas_of(promoted).unwrap(), vec![killed]);
+
+        drop(cluster);
+        assert!(
+            !ca.path.exists(),
+            "the certificates are removed with the cluster"
+        );
     }
 
     #[test]

@@ -1,24 +1,69 @@
 //! One private `redis-server` process.
 
+use std::io::Read;
 use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::TestkitError;
 
 const READY_DEADLINE: Duration = Duration::from_secs(10);
+/// How long [`RedisServer::cmd`] waits for a reply through `redis-cli`: the plain client waits
+/// forever, but a process run for one command must end.
+const CLI_REPLY_DEADLINE: Duration = Duration::from_secs(30);
 
 /// A `redis-server` on a free loopback port, killed when dropped.
 #[derive(Debug)]
 pub struct RedisServer {
+    /// The port [`RedisServer::url`] names and the testkit talks to: the plain port, or the TLS
+    /// port of a TLS-only server.
     port: u16,
     dir: PathBuf,
     extra_args: Vec<String>,
     child: Option<Child>,
-    tls_port: Option<u16>,
-    /// Where the TLS certificates live (removed on drop).
-    cert_dir: Option<PathBuf>,
+    tls: Option<Tls>,
+}
+
+/// How a server takes TLS connections. Either way its certificate is `server.pem` (key
+/// `server.key`) in `certs`, signed by `ca.pem` there (see [`crate::TestCa`]); `certs` is removed
+/// on drop.
+#[derive(Debug, Clone)]
+enum Tls {
+    /// On a second port; the plain one stays open ([`RedisServer::start_tls`]).
+    Beside { port: u16, certs: PathBuf },
+    /// On [`RedisServer::port`] alone, the plain port closed (`--port 0`): the nodes of
+    /// [`crate::RedisCluster::start_tls`], which share one `certs` (the first node dropped removes
+    /// it). The testkit talks to such a server through `redis-cli --tls`.
+    Only { certs: PathBuf },
+}
+
+impl Tls {
+    /// The `redis-server` flags that open the TLS port `port` with the certificates in `certs`.
+    fn flags(port: u16, certs: &Path) -> Vec<String> {
+        let file = |name: &str| certs.join(name).to_string_lossy().into_owned();
+        [
+            "--tls-port".to_owned(),
+            port.to_string(),
+            "--tls-cert-file".to_owned(),
+            file("server.pem"),
+            "--tls-key-file".to_owned(),
+            file("server.key"),
+            "--tls-ca-cert-file".to_owned(),
+            file("ca.pem"),
+            "--tls-auth-clients".to_owned(),
+            "no".to_owned(),
+        ]
+        .into()
+    }
+
+    fn certs(&self) -> &Path {
+        match self {
+            Tls::Beside { certs, .. } | Tls::Only { certs } => certs,
+        }
+    }
 }
 
 /// A port nothing listens on now (the OS picks it; another process may still take it first).
@@ -36,8 +81,8 @@ pub(crate) fn free_port() -> Result<u16, TestkitError> {
         })
 }
 
-fn unique_dir(port: u16) -> Result<PathBuf, TestkitError> {
-    let dir = std::env::temp_dir().join(format!("tiercache-testkit-{}-{port}", std::process::id()));
+fn unique_dir(name: &str) -> Result<PathBuf, TestkitError> {
+    let dir = std::env::temp_dir().join(format!("tiercache-testkit-{}-{name}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|source| TestkitError::Spawn {
         what: format!("temp dir {}", dir.display()),
         source,
@@ -45,10 +90,75 @@ fn unique_dir(port: u16) -> Result<PathBuf, TestkitError> {
     Ok(dir)
 }
 
+/// A fresh directory holding a test CA and a server certificate for `127.0.0.1` it signs (see
+/// [`crate::TestCa`]), for servers started with TLS. The caller removes it (a server holding it
+/// does on drop).
+pub(crate) fn cert_dir() -> Result<(PathBuf, crate::tls::TestCa), TestkitError> {
+    // Numbered within the process (a probed port, as the servers' own directories use, may come
+    // back twice); `certs-` keeps these apart from the servers' directories.
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let dir = unique_dir(&format!("certs-{}", NEXT.fetch_add(1, Ordering::Relaxed)))?;
+    match crate::tls::TestCa::write_to(&dir) {
+        Ok(ca) => Ok((dir, ca)),
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&dir);
+            Err(e)
+        }
+    }
+}
+
 /// Whether `program` can be found on PATH.
 pub(crate) fn on_path(program: &str) -> bool {
     std::env::var_os("PATH")
         .is_some_and(|paths| std::env::split_paths(&paths).any(|p| p.join(program).is_file()))
+}
+
+/// Runs `command` with stdin closed and stdout and stderr captured (read as they come, so a chatty
+/// process cannot block on a full pipe), killing it if it has not ended within `deadline`: its
+/// status then tells it was killed. `what` names it in errors.
+pub(crate) fn run_within(
+    command: &mut Command,
+    deadline: Duration,
+    what: &str,
+) -> Result<Output, TestkitError> {
+    fn drain<R: Read + Send + 'static>(pipe: Option<R>) -> JoinHandle<Vec<u8>> {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut bytes);
+            }
+            bytes
+        })
+    }
+    let spawn_error = |source| TestkitError::Spawn {
+        what: what.to_owned(),
+        source,
+    };
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(spawn_error)?;
+    let stdout = drain(child.stdout.take());
+    let stderr = drain(child.stderr.take());
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().map_err(spawn_error)? {
+            break status;
+        }
+        if started.elapsed() > deadline {
+            let _ = child.kill();
+            break child.wait().map_err(spawn_error)?;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    // The readers only read; one that panicked anyway leaves its output empty.
+    Ok(Output {
+        status,
+        stdout: stdout.join().unwrap_or_default(),
+        stderr: stderr.join().unwrap_or_default(),
+    })
 }
 
 impl RedisServer {
@@ -62,37 +172,61 @@ impl RedisServer {
     /// the server and the CA certificate (PEM) a client must trust. The plain port stays open for
     /// the testkit's own commands.
     pub fn start_tls() -> Result<(RedisServer, crate::tls::TestCa), TestkitError> {
-        let tls_port = free_port()?;
-        let dir = unique_dir(tls_port)?;
-        let ca = crate::tls::TestCa::write_to(&dir)?;
-        let files = |name: &str| dir.join(name).to_string_lossy().into_owned();
-        let tls_port_arg = tls_port.to_string();
-        let (cert, key, ca_file) = (files("server.pem"), files("server.key"), files("ca.pem"));
-        let mut server = Self::start_with(&[
-            "--tls-port",
-            &tls_port_arg,
-            "--tls-cert-file",
-            &cert,
-            "--tls-key-file",
-            &key,
-            "--tls-ca-cert-file",
-            &ca_file,
-            "--tls-auth-clients",
-            "no",
-        ])?;
-        server.tls_port = Some(tls_port);
-        server.cert_dir = Some(dir);
-        Ok((server, ca))
+        let (certs, ca) = cert_dir()?;
+        let tls = free_port().map(|port| Tls::Beside {
+            port,
+            certs: certs.clone(),
+        });
+        match tls.and_then(|tls| Self::launch(&[], Some(&tls))) {
+            Ok(server) => Ok((server, ca)),
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&certs);
+                Err(e)
+            }
+        }
     }
 
-    /// `rediss://127.0.0.1:<tls port>` of a server started with [`RedisServer::start_tls`].
+    /// Starts a server with extra `redis-server` flags that takes TLS connections only, on
+    /// [`RedisServer::port`], with the certificates in `certs` (made by [`cert_dir`]); the plain port
+    /// is closed (`--port 0`). `certs` is removed when the server is dropped.
+    pub(crate) fn start_tls_only_with(
+        args: &[&str],
+        certs: &Path,
+    ) -> Result<RedisServer, TestkitError> {
+        Self::launch(
+            args,
+            Some(&Tls::Only {
+                certs: certs.to_owned(),
+            }),
+        )
+    }
+
+    /// `rediss://127.0.0.1:<tls port>` of a server started with [`RedisServer::start_tls`], or of a
+    /// TLS-only node of [`crate::RedisCluster::start_tls`] (its [`RedisServer::url`]); `None` for a
+    /// plain server.
     pub fn tls_url(&self) -> Option<String> {
-        self.tls_port
-            .map(|port| format!("rediss://127.0.0.1:{port}"))
+        match &self.tls {
+            Some(Tls::Beside { port, .. }) => Some(format!("rediss://127.0.0.1:{port}")),
+            Some(Tls::Only { .. }) => Some(self.url()),
+            None => None,
+        }
+    }
+
+    /// The CA file (`ca.pem`) a client must trust to reach this server at [`RedisServer::url`]:
+    /// `Some` only for a TLS-only server.
+    pub(crate) fn tls_only_ca_file(&self) -> Option<PathBuf> {
+        match &self.tls {
+            Some(Tls::Only { certs }) => Some(certs.join("ca.pem")),
+            _ => None,
+        }
     }
 
     /// Starts a server with extra `redis-server` flags, e.g. `["--maxmemory", "1mb"]`.
     pub fn start_with(args: &[&str]) -> Result<RedisServer, TestkitError> {
+        Self::launch(args, None)
+    }
+
+    fn launch(args: &[&str], tls: Option<&Tls>) -> Result<RedisServer, TestkitError> {
         if !on_path("redis-server") {
             return Err(TestkitError::NotFound("redis-server"));
         }
@@ -103,22 +237,31 @@ impl RedisServer {
             let port = free_port()?;
             let mut server = RedisServer {
                 port,
-                dir: unique_dir(port)?,
+                dir: unique_dir(&port.to_string())?,
                 extra_args: extra_args.clone(),
                 child: None,
-                tls_port: None,
-                cert_dir: None,
+                tls: tls.cloned(),
             };
             match server.spawn() {
                 Ok(()) => return Ok(server),
-                Err(e) => last_error = Some(e),
+                Err(e) => {
+                    // Dropped without its TLS settings, which would remove the certificates the
+                    // next try needs.
+                    server.tls = None;
+                    last_error = Some(e);
+                }
             }
         }
         Err(last_error.unwrap_or(TestkitError::Cluster("no free port".into())))
     }
 
     fn spawn(&mut self) -> Result<(), TestkitError> {
-        let port = self.port.to_string();
+        let (port, tls_flags) = match &self.tls {
+            None => (self.port, Vec::new()),
+            Some(Tls::Beside { port, certs }) => (self.port, Tls::flags(*port, certs)),
+            Some(Tls::Only { certs }) => (0, Tls::flags(self.port, certs)),
+        };
+        let port = port.to_string();
         let log = self.dir.join("redis.log");
         let child = Command::new("redis-server")
             .args([
@@ -146,6 +289,7 @@ impl RedisServer {
                 "--enable-debug-command",
                 "local",
             ])
+            .args(&tls_flags)
             .args(&self.extra_args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -187,14 +331,22 @@ impl RedisServer {
         self.port
     }
 
-    /// `redis://127.0.0.1:<port>`.
+    /// `redis://127.0.0.1:<port>`, or `rediss://127.0.0.1:<port>` for a TLS-only node of
+    /// [`crate::RedisCluster::start_tls`].
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        format!("{}://127.0.0.1:{}", self.scheme(), self.port)
     }
 
-    /// `redis://127.0.0.1:<port>/<db>`.
+    /// `redis://127.0.0.1:<port>/<db>` (`rediss://` for a TLS-only node, as [`RedisServer::url`]).
     pub fn url_db(&self, db: u8) -> String {
-        format!("redis://127.0.0.1:{}/{db}", self.port)
+        format!("{}://127.0.0.1:{}/{db}", self.scheme(), self.port)
+    }
+
+    fn scheme(&self) -> &'static str {
+        match self.tls {
+            Some(Tls::Only { .. }) => "rediss",
+            _ => "redis",
+        }
     }
 
     /// Kills the server with SIGKILL and waits for it to exit. Its data is gone (nothing is on disk).
@@ -248,14 +400,12 @@ impl RedisServer {
     /// with it).
     pub fn debug_sleep(&self, d: Duration) -> Result<(), TestkitError> {
         let seconds = format!("{:.3}", d.as_secs_f64());
-        let client = redis::Client::open(self.url())?;
-        let mut conn = client.get_connection_with_timeout(Duration::from_millis(500))?;
-        conn.set_read_timeout(Some(d + Duration::from_secs(10)))?;
-        redis::cmd("DEBUG")
-            .arg("SLEEP")
-            .arg(seconds)
-            .exec(&mut conn)?;
-        Ok(())
+        self.cmd_within(
+            &["DEBUG", "SLEEP", &seconds],
+            Duration::from_millis(500),
+            Some(d + Duration::from_secs(10)),
+        )
+        .map(|_| ())
     }
 
     /// One field of `INFO <section>` (such as `used_memory` or `evicted_keys`).
@@ -272,17 +422,79 @@ impl RedisServer {
     }
 
     /// Runs one command on a fresh blocking connection (handy from sync code and `Drop`).
+    ///
+    /// On a TLS-only node of [`crate::RedisCluster::start_tls`] the command goes through
+    /// `redis-cli --tls`, trusting the cluster's test CA, and the reply is its text: `Okay` for
+    /// `OK`, otherwise one `BulkString` (an integer as its digits, an array one element a line, nil
+    /// empty). An error reply is then a [`TestkitError::Cluster`] rather than a
+    /// [`TestkitError::Redis`].
     pub fn cmd(&self, args: &[&str]) -> Result<redis::Value, TestkitError> {
-        let client = redis::Client::open(self.url())?;
-        let mut conn = client.get_connection_with_timeout(Duration::from_millis(500))?;
+        self.cmd_within(args, Duration::from_millis(500), None)
+    }
+
+    /// [`RedisServer::cmd`] connecting within `connect` and waiting `reply` at most for the reply
+    /// (forever for a plain server when `None`, 30 s through `redis-cli`).
+    pub(crate) fn cmd_within(
+        &self,
+        args: &[&str],
+        connect: Duration,
+        reply: Option<Duration>,
+    ) -> Result<redis::Value, TestkitError> {
         let (name, rest) = args
             .split_first()
             .ok_or_else(|| TestkitError::Cluster("empty command".into()))?;
+        if let Some(ca) = self.tls_only_ca_file() {
+            return self.cli(&ca, args, connect + reply.unwrap_or(CLI_REPLY_DEADLINE));
+        }
+        let client = redis::Client::open(self.url())?;
+        let mut conn = client.get_connection_with_timeout(connect)?;
+        conn.set_read_timeout(reply)?;
+        conn.set_write_timeout(reply)?;
         let mut cmd = redis::cmd(name);
         for a in rest {
             cmd.arg(*a);
         }
         Ok(cmd.query(&mut conn)?)
+    }
+
+    /// One command through `redis-cli --tls --cacert <ca>`, killed after `deadline`. The testkit's
+    /// redis crate speaks TLS through rustls, which needs a crypto provider the testkit does not
+    /// depend on (tiercache's tests bring one, a testkit-only build has none); `redis-cli` needs
+    /// nothing, and checks the server's certificate against `ca` all the same.
+    fn cli(
+        &self,
+        ca: &Path,
+        args: &[&str],
+        deadline: Duration,
+    ) -> Result<redis::Value, TestkitError> {
+        let output = run_within(
+            Command::new("redis-cli")
+                .args(["--tls", "--cacert"])
+                .arg(ca)
+                .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
+                // Exit status 1 on an error reply (its text on stderr); replies as bare text.
+                .args(["-e", "--raw"])
+                .args(args),
+            deadline,
+            "redis-cli",
+        )?;
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        if !output.status.success() {
+            return Err(TestkitError::Cluster(format!(
+                "redis-cli --tls -p {} {} ended with {}: {}{}",
+                self.port,
+                args.join(" "),
+                output.status,
+                stdout.trim(),
+                String::from_utf8_lossy(&output.stderr).trim()
+            )));
+        }
+        let text = stdout.strip_suffix('\n').unwrap_or(&stdout);
+        Ok(if text == "OK" {
+            redis::Value::Okay
+        } else {
+            redis::Value::BulkString(text.as_bytes().to_vec())
+        })
     }
 
     /// How many clients of `kind` (`normal`, `pubsub`, `replica`, `master`) are connected now, from
@@ -306,10 +518,22 @@ impl RedisServer {
     }
 
     /// A raw async connection to database `db` (tiercache uses database 1 unless its URL names one).
+    ///
+    /// Plain servers only, as the other async helpers that use it ([`RedisServer::connection`],
+    /// [`RedisServer::kill_pubsub_clients`], [`RedisServer::kill_normal_clients`],
+    /// [`RedisServer::flushall`], [`RedisServer::run_id`]): on a TLS-only node of
+    /// [`crate::RedisCluster::start_tls`] they fail with [`TestkitError::Cluster`]; use
+    /// [`RedisServer::cmd`] there, or a TLS client of your own trusting the cluster's CA.
     pub async fn connection_db(
         &self,
         db: u8,
     ) -> Result<redis::aio::MultiplexedConnection, TestkitError> {
+        if self.tls_only_ca_file().is_some() {
+            return Err(TestkitError::Cluster(format!(
+                "the node on port {} takes TLS only; the testkit's async connections are plain",
+                self.port
+            )));
+        }
         let client = redis::Client::open(self.url_db(db))?;
         let config = redis::AsyncConnectionConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(2)))
@@ -366,8 +590,8 @@ impl Drop for RedisServer {
     fn drop(&mut self) {
         self.kill();
         let _ = std::fs::remove_dir_all(&self.dir);
-        if let Some(dir) = &self.cert_dir {
-            let _ = std::fs::remove_dir_all(dir);
+        if let Some(tls) = &self.tls {
+            let _ = std::fs::remove_dir_all(tls.certs());
         }
     }
 }

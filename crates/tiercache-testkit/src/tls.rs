@@ -6,7 +6,8 @@ use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, 
 
 use crate::TestkitError;
 
-/// The CA a test client must trust to talk to a [`crate::RedisServer::start_tls`] server.
+/// The CA a test client must trust to talk to a [`crate::RedisServer::start_tls`] server or to the
+/// nodes of a [`crate::RedisCluster::start_tls`] cluster.
 #[derive(Debug, Clone)]
 pub struct TestCa {
     /// The CA certificate, PEM.
