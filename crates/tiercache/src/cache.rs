@@ -13,7 +13,7 @@ use crate::coherence::{Admission, Trust};
 use crate::error::Error;
 use crate::fetched::{Fetched, Source};
 use crate::l1::L1Entry;
-use crate::l2::{l1_tags, Fence, L1Tags, ReadNeed};
+use crate::l2::{l1_tags, Fence, L1Tags, LeaseAsk, LeaseClaim, ReadNeed};
 use crate::metrics::CacheStats;
 use crate::node::Node;
 use crate::options::EntryOptions;
@@ -286,7 +286,7 @@ impl Cache {
                 Joined::Leader(guard, _) => {
                     // Inline: a read holds nothing that must outlive its caller.
                     let read = node
-                        .read_through::<T>(key, &[], ReadNeed::Value, Some(guard.flight()))
+                        .read_through::<T>(key, &[], ReadNeed::Value, false, Some(guard.flight()))
                         .await;
                     let fresh = read.as_ref().ok().and_then(|r| r.fresh.clone());
                     match read {
@@ -521,6 +521,7 @@ where
             key,
             opts.tags(),
             ReadNeed::ValueOrFence,
+            true,
             Some(guard.flight()),
         )
         .await;
@@ -575,6 +576,8 @@ pub(crate) struct ReadOutcome<T> {
     pub(crate) fence: Option<Fence>,
     /// When the value found was produced (wall clock, ms); 0 when none was found.
     pub(crate) created_at_ms: u64,
+    /// The key's lease, when the read was asked to take it and did (or found it held).
+    pub(crate) lease: LeaseClaim,
 }
 
 impl<T> Default for ReadOutcome<T> {
@@ -584,6 +587,7 @@ impl<T> Default for ReadOutcome<T> {
             stale: None,
             fence: None,
             created_at_ms: 0,
+            lease: LeaseClaim::NotTried,
         }
     }
 }
@@ -651,6 +655,7 @@ impl Node {
         key: &str,
         tags: &[String],
         need: ReadNeed,
+        take_lease: bool,
         flight: Option<&Flight>,
     ) -> Result<ReadOutcome<T>, Error>
     where
@@ -659,8 +664,13 @@ impl Node {
         let entry_keys = self.keys.entry(key);
         let started = Instant::now();
         let vouched = |tag: &str, version: u64| self.coherence.vouches(tag, version);
+        let token = || crate::ops::lease_token(self.id);
+        let lease = (take_lease && self.config.locking_enabled).then_some(LeaseAsk {
+            token: &token,
+            lease: self.config.lock_timeout,
+        });
         let reply = self
-            .guarded(self.l2.read(&entry_keys, tags, need, &vouched))
+            .guarded(self.l2.read(&entry_keys, tags, need, &vouched, lease))
             .await?;
         self.stats.l2_read_time(started.elapsed());
         self.repaired(&reply.repaired);
@@ -676,6 +686,7 @@ impl Node {
         }
         let mut outcome = ReadOutcome {
             fence: reply.fence,
+            lease: reply.lease,
             ..ReadOutcome::default()
         };
         let Some(envelope) = reply.envelope else {
@@ -710,7 +721,10 @@ impl Node {
             // The one-command hit read brought no fence, and the value turned out unusable (corrupt, or
             // expired since): the load that follows must be fenced like any other.
             let full = self
-                .guarded(self.l2.read(&entry_keys, tags, ReadNeed::Fence, &vouched))
+                .guarded(
+                    self.l2
+                        .read(&entry_keys, tags, ReadNeed::Fence, &vouched, None),
+                )
                 .await?;
             outcome.fence = full.fence;
         }

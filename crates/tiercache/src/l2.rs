@@ -112,6 +112,45 @@ pub(crate) struct ReadReply {
     pub(crate) created_tags: Vec<(String, u64)>,
     /// The kinds of unreadable bookkeeping this read rewrote (letters, see `scripts/lib.lua`).
     pub(crate) repaired: String,
+    /// What became of the lease the read was asked to take ([`LeaseAsk`]).
+    pub(crate) lease: LeaseClaim,
+}
+
+/// A lease a read takes for its caller when it finds no entry, so that a cold read's fence and lease
+/// cost one round trip.
+#[derive(Clone, Copy)]
+pub(crate) struct LeaseAsk<'a> {
+    /// Makes the caller's lease token; called only when the read goes as far as taking the lease,
+    /// so an L2 hit pays nothing for it.
+    pub(crate) token: &'a (dyn Fn() -> String + Sync),
+    /// How long the lease lasts unless extended.
+    pub(crate) lease: Duration,
+}
+
+/// A loaded value on its way to L2 ([`L2::store`]).
+#[derive(Clone, Copy)]
+pub(crate) struct LoadToStore<'a> {
+    /// The encoded value.
+    pub(crate) envelope: &'a [u8],
+    /// How long Redis keeps it: logical TTL plus fail-safe grace.
+    pub(crate) lifetime: Duration,
+    /// The load's lease token, when it held the lease: released by the store.
+    pub(crate) lease_token: Option<&'a str>,
+    /// The bus message announcing the fill.
+    pub(crate) announcement: &'a [u8],
+}
+
+/// What a read did about the lease it was asked to take.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub(crate) enum LeaseClaim {
+    /// Not taken: not asked, an entry exists, or the read went a way that does not take it. The
+    /// caller takes it itself if it loads.
+    #[default]
+    NotTried,
+    /// Taken with this token.
+    Taken(String),
+    /// Another holder has it: some node is loading the key.
+    HeldElsewhere,
 }
 
 /// Pairs each tag with its version where the flag string says this call created it.
@@ -220,6 +259,71 @@ fn bytes(v: Value) -> Option<Vec<u8>> {
 
 fn text(v: Value) -> Option<String> {
     bytes(v).map(|b| String::from_utf8_lossy(&b).into_owned())
+}
+
+/// The entry's slot as one read found it: the entry's fields, its generation and what the read did
+/// about bookkeeping and the lease.
+struct EntryRead {
+    envelope: Option<Vec<u8>>,
+    recorded: Option<Vec<u8>>,
+    generation: String,
+    repaired: String,
+    lease: LeaseClaim,
+}
+
+/// Reads the replies of [`L2::entry_commands`] off `replies`; `token` is the lease token when the
+/// script ran, `new_generation` the generation `SET NX GET` offered. `None` when the replies cannot
+/// decide: NOSCRIPT after a restart or a script flush, an error the script raised, or a generation
+/// that is not a nonce (the caller's script read repairs it).
+fn entry_replies(
+    replies: &mut impl Iterator<Item = Value>,
+    token: Option<String>,
+    new_generation: String,
+) -> Option<EntryRead> {
+    if let Some(token) = token {
+        let Some(Value::Array(items)) = replies.next() else {
+            return None;
+        };
+        return Some(scripted_read(items, Some(token)));
+    }
+    let (Some(Value::Array(fields)), Some(generation)) = (replies.next(), replies.next()) else {
+        return None;
+    };
+    let generation = match generation {
+        // Missing: this read created it.
+        Value::Nil => new_generation,
+        other => text(other).filter(|g| is_nonce(g.as_bytes()))?,
+    };
+    let mut fields = fields.into_iter();
+    Some(EntryRead {
+        envelope: fields.next().and_then(bytes),
+        recorded: fields.next().and_then(bytes),
+        generation,
+        repaired: String::new(),
+        lease: LeaseClaim::NotTried,
+    })
+}
+
+/// `scripts/read.lua`'s reply: `{ envelope, t, generation, repaired, leased }`; `token` is the one
+/// the lease was asked for.
+fn scripted_read(items: Vec<Value>, token: Option<String>) -> EntryRead {
+    let mut it = items.into_iter();
+    let envelope = it.next().and_then(bytes);
+    let recorded = it.next().and_then(bytes);
+    let generation = it.next().map(string).unwrap_or_default();
+    let repaired = it.next().map(string).unwrap_or_default();
+    let lease = match it.next() {
+        Some(Value::Int(1)) => LeaseClaim::Taken(token.unwrap_or_default()),
+        Some(Value::Int(0)) => LeaseClaim::HeldElsewhere,
+        _ => LeaseClaim::NotTried,
+    };
+    EntryRead {
+        envelope,
+        recorded,
+        generation,
+        repaired,
+        lease,
+    }
 }
 
 fn string(v: Value) -> String {
@@ -354,6 +458,7 @@ impl L2 {
         tags: &[String],
         need: ReadNeed,
         vouched: &Vouched<'_>,
+        lease: Option<LeaseAsk<'_>>,
     ) -> Result<ReadReply, Error> {
         // A key of the wrong type makes a fast path inconclusive; the script repairs it.
         let inconclusive = |r: Result<Option<ReadReply>, Error>| match r {
@@ -365,10 +470,16 @@ impl L2 {
                 return Ok(reply);
             }
         }
-        if let Some(reply) = inconclusive(self.read_pipelined(entry, tags, vouched).await)? {
-            return Ok(reply);
-        }
-        self.read_scripted(entry, tags).await
+        let claim = match self.read_pipelined(entry, tags, vouched, lease).await {
+            Ok(Ok(reply)) => return Ok(reply),
+            Ok(Err(claim)) => claim,
+            Err(Error::Redis(e)) if is_content_error(&e) => LeaseClaim::NotTried,
+            Err(e) => return Err(e),
+        };
+        // The lease, if the pipelined read took it, stays the caller's.
+        let mut reply = self.read_scripted(entry, tags).await?;
+        reply.lease = claim;
+        Ok(reply)
     }
 
     /// The common case in one command, as cheap as a plain `GET`: `HMGET` the entry alone. Conclusive
@@ -396,6 +507,7 @@ impl L2 {
                 fence: None,
                 created_tags: Vec::new(),
                 repaired: String::new(),
+                lease: LeaseClaim::NotTried,
             }));
         };
         // An expired value is served only as stale, after a load attempt that needs the fence.
@@ -415,6 +527,7 @@ impl L2 {
             fence: None,
             created_tags: Vec::new(),
             repaired: String::new(),
+            lease: LeaseClaim::NotTried,
         }))
     }
 
@@ -433,19 +546,12 @@ impl L2 {
         entry: &EntryKeys,
         tags: &[String],
         vouched: &Vouched<'_>,
-    ) -> Result<Option<ReadReply>, Error> {
+        lease: Option<LeaseAsk<'_>>,
+    ) -> Result<Result<ReadReply, LeaseClaim>, Error> {
         let tag_keys: Vec<String> = tags.iter().map(|t| self.keys.tag(t)).collect();
         let new_generation = nonce().to_string();
-        let mut entry_part = redis::pipe();
-        entry_part.cmd("HMGET").arg(&entry.entry).arg("d").arg("t");
-        entry_part
-            .cmd("SET")
-            .arg(entry.generation())
-            .arg(&new_generation)
-            .arg("NX")
-            .arg("GET")
-            .arg("PX")
-            .arg(self.generation_ttl.as_millis() as u64);
+        let token = lease.map(|ask| ((ask.token)(), ask.lease));
+        let entry_part = self.entry_commands(entry, &new_generation, token.as_ref());
         let mut tag_part = redis::pipe();
         if !tag_keys.is_empty() {
             tag_part.cmd("MGET").arg(&tag_keys);
@@ -455,45 +561,43 @@ impl L2 {
             .pipelines_in_order(vec![entry_part, tag_part])
             .await?;
         let mut it = replies.into_iter();
-        let (Some(Value::Array(fields)), Some(generation)) = (it.next(), it.next()) else {
-            return Ok(None);
-        };
-        let generation = match generation {
-            // Missing: this read created it.
-            Value::Nil => new_generation,
-            other => match text(other) {
-                Some(g) if is_nonce(g.as_bytes()) => g,
-                _ => return Ok(None),
-            },
+        let Some(read) = entry_replies(&mut it, token.map(|(t, _)| t), new_generation) else {
+            return Ok(Err(LeaseClaim::NotTried));
         };
         let versions: Vec<Option<String>> = match it.next() {
             Some(Value::Array(versions)) => versions.into_iter().map(text).collect(),
             None => Vec::new(),
-            Some(_) => return Ok(None),
+            Some(_) => return Ok(Err(read.lease)),
         };
         if versions.len() != tag_keys.len() {
-            return Ok(None);
+            return Ok(Err(read.lease));
         }
         let Some(tag_versions) = versions
             .into_iter()
             .map(|v| v.filter(|v| is_nonce(v.as_bytes())))
             .collect::<Option<Vec<String>>>()
         else {
-            return Ok(None);
+            return Ok(Err(read.lease));
         };
-        let mut fields = fields.into_iter();
-        let (envelope, recorded) = (fields.next().and_then(bytes), fields.next().and_then(bytes));
+        let EntryRead {
+            envelope,
+            recorded,
+            generation,
+            repaired,
+            lease,
+        } = read;
         let fence = Fence {
             generation,
             tag_versions,
         };
         let Some(envelope) = envelope else {
-            return Ok(Some(ReadReply {
+            return Ok(Ok(ReadReply {
                 envelope: None,
                 recorded_tags: None,
                 fence: Some(fence),
                 created_tags: Vec::new(),
-                repaired: String::new(),
+                repaired,
+                lease,
             }));
         };
         let current =
@@ -503,15 +607,52 @@ impl L2 {
                 None => vouched(tag, version),
             };
         let Some(recorded_tags) = self.current_tags(&recorded.unwrap_or_default(), current) else {
-            return Ok(None);
+            return Ok(Err(lease));
         };
-        Ok(Some(ReadReply {
+        Ok(Ok(ReadReply {
             envelope: Some(envelope),
             recorded_tags: Some(recorded_tags),
             fence: Some(fence),
             created_tags: Vec::new(),
-            repaired: String::new(),
+            repaired,
+            lease,
         }))
+    }
+
+    /// The commands of a pipelined read in the entry's slot: `HMGET` the entry and `SET NX GET` its
+    /// generation; or, when the read takes the lease (`lease`: token and duration), `scripts/read.lua`
+    /// as `EVALSHA`, which does the same and takes the lease when there is no entry.
+    fn entry_commands(
+        &self,
+        entry: &EntryKeys,
+        new_generation: &str,
+        lease: Option<&(String, Duration)>,
+    ) -> redis::Pipeline {
+        let mut part = redis::pipe();
+        let generation_ttl = self.generation_ttl.as_millis() as u64;
+        if let Some((token, lease)) = lease {
+            part.invoke_script(
+                self.scripts
+                    .read
+                    .key(&entry.entry)
+                    .key(entry.generation())
+                    .key(entry.lease())
+                    .arg(new_generation)
+                    .arg(generation_ttl)
+                    .arg(token)
+                    .arg(lease.as_millis().max(1) as u64),
+            );
+        } else {
+            part.cmd("HMGET").arg(&entry.entry).arg("d").arg("t");
+            part.cmd("SET")
+                .arg(entry.generation())
+                .arg(new_generation)
+                .arg("NX")
+                .arg("GET")
+                .arg("PX")
+                .arg(generation_ttl);
+        }
+        part
     }
 
     /// A recorded tag version key and the tag it names; `None` if it is not a tag of this namespace.
@@ -607,6 +748,7 @@ impl L2 {
             }),
             created_tags,
             repaired,
+            lease: LeaseClaim::NotTried,
         })
     }
 
@@ -645,15 +787,23 @@ impl L2 {
         })
     }
 
-    /// Stores an entry if `fence` still holds. Returns whether it was stored.
+    /// Stores an entry if `fence` still holds, releases the load's lease (`lease_token`, if it held
+    /// one) and, when stored, publishes `announcement` on the bus: inside the script on a server, one
+    /// round trip for all three; after it on a cluster, whose channel lives in another slot. Returns
+    /// whether it was stored.
     pub(crate) async fn store(
         &self,
         entry: &EntryKeys,
         tags: &[String],
         fence: &Fence,
-        envelope: &[u8],
-        lifetime: Duration,
+        load: &LoadToStore<'_>,
     ) -> Result<bool, Error> {
+        let LoadToStore {
+            envelope,
+            lifetime,
+            lease_token,
+            announcement,
+        } = *load;
         let tag_keys: Vec<String> = tags.iter().map(|t| self.keys.tag(t)).collect();
         let recorded = render_recorded(
             tag_keys
@@ -661,11 +811,12 @@ impl L2 {
                 .map(String::as_str)
                 .zip(fence.tag_versions.iter().map(String::as_str)),
         );
+        let lease = entry.lease();
         // On a cluster the tag versions are in the namespace's slot: checked first, one round trip.
         // A tag invalidated between that check and the store leaves an entry recording the old
         // version, which every read then finds stale.
-        let checked_apart = self.conn.is_cluster() && !tag_keys.is_empty();
-        if checked_apart {
+        let cluster = self.conn.is_cluster();
+        if cluster && !tag_keys.is_empty() {
             let current: Vec<Option<String>> = redis::cmd("MGET")
                 .arg(&tag_keys)
                 .query_async(&mut self.conn.clone())
@@ -676,22 +827,36 @@ impl L2 {
                     .zip(&fence.tag_versions)
                     .all(|(now, then)| now.as_deref() == Some(then.as_str()));
             if !unchanged {
+                if let Some(token) = lease_token {
+                    self.release_lease(&lease, token).await?;
+                }
                 return Ok(false);
             }
         }
         let mut call = self.scripts.store.prepare_invoke();
-        call.key(&entry.entry).key(entry.generation());
+        call.key(&entry.entry).key(entry.generation()).key(&lease);
         call.arg(&fence.generation)
             .arg(envelope)
             .arg(recorded)
-            .arg(lifetime.as_millis().max(1) as u64);
-        if !checked_apart {
+            .arg(lifetime.as_millis().max(1) as u64)
+            .arg(lease_token.unwrap_or(""));
+        if cluster {
+            call.arg("").arg("");
+        } else {
+            call.arg(self.keys.channel()).arg(announcement);
             for (key, version) in tag_keys.iter().zip(&fence.tag_versions) {
                 call.key(key).arg(version);
             }
         }
-        let stored: i64 = call.invoke_async(&mut self.conn.clone()).await?;
-        Ok(stored == 1)
+        let stored = call.invoke_async::<i64>(&mut self.conn.clone()).await? == 1;
+        if stored && cluster {
+            // The value is stored whatever becomes of the announcement: it only wakes other nodes'
+            // waiters early, and they poll anyway.
+            if let Err(e) = self.publish(announcement).await {
+                tracing::debug!(error = %e, "fill not announced");
+            }
+        }
+        Ok(stored)
     }
 
     /// Writes an entry unconditionally under a new generation. Returns the tag versions it recorded,

@@ -190,3 +190,50 @@ async fn with_locking_disabled_each_node_coalesces_on_its_own() {
         0
     );
 }
+
+/// The lease a cold read takes with its fence, and the store that lets go of it, run as scripts
+/// pipelined by SHA: after `SCRIPT FLUSH` the pipelined call fails with NOSCRIPT and the read falls
+/// back to loading the script, and either way one node loads and no lease is left behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cold_load_leaves_no_lease_behind_with_or_without_cached_scripts() {
+    let redis = server();
+    let nodes = fleet(&redis, "claim", 2, Duration::from_secs(30)).await;
+    let opts = EntryOptions::new(Duration::from_secs(60));
+    let mut conn = redis.connection_db(1).await.unwrap();
+    for (key, lease_key) in [("k1", "tc:{5.claim:2.k1}:l"), ("k2", "tc:{5.claim:2.k2}:l")] {
+        if key == "k2" {
+            redis::cmd("SCRIPT")
+                .arg("FLUSH")
+                .exec_async(&mut conn)
+                .await
+                .unwrap();
+        }
+        let calls = Arc::new(AtomicUsize::new(0));
+        let mut callers = Vec::new();
+        for node in &nodes {
+            for _ in 0..5 {
+                let (node, calls, opts) = (node.clone(), calls.clone(), opts.clone());
+                callers.push(tokio::spawn(async move {
+                    node.get_or_load(key, &opts, move || async move {
+                        calls.fetch_add(1, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        Ok::<_, std::io::Error>(9_u64)
+                    })
+                    .await
+                }));
+            }
+        }
+        for c in callers {
+            assert_eq!(*c.await.unwrap().unwrap(), 9);
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 1, "{key}: one load");
+        let lease: Option<String> = redis::cmd("GET")
+            .arg(lease_key)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(lease, None, "{key}: the store released the lease");
+    }
+    let acquired: u64 = nodes.iter().map(|n| n.stats().lock_acquired).sum();
+    assert_eq!(acquired, 2, "one lease per cold key");
+}

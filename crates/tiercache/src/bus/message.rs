@@ -71,3 +71,27 @@ pub(crate) fn parse_stream_id(id: &str) -> (u64, u64) {
     let (ms, seq) = id.split_once('-').unwrap_or((id, "0"));
     (ms.parse().unwrap_or(0), seq.parse().unwrap_or(0))
 }
+
+/// A message that is not replayed (a heartbeat or a fill notice) as published: `-` (no stream id)
+/// and a space before the encoded message.
+pub(crate) fn ephemeral(node: u64, body: Body) -> Vec<u8> {
+    let message = Message {
+        node,
+        seq: 0,
+        sent_at_micros: now_micros(),
+        body,
+    };
+    let mut payload = b"- ".to_vec();
+    payload.extend_from_slice(&encode(&message));
+    payload
+}
+
+/// The notice that `node` stored `key`, which wakes other nodes' waiters for it.
+pub(crate) fn filled_announcement(node: u64, key: &str) -> Vec<u8> {
+    ephemeral(
+        node,
+        Body::Filled {
+            key: key.to_owned(),
+        },
+    )
+}

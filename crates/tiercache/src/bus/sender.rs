@@ -164,31 +164,9 @@ async fn flush(node: &Arc<Node>, ops: Vec<Op>, route: Route) -> Result<(), Error
 
 /// Publishes messages that are not replayed: heartbeats and "filled" notices.
 pub(super) async fn publish_ephemeral(node: &Node, body: Body) -> Result<(), Error> {
-    let message = Message {
-        node: node.id,
-        seq: 0,
-        sent_at_micros: now_micros(),
-        body,
-    };
-    // "-": no stream id, since the message is not in the stream.
-    let mut payload = b"- ".to_vec();
-    payload.extend_from_slice(&encode(&message));
-    node.l2.publish(&payload).await
-}
-
-/// Announces that a key was filled, waking other nodes' waiters.
-pub(crate) async fn publish_filled(node: &Node, key: &str) {
-    if publish_ephemeral(
-        node,
-        Body::Filled {
-            key: key.to_owned(),
-        },
-    )
-    .await
-    .is_ok()
-    {
-        node.stats.bus_messages_sent(1);
-    }
+    node.l2
+        .publish(&super::message::ephemeral(node.id, body))
+        .await
 }
 
 /// How often at most an invalidation that fell short of its replicas is logged.

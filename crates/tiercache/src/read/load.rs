@@ -27,7 +27,7 @@ use crate::cache::ReadOutcome;
 use crate::codec::{self, Header};
 use crate::error::Error;
 use crate::fetched::{Fetched, Source};
-use crate::l2::{l1_tags, Fence, L1Tags, ReadNeed};
+use crate::l2::{l1_tags, Fence, L1Tags, LeaseClaim, LoadToStore, ReadNeed};
 use crate::lock::try_acquire;
 use crate::node::Node;
 use crate::options::EntryOptions;
@@ -48,7 +48,6 @@ pub(crate) struct Lease {
     pub(crate) token: String,
 }
 
-/// How waiting for another node's load ended.
 /// What a stored value does to this node's L1.
 pub(crate) enum AfterStore<'f> {
     /// Fill it; a flight, when one carries the load, undoes the fill if an invalidation lands meanwhile.
@@ -57,6 +56,7 @@ pub(crate) enum AfterStore<'f> {
     LeaveL1,
 }
 
+/// How waiting for another node's load ended.
 enum Waited<T> {
     Filled(Arc<T>),
     /// Load now: under `lease` when we hold it (none when Redis failed or the wait ran out), stored
@@ -88,7 +88,7 @@ impl Node {
         // Subscribe before reading so a fill between our read and our wait is not missed.
         let fills = self.fills.subscribe();
         let read = self
-            .read_through::<T>(key, opts.tags(), ReadNeed::ValueOrFence, flight)
+            .read_through::<T>(key, opts.tags(), ReadNeed::ValueOrFence, true, flight)
             .await;
         self.load_after_read(key, opts, loader, flight, l1_stale, fills, read)
             .await
@@ -121,7 +121,7 @@ impl Node {
         let (lease, fence, stale) = match read.fence {
             Some(fence) if self.config.locking_enabled => {
                 match self
-                    .lease_or_wait::<T>(key, opts, fence, fills, flight, stale)
+                    .lease_or_wait::<T>(key, opts, fence, read.lease, fills, flight, stale)
                     .await
                 {
                     Waited::Filled(value) => return Ok(Fetched::new(value, Source::L2)),
@@ -138,12 +138,15 @@ impl Node {
             .await
     }
 
-    /// Takes the key's lease, or waits for the node holding it to fill the key.
+    /// Takes the key's lease (unless the read already did, `claimed`), or waits for the node holding
+    /// it to fill the key.
+    #[allow(clippy::too_many_arguments)]
     async fn lease_or_wait<T>(
         self: &Arc<Self>,
         key: &str,
         opts: &EntryOptions,
         mut fence: Fence,
+        claimed: LeaseClaim,
         mut fills: tokio::sync::broadcast::Receiver<Arc<str>>,
         flight: Option<&Flight>,
         mut stale: Option<Arc<T>>,
@@ -153,10 +156,18 @@ impl Node {
     {
         let lease_key = self.keys.entry(key).lease();
         let lease_time = self.config.lock_timeout;
-        match self
-            .guarded(try_acquire(self, &lease_key, lease_time))
-            .await
-        {
+        let first_try = match claimed {
+            LeaseClaim::Taken(token) => {
+                self.stats.lock_acquired(1);
+                Ok(Some(token))
+            }
+            LeaseClaim::HeldElsewhere => Ok(None),
+            LeaseClaim::NotTried => {
+                self.guarded(try_acquire(self, &lease_key, lease_time))
+                    .await
+            }
+        };
+        match first_try {
             Ok(Some(token)) => {
                 return Waited::Load {
                     lease: Some(Lease {
@@ -182,7 +193,7 @@ impl Node {
                 () = wait_for_fill(&mut fills, key) => {}
             }
             match self
-                .read_through::<T>(key, opts.tags(), ReadNeed::ValueOrFence, flight)
+                .read_through::<T>(key, opts.tags(), ReadNeed::ValueOrFence, false, flight)
                 .await
             {
                 Ok(r) => {
@@ -288,20 +299,15 @@ impl Node {
         let load_time = started.elapsed();
         self.stats.load_time(load_time);
         let outcome = loaded_value(key, joined);
+        let mut lease = lease;
         let result = match outcome {
             Ok(value) => {
                 let value = Arc::new(value);
                 match &fence {
                     Some(fence) => {
-                        self.store(
-                            key,
-                            opts,
-                            &value,
-                            fence,
-                            load_time,
-                            AfterStore::FillL1(flight),
-                        )
-                        .await;
+                        let then = AfterStore::FillL1(flight);
+                        self.store(key, opts, &value, fence, load_time, lease.take(), then)
+                            .await;
                     }
                     None => self.fill_degraded(key, opts, &value, flight),
                 }
@@ -351,15 +357,11 @@ impl Node {
                 Ok(value) => {
                     if let Some(fence) = fence {
                         // No flight guards this fill any more, so leave L1 alone: the next read takes L2.
-                        node.store(
-                            &key,
-                            &opts,
-                            &Arc::new(value),
-                            &fence,
-                            load_time,
-                            AfterStore::LeaveL1,
-                        )
-                        .await;
+                        let value = Arc::new(value);
+                        let then = AfterStore::LeaveL1;
+                        node.store(&key, &opts, &value, &fence, load_time, lease, then)
+                            .await;
+                        return;
                     }
                 }
                 Err(e) => {
@@ -402,6 +404,8 @@ impl Node {
     }
 
     /// Encodes and stores a loaded value if its fence holds; once stored, fills L1 as `then` says.
+    /// Ends the load: its lease, if it held one, is released (by the store script when it runs).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn store<T>(
         self: &Arc<Self>,
         key: &str,
@@ -409,16 +413,63 @@ impl Node {
         value: &Arc<T>,
         fence: &Fence,
         load_time: Duration,
+        lease: Option<Lease>,
         then: AfterStore<'_>,
     ) where
         T: Serialize + DeserializeOwned + Send + Sync + 'static,
     {
+        let Some((header, envelope)) = self.envelope_to_store(key, opts, value, load_time) else {
+            if let Some(lease) = lease {
+                self.release_lease(lease).await;
+            }
+            return;
+        };
+        let entry_keys = self.keys.entry(key);
+        let lifetime = opts.ttl(&self.config.ttl_tiers) + self.config.fail_safe_max;
+        let announcement = crate::bus::message::filled_announcement(self.id, key);
+        let load = LoadToStore {
+            envelope: &envelope,
+            lifetime,
+            lease_token: lease.as_ref().map(|l| l.token.as_str()),
+            announcement: &announcement,
+        };
+        let stored = self
+            .guarded(self.l2.store(&entry_keys, opts.tags(), fence, &load))
+            .await;
+        match stored {
+            Ok(true) => {
+                if let AfterStore::FillL1(flight) = then {
+                    if let Some(tags) = l1_tags(opts.tags(), &fence.tag_versions) {
+                        self.fill_l1(key, value.clone(), envelope.len(), &header, tags, flight);
+                    }
+                }
+                self.stats.bus_messages_sent(1);
+            }
+            Ok(false) => self.stats.fenced_writes(1),
+            Err(e) => {
+                tracing::debug!(error = %e, key, "store failed");
+                if let Some(lease) = lease {
+                    self.release_lease(lease).await;
+                }
+            }
+        }
+    }
+
+    /// The header and encoded value of a load to store; `None` when it must not be stored: the load
+    /// outlived its fence, or the value does not encode within the size limit.
+    fn envelope_to_store<T: Serialize>(
+        &self,
+        key: &str,
+        opts: &EntryOptions,
+        value: &T,
+        load_time: Duration,
+    ) -> Option<(Header, Vec<u8>)> {
         if load_time >= self.l2.generation_ttl {
             // The generation that would fence this load may already have expired: never store. (A
             // generation a read created expires generation_ttl after that read, so the store
             // script may refuse a shorter load too; that costs a reload, never a stale store.)
             self.stats.fenced_writes(1);
-            return;
+            return None;
         }
         let ttl = opts.ttl(&self.config.ttl_tiers);
         let now = now_ms();
@@ -428,37 +479,13 @@ impl Node {
             load_micros: u32::try_from(load_time.as_micros()).unwrap_or(u32::MAX),
             generation: 0,
         };
-        let envelope = match codec::encode(
-            value.as_ref(),
-            &header,
-            self.config.max_value_bytes as usize,
-        ) {
-            Ok(bytes) => bytes,
+        match codec::encode(value, &header, self.config.max_value_bytes as usize) {
+            Ok(envelope) => Some((header, envelope)),
             Err(reason) => {
                 self.stats.encode_errors(1);
                 tracing::warn!(namespace = %self.config.namespace, key, reason, "loaded value not cached");
-                return;
+                None
             }
-        };
-        let entry_keys = self.keys.entry(key);
-        let lifetime = ttl + self.config.fail_safe_max;
-        match self
-            .guarded(
-                self.l2
-                    .store(&entry_keys, opts.tags(), fence, &envelope, lifetime),
-            )
-            .await
-        {
-            Ok(true) => {
-                if let AfterStore::FillL1(flight) = then {
-                    if let Some(tags) = l1_tags(opts.tags(), &fence.tag_versions) {
-                        self.fill_l1(key, value.clone(), envelope.len(), &header, tags, flight);
-                    }
-                }
-                crate::bus::sender::publish_filled(self, key).await;
-            }
-            Ok(false) => self.stats.fenced_writes(1),
-            Err(e) => tracing::debug!(error = %e, key, "store failed"),
         }
     }
 

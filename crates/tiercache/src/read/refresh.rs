@@ -197,7 +197,7 @@ impl Node {
         };
         // Read after taking the lease: a refresh that finished just before us shows up here.
         let read = match self
-            .read_through::<T>(key, opts.tags(), ReadNeed::Fence, Some(flight))
+            .read_through::<T>(key, opts.tags(), ReadNeed::Fence, false, Some(flight))
             .await
         {
             Ok(read) => read,

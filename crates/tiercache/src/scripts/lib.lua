@@ -32,3 +32,23 @@ local function get_nonce(key, kind, fresh)
   return fresh, true
 end
 
+-- Takes the lease at key for `token` for `ms` milliseconds; whether it did. A key that cannot be a
+-- lease (another type, a value that is not a token, or no expiry, so it would never run out) is
+-- repaired by taking it over.
+local function take_lease(key, token, ms)
+  if redis.call('SET', key, token, 'NX', 'PX', ms) then return true end
+  local holder = get_string(key, 'l')
+  if holder and is_nonce(holder) and redis.call('PTTL', key) > 0 then return false end
+  if holder then repaired = repaired .. 'l' end
+  redis.call('SET', key, token, 'PX', ms)
+  return true
+end
+
+-- Deletes the lease at key if `token` still holds it; whether it did.
+local function release_lease(key, token)
+  if redis.pcall('GET', key) == token then
+    redis.call('DEL', key)
+    return true
+  end
+  return false
+end

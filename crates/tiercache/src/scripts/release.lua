@@ -5,7 +5,5 @@
 --
 -- Returns 1 when released, 0 when the lease had expired or belongs to someone else (a key of another
 -- type is not the caller's lease either).
-if redis.pcall('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
+if release_lease(KEYS[1], ARGV[1]) then return 1 end
 return 0
