@@ -6,7 +6,7 @@
 //! every call's latency is kept, so p50/p99 and the ratios compare like with like.
 //!
 //! Variants, all on one private redis-server, 2 worker threads:
-//! - `tiercache get`: `forget_local` + `Cache::get` (one `HMGET`, the entry's tag vouched by the node).
+//! - `tiercache get`: `forget_local` + `Cache::get` (one `GET` in entry layout 2, the entry's tag vouched by the node).
 //! - `tiercache get_or_load`: `forget_local` + `get_or_load` naming the entry's tag (the same read;
 //!   the loader never runs).
 //! - `raw GET + decode`: naive cache-aside's hit.

@@ -84,7 +84,7 @@ async fn dry_run_lists_what_would_go_and_removes_nothing() {
     assert!(
         force
             .stdout
-            .contains("would remove entry tc:{5.clean:7.expired}:d"),
+            .contains("would remove entry tc:{5.clean:7.expired}:v"),
         "{force:?}"
     );
     assert!(

@@ -11,6 +11,7 @@ use crate::cache::{Cache, Handle};
 use crate::coherence::Coherence;
 use crate::config::{Config, ConfigError, TtlTier};
 use crate::error::Error;
+use crate::keys::EntryLayout;
 use crate::keys::KeySpace;
 use crate::l1::L1;
 use crate::l2::connection::RedisClient;
@@ -157,6 +158,13 @@ impl CacheBuilder {
         self
     }
 
+    /// How entries are kept in Redis. Default [`EntryLayout::String`]; [`EntryLayout::Hash`] while
+    /// nodes of a release before layout 2 share the namespace (see the README's "Upgrading").
+    pub fn entry_layout(mut self, layout: EntryLayout) -> Self {
+        self.config.entry_layout = layout;
+        self
+    }
+
     /// How long one attempt to connect to Redis may take. Default 1 s. A node that cannot join within
     /// three of these starts without Redis (see [`CacheBuilder::require_redis_at_start`]).
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
@@ -229,7 +237,8 @@ impl CacheBuilder {
                 max_tags: config.max_tags,
                 max_tag_bytes: config.max_tag_bytes,
             },
-        );
+        )
+        .with_layout(config.entry_layout);
         // A generation must outlive any load it fences; loads longer than this are never stored.
         let generation_ttl = (config.lock_timeout * 2).max(Duration::from_secs(600));
         let (fills, _) = tokio::sync::broadcast::channel(1024);

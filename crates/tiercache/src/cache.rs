@@ -341,7 +341,6 @@ impl Cache {
             created_at_ms: now,
             expires_at_ms: now + ttl.as_millis() as u64,
             load_micros: u32::try_from(opts.load_time().as_micros()).unwrap_or(u32::MAX),
-            generation: 0,
         };
         let envelope = codec::encode(&value, &header, node.config.max_value_bytes as usize)
             .map_err(|reason| {
@@ -693,8 +692,14 @@ impl Node {
             return Ok(outcome);
         };
         let max = self.config.max_value_bytes as usize;
-        let decoded = codec::decode_header(&envelope, max)
-            .and_then(|(header, payload)| codec::decode_payload::<T>(payload).map(|v| (header, v)));
+        // A value of the other format under this layout's key was not written by a node of this
+        // layout: corrupt, like any other undecodable value.
+        let format = codec::format_of(self.keys.layout());
+        let decoded = match envelope.get(2) {
+            Some(&found) if found != format => Err(codec::DecodeError::UnknownVersion(found)),
+            _ => codec::decode_header(&envelope, max),
+        }
+        .and_then(|(header, payload)| codec::decode_payload::<T>(payload).map(|v| (header, v)));
         match decoded {
             Ok((header, value)) => {
                 let value = Arc::new(value);

@@ -1,4 +1,7 @@
-//! The wire format of a value in Redis: a fixed header followed by a bincode 2 payload.
+//! The wire format of a value in Redis: a fixed header followed by a bincode 2 payload, in one of
+//! two formats, one per entry layout (see [`crate::keys::EntryLayout`]).
+//!
+//! Format 1, the `d` field of a layout-1 entry hash (its tag versions are the hash's `t` field):
 //!
 //! ```text
 //! 0   2  magic "TC"
@@ -7,9 +10,24 @@
 //! 4   8  created at, ms since the Unix epoch (LE)
 //! 12  8  logical expiry, ms since the Unix epoch (LE)
 //! 20  4  load duration, µs (LE, saturating)
-//! 24  8  generation the value was stored under (LE)
+//! 24  8  reserved, 0 (tiercache before layout 2 wrote a generation here that nothing read)
 //! 32  4  payload length (LE)
 //! 36  .. payload (bincode 2, serde mode, standard config, size-limited)
+//! ```
+//!
+//! Format 2, the whole string of a layout-2 entry, so that one `GET` reads value and tag versions:
+//!
+//! ```text
+//! 0   2  magic "TC"
+//! 2   1  format version (2)
+//! 3   1  flags (reserved, 0)
+//! 4   8  created at, ms since the Unix epoch (LE)
+//! 12  8  logical expiry, ms since the Unix epoch (LE)
+//! 20  4  load duration, µs (LE, saturating)
+//! 24  4  tag frame length T (LE)
+//! 28  4  payload length P (LE)
+//! 32  T  tag frame: tag keys and versions, length-prefixed (what layout 1 keeps in `t`)
+//! 32+T P payload
 //! ```
 //!
 //! Decoding never panics: a short buffer, a wrong magic, an unknown version, a length that does not match,
@@ -21,9 +39,12 @@ use serde::{de::DeserializeOwned, Serialize};
 use crate::decode_guard::GuardedSeed;
 
 pub(crate) const MAGIC: [u8; 2] = *b"TC";
-/// The only format version this build reads and writes.
+/// The format of a layout-1 entry's `d` field.
 pub(crate) const FORMAT_VERSION: u8 = 1;
 pub(crate) const HEADER_LEN: usize = 36;
+/// The format of a layout-2 entry's string.
+pub(crate) const FORMAT_WITH_TAGS: u8 = 2;
+pub(crate) const HEADER_WITH_TAGS_LEN: usize = 32;
 
 /// The metadata stored in front of every payload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,7 +52,6 @@ pub(crate) struct Header {
     pub(crate) created_at_ms: u64,
     pub(crate) expires_at_ms: u64,
     pub(crate) load_micros: u32,
-    pub(crate) generation: u64,
 }
 
 /// Why bytes from Redis could not be turned into a value.
@@ -58,32 +78,85 @@ fn bincode_config() -> impl bincode::config::Config {
     bincode::config::standard()
 }
 
-/// Encodes `value` behind a header. Fails when serialisation fails or the payload exceeds `max_bytes`.
+/// Encodes `value` behind a format-1 header. Fails when serialisation fails or the payload exceeds
+/// `max_bytes`.
 pub(crate) fn encode<T: Serialize>(
     value: &T,
     header: &Header,
     max_bytes: usize,
 ) -> Result<Vec<u8>, String> {
     let mut out = Vec::with_capacity(HEADER_LEN + 64);
+    push_header_start(&mut out, FORMAT_VERSION, header);
+    out.extend_from_slice(&[0; 8]);
+    out.extend_from_slice(&[0; 4]);
+    push_payload(&mut out, value, max_bytes, 32)?;
+    Ok(out)
+}
+
+/// The format-2 bytes of a format-1 `envelope` (as [`encode`] makes it) with the tag frame `tags`
+/// inside: what a layout-2 entry stores. `None` when `envelope` is not format 1.
+pub(crate) fn with_tags(envelope: &[u8], tags: &[u8]) -> Option<Vec<u8>> {
+    if envelope.len() < HEADER_LEN || envelope[0..2] != MAGIC || envelope[2] != FORMAT_VERSION {
+        return None;
+    }
+    let tags_len = u32::try_from(tags.len()).ok()?;
+    let payload = &envelope[HEADER_LEN..];
+    let mut out = Vec::with_capacity(HEADER_WITH_TAGS_LEN + tags.len() + payload.len());
+    out.extend_from_slice(&envelope[..24]);
+    out[2] = FORMAT_WITH_TAGS;
+    out.extend_from_slice(&tags_len.to_le_bytes());
+    out.extend_from_slice(&envelope[32..36]);
+    out.extend_from_slice(tags);
+    out.extend_from_slice(payload);
+    Some(out)
+}
+
+/// The tag frame of a format-2 value, before decoding the rest; `None` when `bytes` is not a
+/// well-formed format-2 header and frame.
+pub(crate) fn tag_frame(bytes: &[u8]) -> Option<&[u8]> {
+    if bytes.len() < HEADER_WITH_TAGS_LEN || bytes[0..2] != MAGIC || bytes[2] != FORMAT_WITH_TAGS {
+        return None;
+    }
+    let tags_len = le_u32(bytes, 24) as usize;
+    bytes.get(HEADER_WITH_TAGS_LEN..HEADER_WITH_TAGS_LEN.checked_add(tags_len)?)
+}
+
+/// The format an entry of `layout` is stored in.
+pub(crate) fn format_of(layout: crate::keys::EntryLayout) -> u8 {
+    match layout {
+        crate::keys::EntryLayout::Hash => FORMAT_VERSION,
+        crate::keys::EntryLayout::String => FORMAT_WITH_TAGS,
+    }
+}
+
+fn push_header_start(out: &mut Vec<u8>, version: u8, header: &Header) {
     out.extend_from_slice(&MAGIC);
-    out.push(FORMAT_VERSION);
+    out.push(version);
     out.push(0);
     out.extend_from_slice(&header.created_at_ms.to_le_bytes());
     out.extend_from_slice(&header.expires_at_ms.to_le_bytes());
     out.extend_from_slice(&header.load_micros.to_le_bytes());
-    out.extend_from_slice(&header.generation.to_le_bytes());
-    out.extend_from_slice(&[0; 4]);
-    bincode::serde::encode_into_std_write(value, &mut out, bincode_config())
+}
+
+/// Appends the payload and writes its length at `length_at`.
+fn push_payload<T: Serialize>(
+    out: &mut Vec<u8>,
+    value: &T,
+    max_bytes: usize,
+    length_at: usize,
+) -> Result<(), String> {
+    let start = out.len();
+    bincode::serde::encode_into_std_write(value, &mut *out, bincode_config())
         .map_err(|e| e.to_string())?;
-    let payload_len = out.len() - HEADER_LEN;
+    let payload_len = out.len() - start;
     if payload_len > max_bytes {
         return Err(format!(
             "encoded value is {payload_len} bytes, over the {max_bytes}-byte limit (TIERCACHE_MAX_VALUE_BYTES)"
         ));
     }
     let len = u32::try_from(payload_len).map_err(|_| "payload larger than 4 GiB".to_owned())?;
-    out[32..36].copy_from_slice(&len.to_le_bytes());
-    Ok(out)
+    out[length_at..length_at + 4].copy_from_slice(&len.to_le_bytes());
+    Ok(())
 }
 
 fn le_u64(bytes: &[u8], at: usize) -> u64 {
@@ -98,35 +171,53 @@ fn le_u32(bytes: &[u8], at: usize) -> u32 {
     u32::from_le_bytes(b)
 }
 
-/// Reads and checks the header; returns it with the payload slice.
+/// Reads and checks the header of either format; returns it with the payload slice.
 pub(crate) fn decode_header(
     bytes: &[u8],
     max_bytes: usize,
 ) -> Result<(Header, &[u8]), DecodeError> {
-    if bytes.len() < HEADER_LEN {
+    decode_entry(bytes, max_bytes).map(|(header, _, payload)| (header, payload))
+}
+
+/// Reads and checks the header of either format; returns it with the tag frame (empty in format 1,
+/// whose tags live beside it) and the payload.
+pub(crate) fn decode_entry(
+    bytes: &[u8],
+    max_bytes: usize,
+) -> Result<(Header, &[u8], &[u8]), DecodeError> {
+    if bytes.len() < 3 {
         return Err(DecodeError::Truncated(bytes.len()));
     }
     if bytes[0..2] != MAGIC {
         return Err(DecodeError::BadMagic);
     }
-    if bytes[2] != FORMAT_VERSION {
-        return Err(DecodeError::UnknownVersion(bytes[2]));
-    }
-    let declared = le_u32(bytes, 32) as usize;
-    let actual = bytes.len() - HEADER_LEN;
+    let (header_len, tags_len, declared) = match bytes[2] {
+        FORMAT_VERSION if bytes.len() >= HEADER_LEN => (HEADER_LEN, 0, le_u32(bytes, 32) as usize),
+        FORMAT_WITH_TAGS if bytes.len() >= HEADER_WITH_TAGS_LEN => (
+            HEADER_WITH_TAGS_LEN,
+            le_u32(bytes, 24) as usize,
+            le_u32(bytes, 28) as usize,
+        ),
+        FORMAT_VERSION | FORMAT_WITH_TAGS => return Err(DecodeError::Truncated(bytes.len())),
+        other => return Err(DecodeError::UnknownVersion(other)),
+    };
     if declared > max_bytes {
         return Err(DecodeError::Oversized(declared));
     }
-    if declared != actual {
-        return Err(DecodeError::LengthMismatch { declared, actual });
+    let actual = bytes.len() - header_len;
+    if tags_len.checked_add(declared) != Some(actual) {
+        return Err(DecodeError::LengthMismatch {
+            declared: tags_len.saturating_add(declared),
+            actual,
+        });
     }
     let header = Header {
         created_at_ms: le_u64(bytes, 4),
         expires_at_ms: le_u64(bytes, 12),
         load_micros: le_u32(bytes, 20),
-        generation: le_u64(bytes, 24),
     };
-    Ok((header, &bytes[HEADER_LEN..]))
+    let (tags, payload) = bytes[header_len..].split_at(tags_len);
+    Ok((header, tags, payload))
 }
 
 /// Decodes a payload; trailing bytes are corruption too.
@@ -164,7 +255,6 @@ mod tests {
             created_at_ms: 1,
             expires_at_ms: 2,
             load_micros: 3,
-            generation: 4,
         }
     }
 
@@ -182,6 +272,26 @@ mod tests {
         let (h, payload) = decode_header(&bytes, 1 << 20).expect("header");
         assert_eq!(h, header());
         assert_eq!(decode_payload::<Stats>(payload).expect("payload"), sample());
+    }
+
+    #[test]
+    fn the_tag_format_roundtrips_header_tags_and_value_and_every_truncation_is_an_error() {
+        let tags = b"9.tc:{3.ns}:t:1.x4.1234";
+        let untagged = encode(&sample(), &header(), 1 << 20).expect("encode");
+        let bytes = with_tags(&untagged, tags).expect("format 1 in");
+        assert_eq!(tag_frame(&bytes), Some(&tags[..]));
+        assert_eq!(tag_frame(&untagged), None);
+        let (h, found, payload) = decode_entry(&bytes, 1 << 20).expect("header");
+        assert_eq!((h, found), (header(), &tags[..]));
+        assert_eq!(decode_payload::<Stats>(payload).expect("payload"), sample());
+        for cut in 0..bytes.len() {
+            let short = &bytes[..cut];
+            let decoded =
+                decode_header(short, 1 << 20).and_then(|(_, p)| decode_payload::<Stats>(p));
+            assert!(decoded.is_err(), "cut at {cut} decoded");
+        }
+        let (_, found, _) = decode_entry(&untagged, 1 << 20).expect("format 1");
+        assert!(found.is_empty(), "format 1 keeps its tags beside it");
     }
 
     #[test]

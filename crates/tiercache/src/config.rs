@@ -9,6 +9,8 @@
 
 use std::time::Duration;
 
+use crate::keys::EntryLayout;
+
 /// A setting that could not be accepted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -191,6 +193,9 @@ pub struct Config {
     pub lock_retries: u32,
     /// `TIERCACHE_STREAM_MAX_LEN`, default 100,000: the replay log's cap.
     pub stream_max_len: u64,
+    /// `TIERCACHE_ENTRY_LAYOUT` (`1` or `2`), default 2: how entries are kept in Redis. Layout 1 is
+    /// the one tiercache used before, kept for rolling upgrades (see the README's "Upgrading").
+    pub entry_layout: EntryLayout,
     /// `TIERCACHE_HEARTBEAT_INTERVAL` (bare number = ms), default 1 s.
     pub heartbeat_interval: Duration,
     /// `TIERCACHE_FAIL_SAFE_MAX` (seconds), default 1 h: how long past expiry L2 keeps a value as a
@@ -239,6 +244,7 @@ impl Default for Config {
             lock_timeout: Duration::from_secs(30),
             lock_retries: 3,
             stream_max_len: 100_000,
+            entry_layout: EntryLayout::String,
             heartbeat_interval: Duration::from_secs(1),
             fail_safe_max: Duration::from_secs(3600),
             targets: ServiceTargets::default(),
@@ -277,6 +283,7 @@ impl std::fmt::Debug for Config {
             lock_timeout,
             lock_retries,
             stream_max_len,
+            entry_layout,
             heartbeat_interval,
             fail_safe_max,
             targets,
@@ -315,6 +322,7 @@ impl std::fmt::Debug for Config {
             .field("lock_timeout", lock_timeout)
             .field("lock_retries", lock_retries)
             .field("stream_max_len", stream_max_len)
+            .field("entry_layout", entry_layout)
             .field("heartbeat_interval", heartbeat_interval)
             .field("fail_safe_max", fail_safe_max)
             .field("targets", targets)
@@ -581,6 +589,19 @@ impl Config {
         }
         if let Some(v) = get("TIERCACHE_STREAM_MAX_LEN") {
             self.stream_max_len = parse_int("TIERCACHE_STREAM_MAX_LEN", &v, 100, 100_000_000)?;
+        }
+        if let Some(v) = get("TIERCACHE_ENTRY_LAYOUT") {
+            self.entry_layout = match v.trim() {
+                "1" => EntryLayout::Hash,
+                "2" => EntryLayout::String,
+                _ => {
+                    return Err(ConfigError::InvalidValue {
+                        var: "TIERCACHE_ENTRY_LAYOUT".into(),
+                        value: v.clone(),
+                        expected: "1 or 2".into(),
+                    })
+                }
+            };
         }
         let rates: [(&str, &mut f64); 3] = [
             (
@@ -933,6 +954,7 @@ mod tests {
             ("WIDGET_CACHE_MIN_HIT_RATE", "120", "percentage"),
             ("REDIS_CACHE_DB", "99", "whole number"),
             ("WIDGET_CACHE_MEDIUM_TTL", "0", "positive"),
+            ("TIERCACHE_ENTRY_LAYOUT", "3", "1 or 2"),
         ];
         for (var, value, expected) in cases {
             let msg = from(&[(var, value)]).expect_err(var).to_string();

@@ -14,6 +14,7 @@ pub(crate) use stream::InvalidationBatch;
 
 use connection::Connection;
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,7 +22,7 @@ use redis::{Script, Value};
 
 use crate::codec;
 use crate::error::Error;
-use crate::keys::{EntryKeys, KeySpace};
+use crate::keys::{EntryKeys, EntryLayout, KeySpace};
 use crate::wall_clock::now_ms;
 
 /// The Redis scripts, loaded once per node. `invoke_async` uses EVALSHA and falls back to EVAL after a
@@ -261,6 +262,15 @@ fn text(v: Value) -> Option<String> {
     bytes(v).map(|b| String::from_utf8_lossy(&b).into_owned())
 }
 
+/// The tag frame of an entry read: layout 1's `t` field when there was one, else the frame inside
+/// a layout-2 value; empty when neither holds one (a layout-2 value whose frame is broken fails
+/// to decode later and is deleted then).
+fn recorded_frame<'a>(t_field: Option<&'a [u8]>, envelope: &'a [u8]) -> &'a [u8] {
+    t_field
+        .or_else(|| codec::tag_frame(envelope))
+        .unwrap_or_default()
+}
+
 /// The entry's slot as one read found it: the entry's fields, its generation and what the read did
 /// about bookkeeping and the lease.
 struct EntryRead {
@@ -286,7 +296,7 @@ fn entry_replies(
         };
         return Some(scripted_read(items, Some(token)));
     }
-    let (Some(Value::Array(fields)), Some(generation)) = (replies.next(), replies.next()) else {
+    let (Some(fields), Some(generation)) = (replies.next(), replies.next()) else {
         return None;
     };
     let generation = match generation {
@@ -294,10 +304,19 @@ fn entry_replies(
         Value::Nil => new_generation,
         other => text(other).filter(|g| is_nonce(g.as_bytes()))?,
     };
-    let mut fields = fields.into_iter();
+    // HMGET's two fields in layout 1; GET's one value in layout 2.
+    let (envelope, recorded) = match fields {
+        Value::Array(fields) => {
+            let mut fields = fields.into_iter();
+            (fields.next().and_then(bytes), fields.next().and_then(bytes))
+        }
+        // WRONGTYPE where the entry belongs: the script read deletes it and reports it.
+        Value::ServerError(_) => return None,
+        value => (bytes(value), None),
+    };
     Some(EntryRead {
-        envelope: fields.next().and_then(bytes),
-        recorded: fields.next().and_then(bytes),
+        envelope,
+        recorded,
         generation,
         repaired: String::new(),
         lease: LeaseClaim::NotTried,
@@ -492,14 +511,25 @@ impl L2 {
         need: ReadNeed,
         vouched: &Vouched<'_>,
     ) -> Result<Option<ReadReply>, Error> {
-        let fields: Vec<Option<Vec<u8>>> = redis::cmd("HMGET")
-            .arg(&entry.entry)
-            .arg("d")
-            .arg("t")
-            .query_async(&mut self.conn.clone())
-            .await?;
-        let mut fields = fields.into_iter();
-        let (envelope, recorded) = (fields.next().flatten(), fields.next().flatten());
+        let (envelope, recorded) = match self.keys.layout() {
+            EntryLayout::Hash => {
+                let fields: Vec<Option<Vec<u8>>> = redis::cmd("HMGET")
+                    .arg(&entry.entry)
+                    .arg("d")
+                    .arg("t")
+                    .query_async(&mut self.conn.clone())
+                    .await?;
+                let mut fields = fields.into_iter();
+                (fields.next().flatten(), fields.next().flatten())
+            }
+            EntryLayout::String => {
+                let value: Option<Vec<u8>> = redis::cmd("GET")
+                    .arg(&entry.entry)
+                    .query_async(&mut self.conn.clone())
+                    .await?;
+                (value, None)
+            }
+        };
         let Some(envelope) = envelope else {
             return Ok((need == ReadNeed::Value).then(|| ReadReply {
                 envelope: None,
@@ -516,9 +546,8 @@ impl L2 {
         if !unexpired {
             return Ok(None);
         }
-        let Some(recorded_tags) =
-            self.current_tags(&recorded.unwrap_or_default(), |_, tag, v| vouched(tag, v))
-        else {
+        let recorded = recorded_frame(recorded.as_deref(), &envelope);
+        let Some(recorded_tags) = self.current_tags(recorded, |_, tag, v| vouched(tag, v)) else {
             return Ok(None);
         };
         Ok(Some(ReadReply {
@@ -606,7 +635,9 @@ impl L2 {
                     .then(|| Arc::from(tag)),
                 None => vouched(tag, version),
             };
-        let Some(recorded_tags) = self.current_tags(&recorded.unwrap_or_default(), current) else {
+        let Some(recorded_tags) =
+            self.current_tags(recorded_frame(recorded.as_deref(), &envelope), current)
+        else {
             return Ok(Err(lease));
         };
         Ok(Ok(ReadReply {
@@ -643,7 +674,10 @@ impl L2 {
                     .arg(lease.as_millis().max(1) as u64),
             );
         } else {
-            part.cmd("HMGET").arg(&entry.entry).arg("d").arg("t");
+            match self.keys.layout() {
+                EntryLayout::Hash => part.cmd("HMGET").arg(&entry.entry).arg("d").arg("t"),
+                EntryLayout::String => part.cmd("GET").arg(&entry.entry),
+            };
             part.cmd("SET")
                 .arg(entry.generation())
                 .arg(new_generation)
@@ -698,12 +732,15 @@ impl L2 {
         };
         let mut it = items.into_iter();
         let envelope = it.next().and_then(bytes);
-        let recorded = it.next().and_then(bytes).unwrap_or_default();
+        let t_field = it.next().and_then(bytes);
         let generation = it.next().map(string).unwrap_or_default();
         let mut repaired = it.next().map(string).unwrap_or_default();
+        let recorded = envelope
+            .as_deref()
+            .map_or(&[][..], |e| recorded_frame(t_field.as_deref(), e));
         // The recorded (tag key, version) pairs, if the field parses and names only this namespace's
         // tags; their versions are checked below.
-        let recorded_pairs: Option<Vec<(&str, &str, u64)>> = RecordedPairs::new(&recorded)
+        let recorded_pairs: Option<Vec<(&str, &str, u64)>> = RecordedPairs::new(recorded)
             .map(|pair| {
                 let (key, version) = pair?;
                 let (key, tag) = self.tag_of(key)?;
@@ -724,12 +761,17 @@ impl L2 {
                 .zip(recorded_current)
                 .all(|((_, _, version), now)| parse_decimal(now.as_bytes()) == Some(*version));
         if envelope.is_some() && !valid {
-            // Only if it still records what was checked: a value stored since must stay.
+            // Only if it still records what was checked: a value stored since must stay. Layout 2
+            // keeps the tags inside the value, so the whole value is what was checked.
+            let checked = match self.keys.layout() {
+                EntryLayout::Hash => recorded,
+                EntryLayout::String => envelope.as_deref().unwrap_or_default(),
+            };
             let _: i64 = self
                 .scripts
                 .delete_stale
                 .key(&entry.entry)
-                .arg(recorded.as_slice())
+                .arg(checked)
                 .invoke_async(&mut self.conn.clone())
                 .await?;
         }
@@ -833,10 +875,11 @@ impl L2 {
                 return Ok(false);
             }
         }
+        let value = self.entry_value(envelope, &recorded)?;
         let mut call = self.scripts.store.prepare_invoke();
         call.key(&entry.entry).key(entry.generation()).key(&lease);
         call.arg(&fence.generation)
-            .arg(envelope)
+            .arg(&*value)
             .arg(recorded)
             .arg(lifetime.as_millis().max(1) as u64)
             .arg(lease_token.unwrap_or(""));
@@ -880,14 +923,16 @@ impl L2 {
                 .map(String::as_str)
                 .zip(versions.iter().map(String::as_str)),
         );
+        let value = self.entry_value(envelope, &recorded)?;
         let _: i64 = self
             .scripts
             .put
             .key(&entry.entry)
             .key(entry.generation())
+            .key(entry.other_layout())
             .arg(nonce())
             .arg(self.generation_ttl.as_millis() as u64)
-            .arg(envelope)
+            .arg(&*value)
             .arg(recorded)
             .arg(lifetime.as_millis().max(1) as u64)
             .invoke_async(&mut self.conn.clone())
@@ -897,6 +942,18 @@ impl L2 {
             created,
             repaired,
         })
+    }
+
+    /// What an entry of this node's layout stores for `envelope` (format 1) recording `tags`: the
+    /// envelope itself in layout 1 (the tags go in field `t`), format 2 with the tags inside in
+    /// layout 2.
+    fn entry_value<'e>(&self, envelope: &'e [u8], tags: &[u8]) -> Result<Cow<'e, [u8]>, Error> {
+        match self.keys.layout() {
+            EntryLayout::Hash => Ok(Cow::Borrowed(envelope)),
+            EntryLayout::String => codec::with_tags(envelope, tags)
+                .map(Cow::Owned)
+                .ok_or_else(|| Error::unavailable("an encoded value without its header")),
+        }
     }
 
     /// Deletes an entry whose bytes could not be decoded, so the next load refills it.

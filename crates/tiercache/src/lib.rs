@@ -77,7 +77,7 @@ pub use config::parse_duration_setting;
 pub use config::{Config, ConfigError, ServiceTargets, TtlTier, TtlTiers};
 pub use error::{Error, ErrorKind};
 pub use fetched::{Fetched, Source};
-pub use keys::acl_rules;
+pub use keys::{acl_rules, EntryLayout};
 pub use lock::{LockGuard, LockOptions};
 pub use metrics::{CacheStats, COUNTER_NAMES, HISTOGRAM_NAMES, PUBLISH_INTERVAL};
 pub use ops::{

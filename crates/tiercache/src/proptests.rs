@@ -31,12 +31,11 @@ fn shape() -> impl Strategy<Value = Shape> {
 }
 
 fn header() -> impl Strategy<Value = Header> {
-    (any::<u64>(), any::<u64>(), any::<u32>(), any::<u64>()).prop_map(
-        |(created_at_ms, expires_at_ms, load_micros, generation)| Header {
+    (any::<u64>(), any::<u64>(), any::<u32>()).prop_map(
+        |(created_at_ms, expires_at_ms, load_micros)| Header {
             created_at_ms,
             expires_at_ms,
             load_micros,
-            generation,
         },
     )
 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use common::{counting, eventually, Backend, RedisCluster, DEADLINE};
 use futures_util::future::join_all;
-use tiercache::{Cache, EntryOptions};
+use tiercache::{Cache, EntryLayout, EntryOptions};
 
 fn opts() -> EntryOptions {
     EntryOptions::new(Duration::from_secs(600))
@@ -184,6 +184,90 @@ async fn a_lost_publish_is_recovered_from_the_stream(backend: Backend) {
     assert!(fleet[1].stats().gaps_detected >= 1);
 }
 
+/// A rolling upgrade's middle: nodes on entry layout 1 and layout 2 share a namespace (each reads
+/// only its own layout's entries). Whatever one of them changes, by key, by tag or by `set`, the
+/// other stops serving, from L1 and from L2.
+async fn nodes_of_both_entry_layouts_see_each_others_changes(backend: Backend) {
+    let old = backend
+        .builder("mixed")
+        .entry_layout(EntryLayout::Hash)
+        .build()
+        .await
+        .unwrap();
+    let new = backend.node("mixed").await;
+    let keys = spread_keys(6);
+    let tagged = opts().with_tags(["campaign:9"]);
+    let source = Arc::new(AtomicU64::new(1));
+    let load = |source: &Arc<AtomicU64>| {
+        let source = source.clone();
+        move || async move { Ok::<_, std::io::Error>(source.load(Ordering::SeqCst)) }
+    };
+    // Both layouts hold every key (each node loads into its own), and both L1s too.
+    for node in [&old, &new] {
+        for key in &keys {
+            assert_eq!(
+                *node.get_or_load(key, &tagged, load(&source)).await.unwrap(),
+                1
+            );
+        }
+    }
+    let serves =
+        |node: &Cache, key: &str, want: u64| {
+            let (node, key, source) = (node.clone(), key.to_owned(), source.clone());
+            async move {
+                *node
+                .get_or_load(&key, &opts().with_tags(["campaign:9"]), move || async move {
+                    Ok::<_, std::io::Error>(source.load(Ordering::SeqCst))
+                })
+                .await
+                .unwrap()
+                == want
+            }
+        };
+    // Layout 1 invalidates a key: layout 2's node reloads it.
+    source.store(2, Ordering::SeqCst);
+    old.invalidate(&keys[0]).await.unwrap();
+    eventually(DEADLINE, "layout 2 sees layout 1's invalidation", || {
+        serves(&new, &keys[0], 2)
+    })
+    .await;
+    // Layout 2 invalidates a key: layout 1's node reloads it.
+    source.store(3, Ordering::SeqCst);
+    new.invalidate(&keys[1]).await.unwrap();
+    eventually(DEADLINE, "layout 1 sees layout 2's invalidation", || {
+        serves(&old, &keys[1], 3)
+    })
+    .await;
+    // A tag, from either side, covers both layouts' entries.
+    source.store(4, Ordering::SeqCst);
+    new.invalidate_tags(["campaign:9"]).await.unwrap();
+    for key in &keys[2..4] {
+        eventually(DEADLINE, "layout 1 sees layout 2's tag", || {
+            serves(&old, key, 4)
+        })
+        .await;
+        eventually(DEADLINE, "layout 2 sees its own tag", || {
+            serves(&new, key, 4)
+        })
+        .await;
+    }
+    // `set` on one layout removes the other layout's copy.
+    new.set(&keys[4], 50_u64, &tagged).await.unwrap();
+    eventually(
+        DEADLINE,
+        "layout 1 reads layout 2's set through a reload",
+        || serves(&old, &keys[4], source.load(Ordering::SeqCst)),
+    )
+    .await;
+    old.set(&keys[5], 60_u64, &tagged).await.unwrap();
+    eventually(
+        DEADLINE,
+        "layout 2 does not serve its old copy after layout 1's set",
+        || serves(&new, &keys[5], source.load(Ordering::SeqCst)),
+    )
+    .await;
+}
+
 /// Runs each body on a single server and on a cluster.
 macro_rules! on_both_backends {
     ($($body:ident),* $(,)?) => {
@@ -212,6 +296,7 @@ on_both_backends!(
     stampede_loads_once,
     an_invalidation_during_a_load_fences_its_store,
     a_lost_publish_is_recovered_from_the_stream,
+    nodes_of_both_entry_layouts_see_each_others_changes,
 );
 
 /// A master of the cluster dies while one node changes data and invalidates it and another reads

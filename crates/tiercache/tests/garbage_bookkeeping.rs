@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{builder, counting, eventually, server, RedisServer, DEADLINE};
-use tiercache::{Cache, EntryOptions};
+use tiercache::{Cache, EntryLayout, EntryOptions};
 
 /// The garbage a key can hold: bytes that are no nonce, and a value of another Redis type.
 #[derive(Debug, Clone, Copy)]
@@ -83,7 +83,11 @@ async fn assert_store_succeeds(
         .await
         .unwrap();
     assert_eq!(*v, 41);
-    let other = builder(redis, ns).build().await.unwrap();
+    let other = builder(redis, ns)
+        .entry_layout(a.config().entry_layout)
+        .build()
+        .await
+        .unwrap();
     eventually(DEADLINE, &format!("{key} is stored in L2"), || async {
         other.get::<u64>(key).await.unwrap().as_deref() == Some(&41)
     })
@@ -226,12 +230,21 @@ async fn a_stream_of_another_type_is_replaced_and_invalidations_flow() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_entry_of_another_type_is_a_miss_and_is_rewritten() {
-    let redis = server();
-    let a = builder(&redis, "entry").build().await.unwrap();
-    plant(&redis, &entry_key("entry", "k", 'd'), Garbage::WrongType).await;
-    assert!(a.get::<u64>("k").await.unwrap().is_none());
-    assert_store_succeeds(&redis, "entry", &a, "k", &opts()).await;
-    assert!(a.stats().repairs >= 1);
+    for (ns, letter, layout) in [
+        ("entry", 'v', EntryLayout::String),
+        ("entry1", 'd', EntryLayout::Hash),
+    ] {
+        let redis = server();
+        let a = builder(&redis, ns)
+            .entry_layout(layout)
+            .build()
+            .await
+            .unwrap();
+        plant(&redis, &entry_key(ns, "k", letter), Garbage::WrongType).await;
+        assert!(a.get::<u64>("k").await.unwrap().is_none());
+        assert_store_succeeds(&redis, ns, &a, "k", &opts()).await;
+        assert!(a.stats().repairs >= 1, "{layout:?}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,14 +7,13 @@ use std::time::Duration;
 
 use redis::{Script, Value};
 
-use super::L2;
+use super::{script, L2};
 use crate::error::Error;
 use crate::keys::EntryKeys;
 
-static INSPECT: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("../scripts/inspect.lua")));
+static INSPECT: LazyLock<Script> = LazyLock::new(|| script(include_str!("../scripts/inspect.lua")));
 static REMOVE_EXPIRED: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("../scripts/remove_expired.lua")));
+    LazyLock::new(|| script(include_str!("../scripts/remove_expired.lua")));
 static REMOVE_LEASE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("../scripts/remove_lease.lua")));
 

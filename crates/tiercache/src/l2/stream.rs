@@ -82,6 +82,7 @@ impl L2 {
                 call.arg(self.generation_ttl.as_millis() as u64);
                 for (entry, generation) in &keys {
                     call.key(&entry.entry)
+                        .key(entry.other_layout())
                         .key(entry.generation())
                         .arg(*generation);
                 }
@@ -108,7 +109,9 @@ impl L2 {
             .arg(self.stream_max_len)
             .arg(batch.message.as_slice());
         for (entry, _) in inline {
-            call.key(&entry.entry).key(entry.generation());
+            call.key(&entry.entry)
+                .key(entry.other_layout())
+                .key(entry.generation());
         }
         for (_, generation) in inline {
             call.arg(*generation);

@@ -9,7 +9,7 @@ use super::scan::{KeyKind, NamespaceKey};
 use crate::cache::Cache;
 use crate::codec;
 use crate::error::Error;
-use crate::keys::KeySpace;
+use crate::keys::{EntryLayout, KeySpace};
 use crate::wall_clock::now_ms;
 
 /// What L2 holds for a key.
@@ -149,16 +149,21 @@ impl Cache {
         let current = current_versions(node, &recorded).await?;
         let tags = tag_reports(&node.keys, recorded, current);
         let entry_ttl = int(items.get(4));
+        // The Redis type an entry of this node's layout has.
+        let stored_as = match node.keys.layout() {
+            EntryLayout::Hash => "hash",
+            EntryLayout::String => "string",
+        };
         let state = match (kind.as_str(), header) {
             ("none", _) => EntryState::Missing,
-            ("hash", Some(h)) if tags.iter().all(|t| t.current) => {
+            (found, Some(h)) if found == stored_as && tags.iter().all(|t| t.current) => {
                 if h.expires_at_ms > now {
                     EntryState::Fresh
                 } else {
                     EntryState::Expired
                 }
             }
-            ("hash", Some(_)) => EntryState::Invalidated,
+            (found, Some(_)) if found == stored_as => EntryState::Invalidated,
             _ => EntryState::Unreadable,
         };
         let fresh_for_ms = header.map(|h| h.expires_at_ms as i64 - now as i64);
@@ -198,15 +203,25 @@ impl Cache {
     }
 }
 
-/// The header of an envelope of `size` bytes, from its first bytes; `None` when it is not one.
+/// The header of an envelope of `size` bytes (either format), from its first bytes; `None` when it
+/// is not one.
 fn decode_found_header(first: &[u8], size: u64) -> Option<codec::Header> {
-    let mut header = first.get(..codec::HEADER_LEN)?.to_vec();
-    let declared = u32::from_le_bytes(header[32..36].try_into().ok()?);
-    if u64::from(declared) + codec::HEADER_LEN as u64 != size {
+    // Where each format keeps its lengths: format 1 the payload's; format 2 the tag frame's, then
+    // the payload's.
+    let (header_len, lengths) = match *first.get(2)? {
+        codec::FORMAT_WITH_TAGS => (codec::HEADER_WITH_TAGS_LEN, 24..32),
+        _ => (codec::HEADER_LEN, 32..36),
+    };
+    let mut header = first.get(..header_len)?.to_vec();
+    let declared: u64 = header[lengths.clone()]
+        .chunks_exact(4)
+        .map(|b| u64::from(u32::from_le_bytes([b[0], b[1], b[2], b[3]])))
+        .sum();
+    if declared + header_len as u64 != size {
         return None;
     }
-    // The length is checked against the real size above; decode the header as one of no payload.
-    header[32..36].fill(0);
+    // The lengths are checked against the real size above; decode the header as one of nothing.
+    header[lengths].fill(0);
     codec::decode_header(&header, usize::MAX)
         .ok()
         .map(|(h, _)| h)

@@ -13,7 +13,7 @@ use crate::keys::length_prefixed;
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum KeyKind {
-    /// An entry (`tc:{<ns>:<key>}:d`).
+    /// An entry (`tc:{<ns>:<key>}:v`, or `:d` in layout 1).
     Entry,
     /// A key's generation (`tc:{<ns>:<key>}:g`), bumped by every invalidation.
     Generation,
@@ -142,7 +142,7 @@ pub(super) fn classify(namespace_part: &str, redis_key: &str) -> Option<Namespac
         let len: usize = len.parse().ok()?;
         let key = rest.get(..len)?;
         let kind = match rest.get(len..)? {
-            "}:d" => KeyKind::Entry,
+            "}:d" | "}:v" => KeyKind::Entry,
             "}:g" => KeyKind::Generation,
             "}:l" => KeyKind::Lease,
             _ => return None,
@@ -332,6 +332,7 @@ mod tests {
         assert!(glob(namespace_slot.as_bytes(), b"tc:{2.a*}:t:x"));
         assert!(!glob(namespace_slot.as_bytes(), b"tc:{2.ab}:t:x"));
         assert!(glob(entries.as_bytes(), b"tc:{2.a*:1.k}:d"));
+        assert!(glob(entries.as_bytes(), b"tc:{2.a*:1.k}:v"));
         assert!(!glob(entries.as_bytes(), b"tc:{2.ab:1.k}:d"));
     }
 }

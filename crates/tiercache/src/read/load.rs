@@ -477,7 +477,6 @@ impl Node {
             created_at_ms: now,
             expires_at_ms: now + ttl.as_millis() as u64,
             load_micros: u32::try_from(load_time.as_micros()).unwrap_or(u32::MAX),
-            generation: 0,
         };
         match codec::encode(value, &header, self.config.max_value_bytes as usize) {
             Ok(envelope) => Some((header, envelope)),
@@ -534,7 +533,6 @@ impl Node {
             created_at_ms: now,
             expires_at_ms: now + ttl.as_millis() as u64,
             load_micros: 0,
-            generation: 0,
         };
         // The weigher needs the encoded size; a value that cannot be encoded is not kept.
         let Ok(bytes) = codec::encode(

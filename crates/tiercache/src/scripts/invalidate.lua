@@ -1,9 +1,10 @@
 -- Applies a batch of invalidations to L2, appends it to the replay stream and publishes it, atomically.
 --
 -- KEYS[1]                  the namespace's replay stream
--- KEYS[2 .. 1+2n]          for each of n keys: its entry hash, then its generation (on a cluster n is 0:
+-- KEYS[2 .. 1+3n]          for each of n keys: its entry in both layouts, then its generation (on a
+--                          cluster n is 0:
 --                          keys live in other slots and scripts/invalidate_keys.lua ran there first)
--- KEYS[2+2n ..]            version keys of the invalidated tags (in the stream's slot)
+-- KEYS[2+3n ..]            version keys of the invalidated tags (in the stream's slot)
 -- ARGV[1]                  the namespace's channel ('' to skip publishing: fault injection)
 -- ARGV[2]                  the publishing command: PUBLISH, or SPUBLISH on a cluster
 -- ARGV[3]                  n, the number of keys
@@ -18,11 +19,11 @@
 -- (nodes positioned in it then find it gone and drop their L1), reported as 's' (see lib.lua).
 local n = tonumber(ARGV[3])
 for i = 1, n do
-  redis.call('DEL', KEYS[2 * i])
-  redis.call('SET', KEYS[2 * i + 1], ARGV[6 + i], 'PX', ARGV[4])
+  redis.call('DEL', KEYS[3 * i - 1], KEYS[3 * i])
+  redis.call('SET', KEYS[3 * i + 1], ARGV[6 + i], 'PX', ARGV[4])
 end
-for j = 2 + 2 * n, #KEYS do
-  redis.call('SET', KEYS[j], ARGV[7 + n + (j - 2 - 2 * n)])
+for j = 2 + 3 * n, #KEYS do
+  redis.call('SET', KEYS[j], ARGV[7 + n + (j - 2 - 3 * n)])
 end
 local kind = redis.call('TYPE', KEYS[1])['ok']
 if kind ~= 'stream' and kind ~= 'none' then

@@ -52,3 +52,42 @@ local function release_lease(key, token)
   end
   return false
 end
+
+-- Whether an entry key is of layout 2 (one string, tag versions inside) rather than layout 1 (a
+-- hash: field d the value, field t the tag versions). The key's last letter says which.
+local function is_string_entry(key)
+  return string.sub(key, -1) == 'v'
+end
+
+-- The entry at key: its value and, for layout 1, its t field (layout 2 returns false: its tags are
+-- inside the value). false, false when missing; a key of the wrong type is deleted and reported 'd'.
+local function read_entry(key)
+  if is_string_entry(key) then
+    local v = redis.pcall('GET', key)
+    if type(v) == 'table' then
+      redis.call('DEL', key)
+      repaired = repaired .. 'd'
+      return false, false
+    end
+    return v, false
+  end
+  local entry = redis.pcall('HMGET', key, 'd', 't')
+  if entry.err then
+    redis.call('DEL', key)
+    repaired = repaired .. 'd'
+    return false, false
+  end
+  if entry[1] then return entry[1], entry[2] or '' end
+  return false, false
+end
+
+-- Writes the entry at key for `ms` milliseconds: the value, and for layout 1 the t field beside it.
+local function write_entry(key, value, t, ms)
+  if is_string_entry(key) then
+    redis.call('SET', key, value, 'PX', ms)
+    return
+  end
+  redis.call('DEL', key)
+  redis.call('HSET', key, 'd', value, 't', t)
+  redis.call('PEXPIRE', key, ms)
+end

@@ -2,17 +2,18 @@
 -- Every key is in the entry's slot; the tag versions the entry records were read (and created where
 -- missing) by scripts/versions.lua just before.
 --
--- KEYS[1]  the entry hash
+-- KEYS[1]  the entry (either layout, see write_entry in lib.lua)
 -- KEYS[2]  the key's generation
+-- KEYS[3]  the key's entry in the other layout, deleted: nodes of that layout must not read the old
+--          value from it
 -- ARGV[1]  the key's new generation
 -- ARGV[2]  the generation's lifetime, ms
 -- ARGV[3]  the envelope
--- ARGV[4]  the t field (tag keys and versions, length-prefixed)
+-- ARGV[4]  the t field (tag keys and versions, length-prefixed; layout 1 only)
 -- ARGV[5]  the entry's lifetime in Redis, ms
 --
 -- Returns 1.
 redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
-redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], 'd', ARGV[3], 't', ARGV[4])
-redis.call('PEXPIRE', KEYS[1], ARGV[5])
+redis.call('DEL', KEYS[3])
+write_entry(KEYS[1], ARGV[3], ARGV[4], ARGV[5])
 return 1

@@ -3,7 +3,7 @@
 -- trip. Every key is in the entry's slot; the tag versions the entry recorded are checked by the
 -- caller (scripts/versions.lua, or an MGET pipelined behind this script), in the namespace's slot.
 --
--- KEYS[1]  the entry hash (field d = envelope, field t = recorded tag versions)
+-- KEYS[1]  the entry (see read_entry in lib.lua for its two layouts)
 -- KEYS[2]  the key's generation
 -- KEYS[3]  (optional) the key's lease
 -- ARGV[1]  a generation nonce, set when the key has no readable generation
@@ -12,18 +12,11 @@
 -- ARGV[4]  (with KEYS[3]) the lease, ms
 --
 -- Returns { envelope, t, generation, repaired, leased }: envelope and t are nil when there is no
--- entry; leased is 1 when this call took the lease, 0 when another holds it, -1 when not asked or
+-- entry, and t is nil in layout 2, whose envelope carries the tags; leased is 1 when this call took the lease, 0 when another holds it, -1 when not asked or
 -- an entry exists (the caller decides whether it needs loading).
 -- A missing generation is created: a load is fenced by it, so if Redis loses it (a restart, a
 -- flush, a failover) before the load is stored, the store finds it changed and refuses.
-local envelope, recorded = false, false
-local entry = redis.pcall('HMGET', KEYS[1], 'd', 't')
-if entry.err then
-  redis.call('DEL', KEYS[1])
-  repaired = repaired .. 'd'
-elseif entry[1] then
-  envelope, recorded = entry[1], entry[2] or ''
-end
+local envelope, recorded = read_entry(KEYS[1])
 local generation = get_string(KEYS[2], 'g')
 if not is_nonce(generation) then
   if generation then repaired = repaired .. 'g' end

@@ -1,14 +1,14 @@
 -- Stores a loaded value only if nothing invalidated it while it was loading (fencing), then lets go
 -- of the load's lease and, on a single server, announces the fill: one round trip ends a load.
 --
--- KEYS[1]   the entry hash
+-- KEYS[1]   the entry (either layout, see write_entry in lib.lua)
 -- KEYS[2]   the key's generation
 -- KEYS[3]   the key's lease
 -- KEYS[4..] version keys of the entry's tags, when they are on the entry's server; on a cluster they
 --           live in the namespace's slot and the caller checks them just before
 -- ARGV[1]   the generation read before the load
 -- ARGV[2]   the envelope
--- ARGV[3]   the t field (tag keys and versions, length-prefixed)
+-- ARGV[3]   the t field (tag keys and versions, length-prefixed; layout 1 only)
 -- ARGV[4]   the entry's lifetime in Redis, ms (logical TTL plus fail-safe grace)
 -- ARGV[5]   the lease token the load held ('' when it held none)
 -- ARGV[6]   the channel to announce the fill on ('' on a cluster, where the channel lives in another
@@ -24,8 +24,6 @@ if (redis.pcall('GET', KEYS[2]) or '') ~= ARGV[1] then return 0 end
 for i = 4, #KEYS do
   if redis.pcall('GET', KEYS[i]) ~= ARGV[i + 4] then return 0 end
 end
-redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], 'd', ARGV[2], 't', ARGV[3])
-redis.call('PEXPIRE', KEYS[1], ARGV[4])
+write_entry(KEYS[1], ARGV[2], ARGV[3], ARGV[4])
 if ARGV[6] ~= '' then redis.call('PUBLISH', ARGV[6], ARGV[7]) end
 return 1
