@@ -13,6 +13,7 @@ pub(crate) mod stream;
 pub(crate) use stream::InvalidationBatch;
 
 use connection::Connection;
+pub(crate) use leases::HeldLease;
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -142,14 +143,14 @@ pub(crate) struct LoadToStore<'a> {
 }
 
 /// What a read did about the lease it was asked to take.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Default)]
 pub(crate) enum LeaseClaim {
     /// Not taken: not asked, an entry exists, or the read went a way that does not take it. The
     /// caller takes it itself if it loads.
     #[default]
     NotTried,
-    /// Taken with this token.
-    Taken(String),
+    /// Taken: released on drop unless the caller takes the token out to load under it.
+    Taken(HeldLease),
     /// Another holder has it: some node is loading the key.
     HeldElsewhere,
 }
@@ -287,14 +288,14 @@ struct EntryRead {
 /// that is not a nonce (the caller's script read repairs it).
 fn entry_replies(
     replies: &mut impl Iterator<Item = Value>,
-    token: Option<String>,
+    held: Option<HeldLease>,
     new_generation: String,
 ) -> Option<EntryRead> {
-    if let Some(token) = token {
+    if let Some(held) = held {
         let Some(Value::Array(items)) = replies.next() else {
             return None;
         };
-        return Some(scripted_read(items, Some(token)));
+        return Some(scripted_read(items, Some(held)));
     }
     let (Some(fields), Some(generation)) = (replies.next(), replies.next()) else {
         return None;
@@ -323,18 +324,26 @@ fn entry_replies(
     })
 }
 
-/// `scripts/read.lua`'s reply: `{ envelope, t, generation, repaired, leased }`; `token` is the one
-/// the lease was asked for.
-fn scripted_read(items: Vec<Value>, token: Option<String>) -> EntryRead {
+/// `scripts/read.lua`'s reply: `{ envelope, t, generation, repaired, leased }`; `held` is the
+/// lease it was asked to take, armed to be released unless the reply says it was not taken.
+fn scripted_read(items: Vec<Value>, held: Option<HeldLease>) -> EntryRead {
     let mut it = items.into_iter();
     let envelope = it.next().and_then(bytes);
     let recorded = it.next().and_then(bytes);
     let generation = it.next().map(string).unwrap_or_default();
     let repaired = it.next().map(string).unwrap_or_default();
-    let lease = match it.next() {
-        Some(Value::Int(1)) => LeaseClaim::Taken(token.unwrap_or_default()),
-        Some(Value::Int(0)) => LeaseClaim::HeldElsewhere,
-        _ => LeaseClaim::NotTried,
+    let lease = match (held, it.next()) {
+        (Some(held), Some(Value::Int(1))) => LeaseClaim::Taken(held),
+        (held, leased) => {
+            if let Some(held) = held {
+                held.disarm();
+            }
+            if matches!(leased, Some(Value::Int(0))) {
+                LeaseClaim::HeldElsewhere
+            } else {
+                LeaseClaim::NotTried
+            }
+        }
     };
     EntryRead {
         envelope,
@@ -579,8 +588,17 @@ impl L2 {
     ) -> Result<Result<ReadReply, LeaseClaim>, Error> {
         let tag_keys: Vec<String> = tags.iter().map(|t| self.keys.tag(t)).collect();
         let new_generation = nonce().to_string();
-        let token = lease.map(|ask| ((ask.token)(), ask.lease));
-        let entry_part = self.entry_commands(entry, &new_generation, token.as_ref());
+        // Armed before the script is sent: if this call is dropped or fails with the lease taken,
+        // the lease is released, not left for the fleet to wait out.
+        let held = lease.map(|ask| {
+            let token = (ask.token)();
+            (HeldLease::armed(self, entry.lease(), token), ask.lease)
+        });
+        let entry_part = self.entry_commands(
+            entry,
+            &new_generation,
+            held.as_ref().map(|(held, lease)| (held.token(), *lease)),
+        );
         let mut tag_part = redis::pipe();
         if !tag_keys.is_empty() {
             tag_part.cmd("MGET").arg(&tag_keys);
@@ -590,7 +608,7 @@ impl L2 {
             .pipelines_in_order(vec![entry_part, tag_part])
             .await?;
         let mut it = replies.into_iter();
-        let Some(read) = entry_replies(&mut it, token.map(|(t, _)| t), new_generation) else {
+        let Some(read) = entry_replies(&mut it, held.map(|(held, _)| held), new_generation) else {
             return Ok(Err(LeaseClaim::NotTried));
         };
         let versions: Vec<Option<String>> = match it.next() {
@@ -657,7 +675,7 @@ impl L2 {
         &self,
         entry: &EntryKeys,
         new_generation: &str,
-        lease: Option<&(String, Duration)>,
+        lease: Option<(&str, Duration)>,
     ) -> redis::Pipeline {
         let mut part = redis::pipe();
         let generation_ttl = self.generation_ttl.as_millis() as u64;

@@ -237,3 +237,64 @@ async fn a_cold_load_leaves_no_lease_behind_with_or_without_cached_scripts() {
     let acquired: u64 = nodes.iter().map(|n| n.stats().lock_acquired).sum();
     assert_eq!(acquired, 2, "one lease per cold key");
 }
+
+/// A caller cancelled while its cold read is in flight, after Redis took the key's lease for it, does
+/// not leave the lease for the fleet to wait out: the lease the read was taking is released.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cold_read_cancelled_after_taking_the_lease_releases_it() {
+    let redis = server();
+    let proxy = tiercache_testkit::FaultProxy::start(redis.port())
+        .await
+        .unwrap();
+    let node = Cache::builder()
+        .redis_url(&proxy.url())
+        .namespace("cancel")
+        .response_timeout(Duration::from_secs(5))
+        .build()
+        .await
+        .unwrap();
+    let lease_key = "tc:{6.cancel:1.k}:l";
+    let conn = redis.connection_db(1).await.unwrap();
+    // A first cold read loads the read script into Redis (its pipelined EVALSHA finds none and falls
+    // back to a lease taken by the load's own task); the cold read below takes the lease itself.
+    let opts = EntryOptions::new(Duration::from_secs(60));
+    node.get_or_load("warm", &opts, || async { Ok::<_, std::io::Error>(0_u64) })
+        .await
+        .unwrap();
+    // Every chunk through the proxy now waits 300 ms each way: the lease is in Redis well before
+    // the fence read's reply is back. The caller is cancelled as soon as a direct connection sees it.
+    proxy.set_latency(Duration::from_millis(300));
+    let lease_taken = async {
+        let mut watch = redis.connection_db(1).await.unwrap();
+        loop {
+            let held: bool = redis::cmd("EXISTS")
+                .arg(lease_key)
+                .query_async(&mut watch)
+                .await
+                .unwrap();
+            if held {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    };
+    let load = node.get_or_load("k", &opts, || async { Ok::<_, std::io::Error>(1_u64) });
+    tokio::select! {
+        done = load => panic!("the read finished before it could be cancelled: {done:?}"),
+        () = lease_taken => {}
+        () = tokio::time::sleep(DEADLINE) => panic!("the cold read never took the lease"),
+    }
+    proxy.set_latency(Duration::ZERO);
+    eventually(DEADLINE, "the cancelled read's lease is released", || {
+        let mut conn = conn.clone();
+        async move {
+            let held: bool = redis::cmd("EXISTS")
+                .arg(lease_key)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            !held
+        }
+    })
+    .await;
+}

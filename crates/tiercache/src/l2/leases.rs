@@ -4,8 +4,79 @@
 
 use std::time::Duration;
 
+use redis::Script;
+
+use super::connection::Connection;
 use super::{Repaired, L2};
 use crate::error::Error;
+
+/// A load lease a read took for its caller. Whoever loads takes the token out with
+/// [`HeldLease::into_token`]; dropped any other way (the caller cancelled, an error after the lease
+/// was taken, a value found after all) it is released in the background, so no node waits out a
+/// lease nobody holds.
+pub(crate) struct HeldLease {
+    token: String,
+    /// What releases it on drop; `None` once the token was taken out or the lease was never taken.
+    release: Option<(Connection, Script, String)>,
+}
+
+impl std::fmt::Debug for HeldLease {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HeldLease")
+            .field("token", &self.token)
+            .finish_non_exhaustive()
+    }
+}
+
+impl HeldLease {
+    /// The lease at `key` with `token`, released on drop until [`HeldLease::into_token`]. Made before
+    /// the command that may take it is sent, so a caller cancelled while it is in flight still
+    /// releases it (a compare-and-delete: harmless if it was never taken).
+    pub(crate) fn armed(l2: &L2, key: String, token: String) -> Self {
+        HeldLease {
+            token,
+            release: Some((l2.conn.clone(), l2.scripts.release.clone(), key)),
+        }
+    }
+
+    /// The token the lease is (or is being) taken with.
+    pub(crate) fn token(&self) -> &str {
+        &self.token
+    }
+
+    /// The lease was not taken after all: nothing to release.
+    pub(crate) fn disarm(mut self) {
+        self.release = None;
+    }
+
+    /// The token, now the caller's to release.
+    pub(crate) fn into_token(mut self) -> String {
+        self.release = None;
+        std::mem::take(&mut self.token)
+    }
+}
+
+impl Drop for HeldLease {
+    fn drop(&mut self) {
+        let Some((mut conn, script, key)) = self.release.take() else {
+            return;
+        };
+        let token = std::mem::take(&mut self.token);
+        // Outside a runtime (the process shutting down) the lease simply expires.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                let released = script
+                    .key(&key)
+                    .arg(&token)
+                    .invoke_async::<i64>(&mut conn)
+                    .await;
+                if let Err(e) = released {
+                    tracing::debug!(error = %e, key, "unused lease not released; it will expire");
+                }
+            });
+        }
+    }
+}
 
 impl L2 {
     /// One attempt to take the lease `key` for `lease` with `token` (a lease key that cannot be a

@@ -144,7 +144,11 @@ impl Cache {
         };
         let size_bytes = u64::try_from(int(items.get(2))).unwrap_or(0);
         let found_header = header.map(<[u8]>::to_vec);
-        let header = header.and_then(|h| decode_found_header(h, size_bytes));
+        // Only the format of this node's layout: reads treat any other as corrupt.
+        let format = codec::format_of(node.keys.layout());
+        let header = header
+            .filter(|h| h.get(2) == Some(&format))
+            .and_then(|h| decode_found_header(h, size_bytes));
         let recorded = recorded_pairs(item(3));
         let current = current_versions(node, &recorded).await?;
         let tags = tag_reports(&node.keys, recorded, current);
@@ -287,11 +291,15 @@ fn recorded_pairs(t: &Value) -> Vec<(String, String)> {
         else {
             return Vec::new();
         };
-        let Some(part) = rest.get(dot + 1..dot + 1 + len) else {
+        // The length comes from stored bytes: a huge one must not overflow.
+        let Some(end) = (dot + 1).checked_add(len) else {
+            return Vec::new();
+        };
+        let Some(part) = rest.get(dot + 1..end) else {
             return Vec::new();
         };
         parts.push(String::from_utf8_lossy(part).into_owned());
-        rest = &rest[dot + 1 + len..];
+        rest = &rest[end..];
     }
     if parts.len() % 2 == 1 {
         return Vec::new();

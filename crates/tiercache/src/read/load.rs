@@ -157,9 +157,9 @@ impl Node {
         let lease_key = self.keys.entry(key).lease();
         let lease_time = self.config.lock_timeout;
         let first_try = match claimed {
-            LeaseClaim::Taken(token) => {
+            LeaseClaim::Taken(held) => {
                 self.stats.lock_acquired(1);
-                Ok(Some(token))
+                Ok(Some(held.into_token()))
             }
             LeaseClaim::HeldElsewhere => Ok(None),
             LeaseClaim::NotTried => {
