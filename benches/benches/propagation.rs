@@ -4,8 +4,15 @@
 //! publishing and the receiver subtracts on arrival (tiercache records this itself in
 //! `tiercache_invalidation_propagation_seconds`, read here through a debugging recorder). The
 //! end-to-end `invalidate()` call time (L2 change + stream + publish, one round trip) is reported too.
+//!
+//! The whole path is timed as a user sees it, too: from the start of `invalidate` on node A until node
+//! B no longer serves the key from its L1 (`Cache::serves_locally`, checked in a loop on a thread of
+//! its own that yields the CPU between checks), beside raw: from the start of a `PUBLISH` until a
+//! subscriber has the message, seen by the same kind of loop.
 #![allow(clippy::unwrap_used, missing_docs, clippy::print_stdout)]
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures_util::StreamExt;
@@ -14,6 +21,16 @@ use tiercache_benches::{micros, node, quantile, runtime, Table};
 use tiercache_testkit::RedisServer;
 
 const MESSAGES: usize = 2_000;
+/// Invalidations timed over the whole path (each first loads the key into B's L1).
+const WHOLE_PATH: usize = 1_000;
+
+/// Spins (yielding the CPU between checks) until `done`; how long since `started`.
+fn until(started: Instant, done: impl Fn() -> bool) -> Duration {
+    while !done() {
+        std::thread::yield_now();
+    }
+    started.elapsed()
+}
 
 fn now_micros() -> u64 {
     SystemTime::now()
@@ -88,6 +105,8 @@ fn main() {
         collector.await.unwrap()
     });
 
+    let (mut whole_raw, mut whole_tiercache) = whole_path(&rt, &url);
+
     let t50 = quantile(&mut tiercache_delays, 0.5);
     let t99 = quantile(&mut tiercache_delays, 0.99);
     let r50 = quantile(&mut raw_delays, 0.5);
@@ -123,5 +142,90 @@ fn main() {
         t50.as_secs_f64() / r50.as_secs_f64().max(1e-9),
         t99.as_secs_f64() / r99.as_secs_f64().max(1e-9)
     ));
+    whole_path_rows(&mut t, &mut whole_raw, &mut whole_tiercache);
     t.finish();
+}
+
+fn whole_path_rows(t: &mut Table, raw: &mut [Duration], tiercache: &mut [Duration]) {
+    t.line("");
+    t.line(format!(
+        "whole path, {WHOLE_PATH} sequential invalidations: call start on one side → the other side has it"
+    ));
+    t.line("| path | samples | p50 | p99 | max |");
+    t.line("|---|---|---|---|---|");
+    for (name, samples) in [
+        ("raw `PUBLISH` start → subscriber has it", raw),
+        (
+            "tiercache `invalidate` start on A → B no longer serves the key",
+            tiercache,
+        ),
+    ] {
+        let (p50, p99) = (quantile(samples, 0.5), quantile(samples, 0.99));
+        let max = samples.iter().max().copied().unwrap_or_default();
+        t.line(format!(
+            "| {name} | {} | {} | {} | {} |",
+            samples.len(),
+            micros(p50),
+            micros(p99),
+            micros(max)
+        ));
+    }
+}
+
+/// The whole path, raw and tiercache, timed from the caller's side.
+fn whole_path(rt: &tokio::runtime::Runtime, url: &str) -> (Vec<Duration>, Vec<Duration>) {
+    let client = redis::Client::open(url).unwrap();
+    let received = Arc::new(AtomicU64::new(u64::MAX));
+    let (mut conn, _collector) = rt.block_on(async {
+        let mut subscriber = client.get_async_pubsub().await.unwrap();
+        subscriber.subscribe("raw-whole").await.unwrap();
+        let mut stream = subscriber.into_on_message();
+        let received = received.clone();
+        let collector = tokio::spawn(async move {
+            while let Some(msg) = stream.next().await {
+                let i: u64 = msg.get_payload().unwrap();
+                received.store(i, Ordering::Release);
+            }
+        });
+        (
+            client.get_multiplexed_async_connection().await.unwrap(),
+            collector,
+        )
+    });
+    let mut raw = Vec::with_capacity(WHOLE_PATH);
+    for i in 0..WHOLE_PATH as u64 {
+        let started = Instant::now();
+        let mut publish = conn.clone();
+        rt.spawn(async move {
+            let _: i64 = redis::cmd("PUBLISH")
+                .arg("raw-whole")
+                .arg(i)
+                .query_async(&mut publish)
+                .await
+                .unwrap();
+        });
+        raw.push(until(started, || received.load(Ordering::Acquire) == i));
+    }
+    let _ = &mut conn;
+
+    let (a, b) = rt.block_on(async { (node(url, "whole").await, node(url, "whole").await) });
+    let opts = tiercache::EntryOptions::new(Duration::from_mins(10));
+    let mut tiercache = Vec::with_capacity(WHOLE_PATH);
+    for i in 0..WHOLE_PATH {
+        let key = format!("widget:{i}");
+        rt.block_on(b.get_or_load(&key, &opts, move || async move {
+            Ok::<_, std::io::Error>(i as u64)
+        }))
+        .unwrap();
+        assert!(
+            b.serves_locally(&key),
+            "B holds the key before the invalidation"
+        );
+        let started = Instant::now();
+        let (sender, sent_key) = (a.clone(), key.clone());
+        let call = rt.spawn(async move { sender.invalidate(&sent_key).await });
+        tiercache.push(until(started, || !b.serves_locally(&key)));
+        rt.block_on(call).unwrap().unwrap();
+    }
+    (raw, tiercache)
 }

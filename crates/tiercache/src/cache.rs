@@ -439,6 +439,24 @@ impl Cache {
         self.node().l1.remove(key);
     }
 
+    /// Whether this node would answer `key` from its L1 now: it holds a value it trusts (unexpired,
+    /// not invalidated, not waiting for a recovery). Looks at L1 only and counts nothing; for
+    /// diagnostics and for timing how fast an invalidation reaches a node.
+    ///
+    /// ```no_run
+    /// # async fn run(cache: tiercache::Cache) {
+    /// if cache.serves_locally("total_donations:this_month") {
+    ///     println!("answered from this process's memory");
+    /// }
+    /// # }
+    /// ```
+    pub fn serves_locally(&self, key: &str) -> bool {
+        let node = self.node();
+        node.l1
+            .get(key)
+            .is_some_and(|entry| node.coherence.trust(&entry) == Trust::Trusted)
+    }
+
     /// Counters of this node's decisions since it was built.
     pub fn stats(&self) -> CacheStats {
         self.node().stats.snapshot()
