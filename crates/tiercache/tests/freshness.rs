@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{builder, eventually, server, DEADLINE};
+use common::{builder, eventually, nodes, server, DEADLINE};
 use tiercache::{Cache, EntryOptions, ErrorKind};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -291,4 +291,33 @@ async fn contended_lock_admits_one_holder_at_a_time() {
         t.await.unwrap();
     }
     assert_eq!(max_inside.load(Ordering::SeqCst), 1);
+}
+
+/// `serves_locally` is L1 alone: true once a load filled it, false once another node's invalidation
+/// reached this one, or after `forget_local`; it never reads Redis or counts a hit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serves_locally_tells_what_l1_would_answer() {
+    let redis = server();
+    let fleet = nodes(&redis, "local", 2).await;
+    let opts = EntryOptions::new(Duration::from_secs(600));
+    assert!(!fleet[0].serves_locally("k"));
+    fleet[0]
+        .get_or_load("k", &opts, || async { Ok::<_, std::io::Error>(1_u64) })
+        .await
+        .unwrap();
+    let hits = fleet[0].stats().l1_hits;
+    assert!(fleet[0].serves_locally("k"));
+    assert_eq!(fleet[0].stats().l1_hits, hits, "nothing counted");
+    fleet[1].invalidate("k").await.unwrap();
+    eventually(DEADLINE, "the invalidation reaches node 0", || async {
+        !fleet[0].serves_locally("k")
+    })
+    .await;
+    fleet[0]
+        .get_or_load("k", &opts, || async { Ok::<_, std::io::Error>(2_u64) })
+        .await
+        .unwrap();
+    assert!(fleet[0].serves_locally("k"));
+    fleet[0].forget_local("k");
+    assert!(!fleet[0].serves_locally("k"));
 }
