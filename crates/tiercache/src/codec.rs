@@ -1,5 +1,5 @@
 //! The wire format of a value in Redis: a fixed header followed by a bincode 2 payload, in one of
-//! two formats, one per entry layout (see [`crate::keys::EntryLayout`]).
+//! two formats, one per entry layout (see [`crate::config::EntryLayout`]).
 //!
 //! Format 1, the `d` field of a layout-1 entry hash (its tag versions are the hash's `t` field):
 //!
@@ -122,10 +122,10 @@ pub(crate) fn tag_frame(bytes: &[u8]) -> Option<&[u8]> {
 }
 
 /// The format an entry of `layout` is stored in.
-pub(crate) fn format_of(layout: crate::keys::EntryLayout) -> u8 {
+pub(crate) fn format_of(layout: crate::config::EntryLayout) -> u8 {
     match layout {
-        crate::keys::EntryLayout::Hash => FORMAT_VERSION,
-        crate::keys::EntryLayout::String => FORMAT_WITH_TAGS,
+        crate::config::EntryLayout::Hash => FORMAT_VERSION,
+        crate::config::EntryLayout::String => FORMAT_WITH_TAGS,
     }
 }
 

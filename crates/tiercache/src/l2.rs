@@ -22,8 +22,9 @@ use std::time::Duration;
 use redis::{Script, Value};
 
 use crate::codec;
+use crate::config::EntryLayout;
 use crate::error::Error;
-use crate::keys::{EntryKeys, EntryLayout, KeySpace};
+use crate::keys::{EntryKeys, KeySpace};
 use crate::wall_clock::now_ms;
 
 /// The Redis scripts, loaded once per node. `invoke_async` uses EVALSHA and falls back to EVAL after a

@@ -74,10 +74,10 @@ mod wall_clock;
 pub use builder::CacheBuilder;
 pub use cache::Cache;
 pub use config::parse_duration_setting;
-pub use config::{Config, ConfigError, ServiceTargets, TtlTier, TtlTiers};
+pub use config::{Config, ConfigError, EntryLayout, ServiceTargets, TtlTier, TtlTiers};
 pub use error::{Error, ErrorKind};
 pub use fetched::{Fetched, Source};
-pub use keys::{acl_rules, EntryLayout};
+pub use keys::acl_rules;
 pub use lock::{LockGuard, LockOptions};
 pub use metrics::{CacheStats, COUNTER_NAMES, HISTOGRAM_NAMES, PUBLISH_INTERVAL};
 pub use ops::{

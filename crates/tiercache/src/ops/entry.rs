@@ -8,8 +8,9 @@ use super::leases::LeaseReport;
 use super::scan::{KeyKind, NamespaceKey};
 use crate::cache::Cache;
 use crate::codec;
+use crate::config::EntryLayout;
 use crate::error::Error;
-use crate::keys::{EntryLayout, KeySpace};
+use crate::keys::KeySpace;
 use crate::wall_clock::now_ms;
 
 /// What L2 holds for a key.

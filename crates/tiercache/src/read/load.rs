@@ -69,6 +69,17 @@ enum Waited<T> {
     },
 }
 
+impl<T> Waited<T> {
+    /// Load now, under the lease at `key` this node took with `token`.
+    fn under_lease(key: String, token: String, fence: Fence, stale: Option<Arc<T>>) -> Self {
+        Waited::Load {
+            lease: Some(Lease { key, token }),
+            fence: Some(fence),
+            stale,
+        }
+    }
+}
+
 impl Node {
     /// Reads L2, and on a miss makes sure the key gets loaded once for the fleet.
     pub(crate) async fn load<T, F, Fut, E>(
@@ -168,16 +179,7 @@ impl Node {
             }
         };
         match first_try {
-            Ok(Some(token)) => {
-                return Waited::Load {
-                    lease: Some(Lease {
-                        key: lease_key,
-                        token,
-                    }),
-                    fence: Some(fence),
-                    stale,
-                }
-            }
+            Ok(Some(token)) => return Waited::under_lease(lease_key, token, fence, stale),
             Ok(None) => {}
             Err(_) => return self.lease_failed(stale),
         }
@@ -213,14 +215,7 @@ impl Node {
             {
                 Ok(Some(token)) => {
                     self.stats.lease_takeovers(1);
-                    return Waited::Load {
-                        lease: Some(Lease {
-                            key: lease_key,
-                            token,
-                        }),
-                        fence: Some(fence),
-                        stale,
-                    };
+                    return Waited::under_lease(lease_key, token, fence, stale);
                 }
                 Ok(None) => {}
                 Err(_) => return self.lease_failed(stale),
