@@ -530,17 +530,10 @@ where
     Fut: std::future::Future<Output = Result<T, E>> + Send + 'static,
     E: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    // Subscribe before reading so a fill between our read and a wait is not missed.
-    let fills = node.fills.subscribe();
-    // If the caller is cancelled during the read, the guard drops and the followers retry.
-    let read = node
-        .read_through::<T>(
-            key,
-            opts.tags(),
-            ReadNeed::ValueOrFence,
-            true,
-            Some(guard.flight()),
-        )
+    // If the caller is cancelled during the read, the guard drops and the followers retry, and a
+    // lease the read took is released.
+    let (fills, read) = node
+        .read_for_load::<T>(key, opts, Some(guard.flight()))
         .await;
     if let Some(value) = read.as_ref().ok().and_then(|r| r.fresh.clone()) {
         guard.complete(

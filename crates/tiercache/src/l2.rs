@@ -306,16 +306,7 @@ fn entry_replies(
         Value::Nil => new_generation,
         other => text(other).filter(|g| is_nonce(g.as_bytes()))?,
     };
-    // HMGET's two fields in layout 1; GET's one value in layout 2.
-    let (envelope, recorded) = match fields {
-        Value::Array(fields) => {
-            let mut fields = fields.into_iter();
-            (fields.next().and_then(bytes), fields.next().and_then(bytes))
-        }
-        // WRONGTYPE where the entry belongs: the script read deletes it and reports it.
-        Value::ServerError(_) => return None,
-        value => (bytes(value), None),
-    };
+    let (envelope, recorded) = entry_fields(fields)?;
     Some(EntryRead {
         envelope,
         recorded,
@@ -323,6 +314,23 @@ fn entry_replies(
         repaired: String::new(),
         lease: LeaseClaim::NotTried,
     })
+}
+
+/// An entry's envelope and, in layout 1, its `t` field.
+type EntryFields = (Option<Vec<u8>>, Option<Vec<u8>>);
+
+/// The reply of [`L2::entry_command`]: the envelope and, in layout 1, the `t` field (HMGET's two
+/// fields; GET's one value in layout 2). `None` for an error reply, WRONGTYPE where the entry
+/// belongs: the script read deletes it and reports it.
+fn entry_fields(reply: Value) -> Option<EntryFields> {
+    match reply {
+        Value::Array(fields) => {
+            let mut fields = fields.into_iter();
+            Some((fields.next().and_then(bytes), fields.next().and_then(bytes)))
+        }
+        Value::ServerError(_) => None,
+        value => Some((bytes(value), None)),
+    }
 }
 
 /// `scripts/read.lua`'s reply: `{ envelope, t, generation, repaired, leased }`; `held` is the
@@ -502,8 +510,8 @@ impl L2 {
         let claim = match self.read_pipelined(entry, tags, vouched, lease).await {
             Ok(Ok(reply)) => return Ok(reply),
             Ok(Err(claim)) => claim,
-            Err(Error::Redis(e)) if is_content_error(&e) => LeaseClaim::NotTried,
-            Err(e) => return Err(e),
+            // Nothing was taken that the error did not drop (and so release).
+            Err(e) => inconclusive(Err(e)).map(|_| LeaseClaim::NotTried)?,
         };
         // The lease, if the pipelined read took it, stays the caller's.
         let mut reply = self.read_scripted(entry, tags).await?;
@@ -521,24 +529,12 @@ impl L2 {
         need: ReadNeed,
         vouched: &Vouched<'_>,
     ) -> Result<Option<ReadReply>, Error> {
-        let (envelope, recorded) = match self.keys.layout() {
-            EntryLayout::Hash => {
-                let fields: Vec<Option<Vec<u8>>> = redis::cmd("HMGET")
-                    .arg(&entry.entry)
-                    .arg("d")
-                    .arg("t")
-                    .query_async(&mut self.conn.clone())
-                    .await?;
-                let mut fields = fields.into_iter();
-                (fields.next().flatten(), fields.next().flatten())
-            }
-            EntryLayout::String => {
-                let value: Option<Vec<u8>> = redis::cmd("GET")
-                    .arg(&entry.entry)
-                    .query_async(&mut self.conn.clone())
-                    .await?;
-                (value, None)
-            }
+        let reply: Value = self
+            .entry_command(entry)
+            .query_async(&mut self.conn.clone())
+            .await?;
+        let Some((envelope, recorded)) = entry_fields(reply) else {
+            return Ok(None);
         };
         let Some(envelope) = envelope else {
             return Ok((need == ReadNeed::Value).then(|| ReadReply {
@@ -669,6 +665,23 @@ impl L2 {
         }))
     }
 
+    /// The command that reads an entry of this node's layout: `GET` of the string (layout 2), or
+    /// `HMGET` of its `d` and `t` fields (layout 1). [`entry_fields`] reads its reply.
+    fn entry_command(&self, entry: &EntryKeys) -> redis::Cmd {
+        let mut cmd;
+        match self.keys.layout() {
+            EntryLayout::Hash => {
+                cmd = redis::cmd("HMGET");
+                cmd.arg(&entry.entry).arg("d").arg("t");
+            }
+            EntryLayout::String => {
+                cmd = redis::cmd("GET");
+                cmd.arg(&entry.entry);
+            }
+        }
+        cmd
+    }
+
     /// The commands of a pipelined read in the entry's slot: `HMGET` the entry and `SET NX GET` its
     /// generation; or, when the read takes the lease (`lease`: token and duration), `scripts/read.lua`
     /// as `EVALSHA`, which does the same and takes the lease when there is no entry.
@@ -693,10 +706,7 @@ impl L2 {
                     .arg(lease.as_millis().max(1) as u64),
             );
         } else {
-            match self.keys.layout() {
-                EntryLayout::Hash => part.cmd("HMGET").arg(&entry.entry).arg("d").arg("t"),
-                EntryLayout::String => part.cmd("GET").arg(&entry.entry),
-            };
+            part.add_command(self.entry_command(entry));
             part.cmd("SET")
                 .arg(entry.generation())
                 .arg(new_generation)
@@ -749,11 +759,13 @@ impl L2 {
         let Value::Array(items) = reply else {
             return Err(unexpected("read", &reply));
         };
-        let mut it = items.into_iter();
-        let envelope = it.next().and_then(bytes);
-        let t_field = it.next().and_then(bytes);
-        let generation = it.next().map(string).unwrap_or_default();
-        let mut repaired = it.next().map(string).unwrap_or_default();
+        let EntryRead {
+            envelope,
+            recorded: t_field,
+            generation,
+            mut repaired,
+            ..
+        } = scripted_read(items, None);
         let recorded = envelope
             .as_deref()
             .map_or(&[][..], |e| recorded_frame(t_field.as_deref(), e));

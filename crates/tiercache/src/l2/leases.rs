@@ -56,6 +56,17 @@ impl HeldLease {
     }
 }
 
+/// Compare-and-delete through `scripts/release.lua`; whether `token` still held the lease.
+async fn release(
+    conn: &mut Connection,
+    script: &Script,
+    key: &str,
+    token: &str,
+) -> Result<bool, Error> {
+    let released: i64 = script.key(key).arg(token).invoke_async(conn).await?;
+    Ok(released == 1)
+}
+
 impl Drop for HeldLease {
     fn drop(&mut self) {
         let Some((mut conn, script, key)) = self.release.take() else {
@@ -65,12 +76,7 @@ impl Drop for HeldLease {
         // Outside a runtime (the process shutting down) the lease simply expires.
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(async move {
-                let released = script
-                    .key(&key)
-                    .arg(&token)
-                    .invoke_async::<i64>(&mut conn)
-                    .await;
-                if let Err(e) = released {
+                if let Err(e) = release(&mut conn, &script, &key, &token).await {
                     tracing::debug!(error = %e, key, "unused lease not released; it will expire");
                 }
             });
@@ -103,14 +109,7 @@ impl L2 {
 
     /// Compare-and-delete. Returns whether `token` still held the lease.
     pub(crate) async fn release_lease(&self, key: &str, token: &str) -> Result<bool, Error> {
-        let released: i64 = self
-            .scripts
-            .release
-            .key(key)
-            .arg(token)
-            .invoke_async(&mut self.conn.clone())
-            .await?;
-        Ok(released == 1)
+        release(&mut self.conn.clone(), &self.scripts.release, key, token).await
     }
 
     /// Compare-and-extend to `lease` from now. Returns whether `token` still held the lease.

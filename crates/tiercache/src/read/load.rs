@@ -96,13 +96,30 @@ impl Node {
         Fut: std::future::Future<Output = Result<T, E>> + Send + 'static,
         E: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        // Subscribe before reading so a fill between our read and our wait is not missed.
+        let (fills, read) = self.read_for_load::<T>(key, opts, flight).await;
+        self.load_after_read(key, opts, loader, flight, l1_stale, fills, read)
+            .await
+    }
+
+    /// The read a load starts with: the value, or the fence and (when free) the key's lease. The
+    /// subscription to fills comes first, so a fill between this read and a wait is not missed.
+    pub(crate) async fn read_for_load<T>(
+        self: &Arc<Self>,
+        key: &str,
+        opts: &EntryOptions,
+        flight: Option<&Flight>,
+    ) -> (
+        tokio::sync::broadcast::Receiver<Arc<str>>,
+        Result<ReadOutcome<T>, Error>,
+    )
+    where
+        T: Serialize + DeserializeOwned + Send + Sync + 'static,
+    {
         let fills = self.fills.subscribe();
         let read = self
             .read_through::<T>(key, opts.tags(), ReadNeed::ValueOrFence, true, flight)
             .await;
-        self.load_after_read(key, opts, loader, flight, l1_stale, fills, read)
-            .await
+        (fills, read)
     }
 
     /// The miss path once L2 has been read (by the caller, inline, before any task was spawned).
