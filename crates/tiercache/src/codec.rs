@@ -86,10 +86,24 @@ pub(crate) fn encode<T: Serialize>(
     max_bytes: usize,
 ) -> Result<Vec<u8>, String> {
     let mut out = Vec::with_capacity(HEADER_LEN + 64);
-    push_header_start(&mut out, FORMAT_VERSION, header);
-    out.extend_from_slice(&[0; 8]);
-    out.extend_from_slice(&[0; 4]);
-    push_payload(&mut out, value, max_bytes, 32)?;
+    out.extend_from_slice(&MAGIC);
+    out.push(FORMAT_VERSION);
+    out.push(0);
+    out.extend_from_slice(&header.created_at_ms.to_le_bytes());
+    out.extend_from_slice(&header.expires_at_ms.to_le_bytes());
+    out.extend_from_slice(&header.load_micros.to_le_bytes());
+    // Reserved (8 bytes), then the payload's length, written once it is known.
+    out.extend_from_slice(&[0; 12]);
+    bincode::serde::encode_into_std_write(value, &mut out, bincode_config())
+        .map_err(|e| e.to_string())?;
+    let payload_len = out.len() - HEADER_LEN;
+    if payload_len > max_bytes {
+        return Err(format!(
+            "encoded value is {payload_len} bytes, over the {max_bytes}-byte limit (TIERCACHE_MAX_VALUE_BYTES)"
+        ));
+    }
+    let len = u32::try_from(payload_len).map_err(|_| "payload larger than 4 GiB".to_owned())?;
+    out[32..36].copy_from_slice(&len.to_le_bytes());
     Ok(out)
 }
 
@@ -127,36 +141,6 @@ pub(crate) fn format_of(layout: crate::config::EntryLayout) -> u8 {
         crate::config::EntryLayout::Hash => FORMAT_VERSION,
         crate::config::EntryLayout::String => FORMAT_WITH_TAGS,
     }
-}
-
-fn push_header_start(out: &mut Vec<u8>, version: u8, header: &Header) {
-    out.extend_from_slice(&MAGIC);
-    out.push(version);
-    out.push(0);
-    out.extend_from_slice(&header.created_at_ms.to_le_bytes());
-    out.extend_from_slice(&header.expires_at_ms.to_le_bytes());
-    out.extend_from_slice(&header.load_micros.to_le_bytes());
-}
-
-/// Appends the payload and writes its length at `length_at`.
-fn push_payload<T: Serialize>(
-    out: &mut Vec<u8>,
-    value: &T,
-    max_bytes: usize,
-    length_at: usize,
-) -> Result<(), String> {
-    let start = out.len();
-    bincode::serde::encode_into_std_write(value, &mut *out, bincode_config())
-        .map_err(|e| e.to_string())?;
-    let payload_len = out.len() - start;
-    if payload_len > max_bytes {
-        return Err(format!(
-            "encoded value is {payload_len} bytes, over the {max_bytes}-byte limit (TIERCACHE_MAX_VALUE_BYTES)"
-        ));
-    }
-    let len = u32::try_from(payload_len).map_err(|_| "payload larger than 4 GiB".to_owned())?;
-    out[length_at..length_at + 4].copy_from_slice(&len.to_le_bytes());
-    Ok(())
 }
 
 fn le_u64(bytes: &[u8], at: usize) -> u64 {
