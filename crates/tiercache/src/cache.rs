@@ -683,6 +683,9 @@ impl Node {
             .guarded(self.l2.read(&entry_keys, tags, need, &vouched, lease))
             .await?;
         self.stats.l2_read_time(started.elapsed());
+        if reply.batched {
+            self.stats.l2_batched_reads(1);
+        }
         self.repaired(&reply.repaired);
         if !reply.created_tags.is_empty() {
             // Versions recreated after an eviction must reach nodes still holding the old ones.

@@ -6,6 +6,7 @@
 //! is sent.
 
 mod admin;
+mod batch;
 pub(crate) mod connection;
 mod leases;
 pub(crate) mod stream;
@@ -117,6 +118,8 @@ pub(crate) struct ReadReply {
     pub(crate) repaired: String,
     /// What became of the lease the read was asked to take ([`LeaseAsk`]).
     pub(crate) lease: LeaseClaim,
+    /// Whether the entry came in one `MGET` with other cold reads in flight.
+    pub(crate) batched: bool,
 }
 
 /// A lease a read takes for its caller when it finds no entry, so that a cold read's fence and lease
@@ -417,6 +420,8 @@ pub(crate) struct L2 {
     pub(crate) conn: Connection,
     pub(crate) keys: KeySpace,
     scripts: Scripts,
+    /// Concurrent cold reads sharing `MGET`s (layout 2 on one server).
+    batches: batch::ReadBatches,
     /// How long a generation outlives its invalidation; loads longer than this are never stored.
     pub(crate) generation_ttl: Duration,
     /// The replay stream's approximate cap (`XADD MAXLEN ~`).
@@ -475,6 +480,7 @@ impl L2 {
             conn,
             keys,
             scripts: Scripts::new(),
+            batches: batch::ReadBatches::default(),
             generation_ttl: settings.generation_ttl,
             stream_max_len: settings.stream_max_len,
             acks: settings.acks,
@@ -529,10 +535,17 @@ impl L2 {
         need: ReadNeed,
         vouched: &Vouched<'_>,
     ) -> Result<Option<ReadReply>, Error> {
-        let reply: Value = self
-            .entry_command(entry)
-            .query_async(&mut self.conn.clone())
-            .await?;
+        let (reply, batched) =
+            if self.keys.layout() == EntryLayout::String && !self.conn.is_cluster() {
+                let fetched = self.batches.get(&self.conn, &entry.entry).await?;
+                (fetched.value, fetched.shared)
+            } else {
+                let reply: Value = self
+                    .entry_command(entry)
+                    .query_async(&mut self.conn.clone())
+                    .await?;
+                (reply, false)
+            };
         let Some((envelope, recorded)) = entry_fields(reply) else {
             return Ok(None);
         };
@@ -544,6 +557,7 @@ impl L2 {
                 created_tags: Vec::new(),
                 repaired: String::new(),
                 lease: LeaseClaim::NotTried,
+                batched,
             }));
         };
         // An expired value is served only as stale, after a load attempt that needs the fence.
@@ -563,6 +577,7 @@ impl L2 {
             created_tags: Vec::new(),
             repaired: String::new(),
             lease: LeaseClaim::NotTried,
+            batched,
         }))
     }
 
@@ -642,6 +657,7 @@ impl L2 {
                 created_tags: Vec::new(),
                 repaired,
                 lease,
+                batched: false,
             }));
         };
         let current =
@@ -662,6 +678,7 @@ impl L2 {
             created_tags: Vec::new(),
             repaired,
             lease,
+            batched: false,
         }))
     }
 
@@ -822,6 +839,7 @@ impl L2 {
             created_tags,
             repaired,
             lease: LeaseClaim::NotTried,
+            batched: false,
         })
     }
 
