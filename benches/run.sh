@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/ensure-redis
 rm -rf target/bench-results target/criterion
-cargo bench -p tiercache-benches 2>&1 | tee target/bench-run.txt | grep -E "^(\||[a-z_]+/)|time:" || true
+# The filter only shows progress; a bench that fails must stop the run, not leave its tables stale.
+cargo bench -p tiercache-benches 2>&1 | tee target/bench-run.txt | { grep -E "^(\||[a-z_]+/)|time:" || true; }
 cargo run --release -q -p tiercache-benches --bin bench-report > /dev/null
 echo "tables: target/bench-report.md"

@@ -121,16 +121,16 @@ fn main() {
     t.line("| strategy | loader calls per round | p50 | p99 | max |");
     t.line("|---|---|---|---|---|");
     rt.block_on(async {
-        for (name, locking) in [
-            ("tiercache (fleet lease)", true),
-            ("per-node coalescing only", false),
+        for (name, namespace, locking) in [
+            ("tiercache (fleet lease)", "stampede-lease", true),
+            ("per-node coalescing only", "stampede-local", false),
         ] {
             let mut nodes = Vec::new();
             for _ in 0..NODES {
                 nodes.push(if locking {
-                    node(&url, name).await
+                    node(&url, namespace).await
                 } else {
-                    node_without_locking(&url, name).await
+                    node_without_locking(&url, namespace).await
                 });
             }
             let (mut loads, mut latencies) = (Vec::new(), Vec::new());

@@ -9,7 +9,9 @@
 //! `get_or_load` naming the entry's tag), `raw` (raw `GET` + bincode decode), `forget`
 //! (`forget_local` alone, to subtract it from `l2`), `l1_get_or_load` (`get_or_load` on a key in L1,
 //! as a service calls it), `moka` (`moka::future::Cache::get`) and `moka_sync`
-//! (`moka::sync::Cache::get`, the fastest moka lookup), beside `l1`. `in_flight` (default 1) tasks share the calls,
+//! (`moka::sync::Cache::get`, the fastest moka lookup), beside `l1`; `miss` (`get_or_load` of a key
+//! in neither tier, no tags, as the `ops` bench's miss) beside `naive_miss` (`GET` finding nothing,
+//! then `SET EX`). `in_flight` (default 1) tasks share the calls,
 //! each on its own key, to show costs that grow with concurrency. It prints the mean wall time per
 //! call and Redis's own per-command CPU time, so client and server cost can be told apart.
 #![allow(clippy::unwrap_used, missing_docs, clippy::print_stdout)]
@@ -29,6 +31,10 @@ struct Setup {
     moka_sync: moka::sync::Cache<String, Arc<Payload>>,
     value: Payload,
     opts: EntryOptions,
+    /// Options without tags, for the miss paths.
+    untagged: EntryOptions,
+    /// Numbers the miss paths' keys, so no key is read twice.
+    misses: std::sync::atomic::AtomicU64,
 }
 
 async fn one_call(s: &Setup, path: &str, key: &str, raw_key: &str) {
@@ -67,6 +73,36 @@ async fn one_call(s: &Setup, path: &str, key: &str, raw_key: &str) {
         "moka_sync" => {
             black_box(s.moka_sync.get(key).unwrap());
         }
+        "miss" => {
+            let n = s.misses.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let v = s.value.clone();
+            black_box(
+                s.cache
+                    .get_or_load(&format!("{key}-miss{n}"), &s.untagged, || async move {
+                        Ok::<_, std::io::Error>(v)
+                    })
+                    .await
+                    .unwrap(),
+            );
+        }
+        "naive_miss" => {
+            let n = s.misses.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let raw_key = format!("{raw_key}-miss{n}");
+            let found: Option<Vec<u8>> = redis::cmd("GET")
+                .arg(&raw_key)
+                .query_async(&mut s.raw.clone())
+                .await
+                .unwrap();
+            assert!(found.is_none());
+            let () = redis::cmd("SET")
+                .arg(&raw_key)
+                .arg(encode(&s.value))
+                .arg("EX")
+                .arg(3600)
+                .query_async(&mut s.raw.clone())
+                .await
+                .unwrap();
+        }
         "raw" => {
             let bytes: Vec<u8> = redis::cmd("GET")
                 .arg(raw_key)
@@ -76,7 +112,7 @@ async fn one_call(s: &Setup, path: &str, key: &str, raw_key: &str) {
             black_box(decode(&bytes));
         }
         other => panic!(
-            "unknown path {other}: use l1, l1_get_or_load, l2, l2_tagged, forget, raw, moka or moka_sync"
+            "unknown path {other}: use l1, l1_get_or_load, l2, l2_tagged, forget, raw, miss, naive_miss, moka or moka_sync"
         ),
     }
 }
@@ -101,6 +137,8 @@ fn main() {
             moka_sync: moka::sync::Cache::new(1 << 20),
             value: Payload::of_size(size),
             opts: EntryOptions::new(Duration::from_hours(1)).with_tags(["profile"]),
+            untagged: EntryOptions::new(Duration::from_hours(1)),
+            misses: std::sync::atomic::AtomicU64::new(0),
         });
         for i in 0..in_flight {
             setup
