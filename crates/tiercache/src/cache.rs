@@ -350,31 +350,46 @@ impl Cache {
                     reason,
                 }
             })?;
-        let entry_keys = node.keys.entry(key);
         let put = match node
-            .guarded(node.l2.put(
-                &entry_keys,
-                opts.tags(),
-                &envelope,
-                ttl + node.config.fail_safe_max,
-            ))
+            .guarded(
+                node.l2
+                    .prepare_put(opts.tags(), &envelope, ttl + node.config.fail_safe_max),
+            )
             .await
         {
             Ok(put) => put,
             Err(e) => return node.set_unreachable(key, value, ttl, e).await,
         };
         node.repaired(&put.repaired);
-        let versions = put.versions;
         let mut ops: Vec<Op> = put
             .created
             .into_iter()
             .map(|(t, v)| Op::AnnounceTag(t, v))
             .collect();
-        ops.push(Op::AnnounceKey(key.to_owned()));
+        let announced = if node.l2.conn.is_cluster() {
+            // The entry's slot is not the bus's: write it first, then announce it.
+            let entry_keys = node.keys.entry(key);
+            if let Err(e) = node.guarded(node.l2.put(&entry_keys, &put.write)).await {
+                return node.set_unreachable(key, value, ttl, e).await;
+            }
+            ops.push(Op::AnnounceKey(key.to_owned()));
+            node.outbox.send(ops).await
+        } else {
+            // One server: the write travels in the bus's batch, one script call that writes the
+            // entry, appends the change to the stream and publishes it, so no node hears of it
+            // before Redis has it. Queued for replay instead, it becomes the key's invalidation.
+            ops.push(Op::Put(key.to_owned(), Arc::new(put.write)));
+            match node.outbox.send(ops).await {
+                Err(pending) if pending.is_pending() => {
+                    node.fill_degraded_for(key, &Arc::new(value), ttl);
+                    return Err(pending);
+                }
+                other => other,
+            }
+        };
         // Announced (or queued for replay) before L1 takes the value, so the announcement's own
         // removal of the key does not undo the fill.
-        let announced = node.outbox.send(ops).await;
-        if let Some(tags) = l1_tags(opts.tags(), &versions) {
+        if let Some(tags) = l1_tags(opts.tags(), &put.versions) {
             node.fill_l1(key, Arc::new(value), envelope.len(), &header, tags, None);
         }
         announced

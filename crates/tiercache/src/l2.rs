@@ -395,14 +395,37 @@ struct TagVersions {
     repaired: String,
 }
 
-/// What [`L2::put`] wrote.
+/// A `set` made ready by [`L2::prepare_put`]: its tags' versions and the entry to write.
 pub(crate) struct Put {
     /// The version of each tag, in the caller's order.
     pub(crate) versions: Vec<String>,
-    /// The tags whose versions the put wrote; they must be announced.
+    /// The tags whose versions this preparation wrote; they must be announced.
     pub(crate) created: Vec<(String, u64)>,
     /// The kinds of unreadable bookkeeping it rewrote.
     pub(crate) repaired: String,
+    /// The entry, as this node's layout stores it.
+    pub(crate) write: EntryWrite,
+}
+
+/// An entry as a `set` writes it: by [`L2::put`], or on one server inside the bus's batch
+/// (`scripts/invalidate.lua` deletes the key's entries in both layouts, bumps its generation, then
+/// writes this), so the value and its announcement reach Redis in one script call.
+pub(crate) struct EntryWrite {
+    /// The stored value: format 1 in layout 1, format 2 (tags framed inside) in layout 2.
+    pub(crate) value: Vec<u8>,
+    /// Layout 1's `t` field: the recorded tag versions.
+    pub(crate) recorded: Vec<u8>,
+    /// The entry's lifetime in Redis, ms.
+    pub(crate) lifetime_ms: u64,
+}
+
+impl std::fmt::Debug for EntryWrite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EntryWrite")
+            .field("value_bytes", &self.value.len())
+            .field("lifetime_ms", &self.lifetime_ms)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A script's answer, with the kinds of unreadable bookkeeping it rewrote on the way (letters, see
@@ -951,11 +974,10 @@ impl L2 {
         Ok(stored)
     }
 
-    /// Writes an entry unconditionally under a new generation. Returns the tag versions it recorded,
-    /// the tags whose versions it wrote and the kinds of bookkeeping it repaired.
-    pub(crate) async fn put(
+    /// Makes a `set` of `envelope` under `tags` ready to write: reads (and creates where missing) the
+    /// tags' versions, one round trip when there are tags, none otherwise.
+    pub(crate) async fn prepare_put(
         &self,
-        entry: &EntryKeys,
         tags: &[String],
         envelope: &[u8],
         lifetime: Duration,
@@ -972,7 +994,22 @@ impl L2 {
                 .map(String::as_str)
                 .zip(versions.iter().map(String::as_str)),
         );
-        let value = self.entry_value(envelope, &recorded)?;
+        let value = self.entry_value(envelope, &recorded)?.into_owned();
+        Ok(Put {
+            versions,
+            created,
+            repaired,
+            write: EntryWrite {
+                value,
+                recorded,
+                lifetime_ms: lifetime.as_millis().max(1) as u64,
+            },
+        })
+    }
+
+    /// Writes an entry unconditionally under a new generation (`scripts/put.lua`), deleting the
+    /// other layout's copy: a `set` on a cluster, where the entry's slot is not the bus's.
+    pub(crate) async fn put(&self, entry: &EntryKeys, write: &EntryWrite) -> Result<(), Error> {
         let _: i64 = self
             .scripts
             .put
@@ -981,16 +1018,12 @@ impl L2 {
             .key(entry.other_layout())
             .arg(nonce())
             .arg(self.generation_ttl.as_millis() as u64)
-            .arg(&*value)
-            .arg(recorded)
-            .arg(lifetime.as_millis().max(1) as u64)
+            .arg(&write.value)
+            .arg(&write.recorded)
+            .arg(write.lifetime_ms)
             .invoke_async(&mut self.conn.clone())
             .await?;
-        Ok(Put {
-            versions,
-            created,
-            repaired,
-        })
+        Ok(())
     }
 
     /// What an entry of this node's layout stores for `envelope` (format 1) recording `tags`: the

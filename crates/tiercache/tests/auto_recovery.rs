@@ -191,3 +191,40 @@ async fn an_invalidation_made_before_the_node_ever_reached_redis_is_replayed_whe
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_set_that_could_not_reach_redis_is_replayed_as_the_keys_invalidation() {
+    let redis = server();
+    let proxy = FaultProxy::start(redis.port()).await.unwrap();
+    let a = node_behind(&proxy, "set-replay", 100).await;
+    let b = builder(&redis, "set-replay").build().await.unwrap();
+    let calls = Arc::new(AtomicUsize::new(0));
+    for node in [&a, &b] {
+        node.get_or_load("s", &opts(), counting(&calls, 1_u64))
+            .await
+            .unwrap();
+    }
+
+    // The set is the first call to meet the partition: its write goes out in the bus's batch,
+    // which times out and is queued.
+    proxy.partition();
+    let err = a
+        .set("s", 7_u64, &opts())
+        .await
+        .expect_err("set cannot reach Redis");
+    assert!(err.is_pending(), "{err}");
+    assert_eq!(*a.get::<u64>("s").await.unwrap().unwrap(), 7);
+
+    proxy.heal();
+    eventually(DEADLINE, "a replays its queue and b drops s", || async {
+        a.pending_invalidations() == 0 && b.get::<u64>("s").await.unwrap().is_none()
+    })
+    .await;
+    // By the time a queued write reaches Redis another node may have written a newer value: the
+    // replay invalidated the key instead of writing 7 late.
+    let v = b
+        .get_or_load("s", &opts(), counting(&calls, 2_u64))
+        .await
+        .unwrap();
+    assert_eq!(*v, 2, "the queued set was replayed as a write");
+}

@@ -1,10 +1,12 @@
 //! The outbox's handle: what callers ask the bus to do, and the queue to the flusher.
 
+use std::sync::Arc;
+
 use tokio::sync::{mpsc, oneshot};
 
 use super::message::Event;
 use crate::error::Error;
-use crate::l2::nonce;
+use crate::l2::{nonce, EntryWrite};
 
 /// What the outbox is asked to do to L2 before announcing.
 #[derive(Debug, Clone)]
@@ -13,6 +15,10 @@ pub(crate) enum Op {
     InvalidateKey(String),
     /// Only announce that the key changed (L2 was already written).
     AnnounceKey(String),
+    /// Write the key's entry under a new generation (deleting both layouts' copies first) and
+    /// announce it: a `set` on one server. Queued for replay, it becomes [`Op::InvalidateKey`]: by
+    /// then the value may be older than what others wrote.
+    Put(String, Arc<EntryWrite>),
     /// Give the tag a new version.
     InvalidateTag(String),
     /// Only announce a tag version that L2 already has (a version recreated after eviction).
@@ -56,7 +62,9 @@ impl Op {
     /// distrusted until the replay brings the real one.
     pub(super) fn local_event(&self) -> Event {
         match self {
-            Op::InvalidateKey(key) | Op::AnnounceKey(key) => Event::Key(key.clone()),
+            Op::InvalidateKey(key) | Op::AnnounceKey(key) | Op::Put(key, _) => {
+                Event::Key(key.clone())
+            }
             Op::AnnounceTag(tag, version) => Event::Tag {
                 tag: tag.clone(),
                 version: *version,
@@ -66,6 +74,15 @@ impl Op {
                 version: nonce(),
             },
             Op::ClearNamespace => Event::Clear,
+        }
+    }
+
+    /// The operation as the replay queue keeps it: a write becomes the key's invalidation, since a
+    /// value replayed later could overwrite a newer one.
+    pub(super) fn for_replay(self) -> Op {
+        match self {
+            Op::Put(key, _) => Op::InvalidateKey(key),
+            other => other,
         }
     }
 }

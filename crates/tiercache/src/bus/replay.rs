@@ -18,6 +18,7 @@ const MAX_REPLAY_BACKOFF: Duration = Duration::from_secs(2);
 impl Node {
     /// Keeps a batch that could not reach Redis; returns the error its callers get.
     pub(crate) fn queue_for_replay(self: &Arc<Self>, ops: Vec<Op>) -> Error {
+        let ops: Vec<Op> = ops.into_iter().map(Op::for_replay).collect();
         let n = ops.len() as u64;
         let (waiting, overflowed_now, start) = self.pending.push(ops);
         self.stats.invalidations_queued(n);

@@ -76,6 +76,7 @@ enum Route {
 /// Applies a batch to L2, appends it to the replay stream and publishes it (`scripts/invalidate.lua`).
 async fn flush(node: &Arc<Node>, ops: Vec<Op>, route: Route) -> Result<(), Error> {
     let mut keys = Vec::new();
+    let mut writes = Vec::new();
     let mut tags = Vec::new();
     let mut events = Vec::with_capacity(ops.len());
     for op in ops {
@@ -85,6 +86,11 @@ async fn flush(node: &Arc<Node>, ops: Vec<Op>, route: Route) -> Result<(), Error
                 events.push(Event::Key(key));
             }
             Op::AnnounceKey(key) => events.push(Event::Key(key)),
+            Op::Put(key, write) => {
+                writes.push((keys.len(), write));
+                keys.push((node.keys.entry(&key), nonce()));
+                events.push(Event::Key(key));
+            }
             Op::InvalidateTag(tag) => {
                 let version = nonce();
                 tags.push((node.keys.tag(&tag), version));
@@ -113,6 +119,7 @@ async fn flush(node: &Arc<Node>, ops: Vec<Op>, route: Route) -> Result<(), Error
     let skip_publish = false;
     let batch = InvalidationBatch {
         keys,
+        writes,
         tags,
         message: encode(&message),
         publish: !skip_publish,

@@ -5,13 +5,14 @@
 //! reaches Redis.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use futures_util::future::try_join_all;
 use redis::streams::StreamRangeReply;
 use redis::Value;
 
 use super::connection::{slot_of, WaitAt};
-use super::{nonce, text, Repaired, L2};
+use super::{nonce, text, EntryWrite, Repaired, L2};
 use crate::error::Error;
 use crate::keys::EntryKeys;
 
@@ -19,6 +20,9 @@ use crate::keys::EntryKeys;
 pub(crate) struct InvalidationBatch {
     /// Each invalidated key, with the generation it gets.
     pub(crate) keys: Vec<(EntryKeys, u64)>,
+    /// Entries written after their key's invalidation (a `set`), by index into `keys`. One server
+    /// only: a cluster's `set` writes its entry in the entry's slot first and announces it after.
+    pub(crate) writes: Vec<(usize, Arc<EntryWrite>)>,
     /// Each invalidated tag's version key, with the version it gets.
     pub(crate) tags: Vec<(String, u64)>,
     /// The bus message: appended to the stream and published.
@@ -118,6 +122,16 @@ impl L2 {
         }
         for (key, version) in &batch.tags {
             call.key(key).arg(*version);
+        }
+        // On a cluster the keys were invalidated in their own slots above, and a write there would
+        // come after nothing announced it; `set` does not send one (see `writes`).
+        let writes: &[(usize, Arc<EntryWrite>)] = if cluster { &[] } else { &batch.writes };
+        call.arg(writes.len());
+        for (index, write) in writes {
+            call.arg(index + 1)
+                .arg(&write.value)
+                .arg(&write.recorded)
+                .arg(write.lifetime_ms);
         }
         let (stream_id, repaired): (String, String) = call.invoke_async(&mut conn.clone()).await?;
         let stream = self.keys.stream();

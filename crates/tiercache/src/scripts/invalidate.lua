@@ -12,7 +12,10 @@
 -- ARGV[5]                  the stream's approximate cap (XADD MAXLEN ~)
 -- ARGV[6]                  the bus message (opaque bytes)
 -- ARGV[7 .. 6+n]           the new generation of each key
--- ARGV[7+n ..]             the new version of each tag
+-- ARGV[7+n .. 6+n+m]       the new version of each of the m tags
+-- ARGV[7+n+m]              w, the number of entries to write after their key's invalidation (a
+--                          `set`); then for each, four arguments: the key's index (1..n), the value,
+--                          the t field (layout 1) and the entry's lifetime in Redis, ms
 --
 -- Publishes "<stream id> <message>" so receivers learn the position they have applied up to.
 -- Returns { stream id, repaired }: a key of another type where the stream belongs is deleted first
@@ -24,6 +27,12 @@ for i = 1, n do
 end
 for j = 2 + 3 * n, #KEYS do
   redis.call('SET', KEYS[j], ARGV[7 + n + (j - 2 - 3 * n)])
+end
+local writes_at = 7 + n + (#KEYS - 1 - 3 * n)
+for w = 1, tonumber(ARGV[writes_at] or '0') do
+  local at = writes_at + 4 * (w - 1)
+  local i = tonumber(ARGV[at + 1])
+  write_entry(KEYS[3 * i - 1], ARGV[at + 2], ARGV[at + 3], ARGV[at + 4])
 end
 local kind = redis.call('TYPE', KEYS[1])['ok']
 if kind ~= 'stream' and kind ~= 'none' then

@@ -1,4 +1,5 @@
--- Writes a value unconditionally (Cache::set) and fences out every load of the key still running.
+-- Writes a value unconditionally (Cache::set on a cluster; on one server the write travels in the
+-- bus's batch, scripts/invalidate.lua) and fences out every load of the key still running.
 -- Every key is in the entry's slot; the tag versions the entry records were read (and created where
 -- missing) by scripts/versions.lua just before.
 --
