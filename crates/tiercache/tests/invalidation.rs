@@ -389,3 +389,26 @@ async fn a_cold_read_vouched_by_the_bus_stops_vouching_once_the_tag_moves_on() {
         .unwrap();
     assert_eq!((*v, calls.load(Ordering::SeqCst)), (2, 1), "and reloads it");
 }
+
+// Current-thread runtime: both calls reach the outbox before its flusher runs, so they share one
+// batch, the set first.
+#[tokio::test(flavor = "current_thread")]
+async fn a_key_invalidated_after_its_set_in_the_same_batch_ends_without_a_value() {
+    let redis = server();
+    let nodes = nodes(&redis, "set-then-invalidate", 2).await;
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let opts = EntryOptions::new(Duration::from_secs(600));
+    let (set, invalidated) = tokio::join!(a.set("k", 7_u64, &opts), a.invalidate("k"));
+    set.unwrap();
+    invalidated.unwrap();
+    assert_eq!(
+        b.get::<u64>("k").await.unwrap(),
+        None,
+        "the set's write outlived the invalidation that followed it"
+    );
+    // And the other order: the value set after the invalidation stays.
+    let (invalidated, set) = tokio::join!(a.invalidate("k"), a.set("k", 8_u64, &opts));
+    invalidated.unwrap();
+    set.unwrap();
+    assert_eq!(b.get::<u64>("k").await.unwrap().as_deref(), Some(&8));
+}

@@ -21,18 +21,22 @@
 -- Returns { stream id, repaired }: a key of another type where the stream belongs is deleted first
 -- (nodes positioned in it then find it gone and drop their L1), reported as 's' (see lib.lua).
 local n = tonumber(ARGV[3])
+local writes_at = 7 + n + (#KEYS - 1 - 3 * n)
+local write_of = {}
+for w = 1, tonumber(ARGV[writes_at] or '0') do
+  local at = writes_at + 4 * (w - 1)
+  write_of[tonumber(ARGV[at + 1])] = at
+end
+-- In the batch's order, each key's write right after its own invalidation: a key invalidated after
+-- it was set in the same batch ends without a value, one set after it was invalidated ends with it.
 for i = 1, n do
   redis.call('DEL', KEYS[3 * i - 1], KEYS[3 * i])
   redis.call('SET', KEYS[3 * i + 1], ARGV[6 + i], 'PX', ARGV[4])
+  local at = write_of[i]
+  if at then write_entry(KEYS[3 * i - 1], ARGV[at + 2], ARGV[at + 3], ARGV[at + 4]) end
 end
 for j = 2 + 3 * n, #KEYS do
   redis.call('SET', KEYS[j], ARGV[7 + n + (j - 2 - 3 * n)])
-end
-local writes_at = 7 + n + (#KEYS - 1 - 3 * n)
-for w = 1, tonumber(ARGV[writes_at] or '0') do
-  local at = writes_at + 4 * (w - 1)
-  local i = tonumber(ARGV[at + 1])
-  write_entry(KEYS[3 * i - 1], ARGV[at + 2], ARGV[at + 3], ARGV[at + 4])
 end
 local kind = redis.call('TYPE', KEYS[1])['ok']
 if kind ~= 'stream' and kind ~= 'none' then
