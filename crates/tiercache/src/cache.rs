@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde::{de::DeserializeOwned, Serialize};
 
-use crate::bus::outbox::Op;
+use crate::bus::outbox::{LocalFill, Op};
 use crate::codec::{self, Header};
 use crate::coherence::{Admission, Trust};
 use crate::error::Error;
@@ -366,33 +366,46 @@ impl Cache {
             .into_iter()
             .map(|(t, v)| Op::AnnounceTag(t, v))
             .collect();
-        let announced = if node.l2.conn.is_cluster() {
+        let tags = l1_tags(opts.tags(), &put.versions);
+        if node.l2.conn.is_cluster() {
             // The entry's slot is not the bus's: write it first, then announce it.
             let entry_keys = node.keys.entry(key);
             if let Err(e) = node.guarded(node.l2.put(&entry_keys, &put.write)).await {
                 return node.set_unreachable(key, value, ttl, e).await;
             }
             ops.push(Op::AnnounceKey(key.to_owned()));
-            node.outbox.send(ops).await
-        } else {
-            // One server: the write travels in the bus's batch, one script call that writes the
-            // entry, appends the change to the stream and publishes it, so no node hears of it
-            // before Redis has it. Queued for replay instead, it becomes the key's invalidation.
-            ops.push(Op::Put(key.to_owned(), Arc::new(put.write)));
-            match node.outbox.send(ops).await {
-                Err(pending) if pending.is_pending() => {
-                    node.fill_degraded_for(key, &Arc::new(value), ttl);
-                    return Err(pending);
-                }
-                other => other,
+            let announced = node.outbox.send(ops).await;
+            // Announced (or queued for replay) before L1 takes the value, so the announcement's
+            // own removal of the key does not undo the fill.
+            if let Some(tags) = tags {
+                node.fill_l1(key, Arc::new(value), envelope.len(), &header, tags, None);
             }
-        };
-        // Announced (or queued for replay) before L1 takes the value, so the announcement's own
-        // removal of the key does not undo the fill.
-        if let Some(tags) = l1_tags(opts.tags(), &put.versions) {
-            node.fill_l1(key, Arc::new(value), envelope.len(), &header, tags, None);
+            return announced;
         }
-        announced
+        // One server: the write travels in the bus's batch, one script call that writes the entry,
+        // appends the change to the stream and publishes it, so no node hears of it before Redis
+        // has it. This node's L1 takes the value where the batch's changes are applied here, right
+        // after the batch's own removal of the key and before anything the batch or a later one
+        // does after it (an invalidation of the key made meanwhile must win here as in Redis).
+        // Queued for replay instead, the write becomes the key's invalidation.
+        let value = Arc::new(value);
+        let fill = tags.map(|tags| {
+            let (node, key, value) = (Arc::downgrade(node), key.to_owned(), value.clone());
+            let encoded_len = envelope.len();
+            LocalFill::new(move || {
+                if let Some(node) = node.upgrade() {
+                    node.fill_l1(&key, value, encoded_len, &header, tags, None);
+                }
+            })
+        });
+        ops.push(Op::Put(key.to_owned(), Arc::new(put.write), fill));
+        match node.outbox.send(ops).await {
+            Err(pending) if pending.is_pending() => {
+                node.fill_degraded_for(key, &value, ttl);
+                Err(pending)
+            }
+            other => other,
+        }
     }
 
     /// Invalidates `key` in L2 and in every node's L1. When this returns `Ok`, L2 no longer has the

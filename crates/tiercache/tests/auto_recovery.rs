@@ -62,7 +62,13 @@ async fn invalidations_made_during_a_partition_reach_the_fleet_when_it_heals() {
         .await
         .expect_err("set cannot reach Redis");
     assert!(err.is_pending(), "{err}");
-    assert_eq!(a.pending_invalidations(), 3);
+    // At least these three: the first read of "t" created its tag's version and announces it from a
+    // spawned task, which on a loaded machine may meet the partition too and wait beside them.
+    assert!(
+        a.pending_invalidations() >= 3,
+        "{} queued",
+        a.pending_invalidations()
+    );
 
     // The invalidations hold on a at once, while b (and L2) still have the old values.
     let v = a

@@ -406,9 +406,16 @@ async fn a_key_invalidated_after_its_set_in_the_same_batch_ends_without_a_value(
         None,
         "the set's write outlived the invalidation that followed it"
     );
+    assert_eq!(
+        a.get::<u64>("k").await.unwrap(),
+        None,
+        "the setting node's L1 kept the value the invalidation removed"
+    );
     // And the other order: the value set after the invalidation stays.
     let (invalidated, set) = tokio::join!(a.invalidate("k"), a.set("k", 8_u64, &opts));
     invalidated.unwrap();
     set.unwrap();
     assert_eq!(b.get::<u64>("k").await.unwrap().as_deref(), Some(&8));
+    assert_eq!(a.get::<u64>("k").await.unwrap().as_deref(), Some(&8));
+    assert!(a.serves_locally("k"), "the set filled its own node's L1");
 }

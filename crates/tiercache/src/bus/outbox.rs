@@ -18,13 +18,38 @@ pub(crate) enum Op {
     /// Write the key's entry under a new generation (deleting both layouts' copies first) and
     /// announce it: a `set` on one server. Queued for replay, it becomes [`Op::InvalidateKey`]: by
     /// then the value may be older than what others wrote.
-    Put(String, Arc<EntryWrite>),
+    Put(String, Arc<EntryWrite>, Option<Arc<LocalFill>>),
     /// Give the tag a new version.
     InvalidateTag(String),
     /// Only announce a tag version that L2 already has (a version recreated after eviction).
     AnnounceTag(String, u64),
     /// Tell every node to drop its L1 (after the namespace's entries were deleted from L2).
     ClearNamespace,
+}
+
+/// A `set`'s fill of this node's L1, run once by the flusher where it applies the batch here: right
+/// after the write's own removal of the key, before any later change (so an invalidation of the key
+/// that Redis applied after the write also wins in this node's L1). Not run when the batch fails.
+pub(crate) struct LocalFill(parking_lot::Mutex<Option<Box<dyn FnOnce() + Send>>>);
+
+impl LocalFill {
+    pub(crate) fn new(fill: impl FnOnce() + Send + 'static) -> Arc<Self> {
+        Arc::new(LocalFill(parking_lot::Mutex::new(Some(Box::new(fill)))))
+    }
+
+    /// Runs the fill, the first time only (a batch retried whole carries the same one).
+    pub(super) fn run(&self) {
+        let fill = self.0.lock().take();
+        if let Some(fill) = fill {
+            fill();
+        }
+    }
+}
+
+impl std::fmt::Debug for LocalFill {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LocalFill")
+    }
 }
 
 /// Where a caller waits for its batch's outcome: every caller of one batch gets the same result (the
@@ -62,7 +87,7 @@ impl Op {
     /// distrusted until the replay brings the real one.
     pub(super) fn local_event(&self) -> Event {
         match self {
-            Op::InvalidateKey(key) | Op::AnnounceKey(key) | Op::Put(key, _) => {
+            Op::InvalidateKey(key) | Op::AnnounceKey(key) | Op::Put(key, ..) => {
                 Event::Key(key.clone())
             }
             Op::AnnounceTag(tag, version) => Event::Tag {
@@ -81,7 +106,7 @@ impl Op {
     /// value replayed later could overwrite a newer one.
     pub(super) fn for_replay(self) -> Op {
         match self {
-            Op::Put(key, _) => Op::InvalidateKey(key),
+            Op::Put(key, ..) => Op::InvalidateKey(key),
             other => other,
         }
     }

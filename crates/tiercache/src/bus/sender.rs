@@ -77,6 +77,7 @@ enum Route {
 async fn flush(node: &Arc<Node>, ops: Vec<Op>, route: Route) -> Result<(), Error> {
     let mut keys = Vec::new();
     let mut writes = Vec::new();
+    let mut fills = Vec::new();
     let mut tags = Vec::new();
     let mut events = Vec::with_capacity(ops.len());
     for op in ops {
@@ -86,8 +87,11 @@ async fn flush(node: &Arc<Node>, ops: Vec<Op>, route: Route) -> Result<(), Error
                 events.push(Event::Key(key));
             }
             Op::AnnounceKey(key) => events.push(Event::Key(key)),
-            Op::Put(key, write) => {
+            Op::Put(key, write, fill) => {
                 writes.push((keys.len(), write));
+                if let Some(fill) = fill {
+                    fills.push((events.len(), fill));
+                }
                 keys.push((node.keys.entry(&key), nonce()));
                 events.push(Event::Key(key));
             }
@@ -132,8 +136,14 @@ async fn flush(node: &Arc<Node>, ops: Vec<Op>, route: Route) -> Result<(), Error
     node.bus.last_sent_seq.fetch_max(seq, Ordering::AcqRel);
     // Our own L1 applies the change whether or not Redis took it: a local invalidation must hold
     // locally (a replayed batch applies again, which only drops what was filled meanwhile).
-    for event in &events {
+    let mut fills = fills.into_iter().peekable();
+    for (at, event) in events.iter().enumerate() {
         node.apply_event(event);
+        while let Some((_, fill)) = fills.next_if(|(fill_at, _)| *fill_at == at) {
+            if result.is_ok() {
+                fill.run();
+            }
+        }
     }
     match result {
         Ok(appended) => {
