@@ -350,10 +350,11 @@ impl Cache {
                     reason,
                 }
             })?;
+        let encoded_len = envelope.len();
         let put = match node
             .guarded(
                 node.l2
-                    .prepare_put(opts.tags(), &envelope, ttl + node.config.fail_safe_max),
+                    .prepare_put(opts.tags(), envelope, ttl + node.config.fail_safe_max),
             )
             .await
         {
@@ -378,7 +379,7 @@ impl Cache {
             // Announced (or queued for replay) before L1 takes the value, so the announcement's
             // own removal of the key does not undo the fill.
             if let Some(tags) = tags {
-                node.fill_l1(key, Arc::new(value), envelope.len(), &header, tags, None);
+                node.fill_l1(key, Arc::new(value), encoded_len, &header, tags, None);
             }
             return announced;
         }
@@ -391,7 +392,6 @@ impl Cache {
         let value = Arc::new(value);
         let fill = tags.map(|tags| {
             let (node, key, value) = (Arc::downgrade(node), key.to_owned(), value.clone());
-            let encoded_len = envelope.len();
             LocalFill::new(move || {
                 if let Some(node) = node.upgrade() {
                     node.fill_l1(&key, value, encoded_len, &header, tags, None);

@@ -975,11 +975,12 @@ impl L2 {
     }
 
     /// Makes a `set` of `envelope` under `tags` ready to write: reads (and creates where missing) the
-    /// tags' versions, one round trip when there are tags, none otherwise.
+    /// tags' versions, one round trip when there are tags, none otherwise. Takes the envelope so
+    /// that layout 1, which stores it as it is, keeps it without a copy.
     pub(crate) async fn prepare_put(
         &self,
         tags: &[String],
-        envelope: &[u8],
+        envelope: Vec<u8>,
         lifetime: Duration,
     ) -> Result<Put, Error> {
         let tag_keys: Vec<String> = tags.iter().map(|t| self.keys.tag(t)).collect();
@@ -994,7 +995,10 @@ impl L2 {
                 .map(String::as_str)
                 .zip(versions.iter().map(String::as_str)),
         );
-        let value = self.entry_value(envelope, &recorded)?.into_owned();
+        let value = match self.entry_value(&envelope, &recorded)? {
+            Cow::Borrowed(_) => envelope,
+            Cow::Owned(framed) => framed,
+        };
         Ok(Put {
             versions,
             created,

@@ -136,10 +136,11 @@ async fn flush(node: &Arc<Node>, ops: Vec<Op>, route: Route) -> Result<(), Error
     node.bus.last_sent_seq.fetch_max(seq, Ordering::AcqRel);
     // Our own L1 applies the change whether or not Redis took it: a local invalidation must hold
     // locally (a replayed batch applies again, which only drops what was filled meanwhile).
+    // A set's fill right after its own event, before any later one (each op makes one event).
     let mut fills = fills.into_iter().peekable();
     for (at, event) in events.iter().enumerate() {
         node.apply_event(event);
-        while let Some((_, fill)) = fills.next_if(|(fill_at, _)| *fill_at == at) {
+        if let Some((_, fill)) = fills.next_if(|(fill_at, _)| *fill_at == at) {
             if result.is_ok() {
                 fill.run();
             }
