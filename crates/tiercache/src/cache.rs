@@ -714,6 +714,9 @@ impl Node {
         if reply.batched {
             self.stats.l2_batched_reads(1);
         }
+        if reply.fence_first {
+            self.stats.l2_fence_first_reads(1);
+        }
         self.repaired(&reply.repaired);
         if !reply.created_tags.is_empty() {
             // Versions recreated after an eviction must reach nodes still holding the old ones.

@@ -9,6 +9,7 @@ mod admin;
 mod batch;
 pub(crate) mod connection;
 mod leases;
+mod miss_forecast;
 pub(crate) mod stream;
 
 pub(crate) use stream::InvalidationBatch;
@@ -120,6 +121,9 @@ pub(crate) struct ReadReply {
     pub(crate) lease: LeaseClaim,
     /// Whether the entry came in one `MGET` with other cold reads in flight.
     pub(crate) batched: bool,
+    /// Whether the read skipped the hit read for the fenced one, recent cold reads having mostly
+    /// missed ([`miss_forecast`]).
+    pub(crate) fence_first: bool,
 }
 
 /// A lease a read takes for its caller when it finds no entry, so that a cold read's fence and lease
@@ -445,6 +449,8 @@ pub(crate) struct L2 {
     scripts: Scripts,
     /// Concurrent cold reads sharing `MGET`s (layout 2 on one server).
     batches: batch::ReadBatches,
+    /// Whether a `get_or_load`'s cold read goes to the fenced read first.
+    misses: miss_forecast::MissForecast,
     /// How long a generation outlives its invalidation; loads longer than this are never stored.
     pub(crate) generation_ttl: Duration,
     /// The replay stream's approximate cap (`XADD MAXLEN ~`).
@@ -504,6 +510,7 @@ impl L2 {
             keys,
             scripts: Scripts::new(),
             batches: batch::ReadBatches::default(),
+            misses: miss_forecast::MissForecast::default(),
             generation_ttl: settings.generation_ttl,
             stream_max_len: settings.stream_max_len,
             acks: settings.acks,
@@ -531,16 +538,40 @@ impl L2 {
             Err(Error::Redis(e)) if is_content_error(&e) => Ok(None),
             other => other,
         };
-        if need != ReadNeed::Fence {
-            if let Some(reply) = inconclusive(self.read_hit(entry, need, vouched).await)? {
+        let fence_first = need == ReadNeed::ValueOrFence && self.misses.likely();
+        if need != ReadNeed::Fence && !fence_first {
+            let hit = inconclusive(self.read_hit(entry, need, vouched).await)?;
+            if need == ReadNeed::ValueOrFence {
+                self.misses.record(hit.is_none());
+            }
+            if let Some(reply) = hit {
                 return Ok(reply);
             }
         }
+        let mut reply = self.read_fenced(entry, tags, vouched, lease).await?;
+        if fence_first {
+            self.misses.record(reply.envelope.is_none());
+            reply.fence_first = true;
+        }
+        Ok(reply)
+    }
+
+    /// The read that brings the fence: pipelined when it can decide alone, else scripted.
+    async fn read_fenced(
+        &self,
+        entry: &EntryKeys,
+        tags: &[String],
+        vouched: &Vouched<'_>,
+        lease: Option<LeaseAsk<'_>>,
+    ) -> Result<ReadReply, Error> {
         let claim = match self.read_pipelined(entry, tags, vouched, lease).await {
             Ok(Ok(reply)) => return Ok(reply),
             Ok(Err(claim)) => claim,
             // Nothing was taken that the error did not drop (and so release).
-            Err(e) => inconclusive(Err(e)).map(|_| LeaseClaim::NotTried)?,
+            Err(e) => match e {
+                Error::Redis(e) if is_content_error(&e) => LeaseClaim::NotTried,
+                e => return Err(e),
+            },
         };
         // The lease, if the pipelined read took it, stays the caller's.
         let mut reply = self.read_scripted(entry, tags).await?;
@@ -581,6 +612,7 @@ impl L2 {
                 repaired: String::new(),
                 lease: LeaseClaim::NotTried,
                 batched,
+                fence_first: false,
             }));
         };
         // An expired value is served only as stale, after a load attempt that needs the fence.
@@ -601,6 +633,7 @@ impl L2 {
             repaired: String::new(),
             lease: LeaseClaim::NotTried,
             batched,
+            fence_first: false,
         }))
     }
 
@@ -681,6 +714,7 @@ impl L2 {
                 repaired,
                 lease,
                 batched: false,
+                fence_first: false,
             }));
         };
         let current =
@@ -702,6 +736,7 @@ impl L2 {
             repaired,
             lease,
             batched: false,
+            fence_first: false,
         }))
     }
 
@@ -863,6 +898,7 @@ impl L2 {
             repaired,
             lease: LeaseClaim::NotTried,
             batched: false,
+            fence_first: false,
         })
     }
 

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{counting, eventually, Backend, RedisCluster, DEADLINE};
+use common::{counting, eventually, on_both_backends, Backend, RedisCluster, DEADLINE};
 use futures_util::future::join_all;
 use tiercache::{Cache, EntryLayout, EntryOptions};
 
@@ -266,28 +266,6 @@ async fn nodes_of_both_entry_layouts_see_each_others_changes(backend: Backend) {
         || serves(&new, &keys[5], source.load(Ordering::SeqCst)),
     )
     .await;
-}
-
-/// Runs each body on a single server and on a cluster.
-macro_rules! on_both_backends {
-    ($($body:ident),* $(,)?) => {
-        mod server {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $body() {
-                    super::$body(super::Backend::server()).await;
-                }
-            )*
-        }
-        mod cluster {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $body() {
-                    super::$body(super::Backend::cluster()).await;
-                }
-            )*
-        }
-    };
 }
 
 on_both_backends!(

@@ -93,3 +93,29 @@ impl Backend {
         out
     }
 }
+
+/// Runs each body on a single server and on a cluster: `mod server` and `mod cluster` of tests, each
+/// calling `super::<body>(Backend)`, so the test file imports `Backend`.
+#[allow(unused_macros)]
+macro_rules! on_both_backends {
+    ($($body:ident),* $(,)?) => {
+        mod server {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $body() {
+                    super::$body(super::Backend::server()).await;
+                }
+            )*
+        }
+        mod cluster {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $body() {
+                    super::$body(super::Backend::cluster()).await;
+                }
+            )*
+        }
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use on_both_backends;
