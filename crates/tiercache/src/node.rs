@@ -30,7 +30,7 @@ pub(crate) struct Node {
     pub(crate) outbox: Outbox,
     pub(crate) recovering: AtomicBool,
     pub(crate) recovery_requested: AtomicBool,
-    pub(crate) fills: tokio::sync::broadcast::Sender<Arc<str>>,
+    pub(crate) fills: tokio::sync::broadcast::Sender<Arc<crate::bus::message::FillNotice>>,
     /// Fault injection: this many coming batches are written to the stream but not published.
     #[cfg(feature = "fault-injection")]
     pub(crate) fault_skip_publish: std::sync::atomic::AtomicU32,
@@ -121,10 +121,11 @@ impl Node {
         tracing::warn!(namespace = %self.config.namespace, reason, "dropped L1");
     }
 
-    /// Another node stored `key`: wake anyone here waiting for it.
-    pub(crate) fn filled(&self, key: &str) {
+    /// Another node stored a key: wake anyone here waiting for it, with the entry when the notice
+    /// carried it.
+    pub(crate) fn filled(&self, notice: crate::bus::message::FillNotice) {
         if self.fills.receiver_count() > 0 {
-            let _ = self.fills.send(Arc::from(key));
+            let _ = self.fills.send(Arc::new(notice));
         }
     }
 

@@ -48,12 +48,18 @@ pub(crate) fn encode(m: &Message) -> Vec<u8> {
 }
 
 pub(crate) fn decode(bytes: &[u8]) -> Option<Message> {
-    bincode::serde::decode_from_slice(
+    decode_with_rest(bytes).map(|(m, _)| m)
+}
+
+/// Decodes a bus message and returns the bytes after it: a filled notice's entry
+/// ([`with_filled_entry`]), empty otherwise.
+pub(crate) fn decode_with_rest(bytes: &[u8]) -> Option<(Message, &[u8])> {
+    let (message, used) = bincode::serde::decode_from_slice(
         bytes,
         bincode::config::standard().with_limit::<{ 64 << 20 }>(),
     )
-    .ok()
-    .map(|(m, _)| m)
+    .ok()?;
+    Some((message, bytes.get(used..).unwrap_or_default()))
 }
 
 /// Decodes a bus message for the fuzz targets; whether it decoded.
@@ -86,6 +92,60 @@ pub(crate) fn ephemeral(node: u64, body: Body) -> Vec<u8> {
     payload
 }
 
+/// A filled notice carries the entry it announces when the entry is at most this many bytes: a
+/// waiter on another node then has the value without reading Redis. Every node receives every notice,
+/// so large entries are left for the waiters to read.
+pub(crate) const FILLED_ENTRY_UP_TO_BYTES: usize = 4 * 1024;
+
+/// The entry a filled notice carries: as stored in Redis, so a waiter checks it as a read of Redis
+/// would be checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct FilledEntry {
+    /// The entry's value (in layout 2 its tag versions are framed inside).
+    pub(crate) value: Vec<u8>,
+    /// Layout 1's `t` field beside the value; `None` in layout 2.
+    pub(crate) recorded: Option<Vec<u8>>,
+}
+
+/// A fill another node announced, as the receiver hands it to this node's waiters.
+#[derive(Debug)]
+pub(crate) struct FillNotice {
+    pub(crate) key: String,
+    pub(crate) entry: Option<FilledEntry>,
+}
+
+/// `announcement` (a [`filled_announcement`]) with the entry appended after the encoded message.
+/// Appended, not a field of [`Body::Filled`], so nodes of a version that reads only the key still
+/// read the notice during a rolling upgrade (a message's trailing bytes are ignored), and notices of
+/// such nodes read here as carrying no entry.
+pub(crate) fn with_filled_entry(
+    announcement: &[u8],
+    value: &[u8],
+    recorded: Option<&[u8]>,
+) -> Vec<u8> {
+    let mut payload = Vec::with_capacity(announcement.len() + value.len() + 16);
+    payload.extend_from_slice(announcement);
+    // Encoding byte slices into a Vec cannot fail.
+    let _ = bincode::serde::encode_into_std_write(
+        (value, recorded),
+        &mut payload,
+        bincode::config::standard(),
+    );
+    payload
+}
+
+/// The entry a filled notice carried after its message ([`with_filled_entry`]); `None` when it
+/// carried none or the bytes do not read as one.
+pub(crate) fn filled_entry(rest: &[u8]) -> Option<FilledEntry> {
+    if rest.is_empty() {
+        return None;
+    }
+    let config = bincode::config::standard().with_limit::<{ 64 << 20 }>();
+    let ((value, recorded), _): ((Vec<u8>, Option<Vec<u8>>), usize) =
+        bincode::serde::decode_from_slice(rest, config).ok()?;
+    Some(FilledEntry { value, recorded })
+}
+
 /// The notice that `node` stored `key`, which wakes other nodes' waiters for it.
 pub(crate) fn filled_announcement(node: u64, key: &str) -> Vec<u8> {
     ephemeral(
@@ -94,4 +154,52 @@ pub(crate) fn filled_announcement(node: u64, key: &str) -> Vec<u8> {
             key: key.to_owned(),
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn filled_key(payload: &[u8]) -> (String, &[u8]) {
+        let body = payload.strip_prefix(b"- ").expect("an ephemeral message");
+        let (message, rest) = decode_with_rest(body).expect("decodes");
+        let Body::Filled { key } = message.body else {
+            panic!("not a filled notice: {message:?}");
+        };
+        (key, rest)
+    }
+
+    #[test]
+    fn a_filled_notice_carries_its_entry_after_the_message() {
+        let plain = filled_announcement(7, "standings");
+        let carried = with_filled_entry(&plain, b"TC\x02value", Some(b"t-field"));
+        let (key, rest) = filled_key(&carried);
+        assert_eq!(key, "standings");
+        assert_eq!(
+            filled_entry(rest),
+            Some(FilledEntry {
+                value: b"TC\x02value".to_vec(),
+                recorded: Some(b"t-field".to_vec()),
+            })
+        );
+        let layout_two = with_filled_entry(&plain, b"TC\x02value", None);
+        assert_eq!(
+            filled_entry(filled_key(&layout_two).1).unwrap().recorded,
+            None
+        );
+    }
+
+    #[test]
+    fn notices_with_and_without_an_entry_read_on_either_side_of_an_upgrade() {
+        let plain = filled_announcement(7, "standings");
+        // A node that reads only the message (what `decode` does) still reads a notice with an entry.
+        let carried = with_filled_entry(&plain, b"value", None);
+        assert!(matches!(
+            decode(&carried[2..]).map(|m| m.body),
+            Some(Body::Filled { key }) if key == "standings"
+        ));
+        // A notice without an entry reads as carrying none, and so do bytes that are not one.
+        assert_eq!(filled_entry(filled_key(&plain).1), None);
+        assert_eq!(filled_entry(&[0xff, 0xff, 0xff]), None);
+    }
 }

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 
-use super::message::{decode, now_micros, parse_stream_id, Body};
+use super::message::{
+    decode_with_rest, filled_entry, now_micros, parse_stream_id, Body, FillNotice,
+};
 use super::recovery::current_position;
 use super::sender::publish_ephemeral;
 use super::state::Position;
@@ -157,7 +159,7 @@ async fn run_subscription(node: &Weak<Node>, pubsub: Subscriber) -> &'static str
         let Some(message) = payload
             .iter()
             .position(|b| *b == b' ')
-            .and_then(|space| Some((&payload[..space], decode(&payload[space + 1..])?)))
+            .and_then(|space| Some((&payload[..space], decode_with_rest(&payload[space + 1..])?)))
         else {
             // It may have been an invalidation this node cannot read: catch up from the stream, where
             // an unreadable entry makes the node drop its L1.
@@ -165,7 +167,7 @@ async fn run_subscription(node: &Weak<Node>, pubsub: Subscriber) -> &'static str
             n.gap_detected("an unreadable bus message");
             continue;
         };
-        let (id, message) = message;
+        let (id, (message, rest)) = message;
         let id = std::str::from_utf8(id).unwrap_or("-");
         if message.node == n.id {
             if let Body::Heartbeat { .. } = message.body {
@@ -219,8 +221,11 @@ async fn run_subscription(node: &Weak<Node>, pubsub: Subscriber) -> &'static str
                 }
             }
             Body::Filled { key } => {
-                n.filled(&key);
                 n.retire_if_ageing(&key);
+                n.filled(FillNotice {
+                    key,
+                    entry: filled_entry(rest),
+                });
             }
         }
     }

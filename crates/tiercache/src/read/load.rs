@@ -4,8 +4,9 @@
 //! L2 read (value + fence) ── fresh ──► done
 //!   │ miss
 //!   ▼
-//! lease (SET NX PX) ── taken by another node ──► wait for its "filled" notice (poll L2 as fallback);
-//!   │ ours                                        take the lease over if its holder vanished
+//! lease (SET NX PX) ── taken by another node ──► wait for its "filled" notice (poll L2 as fallback):
+//!   │ ours                                        the value it carries, or a read of L2; take the
+//!   │                                             lease over if its holder vanished
 //!   ▼
 //! loader (lease extended while it runs; soft/hard timeouts) ──► fenced store ──► fill L1 ──► "filled"
 //!   │ error / timeout
@@ -23,6 +24,7 @@ use serde::{de::DeserializeOwned, Serialize};
 use tokio::task::JoinHandle;
 
 use crate::backoff::jitter;
+use crate::bus::message::{FillNotice, FilledEntry};
 use crate::cache::ReadOutcome;
 use crate::codec::{self, Header};
 use crate::error::Error;
@@ -109,7 +111,7 @@ impl Node {
         opts: &EntryOptions,
         flight: Option<&Flight>,
     ) -> (
-        tokio::sync::broadcast::Receiver<Arc<str>>,
+        tokio::sync::broadcast::Receiver<Arc<FillNotice>>,
         Result<ReadOutcome<T>, Error>,
     )
     where
@@ -131,7 +133,7 @@ impl Node {
         loader: F,
         flight: Option<&Flight>,
         l1_stale: Option<Arc<T>>,
-        fills: tokio::sync::broadcast::Receiver<Arc<str>>,
+        fills: tokio::sync::broadcast::Receiver<Arc<FillNotice>>,
         read: Result<ReadOutcome<T>, Error>,
     ) -> Result<Fetched<T>, Error>
     where
@@ -175,7 +177,7 @@ impl Node {
         opts: &EntryOptions,
         mut fence: Fence,
         claimed: LeaseClaim,
-        mut fills: tokio::sync::broadcast::Receiver<Arc<str>>,
+        mut fills: tokio::sync::broadcast::Receiver<Arc<FillNotice>>,
         flight: Option<&Flight>,
         mut stale: Option<Arc<T>>,
     ) -> Waited<T>
@@ -207,9 +209,16 @@ impl Node {
         let mut poll = FIRST_POLL;
         loop {
             let wake = tokio::time::sleep(jitter(poll));
-            tokio::select! {
-                () = wake => {}
-                () = wait_for_fill(&mut fills, key) => {}
+            let notice = tokio::select! {
+                () = wake => None,
+                notice = wait_for_fill(&mut fills, key) => notice,
+            };
+            if let Some(value) = notice
+                .as_ref()
+                .and_then(|n| n.entry.as_ref())
+                .and_then(|entry| self.filled_value::<T>(key, entry, flight))
+            {
+                return Waited::Filled(value);
             }
             match self
                 .read_through::<T>(key, opts.tags(), ReadNeed::ValueOrFence, false, flight)
@@ -247,6 +256,37 @@ impl Node {
             }
             poll = (poll * 2).min(MAX_POLL);
         }
+    }
+
+    /// The value a filled notice carried, when it passes the checks a hit read of Redis passes: this
+    /// node's layout, unexpired, every recorded tag version one this node vouches for, and of type
+    /// `T`. It then fills L1 as a read of Redis would. `None` sends the waiter to read Redis.
+    fn filled_value<T>(
+        &self,
+        key: &str,
+        entry: &FilledEntry,
+        flight: Option<&Flight>,
+    ) -> Option<Arc<T>>
+    where
+        T: DeserializeOwned + Send + Sync + 'static,
+    {
+        let format = codec::format_of(self.keys.layout());
+        if entry.value.get(2) != Some(&format) {
+            return None;
+        }
+        let (header, payload) =
+            codec::decode_header(&entry.value, self.config.max_value_bytes as usize).ok()?;
+        if header.expires_at_ms <= now_ms() {
+            return None;
+        }
+        let vouched = |tag: &str, version: u64| self.coherence.vouches(tag, version);
+        let tags = self
+            .l2
+            .vouched_tags(entry.recorded.as_deref(), &entry.value, &vouched)?;
+        let value = Arc::new(codec::decode_payload::<T>(payload).ok()?);
+        self.stats.fill_notice_hits(1);
+        self.fill_l1(key, value.clone(), entry.value.len(), &header, tags, flight);
+        Some(value)
     }
 
     /// Redis failed while taking or waiting for a lease: a lock failure; load without the lease.
@@ -565,13 +605,17 @@ impl Node {
     }
 }
 
-/// Waits until `key` is announced as filled (a lagging receiver just wakes up and re-reads).
-async fn wait_for_fill(fills: &mut tokio::sync::broadcast::Receiver<Arc<str>>, key: &str) {
+/// Waits until `key` is announced as filled: its notice, or `None` when this receiver lagged behind
+/// (it may have missed the notice; the caller re-reads).
+async fn wait_for_fill(
+    fills: &mut tokio::sync::broadcast::Receiver<Arc<FillNotice>>,
+    key: &str,
+) -> Option<Arc<FillNotice>> {
     loop {
         match fills.recv().await {
-            Ok(filled) if &*filled == key => return,
+            Ok(filled) if filled.key == key => return Some(filled),
             Ok(_) => {}
-            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => return,
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => return None,
             Err(tokio::sync::broadcast::error::RecvError::Closed) => {
                 std::future::pending::<()>().await;
             }
