@@ -125,8 +125,9 @@ pub(crate) fn with_filled_entry(
 ) -> Vec<u8> {
     let mut payload = Vec::with_capacity(announcement.len() + value.len() + 16);
     payload.extend_from_slice(announcement);
-    // Encoding byte slices into a Vec cannot fail.
-    let _ = bincode::serde::encode_into_std_write(
+    // Encoding byte slices into a Vec cannot fail. bincode's own encoding, not its serde one: it
+    // copies a byte slice at once, where serde's goes byte by byte (13k instructions for 1 KiB).
+    let _ = bincode::encode_into_std_write(
         (value, recorded),
         &mut payload,
         bincode::config::standard(),
@@ -142,7 +143,7 @@ pub(crate) fn filled_entry(rest: &[u8]) -> Option<FilledEntry> {
     }
     let config = bincode::config::standard().with_limit::<{ 64 << 20 }>();
     let ((value, recorded), _): ((Vec<u8>, Option<Vec<u8>>), usize) =
-        bincode::serde::decode_from_slice(rest, config).ok()?;
+        bincode::decode_from_slice(rest, config).ok()?;
     Some(FilledEntry { value, recorded })
 }
 
