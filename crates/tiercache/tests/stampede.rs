@@ -397,3 +397,44 @@ async fn a_waiter_takes_a_small_value_from_the_filled_notice_and_a_large_one_fro
         "the large value was not read from Redis"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiter_that_polls_as_the_holder_stores_does_not_load_the_key_again() {
+    // A waiter that read nothing just before the holder's store, then took the lease the store had
+    // just released, loaded the key a second time. The waiters' polls (20 ms, jittered, doubling)
+    // meet the stores of loads of about that length on many keys at once.
+    let redis = server();
+    let nodes = fleet(&redis, "poll-race", 4, Duration::from_secs(30)).await;
+    let calls = Arc::new(AtomicUsize::new(0));
+    let opts = EntryOptions::new(Duration::from_secs(60));
+    let keys = 40;
+    let mut callers = Vec::new();
+    for k in 0..keys {
+        for node in &nodes {
+            for _ in 0..5 {
+                let (node, calls, opts) = (node.clone(), calls.clone(), opts.clone());
+                callers.push(tokio::spawn(async move {
+                    node.get_or_load(&format!("k{k}"), &opts, move || async move {
+                        calls.fetch_add(1, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(18 + k % 8)).await;
+                        Ok::<_, std::io::Error>(k)
+                    })
+                    .await
+                }));
+            }
+        }
+    }
+    for (i, caller) in callers.into_iter().enumerate() {
+        let value = tokio::time::timeout(DEADLINE, caller)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(*value, (i / 20) as u64);
+    }
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        keys as usize,
+        "a key was loaded twice"
+    );
+}

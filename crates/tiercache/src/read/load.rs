@@ -220,8 +220,11 @@ impl Node {
             {
                 return Waited::Filled(value);
             }
-            match self
-                .read_through::<T>(key, opts.tags(), ReadNeed::ValueOrFence, false, flight)
+            // The read takes the lease when it finds no entry, in the same script: a read that found
+            // nothing followed by a separate take would take the lease the holder's store had just
+            // released, and load the key a second time.
+            let claim = match self
+                .read_through::<T>(key, opts.tags(), ReadNeed::ValueOrFence, true, flight)
                 .await
             {
                 Ok(r) => {
@@ -232,13 +235,20 @@ impl Node {
                         fence = f;
                     }
                     stale = r.stale.or(stale);
+                    r.lease
                 }
                 Err(_) => return self.lease_failed(stale),
-            }
-            match self
-                .guarded(try_acquire(self, &lease_key, lease_time))
-                .await
-            {
+            };
+            let taken = match claim {
+                LeaseClaim::Taken(held) => Ok(Some(held.into_token())),
+                LeaseClaim::HeldElsewhere => Ok(None),
+                // An expired entry (served as stale if the load fails): the read took no lease.
+                LeaseClaim::NotTried => {
+                    self.guarded(try_acquire(self, &lease_key, lease_time))
+                        .await
+                }
+            };
+            match taken {
                 Ok(Some(token)) => {
                     self.stats.lease_takeovers(1);
                     return Waited::under_lease(lease_key, token, fence, stale);
