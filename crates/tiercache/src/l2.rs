@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use redis::{Script, Value};
 
-use crate::bus::message::{with_filled_entry, FILLED_ENTRY_UP_TO_BYTES};
+use crate::bus::message::{with_filled_entry, FilledEntryRef, FILLED_ENTRY_UP_TO_BYTES};
 use crate::codec;
 use crate::config::EntryLayout;
 use crate::error::Error;
@@ -800,8 +800,6 @@ impl L2 {
         Some((key, self.keys.tag_name(key)?))
     }
 
-    /// The entry's recorded tags by name, if `current(redis_key, tag, version)` vouches for every one;
-    /// `None` when one is not current, is not a tag of this namespace, or the field is malformed.
     /// The tags an entry recorded, ready for L1, when `vouched` vouches for every one of them: the
     /// check a hit read makes, for an entry that came another way (a filled notice).
     pub(crate) fn vouched_tags(
@@ -813,6 +811,8 @@ impl L2 {
         self.current_tags(recorded_frame(t_field, value), |_, tag, v| vouched(tag, v))
     }
 
+    /// The entry's recorded tags by name, if `current(redis_key, tag, version)` vouches for every one;
+    /// `None` when one is not current, is not a tag of this namespace, or the field is malformed.
     fn current_tags(
         &self,
         recorded: &[u8],
@@ -998,9 +998,15 @@ impl L2 {
         let value = self.entry_value(envelope, &recorded)?;
         // A small entry rides on the notice, so other nodes' waiters need not read Redis for it.
         let with_entry;
-        let announcement = if value.len() <= FILLED_ENTRY_UP_TO_BYTES {
-            let t_field = (self.keys.layout() == EntryLayout::Hash).then_some(&recorded[..]);
-            with_entry = with_filled_entry(announcement, &value, t_field);
+        let t_field = (self.keys.layout() == EntryLayout::Hash).then_some(&recorded[..]);
+        let carried = value.len() + t_field.map_or(0, <[u8]>::len);
+        let announcement = if carried <= FILLED_ENTRY_UP_TO_BYTES {
+            let entry = FilledEntryRef {
+                value: &value,
+                recorded: t_field,
+                generation: &fence.generation,
+            };
+            with_entry = with_filled_entry(announcement, &entry);
             &with_entry[..]
         } else {
             announcement

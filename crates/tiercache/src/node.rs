@@ -121,11 +121,14 @@ impl Node {
         tracing::warn!(namespace = %self.config.namespace, reason, "dropped L1");
     }
 
-    /// Another node stored a key: wake anyone here waiting for it, with the entry when the notice
-    /// carried it.
-    pub(crate) fn filled(&self, notice: crate::bus::message::FillNotice) {
+    /// Another node stored `key`: wake anyone here waiting for it, with the entry when the notice
+    /// carried one (`rest`, the bytes after the notice's message; read only when someone waits).
+    pub(crate) fn filled(&self, key: String, rest: &[u8]) {
         if self.fills.receiver_count() > 0 {
-            let _ = self.fills.send(Arc::new(notice));
+            let entry = crate::bus::message::filled_entry(rest);
+            let _ = self
+                .fills
+                .send(Arc::new(crate::bus::message::FillNotice { key, entry }));
         }
     }
 

@@ -438,3 +438,88 @@ async fn a_waiter_that_polls_as_the_holder_stores_does_not_load_the_key_again() 
         "a key was loaded twice"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_filled_notice_that_arrives_after_the_keys_invalidation_is_not_served() {
+    use futures_util::StreamExt;
+    let redis = server();
+    let nodes = fleet(&redis, "stale-notice", 3, Duration::from_secs(30)).await;
+    let (first, waiter, loader) = (&nodes[0], &nodes[1], &nodes[2]);
+    let opts = EntryOptions::new(Duration::from_secs(60));
+    // Listen on the namespace's channel (length-prefixed namespace, see keys.rs) for the first fill.
+    let channel = "tc:{12.stale-notice}:b";
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut pubsub = client.get_async_pubsub().await.unwrap();
+    pubsub.subscribe(channel).await.unwrap();
+    let old = first
+        .get_or_load("standings", &opts, || async {
+            Ok::<_, std::io::Error>("the old standings".to_owned())
+        })
+        .await
+        .unwrap();
+    assert_eq!(*old, "the old standings");
+    let notice = tokio::time::timeout(DEADLINE, async {
+        let mut messages = pubsub.on_message();
+        loop {
+            let payload = messages.next().await.unwrap().get_payload_bytes().to_vec();
+            if payload.windows(17).any(|w| w == b"the old standings") {
+                return payload;
+            }
+        }
+    })
+    .await
+    .expect("the first fill's notice, carrying its value");
+
+    // The waiting node invalidates the key itself: no node may serve the old value to it now.
+    waiter.invalidate("standings").await.unwrap();
+    let (release, released) = tokio::sync::oneshot::channel::<()>();
+    let loading = {
+        let (node, opts) = (loader.clone(), opts.clone());
+        tokio::spawn(async move {
+            node.get_or_load("standings", &opts, move || async move {
+                let _ = released.await;
+                Ok::<_, std::io::Error>("the new standings".to_owned())
+            })
+            .await
+        })
+    };
+    eventually(DEADLINE, "another node loads the key", || async {
+        loader.stats().lock_acquired >= 1
+    })
+    .await;
+    let waiting = {
+        let (node, opts) = (waiter.clone(), opts.clone());
+        tokio::spawn(async move {
+            node.get_or_load("standings", &opts, || async {
+                Err::<String, _>(std::io::Error::other("the waiter must not load"))
+            })
+            .await
+        })
+    };
+    eventually(
+        DEADLINE,
+        "the invalidating node waits for the fill",
+        || async { waiter.stats().fleet_waits >= 1 },
+    )
+    .await;
+    // The old notice arrives late (as it can from the subscriber's buffer): published again, it
+    // reaches the waiter before the new load's notice.
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    redis::cmd("PUBLISH")
+        .arg(channel)
+        .arg(&notice)
+        .exec_async(&mut conn)
+        .await
+        .unwrap();
+    release.send(()).unwrap();
+    assert_eq!(*loading.await.unwrap().unwrap(), "the new standings");
+    let read = tokio::time::timeout(DEADLINE, waiting)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        *read, "the new standings",
+        "the waiter served a value its own invalidation had removed"
+    );
+}

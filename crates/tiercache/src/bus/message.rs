@@ -98,13 +98,26 @@ pub(crate) fn ephemeral(node: u64, body: Body) -> Vec<u8> {
 pub(crate) const FILLED_ENTRY_UP_TO_BYTES: usize = 4 * 1024;
 
 /// The entry a filled notice carries: as stored in Redis, so a waiter checks it as a read of Redis
-/// would be checked.
+/// would be checked, and the generation its load was fenced with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct FilledEntry {
     /// The entry's value (in layout 2 its tag versions are framed inside).
     pub(crate) value: Vec<u8>,
     /// Layout 1's `t` field beside the value; `None` in layout 2.
     pub(crate) recorded: Option<Vec<u8>>,
+    /// The key's generation the store was fenced with. A notice can arrive after an invalidation
+    /// of its key (this node's own, whose message it never receives; or, on a cluster, one published
+    /// before the notice): such an invalidation changed the generation, so a waiter that read the
+    /// generation after it knows the notice's value is superseded.
+    pub(crate) generation: String,
+}
+
+/// A [`FilledEntry`] borrowed from the store that announces it.
+#[derive(Clone, Copy)]
+pub(crate) struct FilledEntryRef<'a> {
+    pub(crate) value: &'a [u8],
+    pub(crate) recorded: Option<&'a [u8]>,
+    pub(crate) generation: &'a str,
 }
 
 /// A fill another node announced, as the receiver hands it to this node's waiters.
@@ -118,17 +131,18 @@ pub(crate) struct FillNotice {
 /// Appended, not a field of [`Body::Filled`], so nodes of a version that reads only the key still
 /// read the notice during a rolling upgrade (a message's trailing bytes are ignored), and notices of
 /// such nodes read here as carrying no entry.
-pub(crate) fn with_filled_entry(
-    announcement: &[u8],
-    value: &[u8],
-    recorded: Option<&[u8]>,
-) -> Vec<u8> {
-    let mut payload = Vec::with_capacity(announcement.len() + value.len() + 16);
+pub(crate) fn with_filled_entry(announcement: &[u8], entry: &FilledEntryRef<'_>) -> Vec<u8> {
+    let FilledEntryRef {
+        value,
+        recorded,
+        generation,
+    } = *entry;
+    let mut payload = Vec::with_capacity(announcement.len() + value.len() + 48);
     payload.extend_from_slice(announcement);
     // Encoding byte slices into a Vec cannot fail. bincode's own encoding, not its serde one: it
     // copies a byte slice at once, where serde's goes byte by byte (13k instructions for 1 KiB).
     let _ = bincode::encode_into_std_write(
-        (value, recorded),
+        (value, recorded, generation),
         &mut payload,
         bincode::config::standard(),
     );
@@ -141,10 +155,17 @@ pub(crate) fn filled_entry(rest: &[u8]) -> Option<FilledEntry> {
     if rest.is_empty() {
         return None;
     }
-    let config = bincode::config::standard().with_limit::<{ 64 << 20 }>();
-    let ((value, recorded), _): ((Vec<u8>, Option<Vec<u8>>), usize) =
-        bincode::decode_from_slice(rest, config).ok()?;
-    Some(FilledEntry { value, recorded })
+    // Stores attach at most FILLED_ENTRY_UP_TO_BYTES; anything much larger was not written by one.
+    let config = bincode::config::standard().with_limit::<{ 64 << 10 }>();
+    let (value, recorded, generation) =
+        bincode::decode_from_slice::<(Vec<u8>, Option<Vec<u8>>, String), _>(rest, config)
+            .ok()?
+            .0;
+    Some(FilledEntry {
+        value,
+        recorded,
+        generation,
+    })
 }
 
 /// The notice that `node` stored `key`, which wakes other nodes' waiters for it.
@@ -173,7 +194,12 @@ mod tests {
     #[test]
     fn a_filled_notice_carries_its_entry_after_the_message() {
         let plain = filled_announcement(7, "standings");
-        let carried = with_filled_entry(&plain, b"TC\x02value", Some(b"t-field"));
+        let entry = FilledEntryRef {
+            value: b"TC\x02value",
+            recorded: Some(b"t-field"),
+            generation: "1234",
+        };
+        let carried = with_filled_entry(&plain, &entry);
         let (key, rest) = filled_key(&carried);
         assert_eq!(key, "standings");
         assert_eq!(
@@ -181,9 +207,16 @@ mod tests {
             Some(FilledEntry {
                 value: b"TC\x02value".to_vec(),
                 recorded: Some(b"t-field".to_vec()),
+                generation: "1234".to_owned(),
             })
         );
-        let layout_two = with_filled_entry(&plain, b"TC\x02value", None);
+        let layout_two = with_filled_entry(
+            &plain,
+            &FilledEntryRef {
+                recorded: None,
+                ..entry
+            },
+        );
         assert_eq!(
             filled_entry(filled_key(&layout_two).1).unwrap().recorded,
             None
@@ -194,7 +227,12 @@ mod tests {
     fn notices_with_and_without_an_entry_read_on_either_side_of_an_upgrade() {
         let plain = filled_announcement(7, "standings");
         // A node that reads only the message (what `decode` does) still reads a notice with an entry.
-        let carried = with_filled_entry(&plain, b"value", None);
+        let entry = FilledEntryRef {
+            value: b"value",
+            recorded: None,
+            generation: "1",
+        };
+        let carried = with_filled_entry(&plain, &entry);
         assert!(matches!(
             decode(&carried[2..]).map(|m| m.body),
             Some(Body::Filled { key }) if key == "standings"

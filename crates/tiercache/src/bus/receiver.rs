@@ -7,9 +7,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 
-use super::message::{
-    decode_with_rest, filled_entry, now_micros, parse_stream_id, Body, FillNotice,
-};
+use super::message::{decode_with_rest, now_micros, parse_stream_id, Body};
 use super::recovery::current_position;
 use super::sender::publish_ephemeral;
 use super::state::Position;
@@ -222,10 +220,7 @@ async fn run_subscription(node: &Weak<Node>, pubsub: Subscriber) -> &'static str
             }
             Body::Filled { key } => {
                 n.retire_if_ageing(&key);
-                n.filled(FillNotice {
-                    key,
-                    entry: filled_entry(rest),
-                });
+                n.filled(key, rest);
             }
         }
     }

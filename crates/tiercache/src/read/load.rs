@@ -216,7 +216,7 @@ impl Node {
             if let Some(value) = notice
                 .as_ref()
                 .and_then(|n| n.entry.as_ref())
-                .and_then(|entry| self.filled_value::<T>(key, entry, flight))
+                .and_then(|entry| self.filled_value::<T>(key, entry, &fence, flight))
             {
                 return Waited::Filled(value);
             }
@@ -240,9 +240,15 @@ impl Node {
                 Err(_) => return self.lease_failed(stale),
             };
             let taken = match claim {
-                LeaseClaim::Taken(held) => Ok(Some(held.into_token())),
+                LeaseClaim::Taken(held) => {
+                    // try_acquire counts its own; a lease the read took is counted here.
+                    self.stats.lock_acquired(1);
+                    Ok(Some(held.into_token()))
+                }
                 LeaseClaim::HeldElsewhere => Ok(None),
-                // An expired entry (served as stale if the load fails): the read took no lease.
+                // The read did not decide about the lease (an expired entry, kept as stale if the
+                // load fails; or one it found unusable and deleted): take it as before, in a call
+                // of its own.
                 LeaseClaim::NotTried => {
                     self.guarded(try_acquire(self, &lease_key, lease_time))
                         .await
@@ -270,16 +276,23 @@ impl Node {
 
     /// The value a filled notice carried, when it passes the checks a hit read of Redis passes: this
     /// node's layout, unexpired, every recorded tag version one this node vouches for, and of type
-    /// `T`. It then fills L1 as a read of Redis would. `None` sends the waiter to read Redis.
+    /// `T`; and when its load was fenced with the generation this waiter last read, so that no
+    /// invalidation of the key came between them (its message may not have reached this node yet,
+    /// and never does when this node made it). It then fills L1 as a read of Redis would. `None`
+    /// sends the waiter to read Redis.
     fn filled_value<T>(
         &self,
         key: &str,
         entry: &FilledEntry,
+        fence: &Fence,
         flight: Option<&Flight>,
     ) -> Option<Arc<T>>
     where
         T: DeserializeOwned + Send + Sync + 'static,
     {
+        if entry.generation != fence.generation {
+            return None;
+        }
         let format = codec::format_of(self.keys.layout());
         if entry.value.get(2) != Some(&format) {
             return None;
