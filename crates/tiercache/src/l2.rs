@@ -443,6 +443,15 @@ pub(crate) struct Repaired<T> {
 /// Whether this node vouches that a tag is still at a version; see [`L2::read`].
 pub(crate) type Vouched<'a> = dyn Fn(&str, u64) -> Option<Arc<str>> + Sync + 'a;
 
+/// A fast path's outcome, with a key of the wrong type read as undecided (`None`): the script the
+/// caller falls back to repairs it.
+fn inconclusive<R>(read: Result<Option<R>, Error>) -> Result<Option<R>, Error> {
+    match read {
+        Err(Error::Redis(e)) if is_content_error(&e) => Ok(None),
+        other => other,
+    }
+}
+
 /// The L2 tier of one node.
 pub(crate) struct L2 {
     pub(crate) conn: Connection,
@@ -534,11 +543,6 @@ impl L2 {
         vouched: &Vouched<'_>,
         lease: Option<LeaseAsk<'_>>,
     ) -> Result<ReadReply, Error> {
-        // A key of the wrong type makes a fast path inconclusive; the script repairs it.
-        let inconclusive = |r: Result<Option<ReadReply>, Error>| match r {
-            Err(Error::Redis(e)) if is_content_error(&e) => Ok(None),
-            other => other,
-        };
         let fence_first = need == ReadNeed::ValueOrFence && self.misses.likely();
         if need != ReadNeed::Fence && !fence_first {
             let hit = inconclusive(self.read_hit(entry, need, vouched).await)?;
@@ -569,10 +573,7 @@ impl L2 {
             Ok(Ok(reply)) => return Ok(reply),
             Ok(Err(claim)) => claim,
             // Nothing was taken that the error did not drop (and so release).
-            Err(e) => match e {
-                Error::Redis(e) if is_content_error(&e) => LeaseClaim::NotTried,
-                e => return Err(e),
-            },
+            Err(e) => inconclusive::<()>(Err(e)).map(|_| LeaseClaim::NotTried)?,
         };
         // The lease, if the pipelined read took it, stays the caller's.
         let mut reply = self.read_scripted(entry, tags).await?;

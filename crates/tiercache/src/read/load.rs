@@ -186,18 +186,7 @@ impl Node {
     {
         let lease_key = self.keys.entry(key).lease();
         let lease_time = self.config.lock_timeout;
-        let first_try = match claimed {
-            LeaseClaim::Taken(held) => {
-                self.stats.lock_acquired(1);
-                Ok(Some(held.into_token()))
-            }
-            LeaseClaim::HeldElsewhere => Ok(None),
-            LeaseClaim::NotTried => {
-                self.guarded(try_acquire(self, &lease_key, lease_time))
-                    .await
-            }
-        };
-        match first_try {
+        match self.lease_from(claimed, &lease_key).await {
             Ok(Some(token)) => return Waited::under_lease(lease_key, token, fence, stale),
             Ok(None) => {}
             Err(_) => return self.lease_failed(stale),
@@ -239,22 +228,7 @@ impl Node {
                 }
                 Err(_) => return self.lease_failed(stale),
             };
-            let taken = match claim {
-                LeaseClaim::Taken(held) => {
-                    // try_acquire counts its own; a lease the read took is counted here.
-                    self.stats.lock_acquired(1);
-                    Ok(Some(held.into_token()))
-                }
-                LeaseClaim::HeldElsewhere => Ok(None),
-                // The read did not decide about the lease (an expired entry, kept as stale if the
-                // load fails; or one it found unusable and deleted): take it as before, in a call
-                // of its own.
-                LeaseClaim::NotTried => {
-                    self.guarded(try_acquire(self, &lease_key, lease_time))
-                        .await
-                }
-            };
-            match taken {
+            match self.lease_from(claim, &lease_key).await {
                 Ok(Some(token)) => {
                     self.stats.lease_takeovers(1);
                     return Waited::under_lease(lease_key, token, fence, stale);
@@ -310,6 +284,29 @@ impl Node {
         self.stats.fill_notice_hits(1);
         self.fill_l1(key, value.clone(), entry.value.len(), &header, tags, flight);
         Some(value)
+    }
+
+    /// The lease token after a read that was asked to take the lease: the one it took, `None` when
+    /// another holder has it, or, when the read did not decide (an expired entry, kept as stale if
+    /// the load fails; one it found unusable and deleted; a read that was not asked), the outcome of
+    /// taking it in a call of its own.
+    async fn lease_from(
+        self: &Arc<Self>,
+        claim: LeaseClaim,
+        lease_key: &str,
+    ) -> Result<Option<String>, Error> {
+        match claim {
+            LeaseClaim::Taken(held) => {
+                // try_acquire counts its own; a lease the read took is counted here.
+                self.stats.lock_acquired(1);
+                Ok(Some(held.into_token()))
+            }
+            LeaseClaim::HeldElsewhere => Ok(None),
+            LeaseClaim::NotTried => {
+                self.guarded(try_acquire(self, lease_key, self.config.lock_timeout))
+                    .await
+            }
+        }
     }
 
     /// Redis failed while taking or waiting for a lease: a lock failure; load without the lease.
