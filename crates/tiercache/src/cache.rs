@@ -240,6 +240,7 @@ impl Cache {
         };
         let opts = make_opts();
         node.keys.validate_tags(opts.tags())?;
+        let mut overtaken = false;
         loop {
             match node.flights.join(FlightKind::Load, key) {
                 Joined::Leader(guard, waiter) => {
@@ -250,7 +251,10 @@ impl Cache {
                 }
                 Joined::Follower(waiter) => {
                     node.stats.coalesced(1);
-                    match waiter.wait().await {
+                    let Some(landed) = follow(node, &waiter, &mut overtaken).await else {
+                        continue;
+                    };
+                    match landed {
                         Landed::Completed(Ok(Some(v))) => {
                             if let Ok(v) = v.downcast::<T>() {
                                 return Ok(Fetched::new(v, waiter.source()));
@@ -281,6 +285,7 @@ impl Cache {
         if let L1Lookup::Hit(value, _) = node.l1_lookup::<T>(key) {
             return Ok(Some(value));
         }
+        let mut overtaken = false;
         loop {
             match node.flights.join(FlightKind::Read, key) {
                 Joined::Leader(guard, _) => {
@@ -307,7 +312,10 @@ impl Cache {
                 }
                 Joined::Follower(waiter) => {
                     node.stats.coalesced(1);
-                    match waiter.wait().await {
+                    let Some(landed) = follow(node, &waiter, &mut overtaken).await else {
+                        continue;
+                    };
+                    match landed {
                         Landed::Completed(Ok(Some(v))) => return Ok(v.downcast::<T>().ok()),
                         Landed::Completed(Ok(None)) => {
                             node.stats.misses(1);
@@ -584,6 +592,22 @@ where
     });
     let landed = waiter.wait().await;
     landed_value(landed, &waiter)
+}
+
+/// Waits on another caller's flight; `None` when an invalidation of the key reached this node first
+/// and the caller should read again. A call leaves a flight so at most once (`overtaken` remembers):
+/// the flight it joins next began after this node applied that invalidation, and under a steady
+/// stream of invalidations a call that kept leaving would never finish.
+async fn follow(node: &Node, waiter: &FlightWaiter, overtaken: &mut bool) -> Option<Landed> {
+    if *overtaken {
+        return Some(waiter.wait().await);
+    }
+    let landed = waiter.follow().await;
+    if landed.is_none() {
+        *overtaken = true;
+        node.stats.flights_overtaken(1);
+    }
+    landed
 }
 
 /// What a finished flight means for one of its callers.

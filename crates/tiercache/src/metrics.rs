@@ -85,6 +85,7 @@ decisions! {
     load_errors => "tiercache_load_errors_total", "Loader runs that failed, panicked or timed out.";
     decode_errors => "tiercache_decode_errors_total", "L2 values that were corrupt, oversized, of an unknown version or of another type (treated as misses and deleted).";
     coalesced => "tiercache_coalesced_total", "Calls that waited on a load already running on this node instead of starting one.";
+    flights_overtaken => "tiercache_flights_overtaken_total", "Calls that stopped waiting on a load or read already running on this node because an invalidation of the key reached the node first, and read again (once per call at most).";
     type_mismatches => "tiercache_type_mismatches_total", "L1 entries of another type than the one asked for (treated as misses).";
     fenced_writes => "tiercache_fenced_writes_total", "Loaded values not stored because an invalidation, restart or flush overlapped the load.";
     encode_errors => "tiercache_encode_errors_total", "Loaded values not stored because they could not be encoded or were over the size limit.";

@@ -112,6 +112,15 @@ impl Node {
         }
     }
 
+    /// Distrusts, from now on, what this node took in before: L1 entries (served again only after a
+    /// recovery vouches for them) and running flights (poisoned, so their followers read again, since
+    /// an invalidation this node missed may have overtaken them). Returns true if it was not suspect.
+    pub(crate) fn become_suspect(&self) -> bool {
+        let newly = self.coherence.become_suspect();
+        self.flights.poison_all();
+        newly
+    }
+
     /// Drops the whole L1 and everything it was trusted by.
     pub(crate) fn drop_l1(&self, reason: &str) {
         self.flights.poison_all();
@@ -164,7 +173,7 @@ impl Node {
                     self.stats.breaker_opened(1);
                     self.bus.mark_replay_from_here();
                     // Invalidations cannot reach us while Redis is away: distrust L1 from now on.
-                    self.coherence.become_suspect();
+                    self.become_suspect();
                     tracing::warn!(namespace = %self.config.namespace, error = %e, "Redis unreachable; circuit breaker open");
                 }
                 Err(e)

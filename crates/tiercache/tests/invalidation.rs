@@ -419,3 +419,172 @@ async fn a_key_invalidated_after_its_set_in_the_same_batch_ends_without_a_value(
     assert_eq!(a.get::<u64>("k").await.unwrap().as_deref(), Some(&8));
     assert!(a.serves_locally("k"), "the set filled its own node's L1");
 }
+
+/// A call that joins a load already running on its node after another node's invalidation of the key
+/// was acknowledged, but before the bus brought it here, must not get that load's result (read before
+/// the change): when the invalidation arrives, the call reads again. The chaos suite found this with a
+/// loader frozen for seconds: a read that began just after an acknowledgement returned the old value
+/// seconds later.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_waiting_on_a_load_that_an_invalidation_overtakes_reads_again() {
+    use std::sync::atomic::AtomicU64;
+    use tiercache_testkit::FaultProxy;
+
+    let redis = server();
+    let proxy = FaultProxy::start(redis.port()).await.unwrap();
+    let slow = Cache::builder()
+        .redis_url(&proxy.url())
+        .namespace("overtaken")
+        .heartbeat_interval(Duration::from_millis(100))
+        .response_timeout(Duration::from_secs(5))
+        .build()
+        .await
+        .unwrap();
+    let other = common::node(&redis, "overtaken").await;
+    // The marker sits in the slow node's L1 and is invalidated right after the key: once it is gone
+    // there, the node has applied the key's invalidation (the bus applies in order, replays too).
+    load_everywhere(std::slice::from_ref(&slow), "marker", 0, &[]).await;
+    let truth = Arc::new(AtomicU64::new(1));
+    let (started, loader_started) = tokio::sync::oneshot::channel::<()>();
+    let (release, released) = tokio::sync::oneshot::channel::<()>();
+    let leader = {
+        let (node, truth) = (slow.clone(), truth.clone());
+        tokio::spawn(async move {
+            node.get_or_load("k", &opts(), move || async move {
+                let version = truth.load(Ordering::SeqCst);
+                let _ = started.send(());
+                let _ = released.await;
+                Ok::<_, std::io::Error>(version)
+            })
+            .await
+        })
+    };
+    tokio::time::timeout(DEADLINE, loader_started)
+        .await
+        .expect("the leader's loader runs")
+        .unwrap();
+    // The leader's loader has read version 1. The bus now takes 300 ms to reach the slow node, so the
+    // call below joins the load after the invalidation was acknowledged and before the node knows.
+    proxy.set_latency(Duration::from_millis(300));
+    truth.store(2, Ordering::SeqCst);
+    other.invalidate("k").await.unwrap();
+    other.invalidate("marker").await.unwrap();
+    let coalesced_before = slow.stats().coalesced;
+    let follower = {
+        let (node, truth) = (slow.clone(), truth.clone());
+        tokio::spawn(async move {
+            node.get_or_load("k", &opts(), move || async move {
+                Ok::<_, std::io::Error>(truth.load(Ordering::SeqCst))
+            })
+            .await
+        })
+    };
+    eventually(DEADLINE, "the call joins the running load", || async {
+        slow.stats().coalesced > coalesced_before
+    })
+    .await;
+    assert!(
+        slow.serves_locally("marker"),
+        "the call joined before the invalidation arrived (raise the proxy latency if this fails)"
+    );
+    proxy.set_latency(Duration::ZERO);
+    // Applied, from the bus or (when the slow bus made the node suspect) from the stream's replay.
+    eventually(
+        DEADLINE,
+        "the invalidations reach the slow node",
+        || async { !slow.serves_locally("marker") && !slow.is_suspect() },
+    )
+    .await;
+    let _ = release.send(());
+    let read = tokio::time::timeout(DEADLINE, follower)
+        .await
+        .expect("the call finishes")
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        *read, 2,
+        "the call began after the invalidation was acknowledged: it must not get the older load's value"
+    );
+    assert_eq!(slow.stats().flights_overtaken, 1);
+    // The leader's own call began before the change: the version it loaded is its answer.
+    let led = leader.await.unwrap().unwrap();
+    assert_eq!(*led, 1);
+}
+
+/// The same, when the invalidation never arrives: the node is cut off from Redis, misses it and turns
+/// suspect. A call that joined a load begun before then must not get that load's result either,
+/// since the node cannot know what it missed: it reads again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_waiting_on_a_load_when_its_node_turns_suspect_reads_again() {
+    use std::sync::atomic::AtomicU64;
+    use tiercache_testkit::FaultProxy;
+
+    let redis = server();
+    let proxy = FaultProxy::start(redis.port()).await.unwrap();
+    let cut_off = Cache::builder()
+        .redis_url(&proxy.url())
+        .namespace("suspect-flight")
+        .heartbeat_interval(Duration::from_millis(100))
+        .build()
+        .await
+        .unwrap();
+    let other = common::node(&redis, "suspect-flight").await;
+    let truth = Arc::new(AtomicU64::new(1));
+    let (started, loader_started) = tokio::sync::oneshot::channel::<()>();
+    let (release, released) = tokio::sync::oneshot::channel::<()>();
+    let leader = {
+        let (node, truth) = (cut_off.clone(), truth.clone());
+        tokio::spawn(async move {
+            node.get_or_load("k", &opts(), move || async move {
+                let version = truth.load(Ordering::SeqCst);
+                let _ = started.send(());
+                let _ = released.await;
+                Ok::<_, std::io::Error>(version)
+            })
+            .await
+        })
+    };
+    tokio::time::timeout(DEADLINE, loader_started)
+        .await
+        .expect("the leader's loader runs")
+        .unwrap();
+    proxy.partition();
+    truth.store(2, Ordering::SeqCst);
+    other.invalidate("k").await.unwrap();
+    let coalesced_before = cut_off.stats().coalesced;
+    let follower = {
+        let (node, truth) = (cut_off.clone(), truth.clone());
+        tokio::spawn(async move {
+            node.get_or_load("k", &opts(), move || async move {
+                Ok::<_, std::io::Error>(truth.load(Ordering::SeqCst))
+            })
+            .await
+        })
+    };
+    eventually(DEADLINE, "the call joins the running load", || async {
+        cut_off.stats().coalesced > coalesced_before
+    })
+    .await;
+    assert!(
+        !cut_off.is_suspect(),
+        "the call joined before the node noticed the partition"
+    );
+    eventually(DEADLINE, "the cut-off node turns suspect", || async {
+        cut_off.is_suspect()
+    })
+    .await;
+    let _ = release.send(());
+    let read = tokio::time::timeout(DEADLINE, follower)
+        .await
+        .expect("the call finishes")
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        *read, 2,
+        "the call began after the invalidation was acknowledged: it must not get the older load's value"
+    );
+    assert!(cut_off.stats().flights_overtaken >= 1);
+    let led = leader.await.unwrap().unwrap();
+    assert_eq!(*led, 1);
+    proxy.heal();
+}

@@ -126,7 +126,7 @@ async fn receive_loop(node: Weak<Node>, client: RedisClient, mut first: Option<S
             n.bus.mark_replay_from_here();
         }
         let Some(n) = node.upgrade() else { return };
-        if n.coherence.become_suspect() {
+        if n.become_suspect() {
             n.stats.gaps_detected(1);
             tracing::warn!(namespace = %n.config.namespace, reason = ended, "bus subscriber lost; L1 is suspect until recovery");
         }

@@ -38,7 +38,7 @@ impl Node {
     pub(crate) fn gap_detected(self: &Arc<Self>, reason: &'static str) {
         self.bus.mark_replay_from_here();
         self.stats.gaps_detected(1);
-        self.coherence.become_suspect();
+        self.become_suspect();
         tracing::info!(namespace = %self.config.namespace, reason, "possible missed invalidations; recovering");
         self.spawn_recovery(reason);
     }

@@ -2,7 +2,10 @@
 //!
 //! The first caller becomes the leader and runs the work in a spawned task (so a cancelled caller does
 //! not cancel everyone else's load); the others wait for its result. A flight can be *poisoned* by an
-//! invalidation that arrives while it runs: its result still goes to its callers, but it must not fill L1.
+//! invalidation that arrives while it runs: it must not fill L1, and its result goes to its leader's
+//! caller only. A follower may have begun after the invalidation was acknowledged on another node (the
+//! bus takes a moment to bring it here), so the result, which may predate it, would be stale for it:
+//! poisoning wakes the followers, and each reads again instead.
 
 use std::any::Any;
 use std::collections::HashMap;
@@ -51,6 +54,12 @@ impl Flight {
         &self.key
     }
 
+    /// Marks the flight so it fills no L1 entry, and wakes its followers to read again.
+    fn poison(&self) {
+        self.poisoned.store(true, Ordering::Release);
+        self.done.notify_waiters();
+    }
+
     /// Publishes the leader's result, or `None` when it abandoned the flight.
     fn publish(&self, result: Option<FlightResult>) {
         // Only the leader publishes, once (complete consumes it; its drop publishes only if
@@ -93,23 +102,36 @@ impl FlightWaiter {
     /// Waits for the leader. If the leader vanished without completing, that is
     /// [`Landed::Abandoned`], never a hang.
     pub(crate) async fn wait(&self) -> Landed {
+        // Never `None`: only a follower leaves a poisoned flight.
+        self.settle(false).await.unwrap_or(Landed::Abandoned)
+    }
+
+    /// Waits as a follower: like [`FlightWaiter::wait`], but `None` as soon as the flight is poisoned,
+    /// whether or not its result is in, since that result may predate an invalidation acknowledged
+    /// before this follower's call began.
+    pub(crate) async fn follow(&self) -> Option<Landed> {
+        self.settle(true).await
+    }
+
+    async fn settle(&self, leave_if_poisoned: bool) -> Option<Landed> {
         loop {
             let notified = self.0.done.notified();
             tokio::pin!(notified);
-            // Registered before the check, so a result set in between still wakes this waiter.
+            // Registered before the checks, so poison or a result in between still wakes this waiter.
             notified.as_mut().enable();
+            if leave_if_poisoned && self.0.is_poisoned() {
+                return None;
+            }
             if let Some(result) = self.0.result.get() {
-                return match result {
+                return Some(match result {
                     Some(result) => Landed::Completed(result.clone()),
                     None => Landed::Abandoned,
-                };
+                });
             }
             notified.await;
         }
     }
-}
 
-impl FlightWaiter {
     /// Where the leader's value came from; meaningful once [`FlightWaiter::wait`] returned a value.
     pub(crate) fn source(&self) -> Source {
         // Written before the result was published (Release) and read after it was seen.
@@ -197,20 +219,21 @@ impl Flights {
         )
     }
 
-    /// Marks the load and read flights of `key` (if any) so they will not fill L1.
+    /// Marks the load and read flights of `key` (if any) so they will not fill L1 and their followers
+    /// read again.
     pub(crate) fn poison(&self, key: &str) {
         for map in [&self.loads, &self.reads] {
             if let Some(f) = map.lock().get(key) {
-                f.poisoned.store(true, Ordering::Release);
+                f.poison();
             }
         }
     }
 
-    /// Marks every running flight so none fills L1.
+    /// Marks every running flight so none fills L1 and their followers read again.
     pub(crate) fn poison_all(&self) {
         for map in [&self.loads, &self.reads] {
             for f in map.lock().values() {
-                f.poisoned.store(true, Ordering::Release);
+                f.poison();
             }
         }
     }
@@ -321,6 +344,35 @@ mod tests {
             matches!(flights.join(FlightKind::Load, "j"), Joined::Leader(..)),
             "completed: a new flight starts"
         );
+    }
+
+    #[tokio::test]
+    async fn poison_wakes_a_follower_to_leave_while_the_leaders_caller_keeps_waiting() {
+        let flights = Arc::new(Flights::default());
+        let Joined::Leader(guard, leader_wait) = flights.join(FlightKind::Load, "k") else {
+            panic!("leader")
+        };
+        let Joined::Follower(follower) = flights.join(FlightKind::Load, "k") else {
+            panic!("follower")
+        };
+        let following = tokio::spawn(async move { follower.follow().await.is_none() });
+        let leading = tokio::spawn(async move { leader_wait.wait().await });
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        flights.poison("k");
+        let left = tokio::time::timeout(std::time::Duration::from_secs(10), following)
+            .await
+            .expect("poison wakes the follower")
+            .expect("joined");
+        assert!(left, "the follower leaves the poisoned flight");
+        assert!(
+            !leading.is_finished(),
+            "the leader's caller waits for its result"
+        );
+        guard.complete(Ok(Some(Arc::new(3u8))), Source::Loaded);
+        let landed = leading.await.expect("joined");
+        assert!(matches!(landed, Landed::Completed(Ok(Some(_)))));
     }
 
     #[tokio::test]
