@@ -256,6 +256,7 @@ impl CacheBuilder {
                         generation_ttl,
                         stream_max_len: config.stream_max_len,
                         acks,
+                        write_waits: config.response_timeout,
                     },
                 ),
                 keys,

@@ -335,7 +335,9 @@ impl Cache {
     ///
     /// When Redis cannot be reached the value is not written to L2; the key's invalidation is queued
     /// instead (so no node keeps serving the old value once Redis answers), this node keeps the new
-    /// value in L1 for a few seconds, and the call returns [`Error::Pending`].
+    /// value in L1 for a few seconds, and the call returns [`Error::Pending`]. Should the timed-out
+    /// command still reach Redis, past the moment its caller stopped waiting, it writes no value:
+    /// the key is only invalidated there.
     pub async fn set<T>(&self, key: &str, value: T, opts: &EntryOptions) -> Result<(), Error>
     where
         T: Serialize + DeserializeOwned + Send + Sync + 'static,
@@ -379,14 +381,18 @@ impl Cache {
         if node.l2.conn.is_cluster() {
             // The entry's slot is not the bus's: write it first, then announce it.
             let entry_keys = node.keys.entry(key);
-            if let Err(e) = node.guarded(node.l2.put(&entry_keys, &put.write)).await {
-                return node.set_unreachable(key, value, ttl, e).await;
+            let written = match node.guarded(node.l2.put(&entry_keys, &put.write)).await {
+                Ok(written) => written,
+                Err(e) => return node.set_unreachable(key, value, ttl, e).await,
+            };
+            if !written {
+                node.stats.late_writes_refused(1);
             }
             ops.push(Op::AnnounceKey(key.to_owned()));
             let announced = node.outbox.send(ops).await;
             // Announced (or queued for replay) before L1 takes the value, so the announcement's
             // own removal of the key does not undo the fill.
-            if let Some(tags) = tags {
+            if let Some(tags) = tags.filter(|_| written) {
                 node.fill_l1(key, Arc::new(value), encoded_len, &header, tags, None);
             }
             return announced;

@@ -290,6 +290,7 @@ const ACL_COMMANDS: &[&str] = &[
     "ltrim",
     "lrange",
     "wait",
+    "time",
     "publish",
     "subscribe",
     "unsubscribe",

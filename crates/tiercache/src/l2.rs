@@ -7,6 +7,7 @@
 
 mod admin;
 mod batch;
+mod clock;
 pub(crate) mod connection;
 mod leases;
 mod miss_forecast;
@@ -467,6 +468,11 @@ pub(crate) struct L2 {
     stream_max_len: u64,
     /// Whether replicas must acknowledge invalidations, and how; `None` when none must.
     pub(crate) acks: Option<ReplicaAcks>,
+    /// Redis's clock as this node last read it: the deadlines of writes are on it.
+    clock: clock::RedisClock,
+    /// How long a caller waits for a write (the response timeout): past that, on Redis's clock, the
+    /// write is refused.
+    write_waits: Duration,
 }
 
 /// How invalidations wait for replicas ([`crate::Config::replica_acks`]).
@@ -511,6 +517,8 @@ pub(crate) struct L2Settings {
     pub(crate) stream_max_len: u64,
     /// Whether and how replicas must acknowledge invalidations.
     pub(crate) acks: Option<ReplicaAcks>,
+    /// How long a caller waits for a write (the response timeout).
+    pub(crate) write_waits: Duration,
 }
 
 impl L2 {
@@ -524,6 +532,8 @@ impl L2 {
             generation_ttl: settings.generation_ttl,
             stream_max_len: settings.stream_max_len,
             acks: settings.acks,
+            clock: clock::RedisClock::default(),
+            write_waits: settings.write_waits,
         }
     }
 
@@ -1075,10 +1085,12 @@ impl L2 {
         })
     }
 
-    /// Writes an entry unconditionally under a new generation (`scripts/put.lua`), deleting the
-    /// other layout's copy: a `set` on a cluster, where the entry's slot is not the bus's.
-    pub(crate) async fn put(&self, entry: &EntryKeys, write: &EntryWrite) -> Result<(), Error> {
-        let _: i64 = self
+    /// Writes an entry under a new generation (`scripts/put.lua`), deleting the other layout's copy:
+    /// a `set` on a cluster, where the entry's slot is not the bus's. `false` when the write reached
+    /// Redis after its caller could still be waiting for it (see [`clock`]): the key's generation
+    /// and copies are gone, but the value was not written.
+    pub(crate) async fn put(&self, entry: &EntryKeys, write: &EntryWrite) -> Result<bool, Error> {
+        let written: i64 = self
             .scripts
             .put
             .key(&entry.entry)
@@ -1089,9 +1101,16 @@ impl L2 {
             .arg(&write.value)
             .arg(&write.recorded)
             .arg(write.lifetime_ms)
+            .arg(self.write_deadline_ms())
             .invoke_async(&mut self.conn.clone())
             .await?;
-        Ok(())
+        Ok(written == 1)
+    }
+
+    /// The deadline, on Redis's clock (ms; 0 for none), of a write sent now.
+    pub(crate) fn write_deadline_ms(&self) -> u64 {
+        self.clock
+            .deadline_ms(crate::bus::message::now_micros(), self.write_waits)
     }
 
     /// What an entry of this node's layout stores for `envelope` (format 1) recording `tags`: the

@@ -88,6 +88,7 @@ decisions! {
     flights_overtaken => "tiercache_flights_overtaken_total", "Calls that stopped waiting on a load or read already running on this node because an invalidation of the key reached the node first, and read again (once per call at most).";
     type_mismatches => "tiercache_type_mismatches_total", "L1 entries of another type than the one asked for (treated as misses).";
     fenced_writes => "tiercache_fenced_writes_total", "Loaded values not stored because an invalidation, restart or flush overlapped the load.";
+    late_writes_refused => "tiercache_late_writes_refused_total", "Values of `set` that reached Redis after their deadline (when the caller could no longer be waiting) and were not written, their keys only invalidated; counted when the reply still reached this node.";
     encode_errors => "tiercache_encode_errors_total", "Loaded values not stored because they could not be encoded or were over the size limit.";
     redis_errors => "tiercache_redis_errors_total", "Redis calls that failed or timed out.";
     stale_served => "tiercache_stale_served_total", "Expired values served because the loader failed or was too slow (fail-safe).";

@@ -6,7 +6,7 @@ use std::sync::{Arc, Weak};
 use tokio::sync::mpsc;
 
 use super::message::{encode, now_micros, Body, Event, Message};
-use super::outbox::{Op, Outbox, Reply, MAX_BATCH_OPS, OUTBOX_CAPACITY};
+use super::outbox::{LocalFill, Op, Outbox, Reply, MAX_BATCH_OPS, OUTBOX_CAPACITY};
 use crate::error::Error;
 use crate::l2::{nonce, InvalidationBatch};
 use crate::node::Node;
@@ -121,6 +121,7 @@ async fn flush(node: &Arc<Node>, ops: Vec<Op>, route: Route) -> Result<(), Error
         .is_ok();
     #[cfg(not(feature = "fault-injection"))]
     let skip_publish = false;
+    let writes_in_batch = writes.len();
     let batch = InvalidationBatch {
         keys,
         writes,
@@ -136,38 +137,19 @@ async fn flush(node: &Arc<Node>, ops: Vec<Op>, route: Route) -> Result<(), Error
     node.bus.last_sent_seq.fetch_max(seq, Ordering::AcqRel);
     // Our own L1 applies the change whether or not Redis took it: a local invalidation must hold
     // locally (a replayed batch applies again, which only drops what was filled meanwhile).
-    // A set's fill right after its own event, before any later one (each op makes one event).
-    let mut fills = fills.into_iter().peekable();
-    for (at, event) in events.iter().enumerate() {
-        node.apply_event(event);
-        if let Some((_, fill)) = fills.next_if(|(fill_at, _)| *fill_at == at) {
-            if result.is_ok() {
-                fill.run();
-            }
+    let written = match &result {
+        Ok(appended) if appended.value.writes_refused => {
+            node.stats.late_writes_refused(writes_in_batch as u64);
+            false
         }
-    }
+        Ok(_) => true,
+        Err(_) => false,
+    };
+    apply_here(node, &events, fills, written);
     match result {
         Ok(appended) => {
             let id = appended.value.stream_id;
-            let now = crate::wall_clock::now_ms();
-            let logged = node.bus.unreplicated_logged_ms.load(Ordering::Relaxed);
-            if appended.value.unreplicated {
-                node.stats.unreplicated_invalidations(1);
-            }
-            if appended.value.unreplicated
-                && now.saturating_sub(logged) >= UNREPLICATED_LOG_INTERVAL_MS
-                && node
-                    .bus
-                    .unreplicated_logged_ms
-                    .compare_exchange(logged, now, Ordering::Relaxed, Ordering::Relaxed)
-                    .is_ok()
-            {
-                tracing::warn!(
-                    namespace = %node.config.namespace,
-                    replicas = node.l2.acks.as_ref().map_or(0, |acks| acks.replicas),
-                    "an invalidation was not acknowledged by its replicas in time; a failover now could lose it (logged at most every 10 s; tiercache_unreplicated_invalidations_total counts each)"
-                );
-            }
+            warn_if_unreplicated(node, appended.value.unreplicated);
             node.repaired(&appended.repaired);
             node.stats.invalidations_sent(n_events as u64);
             node.stats.bus_messages_sent(1);
@@ -177,6 +159,44 @@ async fn flush(node: &Arc<Node>, ops: Vec<Op>, route: Route) -> Result<(), Error
             Ok(())
         }
         Err(e) => Err(e),
+    }
+}
+
+/// Counts a batch that fell short of its replicas, and says so in the log at most every 10 s.
+fn warn_if_unreplicated(node: &Node, unreplicated: bool) {
+    if !unreplicated {
+        return;
+    }
+    node.stats.unreplicated_invalidations(1);
+    let now = crate::wall_clock::now_ms();
+    let logged = node.bus.unreplicated_logged_ms.load(Ordering::Relaxed);
+    if now.saturating_sub(logged) >= UNREPLICATED_LOG_INTERVAL_MS
+        && node
+            .bus
+            .unreplicated_logged_ms
+            .compare_exchange(logged, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    {
+        tracing::warn!(
+            namespace = %node.config.namespace,
+            replicas = node.l2.acks.as_ref().map_or(0, |acks| acks.replicas),
+            "an invalidation was not acknowledged by its replicas in time; a failover now could lose it (logged at most every 10 s; tiercache_unreplicated_invalidations_total counts each)"
+        );
+    }
+}
+
+/// Applies a batch's events to this node's own L1, each `set`'s fill right after its own event and
+/// before any later one (each op makes one event); the fills only when Redis has the writes (not when
+/// the batch failed, nor when Redis refused its writes as too late: their keys were only invalidated).
+fn apply_here(node: &Node, events: &[Event], fills: Vec<(usize, Arc<LocalFill>)>, written: bool) {
+    let mut fills = fills.into_iter().peekable();
+    for (at, event) in events.iter().enumerate() {
+        node.apply_event(event);
+        if let Some((_, fill)) = fills.next_if(|(fill_at, _)| *fill_at == at) {
+            if written {
+                fill.run();
+            }
+        }
     }
 }
 

@@ -13,6 +13,7 @@ use redis::Value;
 
 use super::connection::{slot_of, WaitAt};
 use super::{nonce, text, EntryWrite, Repaired, L2};
+use crate::bus::message::now_micros;
 use crate::error::Error;
 use crate::keys::EntryKeys;
 
@@ -38,6 +39,9 @@ pub(crate) struct Invalidated {
     /// Whether fewer replicas than asked acknowledged a part of the batch in time: a failover of
     /// that master now could lose the invalidation.
     pub(crate) unreplicated: bool,
+    /// Whether the batch reached Redis past its writes' deadline, so its writes were refused (their
+    /// keys only invalidated).
+    pub(crate) writes_refused: bool,
 }
 
 /// One entry of the replay stream.
@@ -133,13 +137,20 @@ impl L2 {
                 .arg(&write.recorded)
                 .arg(write.lifetime_ms);
         }
-        let (stream_id, repaired): (String, String) = call.invoke_async(&mut conn.clone()).await?;
+        call.arg(if writes.is_empty() {
+            0
+        } else {
+            self.write_deadline_ms()
+        });
+        let (stream_id, repaired, refused): (String, String, i64) =
+            call.invoke_async(&mut conn.clone()).await?;
         let stream = self.keys.stream();
         unreplicated |= !self.replicated(WaitAt::SlotOf(&stream)).await;
         Ok(Repaired {
             value: Invalidated {
                 stream_id,
                 unreplicated,
+                writes_refused: refused == 1,
             },
             repaired,
         })
@@ -178,8 +189,10 @@ impl L2 {
 
     /// The namespace's epoch through `scripts/position.lua`, which creates it when missing and rewrites
     /// it (and a key of another type where the stream belongs) when unreadable.
+    /// Redis's clock comes with it (see [`super::clock`]).
     pub(crate) async fn epoch(&self) -> Result<Repaired<String>, Error> {
-        let (epoch, _, repaired): (String, i64, String) = self
+        let sent = now_micros();
+        let (epoch, _, repaired, redis_us): (String, i64, String, u64) = self
             .scripts
             .position
             .key(self.keys.epoch())
@@ -187,6 +200,7 @@ impl L2 {
             .arg(nonce())
             .invoke_async(&mut self.conn.clone())
             .await?;
+        self.clock.observe(sent, redis_us, now_micros());
         Ok(Repaired {
             value: epoch,
             repaired,

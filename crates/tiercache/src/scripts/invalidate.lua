@@ -16,14 +16,24 @@
 -- ARGV[7+n+m]              w, the number of entries to write after their key's invalidation (a
 --                          `set`); then for each, four arguments: the key's index (1..n), the value,
 --                          the t field (layout 1) and the entry's lifetime in Redis, ms
+-- ARGV[8+n+m+4w]           the writes' deadline, ms on Redis's clock ('0' for none): past it their
+--                          callers have given up (and queued the keys' invalidations), so the keys
+--                          are only invalidated
 --
 -- Publishes "<stream id> <message>" so receivers learn the position they have applied up to.
--- Returns { stream id, repaired }: a key of another type where the stream belongs is deleted first
--- (nodes positioned in it then find it gone and drop their L1), reported as 's' (see lib.lua).
+-- Returns { stream id, repaired, refused }: a key of another type where the stream belongs is deleted
+-- first (nodes positioned in it then find it gone and drop their L1), reported as 's' (see lib.lua);
+-- refused is 1 when the writes came too late and were not made.
 local n = tonumber(ARGV[3])
 local writes_at = 7 + n + (#KEYS - 1 - 3 * n)
+local write_count = tonumber(ARGV[writes_at] or '0')
+local refused = 0
+if write_count > 0 and too_late(ARGV[writes_at + 4 * write_count + 1]) then
+  write_count = 0
+  refused = 1
+end
 local write_of = {}
-for w = 1, tonumber(ARGV[writes_at] or '0') do
+for w = 1, write_count do
   local at = writes_at + 4 * (w - 1)
   write_of[tonumber(ARGV[at + 1])] = at
 end
@@ -47,4 +57,4 @@ local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[5], '*', 'm', ARGV[6]
 if ARGV[1] ~= '' then
   redis.call(ARGV[2], ARGV[1], id .. ' ' .. ARGV[6])
 end
-return { id, repaired }
+return { id, repaired, refused }

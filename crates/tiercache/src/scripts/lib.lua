@@ -91,3 +91,16 @@ local function write_entry(key, value, t, ms)
   redis.call('HSET', key, 'd', value, 't', t)
   redis.call('PEXPIRE', key, ms)
 end
+
+-- Redis's clock, µs.
+local function now_us()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
+
+-- Whether a write with `deadline` (ms on Redis's clock, '0' for none) arrives after its caller
+-- stopped waiting for it (see l2/clock.rs): it must not be written then.
+local function too_late(deadline)
+  local d = tonumber(deadline) or 0
+  return d > 0 and now_us() > d * 1000
+end

@@ -5,7 +5,8 @@
 -- KEYS[2]  the namespace's replay stream
 -- ARGV[1]  an epoch nonce, set when no readable epoch exists
 --
--- Returns { epoch, stream exists (1 or 0), repaired } (see lib.lua for repaired).
+-- Returns { epoch, stream exists (1 or 0), repaired, Redis's clock in µs } (see lib.lua for
+-- repaired; the clock is what the node's write deadlines are set on, l2/clock.rs).
 local epoch = get_nonce(KEYS[1], 'e', ARGV[1])
 local kind = redis.call('TYPE', KEYS[2])['ok']
 if kind ~= 'stream' and kind ~= 'none' then
@@ -13,4 +14,4 @@ if kind ~= 'stream' and kind ~= 'none' then
   repaired = repaired .. 's'
   kind = 'none'
 end
-return { epoch, kind == 'stream' and 1 or 0, repaired }
+return { epoch, kind == 'stream' and 1 or 0, repaired, now_us() }

@@ -12,9 +12,15 @@
 -- ARGV[3]  the envelope
 -- ARGV[4]  the t field (tag keys and versions, length-prefixed; layout 1 only)
 -- ARGV[5]  the entry's lifetime in Redis, ms
+-- ARGV[6]  the write's deadline, ms on Redis's clock ('0' for none): past it the caller has given up
+--          (and queued the key's invalidation), so the key is only invalidated
 --
--- Returns 1.
+-- Returns 1 when written, 0 when too late.
 redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
 redis.call('DEL', KEYS[3])
+if too_late(ARGV[6]) then
+  redis.call('DEL', KEYS[1])
+  return 0
+end
 write_entry(KEYS[1], ARGV[3], ARGV[4], ARGV[5])
 return 1
