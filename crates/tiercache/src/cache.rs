@@ -337,7 +337,9 @@ impl Cache {
     /// instead (so no node keeps serving the old value once Redis answers), this node keeps the new
     /// value in L1 for a few seconds, and the call returns [`Error::Pending`]. Should the timed-out
     /// command still reach Redis, past the moment its caller stopped waiting, it writes no value:
-    /// the key is only invalidated there.
+    /// the key is only invalidated there. That deadline errs early, so rarely a slow write is refused
+    /// while its caller still waits: the call returns `Ok`, the key is invalidated on every node and
+    /// the value is not cached (`tiercache_late_writes_refused_total`).
     pub async fn set<T>(&self, key: &str, value: T, opts: &EntryOptions) -> Result<(), Error>
     where
         T: Serialize + DeserializeOwned + Send + Sync + 'static,

@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -420,6 +420,57 @@ async fn a_key_invalidated_after_its_set_in_the_same_batch_ends_without_a_value(
     assert!(a.serves_locally("k"), "the set filled its own node's L1");
 }
 
+/// A load of `k` on `node` whose loader reads `truth` and then holds until released; returns once the
+/// loader has read, with the call and its release.
+async fn frozen_load(
+    node: &Cache,
+    truth: &Arc<AtomicU64>,
+    opts: &EntryOptions,
+) -> (Call, tokio::sync::oneshot::Sender<()>) {
+    let (started, loader_started) = tokio::sync::oneshot::channel::<()>();
+    let (release, released) = tokio::sync::oneshot::channel::<()>();
+    let call = {
+        let (node, truth, opts) = (node.clone(), truth.clone(), opts.clone());
+        tokio::spawn(async move {
+            node.get_or_load("k", &opts, move || async move {
+                let version = truth.load(Ordering::SeqCst);
+                let _ = started.send(());
+                let _ = released.await;
+                Ok::<_, std::io::Error>(version)
+            })
+            .await
+        })
+    };
+    tokio::time::timeout(DEADLINE, loader_started)
+        .await
+        .expect("the leader's loader runs")
+        .unwrap();
+    (call, release)
+}
+
+/// A call of `k` on `node`, loading `truth` if it leads; returns once it has joined the load running
+/// there.
+async fn joined_load(node: &Cache, truth: &Arc<AtomicU64>, opts: &EntryOptions) -> Call {
+    let coalesced_before = node.stats().coalesced;
+    let call = {
+        let (node, truth, opts) = (node.clone(), truth.clone(), opts.clone());
+        tokio::spawn(async move {
+            node.get_or_load("k", &opts, move || async move {
+                Ok::<_, std::io::Error>(truth.load(Ordering::SeqCst))
+            })
+            .await
+        })
+    };
+    eventually(DEADLINE, "the call joins the running load", || async {
+        node.stats().coalesced > coalesced_before
+    })
+    .await;
+    call
+}
+
+/// A `get_or_load` running in a task of its own.
+type Call = tokio::task::JoinHandle<Result<Arc<u64>, tiercache::Error>>;
+
 /// A call that joins a load already running on its node after another node's invalidation of the key
 /// was acknowledged, but before the bus brought it here, must not get that load's result (read before
 /// the change): when the invalidation arrives, the call reads again. The chaos suite found this with a
@@ -427,7 +478,6 @@ async fn a_key_invalidated_after_its_set_in_the_same_batch_ends_without_a_value(
 /// seconds later.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_waiting_on_a_load_that_an_invalidation_overtakes_reads_again() {
-    use std::sync::atomic::AtomicU64;
     use tiercache_testkit::FaultProxy;
 
     let redis = server();
@@ -445,44 +495,14 @@ async fn a_call_waiting_on_a_load_that_an_invalidation_overtakes_reads_again() {
     // there, the node has applied the key's invalidation (the bus applies in order, replays too).
     load_everywhere(std::slice::from_ref(&slow), "marker", 0, &[]).await;
     let truth = Arc::new(AtomicU64::new(1));
-    let (started, loader_started) = tokio::sync::oneshot::channel::<()>();
-    let (release, released) = tokio::sync::oneshot::channel::<()>();
-    let leader = {
-        let (node, truth) = (slow.clone(), truth.clone());
-        tokio::spawn(async move {
-            node.get_or_load("k", &opts(), move || async move {
-                let version = truth.load(Ordering::SeqCst);
-                let _ = started.send(());
-                let _ = released.await;
-                Ok::<_, std::io::Error>(version)
-            })
-            .await
-        })
-    };
-    tokio::time::timeout(DEADLINE, loader_started)
-        .await
-        .expect("the leader's loader runs")
-        .unwrap();
+    let (leader, release) = frozen_load(&slow, &truth, &opts()).await;
     // The leader's loader has read version 1. The bus now takes 300 ms to reach the slow node, so the
     // call below joins the load after the invalidation was acknowledged and before the node knows.
     proxy.set_latency(Duration::from_millis(300));
     truth.store(2, Ordering::SeqCst);
     other.invalidate("k").await.unwrap();
     other.invalidate("marker").await.unwrap();
-    let coalesced_before = slow.stats().coalesced;
-    let follower = {
-        let (node, truth) = (slow.clone(), truth.clone());
-        tokio::spawn(async move {
-            node.get_or_load("k", &opts(), move || async move {
-                Ok::<_, std::io::Error>(truth.load(Ordering::SeqCst))
-            })
-            .await
-        })
-    };
-    eventually(DEADLINE, "the call joins the running load", || async {
-        slow.stats().coalesced > coalesced_before
-    })
-    .await;
+    let follower = joined_load(&slow, &truth, &opts()).await;
     assert!(
         slow.serves_locally("marker"),
         "the call joined before the invalidation arrived (raise the proxy latency if this fails)"
@@ -516,7 +536,6 @@ async fn a_call_waiting_on_a_load_that_an_invalidation_overtakes_reads_again() {
 /// since the node cannot know what it missed: it reads again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_waiting_on_a_load_when_its_node_turns_suspect_reads_again() {
-    use std::sync::atomic::AtomicU64;
     use tiercache_testkit::FaultProxy;
 
     let redis = server();
@@ -530,41 +549,11 @@ async fn a_call_waiting_on_a_load_when_its_node_turns_suspect_reads_again() {
         .unwrap();
     let other = common::node(&redis, "suspect-flight").await;
     let truth = Arc::new(AtomicU64::new(1));
-    let (started, loader_started) = tokio::sync::oneshot::channel::<()>();
-    let (release, released) = tokio::sync::oneshot::channel::<()>();
-    let leader = {
-        let (node, truth) = (cut_off.clone(), truth.clone());
-        tokio::spawn(async move {
-            node.get_or_load("k", &opts(), move || async move {
-                let version = truth.load(Ordering::SeqCst);
-                let _ = started.send(());
-                let _ = released.await;
-                Ok::<_, std::io::Error>(version)
-            })
-            .await
-        })
-    };
-    tokio::time::timeout(DEADLINE, loader_started)
-        .await
-        .expect("the leader's loader runs")
-        .unwrap();
+    let (leader, release) = frozen_load(&cut_off, &truth, &opts()).await;
     proxy.partition();
     truth.store(2, Ordering::SeqCst);
     other.invalidate("k").await.unwrap();
-    let coalesced_before = cut_off.stats().coalesced;
-    let follower = {
-        let (node, truth) = (cut_off.clone(), truth.clone());
-        tokio::spawn(async move {
-            node.get_or_load("k", &opts(), move || async move {
-                Ok::<_, std::io::Error>(truth.load(Ordering::SeqCst))
-            })
-            .await
-        })
-    };
-    eventually(DEADLINE, "the call joins the running load", || async {
-        cut_off.stats().coalesced > coalesced_before
-    })
-    .await;
+    let follower = joined_load(&cut_off, &truth, &opts()).await;
     assert!(
         !cut_off.is_suspect(),
         "the call joined before the node noticed the partition"
@@ -587,6 +576,36 @@ async fn a_call_waiting_on_a_load_when_its_node_turns_suspect_reads_again() {
     let led = leader.await.unwrap().unwrap();
     assert_eq!(*led, 1);
     proxy.heal();
+}
+
+/// A tag invalidation poisons no flight on its way (flights do not know their tags), but it fences the
+/// load's store: Redis's refusal is the proof, and a call that joined the load after the invalidation
+/// was acknowledged reads again rather than take the load's older value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_waiting_on_a_load_whose_store_is_fenced_by_a_tag_reads_again() {
+    let redis = server();
+    let nodes = nodes(&redis, "tag-fenced", 2).await;
+    let (loading, other) = (&nodes[0], &nodes[1]);
+    let tagged = opts().with_tags(["g"]);
+    let truth = Arc::new(AtomicU64::new(1));
+    let (leader, release) = frozen_load(loading, &truth, &tagged).await;
+    truth.store(2, Ordering::SeqCst);
+    other.invalidate_tags(["g"]).await.unwrap();
+    let follower = joined_load(loading, &truth, &tagged).await;
+    let fenced_before = loading.stats().fenced_writes;
+    let _ = release.send(());
+    let read = tokio::time::timeout(DEADLINE, follower)
+        .await
+        .expect("the call finishes")
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        *read, 2,
+        "the call began after the tag invalidation was acknowledged: it must not get the older load's value"
+    );
+    assert!(loading.stats().fenced_writes > fenced_before);
+    assert_eq!(loading.stats().flights_overtaken, 1);
+    assert_eq!(*leader.await.unwrap().unwrap(), 1);
 }
 
 /// A `set` whose call timed out on a slow link (its caller was told the write is pending and only the

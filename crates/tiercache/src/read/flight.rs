@@ -2,10 +2,12 @@
 //!
 //! The first caller becomes the leader and runs the work in a spawned task (so a cancelled caller does
 //! not cancel everyone else's load); the others wait for its result. A flight can be *poisoned* by an
-//! invalidation that arrives while it runs: it must not fill L1, and its result goes to its leader's
-//! caller only. A follower may have begun after the invalidation was acknowledged on another node (the
-//! bus takes a moment to bring it here), so the result, which may predate it, would be stale for it:
-//! poisoning wakes the followers, and each reads again instead.
+//! invalidation of its key that arrives while it runs, by the node turning suspect, or by its store
+//! being fenced out in Redis (which proves an invalidation of the key or of a tag overlapped it): it
+//! must not fill L1, and its result goes to its leader's caller only. A follower may have begun after
+//! the invalidation was acknowledged on another node (the bus takes a moment to bring it here), so the
+//! result, which may predate it, would be stale for it: poisoning wakes the followers, and each reads
+//! again instead.
 
 use std::any::Any;
 use std::collections::HashMap;
@@ -55,7 +57,7 @@ impl Flight {
     }
 
     /// Marks the flight so it fills no L1 entry, and wakes its followers to read again.
-    fn poison(&self) {
+    pub(crate) fn poison(&self) {
         self.poisoned.store(true, Ordering::Release);
         self.done.notify_waiters();
     }

@@ -517,7 +517,16 @@ impl Node {
                 }
                 self.stats.bus_messages_sent(1);
             }
-            Ok(false) => self.stats.fenced_writes(1),
+            Ok(false) => {
+                self.stats.fenced_writes(1);
+                // Redis has just shown that an invalidation of the key or of one of its tags
+                // overlapped the load; its followers may have begun after it was acknowledged (a tag
+                // invalidation, or one this node missed, poisons no flight on its way): they read
+                // again. Only the call that started the load takes its value.
+                if let AfterStore::FillL1(Some(flight)) = then {
+                    flight.poison();
+                }
+            }
             Err(e) => {
                 tracing::debug!(error = %e, key, "store failed");
                 if let Some(lease) = lease {
