@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use common::{counting, eventually, nodes, server, DEADLINE};
 use tiercache::{Cache, EntryOptions};
+use tiercache_testkit::FaultProxy;
 
 fn opts() -> EntryOptions {
     EntryOptions::new(Duration::from_secs(600))
@@ -420,6 +421,18 @@ async fn a_key_invalidated_after_its_set_in_the_same_batch_ends_without_a_value(
     assert!(a.serves_locally("k"), "the set filled its own node's L1");
 }
 
+/// A node whose Redis traffic goes through `proxy`, waiting `response_timeout` for each reply.
+async fn node_behind(proxy: &FaultProxy, namespace: &str, response_timeout: Duration) -> Cache {
+    Cache::builder()
+        .redis_url(&proxy.url())
+        .namespace(namespace)
+        .heartbeat_interval(Duration::from_millis(100))
+        .response_timeout(response_timeout)
+        .build()
+        .await
+        .unwrap()
+}
+
 /// A load of `k` on `node` whose loader reads `truth` and then holds until released; returns once the
 /// loader has read, with the call and its release.
 async fn frozen_load(
@@ -468,6 +481,24 @@ async fn joined_load(node: &Cache, truth: &Arc<AtomicU64>, opts: &EntryOptions) 
     call
 }
 
+/// Lets the frozen load finish; the call that joined it must come back with version 2, the value
+/// after the invalidation, not the load's version 1.
+async fn release_and_expect_the_new_value(
+    release: tokio::sync::oneshot::Sender<()>,
+    follower: Call,
+) {
+    let _ = release.send(());
+    let read = tokio::time::timeout(DEADLINE, follower)
+        .await
+        .expect("the call finishes")
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        *read, 2,
+        "the call began after the invalidation was acknowledged: it must not get the older load's value"
+    );
+}
+
 /// A `get_or_load` running in a task of its own.
 type Call = tokio::task::JoinHandle<Result<Arc<u64>, tiercache::Error>>;
 
@@ -478,18 +509,9 @@ type Call = tokio::task::JoinHandle<Result<Arc<u64>, tiercache::Error>>;
 /// seconds later.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_waiting_on_a_load_that_an_invalidation_overtakes_reads_again() {
-    use tiercache_testkit::FaultProxy;
-
     let redis = server();
     let proxy = FaultProxy::start(redis.port()).await.unwrap();
-    let slow = Cache::builder()
-        .redis_url(&proxy.url())
-        .namespace("overtaken")
-        .heartbeat_interval(Duration::from_millis(100))
-        .response_timeout(Duration::from_secs(5))
-        .build()
-        .await
-        .unwrap();
+    let slow = node_behind(&proxy, "overtaken", Duration::from_secs(5)).await;
     let other = common::node(&redis, "overtaken").await;
     // The marker sits in the slow node's L1 and is invalidated right after the key: once it is gone
     // there, the node has applied the key's invalidation (the bus applies in order, replays too).
@@ -515,16 +537,7 @@ async fn a_call_waiting_on_a_load_that_an_invalidation_overtakes_reads_again() {
         || async { !slow.serves_locally("marker") && !slow.is_suspect() },
     )
     .await;
-    let _ = release.send(());
-    let read = tokio::time::timeout(DEADLINE, follower)
-        .await
-        .expect("the call finishes")
-        .unwrap()
-        .unwrap();
-    assert_eq!(
-        *read, 2,
-        "the call began after the invalidation was acknowledged: it must not get the older load's value"
-    );
+    release_and_expect_the_new_value(release, follower).await;
     assert_eq!(slow.stats().flights_overtaken, 1);
     // The leader's own call began before the change: the version it loaded is its answer.
     let led = leader.await.unwrap().unwrap();
@@ -536,17 +549,9 @@ async fn a_call_waiting_on_a_load_that_an_invalidation_overtakes_reads_again() {
 /// since the node cannot know what it missed: it reads again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_waiting_on_a_load_when_its_node_turns_suspect_reads_again() {
-    use tiercache_testkit::FaultProxy;
-
     let redis = server();
     let proxy = FaultProxy::start(redis.port()).await.unwrap();
-    let cut_off = Cache::builder()
-        .redis_url(&proxy.url())
-        .namespace("suspect-flight")
-        .heartbeat_interval(Duration::from_millis(100))
-        .build()
-        .await
-        .unwrap();
+    let cut_off = node_behind(&proxy, "suspect-flight", Duration::from_millis(500)).await;
     let other = common::node(&redis, "suspect-flight").await;
     let truth = Arc::new(AtomicU64::new(1));
     let (leader, release) = frozen_load(&cut_off, &truth, &opts()).await;
@@ -562,16 +567,7 @@ async fn a_call_waiting_on_a_load_when_its_node_turns_suspect_reads_again() {
         cut_off.is_suspect()
     })
     .await;
-    let _ = release.send(());
-    let read = tokio::time::timeout(DEADLINE, follower)
-        .await
-        .expect("the call finishes")
-        .unwrap()
-        .unwrap();
-    assert_eq!(
-        *read, 2,
-        "the call began after the invalidation was acknowledged: it must not get the older load's value"
-    );
+    release_and_expect_the_new_value(release, follower).await;
     assert!(cut_off.stats().flights_overtaken >= 1);
     let led = leader.await.unwrap().unwrap();
     assert_eq!(*led, 1);
@@ -593,16 +589,7 @@ async fn a_call_waiting_on_a_load_whose_store_is_fenced_by_a_tag_reads_again() {
     other.invalidate_tags(["g"]).await.unwrap();
     let follower = joined_load(loading, &truth, &tagged).await;
     let fenced_before = loading.stats().fenced_writes;
-    let _ = release.send(());
-    let read = tokio::time::timeout(DEADLINE, follower)
-        .await
-        .expect("the call finishes")
-        .unwrap()
-        .unwrap();
-    assert_eq!(
-        *read, 2,
-        "the call began after the tag invalidation was acknowledged: it must not get the older load's value"
-    );
+    release_and_expect_the_new_value(release, follower).await;
     assert!(loading.stats().fenced_writes > fenced_before);
     assert_eq!(loading.stats().flights_overtaken, 1);
     assert_eq!(*leader.await.unwrap().unwrap(), 1);
@@ -615,18 +602,9 @@ async fn a_call_waiting_on_a_load_whose_store_is_fenced_by_a_tag_reads_again() {
 /// one node: a value served 1.9 s after its invalidation.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_set_that_timed_out_does_not_land_over_a_later_invalidation() {
-    use tiercache_testkit::FaultProxy;
-
     let redis = server();
     let proxy = FaultProxy::start(redis.port()).await.unwrap();
-    let slow = Cache::builder()
-        .redis_url(&proxy.url())
-        .namespace("late-set")
-        .heartbeat_interval(Duration::from_millis(100))
-        .response_timeout(Duration::from_millis(300))
-        .build()
-        .await
-        .unwrap();
+    let slow = node_behind(&proxy, "late-set", Duration::from_millis(300)).await;
     let other = common::node(&redis, "late-set").await;
     // Loads the scripts, so the late set is one command.
     slow.set("warm", 0_u64, &opts()).await.unwrap();
