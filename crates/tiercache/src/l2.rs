@@ -1087,8 +1087,8 @@ impl L2 {
 
     /// Writes an entry under a new generation (`scripts/put.lua`), deleting the other layout's copy:
     /// a `set` on a cluster, where the entry's slot is not the bus's. `false` when the write reached
-    /// Redis after its caller could still be waiting for it (see [`clock`]): the key's generation
-    /// and copies are gone, but the value was not written.
+    /// Redis after its deadline, when its caller had stopped waiting (see [`clock`]): the key's
+    /// generation is new and its copies are gone, but the value was not written.
     pub(crate) async fn put(&self, entry: &EntryKeys, write: &EntryWrite) -> Result<bool, Error> {
         let written: i64 = self
             .scripts
@@ -1108,7 +1108,7 @@ impl L2 {
     }
 
     /// The deadline, on Redis's clock (ms; 0 for none), of a write sent now.
-    pub(crate) fn write_deadline_ms(&self) -> u64 {
+    fn write_deadline_ms(&self) -> u64 {
         self.clock
             .deadline_ms(crate::bus::message::now_micros(), self.write_waits)
     }

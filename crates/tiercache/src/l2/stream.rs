@@ -188,8 +188,8 @@ impl L2 {
     }
 
     /// The namespace's epoch through `scripts/position.lua`, which creates it when missing and rewrites
-    /// it (and a key of another type where the stream belongs) when unreadable.
-    /// Redis's clock comes with it (see [`super::clock`]).
+    /// it (and a key of another type where the stream belongs) when unreadable. Redis's clock comes
+    /// with it and is kept for the deadlines of writes (see [`super::clock`]).
     pub(crate) async fn epoch(&self) -> Result<Repaired<String>, Error> {
         let sent = now_micros();
         let (epoch, _, repaired, redis_us): (String, i64, String, u64) = self
