@@ -19,30 +19,36 @@ async fn refresh_ahead_refreshes_once_per_threshold_crossing_and_nobody_waits() 
     }
     let ttl = Duration::from_secs(2);
     let opts = EntryOptions::new(ttl);
-    let calls = Arc::new(AtomicUsize::new(0));
-    let slow_loader = |calls: Arc<AtomicUsize>| {
+    // When each load started: the value a load returns is its place in this list.
+    let starts = Arc::new(parking_lot::Mutex::new(Vec::<Instant>::new()));
+    let slow_loader = |starts: Arc<parking_lot::Mutex<Vec<Instant>>>| {
         move || async move {
-            let n = calls.fetch_add(1, Ordering::SeqCst) as u64;
+            let n = {
+                let mut starts = starts.lock();
+                starts.push(Instant::now());
+                starts.len() as u64 - 1
+            };
             tokio::time::sleep(Duration::from_millis(300)).await;
             Ok::<_, std::io::Error>(n)
         }
     };
     for n in &nodes {
         assert_eq!(
-            *n.get_or_load("k", &opts, slow_loader(calls.clone()))
+            *n.get_or_load("k", &opts, slow_loader(starts.clone()))
                 .await
                 .unwrap(),
             0
         );
     }
-    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    assert_eq!(starts.lock().len(), 1);
     // Past 0.8 of the TTL, hits keep answering at once with the current value and start one refresh.
     tokio::time::sleep(ttl.mul_f64(0.85)).await;
+    let crossed = Instant::now();
     for _ in 0..5 {
         for n in &nodes {
             let started = Instant::now();
             let v = n
-                .get_or_load("k", &opts, slow_loader(calls.clone()))
+                .get_or_load("k", &opts, slow_loader(starts.clone()))
                 .await
                 .unwrap();
             assert!(
@@ -52,19 +58,30 @@ async fn refresh_ahead_refreshes_once_per_threshold_crossing_and_nobody_waits() 
             assert!(*v <= 1);
         }
     }
-    eventually(DEADLINE, "every node sees the refreshed value", || async {
+    // A refreshed value is itself refreshed 0.8 TTL after it was stored, so on a slow machine the
+    // check below may meet a later refresh's value: any refreshed value counts.
+    eventually(DEADLINE, "every node sees a refreshed value", || async {
         let mut all = true;
         for n in &nodes {
             all &= *n
-                .get_or_load("k", &opts, slow_loader(calls.clone()))
+                .get_or_load("k", &opts, slow_loader(starts.clone()))
                 .await
                 .unwrap()
-                == 1;
+                >= 1;
         }
         all
     })
     .await;
-    assert_eq!(calls.load(Ordering::SeqCst), 2, "one refresh for the fleet");
+    // The crossing's refresh stored its value no earlier than the crossing plus the loader's 300 ms,
+    // so no later crossing comes within 0.8 TTL of this one: every load that started in that window
+    // was the crossing's refresh.
+    let window_ends = crossed + ttl.mul_f64(0.8);
+    let refreshes = starts
+        .lock()
+        .iter()
+        .filter(|at| (crossed..window_ends).contains(*at))
+        .count();
+    assert_eq!(refreshes, 1, "one refresh for the fleet");
 }
 
 /// XFetch draws on every hit whether to refresh, more often as expiry nears and the slower the
