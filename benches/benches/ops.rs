@@ -18,7 +18,10 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use futures_util::StreamExt;
 use tiercache::EntryOptions;
-use tiercache_benches::{criterion_config, encode, node, raw_connection, runtime, Payload};
+use tiercache_benches::{
+    criterion_config, encode, naive_miss, node, raw_connection, raw_del_publish, raw_set_ex,
+    runtime, Payload,
+};
 use tiercache_testkit::RedisServer;
 
 const TTL_SECS: u64 = 3600;
@@ -69,20 +72,7 @@ fn miss(c: &mut Criterion) {
             let mut raw = raw.clone();
             let value = &value;
             async move {
-                let cached: Option<Vec<u8>> = redis::cmd("GET")
-                    .arg(&key)
-                    .query_async(&mut raw)
-                    .await
-                    .unwrap();
-                assert!(cached.is_none(), "{key} should be a miss");
-                let () = redis::cmd("SET")
-                    .arg(&key)
-                    .arg(encode(value))
-                    .arg("EX")
-                    .arg(TTL_SECS)
-                    .query_async(&mut raw)
-                    .await
-                    .unwrap();
+                naive_miss(&mut raw, &key, value, TTL_SECS).await;
             }
         });
     });
@@ -112,14 +102,7 @@ fn set(c: &mut Criterion) {
             let mut raw = raw.clone();
             let value = &value;
             async move {
-                let () = redis::cmd("SET")
-                    .arg("raw:written")
-                    .arg(encode(value))
-                    .arg("EX")
-                    .arg(TTL_SECS)
-                    .query_async(&mut raw)
-                    .await
-                    .unwrap();
+                raw_set_ex(&mut raw, "raw:written", &encode(value), TTL_SECS).await;
             }
         });
     });
@@ -167,23 +150,11 @@ fn invalidate(c: &mut Criterion) {
             async move {
                 let mut timed = Duration::ZERO;
                 for _ in 0..iters {
-                    let () = redis::cmd("SET")
-                        .arg("raw:doomed")
-                        .arg(bytes)
-                        .arg("EX")
-                        .arg(TTL_SECS)
-                        .query_async(&mut raw)
-                        .await
-                        .unwrap();
+                    raw_set_ex(&mut raw, "raw:doomed", bytes, TTL_SECS).await;
                     let started = Instant::now();
-                    let (deleted, _receivers): (u64, u64) = redis::pipe()
-                        .del("raw:doomed")
-                        .publish(RAW_CHANNEL, "raw:doomed")
-                        .query_async(&mut raw)
-                        .await
-                        .unwrap();
+                    let deleted = raw_del_publish(&mut raw, "raw:doomed", RAW_CHANNEL).await;
                     timed += started.elapsed();
-                    assert_eq!(deleted, 1);
+                    assert!(deleted);
                 }
                 timed
             }

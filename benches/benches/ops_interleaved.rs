@@ -14,7 +14,10 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use tiercache::{Cache, EntryOptions};
-use tiercache_benches::{encode, micros, node, quantile, raw_connection, runtime, Payload, Table};
+use tiercache_benches::{
+    encode, micros, naive_miss, node, quantile, raw_connection, raw_del_publish, raw_set_ex,
+    runtime, Payload, Table,
+};
 use tiercache_testkit::RedisServer;
 
 const TTL_SECS: u64 = 3600;
@@ -71,20 +74,7 @@ async fn one_call(t: &Target, path: Path, ours: bool, n: u64) -> Duration {
         (Path::Miss, false) => {
             let key = format!("raw:miss:{n}");
             let started = Instant::now();
-            let cached: Option<Vec<u8>> = redis::cmd("GET")
-                .arg(&key)
-                .query_async(&mut raw)
-                .await
-                .unwrap();
-            assert!(cached.is_none(), "{key} should be a miss");
-            let () = redis::cmd("SET")
-                .arg(&key)
-                .arg(encode(&t.value))
-                .arg("EX")
-                .arg(TTL_SECS)
-                .query_async(&mut raw)
-                .await
-                .unwrap();
+            naive_miss(&mut raw, &key, &t.value, TTL_SECS).await;
             started.elapsed()
         }
         (Path::Set, true) => {
@@ -95,14 +85,7 @@ async fn one_call(t: &Target, path: Path, ours: bool, n: u64) -> Duration {
         }
         (Path::Set, false) => {
             let started = Instant::now();
-            let () = redis::cmd("SET")
-                .arg("raw:written")
-                .arg(encode(&t.value))
-                .arg("EX")
-                .arg(TTL_SECS)
-                .query_async(&mut raw)
-                .await
-                .unwrap();
+            raw_set_ex(&mut raw, "raw:written", &encode(&t.value), TTL_SECS).await;
             started.elapsed()
         }
         (Path::Invalidate, true) => {
@@ -115,23 +98,11 @@ async fn one_call(t: &Target, path: Path, ours: bool, n: u64) -> Duration {
             started.elapsed()
         }
         (Path::Invalidate, false) => {
-            let () = redis::cmd("SET")
-                .arg("raw:doomed")
-                .arg(encode(&t.value))
-                .arg("EX")
-                .arg(TTL_SECS)
-                .query_async(&mut raw)
-                .await
-                .unwrap();
+            raw_set_ex(&mut raw, "raw:doomed", &encode(&t.value), TTL_SECS).await;
             let started = Instant::now();
-            let (deleted, _receivers): (u64, u64) = redis::pipe()
-                .del("raw:doomed")
-                .publish(RAW_CHANNEL, "raw:doomed")
-                .query_async(&mut raw)
-                .await
-                .unwrap();
+            let deleted = raw_del_publish(&mut raw, "raw:doomed", RAW_CHANNEL).await;
             let took = started.elapsed();
-            assert_eq!(deleted, 1);
+            assert!(deleted);
             took
         }
     }

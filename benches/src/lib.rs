@@ -139,6 +139,52 @@ pub async fn raw_connection(url: &str) -> redis::aio::MultiplexedConnection {
         .unwrap()
 }
 
+/// Naive cache-aside's miss: `GET` finds nothing, then the value is encoded and stored with
+/// [`raw_set_ex`]. Panics if the key was there: the bench would be timing a hit.
+pub async fn naive_miss(
+    conn: &mut redis::aio::MultiplexedConnection,
+    key: &str,
+    value: &Payload,
+    ttl_secs: u64,
+) {
+    let cached: Option<Vec<u8>> = redis::cmd("GET").arg(key).query_async(conn).await.unwrap();
+    assert!(cached.is_none(), "{key} should be a miss");
+    raw_set_ex(conn, key, &encode(value), ttl_secs).await;
+}
+
+/// The naive baselines' write: `SET key bytes EX ttl_secs`, as cache-aside code stores a value.
+pub async fn raw_set_ex(
+    conn: &mut redis::aio::MultiplexedConnection,
+    key: &str,
+    bytes: &[u8],
+    ttl_secs: u64,
+) {
+    let () = redis::cmd("SET")
+        .arg(key)
+        .arg(bytes)
+        .arg("EX")
+        .arg(ttl_secs)
+        .query_async(conn)
+        .await
+        .unwrap();
+}
+
+/// The naive baselines' invalidation: pipelined `DEL key` + `PUBLISH channel key`; returns whether
+/// the key existed.
+pub async fn raw_del_publish(
+    conn: &mut redis::aio::MultiplexedConnection,
+    key: &str,
+    channel: &str,
+) -> bool {
+    let (deleted, _receivers): (u64, u64) = redis::pipe()
+        .del(key)
+        .publish(channel, key)
+        .query_async(conn)
+        .await
+        .unwrap();
+    deleted == 1
+}
+
 /// Runs `tasks` tasks for `length`, each calling `call(task, n)` (its index and its call count) over
 /// and over; returns every call's latency. One phase of an interleaved bench.
 pub async fn timed_phase<F, Fut>(tasks: usize, length: Duration, call: F) -> Vec<Duration>
