@@ -36,10 +36,38 @@ fn on_path(program: &str) -> Option<PathBuf> {
 
 impl Browser {
     async fn start(name: &str) -> Browser {
+        let profile = TempDir::new(&format!("chromium-{name}"));
+        // A session request can meet a driver that is not ready yet (seen once in CI: the connection
+        // was reset), or another test's driver when two picked the same free port: start over on a
+        // new port until the deadline.
+        let started = Instant::now();
+        loop {
+            let (mut driver, port) = Self::start_driver();
+            match Self::session(port, &profile).await {
+                Ok(client) => {
+                    return Browser {
+                        driver,
+                        client,
+                        _profile: profile,
+                    }
+                }
+                Err(e) => {
+                    let _ = driver.kill();
+                    let _ = driver.wait();
+                    assert!(
+                        started.elapsed() < DEADLINE,
+                        "no Chromium session within {DEADLINE:?}: {e}"
+                    );
+                    eprintln!("a Chromium session failed ({e}); starting chromedriver again");
+                }
+            }
+        }
+    }
+
+    /// Starts chromedriver on a free port and waits until it listens.
+    fn start_driver() -> (Child, u16) {
         let driver_path = on_path("chromedriver")
             .expect("chromedriver is not on PATH: run scripts/ensure-chromium");
-        let chromium =
-            on_path("chromium").expect("chromium is not on PATH: run scripts/ensure-chromium");
         let port = free_port();
         let driver = Command::new(driver_path)
             .arg(format!("--port={port}"))
@@ -55,7 +83,16 @@ impl Browser {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
-        let profile = TempDir::new(&format!("chromium-{name}"));
+        (driver, port)
+    }
+
+    /// Asks the driver on `port` for a headless Chromium session using `profile`.
+    async fn session(
+        port: u16,
+        profile: &TempDir,
+    ) -> Result<Client, fantoccini::error::NewSessionError> {
+        let chromium =
+            on_path("chromium").expect("chromium is not on PATH: run scripts/ensure-chromium");
         // The flags a root, network-less, GPU-less machine needs; no first-run or background traffic.
         let capabilities = json!({
             "goog:chromeOptions": {
@@ -71,16 +108,10 @@ impl Browser {
         let Value::Object(capabilities) = capabilities else {
             unreachable!("a json! object literal is an object")
         };
-        let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
             .capabilities(capabilities)
             .connect(&format!("http://127.0.0.1:{port}"))
             .await
-            .expect("a Chromium session");
-        Browser {
-            driver,
-            client,
-            _profile: profile,
-        }
     }
 
     async fn script(&self, source: &str) -> Value {
