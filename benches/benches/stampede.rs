@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use tiercache::{Cache, EntryOptions};
 use tiercache_benches::{
-    decode, encode, micros, node, node_without_locking, quantile, raw_connection, runtime, Payload,
-    Table,
+    decode, encode, micros, node, node_without_locking, quantile, raw_connection, raw_set_ex,
+    runtime, Payload, Table,
 };
 use tiercache_testkit::RedisServer;
 
@@ -85,14 +85,7 @@ async fn naive_round(
                 return;
             }
             let value = expensive_query(calls).await.unwrap();
-            let () = redis::cmd("SET")
-                .arg(&key)
-                .arg(encode(&value))
-                .arg("EX")
-                .arg(600)
-                .query_async(&mut conn)
-                .await
-                .unwrap();
+            raw_set_ex(&mut conn, &key, &encode(&value), 600).await;
         })
     })
     .await

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tiercache::{Cache, EntryOptions};
-use tiercache_benches::{decode, encode, node, raw_connection, Payload};
+use tiercache_benches::{decode, encode, naive_miss, node, raw_connection, Payload};
 use tiercache_testkit::RedisServer;
 
 struct Setup {
@@ -91,20 +91,7 @@ async fn one_call(s: &Setup, path: &str, key: &str, raw_key: &str) {
         "naive_miss" => {
             let n = s.misses.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let raw_key = format!("{raw_key}-miss{n}");
-            let found: Option<Vec<u8>> = redis::cmd("GET")
-                .arg(&raw_key)
-                .query_async(&mut s.raw.clone())
-                .await
-                .unwrap();
-            assert!(found.is_none());
-            let () = redis::cmd("SET")
-                .arg(&raw_key)
-                .arg(encode(&s.value))
-                .arg("EX")
-                .arg(3600)
-                .query_async(&mut s.raw.clone())
-                .await
-                .unwrap();
+            naive_miss(&mut s.raw.clone(), &raw_key, &s.value, 3600).await;
         }
         "raw" => {
             let bytes: Vec<u8> = redis::cmd("GET")
