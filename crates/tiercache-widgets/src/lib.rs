@@ -57,9 +57,9 @@ mod widget_type;
 pub use alerts::{evaluate as evaluate_alerts, Alert, AlertKind, Severity, Thresholds};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use data::{
-    ActivityRow, Campaign, CampaignEntry, CampaignRow, DatasetSize, DonorRow, NewCampaign,
-    NewDonation, OrganizationEntry, OrganizationStats, Participation, TotalDonations, TrendBucket,
-    WidgetData, WidgetDataAggregationService,
+    ActivityRow, AggregatePath, Campaign, CampaignEntry, CampaignRow, DatasetSize, DonationStore,
+    DonorRow, NewCampaign, NewDonation, OrganizationEntry, OrganizationStats, Participation,
+    SqliteStore, TotalDonations, TrendBucket, WidgetData, WidgetDataAggregationService,
 };
 pub use error::WidgetError;
 pub use events::{CampaignFacts, DomainEvent, DonationFacts, EventKind, AFFECTS};

@@ -1,11 +1,15 @@
-//! The demo's data: SQLite schema, a deterministic generator, one aggregate query per widget type, and
-//! the async service that runs them off the runtime.
+//! The demo's data: the [`DonationStore`] interface and its SQLite implementation with rollups, a
+//! deterministic generator, one raw aggregate query per widget type (the reference), and the async
+//! service that runs them off the runtime.
 
 mod aggregation;
 mod generator;
 mod model;
 mod queries;
+mod rollup;
 mod schema;
+mod sqlite;
+mod store;
 
 pub use aggregation::WidgetDataAggregationService;
 pub use generator::DatasetSize;
@@ -13,3 +17,5 @@ pub use model::{
     ActivityRow, Campaign, CampaignEntry, CampaignRow, DonorRow, NewCampaign, NewDonation,
     OrganizationEntry, OrganizationStats, Participation, TotalDonations, TrendBucket, WidgetData,
 };
+pub use sqlite::SqliteStore;
+pub use store::{AggregatePath, DonationStore};

@@ -1,4 +1,5 @@
-//! One aggregate query per widget type. Every query is scoped by the time range and the filters.
+//! One aggregate query per widget type over the raw donation rows, scoped by the time range and the
+//! filters: the reference the rollups are held equal to, and the answer for filters they do not carry.
 
 use std::fmt::Write as _;
 
@@ -12,15 +13,15 @@ use super::model::{
 use crate::{WidgetFilters, WidgetType};
 
 /// Default row count of list widgets.
-const DEFAULT_LIMIT: i64 = 10;
+pub(crate) const DEFAULT_LIMIT: i64 = 10;
 
 /// A WHERE fragment on donations (alias `d`) with its parameters.
-struct DonationScope {
-    sql: String,
-    params: Vec<Value>,
+pub(crate) struct DonationScope {
+    pub(crate) sql: String,
+    pub(crate) params: Vec<Value>,
 }
 
-fn donation_scope(filters: &WidgetFilters, start: i64, end: i64) -> DonationScope {
+pub(crate) fn donation_scope(filters: &WidgetFilters, start: i64, end: i64) -> DonationScope {
     let mut sql = String::from("d.status = 'completed' AND d.created_at >= ? AND d.created_at < ?");
     let mut params = vec![Value::Integer(start), Value::Integer(end)];
     for (column, value) in [
@@ -40,7 +41,7 @@ fn donation_scope(filters: &WidgetFilters, start: i64, end: i64) -> DonationScop
     DonationScope { sql, params }
 }
 
-fn per_mille(part: i64, whole: i64) -> i64 {
+pub(crate) fn per_mille(part: i64, whole: i64) -> i64 {
     if whole <= 0 {
         0
     } else {
@@ -185,12 +186,7 @@ fn organization_stats(conn: &Connection, q: &Query<'_>) -> rusqlite::Result<Widg
         .query_row(params_from_iter(&q.scope.params), |r| {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?))
         })?;
-    let org = q.filters.organization_id();
-    let active_campaigns: i64 = conn.prepare_cached(
-        "SELECT COUNT(*) FROM campaigns WHERE (?1 IS NULL OR organization_id = ?1) AND (?2 IS NULL OR id = ?2)
-         AND starts_at < ?4 AND ends_at > ?3",
-    )?
-    .query_row(rusqlite::params![org, q.filters.campaign_id(), q.start, q.end], |r| r.get(0))?;
+    let active_campaigns = active_campaigns(conn, q.filters, q.start, q.end)?;
     let employees = employee_count(conn, q.filters)?;
     Ok(WidgetData::OrganizationStats(OrganizationStats {
         active_campaigns,
@@ -199,6 +195,23 @@ fn organization_stats(conn: &Connection, q: &Query<'_>) -> rusqlite::Result<Widg
         raised_cents: raised,
         donors,
     }))
+}
+
+/// Campaigns in the filters' scope that run at some point of `[start, end)`.
+pub(crate) fn active_campaigns(
+    conn: &Connection,
+    filters: &WidgetFilters,
+    start: i64,
+    end: i64,
+) -> rusqlite::Result<i64> {
+    conn.prepare_cached(
+        "SELECT COUNT(*) FROM campaigns WHERE (?1 IS NULL OR organization_id = ?1) AND (?2 IS NULL OR id = ?2)
+         AND starts_at < ?4 AND ends_at > ?3",
+    )?
+    .query_row(
+        rusqlite::params![filters.organization_id(), filters.campaign_id(), start, end],
+        |r| r.get(0),
+    )
 }
 
 fn recent_activities(conn: &Connection, q: &Query<'_>) -> rusqlite::Result<WidgetData> {
@@ -241,7 +254,7 @@ fn employee_participation(conn: &Connection, q: &Query<'_>) -> rusqlite::Result<
     }))
 }
 
-fn employee_count(conn: &Connection, filters: &WidgetFilters) -> rusqlite::Result<i64> {
+pub(crate) fn employee_count(conn: &Connection, filters: &WidgetFilters) -> rusqlite::Result<i64> {
     let org = filters.organization_id().or_else(|| {
         // A campaign filter narrows employees to the campaign's organisation.
         filters.campaign_id().and_then(|c| {

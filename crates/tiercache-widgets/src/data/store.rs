@@ -1,0 +1,78 @@
+//! [`DonationStore`]: the one interface between the widget layer and the database that holds the
+//! donations, so another database can stand in for SQLite.
+
+use super::generator::DatasetSize;
+use super::model::{Campaign, NewCampaign, NewDonation, OrganizationEntry, WidgetData};
+use crate::error::WidgetError;
+use crate::events::DomainEvent;
+use crate::{WidgetFilters, WidgetType};
+
+/// How a store answers a widget query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AggregatePath {
+    /// From the rollups the store keeps beside the donations (raw rows only for what they do not
+    /// carry): cost follows the calendar, not the number of donations. What the service uses.
+    #[default]
+    Rollups,
+    /// From every matching donation row: the reference the rollups are held equal to, and the
+    /// baseline the benches compare with.
+    RawRows,
+}
+
+/// A database of organisations, campaigns, employees and donations, with the widget aggregates.
+///
+/// Every method blocks; [`WidgetDataAggregationService`](crate::WidgetDataAggregationService) calls
+/// them off the async runtime. A write and the rollups it changes commit in one transaction, so a
+/// reader sees both or neither.
+///
+/// ```no_run
+/// # fn run() -> Result<(), tiercache_widgets::WidgetError> {
+/// use tiercache_widgets::{AggregatePath, DonationStore, SqliteStore, WidgetFilters, WidgetType};
+/// let store = SqliteStore::open("demo.sqlite3")?;
+/// let (start, end) = (1_764_547_200, 1_767_225_600); // December 2025, UTC
+/// let fast = store.compute(WidgetType::TopDonors, &WidgetFilters::new(), start, end, AggregatePath::Rollups)?;
+/// let slow = store.compute(WidgetType::TopDonors, &WidgetFilters::new(), start, end, AggregatePath::RawRows)?;
+/// assert_eq!(fast, slow);
+/// # Ok(()) }
+/// ```
+pub trait DonationStore: Send + Sync + 'static {
+    /// Fills an empty database with the deterministic synthetic dataset ending at `now` (Unix
+    /// seconds). Returns the donations written: 0 when donations already exist.
+    fn generate_if_empty(&self, size: DatasetSize, seed: u64, now: i64)
+        -> Result<i64, WidgetError>;
+
+    /// The data of `widget` over `[start, end)` (Unix seconds) for `filters`.
+    fn compute(
+        &self,
+        widget: WidgetType,
+        filters: &WidgetFilters,
+        start: i64,
+        end: i64,
+        path: AggregatePath,
+    ) -> Result<WidgetData, WidgetError>;
+
+    /// Records a completed donation with its rollups; returns the event to invalidate with.
+    fn record_donation(&self, donation: NewDonation) -> Result<DomainEvent, WidgetError>;
+
+    /// Marks a completed donation refunded and takes it out of the rollups; the event carries the
+    /// donation's original date.
+    fn refund_donation(&self, donation_id: i64) -> Result<DomainEvent, WidgetError>;
+
+    /// Creates a campaign.
+    fn create_campaign(
+        &self,
+        campaign: NewCampaign,
+    ) -> Result<(Campaign, DomainEvent), WidgetError>;
+
+    /// Every organisation with its employee count and campaigns, ordered by id.
+    fn directory(&self) -> Result<Vec<OrganizationEntry>, WidgetError>;
+
+    /// The currencies donations are made in.
+    fn currencies(&self) -> Result<Vec<String>, WidgetError>;
+
+    /// Every organisation an employee's figures count in.
+    fn organizations_of_employee(&self, employee_id: i64) -> Result<Vec<i64>, WidgetError>;
+
+    /// The organisation a campaign belongs to, if the campaign exists.
+    fn organization_of(&self, campaign_id: i64) -> Result<Option<i64>, WidgetError>;
+}
