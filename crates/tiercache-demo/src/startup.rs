@@ -10,8 +10,8 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tiercache::{Cache, ErrorKind};
 use tiercache_testkit::RedisServer;
 use tiercache_widgets::{
-    DatasetSize, LoadTimeouts, Thresholds, WidgetCacheMetricsService, WidgetCacheService,
-    WidgetDataAggregationService, WidgetInvalidationService,
+    Clock, DatasetSize, LoadTimeouts, OffsetClock, Thresholds, WidgetCacheMetricsService,
+    WidgetCacheService, WidgetDataAggregationService, WidgetInvalidationService,
 };
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -47,7 +47,8 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), DemoError> {
     let prometheus = install_recorder()?;
-    let data = open_data(&settings).await?;
+    let clock = service_clock(&settings);
+    let data = open_data(&settings, clock).await?;
     let (redis, caches) = if settings.no_cache {
         println!("cache disabled (--no-cache): every request is computed from SQLite");
         (None, Vec::new())
@@ -79,7 +80,7 @@ pub async fn run(
     let mut nodes = Vec::new();
     for (index, peer) in peers.iter().enumerate() {
         let cached = match caches.get(index) {
-            Some(cache) => Some(cached_node(cache.clone(), &data, &settings)?),
+            Some(cache) => Some(cached_node(cache.clone(), &data, &settings, clock)?),
             None => None,
         };
         nodes.push(Arc::new(Node {
@@ -90,6 +91,7 @@ pub async fn run(
             peers: peers.clone(),
             prometheus: prometheus.clone(),
             invalidation_timeout: INVALIDATION_TIMEOUT,
+            clock,
         }));
     }
     let (stop, stopped) = watch::channel(false);
@@ -150,15 +152,36 @@ fn install_recorder() -> Result<PrometheusHandle, DemoError> {
     Ok(handle)
 }
 
-async fn open_data(settings: &Settings) -> Result<WidgetDataAggregationService, DemoError> {
+/// The system clock, or one that starts at `--now` and advances with real time; said at start so
+/// figures measured on the run can be quoted with it.
+fn service_clock(settings: &Settings) -> OffsetClock {
+    if let Some(start) = settings.now {
+        println!(
+            "clock: starts at {} (--now) and advances with real time",
+            start.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        );
+        OffsetClock::starting_at(start)
+    } else {
+        let clock = OffsetClock::default();
+        println!(
+            "clock: system (at start {})",
+            clock
+                .now()
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        );
+        clock
+    }
+}
+
+/// Opens the database, generating its data (ending at `clock`'s now) when it has none.
+async fn open_data(
+    settings: &Settings,
+    clock: OffsetClock,
+) -> Result<WidgetDataAggregationService, DemoError> {
     let data = WidgetDataAggregationService::open(&settings.db)?;
     let started = Instant::now();
     let written = data
-        .generate_if_empty(
-            dataset(settings.donations),
-            settings.seed,
-            chrono::Utc::now(),
-        )
+        .generate_if_empty(dataset(settings.donations), settings.seed, clock.now())
         .await?;
     if written > 0 {
         println!(
@@ -261,20 +284,26 @@ fn cached_node(
     cache: Cache,
     data: &WidgetDataAggregationService,
     settings: &Settings,
+    clock: OffsetClock,
 ) -> Result<CachedNode, DemoError> {
     let config = cache.config().clone();
     // Snapshots through the cache: every node's land in the namespace's record list, where
-    // `tiercache cache-status` reads them.
+    // `tiercache cache-status` reads them. The metrics keep the system clock: their windows and
+    // snapshot times are about when the process ran, and readers (the CLI's snapshot age, /ops)
+    // compare them with their own clock.
     let metrics = WidgetCacheMetricsService::for_cache(&cache);
     let timeouts = LoadTimeouts::from_env().map_err(|e| DemoError::Config(e.to_string()))?;
     let widgets = WidgetCacheService::new(cache.clone(), metrics.clone())
         // Scope tags (organization:<id>) then reach exactly the campaigns an organisation runs.
         .with_directory(data.clone())
         .with_load_timeouts(timeouts)
+        .with_clock(clock)
         .with_snapshots(settings.snapshot_interval);
     Ok(CachedNode {
         widgets,
-        invalidation: WidgetInvalidationService::new(cache, Some(data.clone())),
+        // The service's clock judges which named ranges a donation's date falls in, so a donation
+        // dated by it refreshes the periods the views' keys name.
+        invalidation: WidgetInvalidationService::new(cache, Some(data.clone())).with_clock(clock),
         metrics,
         targets: config.targets,
         thresholds: Thresholds::from_targets(&config.targets),

@@ -8,7 +8,7 @@ use axum::extract::{Path, Query, State};
 use axum::Json;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
-use tiercache_widgets::{TimeRange, WidgetFilters, WidgetType, PARAMETER_KEYS, SCOPE_KEYS};
+use tiercache_widgets::{Clock, TimeRange, WidgetFilters, WidgetType, PARAMETER_KEYS, SCOPE_KEYS};
 
 use super::figures::Figures;
 use crate::error::ApiError;
@@ -136,7 +136,7 @@ pub async fn view(
     let started = Instant::now();
     let request = parse_request(&widget, params)?;
     let (widget, range, filters) = (request.widget, request.range, request.filters);
-    let now = Utc::now();
+    let now = node.clock.now();
     let (data, source) = if let (Some(cached), false) = (&node.cached, request.bypass_cache) {
         let (d, f) = (node.data.clone(), filters.clone());
         // The provider computes at the instant the range resolved, so the figures match the period
@@ -171,7 +171,7 @@ pub async fn view(
         source,
         node: node.name,
         elapsed_ms: started.elapsed().as_secs_f64() * 1000.0,
-        generated_at: rfc3339(Utc::now()),
+        generated_at: rfc3339(node.clock.now()),
     }))
 }
 
