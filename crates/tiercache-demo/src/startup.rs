@@ -48,7 +48,7 @@ pub async fn run(
 ) -> Result<(), DemoError> {
     let prometheus = install_recorder()?;
     let clock = service_clock(&settings);
-    let data = open_data(&settings, clock).await?;
+    let (data, written) = open_data(&settings, clock).await?;
     let (redis, caches) = if settings.no_cache {
         println!("cache disabled (--no-cache): every request is computed from SQLite");
         (None, Vec::new())
@@ -56,7 +56,7 @@ pub async fn run(
         let (redis, caches) = build_caches(&settings).await?;
         (redis, caches)
     };
-    if let Some(first) = caches.first() {
+    if let (Some(first), true) = (caches.first(), written > 0) {
         forget_views_of_earlier_runs(first).await?;
     }
     // Bound before the nodes are made, so every node knows every port.
@@ -173,11 +173,12 @@ fn service_clock(settings: &Settings) -> OffsetClock {
     }
 }
 
-/// Opens the database, generating its data (ending at `clock`'s now) when it has none.
+/// Opens the database, generating its data (ending at `clock`'s now) when it has none. Returns it
+/// and the number of donations generated: 0 when the data was already there.
 async fn open_data(
     settings: &Settings,
     clock: OffsetClock,
-) -> Result<WidgetDataAggregationService, DemoError> {
+) -> Result<(WidgetDataAggregationService, i64), DemoError> {
     let data = WidgetDataAggregationService::open(&settings.db)?;
     let started = Instant::now();
     let written = data
@@ -195,7 +196,7 @@ async fn open_data(
             settings.db.display()
         );
     }
-    Ok(data)
+    Ok((data, written))
 }
 
 /// A node over `url` (or the configured URL). With `require_redis`, fails when Redis does not
@@ -269,9 +270,14 @@ async fn start_private_redis() -> Result<RedisServer, DemoError> {
     Ok(server)
 }
 
-/// Views cached in Redis by an earlier run may come from another database file, or from this one
-/// before someone changed it while no node was watching: start from a clean view. Every widget
-/// entry carries the `donation` tag, so one tag invalidation retires them all, on every node.
+/// Called when this start generated the database: views cached in Redis by an earlier run were
+/// computed over another database, so none of them is right for this one. Every widget entry
+/// carries the `donation` tag, so one tag invalidation retires them all, on every node.
+///
+/// A start over existing data keeps the cache: the fleet's other nodes are serving it, every write
+/// through the service invalidated what it changed, and a rolling restart must not cold-start the
+/// whole fleet. (An edit made to the file by hand while no node ran is no write the service saw:
+/// the views it changes stay until their TTL.)
 async fn forget_views_of_earlier_runs(cache: &Cache) -> Result<(), DemoError> {
     match cache.invalidate_tags(["donation"]).await {
         // Without Redis it waits in the node's queue and is applied before L2 is used again.

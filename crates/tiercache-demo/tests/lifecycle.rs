@@ -1,5 +1,5 @@
 //! The demo's life: a private Redis when none answers, Redis going away and coming back, running
-//! without a cache, and a graceful stop on SIGTERM.
+//! without a cache, keeping the cache over a restart, and a graceful stop on SIGTERM.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -7,7 +7,7 @@ mod common;
 use std::net::TcpStream;
 use std::time::Duration;
 
-use common::{client, eventually, get, post, total, Demo, RedisServer, DEADLINE};
+use common::{client, eventually, get, post, total, Demo, RedisServer, TempDir, DEADLINE};
 
 /// A loopback port nothing listens on (bound, read, released).
 fn closed_port() -> u16 {
@@ -205,4 +205,44 @@ async fn without_a_cache_every_answer_comes_from_the_database() {
     let (status, health) = get(&http, &format!("{}/health", demo.urls[0])).await;
     assert_eq!(status, 200);
     assert_eq!(health["redis"]["cache"], "disabled");
+}
+
+/// A fixed clock for the tests that compare keys across starts: every start resolves the same
+/// periods, whatever the hour the test runs at.
+const NOW: &str = "2026-12-30T12:00:00Z";
+
+/// `widget` over `query` on node `url`: the tier that answered.
+async fn source(http: &reqwest::Client, url: &str, widget: &str, query: &str) -> String {
+    let (status, body) = get(http, &format!("{url}/api/widgets/{widget}?{query}")).await;
+    assert_eq!(status, 200, "{body}");
+    body["source"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn a_restart_over_the_same_data_keeps_the_cache_and_new_data_drops_it() {
+    let redis = RedisServer::start().unwrap();
+    let kept = TempDir::new("restart");
+    let db = kept.0.join("demo.sqlite");
+    let args = ["--nodes", "1", "--redis-url", &redis.url(), "--now", NOW];
+    let http = client();
+    let (widget, query) = ("top_donors", "range=this_month&organization_id=2");
+
+    let mut first = Demo::start_over(&db, &args);
+    first.wait_for_line("generated");
+    assert_eq!(source(&http, &first.urls[0], widget, query).await, "loaded");
+    assert!(first.terminate(Duration::from_secs(10)).success());
+
+    let mut second = Demo::start_over(&db, &args);
+    second.wait_for_line("using the data already there");
+    assert_eq!(
+        source(&http, &second.urls[0], widget, query).await,
+        "l2",
+        "the first run's view survives the restart"
+    );
+    assert!(second.terminate(Duration::from_secs(10)).success());
+
+    // A start that generates its database retires every view cached over another one.
+    let mut fresh = Demo::start("restart-fresh", &args);
+    fresh.wait_for_line("generated");
+    assert_eq!(source(&http, &fresh.urls[0], widget, query).await, "loaded");
 }
