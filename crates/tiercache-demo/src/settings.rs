@@ -7,6 +7,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 /// How the demo runs. Every flag can also come from the environment variable named in `--help`.
+// Each bool is an independent on/off flag of the command line, as clap spells them; an enum would
+// only rename them.
+#[allow(clippy::struct_excessive_bools)]
 #[derive(Debug, Clone, clap::Parser)]
 #[command(
     name = "tiercache-demo",
@@ -16,7 +19,9 @@ use chrono::{DateTime, Utc};
         Starts N nodes in one process. Each node has its own cache (own L1, own Redis subscriber) and its own \
         HTTP listener; all share one Redis and one SQLite file, the source of truth. When nothing answers at \
         the Redis URL and redis-server is on PATH, a private redis-server is started on a free port (nothing \
-        on disk) and stopped on exit. The database is filled with generated donations when it is empty.",
+        on disk) and stopped on exit. The database is filled with generated donations when it is empty. \
+        Before it reports ready, node 0 loads the views dashboards open first (every widget type and \
+        named range, for everything and for each organisation) into the cache.",
     after_help = "Examples:\n  \
         tiercache-demo                                   two nodes on :8080 and :8081\n  \
         tiercache-demo --nodes 3 --port 9000             three nodes on :9000-9002\n  \
@@ -98,6 +103,12 @@ pub struct Settings {
     /// clock.
     #[arg(long, env = "DEMO_NOW", value_name = "RFC3339", value_parser = parse_instant)]
     pub now: Option<DateTime<Utc>>,
+
+    /// Start cold: do not load the views dashboards open first into the cache before reporting
+    /// ready (by default node 0 loads every widget type and named range, for everything and for
+    /// each organisation).
+    #[arg(long, env = "DEMO_NO_WARM_CACHE")]
+    pub no_warm_cache: bool,
 }
 
 /// An RFC 3339 instant such as `2026-12-30T12:00:00Z` or `2026-12-30T13:00:00+01:00`, in UTC.
@@ -161,6 +172,7 @@ mod tests {
             .expect_err("zero nodes is refused");
         assert!(err.to_string().contains("--nodes"), "{err}");
         assert_eq!(s.now, None, "the system clock unless told");
+        assert!(!s.no_warm_cache, "warming is on unless turned off");
     }
 
     #[test]
@@ -187,5 +199,8 @@ mod tests {
             assert!(text.contains("--now"), "{bad}: {text}");
             assert!(text.contains("2026-12-30T12:00:00Z"), "{bad}: {text}");
         }
+        let cold = Settings::try_parse_from(["tiercache-demo", "--no-warm-cache"])
+            .expect("the flag parses");
+        assert!(cold.no_warm_cache);
     }
 }

@@ -59,6 +59,7 @@ pub async fn run(
     if let (Some(first), true) = (caches.first(), written > 0) {
         forget_views_of_earlier_runs(first).await?;
     }
+    let timeouts = LoadTimeouts::from_env().map_err(|e| DemoError::Config(e.to_string()))?;
     // Bound before the nodes are made, so every node knows every port.
     let mut listeners = Vec::new();
     for index in 0..usize::from(settings.nodes) {
@@ -79,10 +80,9 @@ pub async fn run(
         .collect();
     let mut nodes = Vec::new();
     for (index, peer) in peers.iter().enumerate() {
-        let cached = match caches.get(index) {
-            Some(cache) => Some(cached_node(cache.clone(), &data, &settings, clock)?),
-            None => None,
-        };
+        let cached = caches
+            .get(index)
+            .map(|cache| cached_node(cache.clone(), &data, &settings, timeouts, clock));
         nodes.push(Arc::new(Node {
             index,
             name: peer.name,
@@ -93,6 +93,10 @@ pub async fn run(
             invalidation_timeout: INVALIDATION_TIMEOUT,
             clock,
         }));
+    }
+    if let (Some(first), false) = (caches.first(), settings.no_warm_cache) {
+        // Before the listeners serve: no request meets a node half warm.
+        warm_cache(first, &data, timeouts, clock).await;
     }
     let (stop, stopped) = watch::channel(false);
     let mut servers = Vec::new();
@@ -270,6 +274,36 @@ async fn start_private_redis() -> Result<RedisServer, DemoError> {
     Ok(server)
 }
 
+/// Loads the views dashboards open first through `cache` (node 0's) and says how many and how long.
+async fn warm_cache(
+    cache: &Cache,
+    data: &WidgetDataAggregationService,
+    timeouts: LoadTimeouts,
+    clock: OffsetClock,
+) {
+    // Counters of its own: warm loads are no one's reads, and some 1,500 misses in node 0's last
+    // minute would raise its low-hit-rate alert (a 503 from /health) just after the start. The
+    // process's Prometheus series (widget_cache_requests_total) still count them.
+    let warming = widget_service(
+        cache.clone(),
+        WidgetCacheMetricsService::in_memory(),
+        data,
+        timeouts,
+        clock,
+    );
+    let warmed = crate::warm::warm(&warming, data).await;
+    let failed = if warmed.failed > 0 {
+        format!(" ({} failed; see the warnings)", warmed.failed)
+    } else {
+        String::new()
+    };
+    println!(
+        "warmed {} views in {:.1} s through node-0's cache{failed}",
+        warmed.views,
+        warmed.elapsed.as_secs_f64()
+    );
+}
+
 /// Called when this start generated the database: views cached in Redis by an earlier run were
 /// computed over another database, so none of them is right for this one. Every widget entry
 /// carries the `donation` tag, so one tag invalidation retires them all, on every node.
@@ -290,22 +324,18 @@ fn cached_node(
     cache: Cache,
     data: &WidgetDataAggregationService,
     settings: &Settings,
+    timeouts: LoadTimeouts,
     clock: OffsetClock,
-) -> Result<CachedNode, DemoError> {
+) -> CachedNode {
     let config = cache.config().clone();
     // Snapshots through the cache: every node's land in the namespace's record list, where
     // `tiercache cache-status` reads them. The metrics keep the system clock: their windows and
     // snapshot times are about when the process ran, and readers (the CLI's snapshot age, /ops)
     // compare them with their own clock.
     let metrics = WidgetCacheMetricsService::for_cache(&cache);
-    let timeouts = LoadTimeouts::from_env().map_err(|e| DemoError::Config(e.to_string()))?;
-    let widgets = WidgetCacheService::new(cache.clone(), metrics.clone())
-        // Scope tags (organization:<id>) then reach exactly the campaigns an organisation runs.
-        .with_directory(data.clone())
-        .with_load_timeouts(timeouts)
-        .with_clock(clock)
+    let widgets = widget_service(cache.clone(), metrics.clone(), data, timeouts, clock)
         .with_snapshots(settings.snapshot_interval);
-    Ok(CachedNode {
+    CachedNode {
         widgets,
         // The service's clock judges which named ranges a donation's date falls in, so a donation
         // dated by it refreshes the periods the views' keys name.
@@ -313,7 +343,24 @@ fn cached_node(
         metrics,
         targets: config.targets,
         thresholds: Thresholds::from_targets(&config.targets),
-    })
+    }
+}
+
+/// Widget views over `cache` as every node serves them (and start-up warming loads them): the same
+/// clock, load timeouts and campaign directory, so a view's key, lifetime and tags do not depend on
+/// which service loaded it.
+fn widget_service(
+    cache: Cache,
+    metrics: WidgetCacheMetricsService,
+    data: &WidgetDataAggregationService,
+    timeouts: LoadTimeouts,
+    clock: OffsetClock,
+) -> WidgetCacheService {
+    WidgetCacheService::new(cache, metrics)
+        // Scope tags (organization:<id>) then reach exactly the campaigns an organisation runs.
+        .with_directory(data.clone())
+        .with_load_timeouts(timeouts)
+        .with_clock(clock)
 }
 
 async fn bind(settings: &Settings, index: usize) -> Result<TcpListener, DemoError> {

@@ -32,8 +32,9 @@ async fn every_widget_type_answers_with_its_source_and_shape() {
     assert_eq!(organizations[0]["campaigns"].as_array().unwrap().len(), 25);
     assert!(organizations[0]["employees"].as_i64().unwrap() > 0);
     for widget in widgets {
+        // A campaign's view: start-up warming loads the global and organisation views, not these.
         let url = format!(
-            "{}/api/widgets/{widget}?range=last_30_days&organization_id=1",
+            "{}/api/widgets/{widget}?range=last_30_days&campaign_id=1",
             demo.urls[0]
         );
         let (status, first) = get(&http, &url).await;
@@ -55,7 +56,7 @@ async fn every_widget_type_answers_with_its_source_and_shape() {
         }
         assert_eq!(first["widget"], widget);
         assert_eq!(first["range"], "last_30_days");
-        assert_eq!(first["filters"]["organization_id"], "1");
+        assert_eq!(first["filters"]["campaign_id"], "1");
         assert_eq!(first["source"], "loaded", "{widget}: first read computes");
         let (_, again) = get(&http, &url).await;
         assert_eq!(
