@@ -3,6 +3,8 @@
 # tiercache-loadtest against it, records CPU and memory of every process, stops everything it
 # started, and prints one summary line per run:
 #   loadtest: users U requests R errors E rps X p50_ms A p95_ms B p99_ms C hit_rate H db_queries Q fresh_p99_ms F stale_views S
+# hit_rate counts every widget read of the run, each view's first read included; requests, rps,
+# latency and db_queries cover the steady state after the ramp.
 # Then it finds the largest user count the uncached service (--no-cache) carries and runs it too.
 #
 #   loadtest/run.sh [--users N] [--duration S] [--donations N] [--donor-percent P] [--no-baseline]
