@@ -1,12 +1,23 @@
 #!/usr/bin/env bash
-# Load test of the demo service: starts it (2 nodes, a private redis-server, generated data), runs
-# tiercache-loadtest against it, records CPU and memory of every process, stops everything it
-# started, and prints one summary line per run:
+# Load test of the demo service: starts it (2 nodes, a private redis-server, generated data, the
+# cache warmed with the views dashboards open first), runs tiercache-loadtest against it, records
+# CPU and memory of every process, stops everything it started, and prints the clock the service ran
+# on, then one summary line per run:
 #   loadtest: users U requests R errors E rps X p50_ms A p95_ms B p99_ms C hit_rate H db_queries Q fresh_p99_ms F stale_views S
+# hit_rate counts every widget read of the run, each view's first read included; requests, rps,
+# latency and db_queries cover the steady state after the ramp.
 # Then it finds the largest user count the uncached service (--no-cache) carries and runs it too.
 #
 #   loadtest/run.sh [--users N] [--duration S] [--donations N] [--donor-percent P] [--no-baseline]
 #                   [--baseline-users N] [--baseline-only] [--no-search] [--ramp S] [--smoke]
+#                   [--now RFC3339]
+#
+# --now 2026-12-30T12:00:00Z runs every start of the service on a clock that starts at that instant
+# and advances with real time (its generated data ends there), so runs on different days see the
+# same calendar and their figures compare; the clock is printed with the summaries and kept in each
+# run's resources.txt. Default: the system clock. tiercache-loadtest itself needs no clock: it asks
+# for named ranges and compares with the service's own computation, and its probe's range is fixed
+# (2000-01-01..2100-01-01).
 #
 # When the cached run misses p99 <= 50 ms or has errors, it also halves the user count in steps
 # (users start over 30 s, then 60 s are measured) until a step meets both, and reports that count.
@@ -29,6 +40,8 @@ search=1
 ramp=()
 donor_percent=1
 smoke=0
+now=()
+clock_line=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --users) users="$2"; shift 2 ;;
@@ -41,7 +54,8 @@ while [ $# -gt 0 ]; do
         --no-search) search=0; shift ;;
         --ramp) ramp=(--ramp "$2"); shift 2 ;;
         --smoke) smoke=1; shift ;;
-        -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
+        --now) now=(--now "$2"); shift 2 ;;
+        -h|--help) sed -n '2,29p' "$0"; exit 0 ;;
         *) echo "run.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -87,7 +101,7 @@ start_demo() {
     local dir="$1"; shift
     mkdir -p "$dir"
     "$bin/tiercache-demo" --nodes 2 --port 0 --private-redis --db "$dir/demo.sqlite" \
-        --donations "$donations" "$@" >"$dir/demo.log" 2>&1 &
+        --donations "$donations" "${now[@]}" "$@" >"$dir/demo.log" 2>&1 &
     demo_pid=$!
     for _ in $(seq 600); do
         grep -q '^ready:' "$dir/demo.log" && break
@@ -95,6 +109,8 @@ start_demo() {
         sleep 0.2
     done
     grep -q '^ready:' "$dir/demo.log" || { echo "the demo did not start" >&2; cat "$dir/demo.log" >&2; exit 1; }
+    # What the service says it runs on: "clock: system (...)" or "clock: starts at T (--now) ...".
+    clock_line=$(grep -m1 '^clock:' "$dir/demo.log" || echo "clock: not reported by the demo")
     nodes=()
     while read -r url; do nodes+=(--node "$url"); done < <(sed -n 's/^node-[0-9]*: //p' "$dir/demo.log")
 }
@@ -116,6 +132,7 @@ run_load() {
     wait "$load_pid" || status=$?
     local wall=$((SECONDS - started))
     {
+        echo "$clock_line"
         echo "wall_s $wall"
         echo "cpu_s demo $(awk -v a="$(cpu_seconds "$demo_pid")" -v b="$demo_cpu0" 'BEGIN{printf "%.1f", a-b}')"
         [ -n "$redis_pid" ] && echo "cpu_s redis $(awk -v a="$(cpu_seconds "$redis_pid")" -v b="$redis_cpu0" 'BEGIN{printf "%.1f", a-b}')"
@@ -199,4 +216,5 @@ if [ "$baseline" = 1 ]; then
     fi
 fi
 
+[ -z "$clock_line" ] || echo "# $clock_line"
 for s in "${summaries[@]}"; do echo "$s"; done

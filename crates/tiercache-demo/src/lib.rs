@@ -29,6 +29,7 @@ mod node;
 mod routes;
 mod settings;
 mod startup;
+mod warm;
 
 pub use error::{ApiError, DemoError, ErrorBody};
 pub use node::{CachedNode, Node};

@@ -5,8 +5,8 @@ use std::time::Duration;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tiercache::ServiceTargets;
 use tiercache_widgets::{
-    Thresholds, WidgetCacheMetricsService, WidgetCacheService, WidgetDataAggregationService,
-    WidgetInvalidationService,
+    OffsetClock, Thresholds, WidgetCacheMetricsService, WidgetCacheService,
+    WidgetDataAggregationService, WidgetInvalidationService,
 };
 
 /// The state behind one node's listener. Handlers hold it in an `Arc`.
@@ -28,6 +28,10 @@ pub struct Node {
     /// How long a cache write after a committed donation may take before the answer goes out
     /// saying the invalidation is still pending.
     pub invalidation_timeout: Duration,
+    /// The service's "now": the system clock, or the one `--now` started. Handlers date what they
+    /// write and resolve what they read with it, and the widget services read the same clock, so
+    /// a donation's date and the periods its invalidation refreshes agree with the views' keys.
+    pub clock: OffsetClock,
 }
 
 /// A node's cache and the widget services over it.

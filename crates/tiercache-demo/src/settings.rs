@@ -4,7 +4,12 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
+
 /// How the demo runs. Every flag can also come from the environment variable named in `--help`.
+// Each bool is an independent on/off flag of the command line, as clap spells them; an enum would
+// only rename them.
+#[allow(clippy::struct_excessive_bools)]
 #[derive(Debug, Clone, clap::Parser)]
 #[command(
     name = "tiercache-demo",
@@ -14,13 +19,16 @@ use std::time::Duration;
         Starts N nodes in one process. Each node has its own cache (own L1, own Redis subscriber) and its own \
         HTTP listener; all share one Redis and one SQLite file, the source of truth. When nothing answers at \
         the Redis URL and redis-server is on PATH, a private redis-server is started on a free port (nothing \
-        on disk) and stopped on exit. The database is filled with generated donations when it is empty.",
+        on disk) and stopped on exit. The database is filled with generated donations when it is empty. \
+        Before it reports ready, node 0 loads the views dashboards open first (every widget type and \
+        named range, for everything and for each organisation) into the cache.",
     after_help = "Examples:\n  \
         tiercache-demo                                   two nodes on :8080 and :8081\n  \
         tiercache-demo --nodes 3 --port 9000             three nodes on :9000-9002\n  \
         tiercache-demo --redis-url redis://10.0.0.5:6379/2 --namespace dash\n  \
         tiercache-demo --no-cache --port 8090             every request computed from SQLite (baseline)\n  \
-        tiercache-demo --port 0                          free ports, printed at start\n\n\
+        tiercache-demo --port 0                          free ports, printed at start\n  \
+        tiercache-demo --now 2026-12-30T12:00:00Z        the same calendar on every run (data ends there)\n\n\
         Then:\n  \
         curl 'http://127.0.0.1:8080/api/widgets/total_donations?range=this_month'\n  \
         curl -X POST http://127.0.0.1:8080/api/donations -H 'content-type: application/json' \\\n       \
@@ -88,6 +96,31 @@ pub struct Settings {
     /// connection forever).
     #[arg(long, env = "DEMO_REQUEST_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub request_timeout: Duration,
+
+    /// Run on a clock that starts at this RFC 3339 instant (e.g. 2026-12-30T12:00:00Z) and advances
+    /// with real time: generated data ends there, named ranges resolve against it, new donations and
+    /// campaigns are dated by it. A run is then reproducible whatever day it is. Default: the system
+    /// clock.
+    #[arg(long, env = "DEMO_NOW", value_name = "RFC3339", value_parser = parse_instant)]
+    pub now: Option<DateTime<Utc>>,
+
+    /// Start cold: do not load the views dashboards open first into the cache before reporting
+    /// ready (by default node 0 loads every widget type and named range, for everything and for
+    /// each organisation).
+    #[arg(long, env = "DEMO_NO_WARM_CACHE")]
+    pub no_warm_cache: bool,
+}
+
+/// An RFC 3339 instant such as `2026-12-30T12:00:00Z` or `2026-12-30T13:00:00+01:00`, in UTC.
+fn parse_instant(text: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(text.trim())
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| {
+            format!(
+                "{text:?} is not an RFC 3339 time ({e}); expected the form 2026-12-30T12:00:00Z \
+                 (date, 'T', time, then Z or an offset such as +01:00)"
+            )
+        })
 }
 
 /// `250ms`, `5s`, `2m`, or a bare number of seconds.
@@ -138,5 +171,36 @@ mod tests {
         let err = Settings::try_parse_from(["tiercache-demo", "--nodes", "0"])
             .expect_err("zero nodes is refused");
         assert!(err.to_string().contains("--nodes"), "{err}");
+        assert_eq!(s.now, None, "the system clock unless told");
+        assert!(!s.no_warm_cache, "warming is on unless turned off");
+    }
+
+    #[test]
+    fn now_takes_rfc3339_in_any_offset_and_names_the_form_when_refused() {
+        let s = Settings::try_parse_from(["tiercache-demo", "--now", "2026-12-30T12:00:00Z"])
+            .expect("a UTC instant parses");
+        let expected = DateTime::parse_from_rfc3339("2026-12-30T12:00:00Z")
+            .expect("a valid literal")
+            .with_timezone(&Utc);
+        assert_eq!(s.now, Some(expected));
+        let shifted =
+            Settings::try_parse_from(["tiercache-demo", "--now", "2026-12-30T13:00:00+01:00"])
+                .expect("an offset parses");
+        assert_eq!(shifted.now, Some(expected), "the same instant, in UTC");
+        for bad in [
+            "2026-12-30",
+            "tomorrow",
+            "2026-12-30 12:00",
+            "2026-13-01T00:00:00Z",
+        ] {
+            let err = Settings::try_parse_from(["tiercache-demo", "--now", bad])
+                .expect_err("not RFC 3339");
+            let text = err.to_string();
+            assert!(text.contains("--now"), "{bad}: {text}");
+            assert!(text.contains("2026-12-30T12:00:00Z"), "{bad}: {text}");
+        }
+        let cold = Settings::try_parse_from(["tiercache-demo", "--no-warm-cache"])
+            .expect("the flag parses");
+        assert!(cold.no_warm_cache);
     }
 }

@@ -10,8 +10,8 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tiercache::{Cache, ErrorKind};
 use tiercache_testkit::RedisServer;
 use tiercache_widgets::{
-    DatasetSize, LoadTimeouts, Thresholds, WidgetCacheMetricsService, WidgetCacheService,
-    WidgetDataAggregationService, WidgetInvalidationService,
+    Clock, DatasetSize, LoadTimeouts, OffsetClock, Thresholds, WidgetCacheMetricsService,
+    WidgetCacheService, WidgetDataAggregationService, WidgetInvalidationService,
 };
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -47,7 +47,8 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), DemoError> {
     let prometheus = install_recorder()?;
-    let data = open_data(&settings).await?;
+    let clock = service_clock(&settings);
+    let (data, written) = open_data(&settings, clock).await?;
     let (redis, caches) = if settings.no_cache {
         println!("cache disabled (--no-cache): every request is computed from SQLite");
         (None, Vec::new())
@@ -55,9 +56,10 @@ pub async fn run(
         let (redis, caches) = build_caches(&settings).await?;
         (redis, caches)
     };
-    if let Some(first) = caches.first() {
+    if let (Some(first), true) = (caches.first(), written > 0) {
         forget_views_of_earlier_runs(first).await?;
     }
+    let timeouts = LoadTimeouts::from_env().map_err(|e| DemoError::Config(e.to_string()))?;
     // Bound before the nodes are made, so every node knows every port.
     let mut listeners = Vec::new();
     for index in 0..usize::from(settings.nodes) {
@@ -78,10 +80,9 @@ pub async fn run(
         .collect();
     let mut nodes = Vec::new();
     for (index, peer) in peers.iter().enumerate() {
-        let cached = match caches.get(index) {
-            Some(cache) => Some(cached_node(cache.clone(), &data, &settings)?),
-            None => None,
-        };
+        let cached = caches
+            .get(index)
+            .map(|cache| cached_node(cache.clone(), &data, &settings, timeouts, clock));
         nodes.push(Arc::new(Node {
             index,
             name: peer.name,
@@ -90,7 +91,12 @@ pub async fn run(
             peers: peers.clone(),
             prometheus: prometheus.clone(),
             invalidation_timeout: INVALIDATION_TIMEOUT,
+            clock,
         }));
+    }
+    if let (Some(first), false) = (caches.first(), settings.no_warm_cache) {
+        // Before the listeners serve: no request meets a node half warm.
+        warm_cache(first, &data, timeouts, clock).await;
     }
     let (stop, stopped) = watch::channel(false);
     let mut servers = Vec::new();
@@ -150,15 +156,37 @@ fn install_recorder() -> Result<PrometheusHandle, DemoError> {
     Ok(handle)
 }
 
-async fn open_data(settings: &Settings) -> Result<WidgetDataAggregationService, DemoError> {
+/// The system clock, or one that starts at `--now` and advances with real time; said at start so
+/// figures measured on the run can be quoted with it.
+fn service_clock(settings: &Settings) -> OffsetClock {
+    if let Some(start) = settings.now {
+        println!(
+            "clock: starts at {} (--now) and advances with real time",
+            start.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        );
+        OffsetClock::starting_at(start)
+    } else {
+        let clock = OffsetClock::default();
+        println!(
+            "clock: system (at start {})",
+            clock
+                .now()
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        );
+        clock
+    }
+}
+
+/// Opens the database, generating its data (ending at `clock`'s now) when it has none. Returns it
+/// and the number of donations generated: 0 when the data was already there.
+async fn open_data(
+    settings: &Settings,
+    clock: OffsetClock,
+) -> Result<(WidgetDataAggregationService, i64), DemoError> {
     let data = WidgetDataAggregationService::open(&settings.db)?;
     let started = Instant::now();
     let written = data
-        .generate_if_empty(
-            dataset(settings.donations),
-            settings.seed,
-            chrono::Utc::now(),
-        )
+        .generate_if_empty(dataset(settings.donations), settings.seed, clock.now())
         .await?;
     if written > 0 {
         println!(
@@ -172,7 +200,7 @@ async fn open_data(settings: &Settings) -> Result<WidgetDataAggregationService, 
             settings.db.display()
         );
     }
-    Ok(data)
+    Ok((data, written))
 }
 
 /// A node over `url` (or the configured URL). With `require_redis`, fails when Redis does not
@@ -246,9 +274,44 @@ async fn start_private_redis() -> Result<RedisServer, DemoError> {
     Ok(server)
 }
 
-/// Views cached in Redis by an earlier run may come from another database file, or from this one
-/// before someone changed it while no node was watching: start from a clean view. Every widget
-/// entry carries the `donation` tag, so one tag invalidation retires them all, on every node.
+/// Loads the views dashboards open first through `cache` (node 0's) and says how many and how long.
+async fn warm_cache(
+    cache: &Cache,
+    data: &WidgetDataAggregationService,
+    timeouts: LoadTimeouts,
+    clock: OffsetClock,
+) {
+    // Counters of its own: warm loads are no one's reads, and some 1,500 misses in node 0's last
+    // minute would raise its low-hit-rate alert (a 503 from /health) just after the start. The
+    // process's Prometheus series (widget_cache_requests_total) still count them.
+    let warming = widget_service(
+        cache.clone(),
+        WidgetCacheMetricsService::in_memory(),
+        data,
+        timeouts,
+        clock,
+    );
+    let warmed = crate::warm::warm(&warming, data).await;
+    let failed = if warmed.failed > 0 {
+        format!(" ({} failed; see the warnings)", warmed.failed)
+    } else {
+        String::new()
+    };
+    println!(
+        "warmed {} views in {:.1} s through node-0's cache{failed}",
+        warmed.views,
+        warmed.elapsed.as_secs_f64()
+    );
+}
+
+/// Called when this start generated the database: views cached in Redis by an earlier run were
+/// computed over another database, so none of them is right for this one. Every widget entry
+/// carries the `donation` tag, so one tag invalidation retires them all, on every node.
+///
+/// A start over existing data keeps the cache: the fleet's other nodes are serving it, every write
+/// through the service invalidated what it changed, and a rolling restart must not cold-start the
+/// whole fleet. (An edit made to the file by hand while no node ran is no write the service saw:
+/// the views it changes stay until their TTL.)
 async fn forget_views_of_earlier_runs(cache: &Cache) -> Result<(), DemoError> {
     match cache.invalidate_tags(["donation"]).await {
         // Without Redis it waits in the node's queue and is applied before L2 is used again.
@@ -261,24 +324,43 @@ fn cached_node(
     cache: Cache,
     data: &WidgetDataAggregationService,
     settings: &Settings,
-) -> Result<CachedNode, DemoError> {
+    timeouts: LoadTimeouts,
+    clock: OffsetClock,
+) -> CachedNode {
     let config = cache.config().clone();
     // Snapshots through the cache: every node's land in the namespace's record list, where
-    // `tiercache cache-status` reads them.
+    // `tiercache cache-status` reads them. The metrics keep the system clock: their windows and
+    // snapshot times are about when the process ran, and readers (the CLI's snapshot age, /ops)
+    // compare them with their own clock.
     let metrics = WidgetCacheMetricsService::for_cache(&cache);
-    let timeouts = LoadTimeouts::from_env().map_err(|e| DemoError::Config(e.to_string()))?;
-    let widgets = WidgetCacheService::new(cache.clone(), metrics.clone())
-        // Scope tags (organization:<id>) then reach exactly the campaigns an organisation runs.
-        .with_directory(data.clone())
-        .with_load_timeouts(timeouts)
+    let widgets = widget_service(cache.clone(), metrics.clone(), data, timeouts, clock)
         .with_snapshots(settings.snapshot_interval);
-    Ok(CachedNode {
+    CachedNode {
         widgets,
-        invalidation: WidgetInvalidationService::new(cache, Some(data.clone())),
+        // The service's clock judges which named ranges a donation's date falls in, so a donation
+        // dated by it refreshes the periods the views' keys name.
+        invalidation: WidgetInvalidationService::new(cache, Some(data.clone())).with_clock(clock),
         metrics,
         targets: config.targets,
         thresholds: Thresholds::from_targets(&config.targets),
-    })
+    }
+}
+
+/// Widget views over `cache` as every node serves them (and start-up warming loads them): the same
+/// clock, load timeouts and campaign directory, so a view's key, lifetime and tags do not depend on
+/// which service loaded it.
+fn widget_service(
+    cache: Cache,
+    metrics: WidgetCacheMetricsService,
+    data: &WidgetDataAggregationService,
+    timeouts: LoadTimeouts,
+    clock: OffsetClock,
+) -> WidgetCacheService {
+    WidgetCacheService::new(cache, metrics)
+        // Scope tags (organization:<id>) then reach exactly the campaigns an organisation runs.
+        .with_directory(data.clone())
+        .with_load_timeouts(timeouts)
+        .with_clock(clock)
 }
 
 async fn bind(settings: &Settings, index: usize) -> Result<TcpListener, DemoError> {

@@ -32,8 +32,9 @@ async fn every_widget_type_answers_with_its_source_and_shape() {
     assert_eq!(organizations[0]["campaigns"].as_array().unwrap().len(), 25);
     assert!(organizations[0]["employees"].as_i64().unwrap() > 0);
     for widget in widgets {
+        // A campaign's view: start-up warming loads the global and organisation views, not these.
         let url = format!(
-            "{}/api/widgets/{widget}?range=last_30_days&organization_id=1",
+            "{}/api/widgets/{widget}?range=last_30_days&campaign_id=1",
             demo.urls[0]
         );
         let (status, first) = get(&http, &url).await;
@@ -55,7 +56,7 @@ async fn every_widget_type_answers_with_its_source_and_shape() {
         }
         assert_eq!(first["widget"], widget);
         assert_eq!(first["range"], "last_30_days");
-        assert_eq!(first["filters"]["organization_id"], "1");
+        assert_eq!(first["filters"]["campaign_id"], "1");
         assert_eq!(first["source"], "loaded", "{widget}: first read computes");
         let (_, again) = get(&http, &url).await;
         assert_eq!(
@@ -316,4 +317,88 @@ async fn health_status_and_metrics_describe_the_node() {
     ] {
         assert!(text.contains(series), "no {series} in /metrics:\n{text}");
     }
+}
+
+/// 2026-12-30T12:00:00Z in Unix seconds.
+const DEMO_NOW: i64 = 1_798_632_000;
+
+/// `range` of `widget` on node `url`, read once.
+async fn view(http: &reqwest::Client, url: &str, widget: &str, range: &str) -> Value {
+    let (status, body) = get(http, &format!("{url}/api/widgets/{widget}?range={range}")).await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+#[tokio::test]
+async fn with_now_the_service_runs_on_the_calendar_it_names() {
+    let redis = RedisServer::start().unwrap();
+    let demo = Demo::start(
+        "now",
+        &[
+            "--nodes",
+            "2",
+            "--redis-url",
+            &redis.url(),
+            "--now",
+            "2026-12-30T12:00:00Z",
+        ],
+    );
+    let http = client();
+    let (a, b) = (&demo.urls[0], &demo.urls[1]);
+    let month = view(&http, a, "total_donations", "this_month").await;
+    assert_eq!(
+        month["period"]["start"], "2026-12-01T00:00:00.000Z",
+        "{month}"
+    );
+    assert_eq!(
+        month["period"]["end"], "2027-01-01T00:00:00.000Z",
+        "{month}"
+    );
+    let today = view(&http, b, "total_donations", "today").await;
+    assert_eq!(
+        today["period"]["start"], "2026-12-30T00:00:00.000Z",
+        "{today}"
+    );
+    assert!(
+        today["generated_at"]
+            .as_str()
+            .unwrap()
+            .starts_with("2026-12-30T12:"),
+        "{today}"
+    );
+    // The generated data ends at that instant: its newest donation is a little before it.
+    let recent = view(&http, a, "recent_activities", "last_30_days").await;
+    let newest = recent["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| row["created_at"].as_i64().unwrap())
+        .max()
+        .unwrap();
+    assert!(
+        (DEMO_NOW - 2 * 86_400..=DEMO_NOW).contains(&newest),
+        "newest generated donation at {newest}, --now is {DEMO_NOW}"
+    );
+
+    let count_today = today["data"]["count"].as_i64().unwrap();
+    let (status, stored) = post(
+        &http,
+        &format!("{a}/api/donations"),
+        r#"{"campaign_id": 3, "amount": 5}"#,
+    )
+    .await;
+    assert_eq!(status, 201, "{stored}");
+    let created_at = stored["created_at"].as_i64().unwrap();
+    assert!(
+        (DEMO_NOW..DEMO_NOW + 120).contains(&created_at),
+        "dated {created_at}, --now is {DEMO_NOW}"
+    );
+    // Its invalidation judges "today" by the same clock, so node 1's cached today moves.
+    eventually(DEADLINE, "node 1's today shows the donation", || async {
+        view(&http, b, "total_donations", "today").await["data"]["count"]
+            .as_i64()
+            .unwrap()
+            == count_today + 1
+    })
+    .await;
 }

@@ -1,5 +1,6 @@
 //! The demo's life: a private Redis when none answers, Redis going away and coming back, running
-//! without a cache, and a graceful stop on SIGTERM.
+//! without a cache, warming at start, keeping the cache over a restart, and a graceful stop on
+//! SIGTERM.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -7,7 +8,7 @@ mod common;
 use std::net::TcpStream;
 use std::time::Duration;
 
-use common::{client, eventually, get, post, total, Demo, RedisServer, DEADLINE};
+use common::{client, eventually, get, post, total, Demo, RedisServer, TempDir, DEADLINE};
 
 /// A loopback port nothing listens on (bound, read, released).
 fn closed_port() -> u16 {
@@ -134,10 +135,11 @@ async fn a_private_redis_is_started_when_none_answers_and_stopped_on_exit() {
         .to_owned();
     let port: u16 = private_url.rsplit(':').next().unwrap().parse().unwrap();
     let http = client();
-    let (_, _, source) = total(&http, &demo.urls[0], "").await;
+    // A campaign's view: start-up warming does not load those.
+    let (_, _, source) = total(&http, &demo.urls[0], "&campaign_id=5").await;
     assert_eq!(source, "loaded");
     assert_eq!(
-        total(&http, &demo.urls[1], "").await.2,
+        total(&http, &demo.urls[1], "&campaign_id=5").await.2,
         "l2",
         "both nodes share the private Redis"
     );
@@ -170,9 +172,15 @@ async fn with_no_redis_and_no_private_one_the_nodes_start_and_serve_from_sqlite(
     demo.wait_for_line("starting without it");
     let http = client();
     for url in &demo.urls {
-        let (count, _, source) = total(&http, url, "").await;
+        // A campaign's view: node 0's start-up warming filled its own L1 with the others.
+        let (count, _, source) = total(&http, url, "&campaign_id=5").await;
         assert_eq!(source, "loaded", "computed from SQLite while Redis is away");
-        assert_eq!(count, total(&http, url, "&bypass_cache=true").await.0);
+        assert_eq!(
+            count,
+            total(&http, url, "&campaign_id=5&bypass_cache=true")
+                .await
+                .0
+        );
     }
     let (status, stored) = post(
         &http,
@@ -205,4 +213,109 @@ async fn without_a_cache_every_answer_comes_from_the_database() {
     let (status, health) = get(&http, &format!("{}/health", demo.urls[0])).await;
     assert_eq!(status, 200);
     assert_eq!(health["redis"]["cache"], "disabled");
+}
+
+/// A fixed clock for the tests that compare keys across starts: every start resolves the same
+/// periods, whatever the hour the test runs at.
+const NOW: &str = "2026-12-30T12:00:00Z";
+
+/// `widget` over `query` on node `url`: the tier that answered.
+async fn source(http: &reqwest::Client, url: &str, widget: &str, query: &str) -> String {
+    let (status, body) = get(http, &format!("{url}/api/widgets/{widget}?{query}")).await;
+    assert_eq!(status, 200, "{body}");
+    body["source"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn views_dashboards_open_first_are_warm_at_ready_unless_warming_is_off() {
+    let redis = RedisServer::start().unwrap();
+    let mut warm = Demo::start(
+        "warm",
+        &["--nodes", "2", "--redis-url", &redis.url(), "--now", NOW],
+    );
+    let line = warm.wait_for_line("warmed ");
+    // 7 widget types x 10 named ranges x (everything + 20 organisations).
+    assert!(line.starts_with("warmed 1470 views in "), "{line}");
+    let http = client();
+    let (a, b) = (&warm.urls[0], &warm.urls[1]);
+    for (widget, query) in [
+        ("total_donations", "range=this_month"),
+        ("top_donors", "range=last_year&organization_id=7"),
+        (
+            "campaign_performance",
+            "range=this_quarter&organization_id=20",
+        ),
+    ] {
+        assert_eq!(
+            source(&http, a, widget, query).await,
+            "l1",
+            "{widget}?{query}: node 0 loaded it at start"
+        );
+        assert_eq!(
+            source(&http, b, widget, query).await,
+            "l2",
+            "{widget}?{query}: in Redis for the other node"
+        );
+    }
+
+    let cold_redis = RedisServer::start().unwrap();
+    let cold = Demo::start(
+        "cold",
+        &[
+            "--nodes",
+            "1",
+            "--redis-url",
+            &cold_redis.url(),
+            "--now",
+            NOW,
+            "--no-warm-cache",
+        ],
+    );
+    assert!(
+        !cold.printed.iter().any(|l| l.starts_with("warmed ")),
+        "{:?}",
+        cold.printed
+    );
+    assert_eq!(
+        source(&http, &cold.urls[0], "total_donations", "range=this_month").await,
+        "loaded"
+    );
+}
+
+#[tokio::test]
+async fn a_restart_over_the_same_data_keeps_the_cache_and_new_data_drops_it() {
+    let redis = RedisServer::start().unwrap();
+    let kept = TempDir::new("restart");
+    let db = kept.0.join("demo.sqlite");
+    let args = [
+        "--nodes",
+        "1",
+        "--redis-url",
+        &redis.url(),
+        "--now",
+        NOW,
+        "--no-warm-cache",
+    ];
+    let http = client();
+    let (widget, query) = ("top_donors", "range=this_month&organization_id=2");
+
+    let mut first = Demo::start_over(&db, &args);
+    first.wait_for_line("generated");
+    assert_eq!(source(&http, &first.urls[0], widget, query).await, "loaded");
+    assert!(first.terminate(Duration::from_secs(10)).success());
+
+    // Warming is off: a cached answer can only be the first run's.
+    let mut second = Demo::start_over(&db, &args);
+    second.wait_for_line("using the data already there");
+    assert_eq!(
+        source(&http, &second.urls[0], widget, query).await,
+        "l2",
+        "the first run's view survives the restart"
+    );
+    assert!(second.terminate(Duration::from_secs(10)).success());
+
+    // A start that generates its database retires every view cached over another one.
+    let mut fresh = Demo::start("restart-fresh", &args);
+    fresh.wait_for_line("generated");
+    assert_eq!(source(&http, &fresh.urls[0], widget, query).await, "loaded");
 }

@@ -1,8 +1,9 @@
-//! The wall clock named time ranges resolve against: the system's, or one a test moves by hand.
+//! The wall clock named time ranges resolve against: the system's, the system's moved to another
+//! instant (a reproducible demo or load test), or one a test moves by hand.
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use parking_lot::RwLock;
 
 /// A source of "now" for resolving time ranges.
@@ -21,6 +22,58 @@ pub struct SystemClock;
 impl Clock for SystemClock {
     fn now(&self) -> DateTime<Utc> {
         Utc::now()
+    }
+}
+
+/// The system clock moved by a fixed offset: it shows the instant it was started at, then advances
+/// with real time. A service run on one shows the same calendar (the same `this_month`, the same
+/// `today`) whenever it is run, so figures measured on it can be compared run to run. The default
+/// has no offset: it is the system clock.
+///
+/// ```
+/// use chrono::{TimeDelta, TimeZone, Utc};
+/// use tiercache_widgets::{Clock, OffsetClock};
+/// let start = Utc.with_ymd_and_hms(2026, 12, 30, 12, 0, 0).unwrap();
+/// let clock = OffsetClock::starting_at(start);
+/// let now = clock.now();
+/// assert!(now >= start && now - start < TimeDelta::seconds(5), "{now}");
+/// assert!(OffsetClock::default().offset().is_zero());
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OffsetClock {
+    offset: TimeDelta,
+}
+
+impl OffsetClock {
+    /// A clock showing `start` now and advancing with the system clock from there.
+    pub fn starting_at(start: DateTime<Utc>) -> Self {
+        OffsetClock {
+            offset: start.signed_duration_since(Utc::now()),
+        }
+    }
+
+    /// The system clock moved by `offset` (back when negative).
+    pub fn with_offset(offset: TimeDelta) -> Self {
+        OffsetClock { offset }
+    }
+
+    /// How far this clock is ahead of the system clock (behind when negative).
+    pub fn offset(&self) -> TimeDelta {
+        self.offset
+    }
+}
+
+impl Clock for OffsetClock {
+    fn now(&self) -> DateTime<Utc> {
+        let now = Utc::now();
+        // Past chrono's range (year 262,143 either way) the clock stops at its end rather than
+        // panicking in a request.
+        now.checked_add_signed(self.offset)
+            .unwrap_or(if self.offset < TimeDelta::zero() {
+                DateTime::<Utc>::MIN_UTC
+            } else {
+                DateTime::<Utc>::MAX_UTC
+            })
     }
 }
 

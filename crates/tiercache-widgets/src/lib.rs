@@ -55,7 +55,7 @@ mod ttl_strategy;
 mod widget_type;
 
 pub use alerts::{evaluate as evaluate_alerts, Alert, AlertKind, Severity, Thresholds};
-pub use clock::{Clock, ManualClock, SystemClock};
+pub use clock::{Clock, ManualClock, OffsetClock, SystemClock};
 pub use data::{
     ActivityRow, AggregatePath, Campaign, CampaignEntry, CampaignRow, DatasetSize, DonationStore,
     DonorRow, NewCampaign, NewDonation, OrganizationEntry, OrganizationStats, Participation,

@@ -6,10 +6,10 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use chrono::{NaiveDate, Utc};
+use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
-use tiercache_widgets::NewCampaign;
+use tiercache_widgets::{Clock, NewCampaign};
 
 use super::{invalidate_after_commit, parse_body, Invalidation};
 use crate::amount::{cents_to_units, parse_cents};
@@ -74,7 +74,8 @@ fn day(field: &str, text: Option<&str>, default: NaiveDate) -> Result<i64, ApiEr
         .timestamp())
 }
 
-fn checked(request: &CampaignRequest) -> Result<NewCampaign, ApiError> {
+/// The campaign to store; its dates default to `today` and 90 days later.
+fn checked(request: &CampaignRequest, today: NaiveDate) -> Result<NewCampaign, ApiError> {
     let goal_text = request.goal.get();
     let goal_text = serde_json::from_str::<String>(goal_text).unwrap_or(goal_text.to_owned());
     let goal_cents = parse_cents(&goal_text).map_err(|e| ApiError::unprocessable("goal", e))?;
@@ -88,7 +89,6 @@ fn checked(request: &CampaignRequest) -> Result<NewCampaign, ApiError> {
             format!("name must be 1 to {MAX_NAME_CHARS} printable characters"),
         ));
     }
-    let today = Utc::now().date_naive();
     let starts_at = day("starts_on", request.starts_on.as_deref(), today)?;
     let ends_at = day(
         "ends_on",
@@ -115,7 +115,7 @@ pub async fn create(
     State(node): State<Arc<Node>>,
     body: Bytes,
 ) -> Result<(StatusCode, Json<CampaignAnswer>), ApiError> {
-    let campaign = checked(&parse_body(&body)?)?;
+    let campaign = checked(&parse_body(&body)?, node.clock.now().date_naive())?;
     let (stored, event) = node.data.create_campaign(campaign).await?;
     let invalidation = invalidate_after_commit(&node, &event).await;
     let f = stored.fields;

@@ -6,10 +6,10 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
-use tiercache_widgets::{DomainEvent, NewDonation, WidgetFilters};
+use tiercache_widgets::{Clock, DomainEvent, NewDonation, WidgetFilters};
 
 use super::{invalidate_after_commit, parse_body, Invalidation};
 use crate::amount::{cents_to_units, parse_cents};
@@ -58,7 +58,8 @@ pub struct DonationAnswer {
     pub node: &'static str,
 }
 
-fn checked(request: DonationRequest) -> Result<NewDonation, ApiError> {
+/// The donation to store, dated `now`.
+fn checked(request: DonationRequest, now: DateTime<Utc>) -> Result<NewDonation, ApiError> {
     let amount_text = request.amount.get();
     let amount_text = serde_json::from_str::<String>(amount_text).unwrap_or(amount_text.to_owned());
     let amount_cents =
@@ -103,7 +104,7 @@ fn checked(request: DonationRequest) -> Result<NewDonation, ApiError> {
         donor,
         amount_cents,
         currency,
-        created_at: Utc::now().timestamp(),
+        created_at: now.timestamp(),
     })
 }
 
@@ -113,7 +114,7 @@ pub async fn create(
     State(node): State<Arc<Node>>,
     body: Bytes,
 ) -> Result<(StatusCode, Json<DonationAnswer>), ApiError> {
-    let donation = checked(parse_body(&body)?)?;
+    let donation = checked(parse_body(&body)?, node.clock.now())?;
     let event = node.data.record_donation(donation.clone()).await?;
     let (id, organization_id) = match &event {
         DomainEvent::DonationCompleted(facts) => (facts.donation_id, facts.organization_id),

@@ -27,6 +27,7 @@ use crate::node::Node;
 
 pub use figures::Figures;
 pub use pages::Peer;
+pub(crate) use widgets::{fetch_cached, parse_request};
 
 /// The routes of one node.
 pub fn router(node: Arc<Node>, request_timeout: Duration) -> Router {

@@ -8,7 +8,11 @@ use axum::extract::{Path, Query, State};
 use axum::Json;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
-use tiercache_widgets::{TimeRange, WidgetFilters, WidgetType, PARAMETER_KEYS, SCOPE_KEYS};
+use tiercache::Fetched;
+use tiercache_widgets::{
+    Clock, TimeRange, WidgetCacheService, WidgetData, WidgetDataAggregationService, WidgetError,
+    WidgetFilters, WidgetType, PARAMETER_KEYS, SCOPE_KEYS,
+};
 
 use super::figures::Figures;
 use crate::error::ApiError;
@@ -69,14 +73,19 @@ pub async fn catalogue() -> Json<Catalogue> {
 }
 
 /// What a widget request asks for, parsed and checked.
-struct ViewRequest {
+pub(crate) struct ViewRequest {
     widget: WidgetType,
     range: TimeRange,
     filters: WidgetFilters,
     bypass_cache: bool,
 }
 
-fn parse_request(widget: &str, params: Vec<(String, String)>) -> Result<ViewRequest, ApiError> {
+/// Parses a request's widget type and query parameters. Start-up warming builds its views with this
+/// too, from the query a dashboard sends, so its filters are exactly a request's.
+pub(crate) fn parse_request(
+    widget: &str,
+    params: Vec<(String, String)>,
+) -> Result<ViewRequest, ApiError> {
     let widget: WidgetType = widget.parse()?;
     let mut range = TimeRange::ThisMonth;
     let mut bypass_cache = false;
@@ -127,6 +136,24 @@ fn parse_request(widget: &str, params: Vec<(String, String)>) -> Result<ViewRequ
     })
 }
 
+/// Loads `view` through `widgets`, computed from `data` on a miss, the way a request does. Start-up
+/// warming loads through this too, so the keys it fills are the keys requests read.
+pub(crate) async fn fetch_cached(
+    widgets: &WidgetCacheService,
+    data: &WidgetDataAggregationService,
+    view: &ViewRequest,
+) -> Result<Fetched<WidgetData>, WidgetError> {
+    let (widget, range) = (view.widget, view.range);
+    let (data, filters) = (data.clone(), view.filters.clone());
+    // The provider computes at the instant the range resolved, so the figures match the period the
+    // cache key names even when the request straddles midnight.
+    widgets
+        .fetch_widget_data_at(widget, range, view.filters.clone(), move |at| async move {
+            data.compute(widget, range, filters, at).await
+        })
+        .await
+}
+
 /// `GET /api/widgets/{widget}?range=&organization_id=&campaign_id=&employee_id=&currency=&limit=`.
 pub async fn view(
     State(node): State<Arc<Node>>,
@@ -135,35 +162,25 @@ pub async fn view(
 ) -> Result<Json<WidgetAnswer>, ApiError> {
     let started = Instant::now();
     let request = parse_request(&widget, params)?;
-    let (widget, range, filters) = (request.widget, request.range, request.filters);
-    let now = Utc::now();
+    let now = node.clock.now();
     let (data, source) = if let (Some(cached), false) = (&node.cached, request.bypass_cache) {
-        let (d, f) = (node.data.clone(), filters.clone());
-        // The provider computes at the instant the range resolved, so the figures match the period
-        // the cache key names even when the request straddles midnight.
-        let fetched = cached
-            .widgets
-            .fetch_widget_data_at(widget, range, filters.clone(), move |at| async move {
-                d.compute(widget, range, f, at).await
-            })
-            .await?;
+        let fetched = fetch_cached(&cached.widgets, &node.data, &request).await?;
         (fetched.value, fetched.source.as_str())
     } else {
-        let data = node
-            .data
-            .compute(widget, range, filters.clone(), now)
-            .await?;
+        let (widget, range, filters) = (request.widget, request.range, request.filters.clone());
+        let data = node.data.compute(widget, range, filters, now).await?;
         (Arc::new(data), "database")
     };
-    let (start, end) = range.resolve(now);
+    let (start, end) = request.range.resolve(now);
     Ok(Json(WidgetAnswer {
-        widget,
-        range: range.to_string(),
+        widget: request.widget,
+        range: request.range.to_string(),
         period: Period {
             start: rfc3339(start),
             end: rfc3339(end),
         },
-        filters: filters
+        filters: request
+            .filters
             .iter()
             .map(|(k, v)| (k.to_owned(), v.to_owned()))
             .collect(),
@@ -171,7 +188,7 @@ pub async fn view(
         source,
         node: node.name,
         elapsed_ms: started.elapsed().as_secs_f64() * 1000.0,
-        generated_at: rfc3339(Utc::now()),
+        generated_at: rfc3339(node.clock.now()),
     }))
 }
 

@@ -3,7 +3,7 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -45,14 +45,22 @@ pub struct Demo {
     /// Every line the process printed so far (stdout and stderr).
     lines: mpsc::Receiver<String>,
     pub printed: Vec<String>,
-    _dir: TempDir,
+    /// The directory of the database when the demo owns it ([`Demo::start`]).
+    dir: Option<TempDir>,
 }
 
 impl Demo {
     /// Starts the demo with `--port 0`, a fresh database, and `args` (e.g. `--redis-url`).
     pub fn start(name: &str, args: &[&str]) -> Demo {
         let dir = TempDir::new(name);
-        let db = dir.0.join("demo.sqlite");
+        let mut demo = Demo::start_over(&dir.0.join("demo.sqlite"), args);
+        demo.dir = Some(dir);
+        demo
+    }
+
+    /// Starts the demo with `--port 0` over the database file `db`, which the caller keeps (so
+    /// several runs can share it), and `args`.
+    pub fn start_over(db: &Path, args: &[&str]) -> Demo {
         // A test that needs more data says so with its own --donations.
         let donations: &[&str] = if args.contains(&"--donations") {
             &[]
@@ -61,7 +69,7 @@ impl Demo {
         };
         let mut child = Command::new(env!("CARGO_BIN_EXE_tiercache-demo"))
             .args(["--port", "0", "--db"])
-            .arg(&db)
+            .arg(db)
             .args(donations)
             .args(args)
             .env_remove("REDIS_URL")
@@ -90,7 +98,7 @@ impl Demo {
             urls: Vec::new(),
             lines,
             printed: Vec::new(),
-            _dir: dir,
+            dir: None,
         };
         demo.wait_for_line("ready:");
         demo.urls = demo
