@@ -5,7 +5,7 @@ use std::time::Duration;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tiercache::ServiceTargets;
 use tiercache_widgets::{
-    OffsetClock, Thresholds, WidgetCacheMetricsService, WidgetCacheService,
+    ChangeDispatcher, OffsetClock, Thresholds, WidgetCacheMetricsService, WidgetCacheService,
     WidgetDataAggregationService, WidgetInvalidationService,
 };
 
@@ -32,6 +32,8 @@ pub struct Node {
     /// write and resolve what they read with it, and the widget services read the same clock, so
     /// a donation's date and the periods its invalidation refreshes agree with the views' keys.
     pub clock: OffsetClock,
+    /// Sends the cache work of committed changes from the outbox (one dispatcher per process).
+    pub changes: ChangeDispatcher,
 }
 
 /// A node's cache and the widget services over it.

@@ -10,8 +10,9 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tiercache::{Cache, ErrorKind};
 use tiercache_testkit::RedisServer;
 use tiercache_widgets::{
-    Clock, DatasetSize, LoadTimeouts, OffsetClock, Thresholds, WidgetCacheMetricsService,
-    WidgetCacheService, WidgetDataAggregationService, WidgetInvalidationService,
+    ChangeDispatcher, Clock, DatasetSize, LoadTimeouts, OffsetClock, Thresholds,
+    WidgetCacheMetricsService, WidgetCacheService, WidgetDataAggregationService,
+    WidgetInvalidationService,
 };
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -60,6 +61,7 @@ pub async fn run(
         forget_views_of_earlier_runs(first).await?;
     }
     let timeouts = LoadTimeouts::from_env().map_err(|e| DemoError::Config(e.to_string()))?;
+    let changes = start_dispatcher(&data, caches.first(), clock).await;
     // Bound before the nodes are made, so every node knows every port.
     let mut listeners = Vec::new();
     for index in 0..usize::from(settings.nodes) {
@@ -92,6 +94,7 @@ pub async fn run(
             prometheus: prometheus.clone(),
             invalidation_timeout: INVALIDATION_TIMEOUT,
             clock,
+            changes: changes.clone(),
         }));
     }
     if let (Some(first), false) = (caches.first(), settings.no_warm_cache) {
@@ -272,6 +275,35 @@ async fn start_private_redis() -> Result<RedisServer, DemoError> {
         server.url()
     );
     Ok(server)
+}
+
+/// Starts the process's outbox dispatcher (through node 0's cache) and gives it a few seconds to send
+/// what an earlier process committed but did not send (it crashed, or Redis was away), so no node
+/// serves a view without those changes once the service is ready. The wait outlasts a row's claim
+/// (10 s), which a process killed in the middle of a try may have left.
+async fn start_dispatcher(
+    data: &WidgetDataAggregationService,
+    cache: Option<&Cache>,
+    clock: OffsetClock,
+) -> ChangeDispatcher {
+    let invalidation = cache.map(|cache| {
+        WidgetInvalidationService::new(cache.clone(), Some(data.clone())).with_clock(clock)
+    });
+    let backlog = data.change_backlog().await.map_or(0, |(rows, _)| rows);
+    let changes = ChangeDispatcher::start(data.clone(), invalidation);
+    if backlog > 0 {
+        let deadline = Instant::now() + Duration::from_secs(12);
+        let mut left = backlog;
+        while left > 0 && Instant::now() < deadline {
+            changes.notify();
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            left = data.change_backlog().await.map_or(left, |(rows, _)| rows);
+        }
+        println!(
+            "outbox: {backlog} change(s) left undispatched by an earlier run; {left} still waiting (retried in the background)"
+        );
+    }
+    changes
 }
 
 /// Loads the views dashboards open first through `cache` (node 0's) and says how many and how long.

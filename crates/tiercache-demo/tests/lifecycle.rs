@@ -9,6 +9,7 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use common::{client, eventually, get, post, total, Demo, RedisServer, TempDir, DEADLINE};
+use tiercache_testkit::FaultProxy;
 
 /// A loopback port nothing listens on (bound, read, released).
 fn closed_port() -> u16 {
@@ -318,4 +319,74 @@ async fn a_restart_over_the_same_data_keeps_the_cache_and_new_data_drops_it() {
     let mut fresh = Demo::start("restart-fresh", &args);
     fresh.wait_for_line("generated");
     assert_eq!(source(&http, &fresh.urls[0], widget, query).await, "loaded");
+}
+
+/// The outbox: a donation committed while the node is cut off from Redis answers "pending", and when
+/// the process is killed before its invalidation is sent, the next start sends it: no node serves
+/// the old figure. (Before the outbox the invalidation waited in the killed process's memory, and
+/// the restarted nodes served the first run's cached view until its TTL.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_donation_committed_before_a_crash_reaches_every_node_after_the_restart() {
+    let redis = RedisServer::start().unwrap();
+    // The first run reaches Redis through a proxy that can swallow everything, so nothing it sends
+    // after the cut can land, not even from a socket buffer.
+    let proxy = FaultProxy::start(redis.port()).await.unwrap();
+    let kept = TempDir::new("crash");
+    let db = kept.0.join("demo.sqlite");
+    let (through_proxy, direct) = (proxy.url(), redis.url());
+    let args = |url: &str| -> Vec<String> {
+        ["--nodes", "2", "--redis-url", url, "--now", NOW]
+            .map(str::to_owned)
+            .to_vec()
+    };
+    let http = client();
+    let query = "&campaign_id=3";
+
+    let first_args = args(&through_proxy);
+    let mut first = Demo::start_over(
+        &db,
+        &first_args.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    first.wait_for_line("ready");
+    let (count, cents, _) = total(&http, &first.urls[1], query).await;
+    assert_eq!(
+        total(&http, &first.urls[1], query).await.2,
+        "l1",
+        "node 1 caches the view"
+    );
+
+    proxy.partition();
+    let (status, body) = post(
+        &http,
+        &format!("{}/api/donations", first.urls[0]),
+        r#"{"campaign_id": 3, "amount": "12.50"}"#,
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["invalidation"], "pending", "{body}");
+    first.kill();
+
+    let second_args = args(&direct);
+    let mut second = Demo::start_over(
+        &db,
+        &second_args.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    second.wait_for_line("ready");
+    assert!(
+        second
+            .printed
+            .iter()
+            .any(|l| l.contains("outbox: 1 change")),
+        "the start reports the change it resumed: {:?}",
+        second.printed
+    );
+    // Within the start's wait for the outbox (longer than a dead process's claim on a row), so
+    // normally at once; polled, since a claim the killed process held may delay it.
+    for node in &second.urls {
+        eventually(DEADLINE, &format!("{node} shows the donation"), || async {
+            let (now_count, now_cents, _) = total(&http, node, query).await;
+            (now_count, now_cents) == (count + 1, cents + 1_250)
+        })
+        .await;
+    }
 }

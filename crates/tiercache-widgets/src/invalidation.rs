@@ -157,6 +157,21 @@ impl WidgetInvalidationService {
         Ok(tags.len())
     }
 
+    /// Invalidates what any of `events` can change, in one batch on every node. Returns the number
+    /// of tags invalidated.
+    pub async fn invalidate_for_events(
+        &self,
+        events: &[DomainEvent],
+    ) -> Result<usize, WidgetError> {
+        let now = self.clock.now();
+        let tags: BTreeSet<String> = events
+            .iter()
+            .flat_map(|event| tags_for_event(event, now))
+            .collect();
+        self.cache.invalidate_tags(&tags).await?;
+        Ok(tags.len())
+    }
+
     /// Invalidates what a donation change can affect.
     pub async fn invalidate_for_donation(
         &self,

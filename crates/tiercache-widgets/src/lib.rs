@@ -23,11 +23,12 @@
 //! // The provider computes at the instant the range was resolved at: the period the key names.
 //! let total = widgets.fetch_widget_data_at(w, r, filters, move |now| async move { d.compute(w, r, f, now).await }).await?;
 //!
-//! let event = data.record_donation(NewDonation {
+//! let change = data.record_donation(NewDonation {
 //!     campaign_id: 3, employee_id: None, donor: "Ada".into(), amount_cents: 5_000,
 //!     currency: "EUR".into(), created_at: chrono::Utc::now().timestamp(),
 //! }).await?;
-//! invalidation.invalidate_for_event(&event).await?;   // every node, only the views it changes
+//! invalidation.invalidate_for_event(&change.event).await?; // every node, only the views it changes
+//! // In a service, a ChangeDispatcher sends it from the outbox instead, so a crash cannot lose it.
 //! invalidation.invalidate_by_tags(["campaign:3"]).await?; // every view that includes campaign 3
 //!
 //! let targets = cache.config().targets;
@@ -39,6 +40,7 @@
 mod alerts;
 mod clock;
 mod data;
+mod dispatcher;
 mod error;
 mod events;
 mod filters;
@@ -57,10 +59,12 @@ mod widget_type;
 pub use alerts::{evaluate as evaluate_alerts, Alert, AlertKind, Severity, Thresholds};
 pub use clock::{Clock, ManualClock, OffsetClock, SystemClock};
 pub use data::{
-    ActivityRow, AggregatePath, Campaign, CampaignEntry, CampaignRow, DatasetSize, DonationStore,
-    DonorRow, NewCampaign, NewDonation, OrganizationEntry, OrganizationStats, Participation,
-    SqliteStore, TotalDonations, TrendBucket, WidgetData, WidgetDataAggregationService,
+    ActivityRow, AggregatePath, Campaign, CampaignEntry, CampaignRow, Change, DatasetSize,
+    DonationStore, DonorRow, NewCampaign, NewDonation, OrganizationEntry, OrganizationStats,
+    Participation, PendingChange, SqliteStore, TotalDonations, TrendBucket, WidgetData,
+    WidgetDataAggregationService,
 };
+pub use dispatcher::ChangeDispatcher;
 pub use error::WidgetError;
 pub use events::{CampaignFacts, DomainEvent, DonationFacts, EventKind, AFFECTS};
 pub use filters::{WidgetFilters, PARAMETER_KEYS, SCOPE_KEYS};

@@ -57,7 +57,8 @@ async fn a_back_dated_donation_and_its_refund_refresh_the_closed_range_they_fall
             created_at: in_last_month.timestamp(),
         })
         .await
-        .unwrap();
+        .unwrap()
+        .event;
     f.invalidation.invalidate_for_event(&event).await.unwrap();
     every_node_shows(&f, TimeRange::LastMonth, &all, was + 98_765).await;
     for (i, node) in f.nodes.iter().enumerate() {
@@ -71,7 +72,12 @@ async fn a_back_dated_donation_and_its_refund_refresh_the_closed_range_they_fall
     let tiercache_widgets::DomainEvent::DonationCompleted(facts) = &event else {
         panic!("a new donation's event: {event:?}")
     };
-    let refund = f.data.refund_donation(facts.donation_id).await.unwrap();
+    let refund = f
+        .data
+        .refund_donation(facts.donation_id)
+        .await
+        .unwrap()
+        .event;
     f.invalidation.invalidate_for_event(&refund).await.unwrap();
     every_node_shows(&f, TimeRange::LastMonth, &all, was).await;
     for (i, node) in f.nodes.iter().enumerate() {

@@ -82,7 +82,8 @@ async fn a_donation_refreshes_affected_views_on_every_node_and_leaves_others_cac
             created_at: now().timestamp(),
         })
         .await
-        .unwrap();
+        .unwrap()
+        .event;
     f.invalidation.invalidate_for_event(&event).await.unwrap();
 
     for (i, node) in f.nodes.iter().enumerate() {

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use tiercache_widgets::{Clock, NewCampaign};
 
-use super::{invalidate_after_commit, parse_body, Invalidation};
+use super::{parse_body, settle_after_commit, Invalidation};
 use crate::amount::{cents_to_units, parse_cents};
 use crate::error::ApiError;
 use crate::node::Node;
@@ -116,8 +116,8 @@ pub async fn create(
     body: Bytes,
 ) -> Result<(StatusCode, Json<CampaignAnswer>), ApiError> {
     let campaign = checked(&parse_body(&body)?, node.clock.now().date_naive())?;
-    let (stored, event) = node.data.create_campaign(campaign).await?;
-    let invalidation = invalidate_after_commit(&node, &event).await;
+    let (stored, change) = node.data.create_campaign(campaign).await?;
+    let invalidation = settle_after_commit(&node, change.id).await;
     let f = stored.fields;
     Ok((
         StatusCode::CREATED,

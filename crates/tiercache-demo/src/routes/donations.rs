@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use tiercache_widgets::{Clock, DomainEvent, NewDonation, WidgetFilters};
 
-use super::{invalidate_after_commit, parse_body, Invalidation};
+use super::{parse_body, settle_after_commit, Invalidation};
 use crate::amount::{cents_to_units, parse_cents};
 use crate::error::ApiError;
 use crate::node::Node;
@@ -115,8 +115,8 @@ pub async fn create(
     body: Bytes,
 ) -> Result<(StatusCode, Json<DonationAnswer>), ApiError> {
     let donation = checked(parse_body(&body)?, node.clock.now())?;
-    let event = node.data.record_donation(donation.clone()).await?;
-    let (id, organization_id) = match &event {
+    let change = node.data.record_donation(donation.clone()).await?;
+    let (id, organization_id) = match &change.event {
         DomainEvent::DonationCompleted(facts) => (facts.donation_id, facts.organization_id),
         other => {
             return Err(ApiError::new(
@@ -129,7 +129,7 @@ pub async fn create(
             ))
         }
     };
-    let invalidation = invalidate_after_commit(&node, &event).await;
+    let invalidation = settle_after_commit(&node, change.id).await;
     Ok((
         StatusCode::CREATED,
         Json(DonationAnswer {

@@ -18,7 +18,6 @@ use axum::routing::{get, post};
 use axum::{middleware, Router};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use tiercache_widgets::DomainEvent;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
@@ -104,40 +103,34 @@ fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
 pub enum Invalidation {
     /// Every affected view is invalid in Redis and the bus carries it to every node.
     Done,
-    /// The cache could not be reached in time; the write is committed and the cache catches up
-    /// when Redis answers again.
+    /// The cache could not be reached in time; the write and its cache work are committed, and
+    /// the outbox dispatcher keeps sending the work until Redis takes it.
     Pending,
     /// The service runs without a cache (`--no-cache`): nothing to invalidate.
     NotCached,
 }
 
-/// Invalidates what `event` changes, after the write it describes was committed. Never fails the
-/// request: the data is safe in SQLite whatever Redis does.
-async fn invalidate_after_commit(node: &Node, event: &DomainEvent) -> Invalidation {
-    let Some(cached) = &node.cached else {
+/// Waits for the change with outbox row `change_id` to be dispatched, after the write it describes
+/// was committed with it. Never fails the request: the data and its cache work are safe in the
+/// database whatever Redis does, and the dispatcher sends the work whether or not this request is
+/// still there to wait (a client that hangs up, a request that times out).
+async fn settle_after_commit(node: &Node, change_id: i64) -> Invalidation {
+    node.changes.notify();
+    if node.cached.is_none() {
         return Invalidation::NotCached;
-    };
-    let sent = tokio::time::timeout(
-        node.invalidation_timeout,
-        cached.invalidation.invalidate_for_event(event),
-    )
-    .await;
-    match sent {
-        Ok(Ok(_)) => Invalidation::Done,
-        Ok(Err(e)) => {
-            tracing::warn!(node = node.name, error = %e, "committed, but the invalidation did not reach Redis");
-            ::metrics::counter!("demo_invalidations_pending_total", "node" => node.name)
-                .increment(1);
-            Invalidation::Pending
-        }
-        Err(_) => {
-            tracing::warn!(
-                node = node.name,
-                "committed, but the invalidation timed out"
-            );
-            ::metrics::counter!("demo_invalidations_pending_total", "node" => node.name)
-                .increment(1);
-            Invalidation::Pending
-        }
     }
+    if node
+        .changes
+        .wait_dispatched(change_id, node.invalidation_timeout)
+        .await
+    {
+        return Invalidation::Done;
+    }
+    tracing::warn!(
+        node = node.name,
+        change_id,
+        "committed, but its invalidation has not reached Redis yet; the outbox keeps retrying"
+    );
+    ::metrics::counter!("demo_invalidations_pending_total", "node" => node.name).increment(1);
+    Invalidation::Pending
 }

@@ -159,6 +159,13 @@ impl Demo {
         self.child.as_ref().unwrap().id()
     }
 
+    /// Kills the process with SIGKILL, as a crash or an OOM kill would, and waits for it to exit.
+    pub fn kill(&mut self) {
+        let mut child = self.child.take().unwrap();
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
     /// Sends SIGTERM and waits for the exit, at most `within`.
     pub fn terminate(&mut self, within: Duration) -> ExitStatus {
         let mut child = self.child.take().unwrap();

@@ -7,10 +7,10 @@ use chrono::{DateTime, Utc};
 
 use super::generator::DatasetSize;
 use super::model::{Campaign, NewCampaign, NewDonation, OrganizationEntry, WidgetData};
+use super::outbox::{Change, PendingChange};
 use super::sqlite::SqliteStore;
 use super::store::{AggregatePath, DonationStore};
 use crate::error::WidgetError;
-use crate::events::DomainEvent;
 use crate::{TimeRange, WidgetFilters, WidgetType};
 
 /// Computes widget data from a store and records donations.
@@ -105,8 +105,9 @@ impl WidgetDataAggregationService {
         result
     }
 
-    /// Writes a donation and its rollups in one transaction and returns the event to invalidate with.
-    pub async fn record_donation(&self, donation: NewDonation) -> Result<DomainEvent, WidgetError> {
+    /// Writes a donation, its rollups and its outbox row in one transaction and returns the change
+    /// (the event to invalidate with and the outbox row that carries it).
+    pub async fn record_donation(&self, donation: NewDonation) -> Result<Change, WidgetError> {
         self.blocking(move |store| store.record_donation(donation))
             .await
     }
@@ -115,7 +116,7 @@ impl WidgetDataAggregationService {
     pub async fn create_campaign(
         &self,
         campaign: NewCampaign,
-    ) -> Result<(Campaign, DomainEvent), WidgetError> {
+    ) -> Result<(Campaign, Change), WidgetError> {
         self.blocking(move |store| store.create_campaign(campaign))
             .await
     }
@@ -127,9 +128,41 @@ impl WidgetDataAggregationService {
 
     /// Marks a completed donation refunded and returns the event to invalidate with: it carries the
     /// donation's original date, so the periods it counted in are the ones refreshed.
-    pub async fn refund_donation(&self, donation_id: i64) -> Result<DomainEvent, WidgetError> {
+    pub async fn refund_donation(&self, donation_id: i64) -> Result<Change, WidgetError> {
         self.blocking(move |store| store.refund_donation(donation_id))
             .await
+    }
+
+    /// Claims due outbox rows (see [`DonationStore::claim_changes`]).
+    pub async fn claim_changes(
+        &self,
+        limit: usize,
+        claim_ms: i64,
+    ) -> Result<Vec<PendingChange>, WidgetError> {
+        self.blocking(move |store| store.claim_changes(limit, claim_ms))
+            .await
+    }
+
+    /// Marks outbox rows dispatched.
+    pub async fn changes_dispatched(&self, ids: Vec<i64>) -> Result<(), WidgetError> {
+        self.blocking(move |store| store.changes_dispatched(&ids))
+            .await
+    }
+
+    /// Records a failed try of outbox rows, due again in `retry_in_ms`.
+    pub async fn changes_failed(
+        &self,
+        ids: Vec<i64>,
+        error: String,
+        retry_in_ms: i64,
+    ) -> Result<(), WidgetError> {
+        self.blocking(move |store| store.changes_failed(&ids, &error, retry_in_ms))
+            .await
+    }
+
+    /// Outbox rows not dispatched yet, and the commit time of the oldest (Unix milliseconds).
+    pub async fn change_backlog(&self) -> Result<(i64, Option<i64>), WidgetError> {
+        self.blocking(DonationStore::change_backlog).await
     }
 
     /// The currencies donations are made in.

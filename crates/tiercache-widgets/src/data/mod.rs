@@ -5,6 +5,7 @@
 mod aggregation;
 mod generator;
 mod model;
+mod outbox;
 mod queries;
 mod rollup;
 mod schema;
@@ -17,5 +18,7 @@ pub use model::{
     ActivityRow, Campaign, CampaignEntry, CampaignRow, DonorRow, NewCampaign, NewDonation,
     OrganizationEntry, OrganizationStats, Participation, TotalDonations, TrendBucket, WidgetData,
 };
+pub(crate) use outbox::now_ms;
+pub use outbox::{Change, PendingChange};
 pub use sqlite::SqliteStore;
 pub use store::{AggregatePath, DonationStore};

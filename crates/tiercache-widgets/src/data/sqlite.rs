@@ -10,6 +10,7 @@ use super::generator::{self, DatasetSize};
 use super::model::{
     Campaign, CampaignEntry, NewCampaign, NewDonation, OrganizationEntry, WidgetData,
 };
+use super::outbox::{self, Change, PendingChange};
 use super::queries;
 use super::rollup::{self, Counted};
 use super::schema::SCHEMA;
@@ -72,6 +73,7 @@ impl SqliteStore {
         let mut writer = Connection::open(&path)?;
         writer.execute_batch(SCHEMA)?;
         writer.execute_batch(rollup::SCHEMA)?;
+        writer.execute_batch(outbox::SCHEMA)?;
         writer.busy_timeout(std::time::Duration::from_secs(5))?;
         if rollup::ensure_built(&mut writer)? {
             tracing::info!(path = %path.display(), "rollups built from the donations");
@@ -144,7 +146,7 @@ impl DonationStore for SqliteStore {
         })
     }
 
-    fn record_donation(&self, donation: NewDonation) -> Result<DomainEvent, WidgetError> {
+    fn record_donation(&self, donation: NewDonation) -> Result<Change, WidgetError> {
         let mut conn = self.writer.lock();
         let tx = conn.transaction()?;
         let organization_id = campaign_organization(&tx, donation.campaign_id)?;
@@ -195,19 +197,23 @@ impl DonationStore for SqliteStore {
             },
             1,
         )?;
+        let change = outbox::record(
+            &tx,
+            DomainEvent::DonationCompleted(DonationFacts {
+                donation_id,
+                campaign_id: donation.campaign_id,
+                organization_id,
+                employee_id: donation.employee_id,
+                amount_cents: donation.amount_cents,
+                currency,
+                created_at: Some(donation.created_at),
+            }),
+        )?;
         tx.commit()?;
-        Ok(DomainEvent::DonationCompleted(DonationFacts {
-            donation_id,
-            campaign_id: donation.campaign_id,
-            organization_id,
-            employee_id: donation.employee_id,
-            amount_cents: donation.amount_cents,
-            currency,
-            created_at: Some(donation.created_at),
-        }))
+        Ok(change)
     }
 
-    fn refund_donation(&self, donation_id: i64) -> Result<DomainEvent, WidgetError> {
+    fn refund_donation(&self, donation_id: i64) -> Result<Change, WidgetError> {
         let mut conn = self.writer.lock();
         let tx = conn.transaction()?;
         let refunded = tx
@@ -250,16 +256,15 @@ impl DonationStore for SqliteStore {
             },
             -1,
         )?;
+        let change = outbox::record(&tx, DomainEvent::DonationRefunded(facts))?;
         tx.commit()?;
-        Ok(DomainEvent::DonationRefunded(facts))
+        Ok(change)
     }
 
-    fn create_campaign(
-        &self,
-        campaign: NewCampaign,
-    ) -> Result<(Campaign, DomainEvent), WidgetError> {
-        let conn = self.writer.lock();
-        let organization: Option<i64> = conn
+    fn create_campaign(&self, campaign: NewCampaign) -> Result<(Campaign, Change), WidgetError> {
+        let mut conn = self.writer.lock();
+        let tx = conn.transaction()?;
+        let organization: Option<i64> = tx
             .query_row(
                 "SELECT id FROM organizations WHERE id = ?1",
                 [campaign.organization_id],
@@ -273,7 +278,7 @@ impl DonationStore for SqliteStore {
                 context: String::new(),
             });
         }
-        conn.execute(
+        tx.execute(
             "INSERT INTO campaigns (organization_id, name, goal_cents, starts_at, ends_at) VALUES (?1, ?2, ?3, ?4, ?5)",
             params![
                 campaign.organization_id,
@@ -283,18 +288,47 @@ impl DonationStore for SqliteStore {
                 campaign.ends_at
             ],
         )?;
-        let id = conn.last_insert_rowid();
-        let event = DomainEvent::CampaignCreated(CampaignFacts {
-            campaign_id: id,
-            organization_id: campaign.organization_id,
-        });
+        let id = tx.last_insert_rowid();
+        let change = outbox::record(
+            &tx,
+            DomainEvent::CampaignCreated(CampaignFacts {
+                campaign_id: id,
+                organization_id: campaign.organization_id,
+            }),
+        )?;
+        tx.commit()?;
         Ok((
             Campaign {
                 id,
                 fields: campaign,
             },
-            event,
+            change,
         ))
+    }
+
+    fn claim_changes(
+        &self,
+        limit: usize,
+        claim_ms: i64,
+    ) -> Result<Vec<PendingChange>, WidgetError> {
+        outbox::claim(&self.writer.lock(), limit, claim_ms)
+    }
+
+    fn changes_dispatched(&self, ids: &[i64]) -> Result<(), WidgetError> {
+        outbox::dispatched(&self.writer.lock(), ids)
+    }
+
+    fn changes_failed(
+        &self,
+        ids: &[i64],
+        error: &str,
+        retry_in_ms: i64,
+    ) -> Result<(), WidgetError> {
+        outbox::failed(&self.writer.lock(), ids, error, retry_in_ms)
+    }
+
+    fn change_backlog(&self) -> Result<(i64, Option<i64>), WidgetError> {
+        outbox::backlog(&self.reader())
     }
 
     fn directory(&self) -> Result<Vec<OrganizationEntry>, WidgetError> {

@@ -3,8 +3,8 @@
 
 use super::generator::DatasetSize;
 use super::model::{Campaign, NewCampaign, NewDonation, OrganizationEntry, WidgetData};
+use super::outbox::{Change, PendingChange};
 use crate::error::WidgetError;
-use crate::events::DomainEvent;
 use crate::{WidgetFilters, WidgetType};
 
 /// How a store answers a widget query.
@@ -22,8 +22,9 @@ pub enum AggregatePath {
 /// A database of organisations, campaigns, employees and donations, with the widget aggregates.
 ///
 /// Every method blocks; [`WidgetDataAggregationService`](crate::WidgetDataAggregationService) calls
-/// them off the async runtime. A write and the rollups it changes commit in one transaction, so a
-/// reader sees both or neither.
+/// them off the async runtime. A write, the rollups it changes and its outbox row (the cache work it
+/// calls for) commit in one transaction, so a reader sees all or none, and no committed change can
+/// lose its invalidation.
 ///
 /// ```no_run
 /// # fn run() -> Result<(), tiercache_widgets::WidgetError> {
@@ -51,18 +52,30 @@ pub trait DonationStore: Send + Sync + 'static {
         path: AggregatePath,
     ) -> Result<WidgetData, WidgetError>;
 
-    /// Records a completed donation with its rollups; returns the event to invalidate with.
-    fn record_donation(&self, donation: NewDonation) -> Result<DomainEvent, WidgetError>;
+    /// Records a completed donation with its rollups and its outbox row; returns the change.
+    fn record_donation(&self, donation: NewDonation) -> Result<Change, WidgetError>;
 
-    /// Marks a completed donation refunded and takes it out of the rollups; the event carries the
-    /// donation's original date.
-    fn refund_donation(&self, donation_id: i64) -> Result<DomainEvent, WidgetError>;
+    /// Marks a completed donation refunded and takes it out of the rollups, with its outbox row; the
+    /// event carries the donation's original date.
+    fn refund_donation(&self, donation_id: i64) -> Result<Change, WidgetError>;
 
-    /// Creates a campaign.
-    fn create_campaign(
-        &self,
-        campaign: NewCampaign,
-    ) -> Result<(Campaign, DomainEvent), WidgetError>;
+    /// Creates a campaign, with its outbox row.
+    fn create_campaign(&self, campaign: NewCampaign) -> Result<(Campaign, Change), WidgetError>;
+
+    /// Claims up to `limit` outbox rows that are due (not dispatched, not claimed, their retry time
+    /// passed) for `claim_ms` milliseconds, oldest first.
+    fn claim_changes(&self, limit: usize, claim_ms: i64)
+        -> Result<Vec<PendingChange>, WidgetError>;
+
+    /// Marks outbox rows dispatched (and drops those dispatched over an hour ago).
+    fn changes_dispatched(&self, ids: &[i64]) -> Result<(), WidgetError>;
+
+    /// Records a failed try of outbox rows; they are due again in `retry_in_ms`.
+    fn changes_failed(&self, ids: &[i64], error: &str, retry_in_ms: i64)
+        -> Result<(), WidgetError>;
+
+    /// Outbox rows not dispatched yet, and the commit time of the oldest (Unix milliseconds).
+    fn change_backlog(&self) -> Result<(i64, Option<i64>), WidgetError>;
 
     /// Every organisation with its employee count and campaigns, ordered by id.
     fn directory(&self) -> Result<Vec<OrganizationEntry>, WidgetError>;

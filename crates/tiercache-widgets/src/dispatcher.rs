@@ -1,0 +1,220 @@
+//! [`ChangeDispatcher`]: sends the cache work of committed changes from the outbox, so a change's
+//! invalidation survives a cancelled request, a crash between commit and send, and Redis being away.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use tokio::sync::{watch, Notify};
+
+use crate::data::{PendingChange, WidgetDataAggregationService};
+use crate::events::DomainEvent;
+use crate::invalidation::WidgetInvalidationService;
+
+/// Rows sent in one batch (one invalidation of the union of their tags).
+const BATCH: usize = 64;
+/// How long a claimed row is this dispatcher's: longer than one try ([`SEND_TIMEOUT`]) takes, short
+/// enough that a row claimed by a process that died is tried again soon after it restarts.
+const CLAIM_MS: i64 = 10_000;
+/// The longest one try of a batch may take before it counts as failed.
+const SEND_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often an idle dispatcher looks for rows due again (retries, and rows other processes wrote).
+const POLL: Duration = Duration::from_secs(1);
+/// Dispatched ids remembered for waiters; older ones are forgotten first.
+const REMEMBERED: usize = 65_536;
+
+/// The first retry waits this long; each further one twice as long, up to [`MAX_BACKOFF_MS`].
+const FIRST_BACKOFF_MS: i64 = 100;
+const MAX_BACKOFF_MS: i64 = 30_000;
+
+struct Shared {
+    wake: Notify,
+    dispatched: Mutex<BTreeSet<i64>>,
+    passes: watch::Sender<u64>,
+}
+
+/// Aborts the dispatch task when the last handle goes.
+struct Task(tokio::task::JoinHandle<()>);
+
+impl Drop for Task {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Dispatches the outbox of a store: one task per process, started with [`ChangeDispatcher::start`].
+///
+/// It claims due rows, invalidates what their events change on every node (one batch for many
+/// rows), and marks them dispatched; a failed try (Redis away, a timeout) is retried with backoff
+/// from 100 ms up to 30 s. At start it resumes whatever an earlier process left undispatched.
+/// Without a cache (`None`), rows are marked dispatched at once: there is nothing to invalidate.
+///
+/// Metrics: `widget_outbox_dispatched_total`, `widget_outbox_failed_total` (rows per failed try),
+/// `widget_outbox_delay_seconds` (commit to dispatched), `widget_outbox_backlog` (rows waiting).
+///
+/// ```no_run
+/// # async fn run(data: tiercache_widgets::WidgetDataAggregationService, invalidation: tiercache_widgets::WidgetInvalidationService, donation: tiercache_widgets::NewDonation) -> Result<(), tiercache_widgets::WidgetError> {
+/// use std::time::Duration;
+/// use tiercache_widgets::ChangeDispatcher;
+/// let dispatcher = ChangeDispatcher::start(data.clone(), Some(invalidation));
+/// let change = data.record_donation(donation).await?;
+/// dispatcher.notify();
+/// let done = dispatcher.wait_dispatched(change.id, Duration::from_secs(2)).await;
+/// # let _ = done; Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct ChangeDispatcher {
+    shared: Arc<Shared>,
+    _task: Arc<Task>,
+}
+
+impl std::fmt::Debug for ChangeDispatcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChangeDispatcher").finish_non_exhaustive()
+    }
+}
+
+impl ChangeDispatcher {
+    /// Starts dispatching `data`'s outbox through `invalidation` on the current runtime.
+    pub fn start(
+        data: WidgetDataAggregationService,
+        invalidation: Option<WidgetInvalidationService>,
+    ) -> Self {
+        let shared = Arc::new(Shared {
+            wake: Notify::new(),
+            dispatched: Mutex::new(BTreeSet::new()),
+            passes: watch::channel(0).0,
+        });
+        let task = tokio::spawn(run(data, invalidation, shared.clone()));
+        ChangeDispatcher {
+            shared,
+            _task: Arc::new(Task(task)),
+        }
+    }
+
+    /// Asks for a pass now (a change was just committed).
+    pub fn notify(&self) {
+        self.shared.wake.notify_one();
+    }
+
+    /// Whether the change with outbox row `id` is dispatched within `within`.
+    pub async fn wait_dispatched(&self, id: i64, within: Duration) -> bool {
+        let mut passes = self.shared.passes.subscribe();
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            if self.shared.dispatched.lock().contains(&id) {
+                return true;
+            }
+            match tokio::time::timeout_at(deadline, passes.changed()).await {
+                Ok(Ok(())) => {}
+                // Timed out, or the task is gone.
+                _ => return self.shared.dispatched.lock().contains(&id),
+            }
+        }
+    }
+}
+
+async fn run(
+    data: WidgetDataAggregationService,
+    invalidation: Option<WidgetInvalidationService>,
+    shared: Arc<Shared>,
+) {
+    let mut last_backlog = tokio::time::Instant::now();
+    loop {
+        let claimed = match data.claim_changes(BATCH, CLAIM_MS).await {
+            Ok(claimed) => claimed,
+            Err(e) => {
+                tracing::warn!(error = %e, "outbox: could not read due changes");
+                Vec::new()
+            }
+        };
+        let full = claimed.len() == BATCH;
+        if !claimed.is_empty() {
+            send(&data, invalidation.as_ref(), &shared, claimed).await;
+        }
+        shared.passes.send_modify(|n| *n += 1);
+        if last_backlog.elapsed() >= POLL {
+            last_backlog = tokio::time::Instant::now();
+            if let Ok((rows, _)) = data.change_backlog().await {
+                metrics::gauge!("widget_outbox_backlog").set(rows as f64);
+            }
+        }
+        if !full {
+            let _ = tokio::time::timeout(POLL, shared.wake.notified()).await;
+        }
+    }
+}
+
+/// One try of a batch: invalidate, then mark it dispatched, or failed with its next try's time.
+async fn send(
+    data: &WidgetDataAggregationService,
+    invalidation: Option<&WidgetInvalidationService>,
+    shared: &Shared,
+    batch: Vec<PendingChange>,
+) {
+    let ids: Vec<i64> = batch.iter().map(|c| c.id).collect();
+    let outcome = match invalidation {
+        None => Ok(()),
+        Some(invalidation) => {
+            let events: Vec<DomainEvent> = batch.iter().map(|c| c.event.clone()).collect();
+            match tokio::time::timeout(SEND_TIMEOUT, invalidation.invalidate_for_events(&events))
+                .await
+            {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(_) => Err(format!("no answer within {SEND_TIMEOUT:?}")),
+            }
+        }
+    };
+    match outcome {
+        Ok(()) => {
+            if let Err(e) = data.changes_dispatched(ids.clone()).await {
+                // Sent but not marked: the rows are sent again after their claim expires, which
+                // only repeats an invalidation.
+                tracing::warn!(error = %e, "outbox: sent, but could not mark the rows dispatched");
+            }
+            metrics::counter!("widget_outbox_dispatched_total").increment(ids.len() as u64);
+            let now = crate::data::now_ms();
+            for change in &batch {
+                metrics::histogram!("widget_outbox_delay_seconds")
+                    .record((now - change.committed_at_ms).max(0) as f64 / 1000.0);
+            }
+            let mut dispatched = shared.dispatched.lock();
+            dispatched.extend(ids);
+            while dispatched.len() > REMEMBERED {
+                dispatched.pop_first();
+            }
+        }
+        Err(reason) => {
+            let attempts = batch.iter().map(|c| c.attempts).max().unwrap_or(0);
+            let retry_in = backoff_ms(attempts);
+            tracing::warn!(rows = ids.len(), attempts, retry_in_ms = retry_in, error = %reason,
+                "outbox: the invalidation did not reach Redis; retrying");
+            metrics::counter!("widget_outbox_failed_total").increment(ids.len() as u64);
+            if let Err(e) = data.changes_failed(ids, reason, retry_in).await {
+                tracing::warn!(error = %e, "outbox: could not record the failed try");
+            }
+        }
+    }
+}
+
+/// The wait before the next try after `attempts` failed ones.
+fn backoff_ms(attempts: u32) -> i64 {
+    FIRST_BACKOFF_MS
+        .saturating_mul(1i64 << attempts.min(20))
+        .min(MAX_BACKOFF_MS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::backoff_ms;
+
+    #[test]
+    fn backoff_doubles_up_to_thirty_seconds() {
+        assert_eq!(backoff_ms(0), 100);
+        assert_eq!(backoff_ms(3), 800);
+        assert_eq!(backoff_ms(9), 30_000);
+        assert_eq!(backoff_ms(u32::MAX), 30_000);
+    }
+}

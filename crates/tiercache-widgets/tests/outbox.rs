@@ -1,0 +1,99 @@
+//! The outbox: a change committed without its invalidation (the request was cancelled, the process
+//! died) is sent by the next dispatcher, and one whose dispatch meets Redis away is retried until it
+//! lands. Three nodes over a private Redis.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use chrono::Utc;
+use common::{fleet, read, read_cached, total, Fleet, DEADLINE};
+use tiercache_testkit::eventually;
+use tiercache_widgets::{ChangeDispatcher, NewDonation, TimeRange, WidgetFilters, WidgetType};
+
+const W: WidgetType = WidgetType::TotalDonations;
+const R: TimeRange = TimeRange::ThisMonth;
+
+/// Every node has the global month total in L1; returns it.
+async fn cache_everywhere(f: &Fleet) -> i64 {
+    let all = WidgetFilters::new();
+    let mut totals = Vec::new();
+    for node in &f.nodes {
+        totals.push(total(&*read(node, &f.data, W, R, &all).await));
+    }
+    assert!(totals.windows(2).all(|w| w[0] == w[1]), "{totals:?}");
+    totals[0]
+}
+
+async fn donate(f: &Fleet, cents: i64) -> i64 {
+    f.data
+        .record_donation(NewDonation {
+            campaign_id: 2,
+            employee_id: None,
+            donor: "Outbox".into(),
+            amount_cents: cents,
+            currency: "EUR".into(),
+            created_at: Utc::now().timestamp(),
+        })
+        .await
+        .unwrap()
+        .id
+}
+
+async fn every_node_shows(f: &Fleet, expected: i64) {
+    let all = WidgetFilters::new();
+    for (i, node) in f.nodes.iter().enumerate() {
+        eventually(DEADLINE, &format!("node {i} shows {expected}"), || async {
+            total(&*read(node, &f.data, W, R, &all).await) == expected
+        })
+        .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_committed_without_its_invalidation_is_sent_by_the_next_dispatcher() {
+    let f = fleet("outbox-resume").await;
+    let was = cache_everywhere(&f).await;
+    // The state a cancelled request or a process killed after the commit leaves: the donation and
+    // its outbox row are committed, nothing was sent.
+    let id = donate(&f, 4_321).await;
+    let all = WidgetFilters::new();
+    for node in &f.nodes {
+        let seen = read_cached(node, &f.data, (W, R, &all), "before any dispatch").await;
+        assert_eq!(total(&seen), was, "nothing invalidated the view yet");
+    }
+    assert_eq!(f.data.change_backlog().await.unwrap().0, 1);
+
+    // A dispatcher starting (as the next process does) finds and sends it.
+    let dispatcher = ChangeDispatcher::start(f.data.clone(), Some(f.invalidation.clone()));
+    assert!(dispatcher.wait_dispatched(id, DEADLINE).await, "dispatched");
+    every_node_shows(&f, was + 4_321).await;
+    assert_eq!(f.data.change_backlog().await.unwrap().0, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dispatch_that_meets_redis_away_is_retried_until_it_lands() {
+    let f = fleet("outbox-retry").await;
+    let was = cache_everywhere(&f).await;
+    let dispatcher = ChangeDispatcher::start(f.data.clone(), Some(f.invalidation.clone()));
+    // Redis hangs (SIGSTOP) for a while: the first tries time out.
+    f.redis.pause(Duration::from_secs(8));
+    let id = donate(&f, 1_234).await;
+    dispatcher.notify();
+    assert!(
+        !dispatcher.wait_dispatched(id, Duration::from_secs(2)).await,
+        "nothing can be dispatched while Redis hangs"
+    );
+    assert_eq!(
+        f.data.change_backlog().await.unwrap().0,
+        1,
+        "the change waits in the outbox"
+    );
+    // Redis comes back: the retries land, on every node.
+    assert!(
+        dispatcher.wait_dispatched(id, DEADLINE * 2).await,
+        "dispatched after Redis came back"
+    );
+    every_node_shows(&f, was + 1_234).await;
+}
