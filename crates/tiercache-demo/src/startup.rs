@@ -10,7 +10,7 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tiercache::{Cache, ErrorKind};
 use tiercache_testkit::RedisServer;
 use tiercache_widgets::{
-    ChangeDispatcher, Clock, DatasetSize, LoadTimeouts, OffsetClock, Thresholds,
+    ChangeDispatcher, Clock, DatasetSize, LiveViews, LoadTimeouts, OffsetClock, Thresholds,
     WidgetCacheMetricsService, WidgetCacheService, WidgetDataAggregationService,
     WidgetInvalidationService,
 };
@@ -61,7 +61,9 @@ pub async fn run(
         forget_views_of_earlier_runs(first).await?;
     }
     let timeouts = LoadTimeouts::from_env().map_err(|e| DemoError::Config(e.to_string()))?;
-    let changes = start_dispatcher(&data, caches.first(), clock).await;
+    // The views this process's readers use: a donation refreshes them in place.
+    let live = LiveViews::new();
+    let changes = start_dispatcher(&data, caches.first(), timeouts, clock, &live).await;
     // Bound before the nodes are made, so every node knows every port.
     let mut listeners = Vec::new();
     for index in 0..usize::from(settings.nodes) {
@@ -84,7 +86,7 @@ pub async fn run(
     for (index, peer) in peers.iter().enumerate() {
         let cached = caches
             .get(index)
-            .map(|cache| cached_node(cache.clone(), &data, &settings, timeouts, clock));
+            .map(|cache| cached_node(cache.clone(), &data, &settings, timeouts, clock, &live));
         nodes.push(Arc::new(Node {
             index,
             name: peer.name,
@@ -284,13 +286,27 @@ async fn start_private_redis() -> Result<RedisServer, DemoError> {
 async fn start_dispatcher(
     data: &WidgetDataAggregationService,
     cache: Option<&Cache>,
+    timeouts: LoadTimeouts,
     clock: OffsetClock,
+    live: &LiveViews,
 ) -> ChangeDispatcher {
-    let invalidation = cache.map(|cache| {
-        WidgetInvalidationService::new(cache.clone(), Some(data.clone())).with_clock(clock)
-    });
     let backlog = data.change_backlog().await.map_or(0, |(rows, _)| rows);
-    let changes = ChangeDispatcher::start(data.clone(), invalidation);
+    let changes = match cache {
+        Some(cache) => ChangeDispatcher::start_refreshing(
+            data.clone(),
+            WidgetInvalidationService::new(cache.clone(), Some(data.clone())).with_clock(clock),
+            // Counters of its own: a refresh is no reader's request.
+            widget_service(
+                cache.clone(),
+                WidgetCacheMetricsService::in_memory(),
+                data,
+                timeouts,
+                clock,
+            ),
+            live.clone(),
+        ),
+        None => ChangeDispatcher::start(data.clone(), None),
+    };
     if backlog > 0 {
         let deadline = Instant::now() + Duration::from_secs(12);
         let mut left = backlog;
@@ -358,6 +374,7 @@ fn cached_node(
     settings: &Settings,
     timeouts: LoadTimeouts,
     clock: OffsetClock,
+    live: &LiveViews,
 ) -> CachedNode {
     let config = cache.config().clone();
     // Snapshots through the cache: every node's land in the namespace's record list, where
@@ -366,7 +383,8 @@ fn cached_node(
     // compare them with their own clock.
     let metrics = WidgetCacheMetricsService::for_cache(&cache);
     let widgets = widget_service(cache.clone(), metrics.clone(), data, timeouts, clock)
-        .with_snapshots(settings.snapshot_interval);
+        .with_snapshots(settings.snapshot_interval)
+        .with_live_views(live.clone());
     CachedNode {
         widgets,
         // The service's clock judges which named ranges a donation's date falls in, so a donation

@@ -5,12 +5,16 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::stream::{self, StreamExt};
 use parking_lot::Mutex;
+use tiercache::LockOptions;
 use tokio::sync::{watch, Notify};
 
 use crate::data::{PendingChange, WidgetDataAggregationService};
 use crate::events::DomainEvent;
 use crate::invalidation::WidgetInvalidationService;
+use crate::live_views::LiveViews;
+use crate::service::{PreparedView, WidgetCacheService};
 
 /// Rows sent in one batch (one invalidation of the union of their tags).
 const BATCH: usize = 64;
@@ -23,6 +27,15 @@ const SEND_TIMEOUT: Duration = Duration::from_secs(5);
 const POLL: Duration = Duration::from_secs(1);
 /// Dispatched ids remembered for waiters; older ones are forgotten first.
 const REMEMBERED: usize = 65_536;
+
+/// The fleet-wide lock a refreshing dispatcher holds from computing to storing.
+const REFRESH_LOCK: &str = "widget-refresh";
+/// Its lease: far longer than a batch's refresh takes, short enough that a dead holder frees it soon.
+const REFRESH_LEASE: Duration = Duration::from_secs(30);
+/// A view counts as in use when it was read within this long.
+const IN_USE: Duration = Duration::from_secs(300);
+/// Views computed at once for a refresh: the store's readers are shared with the service's reads.
+const REFRESH_IN_FLIGHT: usize = 2;
 
 /// The first retry waits this long; each further one twice as long, up to [`MAX_BACKOFF_MS`].
 const FIRST_BACKOFF_MS: i64 = 100;
@@ -43,12 +56,23 @@ impl Drop for Task {
     }
 }
 
-/// Dispatches the outbox of a store: one task per process, started with [`ChangeDispatcher::start`].
+/// Dispatches the outbox of a store: one task per process, started with [`ChangeDispatcher::start`]
+/// or [`ChangeDispatcher::start_refreshing`].
 ///
 /// It claims due rows, invalidates what their events change on every node (one batch for many
 /// rows), and marks them dispatched; a failed try (Redis away, a timeout) is retried with backoff
 /// from 100 ms up to 30 s. At start it resumes whatever an earlier process left undispatched.
 /// Without a cache (`None`), rows are marked dispatched at once: there is nothing to invalidate.
+///
+/// **Refresh, not empty.** Started with [`LiveViews`], it first computes the affected views that
+/// readers used in the last five minutes (after the batch's commits, so they include them), then
+/// invalidates the batch's tags, then stores those views again on every node: readers of a view in
+/// use keep hitting, and views nobody reads are only invalidated. Batches run one after another, so
+/// when changes come faster than a refresh, the next batch holds every change that arrived
+/// meanwhile: one refresh running and one queued per view, whatever the rate. The freshness rule
+/// this gives: a view never shows figures older than the last dispatched change (a refresh computed
+/// before a later change is stored before that change's invalidation), and a change is dispatched,
+/// and its `wait_dispatched` returns, once its invalidation reached Redis.
 ///
 /// Metrics: `widget_outbox_dispatched_total`, `widget_outbox_failed_total` (rows per failed try),
 /// `widget_outbox_delay_seconds` (commit to dispatched), `widget_outbox_backlog` (rows waiting).
@@ -81,12 +105,31 @@ impl ChangeDispatcher {
         data: WidgetDataAggregationService,
         invalidation: Option<WidgetInvalidationService>,
     ) -> Self {
+        Self::spawn(data, invalidation, None)
+    }
+
+    /// [`ChangeDispatcher::start`] that refreshes the affected views in `live` through `widgets`
+    /// instead of leaving them empty.
+    pub fn start_refreshing(
+        data: WidgetDataAggregationService,
+        invalidation: WidgetInvalidationService,
+        widgets: WidgetCacheService,
+        live: LiveViews,
+    ) -> Self {
+        Self::spawn(data, Some(invalidation), Some(Refresh { widgets, live }))
+    }
+
+    fn spawn(
+        data: WidgetDataAggregationService,
+        invalidation: Option<WidgetInvalidationService>,
+        refresh: Option<Refresh>,
+    ) -> Self {
         let shared = Arc::new(Shared {
             wake: Notify::new(),
             dispatched: Mutex::new(BTreeSet::new()),
             passes: watch::channel(0).0,
         });
-        let task = tokio::spawn(run(data, invalidation, shared.clone()));
+        let task = tokio::spawn(run(data, invalidation, refresh, shared.clone()));
         ChangeDispatcher {
             shared,
             _task: Arc::new(Task(task)),
@@ -115,9 +158,56 @@ impl ChangeDispatcher {
     }
 }
 
+/// The views a dispatcher refreshes, and the service that computes and stores them.
+struct Refresh {
+    widgets: WidgetCacheService,
+    live: LiveViews,
+}
+
+impl Refresh {
+    /// The views in use that `tags` reach, computed now.
+    async fn prepare(
+        &self,
+        tags: &BTreeSet<String>,
+        data: &WidgetDataAggregationService,
+    ) -> Vec<PreparedView> {
+        let views = self.live.affected(tags, IN_USE);
+        stream::iter(views)
+            .map(|view| async move {
+                match self.widgets.prepare(&view, data).await {
+                    Ok(prepared) => prepared,
+                    Err(e) => {
+                        // Only invalidated, then: its next reader loads it.
+                        tracing::warn!(key = %view.key, error = %e, "refresh: could not compute a view");
+                        metrics::counter!("widget_refresh_failed_total").increment(1);
+                        None
+                    }
+                }
+            })
+            .buffer_unordered(REFRESH_IN_FLIGHT)
+            .filter_map(|prepared| async move { prepared })
+            .collect()
+            .await
+    }
+
+    /// Stores the prepared views on every node.
+    async fn store(&self, prepared: Vec<PreparedView>) {
+        let stored =
+            futures_util::future::join_all(prepared.into_iter().map(|p| self.widgets.store(p)))
+                .await;
+        let failed = stored.iter().filter(|r| r.is_err()).count();
+        metrics::counter!("widget_refresh_views_total").increment((stored.len() - failed) as u64);
+        if failed > 0 {
+            // Invalidated already: the views are loaded by their next readers.
+            metrics::counter!("widget_refresh_failed_total").increment(failed as u64);
+        }
+    }
+}
+
 async fn run(
     data: WidgetDataAggregationService,
     invalidation: Option<WidgetInvalidationService>,
+    refresh: Option<Refresh>,
     shared: Arc<Shared>,
 ) {
     let mut last_backlog = tokio::time::Instant::now();
@@ -131,7 +221,14 @@ async fn run(
         };
         let full = claimed.len() == BATCH;
         if !claimed.is_empty() {
-            send(&data, invalidation.as_ref(), &shared, claimed).await;
+            send(
+                &data,
+                invalidation.as_ref(),
+                refresh.as_ref(),
+                &shared,
+                claimed,
+            )
+            .await;
         }
         shared.passes.send_modify(|n| *n += 1);
         if last_backlog.elapsed() >= POLL {
@@ -150,6 +247,7 @@ async fn run(
 async fn send(
     data: &WidgetDataAggregationService,
     invalidation: Option<&WidgetInvalidationService>,
+    refresh: Option<&Refresh>,
     shared: &Shared,
     batch: Vec<PendingChange>,
 ) {
@@ -158,11 +256,13 @@ async fn send(
         None => Ok(()),
         Some(invalidation) => {
             let events: Vec<DomainEvent> = batch.iter().map(|c| c.event.clone()).collect();
-            match tokio::time::timeout(SEND_TIMEOUT, invalidation.invalidate_for_events(&events))
-                .await
+            match tokio::time::timeout(
+                SEND_TIMEOUT,
+                try_batch(data, invalidation, refresh, &events),
+            )
+            .await
             {
-                Ok(Ok(_)) => Ok(()),
-                Ok(Err(e)) => Err(e.to_string()),
+                Ok(outcome) => outcome,
                 Err(_) => Err(format!("no answer within {SEND_TIMEOUT:?}")),
             }
         }
@@ -197,6 +297,49 @@ async fn send(
             }
         }
     }
+}
+
+/// Invalidates what `events` change, refreshing the views in use when `refresh` is given.
+///
+/// A refresh holds the fleet-wide lock [`REFRESH_LOCK`] from computing to storing: two processes'
+/// dispatchers refreshing at once could otherwise store a view computed before the other's change
+/// after that change's invalidation, where it would stay until its TTL.
+async fn try_batch(
+    data: &WidgetDataAggregationService,
+    invalidation: &WidgetInvalidationService,
+    refresh: Option<&Refresh>,
+    events: &[DomainEvent],
+) -> Result<(), String> {
+    let tags = invalidation.tags_for_events(events);
+    let Some(refresh) = refresh else {
+        return invalidation
+            .invalidate_tag_set(&tags)
+            .await
+            .map_err(|e| e.to_string());
+    };
+    let lock = LockOptions {
+        timeout: SEND_TIMEOUT,
+        retries: 100,
+        lease: REFRESH_LEASE,
+    };
+    let guard = refresh
+        .widgets
+        .cache()
+        .lock(REFRESH_LOCK, lock)
+        .await
+        .map_err(|e| format!("the refresh lock: {e}"))?;
+    // Computed before the invalidation, so the views are empty only for the moment between the
+    // invalidation and their store; the batch's changes are committed, so the values include them.
+    let prepared = refresh.prepare(&tags, data).await;
+    let sent = invalidation.invalidate_tag_set(&tags).await;
+    if sent.is_ok() {
+        refresh.store(prepared).await;
+    }
+    if let Err(e) = guard.release().await {
+        // It expires with its lease.
+        tracing::debug!(error = %e, "refresh: could not release the lock");
+    }
+    sent.map_err(|e| e.to_string())
 }
 
 /// The wait before the next try after `attempts` failed ones.

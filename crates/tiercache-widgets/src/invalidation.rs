@@ -157,18 +157,29 @@ impl WidgetInvalidationService {
         Ok(tags.len())
     }
 
+    /// The tags whose views any of `events` can change, judged against this service's clock.
+    pub fn tags_for_events(&self, events: &[DomainEvent]) -> BTreeSet<String> {
+        let now = self.clock.now();
+        events
+            .iter()
+            .flat_map(|event| tags_for_event(event, now))
+            .collect()
+    }
+
+    /// Invalidates `tags` on every node, in one batch.
+    pub async fn invalidate_tag_set(&self, tags: &BTreeSet<String>) -> Result<(), WidgetError> {
+        self.cache.invalidate_tags(tags).await?;
+        Ok(())
+    }
+
     /// Invalidates what any of `events` can change, in one batch on every node. Returns the number
     /// of tags invalidated.
     pub async fn invalidate_for_events(
         &self,
         events: &[DomainEvent],
     ) -> Result<usize, WidgetError> {
-        let now = self.clock.now();
-        let tags: BTreeSet<String> = events
-            .iter()
-            .flat_map(|event| tags_for_event(event, now))
-            .collect();
-        self.cache.invalidate_tags(&tags).await?;
+        let tags = self.tags_for_events(events);
+        self.invalidate_tag_set(&tags).await?;
         Ok(tags.len())
     }
 

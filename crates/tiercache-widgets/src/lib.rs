@@ -47,6 +47,7 @@ mod filters;
 mod health;
 mod invalidation;
 mod key;
+mod live_views;
 mod metrics;
 mod service;
 mod settings;
@@ -71,6 +72,7 @@ pub use filters::{WidgetFilters, PARAMETER_KEYS, SCOPE_KEYS};
 pub use health::{health_score, MIN_REQUESTS_TO_JUDGE};
 pub use invalidation::{DonationAction, WidgetInvalidationService, EVENT_NAMES};
 pub use key::WidgetKey;
+pub use live_views::{LiveView, LiveViews};
 pub use metrics::{
     Figures, History, LockFigures, MetricsSnapshot, RedisFigures, RequestFigures,
     WidgetCacheMetricsService, WidgetFigures, SAMPLE_EVERY, SNAPSHOTS_KEPT, SNAPSHOT_RECORDS,

@@ -13,6 +13,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::data::{WidgetData, WidgetDataAggregationService};
 use crate::error::WidgetError;
 use crate::key::render_key;
+use crate::live_views::{LiveView, LiveViews};
 use crate::metrics::{WidgetCacheMetricsService, SAMPLE_EVERY};
 use crate::settings::LoadTimeouts;
 use crate::tags::{tags_for_entry, widget_range_tag};
@@ -32,6 +33,7 @@ pub struct WidgetCacheService {
     clock: Arc<dyn Clock>,
     campaigns: Option<CampaignOrganizations>,
     schedule: Option<Arc<Schedule>>,
+    live: Option<LiveViews>,
 }
 
 /// The snapshot task of a service; stopped when the last clone of the service is dropped.
@@ -88,6 +90,14 @@ impl std::fmt::Debug for WidgetCacheService {
 }
 
 impl WidgetCacheService {
+    /// Records every read in `live`, so a [`ChangeDispatcher`](crate::ChangeDispatcher) sharing it
+    /// refreshes the views readers use when a change affects them, instead of emptying them.
+    #[must_use]
+    pub fn with_live_views(mut self, live: LiveViews) -> Self {
+        self.live = Some(live);
+        self
+    }
+
     /// A service over `cache` with the documented TTL table, recording into `metrics`.
     pub fn new(cache: Cache, metrics: WidgetCacheMetricsService) -> Self {
         WidgetCacheService {
@@ -98,6 +108,7 @@ impl WidgetCacheService {
             clock: Arc::new(SystemClock),
             campaigns: None,
             schedule: None,
+            live: None,
         }
     }
 
@@ -292,6 +303,18 @@ impl WidgetCacheService {
         let key = render_key(widget, &range, &filters, now);
         let started = Instant::now();
         let org = self.campaign_organization(&filters).await;
+        if let Some(live) = &self.live {
+            live.touch(&key, || {
+                let tags = tags_for_entry(widget, &range, &filters, org);
+                let view = LiveView {
+                    key: key.clone(),
+                    widget,
+                    range,
+                    filters: filters.clone(),
+                };
+                (view, tags)
+            });
+        }
         let result = self
             .cache
             .fetch_with(
@@ -350,6 +373,41 @@ impl WidgetCacheService {
         Ok(())
     }
 
+    /// Computes `view` now from `data`, with the lifetime and tags a read would give it; `None` when
+    /// the view's period has moved since it was read (its key is no one's now).
+    pub(crate) async fn prepare(
+        &self,
+        view: &LiveView,
+        data: &WidgetDataAggregationService,
+    ) -> Result<Option<PreparedView>, WidgetError> {
+        let now = self.clock.now();
+        let key = render_key(view.widget, &view.range, &view.filters, now);
+        if key != view.key {
+            return Ok(None);
+        }
+        let org = self.campaign_organization(&view.filters).await;
+        let opts = self.entry_options(view.widget, &view.range, &view.filters, org, now);
+        let started = Instant::now();
+        let value = checked(
+            view.widget,
+            data.compute(view.widget, view.range, view.filters.clone(), now)
+                .await,
+        )?;
+        Ok(Some(PreparedView {
+            key,
+            opts: opts.with_load_time(started.elapsed()),
+            value,
+        }))
+    }
+
+    /// Stores a prepared view in both tiers on every node (fencing loads of it still running).
+    pub(crate) async fn store(&self, prepared: PreparedView) -> Result<(), WidgetError> {
+        self.cache
+            .set(&prepared.key, prepared.value, &prepared.opts)
+            .await?;
+        Ok(())
+    }
+
     /// Invalidates every filter variant of one widget and range, on every node, with one tag.
     pub async fn invalidate_widget(
         &self,
@@ -361,6 +419,13 @@ impl WidgetCacheService {
             .await?;
         Ok(())
     }
+}
+
+/// A view computed for a refresh, ready to store.
+pub(crate) struct PreparedView {
+    key: String,
+    opts: EntryOptions,
+    value: WidgetData,
 }
 
 fn checked(

@@ -97,3 +97,70 @@ async fn a_dispatch_that_meets_redis_away_is_retried_until_it_lands() {
     );
     every_node_shows(&f, was + 1_234).await;
 }
+
+/// Refresh, not empty: after a donation, the views readers use show the new figures on every node
+/// without any reader loading them, and a view nobody reads through the registry is only invalidated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_refreshes_the_views_in_use_and_only_invalidates_the_others() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use tiercache_widgets::LiveViews;
+
+    let f = fleet("outbox-refresh").await;
+    let live = LiveViews::new();
+    let nodes: Vec<_> = f
+        .nodes
+        .iter()
+        .cloned()
+        .map(|n| n.with_live_views(live.clone()))
+        .collect();
+    let all = WidgetFilters::new();
+    let loads = Arc::new(AtomicUsize::new(0));
+    // Reads through `node`, counting the provider's calls: a call is a reader's miss.
+    let read_counted = |node: &tiercache_widgets::WidgetCacheService| {
+        let (node, data, loads, all) = (node.clone(), f.data.clone(), loads.clone(), all.clone());
+        async move {
+            let fetched = node
+                .fetch_widget_data_at(W, R, all.clone(), move |now| async move {
+                    loads.fetch_add(1, Ordering::SeqCst);
+                    data.compute(W, R, all, now).await
+                })
+                .await
+                .unwrap();
+            total(&fetched.value)
+        }
+    };
+    let mut was = 0;
+    for node in &nodes {
+        was = read_counted(node).await;
+    }
+    // Campaign 2's own month, read around the registry: cached, but in no one's use.
+    let campaign2 = WidgetFilters::new().with("campaign_id", "2").unwrap();
+    read(&f.nodes[0], &f.data, W, R, &campaign2).await;
+    assert!(common::is_cached(&f.nodes[1], W, R, &campaign2).await);
+
+    let dispatcher = ChangeDispatcher::start_refreshing(
+        f.data.clone(),
+        f.invalidation.clone(),
+        nodes[0].clone(),
+        live.clone(),
+    );
+    let loads_before = loads.load(Ordering::SeqCst);
+    let id = donate(&f, 777).await;
+    dispatcher.notify();
+    assert!(dispatcher.wait_dispatched(id, DEADLINE).await);
+    for (i, node) in nodes.iter().enumerate() {
+        eventually(
+            DEADLINE,
+            &format!("node {i} shows the donation"),
+            || async { read_counted(node).await == was + 777 },
+        )
+        .await;
+    }
+    assert_eq!(
+        loads.load(Ordering::SeqCst),
+        loads_before,
+        "no reader loaded the view in use: it was refreshed in place"
+    );
+    common::wait_until_gone(&f.nodes[1], W, R, &campaign2).await;
+}
