@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::stream::{self, StreamExt};
+use futures_util::stream::StreamExt;
 use parking_lot::Mutex;
 use tiercache::LockOptions;
 use tokio::sync::{watch, Notify};
@@ -13,7 +13,7 @@ use tokio::sync::{watch, Notify};
 use crate::data::{PendingChange, WidgetDataAggregationService};
 use crate::events::DomainEvent;
 use crate::invalidation::WidgetInvalidationService;
-use crate::live_views::LiveViews;
+use crate::live_views::{LiveView, LiveViews};
 use crate::service::{PreparedView, WidgetCacheService};
 
 /// Rows sent in one batch (one invalidation of the union of their tags).
@@ -36,6 +36,10 @@ const REFRESH_LEASE: Duration = Duration::from_secs(30);
 const IN_USE: Duration = Duration::from_secs(300);
 /// Views computed at once for a refresh: the store's readers are shared with the service's reads.
 const REFRESH_IN_FLIGHT: usize = 2;
+/// How long a batch computes views before it invalidates: the cheapest views (most of them) are
+/// ready to store the moment they are invalidated, and the change is not held back behind the
+/// dear ones, which are computed after the invalidation (their readers may load them meanwhile).
+const REFRESH_BUDGET: Duration = Duration::from_millis(20);
 
 /// The first retry waits this long; each further one twice as long, up to [`MAX_BACKOFF_MS`].
 const FIRST_BACKOFF_MS: i64 = 100;
@@ -45,6 +49,19 @@ struct Shared {
     wake: Notify,
     dispatched: Mutex<BTreeSet<i64>>,
     passes: watch::Sender<u64>,
+}
+
+impl Shared {
+    /// Tells waiters these changes are dispatched.
+    fn remember(&self, ids: &[i64]) {
+        let mut dispatched = self.dispatched.lock();
+        dispatched.extend(ids.iter().copied());
+        while dispatched.len() > REMEMBERED {
+            dispatched.pop_first();
+        }
+        drop(dispatched);
+        self.passes.send_modify(|n| *n += 1);
+    }
 }
 
 /// Aborts the dispatch task when the last handle goes.
@@ -65,9 +82,11 @@ impl Drop for Task {
 /// Without a cache (`None`), rows are marked dispatched at once: there is nothing to invalidate.
 ///
 /// **Refresh, not empty.** Started with [`LiveViews`], it first computes the affected views that
-/// readers used in the last five minutes (after the batch's commits, so they include them), then
-/// invalidates the batch's tags, then stores those views again on every node: readers of a view in
-/// use keep hitting, and views nobody reads are only invalidated. Batches run one after another, so
+/// readers used in the last five minutes (after the batch's commits, so they include them; cheapest
+/// first, for up to 20 ms), then invalidates the batch's tags, then stores those views again on
+/// every node and computes and stores the rest: readers of a view in use keep hitting, and views
+/// nobody reads are only invalidated. Waiters learn of the dispatch when the invalidation lands,
+/// not after the refresh. Batches run one after another, so
 /// when changes come faster than a refresh, the next batch holds every change that arrived
 /// meanwhile: one refresh running and one queued per view, whatever the rate. The freshness rule
 /// this gives: a view never shows figures older than the last dispatched change (a refresh computed
@@ -165,29 +184,51 @@ struct Refresh {
 }
 
 impl Refresh {
-    /// The views in use that `tags` reach, computed now.
+    /// Computes `views` (cheapest first) until `budget` has passed, or all of them without one.
+    /// Returns what it computed and the views it left.
     async fn prepare(
         &self,
-        tags: &BTreeSet<String>,
+        views: Vec<LiveView>,
         data: &WidgetDataAggregationService,
-    ) -> Vec<PreparedView> {
-        let views = self.live.affected(tags, IN_USE);
-        stream::iter(views)
-            .map(|view| async move {
-                match self.widgets.prepare(&view, data).await {
-                    Ok(prepared) => prepared,
-                    Err(e) => {
-                        // Only invalidated, then: its next reader loads it.
-                        tracing::warn!(key = %view.key, error = %e, "refresh: could not compute a view");
-                        metrics::counter!("widget_refresh_failed_total").increment(1);
-                        None
-                    }
-                }
-            })
-            .buffer_unordered(REFRESH_IN_FLIGHT)
-            .filter_map(|prepared| async move { prepared })
-            .collect()
-            .await
+        budget: Option<Duration>,
+    ) -> (Vec<PreparedView>, Vec<LiveView>) {
+        let started = tokio::time::Instant::now();
+        let mut pending = views.into_iter();
+        let mut prepared = Vec::new();
+        let mut running = futures_util::stream::FuturesUnordered::new();
+        loop {
+            let within_budget = budget.is_none_or(|b| started.elapsed() < b);
+            while within_budget && running.len() < REFRESH_IN_FLIGHT {
+                let Some(view) = pending.next() else { break };
+                running.push(self.compute(view, data));
+            }
+            match running.next().await {
+                Some(Some(view)) => prepared.push(view),
+                Some(None) => {}
+                None => break,
+            }
+        }
+        (prepared, pending.collect())
+    }
+
+    async fn compute(
+        &self,
+        view: LiveView,
+        data: &WidgetDataAggregationService,
+    ) -> Option<PreparedView> {
+        let started = std::time::Instant::now();
+        match self.widgets.prepare(&view, data).await {
+            Ok(prepared) => {
+                self.live.record_cost(&view.key, started.elapsed());
+                prepared
+            }
+            Err(e) => {
+                // Only invalidated, then: its next reader loads it.
+                tracing::warn!(key = %view.key, error = %e, "refresh: could not compute a view");
+                metrics::counter!("widget_refresh_failed_total").increment(1);
+                None
+            }
+        }
     }
 
     /// Stores the prepared views on every node.
@@ -256,9 +297,10 @@ async fn send(
         None => Ok(()),
         Some(invalidation) => {
             let events: Vec<DomainEvent> = batch.iter().map(|c| c.event.clone()).collect();
+            let sent = || shared.remember(&ids);
             match tokio::time::timeout(
                 SEND_TIMEOUT,
-                try_batch(data, invalidation, refresh, &events),
+                try_batch(data, invalidation, refresh, &events, sent),
             )
             .await
             {
@@ -280,11 +322,7 @@ async fn send(
                 metrics::histogram!("widget_outbox_delay_seconds")
                     .record((now - change.committed_at_ms).max(0) as f64 / 1000.0);
             }
-            let mut dispatched = shared.dispatched.lock();
-            dispatched.extend(ids);
-            while dispatched.len() > REMEMBERED {
-                dispatched.pop_first();
-            }
+            shared.remember(&ids);
         }
         Err(reason) => {
             let attempts = batch.iter().map(|c| c.attempts).max().unwrap_or(0);
@@ -309,13 +347,16 @@ async fn try_batch(
     invalidation: &WidgetInvalidationService,
     refresh: Option<&Refresh>,
     events: &[DomainEvent],
+    sent: impl FnOnce(),
 ) -> Result<(), String> {
     let tags = invalidation.tags_for_events(events);
     let Some(refresh) = refresh else {
-        return invalidation
+        invalidation
             .invalidate_tag_set(&tags)
             .await
-            .map_err(|e| e.to_string());
+            .map_err(|e| e.to_string())?;
+        sent();
+        return Ok(());
     };
     let lock = LockOptions {
         timeout: SEND_TIMEOUT,
@@ -328,18 +369,25 @@ async fn try_batch(
         .lock(REFRESH_LOCK, lock)
         .await
         .map_err(|e| format!("the refresh lock: {e}"))?;
-    // Computed before the invalidation, so the views are empty only for the moment between the
-    // invalidation and their store; the batch's changes are committed, so the values include them.
-    let prepared = refresh.prepare(&tags, data).await;
-    let sent = invalidation.invalidate_tag_set(&tags).await;
-    if sent.is_ok() {
+    // The cheap views are computed before the invalidation, so they are empty only for the moment
+    // between it and their store; the batch's changes are committed, so the values include them.
+    let views = refresh.live.affected(&tags, IN_USE);
+    let (prepared, dear) = refresh.prepare(views, data, Some(REFRESH_BUDGET)).await;
+    let outcome = invalidation.invalidate_tag_set(&tags).await;
+    if outcome.is_ok() {
+        // The changes are out: their writers need not wait for the refresh.
+        sent();
         refresh.store(prepared).await;
+        if !dear.is_empty() {
+            let (prepared, _) = refresh.prepare(dear, data, None).await;
+            refresh.store(prepared).await;
+        }
     }
     if let Err(e) = guard.release().await {
         // It expires with its lease.
         tracing::debug!(error = %e, "refresh: could not release the lock");
     }
-    sent.map_err(|e| e.to_string())
+    outcome.map_err(|e| e.to_string())
 }
 
 /// The wait before the next try after `attempts` failed ones.

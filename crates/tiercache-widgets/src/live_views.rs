@@ -32,6 +32,8 @@ struct Entry {
     tags: Vec<String>,
     /// Seconds since the registry started, at the last read.
     last_read: AtomicU64,
+    /// How long its last refresh took to compute, in microseconds (0: not refreshed yet).
+    cost_us: AtomicU64,
 }
 
 #[derive(Default)]
@@ -119,12 +121,23 @@ impl LiveViews {
                 view,
                 tags,
                 last_read: AtomicU64::new(now),
+                cost_us: AtomicU64::new(0),
             },
         );
     }
 
-    /// The views carrying any of `tags` that were read within `within`; views not read for that
-    /// long are forgotten on the way.
+    /// Remembers how long `key`'s refresh took to compute.
+    pub(crate) fn record_cost(&self, key: &str, cost: Duration) {
+        if let Some(entry) = self.registry.read().views.get(key) {
+            entry
+                .cost_us
+                .store(cost.as_micros().max(1) as u64, Ordering::Relaxed);
+        }
+    }
+
+    /// The views carrying any of `tags` that were read within `within`, cheapest to compute first
+    /// (by their last refresh; never refreshed counts as cheapest); views not read for that long
+    /// are forgotten on the way.
     pub(crate) fn affected(&self, tags: &BTreeSet<String>, within: Duration) -> Vec<LiveView> {
         let oldest = self.now_s().saturating_sub(within.as_secs());
         let mut keys: HashSet<&str> = HashSet::new();
@@ -144,7 +157,7 @@ impl LiveViews {
                         continue;
                     };
                     if entry.last_read.load(Ordering::Relaxed) >= oldest {
-                        out.push(entry.view.clone());
+                        out.push((entry.cost_us.load(Ordering::Relaxed), entry.view.clone()));
                     } else {
                         idle.push(key.clone());
                     }
@@ -154,7 +167,8 @@ impl LiveViews {
         if !idle.is_empty() {
             self.forget(&idle);
         }
-        out
+        out.sort_by_key(|(cost, _)| *cost);
+        out.into_iter().map(|(_, view)| view).collect()
     }
 
     fn forget(&self, keys: &[String]) {

@@ -164,3 +164,66 @@ async fn a_change_refreshes_the_views_in_use_and_only_invalidates_the_others() {
     );
     common::wait_until_gone(&f.nodes[1], W, R, &campaign2).await;
 }
+
+/// Donations faster than refreshes: they fold into the next batches, and once the last is
+/// dispatched every node shows all of them (no refresh computed before a later donation outlives
+/// it), still without a reader's load.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn donations_faster_than_refreshes_fold_together_and_the_last_figures_win() {
+    use tiercache_widgets::LiveViews;
+
+    let f = fleet("outbox-burst").await;
+    let live = LiveViews::new();
+    let nodes: Vec<_> = f
+        .nodes
+        .iter()
+        .cloned()
+        .map(|n| n.with_live_views(live.clone()))
+        .collect();
+    let all = WidgetFilters::new();
+    let mut was = 0;
+    for node in &nodes {
+        was = total(&*read(node, &f.data, W, R, &all).await);
+    }
+    let dispatcher = ChangeDispatcher::start_refreshing(
+        f.data.clone(),
+        f.invalidation.clone(),
+        nodes[0].clone(),
+        live,
+    );
+    let mut writers = tokio::task::JoinSet::new();
+    for _ in 0..30 {
+        let (data, dispatcher) = (f.data.clone(), dispatcher.clone());
+        writers.spawn(async move {
+            let id = data
+                .record_donation(NewDonation {
+                    campaign_id: 1,
+                    employee_id: None,
+                    donor: "Burst".into(),
+                    amount_cents: 100,
+                    currency: "EUR".into(),
+                    created_at: Utc::now().timestamp(),
+                })
+                .await
+                .unwrap()
+                .id;
+            dispatcher.notify();
+            id
+        });
+    }
+    let ids: Vec<i64> = writers.join_all().await;
+    for id in ids {
+        assert!(
+            dispatcher.wait_dispatched(id, DEADLINE).await,
+            "change {id} dispatched"
+        );
+    }
+    for (i, node) in nodes.iter().enumerate() {
+        eventually(
+            DEADLINE,
+            &format!("node {i} shows all 30 donations"),
+            || async { total(&*read(node, &f.data, W, R, &all).await) == was + 3_000 },
+        )
+        .await;
+    }
+}
