@@ -32,8 +32,9 @@ const REMEMBERED: usize = 65_536;
 const REFRESH_LOCK: &str = "widget-refresh";
 /// Its lease: far longer than a batch's refresh takes, short enough that a dead holder frees it soon.
 const REFRESH_LEASE: Duration = Duration::from_secs(30);
-/// A view counts as in use when it was read within this long.
-const IN_USE: Duration = Duration::from_secs(300);
+/// A view counts as in use when it was read within this long: the views dashboards are showing
+/// now, not every view opened in the last minutes (a change's refresh costs a query per view).
+const IN_USE: Duration = Duration::from_secs(60);
 /// Views computed at once for a refresh: the store's readers are shared with the service's reads.
 const REFRESH_IN_FLIGHT: usize = 2;
 /// How long a batch computes views before it invalidates: the cheapest views (most of them) are
@@ -82,10 +83,10 @@ impl Drop for Task {
 /// Without a cache (`None`), rows are marked dispatched at once: there is nothing to invalidate.
 ///
 /// **Refresh, not empty.** Started with [`LiveViews`], it first computes the affected views that
-/// readers used in the last five minutes (after the batch's commits, so they include them; cheapest
+/// readers used in the last minute (after the batch's commits, so they include them; cheapest
 /// first, for up to 20 ms), then invalidates the batch's tags, then stores those views again on
-/// every node and computes and stores the rest: readers of a view in use keep hitting, and views
-/// nobody reads are only invalidated. Waiters learn of the dispatch when the invalidation lands,
+/// every node, and queues the rest to be loaded again in the background through the cache's fenced
+/// load path: readers of a view in use keep hitting, and views nobody reads are only invalidated. Waiters learn of the dispatch when the invalidation lands,
 /// not after the refresh. Batches run one after another, so
 /// when changes come faster than a refresh, the next batch holds every change that arrived
 /// meanwhile: one refresh running and one queued per view, whatever the rate. The freshness rule
@@ -135,7 +136,16 @@ impl ChangeDispatcher {
         widgets: WidgetCacheService,
         live: LiveViews,
     ) -> Self {
-        Self::spawn(data, Some(invalidation), Some(Refresh { widgets, live }))
+        let reloads = Reloads::start(widgets.clone(), data.clone());
+        Self::spawn(
+            data,
+            Some(invalidation),
+            Some(Refresh {
+                widgets,
+                live,
+                reloads,
+            }),
+        )
     }
 
     fn spawn(
@@ -181,23 +191,64 @@ impl ChangeDispatcher {
 struct Refresh {
     widgets: WidgetCacheService,
     live: LiveViews,
+    reloads: Reloads,
+}
+
+/// Views left past a batch's budget, loaded again in the background through the cache's fenced
+/// load path, one at a time: the next batch need not wait for them, an invalidation that overtakes
+/// one keeps it from storing, and a view queued already is not queued twice.
+#[derive(Clone)]
+struct Reloads {
+    queue: tokio::sync::mpsc::UnboundedSender<LiveView>,
+    queued: Arc<Mutex<std::collections::HashSet<String>>>,
+}
+
+impl Reloads {
+    fn start(widgets: WidgetCacheService, data: WidgetDataAggregationService) -> Self {
+        let (queue, mut next) = tokio::sync::mpsc::unbounded_channel::<LiveView>();
+        let queued: Arc<Mutex<std::collections::HashSet<String>>> = Arc::default();
+        let taken = queued.clone();
+        // Ends when the dispatcher (the queue's only sender) is dropped.
+        tokio::spawn(async move {
+            while let Some(view) = next.recv().await {
+                taken.lock().remove(&view.key);
+                match widgets.reload(&view, &data).await {
+                    Ok(()) => metrics::counter!("widget_refresh_views_total").increment(1),
+                    Err(e) => {
+                        tracing::debug!(key = %view.key, error = %e, "refresh: a background reload failed");
+                        metrics::counter!("widget_refresh_failed_total").increment(1);
+                    }
+                }
+            }
+        });
+        Reloads { queue, queued }
+    }
+
+    fn push(&self, views: Vec<LiveView>) {
+        let mut queued = self.queued.lock();
+        for view in views {
+            if queued.insert(view.key.clone()) {
+                let _ = self.queue.send(view);
+            }
+        }
+    }
 }
 
 impl Refresh {
-    /// Computes `views` (cheapest first) until `budget` has passed, or all of them without one.
-    /// Returns what it computed and the views it left.
+    /// Computes `views` (cheapest first) until `budget` has passed. Returns what it computed and
+    /// the views it left.
     async fn prepare(
         &self,
         views: Vec<LiveView>,
         data: &WidgetDataAggregationService,
-        budget: Option<Duration>,
+        budget: Duration,
     ) -> (Vec<PreparedView>, Vec<LiveView>) {
         let started = tokio::time::Instant::now();
         let mut pending = views.into_iter();
         let mut prepared = Vec::new();
         let mut running = futures_util::stream::FuturesUnordered::new();
         loop {
-            let within_budget = budget.is_none_or(|b| started.elapsed() < b);
+            let within_budget = started.elapsed() < budget;
             while within_budget && running.len() < REFRESH_IN_FLIGHT {
                 let Some(view) = pending.next() else { break };
                 running.push(self.compute(view, data));
@@ -372,16 +423,13 @@ async fn try_batch(
     // The cheap views are computed before the invalidation, so they are empty only for the moment
     // between it and their store; the batch's changes are committed, so the values include them.
     let views = refresh.live.affected(&tags, IN_USE);
-    let (prepared, dear) = refresh.prepare(views, data, Some(REFRESH_BUDGET)).await;
+    let (prepared, dear) = refresh.prepare(views, data, REFRESH_BUDGET).await;
     let outcome = invalidation.invalidate_tag_set(&tags).await;
     if outcome.is_ok() {
         // The changes are out: their writers need not wait for the refresh.
         sent();
         refresh.store(prepared).await;
-        if !dear.is_empty() {
-            let (prepared, _) = refresh.prepare(dear, data, None).await;
-            refresh.store(prepared).await;
-        }
+        refresh.reloads.push(dear);
     }
     if let Err(e) = guard.release().await {
         // It expires with its lease.

@@ -400,6 +400,34 @@ impl WidgetCacheService {
         }))
     }
 
+    /// Loads `view` through the cache's load path, as a reader's miss would but without counting
+    /// as a read: coalesced with readers' loads of it across the fleet, and not stored when an
+    /// invalidation overtakes it. Nothing to do when it is cached again already, or when its period
+    /// moved since it was read.
+    pub(crate) async fn reload(
+        &self,
+        view: &LiveView,
+        data: &WidgetDataAggregationService,
+    ) -> Result<(), WidgetError> {
+        let now = self.clock.now();
+        let key = render_key(view.widget, &view.range, &view.filters, now);
+        if key != view.key {
+            return Ok(());
+        }
+        let org = self.campaign_organization(&view.filters).await;
+        let (widget, range, filters, data) =
+            (view.widget, view.range, view.filters.clone(), data.clone());
+        let opts_filters = filters.clone();
+        self.cache
+            .fetch_with(
+                &key,
+                || self.entry_options(widget, &range, &opts_filters, org, now),
+                move || async move { checked(widget, data.compute(widget, range, filters, now).await) },
+            )
+            .await?;
+        Ok(())
+    }
+
     /// Stores a prepared view in both tiers on every node (fencing loads of it still running).
     pub(crate) async fn store(&self, prepared: PreparedView) -> Result<(), WidgetError> {
         self.cache
