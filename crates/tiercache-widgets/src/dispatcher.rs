@@ -35,12 +35,12 @@ const REFRESH_LEASE: Duration = Duration::from_secs(30);
 /// A view counts as in use when it was read within this long: the views dashboards are showing
 /// now, not every view opened in the last minutes (a change's refresh costs a query per view).
 const IN_USE: Duration = Duration::from_secs(60);
-/// Views computed at once for a refresh: the store's readers are shared with the service's reads.
-const REFRESH_IN_FLIGHT: usize = 2;
-/// How long a batch computes views before it invalidates: the cheapest views (most of them) are
-/// ready to store the moment they are invalidated, and the change is not held back behind the
-/// dear ones, which are computed after the invalidation (their readers may load them meanwhile).
-const REFRESH_BUDGET: Duration = Duration::from_millis(20);
+/// Views computed at once for a refresh: the store has four read connections, shared with reads.
+const REFRESH_IN_FLIGHT: usize = 3;
+/// How long a batch computes views before it invalidates: the hottest views are ready to store the
+/// moment they are invalidated, and the change is not held back behind the rest, which are loaded
+/// again in the background after the invalidation (their readers may load them meanwhile).
+const REFRESH_BUDGET: Duration = Duration::from_millis(30);
 
 /// The first retry waits this long; each further one twice as long, up to [`MAX_BACKOFF_MS`].
 const FIRST_BACKOFF_MS: i64 = 100;
@@ -83,8 +83,8 @@ impl Drop for Task {
 /// Without a cache (`None`), rows are marked dispatched at once: there is nothing to invalidate.
 ///
 /// **Refresh, not empty.** Started with [`LiveViews`], it first computes the affected views that
-/// readers used in the last minute (after the batch's commits, so they include them; cheapest
-/// first, for up to 20 ms), then invalidates the batch's tags, then stores those views again on
+/// readers used in the last minute (after the batch's commits, so they include them; the most read
+/// first, for up to 30 ms), then invalidates the batch's tags, then stores those views again on
 /// every node, and queues the rest to be loaded again in the background through the cache's fenced
 /// load path: readers of a view in use keep hitting, and views nobody reads are only invalidated. Waiters learn of the dispatch when the invalidation lands,
 /// not after the refresh. Batches run one after another, so
@@ -235,7 +235,7 @@ impl Reloads {
 }
 
 impl Refresh {
-    /// Computes `views` (cheapest first) until `budget` has passed. Returns what it computed and
+    /// Computes `views` (the hottest first) until `budget` has passed. Returns what it computed and
     /// the views it left.
     async fn prepare(
         &self,
@@ -267,10 +267,9 @@ impl Refresh {
         view: LiveView,
         data: &WidgetDataAggregationService,
     ) -> Option<PreparedView> {
-        let started = std::time::Instant::now();
         match self.widgets.prepare(&view, data).await {
             Ok(prepared) => {
-                self.live.record_cost(&view.key, started.elapsed());
+                self.live.refreshed(&view.key);
                 prepared
             }
             Err(e) => {
@@ -420,7 +419,7 @@ async fn try_batch(
         .lock(REFRESH_LOCK, lock)
         .await
         .map_err(|e| format!("the refresh lock: {e}"))?;
-    // The cheap views are computed before the invalidation, so they are empty only for the moment
+    // The hot views are computed before the invalidation, so they are empty only for the moment
     // between it and their store; the batch's changes are committed, so the values include them.
     let views = refresh.live.affected(&tags, IN_USE);
     let (prepared, dear) = refresh.prepare(views, data, REFRESH_BUDGET).await;

@@ -32,8 +32,8 @@ struct Entry {
     tags: Vec<String>,
     /// Seconds since the registry started, at the last read.
     last_read: AtomicU64,
-    /// How long its last refresh took to compute, in microseconds (0: not refreshed yet).
-    cost_us: AtomicU64,
+    /// Reads since it was last refreshed, halved at each refresh: how hot it is lately.
+    reads: AtomicU64,
 }
 
 #[derive(Default)]
@@ -101,6 +101,7 @@ impl LiveViews {
         let now = self.now_s();
         if let Some(entry) = self.registry.read().views.get(key) {
             entry.last_read.store(now, Ordering::Relaxed);
+            entry.reads.fetch_add(1, Ordering::Relaxed);
             return;
         }
         let (view, tags) = describe();
@@ -121,23 +122,21 @@ impl LiveViews {
                 view,
                 tags,
                 last_read: AtomicU64::new(now),
-                cost_us: AtomicU64::new(0),
+                reads: AtomicU64::new(1),
             },
         );
     }
 
-    /// Remembers how long `key`'s refresh took to compute.
-    pub(crate) fn record_cost(&self, key: &str, cost: Duration) {
+    /// Halves `key`'s read count after a refresh, so the count follows how hot it is lately.
+    pub(crate) fn refreshed(&self, key: &str) {
         if let Some(entry) = self.registry.read().views.get(key) {
-            entry
-                .cost_us
-                .store(cost.as_micros().max(1) as u64, Ordering::Relaxed);
+            let reads = entry.reads.load(Ordering::Relaxed);
+            entry.reads.store(reads / 2, Ordering::Relaxed);
         }
     }
 
-    /// The views carrying any of `tags` that were read within `within`, cheapest to compute first
-    /// (by their last refresh; never refreshed counts as cheapest); views not read for that long
-    /// are forgotten on the way.
+    /// The views carrying any of `tags` that were read within `within`, the most read lately
+    /// first; views not read for that long are forgotten on the way.
     pub(crate) fn affected(&self, tags: &BTreeSet<String>, within: Duration) -> Vec<LiveView> {
         let oldest = self.now_s().saturating_sub(within.as_secs());
         let mut keys: HashSet<&str> = HashSet::new();
@@ -157,7 +156,7 @@ impl LiveViews {
                         continue;
                     };
                     if entry.last_read.load(Ordering::Relaxed) >= oldest {
-                        out.push((entry.cost_us.load(Ordering::Relaxed), entry.view.clone()));
+                        out.push((entry.reads.load(Ordering::Relaxed), entry.view.clone()));
                     } else {
                         idle.push(key.clone());
                     }
@@ -167,7 +166,7 @@ impl LiveViews {
         if !idle.is_empty() {
             self.forget(&idle);
         }
-        out.sort_by_key(|(cost, _)| *cost);
+        out.sort_by_key(|(reads, _)| std::cmp::Reverse(*reads));
         out.into_iter().map(|(_, view)| view).collect()
     }
 
