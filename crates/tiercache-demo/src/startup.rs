@@ -101,7 +101,7 @@ pub async fn run(
     }
     if let (Some(first), false) = (caches.first(), settings.no_warm_cache) {
         // Before the listeners serve: no request meets a node half warm.
-        warm_cache(first, &data, timeouts, clock).await;
+        warm_cache(first, &data, timeouts, clock, settings.warm_campaigns).await;
     }
     let (stop, stopped) = watch::channel(false);
     let mut servers = Vec::new();
@@ -328,6 +328,7 @@ async fn warm_cache(
     data: &WidgetDataAggregationService,
     timeouts: LoadTimeouts,
     clock: OffsetClock,
+    campaigns: bool,
 ) {
     // Counters of its own: warm loads are no one's reads, and some 1,500 misses in node 0's last
     // minute would raise its low-hit-rate alert (a 503 from /health) just after the start. The
@@ -339,7 +340,7 @@ async fn warm_cache(
         timeouts,
         clock,
     );
-    let warmed = crate::warm::warm(&warming, data).await;
+    let warmed = crate::warm::warm(&warming, data, campaigns).await;
     let failed = if warmed.failed > 0 {
         format!(" ({} failed; see the warnings)", warmed.failed)
     } else {

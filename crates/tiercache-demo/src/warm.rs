@@ -29,20 +29,21 @@ pub(crate) struct FirstView {
     pub query: Vec<(String, String)>,
 }
 
-/// The views dashboards open first: every widget type and named range, for everything and for each
-/// of `organizations`. Campaign dashboards are left to requests: there are hundreds of campaigns,
-/// each opened far less often than its organisation.
-pub(crate) fn first_views(organizations: &[i64]) -> Vec<FirstView> {
-    let scopes: Vec<Option<i64>> = std::iter::once(None)
-        .chain(organizations.iter().copied().map(Some))
+/// The views dashboards open first: every widget type and named range, for everything, for each of
+/// `organizations` and for each of `campaigns` (given with `--warm-campaigns`: there are hundreds of
+/// campaigns, each opened far less often than its organisation).
+pub(crate) fn first_views(organizations: &[i64], campaigns: &[i64]) -> Vec<FirstView> {
+    let scopes: Vec<Option<(&str, i64)>> = std::iter::once(None)
+        .chain(organizations.iter().map(|&o| Some(("organization_id", o))))
+        .chain(campaigns.iter().map(|&c| Some(("campaign_id", c))))
         .collect();
     let mut views = Vec::new();
     for widget in WidgetType::ALL {
         for range in TimeRange::named() {
             for scope in &scopes {
                 let mut query = vec![("range".to_owned(), range.to_string())];
-                if let Some(organization) = scope {
-                    query.push(("organization_id".to_owned(), organization.to_string()));
+                if let Some((key, id)) = scope {
+                    query.push(((*key).to_owned(), id.to_string()));
                 }
                 views.push(FirstView { widget, query });
             }
@@ -67,16 +68,26 @@ pub(crate) struct Warmed {
 pub(crate) async fn warm(
     widgets: &WidgetCacheService,
     data: &WidgetDataAggregationService,
+    with_campaigns: bool,
 ) -> Warmed {
     let started = Instant::now();
-    let organizations: Vec<i64> = match data.directory().await {
-        Ok(directory) => directory.iter().map(|o| o.id).collect(),
+    let directory = match data.directory().await {
+        Ok(directory) => directory,
         Err(e) => {
             tracing::warn!(error = %e, "warming: could not list the organisations; warming the global views only");
             Vec::new()
         }
     };
-    let views = first_views(&organizations);
+    let organizations: Vec<i64> = directory.iter().map(|o| o.id).collect();
+    let campaigns: Vec<i64> = if with_campaigns {
+        directory
+            .iter()
+            .flat_map(|o| o.campaigns.iter().map(|c| c.id))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let views = first_views(&organizations, &campaigns);
     let outcomes: Vec<Result<(), String>> = stream::iter(views)
         .map(|view| async move {
             let label = describe(&view);
@@ -122,7 +133,7 @@ mod tests {
 
     #[test]
     fn first_views_cover_every_type_and_range_for_everything_and_each_organisation() {
-        let views = first_views(&[1, 2]);
+        let views = first_views(&[1, 2], &[]);
         let ranges = TimeRange::named().count();
         assert_eq!(views.len(), WidgetType::ALL.len() * ranges * 3);
         let global = views.iter().filter(|v| v.query.len() == 1).count();
@@ -135,6 +146,12 @@ mod tests {
         assert_eq!(
             describe(&views[1]),
             "total_donations?range=today&organization_id=1"
+        );
+        let with_campaigns = first_views(&[1], &[7, 8]);
+        assert_eq!(with_campaigns.len(), WidgetType::ALL.len() * ranges * 4);
+        assert_eq!(
+            describe(&with_campaigns[2]),
+            "total_donations?range=today&campaign_id=7"
         );
     }
 }
