@@ -168,7 +168,7 @@ fn donation_write(_: &mut Criterion) {
             &mut bare_insert,
         ),
         (
-            "record_donation (the row, its rollups, one transaction)",
+            "record_donation (the row, its rollups and its outbox row, one transaction)",
             &mut with_rollups,
         ),
     ] {
