@@ -86,13 +86,14 @@ impl Drop for Task {
 /// readers used in the last minute (after the batch's commits, so they include them; the most read
 /// first, for up to 30 ms), then invalidates the batch's tags, then stores those views again on
 /// every node, and queues the rest to be loaded again in the background through the cache's fenced
-/// load path: readers of a view in use keep hitting, and views nobody reads are only invalidated. Waiters learn of the dispatch when the invalidation lands,
-/// not after the refresh. Batches run one after another, so
-/// when changes come faster than a refresh, the next batch holds every change that arrived
-/// meanwhile: one refresh running and one queued per view, whatever the rate. The freshness rule
-/// this gives: a view never shows figures older than the last dispatched change (a refresh computed
-/// before a later change is stored before that change's invalidation), and a change is dispatched,
-/// and its `wait_dispatched` returns, once its invalidation reached Redis.
+/// load path: readers of a view in use keep hitting, and views nobody reads are only invalidated.
+/// Waiters learn of the dispatch once the invalidation landed and the hot views are stored again,
+/// not after the background reloads. Batches run one after another, so when changes come faster
+/// than a refresh, the next batch holds every change that arrived meanwhile: one refresh running
+/// and one queued per view, whatever the rate. The freshness rule this gives: a view never shows
+/// figures older than the last dispatched change (a refresh computed before a later change is
+/// stored before that change's invalidation, and a background reload is a load the core does not
+/// store once an invalidation overtakes it).
 ///
 /// Metrics: `widget_outbox_dispatched_total`, `widget_outbox_failed_total` (rows per failed try),
 /// `widget_outbox_delay_seconds` (commit to dispatched), `widget_outbox_backlog` (rows waiting).
@@ -425,9 +426,10 @@ async fn try_batch(
     let (prepared, dear) = refresh.prepare(views, data, REFRESH_BUDGET).await;
     let outcome = invalidation.invalidate_tag_set(&tags).await;
     if outcome.is_ok() {
-        // The changes are out: their writers need not wait for the refresh.
-        sent();
+        // The hot views are stored again before the changes count as dispatched, so a writer's
+        // next read (read-your-writes) hits; the rest are only queued, not waited for.
         refresh.store(prepared).await;
+        sent();
         refresh.reloads.push(dear);
     }
     if let Err(e) = guard.release().await {

@@ -10,7 +10,10 @@ use std::time::Duration;
 use chrono::Utc;
 use common::{fleet, read, read_cached, total, Fleet, DEADLINE};
 use tiercache_testkit::eventually;
-use tiercache_widgets::{ChangeDispatcher, NewDonation, TimeRange, WidgetFilters, WidgetType};
+use tiercache_widgets::{
+    ChangeDispatcher, LiveViews, NewDonation, TimeRange, WidgetCacheService, WidgetFilters,
+    WidgetType,
+};
 
 const W: WidgetType = WidgetType::TotalDonations;
 const R: TimeRange = TimeRange::ThisMonth;
@@ -39,6 +42,18 @@ async fn donate(f: &Fleet, cents: i64) -> i64 {
         .await
         .unwrap()
         .id
+}
+
+/// The fleet's nodes, each recording its reads in one shared registry, as a process's nodes do.
+fn recording(f: &Fleet) -> (LiveViews, Vec<WidgetCacheService>) {
+    let live = LiveViews::new();
+    let nodes = f
+        .nodes
+        .iter()
+        .cloned()
+        .map(|n| n.with_live_views(live.clone()))
+        .collect();
+    (live, nodes)
 }
 
 async fn every_node_shows(f: &Fleet, expected: i64) {
@@ -104,20 +119,13 @@ async fn a_dispatch_that_meets_redis_away_is_retried_until_it_lands() {
 async fn a_change_refreshes_the_views_in_use_and_only_invalidates_the_others() {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
-    use tiercache_widgets::LiveViews;
 
     let f = fleet("outbox-refresh").await;
-    let live = LiveViews::new();
-    let nodes: Vec<_> = f
-        .nodes
-        .iter()
-        .cloned()
-        .map(|n| n.with_live_views(live.clone()))
-        .collect();
+    let (live, nodes) = recording(&f);
     let all = WidgetFilters::new();
     let loads = Arc::new(AtomicUsize::new(0));
     // Reads through `node`, counting the provider's calls: a call is a reader's miss.
-    let read_counted = |node: &tiercache_widgets::WidgetCacheService| {
+    let read_counted = |node: &WidgetCacheService| {
         let (node, data, loads, all) = (node.clone(), f.data.clone(), loads.clone(), all.clone());
         async move {
             let fetched = node
@@ -170,16 +178,8 @@ async fn a_change_refreshes_the_views_in_use_and_only_invalidates_the_others() {
 /// it), still without a reader's load.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn donations_faster_than_refreshes_fold_together_and_the_last_figures_win() {
-    use tiercache_widgets::LiveViews;
-
     let f = fleet("outbox-burst").await;
-    let live = LiveViews::new();
-    let nodes: Vec<_> = f
-        .nodes
-        .iter()
-        .cloned()
-        .map(|n| n.with_live_views(live.clone()))
-        .collect();
+    let (live, nodes) = recording(&f);
     let all = WidgetFilters::new();
     let mut was = 0;
     for node in &nodes {
