@@ -172,17 +172,6 @@ impl WidgetInvalidationService {
         Ok(())
     }
 
-    /// Invalidates what any of `events` can change, in one batch on every node. Returns the number
-    /// of tags invalidated.
-    pub async fn invalidate_for_events(
-        &self,
-        events: &[DomainEvent],
-    ) -> Result<usize, WidgetError> {
-        let tags = self.tags_for_events(events);
-        self.invalidate_tag_set(&tags).await?;
-        Ok(tags.len())
-    }
-
     /// Invalidates what a donation change can affect.
     pub async fn invalidate_for_donation(
         &self,

@@ -361,43 +361,63 @@ impl WidgetCacheService {
         Fut: Future<Output = Result<WidgetData, WidgetError>>,
     {
         let now = self.clock.now();
-        let org = self.campaign_organization(&filters).await;
-        let (key, opts) = (
-            render_key(widget, &range, &filters, now),
-            self.entry_options(widget, &range, &filters, org, now),
-        );
+        let key = render_key(widget, &range, &filters, now);
+        let prepared = self
+            .computed(key, widget, &range, &filters, now, provider)
+            .await?;
+        self.store(prepared).await
+    }
+
+    /// Runs `provider` for a view at `now`, with the lifetime and tags a read would give it and the
+    /// time the provider took (so probabilistic early refresh treats it like a loaded view).
+    async fn computed<P, Fut>(
+        &self,
+        key: String,
+        widget: WidgetType,
+        range: &TimeRange,
+        filters: &WidgetFilters,
+        now: DateTime<Utc>,
+        provider: P,
+    ) -> Result<PreparedView, WidgetError>
+    where
+        P: FnOnce(DateTime<Utc>) -> Fut,
+        Fut: Future<Output = Result<WidgetData, WidgetError>>,
+    {
+        let org = self.campaign_organization(filters).await;
+        let opts = self.entry_options(widget, range, filters, org, now);
         let started = Instant::now();
-        let data = checked(widget, provider(now).await)?;
-        let opts = opts.with_load_time(started.elapsed());
-        self.cache.set(&key, data, &opts).await?;
-        Ok(())
+        let value = checked(widget, provider(now).await)?;
+        Ok(PreparedView {
+            key,
+            opts: opts.with_load_time(started.elapsed()),
+            value,
+        })
+    }
+
+    /// `view`'s key at `now`, when its period has not moved since it was read (otherwise that key
+    /// is no one's now).
+    fn current_key(view: &LiveView, now: DateTime<Utc>) -> Option<String> {
+        let key = render_key(view.widget, &view.range, &view.filters, now);
+        (key == view.key).then_some(key)
     }
 
     /// Computes `view` now from `data`, with the lifetime and tags a read would give it; `None` when
-    /// the view's period has moved since it was read (its key is no one's now).
+    /// the view's period has moved since it was read.
     pub(crate) async fn prepare(
         &self,
         view: &LiveView,
         data: &WidgetDataAggregationService,
     ) -> Result<Option<PreparedView>, WidgetError> {
         let now = self.clock.now();
-        let key = render_key(view.widget, &view.range, &view.filters, now);
-        if key != view.key {
+        let Some(key) = Self::current_key(view, now) else {
             return Ok(None);
-        }
-        let org = self.campaign_organization(&view.filters).await;
-        let opts = self.entry_options(view.widget, &view.range, &view.filters, org, now);
-        let started = Instant::now();
-        let value = checked(
-            view.widget,
-            data.compute(view.widget, view.range, view.filters.clone(), now)
-                .await,
-        )?;
-        Ok(Some(PreparedView {
-            key,
-            opts: opts.with_load_time(started.elapsed()),
-            value,
-        }))
+        };
+        let (widget, range, filters) = (view.widget, view.range, view.filters.clone());
+        self.computed(key, widget, &view.range, &view.filters, now, |now| {
+            data.compute(widget, range, filters, now)
+        })
+        .await
+        .map(Some)
     }
 
     /// Loads `view` through the cache's load path, as a reader's miss would but without counting
@@ -410,10 +430,9 @@ impl WidgetCacheService {
         data: &WidgetDataAggregationService,
     ) -> Result<(), WidgetError> {
         let now = self.clock.now();
-        let key = render_key(view.widget, &view.range, &view.filters, now);
-        if key != view.key {
+        let Some(key) = Self::current_key(view, now) else {
             return Ok(());
-        }
+        };
         let org = self.campaign_organization(&view.filters).await;
         let (widget, range, filters, data) =
             (view.widget, view.range, view.filters.clone(), data.clone());

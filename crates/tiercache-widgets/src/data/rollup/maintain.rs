@@ -3,7 +3,8 @@
 
 use std::collections::HashMap;
 
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::types::ToSql;
+use rusqlite::{params, CachedStatement, Connection, OptionalExtension};
 
 use super::calendar::Grain;
 use super::Scope;
@@ -79,41 +80,56 @@ pub(crate) fn add(conn: &Connection, d: &Counted<'_>, sign: i64) -> rusqlite::Re
         let g = grain.code();
         for scope in d.total_scopes() {
             let (s, id) = scope.columns();
-            let left: i64 = totals.query_row(
+            bump(
+                (&mut totals, &mut drop_total),
                 params![s, id, g, bucket, d.currency, sign * d.amount_cents, sign],
-                |r| r.get(0),
+                params![s, id, g, bucket, d.currency],
+                sign,
             )?;
-            if left <= 0 {
-                drop_total.execute(params![s, id, g, bucket, d.currency])?;
-            }
         }
         for scope in d.people_scopes() {
             let (s, id) = scope.columns();
-            let left: i64 = donors.query_row(
-                params![s, id, g, bucket, d.donor, sign * d.amount_cents, sign],
-                |r| r.get(0),
-            )?;
-            let mut distinct = Distinct::default();
-            if left <= 0 {
-                drop_donor.execute(params![s, id, g, bucket, d.donor])?;
-                distinct.donors = -1;
-            } else if sign > 0 && left == 1 {
-                distinct.donors = 1;
-            }
+            let mut distinct = Distinct {
+                donors: bump(
+                    (&mut donors, &mut drop_donor),
+                    params![s, id, g, bucket, d.donor, sign * d.amount_cents, sign],
+                    params![s, id, g, bucket, d.donor],
+                    sign,
+                )?,
+                participants: 0,
+            };
             if let Some(employee) = d.employee_id {
-                let left: i64 = participants
-                    .query_row(params![s, id, g, bucket, employee, sign], |r| r.get(0))?;
-                if left <= 0 {
-                    drop_participant.execute(params![s, id, g, bucket, employee])?;
-                    distinct.participants = -1;
-                } else if sign > 0 && left == 1 {
-                    distinct.participants = 1;
-                }
+                distinct.participants = bump(
+                    (&mut participants, &mut drop_participant),
+                    params![s, id, g, bucket, employee, sign],
+                    params![s, id, g, bucket, employee],
+                    sign,
+                )?;
             }
             distinct.apply(conn, scope, grain, bucket)?;
         }
     }
     Ok(())
+}
+
+/// Applies `upsert` (which returns the row's donations left) to one row of a per-bucket table,
+/// and `remove` when none are left. Returns what that did to the bucket's distinct count: 1 when
+/// the row appeared (its first donation), -1 when it went, 0 otherwise.
+fn bump(
+    (upsert, remove): (&mut CachedStatement<'_>, &mut CachedStatement<'_>),
+    upsert_params: &[&dyn ToSql],
+    key: &[&dyn ToSql],
+    sign: i64,
+) -> rusqlite::Result<i64> {
+    let left: i64 = upsert.query_row(upsert_params, |r| r.get(0))?;
+    if left <= 0 {
+        remove.execute(key)?;
+        Ok(-1)
+    } else if sign > 0 && left == 1 {
+        Ok(1)
+    } else {
+        Ok(0)
+    }
 }
 
 /// A change to the distinct counts of one bucket: +1 when a donor's (employee's) first donation in

@@ -102,6 +102,25 @@ impl Read<'_> {
         }
     }
 
+    /// Feeds `row` every row of `bucket_sql` over each whole bucket of the range (its parameters
+    /// from `bucket_params`), then every row of `edge_sql` over each partial edge
+    /// ([`Read::each_edge`]).
+    fn each_part<P: rusqlite::Params>(
+        &self,
+        (bucket_sql, bucket_params): (&str, impl Fn(&Bucket) -> P),
+        edge_sql: &str,
+        mut row: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<()>,
+    ) -> rusqlite::Result<()> {
+        let mut stmt = self.conn.prepare_cached(bucket_sql)?;
+        for bucket in &self.cover.buckets {
+            let mut rows = stmt.query(bucket_params(bucket))?;
+            while let Some(r) = rows.next()? {
+                row(r)?;
+            }
+        }
+        self.each_edge(edge_sql, row)
+    }
+
     /// Runs `sql` over the raw donations of each partial edge of the range; `sql` holds `{scope}`
     /// where the donation filter goes.
     fn each_edge(
@@ -121,23 +140,21 @@ impl Read<'_> {
         Ok(())
     }
 
+    /// The first `limit` rows (the filter, or the default ten).
+    fn keep_limit<T>(&self, rows: &mut Vec<T>) {
+        rows.truncate(usize::try_from(self.limit()).unwrap_or(usize::MAX));
+    }
+
     /// Sum and count of the donations in scope.
     fn sums(&self) -> rusqlite::Result<(i64, i64)> {
         let (s, id) = self.scope.columns();
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT COALESCE(SUM(total_cents), 0), COALESCE(SUM(donations), 0) FROM rollup_totals
-             WHERE scope = ?1 AND scope_id = ?2 AND grain = ?3 AND bucket = ?4 AND (?5 IS NULL OR currency = ?5)",
-        )?;
         let (mut total, mut count) = (0i64, 0i64);
-        for b in &self.cover.buckets {
-            let (t, c): (i64, i64) = stmt.query_row(
-                params![s, id, b.grain.code(), b.start, self.currency()],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )?;
-            total += t;
-            count += c;
-        }
-        self.each_edge(
+        self.each_part(
+            (
+                "SELECT COALESCE(SUM(total_cents), 0), COALESCE(SUM(donations), 0) FROM rollup_totals
+                 WHERE scope = ?1 AND scope_id = ?2 AND grain = ?3 AND bucket = ?4 AND (?5 IS NULL OR currency = ?5)",
+                |b: &Bucket| (s, id, b.grain.code(), b.start, self.currency()),
+            ),
             "SELECT COALESCE(SUM(d.amount_cents), 0), COUNT(*) FROM donations d WHERE {scope}",
             |r| {
                 total += r.get::<_, i64>(0)?;
@@ -159,33 +176,29 @@ impl Read<'_> {
 
     fn campaign_performance(&self) -> rusqlite::Result<WidgetData> {
         let mut raised: HashMap<i64, (i64, i64)> = HashMap::new();
-        let mut per_campaign = self.conn.prepare_cached(
-            "SELECT scope_id, SUM(total_cents), SUM(donations) FROM rollup_totals
-             WHERE scope = 2 AND grain = ?1 AND bucket = ?2 AND (?3 IS NULL OR scope_id = ?3)
-               AND (?4 IS NULL OR currency = ?4)
-             GROUP BY scope_id",
-        )?;
-        let mut add = |r: &rusqlite::Row<'_>| -> rusqlite::Result<()> {
-            let sums = raised.entry(r.get(0)?).or_default();
-            sums.0 += r.get::<_, i64>(1)?;
-            sums.1 += r.get::<_, i64>(2)?;
-            Ok(())
-        };
-        for b in &self.cover.buckets {
-            let mut rows = per_campaign.query(params![
-                b.grain.code(),
-                b.start,
-                self.filters.campaign_id(),
-                self.currency()
-            ])?;
-            while let Some(r) = rows.next()? {
-                add(r)?;
-            }
-        }
-        self.each_edge(
+        self.each_part(
+            (
+                "SELECT scope_id, SUM(total_cents), SUM(donations) FROM rollup_totals
+                 WHERE scope = 2 AND grain = ?1 AND bucket = ?2 AND (?3 IS NULL OR scope_id = ?3)
+                   AND (?4 IS NULL OR currency = ?4)
+                 GROUP BY scope_id",
+                |b: &Bucket| {
+                    (
+                        b.grain.code(),
+                        b.start,
+                        self.filters.campaign_id(),
+                        self.currency(),
+                    )
+                },
+            ),
             "SELECT d.campaign_id, SUM(d.amount_cents), COUNT(*) FROM donations d WHERE {scope}
              GROUP BY d.campaign_id",
-            &mut add,
+            |r| {
+                let sums = raised.entry(r.get(0)?).or_default();
+                sums.0 += r.get::<_, i64>(1)?;
+                sums.1 += r.get::<_, i64>(2)?;
+                Ok(())
+            },
         )?;
         let mut campaigns = self.conn.prepare_cached(
             "SELECT id, name, goal_cents FROM campaigns
@@ -215,7 +228,7 @@ impl Read<'_> {
                 .cmp(&a.raised_cents)
                 .then(a.campaign_id.cmp(&b.campaign_id))
         });
-        rows.truncate(usize::try_from(self.limit()).unwrap_or(usize::MAX));
+        self.keep_limit(&mut rows);
         Ok(WidgetData::CampaignPerformance(rows))
     }
 
@@ -284,25 +297,19 @@ impl Read<'_> {
             ));
         }
         let mut donors: HashMap<String, (i64, i64)> = HashMap::new();
-        let mut add = |r: &rusqlite::Row<'_>| -> rusqlite::Result<()> {
-            let sums = donors.entry(r.get(0)?).or_default();
-            sums.0 += r.get::<_, i64>(1)?;
-            sums.1 += r.get::<_, i64>(2)?;
-            Ok(())
-        };
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT donor, total_cents, donations FROM rollup_donors
-             WHERE scope = ?1 AND scope_id = ?2 AND grain = ?3 AND bucket = ?4",
-        )?;
-        for b in &self.cover.buckets {
-            let mut rows = stmt.query(params![s, id, b.grain.code(), b.start])?;
-            while let Some(r) = rows.next()? {
-                add(r)?;
-            }
-        }
-        self.each_edge(
+        self.each_part(
+            (
+                "SELECT donor, total_cents, donations FROM rollup_donors
+                 WHERE scope = ?1 AND scope_id = ?2 AND grain = ?3 AND bucket = ?4",
+                |b: &Bucket| (s, id, b.grain.code(), b.start),
+            ),
             "SELECT d.donor, SUM(d.amount_cents), COUNT(*) FROM donations d WHERE {scope} GROUP BY d.donor",
-            &mut add,
+            |r| {
+                let sums = donors.entry(r.get(0)?).or_default();
+                sums.0 += r.get::<_, i64>(1)?;
+                sums.1 += r.get::<_, i64>(2)?;
+                Ok(())
+            },
         )?;
         let mut rows: Vec<DonorRow> = donors
             .into_iter()
@@ -318,7 +325,7 @@ impl Read<'_> {
                 .cmp(&a.total_cents)
                 .then(a.donor.cmp(&b.donor))
         });
-        rows.truncate(usize::try_from(self.limit()).unwrap_or(usize::MAX));
+        self.keep_limit(&mut rows);
         Ok(WidgetData::TopDonors(rows))
     }
 
@@ -357,17 +364,14 @@ impl Read<'_> {
     ) -> rusqlite::Result<i64> {
         let (s, id) = self.scope.columns();
         let mut seen: HashSet<T> = HashSet::new();
-        let mut stmt = self.conn.prepare_cached(sql)?;
-        for b in &self.cover.buckets {
-            let mut rows = stmt.query(params![s, id, b.grain.code(), b.start])?;
-            while let Some(r) = rows.next()? {
+        self.each_part(
+            (sql, |b: &Bucket| (s, id, b.grain.code(), b.start)),
+            edge_sql,
+            |r| {
                 seen.insert(r.get(0)?);
-            }
-        }
-        self.each_edge(edge_sql, |r| {
-            seen.insert(r.get(0)?);
-            Ok(())
-        })?;
+                Ok(())
+            },
+        )?;
         Ok(seen.len() as i64)
     }
 
