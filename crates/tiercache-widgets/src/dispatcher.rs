@@ -1,7 +1,7 @@
 //! [`ChangeDispatcher`]: sends the cache work of committed changes from the outbox, so a change's
 //! invalidation survives a cancelled request, a crash between commit and send, and Redis being away.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -32,9 +32,6 @@ const REMEMBERED: usize = 65_536;
 const REFRESH_LOCK: &str = "widget-refresh";
 /// Its lease: far longer than a batch's refresh takes, short enough that a dead holder frees it soon.
 const REFRESH_LEASE: Duration = Duration::from_secs(30);
-/// A view counts as in use when it was read within this long: the views dashboards are showing
-/// now, not every view opened in the last minutes (a change's refresh costs a query per view).
-const IN_USE: Duration = Duration::from_secs(60);
 /// Views computed at once for a refresh: the store has four read connections, shared with reads.
 const REFRESH_IN_FLIGHT: usize = 3;
 /// How long a batch computes views before it invalidates: the hottest views are ready to store the
@@ -198,16 +195,15 @@ struct Refresh {
 /// Views left past a batch's budget, loaded again in the background through the cache's fenced
 /// load path, one at a time: the next batch need not wait for them, an invalidation that overtakes
 /// one keeps it from storing, and a view queued already is not queued twice.
-#[derive(Clone)]
 struct Reloads {
     queue: tokio::sync::mpsc::UnboundedSender<LiveView>,
-    queued: Arc<Mutex<std::collections::HashSet<String>>>,
+    queued: Arc<Mutex<HashSet<String>>>,
 }
 
 impl Reloads {
     fn start(widgets: WidgetCacheService, data: WidgetDataAggregationService) -> Self {
         let (queue, mut next) = tokio::sync::mpsc::unbounded_channel::<LiveView>();
-        let queued: Arc<Mutex<std::collections::HashSet<String>>> = Arc::default();
+        let queued: Arc<Mutex<HashSet<String>>> = Arc::default();
         let taken = queued.clone();
         // Ends when the dispatcher (the queue's only sender) is dropped.
         tokio::spawn(async move {
@@ -348,10 +344,9 @@ async fn send(
         None => Ok(()),
         Some(invalidation) => {
             let events: Vec<DomainEvent> = batch.iter().map(|c| c.event.clone()).collect();
-            let sent = || shared.remember(&ids);
             match tokio::time::timeout(
                 SEND_TIMEOUT,
-                try_batch(data, invalidation, refresh, &events, sent),
+                try_batch(data, invalidation, refresh, &events),
             )
             .await
             {
@@ -362,6 +357,8 @@ async fn send(
     };
     match outcome {
         Ok(()) => {
+            // Waiters first: the rows' mark in the store is bookkeeping, the changes are out.
+            shared.remember(&ids);
             if let Err(e) = data.changes_dispatched(ids.clone()).await {
                 // Sent but not marked: the rows are sent again after their claim expires, which
                 // only repeats an invalidation.
@@ -373,7 +370,6 @@ async fn send(
                 metrics::histogram!("widget_outbox_delay_seconds")
                     .record((now - change.committed_at_ms).max(0) as f64 / 1000.0);
             }
-            shared.remember(&ids);
         }
         Err(reason) => {
             let attempts = batch.iter().map(|c| c.attempts).max().unwrap_or(0);
@@ -398,16 +394,13 @@ async fn try_batch(
     invalidation: &WidgetInvalidationService,
     refresh: Option<&Refresh>,
     events: &[DomainEvent],
-    sent: impl FnOnce(),
 ) -> Result<(), String> {
     let tags = invalidation.tags_for_events(events);
     let Some(refresh) = refresh else {
-        invalidation
+        return invalidation
             .invalidate_tag_set(&tags)
             .await
-            .map_err(|e| e.to_string())?;
-        sent();
-        return Ok(());
+            .map_err(|e| e.to_string());
     };
     let lock = LockOptions {
         timeout: SEND_TIMEOUT,
@@ -422,14 +415,13 @@ async fn try_batch(
         .map_err(|e| format!("the refresh lock: {e}"))?;
     // The hot views are computed before the invalidation, so they are empty only for the moment
     // between it and their store; the batch's changes are committed, so the values include them.
-    let views = refresh.live.affected(&tags, IN_USE);
+    let views = refresh.live.affected(&tags);
     let (prepared, dear) = refresh.prepare(views, data, REFRESH_BUDGET).await;
     let outcome = invalidation.invalidate_tag_set(&tags).await;
     if outcome.is_ok() {
         // The hot views are stored again before the changes count as dispatched, so a writer's
         // next read (read-your-writes) hits; the rest are only queued, not waited for.
         refresh.store(prepared).await;
-        sent();
         refresh.reloads.push(dear);
     }
     if let Err(e) = guard.release().await {

@@ -10,9 +10,13 @@ use parking_lot::RwLock;
 
 use crate::{TimeRange, WidgetFilters, WidgetType};
 
-/// Views remembered at most; past it new views are not remembered (they are invalidated, not
-/// refreshed, by changes) until old ones are forgotten.
+/// Views remembered at most. A new view that finds the registry full first sweeps out the views
+/// not in use; past that it is not remembered (changes invalidate it instead of refreshing it).
 const MAX_VIEWS: usize = 200_000;
+
+/// A view is in use when it was read within this long: the views dashboards are showing now, not
+/// every view opened in the last minutes (a change's refresh costs a query per view).
+const IN_USE: Duration = Duration::from_secs(60);
 
 /// A view a reader asked for, as its key was built.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,6 +44,9 @@ struct Entry {
 struct Registry {
     views: HashMap<String, Entry>,
     by_tag: HashMap<String, HashSet<String>>,
+    /// When a full registry was last swept (seconds since it started), so a registry full of views
+    /// in use is walked at most once per [`IN_USE`], not on every new view.
+    swept_at: Option<u64>,
 }
 
 /// The views this process's readers used lately, by key and by tag; clones share one registry.
@@ -106,7 +113,25 @@ impl LiveViews {
         }
         let (view, tags) = describe();
         let mut registry = self.registry.write();
-        if registry.views.len() >= MAX_VIEWS || registry.views.contains_key(key) {
+        if registry.views.contains_key(key) {
+            return;
+        }
+        let sweep_due = registry
+            .swept_at
+            .is_none_or(|at| now >= at + IN_USE.as_secs());
+        if registry.views.len() >= MAX_VIEWS && sweep_due {
+            // Views of periods that moved on (yesterday's `today`) are never reached by a change
+            // again: without this sweep they would fill the registry for good.
+            registry.swept_at = Some(now);
+            let idle: Vec<String> = registry
+                .views
+                .iter()
+                .filter(|(_, e)| !self.in_use(e))
+                .map(|(k, _)| k.clone())
+                .collect();
+            self.forget(&mut registry, &idle);
+        }
+        if registry.views.len() >= MAX_VIEWS {
             return;
         }
         for tag in &tags {
@@ -135,10 +160,14 @@ impl LiveViews {
         }
     }
 
-    /// The views carrying any of `tags` that were read within `within`, the most read lately
-    /// first; views not read for that long are forgotten on the way.
-    pub(crate) fn affected(&self, tags: &BTreeSet<String>, within: Duration) -> Vec<LiveView> {
-        let oldest = self.now_s().saturating_sub(within.as_secs());
+    /// Whether `entry` was read within [`IN_USE`].
+    fn in_use(&self, entry: &Entry) -> bool {
+        entry.last_read.load(Ordering::Relaxed) >= self.now_s().saturating_sub(IN_USE.as_secs())
+    }
+
+    /// The views in use carrying any of `tags`, the most read lately first; views not in use are
+    /// forgotten on the way.
+    pub(crate) fn affected(&self, tags: &BTreeSet<String>) -> Vec<LiveView> {
         let mut keys: HashSet<&str> = HashSet::new();
         let mut out = Vec::new();
         let mut idle = Vec::new();
@@ -155,7 +184,7 @@ impl LiveViews {
                     let Some(entry) = registry.views.get(key.as_str()) else {
                         continue;
                     };
-                    if entry.last_read.load(Ordering::Relaxed) >= oldest {
+                    if self.in_use(entry) {
                         out.push((entry.reads.load(Ordering::Relaxed), entry.view.clone()));
                     } else {
                         idle.push(key.clone());
@@ -164,15 +193,19 @@ impl LiveViews {
             }
         }
         if !idle.is_empty() {
-            self.forget(&idle);
+            self.forget(&mut self.registry.write(), &idle);
         }
         out.sort_by_key(|(reads, _)| std::cmp::Reverse(*reads));
         out.into_iter().map(|(_, view)| view).collect()
     }
 
-    fn forget(&self, keys: &[String]) {
-        let mut registry = self.registry.write();
+    /// Forgets those of `keys` that are still not in use (one may have been read since it was
+    /// found idle).
+    fn forget(&self, registry: &mut Registry, keys: &[String]) {
         for key in keys {
+            if registry.views.get(key).is_some_and(|e| self.in_use(e)) {
+                continue;
+            }
             if let Some(entry) = registry.views.remove(key) {
                 for tag in &entry.tags {
                     if let Some(tagged) = registry.by_tag.get_mut(tag) {
@@ -209,11 +242,7 @@ mod tests {
         // A second read does not describe the view again.
         live.touch("a", || unreachable!("described once"));
         let tags: BTreeSet<String> = ["x".to_owned(), "y".to_owned()].into();
-        let mut keys: Vec<String> = live
-            .affected(&tags, Duration::from_secs(60))
-            .into_iter()
-            .map(|v| v.key)
-            .collect();
+        let mut keys: Vec<String> = live.affected(&tags).into_iter().map(|v| v.key).collect();
         keys.sort();
         assert_eq!(keys, ["a", "b"]);
         assert_eq!(live.len(), 3);
