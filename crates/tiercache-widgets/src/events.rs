@@ -54,6 +54,10 @@ pub struct DonationFacts {
     /// "any period" for a refund or correction.
     #[serde(default)]
     pub created_at: Option<i64>,
+    /// The donor's name, when known: with it (and the date) a dispatcher brings a cached top-donors
+    /// or distinct-donors view forward without recomputing it. Rows written before it existed lack it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub donor: Option<String>,
 }
 
 /// What invalidation needs to know about a campaign.

@@ -425,6 +425,7 @@ impl SeedEntry<'_> {
                 .unwrap_or(0),
             currency,
             created_at,
+            donor: None,
         }
     }
 }

@@ -38,6 +38,7 @@
 #![deny(missing_docs)]
 
 mod alerts;
+mod catch_up;
 mod clock;
 mod data;
 mod dispatcher;
@@ -58,12 +59,13 @@ mod ttl_strategy;
 mod widget_type;
 
 pub use alerts::{evaluate as evaluate_alerts, Alert, AlertKind, Severity, Thresholds};
+pub use catch_up::catch_up;
 pub use clock::{Clock, ManualClock, OffsetClock, SystemClock};
 pub use data::{
     ActivityRow, AggregatePath, Campaign, CampaignEntry, CampaignRow, Change, DatasetSize,
-    DonationStore, DonorRow, NewCampaign, NewDonation, OrganizationEntry, OrganizationStats,
-    Participation, PendingChange, SqliteStore, TotalDonations, TrendBucket, WidgetData,
-    WidgetDataAggregationService,
+    DonationStore, DonorRow, Giver, NewCampaign, NewDonation, OrganizationEntry, OrganizationStats,
+    Participation, PendingChange, SqliteStore, StoreSnapshot, TotalDonations, TrendBucket,
+    WidgetData, WidgetDataAggregationService,
 };
 pub use dispatcher::ChangeDispatcher;
 pub use error::WidgetError;

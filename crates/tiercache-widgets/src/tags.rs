@@ -355,6 +355,7 @@ mod tests {
             amount_cents: 500,
             currency: "EUR".into(),
             created_at: Some(now().timestamp()),
+            donor: None,
         }
     }
 

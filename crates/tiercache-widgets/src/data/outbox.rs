@@ -129,11 +129,50 @@ pub(crate) fn dispatched(conn: &Connection, ids: &[i64]) -> Result<(), WidgetErr
             stmt.execute(params![id, now])?;
         }
         // Dispatched rows are kept an hour for operators, then dropped, so the table stays small.
-        tx.prepare_cached("DELETE FROM cache_outbox WHERE dispatched_at_ms < ?1")?
-            .execute([now - 3_600_000])?;
+        // The newest row stays whatever its age: the next id is one past the largest left, and the
+        // ids must only grow (a view brought forward names the last change it counts by its id).
+        tx.prepare_cached(
+            "DELETE FROM cache_outbox WHERE dispatched_at_ms < ?1
+             AND id < (SELECT MAX(id) FROM cache_outbox)",
+        )?
+        .execute([now - 3_600_000])?;
     }
     tx.commit()?;
     Ok(())
+}
+
+/// The id of the last committed change, 0 when there is none. Ids grow in commit order: SQLite
+/// has one writer at a time, and the newest row is never dropped (see [`dispatched`]).
+pub(crate) fn last_change(conn: &Connection) -> Result<i64, WidgetError> {
+    Ok(conn
+        .prepare_cached("SELECT COALESCE(MAX(id), 0) FROM cache_outbox")?
+        .query_row([], |r| r.get(0))?)
+}
+
+/// Every change with an id in `(after, upto]`, in id order, or `None` when one of them is gone
+/// (dropped after its hour) or unreadable: then the caller cannot know what happened in between.
+pub(crate) fn changes_between(
+    conn: &Connection,
+    after: i64,
+    upto: i64,
+) -> Result<Option<Vec<(i64, DomainEvent)>>, WidgetError> {
+    let rows: Vec<(i64, String)> = conn
+        .prepare_cached(
+            "SELECT id, event FROM cache_outbox WHERE id > ?1 AND id <= ?2 ORDER BY id",
+        )?
+        .query_map(params![after, upto], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    if rows.len() as i64 != upto.saturating_sub(after).max(0) {
+        return Ok(None);
+    }
+    let mut out = Vec::with_capacity(rows.len());
+    for (id, text) in rows {
+        match serde_json::from_str::<DomainEvent>(&text) {
+            Ok(event) => out.push((id, event)),
+            Err(_) => return Ok(None),
+        }
+    }
+    Ok(Some(out))
 }
 
 /// Records a failed try of rows and when to try again.

@@ -269,3 +269,43 @@ pub(crate) fn employee_count(conn: &Connection, filters: &WidgetFilters) -> rusq
     conn.prepare_cached("SELECT COUNT(*) FROM employees WHERE (?1 IS NULL OR organization_id = ?1) AND (?2 IS NULL OR id = ?2)")?
         .query_row(rusqlite::params![org, filters.employee_id()], |r| r.get(0))
 }
+
+/// Whose donations a point lookup counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Giver<'a> {
+    /// A donor, by name.
+    Donor(&'a str),
+    /// An employee, by id.
+    Employee(i64),
+}
+
+/// The sum and count of `giver`'s donations in scope, reading at most `cap` of them (the count then
+/// stops at `cap`, the sum covers those read): a catch-up asks whether a donor or an employee had
+/// donated before a change, which needs only a few rows, and a donor's exact total, which is a few
+/// rows too. The index is named because the planner, without statistics, may prefer the scope's.
+/// `INDEXED BY` is a SQLite hint; a PostgreSQL store drops it and relies on its statistics.
+pub(crate) fn giver_donations(
+    conn: &Connection,
+    filters: &WidgetFilters,
+    start: i64,
+    end: i64,
+    giver: Giver<'_>,
+    cap: i64,
+) -> rusqlite::Result<(i64, i64)> {
+    let scope = donation_scope(filters, start, end);
+    let (index, column, who) = match giver {
+        Giver::Donor(name) => ("donations_by_donor", "donor", Value::Text(name.to_owned())),
+        Giver::Employee(id) => ("donations_by_employee", "employee_id", Value::Integer(id)),
+    };
+    let mut params = vec![who];
+    params.extend(scope.params);
+    params.push(Value::Integer(cap.max(0)));
+    let sql = format!(
+        "SELECT COALESCE(SUM(amount_cents), 0), COUNT(*) FROM (
+             SELECT d.amount_cents FROM donations d INDEXED BY {index}
+             WHERE d.{column} = ? AND {} LIMIT ?)",
+        scope.sql
+    );
+    conn.prepare_cached(&sql)?
+        .query_row(params_from_iter(&params), |r| Ok((r.get(0)?, r.get(1)?)))
+}

@@ -14,7 +14,7 @@ use super::outbox::{self, Change, PendingChange};
 use super::queries;
 use super::rollup::{self, Counted};
 use super::schema::SCHEMA;
-use super::store::{AggregatePath, DonationStore};
+use super::store::{AggregatePath, DonationStore, Giver, StoreSnapshot};
 use crate::error::WidgetError;
 use crate::events::{CampaignFacts, DomainEvent, DonationFacts};
 use crate::{WidgetFilters, WidgetType};
@@ -101,6 +101,48 @@ impl SqliteStore {
     }
 }
 
+/// A read transaction of a [`SqliteStore`].
+struct SqliteSnapshot<'a> {
+    conn: &'a Connection,
+}
+
+impl StoreSnapshot for SqliteSnapshot<'_> {
+    fn last_change(&self) -> Result<i64, WidgetError> {
+        outbox::last_change(self.conn)
+    }
+
+    fn changes_between(
+        &self,
+        after: i64,
+        upto: i64,
+    ) -> Result<Option<Vec<(i64, DomainEvent)>>, WidgetError> {
+        outbox::changes_between(self.conn, after, upto)
+    }
+
+    fn compute(
+        &self,
+        widget: WidgetType,
+        filters: &WidgetFilters,
+        start: i64,
+        end: i64,
+    ) -> Result<WidgetData, WidgetError> {
+        Ok(rollup::run(self.conn, widget, filters, start, end)?)
+    }
+
+    fn giver_donations(
+        &self,
+        filters: &WidgetFilters,
+        start: i64,
+        end: i64,
+        giver: Giver<'_>,
+        cap: i64,
+    ) -> Result<(i64, i64), WidgetError> {
+        Ok(queries::giver_donations(
+            self.conn, filters, start, end, giver, cap,
+        )?)
+    }
+}
+
 /// The organisation of `campaign_id`, or the error naming it.
 fn campaign_organization(conn: &Connection, campaign_id: i64) -> Result<i64, WidgetError> {
     conn.query_row(
@@ -129,6 +171,18 @@ impl DonationStore for SqliteStore {
             return Ok(0);
         }
         Ok(generator::generate(&mut conn, size, seed, now)?)
+    }
+
+    fn read_snapshot(
+        &self,
+        read: &mut dyn FnMut(&dyn StoreSnapshot) -> Result<(), WidgetError>,
+    ) -> Result<(), WidgetError> {
+        let conn = self.reader();
+        // A deferred transaction takes its snapshot at its first read and keeps it to the end.
+        let tx = conn.unchecked_transaction()?;
+        read(&SqliteSnapshot { conn: &tx })?;
+        tx.commit()?;
+        Ok(())
     }
 
     fn compute(
@@ -207,6 +261,7 @@ impl DonationStore for SqliteStore {
                 amount_cents: donation.amount_cents,
                 currency,
                 created_at: Some(donation.created_at),
+                donor: Some(donation.donor.clone()),
             }),
         )?;
         tx.commit()?;
@@ -231,6 +286,7 @@ impl DonationStore for SqliteStore {
                             amount_cents: r.get(3)?,
                             currency: r.get(4)?,
                             created_at: Some(r.get(5)?),
+                            donor: Some(r.get(6)?),
                         },
                         r.get::<_, String>(6)?,
                     ))

@@ -4,7 +4,9 @@
 use super::generator::DatasetSize;
 use super::model::{Campaign, NewCampaign, NewDonation, OrganizationEntry, WidgetData};
 use super::outbox::{Change, PendingChange};
+pub use super::queries::Giver;
 use crate::error::WidgetError;
+use crate::events::DomainEvent;
 use crate::{WidgetFilters, WidgetType};
 
 /// How a store answers a widget query.
@@ -41,6 +43,14 @@ pub trait DonationStore: Send + Sync + 'static {
     /// seconds). Returns the donations written: 0 when donations already exist.
     fn generate_if_empty(&self, size: DatasetSize, seed: u64, now: i64)
         -> Result<i64, WidgetError>;
+
+    /// Runs `read` against one consistent view of the store: everything it reads through the
+    /// [`StoreSnapshot`] sees the same committed changes, the last of which
+    /// [`StoreSnapshot::last_change`] names. A dispatcher brings cached views forward in one.
+    fn read_snapshot(
+        &self,
+        read: &mut dyn FnMut(&dyn StoreSnapshot) -> Result<(), WidgetError>,
+    ) -> Result<(), WidgetError>;
 
     /// The data of `widget` over `[start, end)` (Unix seconds) for `filters`.
     fn compute(
@@ -88,4 +98,40 @@ pub trait DonationStore: Send + Sync + 'static {
 
     /// The organisation a campaign belongs to, if the campaign exists.
     fn organization_of(&self, campaign_id: i64) -> Result<Option<i64>, WidgetError>;
+}
+
+/// One consistent read of a [`DonationStore`] (a read transaction): the changes committed up to
+/// [`StoreSnapshot::last_change`], and nothing committed after.
+pub trait StoreSnapshot {
+    /// The outbox id of the last change this snapshot sees, 0 when none. Ids grow in commit order.
+    fn last_change(&self) -> Result<i64, WidgetError>;
+
+    /// The changes with outbox ids in `(after, upto]`, in id order; `None` when one of them is no
+    /// longer kept or cannot be read.
+    fn changes_between(
+        &self,
+        after: i64,
+        upto: i64,
+    ) -> Result<Option<Vec<(i64, DomainEvent)>>, WidgetError>;
+
+    /// The data of `widget` over `[start, end)` for `filters`, as [`DonationStore::compute`] gives
+    /// it on the rollups.
+    fn compute(
+        &self,
+        widget: WidgetType,
+        filters: &WidgetFilters,
+        start: i64,
+        end: i64,
+    ) -> Result<WidgetData, WidgetError>;
+
+    /// The sum (cents) and count of `giver`'s completed donations in `[start, end)` for `filters`,
+    /// reading at most `cap` donations (the count then stops at `cap`).
+    fn giver_donations(
+        &self,
+        filters: &WidgetFilters,
+        start: i64,
+        end: i64,
+        giver: Giver<'_>,
+        cap: i64,
+    ) -> Result<(i64, i64), WidgetError>;
 }
