@@ -1,16 +1,15 @@
 //! [`ChangeDispatcher`]: sends the cache work of committed changes from the outbox, so a change's
 //! invalidation survives a cancelled request, a crash between commit and send, and Redis being away.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::stream::StreamExt;
 use parking_lot::Mutex;
 use tiercache::LockOptions;
 use tokio::sync::{watch, Notify};
 
-use crate::data::{PendingChange, WidgetDataAggregationService};
+use crate::data::{CatchUpJob, CaughtUp, PendingChange, WidgetData, WidgetDataAggregationService};
 use crate::events::DomainEvent;
 use crate::invalidation::WidgetInvalidationService;
 use crate::live_views::{LiveView, LiveViews};
@@ -32,8 +31,8 @@ const REMEMBERED: usize = 65_536;
 const REFRESH_LOCK: &str = "widget-refresh";
 /// Its lease: far longer than a batch's refresh takes, short enough that a dead holder frees it soon.
 const REFRESH_LEASE: Duration = Duration::from_secs(30);
-/// Views computed at once for a refresh: the store has four read connections, shared with reads.
-const REFRESH_IN_FLIGHT: usize = 3;
+/// How long an answer a batch brought forward is kept without a later batch asking for it.
+const KNOWN_FOR: Duration = Duration::from_secs(300);
 /// How long a batch computes views before it invalidates: the hottest views are ready to store the
 /// moment they are invalidated, and the change is not held back behind the rest, which are loaded
 /// again in the background after the invalidation (their readers may load them meanwhile).
@@ -79,21 +78,29 @@ impl Drop for Task {
 /// from 100 ms up to 30 s. At start it resumes whatever an earlier process left undispatched.
 /// Without a cache (`None`), rows are marked dispatched at once: there is nothing to invalidate.
 ///
-/// **Refresh, not empty.** Started with [`LiveViews`], it first computes the affected views that
-/// readers used in the last minute (after the batch's commits, so they include them; the most read
-/// first, for up to 30 ms), then invalidates the batch's tags, then stores those views again on
-/// every node, and queues the rest to be loaded again in the background through the cache's fenced
+/// **Refresh, not empty.** Started with [`LiveViews`], it first brings the affected views that
+/// readers used in the last minute to the store's last committed change, in one snapshot: a view an
+/// earlier batch refreshed is brought forward over the changes since ([`catch_up`](crate::catch_up):
+/// a few point lookups, no recompute), the others are recomputed (the most read first, for up to
+/// 30 ms). Then it invalidates the batch's tags, stores those views again on every node, and queues
+/// the views left past the budget to be loaded again in the background through the cache's fenced
 /// load path: readers of a view in use keep hitting, and views nobody reads are only invalidated.
 /// Waiters learn of the dispatch once the invalidation landed and the hot views are stored again,
-/// not after the background reloads. Batches run one after another, so when changes come faster
-/// than a refresh, the next batch holds every change that arrived meanwhile: one refresh running
-/// and one queued per view, whatever the rate. The freshness rule this gives: a view never shows
-/// figures older than the last dispatched change (a refresh computed before a later change is
-/// stored before that change's invalidation, and a background reload is a load the core does not
-/// store once an invalidation overtakes it).
+/// not after the background reloads. Batches run one after another (fleet-wide, under a lock), so
+/// when changes come faster than a refresh, the next batch holds every change that arrived
+/// meanwhile: one refresh running and one queued per view, whatever the rate.
+///
+/// The freshness rule this gives: a view never shows figures older than the last dispatched
+/// change. Every value a batch stores counts every change committed before the batch read its
+/// snapshot, which is every change of the batch and of the batches before it; a reader's load
+/// that began before the store is fenced out by it, and one that began after reads later data;
+/// a background reload is a load the core does not store once an invalidation overtakes it.
 ///
 /// Metrics: `widget_outbox_dispatched_total`, `widget_outbox_failed_total` (rows per failed try),
-/// `widget_outbox_delay_seconds` (commit to dispatched), `widget_outbox_backlog` (rows waiting).
+/// `widget_outbox_delay_seconds` (commit to dispatched), `widget_outbox_backlog` (rows waiting),
+/// `widget_refresh_caught_up_total` (views brought forward), `widget_refresh_recomputed_total`,
+/// `widget_refresh_lookups_total` (point lookups of catch-ups), `widget_refresh_views_total`
+/// (views stored again), `widget_refresh_failed_total`.
 ///
 /// ```no_run
 /// # async fn run(data: tiercache_widgets::WidgetDataAggregationService, invalidation: tiercache_widgets::WidgetInvalidationService, donation: tiercache_widgets::NewDonation) -> Result<(), tiercache_widgets::WidgetError> {
@@ -142,6 +149,8 @@ impl ChangeDispatcher {
                 widgets,
                 live,
                 reloads,
+                known: Mutex::default(),
+                swept: Mutex::new(tokio::time::Instant::now()),
             }),
         )
     }
@@ -185,11 +194,14 @@ impl ChangeDispatcher {
     }
 }
 
-/// The views a dispatcher refreshes, and the service that computes and stores them.
+/// The views a dispatcher refreshes, the service that stores them, and their answers as the last
+/// batch left them (so the next brings them forward instead of recomputing them).
 struct Refresh {
     widgets: WidgetCacheService,
     live: LiveViews,
     reloads: Reloads,
+    known: Mutex<HashMap<String, Known>>,
+    swept: Mutex<tokio::time::Instant>,
 }
 
 /// Views left past a batch's budget, loaded again in the background through the cache's fenced
@@ -231,51 +243,105 @@ impl Reloads {
     }
 }
 
+/// A view's answer as of a change, as the last batch left it.
+struct Known {
+    as_of: i64,
+    value: WidgetData,
+    /// What recomputing it took, for early refresh.
+    load_time: Duration,
+    /// The last batch that asked for it, to forget views no change reaches any more.
+    used: tokio::time::Instant,
+}
+
 impl Refresh {
-    /// Computes `views` (the hottest first) until `budget` has passed. Returns what it computed and
-    /// the views it left.
-    async fn prepare(
+    /// Brings `views` (the most read first) to the store's last change: each one known from an
+    /// earlier batch forward over the changes since, the rest recomputed while `budget` lasts.
+    /// Returns the views ready to store and the views left.
+    async fn bring(
         &self,
         views: Vec<LiveView>,
         data: &WidgetDataAggregationService,
         budget: Duration,
     ) -> (Vec<PreparedView>, Vec<LiveView>) {
-        let started = tokio::time::Instant::now();
-        let mut pending = views.into_iter();
-        let mut prepared = Vec::new();
-        let mut running = futures_util::stream::FuturesUnordered::new();
-        loop {
-            let within_budget = started.elapsed() < budget;
-            while within_budget && running.len() < REFRESH_IN_FLIGHT {
-                let Some(view) = pending.next() else { break };
-                running.push(self.compute(view, data));
-            }
-            match running.next().await {
-                Some(Some(view)) => prepared.push(view),
-                Some(None) => {}
-                None => break,
+        let now = self.widgets.now();
+        let mut wanted = Vec::with_capacity(views.len());
+        let mut jobs = Vec::with_capacity(views.len());
+        {
+            let known = self.known.lock();
+            for view in views {
+                // A view whose period moved is no one's now.
+                let Some((key, start, end)) = WidgetCacheService::current(&view, now) else {
+                    continue;
+                };
+                jobs.push(CatchUpJob {
+                    widget: view.widget,
+                    filters: view.filters.clone(),
+                    start,
+                    end,
+                    known: known.get(&key).map(|k| (k.as_of, k.value.clone())),
+                });
+                wanted.push((view, key));
             }
         }
-        (prepared, pending.collect())
+        let (as_of, answers) = match data.catch_up_views(jobs, budget).await {
+            Ok(answers) => answers,
+            Err(e) => {
+                // Only invalidated, then, and loaded again in the background.
+                tracing::warn!(error = %e, "refresh: could not bring the views forward");
+                metrics::counter!("widget_refresh_failed_total").increment(wanted.len() as u64);
+                return (
+                    Vec::new(),
+                    wanted.into_iter().map(|(view, _)| view).collect(),
+                );
+            }
+        };
+        let mut prepared = Vec::new();
+        let mut left = Vec::new();
+        let (mut forward, mut computed) = (0u64, 0u64);
+        for ((view, key), answer) in wanted.into_iter().zip(answers) {
+            let (value, load_time) = match answer {
+                CaughtUp::Left => {
+                    left.push(view);
+                    continue;
+                }
+                CaughtUp::Computed(value, took) => {
+                    computed += 1;
+                    (value, took)
+                }
+                CaughtUp::Forward(value) => {
+                    forward += 1;
+                    let took = self.known.lock().get(&key).map(|k| k.load_time);
+                    (value, took.unwrap_or_default())
+                }
+            };
+            self.live.refreshed(&key);
+            self.known.lock().insert(
+                key.clone(),
+                Known {
+                    as_of,
+                    value: value.clone(),
+                    load_time,
+                    used: tokio::time::Instant::now(),
+                },
+            );
+            prepared.push(self.widgets.ready(&view, key, now, value, load_time).await);
+        }
+        metrics::counter!("widget_refresh_caught_up_total").increment(forward);
+        metrics::counter!("widget_refresh_recomputed_total").increment(computed);
+        self.forget_unused();
+        (prepared, left)
     }
 
-    async fn compute(
-        &self,
-        view: LiveView,
-        data: &WidgetDataAggregationService,
-    ) -> Option<PreparedView> {
-        match self.widgets.prepare(&view, data).await {
-            Ok(prepared) => {
-                self.live.refreshed(&view.key);
-                prepared
-            }
-            Err(e) => {
-                // Only invalidated, then: its next reader loads it.
-                tracing::warn!(key = %view.key, error = %e, "refresh: could not compute a view");
-                metrics::counter!("widget_refresh_failed_total").increment(1);
-                None
-            }
+    /// Forgets the answers no batch asked for in [`KNOWN_FOR`], at most once a minute.
+    fn forget_unused(&self) {
+        let mut swept = self.swept.lock();
+        if swept.elapsed() < Duration::from_secs(60) {
+            return;
         }
+        *swept = tokio::time::Instant::now();
+        self.known
+            .lock()
+            .retain(|_, k| k.used.elapsed() < KNOWN_FOR);
     }
 
     /// Stores the prepared views on every node.
@@ -416,7 +482,7 @@ async fn try_batch(
     // The hot views are computed before the invalidation, so they are empty only for the moment
     // between it and their store; the batch's changes are committed, so the values include them.
     let views = refresh.live.affected(&tags);
-    let (prepared, dear) = refresh.prepare(views, data, REFRESH_BUDGET).await;
+    let (prepared, dear) = refresh.bring(views, data, REFRESH_BUDGET).await;
     let outcome = invalidation.invalidate_tag_set(&tags).await;
     if outcome.is_ok() {
         // The hot views are stored again before the changes count as dispatched, so a writer's

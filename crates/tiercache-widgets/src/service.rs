@@ -401,23 +401,31 @@ impl WidgetCacheService {
         (key == view.key).then_some(key)
     }
 
-    /// Computes `view` now from `data`, with the lifetime and tags a read would give it; `None` when
-    /// the view's period has moved since it was read.
-    pub(crate) async fn prepare(
+    /// `view`'s key and bounds (Unix seconds) at `now`; `None` when its period moved since it was
+    /// read.
+    pub(crate) fn current(view: &LiveView, now: DateTime<Utc>) -> Option<(String, i64, i64)> {
+        let key = Self::current_key(view, now)?;
+        let (start, end) = view.range.resolve(now);
+        Some((key, start.timestamp(), end.timestamp()))
+    }
+
+    /// `value`, computed for `view` at `now` (its key `key`), with the lifetime and tags a read
+    /// would give it and `load_time` (what a recompute of it takes, for early refresh).
+    pub(crate) async fn ready(
         &self,
         view: &LiveView,
-        data: &WidgetDataAggregationService,
-    ) -> Result<Option<PreparedView>, WidgetError> {
-        let now = self.clock.now();
-        let Some(key) = Self::current_key(view, now) else {
-            return Ok(None);
-        };
-        let (widget, range, filters) = (view.widget, view.range, view.filters.clone());
-        self.computed(key, widget, &view.range, &view.filters, now, |now| {
-            data.compute(widget, range, filters, now)
-        })
-        .await
-        .map(Some)
+        key: String,
+        now: DateTime<Utc>,
+        value: WidgetData,
+        load_time: Duration,
+    ) -> PreparedView {
+        let org = self.campaign_organization(&view.filters).await;
+        let opts = self.entry_options(view.widget, &view.range, &view.filters, org, now);
+        PreparedView {
+            key,
+            opts: opts.with_load_time(load_time),
+            value,
+        }
     }
 
     /// Loads `view` through the cache's load path, as a reader's miss would but without counting

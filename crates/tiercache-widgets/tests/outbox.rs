@@ -9,10 +9,13 @@ use std::time::Duration;
 
 use chrono::Utc;
 use common::{fleet, read, read_cached, total, Fleet, DEADLINE};
+use std::sync::atomic::Ordering::SeqCst;
 use tiercache_testkit::eventually;
 use tiercache_widgets::{
-    ChangeDispatcher, LiveViews, NewDonation, TimeRange, WidgetCacheService, WidgetFilters,
-    WidgetType,
+    AggregatePath, Campaign, Change, ChangeDispatcher, DatasetSize, DomainEvent, DonationStore,
+    Giver, LiveViews, NewCampaign, NewDonation, OrganizationEntry, PendingChange, StoreSnapshot,
+    TimeRange, WidgetCacheService, WidgetData, WidgetDataAggregationService, WidgetError,
+    WidgetFilters, WidgetType,
 };
 
 const W: WidgetType = WidgetType::TotalDonations;
@@ -225,5 +228,186 @@ async fn donations_faster_than_refreshes_fold_together_and_the_last_figures_win(
             || async { total(&*read(node, &f.data, W, R, &all).await) == was + 3_000 },
         )
         .await;
+    }
+}
+
+/// A store that counts, in its snapshots, the widget recomputes and the point lookups.
+struct Counting {
+    inner: tiercache_widgets::SqliteStore,
+    computes: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    lookups: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+struct CountingSnapshot<'a> {
+    inner: &'a dyn StoreSnapshot,
+    store: &'a Counting,
+}
+
+impl StoreSnapshot for CountingSnapshot<'_> {
+    fn last_change(&self) -> Result<i64, WidgetError> {
+        self.inner.last_change()
+    }
+    fn changes_between(
+        &self,
+        after: i64,
+        upto: i64,
+    ) -> Result<Option<Vec<(i64, DomainEvent)>>, WidgetError> {
+        self.inner.changes_between(after, upto)
+    }
+    fn compute(
+        &self,
+        widget: WidgetType,
+        filters: &WidgetFilters,
+        start: i64,
+        end: i64,
+    ) -> Result<WidgetData, WidgetError> {
+        self.store.computes.fetch_add(1, SeqCst);
+        self.inner.compute(widget, filters, start, end)
+    }
+    fn giver_donations(
+        &self,
+        filters: &WidgetFilters,
+        start: i64,
+        end: i64,
+        giver: Giver<'_>,
+        cap: i64,
+    ) -> Result<(i64, i64), WidgetError> {
+        self.store.lookups.fetch_add(1, SeqCst);
+        self.inner.giver_donations(filters, start, end, giver, cap)
+    }
+}
+
+impl DonationStore for Counting {
+    fn generate_if_empty(
+        &self,
+        size: DatasetSize,
+        seed: u64,
+        now: i64,
+    ) -> Result<i64, WidgetError> {
+        self.inner.generate_if_empty(size, seed, now)
+    }
+    fn read_snapshot(
+        &self,
+        read: &mut dyn FnMut(&dyn StoreSnapshot) -> Result<(), WidgetError>,
+    ) -> Result<(), WidgetError> {
+        self.inner
+            .read_snapshot(&mut |inner| read(&CountingSnapshot { inner, store: self }))
+    }
+    fn compute(
+        &self,
+        widget: WidgetType,
+        filters: &WidgetFilters,
+        start: i64,
+        end: i64,
+        path: AggregatePath,
+    ) -> Result<WidgetData, WidgetError> {
+        self.inner.compute(widget, filters, start, end, path)
+    }
+    fn record_donation(&self, donation: NewDonation) -> Result<Change, WidgetError> {
+        self.inner.record_donation(donation)
+    }
+    fn refund_donation(&self, donation_id: i64) -> Result<Change, WidgetError> {
+        self.inner.refund_donation(donation_id)
+    }
+    fn create_campaign(&self, campaign: NewCampaign) -> Result<(Campaign, Change), WidgetError> {
+        self.inner.create_campaign(campaign)
+    }
+    fn claim_changes(
+        &self,
+        limit: usize,
+        claim_ms: i64,
+    ) -> Result<Vec<PendingChange>, WidgetError> {
+        self.inner.claim_changes(limit, claim_ms)
+    }
+    fn changes_dispatched(&self, ids: &[i64]) -> Result<(), WidgetError> {
+        self.inner.changes_dispatched(ids)
+    }
+    fn changes_failed(
+        &self,
+        ids: &[i64],
+        error: &str,
+        retry_in_ms: i64,
+    ) -> Result<(), WidgetError> {
+        self.inner.changes_failed(ids, error, retry_in_ms)
+    }
+    fn change_backlog(&self) -> Result<(i64, Option<i64>), WidgetError> {
+        self.inner.change_backlog()
+    }
+    fn directory(&self) -> Result<Vec<OrganizationEntry>, WidgetError> {
+        self.inner.directory()
+    }
+    fn currencies(&self) -> Result<Vec<String>, WidgetError> {
+        self.inner.currencies()
+    }
+    fn organizations_of_employee(&self, employee_id: i64) -> Result<Vec<i64>, WidgetError> {
+        self.inner.organizations_of_employee(employee_id)
+    }
+    fn organization_of(&self, campaign_id: i64) -> Result<Option<i64>, WidgetError> {
+        self.inner.organization_of(campaign_id)
+    }
+}
+
+/// Once a batch has refreshed the views in use, the next donation brings them forward with point
+/// lookups and no recompute, and every node shows what a recompute shows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_later_donation_brings_the_views_in_use_forward_without_a_recompute() {
+    let f = fleet("outbox-catch-up").await;
+    let (live, nodes) = recording(&f);
+    let org = WidgetFilters::new().with("organization_id", "1").unwrap();
+    let views = [
+        (WidgetType::TotalDonations, WidgetFilters::new()),
+        (WidgetType::TopDonors, WidgetFilters::new()),
+        (WidgetType::DonationTrends, WidgetFilters::new()),
+        (WidgetType::OrganizationStats, org.clone()),
+        (WidgetType::RecentActivities, org),
+    ];
+    for node in &nodes {
+        for (w, filters) in &views {
+            read(node, &f.data, *w, R, filters).await;
+        }
+    }
+    let computes = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let lookups = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = WidgetDataAggregationService::over(Counting {
+        inner: tiercache_widgets::SqliteStore::open(f.dir().join("demo.sqlite3")).unwrap(),
+        computes: computes.clone(),
+        lookups: lookups.clone(),
+    });
+    let dispatcher =
+        ChangeDispatcher::start_refreshing(counted, f.invalidation.clone(), nodes[0].clone(), live);
+    let first = donate(&f, 1_234).await;
+    dispatcher.notify();
+    assert!(dispatcher.wait_dispatched(first, DEADLINE).await);
+    assert_eq!(
+        computes.load(SeqCst),
+        views.len(),
+        "the first batch recomputes each view once"
+    );
+    let second = donate(&f, 4_321).await;
+    dispatcher.notify();
+    assert!(dispatcher.wait_dispatched(second, DEADLINE).await);
+    assert_eq!(
+        computes.load(SeqCst),
+        views.len(),
+        "the second batch recomputes nothing"
+    );
+    assert!(
+        lookups.load(SeqCst) > 0,
+        "donor lookups for top donors and distinct donors"
+    );
+    for (i, node) in nodes.iter().enumerate() {
+        for (w, filters) in &views {
+            let recomputed = f
+                .data
+                .compute(*w, R, filters.clone(), Utc::now())
+                .await
+                .unwrap();
+            let held = common::cached(node, *w, R, filters).await;
+            assert_eq!(
+                held.as_deref(),
+                Some(&recomputed),
+                "node {i}: {w} {filters:?}"
+            );
+        }
     }
 }

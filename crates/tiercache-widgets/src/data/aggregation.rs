@@ -13,6 +13,29 @@ use super::store::{AggregatePath, DonationStore};
 use crate::error::WidgetError;
 use crate::{TimeRange, WidgetFilters, WidgetType};
 
+/// The most changes a view is brought forward over; a view known longer ago is recomputed.
+const MAX_CATCH_UP: i64 = 20_000;
+
+/// A view to bring to the store's last change.
+pub(crate) struct CatchUpJob {
+    pub(crate) widget: WidgetType,
+    pub(crate) filters: WidgetFilters,
+    pub(crate) start: i64,
+    pub(crate) end: i64,
+    /// Its answer as of a change id, when known.
+    pub(crate) known: Option<(i64, WidgetData)>,
+}
+
+/// A job's answer at the snapshot's last change.
+pub(crate) enum CaughtUp {
+    /// Brought forward from the known answer.
+    Forward(WidgetData),
+    /// Recomputed, in this long.
+    Computed(WidgetData, std::time::Duration),
+    /// Left: the budget was spent.
+    Left,
+}
+
 /// Computes widget data from a store and records donations.
 ///
 /// ```no_run
@@ -103,6 +126,70 @@ impl WidgetDataAggregationService {
         metrics::histogram!("widget_data_query_seconds", "widget" => widget.as_str())
             .record(started.elapsed().as_secs_f64());
         result
+    }
+
+    /// Brings each of `jobs` to the store's last change in one snapshot: forward over the changes
+    /// since the one it was known at ([`catch_up`](crate::catch_up)), or, where that cannot be
+    /// done (unknown, too old, a change catch-up cannot follow), recomputed while `budget` lasts
+    /// and left after it. Returns the last change the answers count and one answer per job.
+    pub(crate) async fn catch_up_views(
+        &self,
+        jobs: Vec<CatchUpJob>,
+        budget: std::time::Duration,
+    ) -> Result<(i64, Vec<CaughtUp>), WidgetError> {
+        self.blocking(move |store| {
+            let started = std::time::Instant::now();
+            let mut out = (0, Vec::with_capacity(jobs.len()));
+            store.read_snapshot(&mut |snapshot| {
+                out.1.clear();
+                let last = snapshot.last_change()?;
+                out.0 = last;
+                // Views known longer ago than this many changes are recomputed: reading every
+                // change since would cost more than a recompute.
+                let floor = jobs
+                    .iter()
+                    .filter_map(|j| j.known.as_ref().map(|(as_of, _)| *as_of))
+                    .filter(|as_of| *as_of <= last && last - *as_of <= MAX_CATCH_UP)
+                    .min();
+                let changes = match floor {
+                    Some(floor) => snapshot.changes_between(floor, last)?.map(|c| (floor, c)),
+                    None => None,
+                };
+                for job in &jobs {
+                    let since = match (&job.known, &changes) {
+                        (Some((as_of, _)), Some((floor, changes))) if as_of >= floor => {
+                            // Ids are contiguous from `floor`: the change after `as_of` is here.
+                            usize::try_from(as_of - floor).ok().and_then(|i| changes.get(i..))
+                        }
+                        _ => None,
+                    };
+                    if let (Some((_, value)), Some(since)) = (&job.known, since) {
+                        let forward = crate::catch_up::catch_up(
+                            snapshot, job.widget, &job.filters, job.start, job.end, value, since,
+                        )?;
+                        if let Some(forward) = forward {
+                            out.1.push(CaughtUp::Forward(forward));
+                            continue;
+                        }
+                    }
+                    if started.elapsed() >= budget {
+                        out.1.push(CaughtUp::Left);
+                        continue;
+                    }
+                    metrics::counter!("widget_data_queries_total", "widget" => job.widget.as_str())
+                        .increment(1);
+                    let computing = std::time::Instant::now();
+                    let value = snapshot.compute(job.widget, &job.filters, job.start, job.end)?;
+                    let took = computing.elapsed();
+                    metrics::histogram!("widget_data_query_seconds", "widget" => job.widget.as_str())
+                        .record(took.as_secs_f64());
+                    out.1.push(CaughtUp::Computed(value, took));
+                }
+                Ok(())
+            })?;
+            Ok(out)
+        })
+        .await
     }
 
     /// Writes a donation, its rollups and its outbox row in one transaction and returns the change

@@ -50,7 +50,7 @@ pub(crate) fn generate(
     now: i64,
 ) -> rusqlite::Result<i64> {
     let mut rng = StdRng::seed_from_u64(seed);
-    let tx = conn.transaction()?;
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     {
         let mut org = tx.prepare("INSERT INTO organizations (id, name) VALUES (?1, ?2)")?;
         let mut campaign = tx.prepare(

@@ -13,6 +13,7 @@ mod sqlite;
 mod store;
 
 pub use aggregation::WidgetDataAggregationService;
+pub(crate) use aggregation::{CatchUpJob, CaughtUp};
 pub use generator::DatasetSize;
 pub use model::{
     ActivityRow, Campaign, CampaignEntry, CampaignRow, DonorRow, NewCampaign, NewDonation,

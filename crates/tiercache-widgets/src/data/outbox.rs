@@ -74,7 +74,7 @@ pub(crate) fn claim(
     claim_ms: i64,
 ) -> Result<Vec<PendingChange>, WidgetError> {
     let now = now_ms();
-    let tx = conn.unchecked_transaction()?;
+    let tx = rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)?;
     let rows: Vec<(i64, String, u32, i64)> = tx
         .prepare_cached(
             "SELECT id, event, attempts, committed_at_ms FROM cache_outbox
@@ -120,7 +120,7 @@ pub(crate) fn claim(
 /// Marks rows dispatched.
 pub(crate) fn dispatched(conn: &Connection, ids: &[i64]) -> Result<(), WidgetError> {
     let now = now_ms();
-    let tx = conn.unchecked_transaction()?;
+    let tx = rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)?;
     {
         let mut stmt = tx.prepare_cached(
             "UPDATE cache_outbox SET dispatched_at_ms = ?2, claimed_until_ms = 0 WHERE id = ?1",
@@ -183,7 +183,7 @@ pub(crate) fn failed(
     retry_in_ms: i64,
 ) -> Result<(), WidgetError> {
     let now = now_ms();
-    let tx = conn.unchecked_transaction()?;
+    let tx = rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)?;
     {
         let mut stmt = tx.prepare_cached(
             "UPDATE cache_outbox SET attempts = attempts + 1, next_attempt_at_ms = ?2,

@@ -202,7 +202,10 @@ impl DonationStore for SqliteStore {
 
     fn record_donation(&self, donation: NewDonation) -> Result<Change, WidgetError> {
         let mut conn = self.writer.lock();
-        let tx = conn.transaction()?;
+        // Every write transaction here is IMMEDIATE: it takes the write lock before its first read,
+        // so a writer in another process makes it wait out the busy timeout. A deferred one that
+        // read first fails at once with SQLITE_BUSY when that writer commits in between.
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let organization_id = campaign_organization(&tx, donation.campaign_id)?;
         if let Some(employee_id) = donation.employee_id {
             let employer: Option<i64> = tx
@@ -270,7 +273,7 @@ impl DonationStore for SqliteStore {
 
     fn refund_donation(&self, donation_id: i64) -> Result<Change, WidgetError> {
         let mut conn = self.writer.lock();
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let refunded = tx
             .query_row(
                 "UPDATE donations SET status = 'refunded' WHERE id = ?1 AND status = 'completed'
@@ -319,7 +322,7 @@ impl DonationStore for SqliteStore {
 
     fn create_campaign(&self, campaign: NewCampaign) -> Result<(Campaign, Change), WidgetError> {
         let mut conn = self.writer.lock();
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let organization: Option<i64> = tx
             .query_row(
                 "SELECT id FROM organizations WHERE id = ?1",

@@ -17,7 +17,7 @@ pub const DEADLINE: Duration = Duration::from_secs(10);
 
 pub struct Fleet {
     pub redis: RedisServer,
-    _dir: TempDir,
+    dir: TempDir,
     pub data: WidgetDataAggregationService,
     pub nodes: Vec<WidgetCacheService>,
     pub invalidation: WidgetInvalidationService,
@@ -88,7 +88,7 @@ pub async fn fleet_with(name: &str, setup: Setup) -> Fleet {
     };
     Fleet {
         redis,
-        _dir: TempDir(dir),
+        dir: TempDir(dir),
         data,
         nodes,
         invalidation,
@@ -123,6 +123,24 @@ pub async fn read_cached(
     let value = read(node, data, w, r, f).await;
     assert_eq!(l1_hits(node), before + 1, "{what}: still an L1 hit");
     value
+}
+
+impl Fleet {
+    /// The directory holding the fleet's database, `demo.sqlite3`.
+    pub fn dir(&self) -> &std::path::Path {
+        &self.dir.0
+    }
+}
+
+/// The cached value of a view on `node` (L1 or L2), without loading it.
+pub async fn cached(
+    node: &WidgetCacheService,
+    w: WidgetType,
+    r: TimeRange,
+    f: &WidgetFilters,
+) -> Option<Arc<WidgetData>> {
+    let key = key_of(node, w, r, f);
+    node.cache().get::<WidgetData>(&key).await.unwrap()
 }
 
 /// The cache key of a view on `node` now.

@@ -184,7 +184,7 @@ pub(crate) fn ensure_built(conn: &mut Connection) -> rusqlite::Result<bool> {
     if version == Some(VERSION) {
         return Ok(false);
     }
-    let tx = conn.transaction()?;
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     rebuild(&tx)?;
     tx.commit()?;
     Ok(true)
