@@ -343,19 +343,6 @@ impl Refresh {
             .lock()
             .retain(|_, k| k.used.elapsed() < KNOWN_FOR);
     }
-
-    /// Stores the prepared views on every node.
-    async fn store(&self, prepared: Vec<PreparedView>) {
-        let stored =
-            futures_util::future::join_all(prepared.into_iter().map(|p| self.widgets.store(p)))
-                .await;
-        let failed = stored.iter().filter(|r| r.is_err()).count();
-        metrics::counter!("widget_refresh_views_total").increment((stored.len() - failed) as u64);
-        if failed > 0 {
-            // Invalidated already: the views are loaded by their next readers.
-            metrics::counter!("widget_refresh_failed_total").increment(failed as u64);
-        }
-    }
 }
 
 async fn run(
@@ -483,18 +470,24 @@ async fn try_batch(
     // between it and their store; the batch's changes are committed, so the values include them.
     let views = refresh.live.affected(&tags);
     let (prepared, dear) = refresh.bring(views, data, REFRESH_BUDGET).await;
-    let outcome = invalidation.invalidate_tag_set(&tags).await;
-    if outcome.is_ok() {
-        // The hot views are stored again before the changes count as dispatched, so a writer's
-        // next read (read-your-writes) hits; the rest are only queued, not waited for.
-        refresh.store(prepared).await;
+    // The invalidation and the hot views' new values land together, so no reader finds a hot
+    // view empty in between; they land before the changes count as dispatched, so a writer's next
+    // read (read-your-writes) hits. The rest are only queued, not waited for.
+    let ready = prepared.len();
+    let outcome = refresh.widgets.store_replacing(&tags, prepared).await;
+    if let Ok(stored) = &outcome {
+        metrics::counter!("widget_refresh_views_total").increment(*stored as u64);
+        if *stored < ready {
+            // Only invalidated: their next readers load them.
+            metrics::counter!("widget_refresh_failed_total").increment((ready - stored) as u64);
+        }
         refresh.reloads.push(dear);
     }
     if let Err(e) = guard.release().await {
         // It expires with its lease.
         tracing::debug!(error = %e, "refresh: could not release the lock");
     }
-    outcome.map_err(|e| e.to_string())
+    outcome.map(|_| ()).map_err(|e| e.to_string())
 }
 
 /// The wait before the next try after `attempts` failed ones.

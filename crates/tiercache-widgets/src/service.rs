@@ -455,6 +455,22 @@ impl WidgetCacheService {
         Ok(())
     }
 
+    /// Invalidates `tags` on every node and stores `prepared` in the same step (see
+    /// [`Cache::invalidate_tags_and_set`]): no reader finds one of them empty in between. Returns
+    /// how many were stored.
+    pub(crate) async fn store_replacing(
+        &self,
+        tags: &std::collections::BTreeSet<String>,
+        prepared: Vec<PreparedView>,
+    ) -> Result<usize, WidgetError> {
+        let tags: Vec<String> = tags.iter().cloned().collect();
+        let entries = prepared
+            .into_iter()
+            .map(|p| (p.key, p.value, p.opts))
+            .collect();
+        Ok(self.cache.invalidate_tags_and_set(&tags, entries).await?)
+    }
+
     /// Stores a prepared view in both tiers on every node (fencing loads of it still running).
     pub(crate) async fn store(&self, prepared: PreparedView) -> Result<(), WidgetError> {
         self.cache

@@ -364,10 +364,12 @@ impl Cache {
             })?;
         let encoded_len = envelope.len();
         let put = match node
-            .guarded(
-                node.l2
-                    .prepare_put(opts.tags(), envelope, ttl + node.config.fail_safe_max),
-            )
+            .guarded(node.l2.prepare_put(
+                opts.tags(),
+                envelope,
+                ttl + node.config.fail_safe_max,
+                &[],
+            ))
             .await
         {
             Ok(put) => put,

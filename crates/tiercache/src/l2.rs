@@ -441,6 +441,10 @@ pub(crate) struct Repaired<T> {
     pub(crate) repaired: String,
 }
 
+/// Tries of a scripted read whose entry's tags moved on between its two steps; see
+/// [`L2::read_scripted`].
+const SCRIPTED_READ_TRIES: u32 = 3;
+
 /// Whether this node vouches that a tag is still at a version; see [`L2::read`].
 pub(crate) type Vouched<'a> = dyn Fn(&str, u64) -> Option<Arc<str>> + Sync + 'a;
 
@@ -844,7 +848,29 @@ impl L2 {
     /// generation), then `scripts/versions.lua` reads the versions the entry recorded and those of
     /// the caller's tags (creating missing ones for the fence). An entry whose tags moved on, or whose
     /// `t` field names anything but this namespace's tags, is deleted (fail closed).
+    ///
+    /// An entry read in the first step whose recorded versions moved on by the second was valid a
+    /// moment before: a write that bumps its tags may have replaced it in the same step (see
+    /// `Cache::invalidate_tags_and_set`). The read is then made again, a few times at most, so a
+    /// reader racing such a replacement finds the new entry instead of a miss.
     async fn read_scripted(&self, entry: &EntryKeys, tags: &[String]) -> Result<ReadReply, Error> {
+        let mut tries = 0;
+        loop {
+            let (reply, moved_on) = self.read_scripted_once(entry, tags).await?;
+            tries += 1;
+            if !moved_on || tries >= SCRIPTED_READ_TRIES {
+                return Ok(reply);
+            }
+        }
+    }
+
+    /// One try of [`L2::read_scripted`], and whether the entry it found had its tags move on
+    /// between its two steps.
+    async fn read_scripted_once(
+        &self,
+        entry: &EntryKeys,
+        tags: &[String],
+    ) -> Result<(ReadReply, bool), Error> {
         let reply: Value = self
             .scripts
             .read
@@ -904,13 +930,14 @@ impl L2 {
                 .invoke_async(&mut self.conn.clone())
                 .await?;
         }
+        let moved_on = envelope.is_some() && recorded_pairs.is_some() && !valid;
         let recorded_tags = valid.then(|| {
             recorded_keys
                 .iter()
                 .map(|(_, tag, version)| (Arc::from(*tag), *version))
                 .collect()
         });
-        Ok(ReadReply {
+        let reply = ReadReply {
             envelope: if valid { envelope } else { None },
             recorded_tags,
             fence: Some(Fence {
@@ -922,7 +949,8 @@ impl L2 {
             lease: LeaseClaim::NotTried,
             batched: false,
             fence_first: false,
-        })
+        };
+        Ok((reply, moved_on))
     }
 
     /// The versions of `tags` (their keys `tag_keys`, created where missing or unreadable) and then
@@ -1049,20 +1077,38 @@ impl L2 {
     }
 
     /// Makes a `set` of `envelope` under `tags` ready to write: reads (and creates where missing) the
-    /// tags' versions, one round trip when there are tags, none otherwise. Takes the envelope so
-    /// that layout 1, which stores it as it is, keeps it without a copy.
+    /// tags' versions, one round trip when there are tags, none otherwise. A tag named in `fixed`
+    /// is recorded at the version given there instead, unread: the version the same batch gives it
+    /// (see [`Op::InvalidateTagTo`](crate::bus::Op)). Takes the envelope so that layout 1, which
+    /// stores it as it is, keeps it without a copy.
     pub(crate) async fn prepare_put(
         &self,
         tags: &[String],
         envelope: Vec<u8>,
         lifetime: Duration,
+        fixed: &[(String, u64)],
     ) -> Result<Put, Error> {
-        let tag_keys: Vec<String> = tags.iter().map(|t| self.keys.tag(t)).collect();
+        let fixed_version = |tag: &str| fixed.iter().find(|(t, _)| t == tag).map(|(_, v)| *v);
+        let read: Vec<String> = tags
+            .iter()
+            .filter(|t| fixed_version(t).is_none())
+            .cloned()
+            .collect();
+        let read_keys: Vec<String> = read.iter().map(|t| self.keys.tag(t)).collect();
         let TagVersions {
-            current: versions,
+            current: read_versions,
             created,
             repaired,
-        } = self.tag_versions(tags, &tag_keys, &[]).await?;
+        } = self.tag_versions(&read, &read_keys, &[]).await?;
+        let mut read_versions = read_versions.into_iter();
+        let mut versions = Vec::with_capacity(tags.len());
+        for tag in tags {
+            match fixed_version(tag) {
+                Some(v) => versions.push(v.to_string()),
+                None => versions.push(read_versions.next().unwrap_or_default()),
+            }
+        }
+        let tag_keys: Vec<String> = tags.iter().map(|t| self.keys.tag(t)).collect();
         let recorded = render_recorded(
             tag_keys
                 .iter()

@@ -69,6 +69,7 @@ mod options;
 #[cfg(test)]
 mod proptests;
 mod read;
+mod replace;
 mod wall_clock;
 
 pub use builder::CacheBuilder;

@@ -634,3 +634,80 @@ async fn a_set_that_timed_out_does_not_land_over_a_later_invalidation() {
     );
     proxy.heal();
 }
+
+/// `invalidate_tags_and_set`: the tag's other entries are gone on every node, the replaced entries
+/// hold their new values on every node, and readers on other nodes never find one missing while
+/// replacements follow one another (an invalidation followed by `set`s leaves them empty between).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tag_invalidated_with_its_replacements_never_leaves_them_empty() {
+    const HOT: usize = 40;
+    let redis = server();
+    let fleet = nodes(&redis, "replace", 3).await;
+    let tagged = opts().with_tags(["campaign:1"]);
+    let hot: Vec<String> = (0..HOT).map(|i| format!("hot{i}")).collect();
+    for key in &hot {
+        load_everywhere(&fleet, key, 0, &["campaign:1"]).await;
+    }
+    load_everywhere(&fleet, "cold", 0, &["campaign:1"]).await;
+    load_everywhere(&fleet, "other", 0, &["campaign:2"]).await;
+
+    let tags = vec!["campaign:1".to_owned()];
+    let replace = |v: u64| -> Vec<(String, u64, EntryOptions)> {
+        hot.iter().map(|k| (k.clone(), v, tagged.clone())).collect()
+    };
+    let written = fleet[0]
+        .invalidate_tags_and_set(&tags, replace(1))
+        .await
+        .unwrap();
+    assert_eq!(written, HOT);
+    for (i, n) in fleet.iter().enumerate() {
+        eventually(DEADLINE, &format!("node {i} dropped cold"), || async {
+            n.get::<u64>("cold").await.unwrap().is_none()
+        })
+        .await;
+        for key in &hot {
+            let v = n.get::<u64>(key).await.unwrap();
+            assert_eq!(v.as_deref(), Some(&1), "node {i} {key}");
+        }
+        assert_eq!(
+            n.get::<u64>("other").await.unwrap().as_deref(),
+            Some(&0),
+            "node {i}"
+        );
+    }
+
+    let writer = fleet[0].clone();
+    let batches: Vec<_> = (2..=60_u64).map(replace).collect();
+    let replacing = tokio::spawn(async move {
+        // Paced: a dispatcher replaces its views a few times a second; a reader's read that
+        // straddles a replacement is made again, which replacements faster than a read's two round
+        // trips could outrun.
+        let mut pace = tokio::time::interval(Duration::from_millis(5));
+        for entries in batches {
+            pace.tick().await;
+            writer
+                .invalidate_tags_and_set(&tags, entries)
+                .await
+                .unwrap();
+        }
+    });
+    let mut reads = 0;
+    while !replacing.is_finished() {
+        for n in &fleet[1..] {
+            let key = &hot[reads % HOT];
+            let seen = n.get::<u64>(key).await.unwrap();
+            assert!(seen.is_some(), "read {reads}: {key} was missing");
+            reads += 1;
+        }
+    }
+    replacing.await.unwrap();
+    assert!(reads > 0);
+    for (i, n) in fleet.iter().enumerate() {
+        eventually(
+            DEADLINE,
+            &format!("node {i} shows the last values"),
+            || async { n.get::<u64>("hot7").await.unwrap().as_deref() == Some(&60) },
+        )
+        .await;
+    }
+}

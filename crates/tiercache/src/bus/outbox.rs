@@ -21,6 +21,9 @@ pub(crate) enum Op {
     Put(String, Arc<EntryWrite>, Option<Arc<LocalFill>>),
     /// Give the tag a new version.
     InvalidateTag(String),
+    /// Give the tag this new version, chosen by the caller so that entries written later in the
+    /// same batch can carry it (they are valid the moment the batch lands, never missing between).
+    InvalidateTagTo(String, u64),
     /// Only announce a tag version that L2 already has (a version recreated after eviction).
     AnnounceTag(String, u64),
     /// Tell every node to drop its L1 (after the namespace's entries were deleted from L2).
@@ -94,7 +97,9 @@ impl Op {
                 tag: tag.clone(),
                 version: *version,
             },
-            Op::InvalidateTag(tag) => Event::Tag {
+            // Not the caller's version: the batch's writes become invalidations in the replay
+            // queue, so no entry ever carries it, and nothing here may trust one that does.
+            Op::InvalidateTag(tag) | Op::InvalidateTagTo(tag, _) => Event::Tag {
                 tag: tag.clone(),
                 version: nonce(),
             },

@@ -100,6 +100,10 @@ async fn flush(node: &Arc<Node>, ops: Vec<Op>, route: Route) -> Result<(), Error
                 tags.push((node.keys.tag(&tag), version));
                 events.push(Event::Tag { tag, version });
             }
+            Op::InvalidateTagTo(tag, version) => {
+                tags.push((node.keys.tag(&tag), version));
+                events.push(Event::Tag { tag, version });
+            }
             Op::AnnounceTag(tag, version) => events.push(Event::Tag { tag, version }),
             Op::ClearNamespace => events.push(Event::Clear),
         }

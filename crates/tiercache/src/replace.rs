@@ -1,0 +1,165 @@
+//! [`Cache::invalidate_tags_and_set`]: a tag invalidation and the writes that replace the entries
+//! it empties, landing together.
+
+use std::sync::Arc;
+
+use serde::{de::DeserializeOwned, Serialize};
+
+use crate::bus::outbox::{LocalFill, Op};
+use crate::cache::Cache;
+use crate::codec::{self, Header};
+use crate::error::Error;
+use crate::l2::{l1_tags, nonce};
+use crate::options::EntryOptions;
+use crate::wall_clock::now_ms;
+
+impl Cache {
+    /// Invalidates every entry carrying any of `tags`, on every node, and stores `entries` in the
+    /// same step. Returns how many of `entries` were written.
+    ///
+    /// A refresh that calls [`Cache::invalidate_tags`] and then [`Cache::set`] leaves the entries it
+    /// refreshes empty for the round trips in between, and every reader that comes then loads them
+    /// again. Here, on one Redis server, the new tag versions are chosen first, the entries are
+    /// written recording them, and the invalidation and the writes travel in one script call and
+    /// one bus message: no reader on any node finds the tags invalidated and the entries not yet
+    /// there. Each entry is written as by [`Cache::set`] (fencing loads of its key still running)
+    /// and may carry any of `tags`.
+    ///
+    /// An entry that cannot be prepared (it does not encode, its tags' versions cannot be read) is
+    /// left out, and its key is only invalidated; the invalidation itself is never left out. On a
+    /// cluster, where the entries live in other slots than the tags' versions, this is
+    /// [`Cache::invalidate_tags`] and then one [`Cache::set`] per entry. When Redis cannot be reached
+    /// the invalidation is queued for replay, the entries' keys with it, and the call returns
+    /// [`Error::Pending`].
+    ///
+    /// ```no_run
+    /// # async fn run(cache: tiercache::Cache) -> Result<(), tiercache::Error> {
+    /// use std::time::Duration;
+    /// use tiercache::EntryOptions;
+    /// let opts = EntryOptions::new(Duration::from_secs(60)).with_tags(["campaign:3"]);
+    /// let written = cache
+    ///     .invalidate_tags_and_set(&["campaign:3".to_owned()], vec![("totals:3".to_owned(), 1_234_u64, opts)])
+    ///     .await?;
+    /// assert_eq!(written, 1);
+    /// # Ok(()) }
+    /// ```
+    pub async fn invalidate_tags_and_set<T>(
+        &self,
+        tags: &[String],
+        entries: Vec<(String, T, EntryOptions)>,
+    ) -> Result<usize, Error>
+    where
+        T: Serialize + DeserializeOwned + Send + Sync + 'static,
+    {
+        let node = self.node();
+        for tag in tags {
+            node.keys.validate_tag(tag)?;
+        }
+        for (key, _, opts) in &entries {
+            node.keys.validate(key)?;
+            node.keys.validate_tags(opts.tags())?;
+        }
+        if node.l2.conn.is_cluster() {
+            self.invalidate_tags(tags).await?;
+            let mut written = 0;
+            for (key, value, opts) in entries {
+                if self.set(&key, value, &opts).await.is_ok() {
+                    written += 1;
+                }
+            }
+            return Ok(written);
+        }
+        let versions: Vec<(String, u64)> = tags.iter().map(|t| (t.clone(), nonce())).collect();
+        let prepared = futures_util::future::join_all(
+            entries
+                .into_iter()
+                .map(|(key, value, opts)| self.prepare_write(key, value, opts, &versions)),
+        )
+        .await;
+        let mut ops: Vec<Op> = Vec::with_capacity(tags.len() + prepared.len());
+        let mut puts = Vec::with_capacity(prepared.len());
+        for write in prepared {
+            match write {
+                Ok((announce, put)) => {
+                    ops.extend(announce);
+                    puts.push(put);
+                }
+                Err((key, e)) => {
+                    tracing::debug!(key, error = %e, "a refreshed entry is only invalidated");
+                    puts.push(Op::InvalidateKey(key));
+                }
+            }
+        }
+        ops.extend(
+            versions
+                .into_iter()
+                .map(|(tag, version)| Op::InvalidateTagTo(tag, version)),
+        );
+        let written = puts.iter().filter(|op| matches!(op, Op::Put(..))).count();
+        // After the tags: each node drops the tags' entries, then learns of each key's new value.
+        ops.extend(puts);
+        node.outbox.send(ops).await?;
+        Ok(written)
+    }
+
+    /// One entry of [`Cache::invalidate_tags_and_set`], ready for the batch: the tags whose versions
+    /// its preparation created (to announce) and its write, recording `versions` for those tags.
+    async fn prepare_write<T>(
+        &self,
+        key: String,
+        value: T,
+        opts: EntryOptions,
+        versions: &[(String, u64)],
+    ) -> Result<(Vec<Op>, Op), (String, Error)>
+    where
+        T: Serialize + DeserializeOwned + Send + Sync + 'static,
+    {
+        let node = self.node();
+        let ttl = opts.ttl(&node.config.ttl_tiers);
+        let now = now_ms();
+        let header = Header {
+            created_at_ms: now,
+            expires_at_ms: now + ttl.as_millis() as u64,
+            load_micros: u32::try_from(opts.load_time().as_micros()).unwrap_or(u32::MAX),
+        };
+        let envelope = match codec::encode(&value, &header, node.config.max_value_bytes as usize) {
+            Ok(envelope) => envelope,
+            Err(reason) => {
+                node.stats.encode_errors(1);
+                let e = Error::Encode {
+                    key: key.clone(),
+                    reason,
+                };
+                return Err((key, e));
+            }
+        };
+        let encoded_len = envelope.len();
+        let put = match node
+            .guarded(node.l2.prepare_put(
+                opts.tags(),
+                envelope,
+                ttl + node.config.fail_safe_max,
+                versions,
+            ))
+            .await
+        {
+            Ok(put) => put,
+            Err(e) => return Err((key, e)),
+        };
+        node.repaired(&put.repaired);
+        let announce = put
+            .created
+            .into_iter()
+            .map(|(t, v)| Op::AnnounceTag(t, v))
+            .collect();
+        let fill = l1_tags(opts.tags(), &put.versions).map(|tags| {
+            let (node, key, value) = (Arc::downgrade(node), key.clone(), Arc::new(value));
+            LocalFill::new(move || {
+                if let Some(node) = node.upgrade() {
+                    node.fill_l1(&key, value, encoded_len, &header, tags, None);
+                }
+            })
+        });
+        Ok((announce, Op::Put(key, Arc::new(put.write), fill)))
+    }
+}
