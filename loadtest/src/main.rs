@@ -105,6 +105,10 @@ struct Summary {
     /// Steady state, as `hit_rate_steady`.
     db_queries: f64,
     db_queries_whole_run: f64,
+    /// Where the whole run's aggregate queries and misses came from (`/metrics` growth): readers'
+    /// misses by widget, and the dispatcher's refresh (views recomputed, brought forward, point
+    /// lookups, background reloads).
+    behind_the_queries: BTreeMap<String, f64>,
     fresh_samples: usize,
     fresh_p50_ms: Option<f64>,
     fresh_p99_ms: Option<f64>,
@@ -122,6 +126,41 @@ struct RequestFigures {
     errors: usize,
     p50_ms: f64,
     p99_ms: f64,
+}
+
+/// The growth over the run of the series that say where aggregate queries came from.
+fn behind_the_queries(before: &Scrape, after: &Scrape) -> BTreeMap<String, f64> {
+    let mut out = BTreeMap::new();
+    for widget in [
+        "total_donations",
+        "campaign_performance",
+        "donation_trends",
+        "top_donors",
+        "organization_stats",
+        "recent_activities",
+        "employee_participation",
+    ] {
+        let label = format!("widget=\"{widget}\"");
+        let misses = after.grew(
+            before,
+            "widget_cache_requests_total",
+            &[&label, "outcome=\"miss\""],
+        );
+        out.insert(format!("reader_misses {widget}"), misses);
+        let queries = after.grew(before, "widget_data_queries_total", &[&label]);
+        out.insert(format!("queries {widget}"), queries);
+    }
+    for series in [
+        "widget_refresh_recomputed_total",
+        "widget_refresh_caught_up_total",
+        "widget_refresh_lookups_total",
+        "widget_refresh_views_total",
+        "widget_refresh_failed_total",
+        "widget_outbox_dispatched_total",
+    ] {
+        out.insert(series.to_owned(), after.grew(before, series, &[]));
+    }
+    out
 }
 
 fn ms(us: u64) -> f64 {
@@ -386,6 +425,7 @@ fn summarize(
         requests_served: served,
         db_queries: after.grew(steady, "widget_data_queries_total", &[]),
         db_queries_whole_run: after.grew(before, "widget_data_queries_total", &[]),
+        behind_the_queries: behind_the_queries(before, after),
         fresh_samples: freshness.delays.len(),
         fresh_p50_ms: freshness.percentile_ms(0.50),
         fresh_p99_ms: freshness.percentile_ms(0.99),

@@ -32,7 +32,7 @@ const REFRESH_LOCK: &str = "widget-refresh";
 /// Its lease: far longer than a batch's refresh takes, short enough that a dead holder frees it soon.
 const REFRESH_LEASE: Duration = Duration::from_secs(30);
 /// How long an answer a batch brought forward is kept without a later batch asking for it.
-const KNOWN_FOR: Duration = Duration::from_secs(300);
+const KNOWN_FOR: Duration = Duration::from_secs(900);
 /// How long a batch computes views before it invalidates: the hottest views are ready to store the
 /// moment they are invalidated, and the change is not held back behind the rest, which are loaded
 /// again in the background after the invalidation (their readers may load them meanwhile).
@@ -79,7 +79,7 @@ impl Drop for Task {
 /// Without a cache (`None`), rows are marked dispatched at once: there is nothing to invalidate.
 ///
 /// **Refresh, not empty.** Started with [`LiveViews`], it first brings the affected views that
-/// readers used in the last minute to the store's last committed change, in one snapshot: a view an
+/// readers used in the last ten minutes to the store's last committed change, in one snapshot: a view an
 /// earlier batch refreshed is brought forward over the changes since ([`catch_up`](crate::catch_up):
 /// a few point lookups, no recompute), the others are recomputed (the most read first, for up to
 /// 30 ms). Then it invalidates the batch's tags, stores those views again on every node, and queues
@@ -141,7 +141,8 @@ impl ChangeDispatcher {
         widgets: WidgetCacheService,
         live: LiveViews,
     ) -> Self {
-        let reloads = Reloads::start(widgets.clone(), data.clone());
+        let known: Arc<Mutex<HashMap<String, Known>>> = Arc::default();
+        let reloads = Reloads::start(widgets.clone(), data.clone(), known.clone());
         Self::spawn(
             data,
             Some(invalidation),
@@ -149,7 +150,7 @@ impl ChangeDispatcher {
                 widgets,
                 live,
                 reloads,
-                known: Mutex::default(),
+                known,
                 swept: Mutex::new(tokio::time::Instant::now()),
             }),
         )
@@ -200,7 +201,7 @@ struct Refresh {
     widgets: WidgetCacheService,
     live: LiveViews,
     reloads: Reloads,
-    known: Mutex<HashMap<String, Known>>,
+    known: Arc<Mutex<HashMap<String, Known>>>,
     swept: Mutex<tokio::time::Instant>,
 }
 
@@ -213,7 +214,11 @@ struct Reloads {
 }
 
 impl Reloads {
-    fn start(widgets: WidgetCacheService, data: WidgetDataAggregationService) -> Self {
+    fn start(
+        widgets: WidgetCacheService,
+        data: WidgetDataAggregationService,
+        known: Arc<Mutex<HashMap<String, Known>>>,
+    ) -> Self {
         let (queue, mut next) = tokio::sync::mpsc::unbounded_channel::<LiveView>();
         let queued: Arc<Mutex<HashSet<String>>> = Arc::default();
         let taken = queued.clone();
@@ -222,7 +227,13 @@ impl Reloads {
             while let Some(view) = next.recv().await {
                 taken.lock().remove(&view.key);
                 match widgets.reload(&view, &data).await {
-                    Ok(()) => metrics::counter!("widget_refresh_views_total").increment(1),
+                    Ok(answer) => {
+                        metrics::counter!("widget_refresh_views_total").increment(1);
+                        // What it computed lets the next batch bring the view forward.
+                        if let Some((as_of, value, load_time)) = answer {
+                            remember(&known, view.key, as_of, Arc::new(value), load_time);
+                        }
+                    }
                     Err(e) => {
                         tracing::debug!(key = %view.key, error = %e, "refresh: a background reload failed");
                         metrics::counter!("widget_refresh_failed_total").increment(1);
@@ -243,10 +254,33 @@ impl Reloads {
     }
 }
 
-/// A view's answer as of a change, as the last batch left it.
+/// Keeps `value` as `key`'s answer as of change `as_of`, unless a later one is kept already.
+fn remember(
+    known: &Mutex<HashMap<String, Known>>,
+    key: String,
+    as_of: i64,
+    value: Arc<WidgetData>,
+    load_time: Duration,
+) {
+    let mut known = known.lock();
+    if known.get(&key).is_some_and(|k| k.as_of > as_of) {
+        return;
+    }
+    known.insert(
+        key,
+        Known {
+            as_of,
+            value,
+            load_time,
+            used: tokio::time::Instant::now(),
+        },
+    );
+}
+
+/// A view's answer as of a change, as the last batch (or background reload) left it.
 struct Known {
     as_of: i64,
-    value: WidgetData,
+    value: Arc<WidgetData>,
     /// What recomputing it took, for early refresh.
     load_time: Duration,
     /// The last batch that asked for it, to forget views no change reaches any more.
@@ -315,15 +349,9 @@ impl Refresh {
                 }
             };
             self.live.refreshed(&key);
-            self.known.lock().insert(
-                key.clone(),
-                Known {
-                    as_of,
-                    value: value.clone(),
-                    load_time,
-                    used: tokio::time::Instant::now(),
-                },
-            );
+            let value = Arc::new(value);
+            remember(&self.known, key.clone(), as_of, value.clone(), load_time);
+            let value = Arc::unwrap_or_clone(value);
             prepared.push(self.widgets.ready(&view, key, now, value, load_time).await);
         }
         metrics::counter!("widget_refresh_caught_up_total").increment(forward);

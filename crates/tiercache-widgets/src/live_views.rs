@@ -14,9 +14,11 @@ use crate::{TimeRange, WidgetFilters, WidgetType};
 /// not in use; past that it is not remembered (changes invalidate it instead of refreshing it).
 const MAX_VIEWS: usize = 200_000;
 
-/// A view is in use when it was read within this long: the views dashboards are showing now, not
-/// every view opened in the last minutes (a change's refresh costs a query per view).
-const IN_USE: Duration = Duration::from_secs(60);
+/// A view is in use when it was read within this long. A change refreshes every view in use that it
+/// reaches, and after its first refresh a view costs a change a few point lookups, not a query
+/// (see [`catch_up`](crate::catch_up)): so views dashboards showed in the last minutes are kept
+/// warm too, not only those on screen now, and a dashboard opened again finds them cached.
+const IN_USE: Duration = Duration::from_secs(600);
 
 /// A view a reader asked for, as its key was built.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -10,7 +10,7 @@ use parking_lot::RwLock;
 use tiercache::{Cache, EntryOptions, Fetched};
 
 use crate::clock::{Clock, SystemClock};
-use crate::data::{WidgetData, WidgetDataAggregationService};
+use crate::data::{CatchUpJob, CaughtUp, WidgetData, WidgetDataAggregationService};
 use crate::error::WidgetError;
 use crate::key::render_key;
 use crate::live_views::{LiveView, LiveViews};
@@ -431,28 +431,46 @@ impl WidgetCacheService {
     /// Loads `view` through the cache's load path, as a reader's miss would but without counting
     /// as a read: coalesced with readers' loads of it across the fleet, and not stored when an
     /// invalidation overtakes it. Nothing to do when it is cached again already, or when its period
-    /// moved since it was read.
+    /// moved since it was read. Returns what it computed, when it did: the change id its answer
+    /// counts up to (read in the same snapshot), the answer, and what computing it took.
     pub(crate) async fn reload(
         &self,
         view: &LiveView,
         data: &WidgetDataAggregationService,
-    ) -> Result<(), WidgetError> {
+    ) -> Result<Option<(i64, WidgetData, Duration)>, WidgetError> {
         let now = self.clock.now();
-        let Some(key) = Self::current_key(view, now) else {
-            return Ok(());
+        let Some((key, start, end)) = Self::current(view, now) else {
+            return Ok(None);
         };
         let org = self.campaign_organization(&view.filters).await;
         let (widget, range, filters, data) =
             (view.widget, view.range, view.filters.clone(), data.clone());
         let opts_filters = filters.clone();
+        let answered: Arc<parking_lot::Mutex<Option<(i64, WidgetData, Duration)>>> = Arc::default();
+        let slot = answered.clone();
         self.cache
             .fetch_with(
                 &key,
                 || self.entry_options(widget, &range, &opts_filters, org, now),
-                move || async move { checked(widget, data.compute(widget, range, filters, now).await) },
+                move || async move {
+                    let job = CatchUpJob {
+                        widget,
+                        filters,
+                        start,
+                        end,
+                        known: None,
+                    };
+                    let (as_of, answers) = data.catch_up_views(vec![job], Duration::MAX).await?;
+                    let Some(CaughtUp::Computed(value, took)) = answers.into_iter().next() else {
+                        return Err(WidgetError::Task("a reload computed nothing".into()));
+                    };
+                    *slot.lock() = Some((as_of, value.clone(), took));
+                    checked(widget, Ok(value))
+                },
             )
             .await?;
-        Ok(())
+        let answer = answered.lock().take();
+        Ok(answer)
     }
 
     /// Invalidates `tags` on every node and stores `prepared` in the same step (see

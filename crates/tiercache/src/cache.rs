@@ -348,28 +348,10 @@ impl Cache {
         node.keys.validate(key)?;
         node.keys.validate_tags(opts.tags())?;
         let ttl = opts.ttl(&node.config.ttl_tiers);
-        let now = now_ms();
-        let header = Header {
-            created_at_ms: now,
-            expires_at_ms: now + ttl.as_millis() as u64,
-            load_micros: u32::try_from(opts.load_time().as_micros()).unwrap_or(u32::MAX),
-        };
-        let envelope = codec::encode(&value, &header, node.config.max_value_bytes as usize)
-            .map_err(|reason| {
-                node.stats.encode_errors(1);
-                Error::Encode {
-                    key: key.to_owned(),
-                    reason,
-                }
-            })?;
+        let (header, envelope, lifetime) = self.encode_entry(key, &value, opts)?;
         let encoded_len = envelope.len();
         let put = match node
-            .guarded(node.l2.prepare_put(
-                opts.tags(),
-                envelope,
-                ttl + node.config.fail_safe_max,
-                &[],
-            ))
+            .guarded(node.l2.prepare_put(opts.tags(), envelope, lifetime))
             .await
         {
             Ok(put) => put,

@@ -855,12 +855,21 @@ impl L2 {
     /// reader racing such a replacement finds the new entry instead of a miss.
     async fn read_scripted(&self, entry: &EntryKeys, tags: &[String]) -> Result<ReadReply, Error> {
         let mut tries = 0;
+        // What earlier tries created or repaired must still be announced and counted.
+        let mut created = Vec::new();
+        let mut repaired = String::new();
         loop {
-            let (reply, moved_on) = self.read_scripted_once(entry, tags).await?;
+            let (mut reply, moved_on) = self.read_scripted_once(entry, tags).await?;
             tries += 1;
             if !moved_on || tries >= SCRIPTED_READ_TRIES {
+                created.append(&mut reply.created_tags);
+                reply.created_tags = created;
+                repaired.push_str(&reply.repaired);
+                reply.repaired = repaired;
                 return Ok(reply);
             }
+            created.append(&mut reply.created_tags);
+            repaired.push_str(&reply.repaired);
         }
     }
 
@@ -1077,37 +1086,79 @@ impl L2 {
     }
 
     /// Makes a `set` of `envelope` under `tags` ready to write: reads (and creates where missing) the
-    /// tags' versions, one round trip when there are tags, none otherwise. A tag named in `fixed`
-    /// is recorded at the version given there instead, unread: the version the same batch gives it
-    /// (see [`Op::InvalidateTagTo`](crate::bus::Op)). Takes the envelope so that layout 1, which
-    /// stores it as it is, keeps it without a copy.
+    /// tags' versions, one round trip when there are tags, none otherwise. Takes the envelope so
+    /// that layout 1, which stores it as it is, keeps it without a copy.
     pub(crate) async fn prepare_put(
         &self,
         tags: &[String],
         envelope: Vec<u8>,
         lifetime: Duration,
-        fixed: &[(String, u64)],
     ) -> Result<Put, Error> {
-        let fixed_version = |tag: &str| fixed.iter().find(|(t, _)| t == tag).map(|(_, v)| *v);
-        let read: Vec<String> = tags
-            .iter()
-            .filter(|t| fixed_version(t).is_none())
-            .cloned()
-            .collect();
-        let read_keys: Vec<String> = read.iter().map(|t| self.keys.tag(t)).collect();
+        let tag_keys: Vec<String> = tags.iter().map(|t| self.keys.tag(t)).collect();
         let TagVersions {
-            current: read_versions,
+            current: versions,
             created,
             repaired,
+        } = self.tag_versions(tags, &tag_keys, &[]).await?;
+        let mut put = self.render_put(tags, versions, envelope, lifetime)?;
+        put.created = created;
+        put.repaired = repaired;
+        Ok(put)
+    }
+
+    /// Makes several `set`s ready to write with one read of all their tags' versions (created
+    /// where missing). A tag named in `fixed` is recorded at the version given there instead,
+    /// unread: the version the same batch gives it (see `Op::InvalidateTagTo`). Each entry is
+    /// `(tags, envelope, lifetime)`; each answer is its write, or why it cannot be written. The
+    /// tags whose versions this read created, and what it repaired, come with the first answer.
+    pub(crate) async fn prepare_puts(
+        &self,
+        entries: Vec<(Vec<String>, Vec<u8>, Duration)>,
+        fixed: &[(String, u64)],
+    ) -> Result<Vec<Result<Put, Error>>, Error> {
+        let mut read: Vec<String> = entries
+            .iter()
+            .flat_map(|(tags, _, _)| tags.iter())
+            .filter(|t| !fixed.iter().any(|(f, _)| f == *t))
+            .cloned()
+            .collect();
+        read.sort_unstable();
+        read.dedup();
+        let read_keys: Vec<String> = read.iter().map(|t| self.keys.tag(t)).collect();
+        let TagVersions {
+            current,
+            mut created,
+            mut repaired,
         } = self.tag_versions(&read, &read_keys, &[]).await?;
-        let mut read_versions = read_versions.into_iter();
-        let mut versions = Vec::with_capacity(tags.len());
-        for tag in tags {
-            match fixed_version(tag) {
-                Some(v) => versions.push(v.to_string()),
-                None => versions.push(read_versions.next().unwrap_or_default()),
-            }
+        let mut known: std::collections::HashMap<&str, String> =
+            read.iter().map(String::as_str).zip(current).collect();
+        for (tag, version) in fixed {
+            known.insert(tag, version.to_string());
         }
+        let mut out = Vec::with_capacity(entries.len());
+        for (tags, envelope, lifetime) in entries {
+            let versions = tags
+                .iter()
+                .map(|t| known.get(t.as_str()).cloned().unwrap_or_default())
+                .collect();
+            let mut put = self.render_put(&tags, versions, envelope, lifetime);
+            if let Ok(put) = &mut put {
+                put.created = std::mem::take(&mut created);
+                put.repaired = std::mem::take(&mut repaired);
+            }
+            out.push(put);
+        }
+        Ok(out)
+    }
+
+    /// A `set`'s write of `envelope` recording `versions` for `tags` (in their order).
+    fn render_put(
+        &self,
+        tags: &[String],
+        versions: Vec<String>,
+        envelope: Vec<u8>,
+        lifetime: Duration,
+    ) -> Result<Put, Error> {
         let tag_keys: Vec<String> = tags.iter().map(|t| self.keys.tag(t)).collect();
         let recorded = render_recorded(
             tag_keys
@@ -1121,8 +1172,8 @@ impl L2 {
         };
         Ok(Put {
             versions,
-            created,
-            repaired,
+            created: Vec::new(),
+            repaired: String::new(),
             write: EntryWrite {
                 value,
                 recorded,

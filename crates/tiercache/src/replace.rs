@@ -70,24 +70,69 @@ impl Cache {
             return Ok(written);
         }
         let versions: Vec<(String, u64)> = tags.iter().map(|t| (t.clone(), nonce())).collect();
-        let prepared = futures_util::future::join_all(
-            entries
-                .into_iter()
-                .map(|(key, value, opts)| self.prepare_write(key, value, opts, &versions)),
-        )
-        .await;
-        let mut ops: Vec<Op> = Vec::with_capacity(tags.len() + prepared.len());
-        let mut puts = Vec::with_capacity(prepared.len());
-        for write in prepared {
-            match write {
-                Ok((announce, put)) => {
-                    ops.extend(announce);
-                    puts.push(put);
+        let mut ops: Vec<Op> = Vec::with_capacity(tags.len() + 2 * entries.len());
+        let mut puts = Vec::with_capacity(entries.len());
+        let mut encoded = Vec::with_capacity(entries.len());
+        for (key, value, opts) in entries {
+            match self.encode_entry(&key, &value, &opts) {
+                Ok((header, envelope, lifetime)) => {
+                    let tags = opts.tags().to_vec();
+                    encoded.push((key, value, tags, header, envelope, lifetime));
                 }
-                Err((key, e)) => {
+                Err(e) => {
                     tracing::debug!(key, error = %e, "a refreshed entry is only invalidated");
                     puts.push(Op::InvalidateKey(key));
                 }
+            }
+        }
+        // One read of every entry's other tags' versions, not one per entry.
+        let lengths: Vec<usize> = encoded.iter().map(|e| e.4.len()).collect();
+        let ready = node
+            .guarded(
+                node.l2.prepare_puts(
+                    encoded
+                        .iter_mut()
+                        .map(|e| (e.2.clone(), std::mem::take(&mut e.4), e.5))
+                        .collect(),
+                    &versions,
+                ),
+            )
+            .await;
+        match ready {
+            Ok(prepared) => {
+                for ((key, value, tags, header, _, _), (put, len)) in
+                    encoded.into_iter().zip(prepared.into_iter().zip(lengths))
+                {
+                    let put = match put {
+                        Ok(put) => put,
+                        Err(e) => {
+                            tracing::debug!(key, error = %e, "a refreshed entry is only invalidated");
+                            puts.push(Op::InvalidateKey(key));
+                            continue;
+                        }
+                    };
+                    node.repaired(&put.repaired);
+                    ops.extend(
+                        put.created
+                            .iter()
+                            .map(|(t, v)| Op::AnnounceTag(t.clone(), *v)),
+                    );
+                    let fill = l1_tags(&tags, &put.versions).map(|l1| {
+                        let (node, key, value) =
+                            (Arc::downgrade(node), key.clone(), Arc::new(value));
+                        LocalFill::new(move || {
+                            if let Some(node) = node.upgrade() {
+                                node.fill_l1(&key, value, len, &header, l1, None);
+                            }
+                        })
+                    });
+                    puts.push(Op::Put(key, Arc::new(put.write), fill));
+                }
+            }
+            Err(e) => {
+                // The invalidation still goes out; the entries' keys are only invalidated.
+                tracing::debug!(error = %e, "refreshed entries are only invalidated");
+                puts.extend(encoded.into_iter().map(|e| Op::InvalidateKey(e.0)));
             }
         }
         ops.extend(
@@ -102,18 +147,14 @@ impl Cache {
         Ok(written)
     }
 
-    /// One entry of [`Cache::invalidate_tags_and_set`], ready for the batch: the tags whose versions
-    /// its preparation created (to announce) and its write, recording `versions` for those tags.
-    async fn prepare_write<T>(
+    /// An entry's header, envelope and lifetime in Redis (its TTL plus the fail-safe grace), as
+    /// [`Cache::set`] writes it.
+    pub(crate) fn encode_entry<T: Serialize>(
         &self,
-        key: String,
-        value: T,
-        opts: EntryOptions,
-        versions: &[(String, u64)],
-    ) -> Result<(Vec<Op>, Op), (String, Error)>
-    where
-        T: Serialize + DeserializeOwned + Send + Sync + 'static,
-    {
+        key: &str,
+        value: &T,
+        opts: &EntryOptions,
+    ) -> Result<(Header, Vec<u8>, std::time::Duration), Error> {
         let node = self.node();
         let ttl = opts.ttl(&node.config.ttl_tiers);
         let now = now_ms();
@@ -122,44 +163,14 @@ impl Cache {
             expires_at_ms: now + ttl.as_millis() as u64,
             load_micros: u32::try_from(opts.load_time().as_micros()).unwrap_or(u32::MAX),
         };
-        let envelope = match codec::encode(&value, &header, node.config.max_value_bytes as usize) {
-            Ok(envelope) => envelope,
-            Err(reason) => {
+        let envelope = codec::encode(value, &header, node.config.max_value_bytes as usize)
+            .map_err(|reason| {
                 node.stats.encode_errors(1);
-                let e = Error::Encode {
-                    key: key.clone(),
+                Error::Encode {
+                    key: key.to_owned(),
                     reason,
-                };
-                return Err((key, e));
-            }
-        };
-        let encoded_len = envelope.len();
-        let put = match node
-            .guarded(node.l2.prepare_put(
-                opts.tags(),
-                envelope,
-                ttl + node.config.fail_safe_max,
-                versions,
-            ))
-            .await
-        {
-            Ok(put) => put,
-            Err(e) => return Err((key, e)),
-        };
-        node.repaired(&put.repaired);
-        let announce = put
-            .created
-            .into_iter()
-            .map(|(t, v)| Op::AnnounceTag(t, v))
-            .collect();
-        let fill = l1_tags(opts.tags(), &put.versions).map(|tags| {
-            let (node, key, value) = (Arc::downgrade(node), key.clone(), Arc::new(value));
-            LocalFill::new(move || {
-                if let Some(node) = node.upgrade() {
-                    node.fill_l1(&key, value, encoded_len, &header, tags, None);
                 }
-            })
-        });
-        Ok((announce, Op::Put(key, Arc::new(put.write), fill)))
+            })?;
+        Ok((header, envelope, ttl + node.config.fail_safe_max))
     }
 }

@@ -23,7 +23,7 @@ pub(crate) struct CatchUpJob {
     pub(crate) start: i64,
     pub(crate) end: i64,
     /// Its answer as of a change id, when known.
-    pub(crate) known: Option<(i64, WidgetData)>,
+    pub(crate) known: Option<(i64, Arc<WidgetData>)>,
 }
 
 /// A job's answer at the snapshot's last change.
@@ -165,7 +165,13 @@ impl WidgetDataAggregationService {
                     };
                     if let (Some((_, value)), Some(since)) = (&job.known, since) {
                         let forward = crate::catch_up::catch_up(
-                            snapshot, job.widget, &job.filters, job.start, job.end, value, since,
+                            snapshot,
+                            job.widget,
+                            &job.filters,
+                            job.start,
+                            job.end,
+                            value.as_ref(),
+                            since,
                         )?;
                         if let Some(forward) = forward {
                             out.1.push(CaughtUp::Forward(forward));
