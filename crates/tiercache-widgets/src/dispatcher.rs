@@ -1,7 +1,7 @@
 //! [`ChangeDispatcher`]: sends the cache work of committed changes from the outbox, so a change's
 //! invalidation survives a cancelled request, a crash between commit and send, and Redis being away.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,7 +9,7 @@ use parking_lot::Mutex;
 use tiercache::LockOptions;
 use tokio::sync::{watch, Notify};
 
-use crate::data::{CatchUpJob, CaughtUp, PendingChange, WidgetData, WidgetDataAggregationService};
+use crate::data::{CatchUpJob, CaughtUp, PendingChange, WidgetDataAggregationService};
 use crate::events::DomainEvent;
 use crate::invalidation::WidgetInvalidationService;
 use crate::live_views::{LiveView, LiveViews};
@@ -31,8 +31,6 @@ const REMEMBERED: usize = 65_536;
 const REFRESH_LOCK: &str = "widget-refresh";
 /// Its lease: far longer than a batch's refresh takes, short enough that a dead holder frees it soon.
 const REFRESH_LEASE: Duration = Duration::from_secs(30);
-/// How long an answer a batch brought forward is kept without a later batch asking for it.
-const KNOWN_FOR: Duration = Duration::from_secs(900);
 /// How long a batch computes views before it invalidates: the hottest views are ready to store the
 /// moment they are invalidated, and the change is not held back behind the rest, which are loaded
 /// again in the background after the invalidation (their readers may load them meanwhile).
@@ -141,8 +139,7 @@ impl ChangeDispatcher {
         widgets: WidgetCacheService,
         live: LiveViews,
     ) -> Self {
-        let known: Arc<Mutex<HashMap<String, Known>>> = Arc::default();
-        let reloads = Reloads::start(widgets.clone(), data.clone(), known.clone());
+        let reloads = Reloads::start(widgets.clone(), data.clone(), live.clone());
         Self::spawn(
             data,
             Some(invalidation),
@@ -150,8 +147,6 @@ impl ChangeDispatcher {
                 widgets,
                 live,
                 reloads,
-                known,
-                swept: Mutex::new(tokio::time::Instant::now()),
             }),
         )
     }
@@ -195,14 +190,13 @@ impl ChangeDispatcher {
     }
 }
 
-/// The views a dispatcher refreshes, the service that stores them, and their answers as the last
-/// batch left them (so the next brings them forward instead of recomputing them).
+/// The views a dispatcher refreshes (with their answers as the last batch, reload or reader's load
+/// left them, so the next batch brings them forward instead of recomputing them), and the service
+/// that stores them.
 struct Refresh {
     widgets: WidgetCacheService,
     live: LiveViews,
     reloads: Reloads,
-    known: Arc<Mutex<HashMap<String, Known>>>,
-    swept: Mutex<tokio::time::Instant>,
 }
 
 /// Views left past a batch's budget, loaded again in the background through the cache's fenced
@@ -217,7 +211,7 @@ impl Reloads {
     fn start(
         widgets: WidgetCacheService,
         data: WidgetDataAggregationService,
-        known: Arc<Mutex<HashMap<String, Known>>>,
+        live: LiveViews,
     ) -> Self {
         let (queue, mut next) = tokio::sync::mpsc::unbounded_channel::<LiveView>();
         let queued: Arc<Mutex<HashSet<String>>> = Arc::default();
@@ -231,7 +225,7 @@ impl Reloads {
                         metrics::counter!("widget_refresh_views_total").increment(1);
                         // What it computed lets the next batch bring the view forward.
                         if let Some((as_of, value, load_time)) = answer {
-                            remember(&known, view.key, as_of, Arc::new(value), load_time);
+                            live.remember(&view.key, as_of, Arc::new(value), load_time);
                         }
                     }
                     Err(e) => {
@@ -254,39 +248,6 @@ impl Reloads {
     }
 }
 
-/// Keeps `value` as `key`'s answer as of change `as_of`, unless a later one is kept already.
-fn remember(
-    known: &Mutex<HashMap<String, Known>>,
-    key: String,
-    as_of: i64,
-    value: Arc<WidgetData>,
-    load_time: Duration,
-) {
-    let mut known = known.lock();
-    if known.get(&key).is_some_and(|k| k.as_of > as_of) {
-        return;
-    }
-    known.insert(
-        key,
-        Known {
-            as_of,
-            value,
-            load_time,
-            used: tokio::time::Instant::now(),
-        },
-    );
-}
-
-/// A view's answer as of a change, as the last batch (or background reload) left it.
-struct Known {
-    as_of: i64,
-    value: Arc<WidgetData>,
-    /// What recomputing it took, for early refresh.
-    load_time: Duration,
-    /// The last batch that asked for it, to forget views no change reaches any more.
-    used: tokio::time::Instant,
-}
-
 impl Refresh {
     /// Brings `views` (the most read first) to the store's last change: each one known from an
     /// earlier batch forward over the changes since, the rest recomputed while `budget` lasts.
@@ -301,7 +262,6 @@ impl Refresh {
         let mut wanted = Vec::with_capacity(views.len());
         let mut jobs = Vec::with_capacity(views.len());
         {
-            let known = self.known.lock();
             for view in views {
                 // A view whose period moved is no one's now.
                 let Some((key, start, end)) = WidgetCacheService::current(&view, now) else {
@@ -312,7 +272,10 @@ impl Refresh {
                     filters: view.filters.clone(),
                     start,
                     end,
-                    known: known.get(&key).map(|k| (k.as_of, k.value.clone())),
+                    known: self
+                        .live
+                        .known(&key)
+                        .map(|(as_of, value, _)| (as_of, value)),
                 });
                 wanted.push((view, key));
             }
@@ -344,32 +307,19 @@ impl Refresh {
                 }
                 CaughtUp::Forward(value) => {
                     forward += 1;
-                    let took = self.known.lock().get(&key).map(|k| k.load_time);
+                    let took = self.live.known(&key).map(|(_, _, took)| took);
                     (value, took.unwrap_or_default())
                 }
             };
             self.live.refreshed(&key);
             let value = Arc::new(value);
-            remember(&self.known, key.clone(), as_of, value.clone(), load_time);
+            self.live.remember(&key, as_of, value.clone(), load_time);
             let value = Arc::unwrap_or_clone(value);
             prepared.push(self.widgets.ready(&view, key, now, value, load_time).await);
         }
         metrics::counter!("widget_refresh_caught_up_total").increment(forward);
         metrics::counter!("widget_refresh_recomputed_total").increment(computed);
-        self.forget_unused();
         (prepared, left)
-    }
-
-    /// Forgets the answers no batch asked for in [`KNOWN_FOR`], at most once a minute.
-    fn forget_unused(&self) {
-        let mut swept = self.swept.lock();
-        if swept.elapsed() < Duration::from_secs(60) {
-            return;
-        }
-        *swept = tokio::time::Instant::now();
-        self.known
-            .lock()
-            .retain(|_, k| k.used.elapsed() < KNOWN_FOR);
     }
 }
 

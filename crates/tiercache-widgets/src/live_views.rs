@@ -6,9 +6,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 
-use crate::{TimeRange, WidgetFilters, WidgetType};
+use crate::{TimeRange, WidgetData, WidgetFilters, WidgetType};
 
 /// Views remembered at most. A new view that finds the registry full first sweeps out the views
 /// not in use; past that it is not remembered (changes invalidate it instead of refreshing it).
@@ -40,6 +40,16 @@ struct Entry {
     last_read: AtomicU64,
     /// Reads since it was last refreshed, halved at each refresh: how hot it is lately.
     reads: AtomicU64,
+    /// Its last answer computed in a snapshot, with the change it counts up to.
+    known: Mutex<Option<Known>>,
+}
+
+/// A view's answer as of a change.
+struct Known {
+    as_of: i64,
+    value: Arc<WidgetData>,
+    /// What computing it took, for early refresh.
+    load_time: Duration,
 }
 
 #[derive(Default)]
@@ -150,6 +160,7 @@ impl LiveViews {
                 tags,
                 last_read: AtomicU64::new(now),
                 reads: AtomicU64::new(1),
+                known: Mutex::new(None),
             },
         );
     }
@@ -160,6 +171,36 @@ impl LiveViews {
             let reads = entry.reads.load(Ordering::Relaxed);
             entry.reads.store(reads / 2, Ordering::Relaxed);
         }
+    }
+
+    /// Keeps `value` as `key`'s answer as of change `as_of` (computed in `load_time`), unless a
+    /// later one is kept already; nothing when the view is not remembered.
+    pub(crate) fn remember(
+        &self,
+        key: &str,
+        as_of: i64,
+        value: Arc<WidgetData>,
+        load_time: Duration,
+    ) {
+        if let Some(entry) = self.registry.read().views.get(key) {
+            let mut known = entry.known.lock();
+            if known.as_ref().is_none_or(|k| k.as_of <= as_of) {
+                *known = Some(Known {
+                    as_of,
+                    value,
+                    load_time,
+                });
+            }
+        }
+    }
+
+    /// `key`'s last kept answer: the change it counts up to, the answer, and what computing it took.
+    pub(crate) fn known(&self, key: &str) -> Option<(i64, Arc<WidgetData>, Duration)> {
+        let registry = self.registry.read();
+        let known = registry.views.get(key)?.known.lock();
+        known
+            .as_ref()
+            .map(|k| (k.as_of, k.value.clone(), k.load_time))
     }
 
     /// Whether `entry` was read within [`IN_USE`].

@@ -10,7 +10,7 @@ use parking_lot::RwLock;
 use tiercache::{Cache, EntryOptions, Fetched};
 
 use crate::clock::{Clock, SystemClock};
-use crate::data::{CatchUpJob, CaughtUp, WidgetData, WidgetDataAggregationService};
+use crate::data::{WidgetData, WidgetDataAggregationService};
 use crate::error::WidgetError;
 use crate::key::render_key;
 use crate::live_views::{LiveView, LiveViews};
@@ -331,6 +331,40 @@ impl WidgetCacheService {
         Ok(result?)
     }
 
+    /// [`WidgetCacheService::fetch_widget_data_at`] with `data` as the provider. A load computes the
+    /// view in one snapshot of the store, and the live views (see
+    /// [`WidgetCacheService::with_live_views`]) keep the answer with the change it counts up to, so
+    /// a [`ChangeDispatcher`](crate::ChangeDispatcher) brings the view forward from it when a
+    /// change reaches it instead of recomputing it.
+    ///
+    /// ```no_run
+    /// # async fn run(widgets: tiercache_widgets::WidgetCacheService, data: tiercache_widgets::WidgetDataAggregationService) -> Result<(), tiercache_widgets::WidgetError> {
+    /// use tiercache_widgets::{TimeRange, WidgetFilters, WidgetType};
+    /// let fetched = widgets
+    ///     .fetch_view(WidgetType::TopDonors, TimeRange::ThisYear, WidgetFilters::new(), &data)
+    ///     .await?;
+    /// println!("{:?} from {}", fetched.value, fetched.source);
+    /// # Ok(()) }
+    /// ```
+    pub async fn fetch_view(
+        &self,
+        widget: WidgetType,
+        range: TimeRange,
+        filters: WidgetFilters,
+        data: &WidgetDataAggregationService,
+    ) -> Result<Fetched<WidgetData>, WidgetError> {
+        let (data, live, f) = (data.clone(), self.live.clone(), filters.clone());
+        self.fetch_widget_data_at(widget, range, filters, move |now| async move {
+            let (as_of, value, took) = data.compute_as_of(widget, range, f.clone(), now).await?;
+            if let Some(live) = live {
+                let key = render_key(widget, &range, &f, now);
+                live.remember(&key, as_of, Arc::new(value.clone()), took);
+            }
+            Ok(value)
+        })
+        .await
+    }
+
     /// Computes a view now and stores it in both tiers on every node, whatever was cached, with the
     /// time the provider took (so probabilistic early refresh treats it like a loaded view).
     pub async fn warmup_widget<P, Fut>(
@@ -439,7 +473,7 @@ impl WidgetCacheService {
         data: &WidgetDataAggregationService,
     ) -> Result<Option<(i64, WidgetData, Duration)>, WidgetError> {
         let now = self.clock.now();
-        let Some((key, start, end)) = Self::current(view, now) else {
+        let Some(key) = Self::current_key(view, now) else {
             return Ok(None);
         };
         let org = self.campaign_organization(&view.filters).await;
@@ -453,17 +487,8 @@ impl WidgetCacheService {
                 &key,
                 || self.entry_options(widget, &range, &opts_filters, org, now),
                 move || async move {
-                    let job = CatchUpJob {
-                        widget,
-                        filters,
-                        start,
-                        end,
-                        known: None,
-                    };
-                    let (as_of, answers) = data.catch_up_views(vec![job], Duration::MAX).await?;
-                    let Some(CaughtUp::Computed(value, took)) = answers.into_iter().next() else {
-                        return Err(WidgetError::Task("a reload computed nothing".into()));
-                    };
+                    let (as_of, value, took) =
+                        data.compute_as_of(widget, range, filters, now).await?;
                     *slot.lock() = Some((as_of, value.clone(), took));
                     checked(widget, Ok(value))
                 },

@@ -143,14 +143,11 @@ pub(crate) async fn fetch_cached(
     data: &WidgetDataAggregationService,
     view: &ViewRequest,
 ) -> Result<Fetched<WidgetData>, WidgetError> {
-    let (widget, range) = (view.widget, view.range);
-    let (data, filters) = (data.clone(), view.filters.clone());
-    // The provider computes at the instant the range resolved, so the figures match the period the
-    // cache key names even when the request straddles midnight.
+    // A load computes at the instant the range resolved, so the figures match the period the cache
+    // key names even when the request straddles midnight, and in one snapshot, whose change id lets
+    // the dispatcher bring the view forward later instead of recomputing it.
     widgets
-        .fetch_widget_data_at(widget, range, view.filters.clone(), move |at| async move {
-            data.compute(widget, range, filters, at).await
-        })
+        .fetch_view(view.widget, view.range, view.filters.clone(), data)
         .await
 }
 

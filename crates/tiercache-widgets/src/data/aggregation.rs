@@ -128,6 +128,32 @@ impl WidgetDataAggregationService {
         result
     }
 
+    /// `widget`'s answer over `range` at `now` for `filters`, computed in one snapshot: the change
+    /// id it counts up to, the answer, and what computing it took.
+    pub(crate) async fn compute_as_of(
+        &self,
+        widget: WidgetType,
+        range: TimeRange,
+        filters: WidgetFilters,
+        now: DateTime<Utc>,
+    ) -> Result<(i64, WidgetData, std::time::Duration), WidgetError> {
+        let (start, end) = range.resolve(now);
+        let job = CatchUpJob {
+            widget,
+            filters,
+            start: start.timestamp(),
+            end: end.timestamp(),
+            known: None,
+        };
+        let (as_of, answers) = self
+            .catch_up_views(vec![job], std::time::Duration::MAX)
+            .await?;
+        match answers.into_iter().next() {
+            Some(CaughtUp::Computed(value, took)) => Ok((as_of, value, took)),
+            _ => Err(WidgetError::Task("the snapshot computed nothing".into())),
+        }
+    }
+
     /// Brings each of `jobs` to the store's last change in one snapshot: forward over the changes
     /// since the one it was known at ([`catch_up`](crate::catch_up)), or, where that cannot be
     /// done (unknown, too old, a change catch-up cannot follow), recomputed while `budget` lasts
