@@ -155,6 +155,7 @@ fn behind_the_queries(before: &Scrape, after: &Scrape) -> BTreeMap<String, f64> 
         "widget_refresh_caught_up_total",
         "widget_refresh_lookups_total",
         "widget_refresh_views_total",
+        "widget_refresh_kept_total",
         "widget_refresh_failed_total",
         "widget_outbox_dispatched_total",
     ] {

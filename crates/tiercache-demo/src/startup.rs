@@ -99,9 +99,9 @@ pub async fn run(
             changes: changes.clone(),
         }));
     }
-    if let (Some(first), false) = (caches.first(), settings.no_warm_cache) {
+    if let Some(first) = caches.first() {
         // Before the listeners serve: no request meets a node half warm.
-        warm_cache(first, &data, timeouts, clock, settings.warm_campaigns).await;
+        warm_cache(first, &data, &settings, timeouts, clock, &live).await;
     }
     let (stop, stopped) = watch::channel(false);
     let mut servers = Vec::new();
@@ -322,25 +322,34 @@ async fn start_dispatcher(
     changes
 }
 
-/// Loads the views dashboards open first through `cache` (node 0's) and says how many and how long.
+/// Loads the views dashboards open first through `cache` (node 0's) and says how many and how long;
+/// nothing with `--no-warm-cache`.
 async fn warm_cache(
     cache: &Cache,
     data: &WidgetDataAggregationService,
+    settings: &Settings,
     timeouts: LoadTimeouts,
     clock: OffsetClock,
-    campaigns: bool,
+    live: &LiveViews,
 ) {
+    if settings.no_warm_cache {
+        return;
+    }
     // Counters of its own: warm loads are no one's reads, and some 1,500 misses in node 0's last
     // minute would raise its low-hit-rate alert (a 503 from /health) just after the start. The
     // process's Prometheus series (widget_cache_requests_total) still count them.
+    // Recorded in the live views, with what each load computed and the change it counts up to:
+    // the dispatcher then brings a warmed view forward when a donation reaches it, and keeps it
+    // from expiring, instead of recomputing it on its first donation.
     let warming = widget_service(
         cache.clone(),
         WidgetCacheMetricsService::in_memory(),
         data,
         timeouts,
         clock,
-    );
-    let warmed = crate::warm::warm(&warming, data, campaigns).await;
+    )
+    .with_live_views(live.clone());
+    let warmed = crate::warm::warm(&warming, data, settings.warm_campaigns).await;
     let failed = if warmed.failed > 0 {
         format!(" ({} failed; see the warnings)", warmed.failed)
     } else {

@@ -36,6 +36,12 @@ const REFRESH_LEASE: Duration = Duration::from_secs(30);
 /// again in the background after the invalidation (their readers may load them meanwhile).
 const REFRESH_BUDGET: Duration = Duration::from_millis(30);
 
+/// How often the dispatcher keeps the views in use warm, and how far ahead of its end a view's
+/// cache entry is stored again: a view in use does not expire under its readers (a `today` view
+/// lives 60 s), and costs no more than bringing it forward over the changes since its last answer.
+const KEEP_EVERY: Duration = Duration::from_secs(5);
+const KEEP_AHEAD: Duration = Duration::from_secs(20);
+
 /// The first retry waits this long; each further one twice as long, up to [`MAX_BACKOFF_MS`].
 const FIRST_BACKOFF_MS: i64 = 100;
 const MAX_BACKOFF_MS: i64 = 30_000;
@@ -88,6 +94,12 @@ impl Drop for Task {
 /// when changes come faster than a refresh, the next batch holds every change that arrived
 /// meanwhile: one refresh running and one queued per view, whatever the rate.
 ///
+/// **Warm keeping.** Every 5 s it also stores again, on every node, the views in use whose cache
+/// entries end within 20 s, brought to the last change the same way (refresh-ahead without a
+/// reader): a view in use does not expire under its readers. Brought forward, not recomputed, it
+/// sees what the outbox and the rollups see; a write that bypassed the store would be missing from
+/// both, so the TTL's bound on such a write holds only for views nobody keeps reading.
+///
 /// The freshness rule this gives: a view never shows figures older than the last dispatched
 /// change. Every value a batch stores counts every change committed before the batch read its
 /// snapshot, which is every change of the batch and of the batches before it; a reader's load
@@ -98,7 +110,7 @@ impl Drop for Task {
 /// `widget_outbox_delay_seconds` (commit to dispatched), `widget_outbox_backlog` (rows waiting),
 /// `widget_refresh_caught_up_total` (views brought forward), `widget_refresh_recomputed_total`,
 /// `widget_refresh_lookups_total` (point lookups of catch-ups), `widget_refresh_views_total`
-/// (views stored again), `widget_refresh_failed_total`.
+/// (views stored again), `widget_refresh_kept_total` (views kept warm), `widget_refresh_failed_total`.
 ///
 /// ```no_run
 /// # async fn run(data: tiercache_widgets::WidgetDataAggregationService, invalidation: tiercache_widgets::WidgetInvalidationService, donation: tiercache_widgets::NewDonation) -> Result<(), tiercache_widgets::WidgetError> {
@@ -330,6 +342,7 @@ async fn run(
     shared: Arc<Shared>,
 ) {
     let mut last_backlog = tokio::time::Instant::now();
+    let mut last_keep = tokio::time::Instant::now();
     loop {
         let claimed = match data.claim_changes(BATCH, CLAIM_MS).await {
             Ok(claimed) => claimed,
@@ -356,8 +369,19 @@ async fn run(
                 metrics::gauge!("widget_outbox_backlog").set(rows as f64);
             }
         }
+        if let Some(refresh) = &refresh {
+            if last_keep.elapsed() >= KEEP_EVERY {
+                last_keep = tokio::time::Instant::now();
+                keep_warm(&data, refresh).await;
+            }
+        }
         if !full {
-            let _ = tokio::time::timeout(POLL, shared.wake.notified()).await;
+            let wait = if refresh.is_some() {
+                POLL.min(KEEP_EVERY)
+            } else {
+                POLL
+            };
+            let _ = tokio::time::timeout(wait, shared.wake.notified()).await;
         }
     }
 }
@@ -466,6 +490,48 @@ async fn try_batch(
         tracing::debug!(error = %e, "refresh: could not release the lock");
     }
     outcome.map(|_| ()).map_err(|e| e.to_string())
+}
+
+/// Stores again, on every node, the views in use whose cache entries end within [`KEEP_AHEAD`]
+/// (refresh-ahead that needs no reader), each brought to the store's last change; a view with no
+/// answer kept yet is computed once, within the batch budget. Under the refresh lock, like a batch,
+/// so it never stores a view older than a batch stored before it.
+async fn keep_warm(data: &WidgetDataAggregationService, refresh: &Refresh) {
+    let now = refresh.widgets.now();
+    let views = refresh
+        .live
+        .due(KEEP_AHEAD, |view| refresh.widgets.lifetime(view, now));
+    if views.is_empty() {
+        return;
+    }
+    let lock = LockOptions {
+        timeout: SEND_TIMEOUT,
+        retries: 100,
+        lease: REFRESH_LEASE,
+    };
+    let guard = match refresh.widgets.cache().lock(REFRESH_LOCK, lock).await {
+        Ok(guard) => guard,
+        Err(e) => {
+            tracing::debug!(error = %e, "keeping warm: the refresh lock");
+            return;
+        }
+    };
+    // Views past the budget wait for the next round; they are still cached meanwhile.
+    let (prepared, _) = refresh.bring(views, data, REFRESH_BUDGET).await;
+    let ready = prepared.len();
+    match refresh
+        .widgets
+        .store_replacing(&BTreeSet::new(), prepared)
+        .await
+    {
+        Ok(stored) => metrics::counter!("widget_refresh_kept_total").increment(stored as u64),
+        Err(e) => {
+            tracing::debug!(views = ready, error = %e, "keeping warm: could not store");
+        }
+    }
+    if let Err(e) = guard.release().await {
+        tracing::debug!(error = %e, "keeping warm: could not release the lock");
+    }
 }
 
 /// The wait before the next try after `attempts` failed ones.

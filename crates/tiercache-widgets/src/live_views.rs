@@ -50,6 +50,8 @@ struct Known {
     value: Arc<WidgetData>,
     /// What computing it took, for early refresh.
     load_time: Duration,
+    /// When it was computed: about when it was stored, so its cache entry ends a lifetime later.
+    at: Instant,
 }
 
 #[derive(Default)]
@@ -189,6 +191,7 @@ impl LiveViews {
                     as_of,
                     value,
                     load_time,
+                    at: Instant::now(),
                 });
             }
         }
@@ -201,6 +204,32 @@ impl LiveViews {
         known
             .as_ref()
             .map(|k| (k.as_of, k.value.clone(), k.load_time))
+    }
+
+    /// The views in use whose cache entry ends within `ahead` (computed a `lifetime(view)` ago or
+    /// more, less `ahead`), or that have no answer kept yet; the most read lately first.
+    pub(crate) fn due(
+        &self,
+        ahead: Duration,
+        lifetime: impl Fn(&LiveView) -> Duration,
+    ) -> Vec<LiveView> {
+        let now = Instant::now();
+        let registry = self.registry.read();
+        let mut out: Vec<(u64, LiveView)> = registry
+            .views
+            .values()
+            .filter(|e| self.in_use(e))
+            .filter(|e| {
+                e.known
+                    .lock()
+                    .as_ref()
+                    .is_none_or(|k| k.at + lifetime(&e.view) <= now + ahead)
+            })
+            .map(|e| (e.reads.load(Ordering::Relaxed), e.view.clone()))
+            .collect();
+        drop(registry);
+        out.sort_by_key(|(reads, _)| std::cmp::Reverse(*reads));
+        out.into_iter().map(|(_, view)| view).collect()
     }
 
     /// Whether `entry` was read within [`IN_USE`].

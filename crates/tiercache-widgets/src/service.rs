@@ -435,6 +435,12 @@ impl WidgetCacheService {
         (key == view.key).then_some(key)
     }
 
+    /// How long `view` stays cached when stored at `now`.
+    pub(crate) fn lifetime(&self, view: &LiveView, now: DateTime<Utc>) -> Duration {
+        self.ttl
+            .ttl(view.widget, &view.range, now, self.cache.config())
+    }
+
     /// `view`'s key and bounds (Unix seconds) at `now`; `None` when its period moved since it was
     /// read.
     pub(crate) fn current(view: &LiveView, now: DateTime<Utc>) -> Option<(String, i64, i64)> {

@@ -422,3 +422,47 @@ async fn a_later_donation_brings_the_views_in_use_forward_without_a_recompute() 
         }
     }
 }
+
+/// A view in use outlives its cache lifetime without a reader loading it: the dispatcher stores it
+/// again, brought to the last change, before it ends (a `today` view lives 21 s here).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_view_in_use_is_stored_again_before_it_expires() {
+    let f = common::fleet_with(
+        "outbox-keep-warm",
+        common::Setup {
+            configure: |c| c.ttl_tiers.realtime = Duration::from_secs(21),
+            ..common::Setup::default()
+        },
+    )
+    .await;
+    let (live, nodes) = recording(&f);
+    let today = TimeRange::Today;
+    let all = WidgetFilters::new();
+    let loaded = tokio::time::Instant::now();
+    for node in &nodes {
+        node.fetch_view(W, today, all.clone(), &f.data)
+            .await
+            .unwrap();
+    }
+    let loads_before: u64 = nodes.iter().map(|n| n.cache().stats().loads).sum();
+    let _dispatcher = ChangeDispatcher::start_refreshing(
+        f.data.clone(),
+        f.invalidation.clone(),
+        nodes[0].clone(),
+        live,
+    );
+    eventually(
+        Duration::from_secs(60),
+        "the view is still cached 25 s after its 21 s load",
+        || async {
+            let mut everywhere = true;
+            for node in &nodes {
+                everywhere &= common::cached(node, W, today, &all).await.is_some();
+            }
+            everywhere && loaded.elapsed() > Duration::from_secs(25)
+        },
+    )
+    .await;
+    let loads_after: u64 = nodes.iter().map(|n| n.cache().stats().loads).sum();
+    assert_eq!(loads_after, loads_before, "no reader loaded it again");
+}
