@@ -64,7 +64,7 @@ pub fn catch_up(
     if view.widget() != widget {
         return Ok(None);
     }
-    let Some(gifts) = gifts_in_scope(changes, filters, start, end) else {
+    let Some(gifts) = gifts_in_scope(changes, widget, filters, start, end) else {
         return Ok(None);
     };
     if gifts.is_empty() {
@@ -101,9 +101,10 @@ pub fn catch_up(
 }
 
 /// The donations and refunds among `changes` that fall in the view's scope, in order; `None` when
-/// a change is of another kind or lacks what the scope test needs.
+/// another change may move `widget`'s figures or a donation lacks what the scope test needs.
 fn gifts_in_scope<'a>(
     changes: &'a [(i64, DomainEvent)],
+    widget: WidgetType,
     filters: &WidgetFilters,
     start: i64,
     end: i64,
@@ -113,8 +114,20 @@ fn gifts_in_scope<'a>(
         let (sign, facts) = match event {
             DomainEvent::DonationCompleted(f) => (1, f),
             DomainEvent::DonationRefunded(f) => (-1, f),
-            // Campaigns, employees and organisations change figures no donation list holds.
-            _ => return None,
+            // A campaign's rows (name, goal, dates) show in campaign performance and in the active
+            // campaigns an organisation counts; employees in the counts of both organisation-wide
+            // widgets. Only those are recomputed; no widget shows an organisation's details.
+            DomainEvent::CampaignCreated(_)
+            | DomainEvent::CampaignUpdated(_)
+            | DomainEvent::CampaignCompleted(_) => match widget {
+                WidgetType::CampaignPerformance | WidgetType::OrganizationStats => return None,
+                _ => continue,
+            },
+            DomainEvent::EmployeeJoined { .. } => match widget {
+                WidgetType::OrganizationStats | WidgetType::EmployeeParticipation => return None,
+                _ => continue,
+            },
+            DomainEvent::OrganizationUpdated { .. } => continue,
         };
         let created_at = facts.created_at?;
         let donor = facts.donor.as_deref()?;

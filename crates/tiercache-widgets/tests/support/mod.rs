@@ -5,7 +5,7 @@
 use chrono::{DateTime, TimeZone, Utc};
 use proptest::prelude::*;
 use tiercache_widgets::{
-    DatasetSize, DonationStore, NewDonation, SqliteStore, TimeRange, WidgetFilters,
+    DatasetSize, DonationStore, NewCampaign, NewDonation, SqliteStore, TimeRange, WidgetFilters,
 };
 
 pub const DAY: i64 = 86_400;
@@ -66,6 +66,12 @@ pub enum Change {
     },
     /// Refunds the donation with this id, if it is still completed.
     Refund(i64),
+    /// Creates a campaign of an organisation, running from `starts` days before now for `days`.
+    Campaign {
+        organization: i64,
+        starts: i64,
+        days: i64,
+    },
 }
 
 pub fn change() -> impl Strategy<Value = Change> {
@@ -77,6 +83,8 @@ pub fn change() -> impl Strategy<Value = Change> {
                 campaign, employee, donor, cents, currency, ago,
             }),
         1 => (1..=(SIZE.donations + 60)).prop_map(Change::Refund),
+        1 => (1..=SIZE.organizations, 0..400i64, 1..120i64)
+            .prop_map(|(organization, starts, days)| Change::Campaign { organization, starts, days }),
     ]
 }
 
@@ -203,6 +211,22 @@ pub fn apply(store: &SqliteStore, change: &Change) {
         Change::Refund(id) => {
             // Refused when the donation does not exist or is refunded already: nothing changes.
             let _ = store.refund_donation(id);
+        }
+        Change::Campaign {
+            organization,
+            starts,
+            days,
+        } => {
+            let starts_at = now() - starts * DAY;
+            store
+                .create_campaign(NewCampaign {
+                    organization_id: organization,
+                    name: format!("Campaign from {starts} days ago"),
+                    goal_cents: 1_000_000,
+                    starts_at,
+                    ends_at: starts_at + days * DAY,
+                })
+                .unwrap();
         }
     }
 }
