@@ -1,7 +1,9 @@
 //! Every widget query answered from the raw rows beside the rollups, at 200,000 and 2,000,000
 //! generated donations (and 20,000,000 with `AGGREGATE_BENCH_DONATIONS=200000,2000000,20000000`):
-//! the growth between sizes is the figure that matters. Then the write cost: a donation committed
-//! with its rollups beside a bare insert of the same row, p50 and p99.
+//! the growth between sizes is the figure that matters. Then what a refresh pays per view and
+//! donation: the view recomputed beside the view brought forward over the donation (`catch_up`).
+//! Then the write cost: a donation committed with its rollups beside a bare insert of the same row,
+//! p50 and p99.
 //!
 //! The clock is fixed at 30 December 2026, noon UTC (the data ends there), the day on which
 //! `this_month` and `this_year` hold the most donations. Generated files are kept in
@@ -16,8 +18,8 @@ use chrono::{DateTime, TimeZone, Utc};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use tiercache_benches::{micros, quantile, Table};
 use tiercache_widgets::{
-    AggregatePath, DatasetSize, DonationStore, NewDonation, SqliteStore, TimeRange, WidgetFilters,
-    WidgetType,
+    catch_up, AggregatePath, DatasetSize, DonationStore, NewDonation, SqliteStore, TimeRange,
+    WidgetFilters, WidgetType,
 };
 
 fn now() -> DateTime<Utc> {
@@ -116,6 +118,108 @@ fn aggregates(c: &mut Criterion) {
     }
 }
 
+/// What a dispatcher pays per view and batch: a view computed in one snapshot, then one donation in
+/// its scope, then, in a later snapshot, the view recomputed (the baseline: what a batch did before
+/// catch-up) beside the view brought forward over that donation (`catch_up`, with its point
+/// lookups). On a copy of each dataset, so the generated files stay as they are.
+fn catch_up_cost(c: &mut Criterion) {
+    for n in sizes() {
+        let (source, path) = store(n);
+        drop(source);
+        let scratch = std::env::temp_dir().join(format!(
+            "tiercache-catch-up-bench-{}-{n}.sqlite",
+            std::process::id()
+        ));
+        std::fs::copy(&path, &scratch).unwrap();
+        let store = SqliteStore::open(&scratch).unwrap();
+        let views = [
+            (
+                "global this_year",
+                TimeRange::ThisYear,
+                WidgetFilters::new(),
+            ),
+            (
+                "global last_30_days",
+                TimeRange::Last30Days,
+                WidgetFilters::new(),
+            ),
+            (
+                "org this_month",
+                TimeRange::ThisMonth,
+                WidgetFilters::new().with("organization_id", "3").unwrap(),
+            ),
+        ];
+        // Every view as of the same change, then one donation to organisation 3's first campaign
+        // (campaign 51: 25 campaigns per organisation), by a donor who gave before.
+        let mut before = Vec::new();
+        store
+            .read_snapshot(&mut |s| {
+                let as_of = s.last_change()?;
+                for (_, range, filters) in &views {
+                    let (start, end) = range.resolve(now());
+                    for widget in WidgetType::ALL {
+                        let value =
+                            s.compute(widget, filters, start.timestamp(), end.timestamp())?;
+                        before.push((as_of, value));
+                    }
+                }
+                Ok(())
+            })
+            .unwrap();
+        store
+            .record_donation(NewDonation {
+                campaign_id: 51,
+                employee_id: None,
+                donor: "Donor 00042".into(),
+                amount_cents: 2_500,
+                currency: "EUR".into(),
+                created_at: now().timestamp() - 3_600,
+            })
+            .unwrap();
+        let mut group = c.benchmark_group(format!("catch_up_{}", label(n)));
+        let mut known = before.into_iter();
+        for (name, range, filters) in &views {
+            let (start, end) = range.resolve(now());
+            let (start, end) = (start.timestamp(), end.timestamp());
+            for widget in WidgetType::ALL {
+                let (as_of, value) = known.next().unwrap();
+                let parameter = format!("{widget} {name}");
+                group.bench_function(BenchmarkId::new("baseline_recompute", &parameter), |b| {
+                    b.iter(|| {
+                        store
+                            .read_snapshot(&mut |s| {
+                                black_box(s.compute(widget, filters, start, end)?);
+                                Ok(())
+                            })
+                            .unwrap();
+                    });
+                });
+                group.bench_function(BenchmarkId::new("catch_up", &parameter), |b| {
+                    b.iter(|| {
+                        store
+                            .read_snapshot(&mut |s| {
+                                let last = s.last_change()?;
+                                let changes = s.changes_between(as_of, last)?.unwrap();
+                                let forward =
+                                    catch_up(s, widget, filters, start, end, &value, &changes)?;
+                                black_box(forward.unwrap());
+                                Ok(())
+                            })
+                            .unwrap();
+                    });
+                });
+            }
+        }
+        group.finish();
+        drop(store);
+        for suffix in ["", "-wal", "-shm"] {
+            let mut p = scratch.clone().into_os_string();
+            p.push(suffix);
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
 /// Commits `rounds` donations each way, alternating, on a copy of the 200,000-donation file.
 fn donation_write(_: &mut Criterion) {
     let (source, path) = store(200_000);
@@ -164,7 +268,7 @@ fn donation_write(_: &mut Criterion) {
     ));
     for (name, samples) in [
         (
-            "bare insert (the row and its four indexes)",
+            "bare insert (the row and its five indexes)",
             &mut bare_insert,
         ),
         (
@@ -194,5 +298,5 @@ fn config() -> Criterion {
         .sample_size(10)
 }
 
-criterion_group! { name = benches; config = config(); targets = aggregates, donation_write }
+criterion_group! { name = benches; config = config(); targets = aggregates, catch_up_cost, donation_write }
 criterion_main!(benches);
