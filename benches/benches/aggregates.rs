@@ -132,23 +132,7 @@ fn catch_up_cost(c: &mut Criterion) {
         ));
         std::fs::copy(&path, &scratch).unwrap();
         let store = SqliteStore::open(&scratch).unwrap();
-        let views = [
-            (
-                "global this_year",
-                TimeRange::ThisYear,
-                WidgetFilters::new(),
-            ),
-            (
-                "global last_30_days",
-                TimeRange::Last30Days,
-                WidgetFilters::new(),
-            ),
-            (
-                "org this_month",
-                TimeRange::ThisMonth,
-                WidgetFilters::new().with("organization_id", "3").unwrap(),
-            ),
-        ];
+        let views = views();
         // Every view as of the same change, then one donation to organisation 3's first campaign
         // (campaign 51: 25 campaigns per organisation), by a donor who gave before.
         let mut before = Vec::new();
