@@ -402,3 +402,96 @@ async fn with_now_the_service_runs_on_the_calendar_it_names() {
     })
     .await;
 }
+
+/// One filter, one view: `organization_id=01` and `=+1` are organisation 1, cached under its key
+/// and tags, so a donation reaches them (spelled as written, they were views of their own that no
+/// donation invalidated). `limit` is capped.
+#[tokio::test]
+async fn ids_are_read_in_one_canonical_form_so_every_spelling_sees_a_donation() {
+    let redis = RedisServer::start().unwrap();
+    let demo = demo("canonical-ids", &redis);
+    let http = client();
+    let a = &demo.urls[0];
+    let (status, directory) = get(&http, &format!("{a}/api/organizations")).await;
+    assert_eq!(status, 200, "{directory}");
+    let org = directory[0]["id"].as_i64().unwrap();
+    let campaign = directory[0]["campaigns"][0]["id"].as_i64().unwrap();
+    let spellings = [
+        format!("&organization_id=0{org}"),
+        format!("&organization_id=%2B{org}"),
+    ];
+    let (count, _, _) = total(&http, a, &format!("&organization_id={org}")).await;
+    for spelling in &spellings {
+        // The same key as the plain spelling, read just before: already in L1.
+        let (seen, _, source) = total(&http, a, spelling).await;
+        assert_eq!((seen, source.as_str()), (count, "l1"), "{spelling}");
+    }
+    let (status, stored) = post(
+        &http,
+        &format!("{a}/api/donations"),
+        &format!(r#"{{"campaign_id": {campaign}, "amount": 5, "donor": "Canonical"}}"#),
+    )
+    .await;
+    assert_eq!(status, 201, "{stored}");
+    for spelling in &spellings {
+        eventually(
+            DEADLINE,
+            &format!("{spelling} shows the donation"),
+            || async { total(&http, a, spelling).await.0 == count + 1 },
+        )
+        .await;
+    }
+    let (status, answer) = get(
+        &http,
+        &format!("{a}/api/widgets/top_donors?range=this_month&limit=101"),
+    )
+    .await;
+    assert_eq!(status, 400, "{answer}");
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("at most 100"),
+        "{answer}"
+    );
+}
+
+/// A body a cross-site form can send (`text/plain`, a urlencoded form, none) is refused with 415
+/// before anything is written; only `application/json` is read.
+#[tokio::test]
+async fn a_post_that_is_not_json_is_refused_with_415() {
+    let redis = RedisServer::start().unwrap();
+    let demo = demo("content-type", &redis);
+    let http = client();
+    let base = &demo.urls[0];
+    let before = total(&http, base, "&bypass_cache=true").await;
+    let body = r#"{"campaign_id": 3, "amount": 5}"#;
+    for content_type in [
+        Some("text/plain"),
+        Some("application/x-www-form-urlencoded"),
+        Some("multipart/form-data; boundary=x"),
+        None,
+    ] {
+        for path in ["/api/donations", "/api/campaigns"] {
+            let mut request = http.post(format!("{base}{path}")).body(body);
+            if let Some(content_type) = content_type {
+                request = request.header("content-type", content_type);
+            }
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status().as_u16(), 415, "{path} {content_type:?}");
+            let answer: Value = response.json().await.unwrap();
+            let error = answer["error"].as_str().unwrap_or_default();
+            assert!(error.contains("application/json"), "{path}: {error}");
+        }
+    }
+    let (status, stored) = post(&http, &format!("{base}/api/donations"), body).await;
+    assert_eq!(
+        status, 201,
+        "JSON with charset-less application/json is read: {stored}"
+    );
+    assert_eq!(
+        total(&http, base, "&bypass_cache=true").await.0,
+        before.0 + 1,
+        "only the JSON post was written"
+    );
+}

@@ -12,6 +12,10 @@ pub const SCOPE_KEYS: [&str; 4] = ["organization_id", "campaign_id", "employee_i
 /// Filters that only shape the presentation (how many rows); they do not narrow scope.
 pub const PARAMETER_KEYS: [&str; 1] = ["limit"];
 
+/// The most rows a list widget may be asked for (`limit`): a larger one is refused, so one request
+/// cannot make the store list every donation.
+pub const MAX_LIMIT: i64 = 100;
+
 /// Canonical widget filters: keys are validated and kept sorted, so equal filters render equally.
 ///
 /// ```
@@ -31,7 +35,17 @@ impl WidgetFilters {
         Self::default()
     }
 
-    /// Adds a filter; ids must be positive integers and currency a three-letter code.
+    /// Adds a filter; ids must be positive integers, `limit` one of at most [`MAX_LIMIT`], and
+    /// currency a three-letter code. Each is kept in one canonical form (`01` and `+1` are `1`,
+    /// `eur` is `EUR`), so spellings of one filter share one cache key and one set of tags.
+    ///
+    /// ```
+    /// use tiercache_widgets::WidgetFilters;
+    /// let a = WidgetFilters::new().with("organization_id", "01").unwrap();
+    /// let b = WidgetFilters::new().with("organization_id", "1").unwrap();
+    /// assert_eq!(a, b);
+    /// assert!(WidgetFilters::new().with("limit", "101").is_err());
+    /// ```
     pub fn with(mut self, key: &str, value: impl Into<String>) -> Result<Self, WidgetError> {
         let value = value.into();
         let bad = |reason: &str| WidgetError::InvalidFilter {
@@ -39,16 +53,26 @@ impl WidgetFilters {
             value: value.clone(),
             reason: reason.to_owned(),
         };
-        match key {
-            "organization_id" | "campaign_id" | "employee_id" | "limit" => {
-                if value.parse::<i64>().ok().is_none_or(|v| v <= 0) {
-                    return Err(bad("expected a positive whole number"));
+        // Each value is kept in one canonical form: `01`, `+1` and `1` are one organisation, so
+        // they must be one cache key and carry one tag, or a donation's invalidation would miss
+        // the spellings it does not name and leave those views stale.
+        let canonical = match key {
+            "organization_id" | "campaign_id" | "employee_id" => {
+                match value.parse::<i64>().ok().filter(|v| *v > 0) {
+                    Some(v) => v.to_string(),
+                    None => return Err(bad("expected a positive whole number")),
                 }
             }
+            "limit" => match value.parse::<i64>().ok().filter(|v| *v > 0) {
+                Some(v) if v <= MAX_LIMIT => v.to_string(),
+                Some(_) => return Err(bad(&format!("at most {MAX_LIMIT} rows"))),
+                None => return Err(bad("expected a positive whole number")),
+            },
             "currency" => {
                 if value.len() != 3 || !value.chars().all(|c| c.is_ascii_alphabetic()) {
                     return Err(bad("expected a three-letter currency code such as EUR"));
                 }
+                value.to_ascii_uppercase()
             }
             _ => {
                 let valid: Vec<&str> = SCOPE_KEYS.iter().chain(&PARAMETER_KEYS).copied().collect();
@@ -57,13 +81,8 @@ impl WidgetFilters {
                     valid.join(", ")
                 )));
             }
-        }
-        let value = if key == "currency" {
-            value.to_ascii_uppercase()
-        } else {
-            value
         };
-        self.0.insert(key.to_owned(), value);
+        self.0.insert(key.to_owned(), canonical);
         Ok(self)
     }
 

@@ -70,7 +70,7 @@ pub use data::{
 pub use dispatcher::ChangeDispatcher;
 pub use error::WidgetError;
 pub use events::{CampaignFacts, DomainEvent, DonationFacts, EventKind, AFFECTS};
-pub use filters::{WidgetFilters, PARAMETER_KEYS, SCOPE_KEYS};
+pub use filters::{WidgetFilters, MAX_LIMIT, PARAMETER_KEYS, SCOPE_KEYS};
 pub use health::{health_score, MIN_REQUESTS_TO_JUDGE};
 pub use invalidation::{DonationAction, WidgetInvalidationService, EVENT_NAMES};
 pub use key::WidgetKey;

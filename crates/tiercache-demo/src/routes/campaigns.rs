@@ -113,9 +113,10 @@ fn checked(request: &CampaignRequest, today: NaiveDate) -> Result<NewCampaign, A
 /// Commits the campaign, then invalidates campaign_performance and organization_stats everywhere.
 pub async fn create(
     State(node): State<Arc<Node>>,
+    headers: axum::http::HeaderMap,
     body: Bytes,
 ) -> Result<(StatusCode, Json<CampaignAnswer>), ApiError> {
-    let campaign = checked(&parse_body(&body)?, node.clock.now().date_naive())?;
+    let campaign = checked(&parse_body(&headers, &body)?, node.clock.now().date_naive())?;
     let (stored, change) = node.data.create_campaign(campaign).await?;
     let invalidation = settle_after_commit(&node, change.id).await;
     let f = stored.fields;

@@ -112,9 +112,10 @@ fn checked(request: DonationRequest, now: DateTime<Utc>) -> Result<NewDonation, 
 /// answer into an error; the answer says the invalidation is pending instead.
 pub async fn create(
     State(node): State<Arc<Node>>,
+    headers: axum::http::HeaderMap,
     body: Bytes,
 ) -> Result<(StatusCode, Json<DonationAnswer>), ApiError> {
-    let donation = checked(parse_body(&body)?, node.clock.now())?;
+    let donation = checked(parse_body(&headers, &body)?, node.clock.now())?;
     let change = node.data.record_donation(donation.clone()).await?;
     let (id, organization_id) = match &change.event {
         DomainEvent::DonationCompleted(facts) => (facts.donation_id, facts.organization_id),

@@ -13,7 +13,7 @@ mod widgets;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::http::StatusCode;
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{middleware, Router};
 use serde::de::DeserializeOwned;
@@ -79,9 +79,34 @@ async fn not_found(uri: axum::http::Uri) -> ApiError {
     ])
 }
 
-/// A JSON body: a syntax error is a 400, a well-formed body with wrong or missing fields a 422;
-/// either way serde's message says where.
-fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+/// A JSON body, sent as JSON: another content type is a 415 (a cross-site HTML form can post
+/// `text/plain`, `application/x-www-form-urlencoded` or `multipart/form-data` in a user's name, but
+/// not `application/json`, which needs the page's own script and so passes CORS). A syntax error is
+/// a 400, a well-formed body with wrong or missing fields a 422; either way serde's message says
+/// where.
+fn parse_body<T: DeserializeOwned>(headers: &HeaderMap, body: &[u8]) -> Result<T, ApiError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    if essence != "application/json" {
+        let got = if content_type.is_empty() {
+            "none".to_owned()
+        } else {
+            content_type.to_owned()
+        };
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Some("content-type"),
+            format!("the body must be JSON sent as Content-Type: application/json (got {got})"),
+        ));
+    }
     serde_json::from_slice(body).map_err(|e| {
         use serde_json::error::Category;
         match e.classify() {
