@@ -189,6 +189,13 @@ impl fmt::Display for TimeRange {
     }
 }
 
+/// The earliest start and the latest end a custom range may name: 1970-01-01 and 2200-01-01.
+fn custom_bounds() -> (NaiveDate, NaiveDate) {
+    // Both are valid dates: `from_ymd_opt` only fails on impossible ones.
+    let day = |y, m, d| NaiveDate::from_ymd_opt(y, m, d).unwrap_or(NaiveDate::MIN);
+    (day(1970, 1, 1), day(2200, 1, 1))
+}
+
 impl FromStr for TimeRange {
     type Err = WidgetError;
 
@@ -213,6 +220,14 @@ impl FromStr for TimeRange {
         if end <= start {
             return Err(bad(format!("the end {end} is not after the start {start}")));
         }
+        // Donations are Unix seconds, and a range of centuries is no dashboard's: the bounds keep
+        // a request from asking the store to walk year 1 to 9999.
+        let (earliest, latest) = custom_bounds();
+        if start < earliest || end > latest {
+            return Err(bad(format!(
+                "custom dates must lie between {earliest} and {latest}"
+            )));
+        }
         Ok(TimeRange::Custom { start, end })
     }
 }
@@ -227,6 +242,18 @@ mod tests {
 
     fn day(y: i32, m: u32, d: u32) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(y, m, d, 0, 0, 0).unwrap()
+    }
+
+    #[test]
+    fn custom_ranges_are_bounded() {
+        let err = "0001-01-01..9999-12-31".parse::<TimeRange>().unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("between 1970-01-01 and 2200-01-01"),
+            "{err}"
+        );
+        assert!("1969-12-31..1970-02-01".parse::<TimeRange>().is_err());
+        assert!("1970-01-01..2200-01-01".parse::<TimeRange>().is_ok());
     }
 
     #[test]
