@@ -50,7 +50,8 @@ pub struct Settings {
     pub bind: IpAddr,
 
     /// Redis URL [default: REDIS_URL, else redis://127.0.0.1:6379; database REDIS_CACHE_DB, else 1].
-    #[arg(long, env = "REDIS_URL")]
+    /// `--help` does not print the variable's value: it may hold a password.
+    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<String>,
 
     /// Cache namespace: nodes of one namespace share entries and invalidations.

@@ -390,3 +390,21 @@ async fn a_donation_committed_before_a_crash_reaches_every_node_after_the_restar
         .await;
     }
 }
+
+/// `--help` names `REDIS_URL` but never prints its value, and a URL with a password that fails at
+/// start is shown masked, however the URL is written.
+#[test]
+fn help_and_start_errors_never_print_the_redis_password() {
+    let help = std::process::Command::new(env!("CARGO_BIN_EXE_tiercache-demo"))
+        .arg("--help")
+        .env("REDIS_URL", "redis://:hunter2secret@127.0.0.1:6379")
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&help.stdout);
+    assert!(help.status.success());
+    assert!(printed.contains("REDIS_URL"), "{printed}");
+    assert!(!printed.contains("hunter2secret"), "{printed}");
+    let refused = Demo::start_failing(&["--redis-url", "redis:/:hunter2secret@127.0.0.1:port"]);
+    assert!(refused.contains("redis"), "{refused}");
+    assert!(!refused.contains("hunter2secret"), "{refused}");
+}

@@ -895,25 +895,53 @@ pub(crate) fn url_database_part(url: &str) -> &str {
 
 /// The URL with its user and password replaced by `***`, for messages and logs.
 pub(crate) fn mask_credentials(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => format!("{}://***@{}", &url[..s], &url[at + 1..]),
-        _ => url.to_owned(),
-    }
+    mask(url, false)
 }
 
 /// The URL with only its password replaced by `***` (the user name stays, so an operator can tell
 /// which ACL user connects).
 fn mask_password(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => {
-            let (head, credentials) = url[..at].split_at(scheme_end + 3);
-            match credentials.split_once(':') {
-                Some((user, _)) => format!("{head}{user}:***{}", &url[at..]),
-                None => format!("{head}***{}", &url[at..]),
-            }
+    mask(url, true)
+}
+
+/// Masks a URL's credentials however it is written: after `scheme:` and any number of slashes
+/// (`redis://`, `redis:/`, `unix:///`), up to the last `@` before the query; and the values of
+/// `pass` and `password` query parameters (`unix:///run/redis.sock?pass=…`). A lone user part is
+/// taken for a password, as Redis clients read `redis://secret@host`.
+fn mask(url: &str, keep_user: bool) -> String {
+    let (before_query, query) = match url.split_once('?') {
+        Some((before, query)) => (before, Some(query)),
+        None => (url, None),
+    };
+    let head = match (before_query.find(':'), before_query.rfind('@')) {
+        (Some(colon), Some(at)) if at > colon => {
+            let slashes = before_query[colon + 1..]
+                .bytes()
+                .take_while(|b| *b == b'/')
+                .count();
+            let start = colon + 1 + slashes;
+            let credentials = &before_query[start..at];
+            let shown = match credentials.split_once(':') {
+                Some((user, _)) if keep_user => format!("{user}:***"),
+                _ => "***".to_owned(),
+            };
+            format!("{}{shown}{}", &before_query[..start], &before_query[at..])
         }
-        _ => url.to_owned(),
-    }
+        _ => before_query.to_owned(),
+    };
+    let Some(query) = query else { return head };
+    let pairs: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((key, _))
+                if key.eq_ignore_ascii_case("pass") || key.eq_ignore_ascii_case("password") =>
+            {
+                format!("{key}=***")
+            }
+            _ => pair.to_owned(),
+        })
+        .collect();
+    format!("{head}?{}", pairs.join("&"))
 }
 
 #[cfg(test)]
@@ -944,6 +972,32 @@ mod tests {
             "redis://127.0.0.1:6379 (database 3)"
         );
         assert_eq!(mask_password("redis://host:6379"), "redis://host:6379");
+    }
+
+    #[test]
+    fn every_way_of_writing_a_password_is_masked() {
+        for (url, masked) in [
+            ("redis://:secret@host:6379", "redis://***@host:6379"),
+            ("redis:/:secret@host", "redis:/***@host"),
+            ("rediss://user:se@cret@host/2", "rediss://***@host/2"),
+            ("redis://secret@host", "redis://***@host"),
+            (
+                "unix:///run/redis.sock?db=2&pass=secret",
+                "unix:///run/redis.sock?db=2&pass=***",
+            ),
+            (
+                "redis+unix:///run/redis.sock?PASSWORD=secret",
+                "redis+unix:///run/redis.sock?PASSWORD=***",
+            ),
+            ("redis://host:6379", "redis://host:6379"),
+        ] {
+            assert_eq!(mask_credentials(url), masked, "{url}");
+            assert!(!mask_password(url).contains("secret"), "{url}");
+        }
+        assert_eq!(
+            mask_password("redis://user:secret@host?password=x"),
+            "redis://user:***@host?password=***"
+        );
     }
 
     fn from(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {

@@ -22,9 +22,16 @@ pub const DONATIONS: &str = "3000";
 pub struct TempDir(pub PathBuf);
 
 impl TempDir {
+    /// A directory of its own: tests of one binary run at once, and two of them may pass the same
+    /// name (every failing start does).
     pub fn new(name: &str) -> TempDir {
-        let dir =
-            std::env::temp_dir().join(format!("tiercache-demo-test-{name}-{}", std::process::id()));
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "tiercache-demo-test-{name}-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         TempDir(dir)
