@@ -152,7 +152,8 @@ fn gifts_in_scope<'a>(
     Some(gifts)
 }
 
-/// Point lookups in the snapshot the view is brought forward to.
+/// Point lookups in the snapshot the view is brought forward to, each counted in
+/// `widget_refresh_lookups_total`.
 struct Lookups<'a> {
     snapshot: &'a dyn StoreSnapshot,
     filters: &'a WidgetFilters,
@@ -161,6 +162,26 @@ struct Lookups<'a> {
 }
 
 impl Lookups<'_> {
+    /// `campaign`'s row in the view (none when the view's filters leave it out); `None` when the
+    /// filters cannot name it.
+    fn campaign(&self, campaign: i64) -> Result<Option<Vec<CampaignRow>>, WidgetError> {
+        let Ok(one) = self
+            .filters
+            .clone()
+            .with("campaign_id", campaign.to_string())
+        else {
+            return Ok(None);
+        };
+        metrics::counter!("widget_refresh_lookups_total").increment(1);
+        match self
+            .snapshot
+            .compute(WidgetType::CampaignPerformance, &one, self.start, self.end)?
+        {
+            WidgetData::CampaignPerformance(found) => Ok(Some(found)),
+            _ => Ok(None),
+        }
+    }
+
     fn giver(&self, giver: Giver<'_>, cap: i64) -> Result<(i64, i64), WidgetError> {
         metrics::counter!("widget_refresh_lookups_total").increment(1);
         self.snapshot
@@ -317,22 +338,9 @@ fn campaigns(
     let touched: BTreeSet<i64> = gifts.iter().map(|g| g.facts.campaign_id).collect();
     let mut now = Vec::with_capacity(touched.len());
     for campaign in &touched {
-        let Ok(one) = lookups
-            .filters
-            .clone()
-            .with("campaign_id", campaign.to_string())
-        else {
-            return Ok(None);
-        };
-        metrics::counter!("widget_refresh_lookups_total").increment(1);
-        match lookups.snapshot.compute(
-            WidgetType::CampaignPerformance,
-            &one,
-            lookups.start,
-            lookups.end,
-        )? {
-            WidgetData::CampaignPerformance(found) => now.extend(found),
-            _ => return Ok(None),
+        match lookups.campaign(*campaign)? {
+            Some(found) => now.extend(found),
+            None => return Ok(None),
         }
     }
     Ok(merge_top(

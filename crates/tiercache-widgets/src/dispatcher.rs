@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use tiercache::LockOptions;
+use tiercache::{LockGuard, LockOptions};
 use tokio::sync::{watch, Notify};
 
 use crate::data::{CatchUpJob, CaughtUp, PendingChange, WidgetDataAggregationService};
@@ -232,14 +232,8 @@ impl Reloads {
         tokio::spawn(async move {
             while let Some(view) = next.recv().await {
                 taken.lock().remove(&view.key);
-                match widgets.reload(&view, &data).await {
-                    Ok(answer) => {
-                        metrics::counter!("widget_refresh_views_total").increment(1);
-                        // What it computed lets the next batch bring the view forward.
-                        if let Some((as_of, value, load_time)) = answer {
-                            live.remember(&view.key, as_of, Arc::new(value), load_time);
-                        }
-                    }
+                match widgets.reload(&view, &data, &live).await {
+                    Ok(()) => metrics::counter!("widget_refresh_views_total").increment(1),
                     Err(e) => {
                         tracing::debug!(key = %view.key, error = %e, "refresh: a background reload failed");
                         metrics::counter!("widget_refresh_failed_total").increment(1);
@@ -261,6 +255,24 @@ impl Reloads {
 }
 
 impl Refresh {
+    /// Takes the fleet-wide [`REFRESH_LOCK`], which a batch's refresh and warm keeping hold from
+    /// their snapshot to their store, so stored answers never go back in change order.
+    async fn lock(&self) -> Result<LockGuard, tiercache::Error> {
+        let options = LockOptions {
+            timeout: SEND_TIMEOUT,
+            retries: 100,
+            lease: REFRESH_LEASE,
+        };
+        self.widgets.cache().lock(REFRESH_LOCK, options).await
+    }
+
+    /// Lets go of the lock; when that fails, it expires with its lease.
+    async fn release(guard: LockGuard) {
+        if let Err(e) = guard.release().await {
+            tracing::debug!(error = %e, "refresh: could not release the lock");
+        }
+    }
+
     /// Brings `views` (the most read first) to the store's last change: each one known from an
     /// earlier batch forward over the changes since, the rest recomputed while `budget` lasts.
     /// Returns the views ready to store and the views left.
@@ -273,24 +285,21 @@ impl Refresh {
         let now = self.widgets.now();
         let mut wanted = Vec::with_capacity(views.len());
         let mut jobs = Vec::with_capacity(views.len());
-        {
-            for view in views {
-                // A view whose period moved is no one's now.
-                let Some((key, start, end)) = WidgetCacheService::current(&view, now) else {
-                    continue;
-                };
-                jobs.push(CatchUpJob {
-                    widget: view.widget,
-                    filters: view.filters.clone(),
-                    start,
-                    end,
-                    known: self
-                        .live
-                        .known(&key)
-                        .map(|(as_of, value, _)| (as_of, value)),
-                });
-                wanted.push((view, key));
-            }
+        for view in views {
+            // A view whose period moved is no one's now.
+            let Some((key, start, end)) = WidgetCacheService::current(&view, now) else {
+                continue;
+            };
+            let known = self.live.known(&key);
+            let known_load_time = known.as_ref().map(|(_, _, took)| *took);
+            jobs.push(CatchUpJob {
+                widget: view.widget,
+                filters: view.filters.clone(),
+                start,
+                end,
+                known: known.map(|(as_of, value, _)| (as_of, value)),
+            });
+            wanted.push((view, key, known_load_time));
         }
         let (as_of, answers) = match data.catch_up_views(jobs, budget).await {
             Ok(answers) => answers,
@@ -300,14 +309,14 @@ impl Refresh {
                 metrics::counter!("widget_refresh_failed_total").increment(wanted.len() as u64);
                 return (
                     Vec::new(),
-                    wanted.into_iter().map(|(view, _)| view).collect(),
+                    wanted.into_iter().map(|(view, _, _)| view).collect(),
                 );
             }
         };
         let mut prepared = Vec::new();
         let mut left = Vec::new();
         let (mut forward, mut computed) = (0u64, 0u64);
-        for ((view, key), answer) in wanted.into_iter().zip(answers) {
+        for ((view, key, known_load_time), answer) in wanted.into_iter().zip(answers) {
             let (value, load_time) = match answer {
                 CaughtUp::Left => {
                     left.push(view);
@@ -319,14 +328,13 @@ impl Refresh {
                 }
                 CaughtUp::Forward(value) => {
                     forward += 1;
-                    let took = self.live.known(&key).map(|(_, _, took)| took);
-                    (value, took.unwrap_or_default())
+                    (value, known_load_time.unwrap_or_default())
                 }
             };
             self.live.refreshed(&key);
-            let value = Arc::new(value);
-            self.live.remember(&key, as_of, value.clone(), load_time);
-            let value = Arc::unwrap_or_clone(value);
+            // One copy kept for the next batch, the other stored.
+            self.live
+                .remember(&key, as_of, Arc::new(value.clone()), load_time);
             prepared.push(self.widgets.ready(&view, key, now, value, load_time).await);
         }
         metrics::counter!("widget_refresh_caught_up_total").increment(forward);
@@ -457,15 +465,8 @@ async fn try_batch(
             .await
             .map_err(|e| e.to_string());
     };
-    let lock = LockOptions {
-        timeout: SEND_TIMEOUT,
-        retries: 100,
-        lease: REFRESH_LEASE,
-    };
     let guard = refresh
-        .widgets
-        .cache()
-        .lock(REFRESH_LOCK, lock)
+        .lock()
         .await
         .map_err(|e| format!("the refresh lock: {e}"))?;
     // The hot views are computed before the invalidation, so they are empty only for the moment
@@ -485,10 +486,7 @@ async fn try_batch(
         }
         refresh.reloads.push(dear);
     }
-    if let Err(e) = guard.release().await {
-        // It expires with its lease.
-        tracing::debug!(error = %e, "refresh: could not release the lock");
-    }
+    Refresh::release(guard).await;
     outcome.map(|_| ()).map_err(|e| e.to_string())
 }
 
@@ -504,12 +502,7 @@ async fn keep_warm(data: &WidgetDataAggregationService, refresh: &Refresh) {
     if views.is_empty() {
         return;
     }
-    let lock = LockOptions {
-        timeout: SEND_TIMEOUT,
-        retries: 100,
-        lease: REFRESH_LEASE,
-    };
-    let guard = match refresh.widgets.cache().lock(REFRESH_LOCK, lock).await {
+    let guard = match refresh.lock().await {
         Ok(guard) => guard,
         Err(e) => {
             tracing::debug!(error = %e, "keeping warm: the refresh lock");
@@ -529,9 +522,7 @@ async fn keep_warm(data: &WidgetDataAggregationService, refresh: &Refresh) {
             tracing::debug!(views = ready, error = %e, "keeping warm: could not store");
         }
     }
-    if let Err(e) = guard.release().await {
-        tracing::debug!(error = %e, "keeping warm: could not release the lock");
-    }
+    Refresh::release(guard).await;
 }
 
 /// The wait before the next try after `attempts` failed ones.

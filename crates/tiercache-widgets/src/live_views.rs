@@ -215,7 +215,7 @@ impl LiveViews {
     ) -> Vec<LiveView> {
         let now = Instant::now();
         let registry = self.registry.read();
-        let mut out: Vec<(u64, LiveView)> = registry
+        let out: Vec<(u64, LiveView)> = registry
             .views
             .values()
             .filter(|e| self.in_use(e))
@@ -228,8 +228,7 @@ impl LiveViews {
             .map(|e| (e.reads.load(Ordering::Relaxed), e.view.clone()))
             .collect();
         drop(registry);
-        out.sort_by_key(|(reads, _)| std::cmp::Reverse(*reads));
-        out.into_iter().map(|(_, view)| view).collect()
+        hottest_first(out)
     }
 
     /// Whether `entry` was read within [`IN_USE`].
@@ -267,8 +266,7 @@ impl LiveViews {
         if !idle.is_empty() {
             self.forget(&mut self.registry.write(), &idle);
         }
-        out.sort_by_key(|(reads, _)| std::cmp::Reverse(*reads));
-        out.into_iter().map(|(_, view)| view).collect()
+        hottest_first(out)
     }
 
     /// Forgets those of `keys` that are still not in use (one may have been read since it was
@@ -290,6 +288,12 @@ impl LiveViews {
             }
         }
     }
+}
+
+/// The views of `(reads, view)` pairs, the most read lately first.
+fn hottest_first(mut views: Vec<(u64, LiveView)>) -> Vec<LiveView> {
+    views.sort_by_key(|(reads, _)| std::cmp::Reverse(*reads));
+    views.into_iter().map(|(_, view)| view).collect()
 }
 
 #[cfg(test)]

@@ -355,12 +355,7 @@ impl WidgetCacheService {
     ) -> Result<Fetched<WidgetData>, WidgetError> {
         let (data, live, f) = (data.clone(), self.live.clone(), filters.clone());
         self.fetch_widget_data_at(widget, range, filters, move |now| async move {
-            let (as_of, value, took) = data.compute_as_of(widget, range, f.clone(), now).await?;
-            if let Some(live) = live {
-                let key = render_key(widget, &range, &f, now);
-                live.remember(&key, as_of, Arc::new(value.clone()), took);
-            }
-            Ok(value)
+            compute_and_keep(&data, live.as_ref(), widget, range, f, now).await
         })
         .await
     }
@@ -471,37 +466,39 @@ impl WidgetCacheService {
     /// Loads `view` through the cache's load path, as a reader's miss would but without counting
     /// as a read: coalesced with readers' loads of it across the fleet, and not stored when an
     /// invalidation overtakes it. Nothing to do when it is cached again already, or when its period
-    /// moved since it was read. Returns what it computed, when it did: the change id its answer
-    /// counts up to (read in the same snapshot), the answer, and what computing it took.
+    /// moved since it was read. What it computes is kept in `live` with the change id it counts up
+    /// to, so the next batch brings the view forward.
     pub(crate) async fn reload(
         &self,
         view: &LiveView,
         data: &WidgetDataAggregationService,
-    ) -> Result<Option<(i64, WidgetData, Duration)>, WidgetError> {
+        live: &LiveViews,
+    ) -> Result<(), WidgetError> {
         let now = self.clock.now();
         let Some(key) = Self::current_key(view, now) else {
-            return Ok(None);
+            return Ok(());
         };
         let org = self.campaign_organization(&view.filters).await;
-        let (widget, range, filters, data) =
-            (view.widget, view.range, view.filters.clone(), data.clone());
+        let (widget, range, filters, data, live) = (
+            view.widget,
+            view.range,
+            view.filters.clone(),
+            data.clone(),
+            live.clone(),
+        );
         let opts_filters = filters.clone();
-        let answered: Arc<parking_lot::Mutex<Option<(i64, WidgetData, Duration)>>> = Arc::default();
-        let slot = answered.clone();
         self.cache
             .fetch_with(
                 &key,
                 || self.entry_options(widget, &range, &opts_filters, org, now),
                 move || async move {
-                    let (as_of, value, took) =
-                        data.compute_as_of(widget, range, filters, now).await?;
-                    *slot.lock() = Some((as_of, value.clone(), took));
-                    checked(widget, Ok(value))
+                    let value =
+                        compute_and_keep(&data, Some(&live), widget, range, filters, now).await;
+                    checked(widget, value)
                 },
             )
             .await?;
-        let answer = answered.lock().take();
-        Ok(answer)
+        Ok(())
     }
 
     /// Invalidates `tags` on every node and stores `prepared` in the same step (see
@@ -546,6 +543,27 @@ pub(crate) struct PreparedView {
     key: String,
     opts: EntryOptions,
     value: WidgetData,
+}
+
+/// `widget`'s answer over `range` at `now` for `filters`, computed in one snapshot of `data`, and
+/// kept in `live` (when given) with the change id it counts up to, so a dispatcher brings the view
+/// forward from it instead of recomputing it.
+async fn compute_and_keep(
+    data: &WidgetDataAggregationService,
+    live: Option<&LiveViews>,
+    widget: WidgetType,
+    range: TimeRange,
+    filters: WidgetFilters,
+    now: DateTime<Utc>,
+) -> Result<WidgetData, WidgetError> {
+    let (as_of, value, took) = data
+        .compute_as_of(widget, range, filters.clone(), now)
+        .await?;
+    if let Some(live) = live {
+        let key = render_key(widget, &range, &filters, now);
+        live.remember(&key, as_of, Arc::new(value.clone()), took);
+    }
+    Ok(value)
 }
 
 fn checked(

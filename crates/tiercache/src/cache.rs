@@ -390,14 +390,7 @@ impl Cache {
         // does after it (an invalidation of the key made meanwhile must win here as in Redis).
         // Queued for replay instead, the write becomes the key's invalidation.
         let value = Arc::new(value);
-        let fill = tags.map(|tags| {
-            let (node, key, value) = (Arc::downgrade(node), key.to_owned(), value.clone());
-            LocalFill::new(move || {
-                if let Some(node) = node.upgrade() {
-                    node.fill_l1(&key, value, encoded_len, &header, tags, None);
-                }
-            })
-        });
+        let fill = tags.map(|tags| node.local_fill(key, value.clone(), encoded_len, header, tags));
         ops.push(Op::Put(key.to_owned(), Arc::new(put.write), fill));
         match node.outbox.send(ops).await {
             Err(pending) if pending.is_pending() => {
@@ -806,6 +799,24 @@ impl Node {
         } else {
             fresh_for
         }
+    }
+
+    /// A `set`'s fill of this node's L1 with `value` under `tags`, run by the flusher where the
+    /// batch carrying the write is applied here (see [`LocalFill`]).
+    pub(crate) fn local_fill<T: Send + Sync + 'static>(
+        self: &Arc<Self>,
+        key: &str,
+        value: Arc<T>,
+        encoded_len: usize,
+        header: Header,
+        tags: L1Tags,
+    ) -> Arc<LocalFill> {
+        let (node, key) = (Arc::downgrade(self), key.to_owned());
+        LocalFill::new(move || {
+            if let Some(node) = node.upgrade() {
+                node.fill_l1(&key, value, encoded_len, &header, tags, None);
+            }
+        })
     }
 
     /// Puts a value in L1 unless an invalidation overtook it.

@@ -1113,7 +1113,7 @@ impl L2 {
     /// tags whose versions this read created, and what it repaired, come with the first answer.
     pub(crate) async fn prepare_puts(
         &self,
-        entries: Vec<(Vec<String>, Vec<u8>, Duration)>,
+        entries: Vec<(&[String], Vec<u8>, Duration)>,
         fixed: &[(String, u64)],
     ) -> Result<Vec<Result<Put, Error>>, Error> {
         let mut read: Vec<String> = entries
@@ -1141,7 +1141,7 @@ impl L2 {
                 .iter()
                 .map(|t| known.get(t.as_str()).cloned().unwrap_or_default())
                 .collect();
-            let mut put = self.render_put(&tags, versions, envelope, lifetime);
+            let mut put = self.render_put(tags, versions, envelope, lifetime);
             if let Ok(put) = &mut put {
                 put.created = std::mem::take(&mut created);
                 put.repaired = std::mem::take(&mut repaired);

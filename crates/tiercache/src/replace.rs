@@ -5,13 +5,23 @@ use std::sync::Arc;
 
 use serde::{de::DeserializeOwned, Serialize};
 
-use crate::bus::outbox::{LocalFill, Op};
+use crate::bus::outbox::Op;
 use crate::cache::Cache;
 use crate::codec::{self, Header};
 use crate::error::Error;
 use crate::l2::{l1_tags, nonce};
 use crate::options::EntryOptions;
 use crate::wall_clock::now_ms;
+
+/// An entry of [`Cache::invalidate_tags_and_set`] once encoded (its envelope goes to the write).
+struct Encoded<T> {
+    key: String,
+    value: T,
+    opts: EntryOptions,
+    header: Header,
+    /// The envelope's length, for L1's weigher.
+    len: usize,
+}
 
 impl Cache {
     /// Invalidates every entry carrying any of `tags`, on every node, and stores `entries` in the
@@ -73,11 +83,19 @@ impl Cache {
         let mut ops: Vec<Op> = Vec::with_capacity(tags.len() + 2 * entries.len());
         let mut puts = Vec::with_capacity(entries.len());
         let mut encoded = Vec::with_capacity(entries.len());
+        let mut envelopes = Vec::with_capacity(entries.len());
         for (key, value, opts) in entries {
             match self.encode_entry(&key, &value, &opts) {
                 Ok((header, envelope, lifetime)) => {
-                    let tags = opts.tags().to_vec();
-                    encoded.push((key, value, tags, header, envelope, lifetime));
+                    let len = envelope.len();
+                    envelopes.push((envelope, lifetime));
+                    encoded.push(Encoded {
+                        key,
+                        value,
+                        opts,
+                        header,
+                        len,
+                    });
                 }
                 Err(e) => {
                     tracing::debug!(key, error = %e, "a refreshed entry is only invalidated");
@@ -86,28 +104,19 @@ impl Cache {
             }
         }
         // One read of every entry's other tags' versions, not one per entry.
-        let lengths: Vec<usize> = encoded.iter().map(|e| e.4.len()).collect();
-        let ready = node
-            .guarded(
-                node.l2.prepare_puts(
-                    encoded
-                        .iter_mut()
-                        .map(|e| (e.2.clone(), std::mem::take(&mut e.4), e.5))
-                        .collect(),
-                    &versions,
-                ),
-            )
-            .await;
-        match ready {
+        let writes = encoded
+            .iter()
+            .zip(envelopes)
+            .map(|(e, (envelope, lifetime))| (e.opts.tags(), envelope, lifetime))
+            .collect();
+        match node.guarded(node.l2.prepare_puts(writes, &versions)).await {
             Ok(prepared) => {
-                for ((key, value, tags, header, _, _), (put, len)) in
-                    encoded.into_iter().zip(prepared.into_iter().zip(lengths))
-                {
+                for (e, put) in encoded.into_iter().zip(prepared) {
                     let put = match put {
                         Ok(put) => put,
-                        Err(e) => {
-                            tracing::debug!(key, error = %e, "a refreshed entry is only invalidated");
-                            puts.push(Op::InvalidateKey(key));
+                        Err(err) => {
+                            tracing::debug!(key = e.key, error = %err, "a refreshed entry is only invalidated");
+                            puts.push(Op::InvalidateKey(e.key));
                             continue;
                         }
                     };
@@ -117,22 +126,15 @@ impl Cache {
                             .iter()
                             .map(|(t, v)| Op::AnnounceTag(t.clone(), *v)),
                     );
-                    let fill = l1_tags(&tags, &put.versions).map(|l1| {
-                        let (node, key, value) =
-                            (Arc::downgrade(node), key.clone(), Arc::new(value));
-                        LocalFill::new(move || {
-                            if let Some(node) = node.upgrade() {
-                                node.fill_l1(&key, value, len, &header, l1, None);
-                            }
-                        })
-                    });
-                    puts.push(Op::Put(key, Arc::new(put.write), fill));
+                    let fill = l1_tags(e.opts.tags(), &put.versions)
+                        .map(|l1| node.local_fill(&e.key, Arc::new(e.value), e.len, e.header, l1));
+                    puts.push(Op::Put(e.key, Arc::new(put.write), fill));
                 }
             }
-            Err(e) => {
+            Err(err) => {
                 // The invalidation still goes out; the entries' keys are only invalidated.
-                tracing::debug!(error = %e, "refreshed entries are only invalidated");
-                puts.extend(encoded.into_iter().map(|e| Op::InvalidateKey(e.0)));
+                tracing::debug!(error = %err, "refreshed entries are only invalidated");
+                puts.extend(encoded.into_iter().map(|e| Op::InvalidateKey(e.key)));
             }
         }
         ops.extend(
