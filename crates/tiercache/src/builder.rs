@@ -201,6 +201,21 @@ impl CacheBuilder {
         self
     }
 
+    /// The most distinct tag versions this node keeps in memory (`TIERCACHE_MAX_KNOWN_TAGS`, default
+    /// 1,000,000). Past it the node forgets the versions no L1 entry carries, so requests that make
+    /// ever new tags cost a pass over L1, never L1 itself. Values below 2 are raised to 2.
+    pub fn max_known_tags(mut self, tags: usize) -> Self {
+        self.config.max_known_tags = tags.max(2);
+        self
+    }
+
+    /// How long [`crate::Cache::shutdown`] keeps sending queued invalidations before it gives up
+    /// (`TIERCACHE_SHUTDOWN_TIMEOUT`, default 5 s).
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.config.shutdown_timeout = timeout;
+        self
+    }
+
     /// How long L1 keeps a value loaded while this node cannot reach Redis. Default 500 ms
     /// (`TIERCACHE_DEGRADED_TTL`). No invalidation reaches the node then, so this bounds how long it
     /// may serve a value that another node invalidated meanwhile.
@@ -262,7 +277,7 @@ impl CacheBuilder {
                 keys,
                 flights: Arc::new(Flights::default()),
                 stats: Recorder::new(&config.namespace),
-                coherence: Coherence::new(),
+                coherence: Coherence::with_max_tags(config.max_known_tags),
                 bus: BusState::new(),
                 outbox,
                 recovering: AtomicBool::new(false),

@@ -499,6 +499,12 @@ impl Cache {
         self.node().l1.weighed_bytes()
     }
 
+    /// How many distinct tag versions this node keeps in memory (bounded by
+    /// [`crate::CacheBuilder::max_known_tags`]).
+    pub fn known_tags(&self) -> usize {
+        self.node().coherence.known_tags()
+    }
+
     /// Number of entries in L1 (approximate until maintenance runs), expired ones included until the
     /// next sweep.
     pub fn l1_entry_count(&self) -> u64 {
@@ -836,7 +842,7 @@ impl Node {
             Admission::Admit => {}
             Admission::Refuse => return,
             Admission::Overflow => {
-                self.drop_l1("too many distinct tags");
+                self.forget_unused_tags();
                 return;
             }
         }

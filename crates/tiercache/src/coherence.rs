@@ -10,8 +10,9 @@ use parking_lot::RwLock;
 
 use crate::l1::L1Entry;
 
-/// Above this many distinct tags the node forgets them all (and drops L1), rather than grow without bound.
-const MAX_KNOWN_TAGS: usize = 1_000_000;
+/// Above this many distinct tags the node forgets the ones no L1 entry carries (and, if that is not
+/// enough, some that do), rather than grow without bound.
+pub(crate) const MAX_KNOWN_TAGS: usize = 1_000_000;
 
 /// The node-local view of tag versions and trust.
 pub(crate) struct Coherence {
@@ -45,11 +46,12 @@ pub(crate) enum Admission {
     Admit,
     /// The node knows a different version for a tag: the value may be stale here, do not fill.
     Refuse,
-    /// Too many tags; the node cleared its view and must drop L1.
+    /// Too many tags: the node must forget some ([`Coherence::forget_all_but`]) before it learns more.
     Overflow,
 }
 
 impl Coherence {
+    #[cfg(test)]
     pub(crate) fn new() -> Self {
         Self::with_max_tags(MAX_KNOWN_TAGS)
     }
@@ -132,8 +134,6 @@ impl Coherence {
         }
         let mut known = self.tags.write();
         if known.len() + tags.len() > self.max_tags {
-            self.changes.fetch_add(1, Ordering::AcqRel);
-            known.clear();
             return Admission::Overflow;
         }
         for (tag, version) in tags {
@@ -149,7 +149,8 @@ impl Coherence {
     }
 
     /// Applies a tag version announced by the bus (always wins: it is the newest the fleet knows).
-    pub(crate) fn set_tag_version(&self, tag: &str, version: u64) {
+    /// Returns true when the node now knows more tags than its bound and must forget some.
+    pub(crate) fn set_tag_version(&self, tag: &str, version: u64) -> bool {
         let mut known = self.tags.write();
         if let Some(v) = known.get_mut(tag) {
             if *v != version {
@@ -158,8 +159,35 @@ impl Coherence {
             }
         } else {
             // No entry can be trusted under a tag the map lacks, so learning one changes nothing.
+            // It is remembered so that a fill read before this version cannot teach the old one.
             known.insert(Arc::from(tag), version);
         }
+        known.len() > self.max_tags
+    }
+
+    /// Forgets every tag version but those `in_use` names (the tags of entries in L1), then, if that
+    /// still leaves more than half the bound, arbitrary ones down to half: an entry under a forgotten
+    /// tag is distrusted (and so goes), every other entry stays. The caller must first poison the
+    /// flights running, since a fill read before a forgotten tag's last version could otherwise
+    /// teach the node an older one. Returns how many were forgotten.
+    pub(crate) fn forget_all_but(&self, in_use: &std::collections::HashSet<&str>) -> usize {
+        let mut known = self.tags.write();
+        self.changes.fetch_add(1, Ordering::AcqRel);
+        let before = known.len();
+        known.retain(|tag, _| in_use.contains(&**tag));
+        let keep = self.max_tags / 2;
+        if known.len() > keep {
+            let excess: Vec<Arc<str>> = known.keys().take(known.len() - keep).cloned().collect();
+            for tag in &excess {
+                known.remove(tag);
+            }
+        }
+        before - known.len()
+    }
+
+    /// How many tag versions the node knows.
+    pub(crate) fn known_tags(&self) -> usize {
+        self.tags.read().len()
     }
 
     /// Forgets every tag version (after an L1 drop).
@@ -243,24 +271,47 @@ mod tests {
     }
 
     #[test]
-    fn the_tag_map_never_grows_past_its_bound() {
-        let coherence = Coherence::with_max_tags(3);
-        let first = entry(&coherence, &[("a", 1), ("b", 1), ("c", 1)]);
-        assert_eq!(coherence.admit(&first.tags), Admission::Admit);
-        let more = entry(&coherence, &[("d", 1)]);
+    fn past_its_bound_the_tag_map_keeps_the_tags_in_use() {
+        let coherence = Coherence::with_max_tags(4);
+        let kept = entry(&coherence, &[("a", 1)]);
+        let unused = entry(&coherence, &[("b", 1), ("c", 1), ("d", 1)]);
+        assert_eq!(coherence.admit(&kept.tags), Admission::Admit);
+        assert_eq!(coherence.admit(&unused.tags), Admission::Admit);
+        let more = entry(&coherence, &[("e", 1)]);
         assert_eq!(
             coherence.admit(&more.tags),
             Admission::Overflow,
-            "a fourth tag clears the map"
+            "a fifth tag is over the bound"
         );
-        assert!(coherence.tags.read().is_empty());
+        let in_use = ["a"].into_iter().collect();
+        assert_eq!(coherence.forget_all_but(&in_use), 3);
+        assert_eq!(coherence.trust(&kept), Trust::Trusted, "its tag was kept");
         assert_eq!(
-            coherence.trust(&first),
+            coherence.trust(&unused),
             Trust::Invalid,
             "entries under forgotten tags go"
         );
         assert_eq!(coherence.admit(&more.tags), Admission::Admit);
-        assert_eq!(coherence.tags.read().len(), 1);
+        assert_eq!(coherence.known_tags(), 2);
+    }
+
+    #[test]
+    fn tags_in_use_past_half_the_bound_are_forgotten_too() {
+        let coherence = Coherence::with_max_tags(4);
+        let e = entry(&coherence, &[("a", 1), ("b", 1), ("c", 1), ("d", 1)]);
+        assert_eq!(coherence.admit(&e.tags), Admission::Admit);
+        let in_use = ["a", "b", "c", "d"].into_iter().collect();
+        assert_eq!(coherence.forget_all_but(&in_use), 2);
+        assert_eq!(coherence.known_tags(), 2);
+        assert_eq!(coherence.trust(&e), Trust::Invalid);
+    }
+
+    #[test]
+    fn the_bus_says_when_the_map_is_over_its_bound() {
+        let coherence = Coherence::with_max_tags(2);
+        assert!(!coherence.set_tag_version("a", 1));
+        assert!(!coherence.set_tag_version("b", 1));
+        assert!(coherence.set_tag_version("c", 1));
     }
 
     #[test]

@@ -251,6 +251,12 @@ pub struct Config {
     /// long it may serve a value another node has invalidated meanwhile (plus the load's own time);
     /// longer spares the loaders during an outage, shorter bounds staleness tighter.
     pub degraded_ttl: Duration,
+    /// `TIERCACHE_MAX_KNOWN_TAGS`, default 1,000,000: the most distinct tag versions a node keeps in
+    /// memory; past it the node forgets those no L1 entry carries.
+    pub max_known_tags: usize,
+    /// `TIERCACHE_SHUTDOWN_TIMEOUT` (bare number = ms), default 5 s: how long
+    /// [`crate::Cache::shutdown`] keeps sending what is queued before it gives up.
+    pub shutdown_timeout: Duration,
 }
 
 impl Default for Config {
@@ -287,6 +293,8 @@ impl Default for Config {
             require_redis_at_start: false,
             max_pending_invalidations: 10_000,
             degraded_ttl: Duration::from_millis(500),
+            max_known_tags: crate::coherence::MAX_KNOWN_TAGS,
+            shutdown_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -326,6 +334,8 @@ impl std::fmt::Debug for Config {
             require_redis_at_start,
             max_pending_invalidations,
             degraded_ttl,
+            max_known_tags,
+            shutdown_timeout,
         } = self;
         f.debug_struct("Config")
             .field("redis_url", &mask_credentials(redis_url))
@@ -365,6 +375,8 @@ impl std::fmt::Debug for Config {
             .field("require_redis_at_start", require_redis_at_start)
             .field("max_pending_invalidations", max_pending_invalidations)
             .field("degraded_ttl", degraded_ttl)
+            .field("max_known_tags", max_known_tags)
+            .field("shutdown_timeout", shutdown_timeout)
             .finish()
     }
 }
@@ -502,7 +514,12 @@ impl Config {
         if let Some(v) = get("TIERCACHE_MAX_KEY_BYTES") {
             self.max_key_bytes = parse_int("TIERCACHE_MAX_KEY_BYTES", &v, 1, 1 << 20)? as usize;
         }
-        let durations: [(&str, BareUnit, &mut Duration); 13] = [
+        let durations: [(&str, BareUnit, &mut Duration); 14] = [
+            (
+                "TIERCACHE_SHUTDOWN_TIMEOUT",
+                BareUnit::Millis,
+                &mut self.shutdown_timeout,
+            ),
             (
                 "TIERCACHE_DEGRADED_TTL",
                 BareUnit::Millis,
@@ -609,6 +626,10 @@ impl Config {
                     expected: "a number above 0 and at most 100, such as 1.0".into(),
                 })?;
             self.refresh_mode = crate::RefreshMode::XFetch { beta };
+        }
+        if let Some(v) = get("TIERCACHE_MAX_KNOWN_TAGS") {
+            self.max_known_tags =
+                parse_int("TIERCACHE_MAX_KNOWN_TAGS", &v, 2, 1_000_000_000)? as usize;
         }
         if let Some(v) = get("TIERCACHE_MAX_PENDING_INVALIDATIONS") {
             self.max_pending_invalidations =

@@ -5,19 +5,21 @@
 //! contain. Each kind of key has its own fixed prefix, so an entry can never alias a tag version, the
 //! replay stream or a lock.
 //!
-//! | Redis key | holds |
-//! |---|---|
-//! | `tc:{<ns>:<key>}:v` | the entry, layout 2 (one string: tag versions framed before the value) |
-//! | `tc:{<ns>:<key>}:d` | the entry, layout 1 (hash: `d` envelope, `t` tag versions) |
-//! | `tc:{<ns>:<key>}:g` | the key's generation (bumped by every invalidation) |
-//! | `tc:{<ns>:<key>}:l` | the key's load lease |
-//! | `tc:{<ns>}:t:<tag>` | a tag's version |
-//! | `tc:{<ns>}:s` | the namespace's invalidation replay stream |
-//! | `tc:{<ns>}:b` | the namespace's pub/sub channel (a shard channel on a cluster) |
-//! | `tc:{<ns>}:e` | a nonce that changes when Redis loses the namespace's stream and tag versions |
-//! | `tc:L:<ns>:<name>` | a named lock taken through [`crate::Cache::lock`] |
-//! | `tc:n:<ns>:<node id>` | a running node's presence (16 hex digits; expires three heartbeats after its last renewal) |
-//! | `tc:r:<ns>:<name>` | a record list of a layer above the cache ([`crate::Cache::push_record`]) |
+//! Every key the cache creates expires or is bounded, so requests cannot grow Redis for ever:
+//!
+//! | Redis key | holds | bounded by |
+//! |---|---|---|
+//! | `tc:{<ns>:<key>}:v` | the entry, layout 2 (one string: tag versions framed before the value) | expiry: TTL + fail-safe |
+//! | `tc:{<ns>:<key>}:d` | the entry, layout 1 (hash: `d` envelope, `t` tag versions) | expiry: TTL + fail-safe |
+//! | `tc:{<ns>:<key>}:g` | the key's generation (bumped by every invalidation) | expiry: the generation lifetime |
+//! | `tc:{<ns>:<key>}:l` | the key's load lease | expiry: the lease |
+//! | `tc:{<ns>}:t:<tag>` | a tag's version | expiry: at least the longest entry recording it and the generation lifetime |
+//! | `tc:{<ns>}:s` | the namespace's invalidation replay stream | one per namespace, `MAXLEN ~` |
+//! | `tc:{<ns>}:b` | the namespace's pub/sub channel (a shard channel on a cluster) | not a key |
+//! | `tc:{<ns>}:e` | a nonce that changes when Redis loses the namespace's stream and tag versions | one per namespace |
+//! | `tc:L:<ns>:<name>` | a named lock taken through [`crate::Cache::lock`] | expiry: the lease |
+//! | `tc:n:<ns>:<node id>` | a running node's presence (16 hex digits) | expiry: three heartbeats after its last renewal |
+//! | `tc:r:<ns>:<name>` | a record list of a layer above the cache ([`crate::Cache::push_record`]) | one per name, trimmed |
 //!
 //! On a Redis Cluster the `{...}` hash tags decide the slots. An entry, its generation and its lease
 //! share the slot of `{<ns>:<key>}`, so entries spread over the cluster and each script on an entry

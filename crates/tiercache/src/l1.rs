@@ -120,6 +120,11 @@ impl L1 {
         self.cache.invalidate(key);
     }
 
+    /// Every entry held now (a snapshot; for walks over L1 that are rare).
+    pub(crate) fn entries(&self) -> Vec<Arc<L1Entry>> {
+        self.cache.iter().map(|(_, entry)| entry).collect()
+    }
+
     /// Removes the entries expired at `now`; returns how many.
     pub(crate) fn sweep_expired(&self, now: Instant) -> usize {
         let mut removed = 0;

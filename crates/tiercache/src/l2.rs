@@ -39,6 +39,7 @@ pub(crate) struct Scripts {
     store: Script,
     put: Script,
     invalidate: Script,
+    expire_tags: Script,
     invalidate_keys: Script,
     delete_stale: Script,
     acquire: Script,
@@ -58,6 +59,7 @@ impl Scripts {
         Scripts {
             read: script(include_str!("scripts/read.lua")),
             versions: script(include_str!("scripts/versions.lua")),
+            expire_tags: script(include_str!("scripts/expire_tags.lua")),
             store: script(include_str!("scripts/store.lua")),
             put: script(include_str!("scripts/put.lua")),
             invalidate: script(include_str!("scripts/invalidate.lua")),
@@ -914,7 +916,11 @@ impl L2 {
         let recorded_keys: &[(&str, &str, u64)] = recorded_pairs.as_deref().unwrap_or(&[]);
         let tag_keys: Vec<String> = tags.iter().map(|t| self.keys.tag(t)).collect();
         let recorded_only: Vec<&str> = recorded_keys.iter().map(|(k, _, _)| *k).collect();
-        let versions = self.tag_versions(tags, &tag_keys, &recorded_only).await?;
+        // Until the load's store lengthens them to the entry's lifetime, the versions must outlive
+        // the load, which the generation bounds.
+        let versions = self
+            .tag_versions(tags, &tag_keys, &recorded_only, self.generation_ttl)
+            .await?;
         repaired.push_str(&versions.repaired);
         let (tag_versions, recorded_current) = versions.current.split_at(tag_keys.len());
         let created_tags = versions.created;
@@ -964,18 +970,22 @@ impl L2 {
 
     /// The versions of `tags` (their keys `tag_keys`, created where missing or unreadable) and then
     /// the current versions of `recorded` (tag keys an entry recorded, read as they are), through
-    /// `scripts/versions.lua` in the namespace's slot. No round trip when both are empty.
+    /// `scripts/versions.lua` in the namespace's slot. No round trip when both are empty. The
+    /// versions of `tags` live at least `lifetime` (and a generation's lifetime) from now: every
+    /// tag version expires, so tags nobody uses any more leave Redis.
     async fn tag_versions(
         &self,
         tags: &[String],
         tag_keys: &[String],
         recorded: &[&str],
+        lifetime: Duration,
     ) -> Result<TagVersions, Error> {
         if tag_keys.is_empty() && recorded.is_empty() {
             return Ok(TagVersions::default());
         }
         let mut call = self.scripts.versions.prepare_invoke();
-        call.arg(tag_keys.len());
+        call.arg(tag_keys.len())
+            .arg(lifetime.max(self.generation_ttl).as_millis() as u64);
         for key in tag_keys {
             call.key(key).arg(nonce());
         }
@@ -1081,6 +1091,17 @@ impl L2 {
             if let Err(e) = self.publish(announcement).await {
                 tracing::debug!(error = %e, "fill not announced");
             }
+            if !tag_keys.is_empty() {
+                let mut call = self.scripts.expire_tags.prepare_invoke();
+                for key in &tag_keys {
+                    call.key(key);
+                }
+                call.arg(lifetime.as_millis().max(1) as u64);
+                if let Err(e) = call.invoke_async::<i64>(&mut self.conn.clone()).await {
+                    // Fails closed: a version that expires before the entry makes it a miss.
+                    tracing::debug!(error = %e, "tag versions' lives not lengthened");
+                }
+            }
         }
         Ok(stored)
     }
@@ -1099,7 +1120,7 @@ impl L2 {
             current: versions,
             created,
             repaired,
-        } = self.tag_versions(tags, &tag_keys, &[]).await?;
+        } = self.tag_versions(tags, &tag_keys, &[], lifetime).await?;
         let mut put = self.render_put(tags, versions, envelope, lifetime)?;
         put.created = created;
         put.repaired = repaired;
@@ -1124,12 +1145,19 @@ impl L2 {
             .collect();
         read.sort_unstable();
         read.dedup();
+        let longest = entries
+            .iter()
+            .map(|(_, _, lifetime)| *lifetime)
+            .max()
+            .unwrap_or_default();
         let read_keys: Vec<String> = read.iter().map(|t| self.keys.tag(t)).collect();
         let TagVersions {
             current,
             mut created,
             mut repaired,
-        } = self.tag_versions(&read, &read_keys, &[]).await?;
+        } = self
+            .tag_versions(&read, &read_keys, &[], longest)
+            .await?;
         let mut known: std::collections::HashMap<&str, String> =
             read.iter().map(String::as_str).zip(current).collect();
         for (tag, version) in fixed {

@@ -107,7 +107,11 @@ impl Node {
                 self.flights.poison(key);
                 self.l1.remove(key);
             }
-            Event::Tag { tag, version } => self.coherence.set_tag_version(tag, *version),
+            Event::Tag { tag, version } => {
+                if self.coherence.set_tag_version(tag, *version) {
+                    self.forget_unused_tags();
+                }
+            }
             Event::Clear => self.drop_l1("namespace cleared"),
         }
     }
@@ -119,6 +123,22 @@ impl Node {
         let newly = self.coherence.become_suspect();
         self.flights.poison_all();
         newly
+    }
+
+    /// Brings the tag versions this node knows back under their bound: it keeps those of the
+    /// entries in L1 and forgets the rest, so many distinct tags cost a pass over L1, never L1
+    /// itself. Running flights are poisoned first: one that read a forgotten tag's older version
+    /// must not teach it back.
+    pub(crate) fn forget_unused_tags(&self) {
+        self.flights.poison_all();
+        let entries = self.l1.entries();
+        let in_use: std::collections::HashSet<&str> = entries
+            .iter()
+            .flat_map(|entry| entry.tags.iter().map(|(tag, _)| &**tag))
+            .collect();
+        let forgotten = self.coherence.forget_all_but(&in_use);
+        self.stats.tags_forgotten(forgotten as u64);
+        tracing::debug!(namespace = %self.config.namespace, forgotten, "forgot tag versions no L1 entry uses");
     }
 
     /// Drops the whole L1 and everything it was trusted by.

@@ -45,8 +45,11 @@ for i = 1, n do
   local at = write_of[i]
   if at then write_entry(KEYS[3 * i - 1], ARGV[at + 2], ARGV[at + 3], ARGV[at + 4]) end
 end
+-- A new tag version keeps the lifetime of the one it replaces (entries recording that one may
+-- still be read and must find it changed) and lives at least as long as a generation.
 for j = 2 + 3 * n, #KEYS do
-  redis.call('SET', KEYS[j], ARGV[7 + n + (j - 2 - 3 * n)])
+  local left = redis.call('PTTL', KEYS[j])
+  redis.call('SET', KEYS[j], ARGV[7 + n + (j - 2 - 3 * n)], 'PX', math.max(left, tonumber(ARGV[4])))
 end
 local kind = redis.call('TYPE', KEYS[1])['ok']
 if kind ~= 'stream' and kind ~= 'none' then

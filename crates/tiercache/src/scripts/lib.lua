@@ -32,6 +32,15 @@ local function get_nonce(key, kind, fresh)
   return fresh, true
 end
 
+-- Makes the key at `key` live at least `ms` more milliseconds: a key without an expiry gets one (so
+-- bookkeeping never lives forever), a shorter expiry is lengthened, a missing key stays missing.
+local function expire_at_least(key, ms)
+  local left = redis.call('PTTL', key)
+  if left == -1 or (left >= 0 and left < tonumber(ms)) then
+    redis.call('PEXPIRE', key, ms)
+  end
+end
+
 -- Takes the lease at key for `token` for `ms` milliseconds; whether it did. A key that cannot be a
 -- lease (another type, a value that is not a token, or no expiry, so it would never run out) is
 -- repaired by taking it over.

@@ -25,5 +25,7 @@ for i = 4, #KEYS do
   if redis.pcall('GET', KEYS[i]) ~= ARGV[i + 4] then return 0 end
 end
 write_entry(KEYS[1], ARGV[2], ARGV[3], ARGV[4])
+-- The versions the entry records must outlive it; otherwise it would read as invalidated early.
+for i = 4, #KEYS do expire_at_least(KEYS[i], ARGV[4]) end
 if ARGV[6] ~= '' then redis.call('PUBLISH', ARGV[6], ARGV[7]) end
 return 1

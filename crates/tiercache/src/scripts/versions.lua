@@ -3,7 +3,10 @@
 -- KEYS[1..n]    version keys of the tags a caller will attach: created when missing or unreadable
 -- KEYS[n+1..]   version keys an entry recorded: read as they are
 -- ARGV[1]       n
--- ARGV[2..n+1]  one version nonce per KEYS[1..n]
+-- ARGV[2]       how long, ms, the versions of KEYS[1..n] must live at least from now: the longest an
+--               entry recording them can live (a version that expires reads as changed, so what
+--               recorded it is refused, never served)
+-- ARGV[3..n+2]  one version nonce per KEYS[1..n]
 --
 -- Returns { created, repaired, version of KEYS[1], ..., version of KEYS[#KEYS] }. created has one '1'
 -- or '0' per KEYS[1..n]: '1' when this call wrote that version (first use, the old one was evicted,
@@ -12,7 +15,8 @@
 local n = tonumber(ARGV[1])
 local reply, created = { '', '' }, {}
 for i = 1, n do
-  local version, wrote = get_nonce(KEYS[i], 't', ARGV[i + 1])
+  local version, wrote = get_nonce(KEYS[i], 't', ARGV[i + 2])
+  expire_at_least(KEYS[i], ARGV[2])
   created[i] = wrote and '1' or '0'
   reply[#reply + 1] = version
 end
