@@ -4,6 +4,7 @@ use tiercache::{Cache, Config};
 
 use crate::cli::Global;
 use crate::error::CliError;
+use crate::exit::Exit;
 
 /// A connected node of the namespace, and its Redis URL with the password masked (for messages).
 pub struct Connected {
@@ -19,6 +20,25 @@ impl Connected {
     /// A cache error of this connection, told apart (Redis out of reach names the URL).
     pub fn error(&self, e: tiercache::Error) -> CliError {
         CliError::from_cache(e, &self.url, self.password.as_deref())
+    }
+
+    /// Ends a command that wrote through the node: sends what the node still queues (a cleanup's
+    /// "drop L1" message, a warm-up's writes held back while Redis blinked) before the process
+    /// exits. Work it could not send turns a successful command into an error naming it.
+    pub async fn finish(self, outcome: Result<Exit, CliError>) -> Result<Exit, CliError> {
+        match self.cache.shutdown().await {
+            Ok(_) => outcome,
+            Err(e) => {
+                let e = self.error(e);
+                match outcome {
+                    Ok(_) => Err(e),
+                    Err(first) => {
+                        eprintln!("tiercache: {e}");
+                        Err(first)
+                    }
+                }
+            }
+        }
     }
 }
 

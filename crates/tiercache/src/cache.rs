@@ -37,6 +37,15 @@ pub(crate) struct Handle {
 
 impl Drop for Handle {
     fn drop(&mut self) {
+        let waiting = self.node.pending.len();
+        if self.node.pending.has_work() && !self.node.outbox.is_closed() {
+            tracing::warn!(
+                namespace = %self.node.config.namespace,
+                waiting,
+                "a cache node was dropped with invalidations still queued for Redis; they are lost \
+                 (call Cache::shutdown before dropping it to send them)"
+            );
+        }
         self.node
             .shut_down
             .store(true, std::sync::atomic::Ordering::Release);
@@ -537,6 +546,68 @@ impl Cache {
     pub fn is_suspect(&self) -> bool {
         self.node().coherence.is_suspect()
     }
+
+    /// Stops taking new work and sends what is queued: invalidations and writes already handed to
+    /// the node, and those waiting for Redis to come back, for at most
+    /// [`crate::CacheBuilder::shutdown_timeout`] (5 s by default). Call it before a process exits:
+    /// dropping a node loses what it still queues (and logs a warning saying so).
+    ///
+    /// From the call on, `invalidate`, `invalidate_tags`, `set` and their kin on any clone of this
+    /// node fail with [`Error::Unavailable`]; reads keep being answered until the node is dropped.
+    /// Returns what was sent meanwhile, or [`Error::ShutdownIncomplete`] with how many operations
+    /// could not be.
+    ///
+    /// ```no_run
+    /// # async fn run(cache: tiercache::Cache) {
+    /// match cache.shutdown().await {
+    ///     Ok(done) => tracing::info!(sent = done.sent, "cache node shut down"),
+    ///     Err(e) => tracing::error!("cache node shut down with work lost: {e}"),
+    /// }
+    /// # }
+    /// ```
+    pub async fn shutdown(&self) -> Result<ShutdownReport, Error> {
+        let node = self.node();
+        let started = Instant::now();
+        let deadline = tokio::time::Instant::now() + node.config.shutdown_timeout;
+        let sent_before = node.stats.snapshot().invalidations_sent;
+        node.outbox.close();
+        // What callers handed over before the close: sent, or moved to the replay queue.
+        let _ = tokio::time::timeout_at(deadline, node.outbox.drained()).await;
+        // The replay task retries with backoff until the queue is empty; wait for it, polling, since
+        // a shutdown is rare and the queue has no waker of its own.
+        while node.pending.has_work() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let sent = node
+            .stats
+            .snapshot()
+            .invalidations_sent
+            .saturating_sub(sent_before);
+        node.stats.publish();
+        if node.pending.has_work() {
+            let unsent = node.pending.len();
+            let namespace_clear = node.pending.overflowed();
+            tracing::error!(namespace = %node.config.namespace, unsent, namespace_clear, "cache node shut down with invalidations not sent");
+            return Err(Error::ShutdownIncomplete {
+                unsent,
+                namespace_clear,
+                after: started.elapsed(),
+            });
+        }
+        tracing::info!(namespace = %node.config.namespace, sent, "cache node shut down");
+        Ok(ShutdownReport {
+            sent: usize::try_from(sent).unwrap_or(usize::MAX),
+        })
+    }
+}
+
+/// What [`Cache::shutdown`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ShutdownReport {
+    /// Invalidation events this node applied to Redis and published during the shutdown (queued
+    /// ones replayed, and those handed over just before it).
+    pub sent: usize,
 }
 
 /// The leader of a load flight: reads L2 in the caller's task (an L2 hit costs no spawn) and, on a

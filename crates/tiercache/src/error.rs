@@ -96,6 +96,18 @@ pub enum Error {
         /// The queue passed its bound: every entry of the namespace is cleared when Redis answers.
         namespace_clear: bool,
     },
+    /// [`crate::Cache::shutdown`] ran out of time (or Redis stayed away) with invalidations still
+    /// queued: they are lost with this node, and other nodes and L2 may keep the values they removed
+    /// until their TTL.
+    #[error("shut down with {unsent} invalidation operation(s) not sent after {after:?}{}", if *namespace_clear { " (the queue had overflowed: the namespace was to be cleared)" } else { "" })]
+    ShutdownIncomplete {
+        /// Operations that never reached Redis.
+        unsent: usize,
+        /// The queue had passed its bound, so the namespace's clear was among what was not sent.
+        namespace_clear: bool,
+        /// How long the shutdown kept trying.
+        after: std::time::Duration,
+    },
 }
 
 /// What kind of failure an [`Error`] is, for matching without strings.
@@ -120,7 +132,8 @@ pub enum ErrorKind {
     Lock,
     /// The cache could not serve the call.
     Unavailable,
-    /// The invalidation is queued and will be replayed when Redis answers ([`Error::Pending`]).
+    /// The invalidation is queued and will be replayed when Redis answers ([`Error::Pending`]), or
+    /// could not be sent before the node shut down ([`Error::ShutdownIncomplete`]).
     Pending,
 }
 
@@ -137,7 +150,7 @@ impl Error {
             Error::LoaderTimeout { .. } => ErrorKind::Timeout,
             Error::LockNotAcquired { .. } => ErrorKind::Lock,
             Error::Unavailable { .. } => ErrorKind::Unavailable,
-            Error::Pending { .. } => ErrorKind::Pending,
+            Error::Pending { .. } | Error::ShutdownIncomplete { .. } => ErrorKind::Pending,
         }
     }
 

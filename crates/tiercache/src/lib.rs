@@ -73,7 +73,7 @@ mod replace;
 mod wall_clock;
 
 pub use builder::CacheBuilder;
-pub use cache::Cache;
+pub use cache::{Cache, ShutdownReport};
 pub use config::parse_duration_setting;
 pub use config::{Config, ConfigError, EntryLayout, ServiceTargets, TtlTier, TtlTiers};
 pub use error::{Error, ErrorKind};

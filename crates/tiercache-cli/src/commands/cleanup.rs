@@ -18,8 +18,13 @@ const INSPECT_AT_ONCE: usize = 16;
 
 pub async fn run(global: &Global, args: &CleanupArgs) -> Result<Exit, CliError> {
     let node = connect(global).await?;
+    let outcome = clean(global, args, &node).await;
+    node.finish(outcome).await
+}
+
+async fn clean(global: &Global, args: &CleanupArgs, node: &Connected) -> Result<Exit, CliError> {
     if args.force {
-        return clear(global, args, &node).await;
+        return clear(global, args, node).await;
     }
     // Neither named: both.
     let (locks, expired) = if args.locks || args.expired_only {
@@ -34,7 +39,7 @@ pub async fn run(global: &Global, args: &CleanupArgs) -> Result<Exit, CliError> 
     };
     let mut failed = 0u64;
     if locks {
-        let (removed, kept, errors) = clean_leases(global, args, &node).await?;
+        let (removed, kept, errors) = clean_leases(global, args, node).await?;
         failed += errors;
         say!(
             global,
@@ -44,7 +49,7 @@ pub async fn run(global: &Global, args: &CleanupArgs) -> Result<Exit, CliError> 
         );
     }
     if expired {
-        let (removed, errors) = clean_expired(global, args, &node).await?;
+        let (removed, errors) = clean_expired(global, args, node).await?;
         failed += errors;
         let told = if args.dry_run || removed == 0 {
             ""

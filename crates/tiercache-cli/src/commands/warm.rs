@@ -78,6 +78,16 @@ pub async fn run(global: &Global, args: &WarmArgs) -> Result<Exit, CliError> {
     }
     let data = WidgetDataAggregationService::open(&global.db)?;
     let node = connect(global).await?;
+    let outcome = warm(global, args, &data, &node).await;
+    node.finish(outcome).await
+}
+
+async fn warm(
+    global: &Global,
+    args: &WarmArgs,
+    data: &WidgetDataAggregationService,
+    node: &Connected,
+) -> Result<Exit, CliError> {
     let service =
         WidgetCacheService::new(node.cache.clone(), WidgetCacheMetricsService::in_memory())
             // Views filtered by a campaign then carry its organisation's tags, as the service's do.
@@ -105,7 +115,7 @@ pub async fn run(global: &Global, args: &WarmArgs) -> Result<Exit, CliError> {
     let started = Instant::now();
     let outcomes: Vec<((WidgetType, TimeRange), Outcome)> = futures_util::stream::iter(views)
         .map(|(widget, range)| {
-            let (service, data, node, bar) = (&service, &data, &node, &bar);
+            let (service, bar) = (&service, &bar);
             async move {
                 let outcome = warm_one(service, data, node, widget, range, args.force).await;
                 bar.inc(1);

@@ -1,5 +1,6 @@
 //! The outbox's handle: what callers ask the bus to do, and the queue to the flusher.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
@@ -63,6 +64,8 @@ pub(super) type Reply = oneshot::Sender<Result<(), Error>>;
 #[derive(Clone)]
 pub(crate) struct Outbox {
     pub(super) tx: mpsc::Sender<(Vec<Op>, Reply)>,
+    /// Set by [`crate::Cache::shutdown`]: new work is refused, what is queued still goes out.
+    pub(super) closing: Arc<AtomicBool>,
 }
 
 /// Most operations in one batch (one script call, one message).
@@ -74,6 +77,31 @@ pub(crate) const OUTBOX_CAPACITY: usize = 4096;
 impl Outbox {
     /// Applies `ops` to L2 and announces them; returns when L2 has them.
     pub(crate) async fn send(&self, ops: Vec<Op>) -> Result<(), Error> {
+        if self.closing.load(Ordering::Acquire) {
+            return Err(Error::unavailable(
+                "the cache node is shutting down (Cache::shutdown was called)",
+            ));
+        }
+        self.queue(ops).await
+    }
+
+    /// Refuses new work from now on.
+    pub(crate) fn close(&self) {
+        self.closing.store(true, Ordering::Release);
+    }
+
+    /// Whether [`Outbox::close`] was called.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closing.load(Ordering::Acquire)
+    }
+
+    /// Returns once the flusher has handled everything queued before this call (an empty batch
+    /// waits behind them: the queue is first in, first out).
+    pub(crate) async fn drained(&self) {
+        let _ = self.queue(Vec::new()).await;
+    }
+
+    async fn queue(&self, ops: Vec<Op>) -> Result<(), Error> {
         let (tx, rx) = oneshot::channel();
         self.tx
             .send((ops, tx))

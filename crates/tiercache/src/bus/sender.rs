@@ -32,13 +32,24 @@ pub(crate) fn start_outbox(node: Weak<Node>) -> (Outbox, tokio::task::JoinHandle
                 .iter()
                 .flat_map(|(ops, _)| ops.iter().cloned())
                 .collect();
-            let result = send_or_queue(&node, ops).await;
+            // Only `Outbox::drained` markers: nothing to send.
+            let result = if ops.is_empty() {
+                Ok(())
+            } else {
+                send_or_queue(&node, ops).await
+            };
             for (_, reply) in batch {
                 let _ = reply.send(result.clone());
             }
         }
     });
-    (Outbox { tx }, task)
+    (
+        Outbox {
+            tx,
+            closing: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
+        },
+        task,
+    )
 }
 
 /// Sends a batch, or keeps it for replay when it cannot reach Redis or earlier batches still wait
