@@ -358,7 +358,8 @@ impl RedisServer {
     }
 
     /// Starts the server again on the same port (killing it first if it runs). It comes back empty,
-    /// with a new `run_id`.
+    /// with a new `run_id`, unless a snapshot was saved (`SAVE`): then it loads that snapshot, as a
+    /// Redis restored from an older backup does.
     pub fn restart(&mut self) -> Result<(), TestkitError> {
         self.kill();
         let started = Instant::now();

@@ -105,6 +105,7 @@ decisions! {
     gaps_detected => "tiercache_gaps_detected_total", "Times this node found it may have missed invalidations.";
     replays => "tiercache_replays_total", "Recoveries that replayed the stream.";
     l1_drops => "tiercache_l1_drops_total", "Recoveries that had to drop the whole L1.";
+    rollbacks_detected => "tiercache_rollbacks_detected_total", "Times this node found Redis had gone back in time behind invalidations it had seen (restored from an older snapshot, lost writes, a promoted replica that missed them) and deleted the namespace's entries from L2.";
     tags_forgotten => "tiercache_tags_forgotten_total", "Tag versions a node forgot because it knew more distinct tags than its bound (TIERCACHE_MAX_KNOWN_TAGS); entries in L1 keep theirs where the bound allows.";
     breaker_opened => "tiercache_breaker_opened_total", "Times the Redis circuit breaker opened.";
     invalidations_queued => "tiercache_invalidations_queued_total", "Invalidation operations that could not reach Redis and were queued for replay.";

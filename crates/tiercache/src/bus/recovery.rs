@@ -84,6 +84,7 @@ impl Node {
                     }
                     Err(e) => {
                         tracing::debug!(error = %e, "recovery failed; retrying");
+                        node.recovery_failed(e);
                         tokio::time::sleep(Duration::from_millis(100)).await;
                     }
                 }
@@ -91,9 +92,13 @@ impl Node {
         });
     }
 
-    /// Replays what this node may have missed, or drops L1 when it cannot know.
+    /// Replays what this node may have missed, or drops L1 when it cannot know. First it checks
+    /// that Redis did not go back in time; L2 is used again only once that is known.
     async fn recover(self: &Arc<Self>, from: Option<(u64, u64)>) -> Result<(), Error> {
+        let covers = self.suspicions.load(Ordering::Acquire);
         let mut known = self.bus.position.lock().clone();
+        let standing = self.l2.standing(&known.stream_id).await?;
+        self.repaired(&standing.repaired);
         if let Some(from) = from.filter(|f| *f < parse_stream_id(&known.stream_id)) {
             known.stream_id = if from == (0, 0) {
                 String::new()
@@ -101,11 +106,17 @@ impl Node {
                 format!("{}-{}", from.0, from.1)
             };
         }
-        let (epoch, _) = current_position(self).await?;
-        if epoch != known.epoch {
+        if standing.value.epoch != known.epoch {
             self.drop_l1("Redis lost its data (epoch changed)");
+            self.position_checked(covers);
             return self.resync_position().await;
         }
+        if standing.value.behind {
+            self.redis_went_back().await?;
+            self.position_checked(covers);
+            return self.resync_position().await;
+        }
+        self.position_checked(covers);
         let info = match self.l2.stream_info().await? {
             Some(info) => info,
             // No stream: nothing was ever sent, or Redis lost it (the epoch check covers a restart).
@@ -171,6 +182,21 @@ impl Node {
         Ok(())
     }
 
+    /// Redis lost invalidations it had acknowledged (restored from an older snapshot, an AOF that
+    /// lost its last second, a promoted replica that had not received them): entries they removed
+    /// may be back, and tag versions may be older than entries' own. No entry in L2 can be trusted,
+    /// so they all go; every node drops its L1 (the message) and those that missed it resynchronise
+    /// at their next look (the new epoch). The cost is a cold L2.
+    async fn redis_went_back(self: &Arc<Self>) -> Result<(), Error> {
+        self.stats.rollbacks_detected(1);
+        tracing::error!(namespace = %self.config.namespace, "Redis went back in time (restored from an older snapshot, lost its last writes, or a replica that missed them was promoted): deleting the namespace's entries from L2 and dropping every node's L1");
+        self.l2.unlink_all_entries().await?;
+        self.l2.renew_epoch().await?;
+        super::sender::replay_batch(self, vec![super::outbox::Op::ClearNamespace]).await?;
+        self.drop_l1("Redis went back in time");
+        Ok(())
+    }
+
     /// After dropping L1: start over from the stream's current end, as a new node would.
     async fn resync_position(self: &Arc<Self>) -> Result<(), Error> {
         let (epoch, last) = current_position(self).await?;
@@ -182,13 +208,16 @@ impl Node {
         Ok(())
     }
 
-    /// Notices a Redis restart or flush from the heartbeat path, without waiting for a disconnect. An
-    /// unreadable epoch is rewritten, which reads as a change: fail closed.
+    /// Notices a Redis restart, flush or rollback from the heartbeat path, without waiting for a
+    /// disconnect. An unreadable epoch is rewritten, which reads as a change: fail closed.
     pub(super) async fn check_epoch_cheaply(self: &Arc<Self>) {
-        if let Ok(epoch) = read_epoch(self).await {
-            let known = self.bus.position.lock().epoch.clone();
-            if epoch != known {
+        let known = self.bus.position.lock().clone();
+        if let Ok(standing) = self.l2.standing(&known.stream_id).await {
+            self.repaired(&standing.repaired);
+            if standing.value.epoch != known.epoch {
                 self.gap_detected("Redis epoch changed");
+            } else if standing.value.behind {
+                self.gap_detected("Redis went back in time");
             }
         }
     }

@@ -52,6 +52,14 @@ pub(crate) struct StreamEntry {
     pub(crate) message: Option<Vec<u8>>,
 }
 
+/// What `scripts/position.lua` says of the namespace ([`L2::standing`]).
+pub(crate) struct Standing {
+    pub(crate) epoch: String,
+    /// The stream lost the entry at the caller's position although trimming cannot have taken it:
+    /// Redis went back in time.
+    pub(crate) behind: bool,
+}
+
 /// The replay stream's ends, from `XINFO STREAM`.
 pub(crate) struct StreamInfo {
     /// The id of the newest entry ever added (kept even when trimming removed it).
@@ -191,20 +199,45 @@ impl L2 {
     /// it (and a key of another type where the stream belongs) when unreadable. Redis's clock comes
     /// with it and is kept for the deadlines of writes (see [`super::clock`]).
     pub(crate) async fn epoch(&self) -> Result<Repaired<String>, Error> {
+        let standing = self.standing("").await?;
+        Ok(Repaired {
+            value: standing.value.epoch,
+            repaired: standing.repaired,
+        })
+    }
+
+    /// The namespace's epoch, and whether Redis went back in time behind `known`, the stream
+    /// position a node has applied (see `scripts/position.lua`).
+    pub(crate) async fn standing(&self, known: &str) -> Result<Repaired<Standing>, Error> {
         let sent = now_micros();
-        let (epoch, _, repaired, redis_us): (String, i64, String, u64) = self
+        let (epoch, _, repaired, redis_us, behind): (String, i64, String, u64, i64) = self
             .scripts
             .position
             .key(self.keys.epoch())
             .key(self.keys.stream())
             .arg(nonce())
+            .arg(known)
             .invoke_async(&mut self.conn.clone())
             .await?;
         self.clock.observe(sent, redis_us, now_micros());
         Ok(Repaired {
-            value: epoch,
+            value: Standing {
+                epoch,
+                behind: behind == 1,
+            },
             repaired,
         })
+    }
+
+    /// Gives the namespace a new epoch, so every node that learned the old one resynchronises (and
+    /// drops its L1) at its next look.
+    pub(crate) async fn renew_epoch(&self) -> Result<(), Error> {
+        let _: () = redis::cmd("SET")
+            .arg(self.keys.epoch())
+            .arg(nonce())
+            .query_async(&mut self.conn.clone())
+            .await?;
+        Ok(())
     }
 
     /// The replay stream's ends; `None` when the stream does not exist.
