@@ -195,11 +195,14 @@ async fn a_lease_that_cannot_be_a_lease_is_taken_over_at_once() {
         );
         assert!(a.stats().repairs >= 1, "{garbage:?}: counted");
         // Named locks share the lease code.
-        plant(&redis, "tc:L:4.lease:nightly", garbage).await;
+        let lock = format!("tc:L:{}:nightly", part("lease"));
+        plant(&redis, &lock, garbage).await;
+        let repairs = a.stats().repairs;
         let guard = a
             .lock("nightly", tiercache::LockOptions::from_config(a.config()))
             .await
             .unwrap();
+        assert_eq!(a.stats().repairs, repairs + 1, "{garbage:?}: counted");
         assert!(guard.release().await.unwrap());
     }
 }
