@@ -131,9 +131,10 @@ pub enum Command {
             --expired-only removes entries past their logical expiry, kept only as the fail-safe fallback; \
             an entry refreshed since is kept, and every node is told to drop its L1 copy.\n\n\
             Without either, both. --force instead removes every cache key of the namespace (entries, \
-            generations, leases, tag versions, replay stream, named locks; not the nodes' presence keys \
-            nor the metrics history) and tells every node to drop its L1; it asks first, unless --yes, and \
-            refuses without a terminal to ask on. --dry-run lists what would go and changes nothing.",
+            generations, leases, tag versions, replay stream, named locks; not the nodes' presence keys, \
+            the locks' fencing counters nor the metrics history) and tells every node to drop its L1; it \
+            asks first, unless --yes, and refuses without a terminal to ask on. --dry-run lists what \
+            would go and changes nothing.",
         after_help = "Examples:
   tiercache cache-cleanup --dry-run -v          list every lease and entry that would go
   tiercache cache-cleanup --locks               only leases and locks whose holder is gone

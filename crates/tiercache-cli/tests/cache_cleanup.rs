@@ -204,9 +204,10 @@ async fn force_refuses_without_a_terminal_and_with_yes_clears_the_namespace_flee
         .collect();
     assert!(
         ours.iter().all(|k| k.starts_with("tc:n:")
+            || k.starts_with("tc:F:")
             || k.as_str() == "tc:{5.clean}:s"
             || k.as_str() == "tc:{5.clean}:e"),
-        "only presence, the epoch and the clear message's stream are left: {ours:?}"
+        "only presence, the locks' fencing counters, the epoch and the clear message's stream are left: {ours:?}"
     );
     for kept in ["session:42", "tc:{5.clean}:e"] {
         assert!(left.iter().any(|k| k == kept), "{kept} kept: {left:?}");

@@ -288,7 +288,7 @@ impl CacheBuilder {
                 breaker: crate::breaker::Breaker::new(),
                 degraded_fills: AtomicBool::new(false),
                 joined: AtomicBool::new(false),
-                repairs_logged: std::sync::atomic::AtomicU8::new(0),
+                repairs_logged: std::sync::atomic::AtomicU16::new(0),
                 pending: crate::bus::pending::PendingInvalidations::new(
                     config.max_pending_invalidations,
                 ),

@@ -442,7 +442,11 @@ impl Cache {
         self.node().outbox.send(ops).await
     }
 
-    /// Acquires a fleet-wide named lock (a Redis lease with a random token).
+    /// Acquires a fleet-wide named lock (a Redis lease with a random token) and its fencing token.
+    ///
+    /// Mutual exclusion holds while Redis keeps the lease and it has not run out; a holder that
+    /// must not overlap the next one checks [`crate::LockGuard::extend`], and lets the protected
+    /// resource refuse stale holders by their [`crate::LockGuard::fencing_token`].
     ///
     /// ```no_run
     /// # async fn run(cache: tiercache::Cache) -> Result<(), tiercache::Error> {

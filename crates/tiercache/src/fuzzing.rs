@@ -111,6 +111,7 @@ pub fn keys(a: (&str, &str), b: (&str, &str), tag: &str) {
         space_a.stream(),
         space_a.channel(),
         space_a.named_lock(tag),
+        space_a.fencing_counter(tag),
     ] {
         assert_ne!(entry_a.entry, other);
     }

@@ -18,6 +18,7 @@
 //! | `tc:{<ns>}:b` | the namespace's pub/sub channel (a shard channel on a cluster) | not a key |
 //! | `tc:{<ns>}:e` | a nonce that changes when Redis loses the namespace's stream and tag versions | one per namespace |
 //! | `tc:L:<ns>:<name>` | a named lock taken through [`crate::Cache::lock`] | expiry: the lease |
+//! | `tc:F:<ns>:{<slot tag>}<name>` | that lock's fencing counter | one per lock name; expiry: 30 days after the name's last acquisition |
 //! | `tc:n:<ns>:<node id>` | a running node's presence (16 hex digits) | expiry: three heartbeats after its last renewal |
 //! | `tc:r:<ns>:<name>` | a record list of a layer above the cache ([`crate::Cache::push_record`]) | one per name, trimmed |
 //!
@@ -26,6 +27,17 @@
 //! touches one slot. A namespace's tag versions, replay stream, channel and epoch share the slot of
 //! `{<ns>}`, so an invalidation of tags is one script there, its message is appended and published
 //! in the same slot, and the tag versions a read checks cost one round trip to one node.
+//!
+//! A named lock's key has no hash tag of ours (the name may bring its own), yet its fencing counter
+//! must share its slot: the script that takes the lock bumps the counter. So the counter's hash tag
+//! is whatever Redis hashes of the lock key: the name's own hash tag if it has one, else the whole
+//! lock key (a namespace has no braces, so the counter's first `{` opens that tag). A lock key
+//! without a hash tag but with a `}` cannot be quoted inside one; there the smallest decimal number
+//! of the same slot stands in (a search of at most 109,758 numbers, done for such names alone).
+
+use std::borrow::Cow;
+
+use redis::cluster_routing::Slot;
 
 use crate::config::EntryLayout;
 use crate::error::Error;
@@ -252,6 +264,52 @@ impl KeySpace {
     pub(crate) fn named_lock(&self, name: &str) -> String {
         format!("tc:L:{}:{}", self.namespace_part, name)
     }
+
+    /// The fencing counter of the named lock `name`: in the lock key's cluster slot, so one script
+    /// takes the lock and bumps it.
+    pub(crate) fn fencing_counter(&self, name: &str) -> String {
+        fencing_counter(&self.namespace_part, name)
+    }
+}
+
+/// `tc:F:<ns>:{<slot tag>}<name>` (`namespace_part` is `<len>.<ns>`). The name after the tag keeps
+/// counters of different names apart even where their tags are equal.
+pub(crate) fn fencing_counter(namespace_part: &str, name: &str) -> String {
+    let lock = format!("tc:L:{namespace_part}:{name}");
+    format!("tc:F:{namespace_part}:{{{}}}{name}", slot_tag(&lock))
+}
+
+/// What Redis hashes of `key` for its cluster slot: the bytes between the first `{` and the first
+/// `}` after it when there are any, else the whole key.
+fn hashed_part(key: &str) -> &str {
+    key.find('{')
+        .and_then(|open| {
+            let inner = &key[open + 1..];
+            inner.find('}').map(|close| &inner[..close])
+        })
+        .filter(|tag| !tag.is_empty())
+        .unwrap_or(key)
+}
+
+/// A hash tag, without `}`, of the same cluster slot as `key`.
+fn slot_tag(key: &str) -> Cow<'_, str> {
+    let hashed = hashed_part(key);
+    if !hashed.contains('}') {
+        return Cow::Borrowed(hashed);
+    }
+    // A key without a hash tag but with a `}`: a number of its slot stands in. Every slot has one
+    // below 109,758 (`every_slot_has_a_small_number`), so the search ends.
+    let slot = Slot::for_key(key);
+    let mut candidate = String::with_capacity(8);
+    let mut n = 0;
+    loop {
+        candidate.clear();
+        push_decimal(&mut candidate, n);
+        if Slot::for_key(&candidate) == slot {
+            return Cow::Owned(candidate);
+        }
+        n += 1;
+    }
 }
 
 /// `text` with Redis glob characters escaped, to match itself in a pattern.
@@ -323,7 +381,7 @@ pub fn acl_rules(namespace: &str) -> String {
     let ns = glob_escaped(&part);
     let commands = ACL_COMMANDS.join(" +");
     format!(
-        "resetkeys resetchannels -@all +{commands} ~tc:{{{ns}:* ~tc:{{{ns}}}:* ~tc:L:{ns}:* ~tc:n:{ns}:* ~tc:r:{ns}:* &tc:{{{ns}}}:b"
+        "resetkeys resetchannels -@all +{commands} ~tc:{{{ns}:* ~tc:{{{ns}}}:* ~tc:L:{ns}:* ~tc:F:{ns}:* ~tc:n:{ns}:* ~tc:r:{ns}:* &tc:{{{ns}}}:b"
     )
 }
 
@@ -350,6 +408,7 @@ mod tests {
                 ks.stream(),
                 ks.channel(),
                 ks.named_lock(key),
+                ks.fencing_counter(key),
                 ks.epoch(),
             ] {
                 assert_ne!(e.entry, other);
@@ -380,6 +439,56 @@ mod tests {
         }
         assert_eq!(ks.tag_name(&ks.tag("{x}")), Some("{x}"));
         assert_eq!(KeySpace::new("other", 1024).tag_name(&ks.tag("x")), None);
+    }
+
+    #[test]
+    fn a_fencing_counter_shares_its_locks_slot_and_no_other_key() {
+        let ks = KeySpace::new("widgets", 1024);
+        let names = [
+            "nightly-rollup",
+            "a{b}c",
+            "{b}",
+            "{}x",
+            "x{}{y}",
+            "x}",
+            "}{",
+            "a}{b}",
+            "{",
+            "}",
+            "{tc:L:7.widgets:x}",
+            "x:f",
+        ];
+        let mut seen = std::collections::HashSet::new();
+        for name in names {
+            let (lock, counter) = (ks.named_lock(name), ks.fencing_counter(name));
+            assert_eq!(
+                Slot::for_key(&lock),
+                Slot::for_key(&counter),
+                "{lock} / {counter}"
+            );
+            assert!(counter.starts_with("tc:F:7.widgets:{") && counter.ends_with(name));
+            assert!(seen.insert(counter.clone()), "{counter} taken twice");
+            for other in names {
+                assert_ne!(counter, ks.named_lock(other));
+            }
+        }
+        assert_eq!(
+            ks.fencing_counter("nightly"),
+            "tc:F:7.widgets:{tc:L:7.widgets:nightly}nightly"
+        );
+        assert_eq!(ks.fencing_counter("a{b}c"), "tc:F:7.widgets:{b}a{b}c");
+    }
+
+    #[test]
+    fn every_slot_has_a_small_number() {
+        let mut slots = std::collections::HashSet::new();
+        let mut n = String::new();
+        for i in 0..109_758 {
+            n.clear();
+            push_decimal(&mut n, i);
+            slots.insert(Slot::for_key(&n));
+        }
+        assert_eq!(slots.len(), 16_384);
     }
 
     #[test]

@@ -112,7 +112,7 @@ decisions! {
     invalidations_replayed => "tiercache_invalidations_replayed_total", "Queued invalidation operations replayed to Redis.";
     pending_overflows => "tiercache_pending_overflows_total", "Times the queue of invalidations waiting for Redis passed its bound (the namespace is cleared instead).";
     unreplicated_invalidations => "tiercache_unreplicated_invalidations_total", "Invalidations that fewer replicas acknowledged than TIERCACHE_REPLICA_ACKS asks, within the response timeout: a failover of that master now could lose them.";
-    repairs => "tiercache_repairs_total", "Unreadable bookkeeping found in Redis (epoch, generation, tag version, lease, stream, entry of another type, bus message): treated as changed and rewritten.";
+    repairs => "tiercache_repairs_total", "Unreadable bookkeeping found in Redis (epoch, generation, tag version, lease, lock fencing counter, stream, entry of another type, bus message): treated as changed and rewritten.";
 }
 
 /// Counter stripes per node. Threads count into the stripe picked for them, so cores hitting L1 at

@@ -44,7 +44,7 @@ pub(crate) struct Node {
     /// Invalidations that could not reach Redis, replayed before L2 is used again.
     pub(crate) pending: crate::bus::pending::PendingInvalidations,
     /// One bit per kind of bookkeeping ever repaired, so each kind is logged as a warning once.
-    pub(crate) repairs_logged: std::sync::atomic::AtomicU8,
+    pub(crate) repairs_logged: std::sync::atomic::AtomicU16,
     /// Set when the last `Cache` handle is dropped: background work of a dead node must stop (a lease
     /// extender that outlived its node would keep its lease forever).
     pub(crate) shut_down: AtomicBool,
@@ -86,7 +86,8 @@ fn bookkeeping_kind(letter: char) -> (u8, &'static str) {
         's' => (4, "the replay stream"),
         'd' => (5, "an entry of another type"),
         'b' => (6, "a bus message"),
-        _ => (7, "bookkeeping"),
+        'f' => (7, "a lock's fencing counter"),
+        _ => (8, "bookkeeping"),
     }
 }
 

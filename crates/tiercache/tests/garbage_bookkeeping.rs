@@ -195,11 +195,26 @@ async fn a_lease_that_cannot_be_a_lease_is_taken_over_at_once() {
         );
         assert!(a.stats().repairs >= 1, "{garbage:?}: counted");
         // Named locks share the lease code.
-        plant(&redis, "tc:L:4.lease:nightly", garbage).await;
+        let lock = format!("tc:L:{}:nightly", part("lease"));
+        plant(&redis, &lock, garbage).await;
+        let repairs = a.stats().repairs;
         let guard = a
             .lock("nightly", tiercache::LockOptions::from_config(a.config()))
             .await
             .unwrap();
+        assert_eq!(a.stats().repairs, repairs + 1, "{garbage:?}: counted");
+        let last = guard.fencing_token();
+        assert!(guard.release().await.unwrap());
+        // Its fencing counter is repaired too: the next token comes from Redis's clock.
+        let counter = format!("tc:F:{}:{{{lock}}}nightly", part("lease"));
+        plant(&redis, &counter, garbage).await;
+        let repairs = a.stats().repairs;
+        let guard = a
+            .lock("nightly", tiercache::LockOptions::from_config(a.config()))
+            .await
+            .unwrap();
+        assert!(guard.fencing_token() > last, "{garbage:?}");
+        assert_eq!(a.stats().repairs, repairs + 1, "{garbage:?}: counted");
         assert!(guard.release().await.unwrap());
     }
 }

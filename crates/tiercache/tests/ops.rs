@@ -194,6 +194,7 @@ async fn scan_finds_every_kind_of_its_namespace_and_nothing_else() {
         KeyKind::TagVersion,
         KeyKind::ReplayStream,
         KeyKind::NamedLock,
+        KeyKind::FencingCounter,
         KeyKind::Presence,
         KeyKind::Record,
     ] {

@@ -10,7 +10,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use common::{eventually, RedisCluster, RedisServer, DEADLINE};
-use tiercache::{Cache, CacheBuilder, EntryOptions, ErrorKind};
+use tiercache::{Cache, CacheBuilder, EntryOptions, ErrorKind, LockOptions};
 use tiercache_testkit::TestCa;
 
 fn opts() -> EntryOptions {
@@ -96,6 +96,28 @@ async fn nodes_share_l2_and_invalidations_over_a_tls_cluster() {
     }
     for key in kept {
         assert!(b.get::<u64>(key).await.unwrap().is_some(), "b keeps {key}");
+    }
+
+    // A named lock's script bumps its fencing counter beside the lock key: the cluster would refuse
+    // it (CROSSSLOT) unless both share a slot, whether the name has no hash tag, one of its own, or
+    // a `}` outside any.
+    for name in ["nightly-rollup", "rollup:{org}:1", "odd}name"] {
+        let first = a
+            .lock(name, LockOptions::from_config(a.config()))
+            .await
+            .unwrap();
+        let first_token = first.fencing_token();
+        assert!(first.release().await.unwrap());
+        let second = b
+            .lock(name, LockOptions::from_config(b.config()))
+            .await
+            .unwrap();
+        assert!(
+            second.fencing_token() > first_token,
+            "{name}: {} after {first_token}",
+            second.fencing_token()
+        );
+        assert!(second.release().await.unwrap());
     }
 }
 

@@ -1,5 +1,6 @@
 //! Leases in Redis (`scripts/acquire.lua`, `release.lua`, `extend.lua`): a key holding a random
-//! token, taken with `SET NX PX`, released and extended only by the token's holder. [`crate::lock`]
+//! token, taken with `SET NX PX`, released and extended only by the token's holder. A named lock is
+//! taken with `scripts/lock_acquire.lua`, which also hands out its fencing token. [`crate::lock`]
 //! decides when to take, wait for, extend and release them.
 
 use std::time::Duration;
@@ -103,6 +104,32 @@ impl L2 {
             .await?;
         Ok(Repaired {
             value: acquired == 1,
+            repaired,
+        })
+    }
+
+    /// One attempt to take the named lock `key` for `lease` with `token`, bumping its fencing counter
+    /// `counter` (kept `counter_life` after this acquisition). Returns the fencing token when taken.
+    pub(crate) async fn acquire_named_lock(
+        &self,
+        key: &str,
+        counter: &str,
+        token: &str,
+        lease: Duration,
+        counter_life: Duration,
+    ) -> Result<Repaired<Option<u64>>, Error> {
+        let (acquired, repaired, fencing_token): (i64, String, u64) = self
+            .scripts
+            .lock_acquire
+            .key(key)
+            .key(counter)
+            .arg(token)
+            .arg(lease.as_millis().max(1) as u64)
+            .arg(counter_life.as_millis().max(1) as u64)
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        Ok(Repaired {
+            value: (acquired == 1).then_some(fencing_token),
             repaired,
         })
     }

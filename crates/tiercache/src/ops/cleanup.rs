@@ -68,7 +68,8 @@ impl Cache {
     /// replay stream and named locks — found with `SCAN`, then tells every node to drop its L1. Keys of
     /// other namespaces, other programs' keys and the namespace's epoch stay, and so do the nodes'
     /// presence keys and the namespace's records ([`KeyKind::is_cache_data`]), which describe the
-    /// nodes rather than the cache.
+    /// nodes rather than the cache, and the named locks' fencing counters, which keep their tokens
+    /// increasing.
     ///
     /// Loads running meanwhile are fenced as after any invalidation (their generation is gone), and
     /// the nodes recover through the bus as after a flush. A destructive call: the ops CLI asks first.

@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use crate::cache::Cache;
 use crate::error::Error;
-use crate::keys::length_prefixed;
+use crate::keys::{fencing_counter, length_prefixed};
 
 /// What a Redis key of a namespace holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -28,6 +28,9 @@ pub enum KeyKind {
     Epoch,
     /// A named lock (`tc:L:<ns>:<name>`).
     NamedLock,
+    /// A named lock's fencing counter (`tc:F:<ns>:{<slot tag>}<name>`), kept 30 days after the
+    /// lock's last acquisition.
+    FencingCounter,
     /// A running node's presence (`tc:n:<ns>:<node id>`).
     Presence,
     /// A record list of a layer above the cache (`tc:r:<ns>:<name>`), such as metrics history.
@@ -36,7 +39,7 @@ pub enum KeyKind {
 
 impl KeyKind {
     /// Every kind, in the order listings show them.
-    pub const ALL: [KeyKind; 9] = [
+    pub const ALL: [KeyKind; 10] = [
         KeyKind::Entry,
         KeyKind::Generation,
         KeyKind::Lease,
@@ -44,6 +47,7 @@ impl KeyKind {
         KeyKind::ReplayStream,
         KeyKind::Epoch,
         KeyKind::NamedLock,
+        KeyKind::FencingCounter,
         KeyKind::Presence,
         KeyKind::Record,
     ];
@@ -58,16 +62,21 @@ impl KeyKind {
             KeyKind::ReplayStream => "replay_stream",
             KeyKind::Epoch => "epoch",
             KeyKind::NamedLock => "named_lock",
+            KeyKind::FencingCounter => "fencing_counter",
             KeyKind::Presence => "presence",
             KeyKind::Record => "record",
         }
     }
 
     /// Whether the key is cached data or its bookkeeping, which [`Cache::clear_namespace`] removes;
-    /// presence keys and records describe the nodes rather than the cache, and the epoch tells
-    /// nodes whether Redis lost data (a clear is announced on the bus instead): they stay.
+    /// presence keys and records describe the nodes rather than the cache, the epoch tells
+    /// nodes whether Redis lost data (a clear is announced on the bus instead), and a fencing counter
+    /// keeps a lock's tokens increasing without trusting Redis's clock: they stay.
     pub fn is_cache_data(self) -> bool {
-        !matches!(self, KeyKind::Presence | KeyKind::Record | KeyKind::Epoch)
+        !matches!(
+            self,
+            KeyKind::Presence | KeyKind::Record | KeyKind::Epoch | KeyKind::FencingCounter
+        )
     }
 }
 
@@ -116,7 +125,7 @@ pub(super) fn patterns(namespace: &str) -> [String; 3] {
     [
         format!("tc:{{{ns}:*"),
         format!("tc:{{{ns}}}:*"),
-        format!("tc:[Lnr]:{ns}*"),
+        format!("tc:[FLnr]:{ns}*"),
     ]
 }
 
@@ -164,6 +173,13 @@ pub(super) fn classify(namespace_part: &str, redis_key: &str) -> Option<Namespac
     let rest = rest.strip_prefix(':')?.strip_prefix(namespace_part)?;
     match (letter, rest) {
         ("L", r) => found(KeyKind::NamedLock, r.strip_prefix(':')?),
+        ("F", r) => {
+            // :{<slot tag>}<name>; the tag has no `}`, and only one tag fits a name.
+            let (_, name) = r.strip_prefix(":{")?.split_once('}')?;
+            (!name.is_empty() && fencing_counter(namespace_part, name) == redis_key)
+                .then_some(())
+                .and_then(|()| found(KeyKind::FencingCounter, name))
+        }
         ("r", r) => found(KeyKind::Record, r.strip_prefix(':')?),
         ("n", r) => {
             let id = r.strip_prefix(':')?;
@@ -272,6 +288,11 @@ mod tests {
                 assert_eq!((tag.kind, tag.name.as_str()), (KeyKind::TagVersion, key));
                 let lock = matched(ns, &ks.named_lock(key)).expect("lock found");
                 assert_eq!((lock.kind, lock.name.as_str()), (KeyKind::NamedLock, key));
+                let counter = matched(ns, &ks.fencing_counter(key)).expect("counter found");
+                assert_eq!(
+                    (counter.kind, counter.name.as_str()),
+                    (KeyKind::FencingCounter, key)
+                );
             }
             let stream = matched(ns, &ks.stream()).expect("stream found");
             assert_eq!(stream.kind, KeyKind::ReplayStream);
@@ -301,6 +322,7 @@ mod tests {
                 ks.tag("t"),
                 ks.stream(),
                 ks.named_lock("l"),
+                ks.fencing_counter("l"),
                 ks.channel(),
                 ks.epoch(),
             ] {
@@ -321,6 +343,9 @@ mod tests {
             "tc:{2.ab}:t",
             "tc:{2.ab}:b",
             "tc:{2.ab}:s:",
+            "tc:F:2.ab:{x}l",
+            "tc:F:2.ab:{tc:L:2.ab:l}",
+            "tc:F:2.ab:l",
         ] {
             assert!(matched(ours, unrelated).is_none(), "{unrelated}");
         }

@@ -1,7 +1,8 @@
 -- Helpers prepended to every script. Bookkeeping that cannot be read (a key of another type, bytes
 -- that are not a nonce tiercache writes) is treated as changed, rewritten, and reported: each helper
 -- that repairs something appends a letter to `repaired` (e epoch, g generation, t tag version,
--- l lease, s stream, d entry), which the script returns so the node can count and log it.
+-- l lease, s stream, d entry, f a lock's fencing counter), which the script returns so the node can
+-- count and log it.
 local repaired = ''
 
 -- Whether v is a nonce as tiercache writes them: 1 to 19 decimal digits, no leading zero.
