@@ -34,6 +34,9 @@ pub enum AlertKind {
     LockFailures,
     /// Too many requests fail.
     Errors,
+    /// Invalidations wait for Redis to take them (it is unreachable or out of memory): other
+    /// nodes may serve the values they remove until it does.
+    PendingInvalidations,
 }
 
 /// One alert.
@@ -163,6 +166,16 @@ pub fn evaluate(snapshot: &MetricsSnapshot, t: &Thresholds) -> Vec<Alert> {
             ),
         );
     }
+    let pending = snapshot.coherence.pending_invalidations;
+    if pending > 0 {
+        raise(
+            AlertKind::PendingInvalidations,
+            Severity::Warning,
+            format!(
+                "{pending} invalidation(s) wait for Redis to take them (unreachable or out of memory); other nodes may serve what they remove until it does"
+            ),
+        );
+    }
     if let Some(redis) = snapshot.redis.as_ref().filter(|r| r.maxmemory > 0) {
         let ratio = redis.used_memory as f64 / redis.maxmemory as f64;
         if ratio > t.redis_memory_ratio {
@@ -184,6 +197,18 @@ pub fn evaluate(snapshot: &MetricsSnapshot, t: &Thresholds) -> Vec<Alert> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn invalidations_waiting_for_redis_warn() {
+        let mut s = MetricsSnapshot::default();
+        assert!(evaluate(&s, &Thresholds::default()).is_empty());
+        s.coherence.pending_invalidations = 3;
+        let alerts = evaluate(&s, &Thresholds::default());
+        assert_eq!(alerts.len(), 1);
+        assert_eq!(alerts[0].kind, AlertKind::PendingInvalidations);
+        assert_eq!(alerts[0].severity, Severity::Warning);
+        assert!(alerts[0].message.starts_with("3 invalidation(s)"), "{}", alerts[0]);
+    }
     use crate::metrics::{LockFigures, RedisFigures, RequestFigures};
 
     /// A snapshot whose last minute has 100 reads with `change` applied.

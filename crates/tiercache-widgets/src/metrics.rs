@@ -387,6 +387,10 @@ impl MetricsSnapshot {
                 l1_drops: sum(|s| s.coherence.l1_drops),
                 suspect: snapshots.iter().any(|s| s.coherence.suspect),
                 redis_unavailable: snapshots.iter().any(|s| s.coherence.redis_unavailable),
+                pending_invalidations: snapshots
+                    .iter()
+                    .map(|s| s.coherence.pending_invalidations)
+                    .sum(),
             },
         }
     }
@@ -609,11 +613,7 @@ impl WidgetCacheMetricsService {
             redis: self.redis_figures().await,
             node_id: format!("{:016x}", cache.node_id()),
             invalidations: InvalidationStatus::of(&stats),
-            coherence: CoherenceStatus::of(
-                &stats,
-                cache.is_suspect(),
-                cache.is_redis_unavailable(),
-            ),
+            coherence: CoherenceStatus::of(&stats, &crate::status::NodeFacts::of(cache)),
         }
     }
 

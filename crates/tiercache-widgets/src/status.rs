@@ -134,6 +134,10 @@ pub struct CoherenceStatus {
     pub suspect: bool,
     /// Redis is unreachable right now (circuit breaker open): L1 and loaders answer alone.
     pub redis_unavailable: bool,
+    /// Invalidation operations Redis has not taken yet (unreachable, out of memory), kept and
+    /// replayed in order; other nodes may serve the old values meanwhile.
+    #[serde(default)]
+    pub pending_invalidations: usize,
 }
 
 impl InvalidationStatus {
@@ -147,14 +151,15 @@ impl InvalidationStatus {
 }
 
 impl CoherenceStatus {
-    /// The recovery counters of a node's stats, with whether it is suspect and without Redis now.
-    pub(crate) fn of(stats: &CacheStats, suspect: bool, redis_unavailable: bool) -> Self {
+    /// The recovery counters of a node's stats, with what `node` says of it now.
+    pub(crate) fn of(stats: &CacheStats, node: &NodeFacts<'_>) -> Self {
         CoherenceStatus {
             gaps_detected: stats.gaps_detected,
             replays: stats.replays,
             l1_drops: stats.l1_drops,
-            suspect,
-            redis_unavailable,
+            suspect: node.suspect,
+            redis_unavailable: node.redis_unavailable,
+            pending_invalidations: node.pending_invalidations,
         }
     }
 }
@@ -192,7 +197,7 @@ impl CacheStatus {
                 last_15m: snapshot.last_15m.clone(),
             },
             invalidations: InvalidationStatus::of(stats),
-            coherence: CoherenceStatus::of(stats, node.suspect, node.redis_unavailable),
+            coherence: CoherenceStatus::of(stats, &node),
             redis: snapshot.redis.clone(),
         }
     }
@@ -219,6 +224,7 @@ impl CacheStatus {
             node_id: u64::from_str_radix(&snapshot.node_id, 16).unwrap_or(0),
             suspect: snapshot.coherence.suspect,
             redis_unavailable: snapshot.coherence.redis_unavailable,
+            pending_invalidations: snapshot.coherence.pending_invalidations,
         };
         CacheStatus::from_parts(snapshot, &stats, node, targets, thresholds)
     }
@@ -286,6 +292,8 @@ pub struct NodeFacts<'a> {
     pub suspect: bool,
     /// Whether the circuit breaker is open.
     pub redis_unavailable: bool,
+    /// Invalidation operations waiting for Redis to take them.
+    pub pending_invalidations: usize,
 }
 
 impl<'a> NodeFacts<'a> {
@@ -296,6 +304,7 @@ impl<'a> NodeFacts<'a> {
             node_id: cache.node_id(),
             suspect: cache.is_suspect(),
             redis_unavailable: cache.is_redis_unavailable(),
+            pending_invalidations: cache.pending_invalidations(),
         }
     }
 }

@@ -87,14 +87,17 @@ pub enum Error {
         source: Option<Box<Error>>,
     },
     /// An invalidation (or the invalidation a failed `set` falls back to) could not reach Redis yet.
-    /// It holds on this node already, and it is kept and replayed, in order, when Redis answers;
+    /// It holds on this node already, and it is kept and replayed, in order, when Redis takes it;
     /// until then other nodes and L2 may still serve the old value. Nothing needs to be retried.
-    #[error("invalidation pending: Redis could not be reached; {waiting} operation(s) wait for replay{}", if *namespace_clear { " (queue overflowed: the namespace will be cleared)" } else { "" })]
+    #[error("invalidation pending: {reason}; {waiting} operation(s) wait for replay{}", if *namespace_clear { " (queue overflowed: the namespace will be cleared)" } else { "" })]
     Pending {
         /// Operations now waiting for Redis on this node.
         waiting: usize,
         /// The queue passed its bound: every entry of the namespace is cleared when Redis answers.
         namespace_clear: bool,
+        /// Why Redis did not take it: unreachable, timed out, breaker open, out of memory (then
+        /// what needs no memory was done: see the README), or earlier invalidations still waiting.
+        reason: String,
     },
     /// [`crate::Cache::shutdown`] ran out of time (or Redis stayed away) with invalidations still
     /// queued: they are lost with this node, and other nodes and L2 may keep the values they removed
@@ -151,6 +154,21 @@ impl Error {
             Error::LockNotAcquired { .. } => ErrorKind::Lock,
             Error::Unavailable { .. } => ErrorKind::Unavailable,
             Error::Pending { .. } | Error::ShutdownIncomplete { .. } => ErrorKind::Pending,
+        }
+    }
+
+    /// Whether Redis refused a write because it is out of memory (`maxmemory` reached with a
+    /// policy that evicts nothing): an `OOM` reply.
+    pub fn is_out_of_memory(&self) -> bool {
+        match self {
+            Error::Redis(e) => {
+                e.code() == Some("OOM") || e.to_string().contains("OOM command not allowed")
+            }
+            Error::Unavailable {
+                source: Some(source),
+                ..
+            } => source.is_out_of_memory(),
+            _ => false,
         }
     }
 

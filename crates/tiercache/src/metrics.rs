@@ -108,6 +108,7 @@ decisions! {
     rollbacks_detected => "tiercache_rollbacks_detected_total", "Times this node found Redis had gone back in time behind invalidations it had seen (restored from an older snapshot, lost writes, a promoted replica that missed them) and deleted the namespace's entries from L2.";
     tags_forgotten => "tiercache_tags_forgotten_total", "Tag versions a node forgot because it knew more distinct tags than its bound (TIERCACHE_MAX_KNOWN_TAGS); entries in L1 keep theirs where the bound allows.";
     breaker_opened => "tiercache_breaker_opened_total", "Times the Redis circuit breaker opened.";
+    invalidations_sent_without_stream => "tiercache_invalidations_sent_without_stream_total", "Invalidation events a Redis out of memory would not record (maxmemory with a policy that evicts nothing): their entries and tag versions were deleted and the message published without the replay stream; they stay queued until the stream takes them.";
     invalidations_queued => "tiercache_invalidations_queued_total", "Invalidation operations that could not reach Redis and were queued for replay.";
     invalidations_replayed => "tiercache_invalidations_replayed_total", "Queued invalidation operations replayed to Redis.";
     pending_overflows => "tiercache_pending_overflows_total", "Times the queue of invalidations waiting for Redis passed its bound (the namespace is cleared instead).";

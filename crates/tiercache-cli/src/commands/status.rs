@@ -346,9 +346,17 @@ fn totals(overall: &CacheStatus) -> String {
     let c = &overall.coherence;
     let _ = writeln!(
         out,
-        "invalidations: {} sent, {} received; coherence: {} gaps, {} replays, {} L1 drops{}",
+        "invalidations: {} sent, {} received{}; coherence: {} gaps, {} replays, {} L1 drops{}",
         count(overall.invalidations.sent),
         count(overall.invalidations.received),
+        if c.pending_invalidations > 0 {
+            format!(
+                ", {} waiting for Redis",
+                count(c.pending_invalidations as u64)
+            )
+        } else {
+            String::new()
+        },
         c.gaps_detected,
         c.replays,
         c.l1_drops,
@@ -432,12 +440,13 @@ fn detail(found: &Found, args: &StatusArgs, server: &ServerInfo) -> String {
         out.push_str(&widget_table(n, args, "widget").render());
         let _ = writeln!(
             out,
-            "coherence: {} gaps, {} replays, {} L1 drops, suspect {}, Redis unavailable {}; lock failure rate {}\n",
+            "coherence: {} gaps, {} replays, {} L1 drops, suspect {}, Redis unavailable {}, invalidations waiting {}; lock failure rate {}\n",
             n.coherence.gaps_detected,
             n.coherence.replays,
             n.coherence.l1_drops,
             n.coherence.suspect,
             n.coherence.redis_unavailable,
+            n.coherence.pending_invalidations,
             percent(n.locks.failure_rate)
         );
     }

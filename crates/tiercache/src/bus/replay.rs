@@ -16,8 +16,8 @@ const FIRST_REPLAY_BACKOFF: Duration = Duration::from_millis(50);
 const MAX_REPLAY_BACKOFF: Duration = Duration::from_secs(2);
 
 impl Node {
-    /// Keeps a batch that could not reach Redis; returns the error its callers get.
-    pub(crate) fn queue_for_replay(self: &Arc<Self>, ops: Vec<Op>) -> Error {
+    /// Keeps a batch that could not reach Redis (`cause` says why); returns the error its callers get.
+    pub(crate) fn queue_for_replay(self: &Arc<Self>, ops: Vec<Op>, cause: &Error) -> Error {
         let ops: Vec<Op> = ops.into_iter().map(Op::for_replay).collect();
         let n = ops.len() as u64;
         let (waiting, overflowed_now, start) = self.pending.push(ops);
@@ -26,12 +26,22 @@ impl Node {
             self.stats.pending_overflows(1);
             tracing::warn!(namespace = %self.config.namespace, bound = self.pending.max_ops, "too many invalidations wait for Redis; the namespace will be cleared when Redis answers");
         }
+        let reason = if cause.is_out_of_memory() {
+            "Redis is out of memory (maxmemory reached, and its policy evicts nothing): the entries and \
+             tag versions were deleted and the listening nodes told, but the replay stream could not \
+             record it"
+                .to_owned()
+        } else {
+            format!("Redis did not take it ({cause})")
+        };
         if start {
+            tracing::warn!(namespace = %self.config.namespace, waiting, reason, "invalidations queued for replay until Redis takes them");
             tokio::spawn(replay(Arc::downgrade(self)));
         }
         Error::Pending {
             waiting,
             namespace_clear: self.pending.overflowed(),
+            reason,
         }
     }
 }

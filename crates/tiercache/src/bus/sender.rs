@@ -60,13 +60,16 @@ async fn send_or_queue(node: &Arc<Node>, ops: Vec<Op>) -> Result<(), Error> {
         for op in &ops {
             node.apply_event(&op.local_event());
         }
-        return Err(node.queue_for_replay(ops));
+        return Err(node.queue_for_replay(
+            ops,
+            &Error::unavailable("earlier invalidations still wait for Redis"),
+        ));
     }
     match flush(node, ops.clone(), Route::Guarded).await {
         Ok(()) => Ok(()),
         Err(e) => {
             tracing::debug!(namespace = %node.config.namespace, error = %e, "invalidations queued for replay");
-            Err(node.queue_for_replay(ops))
+            Err(node.queue_for_replay(ops, &e))
         }
     }
 }
@@ -149,6 +152,18 @@ async fn flush(node: &Arc<Node>, ops: Vec<Op>, route: Route) -> Result<(), Error
         Route::Guarded => node.guarded(invoke).await,
         Route::Direct => invoke.await,
     };
+    if let Err(e) = &result {
+        if e.is_out_of_memory() {
+            // The batch stays queued for its replay, which the stream needs; what takes no memory
+            // goes out now, so the fleet stops serving the old values while memory is full.
+            match node.l2.invalidate_without_memory(&batch).await {
+                Ok(()) => node.stats.invalidations_sent_without_stream(n_events as u64),
+                Err(e) => {
+                    tracing::debug!(namespace = %node.config.namespace, error = %e, "the memory-free part of an invalidation failed too");
+                }
+            }
+        }
+    }
     node.bus.last_sent_seq.fetch_max(seq, Ordering::AcqRel);
     // Our own L1 applies the change whether or not Redis took it: a local invalidation must hold
     // locally (a replayed batch applies again, which only drops what was filled meanwhile).

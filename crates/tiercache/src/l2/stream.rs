@@ -186,6 +186,39 @@ impl L2 {
 
     /// Publishes `payload` on the namespace's channel, without storing it: heartbeats and "filled"
     /// notices, which no node needs to replay.
+    /// What of `batch` needs no memory, for a Redis that refuses writes (`maxmemory` reached with a
+    /// policy that evicts nothing): deletes the keys' entries and generations (a load still running
+    /// then finds its generation gone and stores nothing) and the tags' versions (a version that is
+    /// gone reads as changed, so every entry recording it is refused), then publishes the message
+    /// without a stream id (the stream cannot grow), so the nodes listening drop the values from L1.
+    /// Nodes not listening learn it when the batch is replayed whole. Deleting frees memory, and
+    /// `DEL`, `UNLINK` and `PUBLISH` are allowed under `noeviction`.
+    pub(crate) async fn invalidate_without_memory(
+        &self,
+        batch: &InvalidationBatch,
+    ) -> Result<(), Error> {
+        let mut pipe = redis::pipe();
+        for (entry, _) in &batch.keys {
+            for key in [entry.entry.clone(), entry.other_layout(), entry.generation()] {
+                // One command per key: on a cluster a multi-key DEL must stay in one slot.
+                pipe.cmd("UNLINK").arg(key).ignore();
+            }
+        }
+        for (tag_key, _) in &batch.tags {
+            pipe.cmd("UNLINK").arg(tag_key).ignore();
+        }
+        if batch.publish {
+            let mut payload = b"- ".to_vec();
+            payload.extend_from_slice(&batch.message);
+            pipe.cmd(self.conn.publish_command())
+                .arg(self.keys.channel())
+                .arg(payload)
+                .ignore();
+        }
+        let _: () = pipe.query_async(&mut self.conn.clone()).await?;
+        Ok(())
+    }
+
     pub(crate) async fn publish(&self, payload: &[u8]) -> Result<(), Error> {
         redis::cmd(self.conn.publish_command())
             .arg(self.keys.channel())
