@@ -373,6 +373,21 @@ impl RedisServer {
         }
     }
 
+    /// Saves a snapshot of the data now (`SAVE`), for [`RedisServer::restore_snapshot`].
+    pub fn save_snapshot(&self) -> Result<(), TestkitError> {
+        self.cmd(&["SAVE"]).map(|_| ())
+    }
+
+    /// Kills the server and starts it again from the snapshot [`RedisServer::save_snapshot`] saved, as
+    /// a Redis restored from an older backup (or one whose AOF lost its last writes) comes back: what
+    /// was written since is gone, the rest is as it was, the epoch included. The snapshot is then
+    /// removed, so a later [`RedisServer::restart`] comes back empty again.
+    pub fn restore_snapshot(&mut self) -> Result<(), TestkitError> {
+        self.restart()?;
+        let _ = std::fs::remove_file(self.dir.join("dump.rdb"));
+        Ok(())
+    }
+
     /// Freezes the process (SIGSTOP) and resumes it (SIGCONT) after `d`, from a background thread:
     /// the server truly hangs, so clients see timeouts, not errors.
     pub fn pause(&self, d: Duration) {

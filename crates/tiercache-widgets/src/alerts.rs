@@ -207,7 +207,11 @@ mod tests {
         assert_eq!(alerts.len(), 1);
         assert_eq!(alerts[0].kind, AlertKind::PendingInvalidations);
         assert_eq!(alerts[0].severity, Severity::Warning);
-        assert!(alerts[0].message.starts_with("3 invalidation(s)"), "{}", alerts[0]);
+        assert!(
+            alerts[0].message.starts_with("3 invalidation(s)"),
+            "{}",
+            alerts[0]
+        );
     }
     use crate::metrics::{LockFigures, RedisFigures, RequestFigures};
 

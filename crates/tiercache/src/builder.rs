@@ -293,11 +293,7 @@ impl CacheBuilder {
                     config.max_pending_invalidations,
                 ),
                 shut_down: AtomicBool::new(false),
-                suspicions: std::sync::atomic::AtomicU64::new(0),
-                position_checked_at: std::sync::atomic::AtomicU64::new(0),
-                recovery_failures: std::sync::atomic::AtomicU64::new(0),
-                last_recovery_error: parking_lot::Mutex::new(None),
-                position_checked_notify: tokio::sync::Notify::new(),
+                position: crate::node::PositionCheck::default(),
                 config,
             }
         });

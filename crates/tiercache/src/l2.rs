@@ -1157,9 +1157,7 @@ impl L2 {
             current,
             mut created,
             mut repaired,
-        } = self
-            .tag_versions(&read, &read_keys, &[], longest)
-            .await?;
+        } = self.tag_versions(&read, &read_keys, &[], longest).await?;
         let mut known: std::collections::HashMap<&str, String> =
             read.iter().map(String::as_str).zip(current).collect();
         for (tag, version) in fixed {

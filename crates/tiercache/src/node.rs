@@ -48,18 +48,25 @@ pub(crate) struct Node {
     /// Set when the last `Cache` handle is dropped: background work of a dead node must stop (a lease
     /// extender that outlived its node would keep its lease forever).
     pub(crate) shut_down: AtomicBool,
-    /// Counts the times the node became suspect. Each time, L2 may have gone back in time (a restart
-    /// from an older snapshot, a failover) and hold entries an acknowledged invalidation removed, so
-    /// L2 calls wait (at most the response timeout) until a recovery that began after it has checked
-    /// Redis's position (see `bus/recovery.rs`).
-    pub(crate) suspicions: std::sync::atomic::AtomicU64,
+    /// Whether Redis's position was checked since the node last became suspect.
+    pub(crate) position: PositionCheck,
+}
+
+/// Each time a node becomes suspect, L2 may have gone back in time (a restart from an older
+/// snapshot, a failover) and hold entries an acknowledged invalidation removed, so L2 calls wait (at
+/// most the response timeout) until a recovery that began after it has checked Redis's position
+/// (see `bus/recovery.rs`).
+#[derive(Default)]
+pub(crate) struct PositionCheck {
+    /// Counts the times the node became suspect.
+    suspicions: std::sync::atomic::AtomicU64,
     /// The count of suspicions the last position check covered.
-    pub(crate) position_checked_at: std::sync::atomic::AtomicU64,
-    pub(crate) position_checked_notify: tokio::sync::Notify,
-    /// Counts failed recoveries; the last one's error is what L2 calls waiting for a position check
-    /// get when it fails.
-    pub(crate) recovery_failures: std::sync::atomic::AtomicU64,
-    pub(crate) last_recovery_error: parking_lot::Mutex<Option<Error>>,
+    checked_at: std::sync::atomic::AtomicU64,
+    /// Wakes the calls waiting for a check, when one ends (or fails).
+    ended: tokio::sync::Notify,
+    /// Counts failed recoveries; the last one's error is what waiting calls get.
+    failures: std::sync::atomic::AtomicU64,
+    last_error: parking_lot::Mutex<Option<Error>>,
 }
 
 fn is_connection_trouble(e: &Error) -> bool {
@@ -133,57 +140,71 @@ impl Node {
     /// recovery vouches for them) and running flights (poisoned, so their followers read again, since
     /// an invalidation this node missed may have overtaken them). Returns true if it was not suspect.
     pub(crate) fn become_suspect(&self) -> bool {
-        self.suspicions
+        self.position
+            .suspicions
             .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         let newly = self.coherence.become_suspect();
         self.flights.poison_all();
         newly
     }
 
+    /// The suspicions counted so far: a recovery that begins now covers them once it has checked.
+    pub(crate) fn suspicions(&self) -> u64 {
+        self.position
+            .suspicions
+            .load(std::sync::atomic::Ordering::Acquire)
+    }
+
     /// Whether a suspicion came after the last check of Redis's position.
     pub(crate) fn position_unchecked(&self) -> bool {
-        self.suspicions.load(std::sync::atomic::Ordering::Acquire)
+        self.position
+            .suspicions
+            .load(std::sync::atomic::Ordering::Acquire)
             != self
-                .position_checked_at
+                .position
+                .checked_at
                 .load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// A recovery that began when `covers` suspicions had been counted found Redis where this node
     /// left it (or dealt with it): L2 may be used again, unless the node became suspect since.
     pub(crate) fn position_checked(&self, covers: u64) {
-        self.position_checked_at
+        self.position
+            .checked_at
             .fetch_max(covers, std::sync::atomic::Ordering::AcqRel);
-        self.position_checked_notify.notify_waiters();
+        self.position.ended.notify_waiters();
     }
 
     /// A recovery failed with `error`: L2 calls waiting for its position check get it.
     pub(crate) fn recovery_failed(&self, error: Error) {
-        *self.last_recovery_error.lock() = Some(error);
-        self.recovery_failures
+        *self.position.last_error.lock() = Some(error);
+        self.position
+            .failures
             .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
-        self.position_checked_notify.notify_waiters();
+        self.position.ended.notify_waiters();
     }
 
     /// Waits for a recovery to check Redis's position: `Ok` once one did, the error of a recovery
     /// that failed meanwhile (Redis is what stands in the way, and the caller should hear why), or
-    /// [`Error::Unavailable`] after twice the response timeout (the check's own call and a start).
+    /// [`Error::Unavailable`] after the response timeout, so a read with a loader at hand still
+    /// answers in time.
     async fn position_known(self: &Arc<Self>) -> Result<(), Error> {
         use std::sync::atomic::Ordering;
-        let deadline = tokio::time::Instant::now() + self.config.response_timeout * 2;
-        let failures = self.recovery_failures.load(Ordering::Acquire);
-        if !self.recovering.load(Ordering::Acquire) {
-            self.spawn_recovery("checking where Redis stands before using L2");
-        }
+        let deadline = tokio::time::Instant::now() + self.config.response_timeout;
+        let failures = self.position.failures.load(Ordering::Acquire);
+        // Coalesced: a recovery already running runs once more, covering suspicions that came
+        // after it began (some paths mark the node suspect without asking for a recovery).
+        self.spawn_recovery("checking where Redis stands before using L2");
         loop {
-            let notified = self.position_checked_notify.notified();
+            let notified = self.position.ended.notified();
             tokio::pin!(notified);
             // Registered before the checks, so a recovery ending in between still wakes us.
             notified.as_mut().enable();
             if !self.position_unchecked() {
                 return Ok(());
             }
-            if self.recovery_failures.load(Ordering::Acquire) != failures {
-                if let Some(e) = self.last_recovery_error.lock().clone() {
+            if self.position.failures.load(Ordering::Acquire) != failures {
+                if let Some(e) = self.position.last_error.lock().clone() {
                     return Err(e);
                 }
             }

@@ -78,7 +78,9 @@ async fn a_hundred_thousand_distinct_tags_leave_redis_bounded_and_no_l1_flushed(
         })
         .await;
     // Tags nobody caches under, invalidated through a: both nodes hear of each.
-    let tags: Vec<String> = (0..INVALIDATED_TAGS).map(|i| format!("fresh-{i}")).collect();
+    let tags: Vec<String> = (0..INVALIDATED_TAGS)
+        .map(|i| format!("fresh-{i}"))
+        .collect();
     for chunk in tags.chunks(1000) {
         a.invalidate_tags(chunk).await.unwrap();
     }

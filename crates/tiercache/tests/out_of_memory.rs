@@ -43,9 +43,17 @@ async fn fill_memory(redis: &RedisServer) {
         .cmd(&["CONFIG", "SET", "maxmemory-policy", "noeviction"])
         .unwrap();
     redis
-        .cmd(&["CONFIG", "SET", "maxmemory", &(used - (256 << 10)).to_string()])
+        .cmd(&[
+            "CONFIG",
+            "SET",
+            "maxmemory",
+            &(used - (256 << 10)).to_string(),
+        ])
         .unwrap();
-    assert!(redis.cmd(&["SET", "probe", "1"]).is_err(), "Redis still takes writes");
+    assert!(
+        redis.cmd(&["SET", "probe", "1"]).is_err(),
+        "Redis still takes writes"
+    );
 }
 
 async fn read(node: &Cache, key: &str, opts: &EntryOptions, value: &str) -> String {

@@ -95,7 +95,7 @@ impl Node {
     /// Replays what this node may have missed, or drops L1 when it cannot know. First it checks
     /// that Redis did not go back in time; L2 is used again only once that is known.
     async fn recover(self: &Arc<Self>, from: Option<(u64, u64)>) -> Result<(), Error> {
-        let covers = self.suspicions.load(Ordering::Acquire);
+        let covers = self.suspicions();
         let mut known = self.bus.position.lock().clone();
         let standing = self.l2.standing(&known.stream_id).await?;
         self.repaired(&standing.repaired);

@@ -157,7 +157,9 @@ async fn flush(node: &Arc<Node>, ops: Vec<Op>, route: Route) -> Result<(), Error
             // The batch stays queued for its replay, which the stream needs; what takes no memory
             // goes out now, so the fleet stops serving the old values while memory is full.
             match node.l2.invalidate_without_memory(&batch).await {
-                Ok(()) => node.stats.invalidations_sent_without_stream(n_events as u64),
+                Ok(()) => node
+                    .stats
+                    .invalidations_sent_without_stream(n_events as u64),
                 Err(e) => {
                     tracing::debug!(namespace = %node.config.namespace, error = %e, "the memory-free part of an invalidation failed too");
                 }

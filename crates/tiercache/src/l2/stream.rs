@@ -199,7 +199,11 @@ impl L2 {
     ) -> Result<(), Error> {
         let mut pipe = redis::pipe();
         for (entry, _) in &batch.keys {
-            for key in [entry.entry.clone(), entry.other_layout(), entry.generation()] {
+            for key in [
+                entry.entry.clone(),
+                entry.other_layout(),
+                entry.generation(),
+            ] {
                 // One command per key: on a cluster a multi-key DEL must stay in one slot.
                 pipe.cmd("UNLINK").arg(key).ignore();
             }
