@@ -368,6 +368,7 @@ fn assert_field_names(json: &serde_json::Value) {
         [
             "gaps_detected",
             "l1_drops",
+            "pending_invalidations",
             "redis_unavailable",
             "replays",
             "suspect"
