@@ -17,9 +17,11 @@ use chrono::{DateTime, Utc};
     about = "Dashboard service over tiercache: N cache nodes in one process, one Redis, one SQLite file.",
     long_about = "Dashboard service over tiercache.\n\n\
         Starts N nodes in one process. Each node has its own cache (own L1, own Redis subscriber) and its own \
-        HTTP listener; all share one Redis and one SQLite file, the source of truth. When nothing answers at \
-        the Redis URL and redis-server is on PATH, a private redis-server is started on a free port (nothing \
-        on disk) and stopped on exit. The database is filled with generated donations when it is empty. \
+        HTTP listener; all share one Redis and one SQLite file, the source of truth. When no Redis URL is given \
+        (neither --redis-url nor REDIS_URL), nothing answers at the default one and redis-server is on PATH, \
+        a private redis-server is started on a free port (nothing on disk) and stopped on exit. When a URL is \
+        given and nothing answers there, the nodes start without Redis and join when it answers. The \
+        database is filled with generated donations when it is empty. \
         Before it reports ready, node 0 loads the views dashboards open first (every widget type and \
         named range, for everything and for each organisation) into the cache.",
     after_help = "Examples:\n  \
@@ -75,7 +77,8 @@ pub struct Settings {
     pub no_cache: bool,
 
     /// Never start a private redis-server: when Redis does not answer, the nodes start without it
-    /// (serving from L1 and SQLite) and join the fleet when it does.
+    /// (serving from L1 and SQLite) and join the fleet when it does. The same happens without this
+    /// flag whenever a Redis URL is given (--redis-url or REDIS_URL).
     #[arg(long, env = "DEMO_NO_EMBEDDED_REDIS", conflicts_with = "private_redis")]
     pub no_embedded_redis: bool,
 

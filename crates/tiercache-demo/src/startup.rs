@@ -1,5 +1,5 @@
-//! Start-up and shut-down: recorder, data, Redis (a private one when none answers), nodes,
-//! listeners, and a graceful stop.
+//! Start-up and shut-down: recorder, data, Redis (a private one when none answers and no URL was
+//! given), nodes, listeners, and a graceful stop.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -225,9 +225,30 @@ async fn build_cache(
     builder.build().await
 }
 
-/// One cache per node. When nothing answers at the Redis URL and `redis-server` is on PATH (and
-/// `--no-embedded-redis` is not given), a private server is started and returned: it lives as long
-/// as the caller keeps it.
+/// What the demo does when nothing answers at the Redis URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WhenRedisIsSilent {
+    /// Start a private redis-server and use it.
+    StartPrivate,
+    /// Start the nodes without Redis: they serve from L1 and SQLite and join when it answers.
+    StartWithout,
+}
+
+/// A private server only when no URL was given (`REDIS_URL` or `--redis-url`): the first command of
+/// the README relies on it. A URL that was given names the Redis this fleet shares; a node that
+/// started a server of its own instead would cache and invalidate apart from every other node, and
+/// keep doing so after the named Redis comes back.
+fn when_redis_is_silent(settings: &Settings) -> WhenRedisIsSilent {
+    if settings.no_embedded_redis || settings.redis_url.is_some() {
+        WhenRedisIsSilent::StartWithout
+    } else {
+        WhenRedisIsSilent::StartPrivate
+    }
+}
+
+/// One cache per node. With `--private-redis`, or when nothing answers and no Redis URL was given
+/// (see [`when_redis_is_silent`]), a private server is started and returned: it lives as long as the
+/// caller keeps it.
 async fn build_caches(settings: &Settings) -> Result<(Option<RedisServer>, Vec<Cache>), DemoError> {
     let wanted = settings.redis_url.as_deref();
     let (redis, first) = if settings.private_redis {
@@ -239,16 +260,29 @@ async fn build_caches(settings: &Settings) -> Result<(Option<RedisServer>, Vec<C
         match build_cache(settings, wanted, true).await {
             Ok(cache) => (None, cache),
             Err(e) if matches!(e.kind(), ErrorKind::Redis | ErrorKind::Unavailable) => {
-                if settings.no_embedded_redis {
-                    // Redis down never keeps the service down: the nodes serve from L1 and SQLite
-                    // and join the fleet when Redis answers.
-                    println!("no Redis answers ({e}); starting without it, the nodes join when it answers");
-                    (None, build_cache(settings, wanted, false).await?)
-                } else {
-                    println!("no Redis answers ({e}); starting a private redis-server");
-                    let server = start_private_redis().await?;
-                    let cache = build_cache(settings, Some(&server.url()), false).await?;
-                    (Some(server), cache)
+                match when_redis_is_silent(settings) {
+                    WhenRedisIsSilent::StartWithout => {
+                        // Redis down never keeps the service down: the nodes serve from L1 and
+                        // SQLite and join the fleet when Redis answers.
+                        let cache = build_cache(settings, wanted, false).await?;
+                        let why = if settings.no_embedded_redis {
+                            "--no-embedded-redis"
+                        } else {
+                            "a Redis URL was given"
+                        };
+                        println!(
+                            "no Redis answers at {} ({e}); starting without it ({why}: no private \
+                             redis-server), the nodes join when it answers",
+                            cache.config().display_url()
+                        );
+                        (None, cache)
+                    }
+                    WhenRedisIsSilent::StartPrivate => {
+                        println!("no Redis answers ({e}); no Redis URL was given: starting a private redis-server");
+                        let server = start_private_redis().await?;
+                        let cache = build_cache(settings, Some(&server.url()), false).await?;
+                        (Some(server), cache)
+                    }
                 }
             }
             Err(e) => return Err(e.into()),
@@ -441,4 +475,41 @@ async fn bind(settings: &Settings, index: usize) -> Result<TcpListener, DemoErro
             context: format!("listening on {addr} for node {index}"),
             source,
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn settings(args: &[&str]) -> Settings {
+        Settings::try_parse_from(std::iter::once("tiercache-demo").chain(args.iter().copied()))
+            .expect("the flags parse")
+    }
+
+    #[test]
+    fn a_private_redis_is_started_only_when_no_url_was_given() {
+        // Set here, not left to the environment the tests run in (REDIS_URL may be set there).
+        let mut unnamed = settings(&[]);
+        unnamed.redis_url = None;
+        unnamed.no_embedded_redis = false;
+        assert_eq!(
+            when_redis_is_silent(&unnamed),
+            WhenRedisIsSilent::StartPrivate,
+            "the README's first command: nothing named, nothing answers"
+        );
+        let mut named = unnamed.clone();
+        named.redis_url = Some("redis://10.0.0.5:6379/2".to_owned());
+        assert_eq!(
+            when_redis_is_silent(&named),
+            WhenRedisIsSilent::StartWithout,
+            "a named Redis is the fleet's: wait for it"
+        );
+        let mut refused = unnamed;
+        refused.no_embedded_redis = true;
+        assert_eq!(
+            when_redis_is_silent(&refused),
+            WhenRedisIsSilent::StartWithout
+        );
+    }
 }
