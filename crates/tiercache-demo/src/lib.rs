@@ -27,6 +27,7 @@ mod error;
 mod http_metrics;
 mod node;
 mod routes;
+mod serve;
 mod settings;
 mod startup;
 mod warm;

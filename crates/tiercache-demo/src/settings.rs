@@ -101,6 +101,17 @@ pub struct Settings {
     #[arg(long, env = "DEMO_REQUEST_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub request_timeout: Duration,
 
+    /// How long a client may take to send a request's header, counted from the connection's
+    /// accept or from the first byte of a later request on it; past it the connection is closed.
+    /// A client that sends half a header would otherwise hold its connection forever.
+    #[arg(long, env = "DEMO_HEADER_READ_TIMEOUT", default_value = "5s", value_parser = parse_positive_duration)]
+    pub header_read_timeout: Duration,
+
+    /// How long a keep-alive connection may wait, after an answer, for the first byte of its next
+    /// request; past it the connection is closed. Clients reopen one when they need it.
+    #[arg(long, env = "DEMO_IDLE_TIMEOUT", default_value = "60s", value_parser = parse_positive_duration)]
+    pub idle_timeout: Duration,
+
     /// Run on a clock that starts at this RFC 3339 instant (e.g. 2026-12-30T12:00:00Z) and advances
     /// with real time: generated data ends there, named ranges resolve against it, new donations and
     /// campaigns are dated by it. A run is then reproducible whatever day it is. Default: the system
@@ -159,6 +170,17 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(seconds))
 }
 
+/// As [`parse_duration`], but not zero: a zero timeout would close every connection at once.
+fn parse_positive_duration(text: &str) -> Result<Duration, String> {
+    let duration = parse_duration(text)?;
+    if duration.is_zero() {
+        return Err(format!(
+            "{text:?} is zero; give a duration such as 250ms, 5s or 2m"
+        ));
+    }
+    Ok(duration)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -183,6 +205,11 @@ mod tests {
         assert!(err.to_string().contains("--nodes"), "{err}");
         assert_eq!(s.now, None, "the system clock unless told");
         assert!(!s.no_warm_cache, "warming is on unless turned off");
+        assert_eq!(s.header_read_timeout, Duration::from_secs(5));
+        assert_eq!(s.idle_timeout, Duration::from_secs(60));
+        let err = Settings::try_parse_from(["tiercache-demo", "--idle-timeout", "0"])
+            .expect_err("a zero timeout is refused");
+        assert!(err.to_string().contains("zero"), "{err}");
     }
 
     #[test]

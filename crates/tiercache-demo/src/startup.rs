@@ -20,6 +20,7 @@ use tokio::sync::watch;
 use crate::error::DemoError;
 use crate::node::{node_name, CachedNode, Node};
 use crate::routes::Peer;
+use crate::serve::ConnectionTimeouts;
 use crate::settings::Settings;
 
 /// Latency buckets for every histogram, in seconds: 50 µs (an L1 hit) to 10 s (a stuck query).
@@ -108,14 +109,12 @@ pub async fn run(
     for (node, (listener, addr)) in nodes.iter().zip(listeners) {
         println!("{}: http://{addr}", node.name);
         let app = crate::routes::router(node.clone(), settings.request_timeout);
-        let mut stopped = stopped.clone();
-        servers.push(tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = stopped.wait_for(|s| *s).await;
-                })
-                .await
-        }));
+        servers.push(tokio::spawn(crate::serve::serve(
+            listener,
+            app,
+            timeouts_of(&settings),
+            stopped.clone(),
+        )));
     }
     println!("ready: {} node(s); Ctrl-C stops", nodes.len());
     shutdown.await;
@@ -124,8 +123,7 @@ pub async fn run(
     let deadline = tokio::time::Instant::now() + settings.shutdown_grace;
     for server in servers {
         match tokio::time::timeout_at(deadline, server).await {
-            Ok(Ok(Ok(()))) => {}
-            Ok(Ok(Err(e))) => tracing::warn!(error = %e, "a listener failed while stopping"),
+            Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::warn!(error = %e, "a listener task failed"),
             Err(_) => {
                 tracing::warn!("requests still running after the grace period; stopping anyway");
@@ -141,6 +139,13 @@ pub async fn run(
     }
     println!("stopped");
     Ok(())
+}
+
+fn timeouts_of(settings: &Settings) -> ConnectionTimeouts {
+    ConnectionTimeouts {
+        header_read: settings.header_read_timeout,
+        idle: settings.idle_timeout,
+    }
 }
 
 fn install_recorder() -> Result<PrometheusHandle, DemoError> {
