@@ -34,6 +34,8 @@ pub struct Node {
     pub clock: OffsetClock,
     /// Sends the cache work of committed changes from the outbox (one dispatcher per process).
     pub changes: ChangeDispatcher,
+    /// How long a POST's body may take to arrive before the answer is 408 (`--header-read-timeout`).
+    pub body_read_timeout: Duration,
 }
 
 /// A node's cache and the widget services over it.

@@ -103,7 +103,8 @@ pub struct Settings {
 
     /// How long a client may take to send a request's header, counted from the connection's
     /// accept or from the first byte of a later request on it; past it the connection is closed.
-    /// A client that sends half a header would otherwise hold its connection forever.
+    /// A client that sends half a header would otherwise hold its connection forever. A POST's body
+    /// then gets as long again to arrive, or is answered 408.
     #[arg(long, env = "DEMO_HEADER_READ_TIMEOUT", default_value = "5s", value_parser = parse_positive_duration)]
     pub header_read_timeout: Duration,
 

@@ -98,6 +98,7 @@ pub async fn run(
             invalidation_timeout: INVALIDATION_TIMEOUT,
             clock,
             changes: changes.clone(),
+            body_read_timeout: settings.header_read_timeout,
         }));
     }
     if let Some(first) = caches.first() {

@@ -13,12 +13,15 @@ mod widgets;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{middleware, Router};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::error::ApiError;
@@ -45,16 +48,40 @@ pub fn router(node: Arc<Node>, request_timeout: Duration) -> Router {
         .route("/health", get(health::health))
         .route("/metrics", get(metrics::render))
         .fallback(not_found)
+        // Layers run outside in: the last added first.
+        .layer(middleware::from_fn_with_state(
+            request_timeout,
+            within_request_timeout,
+        ))
+        // Outside the timeout, so a request that times out is counted with its 503.
         .layer(middleware::from_fn_with_state(
             node.clone(),
             crate::http_metrics::track,
         ))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::SERVICE_UNAVAILABLE,
-            request_timeout,
-        ))
+        .layer(middleware::from_fn(crate::error::error_bodies_as_json))
         .layer(TraceLayer::new_for_http())
         .with_state(node)
+}
+
+/// Middleware: a request still running after `--request-timeout` is dropped and answered 503 (a
+/// stuck query must not hold a connection forever).
+async fn within_request_timeout(
+    State(limit): State<Duration>,
+    request: Request,
+    next: Next,
+) -> Response {
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            None,
+            format!(
+                "the request took longer than {} s (--request-timeout)",
+                limit.as_secs_f64()
+            ),
+        )
+        .into_response(),
+    }
 }
 
 async fn not_found(uri: axum::http::Uri) -> ApiError {
@@ -79,12 +106,59 @@ async fn not_found(uri: axum::http::Uri) -> ApiError {
     ])
 }
 
+/// The largest request body read: a donation or a campaign is a few hundred bytes.
+const MAX_BODY_BYTES: usize = 16 * 1024;
+
+/// Reads a POST's body: at most [`MAX_BODY_BYTES`] (413 past it) within `deadline` (408 after it: a
+/// client that announces a body and sends it slowly, or never, must not hold a request open).
+async fn read_body(body: Body, deadline: Duration) -> Result<Bytes, ApiError> {
+    match tokio::time::timeout(deadline, axum::body::to_bytes(body, MAX_BODY_BYTES)).await {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(e)) if is_over_limit(&e) => Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            None,
+            format!("the body is larger than {MAX_BODY_BYTES} bytes"),
+        )),
+        Ok(Err(e)) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            None,
+            format!("the body could not be read: {e}"),
+        )),
+        Err(_) => Err(ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            None,
+            format!(
+                "the body did not arrive within {} s (--header-read-timeout)",
+                deadline.as_secs_f64()
+            ),
+        )),
+    }
+}
+
+/// Whether reading a body failed on the size limit (http-body-util's `LengthLimitError`, somewhere
+/// in the chain axum wraps it in).
+fn is_over_limit(e: &axum::Error) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(error) = cause {
+        if error.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        cause = error.source();
+    }
+    false
+}
+
 /// A JSON body, sent as JSON: another content type is a 415 (a cross-site HTML form can post
 /// `text/plain`, `application/x-www-form-urlencoded` or `multipart/form-data` in a user's name, but
 /// not `application/json`, which needs the page's own script and so passes CORS). A syntax error is
 /// a 400, a well-formed body with wrong or missing fields a 422; either way serde's message says
 /// where.
-fn parse_body<T: DeserializeOwned>(headers: &HeaderMap, body: &[u8]) -> Result<T, ApiError> {
+/// The body is read only once the content type is right, within `deadline` ([`read_body`]).
+async fn parse_body<T: DeserializeOwned>(
+    headers: &HeaderMap,
+    body: Body,
+    deadline: Duration,
+) -> Result<T, ApiError> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -107,7 +181,8 @@ fn parse_body<T: DeserializeOwned>(headers: &HeaderMap, body: &[u8]) -> Result<T
             format!("the body must be JSON sent as Content-Type: application/json (got {got})"),
         ));
     }
-    serde_json::from_slice(body).map_err(|e| {
+    let body = read_body(body, deadline).await?;
+    serde_json::from_slice(&body).map_err(|e| {
         use serde_json::error::Category;
         match e.classify() {
             Category::Data => {
