@@ -82,6 +82,17 @@ impl ApiError {
         }
     }
 
+    /// The answer, with `Retry-After: 1`: for a 503 the client should simply try again (on this
+    /// node in a moment, or on another).
+    pub fn retry_after_a_second(self) -> Response {
+        let mut response = self.into_response();
+        response.headers_mut().insert(
+            axum::http::header::RETRY_AFTER,
+            axum::http::HeaderValue::from_static("1"),
+        );
+        response
+    }
+
     /// Adds the accepted values.
     #[must_use]
     pub fn with_valid<I, S>(mut self, valid: I) -> Self

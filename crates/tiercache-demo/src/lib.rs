@@ -9,7 +9,9 @@
 //! | `GET /api/widgets/{type}?range=&organization_id=&campaign_id=&employee_id=&currency=&limit=` | one view, with the tier that answered |
 //! | `POST /api/donations` | record a donation, then invalidate the views it changes on every node |
 //! | `POST /api/campaigns` | create a campaign, then invalidate campaign_performance and organization_stats |
-//! | `GET /health` | health score and alerts; 503 when an alert is critical |
+//! | `GET /livez` | 200 while the process serves (no I/O) |
+//! | `GET /readyz` | 200 once warmed and until a stop signal; 503 before and after (no I/O; Redis down is still ready) |
+//! | `GET /health` | health score and alerts; 503 when an alert is critical (a score, not a probe) |
 //! | `GET /api/status` | the status document |
 //! | `GET /metrics` | Prometheus text |
 //!
@@ -26,6 +28,7 @@ mod amount;
 mod error;
 mod http_metrics;
 mod node;
+mod readiness;
 mod routes;
 mod serve;
 mod settings;
@@ -34,6 +37,7 @@ mod warm;
 
 pub use error::{ApiError, DemoError, ErrorBody};
 pub use node::{CachedNode, Node};
+pub use readiness::{Readiness, Stage};
 pub use routes::Figures;
 pub use settings::Settings;
 pub use startup::run;

@@ -36,6 +36,8 @@ pub struct Node {
     pub changes: ChangeDispatcher,
     /// How long a POST's body may take to arrive before the answer is 408 (`--header-read-timeout`).
     pub body_read_timeout: Duration,
+    /// Starting, ready or stopping: shared by every node of the process.
+    pub readiness: crate::readiness::Readiness,
 }
 
 /// A node's cache and the widget services over it.

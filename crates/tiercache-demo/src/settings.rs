@@ -91,6 +91,12 @@ pub struct Settings {
     #[arg(long, env = "DEMO_SHUTDOWN_GRACE", default_value = "5s", value_parser = parse_duration)]
     pub shutdown_grace: Duration,
 
+    /// After SIGINT/SIGTERM, how long the nodes keep serving, with /readyz answering 503, before
+    /// the listeners close: long enough for a load balancer that polls /readyz to stop sending (a
+    /// few of its polling intervals). 0 closes them at once.
+    #[arg(long, env = "DEMO_SHUTDOWN_DRAIN", default_value = "0s", value_parser = parse_duration)]
+    pub shutdown_drain: Duration,
+
     /// How often each node stores a metrics snapshot in Redis (the history /ops charts); the 1, 5 and
     /// 15 minute windows are sampled every 5 s whatever this is.
     #[arg(long, env = "DEMO_SNAPSHOT_INTERVAL", default_value = "60s", value_parser = parse_duration)]

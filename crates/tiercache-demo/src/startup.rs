@@ -19,6 +19,7 @@ use tokio::sync::watch;
 
 use crate::error::DemoError;
 use crate::node::{node_name, CachedNode, Node};
+use crate::readiness::{Readiness, Stage};
 use crate::routes::Peer;
 use crate::serve::ConnectionTimeouts;
 use crate::settings::Settings;
@@ -83,6 +84,7 @@ pub async fn run(
             port: addr.port(),
         })
         .collect();
+    let readiness = Readiness::default();
     let mut nodes = Vec::new();
     for (index, peer) in peers.iter().enumerate() {
         let cached = caches
@@ -99,11 +101,8 @@ pub async fn run(
             clock,
             changes: changes.clone(),
             body_read_timeout: settings.header_read_timeout,
+            readiness: readiness.clone(),
         }));
-    }
-    if let Some(first) = caches.first() {
-        // Before the listeners serve: no request meets a node half warm.
-        warm_cache(first, &data, &settings, timeouts, clock, &live).await;
     }
     let (stop, stopped) = watch::channel(false);
     let mut servers = Vec::new();
@@ -117,8 +116,41 @@ pub async fn run(
             stopped.clone(),
         )));
     }
+    if let Some(first) = caches.first() {
+        // The listeners answer the probes meanwhile, and every other request a 503 to retry: no
+        // request meets a node half warm.
+        warm_cache(first, &data, &settings, timeouts, clock, &live).await;
+    }
+    readiness.set(Stage::Ready);
     println!("ready: {} node(s); Ctrl-C stops", nodes.len());
     shutdown.await;
+    stop_serving(&settings, &readiness, &stop, servers).await;
+    drop(nodes);
+    drop(caches);
+    if let Some(redis) = redis {
+        drop(redis);
+        println!("stopped the private redis-server");
+    }
+    println!("stopped");
+    Ok(())
+}
+
+/// After the stop signal: `/readyz` turns 503 and the nodes serve `--shutdown-drain` more, then
+/// the listeners close and in-flight requests get up to `--shutdown-grace` to finish.
+async fn stop_serving(
+    settings: &Settings,
+    readiness: &Readiness,
+    stop: &watch::Sender<bool>,
+    servers: Vec<tokio::task::JoinHandle<()>>,
+) {
+    readiness.set(Stage::Stopping);
+    if !settings.shutdown_drain.is_zero() {
+        println!(
+            "stopping: /readyz answers 503; serving {:.1} s more before the listeners close (--shutdown-drain)",
+            settings.shutdown_drain.as_secs_f64()
+        );
+        tokio::time::sleep(settings.shutdown_drain).await;
+    }
     println!("stopping: letting in-flight requests finish");
     let _ = stop.send(true);
     let deadline = tokio::time::Instant::now() + settings.shutdown_grace;
@@ -132,14 +164,6 @@ pub async fn run(
             }
         }
     }
-    drop(nodes);
-    drop(caches);
-    if let Some(redis) = redis {
-        drop(redis);
-        println!("stopped the private redis-server");
-    }
-    println!("stopped");
-    Ok(())
 }
 
 fn timeouts_of(settings: &Settings) -> ConnectionTimeouts {

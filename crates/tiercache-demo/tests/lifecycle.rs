@@ -213,6 +213,42 @@ async fn with_a_given_redis_url_that_does_not_answer_no_private_server_is_starte
     assert!(demo.terminate(Duration::from_secs(10)).success());
 }
 
+/// `/livez` and `/readyz` answer once the process serves; from the stop signal on, `/readyz`
+/// answers 503 while the nodes keep serving for `--shutdown-drain`, so a load balancer stops sending
+/// before the listeners close, and then the process exits.
+#[tokio::test]
+async fn after_sigterm_readyz_is_503_while_the_nodes_drain_then_the_process_exits() {
+    let mut demo = Demo::start(
+        "drain",
+        &["--nodes", "1", "--no-cache", "--shutdown-drain", "8s"],
+    );
+    let http = client();
+    let url = demo.urls[0].clone();
+    let (status, ready) = get(&http, &format!("{url}/readyz")).await;
+    assert_eq!((status, ready["status"].as_str()), (200, Some("ready")));
+    let (status, live) = get(&http, &format!("{url}/livez")).await;
+    assert_eq!((status, live["status"].as_str()), (200, Some("alive")));
+
+    demo.send_term();
+    eventually(DEADLINE, "/readyz answers 503 after SIGTERM", || async {
+        get(&http, &format!("{url}/readyz")).await.0 == 503
+    })
+    .await;
+    let (_, ready) = get(&http, &format!("{url}/readyz")).await;
+    assert_eq!(ready["status"], "stopping", "{ready}");
+    assert!(ready["error"].is_string(), "{ready}");
+    assert_eq!(get(&http, &format!("{url}/livez")).await.0, 200);
+    let (count, _, _) = total(&http, &url, "").await;
+    assert!(count >= 0, "still serving while draining");
+    let status = demo.wait_exit(DEADLINE);
+    assert!(status.success(), "exit status {status}");
+    assert!(
+        demo.printed.iter().any(|l| l.contains("--shutdown-drain")),
+        "{:?}",
+        demo.printed
+    );
+}
+
 #[tokio::test]
 async fn a_malformed_redis_url_stops_the_start_naming_the_wrong_part() {
     let refused = Demo::start_failing(&["--redis-url", "redis://127.0.0.1:port"]);

@@ -7,6 +7,7 @@ mod figures;
 mod health;
 mod metrics;
 mod pages;
+mod probes;
 mod status;
 mod widgets;
 
@@ -45,6 +46,8 @@ pub fn router(node: Arc<Node>, request_timeout: Duration) -> Router {
         .route("/api/status", get(status::status))
         .route("/api/status/history", get(status::history))
         .route("/ops", get(pages::ops))
+        .route("/livez", get(probes::livez))
+        .route("/readyz", get(probes::readyz))
         .route("/health", get(health::health))
         .route("/metrics", get(metrics::render))
         .fallback(not_found)
@@ -52,6 +55,10 @@ pub fn router(node: Arc<Node>, request_timeout: Duration) -> Router {
         .layer(middleware::from_fn_with_state(
             request_timeout,
             within_request_timeout,
+        ))
+        .layer(middleware::from_fn_with_state(
+            node.clone(),
+            only_probes_while_starting,
         ))
         // Outside the timeout, so a request that times out is counted with its 503.
         .layer(middleware::from_fn_with_state(
@@ -84,6 +91,32 @@ async fn within_request_timeout(
     }
 }
 
+/// What a node answers while it is starting: the probes, and the metrics (a scraper sees the start).
+const SERVED_WHILE_STARTING: &[&str] = &["/livez", "/readyz", "/metrics"];
+
+/// Middleware: until the process is ready (warming done), every other request is a 503 to retry,
+/// so none meets a node half warm; `/readyz` says when to come back.
+async fn only_probes_while_starting(
+    State(node): State<Arc<Node>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if node.readiness.stage() == crate::readiness::Stage::Starting
+        && !SERVED_WHILE_STARTING.contains(&request.uri().path())
+    {
+        return ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            None,
+            format!(
+                "{} is starting (loading the views dashboards open first); /readyz answers 200 once it serves",
+                node.name
+            ),
+        )
+        .retry_after_a_second();
+    }
+    next.run(request).await
+}
+
 async fn not_found(uri: axum::http::Uri) -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
@@ -101,6 +134,8 @@ async fn not_found(uri: axum::http::Uri) -> ApiError {
         "GET /ops",
         "GET /api/status",
         "GET /api/status/history",
+        "GET /livez",
+        "GET /readyz",
         "GET /health",
         "GET /metrics",
     ])
@@ -233,4 +268,108 @@ async fn settle_after_commit(node: &Node, change_id: i64) -> Invalidation {
     );
     ::metrics::counter!("demo_invalidations_pending_total", "node" => node.name).increment(1);
     Invalidation::Pending
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::readiness::{Readiness, Stage};
+    use tower::ServiceExt;
+
+    /// A database file of its own, removed with its WAL files when dropped.
+    struct Scratch(std::path::PathBuf);
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            for suffix in ["", "-wal", "-shm"] {
+                let mut path = self.0.clone().into_os_string();
+                path.push(suffix);
+                let _ = std::fs::remove_file(path);
+            }
+        }
+    }
+
+    /// A node without a cache over an empty database, as `--no-cache` runs it, in `readiness`.
+    fn node(readiness: &Readiness) -> (Arc<Node>, Scratch) {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let scratch = Scratch(std::env::temp_dir().join(format!(
+            "tiercache-demo-routes-{}-{}.sqlite",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        )));
+        let data = tiercache_widgets::WidgetDataAggregationService::open(&scratch.0)
+            .expect("open the scratch database");
+        let node = Node {
+            index: 0,
+            name: "node-0",
+            data: data.clone(),
+            cached: None,
+            peers: Vec::new(),
+            prometheus: metrics_exporter_prometheus::PrometheusBuilder::new()
+                .build_recorder()
+                .handle(),
+            invalidation_timeout: Duration::from_secs(2),
+            clock: tiercache_widgets::OffsetClock::default(),
+            changes: tiercache_widgets::ChangeDispatcher::start(data, None),
+            body_read_timeout: Duration::from_secs(5),
+            readiness: readiness.clone(),
+        };
+        (Arc::new(node), scratch)
+    }
+
+    /// GET `path`: the status, the `Retry-After` header and the JSON body.
+    async fn get(app: &Router, path: &str) -> (u16, Option<String>, serde_json::Value) {
+        let request = axum::http::Request::get(path)
+            .body(Body::empty())
+            .expect("a valid request");
+        let response = app.clone().oneshot(request).await.expect("infallible");
+        let status = response.status().as_u16();
+        let retry = response
+            .headers()
+            .get(header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .expect("a body");
+        let body = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+        (status, retry, body)
+    }
+
+    #[tokio::test]
+    async fn until_warmed_only_the_probes_answer_and_readyz_follows_the_stage() {
+        let readiness = Readiness::default();
+        let (node, _scratch) = node(&readiness);
+        let app = router(node, Duration::from_secs(30));
+
+        let (status, _, live) = get(&app, "/livez").await;
+        assert_eq!((status, live["status"].as_str()), (200, Some("alive")));
+        let (status, _, ready) = get(&app, "/readyz").await;
+        assert_eq!((status, ready["status"].as_str()), (503, Some("starting")));
+        assert!(ready["error"].is_string(), "{ready}");
+        let (status, retry, refused) = get(&app, "/api/widgets").await;
+        assert_eq!((status, retry.as_deref()), (503, Some("1")), "{refused}");
+        assert!(
+            refused["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("starting")),
+            "{refused}"
+        );
+
+        readiness.set(Stage::Ready);
+        let (status, _, ready) = get(&app, "/readyz").await;
+        assert_eq!((status, ready["status"].as_str()), (200, Some("ready")));
+        assert_eq!(get(&app, "/api/widgets").await.0, 200);
+
+        readiness.set(Stage::Stopping);
+        let (status, _, ready) = get(&app, "/readyz").await;
+        assert_eq!((status, ready["status"].as_str()), (503, Some("stopping")));
+        assert_eq!(
+            get(&app, "/api/widgets").await.0,
+            200,
+            "draining: still serving what arrives"
+        );
+        assert_eq!(get(&app, "/livez").await.0, 200);
+    }
 }

@@ -175,11 +175,21 @@ impl Demo {
 
     /// Sends SIGTERM and waits for the exit, at most `within`.
     pub fn terminate(&mut self, within: Duration) -> ExitStatus {
-        let mut child = self.child.take().unwrap();
+        self.send_term();
+        self.wait_exit(within)
+    }
+
+    /// Sends SIGTERM, without waiting.
+    pub fn send_term(&self) {
         Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
+            .args(["-TERM", &self.pid().to_string()])
             .status()
             .unwrap();
+    }
+
+    /// Waits for the exit, at most `within`; kills the process and panics past it.
+    pub fn wait_exit(&mut self, within: Duration) -> ExitStatus {
+        let mut child = self.child.take().unwrap();
         let started = Instant::now();
         loop {
             if let Some(status) = child.try_wait().unwrap() {
