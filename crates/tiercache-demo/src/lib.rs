@@ -32,6 +32,7 @@ mod readiness;
 mod routes;
 mod serve;
 mod settings;
+mod shed;
 mod startup;
 mod warm;
 

@@ -38,6 +38,11 @@ pub struct Node {
     pub body_read_timeout: Duration,
     /// Starting, ready or stopping: shared by every node of the process.
     pub readiness: crate::readiness::Readiness,
+    /// One permit per request in flight on this node (`--max-in-flight`); a request that finds
+    /// none is shed.
+    pub in_flight: tokio::sync::Semaphore,
+    /// The permits `in_flight` started with, for the shed answer.
+    pub max_in_flight: usize,
 }
 
 /// A node's cache and the widget services over it.

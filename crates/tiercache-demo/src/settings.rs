@@ -107,6 +107,16 @@ pub struct Settings {
     #[arg(long, env = "DEMO_REQUEST_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub request_timeout: Duration,
 
+    /// Requests one node handles at once; past it a request is answered 503 at once, with
+    /// Retry-After: 1 (counted in demo_requests_shed_total), instead of queueing. /livez and /readyz
+    /// are never shed. The load test's 20,000 users over two nodes each wait for their answer
+    /// before the next request, so a node never has more than 10,000 in flight, and at their pace
+    /// (7 widgets per dashboard every 20-40 s, about 2,300 requests a second per node) 4096 in flight
+    /// would take a stall of nearly two seconds.
+    #[arg(long, env = "DEMO_MAX_IN_FLIGHT", default_value_t = 4096,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_in_flight: u32,
+
     /// How long a client may take to send a request's header, counted from the connection's
     /// accept or from the first byte of a later request on it; past it the connection is closed.
     /// A client that sends half a header would otherwise hold its connection forever. A POST's body
@@ -213,6 +223,7 @@ mod tests {
         assert_eq!(s.now, None, "the system clock unless told");
         assert!(!s.no_warm_cache, "warming is on unless turned off");
         assert_eq!(s.header_read_timeout, Duration::from_secs(5));
+        assert_eq!(s.max_in_flight, 4096);
         assert_eq!(s.idle_timeout, Duration::from_secs(60));
         let err = Settings::try_parse_from(["tiercache-demo", "--idle-timeout", "0"])
             .expect_err("a zero timeout is refused");

@@ -102,6 +102,8 @@ pub async fn run(
             changes: changes.clone(),
             body_read_timeout: settings.header_read_timeout,
             readiness: readiness.clone(),
+            in_flight: tokio::sync::Semaphore::new(settings.max_in_flight as usize),
+            max_in_flight: settings.max_in_flight as usize,
         }));
     }
     let (stop, stopped) = watch::channel(false);

@@ -60,6 +60,10 @@ pub fn router(node: Arc<Node>, request_timeout: Duration) -> Router {
             node.clone(),
             only_probes_while_starting,
         ))
+        .layer(middleware::from_fn_with_state(
+            node.clone(),
+            crate::shed::shed_past_the_limit,
+        ))
         // Outside the timeout, so a request that times out is counted with its 503.
         .layer(middleware::from_fn_with_state(
             node.clone(),
@@ -314,6 +318,8 @@ mod tests {
             changes: tiercache_widgets::ChangeDispatcher::start(data, None),
             body_read_timeout: Duration::from_secs(5),
             readiness: readiness.clone(),
+            in_flight: tokio::sync::Semaphore::new(64),
+            max_in_flight: 64,
         };
         (Arc::new(node), scratch)
     }
