@@ -43,6 +43,8 @@ pub struct Node {
     pub in_flight: tokio::sync::Semaphore,
     /// The permits `in_flight` started with, for the shed answer.
     pub max_in_flight: usize,
+    /// When set, writes and the status API ask for it (`crate::admin`).
+    pub admin_token: Option<crate::admin::AdminToken>,
 }
 
 /// A node's cache and the widget services over it.

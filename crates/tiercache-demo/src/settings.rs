@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use crate::admin::AdminToken;
+
 /// How the demo runs. Every flag can also come from the environment variable named in `--help`.
 // Each bool is an independent on/off flag of the command line, as clap spells them; an enum would
 // only rename them.
@@ -106,6 +108,13 @@ pub struct Settings {
     /// connection forever).
     #[arg(long, env = "DEMO_REQUEST_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub request_timeout: Duration,
+
+    /// When set, the writes (POST /api/donations, POST /api/campaigns) and the status API
+    /// (/api/status, /api/status/history: the data of /ops) ask for Authorization: Bearer <token>
+    /// (401 without, 403 when wrong); widget reads, the pages, the probes, /health and /metrics
+    /// stay open. The pages ask for it when a call needs it. Never printed, by --help or logs.
+    #[arg(long, env = "DEMO_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<AdminToken>,
 
     /// Requests one node handles at once; past it a request is answered 503 at once, with
     /// Retry-After: 1 (counted in demo_requests_shed_total), instead of queueing. /livez and /readyz

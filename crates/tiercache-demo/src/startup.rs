@@ -49,6 +49,10 @@ pub async fn run(
     settings: Settings,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), DemoError> {
+    if let Some(token) = &settings.admin_token {
+        token.check().map_err(DemoError::Config)?;
+        println!("admin token set: writes and /api/status* ask for Authorization: Bearer <token>");
+    }
     let prometheus = install_recorder()?;
     let clock = service_clock(&settings);
     let (data, written) = open_data(&settings, clock).await?;
@@ -104,6 +108,7 @@ pub async fn run(
             readiness: readiness.clone(),
             in_flight: tokio::sync::Semaphore::new(settings.max_in_flight as usize),
             max_in_flight: settings.max_in_flight as usize,
+            admin_token: settings.admin_token.clone(),
         }));
     }
     let (stop, stopped) = watch::channel(false);

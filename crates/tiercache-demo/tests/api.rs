@@ -614,3 +614,97 @@ async fn a_body_that_never_arrives_is_408_and_a_request_past_its_timeout_503_bot
         );
     }
 }
+
+/// With an admin token set, the writes and the status API ask for `Authorization: Bearer <token>`:
+/// none (or another scheme) is a 401 with `WWW-Authenticate: Bearer`, a wrong token a 403, both in
+/// the JSON error shape; the right one goes through. Widget reads, the pages, the probes, `/health`
+/// and `/metrics` stay open, and the token is never printed.
+#[tokio::test]
+async fn with_an_admin_token_writes_and_the_status_api_ask_for_it() {
+    let redis = RedisServer::start().unwrap();
+    let token = "s3cret-admin-token-for-tests";
+    let demo = Demo::start(
+        "admin-token",
+        &[
+            "--nodes",
+            "1",
+            "--redis-url",
+            &redis.url(),
+            "--admin-token",
+            token,
+        ],
+    );
+    let http = client();
+    let base = &demo.urls[0];
+    let donation = r#"{"campaign_id": 3, "amount": 5}"#;
+    let campaign = r#"{"organization_id": 2, "name": "Token appeal", "goal": 100}"#;
+    let post = |path: &str, body: &str, authorization: Option<&str>| {
+        let mut request = http
+            .post(format!("{base}{path}"))
+            .header("content-type", "application/json")
+            .body(body.to_owned());
+        if let Some(authorization) = authorization {
+            request = request.header("authorization", authorization);
+        }
+        request
+    };
+    let status_of = |path: &str, authorization: Option<&str>| {
+        let mut request = http.get(format!("{base}{path}"));
+        if let Some(authorization) = authorization {
+            request = request.header("authorization", authorization);
+        }
+        request
+    };
+    let right = format!("Bearer {token}");
+    for (path, body) in [("/api/donations", donation), ("/api/campaigns", campaign)] {
+        for authorization in [None, Some("Basic czNjcmV0"), Some("Bearer")] {
+            let response = post(path, body, authorization).send().await.unwrap();
+            assert_eq!(response.status().as_u16(), 401, "{path} {authorization:?}");
+            let challenge = response
+                .headers()
+                .get("www-authenticate")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned();
+            assert!(challenge.starts_with("Bearer"), "{challenge:?}");
+            let answer: Value = response.json().await.unwrap();
+            assert!(answer["error"].is_string(), "{answer}");
+        }
+        let (status, answer) =
+            json_answer(post(path, body, Some("Bearer s3cret-admin-token-for-test"))).await;
+        assert_eq!(status, 403, "{path}: {answer}");
+        let (status, answer) = json_answer(post(path, body, Some(&right))).await;
+        assert_eq!(status, 201, "{path}: {answer}");
+    }
+    for path in ["/api/status", "/api/status/history"] {
+        let (status, _) = json_answer(status_of(path, None)).await;
+        assert_eq!(status, 401, "{path}");
+        let (status, _) = json_answer(status_of(path, Some("Bearer nope"))).await;
+        assert_eq!(status, 403, "{path}");
+        let (status, answer) = json_answer(status_of(path, Some(&right))).await;
+        assert_eq!(status, 200, "{path}: {answer}");
+    }
+    for path in [
+        "/",
+        "/ops",
+        "/assets/common.js",
+        "/api/widgets/total_donations?range=this_month",
+        "/api/organizations",
+        "/metrics",
+        "/livez",
+        "/readyz",
+    ] {
+        let response = http.get(format!("{base}{path}")).send().await.unwrap();
+        assert_eq!(response.status().as_u16(), 200, "{path} stays open");
+    }
+    let health = http.get(format!("{base}/health")).send().await.unwrap();
+    assert!(
+        ![401, 403].contains(&health.status().as_u16()),
+        "/health stays open"
+    );
+    assert!(
+        !demo.printed.iter().any(|l| l.contains(token)),
+        "{:?}",
+        demo.printed
+    );
+}

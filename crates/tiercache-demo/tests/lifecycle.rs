@@ -506,3 +506,21 @@ fn help_and_start_errors_never_print_the_redis_password() {
     assert!(refused.contains("redis"), "{refused}");
     assert!(!refused.contains("hunter2secret"), "{refused}");
 }
+
+/// `--help` names `DEMO_ADMIN_TOKEN` but never prints its value, and a token that cannot be sent
+/// in a header stops the start without being quoted.
+#[test]
+fn help_and_start_errors_never_print_the_admin_token() {
+    let help = std::process::Command::new(env!("CARGO_BIN_EXE_tiercache-demo"))
+        .arg("--help")
+        .env("DEMO_ADMIN_TOKEN", "hunter2token")
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&help.stdout);
+    assert!(help.status.success());
+    assert!(printed.contains("DEMO_ADMIN_TOKEN"), "{printed}");
+    assert!(!printed.contains("hunter2token"), "{printed}");
+    let refused = Demo::start_failing(&["--admin-token", "hunter2 token"]);
+    assert!(refused.contains("--admin-token"), "{refused}");
+    assert!(!refused.contains("hunter2"), "{refused}");
+}

@@ -41,15 +41,23 @@ pub fn router(node: Arc<Node>, request_timeout: Duration) -> Router {
         .route("/api/widgets", get(widgets::catalogue))
         .route("/api/widgets/{widget}", get(widgets::view))
         .route("/api/organizations", get(directory::organizations))
-        .route("/api/donations", post(donations::create))
-        .route("/api/campaigns", post(campaigns::create))
-        .route("/api/status", get(status::status))
-        .route("/api/status/history", get(status::history))
         .route("/ops", get(pages::ops))
         .route("/livez", get(probes::livez))
         .route("/readyz", get(probes::readyz))
         .route("/health", get(health::health))
         .route("/metrics", get(metrics::render))
+        .merge(
+            // With an admin token set, these ask for it (`crate::admin`); without, they are open.
+            Router::new()
+                .route("/api/donations", post(donations::create))
+                .route("/api/campaigns", post(campaigns::create))
+                .route("/api/status", get(status::status))
+                .route("/api/status/history", get(status::history))
+                .route_layer(middleware::from_fn_with_state(
+                    node.clone(),
+                    crate::admin::require_admin_token,
+                )),
+        )
         .fallback(not_found)
         // Layers run outside in: the last added first.
         .layer(middleware::from_fn_with_state(
@@ -320,6 +328,7 @@ mod tests {
             readiness: readiness.clone(),
             in_flight: tokio::sync::Semaphore::new(64),
             max_in_flight: 64,
+            admin_token: None,
         };
         (Arc::new(node), scratch)
     }
