@@ -2,8 +2,9 @@
 //! generated donations (and 20,000,000 with `AGGREGATE_BENCH_DONATIONS=200000,2000000,20000000`):
 //! the growth between sizes is the figure that matters. Then what a refresh pays per view and
 //! donation: the view recomputed beside the view brought forward over the donation (`catch_up`).
-//! Then the write cost: a donation committed with its rollups beside a bare insert of the same row,
-//! p50 and p99.
+//! Then the write cost: a donation committed with its rollups (the store's writer syncs every commit,
+//! `synchronous = FULL`) beside a bare insert of the same row under `NORMAL` and under `FULL`, p50
+//! and p99.
 //!
 //! The clock is fixed at 30 December 2026, noon UTC (the data ends there), the day on which
 //! `this_month` and `this_year` hold the most donations. Generated files are kept in
@@ -204,7 +205,22 @@ fn catch_up_cost(c: &mut Criterion) {
     }
 }
 
-/// Commits `rounds` donations each way, alternating, on a copy of the 200,000-donation file.
+/// A bare writer of `scratch` committing with `synchronous` (`NORMAL` or `FULL`), in WAL mode as the
+/// store's writer.
+fn bare_writer(scratch: &std::path::Path, synchronous: &str) -> rusqlite::Connection {
+    let bare = rusqlite::Connection::open(scratch).unwrap();
+    bare.execute_batch(&format!(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous};"
+    ))
+    .unwrap();
+    bare.busy_timeout(Duration::from_secs(5)).unwrap();
+    bare
+}
+
+/// Commits `rounds` donations each way, in turn, on a copy of the 200,000-donation file: the store's
+/// `record_donation` (its writer syncs every commit, `synchronous = FULL`), and a bare insert of the
+/// same row under `NORMAL` and under `FULL`, so the table shows what the durable commit costs apart
+/// from what the rollups cost.
 fn donation_write(_: &mut Criterion) {
     let (source, path) = store(200_000);
     drop(source);
@@ -214,25 +230,31 @@ fn donation_write(_: &mut Criterion) {
     ));
     std::fs::copy(&path, &scratch).unwrap();
     let store = SqliteStore::open(&scratch).unwrap();
-    let bare = rusqlite::Connection::open(&scratch).unwrap();
-    // The store's writer runs in WAL mode with synchronous=NORMAL; the bare writer does the same.
-    bare.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;")
-        .unwrap();
-    bare.busy_timeout(Duration::from_secs(5)).unwrap();
+    let bare_normal = bare_writer(&scratch, "NORMAL");
+    let bare_full = bare_writer(&scratch, "FULL");
     let rounds = 2_000;
-    let (mut with_rollups, mut bare_insert) = (Vec::new(), Vec::new());
-    for i in 0..rounds {
-        let campaign = i % 500 + 1;
-        let organization = (campaign - 1) / 25 + 1;
-        let created_at = now().timestamp() - i64::from(i % 7) * 3_600;
+    let (mut with_rollups, mut insert_normal, mut insert_full) =
+        (Vec::new(), Vec::new(), Vec::new());
+    let insert = |bare: &rusqlite::Connection,
+                  i: u32,
+                  campaign: u32,
+                  organization: u32,
+                  at: i64| {
         let started = Instant::now();
         bare.execute(
             "INSERT INTO donations (campaign_id, organization_id, employee_id, donor, amount_cents, currency, created_at, status)
              VALUES (?1, ?2, NULL, ?3, 1250, 'EUR', ?4, 'completed')",
-            rusqlite::params![campaign, organization, format!("Donor {:05}", i % 10_000), created_at],
+            rusqlite::params![campaign, organization, format!("Donor {:05}", i % 10_000), at],
         )
         .unwrap();
-        bare_insert.push(started.elapsed());
+        started.elapsed()
+    };
+    for i in 0..rounds {
+        let campaign = i % 500 + 1;
+        let organization = (campaign - 1) / 25 + 1;
+        let created_at = now().timestamp() - i64::from(i % 7) * 3_600;
+        insert_normal.push(insert(&bare_normal, i, campaign, organization, created_at));
+        insert_full.push(insert(&bare_full, i, campaign, organization, created_at));
         let started = Instant::now();
         store
             .record_donation(NewDonation {
@@ -248,15 +270,19 @@ fn donation_write(_: &mut Criterion) {
     }
     let mut table = Table::new("donation_write");
     table.line(format!(
-        "| commit of one donation ({rounds} each, alternating, 200,000 donations) | p50 | p99 |\n|---|---|---|"
+        "| commit of one donation ({rounds} each, in turn, 200,000 donations, WAL) | p50 | p99 |\n|---|---|---|"
     ));
     for (name, samples) in [
         (
-            "bare insert (the row and its five indexes)",
-            &mut bare_insert,
+            "bare insert (the row and its five indexes), synchronous = NORMAL",
+            &mut insert_normal,
         ),
         (
-            "record_donation (the row, its rollups and its outbox row, one transaction)",
+            "bare insert (the row and its five indexes), synchronous = FULL",
+            &mut insert_full,
+        ),
+        (
+            "record_donation (the row, its rollups and its outbox row, one transaction), synchronous = FULL",
             &mut with_rollups,
         ),
     ] {

@@ -35,11 +35,28 @@ const money = (units) => moneyFormat.format(units);
 const count = (n) => countFormat.format(n);
 const percent = (fraction) => `${(fraction * 100).toFixed(1)} %`;
 
+// The node's admin token (DEMO_ADMIN_TOKEN), when it has one: asked for once when a call is refused
+// 401 or 403 (donating, the /ops data), kept for this tab only, and sent with every call after.
+const TOKEN_KEY = "tiercache-demo-admin-token";
+let tokenDeclined = false;
+
 /** GET or POST JSON; rejects with the service's own error message on a non-2xx answer. */
-async function api(path, options) {
-  const response = await fetch(path, options);
+async function api(path, options, retried = false) {
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  const headers = Object.assign({}, options && options.headers, token ? { authorization: `Bearer ${token}` } : {});
+  const response = await fetch(path, Object.assign({}, options, { headers }));
   let body = null;
   try { body = await response.json(); } catch (_) { /* not JSON: reported below */ }
+  if ((response.status === 401 || response.status === 403) && !retried && !tokenDeclined) {
+    const given = window.prompt(response.status === 401
+      ? "This node asks for its admin token (DEMO_ADMIN_TOKEN):"
+      : "The admin token was refused. The node's admin token (DEMO_ADMIN_TOKEN):");
+    if (given && given.trim()) {
+      sessionStorage.setItem(TOKEN_KEY, given.trim());
+      return api(path, options, true);
+    }
+    tokenDeclined = true;
+  }
   if (!response.ok) {
     const message = body && body.error ? body.error : `${response.status} ${response.statusText}`;
     const error = new Error(message);

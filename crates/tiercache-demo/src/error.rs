@@ -82,6 +82,17 @@ impl ApiError {
         }
     }
 
+    /// The answer, with `Retry-After: 1`: for a 503 the client should simply try again (on this
+    /// node in a moment, or on another).
+    pub fn retry_after_a_second(self) -> Response {
+        let mut response = self.into_response();
+        response.headers_mut().insert(
+            axum::http::header::RETRY_AFTER,
+            axum::http::HeaderValue::from_static("1"),
+        );
+        response
+    }
+
     /// Adds the accepted values.
     #[must_use]
     pub fn with_valid<I, S>(mut self, valid: I) -> Self
@@ -127,4 +138,57 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         (self.status, Json(self.body)).into_response()
     }
+}
+
+/// The most of a plain-text error body read to quote it in the JSON one; axum's own are one line.
+const PLAIN_ERROR_BYTES: usize = 4096;
+
+/// Middleware: an error answer (4xx, 5xx) that is not JSON becomes one in [`ErrorBody`]'s shape, so
+/// a client reads every error the same way. The handlers' errors already are; these are axum's own
+/// (405 for a method a route does not take, the 400 of a query that does not parse) and any a layer
+/// writes. Headers are kept (`Allow`, `Retry-After`, `WWW-Authenticate`). Errors hyper answers before
+/// a request reaches the router (a malformed request line, a header over its size limit) cannot be
+/// reached here.
+pub(crate) async fn error_bodies_as_json(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let response = next.run(request).await;
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) || is_json(response.headers()) {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, PLAIN_ERROR_BYTES)
+        .await
+        .map(|bytes| String::from_utf8_lossy(&bytes).trim().to_owned())
+        .unwrap_or_default();
+    let error = if status == StatusCode::METHOD_NOT_ALLOWED {
+        let allowed: Vec<String> = parts
+            .headers
+            .get(axum::http::header::ALLOW)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.split(',').map(|m| m.trim().to_owned()).collect())
+            .unwrap_or_default();
+        ApiError::new(status, None, format!("{method} is not allowed on {path}"))
+            .with_valid(allowed)
+    } else if text.is_empty() {
+        ApiError::new(status, None, status.canonical_reason().unwrap_or("error"))
+    } else {
+        ApiError::new(status, None, text)
+    };
+    parts.headers.remove(axum::http::header::CONTENT_TYPE);
+    parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+    let mut answer = error.into_response();
+    answer.headers_mut().extend(parts.headers);
+    answer
+}
+
+fn is_json(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"))
 }

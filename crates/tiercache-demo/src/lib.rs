@@ -7,10 +7,12 @@
 //! |---|---|
 //! | `GET /api/widgets` | the widget types, ranges and filters accepted |
 //! | `GET /api/widgets/{type}?range=&organization_id=&campaign_id=&employee_id=&currency=&limit=` | one view, with the tier that answered |
-//! | `POST /api/donations` | record a donation, then invalidate the views it changes on every node |
-//! | `POST /api/campaigns` | create a campaign, then invalidate campaign_performance and organization_stats |
-//! | `GET /health` | health score and alerts; 503 when an alert is critical |
-//! | `GET /api/status` | the status document |
+//! | `POST /api/donations` | record a donation, then invalidate the views it changes on every node (with an admin token set: `Authorization: Bearer`) |
+//! | `POST /api/campaigns` | create a campaign, then invalidate campaign_performance and organization_stats (token, as above) |
+//! | `GET /livez` | 200 while the process serves (no I/O) |
+//! | `GET /readyz` | 200 once warmed and until a stop signal; 503 before and after (no I/O; Redis down is still ready) |
+//! | `GET /health` | health score and alerts; 503 when an alert is critical (a score, not a probe) |
+//! | `GET /api/status` | the status document (token, as above) |
 //! | `GET /metrics` | Prometheus text |
 //!
 //! ```no_run
@@ -22,17 +24,23 @@
 //! ```
 #![deny(missing_docs)]
 
+mod admin;
 mod amount;
 mod error;
 mod http_metrics;
 mod node;
+mod readiness;
 mod routes;
+mod serve;
 mod settings;
+mod shed;
 mod startup;
 mod warm;
 
+pub use admin::AdminToken;
 pub use error::{ApiError, DemoError, ErrorBody};
 pub use node::{CachedNode, Node};
+pub use readiness::{Readiness, Stage};
 pub use routes::Figures;
 pub use settings::Settings;
 pub use startup::run;

@@ -34,6 +34,17 @@ pub struct Node {
     pub clock: OffsetClock,
     /// Sends the cache work of committed changes from the outbox (one dispatcher per process).
     pub changes: ChangeDispatcher,
+    /// How long a POST's body may take to arrive before the answer is 408 (`--header-read-timeout`).
+    pub body_read_timeout: Duration,
+    /// Starting, ready or stopping: shared by every node of the process.
+    pub readiness: crate::readiness::Readiness,
+    /// One permit per request in flight on this node (`--max-in-flight`); a request that finds
+    /// none is shed.
+    pub in_flight: tokio::sync::Semaphore,
+    /// The permits `in_flight` started with, for the shed answer.
+    pub max_in_flight: usize,
+    /// When set, writes and the status API ask for it (`crate::admin`).
+    pub admin_token: Option<crate::admin::AdminToken>,
 }
 
 /// A node's cache and the widget services over it.

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use crate::admin::AdminToken;
+
 /// How the demo runs. Every flag can also come from the environment variable named in `--help`.
 // Each bool is an independent on/off flag of the command line, as clap spells them; an enum would
 // only rename them.
@@ -17,9 +19,11 @@ use chrono::{DateTime, Utc};
     about = "Dashboard service over tiercache: N cache nodes in one process, one Redis, one SQLite file.",
     long_about = "Dashboard service over tiercache.\n\n\
         Starts N nodes in one process. Each node has its own cache (own L1, own Redis subscriber) and its own \
-        HTTP listener; all share one Redis and one SQLite file, the source of truth. When nothing answers at \
-        the Redis URL and redis-server is on PATH, a private redis-server is started on a free port (nothing \
-        on disk) and stopped on exit. The database is filled with generated donations when it is empty. \
+        HTTP listener; all share one Redis and one SQLite file, the source of truth. When no Redis URL is given \
+        (neither --redis-url nor REDIS_URL), nothing answers at the default one and redis-server is on PATH, \
+        a private redis-server is started on a free port (nothing on disk) and stopped on exit. When a URL is \
+        given and nothing answers there, the nodes start without Redis and join when it answers. The \
+        database is filled with generated donations when it is empty. \
         Before it reports ready, node 0 loads the views dashboards open first (every widget type and \
         named range, for everything and for each organisation) into the cache.",
     after_help = "Examples:\n  \
@@ -75,7 +79,8 @@ pub struct Settings {
     pub no_cache: bool,
 
     /// Never start a private redis-server: when Redis does not answer, the nodes start without it
-    /// (serving from L1 and SQLite) and join the fleet when it does.
+    /// (serving from L1 and SQLite) and join the fleet when it does. The same happens without this
+    /// flag whenever a Redis URL is given (--redis-url or REDIS_URL).
     #[arg(long, env = "DEMO_NO_EMBEDDED_REDIS", conflicts_with = "private_redis")]
     pub no_embedded_redis: bool,
 
@@ -88,6 +93,12 @@ pub struct Settings {
     #[arg(long, env = "DEMO_SHUTDOWN_GRACE", default_value = "5s", value_parser = parse_duration)]
     pub shutdown_grace: Duration,
 
+    /// After SIGINT/SIGTERM, how long the nodes keep serving, with /readyz answering 503, before
+    /// the listeners close: long enough for a load balancer that polls /readyz to stop sending (a
+    /// few of its polling intervals). 0 closes them at once.
+    #[arg(long, env = "DEMO_SHUTDOWN_DRAIN", default_value = "0s", value_parser = parse_duration)]
+    pub shutdown_drain: Duration,
+
     /// How often each node stores a metrics snapshot in Redis (the history /ops charts); the 1, 5 and
     /// 15 minute windows are sampled every 5 s whatever this is.
     #[arg(long, env = "DEMO_SNAPSHOT_INTERVAL", default_value = "60s", value_parser = parse_duration)]
@@ -97,6 +108,35 @@ pub struct Settings {
     /// connection forever).
     #[arg(long, env = "DEMO_REQUEST_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub request_timeout: Duration,
+
+    /// When set, the writes (POST /api/donations, POST /api/campaigns) and the status API
+    /// (/api/status, /api/status/history: the data of /ops) ask for Authorization: Bearer <token>
+    /// (401 without, 403 when wrong); widget reads, the pages, the probes, /health and /metrics
+    /// stay open. The pages ask for it when a call needs it. Never printed, by --help or logs.
+    #[arg(long, env = "DEMO_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<AdminToken>,
+
+    /// Requests one node handles at once; past it a request is answered 503 at once, with
+    /// Retry-After: 1 (counted in demo_requests_shed_total), instead of queueing. /livez and /readyz
+    /// are never shed. The load test's 20,000 users over two nodes each wait for their answer
+    /// before the next request, so a node never has more than 10,000 in flight, and at their pace
+    /// (7 widgets per dashboard every 20-40 s, about 2,300 requests a second per node) 4096 in flight
+    /// would take a stall of nearly two seconds.
+    #[arg(long, env = "DEMO_MAX_IN_FLIGHT", default_value_t = 4096,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_in_flight: u32,
+
+    /// How long a client may take to send a request's header, counted from the connection's
+    /// accept or from the first byte of a later request on it; past it the connection is closed.
+    /// A client that sends half a header would otherwise hold its connection forever. A POST's body
+    /// then gets as long again to arrive, or is answered 408.
+    #[arg(long, env = "DEMO_HEADER_READ_TIMEOUT", default_value = "5s", value_parser = parse_positive_duration)]
+    pub header_read_timeout: Duration,
+
+    /// How long a keep-alive connection may wait, after an answer, for the first byte of its next
+    /// request; past it the connection is closed. Clients reopen one when they need it.
+    #[arg(long, env = "DEMO_IDLE_TIMEOUT", default_value = "60s", value_parser = parse_positive_duration)]
+    pub idle_timeout: Duration,
 
     /// Run on a clock that starts at this RFC 3339 instant (e.g. 2026-12-30T12:00:00Z) and advances
     /// with real time: generated data ends there, named ranges resolve against it, new donations and
@@ -156,6 +196,17 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(seconds))
 }
 
+/// As [`parse_duration`], but not zero: a zero timeout would close every connection at once.
+fn parse_positive_duration(text: &str) -> Result<Duration, String> {
+    let duration = parse_duration(text)?;
+    if duration.is_zero() {
+        return Err(format!(
+            "{text:?} is zero; give a duration such as 250ms, 5s or 2m"
+        ));
+    }
+    Ok(duration)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -180,6 +231,12 @@ mod tests {
         assert!(err.to_string().contains("--nodes"), "{err}");
         assert_eq!(s.now, None, "the system clock unless told");
         assert!(!s.no_warm_cache, "warming is on unless turned off");
+        assert_eq!(s.header_read_timeout, Duration::from_secs(5));
+        assert_eq!(s.max_in_flight, 4096);
+        assert_eq!(s.idle_timeout, Duration::from_secs(60));
+        let err = Settings::try_parse_from(["tiercache-demo", "--idle-timeout", "0"])
+            .expect_err("a zero timeout is refused");
+        assert!(err.to_string().contains("zero"), "{err}");
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! Start-up and shut-down: recorder, data, Redis (a private one when none answers), nodes,
-//! listeners, and a graceful stop.
+//! Start-up and shut-down: recorder, data, Redis (a private one when none answers and no URL was
+//! given), nodes, listeners, and a graceful stop.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -19,7 +19,9 @@ use tokio::sync::watch;
 
 use crate::error::DemoError;
 use crate::node::{node_name, CachedNode, Node};
+use crate::readiness::{Readiness, Stage};
 use crate::routes::Peer;
+use crate::serve::ConnectionTimeouts;
 use crate::settings::Settings;
 
 /// Latency buckets for every histogram, in seconds: 50 µs (an L1 hit) to 10 s (a stuck query).
@@ -47,6 +49,10 @@ pub async fn run(
     settings: Settings,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), DemoError> {
+    if let Some(token) = &settings.admin_token {
+        token.check().map_err(DemoError::Config)?;
+        println!("admin token set: writes and /api/status* ask for Authorization: Bearer <token>");
+    }
     let prometheus = install_recorder()?;
     let clock = service_clock(&settings);
     let (data, written) = open_data(&settings, clock).await?;
@@ -82,6 +88,7 @@ pub async fn run(
             port: addr.port(),
         })
         .collect();
+    let readiness = Readiness::default();
     let mut nodes = Vec::new();
     for (index, peer) in peers.iter().enumerate() {
         let cached = caches
@@ -97,42 +104,34 @@ pub async fn run(
             invalidation_timeout: INVALIDATION_TIMEOUT,
             clock,
             changes: changes.clone(),
+            body_read_timeout: settings.header_read_timeout,
+            readiness: readiness.clone(),
+            in_flight: tokio::sync::Semaphore::new(settings.max_in_flight as usize),
+            max_in_flight: settings.max_in_flight as usize,
+            admin_token: settings.admin_token.clone(),
         }));
-    }
-    if let Some(first) = caches.first() {
-        // Before the listeners serve: no request meets a node half warm.
-        warm_cache(first, &data, &settings, timeouts, clock, &live).await;
     }
     let (stop, stopped) = watch::channel(false);
     let mut servers = Vec::new();
     for (node, (listener, addr)) in nodes.iter().zip(listeners) {
         println!("{}: http://{addr}", node.name);
         let app = crate::routes::router(node.clone(), settings.request_timeout);
-        let mut stopped = stopped.clone();
-        servers.push(tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = stopped.wait_for(|s| *s).await;
-                })
-                .await
-        }));
+        servers.push(tokio::spawn(crate::serve::serve(
+            listener,
+            app,
+            timeouts_of(&settings),
+            stopped.clone(),
+        )));
     }
+    if let Some(first) = caches.first() {
+        // The listeners answer the probes meanwhile, and every other request a 503 to retry: no
+        // request meets a node half warm.
+        warm_cache(first, &data, &settings, timeouts, clock, &live).await;
+    }
+    readiness.set(Stage::Ready);
     println!("ready: {} node(s); Ctrl-C stops", nodes.len());
     shutdown.await;
-    println!("stopping: letting in-flight requests finish");
-    let _ = stop.send(true);
-    let deadline = tokio::time::Instant::now() + settings.shutdown_grace;
-    for server in servers {
-        match tokio::time::timeout_at(deadline, server).await {
-            Ok(Ok(Ok(()))) => {}
-            Ok(Ok(Err(e))) => tracing::warn!(error = %e, "a listener failed while stopping"),
-            Ok(Err(e)) => tracing::warn!(error = %e, "a listener task failed"),
-            Err(_) => {
-                tracing::warn!("requests still running after the grace period; stopping anyway");
-                break;
-            }
-        }
-    }
+    stop_serving(&settings, &readiness, &stop, servers).await;
     drop(nodes);
     drop(caches);
     if let Some(redis) = redis {
@@ -141,6 +140,44 @@ pub async fn run(
     }
     println!("stopped");
     Ok(())
+}
+
+/// After the stop signal: `/readyz` turns 503 and the nodes serve `--shutdown-drain` more, then
+/// the listeners close and in-flight requests get up to `--shutdown-grace` to finish.
+async fn stop_serving(
+    settings: &Settings,
+    readiness: &Readiness,
+    stop: &watch::Sender<bool>,
+    servers: Vec<tokio::task::JoinHandle<()>>,
+) {
+    readiness.set(Stage::Stopping);
+    if !settings.shutdown_drain.is_zero() {
+        println!(
+            "stopping: /readyz answers 503; serving {:.1} s more before the listeners close (--shutdown-drain)",
+            settings.shutdown_drain.as_secs_f64()
+        );
+        tokio::time::sleep(settings.shutdown_drain).await;
+    }
+    println!("stopping: letting in-flight requests finish");
+    let _ = stop.send(true);
+    let deadline = tokio::time::Instant::now() + settings.shutdown_grace;
+    for server in servers {
+        match tokio::time::timeout_at(deadline, server).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "a listener task failed"),
+            Err(_) => {
+                tracing::warn!("requests still running after the grace period; stopping anyway");
+                break;
+            }
+        }
+    }
+}
+
+fn timeouts_of(settings: &Settings) -> ConnectionTimeouts {
+    ConnectionTimeouts {
+        header_read: settings.header_read_timeout,
+        idle: settings.idle_timeout,
+    }
 }
 
 fn install_recorder() -> Result<PrometheusHandle, DemoError> {
@@ -225,9 +262,30 @@ async fn build_cache(
     builder.build().await
 }
 
-/// One cache per node. When nothing answers at the Redis URL and `redis-server` is on PATH (and
-/// `--no-embedded-redis` is not given), a private server is started and returned: it lives as long
-/// as the caller keeps it.
+/// What the demo does when nothing answers at the Redis URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WhenRedisIsSilent {
+    /// Start a private redis-server and use it.
+    StartPrivate,
+    /// Start the nodes without Redis: they serve from L1 and SQLite and join when it answers.
+    StartWithout,
+}
+
+/// A private server only when no URL was given (`REDIS_URL` or `--redis-url`): the first command of
+/// the README relies on it. A URL that was given names the Redis this fleet shares; a node that
+/// started a server of its own instead would cache and invalidate apart from every other node, and
+/// keep doing so after the named Redis comes back.
+fn when_redis_is_silent(settings: &Settings) -> WhenRedisIsSilent {
+    if settings.no_embedded_redis || settings.redis_url.is_some() {
+        WhenRedisIsSilent::StartWithout
+    } else {
+        WhenRedisIsSilent::StartPrivate
+    }
+}
+
+/// One cache per node. With `--private-redis`, or when nothing answers and no Redis URL was given
+/// (see [`when_redis_is_silent`]), a private server is started and returned: it lives as long as the
+/// caller keeps it.
 async fn build_caches(settings: &Settings) -> Result<(Option<RedisServer>, Vec<Cache>), DemoError> {
     let wanted = settings.redis_url.as_deref();
     let (redis, first) = if settings.private_redis {
@@ -239,16 +297,29 @@ async fn build_caches(settings: &Settings) -> Result<(Option<RedisServer>, Vec<C
         match build_cache(settings, wanted, true).await {
             Ok(cache) => (None, cache),
             Err(e) if matches!(e.kind(), ErrorKind::Redis | ErrorKind::Unavailable) => {
-                if settings.no_embedded_redis {
-                    // Redis down never keeps the service down: the nodes serve from L1 and SQLite
-                    // and join the fleet when Redis answers.
-                    println!("no Redis answers ({e}); starting without it, the nodes join when it answers");
-                    (None, build_cache(settings, wanted, false).await?)
-                } else {
-                    println!("no Redis answers ({e}); starting a private redis-server");
-                    let server = start_private_redis().await?;
-                    let cache = build_cache(settings, Some(&server.url()), false).await?;
-                    (Some(server), cache)
+                match when_redis_is_silent(settings) {
+                    WhenRedisIsSilent::StartWithout => {
+                        // Redis down never keeps the service down: the nodes serve from L1 and
+                        // SQLite and join the fleet when Redis answers.
+                        let cache = build_cache(settings, wanted, false).await?;
+                        let why = if settings.no_embedded_redis {
+                            "--no-embedded-redis"
+                        } else {
+                            "a Redis URL was given"
+                        };
+                        println!(
+                            "no Redis answers at {} ({e}); starting without it ({why}: no private \
+                             redis-server), the nodes join when it answers",
+                            cache.config().display_url()
+                        );
+                        (None, cache)
+                    }
+                    WhenRedisIsSilent::StartPrivate => {
+                        println!("no Redis answers ({e}); no Redis URL was given: starting a private redis-server");
+                        let server = start_private_redis().await?;
+                        let cache = build_cache(settings, Some(&server.url()), false).await?;
+                        (Some(server), cache)
+                    }
                 }
             }
             Err(e) => return Err(e.into()),
@@ -441,4 +512,41 @@ async fn bind(settings: &Settings, index: usize) -> Result<TcpListener, DemoErro
             context: format!("listening on {addr} for node {index}"),
             source,
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn settings(args: &[&str]) -> Settings {
+        Settings::try_parse_from(std::iter::once("tiercache-demo").chain(args.iter().copied()))
+            .expect("the flags parse")
+    }
+
+    #[test]
+    fn a_private_redis_is_started_only_when_no_url_was_given() {
+        // Set here, not left to the environment the tests run in (REDIS_URL may be set there).
+        let mut unnamed = settings(&[]);
+        unnamed.redis_url = None;
+        unnamed.no_embedded_redis = false;
+        assert_eq!(
+            when_redis_is_silent(&unnamed),
+            WhenRedisIsSilent::StartPrivate,
+            "the README's first command: nothing named, nothing answers"
+        );
+        let mut named = unnamed.clone();
+        named.redis_url = Some("redis://10.0.0.5:6379/2".to_owned());
+        assert_eq!(
+            when_redis_is_silent(&named),
+            WhenRedisIsSilent::StartWithout,
+            "a named Redis is the fleet's: wait for it"
+        );
+        let mut refused = unnamed;
+        refused.no_embedded_redis = true;
+        assert_eq!(
+            when_redis_is_silent(&refused),
+            WhenRedisIsSilent::StartWithout
+        );
+    }
 }

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{client, eventually, get, post, total, Demo, RedisServer, DEADLINE};
+use common::{client, eventually, get, post, total, Demo, Raw, RedisServer, DEADLINE};
 use serde_json::Value;
 
 fn demo(name: &str, redis: &RedisServer) -> Demo {
@@ -493,5 +493,218 @@ async fn a_post_that_is_not_json_is_refused_with_415() {
         total(&http, base, "&bypass_cache=true").await.0,
         before.0 + 1,
         "only the JSON post was written"
+    );
+}
+
+/// `status` and JSON body of `request`, asserting the body is JSON.
+async fn json_answer(request: reqwest::RequestBuilder) -> (u16, Value) {
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        content_type.starts_with("application/json"),
+        "{status}: content-type {content_type:?}"
+    );
+    (status, response.json().await.unwrap())
+}
+
+/// Every error answer is JSON in one shape (`error`, and `field` or `valid` where they apply),
+/// axum's own included: a method a route does not take (405), a body over the limit (413), a query
+/// the extractor refuses (400), as well as the handlers' 404, 415, 400 and 422.
+#[tokio::test]
+async fn every_error_status_answers_in_the_json_error_shape() {
+    let demo = Demo::start("error-shapes", &["--nodes", "1", "--no-cache"]);
+    let http = client();
+    let base = &demo.urls[0];
+    let json = |path: &str, body: String| {
+        http.post(format!("{base}{path}"))
+            .header("content-type", "application/json")
+            .body(body)
+    };
+    let cases = [
+        (404, http.get(format!("{base}/no/such/page"))),
+        (405, http.get(format!("{base}/api/donations"))),
+        (405, http.delete(format!("{base}/api/campaigns"))),
+        (
+            413,
+            json(
+                "/api/donations",
+                format!(
+                    r#"{{"campaign_id": 3, "amount": 5, "donor": "{}"}}"#,
+                    "x".repeat(20_000)
+                ),
+            ),
+        ),
+        (
+            415,
+            http.post(format!("{base}/api/donations"))
+                .header("content-type", "text/plain")
+                .body("{}"),
+        ),
+        (400, json("/api/donations", "{not json".to_owned())),
+        (
+            400,
+            http.get(format!("{base}/api/status/history?colour=red")),
+        ),
+        (
+            400,
+            http.get(format!(
+                "{base}/api/widgets/total_donations?range=next_week"
+            )),
+        ),
+        (
+            422,
+            json(
+                "/api/donations",
+                r#"{"campaign_id": 3, "amount": 0}"#.to_owned(),
+            ),
+        ),
+    ];
+    for (expected, request) in cases {
+        let (status, body) = json_answer(request).await;
+        assert_eq!(status, expected, "{body}");
+        let error = body["error"].as_str().unwrap_or_default();
+        assert!(!error.is_empty(), "{expected}: no error text in {body}");
+        if expected == 405 {
+            assert!(body["valid"].is_array(), "405 names the methods: {body}");
+        }
+    }
+}
+
+/// A POST whose body does not arrive is answered 408 after the header-read timeout, and a request
+/// still running after the request timeout 503; both in the JSON error shape.
+#[tokio::test]
+async fn a_body_that_never_arrives_is_408_and_a_request_past_its_timeout_503_both_json() {
+    let slow_body = "POST /api/donations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+                     Content-Length: 60\r\n\r\n{\"campaign_id\": 3";
+    for (args, expected) in [
+        (
+            ["--header-read-timeout", "1s", "--request-timeout", "60s"],
+            408,
+        ),
+        (
+            ["--header-read-timeout", "60s", "--request-timeout", "1s"],
+            503,
+        ),
+    ] {
+        let demo = Demo::start(
+            "timeouts",
+            &[&["--nodes", "1", "--no-cache"][..], &args[..]].concat(),
+        );
+        let mut raw = Raw::connect(&demo.urls[0]).await;
+        raw.send(slow_body).await;
+        let (status, head, body) = raw.response().await;
+        assert_eq!(status, expected, "{head}\n{body}");
+        assert!(
+            head.to_ascii_lowercase()
+                .contains("content-type: application/json"),
+            "{head}"
+        );
+        let body: Value = serde_json::from_str(&body).unwrap();
+        assert!(
+            body["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("timeout")),
+            "{body}"
+        );
+    }
+}
+
+/// With an admin token set, the writes and the status API ask for `Authorization: Bearer <token>`:
+/// none (or another scheme) is a 401 with `WWW-Authenticate: Bearer`, a wrong token a 403, both in
+/// the JSON error shape; the right one goes through. Widget reads, the pages, the probes, `/health`
+/// and `/metrics` stay open, and the token is never printed.
+#[tokio::test]
+async fn with_an_admin_token_writes_and_the_status_api_ask_for_it() {
+    let redis = RedisServer::start().unwrap();
+    let token = "s3cret-admin-token-for-tests";
+    let demo = Demo::start(
+        "admin-token",
+        &[
+            "--nodes",
+            "1",
+            "--redis-url",
+            &redis.url(),
+            "--admin-token",
+            token,
+        ],
+    );
+    let http = client();
+    let base = &demo.urls[0];
+    let donation = r#"{"campaign_id": 3, "amount": 5}"#;
+    let campaign = r#"{"organization_id": 2, "name": "Token appeal", "goal": 100}"#;
+    let post = |path: &str, body: &str, authorization: Option<&str>| {
+        let mut request = http
+            .post(format!("{base}{path}"))
+            .header("content-type", "application/json")
+            .body(body.to_owned());
+        if let Some(authorization) = authorization {
+            request = request.header("authorization", authorization);
+        }
+        request
+    };
+    let status_of = |path: &str, authorization: Option<&str>| {
+        let mut request = http.get(format!("{base}{path}"));
+        if let Some(authorization) = authorization {
+            request = request.header("authorization", authorization);
+        }
+        request
+    };
+    let right = format!("Bearer {token}");
+    for (path, body) in [("/api/donations", donation), ("/api/campaigns", campaign)] {
+        for authorization in [None, Some("Basic czNjcmV0"), Some("Bearer")] {
+            let response = post(path, body, authorization).send().await.unwrap();
+            assert_eq!(response.status().as_u16(), 401, "{path} {authorization:?}");
+            let challenge = response
+                .headers()
+                .get("www-authenticate")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned();
+            assert!(challenge.starts_with("Bearer"), "{challenge:?}");
+            let answer: Value = response.json().await.unwrap();
+            assert!(answer["error"].is_string(), "{answer}");
+        }
+        let (status, answer) =
+            json_answer(post(path, body, Some("Bearer s3cret-admin-token-for-test"))).await;
+        assert_eq!(status, 403, "{path}: {answer}");
+        let (status, answer) = json_answer(post(path, body, Some(&right))).await;
+        assert_eq!(status, 201, "{path}: {answer}");
+    }
+    for path in ["/api/status", "/api/status/history"] {
+        let (status, _) = json_answer(status_of(path, None)).await;
+        assert_eq!(status, 401, "{path}");
+        let (status, _) = json_answer(status_of(path, Some("Bearer nope"))).await;
+        assert_eq!(status, 403, "{path}");
+        let (status, answer) = json_answer(status_of(path, Some(&right))).await;
+        assert_eq!(status, 200, "{path}: {answer}");
+    }
+    for path in [
+        "/",
+        "/ops",
+        "/assets/common.js",
+        "/api/widgets/total_donations?range=this_month",
+        "/api/organizations",
+        "/metrics",
+        "/livez",
+        "/readyz",
+    ] {
+        let response = http.get(format!("{base}{path}")).send().await.unwrap();
+        assert_eq!(response.status().as_u16(), 200, "{path} stays open");
+    }
+    let health = http.get(format!("{base}/health")).send().await.unwrap();
+    assert!(
+        ![401, 403].contains(&health.status().as_u16()),
+        "/health stays open"
+    );
+    assert!(
+        !demo.printed.iter().any(|l| l.contains(token)),
+        "{:?}",
+        demo.printed
     );
 }

@@ -395,3 +395,68 @@ async fn the_operations_page_shows_a_health_score() {
     browser.screenshot("ops").await;
     browser.close().await;
 }
+
+/// With an admin token set, the dashboard's donate form is refused 401, asks for the token once,
+/// and records the donation with it.
+#[tokio::test]
+async fn with_an_admin_token_the_donate_form_asks_for_it_and_records_the_donation() {
+    let redis = RedisServer::start().unwrap();
+    let token = "page-admin-token-for-tests";
+    let demo = Demo::start(
+        "browser-token",
+        &[
+            "--nodes",
+            "1",
+            "--redis-url",
+            &redis.url(),
+            "--admin-token",
+            token,
+        ],
+    );
+    let browser = Browser::start("token").await;
+    browser
+        .open_dashboard(&format!("{}/?range=this_month&campaign_id=7", demo.urls[0]))
+        .await;
+    browser
+        .client
+        .find(Locator::Id("donate-submit"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    // Only alert commands while the prompt is open: any other would dismiss it.
+    let started = Instant::now();
+    let asked = loop {
+        if let Ok(text) = browser.client.get_alert_text().await {
+            break text;
+        }
+        assert!(
+            started.elapsed() < DEADLINE,
+            "the page never asked for the token"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(asked.contains("DEMO_ADMIN_TOKEN"), "{asked}");
+    browser.client.send_alert_text(token).await.unwrap();
+    browser.client.accept_alert().await.unwrap();
+    let started = Instant::now();
+    loop {
+        let result = browser
+            .client
+            .find(Locator::Id("donate-result"))
+            .await
+            .unwrap();
+        if result.attr("data-donation").await.unwrap().is_some() {
+            let text = result.text().await.unwrap();
+            assert!(text.contains("campaign #7"), "{text}");
+            break;
+        }
+        assert!(
+            started.elapsed() < DEADLINE,
+            "the donation was not recorded"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    browser.close().await;
+}

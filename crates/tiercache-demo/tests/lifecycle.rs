@@ -1,4 +1,4 @@
-//! The demo's life: a private Redis when none answers, Redis going away and coming back, running
+//! The demo's life: a private Redis when asked for (none when a URL was given), Redis going away and coming back, running
 //! without a cache, warming at start, keeping the cache over a restart, and a graceful stop on
 //! SIGTERM.
 #![allow(clippy::unwrap_used)]
@@ -124,10 +124,34 @@ async fn sigterm_lets_requests_finish_and_exits_promptly() {
     );
 }
 
+/// Process ids of the children of `pid` whose command is `name` (Linux: /proc).
+fn children_named(pid: u32, name: &str) -> Vec<u32> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .filter_map(Result::ok)
+        .filter_map(|task| std::fs::read_to_string(task.path().join("children")).ok())
+        .flat_map(|children| {
+            children
+                .split_whitespace()
+                .filter_map(|c| c.parse::<u32>().ok())
+                .collect::<Vec<_>>()
+        })
+        .filter(|child| {
+            std::fs::read_to_string(format!("/proc/{child}/comm"))
+                .is_ok_and(|comm| comm.trim() == name)
+        })
+        .collect()
+}
+
+/// `--private-redis` starts a private server whatever answers, shared by every node, and stops it on
+/// exit. (The same private server starts when no Redis URL is given and nothing answers at the
+/// default one; a test cannot try that without touching the default 127.0.0.1:6379, so the decision
+/// is a unit test of `startup.rs`.)
 #[tokio::test]
-async fn a_private_redis_is_started_when_none_answers_and_stopped_on_exit() {
-    let nowhere = format!("redis://127.0.0.1:{}", closed_port());
-    let mut demo = Demo::start("embedded", &["--nodes", "2", "--redis-url", &nowhere]);
+async fn with_private_redis_a_private_server_is_started_and_stopped_on_exit() {
+    let mut demo = Demo::start("embedded", &["--nodes", "2", "--private-redis"]);
     let line = demo.wait_for_line("private redis-server at");
     let private_url = line
         .split_whitespace()
@@ -135,6 +159,7 @@ async fn a_private_redis_is_started_when_none_answers_and_stopped_on_exit() {
         .unwrap()
         .to_owned();
     let port: u16 = private_url.rsplit(':').next().unwrap().parse().unwrap();
+    assert_eq!(children_named(demo.pid(), "redis-server").len(), 1);
     let http = client();
     // A campaign's view: start-up warming does not load those.
     let (_, _, source) = total(&http, &demo.urls[0], "&campaign_id=5").await;
@@ -149,6 +174,79 @@ async fn a_private_redis_is_started_when_none_answers_and_stopped_on_exit() {
         TcpStream::connect(("127.0.0.1", port)).is_err()
     })
     .await;
+}
+
+/// A Redis URL that was given names the fleet's Redis: when nothing answers there the nodes start
+/// without Redis (serving from SQLite, joining when it answers) and start no server of their own,
+/// which would split this process's cache from every other node's.
+#[tokio::test]
+async fn with_a_given_redis_url_that_does_not_answer_no_private_server_is_started() {
+    let port = closed_port();
+    let nowhere = format!("redis://:hunter2secret@127.0.0.1:{port}");
+    let mut demo = Demo::start(
+        "named-redis-down",
+        &["--nodes", "2", "--redis-url", &nowhere],
+    );
+    let line = demo.wait_for_line("starting without it");
+    assert!(line.contains(&format!("127.0.0.1:{port}")), "{line}");
+    assert!(line.contains("a Redis URL was given"), "{line}");
+    assert!(!line.contains("hunter2secret"), "{line}");
+    assert!(
+        !demo
+            .printed
+            .iter()
+            .any(|l| l.contains("private redis-server") && !l.contains("no private redis-server")),
+        "{:?}",
+        demo.printed
+    );
+    assert_eq!(
+        children_named(demo.pid(), "redis-server"),
+        Vec::<u32>::new()
+    );
+    let http = client();
+    for url in &demo.urls {
+        let (_, _, source) = total(&http, url, "&campaign_id=5").await;
+        assert_eq!(source, "loaded", "computed from SQLite while Redis is away");
+        let (_, health) = get(&http, &format!("{url}/health")).await;
+        assert_eq!(health["redis"]["available"], false, "{health}");
+    }
+    assert!(demo.terminate(Duration::from_secs(10)).success());
+}
+
+/// `/livez` and `/readyz` answer once the process serves; from the stop signal on, `/readyz`
+/// answers 503 while the nodes keep serving for `--shutdown-drain`, so a load balancer stops sending
+/// before the listeners close, and then the process exits.
+#[tokio::test]
+async fn after_sigterm_readyz_is_503_while_the_nodes_drain_then_the_process_exits() {
+    let mut demo = Demo::start(
+        "drain",
+        &["--nodes", "1", "--no-cache", "--shutdown-drain", "8s"],
+    );
+    let http = client();
+    let url = demo.urls[0].clone();
+    let (status, ready) = get(&http, &format!("{url}/readyz")).await;
+    assert_eq!((status, ready["status"].as_str()), (200, Some("ready")));
+    let (status, live) = get(&http, &format!("{url}/livez")).await;
+    assert_eq!((status, live["status"].as_str()), (200, Some("alive")));
+
+    demo.send_term();
+    eventually(DEADLINE, "/readyz answers 503 after SIGTERM", || async {
+        get(&http, &format!("{url}/readyz")).await.0 == 503
+    })
+    .await;
+    let (_, ready) = get(&http, &format!("{url}/readyz")).await;
+    assert_eq!(ready["status"], "stopping", "{ready}");
+    assert!(ready["error"].is_string(), "{ready}");
+    assert_eq!(get(&http, &format!("{url}/livez")).await.0, 200);
+    let (count, _, _) = total(&http, &url, "").await;
+    assert!(count >= 0, "still serving while draining");
+    let status = demo.wait_exit(DEADLINE);
+    assert!(status.success(), "exit status {status}");
+    assert!(
+        demo.printed.iter().any(|l| l.contains("--shutdown-drain")),
+        "{:?}",
+        demo.printed
+    );
 }
 
 #[tokio::test]
@@ -407,4 +505,22 @@ fn help_and_start_errors_never_print_the_redis_password() {
     let refused = Demo::start_failing(&["--redis-url", "redis:/:hunter2secret@127.0.0.1:port"]);
     assert!(refused.contains("redis"), "{refused}");
     assert!(!refused.contains("hunter2secret"), "{refused}");
+}
+
+/// `--help` names `DEMO_ADMIN_TOKEN` but never prints its value, and a token that cannot be sent
+/// in a header stops the start without being quoted.
+#[test]
+fn help_and_start_errors_never_print_the_admin_token() {
+    let help = std::process::Command::new(env!("CARGO_BIN_EXE_tiercache-demo"))
+        .arg("--help")
+        .env("DEMO_ADMIN_TOKEN", "hunter2token")
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&help.stdout);
+    assert!(help.status.success());
+    assert!(printed.contains("DEMO_ADMIN_TOKEN"), "{printed}");
+    assert!(!printed.contains("hunter2token"), "{printed}");
+    let refused = Demo::start_failing(&["--admin-token", "hunter2 token"]);
+    assert!(refused.contains("--admin-token"), "{refused}");
+    assert!(!refused.contains("hunter2"), "{refused}");
 }

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
@@ -114,9 +114,12 @@ fn checked(request: &CampaignRequest, today: NaiveDate) -> Result<NewCampaign, A
 pub async fn create(
     State(node): State<Arc<Node>>,
     headers: axum::http::HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Result<(StatusCode, Json<CampaignAnswer>), ApiError> {
-    let campaign = checked(&parse_body(&headers, &body)?, node.clock.now().date_naive())?;
+    let campaign = checked(
+        &parse_body(&headers, body, node.body_read_timeout).await?,
+        node.clock.now().date_naive(),
+    )?;
     let (stored, change) = node.data.create_campaign(campaign).await?;
     let invalidation = settle_after_commit(&node, change.id).await;
     let f = stored.fields;

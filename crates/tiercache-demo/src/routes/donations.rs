@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
@@ -113,9 +113,12 @@ fn checked(request: DonationRequest, now: DateTime<Utc>) -> Result<NewDonation, 
 pub async fn create(
     State(node): State<Arc<Node>>,
     headers: axum::http::HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Result<(StatusCode, Json<DonationAnswer>), ApiError> {
-    let donation = checked(parse_body(&headers, &body)?, node.clock.now())?;
+    let donation = checked(
+        parse_body(&headers, body, node.body_read_timeout).await?,
+        node.clock.now(),
+    )?;
     let change = node.data.record_donation(donation.clone()).await?;
     let (id, organization_id) = match &change.event {
         DomainEvent::DonationCompleted(facts) => (facts.donation_id, facts.organization_id),

@@ -175,11 +175,21 @@ impl Demo {
 
     /// Sends SIGTERM and waits for the exit, at most `within`.
     pub fn terminate(&mut self, within: Duration) -> ExitStatus {
-        let mut child = self.child.take().unwrap();
+        self.send_term();
+        self.wait_exit(within)
+    }
+
+    /// Sends SIGTERM, without waiting.
+    pub fn send_term(&self) {
         Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
+            .args(["-TERM", &self.pid().to_string()])
             .status()
             .unwrap();
+    }
+
+    /// Waits for the exit, at most `within`; kills the process and panics past it.
+    pub fn wait_exit(&mut self, within: Duration) -> ExitStatus {
+        let mut child = self.child.take().unwrap();
         let started = Instant::now();
         loop {
             if let Some(status) = child.try_wait().unwrap() {
@@ -247,4 +257,102 @@ pub async fn total(client: &reqwest::Client, url: &str, query: &str) -> (i64, i6
         body["data"]["total_cents"].as_i64().unwrap(),
         body["source"].as_str().unwrap().to_owned(),
     )
+}
+
+/// A raw TCP connection to a node, for what an HTTP client library will not send: half a header,
+/// a body that never ends, a connection left idle.
+pub struct Raw {
+    stream: tokio::net::TcpStream,
+    /// Bytes read and not yet consumed by [`Raw::response`].
+    pending: Vec<u8>,
+}
+
+/// How a [`Raw`] connection ended when it was read to its end.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Ending {
+    /// The server closed it (or reset it) after `Raw::until_closed` began, with these bytes left.
+    Closed(Vec<u8>),
+    /// Still open when the wait ran out.
+    StillOpen,
+}
+
+impl Raw {
+    /// Connects to `url` (`http://127.0.0.1:<port>`).
+    pub async fn connect(url: &str) -> Raw {
+        let addr = url.trim_start_matches("http://");
+        let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        Raw {
+            stream,
+            pending: Vec::new(),
+        }
+    }
+
+    /// Writes `text` as it is.
+    pub async fn send(&mut self, text: &str) {
+        use tokio::io::AsyncWriteExt;
+        self.stream.write_all(text.as_bytes()).await.unwrap();
+    }
+
+    /// Reads one answer with a `Content-Length` body: (status, head, body). Panics when none
+    /// arrives within [`DEADLINE`].
+    pub async fn response(&mut self) -> (u16, String, String) {
+        use tokio::io::AsyncReadExt;
+        let read = async {
+            loop {
+                if let Some(end) = self.pending.windows(4).position(|w| w == b"\r\n\r\n") {
+                    let head = String::from_utf8_lossy(&self.pending[..end]).into_owned();
+                    let length: usize = head
+                        .lines()
+                        .find_map(|l| {
+                            let (name, value) = l.split_once(':')?;
+                            name.eq_ignore_ascii_case("content-length")
+                                .then(|| value.trim().parse().ok())?
+                        })
+                        .unwrap_or(0);
+                    if self.pending.len() >= end + 4 + length {
+                        let body =
+                            String::from_utf8_lossy(&self.pending[end + 4..end + 4 + length])
+                                .into_owned();
+                        self.pending.drain(..end + 4 + length);
+                        let status = head
+                            .split_whitespace()
+                            .nth(1)
+                            .and_then(|s| s.parse().ok())
+                            .unwrap();
+                        return (status, head, body);
+                    }
+                }
+                let mut buf = [0u8; 4096];
+                let n = self.stream.read(&mut buf).await.unwrap();
+                assert!(
+                    n > 0,
+                    "closed before a whole answer: {:?}",
+                    String::from_utf8_lossy(&self.pending)
+                );
+                self.pending.extend_from_slice(&buf[..n]);
+            }
+        };
+        tokio::time::timeout(DEADLINE, read)
+            .await
+            .expect("an answer within the deadline")
+    }
+
+    /// Reads until the server closes the connection or `within` passes.
+    pub async fn until_closed(&mut self, within: Duration) -> Ending {
+        use tokio::io::AsyncReadExt;
+        let mut left = std::mem::take(&mut self.pending);
+        let read = async {
+            let mut buf = [0u8; 4096];
+            loop {
+                match self.stream.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => left.extend_from_slice(&buf[..n]),
+                }
+            }
+        };
+        match tokio::time::timeout(within, read).await {
+            Ok(()) => Ending::Closed(left),
+            Err(_) => Ending::StillOpen,
+        }
+    }
 }

@@ -1,9 +1,18 @@
-//! Tables and the indexes the widget queries need.
+//! Tables and the indexes the widget queries need, and how the writer connection is set up.
+
+/// Run on the writer connection before anything else. WAL lets the readers read while it writes
+/// (the mode is kept in the file). `synchronous = FULL` because a 201 promises the donation is kept:
+/// in WAL mode FULL syncs the log at every commit, while NORMAL syncs it only at checkpoints, so a
+/// power cut could lose the last donations already answered 201. `synchronous` belongs to the
+/// connection, not the file, so it is set here on the one connection that writes (the readers are
+/// read-only and never commit).
+pub(crate) const WRITER_PRAGMAS: &str = "
+PRAGMA journal_mode = WAL;
+PRAGMA synchronous = FULL;
+";
 
 /// `organization_id` is copied onto donations so organisation-scoped aggregates need no join.
 pub(crate) const SCHEMA: &str = "
-PRAGMA journal_mode = WAL;
-PRAGMA synchronous = NORMAL;
 CREATE TABLE IF NOT EXISTS organizations (
     id INTEGER PRIMARY KEY,
     name TEXT NOT NULL

@@ -13,7 +13,7 @@ use super::model::{
 use super::outbox::{self, Change, PendingChange};
 use super::queries;
 use super::rollup::{self, Counted};
-use super::schema::SCHEMA;
+use super::schema::{SCHEMA, WRITER_PRAGMAS};
 use super::store::{AggregatePath, DonationStore, Giver, StoreSnapshot};
 use crate::error::WidgetError;
 use crate::events::{CampaignFacts, DomainEvent, DonationFacts};
@@ -71,6 +71,7 @@ impl SqliteStore {
     pub fn open(path: impl AsRef<Path>) -> Result<Self, WidgetError> {
         let path = path.as_ref().to_path_buf();
         let mut writer = Connection::open(&path)?;
+        writer.execute_batch(WRITER_PRAGMAS)?;
         writer.execute_batch(SCHEMA)?;
         writer.execute_batch(rollup::SCHEMA)?;
         writer.execute_batch(outbox::SCHEMA)?;
@@ -510,5 +511,29 @@ mod tests {
         let free = std::ptr::from_ref::<Connection>(&inner.readers[READERS - 1].lock()) as usize;
         assert_eq!(picked, free, "the free reader was not the one handed out");
         drop(busy);
+    }
+
+    /// `synchronous` is per connection: every open sets FULL on its writer, whatever an earlier
+    /// connection to the file set (the write bench opens bare writers with NORMAL beside it).
+    #[test]
+    fn the_writer_syncs_every_commit_so_a_201_survives_a_power_cut() {
+        let db = ScratchDb::new();
+        let other = Connection::open(&db.0).expect("open the scratch database");
+        other
+            .execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;")
+            .expect("set NORMAL on another connection");
+        let store = SqliteStore::open(&db.0).expect("open the scratch database");
+        let synchronous: i64 = store
+            .writer
+            .lock()
+            .query_row("PRAGMA synchronous", [], |r| r.get(0))
+            .expect("read synchronous");
+        assert_eq!(synchronous, 2, "2 is FULL (1 is NORMAL)");
+        let mode: String = store
+            .writer
+            .lock()
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .expect("read journal_mode");
+        assert_eq!(mode, "wal");
     }
 }
