@@ -133,13 +133,30 @@ pub async fn run(
     shutdown.await;
     stop_serving(&settings, &readiness, &stop, servers).await;
     drop(nodes);
-    drop(caches);
+    shut_down_caches(caches).await;
     if let Some(redis) = redis {
         drop(redis);
         println!("stopped the private redis-server");
     }
     println!("stopped");
     Ok(())
+}
+
+/// Sends what each node still queues for Redis (invalidations made while it was away) before the
+/// process goes, or says how much could not be.
+async fn shut_down_caches(caches: Vec<Cache>) {
+    for (index, cache) in caches.iter().enumerate() {
+        match cache.shutdown().await {
+            Ok(done) if done.sent > 0 => {
+                println!(
+                    "node {index}: sent {} queued invalidation(s) before stopping",
+                    done.sent
+                );
+            }
+            Ok(_) => {}
+            Err(e) => eprintln!("node {index}: {e}"),
+        }
+    }
 }
 
 /// After the stop signal: `/readyz` turns 503 and the nodes serve `--shutdown-drain` more, then

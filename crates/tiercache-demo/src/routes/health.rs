@@ -35,6 +35,10 @@ pub struct RedisState {
     pub available: bool,
     /// The node may have missed invalidations and is recovering.
     pub suspect: bool,
+    /// Invalidations Redis has not taken yet (unreachable, out of memory): kept and replayed in
+    /// order; until then other nodes may serve the values they remove. Any makes the level at least
+    /// `warning`.
+    pub pending_invalidations: usize,
 }
 
 /// 200 unless an alert is critical (503), so a load balancer can take the node out.
@@ -48,6 +52,7 @@ pub async fn health(State(node): State<Arc<Node>>) -> (StatusCode, Json<HealthAn
                 cache: "disabled",
                 available: false,
                 suspect: false,
+                pending_invalidations: 0,
             },
             node: node.name,
         };
@@ -58,9 +63,10 @@ pub async fn health(State(node): State<Arc<Node>>) -> (StatusCode, Json<HealthAn
         cache: "enabled",
         available: !status.coherence.redis_unavailable,
         suspect: status.coherence.suspect,
+        pending_invalidations: status.coherence.pending_invalidations,
     };
     let mut level = status.health.level;
-    if !redis.available {
+    if !redis.available || redis.pending_invalidations > 0 {
         level = level.max(HealthLevel::Warning);
     }
     let code = if status
