@@ -283,24 +283,7 @@ async fn a_donation_made_on_the_page_shows_on_the_other_nodes_page() {
         .click()
         .await
         .unwrap();
-    let started = Instant::now();
-    loop {
-        let result = browser
-            .client
-            .find(Locator::Id("donate-result"))
-            .await
-            .unwrap();
-        if result.attr("data-donation").await.unwrap().is_some() {
-            let text = result.text().await.unwrap();
-            assert!(text.contains("campaign #7"), "{text}");
-            break;
-        }
-        assert!(
-            started.elapsed() < DEADLINE,
-            "the donation was not recorded"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for_donation_to_campaign_7(&browser).await;
     browser.wait_refreshes(2).await;
     assert_eq!(
         browser.shown_count().await,
@@ -440,6 +423,12 @@ async fn with_an_admin_token_the_donate_form_asks_for_it_and_records_the_donatio
     assert!(asked.contains("DEMO_ADMIN_TOKEN"), "{asked}");
     browser.client.send_alert_text(token).await.unwrap();
     browser.client.accept_alert().await.unwrap();
+    wait_for_donation_to_campaign_7(&browser).await;
+    browser.close().await;
+}
+
+/// Polls the donate form's result until it shows the donation to campaign #7 was recorded.
+async fn wait_for_donation_to_campaign_7(browser: &Browser) {
     let started = Instant::now();
     loop {
         let result = browser
@@ -450,7 +439,7 @@ async fn with_an_admin_token_the_donate_form_asks_for_it_and_records_the_donatio
         if result.attr("data-donation").await.unwrap().is_some() {
             let text = result.text().await.unwrap();
             assert!(text.contains("campaign #7"), "{text}");
-            break;
+            return;
         }
         assert!(
             started.elapsed() < DEADLINE,
@@ -458,5 +447,4 @@ async fn with_an_admin_token_the_donate_form_asks_for_it_and_records_the_donatio
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    browser.close().await;
 }

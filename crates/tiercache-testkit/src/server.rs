@@ -373,6 +373,40 @@ impl RedisServer {
         }
     }
 
+    /// Puts the server over its memory limit with a policy that evicts nothing (`noeviction`): 1 MiB
+    /// of filler in database 0, then a limit 256 KiB under what it uses, so every command that needs
+    /// memory is refused with `OOM` while reads, deletes and `PUBLISH` still work. Undo it with
+    /// [`RedisServer::memory_back`].
+    pub async fn out_of_memory(&self) -> Result<(), TestkitError> {
+        let mut conn = self.connection().await?;
+        let filler = vec![b'x'; 4 << 10];
+        for i in 0..256 {
+            let _: () = redis::cmd("SET")
+                .arg(format!("filler:{i}"))
+                .arg(&filler)
+                .query_async(&mut conn)
+                .await?;
+        }
+        let used: u64 = self
+            .info_field("memory", "used_memory")?
+            .parse()
+            .map_err(|_| TestkitError::Cluster("used_memory is not a number".into()))?;
+        self.cmd(&["CONFIG", "SET", "maxmemory-policy", "noeviction"])?;
+        self.cmd(&[
+            "CONFIG",
+            "SET",
+            "maxmemory",
+            &(used - (256 << 10)).to_string(),
+        ])?;
+        Ok(())
+    }
+
+    /// Lifts the limit [`RedisServer::out_of_memory`] set and drops its filler (database 0).
+    pub fn memory_back(&self) -> Result<(), TestkitError> {
+        self.cmd(&["CONFIG", "SET", "maxmemory", "0"])?;
+        self.cmd(&["FLUSHDB"]).map(|_| ())
+    }
+
     /// Saves a snapshot of the data now (`SAVE`), for [`RedisServer::restore_snapshot`].
     pub fn save_snapshot(&self) -> Result<(), TestkitError> {
         self.cmd(&["SAVE"]).map(|_| ())

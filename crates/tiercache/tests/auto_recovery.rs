@@ -16,15 +16,9 @@ fn opts() -> EntryOptions {
     EntryOptions::new(Duration::from_secs(600))
 }
 
-/// A node whose Redis traffic goes through `proxy`, with short timeouts so a partition shows fast.
 async fn node_behind(proxy: &FaultProxy, namespace: &str, max_pending: usize) -> Cache {
-    Cache::builder()
-        .redis_url(&proxy.url())
-        .namespace(namespace)
-        .heartbeat_interval(Duration::from_millis(100))
-        .response_timeout(Duration::from_millis(200))
+    common::builder_behind(proxy, namespace)
         .max_pending_invalidations(max_pending)
-        .require_redis_at_start(true)
         .build()
         .await
         .unwrap()

@@ -406,36 +406,16 @@ async fn inject(fault: Fault, redis: &mut RedisServer, proxy: &FaultProxy, truth
             tokio::task::block_in_place(|| redis.restore_snapshot().unwrap());
         }
         Fault::OutOfMemoryNoeviction => {
-            let mut conn = redis.connection().await.unwrap();
-            let filler = vec![b'x'; 4096];
-            for i in 0..256 {
-                let _: () = redis::cmd("SET")
-                    .arg(format!("filler:{i}"))
-                    .arg(&filler)
-                    .query_async(&mut conn)
-                    .await
-                    .unwrap();
-            }
-            let used: u64 = redis
-                .info_field("memory", "used_memory")
-                .unwrap()
-                .parse()
-                .unwrap();
-            redis
-                .cmd(&["CONFIG", "SET", "maxmemory-policy", "noeviction"])
-                .unwrap();
-            let limit = (used - (256 << 10)).to_string();
-            redis.cmd(&["CONFIG", "SET", "maxmemory", &limit]).unwrap();
+            redis.out_of_memory().await.unwrap();
             assert!(
                 redis.cmd(&["SET", "probe", "1"]).is_err(),
                 "Redis still takes writes"
             );
             tokio::time::sleep(Duration::from_millis(1500)).await;
-            redis.cmd(&["CONFIG", "SET", "maxmemory", "0"]).unwrap();
+            redis.memory_back().unwrap();
             redis
                 .cmd(&["CONFIG", "SET", "maxmemory-policy", "allkeys-lru"])
                 .unwrap();
-            redis.cmd(&["FLUSHDB"]).unwrap();
         }
         Fault::NodeShutDownWithQueuedInvalidations => {
             // A node that joins, loses Redis, invalidates (pending), and is shut down while Redis

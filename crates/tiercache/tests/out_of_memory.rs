@@ -10,7 +10,7 @@ use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{counting, eventually, nodes, server, RedisServer, DEADLINE};
+use common::{counting, eventually, nodes, server, DEADLINE};
 use tiercache::{Cache, EntryOptions};
 
 fn plain() -> EntryOptions {
@@ -19,41 +19,6 @@ fn plain() -> EntryOptions {
 
 fn tagged() -> EntryOptions {
     plain().with_tags(["campaign:1"])
-}
-
-/// Puts Redis over its memory limit under `noeviction`: filler in database 0, then a limit below
-/// what it uses, so every command that needs memory is refused.
-async fn fill_memory(redis: &RedisServer) {
-    let mut conn = redis.connection().await.unwrap();
-    let filler = vec![b'x'; 4 << 10];
-    for i in 0..256 {
-        let _: () = redis::cmd("SET")
-            .arg(format!("filler:{i}"))
-            .arg(&filler)
-            .query_async(&mut conn)
-            .await
-            .unwrap();
-    }
-    let used: u64 = redis
-        .info_field("memory", "used_memory")
-        .unwrap()
-        .parse()
-        .unwrap();
-    redis
-        .cmd(&["CONFIG", "SET", "maxmemory-policy", "noeviction"])
-        .unwrap();
-    redis
-        .cmd(&[
-            "CONFIG",
-            "SET",
-            "maxmemory",
-            &(used - (256 << 10)).to_string(),
-        ])
-        .unwrap();
-    assert!(
-        redis.cmd(&["SET", "probe", "1"]).is_err(),
-        "Redis still takes writes"
-    );
 }
 
 async fn read(node: &Cache, key: &str, opts: &EntryOptions, value: &str) -> String {
@@ -76,7 +41,11 @@ async fn an_invalidation_redis_has_no_memory_for_still_reaches_the_other_nodes_a
     }
     assert!(b.serves_locally("k") && b.serves_locally("t"));
 
-    fill_memory(&redis).await;
+    redis.out_of_memory().await.unwrap();
+    assert!(
+        redis.cmd(&["SET", "probe", "1"]).is_err(),
+        "Redis still takes writes"
+    );
     // A script's first write decides: a batch that starts by deleting (a key's invalidation) is
     // let through whole; one that starts by writing (a tag's new version) is refused.
     let err = a
@@ -102,8 +71,7 @@ async fn an_invalidation_redis_has_no_memory_for_still_reaches_the_other_nodes_a
     assert_eq!(read(b, "t", &tagged(), "new").await, "new");
 
     // Memory comes back: the replay records the batches in the stream and the queue empties.
-    redis.cmd(&["FLUSHDB"]).unwrap();
-    redis.cmd(&["CONFIG", "SET", "maxmemory", "0"]).unwrap();
+    redis.memory_back().unwrap();
     eventually(DEADLINE, "a's queue is replayed", || async {
         a.pending_invalidations() == 0 && !a.is_redis_unavailable()
     })

@@ -22,6 +22,17 @@ pub fn builder(server: &RedisServer, namespace: &str) -> CacheBuilder {
         .heartbeat_interval(Duration::from_millis(100))
 }
 
+/// A node's builder whose Redis traffic goes through `proxy`, with short timeouts so a partition
+/// shows fast, and Redis required at start.
+pub fn builder_behind(proxy: &tiercache_testkit::FaultProxy, namespace: &str) -> CacheBuilder {
+    Cache::builder()
+        .redis_url(&proxy.url())
+        .namespace(namespace)
+        .heartbeat_interval(Duration::from_millis(100))
+        .response_timeout(Duration::from_millis(200))
+        .require_redis_at_start(true)
+}
+
 pub async fn node(server: &RedisServer, namespace: &str) -> Cache {
     builder(server, namespace)
         .build()
