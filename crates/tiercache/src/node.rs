@@ -66,6 +66,9 @@ pub(crate) struct PositionCheck {
     ended: tokio::sync::Notify,
     /// Counts failed recoveries; the last one's error is what waiting calls get.
     failures: std::sync::atomic::AtomicU64,
+    /// Counts the times a check found Redis had gone back in time: a call that ran beside such a
+    /// check may have read what the rollback brought back, so its answer is not used.
+    rollbacks: std::sync::atomic::AtomicU64,
     last_error: parking_lot::Mutex<Option<Error>>,
 }
 
@@ -175,6 +178,13 @@ impl Node {
         self.position.ended.notify_waiters();
     }
 
+    /// A check found Redis had gone back in time (before it deals with it).
+    pub(crate) fn went_back(&self) {
+        self.position
+            .rollbacks
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    }
+
     /// A recovery failed with `error`: L2 calls waiting for its position check get it.
     pub(crate) fn recovery_failed(&self, error: Error) {
         *self.position.last_error.lock() = Some(error);
@@ -192,6 +202,7 @@ impl Node {
         use std::sync::atomic::Ordering;
         let deadline = tokio::time::Instant::now() + self.config.response_timeout;
         let failures = self.position.failures.load(Ordering::Acquire);
+        let rollbacks = self.position.rollbacks.load(Ordering::Acquire);
         // Coalesced: a recovery already running runs once more, covering suspicions that came
         // after it began (some paths mark the node suspect without asking for a recovery).
         self.spawn_recovery("checking where Redis stands before using L2");
@@ -201,6 +212,11 @@ impl Node {
             // Registered before the checks, so a recovery ending in between still wakes us.
             notified.as_mut().enable();
             if !self.position_unchecked() {
+                if self.position.rollbacks.load(Ordering::Acquire) != rollbacks {
+                    return Err(Error::unavailable(
+                        "Redis went back in time while this call ran; its answer is not used",
+                    ));
+                }
                 return Ok(());
             }
             if self.position.failures.load(Ordering::Acquire) != failures {
@@ -271,11 +287,15 @@ impl Node {
         if !self.breaker.allow() {
             return Err(Error::unavailable("Redis circuit breaker is open"));
         }
-        // A failed position check counts as the call's failure: it moves the breaker the same way.
+        // The call runs beside the position check rather than after it, so the check costs no round
+        // trip of its own; its answer is used only once the check has passed. What a call may have
+        // written meanwhile is harmless: a store is fenced, and a Redis found to have gone back
+        // loses every entry anyway. A failed check counts as the call's failure: it moves the
+        // breaker the same way.
         let outcome = if self.position_unchecked() {
-            match self.position_known().await {
-                Ok(()) => call.await,
-                Err(e) => Err(e),
+            match tokio::join!(self.position_known(), call) {
+                (Ok(()), outcome) => outcome,
+                (Err(e), _) => Err(e),
             }
         } else {
             call.await

@@ -188,6 +188,7 @@ impl Node {
     /// so they all go; every node drops its L1 (the message) and those that missed it resynchronise
     /// at their next look (the new epoch). The cost is a cold L2.
     async fn redis_went_back(self: &Arc<Self>) -> Result<(), Error> {
+        self.went_back();
         self.stats.rollbacks_detected(1);
         tracing::error!(namespace = %self.config.namespace, "Redis went back in time (restored from an older snapshot, lost its last writes, or a replica that missed them was promoted): deleting the namespace's entries from L2 and dropping every node's L1");
         self.l2.unlink_all_entries().await?;
