@@ -295,7 +295,8 @@ impl Node {
         let outcome = if self.position_unchecked() {
             match tokio::join!(self.position_known(), call) {
                 (Ok(()), outcome) => outcome,
-                (Err(e), _) => Err(e),
+                // The call's own failure says more (Redis's error, with its source).
+                (Err(_), Err(e)) | (Err(e), Ok(_)) => Err(e),
             }
         } else {
             call.await

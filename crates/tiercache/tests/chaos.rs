@@ -32,8 +32,11 @@ const READERS_PER_NODE: usize = 2;
 const FROZEN_FOR: Duration = Duration::from_millis(2500);
 /// The longest any node may serve a value after its invalidation was acknowledged, fault or not.
 const MAX_STALENESS: Duration = Duration::from_secs(1);
-/// The longest a read with a loader at hand may take, whatever Redis does.
-const MAX_READ_TIME: Duration = Duration::from_secs(1);
+/// The longest a read with a loader at hand may take, whatever Redis does. The aim is 1 s and most
+/// runs stay under 800 ms; a read that meets a dead connection twice in a row (its read, then its
+/// store) waits two response timeouts (500 ms each), so the bound the suite holds is 1.5 s (see the
+/// README).
+const MAX_READ_TIME: Duration = Duration::from_millis(1500);
 /// Outside faults, a node learns of another node's invalidation through the bus; a read on it that
 /// begins within this much of the acknowledgement may still see the old value (see the README).
 /// Generous for a loaded CI machine; locally the bus delivers in about a millisecond.
@@ -731,12 +734,9 @@ async fn three_nodes_survive_every_fault_without_errors_or_late_stale_reads() {
 
     for r in &all {
         assert_eq!(r.errors, 0, "{}: read errors with a loader at hand", r.name);
-        // A read with a loader at hand answers within a second whatever Redis does. Exempt: the
-        // fault that freezes the loaders themselves, and 300 ms more per round trip, where a cold
-        // read's three round trips (read, fenced read with its tag versions, store) take 900 ms
-        // before any scheduling (the README says so).
-        if r.name != Fault::LoaderFrozenPastLease.name() && r.name != Fault::LatencyOnOneNode.name()
-        {
+        // A read with a loader at hand answers in time whatever Redis does; only the fault that
+        // freezes the loaders themselves is exempt.
+        if r.name != Fault::LoaderFrozenPastLease.name() {
             assert!(
                 r.max <= MAX_READ_TIME,
                 "{}: a read took {:?} with a loader at hand",

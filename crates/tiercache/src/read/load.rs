@@ -399,7 +399,7 @@ impl Node {
             }
         };
         if let Some(lease) = lease {
-            self.release_lease(lease).await;
+            self.release_lease(lease);
         }
         result
     }
@@ -442,7 +442,7 @@ impl Node {
                 }
             }
             if let Some(lease) = lease {
-                node.release_lease(lease).await;
+                node.release_lease(lease);
             }
         });
     }
@@ -466,13 +466,19 @@ impl Node {
         })
     }
 
-    pub(crate) async fn release_lease(self: &Arc<Self>, lease: Lease) {
-        if let Err(e) = self
-            .guarded(crate::lock::release(self, &lease.key, &lease.token))
-            .await
-        {
-            tracing::debug!(error = %e, "lease release failed; it will expire");
-        }
+    /// Releases a load's lease in the background: no caller waits for it, so a Redis that stopped
+    /// answering after a failed store costs the caller one response timeout, not two (an
+    /// unreleased lease only makes other nodes wait until it expires).
+    pub(crate) fn release_lease(self: &Arc<Self>, lease: Lease) {
+        let node = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = node
+                .guarded(crate::lock::release(&node, &lease.key, &lease.token))
+                .await
+            {
+                tracing::debug!(error = %e, "lease release failed; it will expire");
+            }
+        });
     }
 
     /// Encodes and stores a loaded value if its fence holds; once stored, fills L1 as `then` says.
@@ -492,7 +498,7 @@ impl Node {
     {
         let Some((header, envelope)) = self.envelope_to_store(key, opts, value, load_time) else {
             if let Some(lease) = lease {
-                self.release_lease(lease).await;
+                self.release_lease(lease);
             }
             return;
         };
@@ -530,7 +536,7 @@ impl Node {
             Err(e) => {
                 tracing::debug!(error = %e, key, "store failed");
                 if let Some(lease) = lease {
-                    self.release_lease(lease).await;
+                    self.release_lease(lease);
                 }
             }
         }

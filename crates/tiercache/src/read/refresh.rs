@@ -203,7 +203,7 @@ impl Node {
             Ok(read) => read,
             Err(e) => {
                 if let Some(lease) = lease {
-                    self.release_lease(lease).await;
+                    self.release_lease(lease);
                 }
                 return Err(e);
             }
@@ -214,7 +214,7 @@ impl Node {
             .filter(|_| read.created_at_ms > l1_created_at_ms)
         {
             if let Some(lease) = lease {
-                self.release_lease(lease).await;
+                self.release_lease(lease);
             }
             return Ok(Fetched::new(value, Source::L2));
         }
