@@ -77,7 +77,7 @@ pub(crate) const OUTBOX_CAPACITY: usize = 4096;
 impl Outbox {
     /// Applies `ops` to L2 and announces them; returns when L2 has them.
     pub(crate) async fn send(&self, ops: Vec<Op>) -> Result<(), Error> {
-        if self.closing.load(Ordering::Acquire) {
+        if self.is_closed() {
             return Err(Error::unavailable(
                 "the cache node is shutting down (Cache::shutdown was called)",
             ));

@@ -191,9 +191,8 @@ impl Node {
         self.went_back();
         self.stats.rollbacks_detected(1);
         tracing::error!(namespace = %self.config.namespace, "Redis went back in time (restored from an older snapshot, lost its last writes, or a replica that missed them was promoted): deleting the namespace's entries from L2 and dropping every node's L1");
-        self.l2.unlink_all_entries().await?;
+        super::replay::clear_namespace(self).await?;
         self.l2.renew_epoch().await?;
-        super::sender::replay_batch(self, vec![super::outbox::Op::ClearNamespace]).await?;
         self.drop_l1("Redis went back in time");
         Ok(())
     }

@@ -89,9 +89,9 @@ async fn replay(node: Weak<Node>) {
     }
 }
 
-/// The overflow fallback: deletes every entry of the namespace from L2 (generations, tag versions and
-/// leases stay), then tells every node to drop its L1.
-async fn clear_namespace(node: &Arc<Node>) -> Result<(), Error> {
+/// Deletes every entry of the namespace from L2 (generations, tag versions and leases stay), then
+/// tells every node to drop its L1: the overflow fallback, and what a rollback of Redis calls for.
+pub(super) async fn clear_namespace(node: &Arc<Node>) -> Result<(), Error> {
     node.l2.unlink_all_entries().await?;
     replay_batch(node, vec![Op::ClearNamespace]).await
 }

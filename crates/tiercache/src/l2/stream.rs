@@ -184,8 +184,6 @@ impl L2 {
         }
     }
 
-    /// Publishes `payload` on the namespace's channel, without storing it: heartbeats and "filled"
-    /// notices, which no node needs to replay.
     /// What of `batch` needs no memory, for a Redis that refuses writes (`maxmemory` reached with a
     /// policy that evicts nothing): deletes the keys' entries and generations (a load still running
     /// then finds its generation gone and stores nothing) and the tags' versions (a version that is
@@ -223,6 +221,8 @@ impl L2 {
         Ok(())
     }
 
+    /// Publishes `payload` on the namespace's channel, without storing it: heartbeats and "filled"
+    /// notices, which no node needs to replay.
     pub(crate) async fn publish(&self, payload: &[u8]) -> Result<(), Error> {
         redis::cmd(self.conn.publish_command())
             .arg(self.keys.channel())
