@@ -284,41 +284,42 @@ impl Node {
                 "invalidations wait for Redis; L2 is not used until they are replayed",
             ));
         }
-        if !self.breaker.allow() {
+        // Held to the end: a probe that ends without moving the breaker lets the next call probe.
+        let Some(_admission) = self.breaker.admit() else {
             return Err(Error::unavailable("Redis circuit breaker is open"));
-        }
+        };
         // The call runs beside the position check rather than after it, so the check costs no round
         // trip of its own; its answer is used only once the check has passed. What a call may have
         // written meanwhile is harmless: a store is fenced, and a Redis found to have gone back
-        // loses every entry anyway. A failed check counts as the call's failure: it moves the
-        // breaker the same way.
-        let outcome = if self.position_unchecked() {
-            match tokio::join!(self.position_known(), call) {
-                (Ok(()), outcome) => outcome,
-                // The call's own failure says more (Redis's error, with its source).
-                (Err(_), Err(e)) | (Err(e), Ok(_)) => Err(e),
-            }
+        // loses every entry anyway.
+        let (checked, outcome) = if self.position_unchecked() {
+            tokio::join!(self.position_known(), call)
         } else {
-            call.await
+            (Ok(()), call.await)
         };
-        match outcome {
-            Ok(r) => {
+        // The breaker hears whether Redis answered the call itself: a check that gave up waiting
+        // for a recovery says nothing about reaching Redis.
+        match &outcome {
+            Ok(_) => {
                 if self.breaker.success() == Transition::Closed {
                     self.redis_returned();
                 }
-                Ok(r)
             }
             Err(e) => {
                 self.stats.redis_errors(1);
-                if is_connection_trouble(&e) && self.breaker.failure() == Transition::Opened {
+                if is_connection_trouble(e) && self.breaker.failure() == Transition::Opened {
                     self.stats.breaker_opened(1);
                     self.bus.mark_replay_from_here();
                     // Invalidations cannot reach us while Redis is away: distrust L1 from now on.
                     self.become_suspect();
                     tracing::warn!(namespace = %self.config.namespace, error = %e, "Redis unreachable; circuit breaker open");
                 }
-                Err(e)
             }
+        }
+        match (checked, outcome) {
+            (Ok(()), outcome) => outcome,
+            // The call's own failure says more (Redis's error, with its source).
+            (Err(_), Err(e)) | (Err(e), Ok(_)) => Err(e),
         }
     }
 
