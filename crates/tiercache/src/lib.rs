@@ -89,7 +89,7 @@ pub use options::EntryOptions;
 pub use read::refresh::RefreshMode;
 
 /// The README's code, compiled as a doctest so it cannot drift from the API (rustdoc skips its
-/// `sh` and `text` blocks).
+/// `sh`, `text` and `toml` blocks).
 #[doc = include_str!("../../../README.md")]
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
