@@ -266,8 +266,9 @@ async fn used_memory(conn: &mut redis::aio::ConnectionManager) -> u64 {
         .unwrap()
 }
 
-/// The figures the README's fleet model rests on, measured on a fresh private server: what one
-/// invalidation costs Redis, what each subscriber adds to a publish, and what an entry occupies.
+/// The figures the fleet model of docs/OPERATIONS.md rests on, measured on a fresh private server:
+/// what one invalidation costs Redis, what each subscriber adds to a publish, and what an entry
+/// occupies.
 async fn model_figures() {
     let server = RedisServer::start().unwrap();
     let url = server.url();

@@ -3,7 +3,7 @@
 
 use tiercache_widgets::HealthLevel;
 
-/// How a run ended. `--help` and the README list the same table.
+/// How a run ended. `--help` and docs/OPERATIONS.md ("Exit codes") list the same table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Exit {
     /// 0: done; cache-status: healthy.

@@ -1,4 +1,7 @@
-//! `tiercache`: the ops command line of a tiercache namespace. See `tiercache --help`.
+//! `tiercache`: the ops command line of a tiercache namespace: `cache-status`, `warm-cache`,
+//! `inspect` and `cache-cleanup`. It reaches Redis only through the `tiercache` core, with the
+//! configuration the services use (invariant `one-redis-layer` in docs/ARCHITECTURE.md). See
+//! `tiercache --help`, and docs/OPERATIONS.md for example output and the exit codes.
 #![deny(missing_docs)]
 
 mod cli;

@@ -1,7 +1,8 @@
 //! # tiercache-demo
 //!
 //! The dashboard service over tiercache: N cache nodes in one process, each with its own L1, Redis
-//! subscriber and HTTP listener, over one Redis and one SQLite file (the source of truth).
+//! subscriber and HTTP listener, over one Redis and one SQLite file (the source of truth). The
+//! repository's `docs/DEMO.md` describes every flag, route and page, and the load test.
 //!
 //! | route | what |
 //! |---|---|

@@ -289,9 +289,9 @@ enum WhenRedisIsSilent {
 }
 
 /// A private server only when no URL was given (`REDIS_URL` or `--redis-url`): the first command of
-/// the README relies on it. A URL that was given names the Redis this fleet shares; a node that
-/// started a server of its own instead would cache and invalidate apart from every other node, and
-/// keep doing so after the named Redis comes back.
+/// README.md relies on it (docs/DEMO.md states the rule). A URL that was given names the Redis this
+/// fleet shares; a node that started a server of its own instead would cache and invalidate apart
+/// from every other node, and keep doing so after the named Redis comes back.
 fn when_redis_is_silent(settings: &Settings) -> WhenRedisIsSilent {
     if settings.no_embedded_redis || settings.redis_url.is_some() {
         WhenRedisIsSilent::StartWithout

@@ -159,7 +159,8 @@ impl CacheBuilder {
     }
 
     /// How entries are kept in Redis. Default [`EntryLayout::String`]; [`EntryLayout::Hash`] while
-    /// nodes of a release before layout 2 share the namespace (see the README's "Upgrading").
+    /// nodes of a release before layout 2 share the namespace (see "Upgrading" in
+    /// docs/OPERATIONS.md).
     pub fn entry_layout(mut self, layout: EntryLayout) -> Self {
         self.config.entry_layout = layout;
         self

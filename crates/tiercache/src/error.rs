@@ -96,7 +96,8 @@ pub enum Error {
         /// The queue passed its bound: every entry of the namespace is cleared when Redis answers.
         namespace_clear: bool,
         /// Why Redis did not take it: unreachable, timed out, breaker open, out of memory (then
-        /// what needs no memory was done: see the README), or earlier invalidations still waiting.
+        /// what needs no memory was done: see docs/OPERATIONS.md), or earlier invalidations still
+        /// waiting.
         reason: String,
     },
     /// [`crate::Cache::shutdown`] ran out of time (or Redis stayed away) with invalidations still

@@ -12,8 +12,11 @@
 //!              ▼
 //!            single-flight: one leader per key per node      (read/flight.rs)
 //!              ▼
-//!            L2 read: value + validity + fence, 1 round trip (l2.rs, scripts/read.lua)
+//!            L2 read: one GET, value + recorded tag versions (l2.rs, l2/batch.rs)
 //!              │ fresh? ── yes ──► fill L1 ──► Arc<T>
+//!              ▼
+//!            fence read + lease, one round trip              (scripts/read.lua)
+//!              │ lease held by another node? ──► wait for its "filled" notice (read/load.rs)
 //!              ▼
 //!            loader ──► fenced write (scripts/store.lua) ──► fill L1 ──► "filled" on the bus (bus/)
 //! ```
@@ -24,6 +27,9 @@
 //! cannot reach Redis is queued and replayed in order before the node uses L2 again, and the call
 //! returns [`Error::Pending`] (`bus/pending.rs`). A node starts without Redis and joins the fleet when
 //! Redis answers; bookkeeping in Redis it cannot read counts as changed and is rewritten.
+//!
+//! The repository's `docs/ARCHITECTURE.md` describes each step and names the invariants the code
+//! keeps; `docs/OPERATIONS.md` covers metrics, Redis settings, Cluster and upgrades.
 //!
 //! ## Example
 //!
@@ -89,7 +95,7 @@ pub use options::EntryOptions;
 pub use read::refresh::RefreshMode;
 
 /// The README's code, compiled as a doctest so it cannot drift from the API (rustdoc skips its
-/// `sh` and `text` blocks).
+/// `sh`, `text` and `toml` blocks).
 #[doc = include_str!("../../../README.md")]
 #[cfg(doctest)]
 pub struct ReadmeDoctests;

@@ -8,7 +8,7 @@
 //! [`Recorder::publish`] hands it the stripes' growth since the last call, every
 //! [`PUBLISH_INTERVAL`] and whenever the service asks.
 //!
-//! The names are a public promise; the README lists them.
+//! The names are a public promise; docs/OPERATIONS.md ("Metrics") lists them.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;

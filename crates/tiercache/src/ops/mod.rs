@@ -1,6 +1,6 @@
 //! Operations on a namespace from outside the read path: what an operator's tool (the `tiercache`
 //! command line) needs to look at a namespace and tidy it up, without a Redis client of its own
-//! (DESIGN invariant 12: the core is the one Redis layer).
+//! (the core is the one Redis layer: invariant `one-redis-layer` in docs/ARCHITECTURE.md).
 //!
 //! Looking, which changes nothing:
 //!
