@@ -1,4 +1,4 @@
-//! The public facade: [`Cache`] and its read path.
+//! The public facade: [`Cache`]; the read path it calls is in `read/`.
 
 use std::any::Any;
 use std::borrow::Cow;
@@ -7,18 +7,17 @@ use std::time::{Duration, Instant};
 
 use serde::{de::DeserializeOwned, Serialize};
 
-use crate::bus::outbox::{LocalFill, Op};
-use crate::codec::{self, Header};
-use crate::coherence::{Admission, Trust};
+use crate::bus::outbox::Op;
+use crate::coherence::Trust;
 use crate::error::Error;
 use crate::fetched::{Fetched, Source};
-use crate::l1::L1Entry;
-use crate::l2::{l1_tags, Fence, L1Tags, LeaseAsk, LeaseClaim, ReadNeed};
+use crate::l2::{l1_tags, ReadNeed};
 use crate::metrics::CacheStats;
 use crate::node::Node;
 use crate::options::EntryOptions;
-use crate::read::flight::{Flight, FlightKind, FlightWaiter, Joined, Landed, LeaderGuard};
-use crate::wall_clock::now_ms;
+use crate::read::coalesce::{follow, landed_value, lead_load};
+use crate::read::flight::{FlightKind, Joined, Landed};
+use crate::read::through::L1Lookup;
 
 /// A cache node: L1 in this process, L2 in Redis, kept coherent with every other node of its namespace.
 ///
@@ -614,122 +613,6 @@ pub struct ShutdownReport {
     pub sent: usize,
 }
 
-/// The leader of a load flight: reads L2 in the caller's task (an L2 hit costs no spawn) and, on a
-/// miss, hands lease, loader and store to a task of their own, which must finish even if this caller
-/// goes away; then waits for the flight like any follower.
-async fn lead_load<T, F, Fut, E>(
-    node: &Arc<Node>,
-    key: &str,
-    opts: &EntryOptions,
-    loader: F,
-    l1_stale: Option<Arc<T>>,
-    guard: LeaderGuard,
-    waiter: FlightWaiter,
-) -> Result<Fetched<T>, Error>
-where
-    T: Serialize + DeserializeOwned + Send + Sync + 'static,
-    F: FnOnce() -> Fut + Send + 'static,
-    Fut: std::future::Future<Output = Result<T, E>> + Send + 'static,
-    E: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
-    // If the caller is cancelled during the read, the guard drops and the followers retry, and a
-    // lease the read took is released.
-    let (fills, read) = node
-        .read_for_load::<T>(key, opts, Some(guard.flight()))
-        .await;
-    if let Some(value) = read.as_ref().ok().and_then(|r| r.fresh.clone()) {
-        guard.complete(
-            Ok(Some(value.clone() as Arc<dyn Any + Send + Sync>)),
-            Source::L2,
-        );
-        return Ok(Fetched::new(value, Source::L2));
-    }
-    let (node, key, opts) = (node.clone(), key.to_owned(), opts.clone());
-    tokio::spawn(async move {
-        let flight = Some(guard.flight());
-        let result = node
-            .load_after_read::<T, F, Fut, E>(&key, &opts, loader, flight, l1_stale, fills, read)
-            .await;
-        let source = result.as_ref().map_or(Source::Loaded, |f| f.source);
-        guard.complete(
-            result.map(|f| Some(f.value as Arc<dyn Any + Send + Sync>)),
-            source,
-        );
-    });
-    let landed = waiter.wait().await;
-    landed_value(landed, &waiter)
-}
-
-/// Waits on another caller's flight; `None` when an invalidation of the key reached this node first
-/// and the caller should read again. A call leaves a flight so at most once (`overtaken` remembers):
-/// the flight it joins next began after this node applied that invalidation, and under a steady
-/// stream of invalidations a call that kept leaving would never finish.
-async fn follow(node: &Node, waiter: &FlightWaiter, overtaken: &mut bool) -> Option<Landed> {
-    if *overtaken {
-        return Some(waiter.wait().await);
-    }
-    let landed = waiter.follow().await;
-    if landed.is_none() {
-        *overtaken = true;
-        node.stats.flights_overtaken(1);
-    }
-    landed
-}
-
-/// What a finished flight means for one of its callers.
-fn landed_value<T: Send + Sync + 'static>(
-    landed: Landed,
-    waiter: &FlightWaiter,
-) -> Result<Fetched<T>, Error> {
-    match landed {
-        Landed::Completed(Ok(Some(v))) => v
-            .downcast::<T>()
-            .map(|v| Fetched::new(v, waiter.source()))
-            .map_err(|_| Error::unavailable("load produced a value of another type")),
-        Landed::Completed(Ok(None)) => Err(Error::unavailable("load produced no value")),
-        Landed::Completed(Err(e)) => Err(e),
-        // Only when the spawned load was stopped (the runtime shutting down).
-        Landed::Abandoned => Err(Error::unavailable(
-            "the load this call waited on was abandoned",
-        )),
-    }
-}
-
-/// What a read of L2 found.
-pub(crate) struct ReadOutcome<T> {
-    pub(crate) fresh: Option<Arc<T>>,
-    /// A value past its logical expiry, kept for fail-safe.
-    pub(crate) stale: Option<Arc<T>>,
-    /// The fence for a load; `None` when Redis could not be read.
-    pub(crate) fence: Option<Fence>,
-    /// When the value found was produced (wall clock, ms); 0 when none was found.
-    pub(crate) created_at_ms: u64,
-    /// The key's lease, when the read was asked to take it and did (or found it held).
-    pub(crate) lease: LeaseClaim,
-}
-
-impl<T> Default for ReadOutcome<T> {
-    fn default() -> Self {
-        ReadOutcome {
-            fresh: None,
-            stale: None,
-            fence: None,
-            created_at_ms: 0,
-            lease: LeaseClaim::NotTried,
-        }
-    }
-}
-
-/// What L1 had for a key.
-pub(crate) enum L1Lookup<T> {
-    /// A value this node trusts.
-    Hit(Arc<T>, Arc<L1Entry>),
-    /// A value this node may no longer trust (it may have missed an invalidation): usable only as a
-    /// fail-safe fallback.
-    Suspect(Arc<T>),
-    Miss,
-}
-
 impl Node {
     /// A `set` whose write could not reach Redis: queue the key's invalidation, keep the value in
     /// this node's L1 briefly, and say so. When the invalidation itself goes through (Redis answered
@@ -754,210 +637,6 @@ impl Node {
                 Err(pending)
             }
             _ => Err(write_error),
-        }
-    }
-
-    /// L1 lookup: no I/O, no decoding.
-    pub(crate) fn l1_lookup<T: Send + Sync + 'static>(&self, key: &str) -> L1Lookup<T> {
-        let Some(entry) = self.l1.get(key) else {
-            return L1Lookup::Miss;
-        };
-        let Ok(value) = entry.value.clone().downcast::<T>() else {
-            self.stats.type_mismatches(1);
-            return L1Lookup::Miss;
-        };
-        match self.coherence.trust(&entry) {
-            Trust::Trusted => {
-                self.stats.l1_hits(1);
-                L1Lookup::Hit(value, entry)
-            }
-            Trust::Suspect => L1Lookup::Suspect(value),
-            Trust::Invalid => L1Lookup::Miss,
-        }
-    }
-
-    /// Reads `key` from L2, copying a fresh value into L1.
-    /// `tags`: the tags the caller stores under; empty when it cannot name them (a plain `get`).
-    pub(crate) async fn read_through<T>(
-        self: &Arc<Self>,
-        key: &str,
-        tags: &[String],
-        need: ReadNeed,
-        take_lease: bool,
-        flight: Option<&Flight>,
-    ) -> Result<ReadOutcome<T>, Error>
-    where
-        T: Serialize + DeserializeOwned + Send + Sync + 'static,
-    {
-        let entry_keys = self.keys.entry(key);
-        let started = Instant::now();
-        let vouched = |tag: &str, version: u64| self.coherence.vouches(tag, version);
-        let token = || crate::ops::lease_token(self.id);
-        let lease = (take_lease && self.config.locking_enabled).then_some(LeaseAsk {
-            token: &token,
-            lease: self.config.lock_timeout,
-        });
-        let reply = self
-            .guarded(self.l2.read(&entry_keys, tags, need, &vouched, lease))
-            .await?;
-        self.stats.l2_read_time(started.elapsed());
-        if reply.batched {
-            self.stats.l2_batched_reads(1);
-        }
-        if reply.fence_first {
-            self.stats.l2_fence_first_reads(1);
-        }
-        self.repaired(&reply.repaired);
-        if !reply.created_tags.is_empty() {
-            // Versions recreated after an eviction must reach nodes still holding the old ones.
-            let ops = reply
-                .created_tags
-                .iter()
-                .map(|(t, v)| Op::AnnounceTag(t.clone(), *v))
-                .collect();
-            let outbox = self.outbox.clone();
-            tokio::spawn(async move { outbox.send(ops).await });
-        }
-        let mut outcome = ReadOutcome {
-            fence: reply.fence,
-            lease: reply.lease,
-            ..ReadOutcome::default()
-        };
-        let Some(envelope) = reply.envelope else {
-            return Ok(outcome);
-        };
-        let max = self.config.max_value_bytes as usize;
-        // A value of the other format under this layout's key was not written by a node of this
-        // layout: corrupt, like any other undecodable value.
-        let format = codec::format_of(self.keys.layout());
-        let decoded = match envelope.get(2) {
-            Some(&found) if found != format => Err(codec::DecodeError::UnknownVersion(found)),
-            _ => codec::decode_header(&envelope, max),
-        }
-        .and_then(|(header, payload)| codec::decode_payload::<T>(payload).map(|v| (header, v)));
-        match decoded {
-            Ok((header, value)) => {
-                let value = Arc::new(value);
-                outcome.created_at_ms = header.created_at_ms;
-                if header.expires_at_ms > now_ms() {
-                    self.stats.l2_hits(1);
-                    if let Some(tags) = reply.recorded_tags {
-                        self.fill_l1(key, value.clone(), envelope.len(), &header, tags, flight);
-                    }
-                    outcome.fresh = Some(value);
-                } else {
-                    outcome.stale = Some(value);
-                }
-            }
-            Err(e) => {
-                self.stats.decode_errors(1);
-                tracing::warn!(namespace = %self.config.namespace, key, error = %e, "undecodable value in L2 treated as a miss and deleted");
-                if let Err(e) = self.l2.delete_entry(&entry_keys).await {
-                    tracing::debug!(error = %e, "could not delete undecodable value");
-                }
-            }
-        }
-        if outcome.fresh.is_none() && outcome.fence.is_none() && need != ReadNeed::Value {
-            // The one-command hit read brought no fence, and the value turned out unusable (corrupt, or
-            // expired since): the load that follows must be fenced like any other.
-            let full = self
-                .guarded(
-                    self.l2
-                        .read(&entry_keys, tags, ReadNeed::Fence, &vouched, None),
-                )
-                .await?;
-            outcome.fence = full.fence;
-        }
-        Ok(outcome)
-    }
-
-    /// How long L1 may serve a value that is fresh for `fresh_for`. While the node is suspect its bus
-    /// may be down, so an invalidation published now might reach it only at the next recovery: a
-    /// value filled meanwhile is kept no longer than a value loaded while Redis is unreachable.
-    fn l1_life(&self, fresh_for: Duration) -> Duration {
-        if self.coherence.is_suspect() {
-            fresh_for.min(self.config.degraded_ttl)
-        } else {
-            fresh_for
-        }
-    }
-
-    /// A `set`'s fill of this node's L1 with `value` under `tags`, run by the flusher where the
-    /// batch carrying the write is applied here (see [`LocalFill`]).
-    pub(crate) fn local_fill<T: Send + Sync + 'static>(
-        self: &Arc<Self>,
-        key: &str,
-        value: Arc<T>,
-        encoded_len: usize,
-        header: Header,
-        tags: L1Tags,
-    ) -> Arc<LocalFill> {
-        let (node, key) = (Arc::downgrade(self), key.to_owned());
-        LocalFill::new(move || {
-            if let Some(node) = node.upgrade() {
-                node.fill_l1(&key, value, encoded_len, &header, tags, None);
-            }
-        })
-    }
-
-    /// Puts a value in L1 unless an invalidation overtook it.
-    pub(crate) fn fill_l1<T: Send + Sync + 'static>(
-        &self,
-        key: &str,
-        value: Arc<T>,
-        encoded_len: usize,
-        header: &Header,
-        tags: L1Tags,
-        flight: Option<&Flight>,
-    ) {
-        // Read before admit checks the versions: a change in between leaves the entry to be checked
-        // again on its first hit, never trusted past it.
-        let tags_current_at = self.coherence.change_count();
-        match self.coherence.admit(&tags) {
-            Admission::Admit => {}
-            Admission::Refuse => return,
-            Admission::Overflow => {
-                self.forget_unused_tags();
-                return;
-            }
-        }
-        if flight.is_some_and(Flight::is_poisoned) {
-            return;
-        }
-        let now = Instant::now();
-        let wall = now_ms();
-        let fresh_for = Duration::from_millis(header.expires_at_ms.saturating_sub(wall));
-        let created_at = now
-            .checked_sub(Duration::from_millis(
-                wall.saturating_sub(header.created_at_ms),
-            ))
-            .unwrap_or(now);
-        let expires_at = now + fresh_for;
-        let load_time = Duration::from_micros(u64::from(header.load_micros));
-        let l1_life = self.l1_life(fresh_for);
-        let entry = L1Entry {
-            value,
-            weight: u32::try_from(encoded_len).unwrap_or(u32::MAX),
-            created_at,
-            expires_at,
-            fresh_until: crate::l1::fresh_until(l1_life),
-            refresh_from: crate::l1::fresh_until(
-                self.no_refresh_for(now, created_at, expires_at, load_time)
-                    .min(l1_life),
-            ),
-            created_at_ms: header.created_at_ms,
-            inserted_at: now,
-            load_time,
-            tags,
-            tags_current_at: std::sync::atomic::AtomicU64::new(tags_current_at),
-            refresh_claimed: std::sync::atomic::AtomicBool::new(false),
-        };
-        // A flight's key is already shared; only fills outside a flight allocate one.
-        let shared_key = flight.map_or_else(|| Arc::from(key), |f| f.key().clone());
-        self.l1.insert(shared_key, entry);
-        if flight.is_some_and(Flight::is_poisoned) {
-            // The invalidation landed between the check and the insert: undo our own fill.
-            self.l1.remove(key);
         }
     }
 }

@@ -123,6 +123,6 @@ pub fn keys(a: (&str, &str), b: (&str, &str), tag: &str) {
 
 /// A bus message or stream entry, and an entry's recorded tag field.
 pub fn bus(bytes: &[u8]) {
-    let _ = crate::bus::message::decode_for_fuzzing(bytes);
+    let _ = crate::message::decode_for_fuzzing(bytes);
     let _ = crate::l2::parse_recorded_for_fuzzing(bytes);
 }

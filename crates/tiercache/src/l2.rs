@@ -24,11 +24,11 @@ use std::time::Duration;
 
 use redis::{Script, Value};
 
-use crate::bus::message::{with_filled_entry, FilledEntryRef, FILLED_ENTRY_UP_TO_BYTES};
 use crate::codec;
 use crate::config::EntryLayout;
 use crate::error::Error;
 use crate::keys::{EntryKeys, KeySpace};
+use crate::message::{with_filled_entry, FilledEntryRef, FILLED_ENTRY_UP_TO_BYTES};
 use crate::wall_clock::now_ms;
 
 /// The Redis scripts, loaded once per node. `invoke_async` uses EVALSHA and falls back to EVAL after a
@@ -1235,7 +1235,7 @@ impl L2 {
     /// The deadline, on Redis's clock (ms; 0 for none), of a write sent now.
     fn write_deadline_ms(&self) -> u64 {
         self.clock
-            .deadline_ms(crate::bus::message::now_micros(), self.write_waits)
+            .deadline_ms(crate::message::now_micros(), self.write_waits)
     }
 
     /// What an entry of this node's layout stores for `envelope` (format 1) recording `tags`: the

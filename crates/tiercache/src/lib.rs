@@ -8,11 +8,11 @@
 //!
 //! ```text
 //! caller ──► Cache::get_or_load                              (cache.rs)
-//!              │ L1 hit? ── yes ──► Arc<T>, no I/O           (l1.rs, coherence.rs)
+//!              │ L1 hit? ── yes ──► Arc<T>, no I/O           (read/through.rs, l1.rs, coherence.rs)
 //!              ▼
-//!            single-flight: one leader per key per node      (read/flight.rs)
+//!            single-flight: one leader per key per node      (read/flight.rs, read/coalesce.rs)
 //!              ▼
-//!            L2 read: one GET, value + recorded tag versions (l2.rs, l2/batch.rs)
+//!            L2 read: one GET, value + recorded tag versions (read/through.rs, l2.rs)
 //!              │ fresh? ── yes ──► fill L1 ──► Arc<T>
 //!              ▼
 //!            fence read + lease, one round trip              (scripts/read.lua)
@@ -68,6 +68,7 @@ mod keys;
 mod l1;
 mod l2;
 mod lock;
+mod message;
 mod metrics;
 mod node;
 mod ops;

@@ -4,7 +4,6 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use crate::breaker::{Breaker, Transition};
-use crate::bus::message::Event;
 use crate::bus::outbox::Outbox;
 use crate::bus::state::BusState;
 use crate::coherence::Coherence;
@@ -13,6 +12,7 @@ use crate::error::Error;
 use crate::keys::KeySpace;
 use crate::l1::L1;
 use crate::l2::L2;
+use crate::message::Event;
 use crate::metrics::Recorder;
 use crate::read::flight::Flights;
 
@@ -30,7 +30,7 @@ pub(crate) struct Node {
     pub(crate) outbox: Outbox,
     pub(crate) recovering: AtomicBool,
     pub(crate) recovery_requested: AtomicBool,
-    pub(crate) fills: tokio::sync::broadcast::Sender<Arc<crate::bus::message::FillNotice>>,
+    pub(crate) fills: tokio::sync::broadcast::Sender<Arc<crate::message::FillNotice>>,
     /// Fault injection: this many coming batches are written to the stream but not published.
     #[cfg(feature = "fault-injection")]
     pub(crate) fault_skip_publish: std::sync::atomic::AtomicU32,
@@ -261,10 +261,10 @@ impl Node {
     /// carried one (`rest`, the bytes after the notice's message; read only when someone waits).
     pub(crate) fn filled(&self, key: String, rest: &[u8]) {
         if self.fills.receiver_count() > 0 {
-            let entry = crate::bus::message::filled_entry(rest);
+            let entry = crate::message::filled_entry(rest);
             let _ = self
                 .fills
-                .send(Arc::new(crate::bus::message::FillNotice { key, entry }));
+                .send(Arc::new(crate::message::FillNotice { key, entry }));
         }
     }
 

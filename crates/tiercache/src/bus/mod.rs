@@ -13,13 +13,13 @@
 //! While suspect it serves no L1 entry older than the suspect moment; it recovers by replaying the stream
 //! from the last id it applied, or drops its L1 when the stream no longer reaches back that far.
 //!
-//! The folder splits by role: what travels ([`message`]), the per-node bookkeeping ([`state`]), the
-//! outbox's handle and its operations ([`outbox`]), the flusher that sends them ([`sender`]), the
+//! What travels is defined below both the bus and L2 (`crate::message`), since L2's scripts publish
+//! it and append it to the stream. The folder splits by role: the per-node bookkeeping ([`state`]),
+//! the outbox's handle and its operations ([`outbox`]), the flusher that sends them ([`sender`]), the
 //! subscriber and heartbeat ([`receiver`]), catching up after a gap ([`recovery`]) and the queue of
-//! invalidations that could not reach Redis ([`pending`], replayed by [`replay`]). The first four
-//! know nothing of the node; the tasks take it as an argument.
+//! invalidations that could not reach Redis ([`pending`], replayed by [`replay`]). State, outbox and
+//! pending know nothing of the node; the tasks take it as an argument.
 
-pub(crate) mod message;
 pub(crate) mod outbox;
 pub(crate) mod pending;
 pub(crate) mod receiver;

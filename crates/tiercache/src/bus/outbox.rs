@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::message::Event;
 use crate::error::Error;
 use crate::l2::{nonce, EntryWrite};
+use crate::message::Event;
 
 /// What the outbox is asked to do to L2 before announcing.
 #[derive(Debug, Clone)]

@@ -7,12 +7,12 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 
-use super::message::{decode_with_rest, now_micros, parse_stream_id, Body};
 use super::recovery::current_position;
 use super::sender::publish_ephemeral;
 use super::state::Position;
 use crate::error::Error;
 use crate::l2::connection::{RedisClient, Subscriber};
+use crate::message::{decode_with_rest, now_micros, parse_stream_id, Body};
 use crate::node::Node;
 
 /// Joins the fleet: learns where the epoch and the replay stream stand, then subscribes. The node may

@@ -5,9 +5,9 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::message::{decode, parse_stream_id, Body, Message};
 use super::state::Position;
 use crate::error::Error;
+use crate::message::{decode, parse_stream_id, Body, Message};
 use crate::node::Node;
 
 /// The namespace's epoch (created if missing, rewritten if unreadable) and the stream's newest id (""

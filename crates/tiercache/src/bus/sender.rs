@@ -5,10 +5,10 @@ use std::sync::{Arc, Weak};
 
 use tokio::sync::mpsc;
 
-use super::message::{encode, now_micros, Body, Event, Message};
 use super::outbox::{LocalFill, Op, Outbox, Reply, MAX_BATCH_OPS, OUTBOX_CAPACITY};
 use crate::error::Error;
 use crate::l2::{nonce, InvalidationBatch};
+use crate::message::{encode, now_micros, Body, Event, Message};
 use crate::node::Node;
 
 /// Starts the flusher; returns the outbox feeding it.
@@ -235,7 +235,7 @@ fn apply_here(node: &Node, events: &[Event], fills: Vec<(usize, Arc<LocalFill>)>
 /// Publishes messages that are not replayed: heartbeats and "filled" notices.
 pub(super) async fn publish_ephemeral(node: &Node, body: Body) -> Result<(), Error> {
     node.l2
-        .publish(&super::message::ephemeral(node.id, body))
+        .publish(&crate::message::ephemeral(node.id, body))
         .await
 }
 

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
 
-use super::message::{parse_stream_id, stream_id_after};
+use crate::message::{parse_stream_id, stream_id_after};
 
 /// Per-node bus state shared by the sender, the receiver, the heartbeat and recovery.
 pub(crate) struct BusState {

@@ -13,9 +13,9 @@ use redis::Value;
 
 use super::connection::{slot_of, WaitAt};
 use super::{nonce, text, EntryWrite, Repaired, L2};
-use crate::bus::message::now_micros;
 use crate::error::Error;
 use crate::keys::EntryKeys;
+use crate::message::now_micros;
 
 /// One batch of invalidations, as `scripts/invalidate.lua` applies it.
 pub(crate) struct InvalidationBatch {

@@ -24,16 +24,16 @@ use serde::{de::DeserializeOwned, Serialize};
 use tokio::task::JoinHandle;
 
 use crate::backoff::jitter;
-use crate::bus::message::{FillNotice, FilledEntry};
-use crate::cache::ReadOutcome;
 use crate::codec::{self, Header};
 use crate::error::Error;
 use crate::fetched::{Fetched, Source};
 use crate::l2::{l1_tags, Fence, L1Tags, LeaseClaim, LoadToStore, ReadNeed};
 use crate::lock::try_acquire;
+use crate::message::{FillNotice, FilledEntry};
 use crate::node::Node;
 use crate::options::EntryOptions;
 use crate::read::flight::Flight;
+use crate::read::through::ReadOutcome;
 use crate::wall_clock::now_ms;
 
 /// How long a value served by fail-safe is reused before the loader is tried again.
@@ -504,7 +504,7 @@ impl Node {
         };
         let entry_keys = self.keys.entry(key);
         let lifetime = opts.ttl(&self.config.ttl_tiers) + self.config.fail_safe_max;
-        let announcement = crate::bus::message::filled_announcement(self.id, key);
+        let announcement = crate::message::filled_announcement(self.id, key);
         let load = LoadToStore {
             envelope: &envelope,
             lifetime,

@@ -1,6 +1,9 @@
-//! The read path past L1: one leader per key and node ([`flight`]), the L2 read, the loader and the
-//! fenced store ([`load`]), and refreshing entries before they expire ([`refresh`]).
+//! The read path: L1 and one round trip to L2 ([`through`]), one leader per key and node
+//! ([`flight`], joined as [`coalesce`] says), the lease, the loader and the fenced store ([`load`]), and refreshing entries before
+//! they expire ([`refresh`]).
 
+pub(crate) mod coalesce;
 pub(crate) mod flight;
 pub(crate) mod load;
 pub(crate) mod refresh;
+pub(crate) mod through;

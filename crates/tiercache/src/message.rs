@@ -1,4 +1,6 @@
-//! What travels on the bus: the events, the message around them and its encoding.
+//! What travels on the bus: the events, the message around them and its encoding. It sits below both
+//! the bus, which sends and receives it, and L2, whose scripts publish it, append it to the replay
+//! stream and carry a filled entry after it.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 

@@ -1,0 +1,99 @@
+//! How a call that missed L1 takes part in its key's flight on this node: it leads the load (the L2
+//! read in its own task, the rest in a task of its own), or follows another call's, and what a
+//! finished flight means for it.
+
+use std::any::Any;
+use std::sync::Arc;
+
+use serde::{de::DeserializeOwned, Serialize};
+
+use crate::error::Error;
+use crate::fetched::{Fetched, Source};
+use crate::node::Node;
+use crate::options::EntryOptions;
+use crate::read::flight::{FlightWaiter, Landed, LeaderGuard};
+
+/// The leader of a load flight: reads L2 in the caller's task (an L2 hit costs no spawn) and, on a
+/// miss, hands lease, loader and store to a task of their own, which must finish even if this caller
+/// goes away; then waits for the flight like any follower.
+pub(crate) async fn lead_load<T, F, Fut, E>(
+    node: &Arc<Node>,
+    key: &str,
+    opts: &EntryOptions,
+    loader: F,
+    l1_stale: Option<Arc<T>>,
+    guard: LeaderGuard,
+    waiter: FlightWaiter,
+) -> Result<Fetched<T>, Error>
+where
+    T: Serialize + DeserializeOwned + Send + Sync + 'static,
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<T, E>> + Send + 'static,
+    E: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    // If the caller is cancelled during the read, the guard drops and the followers retry, and a
+    // lease the read took is released.
+    let (fills, read) = node
+        .read_for_load::<T>(key, opts, Some(guard.flight()))
+        .await;
+    if let Some(value) = read.as_ref().ok().and_then(|r| r.fresh.clone()) {
+        guard.complete(
+            Ok(Some(value.clone() as Arc<dyn Any + Send + Sync>)),
+            Source::L2,
+        );
+        return Ok(Fetched::new(value, Source::L2));
+    }
+    let (node, key, opts) = (node.clone(), key.to_owned(), opts.clone());
+    tokio::spawn(async move {
+        let flight = Some(guard.flight());
+        let result = node
+            .load_after_read::<T, F, Fut, E>(&key, &opts, loader, flight, l1_stale, fills, read)
+            .await;
+        let source = result.as_ref().map_or(Source::Loaded, |f| f.source);
+        guard.complete(
+            result.map(|f| Some(f.value as Arc<dyn Any + Send + Sync>)),
+            source,
+        );
+    });
+    let landed = waiter.wait().await;
+    landed_value(landed, &waiter)
+}
+
+/// Waits on another caller's flight; `None` when an invalidation of the key reached this node first
+/// and the caller should read again. A call leaves a flight so at most once (`overtaken` remembers):
+/// the flight it joins next began after this node applied that invalidation, and under a steady
+/// stream of invalidations a call that kept leaving would never finish.
+pub(crate) async fn follow(
+    node: &Node,
+    waiter: &FlightWaiter,
+    overtaken: &mut bool,
+) -> Option<Landed> {
+    if *overtaken {
+        return Some(waiter.wait().await);
+    }
+    let landed = waiter.follow().await;
+    if landed.is_none() {
+        *overtaken = true;
+        node.stats.flights_overtaken(1);
+    }
+    landed
+}
+
+/// What a finished flight means for one of its callers.
+pub(crate) fn landed_value<T: Send + Sync + 'static>(
+    landed: Landed,
+    waiter: &FlightWaiter,
+) -> Result<Fetched<T>, Error> {
+    match landed {
+        Landed::Completed(Ok(Some(v))) => v
+            .downcast::<T>()
+            .map(|v| Fetched::new(v, waiter.source()))
+            .map_err(|_| Error::unavailable("load produced a value of another type")),
+        Landed::Completed(Ok(None)) => Err(Error::unavailable("load produced no value")),
+        Landed::Completed(Err(e)) => Err(e),
+        // Only when the spawned load was stopped (the runtime shutting down).
+        Landed::Abandoned => Err(Error::unavailable(
+            "the load this call waited on was abandoned",
+        )),
+    }
+}
