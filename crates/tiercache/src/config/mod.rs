@@ -1,115 +1,32 @@
 //! Settings: one typed [`Config`], parsed and validated here and nowhere else.
 //!
-//! [`Config::from_env`] reads the `TIERCACHE_*`, `WIDGET_CACHE_*`, `REDIS_URL` and `REDIS_CACHE_DB`
-//! variables. Every bad value becomes a [`ConfigError`] naming the variable, the value and what is allowed.
+//! [`Config::from_env`] reads `REDIS_URL`, the connection's other `REDIS_*` variables and the
+//! `TIERCACHE_*` variables, each declared once in [`Config::SETTINGS`] (`settings.rs`) with its form,
+//! unit and doc; that table drives parsing, the error for a bad value and the docs' table. Every bad
+//! value becomes a [`ConfigError`] naming the variable, the value and what is allowed.
 //!
-//! Units: TTLs and lock timeouts are seconds when written as a bare number (`900`), response times are
-//! milliseconds when bare (`200`); any duration may carry a unit instead (`250ms`, `30s`, `15m`, `2h`).
-//! Rates (`*_HIT_RATE`, `*_ERROR_RATE`) are percentages from 0 to 100, with or without a `%` sign.
+//! Units: lifetimes and leases (`TIERCACHE_DEFAULT_TTL`, `TIERCACHE_LOCK_TIMEOUT`,
+//! `TIERCACHE_FAIL_SAFE_MAX`) are seconds when written as a bare number (`900`); timeouts and
+//! intervals are milliseconds when bare (`200`); any duration may carry a unit instead (`250ms`,
+//! `30s`, `15m`, `2h`). The table names each variable's unit.
 
 mod error;
 mod layout;
+mod parse;
 mod redis_url;
+mod settings;
+mod table;
 
 use std::time::Duration;
 
 pub use error::ConfigError;
 pub use layout::EntryLayout;
+pub use parse::parse_duration_setting;
 pub(crate) use redis_url::{mask_credentials, url_database_part, url_names_database};
 use redis_url::{mask_password, validate_redis_url};
-
-/// The five TTL tiers of the widget domain.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum TtlTier {
-    /// Numbers that move by the minute (60 s by default).
-    Realtime,
-    /// Recent figures (300 s by default).
-    Short,
-    /// The default tier (900 s by default).
-    Medium,
-    /// Ranges that are mostly closed (3600 s by default).
-    Long,
-    /// Closed past ranges (24 h by default).
-    Daily,
-}
-
-impl TtlTier {
-    /// Every tier, shortest first.
-    pub const ALL: [TtlTier; 5] = [
-        TtlTier::Realtime,
-        TtlTier::Short,
-        TtlTier::Medium,
-        TtlTier::Long,
-        TtlTier::Daily,
-    ];
-}
-
-/// The duration of each [`TtlTier`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TtlTiers {
-    /// `WIDGET_CACHE_REALTIME_TTL`, default 60 s.
-    pub realtime: Duration,
-    /// `WIDGET_CACHE_SHORT_TTL`, default 300 s.
-    pub short: Duration,
-    /// `WIDGET_CACHE_MEDIUM_TTL`, default 900 s.
-    pub medium: Duration,
-    /// `WIDGET_CACHE_LONG_TTL`, default 3600 s.
-    pub long: Duration,
-    /// `WIDGET_CACHE_DAILY_TTL`, default 24 h.
-    pub daily: Duration,
-}
-
-impl Default for TtlTiers {
-    fn default() -> Self {
-        TtlTiers {
-            realtime: Duration::from_secs(60),
-            short: Duration::from_secs(300),
-            medium: Duration::from_secs(900),
-            long: Duration::from_secs(3600),
-            daily: Duration::from_secs(86_400),
-        }
-    }
-}
-
-impl TtlTiers {
-    /// The duration of `tier`.
-    pub fn ttl(&self, tier: TtlTier) -> Duration {
-        match tier {
-            TtlTier::Realtime => self.realtime,
-            TtlTier::Short => self.short,
-            TtlTier::Medium => self.medium,
-            TtlTier::Long => self.long,
-            TtlTier::Daily => self.daily,
-        }
-    }
-}
-
-/// Service-level targets used by health scoring and alerts (the widget layer reads them).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct ServiceTargets {
-    /// `WIDGET_CACHE_TARGET_RESPONSE_TIME` (bare number = ms), default 100 ms.
-    pub target_response_time: Duration,
-    /// `WIDGET_CACHE_MAX_RESPONSE_TIME` (bare number = ms), default 500 ms.
-    pub max_response_time: Duration,
-    /// `WIDGET_CACHE_TARGET_HIT_RATE` as a fraction (env in percent), default 0.95.
-    pub target_hit_rate: f64,
-    /// `WIDGET_CACHE_MIN_HIT_RATE` as a fraction (env in percent), default 0.90.
-    pub min_hit_rate: f64,
-    /// `WIDGET_CACHE_MAX_ERROR_RATE` as a fraction (env in percent), default 0.01.
-    pub max_error_rate: f64,
-}
-
-impl Default for ServiceTargets {
-    fn default() -> Self {
-        ServiceTargets {
-            target_response_time: Duration::from_millis(100),
-            max_response_time: Duration::from_millis(500),
-            target_hit_rate: 0.95,
-            min_hit_rate: 0.90,
-            max_error_rate: 0.01,
-        }
-    }
-}
+pub use table::{
+    BareUnit, Setting, SettingValue, SettingsTable, WholeNumber, SETTINGS_TABLE_HEADER,
+};
 
 /// Every setting of a cache node. Build one with [`crate::CacheBuilder`] or [`Config::from_env`].
 ///
@@ -136,7 +53,7 @@ pub struct Config {
     /// `TIERCACHE_TLS_CA_FILE`, default none: a PEM file of the certificate authority a `rediss://`
     /// server's certificate must chain to; without it the system's roots are used.
     pub tls_ca_cert_file: Option<std::path::PathBuf>,
-    /// `REDIS_CACHE_DB`, default 1: the database used when the URL names none.
+    /// `TIERCACHE_REDIS_DB`, default 1: the database used when the URL names none.
     pub redis_db: u16,
     /// `TIERCACHE_NAMESPACE`, default `default`. Keys of different namespaces never collide.
     pub namespace: String,
@@ -156,21 +73,20 @@ pub struct Config {
     pub connect_timeout: Duration,
     /// `TIERCACHE_RESPONSE_TIMEOUT` (bare number = ms), default 500 ms.
     pub response_timeout: Duration,
-    /// `WIDGET_CACHE_DEFAULT_TTL` (seconds), default 900 s.
+    /// `TIERCACHE_DEFAULT_TTL` (bare number = s), default 900 s: the lifetime of entries whose
+    /// options ask for the default ([`crate::EntryOptions::default_ttl`]).
     pub default_ttl: Duration,
-    /// The TTL tiers.
-    pub ttl_tiers: TtlTiers,
-    /// `WIDGET_CACHE_REFRESH_AHEAD`, default true.
+    /// `TIERCACHE_REFRESH_AHEAD`, default true: a hit on an ageing entry starts a background refresh.
     pub refresh_ahead: bool,
-    /// `WIDGET_CACHE_REFRESH_THRESHOLD`, default 0.8: fraction of the TTL after which a hit refreshes.
+    /// `TIERCACHE_REFRESH_THRESHOLD`, default 0.8: fraction of the TTL after which a hit refreshes.
     pub refresh_threshold: f64,
     /// `TIERCACHE_REFRESH_MODE` (`threshold` or `xfetch`) and `TIERCACHE_XFETCH_BETA` (default 1.0).
     pub refresh_mode: crate::RefreshMode,
-    /// `WIDGET_CACHE_LOCKING_ENABLED`, default true: fleet-wide load coalescing through Redis leases.
+    /// `TIERCACHE_LOCKING_ENABLED`, default true: fleet-wide load coalescing through Redis leases.
     pub locking_enabled: bool,
-    /// `WIDGET_CACHE_LOCK_TIMEOUT` (seconds), default 30 s: the lease of a distributed lock.
+    /// `TIERCACHE_LOCK_TIMEOUT` (bare number = s), default 30 s: the lease of a distributed lock.
     pub lock_timeout: Duration,
-    /// `WIDGET_CACHE_LOCK_RETRIES`, default 3.
+    /// `TIERCACHE_LOCK_RETRIES`, default 3: how often [`crate::LockOptions::from_config`] retries.
     pub lock_retries: u32,
     /// `TIERCACHE_STREAM_MAX_LEN`, default 100,000: the replay log's cap.
     pub stream_max_len: u64,
@@ -179,11 +95,9 @@ pub struct Config {
     pub entry_layout: EntryLayout,
     /// `TIERCACHE_HEARTBEAT_INTERVAL` (bare number = ms), default 1 s.
     pub heartbeat_interval: Duration,
-    /// `TIERCACHE_FAIL_SAFE_MAX` (seconds), default 1 h: how long past expiry L2 keeps a value as a
+    /// `TIERCACHE_FAIL_SAFE_MAX` (bare number = s), default 1 h: how long past expiry L2 keeps a value as a
     /// stale fallback.
     pub fail_safe_max: Duration,
-    /// Service-level targets.
-    pub targets: ServiceTargets,
     /// `TIERCACHE_REQUIRE_REDIS_AT_START`, default false: when true, building a node fails while
     /// Redis is unreachable; when false the node starts on L1 and its loaders and joins the fleet
     /// once Redis answers.
@@ -223,7 +137,6 @@ impl Default for Config {
             connect_timeout: Duration::from_secs(1),
             response_timeout: Duration::from_millis(500),
             default_ttl: Duration::from_secs(900),
-            ttl_tiers: TtlTiers::default(),
             refresh_ahead: true,
             refresh_threshold: 0.8,
             refresh_mode: crate::RefreshMode::Threshold,
@@ -234,7 +147,6 @@ impl Default for Config {
             entry_layout: EntryLayout::String,
             heartbeat_interval: Duration::from_secs(1),
             fail_safe_max: Duration::from_secs(3600),
-            targets: ServiceTargets::default(),
             require_redis_at_start: false,
             max_pending_invalidations: 10_000,
             degraded_ttl: Duration::from_millis(500),
@@ -264,7 +176,6 @@ impl std::fmt::Debug for Config {
             connect_timeout,
             response_timeout,
             default_ttl,
-            ttl_tiers,
             refresh_ahead,
             refresh_threshold,
             refresh_mode,
@@ -275,7 +186,6 @@ impl std::fmt::Debug for Config {
             entry_layout,
             heartbeat_interval,
             fail_safe_max,
-            targets,
             require_redis_at_start,
             max_pending_invalidations,
             degraded_ttl,
@@ -305,7 +215,6 @@ impl std::fmt::Debug for Config {
             .field("connect_timeout", connect_timeout)
             .field("response_timeout", response_timeout)
             .field("default_ttl", default_ttl)
-            .field("ttl_tiers", ttl_tiers)
             .field("refresh_ahead", refresh_ahead)
             .field("refresh_threshold", refresh_threshold)
             .field("refresh_mode", refresh_mode)
@@ -316,7 +225,6 @@ impl std::fmt::Debug for Config {
             .field("entry_layout", entry_layout)
             .field("heartbeat_interval", heartbeat_interval)
             .field("fail_safe_max", fail_safe_max)
-            .field("targets", targets)
             .field("require_redis_at_start", require_redis_at_start)
             .field("max_pending_invalidations", max_pending_invalidations)
             .field("degraded_ttl", degraded_ttl)
@@ -324,13 +232,6 @@ impl std::fmt::Debug for Config {
             .field("shutdown_timeout", shutdown_timeout)
             .finish()
     }
-}
-
-/// The unit a bare number stands for.
-#[derive(Clone, Copy)]
-enum BareUnit {
-    Seconds,
-    Millis,
 }
 
 impl Config {
@@ -395,232 +296,21 @@ impl Config {
         Ok(config)
     }
 
-    /// Applies variables from `lookup` (a stand-in for the environment) over this config.
+    /// Applies variables from `lookup` (a stand-in for the environment) over this config, then
+    /// checks the whole ([`Config::validate`]).
     ///
     /// ```
     /// let mut config = tiercache::Config::default();
     /// let err = config
-    ///     .apply_vars(|name| (name == "WIDGET_CACHE_LOCK_RETRIES").then(|| "many".to_owned()))
+    ///     .apply_vars(|name| (name == "TIERCACHE_LOCK_RETRIES").then(|| "many".to_owned()))
     ///     .unwrap_err();
-    /// assert!(err.to_string().contains("WIDGET_CACHE_LOCK_RETRIES"));
+    /// assert!(err.to_string().contains("TIERCACHE_LOCK_RETRIES"));
     /// ```
-    #[allow(clippy::too_many_lines)] // one flat list of variables reads better than helpers split by type
     pub fn apply_vars(
         &mut self,
         lookup: impl Fn(&str) -> Option<String>,
     ) -> Result<(), ConfigError> {
-        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
-        if let Some(v) = get("REDIS_URL") {
-            validate_redis_url(&v)?;
-            self.redis_url = v;
-        }
-        if let Some(v) = get("REDIS_CLUSTER_URLS") {
-            let urls: Vec<String> = v
-                .split(',')
-                .map(str::trim)
-                .filter(|u| !u.is_empty())
-                .map(str::to_owned)
-                .collect();
-            for url in &urls {
-                validate_redis_url(url)?;
-            }
-            self.redis_cluster_urls = urls;
-        }
-        if let Some(v) = get("TIERCACHE_REPLICA_ACKS") {
-            self.replica_acks = Some(parse_int("TIERCACHE_REPLICA_ACKS", &v, 0, 16)? as u32);
-        }
-        if let Some(v) = get("REDIS_USERNAME") {
-            self.redis_username = Some(v);
-        }
-        if let Some(v) = get("REDIS_PASSWORD") {
-            self.redis_password = Some(v);
-        }
-        if let Some(v) = get("TIERCACHE_TLS_CA_FILE") {
-            self.tls_ca_cert_file = Some(v.into());
-        }
-        if let Some(v) = get("REDIS_CACHE_DB") {
-            self.redis_db = parse_int("REDIS_CACHE_DB", &v, 0, 15)? as u16;
-        }
-        if let Some(v) = get("TIERCACHE_NAMESPACE") {
-            self.namespace = v;
-        }
-        if let Some(v) = get("TIERCACHE_L1_MAX_BYTES") {
-            self.l1_max_bytes = parse_int("TIERCACHE_L1_MAX_BYTES", &v, 1024, u64::MAX)?;
-        }
-        if let Some(v) = get("TIERCACHE_MAX_VALUE_BYTES") {
-            self.max_value_bytes = parse_int("TIERCACHE_MAX_VALUE_BYTES", &v, 64, 512 << 20)?;
-        }
-        if let Some(v) = get("TIERCACHE_MAX_TAGS") {
-            self.max_tags = parse_int("TIERCACHE_MAX_TAGS", &v, 1, 10_000)? as usize;
-        }
-        if let Some(v) = get("TIERCACHE_MAX_TAG_BYTES") {
-            self.max_tag_bytes = parse_int("TIERCACHE_MAX_TAG_BYTES", &v, 1, 1 << 20)? as usize;
-        }
-        if let Some(v) = get("TIERCACHE_MAX_KEY_BYTES") {
-            self.max_key_bytes = parse_int("TIERCACHE_MAX_KEY_BYTES", &v, 1, 1 << 20)? as usize;
-        }
-        let durations: [(&str, BareUnit, &mut Duration); 14] = [
-            (
-                "TIERCACHE_SHUTDOWN_TIMEOUT",
-                BareUnit::Millis,
-                &mut self.shutdown_timeout,
-            ),
-            (
-                "TIERCACHE_DEGRADED_TTL",
-                BareUnit::Millis,
-                &mut self.degraded_ttl,
-            ),
-            (
-                "TIERCACHE_CONNECT_TIMEOUT",
-                BareUnit::Millis,
-                &mut self.connect_timeout,
-            ),
-            (
-                "TIERCACHE_RESPONSE_TIMEOUT",
-                BareUnit::Millis,
-                &mut self.response_timeout,
-            ),
-            (
-                "TIERCACHE_HEARTBEAT_INTERVAL",
-                BareUnit::Millis,
-                &mut self.heartbeat_interval,
-            ),
-            (
-                "TIERCACHE_FAIL_SAFE_MAX",
-                BareUnit::Seconds,
-                &mut self.fail_safe_max,
-            ),
-            (
-                "WIDGET_CACHE_DEFAULT_TTL",
-                BareUnit::Seconds,
-                &mut self.default_ttl,
-            ),
-            (
-                "WIDGET_CACHE_REALTIME_TTL",
-                BareUnit::Seconds,
-                &mut self.ttl_tiers.realtime,
-            ),
-            (
-                "WIDGET_CACHE_SHORT_TTL",
-                BareUnit::Seconds,
-                &mut self.ttl_tiers.short,
-            ),
-            (
-                "WIDGET_CACHE_MEDIUM_TTL",
-                BareUnit::Seconds,
-                &mut self.ttl_tiers.medium,
-            ),
-            (
-                "WIDGET_CACHE_LONG_TTL",
-                BareUnit::Seconds,
-                &mut self.ttl_tiers.long,
-            ),
-            (
-                "WIDGET_CACHE_DAILY_TTL",
-                BareUnit::Seconds,
-                &mut self.ttl_tiers.daily,
-            ),
-            (
-                "WIDGET_CACHE_LOCK_TIMEOUT",
-                BareUnit::Seconds,
-                &mut self.lock_timeout,
-            ),
-            (
-                "WIDGET_CACHE_TARGET_RESPONSE_TIME",
-                BareUnit::Millis,
-                &mut self.targets.target_response_time,
-            ),
-        ];
-        for (name, unit, slot) in durations {
-            if let Some(v) = get(name) {
-                *slot = parse_duration(name, &v, unit)?;
-            }
-        }
-        if let Some(v) = get("WIDGET_CACHE_MAX_RESPONSE_TIME") {
-            self.targets.max_response_time =
-                parse_duration("WIDGET_CACHE_MAX_RESPONSE_TIME", &v, BareUnit::Millis)?;
-        }
-        if let Some(v) = get("WIDGET_CACHE_REFRESH_AHEAD") {
-            self.refresh_ahead = parse_bool("WIDGET_CACHE_REFRESH_AHEAD", &v)?;
-        }
-        if let Some(v) = get("WIDGET_CACHE_REFRESH_THRESHOLD") {
-            self.refresh_threshold = parse_fraction("WIDGET_CACHE_REFRESH_THRESHOLD", &v)?;
-        }
-        if let Some(v) = get("TIERCACHE_REFRESH_MODE") {
-            self.refresh_mode = match v.trim().to_ascii_lowercase().as_str() {
-                "threshold" => crate::RefreshMode::Threshold,
-                "xfetch" => crate::RefreshMode::XFetch { beta: 1.0 },
-                _ => {
-                    return Err(ConfigError::InvalidValue {
-                        var: "TIERCACHE_REFRESH_MODE".into(),
-                        value: v,
-                        expected: "threshold or xfetch".into(),
-                    })
-                }
-            };
-        }
-        if let Some(v) = get("TIERCACHE_XFETCH_BETA") {
-            let beta = v
-                .trim()
-                .parse::<f64>()
-                .ok()
-                .filter(|b| *b > 0.0 && *b <= 100.0)
-                .ok_or_else(|| ConfigError::InvalidValue {
-                    var: "TIERCACHE_XFETCH_BETA".into(),
-                    value: v.clone(),
-                    expected: "a number above 0 and at most 100, such as 1.0".into(),
-                })?;
-            self.refresh_mode = crate::RefreshMode::XFetch { beta };
-        }
-        if let Some(v) = get("TIERCACHE_MAX_KNOWN_TAGS") {
-            self.max_known_tags =
-                parse_int("TIERCACHE_MAX_KNOWN_TAGS", &v, 2, 1_000_000_000)? as usize;
-        }
-        if let Some(v) = get("TIERCACHE_MAX_PENDING_INVALIDATIONS") {
-            self.max_pending_invalidations =
-                parse_int("TIERCACHE_MAX_PENDING_INVALIDATIONS", &v, 1, 10_000_000)? as usize;
-        }
-        if let Some(v) = get("TIERCACHE_REQUIRE_REDIS_AT_START") {
-            self.require_redis_at_start = parse_bool("TIERCACHE_REQUIRE_REDIS_AT_START", &v)?;
-        }
-        if let Some(v) = get("WIDGET_CACHE_LOCKING_ENABLED") {
-            self.locking_enabled = parse_bool("WIDGET_CACHE_LOCKING_ENABLED", &v)?;
-        }
-        if let Some(v) = get("WIDGET_CACHE_LOCK_RETRIES") {
-            self.lock_retries = parse_int("WIDGET_CACHE_LOCK_RETRIES", &v, 0, 1000)? as u32;
-        }
-        if let Some(v) = get("TIERCACHE_STREAM_MAX_LEN") {
-            self.stream_max_len = parse_int("TIERCACHE_STREAM_MAX_LEN", &v, 100, 100_000_000)?;
-        }
-        if let Some(v) = get("TIERCACHE_ENTRY_LAYOUT") {
-            self.entry_layout = match v.trim() {
-                "1" => EntryLayout::Hash,
-                "2" => EntryLayout::String,
-                _ => {
-                    return Err(ConfigError::InvalidValue {
-                        var: "TIERCACHE_ENTRY_LAYOUT".into(),
-                        value: v.clone(),
-                        expected: "1 or 2".into(),
-                    })
-                }
-            };
-        }
-        let rates: [(&str, &mut f64); 3] = [
-            (
-                "WIDGET_CACHE_TARGET_HIT_RATE",
-                &mut self.targets.target_hit_rate,
-            ),
-            ("WIDGET_CACHE_MIN_HIT_RATE", &mut self.targets.min_hit_rate),
-            (
-                "WIDGET_CACHE_MAX_ERROR_RATE",
-                &mut self.targets.max_error_rate,
-            ),
-        ];
-        for (name, slot) in rates {
-            if let Some(v) = get(name) {
-                *slot = parse_percent(name, &v)?;
-            }
-        }
+        Config::SETTINGS.apply(self, lookup)?;
         self.validate()
     }
 
@@ -666,130 +356,15 @@ impl Config {
                 "a non-empty name of at most 256 printable ASCII characters, without spaces, braces or * ? [ ] \\",
             ));
         }
-        if self.targets.min_hit_rate > self.targets.target_hit_rate {
-            return Err(invalid(
-                "WIDGET_CACHE_MIN_HIT_RATE",
-                format!("{}%", self.targets.min_hit_rate * 100.0),
-                "a rate no higher than WIDGET_CACHE_TARGET_HIT_RATE",
-            ));
-        }
-        if self.targets.target_response_time > self.targets.max_response_time {
-            return Err(invalid(
-                "WIDGET_CACHE_TARGET_RESPONSE_TIME",
-                format!("{:?}", self.targets.target_response_time),
-                "a time no longer than WIDGET_CACHE_MAX_RESPONSE_TIME",
-            ));
-        }
         if self.default_ttl.is_zero() {
             return Err(invalid(
-                "WIDGET_CACHE_DEFAULT_TTL",
+                "TIERCACHE_DEFAULT_TTL",
                 "0".into(),
                 "a positive duration",
             ));
         }
         Ok(())
     }
-}
-
-fn parse_int(var: &str, value: &str, min: u64, max: u64) -> Result<u64, ConfigError> {
-    value
-        .trim()
-        .replace('_', "")
-        .parse::<u64>()
-        .ok()
-        .filter(|n| (min..=max).contains(n))
-        .ok_or_else(|| ConfigError::InvalidValue {
-            var: var.to_owned(),
-            value: value.to_owned(),
-            expected: format!("a whole number from {min} to {max}"),
-        })
-}
-
-fn parse_bool(var: &str, value: &str) -> Result<bool, ConfigError> {
-    match value.trim().to_ascii_lowercase().as_str() {
-        "1" | "true" | "yes" | "on" => Ok(true),
-        "0" | "false" | "no" | "off" => Ok(false),
-        _ => Err(ConfigError::InvalidValue {
-            var: var.to_owned(),
-            value: value.to_owned(),
-            expected: "true/false (also 1/0, yes/no, on/off)".to_owned(),
-        }),
-    }
-}
-
-fn parse_fraction(var: &str, value: &str) -> Result<f64, ConfigError> {
-    value
-        .trim()
-        .parse::<f64>()
-        .ok()
-        .filter(|f| *f > 0.0 && *f < 1.0)
-        .ok_or_else(|| ConfigError::InvalidValue {
-            var: var.to_owned(),
-            value: value.to_owned(),
-            expected: "a fraction strictly between 0 and 1, such as 0.8".to_owned(),
-        })
-}
-
-fn parse_percent(var: &str, value: &str) -> Result<f64, ConfigError> {
-    let trimmed = value.trim();
-    trimmed
-        .strip_suffix('%')
-        .unwrap_or(trimmed)
-        .trim()
-        .parse::<f64>()
-        .ok()
-        .filter(|p| (0.0..=100.0).contains(p))
-        .map(|p| p / 100.0)
-        .ok_or_else(|| ConfigError::InvalidValue {
-            var: var.to_owned(),
-            value: value.to_owned(),
-            expected: "a percentage from 0 to 100, such as 95 or 95%".to_owned(),
-        })
-}
-
-fn parse_duration(var: &str, value: &str, bare: BareUnit) -> Result<Duration, ConfigError> {
-    let err = || ConfigError::InvalidValue {
-        var: var.to_owned(),
-        value: value.to_owned(),
-        expected: match bare {
-            BareUnit::Seconds => {
-                "a positive duration: seconds (900) or with a unit (250ms, 30s, 15m, 2h)"
-            }
-            BareUnit::Millis => {
-                "a positive duration: milliseconds (200) or with a unit (250ms, 30s, 15m, 2h)"
-            }
-        }
-        .to_owned(),
-    };
-    let v = value.trim();
-    let split = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
-    let (digits, unit) = v.split_at(split);
-    let n: u64 = digits.parse().map_err(|_| err())?;
-    let duration = match (unit.trim(), bare) {
-        ("", BareUnit::Seconds) | ("s", _) => Duration::from_secs(n),
-        ("", BareUnit::Millis) | ("ms", _) => Duration::from_millis(n),
-        ("m", _) => Duration::from_secs(n.checked_mul(60).ok_or_else(err)?),
-        ("h", _) => Duration::from_secs(n.checked_mul(3600).ok_or_else(err)?),
-        _ => return Err(err()),
-    };
-    if duration.is_zero() {
-        return Err(err());
-    }
-    Ok(duration)
-}
-
-/// Parses a duration setting as [`Config::from_env`] parses its response times: milliseconds when bare
-/// (`200`), or with a unit (`250ms`, `30s`, `15m`, `2h`); zero is refused. For layers above the cache
-/// that read settings of their own, so every duration variable reads alike.
-///
-/// ```
-/// use std::time::Duration;
-/// assert_eq!(tiercache::parse_duration_setting("X_TIMEOUT", "2s").unwrap(), Duration::from_secs(2));
-/// assert_eq!(tiercache::parse_duration_setting("X_TIMEOUT", "250").unwrap(), Duration::from_millis(250));
-/// assert!(tiercache::parse_duration_setting("X_TIMEOUT", "soon").unwrap_err().to_string().contains("X_TIMEOUT"));
-/// ```
-pub fn parse_duration_setting(var: &str, value: &str) -> Result<Duration, ConfigError> {
-    parse_duration(var, value, BareUnit::Millis)
 }
 
 #[cfg(test)]
@@ -820,65 +395,5 @@ mod tests {
             "redis://127.0.0.1:6379 (database 3)"
         );
         assert_eq!(mask_password("redis://host:6379"), "redis://host:6379");
-    }
-
-    fn from(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let mut c = Config::default();
-        c.apply_vars(|n| {
-            vars.iter()
-                .find(|(k, _)| *k == n)
-                .map(|(_, v)| (*v).to_owned())
-        })?;
-        Ok(c)
-    }
-
-    #[test]
-    fn seed_variables_are_read_with_their_units() {
-        let c = from(&[
-            ("WIDGET_CACHE_DEFAULT_TTL", "600"),
-            ("WIDGET_CACHE_REALTIME_TTL", "30s"),
-            ("WIDGET_CACHE_LONG_TTL", "2h"),
-            ("WIDGET_CACHE_TARGET_RESPONSE_TIME", "200"),
-            ("WIDGET_CACHE_TARGET_HIT_RATE", "97%"),
-            ("WIDGET_CACHE_MAX_ERROR_RATE", "2"),
-            ("WIDGET_CACHE_LOCKING_ENABLED", "false"),
-            ("WIDGET_CACHE_REFRESH_THRESHOLD", "0.75"),
-            ("REDIS_CACHE_DB", "3"),
-        ])
-        .expect("valid");
-        assert_eq!(c.default_ttl, Duration::from_secs(600));
-        assert_eq!(c.ttl_tiers.realtime, Duration::from_secs(30));
-        assert_eq!(c.ttl_tiers.long, Duration::from_secs(7200));
-        assert_eq!(c.targets.target_response_time, Duration::from_millis(200));
-        assert!((c.targets.target_hit_rate - 0.97).abs() < 1e-9);
-        assert!((c.targets.max_error_rate - 0.02).abs() < 1e-9);
-        assert!(!c.locking_enabled);
-        assert_eq!(c.redis_db, 3);
-    }
-
-    #[test]
-    fn each_bad_value_names_variable_value_and_allowed_forms() {
-        let cases = [
-            ("WIDGET_CACHE_LOCK_TIMEOUT", "soon", "duration"),
-            ("WIDGET_CACHE_LOCK_RETRIES", "-1", "whole number"),
-            ("WIDGET_CACHE_REFRESH_AHEAD", "maybe", "true/false"),
-            ("WIDGET_CACHE_REFRESH_THRESHOLD", "1.5", "fraction"),
-            ("WIDGET_CACHE_MIN_HIT_RATE", "120", "percentage"),
-            ("REDIS_CACHE_DB", "99", "whole number"),
-            ("WIDGET_CACHE_MEDIUM_TTL", "0", "positive"),
-            ("TIERCACHE_ENTRY_LAYOUT", "3", "1 or 2"),
-        ];
-        for (var, value, expected) in cases {
-            let msg = from(&[(var, value)]).expect_err(var).to_string();
-            assert!(msg.contains(var), "{msg}");
-            assert!(msg.contains(value), "{msg}");
-            assert!(msg.contains(expected), "{msg}");
-        }
-    }
-
-    #[test]
-    fn inconsistent_targets_are_refused() {
-        let err = from(&[("WIDGET_CACHE_MIN_HIT_RATE", "99")]).expect_err("min above target");
-        assert!(err.to_string().contains("WIDGET_CACHE_MIN_HIT_RATE"));
     }
 }
