@@ -1,6 +1,7 @@
 //! The widget layer's variables, declared once: [`WidgetConfig::SETTINGS`] (the seed's
 //! `WIDGET_CACHE_*` variables and `REDIS_CACHE_DB`) and [`LoadTimeouts::SETTINGS`]. Each row drives
-//! parsing, the error for a bad value and its row in [`settings_markdown`].
+//! parsing, the error for a bad value and its row in `docs/CONFIGURATION.md` (a test holds the docs
+//! equal to [`settings_markdown`]).
 //!
 //! Seven of the seed's variables tune features of the core; their rows fill the core's option in
 //! [`WidgetConfig::cache`] and, being applied after the core's own variables, win over the
@@ -132,7 +133,7 @@ impl LoadTimeouts {
 }
 
 /// The widget layer's table of variables as markdown, [`WidgetConfig::SETTINGS`] then
-/// [`LoadTimeouts::SETTINGS`].
+/// [`LoadTimeouts::SETTINGS`]: the second table of `docs/CONFIGURATION.md`.
 ///
 /// ```
 /// let table = tiercache_widgets::settings_markdown();
@@ -328,5 +329,37 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// The markdown tables of `docs`, each as the lines that start with `|`.
+    fn tables(docs: &str) -> Vec<String> {
+        let mut tables = Vec::new();
+        let mut current = String::new();
+        for line in docs.lines() {
+            if line.starts_with('|') {
+                current.push_str(line);
+                current.push('\n');
+            } else if !current.is_empty() {
+                tables.push(std::mem::take(&mut current));
+            }
+        }
+        if !current.is_empty() {
+            tables.push(current);
+        }
+        tables
+    }
+
+    #[test]
+    fn the_docs_hold_exactly_the_rendered_tables() {
+        let docs = include_str!("../../../../docs/CONFIGURATION.md");
+        let rendered = [tiercache::Config::SETTINGS.markdown(), settings_markdown()];
+        assert_eq!(
+            tables(docs),
+            rendered,
+            "docs/CONFIGURATION.md must hold the core's table, then the widget layer's, as \
+             rendered:\n\n{}\n{}",
+            rendered[0],
+            rendered[1]
+        );
     }
 }

@@ -1,4 +1,5 @@
-//! [`Config::SETTINGS`]: every variable the core reads, declared once.
+//! [`Config::SETTINGS`]: every variable the core reads, declared once. `docs/CONFIGURATION.md`'s first
+//! table is rendered from it (a test holds the two equal).
 
 use super::layout::EntryLayout;
 use super::table::{BareUnit, Setting, SettingValue, SettingsTable};
@@ -392,5 +393,15 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn the_docs_hold_the_rendered_table() {
+        let docs = include_str!("../../../../docs/CONFIGURATION.md");
+        let table = Config::SETTINGS.markdown();
+        assert!(
+            docs.contains(&table),
+            "docs/CONFIGURATION.md must hold the core's table as rendered:\n{table}"
+        );
     }
 }
