@@ -13,7 +13,7 @@ use tiercache_widgets::{TimeRange, WidgetFilters, WidgetType};
     about = "Ops for a tiercache namespace: warm it, read its nodes' health, clean it up, inspect an entry.",
     long_about = "Ops for a tiercache namespace: warm it, read its nodes' health, clean it up, inspect an entry.\n\n\
         Reaches Redis only through the tiercache core, with the configuration the service nodes use: every \
-        TIERCACHE_* and WIDGET_CACHE_* variable, REDIS_URL and REDIS_CACHE_DB are read as Config::from_env \
+        TIERCACHE_* and WIDGET_CACHE_* variable, REDIS_URL and REDIS_CACHE_DB are read as WidgetConfig::from_env \
         reads them. The defaults (namespace `demo`, database file tiercache-demo.sqlite) are the demo \
         service's, so `tiercache cache-status` works against `cargo run -p tiercache-demo` as it is.",
     after_help = TOP_HELP

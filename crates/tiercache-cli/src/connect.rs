@@ -1,6 +1,7 @@
 //! One cache node for the run, configured as the service nodes are.
 
-use tiercache::{Cache, Config};
+use tiercache::Cache;
+use tiercache_widgets::WidgetConfig;
 
 use crate::cli::Global;
 use crate::error::CliError;
@@ -10,6 +11,8 @@ use crate::exit::Exit;
 pub struct Connected {
     /// The node.
     pub cache: Cache,
+    /// The configuration it was built from, with the widget layer's tiers and targets.
+    pub config: WidgetConfig,
     /// Where it is connected, fit to print.
     pub url: String,
     /// The URL's password, to mask wherever an error repeats it.
@@ -49,13 +52,14 @@ fn password(url: &str) -> Option<String> {
     credentials.split_once(':').map(|(_, p)| p.to_owned())
 }
 
-/// The configuration: the environment as `Config::from_env` reads it, then the flags over it.
-pub fn config(global: &Global) -> Result<Config, CliError> {
-    let mut config = Config::from_env()?;
+/// The configuration: the environment as the service nodes read it (`WidgetConfig::from_env`), then
+/// the flags over it.
+pub fn config(global: &Global) -> Result<WidgetConfig, CliError> {
+    let mut config = WidgetConfig::from_env()?;
     if let Some(url) = &global.redis_url {
-        url.clone_into(&mut config.redis_url);
+        url.clone_into(&mut config.cache.redis_url);
     }
-    global.namespace.clone_into(&mut config.namespace);
+    global.namespace.clone_into(&mut config.cache.namespace);
     config.validate()?;
     Ok(config)
 }
@@ -63,16 +67,17 @@ pub fn config(global: &Global) -> Result<Config, CliError> {
 /// Builds the node; an unreachable Redis is [`CliError::Unreachable`] naming the URL.
 pub async fn connect(global: &Global) -> Result<Connected, CliError> {
     let config = config(global)?;
-    let url = config.display_url();
-    let password = password(&config.redis_url);
+    let url = config.cache.display_url();
+    let password = password(&config.cache.redis_url);
     let cache = Cache::builder()
-        .config(config)
+        .config(config.cache.clone())
         .build()
         .await
         .map_err(|e| CliError::from_cache(e, &url, password.as_deref()))?;
     // Building may succeed before Redis answers a command (a node can start on L1 alone): ask it.
     let connected = Connected {
         cache,
+        config,
         url,
         password,
     };

@@ -3,10 +3,9 @@
 use std::time::Duration;
 
 use metrics_exporter_prometheus::PrometheusHandle;
-use tiercache::ServiceTargets;
 use tiercache_widgets::{
-    ChangeDispatcher, OffsetClock, Thresholds, WidgetCacheMetricsService, WidgetCacheService,
-    WidgetDataAggregationService, WidgetInvalidationService,
+    ChangeDispatcher, OffsetClock, ServiceTargets, Thresholds, WidgetCacheMetricsService,
+    WidgetCacheService, WidgetDataAggregationService, WidgetInvalidationService,
 };
 
 /// The state behind one node's listener. Handlers hold it in an `Arc`.

@@ -10,9 +10,9 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tiercache::{Cache, ErrorKind};
 use tiercache_testkit::RedisServer;
 use tiercache_widgets::{
-    ChangeDispatcher, Clock, DatasetSize, LiveViews, LoadTimeouts, OffsetClock, Thresholds,
-    WidgetCacheMetricsService, WidgetCacheService, WidgetDataAggregationService,
-    WidgetInvalidationService,
+    ChangeDispatcher, Clock, DatasetSize, LiveViews, LoadTimeouts, OffsetClock, ServiceTargets,
+    Thresholds, TtlTiers, WidgetCacheMetricsService, WidgetCacheService, WidgetConfig,
+    WidgetDataAggregationService, WidgetInvalidationService,
 };
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -56,20 +56,23 @@ pub async fn run(
     let prometheus = install_recorder()?;
     let clock = service_clock(&settings);
     let (data, written) = open_data(&settings, clock).await?;
-    let (redis, caches) = if settings.no_cache {
+    // --no-cache reads none of the cache's variables: one it does not use cannot stop it.
+    let (redis, caches, config) = if settings.no_cache {
         println!("cache disabled (--no-cache): every request is computed from SQLite");
-        (None, Vec::new())
+        (None, Vec::new(), WidgetConfig::default())
     } else {
-        let (redis, caches) = build_caches(&settings).await?;
-        (redis, caches)
+        build_caches(&settings).await?
     };
     if let (Some(first), true) = (caches.first(), written > 0) {
         forget_views_of_earlier_runs(first).await?;
     }
-    let timeouts = LoadTimeouts::from_env().map_err(|e| DemoError::Config(e.to_string()))?;
+    let views = ViewSettings {
+        timeouts: LoadTimeouts::from_env().map_err(|e| DemoError::Config(e.to_string()))?,
+        tiers: config.ttl_tiers,
+    };
     // The views this process's readers use: a donation refreshes them in place.
     let live = LiveViews::new();
-    let changes = start_dispatcher(&data, caches.first(), timeouts, clock, &live).await;
+    let changes = start_dispatcher(&data, caches.first(), views, clock, &live).await;
     // Bound before the nodes are made, so every node knows every port.
     let mut listeners = Vec::new();
     for index in 0..usize::from(settings.nodes) {
@@ -91,9 +94,17 @@ pub async fn run(
     let readiness = Readiness::default();
     let mut nodes = Vec::new();
     for (index, peer) in peers.iter().enumerate() {
-        let cached = caches
-            .get(index)
-            .map(|cache| cached_node(cache.clone(), &data, &settings, timeouts, clock, &live));
+        let cached = caches.get(index).map(|cache| {
+            cached_node(
+                cache.clone(),
+                &data,
+                &settings,
+                views,
+                clock,
+                &live,
+                config.targets,
+            )
+        });
         nodes.push(Arc::new(Node {
             index,
             name: peer.name,
@@ -126,7 +137,7 @@ pub async fn run(
     if let Some(first) = caches.first() {
         // The listeners answer the probes meanwhile, and every other request a 503 to retry: no
         // request meets a node half warm.
-        warm_cache(first, &data, &settings, timeouts, clock, &live).await;
+        warm_cache(first, &data, &settings, views, clock, &live).await;
     }
     readiness.set(Stage::Ready);
     println!("ready: {} node(s); Ctrl-C stops", nodes.len());
@@ -262,14 +273,18 @@ async fn open_data(
     Ok((data, written))
 }
 
-/// A node over `url` (or the configured URL). With `require_redis`, fails when Redis does not
-/// answer instead of starting without it: that is how the demo asks whether anything answers.
+/// A node of `config` over `url` (or the configured URL). With `require_redis`, fails when Redis
+/// does not answer instead of starting without it: that is how the demo asks whether anything
+/// answers.
 async fn build_cache(
     settings: &Settings,
+    config: &tiercache::Config,
     url: Option<&str>,
     require_redis: bool,
 ) -> Result<Cache, tiercache::Error> {
-    let mut builder = Cache::builder().from_env().namespace(&settings.namespace);
+    let mut builder = Cache::builder()
+        .config(config.clone())
+        .namespace(&settings.namespace);
     if require_redis {
         builder = builder.require_redis_at_start(true);
     }
@@ -300,25 +315,31 @@ fn when_redis_is_silent(settings: &Settings) -> WhenRedisIsSilent {
     }
 }
 
-/// One cache per node. With `--private-redis`, or when nothing answers and no Redis URL was given
-/// (see [`when_redis_is_silent`]), a private server is started and returned: it lives as long as the
+/// The configuration (`REDIS_URL`, `TIERCACHE_*`, `WIDGET_CACHE_*`, `REDIS_CACHE_DB`) and one cache
+/// per node. With `--private-redis`, or when nothing answers and no Redis URL was given (see
+/// [`when_redis_is_silent`]), a private server is started and returned: it lives as long as the
 /// caller keeps it.
-async fn build_caches(settings: &Settings) -> Result<(Option<RedisServer>, Vec<Cache>), DemoError> {
+async fn build_caches(
+    settings: &Settings,
+) -> Result<(Option<RedisServer>, Vec<Cache>, WidgetConfig), DemoError> {
+    // A bad variable is a cache error, as it was when the cache's builder read the environment.
+    let config = WidgetConfig::from_env().map_err(tiercache::Error::from)?;
+    let cache_config = &config.cache;
     let wanted = settings.redis_url.as_deref();
     let (redis, first) = if settings.private_redis {
         println!("--private-redis: starting a private redis-server");
         let server = start_private_redis().await?;
-        let cache = build_cache(settings, Some(&server.url()), false).await?;
+        let cache = build_cache(settings, cache_config, Some(&server.url()), false).await?;
         (Some(server), cache)
     } else {
-        match build_cache(settings, wanted, true).await {
+        match build_cache(settings, cache_config, wanted, true).await {
             Ok(cache) => (None, cache),
             Err(e) if matches!(e.kind(), ErrorKind::Redis | ErrorKind::Unavailable) => {
                 match when_redis_is_silent(settings) {
                     WhenRedisIsSilent::StartWithout => {
                         // Redis down never keeps the service down: the nodes serve from L1 and
                         // SQLite and join the fleet when Redis answers.
-                        let cache = build_cache(settings, wanted, false).await?;
+                        let cache = build_cache(settings, cache_config, wanted, false).await?;
                         let why = if settings.no_embedded_redis {
                             "--no-embedded-redis"
                         } else {
@@ -334,7 +355,8 @@ async fn build_caches(settings: &Settings) -> Result<(Option<RedisServer>, Vec<C
                     WhenRedisIsSilent::StartPrivate => {
                         println!("no Redis answers ({e}); no Redis URL was given: starting a private redis-server");
                         let server = start_private_redis().await?;
-                        let cache = build_cache(settings, Some(&server.url()), false).await?;
+                        let cache =
+                            build_cache(settings, cache_config, Some(&server.url()), false).await?;
                         (Some(server), cache)
                     }
                 }
@@ -350,9 +372,9 @@ async fn build_caches(settings: &Settings) -> Result<(Option<RedisServer>, Vec<C
     );
     let mut caches = vec![first];
     for _ in 1..settings.nodes {
-        caches.push(build_cache(settings, Some(&url), false).await?);
+        caches.push(build_cache(settings, cache_config, Some(&url), false).await?);
     }
-    Ok((redis, caches))
+    Ok((redis, caches, config))
 }
 
 async fn start_private_redis() -> Result<RedisServer, DemoError> {
@@ -374,7 +396,7 @@ async fn start_private_redis() -> Result<RedisServer, DemoError> {
 async fn start_dispatcher(
     data: &WidgetDataAggregationService,
     cache: Option<&Cache>,
-    timeouts: LoadTimeouts,
+    views: ViewSettings,
     clock: OffsetClock,
     live: &LiveViews,
 ) -> ChangeDispatcher {
@@ -388,7 +410,7 @@ async fn start_dispatcher(
                 cache.clone(),
                 WidgetCacheMetricsService::in_memory(),
                 data,
-                timeouts,
+                views,
                 clock,
             ),
             live.clone(),
@@ -416,7 +438,7 @@ async fn warm_cache(
     cache: &Cache,
     data: &WidgetDataAggregationService,
     settings: &Settings,
-    timeouts: LoadTimeouts,
+    views: ViewSettings,
     clock: OffsetClock,
     live: &LiveViews,
 ) {
@@ -433,7 +455,7 @@ async fn warm_cache(
         cache.clone(),
         WidgetCacheMetricsService::in_memory(),
         data,
-        timeouts,
+        views,
         clock,
     )
     .with_live_views(live.clone());
@@ -470,17 +492,17 @@ fn cached_node(
     cache: Cache,
     data: &WidgetDataAggregationService,
     settings: &Settings,
-    timeouts: LoadTimeouts,
+    views: ViewSettings,
     clock: OffsetClock,
     live: &LiveViews,
+    targets: ServiceTargets,
 ) -> CachedNode {
-    let config = cache.config().clone();
     // Snapshots through the cache: every node's land in the namespace's record list, where
     // `tiercache cache-status` reads them. The metrics keep the system clock: their windows and
     // snapshot times are about when the process ran, and readers (the CLI's snapshot age, /ops)
     // compare them with their own clock.
     let metrics = WidgetCacheMetricsService::for_cache(&cache);
-    let widgets = widget_service(cache.clone(), metrics.clone(), data, timeouts, clock)
+    let widgets = widget_service(cache.clone(), metrics.clone(), data, views, clock)
         .with_snapshots(settings.snapshot_interval)
         .with_live_views(live.clone());
     CachedNode {
@@ -489,25 +511,35 @@ fn cached_node(
         // dated by it refreshes the periods the views' keys name.
         invalidation: WidgetInvalidationService::new(cache, Some(data.clone())).with_clock(clock),
         metrics,
-        targets: config.targets,
-        thresholds: Thresholds::from_targets(&config.targets),
+        targets,
+        thresholds: Thresholds::from_targets(&targets),
     }
 }
 
+/// How every widget service of the process times its loads and sizes its views' lifetimes.
+#[derive(Debug, Clone, Copy)]
+struct ViewSettings {
+    /// `WIDGET_CACHE_SOFT_TIMEOUT`, `WIDGET_CACHE_HARD_TIMEOUT`.
+    timeouts: LoadTimeouts,
+    /// `WIDGET_CACHE_*_TTL`.
+    tiers: TtlTiers,
+}
+
 /// Widget views over `cache` as every node serves them (and start-up warming loads them): the same
-/// clock, load timeouts and campaign directory, so a view's key, lifetime and tags do not depend on
-/// which service loaded it.
+/// clock, load timeouts, TTL tiers and campaign directory, so a view's key, lifetime and tags do not
+/// depend on which service loaded it.
 fn widget_service(
     cache: Cache,
     metrics: WidgetCacheMetricsService,
     data: &WidgetDataAggregationService,
-    timeouts: LoadTimeouts,
+    views: ViewSettings,
     clock: OffsetClock,
 ) -> WidgetCacheService {
     WidgetCacheService::new(cache, metrics)
         // Scope tags (organization:<id>) then reach exactly the campaigns an organisation runs.
         .with_directory(data.clone())
-        .with_load_timeouts(timeouts)
+        .with_load_timeouts(views.timeouts)
+        .with_ttl_tiers(views.tiers)
         .with_clock(clock)
 }
 

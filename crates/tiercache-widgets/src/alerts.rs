@@ -3,9 +3,9 @@
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
-use tiercache::ServiceTargets;
 
 use crate::metrics::MetricsSnapshot;
+use crate::ServiceTargets;
 
 /// How urgent an alert is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -319,7 +319,7 @@ mod tests {
             (r.requests, r.hit_rate, r.mean_response_ms) = (3, 0.0, 900.0);
         });
         assert_eq!(kinds(&cold), []);
-        let targets = tiercache::ServiceTargets::default();
+        let targets = crate::ServiceTargets::default();
         assert_eq!(crate::health_score(&cold, &targets), 100);
         let failing = minute(|r, _| {
             (r.requests, r.hit_rate, r.error_rate) = (3, 0.0, 0.5);

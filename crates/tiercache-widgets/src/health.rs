@@ -15,9 +15,8 @@
 //! The score judges the snapshot's last minute ([`MetricsSnapshot::judged`]), not the figures since
 //! start: a bad minute shows at once, and a bad hour is forgotten a minute after it ends.
 
-use tiercache::ServiceTargets;
-
 use crate::metrics::{MetricsSnapshot, RequestFigures};
+use crate::ServiceTargets;
 
 /// Fewer reads than this in the judged minute are too few to judge hit rate and response time by
 /// (the score and the alerts both use it).
@@ -36,7 +35,7 @@ fn ramp(value: f64, zero_at: f64, full_at: f64) -> f64 {
 /// use tiercache_widgets::{health_score, MetricsSnapshot, RequestFigures};
 /// let mut perfect = MetricsSnapshot::default();
 /// perfect.last_1m.requests = RequestFigures { requests: 100, hit_rate: 0.99, mean_response_ms: 5.0, ..Default::default() };
-/// assert_eq!(health_score(&perfect, &tiercache::ServiceTargets::default()), 100);
+/// assert_eq!(health_score(&perfect, &tiercache_widgets::ServiceTargets::default()), 100);
 /// ```
 pub fn health_score(snapshot: &MetricsSnapshot, targets: &ServiceTargets) -> u8 {
     score(&snapshot.judged().requests, targets)

@@ -9,10 +9,12 @@
 //! use std::time::Duration;
 //! use tiercache_widgets::*;
 //!
-//! let cache = tiercache::Cache::builder().namespace("widgets").from_env().build().await?;
+//! let config = WidgetConfig::from_env()?; // REDIS_URL, TIERCACHE_*, WIDGET_CACHE_*, REDIS_CACHE_DB
+//! let cache = tiercache::Cache::builder().config(config.cache.clone()).namespace("widgets").build().await?;
 //! let data = WidgetDataAggregationService::open("demo.sqlite3")?;
 //! let metrics = WidgetCacheMetricsService::in_memory();
 //! let widgets = WidgetCacheService::new(cache.clone(), metrics.clone())
+//!     .with_ttl_tiers(config.ttl_tiers)             // WIDGET_CACHE_*_TTL
 //!     .with_directory(data.clone())                 // campaign views carry their organisation
 //!     .with_load_timeouts(LoadTimeouts::from_env()?) // WIDGET_CACHE_SOFT/HARD_TIMEOUT
 //!     .with_snapshots(Duration::from_secs(60));     // windows sampled, history recorded
@@ -31,7 +33,7 @@
 //! // In a service, a ChangeDispatcher sends it from the outbox instead, so a crash cannot lose it.
 //! invalidation.invalidate_by_tags(["campaign:3"]).await?; // every view that includes campaign 3
 //!
-//! let targets = cache.config().targets;
+//! let targets = config.targets;
 //! let status = metrics.status(&cache, &targets, &Thresholds::from_targets(&targets)).await;
 //! # let _ = (total, status); Ok(()) }
 //! ```
@@ -40,6 +42,7 @@
 mod alerts;
 mod catch_up;
 mod clock;
+mod config;
 mod data;
 mod dispatcher;
 mod error;
@@ -51,7 +54,6 @@ mod key;
 mod live_views;
 mod metrics;
 mod service;
-mod settings;
 mod status;
 mod tags;
 mod time_range;
@@ -61,6 +63,9 @@ mod widget_type;
 pub use alerts::{evaluate as evaluate_alerts, Alert, AlertKind, Severity, Thresholds};
 pub use catch_up::catch_up;
 pub use clock::{Clock, ManualClock, OffsetClock, SystemClock};
+pub use config::{
+    settings_markdown, LoadTimeouts, ServiceTargets, TtlTier, TtlTiers, WidgetConfig,
+};
 pub use data::{
     ActivityRow, AggregatePath, Campaign, CampaignEntry, CampaignRow, Change, DatasetSize,
     DonationStore, DonorRow, Giver, NewCampaign, NewDonation, OrganizationEntry, OrganizationStats,
@@ -81,7 +86,6 @@ pub use metrics::{
     WINDOWS,
 };
 pub use service::WidgetCacheService;
-pub use settings::LoadTimeouts;
 pub use status::{
     CacheStatus, CoherenceStatus, FleetStatus, HealthLevel, HealthStatus, InvalidationStatus,
     LockStatus, NodeFacts, StatusWindows, CRITICAL_SCORE, HEALTHY_SCORE,

@@ -15,9 +15,8 @@ use crate::error::WidgetError;
 use crate::key::render_key;
 use crate::live_views::{LiveView, LiveViews};
 use crate::metrics::{WidgetCacheMetricsService, SAMPLE_EVERY};
-use crate::settings::LoadTimeouts;
 use crate::tags::{tags_for_entry, widget_range_tag};
-use crate::{TimeRange, TtlStrategy, WidgetFilters, WidgetType};
+use crate::{LoadTimeouts, TimeRange, TtlStrategy, TtlTiers, WidgetFilters, WidgetType};
 
 /// Serves widget views from the cache, computing them with a provider on a miss.
 ///
@@ -191,6 +190,14 @@ impl WidgetCacheService {
     #[must_use]
     pub fn with_ttl_strategy(mut self, ttl: TtlStrategy) -> Self {
         self.ttl = ttl;
+        self
+    }
+
+    /// Gives the TTL tiers these durations (default [`TtlTiers::default`]; an operator's come from
+    /// [`crate::WidgetConfig::from_env`]), keeping the strategy's overrides.
+    #[must_use]
+    pub fn with_ttl_tiers(mut self, tiers: TtlTiers) -> Self {
+        self.ttl = self.ttl.with_tiers(tiers);
         self
     }
 

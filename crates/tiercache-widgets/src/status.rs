@@ -7,13 +7,14 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use tiercache::{Cache, CacheStats, ServiceTargets};
+use tiercache::{Cache, CacheStats};
 
 use crate::alerts::{evaluate, Alert, Severity, Thresholds};
 use crate::health::health_score;
 use crate::metrics::{
     Figures, LockFigures, MetricsSnapshot, RedisFigures, RequestFigures, WidgetCacheMetricsService,
 };
+use crate::ServiceTargets;
 
 /// A score at or above this is healthy (unless an alert says otherwise).
 pub const HEALTHY_SCORE: u8 = 80;
@@ -314,9 +315,9 @@ impl WidgetCacheMetricsService {
     ///
     /// ```no_run
     /// # async fn run(cache: tiercache::Cache) -> Result<(), Box<dyn std::error::Error>> {
-    /// use tiercache_widgets::{Thresholds, WidgetCacheMetricsService};
+    /// use tiercache_widgets::{ServiceTargets, Thresholds, WidgetCacheMetricsService};
     /// let metrics = WidgetCacheMetricsService::in_memory();
-    /// let targets = cache.config().targets;
+    /// let targets = ServiceTargets::default(); // or WidgetConfig::from_env()?.targets
     /// let status = metrics.status(&cache, &targets, &Thresholds::from_targets(&targets)).await;
     /// println!("{}", serde_json::to_string_pretty(&status)?);
     /// # Ok(()) }

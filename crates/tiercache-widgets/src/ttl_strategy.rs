@@ -22,20 +22,41 @@ use std::collections::HashMap;
 use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Duration, Utc};
-use tiercache::{Config, TtlTier};
+use tiercache::Config;
 
-use crate::{TimeRange, WidgetType};
+use crate::{TimeRange, TtlTier, TtlTiers, WidgetType};
 
-/// Maps a widget view to a TTL tier.
+/// Maps a widget view to a TTL tier, and the tier to its duration.
 #[derive(Debug, Clone, Default)]
 pub struct TtlStrategy {
     overrides: HashMap<WidgetType, TtlTier>,
+    tiers: TtlTiers,
 }
 
 impl TtlStrategy {
-    /// The documented table.
+    /// The documented table, with the tiers' default durations.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Gives the tiers these durations (`WIDGET_CACHE_*_TTL`, read by
+    /// [`crate::WidgetConfig::from_env`]).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tiercache_widgets::{TtlStrategy, TtlTiers};
+    /// let tiers = TtlTiers { realtime: Duration::from_secs(30), ..TtlTiers::default() };
+    /// assert_eq!(TtlStrategy::new().with_tiers(tiers).tiers().realtime, Duration::from_secs(30));
+    /// ```
+    #[must_use]
+    pub fn with_tiers(mut self, tiers: TtlTiers) -> Self {
+        self.tiers = tiers;
+        self
+    }
+
+    /// The durations of the tiers.
+    pub fn tiers(&self) -> &TtlTiers {
+        &self.tiers
     }
 
     /// Always uses `tier` for `widget`.
@@ -50,8 +71,7 @@ impl TtlStrategy {
     ///
     /// ```
     /// use chrono::Utc;
-    /// use tiercache::TtlTier;
-    /// use tiercache_widgets::{TimeRange, TtlStrategy, WidgetType};
+    /// use tiercache_widgets::{TimeRange, TtlStrategy, TtlTier, WidgetType};
     /// let s = TtlStrategy::new();
     /// assert_eq!(s.tier(WidgetType::RecentActivities, &TimeRange::ThisMonth, Utc::now()), Some(TtlTier::Realtime));
     /// assert_eq!(s.tier(WidgetType::TotalDonations, &TimeRange::LastYear, Utc::now()), Some(TtlTier::Daily));
@@ -84,7 +104,7 @@ impl TtlStrategy {
         }
     }
 
-    /// How long a view computed at `now` may be cached: its tier's TTL under `config` (or
+    /// How long a view computed at `now` may be cached: its tier's TTL (or the cache's
     /// `config.default_ttl`, `WIDGET_CACHE_DEFAULT_TTL`, when the table names no tier), cut at the
     /// range's next boundary.
     ///
@@ -106,7 +126,7 @@ impl TtlStrategy {
     ) -> StdDuration {
         let ttl = self
             .tier(widget, range, now)
-            .map_or(config.default_ttl, |tier| config.ttl_tiers.ttl(tier));
+            .map_or(config.default_ttl, |tier| self.tiers.ttl(tier));
         match range.next_boundary(now) {
             // A boundary is ahead of `now` by construction, so the difference is positive.
             Some(boundary) => (boundary - now)
@@ -180,7 +200,7 @@ mod tests {
         }
         assert_eq!(
             s.ttl(WidgetType::TopDonors, &TimeRange::ThisYear, now, &config),
-            config.ttl_tiers.medium,
+            TtlTiers::default().medium,
             "a named tier wins"
         );
     }
@@ -208,7 +228,7 @@ mod tests {
                     );
                     let tier = s
                         .tier(widget, &range, now)
-                        .map_or(config.default_ttl, |t| config.ttl_tiers.ttl(t));
+                        .map_or(config.default_ttl, |t| s.tiers().ttl(t));
                     if range.next_rollover(now) == Some(boundary) {
                         assert_eq!(ttl, StdDuration::from_secs(20), "{widget} {range}");
                     } else {

@@ -12,9 +12,9 @@ use common::{fleet, read, DEADLINE};
 use tiercache::{Cache, Source};
 use tiercache_testkit::{eventually, RedisServer};
 use tiercache_widgets::{
-    evaluate_alerts, health_score, AlertKind, ManualClock, MetricsSnapshot, Thresholds, TimeRange,
-    WidgetCacheMetricsService, WidgetCacheService, WidgetFilters, WidgetType, SNAPSHOTS_KEPT,
-    SNAPSHOT_RECORDS,
+    evaluate_alerts, health_score, AlertKind, ManualClock, MetricsSnapshot, ServiceTargets,
+    Thresholds, TimeRange, WidgetCacheMetricsService, WidgetCacheService, WidgetFilters,
+    WidgetType, SNAPSHOTS_KEPT, SNAPSHOT_RECORDS,
 };
 
 async fn cache_on(redis: &RedisServer, namespace: &str) -> Cache {
@@ -72,7 +72,7 @@ async fn snapshots_carry_redis_memory_and_are_kept_newest_first() {
         alerts.iter().any(|a| a.kind == AlertKind::Errors),
         "{alerts:?}"
     );
-    assert!(health_score(&second, &cache.config().targets) < 100);
+    assert!(health_score(&second, &ServiceTargets::default()) < 100);
 }
 
 #[tokio::test]
@@ -81,7 +81,7 @@ async fn health_and_alerts_see_a_bad_minute_and_forget_a_bad_hour() {
     let cache = cache_on(&redis, "windows").await;
     let clock = ManualClock::new(Utc.with_ymd_and_hms(2025, 6, 1, 12, 0, 0).unwrap());
     let metrics = WidgetCacheMetricsService::in_memory().with_clock(clock.clone());
-    let targets = cache.config().targets;
+    let targets = ServiceTargets::default();
     let t = Thresholds::from_targets(&targets);
     let (w, ms) = (WidgetType::TotalDonations, Duration::from_millis(5));
     let judge = |s: &MetricsSnapshot| {
@@ -401,7 +401,7 @@ async fn the_status_document_has_its_documented_fields() {
     );
     metrics.record(WidgetType::TopDonors, None, Duration::from_millis(30));
 
-    let targets = cache.config().targets;
+    let targets = ServiceTargets::default();
     let status = metrics
         .status(&cache, &targets, &Thresholds::from_targets(&targets))
         .await;

@@ -20,7 +20,7 @@ async fn views_no_tier_names_live_for_widget_cache_default_ttl() {
     let f = fleet_with(
         "default-ttl",
         Setup {
-            configure: |c| c.default_ttl = Duration::from_secs(1),
+            configure: |c| c.cache.default_ttl = Duration::from_secs(1),
             ..Setup::default()
         },
     )
@@ -57,8 +57,8 @@ async fn a_warmed_view_records_its_load_time_so_xfetch_refreshes_it_early() {
         "warmup-xfetch",
         Setup {
             configure: |c| {
-                c.default_ttl = Duration::from_secs(10);
-                c.refresh_mode = RefreshMode::XFetch { beta: 50.0 };
+                c.cache.default_ttl = Duration::from_secs(10);
+                c.cache.refresh_mode = RefreshMode::XFetch { beta: 50.0 };
             },
             ..Setup::default()
         },
@@ -114,7 +114,7 @@ async fn a_hung_load_serves_the_last_value_at_the_soft_timeout() {
     let f = fleet_with(
         "soft-timeout",
         Setup {
-            configure: |c| c.default_ttl = Duration::from_secs(1),
+            configure: |c| c.cache.default_ttl = Duration::from_secs(1),
             ..Setup::default()
         },
     )

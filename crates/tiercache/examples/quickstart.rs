@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
-use tiercache::{Cache, EntryOptions, TtlTier};
+use tiercache::{Cache, EntryOptions};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct TotalDonations {
@@ -74,7 +74,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("two nodes on {url}, namespace {namespace}");
 
     let queries = Arc::new(AtomicUsize::new(0));
-    let opts = EntryOptions::tier(TtlTier::Medium).with_tags(["donation", "organization:1"]);
+    let opts = EntryOptions::default_ttl().with_tags(["donation", "organization:1"]);
     let key = "total_donations:this_month:org=1";
 
     println!("\n1. cold key, 100 concurrent requests on each node (coalescing)");

@@ -10,7 +10,7 @@ use crate::bus::state::BusState;
 use crate::cache::{Cache, Handle};
 use crate::coherence::Coherence;
 use crate::config::EntryLayout;
-use crate::config::{Config, ConfigError, TtlTier};
+use crate::config::{Config, ConfigError};
 use crate::error::Error;
 use crate::keys::KeySpace;
 use crate::l1::L1;
@@ -25,13 +25,13 @@ use crate::read::flight::Flights;
 /// ```no_run
 /// # async fn run() -> Result<(), tiercache::Error> {
 /// use std::time::Duration;
-/// use tiercache::{Cache, TtlTier};
+/// use tiercache::Cache;
 ///
 /// let cache = Cache::builder()
-///     .from_env()                                  // TIERCACHE_*, WIDGET_CACHE_*, REDIS_URL, REDIS_CACHE_DB
+///     .from_env()                                  // REDIS_URL, TIERCACHE_* (Config::SETTINGS)
 ///     .namespace("widgets")
 ///     .l1_max_bytes(64 << 20)
-///     .ttl_tier(TtlTier::Realtime, Duration::from_secs(30))
+///     .default_ttl(Duration::from_secs(300))
 ///     .build()
 ///     .await?;
 /// # drop(cache); Ok(()) }
@@ -65,7 +65,7 @@ impl CacheBuilder {
     }
 
     /// The Redis URL (`redis://[user:pass@]host:port[/db]`). Default `redis://127.0.0.1:6379`; when it
-    /// names no database, `REDIS_CACHE_DB` (default 1) is used. Checked at [`CacheBuilder::build`].
+    /// names no database, [`CacheBuilder::redis_db`] is used. Checked at [`CacheBuilder::build`].
     pub fn redis_url(mut self, url: &str) -> Self {
         url.clone_into(&mut self.config.redis_url);
         self
@@ -132,16 +132,16 @@ impl CacheBuilder {
         self
     }
 
-    /// Overrides the duration of one TTL tier.
-    pub fn ttl_tier(mut self, tier: TtlTier, ttl: Duration) -> Self {
-        let slot = match tier {
-            TtlTier::Realtime => &mut self.config.ttl_tiers.realtime,
-            TtlTier::Short => &mut self.config.ttl_tiers.short,
-            TtlTier::Medium => &mut self.config.ttl_tiers.medium,
-            TtlTier::Long => &mut self.config.ttl_tiers.long,
-            TtlTier::Daily => &mut self.config.ttl_tiers.daily,
-        };
-        *slot = ttl;
+    /// The database used when the Redis URL names none. Default 1 (`TIERCACHE_REDIS_DB`).
+    pub fn redis_db(mut self, db: u16) -> Self {
+        self.config.redis_db = db;
+        self
+    }
+
+    /// The lifetime of entries whose options ask for the default
+    /// ([`crate::EntryOptions::default_ttl`]). Default 900 s (`TIERCACHE_DEFAULT_TTL`).
+    pub fn default_ttl(mut self, ttl: Duration) -> Self {
+        self.config.default_ttl = ttl;
         self
     }
 

@@ -355,7 +355,7 @@ impl Cache {
         let node = self.node();
         node.keys.validate(key)?;
         node.keys.validate_tags(opts.tags())?;
-        let ttl = opts.ttl(&node.config.ttl_tiers);
+        let ttl = opts.ttl(&node.config);
         let (header, envelope, lifetime) = self.encode_entry(key, &value, opts)?;
         let encoded_len = envelope.len();
         let put = match node

@@ -81,8 +81,10 @@ mod wall_clock;
 
 pub use builder::CacheBuilder;
 pub use cache::{Cache, ShutdownReport};
-pub use config::parse_duration_setting;
-pub use config::{Config, ConfigError, EntryLayout, ServiceTargets, TtlTier, TtlTiers};
+pub use config::{
+    parse_duration_setting, BareUnit, Config, ConfigError, EntryLayout, Setting, SettingValue,
+    SettingsTable, WholeNumber, SETTINGS_TABLE_HEADER,
+};
 pub use error::{Error, ErrorKind};
 pub use fetched::{Fetched, Source};
 pub use keys::acl_rules;

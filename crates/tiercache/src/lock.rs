@@ -39,8 +39,8 @@ pub struct LockOptions {
 }
 
 impl LockOptions {
-    /// The options of `WIDGET_CACHE_LOCK_TIMEOUT` (lease) and `WIDGET_CACHE_LOCK_RETRIES`, waiting at
-    /// most 5 s.
+    /// The options of `config`'s `lock_timeout` (the lease, `TIERCACHE_LOCK_TIMEOUT`) and
+    /// `lock_retries` (`TIERCACHE_LOCK_RETRIES`), waiting at most 5 s.
     pub fn from_config(config: &crate::Config) -> Self {
         LockOptions {
             timeout: Duration::from_secs(5),

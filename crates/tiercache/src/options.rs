@@ -3,24 +3,25 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::{TtlTier, TtlTiers};
+use crate::config::Config;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Lifetime {
     Fixed(Duration),
-    Tier(TtlTier),
+    /// The node's [`Config::default_ttl`], read when the entry is stored.
+    ConfiguredDefault,
 }
 
 /// How one entry is cached.
 ///
 /// ```
 /// use std::time::Duration;
-/// use tiercache::{EntryOptions, TtlTier};
+/// use tiercache::EntryOptions;
 ///
 /// let opts = EntryOptions::new(Duration::from_secs(900)).with_tags(["donation", "campaign:123"]);
 /// assert_eq!(opts.tags().len(), 2);
-/// let realtime = EntryOptions::tier(TtlTier::Realtime);
-/// # let _ = realtime;
+/// let usual = EntryOptions::default_ttl(); // as long as the node's TIERCACHE_DEFAULT_TTL
+/// assert_eq!(usual.ttl(&tiercache::Config::default()), Duration::from_secs(900));
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct EntryOptions {
@@ -45,10 +46,11 @@ impl EntryOptions {
         }
     }
 
-    /// An entry that is fresh for the duration of `tier` in the cache's configuration.
-    pub fn tier(tier: TtlTier) -> Self {
+    /// An entry that is fresh for the cache's default TTL ([`Config::default_ttl`]), so one setting
+    /// tunes every entry that has no lifetime of its own.
+    pub fn default_ttl() -> Self {
         EntryOptions {
-            lifetime: Lifetime::Tier(tier),
+            lifetime: Lifetime::ConfiguredDefault,
             ..EntryOptions::new(Duration::ZERO)
         }
     }
@@ -140,11 +142,11 @@ impl EntryOptions {
         self.fail_safe
     }
 
-    /// The freshness lifetime under `tiers`.
-    pub fn ttl(&self, tiers: &TtlTiers) -> Duration {
+    /// The freshness lifetime on a node configured by `config`.
+    pub fn ttl(&self, config: &Config) -> Duration {
         match self.lifetime {
             Lifetime::Fixed(d) => d,
-            Lifetime::Tier(t) => tiers.ttl(t),
+            Lifetime::ConfiguredDefault => config.default_ttl,
         }
     }
 }

@@ -158,7 +158,7 @@ impl Cache {
         opts: &EntryOptions,
     ) -> Result<(Header, Vec<u8>, std::time::Duration), Error> {
         let node = self.node();
-        let ttl = opts.ttl(&node.config.ttl_tiers);
+        let ttl = opts.ttl(&node.config);
         let now = now_ms();
         let header = Header {
             created_at_ms: now,

@@ -35,7 +35,7 @@ async fn counter_key(node: &Cache, name: &str) -> String {
         .redis_key
 }
 
-/// A plain connection to the database the nodes use (`REDIS_CACHE_DB`, 1 by default).
+/// A plain connection to the database the nodes use (`Config::redis_db`, 1 by default).
 async fn raw(redis: &RedisServer) -> redis::aio::MultiplexedConnection {
     redis.connection_db(1).await.unwrap()
 }

@@ -7,8 +7,8 @@ use std::fmt::Write as _;
 use tiercache::ServerInfo;
 use tiercache_widgets::{
     Alert, CacheStatus, Figures, FleetStatus, HealthLevel, History, LockFigures, MetricsSnapshot,
-    RedisFigures, RequestFigures, Thresholds, WidgetCacheMetricsService, WidgetType,
-    SNAPSHOTS_KEPT,
+    RedisFigures, RequestFigures, ServiceTargets, Thresholds, WidgetCacheMetricsService,
+    WidgetType, SNAPSHOTS_KEPT,
 };
 
 use crate::cli::{Global, StatusArgs};
@@ -51,7 +51,7 @@ pub async fn run(global: &Global, args: &StatusArgs) -> Result<Exit, CliError> {
         .filter(|id| *id != me)
         .collect();
     let history = newest_snapshots(&WidgetCacheMetricsService::for_cache(cache), &running).await?;
-    let targets = cache.config().targets;
+    let targets = node.config.targets;
     let thresholds = Thresholds::from_targets(&targets);
     let found = judge(
         &history.snapshots,
@@ -114,7 +114,7 @@ fn judge(
     snapshots: &[MetricsSnapshot],
     running: &HashSet<&str>,
     namespace: &str,
-    targets: &tiercache::ServiceTargets,
+    targets: &ServiceTargets,
     thresholds: &Thresholds,
     redis_now: &RedisFigures,
 ) -> Found {

@@ -91,7 +91,9 @@ async fn warm(
     let service =
         WidgetCacheService::new(node.cache.clone(), WidgetCacheMetricsService::in_memory())
             // Views filtered by a campaign then carry its organisation's tags, as the service's do.
-            .with_directory(data.clone());
+            .with_directory(data.clone())
+            // And live as long as the service's views do.
+            .with_ttl_tiers(node.config.ttl_tiers);
     let types = if args.types.is_empty() {
         WidgetType::ALL.to_vec()
     } else {

@@ -9,8 +9,8 @@ use tiercache::Cache;
 use tiercache_testkit::{eventually, RedisServer};
 use tiercache_widgets::{
     Clock, DatasetSize, ManualClock, TimeRange, WidgetCacheMetricsService, WidgetCacheService,
-    WidgetData, WidgetDataAggregationService, WidgetFilters, WidgetInvalidationService, WidgetKey,
-    WidgetType,
+    WidgetConfig, WidgetData, WidgetDataAggregationService, WidgetFilters,
+    WidgetInvalidationService, WidgetKey, WidgetType,
 };
 
 pub const DEADLINE: Duration = Duration::from_secs(10);
@@ -38,8 +38,8 @@ pub struct Setup {
     pub clock: Option<ManualClock>,
     /// The instant the synthetic data is generated up to (it spans the 400 days before).
     pub data_until: DateTime<Utc>,
-    /// Changes each node's configuration (TTLs, refresh mode, ...).
-    pub configure: fn(&mut tiercache::Config),
+    /// Changes each node's configuration (the cache's, the TTL tiers, ...).
+    pub configure: fn(&mut WidgetConfig),
 }
 
 impl Default for Setup {
@@ -66,15 +66,19 @@ pub async fn fleet_with(name: &str, setup: Setup) -> Fleet {
         .unwrap();
     let mut nodes = Vec::new();
     for _ in 0..3 {
-        let mut config = tiercache::Config {
-            redis_url: redis.url(),
-            namespace: "widgets".into(),
-            heartbeat_interval: Duration::from_millis(100),
-            ..tiercache::Config::default()
+        let mut config = WidgetConfig {
+            cache: tiercache::Config {
+                redis_url: redis.url(),
+                namespace: "widgets".into(),
+                heartbeat_interval: Duration::from_millis(100),
+                ..tiercache::Config::default()
+            },
+            ..WidgetConfig::default()
         };
         (setup.configure)(&mut config);
-        let cache = Cache::builder().config(config).build().await.unwrap();
+        let cache = Cache::builder().config(config.cache).build().await.unwrap();
         let node = WidgetCacheService::new(cache, WidgetCacheMetricsService::in_memory())
+            .with_ttl_tiers(config.ttl_tiers)
             .with_directory(data.clone());
         nodes.push(match &setup.clock {
             Some(clock) => node.with_clock(clock.clone()),

@@ -503,7 +503,7 @@ impl Node {
             return;
         };
         let entry_keys = self.keys.entry(key);
-        let lifetime = opts.ttl(&self.config.ttl_tiers) + self.config.fail_safe_max;
+        let lifetime = opts.ttl(&self.config) + self.config.fail_safe_max;
         let announcement = crate::message::filled_announcement(self.id, key);
         let load = LoadToStore {
             envelope: &envelope,
@@ -558,7 +558,7 @@ impl Node {
             self.stats.fenced_writes(1);
             return None;
         }
-        let ttl = opts.ttl(&self.config.ttl_tiers);
+        let ttl = opts.ttl(&self.config);
         let now = now_ms();
         let header = Header {
             created_at_ms: now,
@@ -585,9 +585,7 @@ impl Node {
     ) where
         T: Serialize + DeserializeOwned + Send + Sync + 'static,
     {
-        let ttl = opts
-            .ttl(&self.config.ttl_tiers)
-            .min(self.config.degraded_ttl);
+        let ttl = opts.ttl(&self.config).min(self.config.degraded_ttl);
         self.fill_l1_briefly(key, value, ttl, flight);
         self.degraded_fills
             .store(true, std::sync::atomic::Ordering::Release);

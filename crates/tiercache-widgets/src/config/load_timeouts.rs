@@ -1,8 +1,10 @@
-//! The widget layer's own settings, parsed and validated here; the cache's are in [`tiercache::Config`].
+//! [`LoadTimeouts`]: how long a widget's provider may hold its callers.
 
 use std::time::Duration;
 
-use tiercache::{parse_duration_setting, ConfigError};
+use tiercache::ConfigError;
+
+use super::settings::{HARD_TIMEOUT, SOFT_TIMEOUT};
 
 /// How long a widget's provider may run before callers stop waiting for it.
 ///
@@ -38,32 +40,30 @@ impl Default for LoadTimeouts {
 }
 
 impl LoadTimeouts {
-    /// Reads `WIDGET_CACHE_SOFT_TIMEOUT` and `WIDGET_CACHE_HARD_TIMEOUT` over the defaults.
+    /// Reads `WIDGET_CACHE_SOFT_TIMEOUT` and `WIDGET_CACHE_HARD_TIMEOUT` ([`LoadTimeouts::SETTINGS`])
+    /// over the defaults.
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_vars(|name| std::env::var(name).ok())
     }
 
     /// Reads the variables from `lookup` (a stand-in for the environment) over the defaults.
     pub fn from_vars(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let mut t = LoadTimeouts::default();
-        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
-        if let Some(v) = get("WIDGET_CACHE_SOFT_TIMEOUT") {
-            t.soft = parse_duration_setting("WIDGET_CACHE_SOFT_TIMEOUT", &v)?;
-        }
-        if let Some(v) = get("WIDGET_CACHE_HARD_TIMEOUT") {
-            t.hard = parse_duration_setting("WIDGET_CACHE_HARD_TIMEOUT", &v)?;
-        }
-        if t.soft > t.hard {
+        let mut timeouts = LoadTimeouts::default();
+        LoadTimeouts::SETTINGS.apply(&mut timeouts, lookup)?;
+        timeouts.validate()?;
+        Ok(timeouts)
+    }
+
+    /// Checks the soft timeout is no longer than the hard one, which would make it never apply.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.soft > self.hard {
             return Err(ConfigError::InvalidValue {
-                var: "WIDGET_CACHE_SOFT_TIMEOUT".into(),
-                value: format!("{:?}", t.soft),
-                expected: format!(
-                    "a time no longer than WIDGET_CACHE_HARD_TIMEOUT ({:?})",
-                    t.hard
-                ),
+                var: SOFT_TIMEOUT.to_owned(),
+                value: format!("{:?}", self.soft),
+                expected: format!("a time no longer than {HARD_TIMEOUT} ({:?})", self.hard),
             });
         }
-        Ok(t)
+        Ok(())
     }
 }
 

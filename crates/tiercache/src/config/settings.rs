@@ -1,0 +1,407 @@
+//! [`Config::SETTINGS`]: every variable the core reads, declared once. `docs/CONFIGURATION.md`'s first
+//! table is rendered from it (a test holds the two equal).
+
+use super::layout::EntryLayout;
+use super::table::{BareUnit, Setting, SettingValue, SettingsTable};
+use super::Config;
+use crate::RefreshMode;
+
+/// The eagerness `TIERCACHE_REFRESH_MODE=xfetch` starts with: the optimum of the XFetch paper.
+const DEFAULT_XFETCH_BETA: f64 = 1.0;
+
+impl Config {
+    /// The variables [`Config::from_env`] reads, in the order it applies them: `REDIS_URL` and the
+    /// connection's other `REDIS_*` variables, and `TIERCACHE_*`.
+    ///
+    /// ```
+    /// let table = tiercache::Config::SETTINGS.markdown();
+    /// assert!(table.contains("| `TIERCACHE_LOCK_TIMEOUT` | duration; bare number = s | 30 s |"));
+    /// ```
+    pub const SETTINGS: SettingsTable<Config> = SettingsTable::new(&[
+        Setting {
+            name: "REDIS_URL",
+            value: SettingValue::RedisUrl(|c| &mut c.redis_url),
+            doc: "The Redis server, `redis://[user:password@]host:port[/db]`, `rediss://` for TLS or `unix://` for a socket; a malformed URL is refused naming the part that is wrong.",
+        },
+        Setting {
+            name: "TIERCACHE_REDIS_DB",
+            value: SettingValue::Whole { min: 0, max: 15, field: |c| &mut c.redis_db },
+            doc: "The database used when the URL names none.",
+        },
+        Setting {
+            name: "REDIS_CLUSTER_URLS",
+            value: SettingValue::RedisUrls(|c| &mut c.redis_cluster_urls),
+            doc: "Seed nodes of a Redis Cluster (`.cluster_urls(urls)`); when set, `REDIS_URL` and the database are not used, since a cluster has database 0 only.",
+        },
+        Setting {
+            name: "TIERCACHE_REPLICA_ACKS",
+            value: SettingValue::Whole { min: 0, max: 16, field: |c| &mut c.replica_acks },
+            doc: "Replicas that must acknowledge an invalidation (`WAIT`) so a failover cannot undo it; unset means 1 on a cluster and 0 on one server, and a cluster without replicas needs 0.",
+        },
+        Setting {
+            name: "REDIS_USERNAME",
+            value: SettingValue::OptionalText(|c| &mut c.redis_username),
+            doc: "The ACL user to log in as when the URL names none.",
+        },
+        Setting {
+            name: "REDIS_PASSWORD",
+            value: SettingValue::OptionalText(|c| &mut c.redis_password),
+            doc: "The password to log in with when the URL holds none; never printed.",
+        },
+        Setting {
+            name: "TIERCACHE_TLS_CA_FILE",
+            value: SettingValue::Path(|c| &mut c.tls_ca_cert_file),
+            doc: "A PEM file of the certificate authority a `rediss://` server's certificate must chain to; unset, the system's roots.",
+        },
+        Setting {
+            name: "TIERCACHE_NAMESPACE",
+            value: SettingValue::Text(|c| &mut c.namespace),
+            doc: "Nodes of one namespace share entries and invalidations; at most 256 printable ASCII characters without spaces, braces or `* ? [ ] \\`.",
+        },
+        Setting {
+            name: "TIERCACHE_L1_MAX_BYTES",
+            value: SettingValue::Bytes { min: 1024, max: u64::MAX, field: |c| &mut c.l1_max_bytes },
+            doc: "The L1 bound, weighed by encoded value size.",
+        },
+        Setting {
+            name: "TIERCACHE_MAX_VALUE_BYTES",
+            value: SettingValue::Bytes { min: 64, max: 512 << 20, field: |c| &mut c.max_value_bytes },
+            doc: "Larger encoded values are refused on write and treated as corrupt on read.",
+        },
+        Setting {
+            name: "TIERCACHE_MAX_KEY_BYTES",
+            value: SettingValue::Bytes { min: 1, max: 1 << 20, field: |c| &mut c.max_key_bytes },
+            doc: "Longer (or empty) keys are `Error::InvalidKey`.",
+        },
+        Setting {
+            name: "TIERCACHE_MAX_TAGS",
+            value: SettingValue::Whole { min: 1, max: 10_000, field: |c| &mut c.max_tags },
+            doc: "More tags on one entry, or in one `invalidate_tags` call, are `Error::InvalidTag`.",
+        },
+        Setting {
+            name: "TIERCACHE_MAX_TAG_BYTES",
+            value: SettingValue::Bytes { min: 1, max: 1 << 20, field: |c| &mut c.max_tag_bytes },
+            doc: "Longer (or empty) tags are `Error::InvalidTag`.",
+        },
+        Setting {
+            name: "TIERCACHE_CONNECT_TIMEOUT",
+            value: SettingValue::Duration(BareUnit::Millis, |c| &mut c.connect_timeout),
+            doc: "How long one attempt to connect to Redis may take; a node that cannot join within three starts without Redis.",
+        },
+        Setting {
+            name: "TIERCACHE_RESPONSE_TIMEOUT",
+            value: SettingValue::Duration(BareUnit::Millis, |c| &mut c.response_timeout),
+            doc: "How long each Redis call may take.",
+        },
+        Setting {
+            name: "TIERCACHE_DEFAULT_TTL",
+            value: SettingValue::Duration(BareUnit::Seconds, |c| &mut c.default_ttl),
+            doc: "The lifetime of entries whose options ask for the default (`EntryOptions::default_ttl`).",
+        },
+        Setting {
+            name: "TIERCACHE_REFRESH_AHEAD",
+            value: SettingValue::Switch(|c| &mut c.refresh_ahead),
+            doc: "Whether a hit on an ageing entry starts one background refresh for the fleet.",
+        },
+        Setting {
+            name: "TIERCACHE_REFRESH_THRESHOLD",
+            value: SettingValue::Fraction(|c| &mut c.refresh_threshold),
+            doc: "The share of its TTL an entry has lived when the `threshold` mode refreshes it.",
+        },
+        Setting {
+            name: "TIERCACHE_REFRESH_MODE",
+            value: SettingValue::Custom {
+                expected: "threshold or xfetch",
+                read: |c, text| {
+                    c.refresh_mode = match text.trim().to_ascii_lowercase().as_str() {
+                        "threshold" => RefreshMode::Threshold,
+                        "xfetch" => RefreshMode::XFetch { beta: DEFAULT_XFETCH_BETA },
+                        _ => return false,
+                    };
+                    true
+                },
+                show: |c| match c.refresh_mode {
+                    RefreshMode::Threshold => "`threshold`".to_owned(),
+                    RefreshMode::XFetch { .. } => "`xfetch`".to_owned(),
+                },
+            },
+            doc: "What starts a refresh ahead: the threshold, or XFetch's probability rising as expiry nears, scaled by the load's time.",
+        },
+        // After TIERCACHE_REFRESH_MODE: a beta means XFetch whatever the mode says.
+        Setting {
+            name: "TIERCACHE_XFETCH_BETA",
+            value: SettingValue::Custom {
+                expected: "a number above 0 and at most 100, such as 1.0",
+                read: |c, text| match text.trim().parse::<f64>() {
+                    Ok(beta) if beta > 0.0 && beta <= 100.0 => {
+                        c.refresh_mode = RefreshMode::XFetch { beta };
+                        true
+                    }
+                    _ => false,
+                },
+                show: |c| match c.refresh_mode {
+                    RefreshMode::XFetch { beta } => beta.to_string(),
+                    RefreshMode::Threshold => DEFAULT_XFETCH_BETA.to_string(),
+                },
+            },
+            doc: "XFetch's eagerness (larger refreshes earlier); setting it selects XFetch.",
+        },
+        Setting {
+            name: "TIERCACHE_LOCKING_ENABLED",
+            value: SettingValue::Switch(|c| &mut c.locking_enabled),
+            doc: "Whether loads are coalesced across the fleet through Redis leases, not only within a node.",
+        },
+        Setting {
+            name: "TIERCACHE_LOCK_TIMEOUT",
+            value: SettingValue::Duration(BareUnit::Seconds, |c| &mut c.lock_timeout),
+            doc: "The lease of a load or named lock: a holder that dies loses it after this.",
+        },
+        Setting {
+            name: "TIERCACHE_LOCK_RETRIES",
+            value: SettingValue::Whole { min: 0, max: 1000, field: |c| &mut c.lock_retries },
+            doc: "How often `LockOptions::from_config` tries a held named lock again.",
+        },
+        Setting {
+            name: "TIERCACHE_FAIL_SAFE_MAX",
+            value: SettingValue::Duration(BareUnit::Seconds, |c| &mut c.fail_safe_max),
+            doc: "How long past expiry L2 keeps a value as a stale fallback.",
+        },
+        Setting {
+            name: "TIERCACHE_DEGRADED_TTL",
+            value: SettingValue::Duration(BareUnit::Millis, |c| &mut c.degraded_ttl),
+            doc: "The L1 lifetime of values loaded while Redis is unreachable or the node is suspect, when no invalidation can reach it.",
+        },
+        Setting {
+            name: "TIERCACHE_HEARTBEAT_INTERVAL",
+            value: SettingValue::Duration(BareUnit::Millis, |c| &mut c.heartbeat_interval),
+            doc: "How often a node publishes a heartbeat; three silent intervals make it suspect its subscription.",
+        },
+        Setting {
+            name: "TIERCACHE_STREAM_MAX_LEN",
+            value: SettingValue::Whole { min: 100, max: 100_000_000, field: |c| &mut c.stream_max_len },
+            doc: "The replay stream's approximate cap, in entries.",
+        },
+        Setting {
+            name: "TIERCACHE_ENTRY_LAYOUT",
+            value: SettingValue::Custom {
+                expected: "1 or 2",
+                read: |c, text| {
+                    c.entry_layout = match text.trim() {
+                        "1" => EntryLayout::Hash,
+                        "2" => EntryLayout::String,
+                        _ => return false,
+                    };
+                    true
+                },
+                show: |c| match c.entry_layout {
+                    EntryLayout::Hash => "1".to_owned(),
+                    EntryLayout::String => "2".to_owned(),
+                },
+            },
+            doc: "How entries are kept in Redis: `2` one string per entry, `1` the hash of earlier releases (for a rolling upgrade, see \"Upgrading\" in docs/OPERATIONS.md).",
+        },
+        Setting {
+            name: "TIERCACHE_MAX_PENDING_INVALIDATIONS",
+            value: SettingValue::Whole { min: 1, max: 10_000_000, field: |c| &mut c.max_pending_invalidations },
+            doc: "Invalidation operations kept for replay while Redis is unreachable; past it the namespace is cleared when Redis answers.",
+        },
+        Setting {
+            name: "TIERCACHE_MAX_KNOWN_TAGS",
+            value: SettingValue::Whole { min: 2, max: 1_000_000_000, field: |c| &mut c.max_known_tags },
+            doc: "Tag versions a node keeps in memory; past it it forgets those no L1 entry carries.",
+        },
+        Setting {
+            name: "TIERCACHE_REQUIRE_REDIS_AT_START",
+            value: SettingValue::Switch(|c| &mut c.require_redis_at_start),
+            doc: "Whether building a node fails while Redis is unreachable, instead of starting on L1 and joining when Redis answers.",
+        },
+        Setting {
+            name: "TIERCACHE_SHUTDOWN_TIMEOUT",
+            value: SettingValue::Duration(BareUnit::Millis, |c| &mut c.shutdown_timeout),
+            doc: "How long `Cache::shutdown` keeps sending queued invalidations before it gives up.",
+        },
+    ]);
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::config::ConfigError;
+
+    fn from(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let mut c = Config::default();
+        c.apply_vars(|n| {
+            vars.iter()
+                .find(|(k, _)| *k == n)
+                .map(|(_, v)| (*v).to_owned())
+        })?;
+        Ok(c)
+    }
+
+    #[test]
+    fn variables_are_read_with_their_units() {
+        let c = from(&[
+            ("TIERCACHE_DEFAULT_TTL", "600"),
+            ("TIERCACHE_LOCK_TIMEOUT", "2m"),
+            ("TIERCACHE_RESPONSE_TIMEOUT", "200"),
+            ("TIERCACHE_FAIL_SAFE_MAX", "2h"),
+            ("TIERCACHE_LOCKING_ENABLED", "false"),
+            ("TIERCACHE_REFRESH_THRESHOLD", "0.75"),
+            ("TIERCACHE_REDIS_DB", "3"),
+            ("TIERCACHE_REPLICA_ACKS", "2"),
+            ("TIERCACHE_L1_MAX_BYTES", "1_048_576"),
+            ("TIERCACHE_ENTRY_LAYOUT", "1"),
+        ])
+        .expect("valid");
+        assert_eq!(c.default_ttl, Duration::from_secs(600));
+        assert_eq!(c.lock_timeout, Duration::from_secs(120));
+        assert_eq!(c.response_timeout, Duration::from_millis(200));
+        assert_eq!(c.fail_safe_max, Duration::from_secs(7200));
+        assert!(!c.locking_enabled);
+        assert!((c.refresh_threshold - 0.75).abs() < 1e-9);
+        assert_eq!(c.redis_db, 3);
+        assert_eq!(c.replica_acks, Some(2));
+        assert_eq!(c.l1_max_bytes, 1 << 20);
+        assert_eq!(c.entry_layout, EntryLayout::Hash);
+    }
+
+    #[test]
+    fn each_bad_value_names_variable_value_and_allowed_forms() {
+        let cases = [
+            ("TIERCACHE_LOCK_TIMEOUT", "soon", "duration"),
+            ("TIERCACHE_LOCK_RETRIES", "-1", "whole number"),
+            ("TIERCACHE_REFRESH_AHEAD", "maybe", "true/false"),
+            ("TIERCACHE_REFRESH_THRESHOLD", "1.5", "fraction"),
+            ("TIERCACHE_REDIS_DB", "99", "whole number from 0 to 15"),
+            ("TIERCACHE_DEFAULT_TTL", "0", "positive"),
+            ("TIERCACHE_ENTRY_LAYOUT", "3", "1 or 2"),
+            ("TIERCACHE_REFRESH_MODE", "sometimes", "threshold or xfetch"),
+            ("TIERCACHE_XFETCH_BETA", "0", "above 0"),
+            (
+                "TIERCACHE_MAX_VALUE_BYTES",
+                "1GiB",
+                "whole number from 64 to 536870912",
+            ),
+            ("TIERCACHE_CONNECT_TIMEOUT", "3d", "milliseconds (200)"),
+            ("TIERCACHE_FAIL_SAFE_MAX", "-5", "seconds (900)"),
+        ];
+        for (var, value, expected) in cases {
+            let msg = from(&[(var, value)]).expect_err(var).to_string();
+            assert!(msg.contains(var), "{msg}");
+            assert!(msg.contains(value), "{msg}");
+            assert!(msg.contains(expected), "{msg}");
+        }
+    }
+
+    #[test]
+    fn a_bare_number_is_read_in_the_unit_the_table_names() {
+        for setting in Config::SETTINGS.rows() {
+            let SettingValue::Duration(bare, field) = setting.value else {
+                continue;
+            };
+            let mut c = from(&[(setting.name, "7")]).expect(setting.name);
+            let want = match bare {
+                BareUnit::Seconds => Duration::from_secs(7),
+                BareUnit::Millis => Duration::from_millis(7),
+            };
+            assert_eq!(*field(&mut c), want, "{}", setting.name);
+            let unit = if bare == BareUnit::Seconds {
+                "= s"
+            } else {
+                "= ms"
+            };
+            assert!(setting.form().ends_with(unit), "{}", setting.name);
+        }
+    }
+
+    #[test]
+    fn xfetch_beta_selects_xfetch_whatever_the_mode() {
+        let c = from(&[
+            ("TIERCACHE_REFRESH_MODE", "threshold"),
+            ("TIERCACHE_XFETCH_BETA", "2.5"),
+        ])
+        .expect("valid");
+        assert_eq!(c.refresh_mode, RefreshMode::XFetch { beta: 2.5 });
+        let c = from(&[("TIERCACHE_REFRESH_MODE", "XFetch")]).expect("valid");
+        assert_eq!(
+            c.refresh_mode,
+            RefreshMode::XFetch {
+                beta: DEFAULT_XFETCH_BETA
+            }
+        );
+    }
+
+    #[test]
+    fn blank_values_keep_the_default() {
+        assert_eq!(
+            from(&[("TIERCACHE_LOCK_TIMEOUT", " "), ("REDIS_URL", "")]).expect("valid"),
+            Config::default()
+        );
+    }
+
+    #[test]
+    fn the_core_reads_only_its_own_variables() {
+        for setting in Config::SETTINGS.rows() {
+            let connection = [
+                "REDIS_URL",
+                "REDIS_CLUSTER_URLS",
+                "REDIS_USERNAME",
+                "REDIS_PASSWORD",
+            ];
+            assert!(
+                setting.name.starts_with("TIERCACHE_") || connection.contains(&setting.name),
+                "{}",
+                setting.name
+            );
+        }
+    }
+
+    #[test]
+    fn every_row_is_one_sentence_in_one_table_cell() {
+        let mut names: Vec<_> = Config::SETTINGS.rows().iter().map(|s| s.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(
+            names.len(),
+            Config::SETTINGS.rows().len(),
+            "a name declared twice"
+        );
+        for setting in Config::SETTINGS.rows() {
+            assert!(setting.doc.ends_with('.'), "{}", setting.name);
+            for cell in [setting.doc.to_owned(), setting.form()] {
+                assert!(
+                    !cell.contains('|') && !cell.contains('\n'),
+                    "{}",
+                    setting.name
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn every_whole_number_bound_fits_its_field() {
+        for setting in Config::SETTINGS.rows() {
+            if let SettingValue::Whole { min, max, field }
+            | SettingValue::Bytes { min, max, field } = setting.value
+            {
+                for n in [min, max] {
+                    let mut c = Config::default();
+                    assert!(field(&mut c).set(n), "{} cannot hold {n}", setting.name);
+                    assert_eq!(field(&mut c).get(), Some(n), "{}", setting.name);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_docs_hold_the_rendered_table() {
+        let docs = include_str!("../../../../docs/CONFIGURATION.md");
+        let table = Config::SETTINGS.markdown();
+        assert!(
+            docs.contains(&table),
+            "docs/CONFIGURATION.md must hold the core's table as rendered:\n{table}"
+        );
+    }
+}
