@@ -26,6 +26,7 @@
 #![deny(missing_docs)]
 
 mod admin;
+mod admin_token;
 mod amount;
 mod error;
 mod http_metrics;
@@ -38,7 +39,7 @@ mod shed;
 mod startup;
 mod warm;
 
-pub use admin::AdminToken;
+pub use admin_token::AdminToken;
 pub use error::{ApiError, DemoError, ErrorBody};
 pub use node::{CachedNode, Node};
 pub use readiness::{Readiness, Stage};

@@ -21,7 +21,7 @@ pub struct Node {
     /// The cache side; `None` with `--no-cache`.
     pub cached: Option<CachedNode>,
     /// Every node of the process (this one included), for the pages' links between nodes.
-    pub peers: Vec<crate::routes::Peer>,
+    pub peers: Vec<Peer>,
     /// Renders the process's Prometheus text.
     pub prometheus: PrometheusHandle,
     /// How long a cache write after a committed donation may take before the answer goes out
@@ -43,7 +43,16 @@ pub struct Node {
     /// The permits `in_flight` started with, for the shed answer.
     pub max_in_flight: usize,
     /// When set, writes and the status API ask for it (`crate::admin`).
-    pub admin_token: Option<crate::admin::AdminToken>,
+    pub admin_token: Option<crate::admin_token::AdminToken>,
+}
+
+/// A node of this process, for the pages' "view on the other node" links.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Peer {
+    /// `node-<index>`.
+    pub name: &'static str,
+    /// The port it listens on; the page keeps the host it was loaded from.
+    pub port: u16,
 }
 
 /// A node's cache and the widget services over it.

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::admin::AdminToken;
+use crate::admin_token::AdminToken;
 
 /// How the demo runs. Every flag can also come from the environment variable named in `--help`.
 // Each bool is an independent on/off flag of the command line, as clap spells them; an enum would

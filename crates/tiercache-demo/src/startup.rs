@@ -18,9 +18,9 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::error::DemoError;
+use crate::node::Peer;
 use crate::node::{node_name, CachedNode, Node};
 use crate::readiness::{Readiness, Stage};
-use crate::routes::Peer;
 use crate::serve::ConnectionTimeouts;
 use crate::settings::Settings;
 

@@ -53,6 +53,7 @@ mod invalidation;
 mod key;
 mod live_views;
 mod metrics;
+mod node_facts;
 mod service;
 mod status;
 mod tags;
@@ -85,10 +86,11 @@ pub use metrics::{
     WidgetCacheMetricsService, WidgetFigures, SAMPLE_EVERY, SNAPSHOTS_KEPT, SNAPSHOT_RECORDS,
     WINDOWS,
 };
+pub use node_facts::{CoherenceStatus, InvalidationStatus, NodeFacts};
 pub use service::WidgetCacheService;
 pub use status::{
-    CacheStatus, CoherenceStatus, FleetStatus, HealthLevel, HealthStatus, InvalidationStatus,
-    LockStatus, NodeFacts, StatusWindows, CRITICAL_SCORE, HEALTHY_SCORE,
+    CacheStatus, FleetStatus, HealthLevel, HealthStatus, LockStatus, StatusWindows, CRITICAL_SCORE,
+    HEALTHY_SCORE,
 };
 pub use tags::{
     tags_for_entry, tags_for_event, tags_for_scope, widget_range_tag, Scope, CLOCK_SKEW,

@@ -23,7 +23,7 @@ use tiercache::{Cache, CacheStats, Source};
 
 use crate::clock::{Clock, SystemClock};
 use crate::error::WidgetError;
-use crate::status::{CoherenceStatus, InvalidationStatus};
+use crate::node_facts::{CoherenceStatus, InvalidationStatus, NodeFacts};
 use crate::WidgetType;
 
 /// How many snapshots are kept in Redis: a day at the default one-minute interval.
@@ -613,7 +613,7 @@ impl WidgetCacheMetricsService {
             redis: self.redis_figures().await,
             node_id: format!("{:016x}", cache.node_id()),
             invalidations: InvalidationStatus::of(&stats),
-            coherence: CoherenceStatus::of(&stats, &crate::status::NodeFacts::of(cache)),
+            coherence: CoherenceStatus::of(&stats, &NodeFacts::of(cache)),
         }
     }
 

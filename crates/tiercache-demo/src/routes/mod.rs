@@ -29,7 +29,6 @@ use crate::error::ApiError;
 use crate::node::Node;
 
 pub use figures::Figures;
-pub use pages::Peer;
 pub(crate) use widgets::{fetch_cached, parse_request};
 
 /// The routes of one node.

@@ -10,7 +10,7 @@ use axum::Json;
 use serde::Serialize;
 
 use crate::error::ApiError;
-use crate::node::Node;
+use crate::node::{Node, Peer};
 
 /// (file name, content type, content) of every asset.
 const ASSETS: &[(&str, &str, &str)] = &[
@@ -69,15 +69,6 @@ pub async fn asset(Path(file): Path<String>) -> Result<Response, ApiError> {
         *body,
     )
         .into_response())
-}
-
-/// A node of this process, for the pages' "view on the other node" links.
-#[derive(Debug, Clone, Serialize)]
-pub struct Peer {
-    /// `node-<index>`.
-    pub name: &'static str,
-    /// The port it listens on; the page keeps the host it was loaded from.
-    pub port: u16,
 }
 
 /// The answer of `GET /api/nodes`.

@@ -21,12 +21,10 @@ use std::time::Duration;
 
 pub use error::ConfigError;
 pub use layout::EntryLayout;
-pub use parse::parse_duration_setting;
+pub use parse::{parse_duration_setting, BareUnit};
 pub(crate) use redis_url::{mask_credentials, url_database_part, url_names_database};
 use redis_url::{mask_password, validate_redis_url};
-pub use table::{
-    BareUnit, Setting, SettingValue, SettingsTable, WholeNumber, SETTINGS_TABLE_HEADER,
-};
+pub use table::{Setting, SettingValue, SettingsTable, WholeNumber, SETTINGS_TABLE_HEADER};
 
 /// Every setting of a cache node. Build one with [`crate::CacheBuilder`] or [`Config::from_env`].
 ///

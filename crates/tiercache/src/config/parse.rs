@@ -4,7 +4,16 @@
 use std::time::Duration;
 
 use super::error::ConfigError;
-use super::table::BareUnit;
+
+/// The unit a bare number stands for in a duration setting (`900` is 900 s with
+/// [`BareUnit::Seconds`]); a number with a unit (`250ms`, `30s`, `15m`, `2h`) means the same in either.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BareUnit {
+    /// Seconds.
+    Seconds,
+    /// Milliseconds.
+    Millis,
+}
 
 /// A whole number; `_` may group digits (`100_000`).
 pub(crate) fn whole(text: &str) -> Option<u64> {

@@ -2,7 +2,8 @@
 //! table is rendered from it (a test holds the two equal).
 
 use super::layout::EntryLayout;
-use super::table::{BareUnit, Setting, SettingValue, SettingsTable};
+use super::parse::BareUnit;
+use super::table::{Setting, SettingValue, SettingsTable};
 use super::Config;
 use crate::RefreshMode;
 

@@ -6,18 +6,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::error::ConfigError;
-use super::parse;
+use super::parse::{self, BareUnit};
 use super::redis_url::{mask_credentials, validate_redis_url};
-
-/// The unit a bare number stands for in a duration setting (`900` is 900 s with
-/// [`BareUnit::Seconds`]); a number with a unit (`250ms`, `30s`, `15m`, `2h`) means the same in either.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BareUnit {
-    /// Seconds.
-    Seconds,
-    /// Milliseconds.
-    Millis,
-}
 
 /// A whole-number field a setting can fill: `u16`, `u32`, `u64`, `usize`, or an `Option` of one
 /// (`None` while unset).
