@@ -31,6 +31,7 @@ mod amount;
 mod error;
 mod http_metrics;
 mod node;
+mod private_redis;
 mod readiness;
 mod routes;
 mod serve;

@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tiercache::{Cache, ErrorKind};
-use tiercache_testkit::RedisServer;
 use tiercache_widgets::{
     ChangeDispatcher, Clock, DatasetSize, LiveViews, LoadTimeouts, OffsetClock, ServiceTargets,
     Thresholds, TtlTiers, WidgetCacheMetricsService, WidgetCacheService, WidgetConfig,
@@ -18,8 +17,8 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::error::DemoError;
-use crate::node::Peer;
-use crate::node::{node_name, CachedNode, Node};
+use crate::node::{node_name, CachedNode, Node, Peer};
+use crate::private_redis::PrivateRedis;
 use crate::readiness::{Readiness, Stage};
 use crate::serve::ConnectionTimeouts;
 use crate::settings::Settings;
@@ -321,7 +320,7 @@ fn when_redis_is_silent(settings: &Settings) -> WhenRedisIsSilent {
 /// caller keeps it.
 async fn build_caches(
     settings: &Settings,
-) -> Result<(Option<RedisServer>, Vec<Cache>, WidgetConfig), DemoError> {
+) -> Result<(Option<PrivateRedis>, Vec<Cache>, WidgetConfig), DemoError> {
     // A bad variable is a cache error, as it was when the cache's builder read the environment.
     let config = WidgetConfig::from_env().map_err(tiercache::Error::from)?;
     let cache_config = &config.cache;
@@ -377,8 +376,8 @@ async fn build_caches(
     Ok((redis, caches, config))
 }
 
-async fn start_private_redis() -> Result<RedisServer, DemoError> {
-    let server = tokio::task::spawn_blocking(RedisServer::start)
+async fn start_private_redis() -> Result<PrivateRedis, DemoError> {
+    let server = tokio::task::spawn_blocking(PrivateRedis::start)
         .await
         .map_err(|e| DemoError::Redis(e.to_string()))?
         .map_err(|e| DemoError::Redis(format!("could not start redis-server: {e}")))?;
