@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 
 use crate::TestkitError;
 
@@ -20,7 +21,8 @@ struct Faults {
     partitioned: bool,
     /// Connections opened before this generation are closed.
     generation: u64,
-    /// Added to every chunk forwarded, each way.
+    /// Added to every chunk forwarded, each way (a delay line: chunks in flight do not wait for each
+    /// other).
     latency: Duration,
 }
 
@@ -141,41 +143,87 @@ async fn connection(client: TcpStream, target: SocketAddr, mut faults: watch::Re
     }
 }
 
-/// Forwards one direction until either side closes or a fault ends the connection.
+/// Forwards one direction until either side closes or a fault ends the connection. Added latency is
+/// a delay line, as on a long link: each chunk arrives `latency` after it was sent, however many are
+/// in flight, so commands pipelined on one connection are not held up behind each other's delay.
 async fn pump(
-    mut from: tokio::net::tcp::OwnedReadHalf,
-    mut to: tokio::net::tcp::OwnedWriteHalf,
-    mut faults: watch::Receiver<Faults>,
+    from: tokio::net::tcp::OwnedReadHalf,
+    to: tokio::net::tcp::OwnedWriteHalf,
+    faults: watch::Receiver<Faults>,
     born: u64,
 ) {
+    let (in_flight, arriving) = mpsc::unbounded_channel();
+    let deliver = deliver(to, arriving);
+    tokio::pin!(deliver);
+    let ended = tokio::select! {
+        ended = take_in(from, in_flight, faults, born) => ended,
+        () = &mut deliver => return,
+    };
+    if ended == Ended::Closed {
+        // What was sent before the sender closed still arrives.
+        deliver.await;
+    }
+}
+
+/// Why [`take_in`] stopped reading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ended {
+    /// The sending side closed its half: what is in flight still arrives.
+    Closed,
+    /// A fault ended the connection: nothing more arrives.
+    Cut,
+}
+
+/// Reads chunks and puts them in flight, each with the time it is due on the other side.
+async fn take_in(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    in_flight: mpsc::UnboundedSender<(Instant, Vec<u8>)>,
+    mut faults: watch::Receiver<Faults>,
+    born: u64,
+) -> Ended {
     let mut buf = vec![0u8; 16 * 1024];
     loop {
         let read = tokio::select! {
             read = from.read(&mut buf) => read,
             changed = faults.changed() => {
                 if changed.is_err() || faults.borrow().generation != born {
-                    return;
+                    return Ended::Cut;
                 }
                 continue;
             }
         };
         let n = match read {
-            Ok(0) | Err(_) => return,
+            Ok(0) | Err(_) => return Ended::Closed,
             Ok(n) => n,
         };
         let now = *faults.borrow();
         if now.generation != born {
-            return;
+            return Ended::Cut;
         }
         if now.partitioned {
             // Swallowed; the connection stays open and silent until the partition heals.
             let _ = faults.wait_for(|f| f.generation != born).await;
-            return;
+            return Ended::Cut;
         }
-        if !now.latency.is_zero() {
-            tokio::time::sleep(now.latency).await;
+        if in_flight
+            .send((Instant::now() + now.latency, buf[..n].to_vec()))
+            .is_err()
+        {
+            return Ended::Cut;
         }
-        if to.write_all(&buf[..n]).await.is_err() {
+    }
+}
+
+/// Writes each chunk in flight once it is due, in order. A partition or reset acts on what is sent
+/// after it: what was already in flight arrives (tests rely on a write that left before a partition
+/// landing during it).
+async fn deliver(
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    mut arriving: mpsc::UnboundedReceiver<(Instant, Vec<u8>)>,
+) {
+    while let Some((due, chunk)) = arriving.recv().await {
+        tokio::time::sleep_until(due).await;
+        if to.write_all(&chunk).await.is_err() {
             return;
         }
     }

@@ -179,6 +179,17 @@ impl CacheBuilder {
         self
     }
 
+    /// How long a call that missed L1 waits for Redis, all told. Default 750 ms. Past it an L2 read
+    /// still running is cut short (the call loads without L2, as when Redis is unreachable), and a
+    /// call whose loader has returned answers without waiting for the value's store, which lands
+    /// later or fails. A store normally takes one round trip, so a call that returns has its value in
+    /// Redis. Counted in `tiercache_read_deadline_hits_total`. Waiting for another node's load is
+    /// not cut short: that is the fleet's coalescing, bounded by the lease.
+    pub fn read_deadline(mut self, deadline: Duration) -> Self {
+        self.config.read_deadline = deadline;
+        self
+    }
+
     /// How long past expiry L2 keeps a value as a fail-safe fallback. Default 1 h.
     pub fn fail_safe_max(mut self, grace: Duration) -> Self {
         self.config.fail_safe_max = grace;

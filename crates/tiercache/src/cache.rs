@@ -15,7 +15,7 @@ use crate::l2::{l1_tags, ReadNeed};
 use crate::metrics::CacheStats;
 use crate::node::Node;
 use crate::options::EntryOptions;
-use crate::read::coalesce::{follow, landed_value, lead_load};
+use crate::read::coalesce::{follow, landed_value, lead_load, Lead};
 use crate::read::flight::{FlightKind, Joined, Landed};
 use crate::read::through::L1Lookup;
 
@@ -248,18 +248,30 @@ impl Cache {
         };
         let opts = make_opts();
         node.keys.validate_tags(opts.tags())?;
+        // One budget for the whole call's waits on Redis: a call that waited on another caller's
+        // flight while that caller waited for Redis, then leads its own (the first was poisoned),
+        // does not wait for Redis afresh.
+        let mut deadline = tokio::time::Instant::now() + node.config.read_deadline;
         let mut overtaken = false;
         loop {
             match node.flights.join(FlightKind::Load, key) {
                 Joined::Leader(guard, waiter) => {
-                    return lead_load::<T, F, Fut, E>(
-                        node, key, &opts, loader, l1_stale, guard, waiter,
-                    )
-                    .await;
+                    let lead = Lead {
+                        guard,
+                        waiter,
+                        deadline,
+                    };
+                    return lead_load::<T, F, Fut, E>(node, key, &opts, loader, l1_stale, lead)
+                        .await;
                 }
                 Joined::Follower(waiter) => {
                     node.stats.coalesced(1);
-                    let Some(landed) = follow(node, &waiter, &mut overtaken).await else {
+                    let landed = follow(node, &waiter, &mut overtaken).await;
+                    if waiter.leader_loaded() {
+                        // The wait was for a loader, not for Redis: the budget starts again.
+                        deadline = tokio::time::Instant::now() + node.config.read_deadline;
+                    }
+                    let Some(landed) = landed else {
                         continue;
                     };
                     match landed {
@@ -275,7 +287,9 @@ impl Cache {
                         }
                         // The leader's caller was cancelled: lead or follow a new flight.
                         Landed::Abandoned => {}
-                        landed @ Landed::Completed(_) => return landed_value(landed, &waiter),
+                        landed @ (Landed::Completed(_) | Landed::Loaded(_)) => {
+                            return landed_value(landed, &waiter)
+                        }
                     }
                 }
             }
@@ -324,7 +338,10 @@ impl Cache {
                         continue;
                     };
                     match landed {
-                        Landed::Completed(Ok(Some(v))) => return Ok(v.downcast::<T>().ok()),
+                        // A read flight's followers never see `Loaded`; it is a value all the same.
+                        Landed::Completed(Ok(Some(v))) | Landed::Loaded(v) => {
+                            return Ok(v.downcast::<T>().ok())
+                        }
                         Landed::Completed(Ok(None)) => {
                             node.stats.misses(1);
                             return Ok(None);

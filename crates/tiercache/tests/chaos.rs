@@ -32,11 +32,8 @@ const READERS_PER_NODE: usize = 2;
 const FROZEN_FOR: Duration = Duration::from_millis(2500);
 /// The longest any node may serve a value after its invalidation was acknowledged, fault or not.
 const MAX_STALENESS: Duration = Duration::from_secs(1);
-/// The longest a read with a loader at hand may take, whatever Redis does. The aim is 1 s and most
-/// runs stay under 800 ms; a read that meets a dead connection twice in a row (its read, then its
-/// store) waits two response timeouts (500 ms each), so the bound the suite holds is 1.5 s (see
-/// docs/FAULTS.md).
-const MAX_READ_TIME: Duration = Duration::from_millis(1500);
+/// The longest a read with a loader at hand may take, whatever Redis does (see docs/FAULTS.md).
+const MAX_READ_TIME: Duration = Duration::from_secs(1);
 /// Outside faults, a node learns of another node's invalidation through the bus; a read on it that
 /// begins within this much of the acknowledgement may still see the old value (see docs/FAULTS.md).
 /// Generous for a loaded CI machine; locally the bus delivers in about a millisecond.

@@ -7,8 +7,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{builder, eventually, server, DEADLINE};
-use tiercache::EntryOptions;
+use common::{builder, builder_behind, eventually, server, DEADLINE};
+use tiercache::{EntryOptions, Source};
+use tiercache_testkit::FaultProxy;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_keep_answering_while_redis_is_killed_and_nodes_resync_after_restart() {
@@ -82,4 +83,36 @@ async fn calls_keep_answering_while_redis_is_killed_and_nodes_resync_after_resta
         b.get::<u64>("k").await.unwrap().is_none()
     })
     .await;
+}
+
+/// A call whose loader has returned waits for the value's store only until its read deadline: a
+/// Redis that stops answering before the store costs it the deadline, not a response timeout (here
+/// one minute). The store goes on without it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_loading_caller_waits_for_its_store_only_until_its_read_deadline() {
+    let redis = server();
+    let proxy = Arc::new(FaultProxy::start(redis.port()).await.unwrap());
+    let a = builder_behind(&proxy, "deadline")
+        .response_timeout(Duration::from_secs(60))
+        .read_deadline(Duration::from_millis(200))
+        .build()
+        .await
+        .unwrap();
+    let opts = EntryOptions::new(Duration::from_secs(600));
+    let cut = proxy.clone();
+    let fetched = tokio::time::timeout(
+        Duration::from_secs(30),
+        a.fetch("k", &opts, move || async move {
+            // Redis stops answering between the read that found nothing and the store.
+            cut.partition();
+            Ok::<_, std::io::Error>(7_u64)
+        }),
+    )
+    .await
+    .expect("the loading caller is answered while its store waits for Redis")
+    .unwrap();
+    assert_eq!(*fetched.value, 7);
+    assert_eq!(fetched.source, Source::Loaded);
+    assert_eq!(a.stats().read_deadline_hits, 1);
+    proxy.heal();
 }

@@ -250,6 +250,8 @@ async fn a_cold_read_cancelled_after_taking_the_lease_releases_it() {
         .redis_url(&proxy.url())
         .namespace("cancel")
         .response_timeout(Duration::from_secs(5))
+        // The slow link below must not cut the read short: the caller is cancelled instead.
+        .read_deadline(Duration::from_secs(30))
         .build()
         .await
         .unwrap();

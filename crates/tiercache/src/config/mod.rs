@@ -71,6 +71,9 @@ pub struct Config {
     pub connect_timeout: Duration,
     /// `TIERCACHE_RESPONSE_TIMEOUT` (bare number = ms), default 500 ms.
     pub response_timeout: Duration,
+    /// `TIERCACHE_READ_DEADLINE` (bare number = ms), default 750 ms: how long a call that missed L1
+    /// waits for Redis, all told ([`crate::CacheBuilder::read_deadline`]).
+    pub read_deadline: Duration,
     /// `TIERCACHE_DEFAULT_TTL` (bare number = s), default 900 s: the lifetime of entries whose
     /// options ask for the default ([`crate::EntryOptions::default_ttl`]).
     pub default_ttl: Duration,
@@ -134,6 +137,7 @@ impl Default for Config {
             max_tag_bytes: 256,
             connect_timeout: Duration::from_secs(1),
             response_timeout: Duration::from_millis(500),
+            read_deadline: Duration::from_millis(750),
             default_ttl: Duration::from_secs(900),
             refresh_ahead: true,
             refresh_threshold: 0.8,
@@ -173,6 +177,7 @@ impl std::fmt::Debug for Config {
             max_tag_bytes,
             connect_timeout,
             response_timeout,
+            read_deadline,
             default_ttl,
             refresh_ahead,
             refresh_threshold,
@@ -212,6 +217,7 @@ impl std::fmt::Debug for Config {
             .field("max_tag_bytes", max_tag_bytes)
             .field("connect_timeout", connect_timeout)
             .field("response_timeout", response_timeout)
+            .field("read_deadline", read_deadline)
             .field("default_ttl", default_ttl)
             .field("refresh_ahead", refresh_ahead)
             .field("refresh_threshold", refresh_threshold)

@@ -15,15 +15,15 @@ use crate::read::flight::{FlightWaiter, Landed, LeaderGuard};
 
 /// The leader of a load flight: reads L2 in the caller's task (an L2 hit costs no spawn) and, on a
 /// miss, hands lease, loader and store to a task of their own, which must finish even if this caller
-/// goes away; then waits for the flight like any follower.
+/// goes away; then waits for the flight's result, or past the call's read `deadline` for the loaded
+/// value alone (a store Redis is slow to take lands without the caller).
 pub(crate) async fn lead_load<T, F, Fut, E>(
     node: &Arc<Node>,
     key: &str,
     opts: &EntryOptions,
     loader: F,
     l1_stale: Option<Arc<T>>,
-    guard: LeaderGuard,
-    waiter: FlightWaiter,
+    lead: Lead,
 ) -> Result<Fetched<T>, Error>
 where
     T: Serialize + DeserializeOwned + Send + Sync + 'static,
@@ -31,11 +31,26 @@ where
     Fut: std::future::Future<Output = Result<T, E>> + Send + 'static,
     E: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
+    let Lead {
+        guard,
+        waiter,
+        deadline,
+    } = lead;
     // If the caller is cancelled during the read, the guard drops and the followers retry, and a
-    // lease the read took is released.
-    let (fills, read) = node
-        .read_for_load::<T>(key, opts, Some(guard.flight()))
-        .await;
+    // lease the read took is released. Past the read deadline the read is cut short like one that
+    // timed out: the call loads without L2.
+    let read = tokio::time::timeout_at(
+        deadline,
+        node.read_for_load::<T>(key, opts, Some(guard.flight())),
+    )
+    .await;
+    let (fills, read) = read.unwrap_or_else(|_| {
+        node.stats.read_deadline_hits(1);
+        // Only a read that found the key's lease held waits for fills; this one found nothing.
+        let fills = node.fills.subscribe();
+        let cut = Error::unavailable("the read deadline passed before Redis answered");
+        (fills, Err(cut))
+    });
     if let Some(value) = read.as_ref().ok().and_then(|r| r.fresh.clone()) {
         guard.complete(
             Ok(Some(value.clone() as Arc<dyn Any + Send + Sync>)),
@@ -43,10 +58,10 @@ where
         );
         return Ok(Fetched::new(value, Source::L2));
     }
-    let (node, key, opts) = (node.clone(), key.to_owned(), opts.clone());
+    let (task_node, key, opts) = (node.clone(), key.to_owned(), opts.clone());
     tokio::spawn(async move {
         let flight = Some(guard.flight());
-        let result = node
+        let result = task_node
             .load_after_read::<T, F, Fut, E>(&key, &opts, loader, flight, l1_stale, fills, read)
             .await;
         let source = result.as_ref().map_or(Source::Loaded, |f| f.source);
@@ -55,8 +70,19 @@ where
             source,
         );
     });
-    let landed = waiter.wait().await;
+    let landed = waiter.lead(deadline).await;
+    if matches!(landed, Landed::Loaded(_)) {
+        node.stats.read_deadline_hits(1);
+    }
     landed_value(landed, &waiter)
+}
+
+/// The flight a call leads, and when it stops waiting for Redis.
+pub(crate) struct Lead {
+    pub(crate) guard: LeaderGuard,
+    pub(crate) waiter: FlightWaiter,
+    /// The call's read deadline ([`crate::CacheBuilder::read_deadline`]).
+    pub(crate) deadline: tokio::time::Instant,
 }
 
 /// Waits on another caller's flight; `None` when an invalidation of the key reached this node first
@@ -88,6 +114,10 @@ pub(crate) fn landed_value<T: Send + Sync + 'static>(
         Landed::Completed(Ok(Some(v))) => v
             .downcast::<T>()
             .map(|v| Fetched::new(v, waiter.source()))
+            .map_err(|_| Error::unavailable("load produced a value of another type")),
+        Landed::Loaded(v) => v
+            .downcast::<T>()
+            .map(|v| Fetched::new(v, Source::Loaded))
             .map_err(|_| Error::unavailable("load produced a value of another type")),
         Landed::Completed(Ok(None)) => Err(Error::unavailable("load produced no value")),
         Landed::Completed(Err(e)) => Err(e),

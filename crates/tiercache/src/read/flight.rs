@@ -31,6 +31,8 @@ pub(crate) enum Landed {
     /// The leader went away (its caller was cancelled, its task stopped) without completing: there is
     /// no result, and a waiter tries again rather than failing.
     Abandoned,
+    /// The value the leader's loader produced, before its store ended (the leader's caller only).
+    Loaded(Arc<dyn Any + Send + Sync>),
 }
 
 /// One in-progress load.
@@ -38,10 +40,18 @@ pub(crate) struct Flight {
     /// The cache key, shared with the flight map and with the L1 entry the flight fills.
     key: Arc<str>,
     poisoned: AtomicBool,
+    /// The leader got past its own reads of Redis to a loader (its own, or another node's it waits
+    /// for): a caller that waited on this flight waited for a loader, which its read deadline does
+    /// not count.
+    loading: AtomicBool,
     /// Where the leader's value came from, written before `result` is published.
     source: AtomicU8,
     /// Set once, by the leader's `complete` or, if it never completes, by its drop.
     result: OnceLock<Option<FlightResult>>,
+    /// The value the leader's loader produced, set before it is stored: the leader's caller may take
+    /// it at its read deadline, while followers wait for `result`, which comes once the store has
+    /// shown whether an invalidation overlapped the load (a follower may have begun after it).
+    loaded: OnceLock<Arc<dyn Any + Send + Sync>>,
     /// Wakes the waiters once `result` is set. One `Notify` in the flight's own allocation: a
     /// channel would cost an allocation more and wake through several notifiers per flight.
     done: Notify,
@@ -59,6 +69,18 @@ impl Flight {
     /// Marks the flight so it fills no L1 entry, and wakes its followers to read again.
     pub(crate) fn poison(&self) {
         self.poisoned.store(true, Ordering::Release);
+        self.done.notify_waiters();
+    }
+
+    /// The leader's loader starts, or the leader starts waiting for another node's.
+    pub(crate) fn mark_loading(&self) {
+        self.loading.store(true, Ordering::Release);
+    }
+
+    /// Hands the loaded `value` to the leader's caller ahead of the store ([`FlightWaiter::lead`]).
+    pub(crate) fn hand_to_leader(&self, value: Arc<dyn Any + Send + Sync>) {
+        // Set once: only the task running the leader's load calls this, once.
+        let _ = self.loaded.set(value);
         self.done.notify_waiters();
     }
 
@@ -115,6 +137,32 @@ impl FlightWaiter {
         self.settle(true).await
     }
 
+    /// Waits as the leader's caller: like [`FlightWaiter::wait`], but once the loader has produced
+    /// its value ([`Flight::hand_to_leader`]) waits for the store only until `deadline`, then takes
+    /// that value ([`Landed::Loaded`]) and leaves the store to finish without it.
+    pub(crate) async fn lead(&self, deadline: tokio::time::Instant) -> Landed {
+        loop {
+            let notified = self.0.done.notified();
+            tokio::pin!(notified);
+            // Registered before the checks, so a result in between still wakes this waiter.
+            notified.as_mut().enable();
+            if let Some(result) = self.0.result.get() {
+                return match result {
+                    Some(result) => Landed::Completed(result.clone()),
+                    None => Landed::Abandoned,
+                };
+            }
+            match self.0.loaded.get() {
+                Some(value) => {
+                    if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                        return Landed::Loaded(value.clone());
+                    }
+                }
+                None => notified.await,
+            }
+        }
+    }
+
     async fn settle(&self, leave_if_poisoned: bool) -> Option<Landed> {
         loop {
             let notified = self.0.done.notified();
@@ -132,6 +180,11 @@ impl FlightWaiter {
             }
             notified.await;
         }
+    }
+
+    /// Whether the flight's leader got to its loader (see [`Flight::mark_loading`]).
+    pub(crate) fn leader_loaded(&self) -> bool {
+        self.0.loading.load(Ordering::Acquire)
     }
 
     /// Where the leader's value came from; meaningful once [`FlightWaiter::wait`] returned a value.
@@ -205,8 +258,10 @@ impl Flights {
         let flight = Arc::new(Flight {
             key: key.clone(),
             poisoned: AtomicBool::new(false),
+            loading: AtomicBool::new(false),
             source: AtomicU8::new(Source::L2.to_u8()),
             result: OnceLock::new(),
+            loaded: OnceLock::new(),
             done: Notify::new(),
         });
         map.insert(key, flight.clone());
@@ -375,6 +430,42 @@ mod tests {
         guard.complete(Ok(Some(Arc::new(3u8))), Source::Loaded);
         let landed = leading.await.expect("joined");
         assert!(matches!(landed, Landed::Completed(Ok(Some(_)))));
+    }
+
+    #[tokio::test]
+    async fn past_its_deadline_the_leaders_caller_takes_the_loaded_value_while_followers_wait() {
+        let flights = Arc::new(Flights::default());
+        let Joined::Leader(guard, leader_wait) = flights.join(FlightKind::Load, "k") else {
+            panic!("leader")
+        };
+        let Joined::Follower(follower) = flights.join(FlightKind::Load, "k") else {
+            panic!("follower")
+        };
+        let following = tokio::spawn(async move { follower.follow().await });
+        let far = tokio::time::Instant::now() + std::time::Duration::from_secs(3600);
+        let leading = tokio::spawn(async move {
+            let early =
+                tokio::time::timeout(std::time::Duration::from_millis(50), leader_wait.lead(far))
+                    .await;
+            (
+                early.is_err(),
+                leader_wait.lead(tokio::time::Instant::now()).await,
+            )
+        });
+        guard.flight().hand_to_leader(Arc::new(9u8));
+        let (waited_before_its_deadline, landed) = leading.await.expect("joined");
+        assert!(
+            waited_before_its_deadline,
+            "before its deadline the leader's caller waits for the store"
+        );
+        let Landed::Loaded(v) = landed else {
+            panic!("past its deadline the leader's caller takes the loaded value")
+        };
+        assert_eq!(*v.downcast::<u8>().expect("u8"), 9);
+        assert!(!following.is_finished(), "a follower waits for the store");
+        guard.complete(Ok(Some(Arc::new(9u8))), Source::Loaded);
+        let landed = following.await.expect("joined");
+        assert!(matches!(landed, Some(Landed::Completed(Ok(Some(_))))));
     }
 
     #[tokio::test]

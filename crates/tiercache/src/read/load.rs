@@ -193,6 +193,9 @@ impl Node {
         }
         self.stats.fleet_waits(1);
         self.stats.lock_contended(1);
+        if let Some(flight) = flight {
+            flight.mark_loading();
+        }
         // Never wait forever: past two leases something is wrong with Redis or the holder; load ourselves.
         let give_up = tokio::time::Instant::now() + lease_time * 2;
         let mut poll = FIRST_POLL;
@@ -338,6 +341,9 @@ impl Node {
         E: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         self.stats.loads(1);
+        if let Some(flight) = flight {
+            flight.mark_loading();
+        }
         let started = Instant::now();
         // The error is boxed inside the task: `E` need not be `Send`, so it must not cross an await.
         let mut task: JoinHandle<Loaded<T>> = tokio::spawn(
@@ -375,6 +381,9 @@ impl Node {
         let result = match outcome {
             Ok(value) => {
                 let value = Arc::new(value);
+                if let Some(flight) = flight {
+                    flight.hand_to_leader(value.clone());
+                }
                 match &fence {
                     Some(fence) => {
                         let then = AfterStore::FillL1(flight);
