@@ -248,6 +248,7 @@ async fn history_skips_and_counts_items_that_are_not_snapshots() {
         &br#"{"taken_at": "yesterday"}"#[..],
     ] {
         cache
+            .admin()
             .push_record(SNAPSHOT_RECORDS, item, SNAPSHOTS_KEPT)
             .await
             .unwrap();

@@ -50,6 +50,7 @@
 //! [moka]: https://docs.rs/moka
 #![deny(missing_docs)]
 
+mod admin;
 mod backoff;
 mod breaker;
 mod builder;
@@ -79,6 +80,7 @@ mod read;
 mod replace;
 mod wall_clock;
 
+pub use admin::Admin;
 pub use builder::CacheBuilder;
 pub use cache::{Cache, ShutdownReport};
 pub use config::{

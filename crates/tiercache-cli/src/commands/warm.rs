@@ -182,7 +182,7 @@ async fn warm_one(
     let started = Instant::now();
     if !force {
         let key = WidgetKey::new(widget, range, WidgetFilters::new(), service.now()).to_string();
-        match node.cache.inspect(&key).await {
+        match node.cache.admin().inspect(&key).await {
             Ok(report) if report.state == EntryState::Fresh => return Outcome::Skipped,
             Ok(_) => {}
             Err(e) => return Outcome::Failed(node.error(e).to_string(), started.elapsed()),
