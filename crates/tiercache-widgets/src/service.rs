@@ -324,9 +324,9 @@ impl WidgetCacheService {
         }
         let result = self
             .cache
-            .fetch_with(
+            .fetch(
                 &key,
-                || self.entry_options(widget, &range, &filters, org, now),
+                EntryOptions::lazy(|| self.entry_options(widget, &range, &filters, org, now)),
                 move || async move { checked(widget, provider(now).await) },
             )
             .await;
@@ -495,9 +495,9 @@ impl WidgetCacheService {
         );
         let opts_filters = filters.clone();
         self.cache
-            .fetch_with(
+            .fetch(
                 &key,
-                || self.entry_options(widget, &range, &opts_filters, org, now),
+                EntryOptions::lazy(|| self.entry_options(widget, &range, &opts_filters, org, now)),
                 move || async move {
                     let value =
                         compute_and_keep(&data, Some(&live), widget, range, filters, now).await;

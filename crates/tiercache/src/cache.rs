@@ -1,7 +1,6 @@
 //! The public facade: [`Cache`]; the read path it calls is in `read/`.
 
 use std::any::Any;
-use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -11,9 +10,10 @@ use crate::bus::outbox::Op;
 use crate::error::Error;
 use crate::fetched::{Fetched, Source};
 use crate::l2::{l1_tags, ReadNeed};
+use crate::loader::Loader;
 use crate::metrics::CacheStats;
 use crate::node::Node;
-use crate::options::EntryOptions;
+use crate::options::{EntryOptions, IntoEntryOptions};
 use crate::read::coalesce::{follow, landed_value, lead_load};
 use crate::read::flight::{FlightKind, Joined, Landed};
 use crate::read::through::L1Lookup;
@@ -98,6 +98,10 @@ impl Cache {
     /// (on a cluster, where tag versions are checked just before the store, it may be stored under
     /// the old tag version, which every read then finds stale).
     ///
+    /// `opts` is `&EntryOptions`, or [`EntryOptions::lazy`] to build them only on a miss or a
+    /// refresh. `E`, the loader's error, is inferred; a loader that never returns names it with
+    /// `get_or_load::<T, _, _, E>`.
+    ///
     /// ```no_run
     /// # use std::time::Duration;
     /// # async fn run(cache: tiercache::Cache) -> Result<(), tiercache::Error> {
@@ -108,56 +112,18 @@ impl Cache {
     /// assert_eq!(*total, 42);
     /// # Ok(()) }
     /// ```
-    pub async fn get_or_load<T, F, Fut, E>(
-        &self,
-        key: &str,
-        opts: &EntryOptions,
-        loader: F,
-    ) -> Result<Arc<T>, Error>
-    where
-        T: Serialize + DeserializeOwned + Send + Sync + 'static,
-        F: FnOnce() -> Fut + Send + 'static,
-        Fut: std::future::Future<Output = Result<T, E>> + Send + 'static,
-        E: Into<Box<dyn std::error::Error + Send + Sync>>,
-    {
-        self.load_through(key, || Cow::Borrowed(opts), loader)
-            .await
-            .map(|f| f.value)
-    }
-
-    /// [`Cache::get_or_load`] with options built only when they are needed: on a miss, or when an L1
-    /// hit is due for a refresh. For callers whose options are costly to build (a dozen formatted
-    /// tags, a TTL from a calendar) and whose reads are nearly all L1 hits.
-    ///
-    /// ```no_run
-    /// # use std::time::Duration;
-    /// # async fn run(cache: tiercache::Cache) -> Result<(), tiercache::Error> {
-    /// let total = cache
-    ///     .get_or_load_with(
-    ///         "total_donations:this_month",
-    ///         || tiercache::EntryOptions::new(Duration::from_secs(900)).with_tags(["donation"]),
-    ///         || async { Ok::<_, std::io::Error>(42_u64) },
-    ///     )
-    ///     .await?;
-    /// assert_eq!(*total, 42);
-    /// # Ok(()) }
-    /// ```
-    pub async fn get_or_load_with<T, O, F, Fut, E>(
+    pub async fn get_or_load<'o, T, O, L, E>(
         &self,
         key: &str,
         opts: O,
-        loader: F,
+        loader: L,
     ) -> Result<Arc<T>, Error>
     where
         T: Serialize + DeserializeOwned + Send + Sync + 'static,
-        O: FnOnce() -> EntryOptions,
-        F: FnOnce() -> Fut + Send + 'static,
-        Fut: std::future::Future<Output = Result<T, E>> + Send + 'static,
-        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+        O: IntoEntryOptions<'o>,
+        L: Loader<T, Error = E>,
     {
-        self.load_through(key, || Cow::Owned(opts()), loader)
-            .await
-            .map(|f| f.value)
+        self.fetch(key, opts, loader).await.map(|f| f.value)
     }
 
     /// [`Cache::get_or_load`] that also says which tier answered: this node's L1, Redis, this node's
@@ -173,50 +139,16 @@ impl Cache {
     /// println!("{} from {}", fetched.value, fetched.source);
     /// # Ok(()) }
     /// ```
-    pub async fn fetch<T, F, Fut, E>(
-        &self,
-        key: &str,
-        opts: &EntryOptions,
-        loader: F,
-    ) -> Result<Fetched<T>, Error>
-    where
-        T: Serialize + DeserializeOwned + Send + Sync + 'static,
-        F: FnOnce() -> Fut + Send + 'static,
-        Fut: std::future::Future<Output = Result<T, E>> + Send + 'static,
-        E: Into<Box<dyn std::error::Error + Send + Sync>>,
-    {
-        self.load_through(key, || Cow::Borrowed(opts), loader).await
-    }
-
-    /// [`Cache::fetch`] with options built only when they are needed, as [`Cache::get_or_load_with`].
-    pub async fn fetch_with<T, O, F, Fut, E>(
+    pub async fn fetch<'o, T, O, L, E>(
         &self,
         key: &str,
         opts: O,
-        loader: F,
+        loader: L,
     ) -> Result<Fetched<T>, Error>
     where
         T: Serialize + DeserializeOwned + Send + Sync + 'static,
-        O: FnOnce() -> EntryOptions,
-        F: FnOnce() -> Fut + Send + 'static,
-        Fut: std::future::Future<Output = Result<T, E>> + Send + 'static,
-        E: Into<Box<dyn std::error::Error + Send + Sync>>,
-    {
-        self.load_through(key, || Cow::Owned(opts()), loader).await
-    }
-
-    async fn load_through<'o, T, O, F, Fut, E>(
-        &self,
-        key: &str,
-        make_opts: O,
-        loader: F,
-    ) -> Result<Fetched<T>, Error>
-    where
-        T: Serialize + DeserializeOwned + Send + Sync + 'static,
-        O: FnOnce() -> Cow<'o, EntryOptions>,
-        F: FnOnce() -> Fut + Send + 'static,
-        Fut: std::future::Future<Output = Result<T, E>> + Send + 'static,
-        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+        O: IntoEntryOptions<'o>,
+        L: Loader<T, Error = E>,
     {
         let node = self.node();
         node.keys.validate(key)?;
@@ -227,9 +159,9 @@ impl Cache {
                         .refresh_claimed
                         .swap(true, std::sync::atomic::Ordering::AcqRel)
                 {
-                    node.spawn_refresh::<T, F, Fut, E>(
+                    node.spawn_refresh::<T, L>(
                         key,
-                        &make_opts(),
+                        &opts.into_entry_options(),
                         loader,
                         entry.created_at_ms,
                         value.clone(),
@@ -240,16 +172,14 @@ impl Cache {
             L1Lookup::Suspect(value) => Some(value),
             L1Lookup::Miss => None,
         };
-        let opts = make_opts();
+        let opts = opts.into_entry_options();
         node.keys.validate_tags(opts.tags())?;
         let mut overtaken = false;
         loop {
             match node.flights.join(FlightKind::Load, key) {
                 Joined::Leader(guard, waiter) => {
-                    return lead_load::<T, F, Fut, E>(
-                        node, key, &opts, loader, l1_stale, guard, waiter,
-                    )
-                    .await;
+                    return lead_load::<T, L>(node, key, &opts, loader, l1_stale, guard, waiter)
+                        .await;
                 }
                 Joined::Follower(waiter) => {
                     node.stats.coalesced(1);
@@ -263,9 +193,7 @@ impl Cache {
                             }
                             // Someone loaded this key as another type: load our own, uncoalesced.
                             node.stats.type_mismatches(1);
-                            return node
-                                .load::<T, F, Fut, E>(key, &opts, loader, None, None)
-                                .await;
+                            return node.load::<T, L>(key, &opts, loader, None, None).await;
                         }
                         // The leader's caller was cancelled: lead or follow a new flight.
                         Landed::Abandoned => {}

@@ -9,6 +9,7 @@ use serde::{de::DeserializeOwned, Serialize};
 
 use crate::error::Error;
 use crate::fetched::{Fetched, Source};
+use crate::loader::Loader;
 use crate::node::Node;
 use crate::options::EntryOptions;
 use crate::read::flight::{FlightWaiter, Landed, LeaderGuard};
@@ -16,20 +17,18 @@ use crate::read::flight::{FlightWaiter, Landed, LeaderGuard};
 /// The leader of a load flight: reads L2 in the caller's task (an L2 hit costs no spawn) and, on a
 /// miss, hands lease, loader and store to a task of their own, which must finish even if this caller
 /// goes away; then waits for the flight like any follower.
-pub(crate) async fn lead_load<T, F, Fut, E>(
+pub(crate) async fn lead_load<T, L>(
     node: &Arc<Node>,
     key: &str,
     opts: &EntryOptions,
-    loader: F,
+    loader: L,
     l1_stale: Option<Arc<T>>,
     guard: LeaderGuard,
     waiter: FlightWaiter,
 ) -> Result<Fetched<T>, Error>
 where
     T: Serialize + DeserializeOwned + Send + Sync + 'static,
-    F: FnOnce() -> Fut + Send + 'static,
-    Fut: std::future::Future<Output = Result<T, E>> + Send + 'static,
-    E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    L: Loader<T>,
 {
     // If the caller is cancelled during the read, the guard drops and the followers retry, and a
     // lease the read took is released.
@@ -47,7 +46,7 @@ where
     tokio::spawn(async move {
         let flight = Some(guard.flight());
         let result = node
-            .load_after_read::<T, F, Fut, E>(&key, &opts, loader, flight, l1_stale, fills, read)
+            .load_after_read::<T, L>(&key, &opts, loader, flight, l1_stale, fills, read)
             .await;
         let source = result.as_ref().map_or(Source::Loaded, |f| f.source);
         guard.complete(

@@ -28,6 +28,7 @@ use crate::codec::{self, Header};
 use crate::error::Error;
 use crate::fetched::{Fetched, Source};
 use crate::l2::{l1_tags, Fence, L1Tags, LeaseClaim, LoadToStore, ReadNeed};
+use crate::loader::Loader;
 use crate::lock::try_acquire;
 use crate::message::{FillNotice, FilledEntry};
 use crate::node::Node;
@@ -84,19 +85,17 @@ impl<T> Waited<T> {
 
 impl Node {
     /// Reads L2, and on a miss makes sure the key gets loaded once for the fleet.
-    pub(crate) async fn load<T, F, Fut, E>(
+    pub(crate) async fn load<T, L>(
         self: &Arc<Self>,
         key: &str,
         opts: &EntryOptions,
-        loader: F,
+        loader: L,
         flight: Option<&Flight>,
         l1_stale: Option<Arc<T>>,
     ) -> Result<Fetched<T>, Error>
     where
         T: Serialize + DeserializeOwned + Send + Sync + 'static,
-        F: FnOnce() -> Fut + Send + 'static,
-        Fut: std::future::Future<Output = Result<T, E>> + Send + 'static,
-        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+        L: Loader<T>,
     {
         let (fills, read) = self.read_for_load::<T>(key, opts, flight).await;
         self.load_after_read(key, opts, loader, flight, l1_stale, fills, read)
@@ -126,11 +125,11 @@ impl Node {
 
     /// The miss path once L2 has been read (by the caller, inline, before any task was spawned).
     #[allow(clippy::too_many_arguments)]
-    pub(crate) async fn load_after_read<T, F, Fut, E>(
+    pub(crate) async fn load_after_read<T, L>(
         self: &Arc<Self>,
         key: &str,
         opts: &EntryOptions,
-        loader: F,
+        loader: L,
         flight: Option<&Flight>,
         l1_stale: Option<Arc<T>>,
         fills: tokio::sync::broadcast::Receiver<Arc<FillNotice>>,
@@ -138,9 +137,7 @@ impl Node {
     ) -> Result<Fetched<T>, Error>
     where
         T: Serialize + DeserializeOwned + Send + Sync + 'static,
-        F: FnOnce() -> Fut + Send + 'static,
-        Fut: std::future::Future<Output = Result<T, E>> + Send + 'static,
-        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+        L: Loader<T>,
     {
         let read = read.unwrap_or_default();
         if let Some(value) = read.fresh {
@@ -321,11 +318,11 @@ impl Node {
 
     /// Runs the loader with timeouts and fail-safe, stores the result, and releases the lease.
     #[allow(clippy::too_many_arguments)]
-    pub(crate) async fn run_loader<T, F, Fut, E>(
+    pub(crate) async fn run_loader<T, L>(
         self: &Arc<Self>,
         key: &str,
         opts: &EntryOptions,
-        loader: F,
+        loader: L,
         flight: Option<&Flight>,
         lease: Option<Lease>,
         fence: Option<Fence>,
@@ -333,15 +330,14 @@ impl Node {
     ) -> Result<Fetched<T>, Error>
     where
         T: Serialize + DeserializeOwned + Send + Sync + 'static,
-        F: FnOnce() -> Fut + Send + 'static,
-        Fut: std::future::Future<Output = Result<T, E>> + Send + 'static,
-        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+        L: Loader<T>,
     {
         self.stats.loads(1);
         let started = Instant::now();
-        // The error is boxed inside the task: `E` need not be `Send`, so it must not cross an await.
+        // The error is boxed inside the task: the loader's error need not be `Send`, so it must not
+        // cross an await.
         let mut task: JoinHandle<Loaded<T>> = tokio::spawn(
-            AssertUnwindSafe(async move { loader().await.map_err(Into::into) }).catch_unwind(),
+            AssertUnwindSafe(async move { loader.load().await.map_err(Into::into) }).catch_unwind(),
         );
         let extender = lease.as_ref().map(|l| self.spawn_lease_extender(l));
         let soft = opts

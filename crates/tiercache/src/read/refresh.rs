@@ -18,6 +18,7 @@ use crate::error::Error;
 use crate::fetched::{Fetched, Source};
 use crate::l1::L1Entry;
 use crate::l2::ReadNeed;
+use crate::loader::Loader;
 use crate::lock::try_acquire;
 use crate::node::Node;
 use crate::options::EntryOptions;
@@ -118,18 +119,16 @@ impl Node {
     }
 
     /// Starts a background refresh of `key` unless this node is already loading it.
-    pub(crate) fn spawn_refresh<T, F, Fut, E>(
+    pub(crate) fn spawn_refresh<T, L>(
         self: &Arc<Self>,
         key: &str,
         opts: &EntryOptions,
-        loader: F,
+        loader: L,
         l1_created_at_ms: u64,
         current: Arc<T>,
     ) where
         T: Serialize + DeserializeOwned + Send + Sync + 'static,
-        F: FnOnce() -> Fut + Send + 'static,
-        Fut: std::future::Future<Output = Result<T, E>> + Send + 'static,
-        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+        L: Loader<T>,
     {
         let Joined::Leader(guard, _) = self.flights.join(FlightKind::Load, key) else {
             return;
@@ -137,7 +136,7 @@ impl Node {
         let (node, key, opts) = (self.clone(), key.to_owned(), opts.clone());
         tokio::spawn(async move {
             let result = node
-                .refresh::<T, F, Fut, E>(
+                .refresh::<T, L>(
                     &key,
                     &opts,
                     loader,
@@ -156,20 +155,18 @@ impl Node {
 
     /// One refresh. Anyone on this node who misses L1 meanwhile joins this flight, so it always ends
     /// with a value (or an error), never with "nothing".
-    async fn refresh<T, F, Fut, E>(
+    async fn refresh<T, L>(
         self: &Arc<Self>,
         key: &str,
         opts: &EntryOptions,
-        loader: F,
+        loader: L,
         flight: &Flight,
         l1_created_at_ms: u64,
         current: Arc<T>,
     ) -> Result<Fetched<T>, Error>
     where
         T: Serialize + DeserializeOwned + Send + Sync + 'static,
-        F: FnOnce() -> Fut + Send + 'static,
-        Fut: std::future::Future<Output = Result<T, E>> + Send + 'static,
-        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+        L: Loader<T>,
     {
         let lease_key = self.keys.entry(key).lease();
         let lease = if self.config.locking_enabled {
