@@ -16,6 +16,7 @@ use crate::node::Node;
 use crate::options::{EntryOptions, IntoEntryOptions};
 use crate::read::coalesce::{follow, landed_value, lead_load};
 use crate::read::flight::{FlightKind, Joined, Landed};
+use crate::read::load::LoadContext;
 use crate::read::through::L1Lookup;
 
 /// A cache node: L1 in this process, L2 in Redis, kept coherent with every other node of its namespace.
@@ -193,7 +194,12 @@ impl Cache {
                             }
                             // Someone loaded this key as another type: load our own, uncoalesced.
                             node.stats.type_mismatches(1);
-                            return node.load::<T, L>(key, &opts, loader, None, None).await;
+                            let ctx = LoadContext {
+                                key,
+                                opts: &opts,
+                                flight: None,
+                            };
+                            return node.load::<T, L>(ctx, loader, None).await;
                         }
                         // The leader's caller was cancelled: lead or follow a new flight.
                         Landed::Abandoned => {}

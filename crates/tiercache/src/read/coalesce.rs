@@ -13,6 +13,7 @@ use crate::loader::Loader;
 use crate::node::Node;
 use crate::options::EntryOptions;
 use crate::read::flight::{FlightWaiter, Landed, LeaderGuard};
+use crate::read::load::LoadContext;
 
 /// The leader of a load flight: reads L2 in the caller's task (an L2 hit costs no spawn) and, on a
 /// miss, hands lease, loader and store to a task of their own, which must finish even if this caller
@@ -32,9 +33,12 @@ where
 {
     // If the caller is cancelled during the read, the guard drops and the followers retry, and a
     // lease the read took is released.
-    let (fills, read) = node
-        .read_for_load::<T>(key, opts, Some(guard.flight()))
-        .await;
+    let ctx = LoadContext {
+        key,
+        opts,
+        flight: Some(guard.flight()),
+    };
+    let (fills, read) = node.read_for_load::<T>(ctx).await;
     if let Some(value) = read.as_ref().ok().and_then(|r| r.fresh.clone()) {
         guard.complete(
             Ok(Some(value.clone() as Arc<dyn Any + Send + Sync>)),
@@ -44,9 +48,13 @@ where
     }
     let (node, key, opts) = (node.clone(), key.to_owned(), opts.clone());
     tokio::spawn(async move {
-        let flight = Some(guard.flight());
+        let ctx = LoadContext {
+            key: &key,
+            opts: &opts,
+            flight: Some(guard.flight()),
+        };
         let result = node
-            .load_after_read::<T, L>(&key, &opts, loader, flight, l1_stale, fills, read)
+            .load_after_read::<T, L>(ctx, loader, l1_stale, fills, read)
             .await;
         let source = result.as_ref().map_or(Source::Loaded, |f| f.source);
         guard.complete(

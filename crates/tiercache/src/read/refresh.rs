@@ -23,6 +23,7 @@ use crate::lock::try_acquire;
 use crate::node::Node;
 use crate::options::EntryOptions;
 use crate::read::flight::{Flight, FlightKind, Joined};
+use crate::read::load::{Lease, LoadContext, LoadPlan};
 
 /// XFetch refreshes when `load_time * beta * -ln(u)` reaches the time left, u uniform in (0, 1].
 /// `-ln(u)` exceeds 30 with probability e^-30 (about 1e-13 per hit), so a hit earlier than 30
@@ -174,7 +175,7 @@ impl Node {
                 .guarded(try_acquire(self, &lease_key, self.config.lock_timeout))
                 .await
             {
-                Ok(Some(token)) => Some(crate::read::load::Lease {
+                Ok(Some(token)) => Some(Lease {
                     key: lease_key,
                     token,
                 }),
@@ -216,8 +217,16 @@ impl Node {
             return Ok(Fetched::new(value, Source::L2));
         }
         self.stats.refreshes(1);
-        let stale = read.fresh.or(read.stale);
-        self.run_loader(key, opts, loader, Some(flight), lease, read.fence, stale)
-            .await
+        let ctx = LoadContext {
+            key,
+            opts,
+            flight: Some(flight),
+        };
+        let plan = LoadPlan {
+            lease,
+            fence: read.fence,
+            stale: read.fresh.or(read.stale),
+        };
+        self.run_loader(ctx, loader, plan).await
     }
 }
