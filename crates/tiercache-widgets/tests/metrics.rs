@@ -192,7 +192,7 @@ async fn waiting_for_another_nodes_load_is_not_a_lock_failure() {
         );
         tokio::spawn(async move {
             let f2 = all.clone();
-            node.fetch_widget_data_at(w, r, all, move |now| async move {
+            node.fetch_widget_data(w, r, all, move |now| async move {
                 gate.notified().await;
                 data.compute(w, r, f2, now).await
             })

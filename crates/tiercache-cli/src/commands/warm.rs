@@ -190,7 +190,7 @@ async fn warm_one(
     }
     let data = data.clone();
     let warmed = service
-        .warmup_widget_at(widget, range, WidgetFilters::new(), move |now| async move {
+        .warmup_widget(widget, range, WidgetFilters::new(), move |now| async move {
             data.compute(widget, range, WidgetFilters::new(), now).await
         })
         .await;
