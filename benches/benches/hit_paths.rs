@@ -199,7 +199,7 @@ fn l2_hit(c: &mut Criterion) {
             &size,
             |b, _| {
                 b.to_async(&rt).iter(|| async {
-                    cache.forget_local("warm");
+                    cache.admin().forget_local("warm");
                     black_box(cache.get::<Payload>("warm").await.unwrap().unwrap())
                 });
             },

@@ -69,11 +69,11 @@ async fn one_call(target: &Target, variant: Variant, i: usize) {
     let key = format!("k{i}");
     match variant {
         Variant::TiercacheGet => {
-            target.cache.forget_local(&key);
+            target.cache.admin().forget_local(&key);
             black_box(target.cache.get::<Payload>(&key).await.unwrap().unwrap());
         }
         Variant::TiercacheGetOrLoad => {
-            target.cache.forget_local(&key);
+            target.cache.admin().forget_local(&key);
             let value = Arc::clone(&target.value);
             black_box(
                 target

@@ -189,7 +189,7 @@ fn l2_hit(c: &mut Criterion) {
     group.throughput(Throughput::Elements(1));
     group.bench_function("tiercache", |b| {
         b.to_async(&rt).iter(|| async {
-            peers.tiercache.forget_local("warm");
+            peers.tiercache.admin().forget_local("warm");
             black_box(
                 peers
                     .tiercache

@@ -6,7 +6,7 @@
 //! end-to-end `invalidate()` call time (L2 change + stream + publish, one round trip) is reported too.
 //!
 //! The whole path is timed as a user sees it, too: from the start of `invalidate` on node A until node
-//! B no longer serves the key from its L1 (`Cache::serves_locally`, checked in a loop on a thread of
+//! B no longer serves the key from its L1 (`Admin::serves_locally`, checked in a loop on a thread of
 //! its own that yields the CPU between checks), beside raw: from the start of a `PUBLISH` until a
 //! subscriber has the message, seen by the same kind of loop.
 #![allow(clippy::unwrap_used, missing_docs, clippy::print_stdout)]
@@ -243,7 +243,7 @@ fn whole_path(rt: &tokio::runtime::Runtime, url: &str) -> (Vec<Duration>, Vec<Wh
         }))
         .unwrap();
         assert!(
-            b.serves_locally(&key),
+            b.admin().serves_locally(&key),
             "B holds the key before the invalidation"
         );
         let started = Instant::now();
@@ -252,7 +252,7 @@ fn whole_path(rt: &tokio::runtime::Runtime, url: &str) -> (Vec<Duration>, Vec<Wh
             let result = sender.invalidate(&sent_key).await;
             (result, started.elapsed())
         });
-        let seen = until(started, || !b.serves_locally(&key));
+        let seen = until(started, || !b.admin().serves_locally(&key));
         let (result, returned) = rt.block_on(call).unwrap();
         result.unwrap();
         tiercache.push(WholePath { seen, returned });

@@ -37,7 +37,7 @@ fn widgets(c: &mut Criterion) {
     for widget in WidgetType::ALL {
         let read = || {
             let (d, f) = (data.clone(), filters.clone());
-            service.get_widget_data(widget, range, filters.clone(), move || async move {
+            service.get_widget_data(widget, range, filters.clone(), move |_| async move {
                 d.compute(widget, range, f, Utc::now()).await
             })
         };

@@ -43,11 +43,11 @@ async fn one_call(s: &Setup, path: &str, key: &str, raw_key: &str) {
             black_box(s.cache.get::<Payload>(key).await.unwrap());
         }
         "l2" => {
-            s.cache.forget_local(key);
+            s.cache.admin().forget_local(key);
             black_box(s.cache.get::<Payload>(key).await.unwrap());
         }
         "l2_tagged" => {
-            s.cache.forget_local(key);
+            s.cache.admin().forget_local(key);
             // The loader never runs here: it holds the shared value and copies it only if run.
             let v = Arc::clone(&s.value);
             black_box(
@@ -59,7 +59,7 @@ async fn one_call(s: &Setup, path: &str, key: &str, raw_key: &str) {
                     .unwrap(),
             );
         }
-        "forget" => s.cache.forget_local(key),
+        "forget" => s.cache.admin().forget_local(key),
         "l1_get_or_load" => {
             black_box(
                 s.cache

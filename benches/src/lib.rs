@@ -88,9 +88,9 @@ pub fn metered_node(
 /// Asserts that `cache` holds `entries` entries in L1, so an "L1" row cannot silently measure L2.
 pub fn assert_all_in_l1(cache: &tiercache::Cache, entries: u64) {
     // Weighing runs moka's pending bookkeeping, after which the entry count is exact.
-    cache.l1_weighed_bytes();
+    cache.admin().l1_weighed_bytes();
     assert_eq!(
-        cache.l1_entry_count(),
+        cache.admin().l1_entry_count(),
         entries,
         "the whole working set is in L1"
     );
@@ -103,7 +103,7 @@ pub fn assert_every_l1_hit_exported(
     namespace: &str,
     recorder: &metrics_exporter_prometheus::PrometheusRecorder,
 ) {
-    cache.publish_metrics();
+    cache.admin().publish_metrics();
     let label = format!("namespace=\"{namespace}\"");
     let exported = recorder
         .handle()

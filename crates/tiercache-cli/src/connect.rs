@@ -83,6 +83,7 @@ pub async fn connect(global: &Global) -> Result<Connected, CliError> {
     };
     connected
         .cache
+        .admin()
         .server_info()
         .await
         .map_err(|e| connected.error(e))?;

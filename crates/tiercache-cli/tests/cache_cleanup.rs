@@ -57,7 +57,7 @@ async fn plant(f: &Fixture) -> (Cache, tiercache::LockGuard, Cache) {
     eventually(
         DEADLINE,
         "the short entry is past its logical expiry",
-        || async { stays.inspect("expired").await.unwrap().state == EntryState::Expired },
+        || async { stays.admin().inspect("expired").await.unwrap().state == EntryState::Expired },
     )
     .await;
     (stays, held, neighbour)
@@ -120,7 +120,7 @@ async fn cleanup_removes_abandoned_locks_and_expired_entries_of_its_namespace_on
         "--locks alone: {locks:?}"
     );
     assert_eq!(
-        stays.inspect("expired").await.unwrap().state,
+        stays.admin().inspect("expired").await.unwrap().state,
         EntryState::Expired
     );
 
@@ -133,11 +133,11 @@ async fn cleanup_removes_abandoned_locks_and_expired_entries_of_its_namespace_on
         "{expired:?}"
     );
     assert_eq!(
-        stays.inspect("expired").await.unwrap().state,
+        stays.admin().inspect("expired").await.unwrap().state,
         EntryState::Missing
     );
     assert_eq!(
-        stays.inspect("fresh").await.unwrap().state,
+        stays.admin().inspect("fresh").await.unwrap().state,
         EntryState::Fresh
     );
     assert!(
@@ -155,7 +155,7 @@ async fn cleanup_removes_abandoned_locks_and_expired_entries_of_its_namespace_on
         "other namespaces and programs untouched"
     );
     assert_eq!(
-        neighbour.inspect("expired").await.unwrap().state,
+        neighbour.admin().inspect("expired").await.unwrap().state,
         EntryState::Expired
     );
 
@@ -213,7 +213,7 @@ async fn force_refuses_without_a_terminal_and_with_yes_clears_the_namespace_flee
         assert!(left.iter().any(|k| k == kept), "{kept} kept: {left:?}");
     }
     assert_eq!(
-        neighbour.inspect("fresh").await.unwrap().state,
+        neighbour.admin().inspect("fresh").await.unwrap().state,
         EntryState::Fresh
     );
 }

@@ -28,7 +28,7 @@ async fn one_healthy_node_prints_its_status_document_and_exits_0() {
         ],
     )
     .await;
-    let id = format!("{:016x}", node.node_id());
+    let id = format!("{:016x}", node.admin().node_id());
 
     let run = f.run("one", &["cache-status", "--json"]);
     assert_eq!(run.code, 0, "{run:?}");
@@ -141,7 +141,7 @@ async fn several_nodes_print_a_fleet_and_the_worst_level_sets_the_exit_code() {
     assert_eq!(fleet.fleet.requests.requests, 252, "the nodes' reads added");
     let raw: Value = serde_json::from_str(&run.stdout).unwrap();
     assert_eq!(raw["level"], "warning");
-    let slow_id = format!("{:016x}", slow.node_id());
+    let slow_id = format!("{:016x}", slow.admin().node_id());
     let slow_status = fleet.nodes.iter().find(|n| n.node_id == slow_id).unwrap();
     assert!(slow_status
         .alerts
@@ -196,7 +196,7 @@ async fn a_stopped_node_is_left_out_and_no_reporting_node_is_unknown() {
     let run = f.run("stop", &["cache-status", "--json"]);
     assert_eq!(run.code, 0, "{run:?}");
     let one: CacheStatus = serde_json::from_str(&run.stdout).unwrap();
-    assert_eq!(one.node_id, format!("{:016x}", stays.node_id()));
+    assert_eq!(one.node_id, format!("{:016x}", stays.admin().node_id()));
     let human = f.run("stop", &["cache-status"]);
     assert!(
         human.stdout.contains("1 stopped node(s) left out"),
@@ -219,6 +219,6 @@ async fn a_node_whose_newest_snapshot_lies_deep_in_the_history_is_still_found() 
     let run = f.run("deep", &["cache-status", "--json"]);
     assert_eq!(run.code, 0, "{run:?}");
     let fleet: FleetStatus = serde_json::from_str(&run.stdout).unwrap();
-    let quiet_id = format!("{:016x}", quiet.node_id());
+    let quiet_id = format!("{:016x}", quiet.admin().node_id());
     assert!(fleet.nodes.iter().any(|n| n.node_id == quiet_id), "{run:?}");
 }

@@ -57,12 +57,13 @@ async fn warms_the_named_views_skips_fresh_ones_and_force_recomputes() {
     for w in [WidgetType::TotalDonations, WidgetType::TopDonors] {
         for r in [TimeRange::ThisMonth, TimeRange::LastMonth] {
             assert_eq!(
-                node.inspect(&key(w, r)).await.unwrap().state,
+                node.admin().inspect(&key(w, r)).await.unwrap().state,
                 EntryState::Fresh
             );
         }
     }
     let untouched = node
+        .admin()
         .inspect(&key(WidgetType::TotalDonations, TimeRange::Today))
         .await
         .unwrap();
@@ -77,6 +78,7 @@ async fn warms_the_named_views_skips_fresh_ones_and_force_recomputes() {
     assert_eq!(row(&again.stdout, "all"), (0, 4, 0), "{again:?}");
 
     let before = node
+        .admin()
         .inspect(&key(WidgetType::TopDonors, TimeRange::ThisMonth))
         .await
         .unwrap();
@@ -85,6 +87,7 @@ async fn warms_the_named_views_skips_fresh_ones_and_force_recomputes() {
     let forced = f.run("warm", &forced_args);
     assert_eq!(row(&forced.stdout, "all"), (4, 0, 0), "{forced:?}");
     let after = node
+        .admin()
         .inspect(&key(WidgetType::TopDonors, TimeRange::ThisMonth))
         .await
         .unwrap();
@@ -119,7 +122,8 @@ async fn every_view_of_a_type_in_parallel_and_quiet_prints_nothing() {
     let node = f.node("par").await;
     for r in TimeRange::named() {
         assert_eq!(
-            node.inspect(&key(WidgetType::RecentActivities, r))
+            node.admin()
+                .inspect(&key(WidgetType::RecentActivities, r))
                 .await
                 .unwrap()
                 .state,

@@ -23,7 +23,7 @@
 //! let filters = WidgetFilters::new().with("organization_id", "1")?;
 //! let (d, w, r, f) = (data.clone(), WidgetType::TotalDonations, TimeRange::ThisMonth, filters.clone());
 //! // The provider computes at the instant the range was resolved at: the period the key names.
-//! let total = widgets.fetch_widget_data_at(w, r, filters, move |now| async move { d.compute(w, r, f, now).await }).await?;
+//! let total = widgets.fetch_widget_data(w, r, filters, move |now| async move { d.compute(w, r, f, now).await }).await?;
 //!
 //! let change = data.record_donation(NewDonation {
 //!     campaign_id: 3, employee_id: None, donor: "Ada".into(), amount_cents: 5_000,

@@ -423,7 +423,7 @@ pub struct WidgetCacheMetricsService {
     cache: Option<Cache>,
 }
 
-/// The record list of a namespace that holds its metrics snapshots ([`Cache::push_record`]).
+/// The record list of a namespace that holds its metrics snapshots ([`tiercache::Admin::push_record`]).
 pub const SNAPSHOT_RECORDS: &str = "metrics";
 
 impl std::fmt::Debug for WidgetCacheMetricsService {
@@ -611,7 +611,7 @@ impl WidgetCacheMetricsService {
             last_15m,
             total: Figures::of(since_start, &self.totals(), LockCounts::of(&stats)),
             redis: self.redis_figures().await,
-            node_id: format!("{:016x}", cache.node_id()),
+            node_id: format!("{:016x}", cache.admin().node_id()),
             invalidations: InvalidationStatus::of(&stats),
             coherence: CoherenceStatus::of(&stats, &NodeFacts::of(cache)),
         }
@@ -620,7 +620,7 @@ impl WidgetCacheMetricsService {
     /// Redis figures through the node; `None` for counters only, or when Redis does not answer (the
     /// breaker is open, a timeout): a snapshot says it could not read them rather than failing.
     async fn redis_figures(&self) -> Option<RedisFigures> {
-        let info = self.cache.as_ref()?.server_info().await.ok()?;
+        let info = self.cache.as_ref()?.admin().server_info().await.ok()?;
         Some(RedisFigures {
             used_memory: info.used_memory,
             maxmemory: info.maxmemory,
@@ -639,6 +639,7 @@ impl WidgetCacheMetricsService {
         };
         let json = serde_json::to_string(snapshot).map_err(|e| WidgetError::Task(e.to_string()))?;
         cache
+            .admin()
             .push_record(SNAPSHOT_RECORDS, json.as_bytes(), SNAPSHOTS_KEPT)
             .await?;
         Ok(())
@@ -656,7 +657,7 @@ impl WidgetCacheMetricsService {
             return Ok(History::default());
         };
         // Bytes, not strings: one item that is not UTF-8 must not fail the whole read.
-        let raw: Vec<Vec<u8>> = cache.records(SNAPSHOT_RECORDS, n).await?;
+        let raw: Vec<Vec<u8>> = cache.admin().records(SNAPSHOT_RECORDS, n).await?;
         let total = raw.len();
         let snapshots: Vec<MetricsSnapshot> = raw
             .iter()

@@ -77,10 +77,10 @@ impl<'a> NodeFacts<'a> {
     pub fn of(cache: &'a Cache) -> Self {
         NodeFacts {
             namespace: &cache.config().namespace,
-            node_id: cache.node_id(),
-            suspect: cache.is_suspect(),
-            redis_unavailable: cache.is_redis_unavailable(),
-            pending_invalidations: cache.pending_invalidations(),
+            node_id: cache.admin().node_id(),
+            suspect: cache.admin().is_suspect(),
+            redis_unavailable: cache.admin().is_redis_unavailable(),
+            pending_invalidations: cache.admin().pending_invalidations(),
         }
     }
 }

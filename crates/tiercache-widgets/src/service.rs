@@ -21,8 +21,9 @@ use crate::{LoadTimeouts, TimeRange, TtlStrategy, TtlTiers, WidgetFilters, Widge
 /// Serves widget views from the cache, computing them with a provider on a miss.
 ///
 /// Each call reads the clock once: the view's range resolves at that instant, its key names the
-/// resolved period, its lifetime ends at the range's next boundary, and a provider given to an `_at`
-/// method computes at that same instant.
+/// resolved period, its lifetime ends at the range's next boundary, and the provider it is given is
+/// told that same instant, so the figures it computes belong to the period the key names even when
+/// the call straddles a boundary.
 #[derive(Clone)]
 pub struct WidgetCacheService {
     cache: Cache,
@@ -245,7 +246,8 @@ impl WidgetCacheService {
         }
     }
 
-    /// The data of one view: from L1, L2, or `provider` (once for the fleet) on a miss.
+    /// The data of one view: from L1, L2, or `provider` (once for the fleet) on a miss. The provider
+    /// is told the instant the view's range resolved at.
     pub async fn get_widget_data<P, Fut>(
         &self,
         widget: WidgetType,
@@ -254,7 +256,7 @@ impl WidgetCacheService {
         provider: P,
     ) -> Result<Arc<WidgetData>, WidgetError>
     where
-        P: FnOnce() -> Fut + Send + 'static,
+        P: FnOnce(DateTime<Utc>) -> Fut + Send + 'static,
         Fut: Future<Output = Result<WidgetData, WidgetError>> + Send + 'static,
     {
         Ok(self
@@ -265,24 +267,6 @@ impl WidgetCacheService {
 
     /// [`WidgetCacheService::get_widget_data`] that also says which tier answered (L1, L2, a load on
     /// this node, or a stale fail-safe value), for dashboards that show where a figure came from.
-    pub async fn fetch_widget_data<P, Fut>(
-        &self,
-        widget: WidgetType,
-        range: TimeRange,
-        filters: WidgetFilters,
-        provider: P,
-    ) -> Result<Fetched<WidgetData>, WidgetError>
-    where
-        P: FnOnce() -> Fut + Send + 'static,
-        Fut: Future<Output = Result<WidgetData, WidgetError>> + Send + 'static,
-    {
-        self.fetch_widget_data_at(widget, range, filters, move |_| provider())
-            .await
-    }
-
-    /// [`WidgetCacheService::fetch_widget_data`] with a provider told the instant the range resolved
-    /// at, so the figures it computes belong to the period the key names even when the call straddles
-    /// a boundary.
     ///
     /// ```no_run
     /// # async fn run(widgets: tiercache_widgets::WidgetCacheService, data: tiercache_widgets::WidgetDataAggregationService) -> Result<(), tiercache_widgets::WidgetError> {
@@ -290,12 +274,12 @@ impl WidgetCacheService {
     /// let (w, r, f) = (WidgetType::TotalDonations, TimeRange::ThisMonth, WidgetFilters::new());
     /// let f2 = f.clone();
     /// let fetched = widgets
-    ///     .fetch_widget_data_at(w, r, f, move |now| async move { data.compute(w, r, f2, now).await })
+    ///     .fetch_widget_data(w, r, f, move |now| async move { data.compute(w, r, f2, now).await })
     ///     .await?;
     /// println!("{:?} from {}", fetched.value, fetched.source);
     /// # Ok(()) }
     /// ```
-    pub async fn fetch_widget_data_at<P, Fut>(
+    pub async fn fetch_widget_data<P, Fut>(
         &self,
         widget: WidgetType,
         range: TimeRange,
@@ -324,9 +308,9 @@ impl WidgetCacheService {
         }
         let result = self
             .cache
-            .fetch_with(
+            .fetch(
                 &key,
-                || self.entry_options(widget, &range, &filters, org, now),
+                EntryOptions::lazy(|| self.entry_options(widget, &range, &filters, org, now)),
                 move || async move { checked(widget, provider(now).await) },
             )
             .await;
@@ -338,7 +322,7 @@ impl WidgetCacheService {
         Ok(result?)
     }
 
-    /// [`WidgetCacheService::fetch_widget_data_at`] with `data` as the provider. A load computes the
+    /// [`WidgetCacheService::fetch_widget_data`] with `data` as the provider. A load computes the
     /// view in one snapshot of the store, and the live views (see
     /// [`WidgetCacheService::with_live_views`]) keep the answer with the change it counts up to, so
     /// a [`ChangeDispatcher`](crate::ChangeDispatcher) brings the view forward from it when a
@@ -361,31 +345,16 @@ impl WidgetCacheService {
         data: &WidgetDataAggregationService,
     ) -> Result<Fetched<WidgetData>, WidgetError> {
         let (data, live, f) = (data.clone(), self.live.clone(), filters.clone());
-        self.fetch_widget_data_at(widget, range, filters, move |now| async move {
+        self.fetch_widget_data(widget, range, filters, move |now| async move {
             compute_and_keep(&data, live.as_ref(), widget, range, f, now).await
         })
         .await
     }
 
     /// Computes a view now and stores it in both tiers on every node, whatever was cached, with the
-    /// time the provider took (so probabilistic early refresh treats it like a loaded view).
+    /// time the provider took (so probabilistic early refresh treats it like a loaded view). The
+    /// provider is told the instant the view's range resolved at.
     pub async fn warmup_widget<P, Fut>(
-        &self,
-        widget: WidgetType,
-        range: TimeRange,
-        filters: WidgetFilters,
-        provider: P,
-    ) -> Result<(), WidgetError>
-    where
-        P: FnOnce() -> Fut,
-        Fut: Future<Output = Result<WidgetData, WidgetError>>,
-    {
-        self.warmup_widget_at(widget, range, filters, move |_| provider())
-            .await
-    }
-
-    /// [`WidgetCacheService::warmup_widget`] with a provider told the instant the range resolved at.
-    pub async fn warmup_widget_at<P, Fut>(
         &self,
         widget: WidgetType,
         range: TimeRange,
@@ -495,9 +464,9 @@ impl WidgetCacheService {
         );
         let opts_filters = filters.clone();
         self.cache
-            .fetch_with(
+            .fetch(
                 &key,
-                || self.entry_options(widget, &range, &opts_filters, org, now),
+                EntryOptions::lazy(|| self.entry_options(widget, &range, &opts_filters, org, now)),
                 move || async move {
                     let value =
                         compute_and_keep(&data, Some(&live), widget, range, filters, now).await;

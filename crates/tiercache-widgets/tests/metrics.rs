@@ -192,7 +192,7 @@ async fn waiting_for_another_nodes_load_is_not_a_lock_failure() {
         );
         tokio::spawn(async move {
             let f2 = all.clone();
-            node.fetch_widget_data_at(w, r, all, move |now| async move {
+            node.fetch_widget_data(w, r, all, move |now| async move {
                 gate.notified().await;
                 data.compute(w, r, f2, now).await
             })
@@ -248,6 +248,7 @@ async fn history_skips_and_counts_items_that_are_not_snapshots() {
         &br#"{"taken_at": "yesterday"}"#[..],
     ] {
         cache
+            .admin()
             .push_record(SNAPSHOT_RECORDS, item, SNAPSHOTS_KEPT)
             .await
             .unwrap();

@@ -136,7 +136,7 @@ async fn a_change_refreshes_the_views_in_use_and_only_invalidates_the_others() {
         let (node, data, loads, all) = (node.clone(), f.data.clone(), loads.clone(), all.clone());
         async move {
             let fetched = node
-                .fetch_widget_data_at(W, R, all.clone(), move |now| async move {
+                .fetch_widget_data(W, R, all.clone(), move |now| async move {
                     loads.fetch_add(1, Ordering::SeqCst);
                     data.compute(W, R, all, now).await
                 })

@@ -71,7 +71,7 @@ async fn a_warmed_view_records_its_load_time_so_xfetch_refreshes_it_early() {
         WidgetFilters::new(),
     );
     let (data, f2) = (f.data.clone(), all.clone());
-    node.warmup_widget_at(w, r, all.clone(), move |now| async move {
+    node.warmup_widget(w, r, all.clone(), move |now| async move {
         // A slow aggregate: 200 ms stored with the value makes XFetch refresh it well before its
         // 10 s are up (a hit refreshes with probability e^-(time left / 10 s) at beta 50).
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -97,7 +97,7 @@ async fn a_hung_load_fails_at_the_hard_timeout_instead_of_holding_its_callers() 
     let view = WidgetFilters::new().with("campaign_id", "3").unwrap();
     let hung = tokio::time::timeout(
         DEADLINE,
-        node.fetch_widget_data_at(WidgetType::TopDonors, TimeRange::ThisYear, view, |_| {
+        node.fetch_widget_data(WidgetType::TopDonors, TimeRange::ThisYear, view, |_| {
             std::future::pending()
         }),
     )
@@ -129,7 +129,7 @@ async fn a_hung_load_serves_the_last_value_at_the_soft_timeout() {
     wait_until_gone(&node, w, r, &all).await; // expired after its 1 s
     let fetched = tokio::time::timeout(
         DEADLINE,
-        node.fetch_widget_data_at(w, r, all.clone(), |_| std::future::pending()),
+        node.fetch_widget_data(w, r, all.clone(), |_| std::future::pending()),
     )
     .await
     .expect("the call returns instead of waiting for the hung query")

@@ -1,22 +1,22 @@
 //! The public facade: [`Cache`]; the read path it calls is in `read/`.
 
 use std::any::Any;
-use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::{de::DeserializeOwned, Serialize};
 
 use crate::bus::outbox::Op;
-use crate::coherence::Trust;
 use crate::error::Error;
 use crate::fetched::{Fetched, Source};
 use crate::l2::{l1_tags, ReadNeed};
+use crate::loader::Loader;
 use crate::metrics::CacheStats;
 use crate::node::Node;
-use crate::options::EntryOptions;
+use crate::options::{EntryOptions, IntoEntryOptions};
 use crate::read::coalesce::{follow, landed_value, lead_load, Lead};
 use crate::read::flight::{FlightKind, Joined, Landed};
+use crate::read::load::LoadContext;
 use crate::read::through::L1Lookup;
 
 /// A cache node: L1 in this process, L2 in Redis, kept coherent with every other node of its namespace.
@@ -86,11 +86,6 @@ impl Cache {
         &self.handle.node
     }
 
-    /// This node's id (random, unique per built `Cache`).
-    pub fn node_id(&self) -> u64 {
-        self.node().id
-    }
-
     /// The configuration this node runs with.
     pub fn config(&self) -> &crate::Config {
         &self.node().config
@@ -104,6 +99,10 @@ impl Cache {
     /// (on a cluster, where tag versions are checked just before the store, it may be stored under
     /// the old tag version, which every read then finds stale).
     ///
+    /// `opts` is `&EntryOptions`, or [`EntryOptions::lazy`] to build them only on a miss or a
+    /// refresh. `E`, the loader's error, is inferred; a loader that never returns names it with
+    /// `get_or_load::<T, _, _, E>`.
+    ///
     /// ```no_run
     /// # use std::time::Duration;
     /// # async fn run(cache: tiercache::Cache) -> Result<(), tiercache::Error> {
@@ -114,56 +113,18 @@ impl Cache {
     /// assert_eq!(*total, 42);
     /// # Ok(()) }
     /// ```
-    pub async fn get_or_load<T, F, Fut, E>(
-        &self,
-        key: &str,
-        opts: &EntryOptions,
-        loader: F,
-    ) -> Result<Arc<T>, Error>
-    where
-        T: Serialize + DeserializeOwned + Send + Sync + 'static,
-        F: FnOnce() -> Fut + Send + 'static,
-        Fut: std::future::Future<Output = Result<T, E>> + Send + 'static,
-        E: Into<Box<dyn std::error::Error + Send + Sync>>,
-    {
-        self.load_through(key, || Cow::Borrowed(opts), loader)
-            .await
-            .map(|f| f.value)
-    }
-
-    /// [`Cache::get_or_load`] with options built only when they are needed: on a miss, or when an L1
-    /// hit is due for a refresh. For callers whose options are costly to build (a dozen formatted
-    /// tags, a TTL from a calendar) and whose reads are nearly all L1 hits.
-    ///
-    /// ```no_run
-    /// # use std::time::Duration;
-    /// # async fn run(cache: tiercache::Cache) -> Result<(), tiercache::Error> {
-    /// let total = cache
-    ///     .get_or_load_with(
-    ///         "total_donations:this_month",
-    ///         || tiercache::EntryOptions::new(Duration::from_secs(900)).with_tags(["donation"]),
-    ///         || async { Ok::<_, std::io::Error>(42_u64) },
-    ///     )
-    ///     .await?;
-    /// assert_eq!(*total, 42);
-    /// # Ok(()) }
-    /// ```
-    pub async fn get_or_load_with<T, O, F, Fut, E>(
+    pub async fn get_or_load<'o, T, O, L, E>(
         &self,
         key: &str,
         opts: O,
-        loader: F,
+        loader: L,
     ) -> Result<Arc<T>, Error>
     where
         T: Serialize + DeserializeOwned + Send + Sync + 'static,
-        O: FnOnce() -> EntryOptions,
-        F: FnOnce() -> Fut + Send + 'static,
-        Fut: std::future::Future<Output = Result<T, E>> + Send + 'static,
-        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+        O: IntoEntryOptions<'o>,
+        L: Loader<T, Error = E>,
     {
-        self.load_through(key, || Cow::Owned(opts()), loader)
-            .await
-            .map(|f| f.value)
+        self.fetch(key, opts, loader).await.map(|f| f.value)
     }
 
     /// [`Cache::get_or_load`] that also says which tier answered: this node's L1, Redis, this node's
@@ -179,50 +140,16 @@ impl Cache {
     /// println!("{} from {}", fetched.value, fetched.source);
     /// # Ok(()) }
     /// ```
-    pub async fn fetch<T, F, Fut, E>(
-        &self,
-        key: &str,
-        opts: &EntryOptions,
-        loader: F,
-    ) -> Result<Fetched<T>, Error>
-    where
-        T: Serialize + DeserializeOwned + Send + Sync + 'static,
-        F: FnOnce() -> Fut + Send + 'static,
-        Fut: std::future::Future<Output = Result<T, E>> + Send + 'static,
-        E: Into<Box<dyn std::error::Error + Send + Sync>>,
-    {
-        self.load_through(key, || Cow::Borrowed(opts), loader).await
-    }
-
-    /// [`Cache::fetch`] with options built only when they are needed, as [`Cache::get_or_load_with`].
-    pub async fn fetch_with<T, O, F, Fut, E>(
+    pub async fn fetch<'o, T, O, L, E>(
         &self,
         key: &str,
         opts: O,
-        loader: F,
+        loader: L,
     ) -> Result<Fetched<T>, Error>
     where
         T: Serialize + DeserializeOwned + Send + Sync + 'static,
-        O: FnOnce() -> EntryOptions,
-        F: FnOnce() -> Fut + Send + 'static,
-        Fut: std::future::Future<Output = Result<T, E>> + Send + 'static,
-        E: Into<Box<dyn std::error::Error + Send + Sync>>,
-    {
-        self.load_through(key, || Cow::Owned(opts()), loader).await
-    }
-
-    async fn load_through<'o, T, O, F, Fut, E>(
-        &self,
-        key: &str,
-        make_opts: O,
-        loader: F,
-    ) -> Result<Fetched<T>, Error>
-    where
-        T: Serialize + DeserializeOwned + Send + Sync + 'static,
-        O: FnOnce() -> Cow<'o, EntryOptions>,
-        F: FnOnce() -> Fut + Send + 'static,
-        Fut: std::future::Future<Output = Result<T, E>> + Send + 'static,
-        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+        O: IntoEntryOptions<'o>,
+        L: Loader<T, Error = E>,
     {
         let node = self.node();
         node.keys.validate(key)?;
@@ -233,9 +160,9 @@ impl Cache {
                         .refresh_claimed
                         .swap(true, std::sync::atomic::Ordering::AcqRel)
                 {
-                    node.spawn_refresh::<T, F, Fut, E>(
+                    node.spawn_refresh::<T, L>(
                         key,
-                        &make_opts(),
+                        &opts.into_entry_options(),
                         loader,
                         entry.created_at_ms,
                         value.clone(),
@@ -246,7 +173,7 @@ impl Cache {
             L1Lookup::Suspect(value) => Some(value),
             L1Lookup::Miss => None,
         };
-        let opts = make_opts();
+        let opts = opts.into_entry_options();
         node.keys.validate_tags(opts.tags())?;
         // One budget for the whole call's waits on Redis: a call that waited on another caller's
         // flight while that caller waited for Redis, then leads its own (the first was poisoned),
@@ -261,8 +188,7 @@ impl Cache {
                         waiter,
                         deadline,
                     };
-                    return lead_load::<T, F, Fut, E>(node, key, &opts, loader, l1_stale, lead)
-                        .await;
+                    return lead_load::<T, L>(node, key, &opts, loader, l1_stale, lead).await;
                 }
                 Joined::Follower(waiter) => {
                     node.stats.coalesced(1);
@@ -281,9 +207,12 @@ impl Cache {
                             }
                             // Someone loaded this key as another type: load our own, uncoalesced.
                             node.stats.type_mismatches(1);
-                            return node
-                                .load::<T, F, Fut, E>(key, &opts, loader, None, None)
-                                .await;
+                            let ctx = LoadContext {
+                                key,
+                                opts: &opts,
+                                flight: None,
+                            };
+                            return node.load::<T, L>(ctx, loader, None).await;
                         }
                         // The leader's caller was cancelled: lead or follow a new flight.
                         Landed::Abandoned => {}
@@ -484,87 +413,9 @@ impl Cache {
         node.guarded(crate::lock::acquire(node, name, opts)).await
     }
 
-    /// Drops `key` from this node's L1 only (L2 and other nodes keep it); the next read here goes to L2.
-    pub fn forget_local(&self, key: &str) {
-        self.node().l1.remove(key);
-    }
-
-    /// Whether this node would answer `key` from its L1 now: it holds a value it trusts (unexpired,
-    /// not invalidated, not waiting for a recovery). Looks at L1 only and counts nothing; for
-    /// diagnostics and for timing how fast an invalidation reaches a node.
-    ///
-    /// ```no_run
-    /// # async fn run(cache: tiercache::Cache) {
-    /// if cache.serves_locally("total_donations:this_month") {
-    ///     println!("answered from this process's memory");
-    /// }
-    /// # }
-    /// ```
-    pub fn serves_locally(&self, key: &str) -> bool {
-        let node = self.node();
-        node.l1
-            .get(key)
-            .is_some_and(|entry| node.coherence.trust(&entry) == Trust::Trusted)
-    }
-
     /// Counters of this node's decisions since it was built.
     pub fn stats(&self) -> CacheStats {
         self.node().stats.snapshot()
-    }
-
-    /// Hands the `metrics` recorder every count made since the last hand-over. The node does this
-    /// by itself every [`crate::PUBLISH_INTERVAL`] and when it is dropped; call it to export at a
-    /// moment of your choosing, such as just before a scrape or a final flush.
-    ///
-    /// Hits count into per-thread stripes and reach the recorder in batches, so that serving L1
-    /// hits from many cores never has them all write the recorder's one shared counter.
-    pub fn publish_metrics(&self) {
-        self.node().stats.publish();
-    }
-
-    /// Bytes L1 holds by its weigher (encoded value size + key + overhead), after pending maintenance.
-    /// Expired entries count until the next sweep (every 30 s) removes them.
-    pub fn l1_weighed_bytes(&self) -> u64 {
-        self.node().l1.weighed_bytes()
-    }
-
-    /// How many distinct tag versions this node keeps in memory (bounded by
-    /// [`crate::CacheBuilder::max_known_tags`]).
-    pub fn known_tags(&self) -> usize {
-        self.node().coherence.known_tags()
-    }
-
-    /// Number of entries in L1 (approximate until maintenance runs), expired ones included until the
-    /// next sweep.
-    pub fn l1_entry_count(&self) -> u64 {
-        self.node().l1.entry_count()
-    }
-
-    /// Fault injection for tests (feature `fault-injection`, which the crate's own tests turn on): this
-    /// node's next `batches` invalidation batches reach L2 and the replay stream but are not
-    /// published, as if every subscriber had missed them.
-    #[cfg(feature = "fault-injection")]
-    pub fn fault_skip_publish(&self, batches: u32) {
-        self.node()
-            .fault_skip_publish
-            .store(batches, std::sync::atomic::Ordering::Release);
-    }
-
-    /// Whether this node is not using Redis now: the circuit breaker is open, or the node was built
-    /// while Redis was unreachable and has not joined the fleet yet. L1 and loaders answer alone.
-    pub fn is_redis_unavailable(&self) -> bool {
-        let node = self.node();
-        !node.joined.load(std::sync::atomic::Ordering::Acquire) || node.breaker.is_open()
-    }
-
-    /// Invalidation operations that could not reach Redis and wait to be replayed (0 normally).
-    pub fn pending_invalidations(&self) -> usize {
-        self.node().pending.len()
-    }
-
-    /// Whether this node currently distrusts part of its L1 (it may have missed an invalidation).
-    pub fn is_suspect(&self) -> bool {
-        self.node().coherence.is_suspect()
     }
 
     /// Stops taking new work and sends what is queued: invalidations and writes already handed to

@@ -20,7 +20,7 @@
 //! | `tc:L:<ns>:<name>` | a named lock taken through [`crate::Cache::lock`] | expiry: the lease |
 //! | `tc:F:<ns>:{<slot tag>}<name>` | that lock's fencing counter | one per lock name; expiry: 30 days after the name's last acquisition |
 //! | `tc:n:<ns>:<node id>` | a running node's presence (16 hex digits) | expiry: three heartbeats after its last renewal |
-//! | `tc:r:<ns>:<name>` | a record list of a layer above the cache ([`crate::Cache::push_record`]) | one per name, trimmed |
+//! | `tc:r:<ns>:<name>` | a record list of a layer above the cache ([`crate::Admin::push_record`]) | one per name, trimmed |
 //!
 //! On a Redis Cluster the `{...}` hash tags decide the slots. An entry, its generation and its lease
 //! share the slot of `{<ns>:<key>}`, so entries spread over the cluster and each script on an entry

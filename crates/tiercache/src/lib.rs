@@ -50,6 +50,7 @@
 //! [moka]: https://docs.rs/moka
 #![deny(missing_docs)]
 
+mod admin;
 mod backoff;
 mod breaker;
 mod builder;
@@ -67,6 +68,7 @@ pub mod fuzzing;
 mod keys;
 mod l1;
 mod l2;
+mod loader;
 mod lock;
 mod message;
 mod metrics;
@@ -79,6 +81,7 @@ mod read;
 mod replace;
 mod wall_clock;
 
+pub use admin::Admin;
 pub use builder::CacheBuilder;
 pub use cache::{Cache, ShutdownReport};
 pub use config::{
@@ -88,13 +91,14 @@ pub use config::{
 pub use error::{Error, ErrorKind};
 pub use fetched::{Fetched, Source};
 pub use keys::acl_rules;
+pub use loader::Loader;
 pub use lock::{LockGuard, LockOptions};
 pub use metrics::{CacheStats, COUNTER_NAMES, HISTOGRAM_NAMES, PUBLISH_INTERVAL};
 pub use ops::{
     ClearReport, EntryReport, EntryState, KeyKind, LeaseHolder, LeaseKind, LeaseReport, LeaseState,
     NamespaceKey, NodePresence, ServerInfo, TagReport,
 };
-pub use options::EntryOptions;
+pub use options::{EntryOptions, IntoEntryOptions, LazyOptions};
 pub use read::refresh::RefreshMode;
 
 /// The README's code, compiled as a doctest so it cannot drift from the API (rustdoc skips its

@@ -1,5 +1,6 @@
 //! Per-entry options: lifetime, tags, and the fail-safe and timeout behaviour of its loads.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -44,6 +45,32 @@ impl EntryOptions {
             fail_safe: true,
             load_time: Duration::ZERO,
         }
+    }
+
+    /// Options that `build` makes only when a read needs them: on a miss, or when an L1 hit is due
+    /// for a refresh. For callers whose options cost something to build (a dozen formatted tags, a
+    /// TTL from a calendar) and whose reads are nearly all L1 hits; pass the result where
+    /// [`crate::Cache::get_or_load`] or [`crate::Cache::fetch`] take options.
+    ///
+    /// ```no_run
+    /// # use std::time::Duration;
+    /// # async fn run(cache: tiercache::Cache) -> Result<(), tiercache::Error> {
+    /// use tiercache::EntryOptions;
+    /// let total = cache
+    ///     .get_or_load(
+    ///         "total_donations:this_month",
+    ///         EntryOptions::lazy(|| EntryOptions::new(Duration::from_secs(900)).with_tags(["donation"])),
+    ///         || async { Ok::<_, std::io::Error>(42_u64) },
+    ///     )
+    ///     .await?;
+    /// assert_eq!(*total, 42);
+    /// # Ok(()) }
+    /// ```
+    pub fn lazy<F>(build: F) -> LazyOptions<F>
+    where
+        F: FnOnce() -> EntryOptions,
+    {
+        LazyOptions(build)
     }
 
     /// An entry that is fresh for the cache's default TTL ([`Config::default_ttl`]), so one setting
@@ -149,4 +176,48 @@ impl EntryOptions {
             Lifetime::ConfiguredDefault => config.default_ttl,
         }
     }
+}
+
+/// Entry options built only when a read needs them; made by [`EntryOptions::lazy`].
+#[must_use = "options do nothing until a read is given them"]
+#[derive(Clone, Copy)]
+pub struct LazyOptions<F>(F);
+
+impl<F> std::fmt::Debug for LazyOptions<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LazyOptions(..)")
+    }
+}
+
+/// What [`crate::Cache::get_or_load`] and [`crate::Cache::fetch`] take as the options a loaded
+/// value is stored with: `&EntryOptions`, ready before the call, or [`LazyOptions`] from
+/// [`EntryOptions::lazy`], built only on a miss or a refresh. Sealed: these two are the only ways.
+pub trait IntoEntryOptions<'o>: sealed::Sealed {
+    /// The options, built now if they were lazy.
+    fn into_entry_options(self) -> Cow<'o, EntryOptions>;
+}
+
+impl<'o> IntoEntryOptions<'o> for &'o EntryOptions {
+    fn into_entry_options(self) -> Cow<'o, EntryOptions> {
+        Cow::Borrowed(self)
+    }
+}
+
+impl<'o, F> IntoEntryOptions<'o> for LazyOptions<F>
+where
+    F: FnOnce() -> EntryOptions,
+{
+    fn into_entry_options(self) -> Cow<'o, EntryOptions> {
+        Cow::Owned((self.0)())
+    }
+}
+
+mod sealed {
+    /// Keeps [`super::IntoEntryOptions`] to the implementations above, so it can change without
+    /// breaking a caller.
+    pub trait Sealed {}
+
+    impl Sealed for &super::EntryOptions {}
+
+    impl<F> Sealed for super::LazyOptions<F> {}
 }

@@ -59,9 +59,9 @@ async fn invalidations_made_during_a_partition_reach_the_fleet_when_it_heals() {
     // At least these three: the first read of "t" created its tag's version and announces it from a
     // spawned task, which on a loaded machine may meet the partition too and wait beside them.
     assert!(
-        a.pending_invalidations() >= 3,
+        a.admin().pending_invalidations() >= 3,
         "{} queued",
-        a.pending_invalidations()
+        a.admin().pending_invalidations()
     );
 
     // The invalidations hold on a at once, while b (and L2) still have the old values.
@@ -84,7 +84,7 @@ async fn invalidations_made_during_a_partition_reach_the_fleet_when_it_heals() {
 
     proxy.heal();
     eventually(DEADLINE, "a replays its queue", || async {
-        a.pending_invalidations() == 0
+        a.admin().pending_invalidations() == 0
     })
     .await;
     eventually(DEADLINE, "b drops k and t", || async {
@@ -98,8 +98,8 @@ async fn invalidations_made_during_a_partition_reach_the_fleet_when_it_heals() {
     .await;
     assert!(a.stats().invalidations_replayed >= 3);
     eventually(DEADLINE, "a uses L2 again", || async {
-        !a.is_redis_unavailable()
-            && !a.is_suspect()
+        !a.admin().is_redis_unavailable()
+            && !a.admin().is_suspect()
             && a.get::<u64>("t").await.unwrap().as_deref() == Some(&3)
     })
     .await;
@@ -161,7 +161,7 @@ async fn a_full_queue_falls_back_to_clearing_the_namespace() {
         "another namespace is untouched"
     );
     eventually(DEADLINE, "a uses L2 again", || async {
-        a.pending_invalidations() == 0 && !a.is_redis_unavailable()
+        a.admin().pending_invalidations() == 0 && !a.admin().is_redis_unavailable()
     })
     .await;
 }
@@ -183,11 +183,11 @@ async fn an_invalidation_made_before_the_node_ever_reached_redis_is_replayed_whe
         .build()
         .await
         .unwrap();
-    assert!(a.is_redis_unavailable());
+    assert!(a.admin().is_redis_unavailable());
     assert!(a.invalidate("k").await.unwrap_err().is_pending());
     proxy.heal();
     eventually(DEADLINE, "a joins and b hears the invalidation", || async {
-        !a.is_redis_unavailable() && b.get::<u64>("k").await.unwrap().is_none()
+        !a.admin().is_redis_unavailable() && b.get::<u64>("k").await.unwrap().is_none()
     })
     .await;
 }
@@ -217,7 +217,7 @@ async fn a_set_that_could_not_reach_redis_is_replayed_as_the_keys_invalidation()
 
     proxy.heal();
     eventually(DEADLINE, "a replays its queue and b drops s", || async {
-        a.pending_invalidations() == 0 && b.get::<u64>("s").await.unwrap().is_none()
+        a.admin().pending_invalidations() == 0 && b.get::<u64>("s").await.unwrap().is_none()
     })
     .await;
     // By the time a queued write reaches Redis another node may have written a newer value: the

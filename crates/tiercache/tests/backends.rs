@@ -173,7 +173,7 @@ async fn a_lost_publish_is_recovered_from_the_stream(backend: Backend) {
             .await
             .unwrap();
     }
-    fleet[0].fault_skip_publish(1);
+    fleet[0].admin().fault_skip_publish(1);
     fleet[0].invalidate("k").await.unwrap();
     eventually(
         DEADLINE,
@@ -363,9 +363,9 @@ async fn losing_a_master_mid_workload_leaves_no_stale_read() {
             Duration::from_secs(30),
             &format!("the {name} recovers"),
             || async {
-                !node.is_suspect()
-                    && node.pending_invalidations() == 0
-                    && !node.is_redis_unavailable()
+                !node.admin().is_suspect()
+                    && node.admin().pending_invalidations() == 0
+                    && !node.admin().is_redis_unavailable()
             },
         )
         .await;

@@ -98,14 +98,17 @@ async fn a_hundred_thousand_distinct_tags_leave_redis_bounded_and_no_l1_flushed(
             "node {name} never reached its bound"
         );
         assert!(
-            n.known_tags() <= MAX_KNOWN_TAGS,
+            n.admin().known_tags() <= MAX_KNOWN_TAGS,
             "node {name} knows {} tags",
-            n.known_tags()
+            n.admin().known_tags()
         );
-        assert!(n.serves_locally("hot"), "node {name} lost its hot entry");
+        assert!(
+            n.admin().serves_locally("hot"),
+            "node {name} lost its hot entry"
+        );
     }
     let kept = (0..LOADED_ENTRIES)
-        .filter(|i| a.serves_locally(&format!("entry-{i}")))
+        .filter(|i| a.admin().serves_locally(&format!("entry-{i}")))
         .count();
     assert_eq!(kept, LOADED_ENTRIES, "entries whose tags are in use stay");
 

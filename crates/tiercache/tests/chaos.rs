@@ -538,14 +538,17 @@ async fn inject(fault: Fault, redis: &mut RedisServer, proxy: &FaultProxy, truth
 /// Every node healthy and returning the current version of every key.
 async fn converged(nodes: &[Cache], truth: &Arc<Truth>) -> bool {
     for node in nodes {
-        if node.is_suspect() || node.is_redis_unavailable() || node.pending_invalidations() > 0 {
+        if node.admin().is_suspect()
+            || node.admin().is_redis_unavailable()
+            || node.admin().pending_invalidations() > 0
+        {
             if std::env::var("CHAOS_DEBUG").is_ok() {
                 eprintln!(
                     "node {} suspect={} unavailable={} pending={}",
-                    node.node_id(),
-                    node.is_suspect(),
-                    node.is_redis_unavailable(),
-                    node.pending_invalidations()
+                    node.admin().node_id(),
+                    node.admin().is_suspect(),
+                    node.admin().is_redis_unavailable(),
+                    node.admin().pending_invalidations()
                 );
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
@@ -564,7 +567,7 @@ async fn converged(nodes: &[Cache], truth: &Arc<Truth>) -> bool {
                 if std::env::var("CHAOS_DEBUG").is_ok() {
                     eprintln!(
                         "node {} key {k}: {:?} vs {}",
-                        node.node_id(),
+                        node.admin().node_id(),
                         v.map(|v| *v),
                         truth.versions[k].load(Ordering::SeqCst)
                     );

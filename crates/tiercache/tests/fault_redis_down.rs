@@ -53,7 +53,7 @@ async fn calls_keep_answering_while_redis_is_killed_and_nodes_resync_after_resta
         eventually(
             DEADLINE,
             &format!("node {name} opens its circuit breaker"),
-            || async { node.is_redis_unavailable() },
+            || async { node.admin().is_redis_unavailable() },
         )
         .await;
     }
@@ -74,7 +74,7 @@ async fn calls_keep_answering_while_redis_is_killed_and_nodes_resync_after_resta
     for (name, node) in [("a", &a), ("b", &b)] {
         eventually(DEADLINE, &format!("node {name} resynchronises"), || async {
             let _ = node.get::<u64>("probe").await;
-            !node.is_redis_unavailable() && !node.is_suspect()
+            !node.admin().is_redis_unavailable() && !node.admin().is_suspect()
         })
         .await;
     }

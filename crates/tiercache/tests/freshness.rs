@@ -317,24 +317,24 @@ async fn serves_locally_tells_what_l1_would_answer() {
     let redis = server();
     let fleet = nodes(&redis, "local", 2).await;
     let opts = EntryOptions::new(Duration::from_secs(600));
-    assert!(!fleet[0].serves_locally("k"));
+    assert!(!fleet[0].admin().serves_locally("k"));
     fleet[0]
         .get_or_load("k", &opts, || async { Ok::<_, std::io::Error>(1_u64) })
         .await
         .unwrap();
     let hits = fleet[0].stats().l1_hits;
-    assert!(fleet[0].serves_locally("k"));
+    assert!(fleet[0].admin().serves_locally("k"));
     assert_eq!(fleet[0].stats().l1_hits, hits, "nothing counted");
     fleet[1].invalidate("k").await.unwrap();
     eventually(DEADLINE, "the invalidation reaches node 0", || async {
-        !fleet[0].serves_locally("k")
+        !fleet[0].admin().serves_locally("k")
     })
     .await;
     fleet[0]
         .get_or_load("k", &opts, || async { Ok::<_, std::io::Error>(2_u64) })
         .await
         .unwrap();
-    assert!(fleet[0].serves_locally("k"));
-    fleet[0].forget_local("k");
-    assert!(!fleet[0].serves_locally("k"));
+    assert!(fleet[0].admin().serves_locally("k"));
+    fleet[0].admin().forget_local("k");
+    assert!(!fleet[0].admin().serves_locally("k"));
 }

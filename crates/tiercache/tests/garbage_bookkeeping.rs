@@ -114,7 +114,7 @@ async fn an_unreadable_epoch_neither_fails_build_nor_blocks_stores() {
         eventually(
             DEADLINE,
             "the running node drops L1 and recovers",
-            || async { a.stats().l1_drops > drops && !a.is_suspect() },
+            || async { a.stats().l1_drops > drops && !a.admin().is_suspect() },
         )
         .await;
         assert_store_succeeds(&redis, "epoch", &a, "k2", &opts()).await;
@@ -280,7 +280,7 @@ async fn unreadable_bus_messages_and_stream_entries_fail_closed() {
         .await
         .unwrap();
     eventually(DEADLINE, "the node suspects a gap and recovers", || async {
-        a.stats().gaps_detected > gaps && !a.is_suspect()
+        a.stats().gaps_detected > gaps && !a.admin().is_suspect()
     })
     .await;
     assert!(a.stats().repairs >= 1);
@@ -301,7 +301,7 @@ async fn unreadable_bus_messages_and_stream_entries_fail_closed() {
         .await
         .unwrap();
     eventually(DEADLINE, "the node drops L1 and trusts again", || async {
-        a.stats().l1_drops > drops && !a.is_suspect()
+        a.stats().l1_drops > drops && !a.admin().is_suspect()
     })
     .await;
     let calls = Arc::new(AtomicUsize::new(0));

@@ -96,7 +96,7 @@ async fn an_invalidation_right_after_the_subscriber_is_killed_leaves_no_stale_l1
         eventually(
             DEADLINE,
             &format!("node {i} recovers and trusts L1 again"),
-            || async { !n.is_suspect() },
+            || async { !n.admin().is_suspect() },
         )
         .await;
         assert_eq!(n.get::<u64>("other").await.unwrap().as_deref(), Some(&9));
@@ -111,7 +111,7 @@ async fn a_node_that_misses_messages_detects_the_gap_and_replays() {
     load_everywhere(&fleet, "missed", 1, &[]).await;
     load_everywhere(&fleet, "kept", 2, &[]).await;
 
-    sender.fault_skip_publish(1);
+    sender.admin().fault_skip_publish(1);
     sender.invalidate("missed").await.unwrap();
     eventually(
         DEADLINE,
@@ -149,7 +149,7 @@ async fn a_node_whose_position_was_trimmed_from_the_stream_drops_l1() {
     load_everywhere(&fleet, "missed", 1, &[]).await;
     load_everywhere(&fleet, "innocent", 2, &[]).await;
 
-    sender.fault_skip_publish(1);
+    sender.admin().fault_skip_publish(1);
     sender.invalidate("missed").await.unwrap();
     let mut conn = redis.connection_db(1).await.unwrap();
     let stream = "tc:{4.trim}:s";
@@ -190,7 +190,7 @@ async fn after_redis_restarts_empty_no_node_serves_pre_restart_l1_entries() {
         eventually(
             DEADLINE,
             &format!("node {i} drops its pre-restart L1"),
-            || async { n.stats().l1_drops >= 1 && !n.is_suspect() },
+            || async { n.stats().l1_drops >= 1 && !n.admin().is_suspect() },
         )
         .await;
         assert_eq!(n.get::<u64>("k").await.unwrap(), None);
@@ -368,7 +368,7 @@ async fn a_cold_read_vouched_by_the_bus_stops_vouching_once_the_tag_moves_on() {
     let fleet = nodes(&redis, "vouch", 2).await;
     let tagged = opts().with_tags(["campaign:7"]);
     fleet[0].set("k", 1_u64, &tagged).await.unwrap();
-    fleet[0].forget_local("k");
+    fleet[0].admin().forget_local("k");
     assert_eq!(
         fleet[0].get::<u64>("k").await.unwrap().as_deref(),
         Some(&1),
@@ -379,7 +379,7 @@ async fn a_cold_read_vouched_by_the_bus_stops_vouching_once_the_tag_moves_on() {
     // The entry stays in Redis under its old recorded version (tag invalidation is a version bump);
     // node 0 must stop vouching for that version once the bus brings the new one.
     eventually(DEADLINE, "node 0 refuses the cold read", || async {
-        fleet[0].forget_local("k");
+        fleet[0].admin().forget_local("k");
         fleet[0].get::<u64>("k").await.unwrap().is_none()
     })
     .await;
@@ -418,7 +418,10 @@ async fn a_key_invalidated_after_its_set_in_the_same_batch_ends_without_a_value(
     set.unwrap();
     assert_eq!(b.get::<u64>("k").await.unwrap().as_deref(), Some(&8));
     assert_eq!(a.get::<u64>("k").await.unwrap().as_deref(), Some(&8));
-    assert!(a.serves_locally("k"), "the set filled its own node's L1");
+    assert!(
+        a.admin().serves_locally("k"),
+        "the set filled its own node's L1"
+    );
 }
 
 /// A node whose Redis traffic goes through `proxy`, waiting `response_timeout` for each reply.
@@ -526,7 +529,7 @@ async fn a_call_waiting_on_a_load_that_an_invalidation_overtakes_reads_again() {
     other.invalidate("marker").await.unwrap();
     let follower = joined_load(&slow, &truth, &opts()).await;
     assert!(
-        slow.serves_locally("marker"),
+        slow.admin().serves_locally("marker"),
         "the call joined before the invalidation arrived (raise the proxy latency if this fails)"
     );
     proxy.set_latency(Duration::ZERO);
@@ -534,7 +537,7 @@ async fn a_call_waiting_on_a_load_that_an_invalidation_overtakes_reads_again() {
     eventually(
         DEADLINE,
         "the invalidations reach the slow node",
-        || async { !slow.serves_locally("marker") && !slow.is_suspect() },
+        || async { !slow.admin().serves_locally("marker") && !slow.admin().is_suspect() },
     )
     .await;
     release_and_expect_the_new_value(release, follower).await;
@@ -560,11 +563,11 @@ async fn a_call_waiting_on_a_load_when_its_node_turns_suspect_reads_again() {
     other.invalidate("k").await.unwrap();
     let follower = joined_load(&cut_off, &truth, &opts()).await;
     assert!(
-        !cut_off.is_suspect(),
+        !cut_off.admin().is_suspect(),
         "the call joined before the node noticed the partition"
     );
     eventually(DEADLINE, "the cut-off node turns suspect", || async {
-        cut_off.is_suspect()
+        cut_off.admin().is_suspect()
     })
     .await;
     release_and_expect_the_new_value(release, follower).await;

@@ -26,7 +26,8 @@ async fn take(node: &Cache, name: &str) -> LockGuard {
 
 /// The Redis key of `name`'s fencing counter, as the node's own scan finds it.
 async fn counter_key(node: &Cache, name: &str) -> String {
-    node.scan_namespace()
+    node.admin()
+        .scan_namespace()
         .await
         .unwrap()
         .into_iter()

@@ -59,10 +59,10 @@ fn every_count_reaches_the_recorder_in_the_background_and_on_demand() {
     assert_eq!(cache.stats().l1_hits, 100);
 
     hits(50);
-    cache.publish_metrics();
+    cache.admin().publish_metrics();
     exported += exported_hits(&snapshotter);
     assert_eq!(exported, 150, "publish_metrics hands over at once");
-    cache.publish_metrics();
+    cache.admin().publish_metrics();
     assert_eq!(
         exported_hits(&snapshotter),
         0,

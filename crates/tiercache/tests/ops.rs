@@ -1,4 +1,4 @@
-//! The operator's API (`Cache::inspect`, `scan_namespace`, `nodes`, `leases`, removals, records,
+//! The operator's API (`Cache::admin`: `inspect`, `scan_namespace`, `nodes`, `leases`, removals, records,
 //! `server_info`) against a private Redis: what it reports, and that it touches only what it says.
 #![allow(clippy::unwrap_used)]
 
@@ -27,7 +27,7 @@ fn lock_opts() -> LockOptions {
 async fn inspect_reports_state_generation_tags_times_and_size() {
     let server = common::server();
     let cache = common::node(&server, "inspect").await;
-    let missing = cache.inspect("nothing-here").await.unwrap();
+    let missing = cache.admin().inspect("nothing-here").await.unwrap();
     assert_eq!(missing.state, EntryState::Missing);
     assert!(missing.tags.is_empty() && missing.lease.is_none() && missing.size_bytes == 0);
 
@@ -35,7 +35,7 @@ async fn inspect_reports_state_generation_tags_times_and_size() {
         .set("total", vec![1_u64, 2, 3], &opts(Duration::from_secs(900)))
         .await
         .unwrap();
-    let fresh = cache.inspect("total").await.unwrap();
+    let fresh = cache.admin().inspect("total").await.unwrap();
     assert_eq!(fresh.state, EntryState::Fresh);
     assert!(
         fresh.generation.is_some(),
@@ -60,7 +60,7 @@ async fn inspect_reports_state_generation_tags_times_and_size() {
     assert!(fresh.lease.is_none());
 
     cache.invalidate_tags(["campaign:7"]).await.unwrap();
-    let moved = cache.inspect("total").await.unwrap();
+    let moved = cache.admin().inspect("total").await.unwrap();
     assert_eq!(moved.state, EntryState::Invalidated);
     let campaign = moved.tags.iter().find(|t| t.tag == "campaign:7").unwrap();
     assert!(!campaign.current);
@@ -69,7 +69,7 @@ async fn inspect_reports_state_generation_tags_times_and_size() {
         Some(campaign.recorded_version.as_str())
     );
     assert_eq!(
-        cache.inspect("total").await.unwrap().state,
+        cache.admin().inspect("total").await.unwrap().state,
         EntryState::Invalidated,
         "inspecting changes nothing: the entry is still there to be found invalid"
     );
@@ -95,19 +95,25 @@ async fn inspect_names_the_node_loading_a_key() {
         })
     };
     started.notified().await;
-    let report = observer.inspect("slow").await.unwrap();
+    let report = observer.admin().inspect("slow").await.unwrap();
     let lease = report.lease.expect("the loader holds the key's lease");
     assert_eq!(lease.state, LeaseState::Held);
     assert_eq!(lease.kind, LeaseKind::Load("slow".into()));
     let holder = lease.holder.unwrap();
     assert_eq!(
         holder.node_id,
-        Some(format!("{:016x}", loader_node.node_id()))
+        Some(format!("{:016x}", loader_node.admin().node_id()))
     );
     gate.notify_one();
     assert_eq!(*load.await.unwrap().unwrap(), 42);
     eventually(DEADLINE, "the lease is released", || async {
-        observer.inspect("slow").await.unwrap().lease.is_none()
+        observer
+            .admin()
+            .inspect("slow")
+            .await
+            .unwrap()
+            .lease
+            .is_none()
     })
     .await;
 }
@@ -125,12 +131,12 @@ async fn an_expired_entry_is_removed_only_while_unchanged_and_every_node_drops_i
         DEADLINE,
         "both entries are past their logical expiry",
         || async {
-            a.inspect("old").await.unwrap().state == EntryState::Expired
-                && a.inspect("kept").await.unwrap().state == EntryState::Expired
+            a.admin().inspect("old").await.unwrap().state == EntryState::Expired
+                && a.admin().inspect("kept").await.unwrap().state == EntryState::Expired
         },
     )
     .await;
-    let old = a.inspect("old").await.unwrap();
+    let old = a.admin().inspect("old").await.unwrap();
     assert!(old.fresh_for_ms.unwrap() <= 0);
     assert_eq!(
         old.fail_safe_left_ms, old.kept_for_ms,
@@ -138,24 +144,33 @@ async fn an_expired_entry_is_removed_only_while_unchanged_and_every_node_drops_i
     );
 
     // "kept" is stored again after it was found expired: its removal must not take the new value.
-    let kept_report = a.inspect("kept").await.unwrap();
+    let kept_report = a.admin().inspect("kept").await.unwrap();
     a.set("kept", 2_u64, &opts(Duration::from_secs(60)))
         .await
         .unwrap();
-    assert!(!a.remove_expired_entry(&kept_report).await.unwrap());
-    assert_eq!(a.inspect("kept").await.unwrap().state, EntryState::Fresh);
+    assert!(!a.admin().remove_expired_entry(&kept_report).await.unwrap());
+    assert_eq!(
+        a.admin().inspect("kept").await.unwrap().state,
+        EntryState::Fresh
+    );
 
-    assert!(b.l1_weighed_bytes() > 0, "b holds a copy of \"old\"");
-    assert!(a.remove_expired_entry(&old).await.unwrap());
-    assert_eq!(a.inspect("old").await.unwrap().state, EntryState::Missing);
+    assert!(
+        b.admin().l1_weighed_bytes() > 0,
+        "b holds a copy of \"old\""
+    );
+    assert!(a.admin().remove_expired_entry(&old).await.unwrap());
+    assert_eq!(
+        a.admin().inspect("old").await.unwrap().state,
+        EntryState::Missing
+    );
     eventually(DEADLINE, "b's L1 dropped \"old\"", || async {
-        b.forget_local("kept");
-        b.l1_weighed_bytes() == 0
+        b.admin().forget_local("kept");
+        b.admin().l1_weighed_bytes() == 0
     })
     .await;
-    let fresh = a.inspect("kept").await.unwrap();
+    let fresh = a.admin().inspect("kept").await.unwrap();
     assert!(
-        !a.remove_expired_entry(&fresh).await.unwrap(),
+        !a.admin().remove_expired_entry(&fresh).await.unwrap(),
         "a fresh entry is never removed"
     );
 }
@@ -172,7 +187,11 @@ async fn scan_finds_every_kind_of_its_namespace_and_nothing_else() {
             .await
             .unwrap();
         cache.invalidate_tags(["donation"]).await.unwrap();
-        cache.push_record("metrics", b"{}", 10).await.unwrap();
+        cache
+            .admin()
+            .push_record("metrics", b"{}", 10)
+            .await
+            .unwrap();
         std::mem::forget(cache.lock("nightly", lock_opts()).await.unwrap());
     }
     ours.set("k", 2_u64, &opts(Duration::from_secs(60)))
@@ -186,7 +205,7 @@ async fn scan_finds_every_kind_of_its_namespace_and_nothing_else() {
         .await
         .unwrap();
 
-    let keys = ours.scan_namespace().await.unwrap();
+    let keys = ours.admin().scan_namespace().await.unwrap();
     let kinds: std::collections::BTreeSet<KeyKind> = keys.iter().map(|k| k.kind).collect();
     for kind in [
         KeyKind::Entry,
@@ -206,7 +225,7 @@ async fn scan_finds_every_kind_of_its_namespace_and_nothing_else() {
     );
     let entry = keys.iter().find(|k| k.kind == KeyKind::Entry).unwrap();
     assert_eq!(entry.name, "k");
-    let me = format!("{:016x}", ours.node_id());
+    let me = format!("{:016x}", ours.admin().node_id());
     assert!(keys
         .iter()
         .any(|k| k.kind == KeyKind::Presence && k.name == me));
@@ -219,8 +238,9 @@ async fn only_a_gone_holders_lease_is_abandoned_and_removal_is_compare_and_delet
     let goes = common::node(&server, "leases").await;
     let held = stays.lock("held", lock_opts()).await.unwrap();
     std::mem::forget(goes.lock("orphan", lock_opts()).await.unwrap());
-    let goes_id = format!("{:016x}", goes.node_id());
+    let goes_id = format!("{:016x}", goes.admin().node_id());
     assert!(stays
+        .admin()
         .nodes()
         .await
         .unwrap()
@@ -229,6 +249,7 @@ async fn only_a_gone_holders_lease_is_abandoned_and_removal_is_compare_and_delet
     drop(goes);
     eventually(DEADLINE, "the stopped node's presence expires", || async {
         !stays
+            .admin()
             .nodes()
             .await
             .unwrap()
@@ -237,7 +258,7 @@ async fn only_a_gone_holders_lease_is_abandoned_and_removal_is_compare_and_delet
     })
     .await;
 
-    let leases = stays.leases().await.unwrap();
+    let leases = stays.admin().leases().await.unwrap();
     let find = |name: &str| {
         leases
             .iter()
@@ -255,7 +276,7 @@ async fn only_a_gone_holders_lease_is_abandoned_and_removal_is_compare_and_delet
         "it would have lasted another minute"
     );
     assert!(
-        stays.remove_abandoned_lease(&kept).await.is_err(),
+        stays.admin().remove_abandoned_lease(&kept).await.is_err(),
         "a held lease is refused"
     );
 
@@ -266,7 +287,7 @@ async fn only_a_gone_holders_lease_is_abandoned_and_removal_is_compare_and_delet
         .await
         .unwrap();
     let retaken = stays.lock("orphan", lock_opts()).await.unwrap();
-    assert!(!stays.remove_abandoned_lease(&orphan).await.unwrap());
+    assert!(!stays.admin().remove_abandoned_lease(&orphan).await.unwrap());
     assert!(
         retaken.release().await.unwrap(),
         "the new holder still held it"
@@ -280,6 +301,7 @@ async fn only_a_gone_holders_lease_is_abandoned_and_removal_is_compare_and_delet
         .await
         .unwrap();
     let stuck = stays
+        .admin()
         .leases()
         .await
         .unwrap()
@@ -287,7 +309,7 @@ async fn only_a_gone_holders_lease_is_abandoned_and_removal_is_compare_and_delet
         .find(|l| l.kind == LeaseKind::Named("orphan2".into()))
         .unwrap();
     assert_eq!(stuck.state, LeaseState::NeverExpires);
-    assert!(stays.remove_abandoned_lease(&stuck).await.unwrap());
+    assert!(stays.admin().remove_abandoned_lease(&stuck).await.unwrap());
     assert!(held.release().await.unwrap());
 }
 
@@ -304,7 +326,7 @@ async fn clear_namespace_removes_its_cache_keys_only_and_every_node_drops_its_l1
     }
     a.invalidate("gone").await.unwrap();
     other.set("x", 9_u64, &day).await.unwrap();
-    a.push_record("metrics", b"{}", 10).await.unwrap();
+    a.admin().push_record("metrics", b"{}", 10).await.unwrap();
     let mut raw = server.connection_db(1).await.unwrap();
     let () = redis::cmd("SET")
         .arg("session:42")
@@ -313,12 +335,13 @@ async fn clear_namespace_removes_its_cache_keys_only_and_every_node_drops_its_l1
         .await
         .unwrap();
 
-    let report = a.clear_namespace().await.unwrap();
+    let report = a.admin().clear_namespace().await.unwrap();
     assert_eq!(report.removed.get(&KeyKind::Entry), Some(&2));
     assert!(report.total() >= 5, "{report:?}");
     // What is left: presence, records, the epoch, and the stream the clear message itself went
     // through.
     let left: Vec<KeyKind> = a
+        .admin()
         .scan_namespace()
         .await
         .unwrap()
@@ -336,7 +359,10 @@ async fn clear_namespace_removes_its_cache_keys_only_and_every_node_drops_its_l1
         b.get::<u64>("x").await.unwrap().is_none() && b.get::<u64>("y").await.unwrap().is_none()
     })
     .await;
-    assert_eq!(other.inspect("x").await.unwrap().state, EntryState::Fresh);
+    assert_eq!(
+        other.admin().inspect("x").await.unwrap().state,
+        EntryState::Fresh
+    );
     let session: Option<String> = redis::cmd("GET")
         .arg("session:42")
         .query_async(&mut raw)
@@ -352,7 +378,7 @@ async fn clear_namespace_removes_its_cache_keys_only_and_every_node_drops_its_l1
         epoch.is_some(),
         "the epoch stays: a clear is announced on the bus instead"
     );
-    assert_eq!(a.records("metrics", 5).await.unwrap().len(), 1);
+    assert_eq!(a.admin().records("metrics", 5).await.unwrap().len(), 1);
 }
 
 #[tokio::test]
@@ -360,15 +386,18 @@ async fn records_keep_the_newest_and_server_info_reads_redis() {
     let server = common::server();
     let cache = common::node(&server, "records").await;
     for i in 0..5_u8 {
-        cache.push_record("history", &[i], 3).await.unwrap();
+        cache.admin().push_record("history", &[i], 3).await.unwrap();
     }
     assert_eq!(
-        cache.records("history", 10).await.unwrap(),
+        cache.admin().records("history", 10).await.unwrap(),
         vec![vec![4], vec![3], vec![2]]
     );
-    assert_eq!(cache.records("history", 1).await.unwrap(), vec![vec![4]]);
-    assert!(cache.records("none", 10).await.unwrap().is_empty());
-    let info = cache.server_info().await.unwrap();
+    assert_eq!(
+        cache.admin().records("history", 1).await.unwrap(),
+        vec![vec![4]]
+    );
+    assert!(cache.admin().records("none", 10).await.unwrap().is_empty());
+    let info = cache.admin().server_info().await.unwrap();
     assert!(!info.version.is_empty() && info.used_memory > 0);
     assert_eq!(info.database, 1);
     assert!(

@@ -39,7 +39,7 @@ async fn an_invalidation_redis_has_no_memory_for_still_reaches_the_other_nodes_a
         assert_eq!(read(node, "k", &plain(), "old").await, "old");
         assert_eq!(read(node, "t", &tagged(), "old").await, "old");
     }
-    assert!(b.serves_locally("k") && b.serves_locally("t"));
+    assert!(b.admin().serves_locally("k") && b.admin().serves_locally("t"));
 
     redis.out_of_memory().await.unwrap();
     assert!(
@@ -54,15 +54,15 @@ async fn an_invalidation_redis_has_no_memory_for_still_reaches_the_other_nodes_a
         .expect_err("Redis refuses writes");
     assert!(err.is_pending(), "{err}");
     assert!(err.to_string().contains("out of memory"), "{err}");
-    assert_eq!(a.pending_invalidations(), 1);
+    assert_eq!(a.admin().pending_invalidations(), 1);
     // Queued behind it, in order.
     let err = a.invalidate("k").await.expect_err("behind the first");
     assert!(err.is_pending(), "{err}");
-    assert_eq!(a.pending_invalidations(), 2);
+    assert_eq!(a.admin().pending_invalidations(), 2);
 
     // The other node heard of both although Redis could not record them.
     eventually(DEADLINE, "b drops both values", || async {
-        !b.serves_locally("k") && !b.serves_locally("t")
+        !b.admin().serves_locally("k") && !b.admin().serves_locally("t")
     })
     .await;
     assert!(a.stats().invalidations_sent_without_stream >= 1);
@@ -73,7 +73,7 @@ async fn an_invalidation_redis_has_no_memory_for_still_reaches_the_other_nodes_a
     // Memory comes back: the replay records the batches in the stream and the queue empties.
     redis.memory_back().unwrap();
     eventually(DEADLINE, "a's queue is replayed", || async {
-        a.pending_invalidations() == 0 && !a.is_redis_unavailable()
+        a.admin().pending_invalidations() == 0 && !a.admin().is_redis_unavailable()
     })
     .await;
     assert!(a.stats().invalidations_replayed >= 2);

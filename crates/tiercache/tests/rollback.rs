@@ -50,7 +50,7 @@ async fn entries_an_acknowledged_invalidation_removed_stay_gone_after_a_restore_
     fleet[0].invalidate_tags(["campaign:1"]).await.unwrap();
     eventually(DEADLINE, "node 1 drops both", || {
         let n = fleet[1].clone();
-        async move { !n.serves_locally("k") && !n.serves_locally("t") }
+        async move { !n.admin().serves_locally("k") && !n.admin().serves_locally("t") }
     })
     .await;
 

@@ -64,13 +64,13 @@ async fn exercise(a: &Cache, b: &Cache) {
         .unwrap();
     assert!(guard.release().await.unwrap());
     // A missed message makes b replay the stream (XRANGE, XINFO).
-    a.fault_skip_publish(1);
+    a.admin().fault_skip_publish(1);
     b.get_or_load("r", &opts(), || async { Ok::<_, std::io::Error>(3_u64) })
         .await
         .unwrap();
     a.invalidate("r").await.unwrap();
     eventually(DEADLINE, "b replays the missed invalidation", || async {
-        b.get::<u64>("r").await.unwrap().is_none() && !b.is_suspect()
+        b.get::<u64>("r").await.unwrap().is_none() && !b.admin().is_suspect()
     })
     .await;
     for node in [a, b] {
@@ -120,11 +120,11 @@ async fn the_documented_acl_rules_run_the_cache_on_a_cluster_too() {
     a.get_or_load("t", &opts(), || async { Ok::<_, std::io::Error>(4_u64) })
         .await
         .unwrap();
-    let report = a.inspect("t").await.unwrap();
+    let report = a.admin().inspect("t").await.unwrap();
     assert_eq!(report.tags.len(), 1);
     assert!(report.tags.iter().all(|t| t.current), "{report:?}");
-    assert!(!a.scan_namespace().await.unwrap().is_empty());
-    assert!(a.server_info().await.unwrap().used_memory > 0);
+    assert!(!a.admin().scan_namespace().await.unwrap().is_empty());
+    assert!(a.admin().server_info().await.unwrap().used_memory > 0);
     assert_eq!(a.stats().redis_errors, 0, "every command was allowed");
 }
 
@@ -174,7 +174,7 @@ async fn the_password_may_come_apart_from_the_url_and_is_never_printed() {
         .build()
         .await
         .unwrap();
-    assert!(alone.is_redis_unavailable());
+    assert!(alone.admin().is_redis_unavailable());
     let logged = logs.lock().unwrap().clone();
     assert!(
         logged.contains("unreachable"),

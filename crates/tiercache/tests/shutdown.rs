@@ -42,7 +42,7 @@ async fn a_node_shut_down_sends_the_invalidations_it_queued() {
     proxy.partition();
     let err = a.invalidate("k").await.expect_err("Redis is out of reach");
     assert!(err.is_pending(), "{err}");
-    assert_eq!(a.pending_invalidations(), 1);
+    assert_eq!(a.admin().pending_invalidations(), 1);
 
     // The process is asked to stop while Redis is still away; Redis comes back during the shutdown.
     let stopping = tokio::spawn({
@@ -61,13 +61,13 @@ async fn a_node_shut_down_sends_the_invalidations_it_queued() {
     proxy.heal();
     let report = stopping.await.unwrap().expect("everything queued was sent");
     assert!(report.sent >= 1, "{report:?}");
-    assert_eq!(a.pending_invalidations(), 0);
+    assert_eq!(a.admin().pending_invalidations(), 0);
     drop(a);
 
     // The invalidation reached Redis and the other node, although the node that made it is gone.
     eventually(DEADLINE, "b stops serving the old value", || {
         let b = b.clone();
-        async move { !b.serves_locally("k") }
+        async move { !b.admin().serves_locally("k") }
     })
     .await;
     let v: Arc<String> = b

@@ -24,7 +24,10 @@ async fn each_tier_reports_itself() {
     assert_eq!((*again.value, again.source), (1, Source::L1));
     let other = b.fetch("k", &opts, ok(3)).await.unwrap();
     assert_eq!((*other.value, other.source), (1, Source::L2));
-    let other_again = b.fetch_with("k", || opts.clone(), ok(4)).await.unwrap();
+    let other_again = b
+        .fetch("k", EntryOptions::lazy(|| opts.clone()), ok(4))
+        .await
+        .unwrap();
     assert_eq!(other_again.source, Source::L1);
 }
 

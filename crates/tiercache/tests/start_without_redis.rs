@@ -21,7 +21,7 @@ async fn a_node_built_while_redis_is_down_serves_loads_and_joins_when_redis_retu
         "build returned in {:?}",
         started.elapsed()
     );
-    assert!(a.is_redis_unavailable());
+    assert!(a.admin().is_redis_unavailable());
 
     // Loaders answer, coalesced on this node.
     let calls = Arc::new(AtomicUsize::new(0));
@@ -60,7 +60,7 @@ async fn a_node_built_while_redis_is_down_serves_loads_and_joins_when_redis_retu
 
     redis.restart().unwrap();
     eventually(DEADLINE, "the node joins the fleet", || async {
-        !a.is_redis_unavailable()
+        !a.admin().is_redis_unavailable()
     })
     .await;
     assert!(a.stats().l1_drops >= 1, "what L1 took meanwhile is dropped");

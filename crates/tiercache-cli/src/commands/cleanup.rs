@@ -98,7 +98,12 @@ async fn clean_leases(
     args: &CleanupArgs,
     node: &Connected,
 ) -> Result<(u64, u64, u64), CliError> {
-    let leases = node.cache.leases().await.map_err(|e| node.error(e))?;
+    let leases = node
+        .cache
+        .admin()
+        .leases()
+        .await
+        .map_err(|e| node.error(e))?;
     let (mut removed, mut kept, mut failed) = (0, 0, 0);
     for lease in &leases {
         if !lease.state.is_abandoned() {
@@ -113,7 +118,7 @@ async fn clean_leases(
             say!(global, "would remove {}", describe(lease));
             continue;
         }
-        match node.cache.remove_abandoned_lease(lease).await {
+        match node.cache.admin().remove_abandoned_lease(lease).await {
             Ok(true) => {
                 removed += 1;
                 if global.verbose > 0 {
@@ -143,6 +148,7 @@ async fn clean_expired(
 ) -> Result<(u64, u64), CliError> {
     let entries: Vec<String> = node
         .cache
+        .admin()
         .scan_namespace()
         .await
         .map_err(|e| node.error(e))?
@@ -153,7 +159,7 @@ async fn clean_expired(
     let reports: Vec<Result<EntryReport, tiercache::Error>> = futures_util::stream::iter(entries)
         .map(|key| {
             let cache = &node.cache;
-            async move { cache.inspect(&key).await }
+            async move { cache.admin().inspect(&key).await }
         })
         .buffer_unordered(INSPECT_AT_ONCE)
         .collect()
@@ -177,7 +183,7 @@ async fn clean_expired(
             say!(global, "would remove entry {:?}{ago}", report.key);
             continue;
         }
-        match node.cache.remove_expired_entry(&report).await {
+        match node.cache.admin().remove_expired_entry(&report).await {
             Ok(true) => {
                 removed += 1;
                 if global.verbose > 0 {
@@ -202,6 +208,7 @@ async fn clean_expired(
 async fn clear(global: &Global, args: &CleanupArgs, node: &Connected) -> Result<Exit, CliError> {
     let keys = node
         .cache
+        .admin()
         .scan_namespace()
         .await
         .map_err(|e| node.error(e))?;
@@ -247,6 +254,7 @@ async fn clear(global: &Global, args: &CleanupArgs, node: &Connected) -> Result<
     }
     let report = node
         .cache
+        .admin()
         .clear_namespace()
         .await
         .map_err(|e| node.error(e))?;

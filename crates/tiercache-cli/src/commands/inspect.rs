@@ -28,7 +28,12 @@ pub async fn run(global: &Global, args: &InspectArgs) -> Result<Exit, CliError> 
         }
     };
     let node = connect(global).await?;
-    let report = node.cache.inspect(&key).await.map_err(|e| node.error(e))?;
+    let report = node
+        .cache
+        .admin()
+        .inspect(&key)
+        .await
+        .map_err(|e| node.error(e))?;
     if args.json {
         let json = serde_json::to_string_pretty(&report).map_err(std::io::Error::other)?;
         super::emit(&format!(

@@ -42,9 +42,13 @@ impl Found {
 pub async fn run(global: &Global, args: &StatusArgs) -> Result<Exit, CliError> {
     let node = connect(global).await?;
     let cache = &node.cache;
-    let server = cache.server_info().await.map_err(|e| node.error(e))?;
-    let running = cache.nodes().await.map_err(|e| node.error(e))?;
-    let me = format!("{:016x}", cache.node_id());
+    let server = cache
+        .admin()
+        .server_info()
+        .await
+        .map_err(|e| node.error(e))?;
+    let running = cache.admin().nodes().await.map_err(|e| node.error(e))?;
+    let me = format!("{:016x}", cache.admin().node_id());
     let running: HashSet<&str> = running
         .iter()
         .map(|n| n.node_id.as_str())

@@ -182,7 +182,7 @@ async fn warm_one(
     let started = Instant::now();
     if !force {
         let key = WidgetKey::new(widget, range, WidgetFilters::new(), service.now()).to_string();
-        match node.cache.inspect(&key).await {
+        match node.cache.admin().inspect(&key).await {
             Ok(report) if report.state == EntryState::Fresh => return Outcome::Skipped,
             Ok(_) => {}
             Err(e) => return Outcome::Failed(node.error(e).to_string(), started.elapsed()),
@@ -190,7 +190,7 @@ async fn warm_one(
     }
     let data = data.clone();
     let warmed = service
-        .warmup_widget_at(widget, range, WidgetFilters::new(), move |now| async move {
+        .warmup_widget(widget, range, WidgetFilters::new(), move |now| async move {
             data.compute(widget, range, WidgetFilters::new(), now).await
         })
         .await;

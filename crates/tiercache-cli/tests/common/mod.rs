@@ -158,10 +158,11 @@ pub async fn report(cache: &Cache, reads: &[Reads]) -> WidgetCacheMetricsService
 /// Stops `goes` and waits until `stays` no longer lists it among the running nodes, as the CLI will
 /// judge it: gone, so its leases are orphans and its snapshots are left out.
 pub async fn stop_node(stays: &Cache, goes: Cache) {
-    let gone = format!("{:016x}", goes.node_id());
+    let gone = format!("{:016x}", goes.admin().node_id());
     drop(goes);
     eventually(DEADLINE, "the stopped node's presence expires", || async {
         !stays
+            .admin()
             .nodes()
             .await
             .unwrap()

@@ -14,7 +14,7 @@ use crate::node::Node;
 pub async fn render(State(node): State<Arc<Node>>) -> impl IntoResponse {
     if let Some(cached) = &node.cached {
         // Counters reach the recorder once a second; a scrape should not be a second behind.
-        cached.widgets.cache().publish_metrics();
+        cached.widgets.cache().admin().publish_metrics();
     }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

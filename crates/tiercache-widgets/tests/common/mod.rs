@@ -108,7 +108,7 @@ pub async fn read(
     f: &WidgetFilters,
 ) -> Arc<WidgetData> {
     let (d, f2) = (data.clone(), f.clone());
-    node.fetch_widget_data_at(w, r, f.clone(), move |now| async move {
+    node.fetch_widget_data(w, r, f.clone(), move |now| async move {
         d.compute(w, r, f2, now).await
     })
     .await

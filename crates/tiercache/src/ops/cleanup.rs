@@ -7,14 +7,14 @@ use serde::Serialize;
 
 use super::entry::{EntryReport, EntryState};
 use super::scan::KeyKind;
+use crate::admin::Admin;
 use crate::bus::outbox::Op;
-use crate::cache::Cache;
 use crate::error::Error;
 
 /// Keys removed per `UNLINK`: one call frees them in the background without a huge argument list.
 const UNLINK_BATCH: usize = 500;
 
-/// What [`Cache::clear_namespace`] removed.
+/// What [`Admin::clear_namespace`] removed.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct ClearReport {
     /// Keys removed, by kind.
@@ -28,17 +28,17 @@ impl ClearReport {
     }
 }
 
-impl Cache {
-    /// Removes an entry that [`Cache::inspect`] found [`EntryState::Expired`] (past its logical
+impl Admin<'_> {
+    /// Removes an entry that [`Admin::inspect`] found [`EntryState::Expired`] (past its logical
     /// expiry, kept only as the fail-safe fallback), if it is still that same entry: a node that
     /// stored a fresh value since keeps it. When removed, the key is announced on the bus, so every
     /// node's L1 drops its copy too. Returns whether it was removed.
     ///
     /// ```no_run
     /// # async fn run(cache: tiercache::Cache) -> Result<(), tiercache::Error> {
-    /// let report = cache.inspect("total_donations:last_year").await?;
+    /// let report = cache.admin().inspect("total_donations:last_year").await?;
     /// if report.state == tiercache::EntryState::Expired {
-    ///     cache.remove_expired_entry(&report).await?;
+    ///     cache.admin().remove_expired_entry(&report).await?;
     /// }
     /// # Ok(()) }
     /// ```

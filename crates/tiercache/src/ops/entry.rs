@@ -1,4 +1,4 @@
-//! [`Cache::inspect`]: everything L2 knows about one entry, read in one round trip without changing
+//! [`Admin::inspect`]: everything L2 knows about one entry, read in one round trip without changing
 //! anything (`scripts/inspect.lua`).
 
 use redis::Value;
@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use super::leases::LeaseReport;
 use super::scan::{KeyKind, NamespaceKey};
-use crate::cache::Cache;
+use crate::admin::Admin;
 use crate::codec;
 use crate::config::EntryLayout;
 use crate::error::Error;
@@ -108,7 +108,7 @@ fn lifetime(ms: i64) -> Option<u64> {
     u64::try_from(ms).ok()
 }
 
-impl Cache {
+impl Admin<'_> {
     /// Everything L2 knows about `key`: whether it is there and fresh, its generation, the tags it was
     /// stored under and whether each is current, age, TTL and fail-safe time left, size, and whether
     /// a node holds its load lease (and which). Reads only: one script for the entry, its generation
@@ -118,7 +118,7 @@ impl Cache {
     ///
     /// ```no_run
     /// # async fn run(cache: tiercache::Cache) -> Result<(), tiercache::Error> {
-    /// let report = cache.inspect("total_donations:this_month").await?;
+    /// let report = cache.admin().inspect("total_donations:this_month").await?;
     /// println!("{:?}, fresh for {:?} ms, {} tags", report.state, report.fresh_for_ms, report.tags.len());
     /// # Ok(()) }
     /// ```

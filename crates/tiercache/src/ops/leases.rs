@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use super::presence::{token_holder, NodePresence};
 use super::scan::{glob_literal, namespace_part, KeyKind, NamespaceKey};
-use crate::cache::Cache;
+use crate::admin::Admin;
 use crate::error::Error;
 
 /// What a lease guards.
@@ -15,7 +15,7 @@ use crate::error::Error;
 pub enum LeaseKind {
     /// The load of a cache key (taken by `get_or_load` so one node in the fleet loads it).
     Load(String),
-    /// A named lock taken through [`Cache::lock`].
+    /// A named lock taken through [`crate::Cache::lock`].
     Named(String),
 }
 
@@ -122,15 +122,15 @@ impl LeaseReport {
     }
 }
 
-impl Cache {
+impl Admin<'_> {
     /// Every load lease and named lock of this namespace, with its holder and whether the holder is
     /// gone, sorted by key.
     ///
     /// ```no_run
     /// # async fn run(cache: tiercache::Cache) -> Result<(), tiercache::Error> {
-    /// for lease in cache.leases().await? {
+    /// for lease in cache.admin().leases().await? {
     ///     if lease.state.is_abandoned() {
-    ///         cache.remove_abandoned_lease(&lease).await?;
+    ///         cache.admin().remove_abandoned_lease(&lease).await?;
     ///     }
     /// }
     /// # Ok(()) }

@@ -6,21 +6,21 @@
 //!
 //! | call | what |
 //! |---|---|
-//! | [`Cache::inspect`] | one entry: state, generation, tags and whether each is current, age, TTL and fail-safe time left, size, lease and its holder |
-//! | [`Cache::scan_namespace`] | every Redis key of the namespace, by kind, found with `SCAN` and a `MATCH` pattern (never `KEYS`) |
-//! | [`Cache::nodes`] | the nodes of the namespace that are running now (their presence keys) |
-//! | [`Cache::leases`] | every load lease and named lock, with its holder and whether the holder is gone |
-//! | [`Cache::server_info`] | Redis memory and statistics from `INFO` |
-//! | [`Cache::records`] | a record list of the namespace (the widget layer keeps its metrics history in one) |
+//! | [`Admin::inspect`] | one entry: state, generation, tags and whether each is current, age, TTL and fail-safe time left, size, lease and its holder |
+//! | [`Admin::scan_namespace`] | every Redis key of the namespace, by kind, found with `SCAN` and a `MATCH` pattern (never `KEYS`) |
+//! | [`Admin::nodes`] | the nodes of the namespace that are running now (their presence keys) |
+//! | [`Admin::leases`] | every load lease and named lock, with its holder and whether the holder is gone |
+//! | [`Admin::server_info`] | Redis memory and statistics from `INFO` |
+//! | [`Admin::records`] | a record list of the namespace (the widget layer keeps its metrics history in one) |
 //!
 //! Changing, each one fenced against what happened since it was looked at:
 //!
 //! | call | what |
 //! |---|---|
-//! | [`Cache::remove_abandoned_lease`] | compare-and-delete of a lease whose holder is gone |
-//! | [`Cache::remove_expired_entry`] | an entry kept only for fail-safe, if still unchanged; every node's L1 is told |
-//! | [`Cache::clear_namespace`] | every cache key of the namespace; every node drops its L1 |
-//! | [`Cache::push_record`] | appends to a record list (capped) |
+//! | [`Admin::remove_abandoned_lease`] | compare-and-delete of a lease whose holder is gone |
+//! | [`Admin::remove_expired_entry`] | an entry kept only for fail-safe, if still unchanged; every node's L1 is told |
+//! | [`Admin::clear_namespace`] | every cache key of the namespace; every node drops its L1 |
+//! | [`Admin::push_record`] | appends to a record list (capped) |
 //!
 //! **Who holds a lease.** A lease token is a decimal nonce whose top 31 bits are the top 31 bits of the
 //! holder's node id (the first 8 of its 16 hex digits) and whose low 32 bits are random, so a token
@@ -48,4 +48,4 @@ pub use server::ServerInfo;
 pub(crate) use presence::{lease_token, start_presence};
 
 #[cfg(doc)]
-use crate::Cache;
+use crate::Admin;

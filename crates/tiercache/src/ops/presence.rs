@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::scan::{glob_literal, namespace_part, KeyKind};
-use crate::cache::Cache;
+use crate::admin::Admin;
 use crate::error::Error;
 use crate::node::Node;
 use crate::wall_clock::now_ms;
@@ -20,7 +20,7 @@ const PRESENCE_INTERVALS: u32 = 3;
 /// A node of the namespace that is running now.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct NodePresence {
-    /// The node id as 16 hex digits (as [`Cache::node_id`] renders in status documents).
+    /// The node id as 16 hex digits (as [`Admin::node_id`] renders in status documents).
     pub node_id: String,
     /// When the node started, ms since the Unix epoch (its own clock).
     pub started_at_ms: u64,
@@ -83,14 +83,14 @@ pub(crate) fn start_presence(node: Weak<Node>) -> tokio::task::JoinHandle<()> {
     })
 }
 
-impl Cache {
+impl Admin<'_> {
     /// The nodes of this namespace running now (this one included), found by their presence keys.
     /// A node that has not renewed its presence for three heartbeat intervals is not listed.
     ///
     /// ```no_run
     /// # async fn run(cache: tiercache::Cache) -> Result<(), tiercache::Error> {
-    /// let me = format!("{:016x}", cache.node_id());
-    /// assert!(cache.nodes().await?.iter().any(|n| n.node_id == me));
+    /// let me = format!("{:016x}", cache.admin().node_id());
+    /// assert!(cache.admin().nodes().await?.iter().any(|n| n.node_id == me));
     /// # Ok(()) }
     /// ```
     pub async fn nodes(&self) -> Result<Vec<NodePresence>, Error> {

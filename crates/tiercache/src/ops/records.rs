@@ -2,21 +2,21 @@
 //! the core (the widget layer's metrics history), so they need no Redis client of their own.
 
 use super::scan::namespace_part;
-use crate::cache::Cache;
+use crate::admin::Admin;
 use crate::error::Error;
 
 fn record_key(namespace: &str, list: &str) -> String {
     format!("tc:r:{}:{list}", namespace_part(namespace))
 }
 
-impl Cache {
+impl Admin<'_> {
     /// Adds `record` at the front of this namespace's record list `list` and keeps the newest `keep`
     /// (at least one), in one round trip.
     ///
     /// ```no_run
     /// # async fn run(cache: tiercache::Cache) -> Result<(), tiercache::Error> {
-    /// cache.push_record("deploys", b"v1.4.2 at 12:00", 100).await?;
-    /// assert_eq!(cache.records("deploys", 1).await?, vec![b"v1.4.2 at 12:00".to_vec()]);
+    /// cache.admin().push_record("deploys", b"v1.4.2 at 12:00", 100).await?;
+    /// assert_eq!(cache.admin().records("deploys", 1).await?, vec![b"v1.4.2 at 12:00".to_vec()]);
     /// # Ok(()) }
     /// ```
     pub async fn push_record(&self, list: &str, record: &[u8], keep: usize) -> Result<(), Error> {

@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use crate::cache::Cache;
+use crate::admin::Admin;
 use crate::error::Error;
 use crate::keys::{fencing_counter, length_prefixed};
 
@@ -68,7 +68,7 @@ impl KeyKind {
         }
     }
 
-    /// Whether the key is cached data or its bookkeeping, which [`Cache::clear_namespace`] removes;
+    /// Whether the key is cached data or its bookkeeping, which [`Admin::clear_namespace`] removes;
     /// presence keys and records describe the nodes rather than the cache, the epoch tells
     /// nodes whether Redis lost data (a clear is announced on the bus instead), and a fencing counter
     /// keeps a lock's tokens increasing without trusting Redis's clock: they stay.
@@ -191,7 +191,7 @@ pub(super) fn classify(namespace_part: &str, redis_key: &str) -> Option<Namespac
     }
 }
 
-impl Cache {
+impl Admin<'_> {
     /// Every Redis key of this node's namespace, sorted by kind and key, found with `SCAN` (never
     /// `KEYS`, which blocks Redis) and `MATCH` patterns built from the key layout. Keys of other
     /// namespaces and of other programs in the same database are never returned.
@@ -201,7 +201,7 @@ impl Cache {
     ///
     /// ```no_run
     /// # async fn run(cache: tiercache::Cache) -> Result<(), tiercache::Error> {
-    /// for key in cache.scan_namespace().await? {
+    /// for key in cache.admin().scan_namespace().await? {
     ///     println!("{:<12} {}", key.kind, key.name);
     /// }
     /// # Ok(()) }

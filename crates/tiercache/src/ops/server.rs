@@ -1,8 +1,8 @@
-//! [`Cache::server_info`]: the Redis server's memory and statistics, from `INFO`.
+//! [`Admin::server_info`]: the Redis server's memory and statistics, from `INFO`.
 
 use serde::Serialize;
 
-use crate::cache::Cache;
+use crate::admin::Admin;
 use crate::error::Error;
 
 /// Redis memory and statistics from `INFO`, as the cache's connection sees them.
@@ -83,13 +83,13 @@ impl ServerInfo {
     }
 }
 
-impl Cache {
+impl Admin<'_> {
     /// Redis memory and statistics from `INFO`. Also the cheapest way to ask whether Redis answers.
     /// On a cluster, the figures of the master holding the namespace's stream and tag versions.
     ///
     /// ```no_run
     /// # async fn run(cache: tiercache::Cache) -> Result<(), tiercache::Error> {
-    /// let info = cache.server_info().await?;
+    /// let info = cache.admin().server_info().await?;
     /// println!("Redis {} uses {} bytes", info.version, info.used_memory);
     /// # Ok(()) }
     /// ```

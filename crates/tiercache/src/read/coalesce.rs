@@ -9,27 +9,27 @@ use serde::{de::DeserializeOwned, Serialize};
 
 use crate::error::Error;
 use crate::fetched::{Fetched, Source};
+use crate::loader::Loader;
 use crate::node::Node;
 use crate::options::EntryOptions;
 use crate::read::flight::{FlightWaiter, Landed, LeaderGuard};
+use crate::read::load::LoadContext;
 
 /// The leader of a load flight: reads L2 in the caller's task (an L2 hit costs no spawn) and, on a
 /// miss, hands lease, loader and store to a task of their own, which must finish even if this caller
 /// goes away; then waits for the flight's result, or past the call's read `deadline` for the loaded
 /// value alone (a store Redis is slow to take lands without the caller).
-pub(crate) async fn lead_load<T, F, Fut, E>(
+pub(crate) async fn lead_load<T, L>(
     node: &Arc<Node>,
     key: &str,
     opts: &EntryOptions,
-    loader: F,
+    loader: L,
     l1_stale: Option<Arc<T>>,
     lead: Lead,
 ) -> Result<Fetched<T>, Error>
 where
     T: Serialize + DeserializeOwned + Send + Sync + 'static,
-    F: FnOnce() -> Fut + Send + 'static,
-    Fut: std::future::Future<Output = Result<T, E>> + Send + 'static,
-    E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    L: Loader<T>,
 {
     let Lead {
         guard,
@@ -39,11 +39,12 @@ where
     // If the caller is cancelled during the read, the guard drops and the followers retry, and a
     // lease the read took is released. Past the read deadline the read is cut short like one that
     // timed out: the call loads without L2.
-    let read = tokio::time::timeout_at(
-        deadline,
-        node.read_for_load::<T>(key, opts, Some(guard.flight())),
-    )
-    .await;
+    let ctx = LoadContext {
+        key,
+        opts,
+        flight: Some(guard.flight()),
+    };
+    let read = tokio::time::timeout_at(deadline, node.read_for_load::<T>(ctx)).await;
     let (fills, read) = read.unwrap_or_else(|_| {
         node.stats.read_deadline_hits(1);
         // Only a read that found the key's lease held waits for fills; this one found nothing.
@@ -60,9 +61,13 @@ where
     }
     let (task_node, key, opts) = (node.clone(), key.to_owned(), opts.clone());
     tokio::spawn(async move {
-        let flight = Some(guard.flight());
+        let ctx = LoadContext {
+            key: &key,
+            opts: &opts,
+            flight: Some(guard.flight()),
+        };
         let result = task_node
-            .load_after_read::<T, F, Fut, E>(&key, &opts, loader, flight, l1_stale, fills, read)
+            .load_after_read::<T, L>(ctx, loader, l1_stale, fills, read)
             .await;
         let source = result.as_ref().map_or(Source::Loaded, |f| f.source);
         guard.complete(

@@ -28,6 +28,7 @@ use crate::codec::{self, Header};
 use crate::error::Error;
 use crate::fetched::{Fetched, Source};
 use crate::l2::{l1_tags, Fence, L1Tags, LeaseClaim, LoadToStore, ReadNeed};
+use crate::loader::Loader;
 use crate::lock::try_acquire;
 use crate::message::{FillNotice, FilledEntry};
 use crate::node::Node;
@@ -50,10 +51,38 @@ pub(crate) struct Lease {
     pub(crate) token: String,
 }
 
+/// One load of one key, from the read of L2 to the store: the key, the options its value is
+/// stored with, and the flight that shares its result on this node (none for a load no flight
+/// carries: a fill of L1 then has no flight to undo it when an invalidation lands meanwhile).
+#[derive(Clone, Copy)]
+pub(crate) struct LoadContext<'a> {
+    pub(crate) key: &'a str,
+    pub(crate) opts: &'a EntryOptions,
+    pub(crate) flight: Option<&'a Flight>,
+}
+
+/// How the loader runs once it must: under `lease` when this node holds it (none when Redis failed
+/// or the wait ran out), its value stored only if `fence` still holds (none: nothing to fence with,
+/// store nowhere but L1 briefly), with `stale` to fall back on if it fails.
+pub(crate) struct LoadPlan<T> {
+    pub(crate) lease: Option<Lease>,
+    pub(crate) fence: Option<Fence>,
+    pub(crate) stale: Option<Arc<T>>,
+}
+
+/// A loader running in its own task: the task, when it started, and the task extending its lease.
+struct RunningLoad<T> {
+    task: JoinHandle<Loaded<T>>,
+    started: Instant,
+    extender: Option<JoinHandle<()>>,
+}
+
 /// What a stored value does to this node's L1.
-pub(crate) enum AfterStore<'f> {
-    /// Fill it; a flight, when one carries the load, undoes the fill if an invalidation lands meanwhile.
-    FillL1(Option<&'f Flight>),
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AfterStore {
+    /// Fill it; the load's flight, when one carries it, undoes the fill if an invalidation lands
+    /// meanwhile.
+    FillL1,
     /// Leave it alone: no flight guards a fill any more, so the next read takes the value from L2.
     LeaveL1,
 }
@@ -61,45 +90,35 @@ pub(crate) enum AfterStore<'f> {
 /// How waiting for another node's load ended.
 enum Waited<T> {
     Filled(Arc<T>),
-    /// Load now: under `lease` when we hold it (none when Redis failed or the wait ran out), stored
-    /// only if `fence` still holds (none: nothing to fence with, store nowhere but L1 briefly), with
-    /// `stale` to fall back on if the loader fails.
-    Load {
-        lease: Option<Lease>,
-        fence: Option<Fence>,
-        stale: Option<Arc<T>>,
-    },
+    /// Load now, as the plan says.
+    Load(LoadPlan<T>),
 }
 
 impl<T> Waited<T> {
     /// Load now, under the lease at `key` this node took with `token`.
     fn under_lease(key: String, token: String, fence: Fence, stale: Option<Arc<T>>) -> Self {
-        Waited::Load {
+        Waited::Load(LoadPlan {
             lease: Some(Lease { key, token }),
             fence: Some(fence),
             stale,
-        }
+        })
     }
 }
 
 impl Node {
     /// Reads L2, and on a miss makes sure the key gets loaded once for the fleet.
-    pub(crate) async fn load<T, F, Fut, E>(
+    pub(crate) async fn load<T, L>(
         self: &Arc<Self>,
-        key: &str,
-        opts: &EntryOptions,
-        loader: F,
-        flight: Option<&Flight>,
+        ctx: LoadContext<'_>,
+        loader: L,
         l1_stale: Option<Arc<T>>,
     ) -> Result<Fetched<T>, Error>
     where
         T: Serialize + DeserializeOwned + Send + Sync + 'static,
-        F: FnOnce() -> Fut + Send + 'static,
-        Fut: std::future::Future<Output = Result<T, E>> + Send + 'static,
-        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+        L: Loader<T>,
     {
-        let (fills, read) = self.read_for_load::<T>(key, opts, flight).await;
-        self.load_after_read(key, opts, loader, flight, l1_stale, fills, read)
+        let (fills, read) = self.read_for_load::<T>(ctx).await;
+        self.load_after_read(ctx, loader, l1_stale, fills, read)
             .await
     }
 
@@ -107,9 +126,7 @@ impl Node {
     /// subscription to fills comes first, so a fill between this read and a wait is not missed.
     pub(crate) async fn read_for_load<T>(
         self: &Arc<Self>,
-        key: &str,
-        opts: &EntryOptions,
-        flight: Option<&Flight>,
+        ctx: LoadContext<'_>,
     ) -> (
         tokio::sync::broadcast::Receiver<Arc<FillNotice>>,
         Result<ReadOutcome<T>, Error>,
@@ -119,28 +136,29 @@ impl Node {
     {
         let fills = self.fills.subscribe();
         let read = self
-            .read_through::<T>(key, opts.tags(), ReadNeed::ValueOrFence, true, flight)
+            .read_through::<T>(
+                ctx.key,
+                ctx.opts.tags(),
+                ReadNeed::ValueOrFence,
+                true,
+                ctx.flight,
+            )
             .await;
         (fills, read)
     }
 
     /// The miss path once L2 has been read (by the caller, inline, before any task was spawned).
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) async fn load_after_read<T, F, Fut, E>(
+    pub(crate) async fn load_after_read<T, L>(
         self: &Arc<Self>,
-        key: &str,
-        opts: &EntryOptions,
-        loader: F,
-        flight: Option<&Flight>,
+        ctx: LoadContext<'_>,
+        loader: L,
         l1_stale: Option<Arc<T>>,
         fills: tokio::sync::broadcast::Receiver<Arc<FillNotice>>,
         read: Result<ReadOutcome<T>, Error>,
     ) -> Result<Fetched<T>, Error>
     where
         T: Serialize + DeserializeOwned + Send + Sync + 'static,
-        F: FnOnce() -> Fut + Send + 'static,
-        Fut: std::future::Future<Output = Result<T, E>> + Send + 'static,
-        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+        L: Loader<T>,
     {
         let read = read.unwrap_or_default();
         if let Some(value) = read.fresh {
@@ -148,42 +166,39 @@ impl Node {
         }
         self.stats.misses(1);
         let stale = read.stale.or(l1_stale);
-        let (lease, fence, stale) = match read.fence {
+        let plan = match read.fence {
             Some(fence) if self.config.locking_enabled => {
                 match self
-                    .lease_or_wait::<T>(key, opts, fence, read.lease, fills, flight, stale)
+                    .lease_or_wait::<T>(ctx, fence, read.lease, fills, stale)
                     .await
                 {
                     Waited::Filled(value) => return Ok(Fetched::new(value, Source::L2)),
-                    Waited::Load {
-                        lease,
-                        fence,
-                        stale,
-                    } => (lease, fence, stale),
+                    Waited::Load(plan) => plan,
                 }
             }
-            fence => (None, fence, stale),
+            fence => LoadPlan {
+                lease: None,
+                fence,
+                stale,
+            },
         };
-        self.run_loader(key, opts, loader, flight, lease, fence, stale)
-            .await
+        self.run_loader(ctx, loader, plan).await
     }
 
     /// Takes the key's lease (unless the read already did, `claimed`), or waits for the node holding
     /// it to fill the key.
-    #[allow(clippy::too_many_arguments)]
     async fn lease_or_wait<T>(
         self: &Arc<Self>,
-        key: &str,
-        opts: &EntryOptions,
+        ctx: LoadContext<'_>,
         mut fence: Fence,
         claimed: LeaseClaim,
         mut fills: tokio::sync::broadcast::Receiver<Arc<FillNotice>>,
-        flight: Option<&Flight>,
         mut stale: Option<Arc<T>>,
     ) -> Waited<T>
     where
         T: Serialize + DeserializeOwned + Send + Sync + 'static,
     {
+        let LoadContext { key, opts, flight } = ctx;
         let lease_key = self.keys.entry(key).lease();
         let lease_time = self.config.lock_timeout;
         match self.lease_from(claimed, &lease_key).await {
@@ -241,11 +256,11 @@ impl Node {
             }
             if tokio::time::Instant::now() >= give_up {
                 self.stats.lock_failed(1);
-                return Waited::Load {
+                return Waited::Load(LoadPlan {
                     lease: None,
                     fence: Some(fence),
                     stale,
-                };
+                });
             }
             poll = (poll * 2).min(MAX_POLL);
         }
@@ -315,39 +330,39 @@ impl Node {
     /// Redis failed while taking or waiting for a lease: a lock failure; load without the lease.
     fn lease_failed<T>(&self, stale: Option<Arc<T>>) -> Waited<T> {
         self.stats.lock_failed(1);
-        Waited::Load {
+        Waited::Load(LoadPlan {
             lease: None,
             fence: None,
             stale,
-        }
+        })
     }
 
     /// Runs the loader with timeouts and fail-safe, stores the result, and releases the lease.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) async fn run_loader<T, F, Fut, E>(
+    pub(crate) async fn run_loader<T, L>(
         self: &Arc<Self>,
-        key: &str,
-        opts: &EntryOptions,
-        loader: F,
-        flight: Option<&Flight>,
-        lease: Option<Lease>,
-        fence: Option<Fence>,
-        stale: Option<Arc<T>>,
+        ctx: LoadContext<'_>,
+        loader: L,
+        plan: LoadPlan<T>,
     ) -> Result<Fetched<T>, Error>
     where
         T: Serialize + DeserializeOwned + Send + Sync + 'static,
-        F: FnOnce() -> Fut + Send + 'static,
-        Fut: std::future::Future<Output = Result<T, E>> + Send + 'static,
-        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+        L: Loader<T>,
     {
+        let LoadContext { key, opts, flight } = ctx;
+        let LoadPlan {
+            lease,
+            fence,
+            stale,
+        } = plan;
         self.stats.loads(1);
         if let Some(flight) = flight {
             flight.mark_loading();
         }
         let started = Instant::now();
-        // The error is boxed inside the task: `E` need not be `Send`, so it must not cross an await.
+        // The error is boxed inside the task: the loader's error need not be `Send`, so it must not
+        // cross an await.
         let mut task: JoinHandle<Loaded<T>> = tokio::spawn(
-            AssertUnwindSafe(async move { loader().await.map_err(Into::into) }).catch_unwind(),
+            AssertUnwindSafe(async move { loader.load().await.map_err(Into::into) }).catch_unwind(),
         );
         let extender = lease.as_ref().map(|l| self.spawn_lease_extender(l));
         let soft = opts
@@ -360,7 +375,12 @@ impl Node {
         };
         let Some(joined) = finished else {
             // Too slow: let it finish in the background and store its result; answer now.
-            self.finish_in_background(key, opts, task, started, lease, fence, extender);
+            let running = RunningLoad {
+                task,
+                started,
+                extender,
+            };
+            self.finish_in_background(ctx, running, lease, fence);
             if let Some(stale) = stale.filter(|_| opts.fail_safe()) {
                 self.stats.stale_served(1);
                 return Ok(Fetched::new(stale, Source::Stale));
@@ -386,8 +406,8 @@ impl Node {
                 }
                 match &fence {
                     Some(fence) => {
-                        let then = AfterStore::FillL1(flight);
-                        self.store(key, opts, &value, fence, load_time, lease.take(), then)
+                        let then = AfterStore::FillL1;
+                        self.store(ctx, &value, fence, load_time, lease.take(), then)
                             .await;
                     }
                     None => self.fill_degraded(key, opts, &value, flight),
@@ -413,34 +433,37 @@ impl Node {
         result
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// Lets a load that outlived its caller's patience finish in a task of its own, which stores
+    /// its value (fenced by `fence`) and releases `lease`.
     fn finish_in_background<T>(
         self: &Arc<Self>,
-        key: &str,
-        opts: &EntryOptions,
-        task: JoinHandle<Loaded<T>>,
-        started: Instant,
+        ctx: LoadContext<'_>,
+        running: RunningLoad<T>,
         lease: Option<Lease>,
         fence: Option<Fence>,
-        extender: Option<JoinHandle<()>>,
     ) where
         T: Serialize + DeserializeOwned + Send + Sync + 'static,
     {
-        let (node, key, opts) = (self.clone(), key.to_owned(), opts.clone());
+        let (node, key, opts) = (self.clone(), ctx.key.to_owned(), ctx.opts.clone());
         tokio::spawn(async move {
-            let joined = task.await;
-            if let Some(handle) = extender {
+            let joined = running.task.await;
+            if let Some(handle) = running.extender {
                 handle.abort();
             }
-            let load_time = started.elapsed();
+            let load_time = running.started.elapsed();
             node.stats.load_time(load_time);
             match loaded_value(&key, joined) {
                 Ok(value) => {
                     if let Some(fence) = fence {
                         // No flight guards this fill any more, so leave L1 alone: the next read takes L2.
                         let value = Arc::new(value);
+                        let ctx = LoadContext {
+                            key: &key,
+                            opts: &opts,
+                            flight: None,
+                        };
                         let then = AfterStore::LeaveL1;
-                        node.store(&key, &opts, &value, &fence, load_time, lease, then)
+                        node.store(ctx, &value, &fence, load_time, lease, then)
                             .await;
                         return;
                     }
@@ -492,19 +515,18 @@ impl Node {
 
     /// Encodes and stores a loaded value if its fence holds; once stored, fills L1 as `then` says.
     /// Ends the load: its lease, if it held one, is released (by the store script when it runs).
-    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn store<T>(
         self: &Arc<Self>,
-        key: &str,
-        opts: &EntryOptions,
+        ctx: LoadContext<'_>,
         value: &Arc<T>,
         fence: &Fence,
         load_time: Duration,
         lease: Option<Lease>,
-        then: AfterStore<'_>,
+        then: AfterStore,
     ) where
         T: Serialize + DeserializeOwned + Send + Sync + 'static,
     {
+        let LoadContext { key, opts, flight } = ctx;
         let Some((header, envelope)) = self.envelope_to_store(key, opts, value, load_time) else {
             if let Some(lease) = lease {
                 self.release_lease(lease);
@@ -525,7 +547,7 @@ impl Node {
             .await;
         match stored {
             Ok(true) => {
-                if let AfterStore::FillL1(flight) = then {
+                if then == AfterStore::FillL1 {
                     if let Some(tags) = l1_tags(opts.tags(), &fence.tag_versions) {
                         self.fill_l1(key, value.clone(), envelope.len(), &header, tags, flight);
                     }
@@ -538,7 +560,7 @@ impl Node {
                 // overlapped the load; its followers may have begun after it was acknowledged (a tag
                 // invalidation, or one this node missed, poisons no flight on its way): they read
                 // again. Only the call that started the load takes its value.
-                if let AfterStore::FillL1(Some(flight)) = then {
+                if let Some(flight) = flight.filter(|_| then == AfterStore::FillL1) {
                     flight.poison();
                 }
             }

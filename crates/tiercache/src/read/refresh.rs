@@ -18,10 +18,12 @@ use crate::error::Error;
 use crate::fetched::{Fetched, Source};
 use crate::l1::L1Entry;
 use crate::l2::ReadNeed;
+use crate::loader::Loader;
 use crate::lock::try_acquire;
 use crate::node::Node;
 use crate::options::EntryOptions;
 use crate::read::flight::{Flight, FlightKind, Joined};
+use crate::read::load::{Lease, LoadContext, LoadPlan};
 
 /// XFetch refreshes when `load_time * beta * -ln(u)` reaches the time left, u uniform in (0, 1].
 /// `-ln(u)` exceeds 30 with probability e^-30 (about 1e-13 per hit), so a hit earlier than 30
@@ -118,18 +120,16 @@ impl Node {
     }
 
     /// Starts a background refresh of `key` unless this node is already loading it.
-    pub(crate) fn spawn_refresh<T, F, Fut, E>(
+    pub(crate) fn spawn_refresh<T, L>(
         self: &Arc<Self>,
         key: &str,
         opts: &EntryOptions,
-        loader: F,
+        loader: L,
         l1_created_at_ms: u64,
         current: Arc<T>,
     ) where
         T: Serialize + DeserializeOwned + Send + Sync + 'static,
-        F: FnOnce() -> Fut + Send + 'static,
-        Fut: std::future::Future<Output = Result<T, E>> + Send + 'static,
-        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+        L: Loader<T>,
     {
         let Joined::Leader(guard, _) = self.flights.join(FlightKind::Load, key) else {
             return;
@@ -137,7 +137,7 @@ impl Node {
         let (node, key, opts) = (self.clone(), key.to_owned(), opts.clone());
         tokio::spawn(async move {
             let result = node
-                .refresh::<T, F, Fut, E>(
+                .refresh::<T, L>(
                     &key,
                     &opts,
                     loader,
@@ -156,20 +156,18 @@ impl Node {
 
     /// One refresh. Anyone on this node who misses L1 meanwhile joins this flight, so it always ends
     /// with a value (or an error), never with "nothing".
-    async fn refresh<T, F, Fut, E>(
+    async fn refresh<T, L>(
         self: &Arc<Self>,
         key: &str,
         opts: &EntryOptions,
-        loader: F,
+        loader: L,
         flight: &Flight,
         l1_created_at_ms: u64,
         current: Arc<T>,
     ) -> Result<Fetched<T>, Error>
     where
         T: Serialize + DeserializeOwned + Send + Sync + 'static,
-        F: FnOnce() -> Fut + Send + 'static,
-        Fut: std::future::Future<Output = Result<T, E>> + Send + 'static,
-        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+        L: Loader<T>,
     {
         let lease_key = self.keys.entry(key).lease();
         let lease = if self.config.locking_enabled {
@@ -177,7 +175,7 @@ impl Node {
                 .guarded(try_acquire(self, &lease_key, self.config.lock_timeout))
                 .await
             {
-                Ok(Some(token)) => Some(crate::read::load::Lease {
+                Ok(Some(token)) => Some(Lease {
                     key: lease_key,
                     token,
                 }),
@@ -219,8 +217,16 @@ impl Node {
             return Ok(Fetched::new(value, Source::L2));
         }
         self.stats.refreshes(1);
-        let stale = read.fresh.or(read.stale);
-        self.run_loader(key, opts, loader, Some(flight), lease, read.fence, stale)
-            .await
+        let ctx = LoadContext {
+            key,
+            opts,
+            flight: Some(flight),
+        };
+        let plan = LoadPlan {
+            lease,
+            fence: read.fence,
+            stale: read.fresh.or(read.stale),
+        };
+        self.run_loader(ctx, loader, plan).await
     }
 }

@@ -1,0 +1,132 @@
+//! [`Admin`]: what operators, dashboards and tests ask of a node, kept apart from the data methods
+//! of [`Cache`] so that its page lists what a service calls to read and write.
+//!
+//! Looking at this node: [`Admin::node_id`], [`Admin::serves_locally`], [`Admin::l1_entry_count`],
+//! [`Admin::l1_weighed_bytes`], [`Admin::known_tags`], [`Admin::is_suspect`],
+//! [`Admin::is_redis_unavailable`], [`Admin::pending_invalidations`]; acting on it:
+//! [`Admin::forget_local`], [`Admin::publish_metrics`]. Looking at and tidying the namespace in
+//! Redis: the methods in `ops/` (see its table).
+
+use std::sync::Arc;
+
+use crate::cache::Cache;
+use crate::coherence::Trust;
+use crate::node::Node;
+
+/// A node's operator methods, borrowed from its [`Cache`] by [`Cache::admin`]: introspection of
+/// this node, and looking at and tidying its namespace in Redis.
+///
+/// ```no_run
+/// # async fn run(cache: tiercache::Cache) -> Result<(), tiercache::Error> {
+/// let admin = cache.admin();
+/// println!("node {:016x}: {} entries in L1", admin.node_id(), admin.l1_entry_count());
+/// for lease in admin.leases().await? {
+///     println!("{} held by {:?}", lease.redis_key, lease.holder);
+/// }
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct Admin<'a> {
+    cache: &'a Cache,
+}
+
+impl Cache {
+    /// This node's operator methods: introspection (is it suspect, what does its L1 hold), metrics
+    /// hand-over, and looking at and tidying its namespace in Redis (entries, leases, nodes).
+    pub fn admin(&self) -> Admin<'_> {
+        Admin { cache: self }
+    }
+}
+
+impl<'a> Admin<'a> {
+    pub(crate) fn node(self) -> &'a Arc<Node> {
+        self.cache.node()
+    }
+
+    pub(crate) fn config(self) -> &'a crate::Config {
+        self.cache.config()
+    }
+
+    /// This node's id (random, unique per built `Cache`).
+    pub fn node_id(&self) -> u64 {
+        self.node().id
+    }
+
+    /// Drops `key` from this node's L1 only (L2 and other nodes keep it); the next read here goes to L2.
+    pub fn forget_local(&self, key: &str) {
+        self.node().l1.remove(key);
+    }
+
+    /// Whether this node would answer `key` from its L1 now: it holds a value it trusts (unexpired,
+    /// not invalidated, not waiting for a recovery). Looks at L1 only and counts nothing; for
+    /// diagnostics and for timing how fast an invalidation reaches a node.
+    ///
+    /// ```no_run
+    /// # async fn run(cache: tiercache::Cache) {
+    /// if cache.admin().serves_locally("total_donations:this_month") {
+    ///     println!("answered from this process's memory");
+    /// }
+    /// # }
+    /// ```
+    pub fn serves_locally(&self, key: &str) -> bool {
+        let node = self.node();
+        node.l1
+            .get(key)
+            .is_some_and(|entry| node.coherence.trust(&entry) == Trust::Trusted)
+    }
+
+    /// Hands the `metrics` recorder every count made since the last hand-over. The node does this
+    /// by itself every [`crate::PUBLISH_INTERVAL`] and when it is dropped; call it to export at a
+    /// moment of your choosing, such as just before a scrape or a final flush.
+    ///
+    /// Hits count into per-thread stripes and reach the recorder in batches, so that serving L1
+    /// hits from many cores never has them all write the recorder's one shared counter.
+    pub fn publish_metrics(&self) {
+        self.node().stats.publish();
+    }
+
+    /// Bytes L1 holds by its weigher (encoded value size + key + overhead), after pending maintenance.
+    /// Expired entries count until the next sweep (every 30 s) removes them.
+    pub fn l1_weighed_bytes(&self) -> u64 {
+        self.node().l1.weighed_bytes()
+    }
+
+    /// How many distinct tag versions this node keeps in memory (bounded by
+    /// [`crate::CacheBuilder::max_known_tags`]).
+    pub fn known_tags(&self) -> usize {
+        self.node().coherence.known_tags()
+    }
+
+    /// Number of entries in L1 (approximate until maintenance runs), expired ones included until the
+    /// next sweep.
+    pub fn l1_entry_count(&self) -> u64 {
+        self.node().l1.entry_count()
+    }
+
+    /// Fault injection for tests (feature `fault-injection`, which the crate's own tests turn on): this
+    /// node's next `batches` invalidation batches reach L2 and the replay stream but are not
+    /// published, as if every subscriber had missed them.
+    #[cfg(feature = "fault-injection")]
+    pub fn fault_skip_publish(&self, batches: u32) {
+        self.node()
+            .fault_skip_publish
+            .store(batches, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Whether this node is not using Redis now: the circuit breaker is open, or the node was built
+    /// while Redis was unreachable and has not joined the fleet yet. L1 and loaders answer alone.
+    pub fn is_redis_unavailable(&self) -> bool {
+        let node = self.node();
+        !node.joined.load(std::sync::atomic::Ordering::Acquire) || node.breaker.is_open()
+    }
+
+    /// Invalidation operations that could not reach Redis and wait to be replayed (0 normally).
+    pub fn pending_invalidations(&self) -> usize {
+        self.node().pending.len()
+    }
+
+    /// Whether this node currently distrusts part of its L1 (it may have missed an invalidation).
+    pub fn is_suspect(&self) -> bool {
+        self.node().coherence.is_suspect()
+    }
+}
