@@ -12,12 +12,14 @@
 #![deny(missing_docs)]
 
 mod cluster;
+mod env;
 mod eventually;
 mod proxy;
 mod server;
 mod tls;
 
 pub use cluster::RedisCluster;
+pub use env::vars_lookup;
 pub use eventually::{eventually, eventually_sync};
 pub use proxy::FaultProxy;
 pub use server::RedisServer;

@@ -72,11 +72,7 @@ mod tests {
     use super::*;
 
     fn from(vars: &[(&str, &str)]) -> Result<LoadTimeouts, ConfigError> {
-        LoadTimeouts::from_vars(|n| {
-            vars.iter()
-                .find(|(k, _)| *k == n)
-                .map(|(_, v)| (*v).to_owned())
-        })
+        LoadTimeouts::from_vars(tiercache_testkit::vars_lookup(vars))
     }
 
     #[test]

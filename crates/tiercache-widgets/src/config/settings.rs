@@ -157,11 +157,7 @@ mod tests {
 
     fn from(vars: &[(&str, &str)]) -> Result<WidgetConfig, ConfigError> {
         let mut c = WidgetConfig::default();
-        c.apply_vars(|n| {
-            vars.iter()
-                .find(|(k, _)| *k == n)
-                .map(|(_, v)| (*v).to_owned())
-        })?;
+        c.apply_vars(tiercache_testkit::vars_lookup(vars))?;
         Ok(c)
     }
 
