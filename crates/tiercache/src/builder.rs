@@ -183,8 +183,9 @@ impl CacheBuilder {
     /// still running is cut short (the call loads without L2, as when Redis is unreachable), and a
     /// call whose loader has returned answers without waiting for the value's store, which lands
     /// later or fails. A store normally takes one round trip, so a call that returns has its value in
-    /// Redis. Counted in `tiercache_read_deadline_hits_total`. Waiting for another node's load is
-    /// not cut short: that is the fleet's coalescing, bounded by the lease.
+    /// Redis. Counted in `tiercache_read_deadline_hits_total`. Loaders' time does not count (a slow
+    /// query is not a slow Redis), and waiting for another node's load is not cut short: that is the
+    /// fleet's coalescing, bounded by the lease.
     pub fn read_deadline(mut self, deadline: Duration) -> Self {
         self.config.read_deadline = deadline;
         self

@@ -116,3 +116,31 @@ async fn the_loading_caller_waits_for_its_store_only_until_its_read_deadline() {
     assert_eq!(a.stats().read_deadline_hits, 1);
     proxy.heal();
 }
+
+/// The read deadline counts time spent on Redis, not the loader's: a slow loader over a healthy
+/// Redis still sees its value stored before its caller is answered, so another node reads it from L2.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_loader_does_not_spend_the_read_deadline() {
+    let redis = server();
+    let a = builder(&redis, "slow-loader")
+        .read_deadline(Duration::from_millis(100))
+        .build()
+        .await
+        .unwrap();
+    let b = builder(&redis, "slow-loader").build().await.unwrap();
+    let opts = EntryOptions::new(Duration::from_secs(600));
+    let v = a
+        .get_or_load("k", &opts, || async {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            Ok::<_, std::io::Error>(5_u64)
+        })
+        .await
+        .unwrap();
+    assert_eq!(*v, 5);
+    assert_eq!(a.stats().read_deadline_hits, 0, "the store was waited for");
+    assert_eq!(
+        b.get::<u64>("k").await.unwrap().as_deref(),
+        Some(&5),
+        "the value is in Redis when its caller is answered"
+    );
+}

@@ -13,6 +13,7 @@ use std::any::Any;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use parking_lot::Mutex;
 use tokio::sync::Notify;
@@ -48,10 +49,12 @@ pub(crate) struct Flight {
     source: AtomicU8,
     /// Set once, by the leader's `complete` or, if it never completes, by its drop.
     result: OnceLock<Option<FlightResult>>,
-    /// The value the leader's loader produced, set before it is stored: the leader's caller may take
-    /// it at its read deadline, while followers wait for `result`, which comes once the store has
-    /// shown whether an invalidation overlapped the load (a follower may have begun after it).
-    loaded: OnceLock<Arc<dyn Any + Send + Sync>>,
+    /// The value the leader's loader produced and how long the loader took, set before the value is
+    /// stored: the leader's caller may take it at its read deadline (pushed back by the loader's
+    /// time, which is not time spent on Redis), while followers wait for `result`, which comes once
+    /// the store has shown whether an invalidation overlapped the load (a follower may have begun
+    /// after it).
+    loaded: OnceLock<(Arc<dyn Any + Send + Sync>, Duration)>,
     /// Wakes the waiters once `result` is set. One `Notify` in the flight's own allocation: a
     /// channel would cost an allocation more and wake through several notifiers per flight.
     done: Notify,
@@ -77,10 +80,11 @@ impl Flight {
         self.loading.store(true, Ordering::Release);
     }
 
-    /// Hands the loaded `value` to the leader's caller ahead of the store ([`FlightWaiter::lead`]).
-    pub(crate) fn hand_to_leader(&self, value: Arc<dyn Any + Send + Sync>) {
+    /// Hands the loaded `value`, which took the loader `load_time`, to the leader's caller ahead of
+    /// the store ([`FlightWaiter::lead`]).
+    pub(crate) fn hand_to_leader(&self, value: Arc<dyn Any + Send + Sync>, load_time: Duration) {
         // Set once: only the task running the leader's load calls this, once.
-        let _ = self.loaded.set(value);
+        let _ = self.loaded.set((value, load_time));
         self.done.notify_waiters();
     }
 
@@ -138,8 +142,9 @@ impl FlightWaiter {
     }
 
     /// Waits as the leader's caller: like [`FlightWaiter::wait`], but once the loader has produced
-    /// its value ([`Flight::hand_to_leader`]) waits for the store only until `deadline`, then takes
-    /// that value ([`Landed::Loaded`]) and leaves the store to finish without it.
+    /// its value ([`Flight::hand_to_leader`]) waits for the store only until `deadline` pushed back
+    /// by the loader's time, then takes that value ([`Landed::Loaded`]) and leaves the store to
+    /// finish without it.
     pub(crate) async fn lead(&self, deadline: tokio::time::Instant) -> Landed {
         loop {
             let notified = self.0.done.notified();
@@ -153,8 +158,11 @@ impl FlightWaiter {
                 };
             }
             match self.0.loaded.get() {
-                Some(value) => {
-                    if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                Some((value, load_time)) => {
+                    if tokio::time::timeout_at(deadline + *load_time, notified)
+                        .await
+                        .is_err()
+                    {
                         return Landed::Loaded(value.clone());
                     }
                 }
@@ -452,7 +460,7 @@ mod tests {
                 leader_wait.lead(tokio::time::Instant::now()).await,
             )
         });
-        guard.flight().hand_to_leader(Arc::new(9u8));
+        guard.flight().hand_to_leader(Arc::new(9u8), Duration::ZERO);
         let (waited_before_its_deadline, landed) = leading.await.expect("joined");
         assert!(
             waited_before_its_deadline,

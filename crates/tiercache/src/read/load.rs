@@ -402,7 +402,7 @@ impl Node {
             Ok(value) => {
                 let value = Arc::new(value);
                 if let Some(flight) = flight {
-                    flight.hand_to_leader(value.clone());
+                    flight.hand_to_leader(value.clone(), load_time);
                 }
                 match &fence {
                     Some(fence) => {
