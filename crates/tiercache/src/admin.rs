@@ -1,5 +1,5 @@
 //! [`Admin`]: what operators, dashboards and tests ask of a node, kept apart from the data methods
-//! of [`Cache`] so that its page lists what a service calls to read and write.
+//! of [`crate::Cache`] so that its page lists what a service calls to read and write.
 //!
 //! Looking at this node: [`Admin::node_id`], [`Admin::serves_locally`], [`Admin::l1_entry_count`],
 //! [`Admin::l1_weighed_bytes`], [`Admin::known_tags`], [`Admin::is_suspect`],
@@ -9,11 +9,10 @@
 
 use std::sync::Arc;
 
-use crate::cache::Cache;
 use crate::coherence::Trust;
 use crate::node::Node;
 
-/// A node's operator methods, borrowed from its [`Cache`] by [`Cache::admin`]: introspection of
+/// A node's operator methods, borrowed from its [`crate::Cache`] by [`crate::Cache::admin`]: introspection of
 /// this node, and looking at and tidying its namespace in Redis.
 ///
 /// ```no_run
@@ -25,26 +24,32 @@ use crate::node::Node;
 /// }
 /// # Ok(()) }
 /// ```
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct Admin<'a> {
-    cache: &'a Cache,
+    node: &'a Arc<Node>,
 }
 
-impl Cache {
-    /// This node's operator methods: introspection (is it suspect, what does its L1 hold), metrics
-    /// hand-over, and looking at and tidying its namespace in Redis (entries, leases, nodes).
-    pub fn admin(&self) -> Admin<'_> {
-        Admin { cache: self }
+impl std::fmt::Debug for Admin<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Admin")
+            .field("node_id", &format_args!("{:016x}", self.node.id))
+            .field("namespace", &self.node.config.namespace)
+            .finish()
     }
 }
 
 impl<'a> Admin<'a> {
+    /// The operator methods of `node` ([`crate::Cache::admin`]).
+    pub(crate) fn of(node: &'a Arc<Node>) -> Self {
+        Admin { node }
+    }
+
     pub(crate) fn node(self) -> &'a Arc<Node> {
-        self.cache.node()
+        self.node
     }
 
     pub(crate) fn config(self) -> &'a crate::Config {
-        self.cache.config()
+        &self.node.config
     }
 
     /// This node's id (random, unique per built `Cache`).

@@ -86,6 +86,12 @@ impl Cache {
         &self.handle.node
     }
 
+    /// This node's operator methods: introspection (is it suspect, what does its L1 hold), metrics
+    /// hand-over, and looking at and tidying its namespace in Redis (entries, leases, nodes).
+    pub fn admin(&self) -> crate::Admin<'_> {
+        crate::Admin::of(self.node())
+    }
+
     /// The configuration this node runs with.
     pub fn config(&self) -> &crate::Config {
         &self.node().config
