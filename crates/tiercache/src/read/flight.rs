@@ -151,11 +151,8 @@ impl FlightWaiter {
             tokio::pin!(notified);
             // Registered before the checks, so a result in between still wakes this waiter.
             notified.as_mut().enable();
-            if let Some(result) = self.0.result.get() {
-                return match result {
-                    Some(result) => Landed::Completed(result.clone()),
-                    None => Landed::Abandoned,
-                };
+            if let Some(landed) = self.landed() {
+                return landed;
             }
             match self.0.loaded.get() {
                 Some((value, load_time)) => {
@@ -180,14 +177,19 @@ impl FlightWaiter {
             if leave_if_poisoned && self.0.is_poisoned() {
                 return None;
             }
-            if let Some(result) = self.0.result.get() {
-                return Some(match result {
-                    Some(result) => Landed::Completed(result.clone()),
-                    None => Landed::Abandoned,
-                });
+            if let Some(landed) = self.landed() {
+                return Some(landed);
             }
             notified.await;
         }
+    }
+
+    /// How the flight ended, once its leader published (or abandoned) it.
+    fn landed(&self) -> Option<Landed> {
+        self.0.result.get().map(|result| match result {
+            Some(result) => Landed::Completed(result.clone()),
+            None => Landed::Abandoned,
+        })
     }
 
     /// Whether the flight's leader got to its loader (see [`Flight::mark_loading`]).
