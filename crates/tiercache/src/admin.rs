@@ -48,7 +48,7 @@ impl<'a> Admin<'a> {
         self.node
     }
 
-    pub(crate) fn config(self) -> &'a crate::Config {
+    pub(crate) fn config(self) -> &'a crate::config::Config {
         &self.node.config
     }
 
@@ -59,7 +59,7 @@ impl<'a> Admin<'a> {
 
     /// Drops `key` from this node's L1 only (L2 and other nodes keep it); the next read here goes to L2.
     pub fn forget_local(&self, key: &str) {
-        self.node().l1.remove(key);
+        self.node().l1.entries.remove(key);
     }
 
     /// Whether this node would answer `key` from its L1 now: it holds a value it trusts (unexpired,
@@ -76,8 +76,9 @@ impl<'a> Admin<'a> {
     pub fn serves_locally(&self, key: &str) -> bool {
         let node = self.node();
         node.l1
+            .entries
             .get(key)
-            .is_some_and(|entry| node.coherence.trust(&entry) == Trust::Trusted)
+            .is_some_and(|entry| node.l1.coherence.trust(&entry) == Trust::Trusted)
     }
 
     /// Hands the `metrics` recorder every count made since the last hand-over. The node does this
@@ -93,19 +94,19 @@ impl<'a> Admin<'a> {
     /// Bytes L1 holds by its weigher (encoded value size + key + overhead), after pending maintenance.
     /// Expired entries count until the next sweep (every 30 s) removes them.
     pub fn l1_weighed_bytes(&self) -> u64 {
-        self.node().l1.weighed_bytes()
+        self.node().l1.entries.weighed_bytes()
     }
 
     /// How many distinct tag versions this node keeps in memory (bounded by
     /// [`crate::CacheBuilder::max_known_tags`]).
     pub fn known_tags(&self) -> usize {
-        self.node().coherence.known_tags()
+        self.node().l1.coherence.known_tags()
     }
 
     /// Number of entries in L1 (approximate until maintenance runs), expired ones included until the
     /// next sweep.
     pub fn l1_entry_count(&self) -> u64 {
-        self.node().l1.entry_count()
+        self.node().l1.entries.entry_count()
     }
 
     /// Fault injection for tests (feature `fault-injection`, which the crate's own tests turn on): this
@@ -114,6 +115,7 @@ impl<'a> Admin<'a> {
     #[cfg(feature = "fault-injection")]
     pub fn fault_skip_publish(&self, batches: u32) {
         self.node()
+            .bus
             .fault_skip_publish
             .store(batches, std::sync::atomic::Ordering::Release);
     }
@@ -122,16 +124,16 @@ impl<'a> Admin<'a> {
     /// while Redis was unreachable and has not joined the fleet yet. L1 and loaders answer alone.
     pub fn is_redis_unavailable(&self) -> bool {
         let node = self.node();
-        !node.joined.load(std::sync::atomic::Ordering::Acquire) || node.breaker.is_open()
+        !node.l2.joined.load(std::sync::atomic::Ordering::Acquire) || node.l2.breaker.is_open()
     }
 
     /// Invalidation operations that could not reach Redis and wait to be replayed (0 normally).
     pub fn pending_invalidations(&self) -> usize {
-        self.node().pending.len()
+        self.node().l2.pending.len()
     }
 
     /// Whether this node currently distrusts part of its L1 (it may have missed an invalidation).
     pub fn is_suspect(&self) -> bool {
-        self.node().coherence.is_suspect()
+        self.node().l1.coherence.is_suspect()
     }
 }

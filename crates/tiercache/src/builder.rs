@@ -6,19 +6,18 @@ use std::time::Duration;
 
 use crate::bus::receiver::{join_fleet, start_joiner, start_receiver};
 use crate::bus::sender::start_outbox;
-use crate::bus::state::BusState;
 use crate::cache::{Cache, Handle};
-use crate::coherence::Coherence;
 use crate::config::EntryLayout;
 use crate::config::{Config, ConfigError};
 use crate::error::Error;
 use crate::keys::KeySpace;
-use crate::l1::L1;
 use crate::l2::connection::RedisClient;
 use crate::l2::{nonce, L2Settings, ReplicaAcks, L2};
 use crate::metrics::Recorder;
+use crate::node::bus_side::BusSide;
+use crate::node::l1_side::L1Side;
+use crate::node::l2_side::L2Side;
 use crate::node::Node;
-use crate::read::flight::Flights;
 
 /// Configures a [`Cache`] node. Methods consume and return the builder; later calls win.
 ///
@@ -46,6 +45,24 @@ pub struct CacheBuilder {
 impl Default for CacheBuilder {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+impl Cache {
+    /// Starts configuring a node.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), tiercache::Error> {
+    /// let cache = tiercache::Cache::builder()
+    ///     .redis_url("redis://127.0.0.1:6379/1")
+    ///     .namespace("widgets")
+    ///     .l1_max_bytes(256 << 20)
+    ///     .build()
+    ///     .await?;
+    /// # drop(cache); Ok(()) }
+    /// ```
+    pub fn builder() -> CacheBuilder {
+        CacheBuilder::new()
     }
 }
 
@@ -276,37 +293,26 @@ impl CacheBuilder {
             outbox_task = Some(task);
             Node {
                 id: nonce(),
-                l1: L1::new(config.l1_max_bytes),
-                l2: L2::new(
-                    conn,
-                    keys.clone(),
-                    L2Settings {
-                        generation_ttl,
-                        stream_max_len: config.stream_max_len,
-                        acks,
-                        write_waits: config.response_timeout,
-                    },
-                ),
-                keys,
-                flights: Arc::new(Flights::default()),
-                stats: Recorder::new(&config.namespace),
-                coherence: Coherence::with_max_tags(config.max_known_tags),
-                bus: BusState::new(),
-                outbox,
-                recovering: AtomicBool::new(false),
-                recovery_requested: AtomicBool::new(false),
-                fills,
-                #[cfg(feature = "fault-injection")]
-                fault_skip_publish: std::sync::atomic::AtomicU32::new(0),
-                breaker: crate::breaker::Breaker::new(),
-                degraded_fills: AtomicBool::new(false),
-                joined: AtomicBool::new(false),
-                repairs_logged: std::sync::atomic::AtomicU16::new(0),
-                pending: crate::bus::pending::PendingInvalidations::new(
+                l1: L1Side::new(config.l1_max_bytes, config.max_known_tags),
+                l2: L2Side::new(
+                    L2::new(
+                        conn,
+                        keys.clone(),
+                        L2Settings {
+                            generation_ttl,
+                            stream_max_len: config.stream_max_len,
+                            acks,
+                            write_waits: config.response_timeout,
+                        },
+                    ),
                     config.max_pending_invalidations,
                 ),
+                bus: BusSide::new(outbox),
+                keys,
+                stats: Recorder::new(&config.namespace),
+                fills,
+                repairs_logged: std::sync::atomic::AtomicU16::new(0),
                 shut_down: AtomicBool::new(false),
-                position: crate::node::PositionCheck::default(),
                 config,
             }
         });
@@ -314,7 +320,7 @@ impl CacheBuilder {
         let limit = node.config.connect_timeout * 3;
         match tokio::time::timeout(limit, join_fleet(&node, &client)).await {
             Ok(Ok(pubsub)) => {
-                node.joined.store(true, Ordering::Release);
+                node.l2.joined.store(true, Ordering::Release);
                 tasks.extend(start_receiver(&node, client, pubsub));
             }
             failed if node.config.require_redis_at_start => {
@@ -345,7 +351,7 @@ impl CacheBuilder {
         }
         // Only once nothing can fail: a JoinHandle dropped with a failed build does not abort its
         // task, and the sweeper would outlive the node.
-        tasks.push(node.l1.start_sweeper());
+        tasks.push(node.l1.entries.start_sweeper());
         tasks.push(start_publisher(Arc::downgrade(&node)));
         tasks.push(crate::ops::start_presence(Arc::downgrade(&node)));
         Ok(Cache {
@@ -354,10 +360,10 @@ impl CacheBuilder {
     }
 }
 
-/// Hands the node's counters to the `metrics` recorder every [`crate::PUBLISH_INTERVAL`].
+/// Hands the node's counters to the `metrics` recorder every [`crate::metrics::PUBLISH_INTERVAL`].
 fn start_publisher(node: std::sync::Weak<Node>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let mut ticks = tokio::time::interval(crate::PUBLISH_INTERVAL);
+        let mut ticks = tokio::time::interval(crate::metrics::PUBLISH_INTERVAL);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             ticks.tick().await;

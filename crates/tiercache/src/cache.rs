@@ -6,16 +6,16 @@ use std::time::{Duration, Instant};
 
 use serde::{de::DeserializeOwned, Serialize};
 
-use crate::bus::outbox::Op;
 use crate::error::Error;
 use crate::fetched::{Fetched, Source};
 use crate::l2::{l1_tags, ReadNeed};
 use crate::loader::Loader;
 use crate::metrics::CacheStats;
+use crate::node::flights::{FlightKind, Joined, Landed};
+use crate::node::outbox::Op;
 use crate::node::Node;
 use crate::options::{EntryOptions, IntoEntryOptions};
 use crate::read::coalesce::{follow, landed_value, lead_load, Lead};
-use crate::read::flight::{FlightKind, Joined, Landed};
 use crate::read::load::LoadContext;
 use crate::read::through::L1Lookup;
 
@@ -36,8 +36,8 @@ pub(crate) struct Handle {
 
 impl Drop for Handle {
     fn drop(&mut self) {
-        let waiting = self.node.pending.len();
-        if self.node.pending.has_work() && !self.node.outbox.is_closed() {
+        let waiting = self.node.l2.pending.len();
+        if self.node.l2.pending.has_work() && !self.node.bus.outbox.is_closed() {
             tracing::warn!(
                 namespace = %self.node.config.namespace,
                 waiting,
@@ -66,34 +66,18 @@ impl std::fmt::Debug for Cache {
 }
 
 impl Cache {
-    /// Starts configuring a node.
-    ///
-    /// ```no_run
-    /// # async fn run() -> Result<(), tiercache::Error> {
-    /// let cache = tiercache::Cache::builder()
-    ///     .redis_url("redis://127.0.0.1:6379/1")
-    ///     .namespace("widgets")
-    ///     .l1_max_bytes(256 << 20)
-    ///     .build()
-    ///     .await?;
-    /// # drop(cache); Ok(()) }
-    /// ```
-    pub fn builder() -> crate::CacheBuilder {
-        crate::CacheBuilder::new()
-    }
-
     pub(crate) fn node(&self) -> &Arc<Node> {
         &self.handle.node
     }
 
     /// This node's operator methods: introspection (is it suspect, what does its L1 hold), metrics
     /// hand-over, and looking at and tidying its namespace in Redis (entries, leases, nodes).
-    pub fn admin(&self) -> crate::Admin<'_> {
-        crate::Admin::of(self.node())
+    pub fn admin(&self) -> crate::admin::Admin<'_> {
+        crate::admin::Admin::of(self.node())
     }
 
     /// The configuration this node runs with.
-    pub fn config(&self) -> &crate::Config {
+    pub fn config(&self) -> &crate::config::Config {
         &self.node().config
     }
 
@@ -179,56 +163,9 @@ impl Cache {
             L1Lookup::Suspect(value) => Some(value),
             L1Lookup::Miss => None,
         };
-        let opts = opts.into_entry_options();
-        node.keys.validate_tags(opts.tags())?;
-        // One budget for the whole call's waits on Redis: a call that waited on another caller's
-        // flight while that caller waited for Redis, then leads its own (the first was poisoned),
-        // does not wait for Redis afresh.
-        let mut deadline = tokio::time::Instant::now() + node.config.read_deadline;
-        let mut overtaken = false;
-        loop {
-            match node.flights.join(FlightKind::Load, key) {
-                Joined::Leader(guard, waiter) => {
-                    let lead = Lead {
-                        guard,
-                        waiter,
-                        deadline,
-                    };
-                    return lead_load::<T, L>(node, key, &opts, loader, l1_stale, lead).await;
-                }
-                Joined::Follower(waiter) => {
-                    node.stats.coalesced(1);
-                    let landed = follow(node, &waiter, &mut overtaken).await;
-                    if waiter.leader_loaded() {
-                        // The wait was for a loader, not for Redis: the budget starts again.
-                        deadline = tokio::time::Instant::now() + node.config.read_deadline;
-                    }
-                    let Some(landed) = landed else {
-                        continue;
-                    };
-                    match landed {
-                        Landed::Completed(Ok(Some(v))) => {
-                            if let Ok(v) = v.downcast::<T>() {
-                                return Ok(Fetched::new(v, waiter.source()));
-                            }
-                            // Someone loaded this key as another type: load our own, uncoalesced.
-                            node.stats.type_mismatches(1);
-                            let ctx = LoadContext {
-                                key,
-                                opts: &opts,
-                                flight: None,
-                            };
-                            return node.load::<T, L>(ctx, loader, None).await;
-                        }
-                        // The leader's caller was cancelled: lead or follow a new flight.
-                        Landed::Abandoned => {}
-                        landed @ (Landed::Completed(_) | Landed::Loaded(_)) => {
-                            return landed_value(landed, &waiter)
-                        }
-                    }
-                }
-            }
-        }
+        // Boxed: the path past L1 is a large state machine, and a hit should neither build nor move
+        // it (the hit path's future stays the size of its arguments).
+        Box::pin(fetch_cold::<T, O, L, E>(node, key, opts, loader, l1_stale)).await
     }
 
     /// Returns the cached value for `key` from L1 or L2, without loading. Values that are expired,
@@ -242,52 +179,8 @@ impl Cache {
         if let L1Lookup::Hit(value, _) = node.l1_lookup::<T>(key) {
             return Ok(Some(value));
         }
-        let mut overtaken = false;
-        loop {
-            match node.flights.join(FlightKind::Read, key) {
-                Joined::Leader(guard, _) => {
-                    // Inline: a read holds nothing that must outlive its caller.
-                    let read = node
-                        .read_through::<T>(key, &[], ReadNeed::Value, false, Some(guard.flight()))
-                        .await;
-                    let fresh = read.as_ref().ok().and_then(|r| r.fresh.clone());
-                    match read {
-                        Ok(_) => guard.complete(
-                            Ok(fresh.clone().map(|v| v as Arc<dyn Any + Send + Sync>)),
-                            Source::L2,
-                        ),
-                        Err(e) => {
-                            // Every waiter gets the same error, a Redis error's source included.
-                            guard.complete(Err(e.clone()), Source::L2);
-                            return Err(e);
-                        }
-                    }
-                    if fresh.is_none() {
-                        node.stats.misses(1);
-                    }
-                    return Ok(fresh);
-                }
-                Joined::Follower(waiter) => {
-                    node.stats.coalesced(1);
-                    let Some(landed) = follow(node, &waiter, &mut overtaken).await else {
-                        continue;
-                    };
-                    match landed {
-                        // A read flight's followers never see `Loaded`; it is a value all the same.
-                        Landed::Completed(Ok(Some(v))) | Landed::Loaded(v) => {
-                            return Ok(v.downcast::<T>().ok())
-                        }
-                        Landed::Completed(Ok(None)) => {
-                            node.stats.misses(1);
-                            return Ok(None);
-                        }
-                        Landed::Completed(Err(e)) => return Err(e),
-                        // The leading reader was cancelled: read again.
-                        Landed::Abandoned => {}
-                    }
-                }
-            }
-        }
+        // Boxed, as in `fetch`: a hit neither builds nor moves the read path's state machine.
+        Box::pin(get_cold::<T>(node, key)).await
     }
 
     /// Stores `value` under `key` in both tiers, replacing what was there on every node, and fencing
@@ -311,7 +204,7 @@ impl Cache {
         let (header, envelope, lifetime) = self.encode_entry(key, &value, opts)?;
         let encoded_len = envelope.len();
         let put = match node
-            .guarded(node.l2.prepare_put(opts.tags(), envelope, lifetime))
+            .guarded(node.l2.redis.prepare_put(opts.tags(), envelope, lifetime))
             .await
         {
             Ok(put) => put,
@@ -324,10 +217,13 @@ impl Cache {
             .map(|(t, v)| Op::AnnounceTag(t, v))
             .collect();
         let tags = l1_tags(opts.tags(), &put.versions);
-        if node.l2.conn.is_cluster() {
+        if node.l2.redis.conn.is_cluster() {
             // The entry's slot is not the bus's: write it first, then announce it.
             let entry_keys = node.keys.entry(key);
-            let written = match node.guarded(node.l2.put(&entry_keys, &put.write)).await {
+            let written = match node
+                .guarded(node.l2.redis.put(&entry_keys, &put.write))
+                .await
+            {
                 Ok(written) => written,
                 Err(e) => return node.set_unreachable(key, value, ttl, e).await,
             };
@@ -335,7 +231,7 @@ impl Cache {
                 node.stats.late_writes_refused(1);
             }
             ops.push(Op::AnnounceKey(key.to_owned()));
-            let announced = node.outbox.send(ops).await;
+            let announced = node.bus.outbox.send(ops).await;
             // Announced (or queued for replay) before L1 takes the value, so the announcement's
             // own removal of the key does not undo the fill.
             if let Some(tags) = tags.filter(|_| written) {
@@ -352,7 +248,7 @@ impl Cache {
         let value = Arc::new(value);
         let fill = tags.map(|tags| node.local_fill(key, value.clone(), encoded_len, header, tags));
         ops.push(Op::Put(key.to_owned(), Arc::new(put.write), fill));
-        match node.outbox.send(ops).await {
+        match node.bus.outbox.send(ops).await {
             Err(pending) if pending.is_pending() => {
                 node.fill_degraded_for(key, &value, ttl);
                 Err(pending)
@@ -370,7 +266,8 @@ impl Cache {
     pub async fn invalidate(&self, key: &str) -> Result<(), Error> {
         let node = self.node();
         node.keys.validate(key)?;
-        node.outbox
+        node.bus
+            .outbox
             .send(vec![Op::InvalidateKey(key.to_owned())])
             .await
     }
@@ -390,14 +287,14 @@ impl Cache {
             self.node().keys.validate_tag(tag)?;
         }
         let ops: Vec<Op> = tags.into_iter().map(Op::InvalidateTag).collect();
-        self.node().outbox.send(ops).await
+        self.node().bus.outbox.send(ops).await
     }
 
     /// Acquires a fleet-wide named lock (a Redis lease with a random token) and its fencing token.
     ///
     /// Mutual exclusion holds while Redis keeps the lease and it has not run out; a holder that
-    /// must not overlap the next one checks [`crate::LockGuard::extend`], and lets the protected
-    /// resource refuse stale holders by their [`crate::LockGuard::fencing_token`].
+    /// must not overlap the next one checks [`crate::lock::LockGuard::extend`], and lets the protected
+    /// resource refuse stale holders by their [`crate::lock::LockGuard::fencing_token`].
     ///
     /// ```no_run
     /// # async fn run(cache: tiercache::Cache) -> Result<(), tiercache::Error> {
@@ -410,8 +307,8 @@ impl Cache {
     pub async fn lock(
         &self,
         name: &str,
-        opts: crate::LockOptions,
-    ) -> Result<crate::LockGuard, Error> {
+        opts: crate::lock::LockOptions,
+    ) -> Result<crate::lock::LockGuard, Error> {
         if name.is_empty() {
             return Err(Error::invalid_key("the lock name is empty"));
         }
@@ -426,7 +323,7 @@ impl Cache {
 
     /// Stops taking new work and sends what is queued: invalidations and writes already handed to
     /// the node, and those waiting for Redis to come back, for at most
-    /// [`crate::CacheBuilder::shutdown_timeout`] (5 s by default). Call it before a process exits:
+    /// [`crate::builder::CacheBuilder::shutdown_timeout`] (5 s by default). Call it before a process exits:
     /// dropping a node loses what it still queues (and logs a warning saying so).
     ///
     /// From the call on, `invalidate`, `invalidate_tags`, `set` and their kin on any clone of this
@@ -447,12 +344,12 @@ impl Cache {
         let started = Instant::now();
         let deadline = tokio::time::Instant::now() + node.config.shutdown_timeout;
         let sent_before = node.stats.snapshot().invalidations_sent;
-        node.outbox.close();
+        node.bus.outbox.close();
         // What callers handed over before the close: sent, or moved to the replay queue.
-        let _ = tokio::time::timeout_at(deadline, node.outbox.drained()).await;
+        let _ = tokio::time::timeout_at(deadline, node.bus.outbox.drained()).await;
         // The replay task retries with backoff until the queue is empty; wait for it, polling, since
         // a shutdown is rare and the queue has no waker of its own.
-        while node.pending.has_work() && tokio::time::Instant::now() < deadline {
+        while node.l2.pending.has_work() && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         let sent = node
@@ -461,9 +358,9 @@ impl Cache {
             .invalidations_sent
             .saturating_sub(sent_before);
         node.stats.publish();
-        if node.pending.has_work() {
-            let unsent = node.pending.len();
-            let namespace_clear = node.pending.overflowed();
+        if node.l2.pending.has_work() {
+            let unsent = node.l2.pending.len();
+            let namespace_clear = node.l2.pending.overflowed();
             tracing::error!(namespace = %node.config.namespace, unsent, namespace_clear, "cache node shut down with invalidations not sent");
             return Err(Error::ShutdownIncomplete {
                 unsent,
@@ -502,6 +399,7 @@ impl Node {
         T: Serialize + DeserializeOwned + Send + Sync + 'static,
     {
         match self
+            .bus
             .outbox
             .send(vec![Op::InvalidateKey(key.to_owned())])
             .await
@@ -511,6 +409,124 @@ impl Node {
                 Err(pending)
             }
             _ => Err(write_error),
+        }
+    }
+}
+
+/// [`Cache::fetch`] past an L1 hit: single flight, L2, the lease and the load.
+async fn fetch_cold<'o, T, O, L, E>(
+    node: &Arc<Node>,
+    key: &str,
+    opts: O,
+    loader: L,
+    l1_stale: Option<Arc<T>>,
+) -> Result<Fetched<T>, Error>
+where
+    T: Serialize + DeserializeOwned + Send + Sync + 'static,
+    O: IntoEntryOptions<'o>,
+    L: Loader<T, Error = E>,
+{
+    let opts = opts.into_entry_options();
+    node.keys.validate_tags(opts.tags())?;
+    // One budget for the whole call's waits on Redis: a call that waited on another caller's
+    // flight while that caller waited for Redis, then leads its own (the first was poisoned),
+    // does not wait for Redis afresh.
+    let mut deadline = tokio::time::Instant::now() + node.config.read_deadline;
+    let mut overtaken = false;
+    loop {
+        match node.l1.flights.join(FlightKind::Load, key) {
+            Joined::Leader(guard, waiter) => {
+                let lead = Lead {
+                    guard,
+                    waiter,
+                    deadline,
+                };
+                return lead_load::<T, L>(node, key, &opts, loader, l1_stale, lead).await;
+            }
+            Joined::Follower(waiter) => {
+                node.stats.coalesced(1);
+                let landed = follow(node, &waiter, &mut overtaken).await;
+                if waiter.leader_loaded() {
+                    // The wait was for a loader, not for Redis: the budget starts again.
+                    deadline = tokio::time::Instant::now() + node.config.read_deadline;
+                }
+                let Some(landed) = landed else {
+                    continue;
+                };
+                match landed {
+                    Landed::Completed(Ok(Some(v))) => {
+                        if let Ok(v) = v.downcast::<T>() {
+                            return Ok(Fetched::new(v, waiter.source()));
+                        }
+                        // Someone loaded this key as another type: load our own, uncoalesced.
+                        node.stats.type_mismatches(1);
+                        let ctx = LoadContext {
+                            key,
+                            opts: &opts,
+                            flight: None,
+                        };
+                        return node.load::<T, L>(ctx, loader, None).await;
+                    }
+                    // The leader's caller was cancelled: lead or follow a new flight.
+                    Landed::Abandoned => {}
+                    landed @ (Landed::Completed(_) | Landed::Loaded(_)) => {
+                        return landed_value(landed, &waiter)
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// [`Cache::get`] past an L1 hit: one read per key and node, from L2.
+async fn get_cold<T>(node: &Arc<Node>, key: &str) -> Result<Option<Arc<T>>, Error>
+where
+    T: Serialize + DeserializeOwned + Send + Sync + 'static,
+{
+    let mut overtaken = false;
+    loop {
+        match node.l1.flights.join(FlightKind::Read, key) {
+            Joined::Leader(guard, _) => {
+                // Inline: a read holds nothing that must outlive its caller.
+                let read = node
+                    .read_through::<T>(key, &[], ReadNeed::Value, false, Some(guard.flight()))
+                    .await;
+                let fresh = read.as_ref().ok().and_then(|r| r.fresh.clone());
+                match read {
+                    Ok(_) => guard.complete(
+                        Ok(fresh.clone().map(|v| v as Arc<dyn Any + Send + Sync>)),
+                        Source::L2,
+                    ),
+                    Err(e) => {
+                        // Every waiter gets the same error, a Redis error's source included.
+                        guard.complete(Err(e.clone()), Source::L2);
+                        return Err(e);
+                    }
+                }
+                if fresh.is_none() {
+                    node.stats.misses(1);
+                }
+                return Ok(fresh);
+            }
+            Joined::Follower(waiter) => {
+                node.stats.coalesced(1);
+                let Some(landed) = follow(node, &waiter, &mut overtaken).await else {
+                    continue;
+                };
+                match landed {
+                    // A read flight's followers never see `Loaded`; it is a value all the same.
+                    Landed::Completed(Ok(Some(v))) | Landed::Loaded(v) => {
+                        return Ok(v.downcast::<T>().ok())
+                    }
+                    Landed::Completed(Ok(None)) => {
+                        node.stats.misses(1);
+                        return Ok(None);
+                    }
+                    Landed::Completed(Err(e)) => return Err(e),
+                    // The leading reader was cancelled: read again.
+                    Landed::Abandoned => {}
+                }
+            }
         }
     }
 }

@@ -501,7 +501,7 @@ impl ReplicaAcks {
     /// from `client`.
     pub(crate) fn for_config(
         client: &connection::RedisClient,
-        config: &crate::Config,
+        config: &crate::config::Config,
     ) -> Result<Option<ReplicaAcks>, Error> {
         Ok(match config.replica_acks() {
             0 => None,

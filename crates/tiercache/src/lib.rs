@@ -10,7 +10,7 @@
 //! caller ──► Cache::get_or_load                              (cache.rs)
 //!              │ L1 hit? ── yes ──► Arc<T>, no I/O           (read/through.rs, l1.rs, coherence.rs)
 //!              ▼
-//!            single-flight: one leader per key per node      (read/flight.rs, read/coalesce.rs)
+//!            single-flight: one leader per key per node      (node/flights.rs, read/coalesce.rs)
 //!              ▼
 //!            L2 read: one GET, value + recorded tag versions (read/through.rs, l2.rs)
 //!              │ fresh? ── yes ──► fill L1 ──► Arc<T>
@@ -25,7 +25,7 @@
 //! that changes L2, appends to a capped replay stream and publishes; every node applies the message to
 //! its L1, and a node that may have missed one replays the stream or drops its L1 (`bus/`). One that
 //! cannot reach Redis is queued and replayed in order before the node uses L2 again, and the call
-//! returns [`Error::Pending`] (`bus/pending.rs`). A node starts without Redis and joins the fleet when
+//! returns [`Error::Pending`] (`node/pending.rs`). A node starts without Redis and joins the fleet when
 //! Redis answers; bookkeeping in Redis it cannot read counts as changed and is rewritten.
 //!
 //! The repository's `docs/ARCHITECTURE.md` describes each step and names the invariants the code
@@ -85,8 +85,8 @@ pub use admin::Admin;
 pub use builder::CacheBuilder;
 pub use cache::{Cache, ShutdownReport};
 pub use config::{
-    parse_duration_setting, BareUnit, Config, ConfigError, EntryLayout, Setting, SettingValue,
-    SettingsTable, WholeNumber, SETTINGS_TABLE_HEADER,
+    parse_duration_setting, BareUnit, Config, ConfigError, EntryLayout, RefreshMode, Setting,
+    SettingValue, SettingsTable, WholeNumber, SETTINGS_TABLE_HEADER,
 };
 pub use error::{Error, ErrorKind};
 pub use fetched::{Fetched, Source};
@@ -99,7 +99,6 @@ pub use ops::{
     NamespaceKey, NodePresence, ServerInfo, TagReport,
 };
 pub use options::{EntryOptions, IntoEntryOptions, LazyOptions};
-pub use read::refresh::RefreshMode;
 
 /// The README's code, compiled as a doctest so it cannot drift from the API (rustdoc skips its
 /// `sh`, `text` and `toml` blocks).

@@ -41,7 +41,7 @@ pub struct LockOptions {
 impl LockOptions {
     /// The options of `config`'s `lock_timeout` (the lease, `TIERCACHE_LOCK_TIMEOUT`) and
     /// `lock_retries` (`TIERCACHE_LOCK_RETRIES`), waiting at most 5 s.
-    pub fn from_config(config: &crate::Config) -> Self {
+    pub fn from_config(config: &crate::config::Config) -> Self {
         LockOptions {
             timeout: Duration::from_secs(5),
             retries: config.lock_retries,
@@ -86,7 +86,7 @@ pub(crate) async fn try_acquire(
     lease: Duration,
 ) -> Result<Option<String>, Error> {
     let token = crate::ops::lease_token(node.id);
-    let acquired = node.l2.acquire_lease(key, &token, lease).await?;
+    let acquired = node.l2.redis.acquire_lease(key, &token, lease).await?;
     node.repaired(&acquired.repaired);
     if acquired.value {
         node.stats.lock_acquired(1);
@@ -100,7 +100,7 @@ pub(crate) async fn try_acquire(
 
 /// Compare-and-delete. Returns whether the caller still held the lease.
 pub(crate) async fn release(node: &Node, key: &str, token: &str) -> Result<bool, Error> {
-    node.l2.release_lease(key, token).await
+    node.l2.redis.release_lease(key, token).await
 }
 
 /// Compare-and-extend. Returns whether the caller still held the lease.
@@ -110,7 +110,7 @@ pub(crate) async fn extend(
     token: &str,
     lease: Duration,
 ) -> Result<bool, Error> {
-    node.l2.extend_lease(key, token, lease).await
+    node.l2.redis.extend_lease(key, token, lease).await
 }
 
 /// One attempt at a named lock (`scripts/lock_acquire.lua`): the lease of [`try_acquire`] and a
@@ -124,6 +124,7 @@ async fn try_acquire_named(
     let token = crate::ops::lease_token(node.id);
     let acquired = node
         .l2
+        .redis
         .acquire_named_lock(key, counter, &token, lease, FENCING_COUNTER_LIFE)
         .await?;
     node.repaired(&acquired.repaired);

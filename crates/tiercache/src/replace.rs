@@ -5,11 +5,11 @@ use std::sync::Arc;
 
 use serde::{de::DeserializeOwned, Serialize};
 
-use crate::bus::outbox::Op;
 use crate::cache::Cache;
 use crate::codec::{self, Header};
 use crate::error::Error;
 use crate::l2::{l1_tags, nonce};
+use crate::node::outbox::Op;
 use crate::options::EntryOptions;
 use crate::wall_clock::now_ms;
 
@@ -69,7 +69,7 @@ impl Cache {
             node.keys.validate(key)?;
             node.keys.validate_tags(opts.tags())?;
         }
-        if node.l2.conn.is_cluster() {
+        if node.l2.redis.conn.is_cluster() {
             self.invalidate_tags(tags).await?;
             let mut written = 0;
             for (key, value, opts) in entries {
@@ -109,7 +109,10 @@ impl Cache {
             .zip(envelopes)
             .map(|(e, (envelope, lifetime))| (e.opts.tags(), envelope, lifetime))
             .collect();
-        match node.guarded(node.l2.prepare_puts(writes, &versions)).await {
+        match node
+            .guarded(node.l2.redis.prepare_puts(writes, &versions))
+            .await
+        {
             Ok(prepared) => {
                 for (e, put) in encoded.into_iter().zip(prepared) {
                     let put = match put {
@@ -145,7 +148,7 @@ impl Cache {
         let written = puts.iter().filter(|op| matches!(op, Op::Put(..))).count();
         // After the tags: each node drops the tags' entries, then learns of each key's new value.
         ops.extend(puts);
-        node.outbox.send(ops).await?;
+        node.bus.outbox.send(ops).await?;
         Ok(written)
     }
 

@@ -14,16 +14,14 @@
 //! from the last id it applied, or drops its L1 when the stream no longer reaches back that far.
 //!
 //! What travels is defined below both the bus and L2 (`crate::message`), since L2's scripts publish
-//! it and append it to the stream. The folder splits by role: the per-node bookkeeping ([`state`]),
-//! the outbox's handle and its operations ([`outbox`]), the flusher that sends them ([`sender`]), the
-//! subscriber and heartbeat ([`receiver`]), catching up after a gap ([`recovery`]) and the queue of
-//! invalidations that could not reach Redis ([`pending`], replayed by [`replay`]). State, outbox and
-//! pending know nothing of the node; the tasks take it as an argument.
+//! it and append it to the stream. What the tasks share sits below them, in the node's bus side
+//! (`node/bus_side.rs`: the per-node bookkeeping of `node/bus_state.rs` and the outbox of
+//! `node/outbox.rs`) and its L2 side (the queue of invalidations that could not reach Redis,
+//! `node/pending.rs`). This folder holds the tasks that move messages: the flusher that sends the
+//! outbox's batches ([`sender`]), the subscriber and heartbeat ([`receiver`]), catching up after a
+//! gap ([`recovery`]) and the replay of the queue ([`replay`]).
 
-pub(crate) mod outbox;
-pub(crate) mod pending;
 pub(crate) mod receiver;
 pub(crate) mod recovery;
 pub(crate) mod replay;
 pub(crate) mod sender;
-pub(crate) mod state;

@@ -9,10 +9,10 @@ use futures_util::StreamExt;
 
 use super::recovery::current_position;
 use super::sender::publish_ephemeral;
-use super::state::Position;
 use crate::error::Error;
 use crate::l2::connection::{RedisClient, Subscriber};
 use crate::message::{decode_with_rest, now_micros, parse_stream_id, Body};
+use crate::node::bus_state::Position;
 use crate::node::Node;
 
 /// Joins the fleet: learns where the epoch and the replay stream stand, then subscribes. The node may
@@ -24,8 +24,8 @@ pub(crate) async fn join_fleet(
     // Learn where the stream and the epoch stand before anything can be missed.
     let (epoch, last_id) = current_position(node).await?;
     let pubsub = connect_subscriber(node, client).await?;
-    node.bus.senders.lock().reset(&last_id);
-    *node.bus.position.lock() = Position {
+    node.bus.state.senders.lock().reset(&last_id);
+    *node.bus.state.position.lock() = Position {
         stream_id: last_id,
         epoch,
     };
@@ -115,15 +115,15 @@ async fn receive_loop(node: Weak<Node>, client: RedisClient, mut first: Option<S
         };
         // Anything published while we were away is in the stream: catch up before trusting L1 again.
         if let Some(n) = node.upgrade() {
-            n.bus.subscribed.store(true, Ordering::Release);
-            if n.coherence.is_suspect() {
+            n.bus.state.subscribed.store(true, Ordering::Release);
+            if n.l1.coherence.is_suspect() {
                 n.spawn_recovery("subscriber reconnected");
             }
         }
         let ended = run_subscription(&node, pubsub).await;
         if let Some(n) = node.upgrade() {
-            n.bus.subscribed.store(false, Ordering::Release);
-            n.bus.mark_replay_from_here();
+            n.bus.state.subscribed.store(false, Ordering::Release);
+            n.bus.state.mark_replay_from_here();
         }
         let Some(n) = node.upgrade() else { return };
         if n.become_suspect() {
@@ -172,16 +172,16 @@ async fn run_subscription(node: &Weak<Node>, pubsub: Subscriber) -> &'static str
                 last_own_heartbeat = tokio::time::Instant::now();
             }
             if id != "-" {
-                n.bus.note_applied(id);
+                n.bus.state.note_applied(id);
             }
             continue;
         }
         n.stats.bus_messages_received(1);
         match message.body {
             Body::Events(events) => {
-                let before = parse_stream_id(&n.bus.position.lock().stream_id);
+                let before = parse_stream_id(&n.bus.state.position.lock().stream_id);
                 let expected = {
-                    let mut senders = n.bus.senders.lock();
+                    let mut senders = n.bus.state.senders.lock();
                     let expected = senders.last.get(&message.node).map(|(seq, _)| seq + 1);
                     senders.received(message.node, message.seq, id);
                     expected
@@ -195,17 +195,17 @@ async fn run_subscription(node: &Weak<Node>, pubsub: Subscriber) -> &'static str
                     n.stats.propagation(delay);
                 }
                 if id != "-" {
-                    n.bus.note_applied(id);
+                    n.bus.state.note_applied(id);
                 }
                 if expected.is_some_and(|e| e != message.seq) {
                     // The missed batch came before this one, maybe before the position too.
-                    n.bus.mark_replay_from(before);
+                    n.bus.state.mark_replay_from(before);
                     n.gap_detected("sequence gap");
                 }
             }
             Body::Heartbeat { last_seq, last_id } => {
                 let behind = {
-                    let senders = n.bus.senders.lock();
+                    let senders = n.bus.state.senders.lock();
                     match senders.last.get(&message.node) {
                         Some((seq, id)) => (last_seq > *seq).then_some(*id),
                         None => (parse_stream_id(&last_id) > senders.baseline)
@@ -214,7 +214,7 @@ async fn run_subscription(node: &Weak<Node>, pubsub: Subscriber) -> &'static str
                 };
                 if let Some(received_up_to) = behind {
                     // What was missed comes after the last batch received from that sender.
-                    n.bus.mark_replay_from(received_up_to);
+                    n.bus.state.mark_replay_from(received_up_to);
                     n.gap_detected("heartbeat ahead of received messages");
                 }
             }
@@ -230,8 +230,8 @@ async fn heartbeat_loop(node: Weak<Node>) {
     loop {
         let Some(n) = node.upgrade() else { return };
         let interval = n.config.heartbeat_interval;
-        let last_seq = n.bus.last_sent_seq.load(Ordering::Acquire);
-        let last_id = n.bus.last_sent_id.lock().clone();
+        let last_seq = n.bus.state.last_sent_seq.load(Ordering::Acquire);
+        let last_id = n.bus.state.last_sent_id.lock().clone();
         // Through the breaker: heartbeats are what notices Redis going away, and its probe when it returns.
         let beat = publish_ephemeral(&n, Body::Heartbeat { last_seq, last_id });
         match n.guarded(beat).await {

@@ -5,10 +5,10 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use super::outbox::Op;
-use super::pending::Step;
 use super::sender::replay_batch;
 use crate::error::Error;
+use crate::node::outbox::Op;
+use crate::node::pending::Step;
 use crate::node::Node;
 
 /// The first pause between two replay attempts; it doubles up to [`MAX_REPLAY_BACKOFF`].
@@ -20,11 +20,11 @@ impl Node {
     pub(crate) fn queue_for_replay(self: &Arc<Self>, ops: Vec<Op>, cause: &Error) -> Error {
         let ops: Vec<Op> = ops.into_iter().map(Op::for_replay).collect();
         let n = ops.len() as u64;
-        let (waiting, overflowed_now, start) = self.pending.push(ops);
+        let (waiting, overflowed_now, start) = self.l2.pending.push(ops);
         self.stats.invalidations_queued(n);
         if overflowed_now {
             self.stats.pending_overflows(1);
-            tracing::warn!(namespace = %self.config.namespace, bound = self.pending.max_ops, "too many invalidations wait for Redis; the namespace will be cleared when Redis answers");
+            tracing::warn!(namespace = %self.config.namespace, bound = self.l2.pending.max_ops, "too many invalidations wait for Redis; the namespace will be cleared when Redis answers");
         }
         let reason = if cause.is_out_of_memory() {
             "Redis is out of memory (maxmemory reached, and its policy evicts nothing): the entries and \
@@ -40,7 +40,7 @@ impl Node {
         }
         Error::Pending {
             waiting,
-            namespace_clear: self.pending.overflowed(),
+            namespace_clear: self.l2.pending.overflowed(),
             reason,
         }
     }
@@ -54,7 +54,7 @@ async fn replay(node: Weak<Node>) {
         if n.shut_down.load(Ordering::Acquire) {
             return;
         }
-        let result = match n.pending.next_step() {
+        let result = match n.l2.pending.next_step() {
             Step::Done => {
                 tracing::info!(namespace = %n.config.namespace, "queued invalidations replayed");
                 n.l2_answered();
@@ -64,7 +64,7 @@ async fn replay(node: Weak<Node>) {
                 let count = ops.len();
                 let sent = replay_batch(&n, ops).await;
                 if sent.is_ok() {
-                    n.pending.sent(count);
+                    n.l2.pending.sent(count);
                     n.stats.invalidations_replayed(count as u64);
                 }
                 sent
@@ -72,7 +72,7 @@ async fn replay(node: Weak<Node>) {
             Step::ClearNamespace => {
                 let cleared = clear_namespace(&n).await;
                 if cleared.is_ok() {
-                    n.pending.cleared();
+                    n.l2.pending.cleared();
                 }
                 cleared
             }
@@ -92,6 +92,6 @@ async fn replay(node: Weak<Node>) {
 /// Deletes every entry of the namespace from L2 (generations, tag versions and leases stay), then
 /// tells every node to drop its L1: the overflow fallback, and what a rollback of Redis calls for.
 pub(super) async fn clear_namespace(node: &Arc<Node>) -> Result<(), Error> {
-    node.l2.unlink_all_entries().await?;
+    node.l2.redis.unlink_all_entries().await?;
     replay_batch(node, vec![Op::ClearNamespace]).await
 }

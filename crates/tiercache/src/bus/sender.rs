@@ -5,10 +5,11 @@ use std::sync::{Arc, Weak};
 
 use tokio::sync::mpsc;
 
-use super::outbox::{LocalFill, Op, Outbox, Reply, MAX_BATCH_OPS, OUTBOX_CAPACITY};
 use crate::error::Error;
-use crate::l2::{nonce, InvalidationBatch};
+use crate::keys::EntryKeys;
+use crate::l2::{nonce, EntryWrite, InvalidationBatch};
 use crate::message::{encode, now_micros, Body, Event, Message};
+use crate::node::outbox::{LocalFill, Op, Outbox, Reply, MAX_BATCH_OPS, OUTBOX_CAPACITY};
 use crate::node::Node;
 
 /// Starts the flusher; returns the outbox feeding it.
@@ -56,7 +57,7 @@ pub(crate) fn start_outbox(node: Weak<Node>) -> (Outbox, tokio::task::JoinHandle
 /// (so batches reach Redis in the order they were made). This node's own L1 applies the batch either
 /// way: a local invalidation must hold locally.
 async fn send_or_queue(node: &Arc<Node>, ops: Vec<Op>) -> Result<(), Error> {
-    if node.pending.has_work() {
+    if node.l2.pending.has_work() {
         for op in &ops {
             node.apply_event(&op.local_event());
         }
@@ -88,7 +89,17 @@ enum Route {
 }
 
 /// Applies a batch to L2, appends it to the replay stream and publishes it (`scripts/invalidate.lua`).
-async fn flush(node: &Arc<Node>, ops: Vec<Op>, route: Route) -> Result<(), Error> {
+/// A batch's operations sorted by what the script does with them, and the events it announces
+/// (in order: a fill's index is its event's).
+struct Sorted {
+    keys: Vec<(EntryKeys, u64)>,
+    writes: Vec<(usize, Arc<EntryWrite>)>,
+    fills: Vec<(usize, Arc<LocalFill>)>,
+    tags: Vec<(String, u64)>,
+    events: Vec<Event>,
+}
+
+fn sort_ops(node: &Node, ops: Vec<Op>) -> Sorted {
     let mut keys = Vec::new();
     let mut writes = Vec::new();
     let mut fills = Vec::new();
@@ -122,10 +133,27 @@ async fn flush(node: &Arc<Node>, ops: Vec<Op>, route: Route) -> Result<(), Error
             Op::ClearNamespace => events.push(Event::Clear),
         }
     }
+    Sorted {
+        keys,
+        writes,
+        fills,
+        tags,
+        events,
+    }
+}
+
+async fn flush(node: &Arc<Node>, ops: Vec<Op>, route: Route) -> Result<(), Error> {
+    let Sorted {
+        keys,
+        writes,
+        fills,
+        tags,
+        events,
+    } = sort_ops(node, ops);
     let n_events = events.len();
     // A batch consumes its number only when it is sent: a failed send leaves a gap that receivers
     // notice and replay, which is safe; reusing a number could make them drop a later message.
-    let seq = node.bus.next_seq.fetch_add(1, Ordering::AcqRel);
+    let seq = node.bus.state.next_seq.fetch_add(1, Ordering::AcqRel);
     let message = Message {
         node: node.id,
         seq,
@@ -134,6 +162,7 @@ async fn flush(node: &Arc<Node>, ops: Vec<Op>, route: Route) -> Result<(), Error
     };
     #[cfg(feature = "fault-injection")]
     let skip_publish = node
+        .bus
         .fault_skip_publish
         .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
         .is_ok();
@@ -147,7 +176,7 @@ async fn flush(node: &Arc<Node>, ops: Vec<Op>, route: Route) -> Result<(), Error
         message: encode(&message),
         publish: !skip_publish,
     };
-    let invoke = node.l2.invalidate(&batch);
+    let invoke = node.l2.redis.invalidate(&batch);
     let result = match route {
         Route::Guarded => node.guarded(invoke).await,
         Route::Direct => invoke.await,
@@ -156,7 +185,7 @@ async fn flush(node: &Arc<Node>, ops: Vec<Op>, route: Route) -> Result<(), Error
         if e.is_out_of_memory() {
             // The batch stays queued for its replay, which the stream needs; what takes no memory
             // goes out now, so the fleet stops serving the old values while memory is full.
-            match node.l2.invalidate_without_memory(&batch).await {
+            match node.l2.redis.invalidate_without_memory(&batch).await {
                 Ok(()) => node
                     .stats
                     .invalidations_sent_without_stream(n_events as u64),
@@ -166,7 +195,10 @@ async fn flush(node: &Arc<Node>, ops: Vec<Op>, route: Route) -> Result<(), Error
             }
         }
     }
-    node.bus.last_sent_seq.fetch_max(seq, Ordering::AcqRel);
+    node.bus
+        .state
+        .last_sent_seq
+        .fetch_max(seq, Ordering::AcqRel);
     // Our own L1 applies the change whether or not Redis took it: a local invalidation must hold
     // locally (a replayed batch applies again, which only drops what was filled meanwhile).
     let written = match &result {
@@ -186,8 +218,8 @@ async fn flush(node: &Arc<Node>, ops: Vec<Op>, route: Route) -> Result<(), Error
             node.stats.invalidations_sent(n_events as u64);
             node.stats.bus_messages_sent(1);
             node.stats.batch(n_events);
-            node.bus.note_applied(&id);
-            id.clone_into(&mut node.bus.last_sent_id.lock());
+            node.bus.state.note_applied(&id);
+            id.clone_into(&mut node.bus.state.last_sent_id.lock());
             Ok(())
         }
         Err(e) => Err(e),
@@ -201,17 +233,22 @@ fn warn_if_unreplicated(node: &Node, unreplicated: bool) {
     }
     node.stats.unreplicated_invalidations(1);
     let now = crate::wall_clock::now_ms();
-    let logged = node.bus.unreplicated_logged_ms.load(Ordering::Relaxed);
+    let logged = node
+        .bus
+        .state
+        .unreplicated_logged_ms
+        .load(Ordering::Relaxed);
     if now.saturating_sub(logged) >= UNREPLICATED_LOG_INTERVAL_MS
         && node
             .bus
+            .state
             .unreplicated_logged_ms
             .compare_exchange(logged, now, Ordering::Relaxed, Ordering::Relaxed)
             .is_ok()
     {
         tracing::warn!(
             namespace = %node.config.namespace,
-            replicas = node.l2.acks.as_ref().map_or(0, |acks| acks.replicas),
+            replicas = node.l2.redis.acks.as_ref().map_or(0, |acks| acks.replicas),
             "an invalidation was not acknowledged by its replicas in time; a failover now could lose it (logged at most every 10 s; tiercache_unreplicated_invalidations_total counts each)"
         );
     }
@@ -235,6 +272,7 @@ fn apply_here(node: &Node, events: &[Event], fills: Vec<(usize, Arc<LocalFill>)>
 /// Publishes messages that are not replayed: heartbeats and "filled" notices.
 pub(super) async fn publish_ephemeral(node: &Node, body: Body) -> Result<(), Error> {
     node.l2
+        .redis
         .publish(&crate::message::ephemeral(node.id, body))
         .await
 }

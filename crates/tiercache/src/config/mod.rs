@@ -82,7 +82,7 @@ pub struct Config {
     /// `TIERCACHE_REFRESH_THRESHOLD`, default 0.8: fraction of the TTL after which a hit refreshes.
     pub refresh_threshold: f64,
     /// `TIERCACHE_REFRESH_MODE` (`threshold` or `xfetch`) and `TIERCACHE_XFETCH_BETA` (default 1.0).
-    pub refresh_mode: crate::RefreshMode,
+    pub refresh_mode: RefreshMode,
     /// `TIERCACHE_LOCKING_ENABLED`, default true: fleet-wide load coalescing through Redis leases.
     pub locking_enabled: bool,
     /// `TIERCACHE_LOCK_TIMEOUT` (bare number = s), default 30 s: the lease of a distributed lock.
@@ -141,7 +141,7 @@ impl Default for Config {
             default_ttl: Duration::from_secs(900),
             refresh_ahead: true,
             refresh_threshold: 0.8,
-            refresh_mode: crate::RefreshMode::Threshold,
+            refresh_mode: RefreshMode::Threshold,
             locking_enabled: true,
             lock_timeout: Duration::from_secs(30),
             lock_retries: 3,
@@ -369,6 +369,19 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// When a hit starts a background refresh.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum RefreshMode {
+    /// Once the entry has lived `refresh_threshold` of its TTL (default 0.8).
+    Threshold,
+    /// Probabilistic early refresh: refresh when `load_time × beta × −ln(U) ≥ time left`, U uniform in
+    /// (0, 1]. `beta` = 1 is the optimum of the paper; larger refreshes earlier.
+    XFetch {
+        /// The eagerness factor.
+        beta: f64,
+    },
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@ use super::layout::EntryLayout;
 use super::parse::BareUnit;
 use super::table::{Setting, SettingValue, SettingsTable};
 use super::Config;
-use crate::RefreshMode;
+use super::RefreshMode;
 
 /// The eagerness `TIERCACHE_REFRESH_MODE=xfetch` starts with: the optimum of the XFetch paper.
 const DEFAULT_XFETCH_BETA: f64 = 1.0;

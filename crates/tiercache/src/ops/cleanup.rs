@@ -8,8 +8,8 @@ use serde::Serialize;
 use super::entry::{EntryReport, EntryState};
 use super::scan::KeyKind;
 use crate::admin::Admin;
-use crate::bus::outbox::Op;
 use crate::error::Error;
+use crate::node::outbox::Op;
 
 /// Keys removed per `UNLINK`: one call frees them in the background without a huge argument list.
 const UNLINK_BATCH: usize = 500;
@@ -54,10 +54,15 @@ impl Admin<'_> {
             return Ok(false);
         };
         let removed = node
-            .guarded(node.l2.remove_entry_if_unchanged(&entry.entry, &header))
+            .guarded(
+                node.l2
+                    .redis
+                    .remove_entry_if_unchanged(&entry.entry, &header),
+            )
             .await?;
         if removed {
-            node.outbox
+            node.bus
+                .outbox
                 .send(vec![Op::AnnounceKey(report.key.clone())])
                 .await?;
         }
@@ -80,13 +85,13 @@ impl Admin<'_> {
         let doomed: Vec<_> = keys.iter().filter(|k| k.kind.is_cache_data()).collect();
         for batch in doomed.chunks(UNLINK_BATCH) {
             let names: Vec<&str> = batch.iter().map(|k| k.redis_key.as_str()).collect();
-            node.guarded(async { node.l2.conn.unlink(&names).await.map_err(Error::from) })
+            node.guarded(async { node.l2.redis.conn.unlink(&names).await.map_err(Error::from) })
                 .await?;
             for key in batch {
                 *report.removed.entry(key.kind).or_default() += 1;
             }
         }
-        node.outbox.send(vec![Op::ClearNamespace]).await?;
+        node.bus.outbox.send(vec![Op::ClearNamespace]).await?;
         Ok(report)
     }
 }

@@ -126,7 +126,7 @@ impl Admin<'_> {
         let node = self.node();
         node.keys.validate(key)?;
         let keys = node.keys.entry(key);
-        let reply = node.guarded(node.l2.inspect(&keys)).await?;
+        let reply = node.guarded(node.l2.redis.inspect(&keys)).await?;
         let items = match reply {
             Value::Array(items) => items,
             other => {
@@ -249,7 +249,7 @@ async fn current_versions(
     if ours.is_empty() {
         return Ok(Vec::new());
     }
-    node.guarded(node.l2.current_values(&ours)).await
+    node.guarded(node.l2.redis.current_values(&ours)).await
 }
 
 fn tag_reports(

@@ -157,7 +157,14 @@ impl Admin<'_> {
         let names: Vec<&str> = keys.iter().map(|k| k.redis_key.as_str()).collect();
         let node = self.node();
         let replies = node
-            .guarded(async { node.l2.conn.get_with_ttl(&names).await.map_err(Error::from) })
+            .guarded(async {
+                node.l2
+                    .redis
+                    .conn
+                    .get_with_ttl(&names)
+                    .await
+                    .map_err(Error::from)
+            })
             .await?;
         Ok(keys
             .iter()
@@ -179,6 +186,7 @@ impl Admin<'_> {
         let node = self.node();
         node.guarded(
             node.l2
+                .redis
                 .remove_lease_if_held_by(&lease.redis_key, &lease.token),
         )
         .await

@@ -48,4 +48,4 @@ pub use server::ServerInfo;
 pub(crate) use presence::{lease_token, start_presence};
 
 #[cfg(doc)]
-use crate::Admin;
+use crate::admin::Admin;

@@ -69,10 +69,13 @@ pub(crate) fn start_presence(node: Weak<Node>) -> tokio::task::JoinHandle<()> {
             let interval = n.config.heartbeat_interval;
             // While the breaker is open the heartbeat probes Redis; a presence write would only wait
             // out its timeout.
-            if !n.breaker.is_open() {
+            if !n.l2.breaker.is_open() {
                 let lifetime = (interval * PRESENCE_INTERVALS).max(Duration::from_millis(1));
                 let key = presence_key(&n.config.namespace, n.id);
-                let written = n.l2.renew_presence(&key, started_at_ms, lifetime).await;
+                let written =
+                    n.l2.redis
+                        .renew_presence(&key, started_at_ms, lifetime)
+                        .await;
                 if let Err(e) = written {
                     tracing::debug!(error = %e, "presence not renewed");
                 }
@@ -108,7 +111,14 @@ impl Admin<'_> {
         let names: Vec<&str> = keys.iter().map(|k| k.redis_key.as_str()).collect();
         let node = self.node();
         let replies = node
-            .guarded(async { node.l2.conn.get_with_ttl(&names).await.map_err(Error::from) })
+            .guarded(async {
+                node.l2
+                    .redis
+                    .conn
+                    .get_with_ttl(&names)
+                    .await
+                    .map_err(Error::from)
+            })
             .await?;
         let mut nodes: Vec<NodePresence> = keys
             .iter()

@@ -22,7 +22,8 @@ impl Admin<'_> {
     pub async fn push_record(&self, list: &str, record: &[u8], keep: usize) -> Result<(), Error> {
         let node = self.node();
         let key = record_key(&node.config.namespace, list);
-        node.guarded(node.l2.push_record(&key, record, keep)).await
+        node.guarded(node.l2.redis.push_record(&key, record, keep))
+            .await
     }
 
     /// The newest `n` records of this namespace's list `list`, newest first; empty when it has none.
@@ -32,6 +33,6 @@ impl Admin<'_> {
         }
         let node = self.node();
         let key = record_key(&node.config.namespace, list);
-        node.guarded(node.l2.records(&key, n)).await
+        node.guarded(node.l2.redis.records(&key, n)).await
     }
 }

@@ -223,7 +223,7 @@ impl Admin<'_> {
         let node = self.node();
         let part = namespace_part(&node.config.namespace);
         let mut found = Vec::new();
-        let mut pages = node.l2.conn.scan(patterns);
+        let mut pages = node.l2.redis.conn.scan(patterns);
         while let Some(keys) = node
             .guarded(async { pages.next_page().await.map_err(Error::from) })
             .await?

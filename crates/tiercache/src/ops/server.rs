@@ -98,7 +98,14 @@ impl Admin<'_> {
         // On a cluster: the master holding the namespace's stream, tag versions and channel.
         let stream = node.keys.stream();
         let info: String = node
-            .guarded(async { node.l2.conn.info_at(&stream).await.map_err(Error::from) })
+            .guarded(async {
+                node.l2
+                    .redis
+                    .conn
+                    .info_at(&stream)
+                    .await
+                    .map_err(Error::from)
+            })
             .await?;
         let db = if node.config.redis_cluster_urls.is_empty() {
             database(&node.config.redis_url, node.config.redis_db)

@@ -10,9 +10,9 @@ use serde::{de::DeserializeOwned, Serialize};
 use crate::error::Error;
 use crate::fetched::{Fetched, Source};
 use crate::loader::Loader;
+use crate::node::flights::{FlightWaiter, Landed, LeaderGuard};
 use crate::node::Node;
 use crate::options::EntryOptions;
-use crate::read::flight::{FlightWaiter, Landed, LeaderGuard};
 use crate::read::load::LoadContext;
 
 /// The leader of a load flight: reads L2 in the caller's task (an L2 hit costs no spawn) and, on a

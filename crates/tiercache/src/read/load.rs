@@ -31,9 +31,9 @@ use crate::l2::{l1_tags, Fence, L1Tags, LeaseClaim, LoadToStore, ReadNeed};
 use crate::loader::Loader;
 use crate::lock::try_acquire;
 use crate::message::{FillNotice, FilledEntry};
+use crate::node::flights::Flight;
 use crate::node::Node;
 use crate::options::EntryOptions;
-use crate::read::flight::Flight;
 use crate::read::through::ReadOutcome;
 use crate::wall_clock::now_ms;
 
@@ -294,9 +294,10 @@ impl Node {
         if header.expires_at_ms <= now_ms() {
             return None;
         }
-        let vouched = |tag: &str, version: u64| self.coherence.vouches(tag, version);
+        let vouched = |tag: &str, version: u64| self.l1.coherence.vouches(tag, version);
         let tags = self
             .l2
+            .redis
             .vouched_tags(entry.recorded.as_deref(), &entry.value, &vouched)?;
         let value = Arc::new(codec::decode_payload::<T>(payload).ok()?);
         self.stats.fill_notice_hits(1);
@@ -543,7 +544,7 @@ impl Node {
             announcement: &announcement,
         };
         let stored = self
-            .guarded(self.l2.store(&entry_keys, opts.tags(), fence, &load))
+            .guarded(self.l2.redis.store(&entry_keys, opts.tags(), fence, &load))
             .await;
         match stored {
             Ok(true) => {
@@ -582,7 +583,7 @@ impl Node {
         value: &T,
         load_time: Duration,
     ) -> Option<(Header, Vec<u8>)> {
-        if load_time >= self.l2.generation_ttl {
+        if load_time >= self.l2.redis.generation_ttl {
             // The generation that would fence this load may already have expired: never store. (A
             // generation a read created expires generation_ttl after that read, so the store
             // script may refuse a shorter load too; that costs a reload, never a stale store.)
@@ -618,7 +619,8 @@ impl Node {
     {
         let ttl = opts.ttl(&self.config).min(self.config.degraded_ttl);
         self.fill_l1_briefly(key, value, ttl, flight);
-        self.degraded_fills
+        self.l1
+            .degraded_fills
             .store(true, std::sync::atomic::Ordering::Release);
     }
 
@@ -628,7 +630,8 @@ impl Node {
         T: Serialize + DeserializeOwned + Send + Sync + 'static,
     {
         self.fill_l1_briefly(key, value, ttl.min(self.config.degraded_ttl), None);
-        self.degraded_fills
+        self.l1
+            .degraded_fills
             .store(true, std::sync::atomic::Ordering::Release);
     }
 

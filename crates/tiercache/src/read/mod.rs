@@ -1,9 +1,8 @@
 //! The read path: L1 and one round trip to L2 ([`through`]), one leader per key and node
-//! ([`flight`], joined as [`coalesce`] says), the lease, the loader and the fenced store ([`load`]), and refreshing entries before
+//! (`node::flights`, joined as [`coalesce`] says), the lease, the loader and the fenced store ([`load`]), and refreshing entries before
 //! they expire ([`refresh`]).
 
 pub(crate) mod coalesce;
-pub(crate) mod flight;
 pub(crate) mod load;
 pub(crate) mod refresh;
 pub(crate) mod through;

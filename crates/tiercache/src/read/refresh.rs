@@ -20,29 +20,18 @@ use crate::l1::L1Entry;
 use crate::l2::ReadNeed;
 use crate::loader::Loader;
 use crate::lock::try_acquire;
+use crate::node::flights::{Flight, FlightKind, Joined};
 use crate::node::Node;
 use crate::options::EntryOptions;
-use crate::read::flight::{Flight, FlightKind, Joined};
 use crate::read::load::{Lease, LoadContext, LoadPlan};
+
+use crate::config::RefreshMode;
 
 /// XFetch refreshes when `load_time * beta * -ln(u)` reaches the time left, u uniform in (0, 1].
 /// `-ln(u)` exceeds 30 with probability e^-30 (about 1e-13 per hit), so a hit earlier than 30
 /// scaled load times before expiry is answered "no" without drawing; the distribution a refresh
 /// sees is otherwise unchanged.
 const XFETCH_LONGEST_DRAW: f64 = 30.0;
-
-/// When a hit starts a background refresh.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum RefreshMode {
-    /// Once the entry has lived `refresh_threshold` of its TTL (default 0.8).
-    Threshold,
-    /// Probabilistic early refresh: refresh when `load_time × beta × −ln(U) ≥ time left`, U uniform in
-    /// (0, 1]. `beta` = 1 is the optimum of the paper; larger refreshes earlier.
-    XFetch {
-        /// The eagerness factor.
-        beta: f64,
-    },
-}
 
 impl Node {
     /// Another node stored `key`: if our copy is one a hit wanted refreshed (it claimed a refresh, or
@@ -52,13 +41,13 @@ impl Node {
         if !self.config.refresh_ahead {
             return;
         }
-        if let Some(entry) = self.l1.get(key) {
+        if let Some(entry) = self.l1.entries.get(key) {
             let wanted_refresh = entry
                 .refresh_claimed
                 .load(std::sync::atomic::Ordering::Acquire)
                 || entry.age_fraction(Instant::now()) >= self.config.refresh_threshold;
             if wanted_refresh {
-                self.l1.remove(key);
+                self.l1.entries.remove(key);
             }
         }
     }
@@ -131,7 +120,7 @@ impl Node {
         T: Serialize + DeserializeOwned + Send + Sync + 'static,
         L: Loader<T>,
     {
-        let Joined::Leader(guard, _) = self.flights.join(FlightKind::Load, key) else {
+        let Joined::Leader(guard, _) = self.l1.flights.join(FlightKind::Load, key) else {
             return;
         };
         let (node, key, opts) = (self.clone(), key.to_owned(), opts.clone());

@@ -7,14 +7,14 @@ use std::time::{Duration, Instant};
 
 use serde::{de::DeserializeOwned, Serialize};
 
-use crate::bus::outbox::{LocalFill, Op};
 use crate::codec::{self, Header};
 use crate::coherence::{Admission, Trust};
 use crate::error::Error;
 use crate::l1::L1Entry;
 use crate::l2::{Fence, L1Tags, LeaseAsk, LeaseClaim, ReadNeed};
+use crate::node::flights::Flight;
+use crate::node::outbox::{LocalFill, Op};
 use crate::node::Node;
-use crate::read::flight::Flight;
 use crate::wall_clock::now_ms;
 /// What a read of L2 found.
 pub(crate) struct ReadOutcome<T> {
@@ -54,14 +54,14 @@ pub(crate) enum L1Lookup<T> {
 impl Node {
     /// L1 lookup: no I/O, no decoding.
     pub(crate) fn l1_lookup<T: Send + Sync + 'static>(&self, key: &str) -> L1Lookup<T> {
-        let Some(entry) = self.l1.get(key) else {
+        let Some(entry) = self.l1.entries.get(key) else {
             return L1Lookup::Miss;
         };
         let Ok(value) = entry.value.clone().downcast::<T>() else {
             self.stats.type_mismatches(1);
             return L1Lookup::Miss;
         };
-        match self.coherence.trust(&entry) {
+        match self.l1.coherence.trust(&entry) {
             Trust::Trusted => {
                 self.stats.l1_hits(1);
                 L1Lookup::Hit(value, entry)
@@ -86,14 +86,14 @@ impl Node {
     {
         let entry_keys = self.keys.entry(key);
         let started = Instant::now();
-        let vouched = |tag: &str, version: u64| self.coherence.vouches(tag, version);
+        let vouched = |tag: &str, version: u64| self.l1.coherence.vouches(tag, version);
         let token = || crate::ops::lease_token(self.id);
         let lease = (take_lease && self.config.locking_enabled).then_some(LeaseAsk {
             token: &token,
             lease: self.config.lock_timeout,
         });
         let reply = self
-            .guarded(self.l2.read(&entry_keys, tags, need, &vouched, lease))
+            .guarded(self.l2.redis.read(&entry_keys, tags, need, &vouched, lease))
             .await?;
         self.stats.l2_read_time(started.elapsed());
         if reply.batched {
@@ -110,7 +110,7 @@ impl Node {
                 .iter()
                 .map(|(t, v)| Op::AnnounceTag(t.clone(), *v))
                 .collect();
-            let outbox = self.outbox.clone();
+            let outbox = self.bus.outbox.clone();
             tokio::spawn(async move { outbox.send(ops).await });
         }
         let mut outcome = ReadOutcome {
@@ -147,7 +147,7 @@ impl Node {
             Err(e) => {
                 self.stats.decode_errors(1);
                 tracing::warn!(namespace = %self.config.namespace, key, error = %e, "undecodable value in L2 treated as a miss and deleted");
-                if let Err(e) = self.l2.delete_entry(&entry_keys).await {
+                if let Err(e) = self.l2.redis.delete_entry(&entry_keys).await {
                     tracing::debug!(error = %e, "could not delete undecodable value");
                 }
             }
@@ -158,6 +158,7 @@ impl Node {
             let full = self
                 .guarded(
                     self.l2
+                        .redis
                         .read(&entry_keys, tags, ReadNeed::Fence, &vouched, None),
                 )
                 .await?;
@@ -170,7 +171,7 @@ impl Node {
     /// may be down, so an invalidation published now might reach it only at the next recovery: a
     /// value filled meanwhile is kept no longer than a value loaded while Redis is unreachable.
     fn l1_life(&self, fresh_for: Duration) -> Duration {
-        if self.coherence.is_suspect() {
+        if self.l1.coherence.is_suspect() {
             fresh_for.min(self.config.degraded_ttl)
         } else {
             fresh_for
@@ -207,8 +208,8 @@ impl Node {
     ) {
         // Read before admit checks the versions: a change in between leaves the entry to be checked
         // again on its first hit, never trusted past it.
-        let tags_current_at = self.coherence.change_count();
-        match self.coherence.admit(&tags) {
+        let tags_current_at = self.l1.coherence.change_count();
+        match self.l1.coherence.admit(&tags) {
             Admission::Admit => {}
             Admission::Refuse => return,
             Admission::Overflow => {
@@ -249,10 +250,10 @@ impl Node {
         };
         // A flight's key is already shared; only fills outside a flight allocate one.
         let shared_key = flight.map_or_else(|| Arc::from(key), |f| f.key().clone());
-        self.l1.insert(shared_key, entry);
+        self.l1.entries.insert(shared_key, entry);
         if flight.is_some_and(Flight::is_poisoned) {
             // The invalidation landed between the check and the insert: undo our own fill.
-            self.l1.remove(key);
+            self.l1.entries.remove(key);
         }
     }
 }

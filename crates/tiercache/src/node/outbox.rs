@@ -42,7 +42,7 @@ impl LocalFill {
     }
 
     /// Runs the fill, the first time only (a batch retried whole carries the same one).
-    pub(super) fn run(&self) {
+    pub(crate) fn run(&self) {
         let fill = self.0.lock().take();
         if let Some(fill) = fill {
             fill();
@@ -58,18 +58,18 @@ impl std::fmt::Debug for LocalFill {
 
 /// Where a caller waits for its batch's outcome: every caller of one batch gets the same result (the
 /// error cloned, source included).
-pub(super) type Reply = oneshot::Sender<Result<(), Error>>;
+pub(crate) type Reply = oneshot::Sender<Result<(), Error>>;
 
 /// The sending half: queues operations for the group-commit flusher.
 #[derive(Clone)]
 pub(crate) struct Outbox {
-    pub(super) tx: mpsc::Sender<(Vec<Op>, Reply)>,
+    pub(crate) tx: mpsc::Sender<(Vec<Op>, Reply)>,
     /// Set by [`crate::Cache::shutdown`]: new work is refused, what is queued still goes out.
-    pub(super) closing: Arc<AtomicBool>,
+    pub(crate) closing: Arc<AtomicBool>,
 }
 
 /// Most operations in one batch (one script call, one message).
-pub(super) const MAX_BATCH_OPS: usize = 2048;
+pub(crate) const MAX_BATCH_OPS: usize = 2048;
 /// Calls waiting for the flusher at most; past it callers wait for room (backpressure) rather than
 /// the queue growing without bound while Redis is slow.
 pub(crate) const OUTBOX_CAPACITY: usize = 4096;
@@ -116,7 +116,7 @@ impl Op {
     /// What this node's own L1 applies for an operation that is queued without being sent. A tag
     /// gets a version of this node's own, which no entry carries, so every L1 entry under the tag is
     /// distrusted until the replay brings the real one.
-    pub(super) fn local_event(&self) -> Event {
+    pub(crate) fn local_event(&self) -> Event {
         match self {
             Op::InvalidateKey(key) | Op::AnnounceKey(key) | Op::Put(key, ..) => {
                 Event::Key(key.clone())
@@ -137,7 +137,7 @@ impl Op {
 
     /// The operation as the replay queue keeps it: a write becomes the key's invalidation, since a
     /// value replayed later could overwrite a newer one.
-    pub(super) fn for_replay(self) -> Op {
+    pub(crate) fn for_replay(self) -> Op {
         match self {
             Op::Put(key, ..) => Op::InvalidateKey(key),
             other => other,

@@ -25,7 +25,7 @@ pub(crate) struct PendingInvalidations {
     state: parking_lot::Mutex<State>,
     /// Whether the queue holds anything or a replay runs: the L2 gate reads this one flag.
     has_work: AtomicBool,
-    pub(super) max_ops: usize,
+    pub(crate) max_ops: usize,
 }
 
 #[derive(Default)]
@@ -38,7 +38,7 @@ struct State {
 }
 
 /// What the replay does next.
-pub(super) enum Step {
+pub(crate) enum Step {
     Send(Vec<Op>),
     ClearNamespace,
     Done,
@@ -70,7 +70,7 @@ impl PendingInvalidations {
 
     /// Queues `ops`. Returns how many operations wait, whether the bound was passed just now, and
     /// whether the caller must start the replay task.
-    pub(super) fn push(&self, ops: Vec<Op>) -> (usize, bool, bool) {
+    pub(crate) fn push(&self, ops: Vec<Op>) -> (usize, bool, bool) {
         let mut state = self.state.lock();
         let mut overflowed_now = false;
         if state.overflowed {
@@ -88,7 +88,7 @@ impl PendingInvalidations {
         (state.ops.len(), overflowed_now, start)
     }
 
-    pub(super) fn next_step(&self) -> Step {
+    pub(crate) fn next_step(&self) -> Step {
         let mut state = self.state.lock();
         if state.overflowed {
             return Step::ClearNamespace;
@@ -103,14 +103,14 @@ impl PendingInvalidations {
     }
 
     /// The first `n` operations reached Redis.
-    pub(super) fn sent(&self, n: usize) {
+    pub(crate) fn sent(&self, n: usize) {
         let mut state = self.state.lock();
         let n = n.min(state.ops.len());
         state.ops.drain(..n);
     }
 
     /// The namespace was cleared: it covers everything queued before, so the queue starts over.
-    pub(super) fn cleared(&self) {
+    pub(crate) fn cleared(&self) {
         let mut state = self.state.lock();
         state.overflowed = false;
         state.ops.clear();
