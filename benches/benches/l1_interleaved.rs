@@ -29,6 +29,8 @@ const PHASE: Duration = Duration::from_millis(200);
 /// Lookups between two looks at the clock, so reading it costs nothing measurable.
 const BATCH: usize = 256;
 const LARGE_SET: usize = 100_000;
+/// A dashboard's working set: more keys than one hot entry, few enough to stay in the CPU caches.
+const MIDDLE_SET: usize = 10_000;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Variant {
@@ -157,17 +159,22 @@ fn main() {
     let target = Target {
         cache: rt.block_on(node(&redis.url(), "l1i")),
         metered,
-        moka: moka::future::Cache::new(2 * LARGE_SET as u64),
-        moka_sync: moka::sync::Cache::new(2 * LARGE_SET as u64),
+        moka: moka::future::Cache::new(2 * (LARGE_SET + MIDDLE_SET) as u64),
+        moka_sync: moka::sync::Cache::new(2 * (LARGE_SET + MIDDLE_SET) as u64),
     };
     let value = Payload::of_size(1024);
     let plain = EntryOptions::new(Duration::from_hours(1));
     let tagged = plain
         .clone()
         .with_tags((0..10).map(|i| format!("widget-tag:{i}")));
-    let key_sets: [(&str, Vec<String>, &EntryOptions); 3] = [
+    let key_sets: [(&str, Vec<String>, &EntryOptions); 4] = [
         ("hot", vec!["hot".to_owned()], &plain),
         ("hot, 10 tags", vec!["tagged".to_owned()], &tagged),
+        (
+            "10k keys",
+            (0..MIDDLE_SET).map(|i| format!("panel:{i}")).collect(),
+            &plain,
+        ),
         (
             "100k keys",
             (0..LARGE_SET).map(|i| format!("widget:{i}")).collect(),

@@ -10,6 +10,29 @@ use std::time::{Duration, Instant};
 use common::{builder, eventually, nodes, server, DEADLINE};
 use tiercache::{Cache, EntryOptions, ErrorKind};
 
+/// When each load started: the value a load returns is its place in this list.
+type Starts = Arc<parking_lot::Mutex<Vec<Instant>>>;
+
+/// A loader that notes when it started, takes 300 ms, and returns how many loads started before it.
+fn slow_loader(
+    starts: Starts,
+) -> impl FnOnce() -> std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<u64, std::io::Error>> + Send>,
+> + Send
+       + 'static {
+    move || {
+        Box::pin(async move {
+            let n = {
+                let mut starts = starts.lock();
+                starts.push(Instant::now());
+                starts.len() as u64 - 1
+            };
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            Ok(n)
+        })
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refresh_ahead_refreshes_once_per_threshold_crossing_and_nobody_waits() {
     let redis = server();
@@ -19,19 +42,7 @@ async fn refresh_ahead_refreshes_once_per_threshold_crossing_and_nobody_waits() 
     }
     let ttl = Duration::from_secs(2);
     let opts = EntryOptions::new(ttl);
-    // When each load started: the value a load returns is its place in this list.
-    let starts = Arc::new(parking_lot::Mutex::new(Vec::<Instant>::new()));
-    let slow_loader = |starts: Arc<parking_lot::Mutex<Vec<Instant>>>| {
-        move || async move {
-            let n = {
-                let mut starts = starts.lock();
-                starts.push(Instant::now());
-                starts.len() as u64 - 1
-            };
-            tokio::time::sleep(Duration::from_millis(300)).await;
-            Ok::<_, std::io::Error>(n)
-        }
-    };
+    let starts = Starts::default();
     for n in &nodes {
         assert_eq!(
             *n.get_or_load("k", &opts, slow_loader(starts.clone()))
@@ -103,18 +114,7 @@ async fn xfetch_refreshes_a_slow_value_before_it_expires() {
         .unwrap();
     let ttl = Duration::from_secs(3);
     let opts = EntryOptions::new(ttl);
-    let started_at = Arc::new(parking_lot::Mutex::new(Vec::new()));
-    let slow_loader = |started_at: Arc<parking_lot::Mutex<Vec<Instant>>>| {
-        move || async move {
-            let n = {
-                let mut starts = started_at.lock();
-                starts.push(Instant::now());
-                starts.len() as u64 - 1
-            };
-            tokio::time::sleep(Duration::from_millis(300)).await;
-            Ok::<_, std::io::Error>(n)
-        }
-    };
+    let started_at = Starts::default();
     assert_eq!(
         *node
             .get_or_load("k", &opts, slow_loader(started_at.clone()))

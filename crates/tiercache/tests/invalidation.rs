@@ -15,6 +15,36 @@ fn opts() -> EntryOptions {
     EntryOptions::new(Duration::from_secs(600))
 }
 
+/// Deletes a tag's version key behind the cache's back (an operator, or an eviction).
+async fn delete_tag_version(redis: &common::RedisServer, key: &str) {
+    let mut conn = redis.connection_db(1).await.unwrap();
+    let _: i64 = redis::cmd("DEL")
+        .arg(key)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+}
+
+/// A new node's `get_or_load` of `k` naming `tags`, with a loader that returns 2: the value it got
+/// and how often its loader ran.
+async fn read_on_a_new_node(
+    redis: &common::RedisServer,
+    namespace: &str,
+    tags: &[&str],
+) -> (u64, usize) {
+    let reader = common::node(redis, namespace).await;
+    let calls = Arc::new(AtomicUsize::new(0));
+    let v = reader
+        .get_or_load(
+            "k",
+            &opts().with_tags(tags.iter().copied()),
+            counting(&calls, 2_u64),
+        )
+        .await
+        .unwrap();
+    (*v, calls.load(Ordering::SeqCst))
+}
+
 async fn load_everywhere(nodes: &[Cache], key: &str, value: u64, tags: &[&str]) {
     let opts = opts().with_tags(tags.iter().copied());
     for n in nodes {
@@ -213,25 +243,10 @@ async fn a_tag_version_deleted_by_hand_invalidates_its_entries_fail_closed() {
     let fleet = nodes(&redis, "evict", 2).await;
     load_everywhere(&fleet, "k", 1, &["donation"]).await;
 
-    let mut conn = redis.connection_db(1).await.unwrap();
-    let _: i64 = redis::cmd("DEL")
-        .arg("tc:{5.evict}:t:donation")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    delete_tag_version(&redis, "tc:{5.evict}:t:donation").await;
 
-    let fresh = common::node(&redis, "evict").await;
-    let calls = Arc::new(AtomicUsize::new(0));
-    let v = fresh
-        .get_or_load(
-            "k",
-            &opts().with_tags(["donation"]),
-            counting(&calls, 2_u64),
-        )
-        .await
-        .unwrap();
     assert_eq!(
-        (*v, calls.load(Ordering::SeqCst)),
+        read_on_a_new_node(&redis, "evict", &["donation"]).await,
         (2, 1),
         "L2 refused the entry whose tag version vanished"
     );
@@ -338,25 +353,10 @@ async fn a_read_naming_fewer_tags_than_the_entry_still_checks_every_recorded_tag
         .set("k", 1_u64, &opts().with_tags(["campaign:1", "donation"]))
         .await
         .unwrap();
-    let mut conn = redis.connection_db(1).await.unwrap();
-    let _: i64 = redis::cmd("DEL")
-        .arg("tc:{6.subset}:t:donation")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    delete_tag_version(&redis, "tc:{6.subset}:t:donation").await;
 
-    let reader = common::node(&redis, "subset").await;
-    let calls = Arc::new(AtomicUsize::new(0));
-    let v = reader
-        .get_or_load(
-            "k",
-            &opts().with_tags(["campaign:1"]),
-            counting(&calls, 2_u64),
-        )
-        .await
-        .unwrap();
     assert_eq!(
-        (*v, calls.load(Ordering::SeqCst)),
+        read_on_a_new_node(&redis, "subset", &["campaign:1"]).await,
         (2, 1),
         "the unnamed tag's vanished version still invalidates"
     );
