@@ -108,7 +108,11 @@ pub enum Command {
             out), with the fleet's figures added together. Health and alerts judge each node's last \
             minute; the figures in the tables are since each node started. Redis figures are read now.\n\n\
             --json prints the status document of GET /api/status (tiercache_widgets::CacheStatus) when \
-            one node reports, and a FleetStatus {taken_at, namespace, level, fleet, nodes} when several do.",
+            one node reports, and a FleetStatus {taken_at, namespace, level, fleet, nodes} when several do. \
+            With no level to report it still prints one document, {taken_at, namespace, level: \"unknown\", \
+            cause, reason}: cause is no_snapshot (no running node has stored one), redis_unreachable, \
+            bad_input or failed, reason the sentence stderr carries; the exit code is the same as without \
+            --json.",
         after_help = "Examples:
   tiercache cache-status                        fleet, nodes and widget types at a glance
   tiercache cache-status --detailed             and each node's 1/5/15 minute windows, coherence, Redis
@@ -201,7 +205,8 @@ pub struct StatusArgs {
     #[arg(long, value_name = "TYPE", value_parser = parse_widget)]
     pub widget: Vec<WidgetType>,
 
-    /// Print the status document as JSON.
+    /// Print the status document as JSON; one document in every outcome (level "unknown" and the
+    /// reason when there is no level to report).
     #[arg(long)]
     pub json: bool,
 }

@@ -222,3 +222,82 @@ async fn a_node_whose_newest_snapshot_lies_deep_in_the_history_is_still_found() 
     let quiet_id = format!("{:016x}", quiet.admin().node_id());
     assert!(fleet.nodes.iter().any(|n| n.node_id == quiet_id), "{run:?}");
 }
+
+/// The document `--json` prints when there is no level: parsed, `level` unknown, with its cause and
+/// a reason; returned for the caller's own checks.
+fn unknown_document(run: &common::Run, cause: &str) -> Value {
+    let doc: Value = serde_json::from_str(&run.stdout)
+        .unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}): {run:?}"));
+    assert_eq!(doc["level"], "unknown", "{run:?}");
+    assert_eq!(doc["cause"], cause, "{run:?}");
+    assert!(
+        doc["reason"].as_str().is_some_and(|r| !r.is_empty()),
+        "{run:?}"
+    );
+    assert!(doc["taken_at"].as_i64().unwrap() > 0, "{run:?}");
+    doc
+}
+
+#[tokio::test]
+async fn json_with_no_reporting_node_is_an_unknown_document_and_still_exit_3() {
+    let f = Fixture::redis_only();
+    // A node that runs but stores no snapshot, like the CLI itself: still nothing to judge.
+    let _silent = f.node("unreported").await;
+    let run = f.run("unreported", &["cache-status", "--json"]);
+    assert_eq!(run.code, 3, "{run:?}");
+    let doc = unknown_document(&run, "no_snapshot");
+    assert_eq!(doc["namespace"], "unreported");
+    assert!(
+        doc["reason"].as_str().unwrap().contains("no running node"),
+        "{run:?}"
+    );
+    assert!(run.stderr.contains("no running node"), "{run:?}");
+    // --quiet silences stderr, not the document.
+    let quiet = f.run("unreported", &["cache-status", "--json", "-q"]);
+    assert_eq!(quiet.code, 3, "{quiet:?}");
+    unknown_document(&quiet, "no_snapshot");
+    assert_eq!(quiet.stderr, "", "{quiet:?}");
+    // Without --json stdout stays empty, as before.
+    let human = f.run("unreported", &["cache-status"]);
+    assert_eq!((human.code, human.stdout.as_str()), (3, ""), "{human:?}");
+}
+
+#[tokio::test]
+async fn json_with_redis_gone_is_an_unknown_document_and_still_exit_3() {
+    let mut f = Fixture::redis_only();
+    let node = f.node("gone").await;
+    report(&node, &[healthy(WidgetType::TopDonors)]).await;
+    assert_eq!(f.run("gone", &["cache-status", "--json"]).code, 0);
+    drop(node);
+    f.redis.kill();
+    let run = f.run("gone", &["cache-status", "--json"]);
+    assert_eq!(run.code, 3, "{run:?}");
+    let doc = unknown_document(&run, "redis_unreachable");
+    let reason = doc["reason"].as_str().unwrap();
+    assert!(
+        reason.contains(&format!(
+            "unreachable at redis://127.0.0.1:{}",
+            f.redis.port()
+        )),
+        "the reason names the URL: {run:?}"
+    );
+    // stderr says what it said before.
+    assert!(run.stderr.contains(reason), "{run:?}");
+    assert!(run.stderr.contains("(exit 3:"), "{run:?}");
+}
+
+#[test]
+fn json_with_bad_input_is_an_unknown_document_and_still_exit_64() {
+    let run = common::tiercache(
+        &[
+            "--redis-url",
+            "redis://127.0.0.1:99999",
+            "cache-status",
+            "--json",
+        ],
+        &[],
+    );
+    assert_eq!(run.code, 64, "{run:?}");
+    let doc = unknown_document(&run, "bad_input");
+    assert!(doc["reason"].as_str().unwrap().contains("99999"), "{run:?}");
+}

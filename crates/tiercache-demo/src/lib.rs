@@ -33,6 +33,7 @@ mod http_metrics;
 mod node;
 mod private_redis;
 mod readiness;
+mod recorder;
 mod routes;
 mod serve;
 mod settings;

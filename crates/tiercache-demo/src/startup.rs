@@ -6,7 +6,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tiercache::{Cache, ErrorKind};
 use tiercache_widgets::{
     ChangeDispatcher, Clock, DatasetSize, LiveViews, LoadTimeouts, OffsetClock, ServiceTargets,
@@ -22,12 +21,6 @@ use crate::private_redis::PrivateRedis;
 use crate::readiness::{Readiness, Stage};
 use crate::serve::ConnectionTimeouts;
 use crate::settings::Settings;
-
-/// Latency buckets for every histogram, in seconds: 50 µs (an L1 hit) to 10 s (a stuck query).
-const BUCKETS: &[f64] = &[
-    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
-    1.0, 2.5, 5.0, 10.0,
-];
 
 /// How long a committed write waits for its invalidation before answering "pending".
 const INVALIDATION_TIMEOUT: Duration = Duration::from_secs(2);
@@ -52,7 +45,7 @@ pub async fn run(
         token.check().map_err(DemoError::Config)?;
         println!("admin token set: writes and /api/status* ask for Authorization: Bearer <token>");
     }
-    let prometheus = install_recorder()?;
+    let prometheus = crate::recorder::install()?;
     let clock = service_clock(&settings);
     let (data, written) = open_data(&settings, clock).await?;
     // --no-cache reads none of the cache's variables: one it does not use cannot stop it.
@@ -205,24 +198,6 @@ fn timeouts_of(settings: &Settings) -> ConnectionTimeouts {
         header_read: settings.header_read_timeout,
         idle: settings.idle_timeout,
     }
-}
-
-fn install_recorder() -> Result<PrometheusHandle, DemoError> {
-    let handle = PrometheusBuilder::new()
-        .set_buckets(BUCKETS)
-        .map_err(|e| DemoError::Metrics(e.to_string()))?
-        .install_recorder()
-        .map_err(|e| DemoError::Metrics(e.to_string()))?;
-    // Histograms are drained into the rendered form by upkeep; without it they grow until scraped.
-    let upkeep = handle.clone();
-    tokio::spawn(async move {
-        let mut ticks = tokio::time::interval(Duration::from_secs(5));
-        loop {
-            ticks.tick().await;
-            upkeep.run_upkeep();
-        }
-    });
-    Ok(handle)
 }
 
 /// The system clock, or one that starts at `--now` and advances with real time; said at start so

@@ -9,9 +9,13 @@
 //!
 //! Metric names (label `widget`): `widget_cache_requests_total{outcome="hit"|"miss"|"error"}`,
 //! `widget_cache_hits_total{tier="l1"|"l2"|"stale"}`, `widget_cache_response_seconds`,
-//! `widget_cache_history_skipped_total` (no label).
+//! `widget_cache_history_skipped_total` (no label). Every metric of the widget layer (these, the
+//! aggregate queries', the outbox's and the refresh's) is declared once in this module, with its
+//! unit, meaning and buckets: [`WidgetCacheMetricsService::describe_metrics`] tells the recorder, and
+//! docs/OPERATIONS.md holds the table rendered from it.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -681,9 +685,253 @@ impl WidgetCacheMetricsService {
     }
 }
 
+/// Whether a widget-layer metric counts, measures or states.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Counter,
+    Gauge,
+    Histogram,
+}
+
+/// One metric of the widget layer: what the recorder is told and what the docs' table says.
+struct Described {
+    name: &'static str,
+    kind: Kind,
+    unit: metrics::Unit,
+    /// The labels it carries, for the docs.
+    labels: &'static str,
+    help: &'static str,
+    /// A histogram's bucket upper bounds, in `unit`; empty for the others.
+    buckets: &'static [f64],
+}
+
+/// Widget reads and aggregate queries: 50 µs (an L1 hit) to 10 s (a stuck query).
+const LATENCY_BUCKETS: &[f64] = &[
+    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+    1.0, 2.5, 5.0, 10.0,
+];
+
+const fn counter(name: &'static str, labels: &'static str, help: &'static str) -> Described {
+    Described {
+        name,
+        kind: Kind::Counter,
+        unit: metrics::Unit::Count,
+        labels,
+        help,
+        buckets: &[],
+    }
+}
+
+/// Every metric the widget layer records, wherever it records it.
+const METRICS: &[Described] = &[
+    counter(
+        "widget_cache_requests_total",
+        "`widget`, `outcome`",
+        "Widget reads by type and outcome: `hit` (answered from the cache), `miss` (computed on this node, or a load of it shared) or `error`.",
+    ),
+    counter(
+        "widget_cache_hits_total",
+        "`widget`, `tier`",
+        "Widget reads answered from the cache, by type and tier: `l1`, `l2` or `stale` (past expiry, because the load failed or was too slow).",
+    ),
+    Described {
+        name: "widget_cache_response_seconds",
+        kind: Kind::Histogram,
+        unit: metrics::Unit::Seconds,
+        labels: "`widget`",
+        help: "Time to answer a widget read, by type, whichever tier or load answered it.",
+        buckets: LATENCY_BUCKETS,
+    },
+    counter(
+        "widget_cache_history_skipped_total",
+        "—",
+        "Metrics snapshots of the namespace's history that could not be read (another version's, or damaged) and were skipped.",
+    ),
+    counter(
+        "widget_data_queries_total",
+        "`widget`",
+        "Aggregate queries run against SQLite, by widget type: the reads the cache did not save.",
+    ),
+    Described {
+        name: "widget_data_query_seconds",
+        kind: Kind::Histogram,
+        unit: metrics::Unit::Seconds,
+        labels: "`widget`",
+        help: "Time of one aggregate query, by widget type.",
+        buckets: LATENCY_BUCKETS,
+    },
+    counter(
+        "widget_outbox_dispatched_total",
+        "—",
+        "Committed changes whose invalidation reached Redis.",
+    ),
+    counter(
+        "widget_outbox_failed_total",
+        "—",
+        "Tries to send committed changes' invalidation that did not reach Redis, per change (each is retried with backoff).",
+    ),
+    Described {
+        name: "widget_outbox_delay_seconds",
+        kind: Kind::Histogram,
+        unit: metrics::Unit::Seconds,
+        labels: "—",
+        help: "A change's commit to its invalidation reaching Redis.",
+        // Milliseconds when Redis answers; minutes while the outbox retries through an outage.
+        buckets: &[
+            0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+            60.0, 300.0,
+        ],
+    },
+    Described {
+        name: "widget_outbox_backlog",
+        kind: Kind::Gauge,
+        unit: metrics::Unit::Count,
+        labels: "—",
+        help: "Committed changes whose invalidation has not reached Redis yet, as last polled.",
+        buckets: &[],
+    },
+    counter(
+        "widget_refresh_caught_up_total",
+        "—",
+        "Views in use brought forward over new donations without a recompute.",
+    ),
+    counter(
+        "widget_refresh_recomputed_total",
+        "—",
+        "Views in use a change's refresh computed again (no answer of theirs kept to bring forward).",
+    ),
+    counter(
+        "widget_refresh_lookups_total",
+        "—",
+        "Point lookups the catch-ups read (one donor's or employee's rows, one campaign's total), never an aggregate.",
+    ),
+    counter(
+        "widget_refresh_views_total",
+        "—",
+        "Views a change's refresh stored on every node, with its invalidation or reloaded in the background after it.",
+    ),
+    counter(
+        "widget_refresh_kept_total",
+        "—",
+        "Views in use stored again before they expire, with no reader asking.",
+    ),
+    counter(
+        "widget_refresh_failed_total",
+        "—",
+        "Views a refresh could not bring forward or store: only invalidated, their next readers load them.",
+    ),
+];
+
+impl Described {
+    /// What the recorder prints as `# HELP`: the meaning and the unit (the Prometheus text format
+    /// has no line of its own for a unit).
+    fn help_line(&self) -> String {
+        format!("{} Unit: {}.", self.help, self.unit.as_str())
+    }
+}
+
+impl WidgetCacheMetricsService {
+    /// Tells the installed [`metrics`] recorder what every metric of the widget layer means and in
+    /// which unit (a Prometheus exporter prints it as `# HELP`). Call it once, after installing the
+    /// recorder, beside [`CacheStats::describe_metrics`].
+    ///
+    /// ```
+    /// // With no recorder installed, the descriptions go nowhere: nothing fails.
+    /// tiercache_widgets::WidgetCacheMetricsService::describe_metrics();
+    /// ```
+    pub fn describe_metrics() {
+        for m in METRICS {
+            let (name, unit, help) = (m.name, m.unit, m.help_line());
+            match m.kind {
+                Kind::Counter => metrics::describe_counter!(name, unit, help),
+                Kind::Gauge => metrics::describe_gauge!(name, unit, help),
+                Kind::Histogram => metrics::describe_histogram!(name, unit, help),
+            }
+        }
+    }
+
+    /// Each histogram's name and bucket upper bounds (seconds), for a recorder that needs them
+    /// before the first value (`metrics-exporter-prometheus`: `set_buckets_for_metric`).
+    ///
+    /// ```
+    /// use tiercache_widgets::WidgetCacheMetricsService;
+    ///
+    /// assert!(WidgetCacheMetricsService::histogram_buckets()
+    ///     .any(|(name, _)| name == "widget_cache_response_seconds"));
+    /// ```
+    pub fn histogram_buckets() -> impl Iterator<Item = (&'static str, &'static [f64])> {
+        METRICS
+            .iter()
+            .filter(|m| m.kind == Kind::Histogram)
+            .map(|m| (m.name, m.buckets))
+    }
+
+    /// The markdown table of the widget layer's metrics that docs/OPERATIONS.md holds, rendered
+    /// from the declarations the recorder is told.
+    ///
+    /// ```
+    /// use tiercache_widgets::WidgetCacheMetricsService;
+    ///
+    /// assert!(WidgetCacheMetricsService::metrics_markdown().contains("| `widget_outbox_backlog` |"));
+    /// ```
+    pub fn metrics_markdown() -> String {
+        let mut out = String::from(
+            "| metric | kind | unit | labels | buckets (upper bounds) | meaning |\n|---|---|---|---|---|---|\n",
+        );
+        for m in METRICS {
+            let kind = match m.kind {
+                Kind::Counter => "counter",
+                Kind::Gauge => "gauge",
+                Kind::Histogram => "histogram",
+            };
+            let buckets = if m.buckets.is_empty() {
+                "—".to_owned()
+            } else {
+                m.buckets
+                    .iter()
+                    .map(f64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            let _ = writeln!(
+                out,
+                "| `{}` | {kind} | {} | {} | {buckets} | {} |",
+                m.name,
+                m.unit.as_str(),
+                m.labels,
+                m.help
+            );
+        }
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_docs_hold_the_rendered_metrics_table() {
+        let docs = include_str!("../../../docs/OPERATIONS.md");
+        let table = WidgetCacheMetricsService::metrics_markdown();
+        assert!(
+            docs.contains(&table),
+            "docs/OPERATIONS.md must hold the widget layer's metrics table as rendered:\n{table}"
+        );
+    }
+
+    #[test]
+    fn every_histogram_has_rising_buckets() {
+        for m in METRICS {
+            assert_eq!(
+                m.kind == Kind::Histogram,
+                !m.buckets.is_empty(),
+                "{}",
+                m.name
+            );
+            assert!(m.buckets.windows(2).all(|w| w[0] < w[1]), "{}", m.name);
+        }
+    }
 
     #[test]
     fn figures_split_hits_by_tier_and_rate_locks_by_failure_only() {

@@ -8,12 +8,16 @@
 //! [`Recorder::publish`] hands it the stripes' growth since the last call, every
 //! [`PUBLISH_INTERVAL`] and whenever the service asks.
 //!
-//! The names are a public promise; docs/OPERATIONS.md ("Metrics") lists them.
+//! The names are a public promise. Each metric is declared once here, with its unit, its meaning and
+//! (histograms) its buckets: [`CacheStats::describe_metrics`] tells the recorder, and docs/OPERATIONS.md
+//! ("Metrics") holds the tables rendered from the same declarations (a test holds them equal).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use metrics::{Counter, Histogram};
+use std::fmt::Write as _;
+
+use metrics::{Counter, Histogram, Unit};
 
 macro_rules! decisions {
     ($( $field:ident => $name:literal, $doc:literal; )*) => {
@@ -26,6 +30,18 @@ macro_rules! decisions {
 
         /// Every counter name, for documentation and tests.
         pub const COUNTER_NAMES: &[&str] = &[$($name),*];
+
+        /// Every counter, as the recorder and the docs are told about it.
+        const COUNTERS: &[Described] = &[$(
+            Described {
+                name: $name,
+                kind: Kind::Counter,
+                unit: Unit::Count,
+                field: Some(stringify!($field)),
+                help: $doc,
+                buckets: &[],
+            },
+        )*];
 
         /// One stripe of counters, on cache lines of its own.
         #[derive(Default)]
@@ -155,13 +171,216 @@ impl Drop for Recorder {
 }
 
 /// Histogram names, for documentation and tests.
-pub const HISTOGRAM_NAMES: &[&str] = &[
-    "tiercache_load_duration_seconds",
-    "tiercache_l2_read_duration_seconds",
-    "tiercache_invalidation_propagation_seconds",
-    "tiercache_bus_batch_size",
-    "tiercache_suspect_duration_seconds",
+pub const HISTOGRAM_NAMES: &[&str] = &histogram_names();
+
+const fn histogram_names() -> [&'static str; HISTOGRAMS.len()] {
+    let mut names = [""; HISTOGRAMS.len()];
+    let mut i = 0;
+    while i < names.len() {
+        names[i] = HISTOGRAMS[i].name;
+        i += 1;
+    }
+    names
+}
+
+/// Whether a metric counts, measures or states.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Counter,
+    Gauge,
+    Histogram,
+}
+
+/// One metric: what the recorder is told about it (`describe_*`) and what the docs' tables say.
+struct Described {
+    name: &'static str,
+    kind: Kind,
+    unit: Unit,
+    /// The [`CacheStats`] field that holds the same count (counters only).
+    field: Option<&'static str>,
+    help: &'static str,
+    /// A histogram's bucket upper bounds, in `unit`; empty for the others.
+    buckets: &'static [f64],
+}
+
+/// Latencies of Redis round trips and of the loaders behind them: 50 µs (a local Redis under no
+/// load) to 10 s (far past any timeout a service should set).
+const LATENCY_BUCKETS: &[f64] = &[
+    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+    1.0, 2.5, 5.0, 10.0,
 ];
+
+/// The histograms, in the order [`HISTOGRAM_NAMES`] lists them ([`Recorder::new`] indexes it).
+const HISTOGRAMS: &[Described; 5] = &[
+    Described {
+        name: "tiercache_load_duration_seconds",
+        kind: Kind::Histogram,
+        unit: Unit::Seconds,
+        field: None,
+        help: "Loader run time.",
+        buckets: LATENCY_BUCKETS,
+    },
+    Described {
+        name: "tiercache_l2_read_duration_seconds",
+        kind: Kind::Histogram,
+        unit: Unit::Seconds,
+        field: None,
+        help: "One L2 read round trip (value + validity + fence).",
+        buckets: LATENCY_BUCKETS,
+    },
+    Described {
+        name: "tiercache_invalidation_propagation_seconds",
+        kind: Kind::Histogram,
+        unit: Unit::Seconds,
+        field: None,
+        help: "Sender's publish to this node's apply (wall clocks, so skew between machines shows too).",
+        buckets: LATENCY_BUCKETS,
+    },
+    Described {
+        name: "tiercache_bus_batch_size",
+        kind: Kind::Histogram,
+        unit: Unit::Count,
+        field: None,
+        help: "Events per published bus message.",
+        // Powers of two up to past the sender's bound of 2,048 operations per message.
+        buckets: &[
+            1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 2048.0, 4096.0,
+        ],
+    },
+    Described {
+        name: "tiercache_suspect_duration_seconds",
+        kind: Kind::Histogram,
+        unit: Unit::Seconds,
+        field: None,
+        help: "How long the node distrusted its L1 before recovering.",
+        // A replay takes milliseconds; waiting out a Redis outage, minutes.
+        buckets: &[
+            0.001, 0.01, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0,
+        ],
+    },
+];
+
+/// Which tiercache the process runs.
+const BUILD_INFO: &Described = &Described {
+    name: "tiercache_build_info",
+    kind: Kind::Gauge,
+    unit: Unit::Count,
+    field: None,
+    help: "Always 1; the labels say which tiercache the process runs: `version` (of the tiercache crate) and `debug_assertions` (`true` in a debug build).",
+    buckets: &[],
+};
+
+impl Described {
+    /// What the recorder prints as `# HELP`: the meaning and the unit, since the Prometheus text
+    /// format has no line of its own for a unit.
+    fn help_line(&self) -> String {
+        format!("{} Unit: {}.", self.help, self.unit.as_str())
+    }
+
+    fn describe(&self) {
+        let (name, unit, help) = (self.name, self.unit, self.help_line());
+        match self.kind {
+            Kind::Counter => metrics::describe_counter!(name, unit, help),
+            Kind::Gauge => metrics::describe_gauge!(name, unit, help),
+            Kind::Histogram => metrics::describe_histogram!(name, unit, help),
+        }
+    }
+}
+
+/// A markdown table row: cells between pipes.
+fn row(cells: &[&str]) -> String {
+    format!("| {} |\n", cells.join(" | "))
+}
+
+/// A table's header row and the line under it.
+fn header(cells: &[&str]) -> String {
+    format!("{}|{}\n", row(cells), "---|".repeat(cells.len()))
+}
+
+impl CacheStats {
+    /// Tells the installed [`metrics`] recorder what every metric of the core means and in which
+    /// unit (a Prometheus exporter prints it as `# HELP`), and sets `tiercache_build_info` to 1.
+    /// Call it once, after installing the recorder; the metrics of nodes built before or after it
+    /// are described alike.
+    ///
+    /// ```
+    /// // With no recorder installed, the descriptions go nowhere: nothing fails.
+    /// tiercache::CacheStats::describe_metrics();
+    /// ```
+    pub fn describe_metrics() {
+        for m in COUNTERS.iter().chain(HISTOGRAMS).chain([BUILD_INFO]) {
+            m.describe();
+        }
+        let debug_assertions = if cfg!(debug_assertions) {
+            "true"
+        } else {
+            "false"
+        };
+        metrics::gauge!(
+            BUILD_INFO.name,
+            "version" => env!("CARGO_PKG_VERSION"),
+            "debug_assertions" => debug_assertions
+        )
+        .set(1.0);
+    }
+
+    /// Each histogram's name and bucket upper bounds, for a recorder that needs them before the
+    /// first value (`metrics-exporter-prometheus`: `set_buckets_for_metric` with `Matcher::Full`).
+    /// The bounds are in the metric's unit: seconds, except `tiercache_bus_batch_size` (events).
+    ///
+    /// ```
+    /// let (name, buckets) = tiercache::CacheStats::histogram_buckets()
+    ///     .find(|(name, _)| *name == "tiercache_bus_batch_size")
+    ///     .expect("the batch size is a histogram");
+    /// assert_eq!(&buckets[..3], &[1.0, 2.0, 4.0]);
+    /// # let _ = name;
+    /// ```
+    pub fn histogram_buckets() -> impl Iterator<Item = (&'static str, &'static [f64])> {
+        HISTOGRAMS.iter().map(|h| (h.name, h.buckets))
+    }
+
+    /// The markdown tables of the core's metrics that docs/OPERATIONS.md ("Metrics") holds, rendered
+    /// from the declarations the recorder is told: counters, then histograms and gauges.
+    ///
+    /// ```
+    /// assert!(tiercache::CacheStats::metrics_markdown().contains("| `tiercache_l1_hits_total` |"));
+    /// ```
+    pub fn metrics_markdown() -> String {
+        let mut out = header(&["metric", "`CacheStats` field", "meaning"]);
+        for c in COUNTERS {
+            let name = format!("`{}`", c.name);
+            let field = format!("`{}`", c.field.unwrap_or_default());
+            out.push_str(&row(&[&name, &field, c.help]));
+        }
+        out.push('\n');
+        out.push_str(&header(&[
+            "metric",
+            "kind",
+            "unit",
+            "buckets (upper bounds)",
+            "meaning",
+        ]));
+        for m in HISTOGRAMS.iter().chain([BUILD_INFO]) {
+            let name = format!("`{}`", m.name);
+            let kind = match m.kind {
+                Kind::Counter => "counter",
+                Kind::Gauge => "gauge",
+                Kind::Histogram => "histogram",
+            };
+            let buckets = if m.buckets.is_empty() {
+                "—".to_owned()
+            } else {
+                let mut b = String::new();
+                for (i, bound) in m.buckets.iter().enumerate() {
+                    let _ = write!(b, "{}{bound}", if i == 0 { "" } else { ", " });
+                }
+                b
+            };
+            out.push_str(&row(&[&name, kind, m.unit.as_str(), &buckets, m.help]));
+        }
+        out
+    }
+}
 
 impl Recorder {
     pub(crate) fn new(namespace: &str) -> Self {
@@ -218,6 +437,58 @@ mod tests {
                 other => panic!("a counter, not {other:?}"),
             })
             .sum()
+    }
+
+    #[test]
+    fn the_docs_hold_the_rendered_metrics_tables() {
+        let docs = include_str!("../../../docs/OPERATIONS.md");
+        let tables = CacheStats::metrics_markdown();
+        assert!(
+            docs.contains(&tables),
+            "docs/OPERATIONS.md must hold the core's metrics tables as rendered:\n{tables}"
+        );
+    }
+
+    #[test]
+    fn every_metric_is_described_with_its_unit_and_every_histogram_has_rising_buckets() {
+        let recorder = DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        metrics::with_local_recorder(&recorder, || {
+            CacheStats::describe_metrics();
+            let _registered = Recorder::new("unit");
+        });
+        let described: Vec<_> = snapshotter
+            .snapshot()
+            .into_vec()
+            .into_iter()
+            .map(|(key, unit, help, _)| (key.key().name().to_owned(), unit, help))
+            .collect();
+        let names = COUNTER_NAMES
+            .iter()
+            .chain(HISTOGRAM_NAMES)
+            .chain([&"tiercache_build_info"]);
+        for name in names {
+            let (_, unit, help) = described
+                .iter()
+                .find(|(n, ..)| n == name)
+                .unwrap_or_else(|| panic!("{name} was not registered"));
+            let help = help
+                .as_ref()
+                .unwrap_or_else(|| panic!("{name} has no description"));
+            let unit = unit.unwrap_or_else(|| panic!("{name} has no unit"));
+            assert!(
+                help.ends_with(&format!(" Unit: {}.", unit.as_str())),
+                "{name}: {help}"
+            );
+        }
+        for h in HISTOGRAMS {
+            assert!(
+                !h.buckets.is_empty() && h.buckets.windows(2).all(|w| w[0] < w[1]),
+                "{}: {:?}",
+                h.name,
+                h.buckets
+            );
+        }
     }
 
     #[test]

@@ -4,6 +4,8 @@
 use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write as _;
 
+use serde::Serialize;
+
 use tiercache::ServerInfo;
 use tiercache_widgets::{
     Alert, CacheStatus, Figures, FleetStatus, HealthLevel, History, LockFigures, MetricsSnapshot,
@@ -39,7 +41,67 @@ impl Found {
     }
 }
 
+/// Why `--json` had no health to print: the `cause` field of [`Unknown`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+enum Cause {
+    /// Redis answered, but no running node of the namespace has stored a snapshot.
+    NoSnapshot,
+    /// Redis did not answer (exit 3).
+    RedisUnreachable,
+    /// A flag, URL or variable could not be used (exit 64).
+    BadInput,
+    /// Anything else that stopped the run (exit 1).
+    Failed,
+}
+
+/// The document `--json` prints when there is no level to report, so a monitor that parses stdout
+/// always finds one: `level` is `unknown` and `reason` the sentence stderr carries.
+#[derive(Debug, Serialize)]
+struct Unknown<'a> {
+    /// When the run gave up, Unix seconds (UTC), as `taken_at` of the other documents.
+    taken_at: i64,
+    namespace: &'a str,
+    level: &'static str,
+    cause: Cause,
+    reason: String,
+}
+
+impl<'a> Unknown<'a> {
+    fn new(namespace: &'a str, cause: Cause, reason: String) -> Self {
+        Unknown {
+            taken_at: chrono::Utc::now().timestamp(),
+            namespace,
+            level: "unknown",
+            cause,
+            reason,
+        }
+    }
+
+    fn emit(&self) -> Result<(), CliError> {
+        let json = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
+        super::emit(&format!("{json}\n"));
+        Ok(())
+    }
+}
+
 pub async fn run(global: &Global, args: &StatusArgs) -> Result<Exit, CliError> {
+    let outcome = status(global, args).await;
+    if args.json {
+        if let Err(e) = &outcome {
+            let cause = match e.exit() {
+                Exit::Unknown => Cause::RedisUnreachable,
+                Exit::Usage => Cause::BadInput,
+                Exit::Ok | Exit::Warning | Exit::Critical => Cause::Failed,
+            };
+            // The run already failed: its own error is the one to report, not the document's.
+            let _ = Unknown::new(&global.namespace, cause, e.to_string()).emit();
+        }
+    }
+    outcome
+}
+
+async fn status(global: &Global, args: &StatusArgs) -> Result<Exit, CliError> {
     let node = connect(global).await?;
     let cache = &node.cache;
     let server = cache
@@ -66,12 +128,16 @@ pub async fn run(global: &Global, args: &StatusArgs) -> Result<Exit, CliError> {
         &redis_figures(&server),
     );
     let Some(level) = found.level() else {
+        let reason = format!(
+            "no running node of namespace {:?} has stored a metrics snapshot yet at {} \
+             (service nodes store one every DEMO_SNAPSHOT_INTERVAL, 60 s by default)",
+            global.namespace, node.url
+        );
+        if args.json {
+            Unknown::new(&global.namespace, Cause::NoSnapshot, reason.clone()).emit()?;
+        }
         if !global.quiet {
-            eprintln!(
-                "no running node of namespace {:?} has stored a metrics snapshot yet at {} \
-                 (service nodes store one every DEMO_SNAPSHOT_INTERVAL, 60 s by default)",
-                global.namespace, node.url
-            );
+            eprintln!("{reason}");
         }
         return Ok(Exit::Unknown);
     };
