@@ -23,7 +23,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
-use tiercache::{Cache, CacheStats, Source};
+use tiercache::{show_buckets, Cache, CacheStats, MetricKind, Source};
 
 use crate::clock::{Clock, SystemClock};
 use crate::error::WidgetError;
@@ -685,18 +685,10 @@ impl WidgetCacheMetricsService {
     }
 }
 
-/// Whether a widget-layer metric counts, measures or states.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Counter,
-    Gauge,
-    Histogram,
-}
-
 /// One metric of the widget layer: what the recorder is told and what the docs' table says.
 struct Described {
     name: &'static str,
-    kind: Kind,
+    kind: MetricKind,
     unit: metrics::Unit,
     /// The labels it carries, for the docs.
     labels: &'static str,
@@ -714,7 +706,7 @@ const LATENCY_BUCKETS: &[f64] = &[
 const fn counter(name: &'static str, labels: &'static str, help: &'static str) -> Described {
     Described {
         name,
-        kind: Kind::Counter,
+        kind: MetricKind::Counter,
         unit: metrics::Unit::Count,
         labels,
         help,
@@ -736,7 +728,7 @@ const METRICS: &[Described] = &[
     ),
     Described {
         name: "widget_cache_response_seconds",
-        kind: Kind::Histogram,
+        kind: MetricKind::Histogram,
         unit: metrics::Unit::Seconds,
         labels: "`widget`",
         help: "Time to answer a widget read, by type, whichever tier or load answered it.",
@@ -754,7 +746,7 @@ const METRICS: &[Described] = &[
     ),
     Described {
         name: "widget_data_query_seconds",
-        kind: Kind::Histogram,
+        kind: MetricKind::Histogram,
         unit: metrics::Unit::Seconds,
         labels: "`widget`",
         help: "Time of one aggregate query, by widget type.",
@@ -772,7 +764,7 @@ const METRICS: &[Described] = &[
     ),
     Described {
         name: "widget_outbox_delay_seconds",
-        kind: Kind::Histogram,
+        kind: MetricKind::Histogram,
         unit: metrics::Unit::Seconds,
         labels: "—",
         help: "A change's commit to its invalidation reaching Redis.",
@@ -784,7 +776,7 @@ const METRICS: &[Described] = &[
     },
     Described {
         name: "widget_outbox_backlog",
-        kind: Kind::Gauge,
+        kind: MetricKind::Gauge,
         unit: metrics::Unit::Count,
         labels: "—",
         help: "Committed changes whose invalidation has not reached Redis yet, as last polled.",
@@ -822,14 +814,6 @@ const METRICS: &[Described] = &[
     ),
 ];
 
-impl Described {
-    /// What the recorder prints as `# HELP`: the meaning and the unit (the Prometheus text format
-    /// has no line of its own for a unit).
-    fn help_line(&self) -> String {
-        format!("{} Unit: {}.", self.help, self.unit.as_str())
-    }
-}
-
 impl WidgetCacheMetricsService {
     /// Tells the installed [`metrics`] recorder what every metric of the widget layer means and in
     /// which unit (a Prometheus exporter prints it as `# HELP`). Call it once, after installing the
@@ -841,12 +825,7 @@ impl WidgetCacheMetricsService {
     /// ```
     pub fn describe_metrics() {
         for m in METRICS {
-            let (name, unit, help) = (m.name, m.unit, m.help_line());
-            match m.kind {
-                Kind::Counter => metrics::describe_counter!(name, unit, help),
-                Kind::Gauge => metrics::describe_gauge!(name, unit, help),
-                Kind::Histogram => metrics::describe_histogram!(name, unit, help),
-            }
+            m.kind.describe(m.name, m.unit, m.help);
         }
     }
 
@@ -862,7 +841,7 @@ impl WidgetCacheMetricsService {
     pub fn histogram_buckets() -> impl Iterator<Item = (&'static str, &'static [f64])> {
         METRICS
             .iter()
-            .filter(|m| m.kind == Kind::Histogram)
+            .filter(|m| m.kind == MetricKind::Histogram)
             .map(|m| (m.name, m.buckets))
     }
 
@@ -879,20 +858,8 @@ impl WidgetCacheMetricsService {
             "| metric | kind | unit | labels | buckets (upper bounds) | meaning |\n|---|---|---|---|---|---|\n",
         );
         for m in METRICS {
-            let kind = match m.kind {
-                Kind::Counter => "counter",
-                Kind::Gauge => "gauge",
-                Kind::Histogram => "histogram",
-            };
-            let buckets = if m.buckets.is_empty() {
-                "—".to_owned()
-            } else {
-                m.buckets
-                    .iter()
-                    .map(f64::to_string)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            };
+            let kind = m.kind.as_str();
+            let buckets = show_buckets(m.buckets);
             let _ = writeln!(
                 out,
                 "| `{}` | {kind} | {} | {} | {buckets} | {} |",
@@ -924,7 +891,7 @@ mod tests {
     fn every_histogram_has_rising_buckets() {
         for m in METRICS {
             assert_eq!(
-                m.kind == Kind::Histogram,
+                m.kind == MetricKind::Histogram,
                 !m.buckets.is_empty(),
                 "{}",
                 m.name

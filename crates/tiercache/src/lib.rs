@@ -93,7 +93,9 @@ pub use fetched::{Fetched, Source};
 pub use keys::acl_rules;
 pub use loader::Loader;
 pub use lock::{LockGuard, LockOptions};
-pub use metrics::{CacheStats, COUNTER_NAMES, HISTOGRAM_NAMES, PUBLISH_INTERVAL};
+pub use metrics::{
+    show_buckets, CacheStats, MetricKind, COUNTER_NAMES, HISTOGRAM_NAMES, PUBLISH_INTERVAL,
+};
 pub use ops::{
     ClearReport, EntryReport, EntryState, KeyKind, LeaseHolder, LeaseKind, LeaseReport, LeaseState,
     NamespaceKey, NodePresence, ServerInfo, TagReport,

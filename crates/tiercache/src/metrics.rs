@@ -35,7 +35,7 @@ macro_rules! decisions {
         const COUNTERS: &[Described] = &[$(
             Described {
                 name: $name,
-                kind: Kind::Counter,
+                kind: MetricKind::Counter,
                 unit: Unit::Count,
                 field: Some(stringify!($field)),
                 help: $doc,
@@ -183,18 +183,68 @@ const fn histogram_names() -> [&'static str; HISTOGRAMS.len()] {
     names
 }
 
-/// Whether a metric counts, measures or states.
+/// Whether a metric counts, measures or states: which `describe_*` a recorder is told, and the
+/// word the docs' tables use. Public so that layers above the cache describe their metrics alike.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
+pub enum MetricKind {
+    /// Only goes up.
     Counter,
+    /// A value as last set.
     Gauge,
+    /// A distribution over buckets.
     Histogram,
+}
+
+impl MetricKind {
+    /// The word the docs' tables use: `counter`, `gauge` or `histogram`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MetricKind::Counter => "counter",
+            MetricKind::Gauge => "gauge",
+            MetricKind::Histogram => "histogram",
+        }
+    }
+
+    /// Tells the installed [`metrics`] recorder what the metric `name` means (`help`) and in which
+    /// `unit`. The unit is also written into the help text, since the Prometheus text format has no
+    /// line of its own for it.
+    ///
+    /// ```
+    /// // With no recorder installed, the description goes nowhere: nothing fails.
+    /// tiercache::MetricKind::Counter.describe("app_jobs_total", metrics::Unit::Count, "Jobs run.");
+    /// ```
+    pub fn describe(self, name: &'static str, unit: Unit, help: &str) {
+        let help = format!("{help} Unit: {}.", unit.as_str());
+        match self {
+            MetricKind::Counter => metrics::describe_counter!(name, unit, help),
+            MetricKind::Gauge => metrics::describe_gauge!(name, unit, help),
+            MetricKind::Histogram => metrics::describe_histogram!(name, unit, help),
+        }
+    }
+}
+
+/// A histogram's bucket upper bounds as the docs' tables show them (`0.001, 0.01, 0.1`), or `—`
+/// for a metric without buckets.
+///
+/// ```
+/// assert_eq!(tiercache::show_buckets(&[0.5, 1.0, 2.5]), "0.5, 1, 2.5");
+/// assert_eq!(tiercache::show_buckets(&[]), "—");
+/// ```
+pub fn show_buckets(buckets: &[f64]) -> String {
+    if buckets.is_empty() {
+        return "—".to_owned();
+    }
+    let mut shown = String::new();
+    for (i, bound) in buckets.iter().enumerate() {
+        let _ = write!(shown, "{}{bound}", if i == 0 { "" } else { ", " });
+    }
+    shown
 }
 
 /// One metric: what the recorder is told about it (`describe_*`) and what the docs' tables say.
 struct Described {
     name: &'static str,
-    kind: Kind,
+    kind: MetricKind,
     unit: Unit,
     /// The [`CacheStats`] field that holds the same count (counters only).
     field: Option<&'static str>,
@@ -214,7 +264,7 @@ const LATENCY_BUCKETS: &[f64] = &[
 const HISTOGRAMS: &[Described; 5] = &[
     Described {
         name: "tiercache_load_duration_seconds",
-        kind: Kind::Histogram,
+        kind: MetricKind::Histogram,
         unit: Unit::Seconds,
         field: None,
         help: "Loader run time.",
@@ -222,7 +272,7 @@ const HISTOGRAMS: &[Described; 5] = &[
     },
     Described {
         name: "tiercache_l2_read_duration_seconds",
-        kind: Kind::Histogram,
+        kind: MetricKind::Histogram,
         unit: Unit::Seconds,
         field: None,
         help: "One L2 read round trip (value + validity + fence).",
@@ -230,7 +280,7 @@ const HISTOGRAMS: &[Described; 5] = &[
     },
     Described {
         name: "tiercache_invalidation_propagation_seconds",
-        kind: Kind::Histogram,
+        kind: MetricKind::Histogram,
         unit: Unit::Seconds,
         field: None,
         help: "Sender's publish to this node's apply (wall clocks, so skew between machines shows too).",
@@ -238,7 +288,7 @@ const HISTOGRAMS: &[Described; 5] = &[
     },
     Described {
         name: "tiercache_bus_batch_size",
-        kind: Kind::Histogram,
+        kind: MetricKind::Histogram,
         unit: Unit::Count,
         field: None,
         help: "Events per published bus message.",
@@ -249,7 +299,7 @@ const HISTOGRAMS: &[Described; 5] = &[
     },
     Described {
         name: "tiercache_suspect_duration_seconds",
-        kind: Kind::Histogram,
+        kind: MetricKind::Histogram,
         unit: Unit::Seconds,
         field: None,
         help: "How long the node distrusted its L1 before recovering.",
@@ -263,7 +313,7 @@ const HISTOGRAMS: &[Described; 5] = &[
 /// Which tiercache the process runs.
 const BUILD_INFO: &Described = &Described {
     name: "tiercache_build_info",
-    kind: Kind::Gauge,
+    kind: MetricKind::Gauge,
     unit: Unit::Count,
     field: None,
     help: "Always 1; the labels say which tiercache the process runs: `version` (of the tiercache crate) and `debug_assertions` (`true` in a debug build).",
@@ -271,19 +321,8 @@ const BUILD_INFO: &Described = &Described {
 };
 
 impl Described {
-    /// What the recorder prints as `# HELP`: the meaning and the unit, since the Prometheus text
-    /// format has no line of its own for a unit.
-    fn help_line(&self) -> String {
-        format!("{} Unit: {}.", self.help, self.unit.as_str())
-    }
-
     fn describe(&self) {
-        let (name, unit, help) = (self.name, self.unit, self.help_line());
-        match self.kind {
-            Kind::Counter => metrics::describe_counter!(name, unit, help),
-            Kind::Gauge => metrics::describe_gauge!(name, unit, help),
-            Kind::Histogram => metrics::describe_histogram!(name, unit, help),
-        }
+        self.kind.describe(self.name, self.unit, self.help);
     }
 }
 
@@ -362,20 +401,8 @@ impl CacheStats {
         ]));
         for m in HISTOGRAMS.iter().chain([BUILD_INFO]) {
             let name = format!("`{}`", m.name);
-            let kind = match m.kind {
-                Kind::Counter => "counter",
-                Kind::Gauge => "gauge",
-                Kind::Histogram => "histogram",
-            };
-            let buckets = if m.buckets.is_empty() {
-                "—".to_owned()
-            } else {
-                let mut b = String::new();
-                for (i, bound) in m.buckets.iter().enumerate() {
-                    let _ = write!(b, "{}{bound}", if i == 0 { "" } else { ", " });
-                }
-                b
-            };
+            let kind = m.kind.as_str();
+            let buckets = show_buckets(m.buckets);
             out.push_str(&row(&[&name, kind, m.unit.as_str(), &buckets, m.help]));
         }
         out
