@@ -247,18 +247,21 @@ async fn open_data(
     Ok((data, written))
 }
 
-/// A node of `config` over `url` (or the configured URL). With `require_redis`, fails when Redis
-/// does not answer instead of starting without it: that is how the demo asks whether anything
-/// answers.
+/// Node `index` of `config` over `url` (or the configured URL). With `require_redis`, fails when
+/// Redis does not answer instead of starting without it: that is how the demo asks whether anything
+/// answers. Its metrics carry `node="<its name>"`, since the demo's nodes share one process and one
+/// `/metrics` would otherwise merge them.
 async fn build_cache(
     settings: &Settings,
     config: &tiercache::Config,
     url: Option<&str>,
     require_redis: bool,
+    index: usize,
 ) -> Result<Cache, tiercache::Error> {
     let mut builder = Cache::builder()
         .config(config.clone())
-        .namespace(&settings.namespace);
+        .namespace(&settings.namespace)
+        .node_label(crate::node::node_name(index));
     if require_redis {
         builder = builder.require_redis_at_start(true);
     }
@@ -303,17 +306,17 @@ async fn build_caches(
     let (redis, first) = if settings.private_redis {
         println!("--private-redis: starting a private redis-server");
         let server = start_private_redis().await?;
-        let cache = build_cache(settings, cache_config, Some(&server.url()), false).await?;
+        let cache = build_cache(settings, cache_config, Some(&server.url()), false, 0).await?;
         (Some(server), cache)
     } else {
-        match build_cache(settings, cache_config, wanted, true).await {
+        match build_cache(settings, cache_config, wanted, true, 0).await {
             Ok(cache) => (None, cache),
             Err(e) if matches!(e.kind(), ErrorKind::Redis | ErrorKind::Unavailable) => {
                 match when_redis_is_silent(settings) {
                     WhenRedisIsSilent::StartWithout => {
                         // Redis down never keeps the service down: the nodes serve from L1 and
                         // SQLite and join the fleet when Redis answers.
-                        let cache = build_cache(settings, cache_config, wanted, false).await?;
+                        let cache = build_cache(settings, cache_config, wanted, false, 0).await?;
                         let why = if settings.no_embedded_redis {
                             "--no-embedded-redis"
                         } else {
@@ -330,7 +333,8 @@ async fn build_caches(
                         println!("no Redis answers ({e}); no Redis URL was given: starting a private redis-server");
                         let server = start_private_redis().await?;
                         let cache =
-                            build_cache(settings, cache_config, Some(&server.url()), false).await?;
+                            build_cache(settings, cache_config, Some(&server.url()), false, 0)
+                                .await?;
                         (Some(server), cache)
                     }
                 }
@@ -345,8 +349,17 @@ async fn build_caches(
         settings.namespace
     );
     let mut caches = vec![first];
-    for _ in 1..settings.nodes {
-        caches.push(build_cache(settings, cache_config, Some(&url), false).await?);
+    for index in 1..settings.nodes {
+        caches.push(
+            build_cache(
+                settings,
+                cache_config,
+                Some(&url),
+                false,
+                usize::from(index),
+            )
+            .await?,
+        );
     }
     Ok((redis, caches, config))
 }

@@ -108,6 +108,8 @@ async fn every_metric_has_help_with_its_unit_build_info_and_buckets_in_its_unit(
             "count"
         } else if name.ends_with("_seconds") {
             "seconds"
+        } else if name.ends_with("_bytes") {
+            "bytes"
         } else {
             "count"
         };
@@ -146,6 +148,27 @@ async fn every_metric_has_help_with_its_unit_build_info_and_buckets_in_its_unit(
         "{build_info:?}"
     );
     assert_eq!(declared["tiercache_build_info"], "gauge");
+
+    // The state gauges, one series per node: the demo labels each node by its name.
+    for node in ["node-0", "node-1"] {
+        for gauge in [
+            "tiercache_l1_bytes",
+            "tiercache_pending_invalidations",
+            "tiercache_suspect",
+            "tiercache_breaker_open",
+        ] {
+            assert!(
+                text.lines().any(|l| l.starts_with(&format!("{gauge}{{"))
+                    && l.contains(&format!("node=\"{node}\""))),
+                "no {gauge} series for {node}"
+            );
+        }
+    }
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("tiercache_breaker_open{") && l.ends_with(" 0")),
+        "Redis answers, so the breaker is closed"
+    );
 
     // The batch size counts events: powers of two, not the seconds of the latency histograms.
     let counts: Vec<String> = [

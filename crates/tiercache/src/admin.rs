@@ -88,7 +88,7 @@ impl<'a> Admin<'a> {
     /// Hits count into per-thread stripes and reach the recorder in batches, so that serving L1
     /// hits from many cores never has them all write the recorder's one shared counter.
     pub fn publish_metrics(&self) {
-        self.node().stats.publish();
+        self.node().publish_metrics();
     }
 
     /// Bytes L1 holds by its weigher (encoded value size + key + overhead), after pending maintenance.

@@ -137,6 +137,13 @@ impl CacheBuilder {
         self
     }
 
+    /// Labels every metric of this node `node="<label>"` (`TIERCACHE_NODE_LABEL`), so nodes that
+    /// share a process or a host are told apart on a dashboard. Default: no such label.
+    pub fn node_label(mut self, label: impl Into<String>) -> Self {
+        self.config.node_label = Some(label.into());
+        self
+    }
+
     /// The L1 bound in bytes, weighed by encoded value size. Default 256 MiB.
     pub fn l1_max_bytes(mut self, bytes: u64) -> Self {
         self.config.l1_max_bytes = bytes;
@@ -309,7 +316,7 @@ impl CacheBuilder {
                 ),
                 bus: BusSide::new(outbox),
                 keys,
-                stats: Recorder::new(&config.namespace),
+                stats: Recorder::new(&config.namespace, config.node_label.as_deref()),
                 fills,
                 repairs_logged: std::sync::atomic::AtomicU16::new(0),
                 shut_down: AtomicBool::new(false),
@@ -368,7 +375,7 @@ fn start_publisher(node: std::sync::Weak<Node>) -> tokio::task::JoinHandle<()> {
         loop {
             ticks.tick().await;
             let Some(node) = node.upgrade() else { return };
-            node.stats.publish();
+            node.publish_metrics();
         }
     })
 }

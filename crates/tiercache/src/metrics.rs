@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use std::fmt::Write as _;
 
-use metrics::{Counter, Histogram, Unit};
+use metrics::{Counter, Gauge, Histogram, Label, Unit};
 
 macro_rules! decisions {
     ($( $field:ident => $name:literal, $doc:literal; )*) => {
@@ -51,8 +51,8 @@ macro_rules! decisions {
         struct Handles { $( $field: Counter, )* }
 
         impl Handles {
-            fn register(namespace: &str) -> Self {
-                Handles { $( $field: metrics::counter!($name, "namespace" => namespace.to_owned()), )* }
+            fn register(labels: &[Label]) -> Self {
+                Handles { $( $field: metrics::counter!($name, labels.to_vec()), )* }
             }
         }
 
@@ -161,6 +161,8 @@ pub(crate) struct Recorder {
     propagation_seconds: Histogram,
     batch_size: Histogram,
     suspect_seconds: Histogram,
+    /// In the order of [`GAUGES`].
+    gauges: [Gauge; 5],
 }
 
 impl Drop for Recorder {
@@ -320,6 +322,59 @@ const BUILD_INFO: &Described = &Described {
     buckets: &[],
 };
 
+/// What a node is, stated every [`PUBLISH_INTERVAL`], in the order [`Recorder::state`] sets them.
+const GAUGES: &[Described; 5] = &[
+    Described {
+        name: "tiercache_l1_entries",
+        kind: MetricKind::Gauge,
+        unit: Unit::Count,
+        field: None,
+        help: "Entries in L1 (expired ones until the next sweep).",
+        buckets: &[],
+    },
+    Described {
+        name: "tiercache_l1_bytes",
+        kind: MetricKind::Gauge,
+        unit: Unit::Bytes,
+        field: None,
+        help: "Bytes L1 holds by its weigher (encoded value size, key and overhead), against TIERCACHE_L1_MAX_BYTES.",
+        buckets: &[],
+    },
+    Described {
+        name: "tiercache_pending_invalidations",
+        kind: MetricKind::Gauge,
+        unit: Unit::Count,
+        field: None,
+        help: "Invalidation operations that could not reach Redis and wait to be replayed; L2 is not used while any wait.",
+        buckets: &[],
+    },
+    Described {
+        name: "tiercache_suspect",
+        kind: MetricKind::Gauge,
+        unit: Unit::Count,
+        field: None,
+        help: "1 while the node distrusts part of its L1 (it may have missed an invalidation), else 0.",
+        buckets: &[],
+    },
+    Described {
+        name: "tiercache_breaker_open",
+        kind: MetricKind::Gauge,
+        unit: Unit::Count,
+        field: None,
+        help: "1 while the circuit breaker in front of Redis is open (calls are refused), else 0.",
+        buckets: &[],
+    },
+];
+
+/// A node's state as its gauges say it.
+pub(crate) struct NodeState {
+    pub(crate) l1_entries: u64,
+    pub(crate) l1_bytes: u64,
+    pub(crate) pending_invalidations: u64,
+    pub(crate) suspect: bool,
+    pub(crate) breaker_open: bool,
+}
+
 impl Described {
     fn describe(&self) {
         self.kind.describe(self.name, self.unit, self.help);
@@ -347,7 +402,12 @@ impl CacheStats {
     /// tiercache::CacheStats::describe_metrics();
     /// ```
     pub fn describe_metrics() {
-        for m in COUNTERS.iter().chain(HISTOGRAMS).chain([BUILD_INFO]) {
+        for m in COUNTERS
+            .iter()
+            .chain(HISTOGRAMS)
+            .chain(GAUGES)
+            .chain([BUILD_INFO])
+        {
             m.describe();
         }
         let debug_assertions = if cfg!(debug_assertions) {
@@ -399,7 +459,7 @@ impl CacheStats {
             "buckets (upper bounds)",
             "meaning",
         ]));
-        for m in HISTOGRAMS.iter().chain([BUILD_INFO]) {
+        for m in HISTOGRAMS.iter().chain(GAUGES).chain([BUILD_INFO]) {
             let name = format!("`{}`", m.name);
             let kind = m.kind.as_str();
             let buckets = show_buckets(m.buckets);
@@ -410,18 +470,41 @@ impl CacheStats {
 }
 
 impl Recorder {
-    pub(crate) fn new(namespace: &str) -> Self {
-        let label = || ("namespace", namespace.to_owned());
-        let (k, v) = label();
+    /// The node's counters, histograms and gauges, labelled with its `namespace` and, when given,
+    /// `node` ([`crate::CacheBuilder::node_label`]).
+    pub(crate) fn new(namespace: &str, node_label: Option<&str>) -> Self {
+        let mut labels = vec![Label::new("namespace", namespace.to_owned())];
+        if let Some(node) = node_label {
+            labels.push(Label::new("node", node.to_owned()));
+        }
+        let histogram = |i: usize| metrics::histogram!(HISTOGRAM_NAMES[i], labels.clone());
+        let gauge = |i: usize| metrics::gauge!(GAUGES[i].name, labels.clone());
         Recorder {
             atomics: Box::default(),
-            handles: Handles::register(namespace),
+            handles: Handles::register(&labels),
             published: parking_lot::Mutex::default(),
-            load_seconds: metrics::histogram!(HISTOGRAM_NAMES[0], k => v.clone()),
-            l2_read_seconds: metrics::histogram!(HISTOGRAM_NAMES[1], k => v.clone()),
-            propagation_seconds: metrics::histogram!(HISTOGRAM_NAMES[2], k => v.clone()),
-            batch_size: metrics::histogram!(HISTOGRAM_NAMES[3], k => v.clone()),
-            suspect_seconds: metrics::histogram!(HISTOGRAM_NAMES[4], k => v),
+            load_seconds: histogram(0),
+            l2_read_seconds: histogram(1),
+            propagation_seconds: histogram(2),
+            batch_size: histogram(3),
+            suspect_seconds: histogram(4),
+            gauges: [gauge(0), gauge(1), gauge(2), gauge(3), gauge(4)],
+        }
+    }
+
+    /// Sets the gauges to what the node is now.
+    pub(crate) fn state(&self, state: &NodeState) {
+        let flag = |on: bool| if on { 1.0 } else { 0.0 };
+        #[allow(clippy::cast_precision_loss)] // counts far below 2^52 are exact in an f64
+        let values = [
+            state.l1_entries as f64,
+            state.l1_bytes as f64,
+            state.pending_invalidations as f64,
+            flag(state.suspect),
+            flag(state.breaker_open),
+        ];
+        for (gauge, value) in self.gauges.iter().zip(values) {
+            gauge.set(value);
         }
     }
 
@@ -482,7 +565,7 @@ mod tests {
         let snapshotter = recorder.snapshotter();
         metrics::with_local_recorder(&recorder, || {
             CacheStats::describe_metrics();
-            let _registered = Recorder::new("unit");
+            let _registered = Recorder::new("unit", None);
         });
         let described: Vec<_> = snapshotter
             .snapshot()
@@ -522,7 +605,7 @@ mod tests {
     fn counts_reach_the_recorder_when_published_never_twice_and_the_rest_on_drop() {
         let recorder = DebuggingRecorder::new();
         let snapshotter = recorder.snapshotter();
-        let stats = metrics::with_local_recorder(&recorder, || Recorder::new("unit"));
+        let stats = metrics::with_local_recorder(&recorder, || Recorder::new("unit", None));
         stats.l1_hits(3);
         assert_eq!(
             exported_hits(&snapshotter),

@@ -55,6 +55,9 @@ pub struct Config {
     pub redis_db: u16,
     /// `TIERCACHE_NAMESPACE`, default `default`. Keys of different namespaces never collide.
     pub namespace: String,
+    /// `TIERCACHE_NODE_LABEL`, unset by default: when set, every metric of the node carries the
+    /// label `node` with this value, so nodes that share a process or a host stay apart.
+    pub node_label: Option<String>,
     /// `TIERCACHE_L1_MAX_BYTES`, default 256 MiB: the L1 bound, weighed by encoded size.
     pub l1_max_bytes: u64,
     /// `TIERCACHE_MAX_VALUE_BYTES`, default 16 MiB: larger values are refused on write and treated
@@ -130,6 +133,7 @@ impl Default for Config {
             tls_ca_cert_file: None,
             redis_db: 1,
             namespace: "default".to_owned(),
+            node_label: None,
             l1_max_bytes: 256 << 20,
             max_value_bytes: 16 << 20,
             max_key_bytes: 1024,
@@ -170,6 +174,7 @@ impl std::fmt::Debug for Config {
             tls_ca_cert_file,
             redis_db,
             namespace,
+            node_label,
             l1_max_bytes,
             max_value_bytes,
             max_key_bytes,
@@ -210,6 +215,7 @@ impl std::fmt::Debug for Config {
             .field("tls_ca_cert_file", tls_ca_cert_file)
             .field("redis_db", redis_db)
             .field("namespace", namespace)
+            .field("node_label", node_label)
             .field("l1_max_bytes", l1_max_bytes)
             .field("max_value_bytes", max_value_bytes)
             .field("max_key_bytes", max_key_bytes)

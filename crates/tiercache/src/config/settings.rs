@@ -60,6 +60,11 @@ impl Config {
             doc: "Nodes of one namespace share entries and invalidations; at most 256 printable ASCII characters without spaces, braces or `* ? [ ] \\`.",
         },
         Setting {
+            name: "TIERCACHE_NODE_LABEL",
+            value: SettingValue::OptionalText(|c| &mut c.node_label),
+            doc: "When set, every metric of the node carries the label `node` with this value, so two nodes in one process or on one host stay two series.",
+        },
+        Setting {
             name: "TIERCACHE_L1_MAX_BYTES",
             value: SettingValue::Bytes { min: 1024, max: u64::MAX, field: |c| &mut c.l1_max_bytes },
             doc: "The L1 bound, weighed by encoded value size.",

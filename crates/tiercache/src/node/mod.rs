@@ -16,7 +16,7 @@ use crate::config::Config;
 use crate::error::Error;
 use crate::keys::KeySpace;
 use crate::message::Event;
-use crate::metrics::Recorder;
+use crate::metrics::{NodeState, Recorder};
 use bus_side::BusSide;
 use l1_side::L1Side;
 use l2_side::L2Side;
@@ -90,6 +90,18 @@ impl Node {
                 tracing::debug!(namespace = %self.config.namespace, what, "unreadable bookkeeping in Redis rewritten");
             }
         }
+    }
+
+    /// Hands the recorder what the counters gained and sets the gauges to what the node is now.
+    pub(crate) fn publish_metrics(&self) {
+        self.stats.publish();
+        self.stats.state(&NodeState {
+            l1_entries: self.l1.entries.entry_count(),
+            l1_bytes: self.l1.entries.weighed_bytes(),
+            pending_invalidations: self.l2.pending.len() as u64,
+            suspect: self.l1.coherence.is_suspect(),
+            breaker_open: self.l2.breaker.is_open(),
+        });
     }
 
     /// Applies one change to this node's L1 (own or another node's).
