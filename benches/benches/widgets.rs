@@ -28,6 +28,7 @@ fn widgets(c: &mut Criterion) {
         .unwrap();
     let service = WidgetCacheService::new(
         rt.block_on(node(&redis.url(), "widgets")),
+        data.clone(),
         WidgetCacheMetricsService::in_memory(),
     );
     let filters = WidgetFilters::new().with("organization_id", "3").unwrap();
@@ -35,12 +36,7 @@ fn widgets(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("widget_read");
     for widget in WidgetType::ALL {
-        let read = || {
-            let (d, f) = (data.clone(), filters.clone());
-            service.get_widget_data(widget, range, filters.clone(), move |_| async move {
-                d.compute(widget, range, f, Utc::now()).await
-            })
-        };
+        let read = || service.fetch_view(widget, range, filters.clone());
         rt.block_on(read()).unwrap();
         group.bench_with_input(BenchmarkId::new("cached", widget), &widget, |b, _| {
             b.to_async(&rt)

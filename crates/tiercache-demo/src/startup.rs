@@ -458,7 +458,7 @@ async fn warm_cache(
         clock,
     )
     .with_live_views(live.clone());
-    let warmed = crate::warm::warm(&warming, data, settings.warm_campaigns).await;
+    let warmed = crate::warm::warm(&warming, settings.warm_campaigns).await;
     let failed = if warmed.failed > 0 {
         format!(" ({} failed; see the warnings)", warmed.failed)
     } else {
@@ -534,9 +534,9 @@ fn widget_service(
     views: ViewSettings,
     clock: OffsetClock,
 ) -> WidgetCacheService {
-    WidgetCacheService::new(cache, metrics)
-        // Scope tags (organization:<id>) then reach exactly the campaigns an organisation runs.
-        .with_directory(data.clone())
+    // Its data also names each campaign's organisation, so scope tags (organization:<id>) reach
+    // exactly the campaigns an organisation runs.
+    WidgetCacheService::new(cache, data.clone(), metrics)
         .with_load_timeouts(views.timeouts)
         .with_ttl_tiers(views.tiers)
         .with_clock(clock)

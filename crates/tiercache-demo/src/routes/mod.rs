@@ -29,7 +29,7 @@ use crate::error::ApiError;
 use crate::node::Node;
 
 pub use figures::Figures;
-pub(crate) use widgets::{fetch_cached, parse_request};
+pub(crate) use widgets::parse_request;
 
 /// The routes of one node.
 pub fn router(node: Arc<Node>, request_timeout: Duration) -> Router {
