@@ -8,10 +8,11 @@ use std::time::Duration;
 use chrono::Utc;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use tiercache_benches::{node, runtime};
+use tiercache_demo::dataset::{generate_if_empty, DatasetSize};
 use tiercache_testkit::RedisServer;
 use tiercache_widgets::{
-    DatasetSize, TimeRange, WidgetCacheMetricsService, WidgetCacheService,
-    WidgetDataAggregationService, WidgetFilters, WidgetType,
+    TimeRange, WidgetCacheMetricsService, WidgetCacheService, WidgetDataAggregationService,
+    WidgetFilters, WidgetType,
 };
 
 fn widgets(c: &mut Criterion) {
@@ -24,7 +25,7 @@ fn widgets(c: &mut Criterion) {
         donations: 200_000,
         ..DatasetSize::demo()
     };
-    rt.block_on(data.generate_if_empty(size, 1, Utc::now()))
+    rt.block_on(generate_if_empty(&data, size, 1, Utc::now()))
         .unwrap();
     let service = WidgetCacheService::new(
         rt.block_on(node(&redis.url(), "widgets")),

@@ -9,13 +9,14 @@ use std::time::{Duration, Instant};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tiercache::{Cache, ErrorKind};
 use tiercache_widgets::{
-    ChangeDispatcher, Clock, DatasetSize, LiveViews, LoadTimeouts, OffsetClock, ServiceTargets,
-    Thresholds, TtlTiers, WidgetCacheMetricsService, WidgetCacheService, WidgetConfig,
+    ChangeDispatcher, Clock, LiveViews, LoadTimeouts, OffsetClock, ServiceTargets, Thresholds,
+    TtlTiers, WidgetCacheMetricsService, WidgetCacheService, WidgetConfig,
     WidgetDataAggregationService, WidgetInvalidationService,
 };
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::dataset::{generate_if_empty, DatasetSize};
 use crate::error::DemoError;
 use crate::node::{node_name, CachedNode, Node, Peer};
 use crate::private_redis::PrivateRedis;
@@ -35,10 +36,8 @@ const INVALIDATION_TIMEOUT: Duration = Duration::from_secs(2);
 /// The data's shape; `--donations` sets the number of donations.
 fn dataset(donations: u32) -> DatasetSize {
     DatasetSize {
-        organizations: 20,
-        campaigns_per_organization: 25,
-        employees_per_organization: 500,
         donations: i64::from(donations),
+        ..DatasetSize::demo()
     }
 }
 
@@ -254,9 +253,8 @@ async fn open_data(
 ) -> Result<(WidgetDataAggregationService, i64), DemoError> {
     let data = WidgetDataAggregationService::open(&settings.db)?;
     let started = Instant::now();
-    let written = data
-        .generate_if_empty(dataset(settings.donations), settings.seed, clock.now())
-        .await?;
+    let size = dataset(settings.donations);
+    let written = generate_if_empty(&data, size, settings.seed, clock.now()).await?;
     if written > 0 {
         println!(
             "database {}: generated {written} donations in {:.1} s",

@@ -67,8 +67,8 @@ pub use config::{
     settings_markdown, LoadTimeouts, ServiceTargets, TtlTier, TtlTiers, WidgetConfig,
 };
 pub use data::{
-    ActivityRow, AggregatePath, Campaign, CampaignEntry, CampaignRow, Change, DatasetSize,
-    DonationStore, DonorRow, Giver, NewCampaign, NewDonation, OrganizationEntry, OrganizationStats,
+    ActivityRow, AggregatePath, Campaign, CampaignEntry, CampaignRow, Change, DonationStore,
+    DonorRow, Giver, ImportRow, NewCampaign, NewDonation, OrganizationEntry, OrganizationStats,
     Participation, PendingChange, SqliteStore, StoreSnapshot, TotalDonations, TrendBucket,
     WidgetData, WidgetDataAggregationService,
 };

@@ -63,7 +63,9 @@ proptest! {
     ) {
         let db = Scratch::new();
         let store = SqliteStore::open(&db.0).unwrap();
-        store.generate_if_empty(SIZE, seed, now()).unwrap();
+        store
+            .import_if_empty(&mut dataset::rows(SIZE, seed, now()))
+            .unwrap();
         for c in &before {
             apply(&store, c);
         }
@@ -98,7 +100,9 @@ proptest! {
 fn a_new_donor_enters_a_full_top_list_without_a_recompute() {
     let db = Scratch::new();
     let store = SqliteStore::open(&db.0).unwrap();
-    store.generate_if_empty(SIZE, 7, now()).unwrap();
+    store
+        .import_if_empty(&mut dataset::rows(SIZE, 7, now()))
+        .unwrap();
     let views: Vec<View> = (0..7)
         .map(|widget| View {
             widget,

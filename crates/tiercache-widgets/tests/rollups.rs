@@ -45,7 +45,9 @@ proptest! {
     ) {
         let db = Scratch::new();
         let store = SqliteStore::open(&db.0).unwrap();
-        store.generate_if_empty(SIZE, seed, now()).unwrap();
+        store
+            .import_if_empty(&mut dataset::rows(SIZE, seed, now()))
+            .unwrap();
         for c in &changes {
             apply(&store, c);
         }

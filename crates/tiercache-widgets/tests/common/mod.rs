@@ -8,12 +8,18 @@ use chrono::{DateTime, Utc};
 use tiercache::Cache;
 use tiercache_testkit::{eventually, RedisServer};
 use tiercache_widgets::{
-    AggregatePath, Campaign, Change, Clock, DatasetSize, DomainEvent, DonationStore, Giver,
+    AggregatePath, Campaign, Change, Clock, DomainEvent, DonationStore, Giver, ImportRow,
     ManualClock, NewCampaign, NewDonation, OrganizationEntry, PendingChange, SqliteStore,
     StoreSnapshot, TimeRange, TtlTiers, WidgetCacheMetricsService, WidgetCacheService,
     WidgetConfig, WidgetData, WidgetDataAggregationService, WidgetError, WidgetFilters,
     WidgetInvalidationService, WidgetKey, WidgetType,
 };
+
+// The demo's dataset, its source included by path: this crate cannot depend on the demo crate,
+// which depends on it.
+#[path = "../../../tiercache-demo/src/dataset.rs"]
+pub mod dataset;
+use dataset::DatasetSize;
 
 pub const DEADLINE: Duration = Duration::from_secs(10);
 
@@ -64,7 +70,7 @@ pub async fn fleet(name: &str) -> Fleet {
 pub async fn fleet_with(name: &str, setup: Setup) -> Fleet {
     let redis = RedisServer::start().unwrap();
     let (dir, data) = empty_data(name);
-    data.generate_if_empty(DatasetSize::small(), 7, setup.data_until)
+    dataset::generate_if_empty(&data, DatasetSize::small(), 7, setup.data_until)
         .await
         .unwrap();
     let mut nodes = Vec::new();
@@ -317,13 +323,11 @@ pub fn now_of(clock: Option<&ManualClock>) -> DateTime<Utc> {
 }
 
 impl DonationStore for Hooked {
-    fn generate_if_empty(
+    fn import_if_empty(
         &self,
-        size: DatasetSize,
-        seed: u64,
-        now: i64,
+        rows: &mut dyn Iterator<Item = ImportRow>,
     ) -> Result<i64, WidgetError> {
-        self.inner.generate_if_empty(size, seed, now)
+        self.inner.import_if_empty(rows)
     }
     fn read_snapshot(
         &self,
