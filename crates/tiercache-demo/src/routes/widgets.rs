@@ -156,16 +156,13 @@ impl ViewRequest {
         node: &Node,
         now: DateTime<Utc>,
     ) -> Result<(Arc<WidgetData>, &'static str), WidgetError> {
-        match (&node.cached, self.bypass_cache) {
-            (Some(cached), false) => {
-                let fetched = self.fetch(&cached.widgets).await?;
-                Ok((fetched.value, fetched.source.as_str()))
-            }
-            _ => {
-                let filters = self.filters.clone();
-                let data = node.data.compute(self.widget, self.range, filters, now);
-                Ok((Arc::new(data.await?), "database"))
-            }
+        if let (Some(cached), false) = (&node.cached, self.bypass_cache) {
+            let fetched = self.fetch(&cached.widgets).await?;
+            Ok((fetched.value, fetched.source.as_str()))
+        } else {
+            let filters = self.filters.clone();
+            let data = node.data.compute(self.widget, self.range, filters, now);
+            Ok((Arc::new(data.await?), "database"))
         }
     }
 }
