@@ -18,9 +18,10 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, TimeZone, Utc};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use tiercache_benches::{micros, quantile, Table};
+use tiercache_demo::dataset::{self, DatasetSize};
 use tiercache_widgets::{
-    catch_up, AggregatePath, DatasetSize, DonationStore, NewDonation, SqliteStore, TimeRange,
-    WidgetFilters, WidgetType,
+    catch_up, AggregatePath, DonationStore, NewDonation, SqliteStore, TimeRange, WidgetFilters,
+    WidgetType,
 };
 
 fn now() -> DateTime<Utc> {
@@ -58,7 +59,8 @@ fn store(n: i64) -> (SqliteStore, PathBuf) {
         donations: n,
         ..DatasetSize::demo()
     };
-    if store.generate_if_empty(size, 1, now().timestamp()).unwrap() > 0 {
+    let rows = &mut dataset::rows(size, 1, now().timestamp());
+    if store.import_if_empty(rows).unwrap() > 0 {
         println!(
             "generated {n} donations in {:.1} s",
             started.elapsed().as_secs_f64()

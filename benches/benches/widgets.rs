@@ -8,10 +8,11 @@ use std::time::Duration;
 use chrono::Utc;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use tiercache_benches::{node, runtime};
+use tiercache_demo::dataset::{generate_if_empty, DatasetSize};
 use tiercache_testkit::RedisServer;
 use tiercache_widgets::{
-    DatasetSize, TimeRange, WidgetCacheMetricsService, WidgetCacheService,
-    WidgetDataAggregationService, WidgetFilters, WidgetType,
+    TimeRange, WidgetCacheMetricsService, WidgetCacheService, WidgetDataAggregationService,
+    WidgetFilters, WidgetType,
 };
 
 fn widgets(c: &mut Criterion) {
@@ -24,10 +25,11 @@ fn widgets(c: &mut Criterion) {
         donations: 200_000,
         ..DatasetSize::demo()
     };
-    rt.block_on(data.generate_if_empty(size, 1, Utc::now()))
+    rt.block_on(generate_if_empty(&data, size, 1, Utc::now()))
         .unwrap();
     let service = WidgetCacheService::new(
         rt.block_on(node(&redis.url(), "widgets")),
+        data.clone(),
         WidgetCacheMetricsService::in_memory(),
     );
     let filters = WidgetFilters::new().with("organization_id", "3").unwrap();
@@ -35,12 +37,7 @@ fn widgets(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("widget_read");
     for widget in WidgetType::ALL {
-        let read = || {
-            let (d, f) = (data.clone(), filters.clone());
-            service.get_widget_data(widget, range, filters.clone(), move |_| async move {
-                d.compute(widget, range, f, Utc::now()).await
-            })
-        };
+        let read = || service.fetch_view(widget, range, filters.clone());
         rt.block_on(read()).unwrap();
         group.bench_with_input(BenchmarkId::new("cached", widget), &widget, |b, _| {
             b.to_async(&rt)

@@ -28,6 +28,7 @@
 mod admin;
 mod admin_token;
 mod amount;
+pub mod dataset;
 mod error;
 mod http_metrics;
 mod node;

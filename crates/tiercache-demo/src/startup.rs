@@ -8,13 +8,14 @@ use std::time::{Duration, Instant};
 
 use tiercache::{Cache, ErrorKind};
 use tiercache_widgets::{
-    ChangeDispatcher, Clock, DatasetSize, LiveViews, LoadTimeouts, OffsetClock, ServiceTargets,
-    Thresholds, TtlTiers, WidgetCacheMetricsService, WidgetCacheService, WidgetConfig,
+    ChangeDispatcher, Clock, LiveViews, LoadTimeouts, OffsetClock, ServiceTargets, Thresholds,
+    TtlTiers, WidgetCacheMetricsService, WidgetCacheService, WidgetConfig,
     WidgetDataAggregationService, WidgetInvalidationService,
 };
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::dataset::{generate_if_empty, DatasetSize};
 use crate::error::DemoError;
 use crate::node::{node_name, CachedNode, Node, Peer};
 use crate::private_redis::PrivateRedis;
@@ -28,10 +29,8 @@ const INVALIDATION_TIMEOUT: Duration = Duration::from_secs(2);
 /// The data's shape; `--donations` sets the number of donations.
 fn dataset(donations: u32) -> DatasetSize {
     DatasetSize {
-        organizations: 20,
-        campaigns_per_organization: 25,
-        employees_per_organization: 500,
         donations: i64::from(donations),
+        ..DatasetSize::demo()
     }
 }
 
@@ -229,9 +228,8 @@ async fn open_data(
 ) -> Result<(WidgetDataAggregationService, i64), DemoError> {
     let data = WidgetDataAggregationService::open(&settings.db)?;
     let started = Instant::now();
-    let written = data
-        .generate_if_empty(dataset(settings.donations), settings.seed, clock.now())
-        .await?;
+    let size = dataset(settings.donations);
+    let written = generate_if_empty(&data, size, settings.seed, clock.now()).await?;
     if written > 0 {
         println!(
             "database {}: generated {written} donations in {:.1} s",
@@ -446,7 +444,7 @@ async fn warm_cache(
         clock,
     )
     .with_live_views(live.clone());
-    let warmed = crate::warm::warm(&warming, data, settings.warm_campaigns).await;
+    let warmed = crate::warm::warm(&warming, settings.warm_campaigns).await;
     let failed = if warmed.failed > 0 {
         format!(" ({} failed; see the warnings)", warmed.failed)
     } else {
@@ -522,9 +520,9 @@ fn widget_service(
     views: ViewSettings,
     clock: OffsetClock,
 ) -> WidgetCacheService {
-    WidgetCacheService::new(cache, metrics)
-        // Scope tags (organization:<id>) then reach exactly the campaigns an organisation runs.
-        .with_directory(data.clone())
+    // Its data also names each campaign's organisation, so scope tags (organization:<id>) reach
+    // exactly the campaigns an organisation runs.
+    WidgetCacheService::new(cache, data.clone(), metrics)
         .with_load_timeouts(views.timeouts)
         .with_ttl_tiers(views.tiers)
         .with_clock(clock)

@@ -2,16 +2,16 @@
 //! so the first dashboards after a (re)start answer from the cache instead of all computing at once.
 //!
 //! The views are built from the query a dashboard sends and loaded with the function a request loads
-//! with ([`crate::routes::parse_request`], [`crate::routes::fetch_cached`]): the keys warming fills
+//! with ([`crate::routes::parse_request`], `ViewRequest::fetch`): the keys warming fills
 //! are the keys requests read. A view already in Redis (a restart over a kept cache) costs node 0 one
 //! L2 read, not a query.
 
 use std::time::{Duration, Instant};
 
 use futures_util::stream::{self, StreamExt};
-use tiercache_widgets::{TimeRange, WidgetCacheService, WidgetDataAggregationService, WidgetType};
+use tiercache_widgets::{TimeRange, WidgetCacheService, WidgetType};
 
-use crate::routes::{fetch_cached, parse_request};
+use crate::routes::parse_request;
 
 /// Loads in flight at once: enough to overlap one view's Redis round trips with another's query,
 /// few enough that warming does not take every SQLite reader and core while it runs.
@@ -63,15 +63,11 @@ pub(crate) struct Warmed {
     pub elapsed: Duration,
 }
 
-/// Loads every view of [`first_views`] through `widgets`, computing misses from `data`, a few at a
-/// time. Never fails: a view that cannot be loaded is a warning, and requests load it later.
-pub(crate) async fn warm(
-    widgets: &WidgetCacheService,
-    data: &WidgetDataAggregationService,
-    with_campaigns: bool,
-) -> Warmed {
+/// Loads every view of [`first_views`] through `widgets` (misses computed from their data), a few
+/// at a time. Never fails: a view that cannot be loaded is a warning, and requests load it later.
+pub(crate) async fn warm(widgets: &WidgetCacheService, with_campaigns: bool) -> Warmed {
     let started = Instant::now();
-    let directory = match data.directory().await {
+    let directory = match widgets.data().directory().await {
         Ok(directory) => directory,
         Err(e) => {
             tracing::warn!(error = %e, "warming: could not list the organisations; warming the global views only");
@@ -93,7 +89,8 @@ pub(crate) async fn warm(
             let label = describe(&view);
             let request = parse_request(view.widget.as_str(), view.query)
                 .map_err(|e| format!("{label}: {}", e.body.error))?;
-            fetch_cached(widgets, data, &request)
+            request
+                .fetch(widgets)
                 .await
                 .map(|_| ())
                 .map_err(|e| format!("{label}: {e}"))

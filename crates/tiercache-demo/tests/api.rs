@@ -7,14 +7,10 @@ mod common;
 use common::{client, eventually, get, post, total, Demo, Raw, RedisServer, DEADLINE};
 use serde_json::Value;
 
-fn demo(name: &str, redis: &RedisServer) -> Demo {
-    Demo::start(name, &["--nodes", "2", "--redis-url", &redis.url()])
-}
-
 #[tokio::test]
 async fn every_widget_type_answers_with_its_source_and_shape() {
     let redis = RedisServer::start().unwrap();
-    let demo = demo("shape", &redis);
+    let demo = Demo::two_nodes("shape", &redis);
     let http = client();
     let (status, catalogue) = get(&http, &format!("{}/api/widgets", demo.urls[0])).await;
     assert_eq!(status, 200);
@@ -94,7 +90,7 @@ async fn every_widget_type_answers_with_its_source_and_shape() {
 #[tokio::test]
 async fn bad_queries_are_400_naming_what_is_valid() {
     let redis = RedisServer::start().unwrap();
-    let demo = demo("bad-queries", &redis);
+    let demo = Demo::two_nodes("bad-queries", &redis);
     let http = client();
     let base = &demo.urls[0];
     for (path, names) in [
@@ -130,7 +126,7 @@ async fn bad_queries_are_400_naming_what_is_valid() {
 #[tokio::test]
 async fn a_donation_on_one_node_is_seen_fresh_on_the_other() {
     let redis = RedisServer::start().unwrap();
-    let demo = demo("donation", &redis);
+    let demo = Demo::two_nodes("donation", &redis);
     let http = client();
     let (a, b) = (&demo.urls[0], &demo.urls[1]);
     // Both nodes hold the figure in L1 before the donation.
@@ -165,7 +161,7 @@ async fn a_donation_on_one_node_is_seen_fresh_on_the_other() {
 #[tokio::test]
 async fn bad_donations_are_refused_and_nothing_is_written() {
     let redis = RedisServer::start().unwrap();
-    let demo = demo("bad-donations", &redis);
+    let demo = Demo::two_nodes("bad-donations", &redis);
     let http = client();
     let base = &demo.urls[0];
     let before = total(&http, base, "&bypass_cache=true").await;
@@ -218,7 +214,7 @@ async fn bad_donations_are_refused_and_nothing_is_written() {
 #[tokio::test]
 async fn a_new_campaign_shows_in_campaign_performance_on_every_node() {
     let redis = RedisServer::start().unwrap();
-    let demo = demo("campaign", &redis);
+    let demo = Demo::two_nodes("campaign", &redis);
     let http = client();
     let query = "/api/widgets/campaign_performance?range=this_year&organization_id=2&limit=100";
     let rows = |body: &Value| body["data"].as_array().unwrap().len();
@@ -263,7 +259,7 @@ async fn a_new_campaign_shows_in_campaign_performance_on_every_node() {
 #[tokio::test]
 async fn health_status_and_metrics_describe_the_node() {
     let redis = RedisServer::start().unwrap();
-    let demo = demo("observability", &redis);
+    let demo = Demo::two_nodes("observability", &redis);
     let http = client();
     let base = &demo.urls[0];
     for _ in 0..3 {
@@ -409,7 +405,7 @@ async fn with_now_the_service_runs_on_the_calendar_it_names() {
 #[tokio::test]
 async fn ids_are_read_in_one_canonical_form_so_every_spelling_sees_a_donation() {
     let redis = RedisServer::start().unwrap();
-    let demo = demo("canonical-ids", &redis);
+    let demo = Demo::two_nodes("canonical-ids", &redis);
     let http = client();
     let a = &demo.urls[0];
     let (status, directory) = get(&http, &format!("{a}/api/organizations")).await;
@@ -461,7 +457,7 @@ async fn ids_are_read_in_one_canonical_form_so_every_spelling_sees_a_donation() 
 #[tokio::test]
 async fn a_post_that_is_not_json_is_refused_with_415() {
     let redis = RedisServer::start().unwrap();
-    let demo = demo("content-type", &redis);
+    let demo = Demo::two_nodes("content-type", &redis);
     let http = client();
     let base = &demo.urls[0];
     let before = total(&http, base, "&bypass_cache=true").await;
@@ -623,17 +619,7 @@ async fn a_body_that_never_arrives_is_408_and_a_request_past_its_timeout_503_bot
 async fn with_an_admin_token_writes_and_the_status_api_ask_for_it() {
     let redis = RedisServer::start().unwrap();
     let token = "s3cret-admin-token-for-tests";
-    let demo = Demo::start(
-        "admin-token",
-        &[
-            "--nodes",
-            "1",
-            "--redis-url",
-            &redis.url(),
-            "--admin-token",
-            token,
-        ],
-    );
+    let demo = Demo::with_admin_token("admin-token", &redis, token);
     let http = client();
     let base = &demo.urls[0];
     let donation = r#"{"campaign_id": 3, "amount": 5}"#;

@@ -118,9 +118,16 @@ impl Browser {
         self.client.execute(source, Vec::new()).await.unwrap()
     }
 
-    /// Opens `url` and waits for the dashboard's first full refresh.
-    async fn open_dashboard(&self, url: &str) {
-        self.client.goto(url).await.unwrap();
+    /// Clicks the element whose id is `id`.
+    async fn click(&self, id: &str) {
+        let element = self.client.find(Locator::Id(id)).await.unwrap();
+        element.click().await.unwrap();
+    }
+
+    /// Opens the dashboard of the node at `base` with `query` and waits for its first full
+    /// refresh.
+    async fn open_dashboard(&self, base: &str, query: &str) {
+        self.client.goto(&format!("{base}/?{query}")).await.unwrap();
         self.wait_refreshes(1).await;
     }
 
@@ -197,15 +204,10 @@ impl Drop for Browser {
 #[tokio::test]
 async fn the_dashboard_shows_the_apis_figures_and_fits_a_phone() {
     let redis = RedisServer::start().unwrap();
-    let demo = Demo::start(
-        "browser-figures",
-        &["--nodes", "2", "--redis-url", &redis.url()],
-    );
+    let demo = Demo::two_nodes("browser-figures", &redis);
     let browser = Browser::start("figures").await;
     let query = "range=last_30_days&organization_id=1";
-    browser
-        .open_dashboard(&format!("{}/?{query}", demo.urls[0]))
-        .await;
+    browser.open_dashboard(&demo.urls[0], query).await;
     let (_, api) = get(
         &client(),
         &format!("{}/api/widgets/total_donations?{query}", demo.urls[0]),
@@ -236,9 +238,7 @@ async fn the_dashboard_shows_the_apis_figures_and_fits_a_phone() {
     browser.screenshot("dashboard").await;
 
     browser.client.set_window_size(390, 844).await.unwrap();
-    browser
-        .open_dashboard(&format!("{}/?{query}", demo.urls[0]))
-        .await;
+    browser.open_dashboard(&demo.urls[0], query).await;
     let overflow = browser
         .script("return document.documentElement.scrollWidth - window.innerWidth;")
         .await;
@@ -253,20 +253,13 @@ async fn the_dashboard_shows_the_apis_figures_and_fits_a_phone() {
 #[tokio::test]
 async fn a_donation_made_on_the_page_shows_on_the_other_nodes_page() {
     let redis = RedisServer::start().unwrap();
-    let demo = Demo::start(
-        "browser-donation",
-        &["--nodes", "2", "--redis-url", &redis.url()],
-    );
+    let demo = Demo::two_nodes("browser-donation", &redis);
     let browser = Browser::start("donation").await;
     let query = "range=this_month&campaign_id=7";
-    browser
-        .open_dashboard(&format!("{}/?{query}", demo.urls[1]))
-        .await;
+    browser.open_dashboard(&demo.urls[1], query).await;
     let before = browser.shown_count().await;
 
-    browser
-        .open_dashboard(&format!("{}/?{query}", demo.urls[0]))
-        .await;
+    browser.open_dashboard(&demo.urls[0], query).await;
     assert_eq!(browser.shown_count().await, before);
     let amount = browser
         .client
@@ -275,14 +268,7 @@ async fn a_donation_made_on_the_page_shows_on_the_other_nodes_page() {
         .unwrap();
     amount.clear().await.unwrap();
     amount.send_keys("12.34").await.unwrap();
-    browser
-        .client
-        .find(Locator::Id("donate-submit"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    browser.click("donate-submit").await;
     wait_for_donation_to_campaign_7(&browser).await;
     browser.wait_refreshes(2).await;
     assert_eq!(
@@ -292,14 +278,7 @@ async fn a_donation_made_on_the_page_shows_on_the_other_nodes_page() {
     );
 
     // One click to the other node's page, same view.
-    browser
-        .client
-        .find(Locator::Id("link-node-1"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    browser.click("link-node-1").await;
     browser.wait_refreshes(1).await;
     let url = browser.client.current_url().await.unwrap();
     assert!(
@@ -316,14 +295,7 @@ async fn a_donation_made_on_the_page_shows_on_the_other_nodes_page() {
             started.elapsed() < DEADLINE,
             "node 1's page never showed the donation"
         );
-        browser
-            .client
-            .find(Locator::Id("refresh"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        browser.click("refresh").await;
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(browser.errors().await.is_empty());
@@ -333,10 +305,7 @@ async fn a_donation_made_on_the_page_shows_on_the_other_nodes_page() {
 #[tokio::test]
 async fn the_operations_page_shows_a_health_score() {
     let redis = RedisServer::start().unwrap();
-    let demo = Demo::start(
-        "browser-ops",
-        &["--nodes", "2", "--redis-url", &redis.url()],
-    );
+    let demo = Demo::two_nodes("browser-ops", &redis);
     let http = client();
     for widget in ["total_donations", "top_donors", "total_donations"] {
         let (status, _) = get(&http, &format!("{}/api/widgets/{widget}", demo.urls[0])).await;
@@ -385,29 +354,12 @@ async fn the_operations_page_shows_a_health_score() {
 async fn with_an_admin_token_the_donate_form_asks_for_it_and_records_the_donation() {
     let redis = RedisServer::start().unwrap();
     let token = "page-admin-token-for-tests";
-    let demo = Demo::start(
-        "browser-token",
-        &[
-            "--nodes",
-            "1",
-            "--redis-url",
-            &redis.url(),
-            "--admin-token",
-            token,
-        ],
-    );
+    let demo = Demo::with_admin_token("browser-token", &redis, token);
     let browser = Browser::start("token").await;
     browser
-        .open_dashboard(&format!("{}/?range=this_month&campaign_id=7", demo.urls[0]))
+        .open_dashboard(&demo.urls[0], "range=this_month&campaign_id=7")
         .await;
-    browser
-        .client
-        .find(Locator::Id("donate-submit"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    browser.click("donate-submit").await;
     // Only alert commands while the prompt is open: any other would dismiss it.
     let started = Instant::now();
     let asked = loop {

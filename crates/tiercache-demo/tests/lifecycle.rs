@@ -20,7 +20,7 @@ fn closed_port() -> u16 {
 #[tokio::test]
 async fn with_redis_down_reads_answer_donations_are_kept_and_every_node_shows_them_after() {
     let mut redis = RedisServer::start().unwrap();
-    let demo = Demo::start("redis-down", &["--nodes", "2", "--redis-url", &redis.url()]);
+    let demo = Demo::two_nodes("redis-down", &redis);
     let http = client();
     let (a, b) = (&demo.urls[0], &demo.urls[1]);
     let (count, _, _) = total(&http, a, "").await;

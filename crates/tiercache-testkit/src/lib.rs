@@ -1,5 +1,5 @@
-//! Test support for tiercache: private `redis-server` processes on free ports, fault injection, and
-//! polling helpers.
+//! Test support for tiercache: private `redis-server` processes on free ports, fault injection,
+//! polling helpers and scratch database files.
 //!
 //! Every integration test starts its own server, so tests run in parallel and may kill, restart or
 //! pause it without disturbing anyone else (never the shared server on 6379).
@@ -15,6 +15,7 @@ mod cluster;
 mod env;
 mod eventually;
 mod proxy;
+mod scratch;
 mod server;
 mod tls;
 
@@ -22,6 +23,7 @@ pub use cluster::RedisCluster;
 pub use env::vars_lookup;
 pub use eventually::{eventually, eventually_sync};
 pub use proxy::FaultProxy;
+pub use scratch::ScratchDatabase;
 pub use server::RedisServer;
 pub use tls::TestCa;
 

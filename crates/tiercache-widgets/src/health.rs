@@ -95,38 +95,29 @@ mod tests {
     #[test]
     fn edges_of_each_component() {
         let t = ServiceTargets::default(); // hit 95/90 %, 100/500 ms, 1 % errors
-        assert_eq!(
-            health_score(&snap(0.95, 100.0, 0.0), &t),
-            100,
-            "exactly on target"
-        );
-        assert_eq!(
-            health_score(&snap(0.90, 100.0, 0.0), &t),
-            50,
-            "hit rate at the minimum: hit part zero"
-        );
-        assert_eq!(health_score(&snap(0.925, 100.0, 0.0), &t), 75, "half way");
-        assert_eq!(
-            health_score(&snap(0.99, 500.0, 0.0), &t),
-            70,
-            "response at the maximum: speed part zero"
-        );
-        assert_eq!(
-            health_score(&snap(0.99, 300.0, 0.0), &t),
-            85,
-            "response half way"
-        );
-        assert_eq!(
-            health_score(&snap(0.99, 10.0, 0.01), &t),
-            80,
-            "error rate at the maximum"
-        );
-        assert_eq!(health_score(&snap(0.99, 10.0, 0.005), &t), 90);
-        assert_eq!(
-            health_score(&snap(0.5, 2000.0, 0.5), &t),
-            0,
-            "everything bad"
-        );
+                                           // (hit rate, mean response ms, error rate), the score, why.
+        let cases = [
+            ((0.95, 100.0, 0.0), 100, "exactly on target"),
+            (
+                (0.90, 100.0, 0.0),
+                50,
+                "hit rate at the minimum: hit part zero",
+            ),
+            ((0.925, 100.0, 0.0), 75, "half way"),
+            (
+                (0.99, 500.0, 0.0),
+                70,
+                "response at the maximum: speed part zero",
+            ),
+            ((0.99, 300.0, 0.0), 85, "response half way"),
+            ((0.99, 10.0, 0.01), 80, "error rate at the maximum"),
+            ((0.99, 10.0, 0.005), 90, "error rate half way"),
+            ((0.5, 2000.0, 0.5), 0, "everything bad"),
+        ];
+        for ((hit_rate, response_ms, error_rate), score, why) in cases {
+            let snapshot = snap(hit_rate, response_ms, error_rate);
+            assert_eq!(health_score(&snapshot, &t), score, "{why}");
+        }
         assert_eq!(
             health_score(&MetricsSnapshot::default(), &t),
             100,

@@ -13,17 +13,16 @@
 //! let cache = tiercache::Cache::builder().config(config.cache.clone()).namespace("widgets").build().await?;
 //! let data = WidgetDataAggregationService::open("demo.sqlite3")?;
 //! let metrics = WidgetCacheMetricsService::in_memory();
-//! let widgets = WidgetCacheService::new(cache.clone(), metrics.clone())
+//! // Computes views from `data` on a miss; campaign views carry their organisation's tags.
+//! let widgets = WidgetCacheService::new(cache.clone(), data.clone(), metrics.clone())
 //!     .with_ttl_tiers(config.ttl_tiers)             // WIDGET_CACHE_*_TTL
-//!     .with_directory(data.clone())                 // campaign views carry their organisation
 //!     .with_load_timeouts(LoadTimeouts::from_env()?) // WIDGET_CACHE_SOFT/HARD_TIMEOUT
 //!     .with_snapshots(Duration::from_secs(60));     // windows sampled, history recorded
 //! let invalidation = WidgetInvalidationService::new(cache.clone(), Some(data.clone()));
 //!
 //! let filters = WidgetFilters::new().with("organization_id", "1")?;
-//! let (d, w, r, f) = (data.clone(), WidgetType::TotalDonations, TimeRange::ThisMonth, filters.clone());
-//! // The provider computes at the instant the range was resolved at: the period the key names.
-//! let total = widgets.fetch_widget_data(w, r, filters, move |now| async move { d.compute(w, r, f, now).await }).await?;
+//! // A miss computes at the instant the range was resolved at: the period the key names.
+//! let total = widgets.fetch_view(WidgetType::TotalDonations, TimeRange::ThisMonth, filters).await?;
 //!
 //! let change = data.record_donation(NewDonation {
 //!     campaign_id: 3, employee_id: None, donor: "Ada".into(), amount_cents: 5_000,
@@ -68,8 +67,8 @@ pub use config::{
     settings_markdown, LoadTimeouts, ServiceTargets, TtlTier, TtlTiers, WidgetConfig,
 };
 pub use data::{
-    ActivityRow, AggregatePath, Campaign, CampaignEntry, CampaignRow, Change, DatasetSize,
-    DonationStore, DonorRow, Giver, NewCampaign, NewDonation, OrganizationEntry, OrganizationStats,
+    ActivityRow, AggregatePath, Campaign, CampaignEntry, CampaignRow, Change, DonationStore,
+    DonorRow, Giver, ImportRow, NewCampaign, NewDonation, OrganizationEntry, OrganizationStats,
     Participation, PendingChange, SqliteStore, StoreSnapshot, TotalDonations, TrendBucket,
     WidgetData, WidgetDataAggregationService,
 };

@@ -1,7 +1,6 @@
 //! [`WidgetCacheService`]: widget views through the two-tier cache.
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,20 +17,21 @@ use crate::metrics::{WidgetCacheMetricsService, SAMPLE_EVERY};
 use crate::tags::{tags_for_entry, widget_range_tag};
 use crate::{LoadTimeouts, TimeRange, TtlStrategy, TtlTiers, WidgetFilters, WidgetType};
 
-/// Serves widget views from the cache, computing them with a provider on a miss.
+/// Serves widget views from the cache, computing them from its data source on a miss.
 ///
 /// Each call reads the clock once: the view's range resolves at that instant, its key names the
-/// resolved period, its lifetime ends at the range's next boundary, and the provider it is given is
-/// told that same instant, so the figures it computes belong to the period the key names even when
-/// the call straddles a boundary.
+/// resolved period, its lifetime ends at the range's next boundary, and a miss computes the view at
+/// that same instant, so the figures belong to the period the key names even when the call
+/// straddles a boundary.
 #[derive(Clone)]
 pub struct WidgetCacheService {
     cache: Cache,
+    data: WidgetDataAggregationService,
     ttl: TtlStrategy,
     timeouts: LoadTimeouts,
     metrics: WidgetCacheMetricsService,
     clock: Arc<dyn Clock>,
-    campaigns: Option<CampaignOrganizations>,
+    campaigns: CampaignOrganizations,
     schedule: Option<Arc<Schedule>>,
     live: Option<LiveViews>,
 }
@@ -98,15 +98,28 @@ impl WidgetCacheService {
         self
     }
 
-    /// A service over `cache` with the documented TTL table, recording into `metrics`.
-    pub fn new(cache: Cache, metrics: WidgetCacheMetricsService) -> Self {
+    /// A service over `cache` that computes views from `data` on a miss, with the documented TTL
+    /// table, recording into `metrics`.
+    ///
+    /// It also looks up in `data` the organisation of each campaign a view filters on, so that
+    /// invalidating `organization:<id>` (or a change to another organisation) passes that
+    /// campaign's views by when it belongs to another organisation.
+    pub fn new(
+        cache: Cache,
+        data: WidgetDataAggregationService,
+        metrics: WidgetCacheMetricsService,
+    ) -> Self {
         WidgetCacheService {
             cache,
+            campaigns: CampaignOrganizations {
+                data: data.clone(),
+                known: Arc::default(),
+            },
+            data,
             ttl: TtlStrategy::new(),
             timeouts: LoadTimeouts::default(),
             metrics,
             clock: Arc::new(SystemClock),
-            campaigns: None,
             schedule: None,
             live: None,
         }
@@ -122,11 +135,12 @@ impl WidgetCacheService {
     /// Outside a Tokio runtime.
     ///
     /// ```no_run
-    /// # async fn run(cache: tiercache::Cache) -> Result<(), tiercache_widgets::WidgetError> {
+    /// # async fn run(cache: tiercache::Cache, data: tiercache_widgets::WidgetDataAggregationService) -> Result<(), tiercache_widgets::WidgetError> {
     /// use std::time::Duration;
     /// use tiercache_widgets::{WidgetCacheMetricsService, WidgetCacheService};
     /// let metrics = WidgetCacheMetricsService::for_cache(&cache);
-    /// let widgets = WidgetCacheService::new(cache, metrics).with_snapshots(Duration::from_secs(60));
+    /// let widgets =
+    ///     WidgetCacheService::new(cache, data, metrics).with_snapshots(Duration::from_secs(60));
     /// # drop(widgets); Ok(()) }
     /// ```
     #[must_use]
@@ -151,19 +165,6 @@ impl WidgetCacheService {
             }
         });
         self.schedule = Some(Arc::new(Schedule(task)));
-        self
-    }
-
-    /// Looks up the organisation of each campaign a view filters on in `data`, so that invalidating
-    /// `organization:<id>` (or a change to another organisation) passes that campaign's views by when
-    /// it belongs to another organisation. Without it such views are refreshed by every
-    /// organisation-wide invalidation.
-    #[must_use]
-    pub fn with_directory(mut self, data: WidgetDataAggregationService) -> Self {
-        self.campaigns = Some(CampaignOrganizations {
-            data,
-            known: Arc::default(),
-        });
         self
     }
 
@@ -207,6 +208,11 @@ impl WidgetCacheService {
         &self.cache
     }
 
+    /// The data source views are computed from.
+    pub fn data(&self) -> &WidgetDataAggregationService {
+        &self.data
+    }
+
     /// The metrics this service records into.
     pub fn metrics(&self) -> &WidgetCacheMetricsService {
         &self.metrics
@@ -214,7 +220,7 @@ impl WidgetCacheService {
 
     /// Lifetime, tags and load timeouts of a view: a dozen formatted strings and a calendar lookup, so
     /// reads build them only when the cache needs them (a miss or a refresh), not on every L1 hit.
-    /// Fail-safe is on: past the soft timeout, or when the provider fails, the last value answers.
+    /// Fail-safe is on: past the soft timeout, or when the computation fails, the last value answers.
     fn entry_options(
         &self,
         widget: WidgetType,
@@ -238,58 +244,34 @@ impl WidgetCacheService {
 
     /// The organisation the view's campaign filter implies, when the view names no organisation.
     async fn campaign_organization(&self, filters: &WidgetFilters) -> Option<i64> {
-        match (&self.campaigns, filters.campaign_id()) {
-            (Some(campaigns), Some(c)) if filters.organization_id().is_none() => {
-                campaigns.of(c).await
-            }
+        match filters.campaign_id() {
+            Some(c) if filters.organization_id().is_none() => self.campaigns.of(c).await,
             _ => None,
         }
     }
 
-    /// The data of one view: from L1, L2, or `provider` (once for the fleet) on a miss. The provider
-    /// is told the instant the view's range resolved at.
-    pub async fn get_widget_data<P, Fut>(
-        &self,
-        widget: WidgetType,
-        range: TimeRange,
-        filters: WidgetFilters,
-        provider: P,
-    ) -> Result<Arc<WidgetData>, WidgetError>
-    where
-        P: FnOnce(DateTime<Utc>) -> Fut + Send + 'static,
-        Fut: Future<Output = Result<WidgetData, WidgetError>> + Send + 'static,
-    {
-        Ok(self
-            .fetch_widget_data(widget, range, filters, provider)
-            .await?
-            .value)
-    }
-
-    /// [`WidgetCacheService::get_widget_data`] that also says which tier answered (L1, L2, a load on
-    /// this node, or a stale fail-safe value), for dashboards that show where a figure came from.
+    /// One view: from L1, L2, or (once for the fleet) computed from the service's data on a miss,
+    /// saying which tier answered (L1, L2, a load on this node, or a stale fail-safe value). A load
+    /// computes the view in one snapshot of the store at the instant the range resolved at, and the
+    /// live views (see [`WidgetCacheService::with_live_views`]) keep the answer with the change it
+    /// counts up to, so a [`ChangeDispatcher`](crate::ChangeDispatcher) brings the view forward
+    /// from it when a change reaches it instead of recomputing it.
     ///
     /// ```no_run
-    /// # async fn run(widgets: tiercache_widgets::WidgetCacheService, data: tiercache_widgets::WidgetDataAggregationService) -> Result<(), tiercache_widgets::WidgetError> {
+    /// # async fn run(widgets: tiercache_widgets::WidgetCacheService) -> Result<(), tiercache_widgets::WidgetError> {
     /// use tiercache_widgets::{TimeRange, WidgetFilters, WidgetType};
-    /// let (w, r, f) = (WidgetType::TotalDonations, TimeRange::ThisMonth, WidgetFilters::new());
-    /// let f2 = f.clone();
     /// let fetched = widgets
-    ///     .fetch_widget_data(w, r, f, move |now| async move { data.compute(w, r, f2, now).await })
+    ///     .fetch_view(WidgetType::TopDonors, TimeRange::ThisYear, WidgetFilters::new())
     ///     .await?;
     /// println!("{:?} from {}", fetched.value, fetched.source);
     /// # Ok(()) }
     /// ```
-    pub async fn fetch_widget_data<P, Fut>(
+    pub async fn fetch_view(
         &self,
         widget: WidgetType,
         range: TimeRange,
         filters: WidgetFilters,
-        provider: P,
-    ) -> Result<Fetched<WidgetData>, WidgetError>
-    where
-        P: FnOnce(DateTime<Utc>) -> Fut + Send + 'static,
-        Fut: Future<Output = Result<WidgetData, WidgetError>> + Send + 'static,
-    {
+    ) -> Result<Fetched<WidgetData>, WidgetError> {
         let now = self.clock.now();
         let key = render_key(widget, &range, &filters, now);
         let started = Instant::now();
@@ -307,11 +289,13 @@ impl WidgetCacheService {
             });
         }
         let result = self
-            .cache
-            .fetch(
+            .load(
                 &key,
-                EntryOptions::lazy(|| self.entry_options(widget, &range, &filters, org, now)),
-                move || async move { checked(widget, provider(now).await) },
+                (widget, range, &filters),
+                org,
+                now,
+                &self.data,
+                self.live.as_ref(),
             )
             .await;
         self.metrics.record(
@@ -322,81 +306,35 @@ impl WidgetCacheService {
         Ok(result?)
     }
 
-    /// [`WidgetCacheService::fetch_widget_data`] with `data` as the provider. A load computes the
-    /// view in one snapshot of the store, and the live views (see
-    /// [`WidgetCacheService::with_live_views`]) keep the answer with the change it counts up to, so
-    /// a [`ChangeDispatcher`](crate::ChangeDispatcher) brings the view forward from it when a
-    /// change reaches it instead of recomputing it.
-    ///
-    /// ```no_run
-    /// # async fn run(widgets: tiercache_widgets::WidgetCacheService, data: tiercache_widgets::WidgetDataAggregationService) -> Result<(), tiercache_widgets::WidgetError> {
-    /// use tiercache_widgets::{TimeRange, WidgetFilters, WidgetType};
-    /// let fetched = widgets
-    ///     .fetch_view(WidgetType::TopDonors, TimeRange::ThisYear, WidgetFilters::new(), &data)
-    ///     .await?;
-    /// println!("{:?} from {}", fetched.value, fetched.source);
-    /// # Ok(()) }
-    /// ```
-    pub async fn fetch_view(
+    /// Computes a view now from the service's data and stores it in both tiers on every node,
+    /// whatever was cached, with the time computing it took (so probabilistic early refresh treats
+    /// it like a loaded view).
+    pub async fn warm_view(
         &self,
         widget: WidgetType,
         range: TimeRange,
         filters: WidgetFilters,
-        data: &WidgetDataAggregationService,
-    ) -> Result<Fetched<WidgetData>, WidgetError> {
-        let (data, live, f) = (data.clone(), self.live.clone(), filters.clone());
-        self.fetch_widget_data(widget, range, filters, move |now| async move {
-            compute_and_keep(&data, live.as_ref(), widget, range, f, now).await
-        })
-        .await
-    }
-
-    /// Computes a view now and stores it in both tiers on every node, whatever was cached, with the
-    /// time the provider took (so probabilistic early refresh treats it like a loaded view). The
-    /// provider is told the instant the view's range resolved at.
-    pub async fn warmup_widget<P, Fut>(
-        &self,
-        widget: WidgetType,
-        range: TimeRange,
-        filters: WidgetFilters,
-        provider: P,
-    ) -> Result<(), WidgetError>
-    where
-        P: FnOnce(DateTime<Utc>) -> Fut,
-        Fut: Future<Output = Result<WidgetData, WidgetError>>,
-    {
+    ) -> Result<(), WidgetError> {
         let now = self.clock.now();
         let key = render_key(widget, &range, &filters, now);
-        let prepared = self
-            .computed(key, widget, &range, &filters, now, provider)
-            .await?;
-        self.store(prepared).await
-    }
-
-    /// Runs `provider` for a view at `now`, with the lifetime and tags a read would give it and the
-    /// time the provider took (so probabilistic early refresh treats it like a loaded view).
-    async fn computed<P, Fut>(
-        &self,
-        key: String,
-        widget: WidgetType,
-        range: &TimeRange,
-        filters: &WidgetFilters,
-        now: DateTime<Utc>,
-        provider: P,
-    ) -> Result<PreparedView, WidgetError>
-    where
-        P: FnOnce(DateTime<Utc>) -> Fut,
-        Fut: Future<Output = Result<WidgetData, WidgetError>>,
-    {
-        let org = self.campaign_organization(filters).await;
-        let opts = self.entry_options(widget, range, filters, org, now);
         let started = Instant::now();
-        let value = checked(widget, provider(now).await)?;
-        Ok(PreparedView {
-            key,
-            opts: opts.with_load_time(started.elapsed()),
-            value,
-        })
+        let value = compute_and_keep(
+            &self.data,
+            self.live.as_ref(),
+            widget,
+            range,
+            filters.clone(),
+            now,
+        );
+        let value = checked(widget, value.await)?;
+        let view = LiveView {
+            key: key.clone(),
+            widget,
+            range,
+            filters,
+        };
+        let prepared = self.ready(&view, key, now, value, started.elapsed()).await;
+        self.store(prepared).await
     }
 
     /// `view`'s key at `now`, when its period has not moved since it was read (otherwise that key
@@ -455,26 +393,35 @@ impl WidgetCacheService {
             return Ok(());
         };
         let org = self.campaign_organization(&view.filters).await;
-        let (widget, range, filters, data, live) = (
-            view.widget,
-            view.range,
-            view.filters.clone(),
-            data.clone(),
-            live.clone(),
-        );
-        let opts_filters = filters.clone();
+        let view_of = (view.widget, view.range, &view.filters);
+        self.load(&key, view_of, org, now, data, Some(live)).await?;
+        Ok(())
+    }
+
+    /// Loads `key`, the view `(widget, range, filters)` at `now`, through the cache's load path:
+    /// coalesced with every other load of it across the fleet, and on a miss computed in one
+    /// snapshot of `data` and kept in `live` (when given) with the change id it counts up to.
+    async fn load(
+        &self,
+        key: &str,
+        (widget, range, filters): (WidgetType, TimeRange, &WidgetFilters),
+        org: Option<i64>,
+        now: DateTime<Utc>,
+        data: &WidgetDataAggregationService,
+        live: Option<&LiveViews>,
+    ) -> Result<Fetched<WidgetData>, tiercache::Error> {
+        let (data, live, owned) = (data.clone(), live.cloned(), filters.clone());
         self.cache
             .fetch(
-                &key,
-                EntryOptions::lazy(|| self.entry_options(widget, &range, &opts_filters, org, now)),
+                key,
+                EntryOptions::lazy(|| self.entry_options(widget, &range, filters, org, now)),
                 move || async move {
                     let value =
-                        compute_and_keep(&data, Some(&live), widget, range, filters, now).await;
+                        compute_and_keep(&data, live.as_ref(), widget, range, owned, now).await;
                     checked(widget, value)
                 },
             )
-            .await?;
-        Ok(())
+            .await
     }
 
     /// Invalidates `tags` on every node and stores `prepared` in the same step (see

@@ -260,51 +260,26 @@ mod tests {
     fn ranges_resolve_at_calendar_boundaries() {
         // Wednesday 1 January 2025.
         let now = at(2025, 1, 1);
-        assert_eq!(
-            TimeRange::Today.resolve(now),
-            (day(2025, 1, 1), day(2025, 1, 2))
-        );
-        assert_eq!(
-            TimeRange::Yesterday.resolve(now),
-            (day(2024, 12, 31), day(2025, 1, 1))
-        );
-        assert_eq!(
-            TimeRange::ThisWeek.resolve(now),
-            (day(2024, 12, 30), day(2025, 1, 6))
-        );
-        assert_eq!(
-            TimeRange::LastWeek.resolve(now),
-            (day(2024, 12, 23), day(2024, 12, 30))
-        );
-        assert_eq!(
-            TimeRange::LastMonth.resolve(now),
-            (day(2024, 12, 1), day(2025, 1, 1))
-        );
-        assert_eq!(
-            TimeRange::ThisQuarter.resolve(now),
-            (day(2025, 1, 1), day(2025, 4, 1))
-        );
-        assert_eq!(
-            TimeRange::LastYear.resolve(now),
-            (day(2024, 1, 1), day(2025, 1, 1))
-        );
-        assert_eq!(
-            TimeRange::Last30Days.resolve(now),
-            (day(2024, 12, 3), day(2025, 1, 2))
-        );
         let nov = at(2025, 11, 30);
-        assert_eq!(
-            TimeRange::ThisQuarter.resolve(nov),
-            (day(2025, 10, 1), day(2026, 1, 1))
-        );
-        assert_eq!(
-            TimeRange::ThisMonth.resolve(at(2024, 2, 29)),
-            (day(2024, 2, 1), day(2024, 3, 1))
-        );
-        assert_eq!(
-            TimeRange::LastMonth.resolve(at(2024, 3, 31)),
-            (day(2024, 2, 1), day(2024, 3, 1))
-        );
+        let (leap_day, march_end) = (at(2024, 2, 29), at(2024, 3, 31));
+        // Each range at an instant, and the first and last-plus-one day it resolves to.
+        let cases = [
+            (TimeRange::Today, now, (2025, 1, 1), (2025, 1, 2)),
+            (TimeRange::Yesterday, now, (2024, 12, 31), (2025, 1, 1)),
+            (TimeRange::ThisWeek, now, (2024, 12, 30), (2025, 1, 6)),
+            (TimeRange::LastWeek, now, (2024, 12, 23), (2024, 12, 30)),
+            (TimeRange::LastMonth, now, (2024, 12, 1), (2025, 1, 1)),
+            (TimeRange::ThisQuarter, now, (2025, 1, 1), (2025, 4, 1)),
+            (TimeRange::LastYear, now, (2024, 1, 1), (2025, 1, 1)),
+            (TimeRange::Last30Days, now, (2024, 12, 3), (2025, 1, 2)),
+            (TimeRange::ThisQuarter, nov, (2025, 10, 1), (2026, 1, 1)),
+            (TimeRange::ThisMonth, leap_day, (2024, 2, 1), (2024, 3, 1)),
+            (TimeRange::LastMonth, march_end, (2024, 2, 1), (2024, 3, 1)),
+        ];
+        for (range, instant, (y0, m0, d0), (y1, m1, d1)) in cases {
+            let resolved = (day(y0, m0, d0), day(y1, m1, d1));
+            assert_eq!(range.resolve(instant), resolved, "{range} at {instant}");
+        }
     }
 
     #[test]

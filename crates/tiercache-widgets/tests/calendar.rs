@@ -43,7 +43,7 @@ async fn every_range_shows_its_new_period_right_after_each_calendar_boundary() {
         for node in &f.nodes {
             for r in TimeRange::named() {
                 let direct = f.data.compute(w, r, all.clone(), before).await.unwrap();
-                let cached = read(node, &f.data, w, r, &all).await;
+                let cached = read(node, w, r, &all).await;
                 assert_eq!(*cached, direct, "{what}: {r} before the boundary");
             }
         }
@@ -54,7 +54,7 @@ async fn every_range_shows_its_new_period_right_after_each_calendar_boundary() {
                 let moved = r.resolve(before) != r.resolve(after);
                 let direct = f.data.compute(w, r, all.clone(), after).await.unwrap();
                 let hits = l1_hits(node);
-                let cached = read(node, &f.data, w, r, &all).await;
+                let cached = read(node, w, r, &all).await;
                 assert_eq!(
                     *cached, direct,
                     "{what}: node {i} shows {r} for the period at {after}"
@@ -134,8 +134,8 @@ async fn a_view_computed_just_before_its_rollover_expires_at_it() {
     let node = &f.nodes[0];
     // `yesterday` has the long tier (an hour), `this_year` the default TTL (15 minutes): only the
     // rollover two seconds ahead can end the first so soon.
-    read(node, &f.data, w, TimeRange::Yesterday, &all).await;
-    read(node, &f.data, w, TimeRange::ThisYear, &all).await;
+    read(node, w, TimeRange::Yesterday, &all).await;
+    read(node, w, TimeRange::ThisYear, &all).await;
     wait_until_gone(node, w, TimeRange::Yesterday, &all).await;
     assert!(
         is_cached(node, w, TimeRange::ThisYear, &all).await,

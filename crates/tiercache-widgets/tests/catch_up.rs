@@ -61,9 +61,7 @@ proptest! {
         after in prop::collection::vec(change(), 1..40),
         views in prop::collection::vec(view(), 40),
     ) {
-        let db = Scratch::new();
-        let store = SqliteStore::open(&db.0).unwrap();
-        store.generate_if_empty(SIZE, seed, now()).unwrap();
+        let (_db, store) = generated_store(seed);
         for c in &before {
             apply(&store, c);
         }
@@ -96,9 +94,7 @@ proptest! {
 /// does not stays out; totals and trends follow every donation.
 #[test]
 fn a_new_donor_enters_a_full_top_list_without_a_recompute() {
-    let db = Scratch::new();
-    let store = SqliteStore::open(&db.0).unwrap();
-    store.generate_if_empty(SIZE, 7, now()).unwrap();
+    let (_db, store) = generated_store(7);
     let views: Vec<View> = (0..7)
         .map(|widget| View {
             widget,

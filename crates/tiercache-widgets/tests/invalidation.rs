@@ -21,7 +21,7 @@ async fn every_node_shows(f: &Fleet, r: TimeRange, filt: &WidgetFilters, expecte
         eventually(
             DEADLINE,
             &format!("node {i} shows {expected} for {r} {filt:?}"),
-            || async { total(&*read(node, &f.data, W, r, filt).await) == expected },
+            || async { total(&*read(node, W, r, filt).await) == expected },
         )
         .await;
     }
@@ -37,11 +37,9 @@ async fn a_back_dated_donation_and_its_refund_refresh_the_closed_range_they_fall
     let campaign5 = filters(&[("campaign_id", "5")]);
     let mut before = Vec::new();
     for node in &f.nodes {
-        before.push(total(
-            &*read(node, &f.data, W, TimeRange::LastMonth, &all).await,
-        ));
-        read(node, &f.data, W, TimeRange::ThisMonth, &all).await;
-        read(node, &f.data, W, TimeRange::LastMonth, &campaign5).await;
+        before.push(total(&*read(node, W, TimeRange::LastMonth, &all).await));
+        read(node, W, TimeRange::ThisMonth, &all).await;
+        read(node, W, TimeRange::LastMonth, &campaign5).await;
     }
     let was = before[0];
 
@@ -63,9 +61,9 @@ async fn a_back_dated_donation_and_its_refund_refresh_the_closed_range_they_fall
     every_node_shows(&f, TimeRange::LastMonth, &all, was + 98_765).await;
     for (i, node) in f.nodes.iter().enumerate() {
         let what = format!("node {i}: this month does not contain the donation");
-        read_cached(node, &f.data, (W, TimeRange::ThisMonth, &all), &what).await;
+        read_cached(node, (W, TimeRange::ThisMonth, &all), &what).await;
         let what = format!("node {i}: campaign 5's last month");
-        read_cached(node, &f.data, (W, TimeRange::LastMonth, &campaign5), &what).await;
+        read_cached(node, (W, TimeRange::LastMonth, &campaign5), &what).await;
     }
 
     // Refunded: the event carries the original date, so last month is refreshed again.
@@ -82,7 +80,7 @@ async fn a_back_dated_donation_and_its_refund_refresh_the_closed_range_they_fall
     every_node_shows(&f, TimeRange::LastMonth, &all, was).await;
     for (i, node) in f.nodes.iter().enumerate() {
         let what = format!("node {i}: this month after the refund");
-        read_cached(node, &f.data, (W, TimeRange::ThisMonth, &all), &what).await;
+        read_cached(node, (W, TimeRange::ThisMonth, &all), &what).await;
     }
     assert!(
         in_last_month < now - Duration::days(1),
@@ -145,7 +143,7 @@ async fn scope_tags_refresh_every_view_that_includes_the_scope_and_no_other() {
     for (tag, refreshed, kept) in cases {
         for node in &f.nodes {
             for (_, filt) in &views {
-                read(node, &f.data, W, range, filt).await;
+                read(node, W, range, filt).await;
             }
         }
         f.invalidation.invalidate_by_tags([tag]).await.unwrap();
@@ -158,7 +156,7 @@ async fn scope_tags_refresh_every_view_that_includes_the_scope_and_no_other() {
         for (i, node) in f.nodes.iter().enumerate() {
             for name in kept {
                 let what = format!("{tag}: node {i}, {name}");
-                read_cached(node, &f.data, (W, range, view(name)), &what).await;
+                read_cached(node, (W, range, view(name)), &what).await;
             }
         }
     }
@@ -170,7 +168,7 @@ async fn a_seed_event_naming_the_wrong_organisation_still_reaches_its_campaigns_
     // Campaign 5 belongs to organisation 2; its views carry organisation 2.
     let campaign5 = filters(&[("campaign_id", "5")]);
     for node in &f.nodes {
-        read(node, &f.data, W, TimeRange::Today, &campaign5).await;
+        read(node, W, TimeRange::Today, &campaign5).await;
     }
     let events = serde_json::json!({"donation_created":
         {"campaign_id": 5, "organization_id": 1, "currency": "EUR", "amount": 10}});

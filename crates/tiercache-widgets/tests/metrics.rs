@@ -4,11 +4,10 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
-use common::{fleet, read, DEADLINE};
+use common::{empty_data, fleet, read, Gate, DEADLINE};
 use tiercache::{Cache, Source};
 use tiercache_testkit::{eventually, RedisServer};
 use tiercache_widgets::{
@@ -152,9 +151,9 @@ async fn reads_are_counted_by_the_tier_that_answered() {
         TimeRange::ThisYear,
         WidgetFilters::new(),
     );
-    read(&f.nodes[0], &f.data, w, r, &all).await; // loaded
-    read(&f.nodes[0], &f.data, w, r, &all).await; // L1
-    read(&f.nodes[1], &f.data, w, r, &all).await; // L2
+    read(&f.nodes[0], w, r, &all).await; // loaded
+    read(&f.nodes[0], w, r, &all).await; // L1
+    read(&f.nodes[1], w, r, &all).await; // L2
     let first = f.nodes[0].metrics().snapshot(f.nodes[0].cache()).await;
     let second = f.nodes[1].metrics().snapshot(f.nodes[1].cache()).await;
     let (loader, reader) = (
@@ -182,22 +181,12 @@ async fn waiting_for_another_nodes_load_is_not_a_lock_failure() {
         TimeRange::ThisYear,
         WidgetFilters::new(),
     );
-    let gate = Arc::new(tokio::sync::Notify::new());
+    // Node 0's query waits for the gate.
+    let gate = Gate::default();
+    let gated = f.gated(&gate);
     let loading = {
-        let (node, data, gate, all) = (
-            f.nodes[0].clone(),
-            f.data.clone(),
-            gate.clone(),
-            all.clone(),
-        );
-        tokio::spawn(async move {
-            let f2 = all.clone();
-            node.fetch_widget_data(w, r, all, move |now| async move {
-                gate.notified().await;
-                data.compute(w, r, f2, now).await
-            })
-            .await
-        })
+        let (node, all) = (f.node_over(0, gated), all.clone());
+        tokio::spawn(async move { node.fetch_view(w, r, all).await })
     };
     let node0 = f.nodes[0].clone();
     eventually(DEADLINE, "node 0 holds the lease", || async {
@@ -206,10 +195,8 @@ async fn waiting_for_another_nodes_load_is_not_a_lock_failure() {
     .await;
     let mut waiting = Vec::new();
     for node in &f.nodes[1..] {
-        let (node, data, all) = (node.clone(), f.data.clone(), all.clone());
-        waiting.push(tokio::spawn(
-            async move { read(&node, &data, w, r, &all).await },
-        ));
+        let (node, all) = (node.clone(), all.clone());
+        waiting.push(tokio::spawn(async move { read(&node, w, r, &all).await }));
     }
     for node in &f.nodes[1..] {
         eventually(DEADLINE, "the other nodes wait for node 0", || async {
@@ -217,7 +204,7 @@ async fn waiting_for_another_nodes_load_is_not_a_lock_failure() {
         })
         .await;
     }
-    gate.notify_one();
+    gate.open();
     let loaded = loading.await.unwrap().unwrap().value;
     for wait in waiting {
         assert_eq!(wait.await.unwrap(), loaded);
@@ -271,8 +258,9 @@ async fn the_service_records_snapshots_on_its_schedule_and_stops_when_dropped() 
     let redis = RedisServer::start().unwrap();
     let cache = cache_on(&redis, "schedule").await;
     let metrics = WidgetCacheMetricsService::for_cache(&cache);
-    let service =
-        WidgetCacheService::new(cache, metrics.clone()).with_snapshots(Duration::from_millis(100));
+    let (_dir, data) = empty_data("schedule");
+    let service = WidgetCacheService::new(cache, data, metrics.clone())
+        .with_snapshots(Duration::from_millis(100));
     let clone = service.clone();
     eventually(DEADLINE, "three snapshots recorded", || async {
         metrics.history(10).await.unwrap().len() >= 3

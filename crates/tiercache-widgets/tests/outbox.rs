@@ -12,10 +12,8 @@ use common::{fleet, read, read_cached, total, Fleet, DEADLINE};
 use std::sync::atomic::Ordering::SeqCst;
 use tiercache_testkit::eventually;
 use tiercache_widgets::{
-    AggregatePath, Campaign, Change, ChangeDispatcher, DatasetSize, DomainEvent, DonationStore,
-    Giver, LiveViews, NewCampaign, NewDonation, OrganizationEntry, PendingChange, StoreSnapshot,
-    TimeRange, WidgetCacheService, WidgetData, WidgetDataAggregationService, WidgetError,
-    WidgetFilters, WidgetType,
+    ChangeDispatcher, LiveViews, NewDonation, TimeRange, WidgetCacheService, WidgetFilters,
+    WidgetType,
 };
 
 const W: WidgetType = WidgetType::TotalDonations;
@@ -26,7 +24,7 @@ async fn cache_everywhere(f: &Fleet) -> i64 {
     let all = WidgetFilters::new();
     let mut totals = Vec::new();
     for node in &f.nodes {
-        totals.push(total(&*read(node, &f.data, W, R, &all).await));
+        totals.push(total(&*read(node, W, R, &all).await));
     }
     assert!(totals.windows(2).all(|w| w[0] == w[1]), "{totals:?}");
     totals[0]
@@ -63,7 +61,7 @@ async fn every_node_shows(f: &Fleet, expected: i64) {
     let all = WidgetFilters::new();
     for (i, node) in f.nodes.iter().enumerate() {
         eventually(DEADLINE, &format!("node {i} shows {expected}"), || async {
-            total(&*read(node, &f.data, W, R, &all).await) == expected
+            total(&*read(node, W, R, &all).await) == expected
         })
         .await;
     }
@@ -78,7 +76,7 @@ async fn a_change_committed_without_its_invalidation_is_sent_by_the_next_dispatc
     let id = donate(&f, 4_321).await;
     let all = WidgetFilters::new();
     for node in &f.nodes {
-        let seen = read_cached(node, &f.data, (W, R, &all), "before any dispatch").await;
+        let seen = read_cached(node, (W, R, &all), "before any dispatch").await;
         assert_eq!(total(&seen), was, "nothing invalidated the view yet");
     }
     assert_eq!(f.data.change_backlog().await.unwrap().0, 1);
@@ -128,22 +126,29 @@ async fn a_change_refreshes_the_views_in_use_and_only_invalidates_the_others() {
     use std::sync::Arc;
 
     let f = fleet("outbox-refresh").await;
-    let (live, nodes) = recording(&f);
-    let all = WidgetFilters::new();
     let loads = Arc::new(AtomicUsize::new(0));
-    // Reads through `node`, counting the provider's calls: a call is a reader's miss.
+    // The fleet's nodes over a store counting its computations: one is a reader's miss. The
+    // dispatcher below computes from the fleet's own store, so its refreshes are not counted.
+    let counted = {
+        let loads = loads.clone();
+        f.hooked(
+            move || {
+                loads.fetch_add(1, Ordering::SeqCst);
+            },
+            || {},
+        )
+    };
+    let live = LiveViews::new();
+    let nodes: Vec<WidgetCacheService> = (0..f.nodes.len())
+        .map(|i| {
+            f.node_over(i, counted.clone())
+                .with_live_views(live.clone())
+        })
+        .collect();
+    let all = WidgetFilters::new();
     let read_counted = |node: &WidgetCacheService| {
-        let (node, data, loads, all) = (node.clone(), f.data.clone(), loads.clone(), all.clone());
-        async move {
-            let fetched = node
-                .fetch_widget_data(W, R, all.clone(), move |now| async move {
-                    loads.fetch_add(1, Ordering::SeqCst);
-                    data.compute(W, R, all, now).await
-                })
-                .await
-                .unwrap();
-            total(&fetched.value)
-        }
+        let (node, all) = (node.clone(), all.clone());
+        async move { total(&*read(&node, W, R, &all).await) }
     };
     let mut was = 0;
     for node in &nodes {
@@ -151,7 +156,7 @@ async fn a_change_refreshes_the_views_in_use_and_only_invalidates_the_others() {
     }
     // Campaign 2's own month, read around the registry: cached, but in no one's use.
     let campaign2 = WidgetFilters::new().with("campaign_id", "2").unwrap();
-    read(&f.nodes[0], &f.data, W, R, &campaign2).await;
+    read(&f.nodes[0], W, R, &campaign2).await;
     assert!(common::is_cached(&f.nodes[1], W, R, &campaign2).await);
 
     let dispatcher = ChangeDispatcher::start_refreshing(
@@ -190,7 +195,7 @@ async fn donations_faster_than_refreshes_fold_together_and_the_last_figures_win(
     let all = WidgetFilters::new();
     let mut was = 0;
     for node in &nodes {
-        was = total(&*read(node, &f.data, W, R, &all).await);
+        was = total(&*read(node, W, R, &all).await);
     }
     let dispatcher = ChangeDispatcher::start_refreshing(
         f.data.clone(),
@@ -229,129 +234,13 @@ async fn donations_faster_than_refreshes_fold_together_and_the_last_figures_win(
         eventually(
             DEADLINE,
             &format!("node {i} shows all 30 donations"),
-            || async { total(&*read(node, &f.data, W, R, &all).await) == was + 3_000 },
+            || async { total(&*read(node, W, R, &all).await) == was + 3_000 },
         )
         .await;
     }
 }
 
-/// A store that counts, in its snapshots, the widget recomputes and the point lookups.
-struct Counting {
-    inner: tiercache_widgets::SqliteStore,
-    computes: std::sync::Arc<std::sync::atomic::AtomicUsize>,
-    lookups: std::sync::Arc<std::sync::atomic::AtomicUsize>,
-}
-
-struct CountingSnapshot<'a> {
-    inner: &'a dyn StoreSnapshot,
-    store: &'a Counting,
-}
-
-impl StoreSnapshot for CountingSnapshot<'_> {
-    fn last_change(&self) -> Result<i64, WidgetError> {
-        self.inner.last_change()
-    }
-    fn changes_between(
-        &self,
-        after: i64,
-        upto: i64,
-    ) -> Result<Option<Vec<(i64, DomainEvent)>>, WidgetError> {
-        self.inner.changes_between(after, upto)
-    }
-    fn compute(
-        &self,
-        widget: WidgetType,
-        filters: &WidgetFilters,
-        start: i64,
-        end: i64,
-    ) -> Result<WidgetData, WidgetError> {
-        self.store.computes.fetch_add(1, SeqCst);
-        self.inner.compute(widget, filters, start, end)
-    }
-    fn giver_donations(
-        &self,
-        filters: &WidgetFilters,
-        start: i64,
-        end: i64,
-        giver: Giver<'_>,
-        cap: i64,
-    ) -> Result<(i64, i64), WidgetError> {
-        self.store.lookups.fetch_add(1, SeqCst);
-        self.inner.giver_donations(filters, start, end, giver, cap)
-    }
-}
-
-impl DonationStore for Counting {
-    fn generate_if_empty(
-        &self,
-        size: DatasetSize,
-        seed: u64,
-        now: i64,
-    ) -> Result<i64, WidgetError> {
-        self.inner.generate_if_empty(size, seed, now)
-    }
-    fn read_snapshot(
-        &self,
-        read: &mut dyn FnMut(&dyn StoreSnapshot) -> Result<(), WidgetError>,
-    ) -> Result<(), WidgetError> {
-        self.inner
-            .read_snapshot(&mut |inner| read(&CountingSnapshot { inner, store: self }))
-    }
-    fn compute(
-        &self,
-        widget: WidgetType,
-        filters: &WidgetFilters,
-        start: i64,
-        end: i64,
-        path: AggregatePath,
-    ) -> Result<WidgetData, WidgetError> {
-        self.inner.compute(widget, filters, start, end, path)
-    }
-    fn record_donation(&self, donation: NewDonation) -> Result<Change, WidgetError> {
-        self.inner.record_donation(donation)
-    }
-    fn refund_donation(&self, donation_id: i64) -> Result<Change, WidgetError> {
-        self.inner.refund_donation(donation_id)
-    }
-    fn create_campaign(&self, campaign: NewCampaign) -> Result<(Campaign, Change), WidgetError> {
-        self.inner.create_campaign(campaign)
-    }
-    fn claim_changes(
-        &self,
-        limit: usize,
-        claim_ms: i64,
-    ) -> Result<Vec<PendingChange>, WidgetError> {
-        self.inner.claim_changes(limit, claim_ms)
-    }
-    fn changes_dispatched(&self, ids: &[i64]) -> Result<(), WidgetError> {
-        self.inner.changes_dispatched(ids)
-    }
-    fn changes_failed(
-        &self,
-        ids: &[i64],
-        error: &str,
-        retry_in_ms: i64,
-    ) -> Result<(), WidgetError> {
-        self.inner.changes_failed(ids, error, retry_in_ms)
-    }
-    fn change_backlog(&self) -> Result<(i64, Option<i64>), WidgetError> {
-        self.inner.change_backlog()
-    }
-    fn directory(&self) -> Result<Vec<OrganizationEntry>, WidgetError> {
-        self.inner.directory()
-    }
-    fn currencies(&self) -> Result<Vec<String>, WidgetError> {
-        self.inner.currencies()
-    }
-    fn organizations_of_employee(&self, employee_id: i64) -> Result<Vec<i64>, WidgetError> {
-        self.inner.organizations_of_employee(employee_id)
-    }
-    fn organization_of(&self, campaign_id: i64) -> Result<Option<i64>, WidgetError> {
-        self.inner.organization_of(campaign_id)
-    }
-}
-
-/// Once a batch has refreshed the views in use (or a reader loaded one through `fetch_view`), the
+/// Once a batch has refreshed the views in use (or a reader's load kept its answer), the
 /// next donation brings them forward with point lookups and no recompute, and every node shows what
 /// a recompute shows.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -366,28 +255,39 @@ async fn a_later_donation_brings_the_views_in_use_forward_without_a_recompute() 
         (WidgetType::OrganizationStats, org.clone()),
         (WidgetType::RecentActivities, org),
     ];
+    // Loaded by a node outside the registry, which keeps no answer of theirs: the registry's
+    // nodes then read them in use from the cache, so the first batch has to recompute them.
+    for (w, filters) in &views {
+        read(&f.nodes[0], *w, R, filters).await;
+    }
     for node in &nodes {
         for (w, filters) in &views {
-            read(node, &f.data, *w, R, filters).await;
+            read(node, *w, R, filters).await;
         }
     }
-    // One more view, loaded through `fetch_view`: its load is computed in a snapshot, so even the
-    // first batch brings it forward instead of recomputing it.
+    // One more view, loaded by the registry's nodes: its load is computed in a snapshot and kept,
+    // so even the first batch brings it forward instead of recomputing it.
     let participation = (
         WidgetType::EmployeeParticipation,
         WidgetFilters::new().with("organization_id", "1").unwrap(),
     );
     for node in &nodes {
         let (w, filters) = participation.clone();
-        node.fetch_view(w, R, filters, &f.data).await.unwrap();
+        node.fetch_view(w, R, filters).await.unwrap();
     }
     let computes = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let lookups = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let counted = WidgetDataAggregationService::over(Counting {
-        inner: tiercache_widgets::SqliteStore::open(f.dir().join("demo.sqlite3")).unwrap(),
-        computes: computes.clone(),
-        lookups: lookups.clone(),
-    });
+    let counted = {
+        let (computes, lookups) = (computes.clone(), lookups.clone());
+        f.hooked(
+            move || {
+                computes.fetch_add(1, SeqCst);
+            },
+            move || {
+                lookups.fetch_add(1, SeqCst);
+            },
+        )
+    };
     let dispatcher =
         ChangeDispatcher::start_refreshing(counted, f.invalidation.clone(), nodes[0].clone(), live);
     let first = donate(&f, 1_234).await;
@@ -396,7 +296,7 @@ async fn a_later_donation_brings_the_views_in_use_forward_without_a_recompute() 
     assert_eq!(
         computes.load(SeqCst),
         views.len(),
-        "the first batch recomputes each view read through a plain provider once; the one loaded by fetch_view is brought forward"
+        "the first batch recomputes each view whose load kept no answer once; the one whose load kept its answer is brought forward"
     );
     let second = donate(&f, 4_321).await;
     dispatcher.notify();
@@ -444,9 +344,7 @@ async fn a_view_in_use_is_stored_again_before_it_expires() {
     let all = WidgetFilters::new();
     let loaded = tokio::time::Instant::now();
     for node in &nodes {
-        node.fetch_view(W, today, all.clone(), &f.data)
-            .await
-            .unwrap();
+        node.fetch_view(W, today, all.clone()).await.unwrap();
     }
     let loads_before: u64 = nodes.iter().map(|n| n.cache().stats().loads).sum();
     let _dispatcher = ChangeDispatcher::start_refreshing(

@@ -43,9 +43,7 @@ proptest! {
         changes in prop::collection::vec(change(), 0..60),
         views in prop::collection::vec(view(), 40),
     ) {
-        let db = Scratch::new();
-        let store = SqliteStore::open(&db.0).unwrap();
-        store.generate_if_empty(SIZE, seed, now()).unwrap();
+        let (db, store) = generated_store(seed);
         for c in &changes {
             apply(&store, c);
         }
@@ -53,10 +51,10 @@ proptest! {
         check(&store, &views)?;
         // A file whose rollups are of another version is rebuilt at open, from the rows alone.
         drop(store);
-        rusqlite::Connection::open(&db.0)
+        rusqlite::Connection::open(db.path())
             .unwrap()
             .execute("UPDATE rollup_state SET value = 0 WHERE name = 'version'", [])
             .unwrap();
-        check(&SqliteStore::open(&db.0).unwrap(), &views)?;
+        check(&SqliteStore::open(db.path()).unwrap(), &views)?;
     }
 }

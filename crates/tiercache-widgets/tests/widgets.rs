@@ -19,7 +19,7 @@ async fn every_widget_type_computes_and_is_cached() {
     let f = fleet("all").await;
     let filters = WidgetFilters::new().with("organization_id", "1").unwrap();
     for w in WidgetType::ALL {
-        let first = read(&f.nodes[0], &f.data, w, TimeRange::Last30Days, &filters).await;
+        let first = read(&f.nodes[0], w, TimeRange::Last30Days, &filters).await;
         assert_eq!(first.widget(), w);
         let direct = f
             .data
@@ -28,7 +28,7 @@ async fn every_widget_type_computes_and_is_cached() {
             .unwrap();
         assert_eq!(*first, direct, "{w}: cached data equals a direct query");
         let before = hits(&f.nodes[0]);
-        let again = read(&f.nodes[0], &f.data, w, TimeRange::Last30Days, &filters).await;
+        let again = read(&f.nodes[0], w, TimeRange::Last30Days, &filters).await;
         assert!(
             Arc::ptr_eq(&first, &again) && hits(&f.nodes[0]) == before + 1,
             "{w}: second read is an L1 hit"
@@ -66,7 +66,7 @@ async fn a_donation_refreshes_affected_views_on_every_node_and_leaves_others_cac
     for node in &f.nodes {
         for (r, filt) in &views {
             before.push(total(
-                &*read(node, &f.data, WidgetType::TotalDonations, *r, filt).await,
+                &*read(node, WidgetType::TotalDonations, *r, filt).await,
             ));
         }
     }
@@ -105,15 +105,14 @@ async fn a_donation_refreshes_affected_views_on_every_node_and_leaves_others_cac
                     DEADLINE,
                     &format!("node {i} shows the new figure for {r} {filt:?}"),
                     || async {
-                        total(&*read(node, &f.data, WidgetType::TotalDonations, *r, filt).await)
-                            == expected
+                        total(&*read(node, WidgetType::TotalDonations, *r, filt).await) == expected
                     },
                 )
                 .await;
             } else {
                 let what = format!("node {i}: untouched {r} {filt:?}");
                 let now_value =
-                    read_cached(node, &f.data, (WidgetType::TotalDonations, *r, filt), &what).await;
+                    read_cached(node, (WidgetType::TotalDonations, *r, filt), &what).await;
                 assert_eq!(total(&now_value), was);
             }
         }
@@ -135,7 +134,6 @@ async fn invalidate_widget_clears_every_filter_variant_and_nothing_else() {
     for filt in &variants {
         read(
             &f.nodes[1],
-            &f.data,
             WidgetType::TopDonors,
             TimeRange::ThisYear,
             filt,
@@ -144,7 +142,6 @@ async fn invalidate_widget_clears_every_filter_variant_and_nothing_else() {
     }
     read(
         &f.nodes[1],
-        &f.data,
         WidgetType::TopDonors,
         TimeRange::LastYear,
         &variants[0],
@@ -165,13 +162,7 @@ async fn invalidate_widget_clears_every_filter_variant_and_nothing_else() {
         .await;
     }
     let other_range = (WidgetType::TopDonors, TimeRange::LastYear, &variants[0]);
-    read_cached(
-        &f.nodes[1],
-        &f.data,
-        other_range,
-        "another range of the same widget",
-    )
-    .await;
+    read_cached(&f.nodes[1], other_range, "another range of the same widget").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -181,7 +172,6 @@ async fn seed_shaped_events_are_narrowed_with_the_directory_and_unknown_names_ar
     let camp5 = WidgetFilters::new().with("campaign_id", "5").unwrap();
     read(
         &f.nodes[2],
-        &f.data,
         WidgetType::TotalDonations,
         TimeRange::Today,
         &camp1,
@@ -189,7 +179,6 @@ async fn seed_shaped_events_are_narrowed_with_the_directory_and_unknown_names_ar
     .await;
     read(
         &f.nodes[2],
-        &f.data,
         WidgetType::TotalDonations,
         TimeRange::Today,
         &camp5,
@@ -208,7 +197,7 @@ async fn seed_shaped_events_are_narrowed_with_the_directory_and_unknown_names_ar
     )
     .await;
     let camp5_view = (WidgetType::TotalDonations, TimeRange::Today, &camp5);
-    read_cached(&f.nodes[2], &f.data, camp5_view, "campaign 5's view").await;
+    read_cached(&f.nodes[2], camp5_view, "campaign 5's view").await;
 
     let err = f
         .invalidation

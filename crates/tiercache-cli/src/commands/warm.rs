@@ -88,12 +88,14 @@ async fn warm(
     data: &WidgetDataAggregationService,
     node: &Connected,
 ) -> Result<Exit, CliError> {
-    let service =
-        WidgetCacheService::new(node.cache.clone(), WidgetCacheMetricsService::in_memory())
-            // Views filtered by a campaign then carry its organisation's tags, as the service's do.
-            .with_directory(data.clone())
-            // And live as long as the service's views do.
-            .with_ttl_tiers(node.config.ttl_tiers);
+    // Views filtered by a campaign carry its organisation's tags (looked up in `data`), as the
+    // service's do, and live as long as the service's views do.
+    let service = WidgetCacheService::new(
+        node.cache.clone(),
+        data.clone(),
+        WidgetCacheMetricsService::in_memory(),
+    )
+    .with_ttl_tiers(node.config.ttl_tiers);
     let types = if args.types.is_empty() {
         WidgetType::ALL.to_vec()
     } else {
@@ -119,7 +121,7 @@ async fn warm(
         .map(|(widget, range)| {
             let (service, bar) = (&service, &bar);
             async move {
-                let outcome = warm_one(service, data, node, widget, range, args.force).await;
+                let outcome = warm_one(service, node, widget, range, args.force).await;
                 bar.inc(1);
                 ((widget, range), outcome)
             }
@@ -173,7 +175,6 @@ async fn warm(
 /// Warms one view unless it is fresh in Redis (and `force` is off).
 async fn warm_one(
     service: &WidgetCacheService,
-    data: &WidgetDataAggregationService,
     node: &Connected,
     widget: WidgetType,
     range: TimeRange,
@@ -188,12 +189,7 @@ async fn warm_one(
             Err(e) => return Outcome::Failed(node.error(e).to_string(), started.elapsed()),
         }
     }
-    let data = data.clone();
-    let warmed = service
-        .warmup_widget(widget, range, WidgetFilters::new(), move |now| async move {
-            data.compute(widget, range, WidgetFilters::new(), now).await
-        })
-        .await;
+    let warmed = service.warm_view(widget, range, WidgetFilters::new()).await;
     match warmed {
         Ok(()) => Outcome::Warmed(started.elapsed()),
         Err(e) => Outcome::Failed(e.to_string(), started.elapsed()),

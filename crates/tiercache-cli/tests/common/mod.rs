@@ -8,9 +8,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tiercache::{Cache, Source};
-use tiercache_widgets::{
-    DatasetSize, WidgetCacheMetricsService, WidgetDataAggregationService, WidgetType,
-};
+use tiercache_demo::dataset::{generate_if_empty, DatasetSize};
+use tiercache_widgets::{WidgetCacheMetricsService, WidgetDataAggregationService, WidgetType};
 
 #[allow(unused_imports)]
 pub use tiercache_testkit::{eventually, RedisServer};
@@ -54,7 +53,7 @@ impl Fixture {
     pub async fn with_data() -> Fixture {
         let fixture = Fixture::redis_only();
         let data = WidgetDataAggregationService::open(&fixture.db).unwrap();
-        data.generate_if_empty(DatasetSize::small(), 7, chrono::Utc::now())
+        generate_if_empty(&data, DatasetSize::small(), 7, chrono::Utc::now())
             .await
             .unwrap();
         fixture

@@ -29,7 +29,7 @@ use crate::error::ApiError;
 use crate::node::Node;
 
 pub use figures::Figures;
-pub(crate) use widgets::{fetch_cached, parse_request};
+pub(crate) use widgets::parse_request;
 
 /// The routes of one node.
 pub fn router(node: Arc<Node>, request_timeout: Duration) -> Router {
@@ -285,31 +285,13 @@ async fn settle_after_commit(node: &Node, change_id: i64) -> Invalidation {
 mod tests {
     use super::*;
     use crate::readiness::{Readiness, Stage};
+    use tiercache_testkit::ScratchDatabase;
     use tower::ServiceExt;
 
-    /// A database file of its own, removed with its WAL files when dropped.
-    struct Scratch(std::path::PathBuf);
-
-    impl Drop for Scratch {
-        fn drop(&mut self) {
-            for suffix in ["", "-wal", "-shm"] {
-                let mut path = self.0.clone().into_os_string();
-                path.push(suffix);
-                let _ = std::fs::remove_file(path);
-            }
-        }
-    }
-
     /// A node without a cache over an empty database, as `--no-cache` runs it, in `readiness`.
-    fn node(readiness: &Readiness) -> (Arc<Node>, Scratch) {
-        use std::sync::atomic::{AtomicU32, Ordering};
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let scratch = Scratch(std::env::temp_dir().join(format!(
-            "tiercache-demo-routes-{}-{}.sqlite",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        )));
-        let data = tiercache_widgets::WidgetDataAggregationService::open(&scratch.0)
+    fn node(readiness: &Readiness) -> (Arc<Node>, ScratchDatabase) {
+        let scratch = ScratchDatabase::new("tiercache-demo-routes");
+        let data = tiercache_widgets::WidgetDataAggregationService::open(scratch.path())
             .expect("open the scratch database");
         let node = Node {
             index: 0,

@@ -10,8 +10,8 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 use tiercache::Fetched;
 use tiercache_widgets::{
-    Clock, TimeRange, WidgetCacheService, WidgetData, WidgetDataAggregationService, WidgetError,
-    WidgetFilters, WidgetType, PARAMETER_KEYS, SCOPE_KEYS,
+    Clock, TimeRange, WidgetCacheService, WidgetData, WidgetError, WidgetFilters, WidgetType,
+    PARAMETER_KEYS, SCOPE_KEYS,
 };
 
 use super::figures::Figures;
@@ -136,19 +136,35 @@ pub(crate) fn parse_request(
     })
 }
 
-/// Loads `view` through `widgets`, computed from `data` on a miss, the way a request does. Start-up
-/// warming loads through this too, so the keys it fills are the keys requests read.
-pub(crate) async fn fetch_cached(
-    widgets: &WidgetCacheService,
-    data: &WidgetDataAggregationService,
-    view: &ViewRequest,
-) -> Result<Fetched<WidgetData>, WidgetError> {
-    // A load computes at the instant the range resolved, so the figures match the period the cache
-    // key names even when the request straddles midnight, and in one snapshot, whose change id lets
-    // the dispatcher bring the view forward later instead of recomputing it.
-    widgets
-        .fetch_view(view.widget, view.range, view.filters.clone(), data)
-        .await
+impl ViewRequest {
+    /// Loads the view through `widgets` (computed from their data on a miss), the way a request
+    /// does. Start-up warming loads through this too, so the keys it fills are the keys requests
+    /// read.
+    pub(crate) async fn fetch(
+        &self,
+        widgets: &WidgetCacheService,
+    ) -> Result<Fetched<WidgetData>, WidgetError> {
+        widgets
+            .fetch_view(self.widget, self.range, self.filters.clone())
+            .await
+    }
+
+    /// The view's figures and where they came from: through the node's cache, or straight from
+    /// SQLite at `now` when the request bypasses the cache or the node has none.
+    async fn figures(
+        &self,
+        node: &Node,
+        now: DateTime<Utc>,
+    ) -> Result<(Arc<WidgetData>, &'static str), WidgetError> {
+        if let (Some(cached), false) = (&node.cached, self.bypass_cache) {
+            let fetched = self.fetch(&cached.widgets).await?;
+            Ok((fetched.value, fetched.source.as_str()))
+        } else {
+            let filters = self.filters.clone();
+            let data = node.data.compute(self.widget, self.range, filters, now);
+            Ok((Arc::new(data.await?), "database"))
+        }
+    }
 }
 
 /// `GET /api/widgets/{widget}?range=&organization_id=&campaign_id=&employee_id=&currency=&limit=`.
@@ -160,14 +176,7 @@ pub async fn view(
     let started = Instant::now();
     let request = parse_request(&widget, params)?;
     let now = node.clock.now();
-    let (data, source) = if let (Some(cached), false) = (&node.cached, request.bypass_cache) {
-        let fetched = fetch_cached(&cached.widgets, &node.data, &request).await?;
-        (fetched.value, fetched.source.as_str())
-    } else {
-        let (widget, range, filters) = (request.widget, request.range, request.filters.clone());
-        let data = node.data.compute(widget, range, filters, now).await?;
-        (Arc::new(data), "database")
-    };
+    let (data, source) = request.figures(&node, now).await?;
     let (start, end) = request.range.resolve(now);
     Ok(Json(WidgetAnswer {
         widget: request.widget,

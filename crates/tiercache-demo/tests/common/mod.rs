@@ -65,6 +65,19 @@ impl Demo {
         demo
     }
 
+    /// Starts two nodes over `redis`, a fresh database and the defaults otherwise.
+    pub fn two_nodes(name: &str, redis: &RedisServer) -> Demo {
+        Demo::start(name, &["--nodes", "2", "--redis-url", &redis.url()])
+    }
+
+    /// Starts one node over `redis` and a fresh database, asking writes and the status API for
+    /// `token`.
+    pub fn with_admin_token(name: &str, redis: &RedisServer, token: &str) -> Demo {
+        let url = redis.url();
+        let args = ["--nodes", "1", "--redis-url", &url, "--admin-token", token];
+        Demo::start(name, &args)
+    }
+
     /// Starts the demo with `--port 0` over the database file `db`, which the caller keeps (so
     /// several runs can share it), and `args`.
     pub fn start_over(db: &Path, args: &[&str]) -> Demo {

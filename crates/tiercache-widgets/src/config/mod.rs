@@ -27,12 +27,17 @@ use tiercache::{Config, ConfigError};
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), tiercache_widgets::WidgetError> {
-/// use tiercache_widgets::{Thresholds, WidgetCacheMetricsService, WidgetCacheService, WidgetConfig};
+/// use tiercache_widgets::{
+///     Thresholds, WidgetCacheMetricsService, WidgetCacheService, WidgetConfig,
+///     WidgetDataAggregationService,
+/// };
 ///
 /// let config = WidgetConfig::from_env()?; // REDIS_URL, TIERCACHE_*, WIDGET_CACHE_*, REDIS_CACHE_DB
 /// let cache = tiercache::Cache::builder().config(config.cache.clone()).build().await?;
 /// let metrics = WidgetCacheMetricsService::for_cache(&cache);
-/// let widgets = WidgetCacheService::new(cache.clone(), metrics.clone()).with_ttl_tiers(config.ttl_tiers);
+/// let data = WidgetDataAggregationService::open("demo.sqlite3")?;
+/// let widgets = WidgetCacheService::new(cache.clone(), data, metrics.clone())
+///     .with_ttl_tiers(config.ttl_tiers);
 /// let status = metrics.status(&cache, &config.targets, &Thresholds::from_targets(&config.targets)).await;
 /// # let _ = (widgets, status); Ok(()) }
 /// ```

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use super::generator::DatasetSize;
+use super::import::ImportRow;
 use super::model::{Campaign, NewCampaign, NewDonation, OrganizationEntry, WidgetData};
 use super::outbox::{Change, PendingChange};
 use super::sqlite::SqliteStore;
@@ -40,9 +40,8 @@ pub(crate) enum CaughtUp {
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), tiercache_widgets::WidgetError> {
-/// use tiercache_widgets::{DatasetSize, TimeRange, WidgetDataAggregationService, WidgetFilters, WidgetType};
+/// use tiercache_widgets::{TimeRange, WidgetDataAggregationService, WidgetFilters, WidgetType};
 /// let data = WidgetDataAggregationService::open("demo.sqlite3")?;
-/// data.generate_if_empty(DatasetSize::small(), 42, chrono::Utc::now()).await?;
 /// let total = data.compute(WidgetType::TotalDonations, TimeRange::ThisMonth, WidgetFilters::new(), chrono::Utc::now()).await?;
 /// # let _ = total; Ok(()) }
 /// ```
@@ -81,15 +80,14 @@ impl WidgetDataAggregationService {
             .map_err(|e| WidgetError::Task(e.to_string()))?
     }
 
-    /// Generates the synthetic dataset, ending at `now`, unless donations already exist. Returns
-    /// donations written.
-    pub async fn generate_if_empty(
+    /// Writes `rows` into the store unless donations already exist
+    /// ([`DonationStore::import_if_empty`]). Returns donations written.
+    pub async fn import_if_empty(
         &self,
-        size: DatasetSize,
-        seed: u64,
-        now: DateTime<Utc>,
+        rows: impl Iterator<Item = ImportRow> + Send + 'static,
     ) -> Result<i64, WidgetError> {
-        self.blocking(move |store| store.generate_if_empty(size, seed, now.timestamp()))
+        let mut rows = rows;
+        self.blocking(move |store| store.import_if_empty(&mut rows))
             .await
     }
 

@@ -1,9 +1,9 @@
-//! The demo's data: the [`DonationStore`] interface and its SQLite implementation with rollups, a
-//! deterministic generator, one raw aggregate query per widget type (the reference), and the async
-//! service that runs them off the runtime.
+//! The donations: the [`DonationStore`] interface and its SQLite implementation with rollups, bulk
+//! loading, one raw aggregate query per widget type (the reference), and the async service that
+//! runs them off the runtime.
 
 mod aggregation;
-mod generator;
+mod import;
 mod model;
 mod outbox;
 mod queries;
@@ -14,7 +14,7 @@ mod store;
 
 pub use aggregation::WidgetDataAggregationService;
 pub(crate) use aggregation::{CatchUpJob, CaughtUp};
-pub use generator::DatasetSize;
+pub use import::ImportRow;
 pub use model::{
     ActivityRow, Campaign, CampaignEntry, CampaignRow, DonorRow, NewCampaign, NewDonation,
     OrganizationEntry, OrganizationStats, Participation, TotalDonations, TrendBucket, WidgetData,

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use parking_lot::Mutex;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
-use super::generator::{self, DatasetSize};
+use super::import::{self, ImportRow};
 use super::model::{
     Campaign, CampaignEntry, NewCampaign, NewDonation, OrganizationEntry, WidgetData,
 };
@@ -29,9 +29,10 @@ const READERS: usize = 4;
 ///
 /// ```no_run
 /// # fn run() -> Result<(), tiercache_widgets::WidgetError> {
-/// use tiercache_widgets::{DatasetSize, DonationStore, SqliteStore};
+/// use tiercache_widgets::{DonationStore, ImportRow, SqliteStore};
 /// let store = SqliteStore::open("demo.sqlite3")?;
-/// store.generate_if_empty(DatasetSize::small(), 42, 1_767_052_800)?;
+/// let rows = [ImportRow::Organization { id: 1, name: "Acme".into() }];
+/// store.import_if_empty(&mut rows.into_iter())?;
 /// # Ok(()) }
 /// ```
 pub struct SqliteStore {
@@ -160,18 +161,16 @@ fn campaign_organization(conn: &Connection, campaign_id: i64) -> Result<i64, Wid
 }
 
 impl DonationStore for SqliteStore {
-    fn generate_if_empty(
+    fn import_if_empty(
         &self,
-        size: DatasetSize,
-        seed: u64,
-        now: i64,
+        rows: &mut dyn Iterator<Item = ImportRow>,
     ) -> Result<i64, WidgetError> {
         let mut conn = self.writer.lock();
         let existing: i64 = conn.query_row("SELECT COUNT(*) FROM donations", [], |r| r.get(0))?;
         if existing > 0 {
             return Ok(0);
         }
-        Ok(generator::generate(&mut conn, size, seed, now)?)
+        import::import(&mut conn, rows)
     }
 
     fn read_snapshot(

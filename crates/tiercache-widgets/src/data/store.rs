@@ -1,7 +1,7 @@
 //! [`DonationStore`]: the one interface between the widget layer and the database that holds the
 //! donations, so another database can stand in for SQLite.
 
-use super::generator::DatasetSize;
+use super::import::ImportRow;
 use super::model::{Campaign, NewCampaign, NewDonation, OrganizationEntry, WidgetData};
 use super::outbox::{Change, PendingChange};
 pub use super::queries::Giver;
@@ -39,10 +39,13 @@ pub enum AggregatePath {
 /// # Ok(()) }
 /// ```
 pub trait DonationStore: Send + Sync + 'static {
-    /// Fills an empty database with the deterministic synthetic dataset ending at `now` (Unix
-    /// seconds). Returns the donations written: 0 when donations already exist.
-    fn generate_if_empty(&self, size: DatasetSize, seed: u64, now: i64)
-        -> Result<i64, WidgetError>;
+    /// Writes `rows` into a database with no donations yet, all or none, without outbox rows (no
+    /// cache holds views of an empty database). Returns the donations written: 0, and nothing
+    /// read from `rows`, when donations already exist.
+    fn import_if_empty(
+        &self,
+        rows: &mut dyn Iterator<Item = ImportRow>,
+    ) -> Result<i64, WidgetError>;
 
     /// Runs `read` against one consistent view of the store: everything it reads through the
     /// [`StoreSnapshot`] sees the same committed changes, the last of which

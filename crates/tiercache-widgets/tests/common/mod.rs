@@ -1,17 +1,25 @@
 //! A fleet for widget tests: SQLite data, three cache nodes on a private Redis, one invalidation service.
 #![allow(clippy::unwrap_used, dead_code)]
 
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use tiercache::Cache;
 use tiercache_testkit::{eventually, RedisServer};
 use tiercache_widgets::{
-    Clock, DatasetSize, ManualClock, TimeRange, WidgetCacheMetricsService, WidgetCacheService,
-    WidgetConfig, WidgetData, WidgetDataAggregationService, WidgetFilters,
+    AggregatePath, Campaign, Change, Clock, DomainEvent, DonationStore, Giver, ImportRow,
+    ManualClock, NewCampaign, NewDonation, OrganizationEntry, PendingChange, SqliteStore,
+    StoreSnapshot, TimeRange, TtlTiers, WidgetCacheMetricsService, WidgetCacheService,
+    WidgetConfig, WidgetData, WidgetDataAggregationService, WidgetError, WidgetFilters,
     WidgetInvalidationService, WidgetKey, WidgetType,
 };
+
+// The demo's dataset, its source included by path: this crate cannot depend on the demo crate,
+// which depends on it.
+#[path = "../../../tiercache-demo/src/dataset.rs"]
+pub mod dataset;
+use dataset::DatasetSize;
 
 pub const DEADLINE: Duration = Duration::from_secs(10);
 
@@ -21,10 +29,13 @@ pub struct Fleet {
     pub data: WidgetDataAggregationService,
     pub nodes: Vec<WidgetCacheService>,
     pub invalidation: WidgetInvalidationService,
+    /// What every node was built with, for [`Fleet::node_over`].
+    tiers: TtlTiers,
+    clock: Option<ManualClock>,
 }
 
 /// A temporary directory removed on drop (std only).
-struct TempDir(std::path::PathBuf);
+pub struct TempDir(std::path::PathBuf);
 
 impl Drop for TempDir {
     fn drop(&mut self) {
@@ -58,13 +69,12 @@ pub async fn fleet(name: &str) -> Fleet {
 
 pub async fn fleet_with(name: &str, setup: Setup) -> Fleet {
     let redis = RedisServer::start().unwrap();
-    let dir = std::env::temp_dir().join(format!("tiercache-widgets-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let data = WidgetDataAggregationService::open(dir.join("demo.sqlite3")).unwrap();
-    data.generate_if_empty(DatasetSize::small(), 7, setup.data_until)
+    let (dir, data) = empty_data(name);
+    dataset::generate_if_empty(&data, DatasetSize::small(), 7, setup.data_until)
         .await
         .unwrap();
     let mut nodes = Vec::new();
+    let mut tiers = TtlTiers::default();
     for _ in 0..3 {
         let mut config = WidgetConfig {
             cache: tiercache::Config {
@@ -77,13 +87,8 @@ pub async fn fleet_with(name: &str, setup: Setup) -> Fleet {
         };
         (setup.configure)(&mut config);
         let cache = Cache::builder().config(config.cache).build().await.unwrap();
-        let node = WidgetCacheService::new(cache, WidgetCacheMetricsService::in_memory())
-            .with_ttl_tiers(config.ttl_tiers)
-            .with_directory(data.clone());
-        nodes.push(match &setup.clock {
-            Some(clock) => node.with_clock(clock.clone()),
-            None => node,
-        });
+        tiers = config.ttl_tiers;
+        nodes.push(node(cache, data.clone(), tiers, setup.clock.as_ref()));
     }
     let invalidation = WidgetInvalidationService::new(nodes[0].cache().clone(), Some(data.clone()));
     let invalidation = match &setup.clock {
@@ -92,39 +97,56 @@ pub async fn fleet_with(name: &str, setup: Setup) -> Fleet {
     };
     Fleet {
         redis,
-        dir: TempDir(dir),
+        dir,
         data,
         nodes,
         invalidation,
+        tiers,
+        clock: setup.clock,
     }
 }
 
-/// Reads a view through `node`, computing it at the instant the node resolved the range at.
+/// An empty database, `demo.sqlite3` in a directory of its own that is removed when dropped.
+pub fn empty_data(name: &str) -> (TempDir, WidgetDataAggregationService) {
+    let dir = std::env::temp_dir().join(format!("tiercache-widgets-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let data = WidgetDataAggregationService::open(dir.join("demo.sqlite3")).unwrap();
+    (TempDir(dir), data)
+}
+
+/// A node over `cache` computing from `data`, as the fleet builds them.
+fn node(
+    cache: Cache,
+    data: WidgetDataAggregationService,
+    tiers: TtlTiers,
+    clock: Option<&ManualClock>,
+) -> WidgetCacheService {
+    let node = WidgetCacheService::new(cache, data, WidgetCacheMetricsService::in_memory())
+        .with_ttl_tiers(tiers);
+    match clock {
+        Some(clock) => node.with_clock(clock.clone()),
+        None => node,
+    }
+}
+
+/// Reads a view through `node`, computed from its data on a miss.
 pub async fn read(
     node: &WidgetCacheService,
-    data: &WidgetDataAggregationService,
     w: WidgetType,
     r: TimeRange,
     f: &WidgetFilters,
 ) -> Arc<WidgetData> {
-    let (d, f2) = (data.clone(), f.clone());
-    node.fetch_widget_data(w, r, f.clone(), move |now| async move {
-        d.compute(w, r, f2, now).await
-    })
-    .await
-    .unwrap()
-    .value
+    node.fetch_view(w, r, f.clone()).await.unwrap().value
 }
 
 /// Reads a view and asserts the read was an L1 hit.
 pub async fn read_cached(
     node: &WidgetCacheService,
-    data: &WidgetDataAggregationService,
     (w, r, f): (WidgetType, TimeRange, &WidgetFilters),
     what: &str,
 ) -> Arc<WidgetData> {
     let before = l1_hits(node);
-    let value = read(node, data, w, r, f).await;
+    let value = read(node, w, r, f).await;
     assert_eq!(l1_hits(node), before + 1, "{what}: still an L1 hit");
     value
 }
@@ -133,6 +155,109 @@ impl Fleet {
     /// The directory holding the fleet's database, `demo.sqlite3`.
     pub fn dir(&self) -> &std::path::Path {
         &self.dir.0
+    }
+
+    /// A node over node `i`'s cache, configured as the fleet's nodes are, that computes views from
+    /// `data` instead of the fleet's.
+    pub fn node_over(&self, i: usize, data: WidgetDataAggregationService) -> WidgetCacheService {
+        let cache = self.nodes[i].cache().clone();
+        node(cache, data, self.tiers, self.clock.as_ref())
+    }
+
+    /// The fleet's database, its widget computations waiting for `gate` to open.
+    pub fn gated(&self, gate: &Gate) -> WidgetDataAggregationService {
+        let gate = gate.clone();
+        self.hooked(move || gate.wait(), || {})
+    }
+
+    /// The fleet's database seen through a [`Hooked`] store.
+    pub fn hooked(
+        &self,
+        on_compute: impl Fn() + Send + Sync + 'static,
+        on_lookup: impl Fn() + Send + Sync + 'static,
+    ) -> WidgetDataAggregationService {
+        WidgetDataAggregationService::over(Hooked {
+            inner: SqliteStore::open(self.dir().join("demo.sqlite3")).unwrap(),
+            on_compute: Box::new(on_compute),
+            on_lookup: Box::new(on_lookup),
+        })
+    }
+}
+
+/// A gate blocking threads wait at until the test opens it. Any handle dropped opens it too: a
+/// test that ends (or fails) cannot leave a thread of the runtime's blocking pool waiting for ever,
+/// which would keep the runtime from shutting down.
+#[derive(Clone, Default)]
+pub struct Gate(Arc<(Mutex<bool>, Condvar)>);
+
+impl Gate {
+    /// Blocks the calling thread until the gate is open.
+    pub fn wait(&self) {
+        let (open, opened) = &*self.0;
+        let mut open = open.lock().unwrap();
+        while !*open {
+            open = opened.wait(open).unwrap();
+        }
+    }
+
+    pub fn open(&self) {
+        let (open, opened) = &*self.0;
+        *open.lock().unwrap() = true;
+        opened.notify_all();
+    }
+}
+
+impl Drop for Gate {
+    fn drop(&mut self) {
+        self.open();
+    }
+}
+
+/// The fleet's SQLite store with hooks: `on_compute` runs before each widget computation in a
+/// snapshot (a reader's load or a dispatcher's recompute), `on_lookup` before each donor lookup of a
+/// catch-up. Tests count, slow down or hold the queries with them.
+pub struct Hooked {
+    inner: SqliteStore,
+    on_compute: Box<dyn Fn() + Send + Sync>,
+    on_lookup: Box<dyn Fn() + Send + Sync>,
+}
+
+struct HookedSnapshot<'a> {
+    inner: &'a dyn StoreSnapshot,
+    store: &'a Hooked,
+}
+
+impl StoreSnapshot for HookedSnapshot<'_> {
+    fn last_change(&self) -> Result<i64, WidgetError> {
+        self.inner.last_change()
+    }
+    fn changes_between(
+        &self,
+        after: i64,
+        upto: i64,
+    ) -> Result<Option<Vec<(i64, DomainEvent)>>, WidgetError> {
+        self.inner.changes_between(after, upto)
+    }
+    fn compute(
+        &self,
+        widget: WidgetType,
+        filters: &WidgetFilters,
+        start: i64,
+        end: i64,
+    ) -> Result<WidgetData, WidgetError> {
+        (self.store.on_compute)();
+        self.inner.compute(widget, filters, start, end)
+    }
+    fn giver_donations(
+        &self,
+        filters: &WidgetFilters,
+        start: i64,
+        end: i64,
+        giver: Giver<'_>,
+        cap: i64,
+    ) -> Result<(i64, i64), WidgetError> {
+        (self.store.on_lookup)();
+        self.inner.giver_donations(filters, start, end, giver, cap)
     }
 }
 
@@ -195,4 +320,72 @@ pub fn total(d: &WidgetData) -> i64 {
 /// The instant `clock` shows (the system clock's when there is none).
 pub fn now_of(clock: Option<&ManualClock>) -> DateTime<Utc> {
     clock.map_or_else(Utc::now, Clock::now)
+}
+
+impl DonationStore for Hooked {
+    fn import_if_empty(
+        &self,
+        rows: &mut dyn Iterator<Item = ImportRow>,
+    ) -> Result<i64, WidgetError> {
+        self.inner.import_if_empty(rows)
+    }
+    fn read_snapshot(
+        &self,
+        read: &mut dyn FnMut(&dyn StoreSnapshot) -> Result<(), WidgetError>,
+    ) -> Result<(), WidgetError> {
+        self.inner
+            .read_snapshot(&mut |inner| read(&HookedSnapshot { inner, store: self }))
+    }
+    fn compute(
+        &self,
+        widget: WidgetType,
+        filters: &WidgetFilters,
+        start: i64,
+        end: i64,
+        path: AggregatePath,
+    ) -> Result<WidgetData, WidgetError> {
+        self.inner.compute(widget, filters, start, end, path)
+    }
+    fn record_donation(&self, donation: NewDonation) -> Result<Change, WidgetError> {
+        self.inner.record_donation(donation)
+    }
+    fn refund_donation(&self, donation_id: i64) -> Result<Change, WidgetError> {
+        self.inner.refund_donation(donation_id)
+    }
+    fn create_campaign(&self, campaign: NewCampaign) -> Result<(Campaign, Change), WidgetError> {
+        self.inner.create_campaign(campaign)
+    }
+    fn claim_changes(
+        &self,
+        limit: usize,
+        claim_ms: i64,
+    ) -> Result<Vec<PendingChange>, WidgetError> {
+        self.inner.claim_changes(limit, claim_ms)
+    }
+    fn changes_dispatched(&self, ids: &[i64]) -> Result<(), WidgetError> {
+        self.inner.changes_dispatched(ids)
+    }
+    fn changes_failed(
+        &self,
+        ids: &[i64],
+        error: &str,
+        retry_in_ms: i64,
+    ) -> Result<(), WidgetError> {
+        self.inner.changes_failed(ids, error, retry_in_ms)
+    }
+    fn change_backlog(&self) -> Result<(i64, Option<i64>), WidgetError> {
+        self.inner.change_backlog()
+    }
+    fn directory(&self) -> Result<Vec<OrganizationEntry>, WidgetError> {
+        self.inner.directory()
+    }
+    fn currencies(&self) -> Result<Vec<String>, WidgetError> {
+        self.inner.currencies()
+    }
+    fn organizations_of_employee(&self, employee_id: i64) -> Result<Vec<i64>, WidgetError> {
+        self.inner.organizations_of_employee(employee_id)
+    }
+    fn organization_of(&self, campaign_id: i64) -> Result<Option<i64>, WidgetError> {
+        self.inner.organization_of(campaign_id)
+    }
 }

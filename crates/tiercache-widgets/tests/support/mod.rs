@@ -4,9 +4,16 @@
 
 use chrono::{DateTime, TimeZone, Utc};
 use proptest::prelude::*;
+use tiercache_testkit::ScratchDatabase;
 use tiercache_widgets::{
-    DatasetSize, DonationStore, NewCampaign, NewDonation, SqliteStore, TimeRange, WidgetFilters,
+    DonationStore, NewCampaign, NewDonation, SqliteStore, TimeRange, WidgetFilters,
 };
+
+// The demo's dataset, its source included by path: this crate cannot depend on the demo crate,
+// which depends on it.
+#[path = "../../../tiercache-demo/src/dataset.rs"]
+pub mod dataset;
+pub use dataset::DatasetSize;
 
 pub const DAY: i64 = 86_400;
 
@@ -27,29 +34,15 @@ pub const CAMPAIGNS: i64 = SIZE.organizations * SIZE.campaigns_per_organization;
 pub const EMPLOYEES: i64 = SIZE.organizations * SIZE.employees_per_organization;
 pub const CURRENCIES: [&str; 4] = ["EUR", "USD", "GBP", "JPY"];
 
-/// A database file of its own, removed with its WAL files when dropped.
-pub struct Scratch(pub std::path::PathBuf);
-
-impl Scratch {
-    pub fn new() -> Self {
-        use std::sync::atomic::{AtomicU32, Ordering};
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        Scratch(std::env::temp_dir().join(format!(
-            "tiercache-rollups-{}-{}.sqlite",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        )))
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        for suffix in ["", "-wal", "-shm"] {
-            let mut path = self.0.clone().into_os_string();
-            path.push(suffix);
-            let _ = std::fs::remove_file(path);
-        }
-    }
+/// A database file of its own (removed with its WAL files when dropped) holding the dataset of
+/// [`SIZE`] and `seed` up to [`now`], and the store over it.
+pub fn generated_store(seed: u64) -> (ScratchDatabase, SqliteStore) {
+    let db = ScratchDatabase::new("tiercache-rollups");
+    let store = SqliteStore::open(db.path()).unwrap();
+    store
+        .import_if_empty(&mut dataset::rows(SIZE, seed, now()))
+        .unwrap();
+    (db, store)
 }
 
 /// A change to the data.

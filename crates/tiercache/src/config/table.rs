@@ -352,6 +352,89 @@ impl<T> SettingsTable<T> {
         Ok(())
     }
 
+    /// What is wrong with the table itself, a line per problem; empty when nothing is: a name
+    /// declared twice, a doc that is not one sentence or a docs cell that would break its markdown
+    /// row, a whole-number bound its field cannot hold, a bare number not read in the unit the row
+    /// names. Every configuration's tests assert it is empty, so each table is held to the same
+    /// rules.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tiercache::{BareUnit, Setting, SettingValue, SettingsTable};
+    ///
+    /// #[derive(Default)]
+    /// struct Limits {
+    ///     timeout: Duration,
+    ///     retries: u16,
+    /// }
+    ///
+    /// const LIMITS: SettingsTable<Limits> = SettingsTable::new(&[
+    ///     Setting {
+    ///         name: "LIMITS_TIMEOUT",
+    ///         value: SettingValue::Duration(BareUnit::Millis, |l| &mut l.timeout),
+    ///         doc: "How long a call may take.",
+    ///     },
+    ///     Setting {
+    ///         name: "LIMITS_RETRIES",
+    ///         value: SettingValue::Whole { min: 0, max: 100_000, field: |l| &mut l.retries },
+    ///         doc: "How often a call is tried again",
+    ///     },
+    /// ]);
+    /// let problems = LIMITS.problems();
+    /// assert_eq!(problems.len(), 2, "{problems:?}");
+    /// assert!(problems[0].contains("one sentence"), "{problems:?}");
+    /// assert!(problems[1].contains("cannot hold 100000"), "{problems:?}");
+    /// ```
+    pub fn problems(&self) -> Vec<String>
+    where
+        T: Default,
+    {
+        let mut problems = Vec::new();
+        for (i, setting) in self.rows.iter().enumerate() {
+            let name = setting.name;
+            if self.rows[..i].iter().any(|earlier| earlier.name == name) {
+                problems.push(format!("{name}: declared twice"));
+            }
+            if !setting.doc.ends_with('.') {
+                problems.push(format!(
+                    "{name}: its doc is not one sentence ending in a period"
+                ));
+            }
+            let default = setting.shown(&mut T::default());
+            for cell in [setting.doc.to_owned(), setting.form(), default] {
+                if cell.contains('|') || cell.contains('\n') {
+                    problems.push(format!("{name}: {cell:?} would break its markdown row"));
+                }
+            }
+            match setting.value {
+                SettingValue::Whole { min, max, field }
+                | SettingValue::Bytes { min, max, field } => {
+                    for n in [min, max] {
+                        let mut target = T::default();
+                        if !field(&mut target).set(n) || field(&mut target).get() != Some(n) {
+                            problems.push(format!("{name}: its field cannot hold {n}"));
+                        }
+                    }
+                }
+                SettingValue::Duration(bare, field) => {
+                    let want = match bare {
+                        BareUnit::Seconds => Duration::from_secs(7),
+                        BareUnit::Millis => Duration::from_millis(7),
+                    };
+                    let mut target = T::default();
+                    let read = setting
+                        .apply(&mut target, "7")
+                        .map(|()| *field(&mut target));
+                    if read.as_ref().ok() != Some(&want) {
+                        problems.push(format!("{name}: a bare 7 reads as {read:?}, not {want:?}"));
+                    }
+                }
+                _ => {}
+            }
+        }
+        problems
+    }
+
     /// The table as markdown: [`SETTINGS_TABLE_HEADER`] and a row per setting with its default from
     /// `T::default()`.
     pub fn markdown(&self) -> String
