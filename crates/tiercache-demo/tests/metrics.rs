@@ -53,6 +53,51 @@ fn bucket_bounds(text: &str, name: &str) -> Vec<String> {
         .collect()
 }
 
+/// The state gauges are there for each of the demo's two nodes, told apart by their `node` label,
+/// and the breaker is closed while Redis answers.
+fn assert_state_gauges_per_node(text: &str) {
+    for node in ["node-0", "node-1"] {
+        for gauge in [
+            "tiercache_l1_entries",
+            "tiercache_l1_bytes",
+            "tiercache_pending_invalidations",
+            "tiercache_suspect",
+            "tiercache_breaker_open",
+        ] {
+            assert!(
+                text.lines().any(|l| l.starts_with(&format!("{gauge}{{"))
+                    && l.contains(&format!("node=\"{node}\""))),
+                "no {gauge} series for {node}"
+            );
+        }
+    }
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("tiercache_breaker_open{") && l.ends_with(" 0")),
+        "Redis answers, so the breaker is closed"
+    );
+}
+
+/// Each histogram has buckets in its own unit: the batch size counts events, latencies are seconds.
+fn assert_histograms_are_bucketed_in_their_units(text: &str) {
+    // The batch size counts events: powers of two, not the seconds of the latency histograms.
+    let counts: Vec<String> = [
+        "1", "2", "4", "8", "16", "32", "64", "128", "256", "512", "1024", "2048", "4096", "+Inf",
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    assert_eq!(bucket_bounds(text, "tiercache_bus_batch_size"), counts);
+    let latency = bucket_bounds(text, "tiercache_l2_read_duration_seconds");
+    assert_eq!(
+        (
+            latency.first().map(String::as_str),
+            latency.last().map(String::as_str)
+        ),
+        (Some("0.00005"), Some("+Inf")),
+        "{latency:?}"
+    );
+}
+
 #[tokio::test]
 async fn every_metric_has_help_with_its_unit_build_info_and_buckets_in_its_unit() {
     let redis = RedisServer::start().unwrap();
@@ -149,41 +194,7 @@ async fn every_metric_has_help_with_its_unit_build_info_and_buckets_in_its_unit(
     );
     assert_eq!(declared["tiercache_build_info"], "gauge");
 
-    // The state gauges, one series per node: the demo labels each node by its name.
-    for node in ["node-0", "node-1"] {
-        for gauge in [
-            "tiercache_l1_bytes",
-            "tiercache_pending_invalidations",
-            "tiercache_suspect",
-            "tiercache_breaker_open",
-        ] {
-            assert!(
-                text.lines().any(|l| l.starts_with(&format!("{gauge}{{"))
-                    && l.contains(&format!("node=\"{node}\""))),
-                "no {gauge} series for {node}"
-            );
-        }
-    }
-    assert!(
-        text.lines()
-            .any(|l| l.starts_with("tiercache_breaker_open{") && l.ends_with(" 0")),
-        "Redis answers, so the breaker is closed"
-    );
+    assert_state_gauges_per_node(&text);
 
-    // The batch size counts events: powers of two, not the seconds of the latency histograms.
-    let counts: Vec<String> = [
-        "1", "2", "4", "8", "16", "32", "64", "128", "256", "512", "1024", "2048", "4096", "+Inf",
-    ]
-    .map(str::to_owned)
-    .to_vec();
-    assert_eq!(bucket_bounds(&text, "tiercache_bus_batch_size"), counts);
-    let latency = bucket_bounds(&text, "tiercache_l2_read_duration_seconds");
-    assert_eq!(
-        (
-            latency.first().map(String::as_str),
-            latency.last().map(String::as_str)
-        ),
-        (Some("0.00005"), Some("+Inf")),
-        "{latency:?}"
-    );
+    assert_histograms_are_bucketed_in_their_units(&text);
 }
