@@ -33,6 +33,18 @@ fn slow_loader(
     }
 }
 
+/// Loads `k` = 1 with `opts` and waits until it has expired: what a fail-safe test starts from.
+async fn load_and_let_expire(cache: &tiercache::Cache, opts: &EntryOptions) {
+    cache
+        .get_or_load("k", opts, || async { Ok::<_, std::io::Error>(1_u64) })
+        .await
+        .unwrap();
+    eventually(DEADLINE, "the entry expires", || async {
+        cache.get::<u64>("k").await.unwrap().is_none()
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refresh_ahead_refreshes_once_per_threshold_crossing_and_nobody_waits() {
     let redis = server();
@@ -145,14 +157,7 @@ async fn fail_safe_serves_the_stale_value_when_the_loader_fails_and_throttles_re
     let redis = server();
     let cache = builder(&redis, "failsafe").build().await.unwrap();
     let opts = EntryOptions::new(Duration::from_millis(300));
-    cache
-        .get_or_load("k", &opts, || async { Ok::<_, std::io::Error>(1_u64) })
-        .await
-        .unwrap();
-    eventually(DEADLINE, "the entry expires", || async {
-        cache.get::<u64>("k").await.unwrap().is_none()
-    })
-    .await;
+    load_and_let_expire(&cache, &opts).await;
 
     let calls = Arc::new(AtomicUsize::new(0));
     for _ in 0..3 {
@@ -194,14 +199,7 @@ async fn a_soft_timeout_serves_stale_and_the_slow_load_still_lands() {
     let cache = builder(&redis, "soft").build().await.unwrap();
     let opts =
         EntryOptions::new(Duration::from_millis(300)).with_soft_timeout(Duration::from_millis(50));
-    cache
-        .get_or_load("k", &opts, || async { Ok::<_, std::io::Error>(1_u64) })
-        .await
-        .unwrap();
-    eventually(DEADLINE, "the entry expires", || async {
-        cache.get::<u64>("k").await.unwrap().is_none()
-    })
-    .await;
+    load_and_let_expire(&cache, &opts).await;
 
     let long = opts.clone().with_soft_timeout(Duration::from_millis(50));
     let fresh_opts =

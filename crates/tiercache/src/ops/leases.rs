@@ -154,18 +154,7 @@ impl Admin<'_> {
         // Presence after the leases: a node that took a lease during the scan is present by now.
         let nodes = self.nodes().await?;
         // GET of another type is an error reply, which the report reads as unreadable.
-        let names: Vec<&str> = keys.iter().map(|k| k.redis_key.as_str()).collect();
-        let node = self.node();
-        let replies = node
-            .guarded(async {
-                node.l2
-                    .redis
-                    .conn
-                    .get_with_ttl(&names)
-                    .await
-                    .map_err(Error::from)
-            })
-            .await?;
+        let replies = self.values_with_ttl(&keys).await?;
         Ok(keys
             .iter()
             .zip(&replies)

@@ -108,18 +108,7 @@ impl Admin<'_> {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
-        let names: Vec<&str> = keys.iter().map(|k| k.redis_key.as_str()).collect();
-        let node = self.node();
-        let replies = node
-            .guarded(async {
-                node.l2
-                    .redis
-                    .conn
-                    .get_with_ttl(&names)
-                    .await
-                    .map_err(Error::from)
-            })
-            .await?;
+        let replies = self.values_with_ttl(&keys).await?;
         let mut nodes: Vec<NodePresence> = keys
             .iter()
             .zip(&replies)

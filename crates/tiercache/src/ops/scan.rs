@@ -98,6 +98,27 @@ pub struct NamespaceKey {
     pub name: String,
 }
 
+impl Admin<'_> {
+    /// Each key's value and time to live (`GET` and `PTTL`, one round trip), through the breaker:
+    /// what the lease and presence reports read.
+    pub(super) async fn values_with_ttl(
+        &self,
+        keys: &[NamespaceKey],
+    ) -> Result<Vec<[redis::Value; 2]>, Error> {
+        let names: Vec<&str> = keys.iter().map(|k| k.redis_key.as_str()).collect();
+        let node = self.node();
+        node.guarded(async {
+            node.l2
+                .redis
+                .conn
+                .get_with_ttl(&names)
+                .await
+                .map_err(Error::from)
+        })
+        .await
+    }
+}
+
 /// `<len>.<namespace>`, the namespace as every key renders it.
 pub(super) fn namespace_part(namespace: &str) -> String {
     let mut part = String::with_capacity(namespace.len() + 4);
