@@ -257,6 +257,14 @@ pub async fn post(client: &reqwest::Client, url: &str, body: &str) -> (u16, Valu
     (status, response.json().await.unwrap())
 }
 
+/// Records a donation (`body`, JSON) on the node at `base` and returns what it stored; anything but
+/// 201 Created fails the test.
+pub async fn donate(client: &reqwest::Client, base: &str, body: &str) -> Value {
+    let (status, stored) = post(client, &format!("{base}/api/donations"), body).await;
+    assert_eq!(status, 201, "{stored}");
+    stored
+}
+
 /// `total_donations` this month on node `url`: (count, total in cents, source).
 pub async fn total(client: &reqwest::Client, url: &str, query: &str) -> (i64, i64, String) {
     let (status, body) = get(
