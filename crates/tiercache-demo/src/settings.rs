@@ -78,6 +78,11 @@ pub struct Settings {
     #[arg(long, env = "DEMO_NO_CACHE")]
     pub no_cache: bool,
 
+    /// A TOML file of cache and widget settings (`TIERCACHE_*`, `REDIS_*`, `WIDGET_CACHE_*` as keys,
+    /// in either case); the environment wins over it.
+    #[arg(long, env = "DEMO_CONFIG")]
+    pub config: Option<std::path::PathBuf>,
+
     /// Never start a private redis-server: when Redis does not answer, the nodes start without it
     /// (serving from L1 and SQLite) and join the fleet when it does. The same happens without this
     /// flag whenever a Redis URL is given (--redis-url or REDIS_URL).

@@ -298,7 +298,16 @@ async fn build_caches(
     settings: &Settings,
 ) -> Result<(Option<PrivateRedis>, Vec<Cache>, WidgetConfig), DemoError> {
     // A bad variable is a cache error, as it was when the cache's builder read the environment.
-    let config = WidgetConfig::from_env().map_err(tiercache::Error::from)?;
+    let config = match &settings.config {
+        Some(file) => {
+            let mut config = WidgetConfig::from_toml_file(file).map_err(tiercache::Error::from)?;
+            config
+                .apply_vars(|name| std::env::var(name).ok())
+                .map_err(tiercache::Error::from)?;
+            config
+        }
+        None => WidgetConfig::from_env().map_err(tiercache::Error::from)?,
+    };
     let cache_config = &config.cache;
     let wanted = settings.redis_url.as_deref();
     let (redis, first) = if settings.private_redis {

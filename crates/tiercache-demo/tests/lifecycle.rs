@@ -256,6 +256,24 @@ async fn a_malformed_redis_url_stops_the_start_naming_the_wrong_part() {
 }
 
 #[tokio::test]
+async fn a_settings_file_is_read_and_a_wrong_key_in_it_stops_the_start_naming_it() {
+    let dir = std::env::temp_dir().join(format!("tiercache-demo-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("demo.toml");
+    // A value the file holds in its variable's form is checked like the variable.
+    std::fs::write(&file, "widget_cache_lock_retries = \"many\"\n").unwrap();
+    let refused = Demo::start_failing(&["--config", file.to_str().unwrap()]);
+    assert!(refused.contains("WIDGET_CACHE_LOCK_RETRIES"), "{refused}");
+    std::fs::write(&file, "widget_cache_lock_retry = 5\n").unwrap();
+    let refused = Demo::start_failing(&["--config", file.to_str().unwrap()]);
+    assert!(
+        refused.contains("demo.toml") && refused.contains("widget_cache_lock_retry"),
+        "{refused}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
 async fn with_no_redis_and_no_private_one_the_nodes_start_and_serve_from_sqlite() {
     let nowhere = format!("redis://127.0.0.1:{}", closed_port());
     let mut demo = Demo::start(

@@ -62,6 +62,29 @@ impl WidgetConfig {
         Ok(config)
     }
 
+    /// Reads a TOML settings file over the defaults: the core's settings and the widget layer's,
+    /// keyed by their variables' names (either case), valued in the variables' forms
+    /// ([`Config::from_toml_file`] says more). The environment is not read; apply it on top with
+    /// [`WidgetConfig::apply_vars`] when it should win.
+    pub fn from_toml_file(path: impl AsRef<std::path::Path>) -> Result<Self, ConfigError> {
+        let path = path.as_ref();
+        let origin = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::InvalidFile {
+            file: origin.clone(),
+            problem: e.to_string(),
+        })?;
+        let known: Vec<&str> = Config::SETTINGS
+            .rows()
+            .iter()
+            .map(|s| s.name)
+            .chain(WidgetConfig::SETTINGS.rows().iter().map(|s| s.name))
+            .collect();
+        let settings = tiercache::settings_in_toml(&text, &origin, &known)?;
+        let mut config = WidgetConfig::default();
+        config.apply_vars(|name| settings.get(name).cloned())?;
+        Ok(config)
+    }
+
     /// Applies variables from `lookup` (a stand-in for the environment) over this configuration, the
     /// core's first so a seed variable wins over the `TIERCACHE_*` name of the same option, then
     /// checks the whole ([`WidgetConfig::validate`]).

@@ -162,6 +162,24 @@ mod tests {
     }
 
     #[test]
+    fn a_settings_file_holds_the_cores_and_the_seeds_settings_in_their_forms() {
+        let dir =
+            std::env::temp_dir().join(format!("tiercache-widgets-toml-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("widgets.toml");
+        std::fs::write(
+            &file,
+            "TIERCACHE_NAMESPACE = \"shop\"\nwidget_cache_lock_retries = 5\nwidget_cache_long_ttl = \"2h\"\n",
+        )
+        .unwrap();
+        let c = WidgetConfig::from_toml_file(&file).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(c.cache.namespace, "shop");
+        assert_eq!(c.cache.lock_retries, 5);
+        assert_eq!(c.ttl_tiers.long, Duration::from_secs(7200));
+    }
+
+    #[test]
     fn seed_variables_are_read_with_their_units() {
         let c = from(&[
             ("WIDGET_CACHE_DEFAULT_TTL", "600"),

@@ -24,4 +24,12 @@ pub enum ConfigError {
         /// What is wrong with it.
         problem: String,
     },
+    /// A settings file could not be read, is not TOML, or holds something that is not a setting.
+    #[error("settings file {file}: {problem}")]
+    InvalidFile {
+        /// The file as named.
+        file: String,
+        /// What is wrong with it.
+        problem: String,
+    },
 }

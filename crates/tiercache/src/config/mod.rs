@@ -11,6 +11,7 @@
 //! `30s`, `15m`, `2h`). The table names each variable's unit.
 
 mod error;
+mod file;
 mod layout;
 mod parse;
 mod redis_url;
@@ -20,6 +21,7 @@ mod table;
 use std::time::Duration;
 
 pub use error::ConfigError;
+pub use file::settings_in_toml;
 pub use layout::EntryLayout;
 pub use parse::{parse_duration_setting, BareUnit};
 pub(crate) use redis_url::{mask_credentials, url_database_part, url_names_database};
@@ -303,6 +305,39 @@ impl Config {
     pub fn from_env() -> Result<Config, ConfigError> {
         let mut config = Config::default();
         config.apply_vars(|name| std::env::var(name).ok())?;
+        Ok(config)
+    }
+
+    /// Reads a TOML settings file over the defaults: its keys are the variables' names (either
+    /// case) and its values take the variables' forms. The environment is not read; apply it on top
+    /// with [`Config::apply_vars`] when it should win over the file.
+    ///
+    /// ```
+    /// let dir = std::env::temp_dir().join(format!("tiercache-doc-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir).unwrap();
+    /// let file = dir.join("cache.toml");
+    /// std::fs::write(&file, "redis_url = \"redis://cache.internal:6379\"\ntiercache_default_ttl = \"15m\"\n").unwrap();
+    /// let mut config = tiercache::Config::from_toml_file(&file)?;
+    /// assert_eq!(config.default_ttl, std::time::Duration::from_secs(900));
+    /// config.apply_vars(|name| std::env::var(name).ok())?; // the environment over the file
+    /// # std::fs::remove_dir_all(&dir).unwrap();
+    /// # Ok::<(), tiercache::ConfigError>(())
+    /// ```
+    pub fn from_toml_file(path: impl AsRef<std::path::Path>) -> Result<Config, ConfigError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::InvalidFile {
+            file: path.display().to_string(),
+            problem: e.to_string(),
+        })?;
+        Config::from_toml_str(&text, &path.display().to_string())
+    }
+
+    /// [`Config::from_toml_file`] of a document already read; `origin` names it in errors.
+    pub fn from_toml_str(text: &str, origin: &str) -> Result<Config, ConfigError> {
+        let known: Vec<&str> = Config::SETTINGS.rows().iter().map(|s| s.name).collect();
+        let settings = settings_in_toml(text, origin, &known)?;
+        let mut config = Config::default();
+        config.apply_vars(|name| settings.get(name).cloned())?;
         Ok(config)
     }
 
