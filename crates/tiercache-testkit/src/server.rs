@@ -33,7 +33,12 @@ pub struct RedisServer {
 #[derive(Debug, Clone)]
 enum Tls {
     /// On a second port; the plain one stays open ([`RedisServer::start_tls`]).
-    Beside { port: u16, certs: PathBuf },
+    Beside {
+        port: u16,
+        certs: PathBuf,
+        /// Whether the TLS port refuses a client without a certificate the CA signed.
+        authenticate_clients: bool,
+    },
     /// On [`RedisServer::port`] alone, the plain port closed (`--port 0`): the nodes of
     /// [`crate::RedisCluster::start_tls`], which share one `certs` (the first node dropped removes
     /// it). The testkit talks to such a server through `redis-cli --tls`.
@@ -42,7 +47,7 @@ enum Tls {
 
 impl Tls {
     /// The `redis-server` flags that open the TLS port `port` with the certificates in `certs`.
-    fn flags(port: u16, certs: &Path) -> Vec<String> {
+    fn flags(port: u16, certs: &Path, authenticate_clients: bool) -> Vec<String> {
         let file = |name: &str| certs.join(name).to_string_lossy().into_owned();
         [
             "--tls-port".to_owned(),
@@ -54,7 +59,7 @@ impl Tls {
             "--tls-ca-cert-file".to_owned(),
             file("ca.pem"),
             "--tls-auth-clients".to_owned(),
-            "no".to_owned(),
+            if authenticate_clients { "yes" } else { "no" }.to_owned(),
         ]
         .into()
     }
@@ -172,10 +177,24 @@ impl RedisServer {
     /// the server and the CA certificate (PEM) a client must trust. The plain port stays open for
     /// the testkit's own commands.
     pub fn start_tls() -> Result<(RedisServer, crate::tls::TestCa), TestkitError> {
+        Self::start_tls_beside(false)
+    }
+
+    /// [`RedisServer::start_tls`] whose TLS port refuses clients that present no certificate signed
+    /// by the CA (`tls-auth-clients yes`): [`crate::TestCa::client_cert_path`] is one it accepts.
+    pub fn start_tls_authenticating_clients(
+    ) -> Result<(RedisServer, crate::tls::TestCa), TestkitError> {
+        Self::start_tls_beside(true)
+    }
+
+    fn start_tls_beside(
+        authenticate_clients: bool,
+    ) -> Result<(RedisServer, crate::tls::TestCa), TestkitError> {
         let (certs, ca) = cert_dir()?;
         let tls = free_port().map(|port| Tls::Beside {
             port,
             certs: certs.clone(),
+            authenticate_clients,
         });
         match tls.and_then(|tls| Self::launch(&[], Some(&tls))) {
             Ok(server) => Ok((server, ca)),
@@ -258,8 +277,12 @@ impl RedisServer {
     fn spawn(&mut self) -> Result<(), TestkitError> {
         let (port, tls_flags) = match &self.tls {
             None => (self.port, Vec::new()),
-            Some(Tls::Beside { port, certs }) => (self.port, Tls::flags(*port, certs)),
-            Some(Tls::Only { certs }) => (0, Tls::flags(self.port, certs)),
+            Some(Tls::Beside {
+                port,
+                certs,
+                authenticate_clients,
+            }) => (self.port, Tls::flags(*port, certs, *authenticate_clients)),
+            Some(Tls::Only { certs }) => (0, Tls::flags(self.port, certs, false)),
         };
         let port = port.to_string();
         let log = self.dir.join("redis.log");

@@ -14,6 +14,11 @@ pub struct TestCa {
     pub pem: String,
     /// The same certificate as a file (`ca.pem`), for clients that take a path.
     pub path: PathBuf,
+    /// A client certificate the CA signed (`client.pem`), for a server that authenticates its
+    /// clients ([`crate::RedisServer::start_tls_authenticating_clients`]).
+    pub client_cert_path: PathBuf,
+    /// Its private key (`client.key`).
+    pub client_key_path: PathBuf,
 }
 
 fn cert_error(e: &rcgen::Error) -> TestkitError {
@@ -21,8 +26,8 @@ fn cert_error(e: &rcgen::Error) -> TestkitError {
 }
 
 impl TestCa {
-    /// Makes a CA and a server certificate for `127.0.0.1` and `localhost`, and writes `ca.pem`,
-    /// `server.pem` and `server.key` into `dir`.
+    /// Makes a CA, a server certificate for `127.0.0.1` and `localhost` and a client certificate,
+    /// and writes `ca.pem`, `server.pem`, `server.key`, `client.pem` and `client.key` into `dir`.
     pub(crate) fn write_to(dir: &Path) -> Result<TestCa, TestkitError> {
         let ca_key = KeyPair::generate().map_err(|e| cert_error(&e))?;
         let mut ca_params =
@@ -48,12 +53,25 @@ impl TestCa {
                 source,
             })
         };
+        let client_key = KeyPair::generate().map_err(|e| cert_error(&e))?;
+        let mut client_params =
+            CertificateParams::new(Vec::<String>::new()).map_err(|e| cert_error(&e))?;
+        client_params
+            .distinguished_name
+            .push(DnType::CommonName, "tiercache testkit client");
+        let client = client_params
+            .signed_by(&client_key, &ca)
+            .map_err(|e| cert_error(&e))?;
         write("ca.pem", &ca.pem())?;
         write("server.pem", &server.pem())?;
         write("server.key", &server_key.serialize_pem())?;
+        write("client.pem", &client.pem())?;
+        write("client.key", &client_key.serialize_pem())?;
         Ok(TestCa {
             pem: ca.pem(),
             path: dir.join("ca.pem"),
+            client_cert_path: dir.join("client.pem"),
+            client_key_path: dir.join("client.key"),
         })
     }
 }

@@ -131,6 +131,19 @@ impl CacheBuilder {
         self
     }
 
+    /// A client certificate and its private key (PEM files) this node presents to a `rediss://`
+    /// server, or every node of a cluster, that authenticates its clients (`tls-auth-clients yes`).
+    /// `TIERCACHE_TLS_CLIENT_CERT_FILE` and `TIERCACHE_TLS_CLIENT_KEY_FILE`.
+    pub fn tls_client_cert(
+        mut self,
+        cert: impl Into<std::path::PathBuf>,
+        key: impl Into<std::path::PathBuf>,
+    ) -> Self {
+        self.config.tls_client_cert_file = Some(cert.into());
+        self.config.tls_client_key_file = Some(key.into());
+        self
+    }
+
     /// The namespace; nodes of one namespace share entries and invalidations. Default `default`.
     pub fn namespace(mut self, namespace: &str) -> Self {
         namespace.clone_into(&mut self.config.namespace);

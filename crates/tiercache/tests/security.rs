@@ -184,6 +184,41 @@ async fn the_password_may_come_apart_from_the_url_and_is_never_printed() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_authenticates_clients_takes_a_node_with_a_certificate_its_ca_signed() {
+    let (redis, ca) = RedisServer::start_tls_authenticating_clients().unwrap();
+    let url = redis.tls_url().unwrap();
+    let with_cert = || {
+        base(&url, "mtls")
+            .tls_ca_cert_file(&ca.path)
+            .tls_client_cert(&ca.client_cert_path, &ca.client_key_path)
+    };
+    let a = with_cert().build().await.unwrap();
+    let b = with_cert().build().await.unwrap();
+    exercise(&a, &b).await;
+
+    // Trusting the server is not enough: it wants to see a certificate.
+    let err = base(&url, "mtls")
+        .tls_ca_cert_file(&ca.path)
+        .connect_timeout(Duration::from_millis(300))
+        .response_timeout(Duration::from_millis(300))
+        .build()
+        .await
+        .expect_err("no client certificate");
+    assert_eq!(err.kind(), ErrorKind::Unavailable);
+    // A certificate without its key is refused before any connection.
+    let err = tiercache::Config::default()
+        .apply_vars(|name| {
+            (name == "TIERCACHE_TLS_CLIENT_CERT_FILE")
+                .then(|| ca.client_cert_path.display().to_string())
+        })
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("TIERCACHE_TLS_CLIENT_KEY_FILE"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rediss_with_a_ca_made_at_test_time() {
     let (redis, ca) = RedisServer::start_tls().unwrap();
     let url = redis.tls_url().unwrap();

@@ -53,6 +53,11 @@ pub struct Config {
     /// `TIERCACHE_TLS_CA_FILE`, default none: a PEM file of the certificate authority a `rediss://`
     /// server's certificate must chain to; without it the system's roots are used.
     pub tls_ca_cert_file: Option<std::path::PathBuf>,
+    /// `TIERCACHE_TLS_CLIENT_CERT_FILE`, default none: a PEM certificate this node presents to a
+    /// `rediss://` server that authenticates its clients (`tls-auth-clients yes`); needs the key.
+    pub tls_client_cert_file: Option<std::path::PathBuf>,
+    /// `TIERCACHE_TLS_CLIENT_KEY_FILE`, default none: the PEM private key of the client certificate.
+    pub tls_client_key_file: Option<std::path::PathBuf>,
     /// `TIERCACHE_REDIS_DB`, default 1: the database used when the URL names none.
     pub redis_db: u16,
     /// `TIERCACHE_NAMESPACE`, default `default`. Keys of different namespaces never collide.
@@ -133,6 +138,8 @@ impl Default for Config {
             redis_username: None,
             redis_password: None,
             tls_ca_cert_file: None,
+            tls_client_cert_file: None,
+            tls_client_key_file: None,
             redis_db: 1,
             namespace: "default".to_owned(),
             node_label: None,
@@ -174,6 +181,8 @@ impl std::fmt::Debug for Config {
             redis_username,
             redis_password,
             tls_ca_cert_file,
+            tls_client_cert_file,
+            tls_client_key_file,
             redis_db,
             namespace,
             node_label,
@@ -215,6 +224,8 @@ impl std::fmt::Debug for Config {
             .field("redis_username", redis_username)
             .field("redis_password", &redis_password.as_ref().map(|_| "***"))
             .field("tls_ca_cert_file", tls_ca_cert_file)
+            .field("tls_client_cert_file", tls_client_cert_file)
+            .field("tls_client_key_file", tls_client_key_file)
             .field("redis_db", redis_db)
             .field("namespace", namespace)
             .field("node_label", node_label)
@@ -367,6 +378,23 @@ impl Config {
             expected: expected.to_owned(),
         };
         validate_redis_url(&self.redis_url)?;
+        if self.tls_client_cert_file.is_some() != self.tls_client_key_file.is_some() {
+            let (var, value) = match &self.tls_client_cert_file {
+                Some(cert) => ("TIERCACHE_TLS_CLIENT_CERT_FILE", cert.display().to_string()),
+                None => (
+                    "TIERCACHE_TLS_CLIENT_KEY_FILE",
+                    self.tls_client_key_file
+                        .as_ref()
+                        .map(|key| key.display().to_string())
+                        .unwrap_or_default(),
+                ),
+            };
+            return Err(invalid(
+                var,
+                value,
+                "a client certificate and its key together (TIERCACHE_TLS_CLIENT_CERT_FILE and TIERCACHE_TLS_CLIENT_KEY_FILE)",
+            ));
+        }
         for url in &self.redis_cluster_urls {
             validate_redis_url(url)?;
             let db = url_database_part(url);

@@ -55,6 +55,16 @@ impl Config {
             doc: "A PEM file of the certificate authority a `rediss://` server's certificate must chain to; unset, the system's roots.",
         },
         Setting {
+            name: "TIERCACHE_TLS_CLIENT_CERT_FILE",
+            value: SettingValue::Path(|c| &mut c.tls_client_cert_file),
+            doc: "A PEM certificate this node presents to a `rediss://` server that authenticates its clients (`tls-auth-clients yes`); set with its key.",
+        },
+        Setting {
+            name: "TIERCACHE_TLS_CLIENT_KEY_FILE",
+            value: SettingValue::Path(|c| &mut c.tls_client_key_file),
+            doc: "The PEM private key of that client certificate.",
+        },
+        Setting {
             name: "TIERCACHE_NAMESPACE",
             value: SettingValue::Text(|c| &mut c.namespace),
             doc: "Nodes of one namespace share entries and invalidations; at most 256 printable ASCII characters without spaces, braces or `* ? [ ] \\`.",

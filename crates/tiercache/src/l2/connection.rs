@@ -35,6 +35,7 @@ pub(crate) enum RedisClient {
 pub(crate) struct ClusterSeeds {
     nodes: Vec<ConnectionInfo>,
     root_cert: Option<Vec<u8>>,
+    client_tls: Option<redis::ClientTlsConfig>,
     connect_timeout: Duration,
     response_timeout: Duration,
 }
@@ -45,10 +46,10 @@ impl ClusterSeeds {
             .connection_timeout(self.connect_timeout)
             .response_timeout(self.response_timeout)
             .retries(2);
-        if let Some(root) = &self.root_cert {
+        if self.root_cert.is_some() || self.client_tls.is_some() {
             builder = builder.certs(redis::TlsCertificates {
-                client_tls: None,
-                root_cert: Some(root.clone()),
+                client_tls: self.client_tls.clone(),
+                root_cert: self.root_cert.clone(),
             });
         }
         builder
@@ -64,27 +65,36 @@ impl RedisClient {
     /// [`Config::redis_url`] with its database. User, password and TLS roots apply to every node.
     /// No error shows a password.
     pub(crate) fn from_config(config: &Config) -> Result<RedisClient, Error> {
+        let read = |what: &str, path: &std::path::Path| {
+            std::fs::read(path).map_err(|e| {
+                Error::unavailable(format!("cannot read the {what} {}: {e}", path.display()))
+            })
+        };
         let root_cert = match &config.tls_ca_cert_file {
-            Some(path) => Some(std::fs::read(path).map_err(|e| {
-                Error::unavailable(format!(
-                    "cannot read the TLS CA file {}: {e}",
-                    path.display()
-                ))
-            })?),
+            Some(path) => Some(read("TLS CA file", path)?),
             None => None,
+        };
+        // Config::validate holds that both are set or neither.
+        let client_tls = match (&config.tls_client_cert_file, &config.tls_client_key_file) {
+            (Some(cert), Some(key)) => Some(redis::ClientTlsConfig {
+                client_cert: read("TLS client certificate", cert)?,
+                client_key: read("TLS client key", key)?,
+            }),
+            _ => None,
         };
         if config.redis_cluster_urls.is_empty() {
             let url = url_with_database(&config.redis_url, config.redis_db);
             let info = connection_info(config, &config.redis_url, &url)?;
-            let client = match (root_cert, is_tls(&info)) {
-                (Some(root), true) => redis::Client::build_with_tls(
+            let client = if is_tls(&info) && (root_cert.is_some() || client_tls.is_some()) {
+                redis::Client::build_with_tls(
                     info,
                     redis::TlsCertificates {
-                        client_tls: None,
-                        root_cert: Some(root),
+                        client_tls,
+                        root_cert,
                     },
-                ),
-                _ => redis::Client::open(info),
+                )
+            } else {
+                redis::Client::open(info)
             };
             return client.map(RedisClient::Server).map_err(|e| {
                 Error::unavailable(format!(
@@ -99,8 +109,10 @@ impl RedisClient {
             .iter()
             .map(|url| connection_info(config, url, url))
             .collect::<Result<Vec<_>, _>>()?;
+        let tls = nodes.iter().any(is_tls);
         let seeds = ClusterSeeds {
-            root_cert: root_cert.filter(|_| nodes.iter().any(is_tls)),
+            root_cert: root_cert.filter(|_| tls),
+            client_tls: client_tls.filter(|_| tls),
             nodes,
             connect_timeout: config.connect_timeout,
             response_timeout: config.response_timeout,
