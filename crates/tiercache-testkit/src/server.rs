@@ -506,6 +506,25 @@ impl RedisServer {
             .ok_or_else(|| TestkitError::Cluster(format!("INFO {section} has no {field}")))
     }
 
+    /// The value `CONFIG GET <parameter>` reads back (as Redis prints it: sizes in bytes, an
+    /// empty string for an empty setting).
+    pub fn config_get(&self, parameter: &str) -> Result<String, TestkitError> {
+        let text = |v: &redis::Value| match v {
+            redis::Value::BulkString(b) => Some(String::from_utf8_lossy(b).into_owned()),
+            redis::Value::SimpleString(s) => Some(s.clone()),
+            _ => None,
+        };
+        let reply = self.cmd(&["CONFIG", "GET", parameter])?;
+        let value = match &reply {
+            redis::Value::Array(pair) if pair.len() == 2 => text(&pair[1]),
+            redis::Value::Map(pairs) if pairs.len() == 1 => text(&pairs[0].1),
+            _ => None,
+        };
+        value.ok_or_else(|| {
+            TestkitError::Cluster(format!("CONFIG GET {parameter} replied {reply:?}"))
+        })
+    }
+
     /// Runs one command on a fresh blocking connection (handy from sync code and `Drop`).
     ///
     /// On a TLS-only node of [`crate::RedisCluster::start_tls`] the command goes through
