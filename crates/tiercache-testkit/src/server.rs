@@ -23,6 +23,10 @@ pub struct RedisServer {
     port: u16,
     dir: PathBuf,
     extra_args: Vec<String>,
+    /// A configuration file given as `redis-server`'s first argument
+    /// ([`RedisServer::start_with_config`]): its settings then stand, only the port, directory, log
+    /// file and foreground run given on the command line over them.
+    config: Option<PathBuf>,
     child: Option<Child>,
     tls: Option<Tls>,
 }
@@ -245,7 +249,23 @@ impl RedisServer {
         Self::launch(args, None)
     }
 
+    /// Starts a server from the configuration file `config` (as `redis-server <config>` would), on a
+    /// free port and in a directory of its own: only `--port`, `--dir`, `--logfile` and
+    /// `--daemonize no` are given over it, so what the file says about persistence, memory or
+    /// binding is what the server runs with and a test can read it back with `CONFIG GET`.
+    pub fn start_with_config(config: &Path) -> Result<RedisServer, TestkitError> {
+        Self::launch_from(Some(config), &[], None)
+    }
+
     fn launch(args: &[&str], tls: Option<&Tls>) -> Result<RedisServer, TestkitError> {
+        Self::launch_from(None, args, tls)
+    }
+
+    fn launch_from(
+        config: Option<&Path>,
+        args: &[&str],
+        tls: Option<&Tls>,
+    ) -> Result<RedisServer, TestkitError> {
         if !on_path("redis-server") {
             return Err(TestkitError::NotFound("redis-server"));
         }
@@ -258,6 +278,7 @@ impl RedisServer {
                 port,
                 dir: unique_dir(&port.to_string())?,
                 extra_args: extra_args.clone(),
+                config: config.map(Path::to_path_buf),
                 child: None,
                 tls: tls.cloned(),
             };
@@ -286,34 +307,48 @@ impl RedisServer {
         };
         let port = port.to_string();
         let log = self.dir.join("redis.log");
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port,
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .arg("--dir")
-            .arg(&self.dir)
-            .arg("--logfile")
-            .arg(&log)
-            .args([
-                "--daemonize",
-                "no",
-                "--loglevel",
-                "warning",
-                "--protected-mode",
-                "no",
-                // DEBUG SLEEP for fault tests, from loopback only.
-                "--enable-debug-command",
-                "local",
-            ])
-            .args(&tls_flags)
-            .args(&self.extra_args)
+        let mut command = Command::new("redis-server");
+        if let Some(config) = &self.config {
+            // The file first: later arguments override it, and these are only what must differ
+            // between parallel tests (port, directory, log) or keep the process ours to kill.
+            command
+                .arg(config)
+                .args(["--port", &port, "--daemonize", "no"])
+                .arg("--dir")
+                .arg(&self.dir)
+                .arg("--logfile")
+                .arg(&log);
+        } else {
+            command
+                .args([
+                    "--port",
+                    &port,
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                ])
+                .arg("--dir")
+                .arg(&self.dir)
+                .arg("--logfile")
+                .arg(&log)
+                .args([
+                    "--daemonize",
+                    "no",
+                    "--loglevel",
+                    "warning",
+                    "--protected-mode",
+                    "no",
+                    // DEBUG SLEEP for fault tests, from loopback only.
+                    "--enable-debug-command",
+                    "local",
+                ])
+                .args(&tls_flags)
+                .args(&self.extra_args);
+        }
+        let child = command
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -492,6 +527,25 @@ impl RedisServer {
             .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
             .map(|v| v.trim().to_owned())
             .ok_or_else(|| TestkitError::Cluster(format!("INFO {section} has no {field}")))
+    }
+
+    /// The value `CONFIG GET <parameter>` reads back (as Redis prints it: sizes in bytes, an
+    /// empty string for an empty setting).
+    pub fn config_get(&self, parameter: &str) -> Result<String, TestkitError> {
+        let text = |v: &redis::Value| match v {
+            redis::Value::BulkString(b) => Some(String::from_utf8_lossy(b).into_owned()),
+            redis::Value::SimpleString(s) => Some(s.clone()),
+            _ => None,
+        };
+        let reply = self.cmd(&["CONFIG", "GET", parameter])?;
+        let value = match &reply {
+            redis::Value::Array(pair) if pair.len() == 2 => text(&pair[1]),
+            redis::Value::Map(pairs) if pairs.len() == 1 => text(&pairs[0].1),
+            _ => None,
+        };
+        value.ok_or_else(|| {
+            TestkitError::Cluster(format!("CONFIG GET {parameter} replied {reply:?}"))
+        })
     }
 
     /// Runs one command on a fresh blocking connection (handy from sync code and `Drop`).
