@@ -215,29 +215,3 @@ async fn a_malformed_redis_url_names_the_wrong_part() {
     assert_eq!(err.kind(), ErrorKind::Config);
     assert!(err.to_string().contains("port"), "{err}");
 }
-
-/// A hit is awaited as a future the size of its arguments: the read path past L1 is a large state
-/// machine (4.5 KiB for `get_or_load` before it was boxed), and building and moving it on every
-/// call was most of what a hit cost beyond the moka lookup (issue 30).
-#[tokio::test]
-async fn a_hit_does_not_build_the_cold_paths_state_machine() {
-    const SMALL: usize = 512;
-    let redis = common::server();
-    let cache = common::node(&redis, "future-size").await;
-    let opts = EntryOptions::new(Duration::from_secs(60));
-    let get_or_load = cache.get_or_load("k", &opts, || async { Ok::<_, std::io::Error>(1_u64) });
-    let fetch = cache.fetch("k", &opts, || async { Ok::<_, std::io::Error>(1_u64) });
-    let get = cache.get::<u64>("k");
-    let sizes = [
-        std::mem::size_of_val(&get_or_load),
-        std::mem::size_of_val(&fetch),
-        std::mem::size_of_val(&get),
-    ];
-    assert!(
-        sizes.iter().all(|&size| size <= SMALL),
-        "get_or_load, fetch and get futures: {sizes:?} bytes (at most {SMALL})"
-    );
-    assert_eq!(*get_or_load.await.unwrap(), 1);
-    assert_eq!(fetch.await.unwrap().value, Arc::new(1));
-    assert_eq!(get.await.unwrap().as_deref(), Some(&1));
-}
