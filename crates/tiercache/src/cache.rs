@@ -163,9 +163,58 @@ impl Cache {
             L1Lookup::Suspect(value) => Some(value),
             L1Lookup::Miss => None,
         };
-        // Not boxed, although the path past L1 makes this future 4.5 KiB: a box per cold read cost
-        // a third of the throughput with 1,024 reads in flight (BENCHMARKS.md, L1 hit section).
-        fetch_cold::<T, O, L, E>(node, key, opts, loader, l1_stale).await
+        // Inline, although the path past L1 makes this future 4.5 KiB: a box per cold read cost a
+        // third of the throughput with 1,024 reads in flight (BENCHMARKS.md, L1 hit section).
+        let opts = opts.into_entry_options();
+        node.keys.validate_tags(opts.tags())?;
+        // One budget for the whole call's waits on Redis: a call that waited on another caller's
+        // flight while that caller waited for Redis, then leads its own (the first was poisoned),
+        // does not wait for Redis afresh.
+        let mut deadline = tokio::time::Instant::now() + node.config.read_deadline;
+        let mut overtaken = false;
+        loop {
+            match node.l1.flights.join(FlightKind::Load, key) {
+                Joined::Leader(guard, waiter) => {
+                    let lead = Lead {
+                        guard,
+                        waiter,
+                        deadline,
+                    };
+                    return lead_load::<T, L>(node, key, &opts, loader, l1_stale, lead).await;
+                }
+                Joined::Follower(waiter) => {
+                    node.stats.coalesced(1);
+                    let landed = follow(node, &waiter, &mut overtaken).await;
+                    if waiter.leader_loaded() {
+                        // The wait was for a loader, not for Redis: the budget starts again.
+                        deadline = tokio::time::Instant::now() + node.config.read_deadline;
+                    }
+                    let Some(landed) = landed else {
+                        continue;
+                    };
+                    match landed {
+                        Landed::Completed(Ok(Some(v))) => {
+                            if let Ok(v) = v.downcast::<T>() {
+                                return Ok(Fetched::new(v, waiter.source()));
+                            }
+                            // Someone loaded this key as another type: load our own, uncoalesced.
+                            node.stats.type_mismatches(1);
+                            let ctx = LoadContext {
+                                key,
+                                opts: &opts,
+                                flight: None,
+                            };
+                            return node.load::<T, L>(ctx, loader, None).await;
+                        }
+                        // The leader's caller was cancelled: lead or follow a new flight.
+                        Landed::Abandoned => {}
+                        landed @ (Landed::Completed(_) | Landed::Loaded(_)) => {
+                            return landed_value(landed, &waiter)
+                        }
+                    }
+                }
+            }
+        }
     }
 
     /// Returns the cached value for `key` from L1 or L2, without loading. Values that are expired,
@@ -179,8 +228,52 @@ impl Cache {
         if let L1Lookup::Hit(value, _) = node.l1_lookup::<T>(key) {
             return Ok(Some(value));
         }
-        // Not boxed, as in `fetch`.
-        get_cold::<T>(node, key).await
+        let mut overtaken = false;
+        loop {
+            match node.l1.flights.join(FlightKind::Read, key) {
+                Joined::Leader(guard, _) => {
+                    // Inline: a read holds nothing that must outlive its caller.
+                    let read = node
+                        .read_through::<T>(key, &[], ReadNeed::Value, false, Some(guard.flight()))
+                        .await;
+                    let fresh = read.as_ref().ok().and_then(|r| r.fresh.clone());
+                    match read {
+                        Ok(_) => guard.complete(
+                            Ok(fresh.clone().map(|v| v as Arc<dyn Any + Send + Sync>)),
+                            Source::L2,
+                        ),
+                        Err(e) => {
+                            // Every waiter gets the same error, a Redis error's source included.
+                            guard.complete(Err(e.clone()), Source::L2);
+                            return Err(e);
+                        }
+                    }
+                    if fresh.is_none() {
+                        node.stats.misses(1);
+                    }
+                    return Ok(fresh);
+                }
+                Joined::Follower(waiter) => {
+                    node.stats.coalesced(1);
+                    let Some(landed) = follow(node, &waiter, &mut overtaken).await else {
+                        continue;
+                    };
+                    match landed {
+                        // A read flight's followers never see `Loaded`; it is a value all the same.
+                        Landed::Completed(Ok(Some(v))) | Landed::Loaded(v) => {
+                            return Ok(v.downcast::<T>().ok())
+                        }
+                        Landed::Completed(Ok(None)) => {
+                            node.stats.misses(1);
+                            return Ok(None);
+                        }
+                        Landed::Completed(Err(e)) => return Err(e),
+                        // The leading reader was cancelled: read again.
+                        Landed::Abandoned => {}
+                    }
+                }
+            }
+        }
     }
 
     /// Stores `value` under `key` in both tiers, replacing what was there on every node, and fencing
@@ -409,124 +502,6 @@ impl Node {
                 Err(pending)
             }
             _ => Err(write_error),
-        }
-    }
-}
-
-/// [`Cache::fetch`] past an L1 hit: single flight, L2, the lease and the load.
-async fn fetch_cold<'o, T, O, L, E>(
-    node: &Arc<Node>,
-    key: &str,
-    opts: O,
-    loader: L,
-    l1_stale: Option<Arc<T>>,
-) -> Result<Fetched<T>, Error>
-where
-    T: Serialize + DeserializeOwned + Send + Sync + 'static,
-    O: IntoEntryOptions<'o>,
-    L: Loader<T, Error = E>,
-{
-    let opts = opts.into_entry_options();
-    node.keys.validate_tags(opts.tags())?;
-    // One budget for the whole call's waits on Redis: a call that waited on another caller's
-    // flight while that caller waited for Redis, then leads its own (the first was poisoned),
-    // does not wait for Redis afresh.
-    let mut deadline = tokio::time::Instant::now() + node.config.read_deadline;
-    let mut overtaken = false;
-    loop {
-        match node.l1.flights.join(FlightKind::Load, key) {
-            Joined::Leader(guard, waiter) => {
-                let lead = Lead {
-                    guard,
-                    waiter,
-                    deadline,
-                };
-                return lead_load::<T, L>(node, key, &opts, loader, l1_stale, lead).await;
-            }
-            Joined::Follower(waiter) => {
-                node.stats.coalesced(1);
-                let landed = follow(node, &waiter, &mut overtaken).await;
-                if waiter.leader_loaded() {
-                    // The wait was for a loader, not for Redis: the budget starts again.
-                    deadline = tokio::time::Instant::now() + node.config.read_deadline;
-                }
-                let Some(landed) = landed else {
-                    continue;
-                };
-                match landed {
-                    Landed::Completed(Ok(Some(v))) => {
-                        if let Ok(v) = v.downcast::<T>() {
-                            return Ok(Fetched::new(v, waiter.source()));
-                        }
-                        // Someone loaded this key as another type: load our own, uncoalesced.
-                        node.stats.type_mismatches(1);
-                        let ctx = LoadContext {
-                            key,
-                            opts: &opts,
-                            flight: None,
-                        };
-                        return node.load::<T, L>(ctx, loader, None).await;
-                    }
-                    // The leader's caller was cancelled: lead or follow a new flight.
-                    Landed::Abandoned => {}
-                    landed @ (Landed::Completed(_) | Landed::Loaded(_)) => {
-                        return landed_value(landed, &waiter)
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// [`Cache::get`] past an L1 hit: one read per key and node, from L2.
-async fn get_cold<T>(node: &Arc<Node>, key: &str) -> Result<Option<Arc<T>>, Error>
-where
-    T: Serialize + DeserializeOwned + Send + Sync + 'static,
-{
-    let mut overtaken = false;
-    loop {
-        match node.l1.flights.join(FlightKind::Read, key) {
-            Joined::Leader(guard, _) => {
-                // Inline: a read holds nothing that must outlive its caller.
-                let read = node
-                    .read_through::<T>(key, &[], ReadNeed::Value, false, Some(guard.flight()))
-                    .await;
-                let fresh = read.as_ref().ok().and_then(|r| r.fresh.clone());
-                match read {
-                    Ok(_) => guard.complete(
-                        Ok(fresh.clone().map(|v| v as Arc<dyn Any + Send + Sync>)),
-                        Source::L2,
-                    ),
-                    Err(e) => {
-                        // Every waiter gets the same error, a Redis error's source included.
-                        guard.complete(Err(e.clone()), Source::L2);
-                        return Err(e);
-                    }
-                }
-                if fresh.is_none() {
-                    node.stats.misses(1);
-                }
-                return Ok(fresh);
-            }
-            Joined::Follower(waiter) => {
-                node.stats.coalesced(1);
-                let Some(landed) = follow(node, &waiter, &mut overtaken).await else {
-                    continue;
-                };
-                match landed {
-                    // A read flight's followers never see `Loaded`; it is a value all the same.
-                    Landed::Completed(Ok(Some(v))) | Landed::Loaded(v) => {
-                        return Ok(v.downcast::<T>().ok())
-                    }
-                    Landed::Completed(Ok(None)) => {
-                        node.stats.misses(1);
-                        return Ok(None);
-                    }
-                    Landed::Completed(Err(e)) => return Err(e),
-                    // The leading reader was cancelled: read again.
-                    Landed::Abandoned => {}
-                }
-            }
         }
     }
 }
