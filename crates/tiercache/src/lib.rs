@@ -85,8 +85,9 @@ pub use admin::Admin;
 pub use builder::CacheBuilder;
 pub use cache::{Cache, ShutdownReport};
 pub use config::{
-    parse_duration_setting, settings_in_toml, BareUnit, Config, ConfigError, EntryLayout,
-    RefreshMode, Setting, SettingValue, SettingsTable, WholeNumber, SETTINGS_TABLE_HEADER,
+    parse_duration_setting, settings_in_toml, settings_in_toml_file, BareUnit, Config, ConfigError,
+    EntryLayout, RefreshMode, Setting, SettingValue, SettingsTable, WholeNumber,
+    SETTINGS_TABLE_HEADER,
 };
 pub use error::{Error, ErrorKind};
 pub use fetched::{Fetched, Source};

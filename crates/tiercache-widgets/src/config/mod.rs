@@ -67,19 +67,13 @@ impl WidgetConfig {
     /// ([`Config::from_toml_file`] says more). The environment is not read; apply it on top with
     /// [`WidgetConfig::apply_vars`] when it should win.
     pub fn from_toml_file(path: impl AsRef<std::path::Path>) -> Result<Self, ConfigError> {
-        let path = path.as_ref();
-        let origin = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::InvalidFile {
-            file: origin.clone(),
-            problem: e.to_string(),
-        })?;
         let known: Vec<&str> = Config::SETTINGS
             .rows()
             .iter()
             .map(|s| s.name)
             .chain(WidgetConfig::SETTINGS.rows().iter().map(|s| s.name))
             .collect();
-        let settings = tiercache::settings_in_toml(&text, &origin, &known)?;
+        let settings = tiercache::settings_in_toml_file(path.as_ref(), &known)?;
         let mut config = WidgetConfig::default();
         config.apply_vars(|name| settings.get(name).cloned())?;
         Ok(config)

@@ -58,6 +58,19 @@ pub fn settings_in_toml(
     Ok(settings)
 }
 
+/// [`settings_in_toml`] of the file at `path`, which names it in errors (one it cannot read too).
+pub fn settings_in_toml_file(
+    path: &std::path::Path,
+    known: &[&str],
+) -> Result<HashMap<String, String>, ConfigError> {
+    let origin = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::InvalidFile {
+        file: origin.clone(),
+        problem: e.to_string(),
+    })?;
+    settings_in_toml(&text, &origin, known)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -21,7 +21,7 @@ mod table;
 use std::time::Duration;
 
 pub use error::ConfigError;
-pub use file::settings_in_toml;
+pub use file::{settings_in_toml, settings_in_toml_file};
 pub use layout::EntryLayout;
 pub use parse::{parse_duration_setting, BareUnit};
 pub(crate) use redis_url::{mask_credentials, url_database_part, url_names_database};
@@ -335,18 +335,8 @@ impl Config {
     /// # Ok::<(), tiercache::ConfigError>(())
     /// ```
     pub fn from_toml_file(path: impl AsRef<std::path::Path>) -> Result<Config, ConfigError> {
-        let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::InvalidFile {
-            file: path.display().to_string(),
-            problem: e.to_string(),
-        })?;
-        Config::from_toml_str(&text, &path.display().to_string())
-    }
-
-    /// [`Config::from_toml_file`] of a document already read; `origin` names it in errors.
-    pub fn from_toml_str(text: &str, origin: &str) -> Result<Config, ConfigError> {
         let known: Vec<&str> = Config::SETTINGS.rows().iter().map(|s| s.name).collect();
-        let settings = settings_in_toml(text, origin, &known)?;
+        let settings = settings_in_toml_file(path.as_ref(), &known)?;
         let mut config = Config::default();
         config.apply_vars(|name| settings.get(name).cloned())?;
         Ok(config)
