@@ -1,6 +1,7 @@
 //! The public facade: [`Cache`]; the read path it calls is in `read/`.
 
 use std::any::Any;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -9,14 +10,14 @@ use serde::{de::DeserializeOwned, Serialize};
 use crate::error::Error;
 use crate::fetched::{Fetched, Source};
 use crate::l2::{l1_tags, ReadNeed};
-use crate::loader::Loader;
+use crate::loader::{BatchLoader, Loader};
 use crate::metrics::CacheStats;
 use crate::node::flights::{FlightKind, Joined, Landed};
 use crate::node::outbox::Op;
 use crate::node::Node;
 use crate::options::{EntryOptions, IntoEntryOptions};
-use crate::read::coalesce::{follow, landed_value, lead_load, Lead};
-use crate::read::load::LoadContext;
+use crate::read::batch::{one_key, ColdKeys};
+use crate::read::coalesce::{fetch_cold, follow};
 use crate::read::through::L1Lookup;
 
 /// A cache node: L1 in this process, L2 in Redis, kept coherent with every other node of its namespace.
@@ -167,53 +168,114 @@ impl Cache {
         // third of the throughput with 1,024 reads in flight (BENCHMARKS.md, L1 hit section).
         let opts = opts.into_entry_options();
         node.keys.validate_tags(opts.tags())?;
-        // One budget for the whole call's waits on Redis: a call that waited on another caller's
-        // flight while that caller waited for Redis, then leads its own (the first was poisoned),
-        // does not wait for Redis afresh.
-        let mut deadline = tokio::time::Instant::now() + node.config.read_deadline;
-        let mut overtaken = false;
-        loop {
-            match node.l1.flights.join(FlightKind::Load, key) {
-                Joined::Leader(guard, waiter) => {
-                    let lead = Lead {
-                        guard,
-                        waiter,
-                        deadline,
-                    };
-                    return lead_load::<T, L>(node, key, &opts, loader, l1_stale, lead).await;
-                }
-                Joined::Follower(waiter) => {
-                    node.stats.coalesced(1);
-                    let landed = follow(node, &waiter, &mut overtaken).await;
-                    if waiter.leader_loaded() {
-                        // The wait was for a loader, not for Redis: the budget starts again.
-                        deadline = tokio::time::Instant::now() + node.config.read_deadline;
+        fetch_cold(node, key, &opts, loader, l1_stale, None).await
+    }
+
+    /// Many keys in one call, each with its own options, and one `loader` call for all the keys
+    /// missing everywhere: the results come in the order asked, each key's on its own (one key's
+    /// error does not fail the others).
+    ///
+    /// L1 answers what it holds in one pass. The rest are read from Redis together (one `MGET` on
+    /// one server) and, where missing, leased together; `loader` then runs once with every key this
+    /// node leased, while keys another node is loading (or another caller on this node) are waited
+    /// for, not loaded. Per key, everything [`Cache::fetch`] guarantees holds: single flight with
+    /// concurrent calls of either kind, fenced stores, tags, fail-safe with the key's soft and hard
+    /// timeouts, refresh-ahead. A key asked twice is read once and answered twice.
+    ///
+    /// `loader` gets the keys to load and answers with `(key, value)` pairs (a `HashMap`, a `Vec`);
+    /// a key it leaves out fails with [`Error::Loader`], and its error fails each key it was asked
+    /// for. It is called again only for keys that needed loading after waiting on another node,
+    /// and with one key to refresh an ageing one (see [`crate::BatchLoader`]).
+    ///
+    /// ```no_run
+    /// # use std::{collections::HashMap, time::Duration};
+    /// # async fn run(cache: tiercache::Cache) -> Result<(), tiercache::Error> {
+    /// let opts = tiercache::EntryOptions::new(Duration::from_secs(60));
+    /// let views = cache
+    ///     .fetch_many([("views:a", &opts), ("views:b", &opts)], |keys: Vec<String>| async move {
+    ///         // One query for every key asked, e.g. `WHERE view IN (...)`.
+    ///         let values: HashMap<String, u64> = keys.into_iter().map(|k| (k, 1)).collect();
+    ///         Ok::<_, std::io::Error>(values)
+    ///     })
+    ///     .await;
+    /// for view in views {
+    ///     let view = view?;
+    ///     println!("{} from {}", view.value, view.source);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn fetch_many<'o, T, I, K, O, B>(
+        &self,
+        requests: I,
+        loader: B,
+    ) -> impl Future<Output = Vec<Result<Fetched<T>, Error>>>
+    where
+        T: Serialize + DeserializeOwned + Send + Sync + 'static,
+        I: IntoIterator<Item = (K, O)>,
+        K: AsRef<str>,
+        O: IntoEntryOptions<'o>,
+        B: BatchLoader<T>,
+    {
+        // The L1 pass runs here, before the future: a dashboard L1 answers whole costs no future
+        // state beyond its answers, and the future never holds the requests' iterator (whose
+        // closures would make it harder to send to a task).
+        let node = self.node();
+        let loader = Arc::new(loader);
+        let requests = requests.into_iter();
+        let mut answers: Vec<Option<Result<Fetched<T>, Error>>> =
+            Vec::with_capacity(requests.size_hint().0);
+        let mut cold = ColdKeys::default();
+        for (key, opts) in requests {
+            let key = key.as_ref();
+            let answer = match node.keys.validate(key).map(|()| node.l1_lookup::<T>(key)) {
+                Err(e) => Some(Err(e)),
+                Ok(L1Lookup::Hit(value, entry)) => {
+                    if node.wants_refresh(&entry)
+                        && !entry
+                            .refresh_claimed
+                            .swap(true, std::sync::atomic::Ordering::AcqRel)
+                    {
+                        let one = one_key(loader.clone(), key.to_owned());
+                        let opts = opts.into_entry_options();
+                        node.spawn_refresh::<T, _>(
+                            key,
+                            &opts,
+                            one,
+                            entry.created_at_ms,
+                            value.clone(),
+                        );
                     }
-                    let Some(landed) = landed else {
-                        continue;
-                    };
-                    match landed {
-                        Landed::Completed(Ok(Some(v))) => {
-                            if let Ok(v) = v.downcast::<T>() {
-                                return Ok(Fetched::new(v, waiter.source()));
-                            }
-                            // Someone loaded this key as another type: load our own, uncoalesced.
-                            node.stats.type_mismatches(1);
-                            let ctx = LoadContext {
-                                key,
-                                opts: &opts,
-                                flight: None,
-                            };
-                            return node.load::<T, L>(ctx, loader, None).await;
-                        }
-                        // The leader's caller was cancelled: lead or follow a new flight.
-                        Landed::Abandoned => {}
-                        landed @ (Landed::Completed(_) | Landed::Loaded(_)) => {
-                            return landed_value(landed, &waiter)
-                        }
+                    Some(Ok(Fetched::new(value, Source::L1)))
+                }
+                Ok(L1Lookup::Suspect(value)) => {
+                    cold.add(answers.len(), key, opts, Some(value));
+                    None
+                }
+                Ok(L1Lookup::Miss) => {
+                    cold.add(answers.len(), key, opts, None);
+                    None
+                }
+            };
+            answers.push(answer);
+        }
+        let node = (!cold.is_empty()).then(|| node.clone());
+        async move {
+            if let Some(node) = node {
+                node.stats.batch_calls(1);
+                for (asked, answer) in cold.fetch(&node, loader).await {
+                    for i in asked {
+                        answers[i] = Some(answer.clone());
                     }
                 }
             }
+            answers
+                .into_iter()
+                .map(|answer| {
+                    // Every place was answered above, from L1 or by the cold keys' fetch.
+                    answer
+                        .unwrap_or_else(|| Err(Error::unavailable("a batch key was not answered")))
+                })
+                .collect()
         }
     }
 

@@ -92,7 +92,7 @@ pub use config::{
 pub use error::{Error, ErrorKind};
 pub use fetched::{Fetched, Source};
 pub use keys::acl_rules;
-pub use loader::Loader;
+pub use loader::{BatchLoader, Loader};
 pub use lock::{LockGuard, LockOptions};
 pub use metrics::{
     show_buckets, CacheStats, MetricKind, COUNTER_NAMES, HISTOGRAM_NAMES, PUBLISH_INTERVAL,

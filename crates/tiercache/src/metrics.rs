@@ -101,6 +101,9 @@ decisions! {
     load_errors => "tiercache_load_errors_total", "Loader runs that failed, panicked or timed out.";
     decode_errors => "tiercache_decode_errors_total", "L2 values that were corrupt, oversized, of an unknown version or of another type (treated as misses and deleted).";
     coalesced => "tiercache_coalesced_total", "Calls that waited on a load already running on this node instead of starting one.";
+    batch_calls => "tiercache_batch_calls_total", "fetch_many calls that went past L1 (some of their keys missed it).";
+    batch_loads => "tiercache_batch_loads_total", "Calls of a fetch_many batch loader: one per fetch_many call whose keys needed loading, plus one per key that needed loading only after waiting on another node.";
+    batch_loaded_keys => "tiercache_batch_loaded_keys_total", "Keys asked of batch loaders; divided by tiercache_batch_loads_total, the keys one call loads.";
     flights_overtaken => "tiercache_flights_overtaken_total", "Calls that stopped waiting on a load or read already running on this node because an invalidation of the key reached the node first, and read again (once per call at most).";
     type_mismatches => "tiercache_type_mismatches_total", "L1 entries of another type than the one asked for (treated as misses).";
     read_deadline_hits => "tiercache_read_deadline_hits_total", "Calls that stopped waiting for Redis at their read deadline (TIERCACHE_READ_DEADLINE): an L2 read cut short (the call loaded without L2), or a store the call answered without (it lands later or fails). Redis was slow or unreachable.";

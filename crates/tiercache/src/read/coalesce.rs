@@ -10,10 +10,80 @@ use serde::{de::DeserializeOwned, Serialize};
 use crate::error::Error;
 use crate::fetched::{Fetched, Source};
 use crate::loader::Loader;
-use crate::node::flights::{FlightWaiter, Landed, LeaderGuard};
+use crate::node::flights::{FlightKind, FlightWaiter, Joined, Landed, LeaderGuard};
 use crate::node::Node;
 use crate::options::EntryOptions;
+use crate::read::batch::BatchSlot;
 use crate::read::load::LoadContext;
+
+/// A call past L1 (`l1_stale`: what L1 held that this node may no longer trust): leads its key's
+/// flight on this node or follows the one running, and returns what it lands with. `batch`: the
+/// key's place in a [`crate::Cache::fetch_many`] call, told when the key waits instead of loading.
+pub(crate) async fn fetch_cold<T, L>(
+    node: &Arc<Node>,
+    key: &str,
+    opts: &EntryOptions,
+    loader: L,
+    l1_stale: Option<Arc<T>>,
+    batch: Option<&BatchSlot>,
+) -> Result<Fetched<T>, Error>
+where
+    T: Serialize + DeserializeOwned + Send + Sync + 'static,
+    L: Loader<T>,
+{
+    // One budget for the whole call's waits on Redis: a call that waited on another caller's
+    // flight while that caller waited for Redis, then leads its own (the first was poisoned),
+    // does not wait for Redis afresh.
+    let mut deadline = tokio::time::Instant::now() + node.config.read_deadline;
+    let mut overtaken = false;
+    loop {
+        match node.l1.flights.join(FlightKind::Load, key) {
+            Joined::Leader(guard, waiter) => {
+                let lead = Lead {
+                    guard,
+                    waiter,
+                    deadline,
+                };
+                return lead_load::<T, L>(node, key, opts, loader, l1_stale, lead, batch).await;
+            }
+            Joined::Follower(waiter) => {
+                node.stats.coalesced(1);
+                if let Some(batch) = batch {
+                    batch.settle();
+                }
+                let landed = follow(node, &waiter, &mut overtaken).await;
+                if waiter.leader_loaded() {
+                    // The wait was for a loader, not for Redis: the budget starts again.
+                    deadline = tokio::time::Instant::now() + node.config.read_deadline;
+                }
+                let Some(landed) = landed else {
+                    continue;
+                };
+                match landed {
+                    Landed::Completed(Ok(Some(v))) => {
+                        if let Ok(v) = v.downcast::<T>() {
+                            return Ok(Fetched::new(v, waiter.source()));
+                        }
+                        // Someone loaded this key as another type: load our own, uncoalesced.
+                        node.stats.type_mismatches(1);
+                        let ctx = LoadContext {
+                            key,
+                            opts,
+                            flight: None,
+                            batch,
+                        };
+                        return node.load::<T, L>(ctx, loader, None).await;
+                    }
+                    // The leader's caller was cancelled: lead or follow a new flight.
+                    Landed::Abandoned => {}
+                    landed @ (Landed::Completed(_) | Landed::Loaded(_)) => {
+                        return landed_value(landed, &waiter)
+                    }
+                }
+            }
+        }
+    }
+}
 
 /// The leader of a load flight: reads L2 in the caller's task (an L2 hit costs no spawn) and, on a
 /// miss, hands lease, loader and store to a task of their own, which must finish even if this caller
@@ -26,6 +96,7 @@ pub(crate) async fn lead_load<T, L>(
     loader: L,
     l1_stale: Option<Arc<T>>,
     lead: Lead,
+    batch: Option<&BatchSlot>,
 ) -> Result<Fetched<T>, Error>
 where
     T: Serialize + DeserializeOwned + Send + Sync + 'static,
@@ -43,6 +114,7 @@ where
         key,
         opts,
         flight: Some(guard.flight()),
+        batch,
     };
     let read = tokio::time::timeout_at(deadline, node.read_for_load::<T>(ctx)).await;
     let (fills, read) = read.unwrap_or_else(|_| {
@@ -60,11 +132,13 @@ where
         return Ok(Fetched::new(value, Source::L2));
     }
     let (task_node, key, opts) = (node.clone(), key.to_owned(), opts.clone());
+    let batch = batch.cloned();
     tokio::spawn(async move {
         let ctx = LoadContext {
             key: &key,
             opts: &opts,
             flight: Some(guard.flight()),
+            batch: batch.as_ref(),
         };
         let result = task_node
             .load_after_read::<T, L>(ctx, loader, l1_stale, fills, read)

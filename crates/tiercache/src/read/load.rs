@@ -34,6 +34,7 @@ use crate::message::{FillNotice, FilledEntry};
 use crate::node::flights::Flight;
 use crate::node::Node;
 use crate::options::EntryOptions;
+use crate::read::batch::BatchSlot;
 use crate::read::through::ReadOutcome;
 use crate::wall_clock::now_ms;
 
@@ -59,6 +60,8 @@ pub(crate) struct LoadContext<'a> {
     pub(crate) key: &'a str,
     pub(crate) opts: &'a EntryOptions,
     pub(crate) flight: Option<&'a Flight>,
+    /// The key's place in a batch call, which learns here when the key waits instead of loading.
+    pub(crate) batch: Option<&'a BatchSlot>,
 }
 
 /// How the loader runs once it must: under `lease` when this node holds it (none when Redis failed
@@ -198,7 +201,12 @@ impl Node {
     where
         T: Serialize + DeserializeOwned + Send + Sync + 'static,
     {
-        let LoadContext { key, opts, flight } = ctx;
+        let LoadContext {
+            key,
+            opts,
+            flight,
+            batch,
+        } = ctx;
         let lease_key = self.keys.entry(key).lease();
         let lease_time = self.config.lock_timeout;
         match self.lease_from(claimed, &lease_key).await {
@@ -210,6 +218,9 @@ impl Node {
         self.stats.lock_contended(1);
         if let Some(flight) = flight {
             flight.mark_loading();
+        }
+        if let Some(batch) = batch {
+            batch.settle();
         }
         // Never wait forever: past two leases something is wrong with Redis or the holder; load ourselves.
         let give_up = tokio::time::Instant::now() + lease_time * 2;
@@ -349,7 +360,9 @@ impl Node {
         T: Serialize + DeserializeOwned + Send + Sync + 'static,
         L: Loader<T>,
     {
-        let LoadContext { key, opts, flight } = ctx;
+        let LoadContext {
+            key, opts, flight, ..
+        } = ctx;
         let LoadPlan {
             lease,
             fence,
@@ -462,6 +475,7 @@ impl Node {
                             key: &key,
                             opts: &opts,
                             flight: None,
+                            batch: None,
                         };
                         let then = AfterStore::LeaveL1;
                         node.store(ctx, &value, &fence, load_time, lease, then)
@@ -527,7 +541,9 @@ impl Node {
     ) where
         T: Serialize + DeserializeOwned + Send + Sync + 'static,
     {
-        let LoadContext { key, opts, flight } = ctx;
+        let LoadContext {
+            key, opts, flight, ..
+        } = ctx;
         let Some((header, envelope)) = self.envelope_to_store(key, opts, value, load_time) else {
             if let Some(lease) = lease {
                 self.release_lease(lease);
@@ -711,7 +727,7 @@ fn loaded_value<T>(
     }
 }
 
-fn panic_message(panic: &(dyn Any + Send)) -> String {
+pub(crate) fn panic_message(panic: &(dyn Any + Send)) -> String {
     panic
         .downcast_ref::<&str>()
         .map(|s| (*s).to_owned())

@@ -210,6 +210,7 @@ impl Node {
             key,
             opts,
             flight: Some(flight),
+            batch: None,
         };
         let plan = LoadPlan {
             lease,

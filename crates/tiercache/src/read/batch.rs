@@ -1,0 +1,293 @@
+//! Many keys in one call ([`crate::Cache::fetch_many`]). Past L1, each key takes the single-key path
+//! ([`super::coalesce`]: its own flight, L2 read, lease, fenced store, fail-safe), so all that path
+//! guarantees holds per key; what the batch adds is that the loads those paths start are gathered
+//! into one call of the caller's [`BatchLoader`].
+//!
+//! Gathering needs no timer. Every key of a call reaches, in bounded time, a point where it is
+//! known whether it loads now: it calls its loader, it waits on another caller's flight or another
+//! node's lease (it will not load now), or it is done. Each key says so once ([`BatchSlot::settle`]);
+//! when the last one has, the loads called so far go out as one call. A key that decides to load
+//! later (its wait on another node ended without a value) makes a call of its own.
+//!
+//! The L2 reads of the keys need nothing of their own either: the keys' reads start in the same
+//! poll, so on one server they share one `MGET` (`l2::batch`) and their fenced reads and stores
+//! leave on the connection together, as a pipeline does.
+
+use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+
+use futures_util::FutureExt;
+use serde::{de::DeserializeOwned, Serialize};
+use tokio::sync::oneshot;
+
+use crate::error::Error;
+use crate::fetched::Fetched;
+use crate::loader::{BatchLoader, Loader};
+use crate::node::Node;
+use crate::options::IntoEntryOptions;
+use crate::read::coalesce::fetch_cold;
+
+/// What one key of a batch load got instead of its value.
+#[derive(Debug, Clone, thiserror::Error)]
+pub(crate) enum BatchKeyError {
+    /// The batch loader failed; every key of its call fails with its error.
+    #[error(transparent)]
+    Failed(Arc<dyn std::error::Error + Send + Sync>),
+    /// The batch loader panicked.
+    #[error("the batch loader panicked: {0}")]
+    Panicked(String),
+    /// The batch loader answered without this key.
+    #[error("the batch loader returned no value for this key")]
+    Missing,
+    /// The call was dropped before the load could start (the runtime shutting down).
+    #[error("the batch load was abandoned")]
+    Abandoned,
+}
+
+type KeyResult<T> = Result<T, BatchKeyError>;
+
+/// Where a key of a batch tells its gathering that it has decided.
+pub(crate) trait Settle: Send + Sync {
+    /// Key `index` will not call its loader now (it waits, or it is done), or just did.
+    fn settle(&self, index: usize);
+}
+
+/// One key's place in a batch: the single-key path calls [`BatchSlot::settle`] where it starts
+/// waiting on another caller or node.
+#[derive(Clone)]
+pub(crate) struct BatchSlot {
+    gathering: Arc<dyn Settle>,
+    index: usize,
+}
+
+impl BatchSlot {
+    pub(crate) fn new(gathering: Arc<dyn Settle>, index: usize) -> Self {
+        BatchSlot { gathering, index }
+    }
+
+    /// This key will not load now; saying so twice is harmless.
+    pub(crate) fn settle(&self) {
+        self.gathering.settle(self.index);
+    }
+}
+
+/// Settles its key when the key's call ends, however it ends (a value, an error, or the batch
+/// future dropped), so the gathering never waits on a key that is gone.
+pub(crate) struct SettleOnDrop<'a>(pub(crate) &'a BatchSlot);
+
+impl Drop for SettleOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.settle();
+    }
+}
+
+/// The loads of one batch call: which keys have decided, and the loads called so far.
+pub(crate) struct Gathering<T, B> {
+    node: Arc<Node>,
+    loader: Arc<B>,
+    /// The batch's distinct keys, by index.
+    keys: Arc<[String]>,
+    state: parking_lot::Mutex<State<T>>,
+}
+
+struct State<T> {
+    settled: Vec<bool>,
+    undecided: usize,
+    called: Vec<(usize, oneshot::Sender<KeyResult<T>>)>,
+}
+
+impl<T, B> Gathering<T, B>
+where
+    T: Send + 'static,
+    B: BatchLoader<T>,
+{
+    pub(crate) fn new(node: Arc<Node>, loader: Arc<B>, keys: Arc<[String]>) -> Self {
+        let state = State {
+            settled: vec![false; keys.len()],
+            undecided: keys.len(),
+            called: Vec::new(),
+        };
+        Gathering {
+            node,
+            loader,
+            keys,
+            state: parking_lot::Mutex::new(state),
+        }
+    }
+
+    /// Key `index`'s loader for the single-key path: calling it joins the gathering's next load.
+    pub(crate) fn loader_for(self: &Arc<Self>, index: usize) -> impl Loader<T> {
+        let gathering = self.clone();
+        move || {
+            let (tx, rx) = oneshot::channel();
+            gathering.decide(index, Some(tx));
+            async move { rx.await.unwrap_or(Err(BatchKeyError::Abandoned)) }
+        }
+    }
+
+    fn decide(&self, index: usize, call: Option<oneshot::Sender<KeyResult<T>>>) {
+        let run = {
+            let mut state = self.state.lock();
+            if let Some(tx) = call {
+                state.called.push((index, tx));
+            }
+            if !state.settled[index] {
+                state.settled[index] = true;
+                state.undecided -= 1;
+            }
+            if state.undecided > 0 || state.called.is_empty() {
+                return;
+            }
+            std::mem::take(&mut state.called)
+        };
+        self.start(run);
+    }
+
+    /// One call of the batch loader for `run`'s keys, in a task of its own: the per-key loaders
+    /// waiting on it are in the loads' own tasks, which outlive the batch's caller.
+    fn start(&self, run: Vec<(usize, oneshot::Sender<KeyResult<T>>)>) {
+        // Dropped outside a runtime (only while one shuts down), the senders tell the keys so.
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        self.node.stats.batch_loads(1);
+        self.node.stats.batch_loaded_keys(run.len() as u64);
+        let (loader, keys) = (self.loader.clone(), self.keys.clone());
+        runtime.spawn(async move {
+            let asked = run.iter().map(|(i, _)| keys[*i].clone()).collect();
+            let outcome = AssertUnwindSafe(async move { loader.load(asked).await })
+                .catch_unwind()
+                .await;
+            match outcome {
+                Ok(Ok(values)) => {
+                    let mut values: HashMap<String, T> = values.into_iter().collect();
+                    for (i, tx) in run {
+                        let _ = tx.send(values.remove(&keys[i]).ok_or(BatchKeyError::Missing));
+                    }
+                }
+                Ok(Err(e)) => {
+                    let shared: Arc<dyn std::error::Error + Send + Sync> = Arc::from(e.into());
+                    for (_, tx) in run {
+                        let _ = tx.send(Err(BatchKeyError::Failed(shared.clone())));
+                    }
+                }
+                Err(panic) => {
+                    let message = super::load::panic_message(panic.as_ref());
+                    for (_, tx) in run {
+                        let _ = tx.send(Err(BatchKeyError::Panicked(message.clone())));
+                    }
+                }
+            }
+        });
+    }
+}
+
+impl<T, B> Settle for Gathering<T, B>
+where
+    T: Send + 'static,
+    B: BatchLoader<T>,
+{
+    fn settle(&self, index: usize) {
+        self.decide(index, None);
+    }
+}
+
+/// A loader of `key` alone through the batch loader: for refreshing one ageing key a batch call
+/// found in L1.
+pub(crate) fn one_key<T, B>(loader: Arc<B>, key: String) -> impl Loader<T>
+where
+    T: Send + 'static,
+    B: BatchLoader<T>,
+{
+    move || {
+        let load = loader.load(vec![key.clone()]);
+        async move {
+            match load.await {
+                Ok(values) => values
+                    .into_iter()
+                    .find_map(|(k, v)| (k == key).then_some(v))
+                    .ok_or(BatchKeyError::Missing),
+                Err(e) => Err(BatchKeyError::Failed(Arc::from(e.into()))),
+            }
+        }
+    }
+}
+
+/// The keys of a batch call that L1 did not answer, each once, with the places it was asked at.
+pub(crate) struct ColdKeys<T, O> {
+    keys: Vec<String>,
+    entries: Vec<ColdKey<T, O>>,
+    seen: HashMap<String, usize, ahash::RandomState>,
+}
+
+struct ColdKey<T, O> {
+    asked: Vec<usize>,
+    opts: O,
+    /// What L1 held that this node may no longer trust: a fail-safe fallback.
+    stale: Option<Arc<T>>,
+}
+
+impl<T, O> Default for ColdKeys<T, O> {
+    fn default() -> Self {
+        ColdKeys {
+            keys: Vec::new(),
+            entries: Vec::new(),
+            seen: HashMap::default(),
+        }
+    }
+}
+
+impl<T, O> ColdKeys<T, O> {
+    /// `key`, asked at place `at`; a key asked again keeps the options it was first asked with.
+    pub(crate) fn add(&mut self, at: usize, key: &str, opts: O, stale: Option<Arc<T>>) {
+        if let Some(&index) = self.seen.get(key) {
+            self.entries[index].asked.push(at);
+            return;
+        }
+        self.seen.insert(key.to_owned(), self.keys.len());
+        self.keys.push(key.to_owned());
+        self.entries.push(ColdKey {
+            asked: vec![at],
+            opts,
+            stale,
+        });
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// Each key through the single-key path past L1, all at once, their loads gathered into calls
+    /// of `loader`: each key's answer, with the places it was asked at.
+    pub(crate) async fn fetch<'o, B>(
+        self,
+        node: &Arc<Node>,
+        loader: Arc<B>,
+    ) -> Vec<(Vec<usize>, Result<Fetched<T>, Error>)>
+    where
+        T: Serialize + DeserializeOwned + Send + Sync + 'static,
+        O: IntoEntryOptions<'o>,
+        B: BatchLoader<T>,
+    {
+        let keys: Arc<[String]> = self.keys.into();
+        let gathering = Arc::new(Gathering::new(node.clone(), loader, keys.clone()));
+        let settle: Arc<dyn Settle> = gathering.clone();
+        let calls = self.entries.into_iter().enumerate().map(|(index, entry)| {
+            let slot = BatchSlot::new(settle.clone(), index);
+            let loader = gathering.loader_for(index);
+            let key = &keys[index];
+            async move {
+                // Settles the key however its call ends, the batch's future dropped included.
+                let _settle = SettleOnDrop(&slot);
+                let opts = entry.opts.into_entry_options();
+                let answer = match node.keys.validate_tags(opts.tags()) {
+                    Ok(()) => fetch_cold(node, key, &opts, loader, entry.stale, Some(&slot)).await,
+                    Err(e) => Err(e),
+                };
+                (entry.asked, answer)
+            }
+        });
+        futures_util::future::join_all(calls).await
+    }
+}
