@@ -10,7 +10,7 @@
 #
 #   loadtest/run.sh [--users N] [--duration S] [--donations N] [--donor-percent P] [--no-baseline]
 #                   [--baseline-users N] [--baseline-only] [--no-search] [--ramp S] [--smoke]
-#                   [--now RFC3339]
+#                   [--now RFC3339] [--compare-requests]
 #
 # --now 2026-12-30T12:00:00Z runs every start of the service on a clock that starts at that instant
 # and advances with real time (its generated data ends there), so runs on different days see the
@@ -25,6 +25,9 @@
 # sub-second responses a dashboard promises); its run of --duration then starts its users over 30 s,
 # as the steps did. --baseline-only skips the cached runs, --no-search the cached
 # search; --ramp S starts the cached run's users over S seconds (default users / 400).
+# Viewers ask for a dashboard in one request (/api/dashboard); --compare-requests also runs the
+# cached test again with one request per widget (/api/widgets/{type}, tiercache-loadtest
+# --requests per-widget), on a fresh service, and prints both summaries (compare cpu_s per dashboard).
 # --smoke: 200 users for 20 s with 1-2 s think times on debug builds; fails on any error, probe
 # failure or stale view (it checks behaviour, not speed). Reports go to target/loadtest/<time>/.
 set -euo pipefail
@@ -40,6 +43,7 @@ search=1
 ramp=()
 donor_percent=1
 smoke=0
+compare_requests=0
 now=()
 clock_line=""
 while [ $# -gt 0 ]; do
@@ -55,7 +59,8 @@ while [ $# -gt 0 ]; do
         --ramp) ramp=(--ramp "$2"); shift 2 ;;
         --smoke) smoke=1; shift ;;
         --now) now=(--now "$2"); shift 2 ;;
-        -h|--help) sed -n '2,29p' "$0"; exit 0 ;;
+        --compare-requests) compare_requests=1; shift ;;
+        -h|--help) sed -n '2,32p' "$0"; exit 0 ;;
         *) echo "run.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -174,8 +179,16 @@ if [ "$cached" = 1 ]; then
 echo "== cached: $users users, ${duration}s after the ramp (reports in $out/cached)" >&2
 start_demo "$out/cached" "${warm[@]}"
 run_load "$out/cached" cached "$users" "$duration" "${ramp[@]}" "${extra[@]}" || { echo "$line"; exit 1; }
-summaries+=("# cached: 2 nodes over Redis" "$line")
+summaries+=("# cached: 2 nodes over Redis, one request per dashboard" "$line")
 stop_demo
+
+if [ "$compare_requests" = 1 ]; then
+    echo "== cached, one request per widget: $users users (reports in $out/per-widget)" >&2
+    start_demo "$out/per-widget" "${warm[@]}"
+    run_load "$out/per-widget" per-widget "$users" "$duration" "${ramp[@]}" "${extra[@]}" --requests per-widget || { echo "$line"; exit 1; }
+    summaries+=("# cached: 2 nodes over Redis, one request per widget (7 per dashboard)" "$line")
+    stop_demo
+fi
 
 if [ "$smoke" = 0 ] && [ "$search" = 1 ] && [ "$(meets "$line" 50)" = 0 ]; then
     try=$((users / 2))

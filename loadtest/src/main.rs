@@ -76,6 +76,10 @@ struct Args {
     /// Exit 1 on any failed request, probe failure or stale view.
     #[arg(long)]
     fail_on_error: bool,
+    /// How a viewer asks for a dashboard: `dashboard`, one `/api/dashboard` request as the page
+    /// does; `per-widget`, one `/api/widgets/{type}` request per widget, as the page did before.
+    #[arg(long, value_enum, default_value_t = scenarios::DashboardRequests::Dashboard)]
+    requests: scenarios::DashboardRequests,
 }
 
 /// What summary.json holds: the summary line's figures and the details behind them.
@@ -245,7 +249,13 @@ async fn run(args: Args) -> Result<bool, String> {
     let catalogue: Catalogue = fetch_json(&http, format!("{}/api/widgets", nodes[0])).await?;
     let directory: Vec<Organization> =
         fetch_json(&http, format!("{}/api/organizations", nodes[0])).await?;
-    let plan = Plan::new(nodes.clone(), catalogue, &directory, args.skew)?;
+    let plan = Plan::new(
+        nodes.clone(),
+        catalogue,
+        &directory,
+        args.skew,
+        args.requests,
+    )?;
     std::fs::create_dir_all(&args.report_dir)
         .map_err(|e| format!("{}: {e}", args.report_dir.display()))?;
 

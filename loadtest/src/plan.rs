@@ -11,6 +11,8 @@ use rand::Rng;
 use rand_distr::{Distribution, Zipf};
 use serde::Deserialize;
 
+use crate::scenarios::DashboardRequests;
+
 /// Ranges in the order dashboards open them, most often first. Ranges the service lists that are
 /// missing here come after, in the service's order.
 const RANGE_POPULARITY: [&str; 10] = [
@@ -101,6 +103,8 @@ pub struct Plan {
     pub widgets: Vec<String>,
     /// goose's name of each widget's requests (`widget total_donations`), made once.
     pub request_names: Vec<String>,
+    /// Whether a viewer asks for a dashboard in one request or one per widget.
+    pub dashboard_requests: DashboardRequests,
     ranges: Vec<String>,
     organizations: Vec<i64>,
     /// Every campaign id, the most popular first.
@@ -120,6 +124,7 @@ impl Plan {
         catalogue: Catalogue,
         directory: &[Organization],
         skew: f64,
+        dashboard_requests: DashboardRequests,
     ) -> Result<Arc<Plan>, String> {
         let mut ranges: Vec<String> = RANGE_POPULARITY
             .iter()
@@ -154,6 +159,7 @@ impl Plan {
                 .map(|w| format!("widget {w}"))
                 .collect(),
             widgets: catalogue.widgets,
+            dashboard_requests,
             range_zipf: zipf(ranges.len())?,
             organization_zipf: zipf(organizations.len())?,
             campaign_zipf: zipf(campaigns.len())?,

@@ -24,14 +24,38 @@ fn pick_node(plan: &Arc<Plan>) -> TransactionFunction {
 /// The request path of a view, and the view itself (`widget?query`) as its tail.
 const WIDGETS_PATH: &str = "/api/widgets/";
 
-/// GETs every widget of `dashboard`, each request named by its widget so goose aggregates per
-/// widget type rather than per URL.
+/// How a viewer asks for a dashboard's widgets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DashboardRequests {
+    /// One `GET /api/dashboard` for all of them (what the dashboard page sends).
+    Dashboard,
+    /// One `GET /api/widgets/{type}` per widget (the page before `/api/dashboard`), to compare.
+    PerWidget,
+}
+
+/// The dashboard endpoint, and the name goose aggregates its requests under.
+const DASHBOARD_PATH: &str = "/api/dashboard";
+
+/// GETs every widget of `dashboard`: in one request, or one per widget, each named by its widget so
+/// goose aggregates per widget type rather than per URL.
 async fn view_dashboard(
     user: &mut GooseUser,
     plan: &Plan,
     dashboard: &Dashboard,
 ) -> TransactionResult {
     let query = dashboard.query();
+    if plan.dashboard_requests == DashboardRequests::Dashboard {
+        let path = format!("{DASHBOARD_PATH}?{query}");
+        let request = GooseRequest::builder()
+            .path(path.as_str())
+            .name("dashboard")
+            .build();
+        user.request(request).await?;
+        for widget in &plan.widgets {
+            plan.touch(&format!("{widget}?{query}"));
+        }
+        return Ok(());
+    }
     for (widget, name) in plan.widgets.iter().zip(&plan.request_names) {
         let path = format!("{WIDGETS_PATH}{widget}?{query}");
         let request = GooseRequest::builder()

@@ -109,13 +109,38 @@ function render(widget, outcome) {
     `${answer.elapsed_ms.toFixed(2)} ms on ${answer.node}`);
 }
 
+// The dashboard's widgets as per-widget outcomes ({status, value | reason}, as Promise.allSettled
+// gives them), from one /api/dashboard answer. A widget that failed carries its own error; the
+// answer's status is then that error's, so the body is read whatever the status.
+async function dashboard(q) {
+  let answer;
+  try {
+    const response = await fetch(`/api/dashboard?${q}`, { headers: { accept: "application/json" } });
+    answer = await response.json();
+    if (!Array.isArray(answer.widgets)) throw new Error(answer.error || `HTTP ${response.status}`);
+  } catch (error) {
+    return WIDGETS.map(() => ({ status: "rejected", reason: error }));
+  }
+  const byWidget = new Map(answer.widgets.map((part) => [part.widget, part]));
+  return WIDGETS.map((widget) => {
+    const part = byWidget.get(widget);
+    if (!part) return { status: "rejected", reason: new Error("not in the dashboard's answer") };
+    if (part.error) return { status: "rejected", reason: new Error(part.error.error) };
+    return {
+      status: "fulfilled",
+      value: { source: part.source, data: part.data, elapsed_ms: answer.elapsed_ms, node: answer.node },
+    };
+  });
+}
+
 async function refresh() {
   if (refreshing) return;
   refreshing = true;
   const started = performance.now();
   const q = query().toString();
   try {
-    const outcomes = await Promise.allSettled(WIDGETS.map((w) => api(`/api/widgets/${w}?${q}`)));
+    // One request for every widget: the node reads them through its cache in one call.
+    const outcomes = await dashboard(q);
     outcomes.forEach((outcome, i) => render(WIDGETS[i], outcome));
     const failed = outcomes.filter((o) => o.status === "rejected").length;
     $("status").textContent = `Updated ${new Date().toLocaleTimeString()}: ${WIDGETS.length - failed} widgets in ` +

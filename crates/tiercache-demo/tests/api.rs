@@ -123,6 +123,63 @@ async fn bad_queries_are_400_naming_what_is_valid() {
     assert!(body["valid"].is_array());
 }
 
+/// A dashboard in one request: the seven widgets with their sources, computed in one load, then
+/// the other node's read from L2, the same figures as one widget's request, and bad input named.
+#[tokio::test]
+async fn a_dashboard_answers_every_widget_in_one_request() {
+    let redis = RedisServer::start().unwrap();
+    let demo = Demo::two_nodes("dashboard", &redis);
+    let http = client();
+    // A campaign's views: start-up warming loads the global and organisation views, not these.
+    let query = "range=last_30_days&campaign_id=2";
+    let url = |node: usize| format!("{}/api/dashboard?{query}", demo.urls[node]);
+    let sources = |answer: &Value| -> Vec<String> {
+        answer["widgets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| w["source"].as_str().unwrap_or("error").to_owned())
+            .collect()
+    };
+    let (status, first) = get(&http, &url(0)).await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(first["range"], "last_30_days");
+    assert_eq!(first["filters"]["campaign_id"], "2");
+    assert_eq!(first["node"], "node-0");
+    assert_eq!(sources(&first), vec!["loaded"; 7], "{first}");
+    let (status, elsewhere) = get(&http, &url(1)).await;
+    assert_eq!(status, 200);
+    assert_eq!(sources(&elsewhere), vec!["l2"; 7]);
+    let (_, again) = get(&http, &url(0)).await;
+    assert_eq!(sources(&again), vec!["l1"; 7]);
+    for (part, other) in first["widgets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(elsewhere["widgets"].as_array().unwrap())
+    {
+        assert_eq!(part["data"], other["data"]);
+        let widget = part["widget"].as_str().unwrap();
+        let (_, one) = get(
+            &http,
+            &format!("{}/api/widgets/{widget}?{query}", demo.urls[1]),
+        )
+        .await;
+        assert_eq!(one["source"], "l1", "{widget}: the dashboard filled L1");
+        assert_eq!(one["data"], part["data"], "{widget}");
+    }
+    let (status, body) = get(
+        &http,
+        &format!("{}/api/dashboard?range=fortnight", demo.urls[0]),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["field"], "range");
+    let (status, body) = get(&http, &format!("{}/api/dashboard?color=red", demo.urls[0])).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("valid parameters"));
+}
+
 #[tokio::test]
 async fn a_donation_on_one_node_is_seen_fresh_on_the_other() {
     let redis = RedisServer::start().unwrap();

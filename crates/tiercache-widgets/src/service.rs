@@ -306,6 +306,74 @@ impl WidgetCacheService {
         Ok(result?)
     }
 
+    /// Many views in one call, as a dashboard opens them: those L1 holds at once, the rest read
+    /// from L2 together, and those missing everywhere computed in one snapshot of the service's
+    /// data, once for the fleet (see [`Cache::fetch_many`]). One clock reading for all, so every
+    /// view names the same instant; each answer on its own, in the order asked.
+    ///
+    /// ```no_run
+    /// # async fn run(widgets: tiercache_widgets::WidgetCacheService) {
+    /// use tiercache_widgets::{TimeRange, WidgetFilters, WidgetType};
+    /// let views: Vec<_> = WidgetType::ALL
+    ///     .iter()
+    ///     .map(|&widget| (widget, TimeRange::ThisMonth, WidgetFilters::new()))
+    ///     .collect();
+    /// for (view, answer) in views.iter().zip(widgets.fetch_views(&views).await) {
+    ///     match answer {
+    ///         Ok(fetched) => println!("{}: {:?} from {}", view.0, fetched.value, fetched.source),
+    ///         Err(e) => println!("{}: {e}", view.0),
+    ///     }
+    /// }
+    /// # }
+    /// ```
+    pub async fn fetch_views(
+        &self,
+        views: &[(WidgetType, TimeRange, WidgetFilters)],
+    ) -> Vec<Result<Fetched<WidgetData>, WidgetError>> {
+        let now = self.clock.now();
+        let started = Instant::now();
+        let mut asked = Vec::with_capacity(views.len());
+        let mut by_key = HashMap::with_capacity(views.len());
+        for (widget, range, filters) in views {
+            let key = render_key(*widget, range, filters, now);
+            let org = self.campaign_organization(filters).await;
+            if let Some(live) = &self.live {
+                live.touch(&key, || {
+                    let view = LiveView {
+                        key: key.clone(),
+                        widget: *widget,
+                        range: *range,
+                        filters: filters.clone(),
+                    };
+                    (view, tags_for_entry(*widget, range, filters, org))
+                });
+            }
+            by_key.insert(key.clone(), (*widget, *range, filters.clone()));
+            asked.push((key, org));
+        }
+        let (data, live, by_key) = (self.data.clone(), self.live.clone(), Arc::new(by_key));
+        let loader = move |keys: Vec<String>| {
+            let (data, live, by_key) = (data.clone(), live.clone(), by_key.clone());
+            async move { compute_many_and_keep(&data, live.as_ref(), &by_key, keys, now).await }
+        };
+        let requests = asked.iter().zip(views).map(|((key, org), view)| {
+            let (widget, range, filters) = view;
+            let opts = move || self.entry_options(*widget, range, filters, *org, now);
+            (key.as_str(), EntryOptions::lazy(opts))
+        });
+        let answers = self.cache.fetch_many(requests, loader).await;
+        let took = started.elapsed();
+        views
+            .iter()
+            .zip(answers)
+            .map(|((widget, _, _), answer)| {
+                self.metrics
+                    .record(*widget, answer.as_ref().ok().map(|f| f.source), took);
+                Ok(answer?)
+            })
+            .collect()
+    }
+
     /// Computes a view now from the service's data and stores it in both tiers on every node,
     /// whatever was cached, with the time computing it took (so probabilistic early refresh treats
     /// it like a loaded view).
@@ -487,6 +555,33 @@ async fn compute_and_keep(
         live.remember(&key, as_of, Arc::new(value.clone()), took);
     }
     Ok(value)
+}
+
+/// The views `keys` name (their descriptions in `views`), computed at `now` in one snapshot of
+/// `data` and kept in `live` (when given) with the change id they count up to.
+async fn compute_many_and_keep(
+    data: &WidgetDataAggregationService,
+    live: Option<&LiveViews>,
+    views: &HashMap<String, (WidgetType, TimeRange, WidgetFilters)>,
+    keys: Vec<String>,
+    now: DateTime<Utc>,
+) -> Result<Vec<(String, WidgetData)>, WidgetError> {
+    // The cache asks only for keys it was given, each once; a key it did not get fails alone.
+    let asked: Vec<(String, (WidgetType, TimeRange, WidgetFilters))> = keys
+        .into_iter()
+        .filter_map(|key| views.get(&key).cloned().map(|view| (key, view)))
+        .collect();
+    let jobs = asked.iter().map(|(_, view)| view.clone()).collect();
+    let (as_of, computed) = data.compute_many_as_of(jobs, now).await?;
+    let mut out = Vec::with_capacity(asked.len());
+    for ((key, (widget, _, _)), (value, took)) in asked.into_iter().zip(computed) {
+        let value = checked(widget, Ok(value))?;
+        if let Some(live) = live {
+            live.remember(&key, as_of, Arc::new(value.clone()), took);
+        }
+        out.push((key, value));
+    }
+    Ok(out)
 }
 
 fn checked(

@@ -47,6 +47,48 @@ async fn every_widget_type_computes_and_is_cached() {
     assert!(total(&totals) > 0, "the generated data is not empty");
 }
 
+/// A dashboard's seven views in one call: computed in one load on one node, answered from L2 on
+/// another, from L1 on the next call, each equal to a direct query.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dashboard_in_one_call_is_computed_in_one_load() {
+    let f = fleet("dashboard").await;
+    let filters = WidgetFilters::new().with("organization_id", "2").unwrap();
+    let views: Vec<_> = WidgetType::ALL
+        .iter()
+        .map(|&w| (w, TimeRange::Last30Days, filters.clone()))
+        .collect();
+    let sources = |answers: &[Result<tiercache::Fetched<_>, _>]| -> Vec<tiercache::Source> {
+        answers.iter().map(|a| a.as_ref().unwrap().source).collect()
+    };
+    let first = f.nodes[0].fetch_views(&views).await;
+    assert_eq!(sources(&first), vec![tiercache::Source::Loaded; 7]);
+    let stats = f.nodes[0].cache().stats();
+    assert_eq!((stats.batch_loads, stats.batch_loaded_keys), (1, 7));
+    for ((w, r, filters), answer) in views.iter().zip(&first) {
+        let value = &answer.as_ref().unwrap().value;
+        assert_eq!(value.widget(), *w);
+        let direct = f
+            .data
+            .compute(*w, *r, filters.clone(), now())
+            .await
+            .unwrap();
+        assert_eq!(**value, direct, "{w}: equal to a direct query");
+    }
+    let elsewhere = f.nodes[1].fetch_views(&views).await;
+    assert_eq!(sources(&elsewhere), vec![tiercache::Source::L2; 7]);
+    let again = f.nodes[0].fetch_views(&views).await;
+    assert_eq!(sources(&again), vec![tiercache::Source::L1; 7]);
+    assert_eq!(f.nodes[1].cache().stats().batch_loads, 0);
+    // The single-view read finds what the batch stored.
+    let one = read_cached(
+        &f.nodes[0],
+        (WidgetType::TopDonors, TimeRange::Last30Days, &filters),
+        "top donors",
+    )
+    .await;
+    assert_eq!(one.widget(), WidgetType::TopDonors);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_donation_refreshes_affected_views_on_every_node_and_leaves_others_cached() {
     let f = fleet("donation").await;

@@ -1,6 +1,7 @@
 //! The HTTP API: one router per node, thin handlers, errors mapped in [`crate::error::ApiError`].
 
 mod campaigns;
+mod dashboard;
 mod directory;
 mod donations;
 mod figures;
@@ -39,6 +40,7 @@ pub fn router(node: Arc<Node>, request_timeout: Duration) -> Router {
         .route("/api/nodes", get(pages::nodes))
         .route("/api/widgets", get(widgets::catalogue))
         .route("/api/widgets/{widget}", get(widgets::view))
+        .route("/api/dashboard", get(dashboard::dashboard))
         .route("/api/organizations", get(directory::organizations))
         .route("/ops", get(pages::ops))
         .route("/livez", get(probes::livez))

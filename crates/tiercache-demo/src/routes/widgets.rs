@@ -80,6 +80,14 @@ pub(crate) struct ViewRequest {
     bypass_cache: bool,
 }
 
+/// A request's query: the range, the filters, and whether to bypass the cache. One widget's
+/// request and a whole dashboard's take the same parameters.
+pub(crate) struct ViewQuery {
+    pub(crate) range: TimeRange,
+    pub(crate) filters: WidgetFilters,
+    pub(crate) bypass_cache: bool,
+}
+
 /// Parses a request's widget type and query parameters. Start-up warming builds its views with this
 /// too, from the query a dashboard sends, so its filters are exactly a request's.
 pub(crate) fn parse_request(
@@ -87,6 +95,21 @@ pub(crate) fn parse_request(
     params: Vec<(String, String)>,
 ) -> Result<ViewRequest, ApiError> {
     let widget: WidgetType = widget.parse()?;
+    let ViewQuery {
+        range,
+        filters,
+        bypass_cache,
+    } = parse_query(params)?;
+    Ok(ViewRequest {
+        widget,
+        range,
+        filters,
+        bypass_cache,
+    })
+}
+
+/// Parses the query parameters of a view or a dashboard, naming the parameter at fault.
+pub(crate) fn parse_query(params: Vec<(String, String)>) -> Result<ViewQuery, ApiError> {
     let mut range = TimeRange::ThisMonth;
     let mut bypass_cache = false;
     let mut filters = WidgetFilters::new();
@@ -128,8 +151,7 @@ pub(crate) fn parse_request(
             }
         }
     }
-    Ok(ViewRequest {
-        widget,
+    Ok(ViewQuery {
         range,
         filters,
         bypass_cache,
@@ -198,7 +220,7 @@ pub async fn view(
     }))
 }
 
-fn rfc3339(t: DateTime<Utc>) -> String {
+pub(crate) fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 

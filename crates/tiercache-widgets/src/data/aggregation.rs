@@ -135,21 +135,52 @@ impl WidgetDataAggregationService {
         filters: WidgetFilters,
         now: DateTime<Utc>,
     ) -> Result<(i64, WidgetData, std::time::Duration), WidgetError> {
-        let (start, end) = range.resolve(now);
-        let job = CatchUpJob {
-            widget,
-            filters,
-            start: start.timestamp(),
-            end: end.timestamp(),
-            known: None,
-        };
         let (as_of, answers) = self
-            .catch_up_views(vec![job], std::time::Duration::MAX)
+            .compute_many_as_of(vec![(widget, range, filters)], now)
             .await?;
         match answers.into_iter().next() {
-            Some(CaughtUp::Computed(value, took)) => Ok((as_of, value, took)),
-            _ => Err(WidgetError::Task("the snapshot computed nothing".into())),
+            Some((value, took)) => Ok((as_of, value, took)),
+            None => Err(WidgetError::Task("the snapshot computed nothing".into())),
         }
+    }
+
+    /// Each of `views` at `now`, all computed in one snapshot of the store (one dashboard's views
+    /// count the same donations): the change id they count up to, and each answer with what
+    /// computing it took, in the order asked.
+    pub(crate) async fn compute_many_as_of(
+        &self,
+        views: Vec<(WidgetType, TimeRange, WidgetFilters)>,
+        now: DateTime<Utc>,
+    ) -> Result<(i64, Vec<(WidgetData, std::time::Duration)>), WidgetError> {
+        let asked = views.len();
+        let jobs = views
+            .into_iter()
+            .map(|(widget, range, filters)| {
+                let (start, end) = range.resolve(now);
+                CatchUpJob {
+                    widget,
+                    filters,
+                    start: start.timestamp(),
+                    end: end.timestamp(),
+                    known: None,
+                }
+            })
+            .collect();
+        let (as_of, answers) = self.catch_up_views(jobs, std::time::Duration::MAX).await?;
+        // With nothing known and no budget to spend, every job is computed.
+        let computed: Vec<_> = answers
+            .into_iter()
+            .filter_map(|answer| match answer {
+                CaughtUp::Computed(value, took) => Some((value, took)),
+                CaughtUp::Forward(_) | CaughtUp::Left => None,
+            })
+            .collect();
+        if computed.len() != asked {
+            return Err(WidgetError::Task(
+                "the snapshot left views uncomputed".into(),
+            ));
+        }
+        Ok((as_of, computed))
     }
 
     /// Brings each of `jobs` to the store's last change in one snapshot: forward over the changes
