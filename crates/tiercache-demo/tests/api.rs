@@ -687,3 +687,51 @@ async fn with_an_admin_token_writes_and_the_status_api_ask_for_it() {
         demo.printed
     );
 }
+
+/// A trend answers one point per day of its period, in order, a day without donations as zeros
+/// (the view holds only the days that had some), through the cache and straight from the
+/// database alike.
+#[tokio::test]
+async fn a_trend_answers_every_day_of_its_period() {
+    let redis = RedisServer::start().unwrap();
+    let demo = Demo::two_nodes("every-day", &redis);
+    let http = client();
+    let base = &demo.urls[0];
+    for query in [
+        "range=last_30_days&organization_id=1",
+        "range=last_30_days&organization_id=1&bypass_cache=true",
+        // Across the end of February, and ending in the future: days no donation can have.
+        "range=2026-02-20..2027-01-03&campaign_id=3",
+    ] {
+        let (status, answer) = get(
+            &http,
+            &format!("{base}/api/widgets/donation_trends?{query}"),
+        )
+        .await;
+        assert_eq!(status, 200, "{answer}");
+        let day = |field: &str| {
+            let at = answer["period"][field].as_str().unwrap();
+            chrono::DateTime::parse_from_rfc3339(at)
+                .unwrap()
+                .timestamp()
+                / 86_400
+        };
+        let days: Vec<&Value> = answer["data"].as_array().unwrap().iter().collect();
+        let wanted: Vec<i64> = (day("start")..day("end")).collect();
+        let answered: Vec<i64> = days.iter().map(|d| d["day"].as_i64().unwrap()).collect();
+        assert_eq!(answered, wanted, "{query}: every day once, in order");
+        let empty = days.iter().filter(|d| d["count"] == 0).count();
+        assert!(empty > 0, "{query}: some day had no donations: {answer}");
+        for d in days.iter().filter(|d| d["count"] == 0) {
+            assert_eq!(d["total_cents"], 0, "{d}");
+            assert_eq!(d["total"].as_f64(), Some(0.0), "{d}");
+        }
+        let summed: i64 = days.iter().map(|d| d["count"].as_i64().unwrap()).sum();
+        let (_, total) = get(
+            &http,
+            &format!("{base}/api/widgets/total_donations?{query}"),
+        )
+        .await;
+        assert_eq!(summed, total["data"]["count"].as_i64().unwrap(), "{query}");
+    }
+}
