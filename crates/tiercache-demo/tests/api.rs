@@ -655,7 +655,7 @@ async fn with_an_admin_token_writes_and_the_status_api_ask_for_it() {
         let (status, answer) = json_answer(post(path, body, Some(&right))).await;
         assert_eq!(status, 201, "{path}: {answer}");
     }
-    for path in ["/api/status", "/api/status/history"] {
+    for path in ["/api/status", "/api/status/history", "/api/status/latency"] {
         let (status, _) = json_answer(status_of(path, None)).await;
         assert_eq!(status, 401, "{path}");
         let (status, _) = json_answer(status_of(path, Some("Bearer nope"))).await;
@@ -734,4 +734,47 @@ async fn a_trend_answers_every_day_of_its_period() {
         .await;
         assert_eq!(summed, total["data"]["count"].as_i64().unwrap(), "{query}");
     }
+}
+
+/// `GET /api/status/latency`: the percentiles of the node's own widget reads over the last minute,
+/// computed by the node.
+#[tokio::test]
+async fn the_node_answers_the_percentiles_of_its_widget_reads() {
+    let redis = RedisServer::start().unwrap();
+    let demo = Demo::two_nodes("latency", &redis);
+    let http = client();
+    let (status, before) = get(&http, &format!("{}/api/status/latency", demo.urls[0])).await;
+    assert_eq!(status, 200, "{before}");
+    assert_eq!(before["requests"], 0, "no widget read yet: {before}");
+    assert_eq!(before["percentiles"], Value::Array(Vec::new()));
+    for widget in [
+        "total_donations",
+        "top_donors",
+        "total_donations",
+        "nonsense",
+    ] {
+        get(&http, &format!("{}/api/widgets/{widget}", demo.urls[0])).await;
+    }
+    // Other routes are not counted.
+    get(&http, &format!("{}/api/organizations", demo.urls[0])).await;
+    let (_, figures) = get(&http, &format!("{}/api/status/latency", demo.urls[0])).await;
+    assert_eq!(figures["node"], "node-0");
+    assert_eq!(figures["route"], "/api/widgets/{widget}");
+    assert_eq!(figures["requests"], 4, "{figures}");
+    let bounds: Vec<f64> = figures["percentiles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["at_most_ms"].as_f64().unwrap())
+        .collect();
+    assert_eq!(bounds.len(), 3, "p50, p95, p99: {figures}");
+    assert!(bounds[0] > 0.0, "{figures}");
+    assert!(bounds.windows(2).all(|w| w[0] <= w[1]), "{figures}");
+    assert_eq!(figures["percentiles"][1]["quantile"], 0.95);
+    let (_, other) = get(&http, &format!("{}/api/status/latency", demo.urls[1])).await;
+    assert_eq!(other["node"], "node-1");
+    assert_eq!(
+        other["requests"], 0,
+        "each node times its own reads: {other}"
+    );
 }
