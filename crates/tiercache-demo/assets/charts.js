@@ -126,9 +126,14 @@ function timeChart(container, { title, x, series, days = false, range = null, un
     // Each series is a number; the x axis is time in seconds.
     scales: {
       // Days: the period asked for, or half a day past the first and last bar. Otherwise at least
-      // a minute, so a single sample still has an axis around it.
-      x: { time: true, range: (u, min, max) => state.range || (days ? [min - 43200, max + 43200]
-        : max - min < 60 ? [max - 60, max] : [min, max]) },
+      // the last minute, so a young page's few samples still have an axis around them (uPlot
+      // would give a single one a whole day).
+      x: { time: true, range: (u, min, max) => {
+        if (state.range) return state.range;
+        const xs = u.data[0], first = xs[0], last = xs[xs.length - 1];
+        if (days) return [first - 43200, last + 43200];
+        return last - first < 60 ? [last - 60, last] : [first, last];
+      } },
       y: { range: (u, min, max) => [0, max > 0 ? max * 1.08 : 1] },
     },
     axes: [
@@ -141,7 +146,8 @@ function timeChart(container, { title, x, series, days = false, range = null, un
       label: s.label, stroke: s.colour, width: days ? 0 : 2,
       fill: days ? s.colour : null,
       paths: days ? uPlot.paths.bars({ size: [0.7, 48], align: 0 }) : undefined,
-      points: { show: false },
+      // Lines keep uPlot's own rule: dots where samples are few and far apart, so a lone sample shows.
+      points: days ? { show: false } : {},
     }))),
     legend: { show: true, live: false },
     cursor: { points: { show: !days }, drag: { x: false, y: false } },
