@@ -11,7 +11,6 @@ let timer = null;
 let refreshing = false;
 
 const rangeLabel = (range) => range.replace(/_/g, " ").replace(/^./, (c) => c.toUpperCase());
-const day = (days) => new Date(days * 86400000).toISOString().slice(0, 10);
 const when = (seconds) => new Date(seconds * 1000).toLocaleString();
 
 /** The filters chosen, as the widget API's query string. */
@@ -61,11 +60,19 @@ const renderers = {
     fill(body, gauge(fraction, percent(fraction), "#166534"),
       el("p", { class: "muted" }, `${count(d.participants)} of ${count(d.employees)} employees gave`));
   },
-  donation_trends(body, d) {
-    const points = d.map((b) => ({ label: day(b.day), value: b.total, text: `${money(b.total)} in ${count(b.count)} donations` }));
-    fill(body, points.length
-      ? bars(points, { title: `Donations per day, ${points.length} days` })
-      : el("p", { class: "muted" }, "No donations in this period."));
+  donation_trends(body, d, answer) {
+    // The service answers every day of the period, a day without donations as zero; each bar
+    // stands at noon of its UTC day, over the whole period asked for.
+    const seconds = (at) => Date.parse(at) / 1000;
+    const given = d.filter((b) => b.count > 0).length;
+    timeChart(body, {
+      title: `Donations per day over ${count(d.length)} days, ${count(given)} with donations`,
+      x: d.map((b) => b.day * 86400 + 43200),
+      series: [{ label: "Donated per day", colour: "#0b5cad", values: d.map((b) => b.total) }],
+      days: true,
+      range: [seconds(answer.period.start), seconds(answer.period.end)],
+      detail: (v, i) => `${money(v)} in ${count(d[i].count)} donation${d[i].count === 1 ? "" : "s"}`,
+    });
   },
   top_donors(body, d) {
     fill(body, table(["Donor", "Total", "Donations"], d.map((r) => [r.donor, money(r.total), count(r.donations)]), [1, 2]));
@@ -103,7 +110,7 @@ function render(widget, outcome) {
   }
   const answer = outcome.value;
   card.dataset.source = answer.source;
-  renderers[widget](body, answer.data);
+  renderers[widget](body, answer.data, answer);
   const source = answer.source === "loaded" ? "load" : answer.source;
   fill(meta, el("span", { class: `tag ${answer.source}`, title: "Which tier answered" }, source),
     `${answer.elapsed_ms.toFixed(2)} ms on ${answer.node}`);

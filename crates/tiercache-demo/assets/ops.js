@@ -1,5 +1,6 @@
-// The cache's own view: /api/status every 2 s, the stored history of snapshots, and the node's
-// request latency histogram from /metrics; charts over the last minutes.
+// The cache's own view: /api/status every 2 s, the stored history of snapshots, and the
+// percentiles of the node's widget reads (which the node computes: /api/status/latency); charts
+// over the last minutes.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -7,47 +8,20 @@ const POLL_MS = 2000;
 /** Live points kept: 15 minutes of 2 s polls. */
 const KEEP = 450;
 const live = [];
-const latencyScrapes = [];
-let nodeName = "";
 
 const dl = (rows) => el("dl", { class: "figures" }, rows.map(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
 const bytes = (n) => (n >= 1 << 30 ? `${(n / (1 << 30)).toFixed(2)} GiB` : n >= 1 << 20 ? `${(n / (1 << 20)).toFixed(1)} MiB` : `${(n / 1024).toFixed(0)} KiB`);
 
-/** Cumulative `http_request_duration_seconds` buckets of this node's widget route: {le: count}. */
-function widgetLatencyBuckets(text) {
-  const buckets = {};
-  const prefix = "http_request_duration_seconds_bucket{";
-  for (const line of text.split("\n")) {
-    if (!line.startsWith(prefix)) continue;
-    if (!line.includes(`node="${nodeName}"`) || !line.includes('route="/api/widgets/{widget}"')) continue;
-    const le = /le="([^"]+)"/.exec(line);
-    if (!le) continue;
-    buckets[le[1]] = (buckets[le[1]] || 0) + Number(line.slice(line.lastIndexOf(" ") + 1));
-  }
-  return buckets;
-}
-
-/** The bucket bound `fraction` of the requests between two scrapes finished within, in ms. */
-function percentile(older, newer, fraction) {
-  const bounds = Object.keys(newer).filter((le) => le !== "+Inf").map(Number).sort((a, b) => a - b);
-  const total = (newer["+Inf"] || 0) - (older["+Inf"] || 0);
-  if (total <= 0) return null;
-  for (const bound of bounds) {
-    const key = Object.keys(newer).find((k) => Number(k) === bound);
-    if ((newer[key] || 0) - (older[key] || 0) >= fraction * total) return bound * 1000;
-  }
-  return Infinity;
-}
-
-function renderLatency() {
-  const newest = latencyScrapes[latencyScrapes.length - 1];
-  const minuteAgo = latencyScrapes.find((s) => s.t >= newest.t - 60) || latencyScrapes[0];
-  const show = (f) => {
-    const v = percentile(minuteAgo.buckets, newest.buckets, f);
-    return v === null ? "no requests" : v === Infinity ? "> 10 s" : `≤ ${v < 1 ? v.toFixed(2) : v.toFixed(1)} ms`;
-  };
-  fill($("latency"), dl([["p50", show(0.5)], ["p95", show(0.95)], ["p99", show(0.99)]]),
-    el("p", { class: "muted" }, `Over the last ${Math.max(1, Math.round(newest.t - minuteAgo.t))} s, by histogram bucket.`));
+/** The node's p50/p95/p99 of widget reads over the last minute, as it computed them. */
+function renderLatency(latency) {
+  const ms = (v) => (v < 1 ? v.toFixed(2) : v.toFixed(1));
+  const show = (p) => (p.at_most_ms === null ? `> ${ms(latency.largest_bound_ms)} ms` : `≤ ${ms(p.at_most_ms)} ms`);
+  const rows = latency.percentiles.length
+    ? latency.percentiles.map((p) => [`p${Math.round(p.quantile * 100)}`, show(p)])
+    : [["p50", "no requests"], ["p95", "no requests"], ["p99", "no requests"]];
+  fill($("latency"), el("div", { id: "latency-figures", "data-requests": latency.requests }, dl(rows)),
+    el("p", { class: "muted" }, `${count(latency.requests)} reads over the last ${Math.round(latency.window_seconds)} s, ` +
+      "by histogram bucket."));
 }
 
 function render(status) {
@@ -95,38 +69,51 @@ function charts(history) {
   // Stored snapshots (one a minute) first, then this page's own 2 s samples.
   const stored = history.map((s) => ({ t: s.taken_at, m: s.last_1m, inv: null }));
   const points = stored.concat(live).sort((a, b) => a.t - b.t);
-  const series = (f) => points.map((p) => [p.t, f(p)]).filter((p) => p[1] !== null && Number.isFinite(p[1]));
-  fill($("chart-hits"), lines([
-    { name: "hit rate", colour: "#166534", points: series((p) => p.m.requests.hit_rate * 100) },
-    { name: "L1", colour: "#0b5cad", points: series((p) => p.m.requests.l1_hit_rate * 100) },
-  ], { title: "Hit rate and L1 share over time, percent" }));
-  fill($("chart-rate"), lines([{ name: "reads/s", colour: "#0b5cad",
-    points: series((p) => p.m.requests.requests / Math.max(1, p.m.seconds)) }], { title: "Widget reads per second over time" }));
+  const x = points.map((p) => p.t);
+  const values = (f) => points.map((p) => { const v = f(p); return Number.isFinite(v) ? v : null; });
+  timeChart($("chart-hits"), {
+    title: "Hit rate and L1 share over time, percent", x, unit: " %", detail: (v) => `${v.toFixed(1)} %`,
+    series: [
+      { label: "Hit rate", colour: "#166534", values: values((p) => p.m.requests.hit_rate * 100) },
+      { label: "L1 share", colour: "#0b5cad", values: values((p) => p.m.requests.l1_hit_rate * 100) },
+    ],
+  });
+  timeChart($("chart-rate"), {
+    title: "Widget reads per second over time", x, detail: (v) => v.toFixed(1),
+    series: [{ label: "Reads/s", colour: "#0b5cad", values: values((p) => p.m.requests.requests / Math.max(1, p.m.seconds)) }],
+  });
+  // Rates between this page's own samples: the stored snapshots carry no invalidation counts.
   const inv = [];
   for (let i = 1; i < live.length; i++) {
     const dt = live[i].t - live[i - 1].t;
     if (dt > 0) inv.push([live[i].t, (live[i].inv.sent - live[i - 1].inv.sent) / dt, (live[i].inv.received - live[i - 1].inv.received) / dt]);
   }
-  fill($("chart-invalidations"), lines([
-    { name: "sent", colour: "#8a4b00", points: inv.map((p) => [p[0], p[1]]) },
-    { name: "received", colour: "#0b5cad", points: inv.map((p) => [p[0], p[2]]) },
-  ], { title: "Invalidations per second, sent and received" }));
-  fill($("chart-latency"), lines([{ name: "mean ms", colour: "#a11919", points: series((p) => p.m.requests.mean_response_ms) }],
-    { title: "Mean response time over time, milliseconds", format: (v) => v.toFixed(2) }));
+  timeChart($("chart-invalidations"), {
+    title: "Invalidations per second, sent and received", x: inv.map((p) => p[0]),
+    detail: (v) => v.toFixed(2), empty: "collecting…",
+    series: [
+      { label: "Sent", colour: "#8a4b00", values: inv.map((p) => p[1]) },
+      { label: "Received", colour: "#0b5cad", values: inv.map((p) => p[2]) },
+    ],
+  });
+  timeChart($("chart-latency"), {
+    title: "Mean response time over time, milliseconds", x,
+    detail: (v) => `${v.toFixed(2)} ms`,
+    series: [{ label: "Mean response, ms", colour: "#a11919", values: values((p) => p.m.requests.mean_response_ms) }],
+  });
 }
 
 let history = [];
 
 async function poll() {
   try {
-    const [status, metrics] = await Promise.all([api("/api/status"), fetch("/metrics").then((r) => r.text())]);
-    const now = Date.now() / 1000;
-    live.push({ t: now, m: status.windows.last_1m, inv: status.invalidations });
+    // One after the other: with an admin token set, the first asks for it and the second uses it.
+    const status = await api("/api/status");
+    const latency = await api("/api/status/latency");
+    live.push({ t: Date.now() / 1000, m: status.windows.last_1m, inv: status.invalidations });
     if (live.length > KEEP) live.shift();
-    latencyScrapes.push({ t: now, buckets: widgetLatencyBuckets(metrics) });
-    if (latencyScrapes.length > 60) latencyScrapes.shift();
     render(status);
-    renderLatency();
+    renderLatency(latency);
     charts(history);
     $("status").textContent = `Updated ${new Date().toLocaleTimeString()}; namespace ${status.namespace}, node id ${status.node_id}.`;
     document.body.dataset.refreshed = String(Number(document.body.dataset.refreshed || 0) + 1);
@@ -137,7 +124,6 @@ async function poll() {
 
 async function init() {
   const nodes = await api("/api/nodes");
-  nodeName = nodes.this;
   $("this-node").textContent = nodes.this;
   fill($("node-links"), nodes.nodes.filter((n) => n.name !== nodes.this).map((n) =>
     el("a", { href: `${location.protocol}//${location.hostname}:${n.port}/ops`, id: `link-${n.name}` }, `${n.name}'s view`)));

@@ -27,10 +27,14 @@ pub async fn track(State(node): State<Arc<Node>>, request: Request, next: Next) 
     let method = method_label(request.method());
     let response = next.run(request).await;
     let status = response.status().as_u16().to_string();
+    let elapsed = started.elapsed();
+    if route == crate::recent_latency::WIDGET_ROUTE {
+        node.widget_latency.record(elapsed, Instant::now());
+    }
     metrics::counter!("http_requests_total", "node" => node.name, "route" => route.clone(), "method" => method, "status" => status)
         .increment(1);
     metrics::histogram!("http_request_duration_seconds", "node" => node.name, "route" => route, "method" => method)
-        .record(started.elapsed().as_secs_f64());
+        .record(elapsed.as_secs_f64());
     response
 }
 

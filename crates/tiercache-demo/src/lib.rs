@@ -14,6 +14,7 @@
 //! | `GET /readyz` | 200 once warmed and until a stop signal; 503 before and after (no I/O; Redis down is still ready) |
 //! | `GET /health` | health score and alerts; 503 when an alert is critical (a score, not a probe) |
 //! | `GET /api/status` | the status document (token, as above) |
+//! | `GET /api/status/latency` | p50/p95/p99 of the node's widget reads over the last minute (token, as above) |
 //! | `GET /metrics` | Prometheus text |
 //!
 //! ```no_run
@@ -34,6 +35,7 @@ mod http_metrics;
 mod node;
 mod private_redis;
 mod readiness;
+mod recent_latency;
 mod recorder;
 mod routes;
 mod serve;
@@ -46,6 +48,7 @@ pub use admin_token::AdminToken;
 pub use error::{ApiError, DemoError, ErrorBody};
 pub use node::{CachedNode, Node};
 pub use readiness::{Readiness, Stage};
+pub use recent_latency::{LatencyFigures, Percentile, RecentLatency};
 pub use routes::Figures;
 pub use settings::Settings;
 pub use startup::run;

@@ -44,6 +44,8 @@ pub struct Node {
     pub max_in_flight: usize,
     /// When set, writes and the status API ask for it (`crate::admin`).
     pub admin_token: Option<crate::admin_token::AdminToken>,
+    /// This node's widget reads of the last minute by latency, for `/ops`'s percentiles.
+    pub widget_latency: crate::recent_latency::RecentLatency,
 }
 
 /// A node of this process, for the pages' "view on the other node" links.

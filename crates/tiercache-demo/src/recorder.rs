@@ -10,12 +10,7 @@ use tiercache::CacheStats;
 use tiercache_widgets::WidgetCacheMetricsService;
 
 use crate::error::DemoError;
-
-/// HTTP answers: 50 µs (a widget from L1) to 10 s (a stuck query).
-const LATENCY_BUCKETS: &[f64] = &[
-    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
-    1.0, 2.5, 5.0, 10.0,
-];
+use crate::recent_latency::LATENCY_BUCKETS;
 
 /// The demo's own metrics: name, unit, meaning. docs/DEMO.md ("`GET /metrics`") lists them too.
 const DEMO_COUNTERS: &[(&str, &str)] = &[

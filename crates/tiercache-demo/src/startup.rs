@@ -111,6 +111,7 @@ pub async fn run(
             in_flight: tokio::sync::Semaphore::new(settings.max_in_flight as usize),
             max_in_flight: settings.max_in_flight as usize,
             admin_token: settings.admin_token.clone(),
+            widget_latency: crate::recent_latency::RecentLatency::default(),
         }));
     }
     let (stop, stopped) = watch::channel(false);

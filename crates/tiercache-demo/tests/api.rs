@@ -712,7 +712,7 @@ async fn with_an_admin_token_writes_and_the_status_api_ask_for_it() {
         let (status, answer) = json_answer(post(path, body, Some(&right))).await;
         assert_eq!(status, 201, "{path}: {answer}");
     }
-    for path in ["/api/status", "/api/status/history"] {
+    for path in ["/api/status", "/api/status/history", "/api/status/latency"] {
         let (status, _) = json_answer(status_of(path, None)).await;
         assert_eq!(status, 401, "{path}");
         let (status, _) = json_answer(status_of(path, Some("Bearer nope"))).await;
@@ -742,5 +742,96 @@ async fn with_an_admin_token_writes_and_the_status_api_ask_for_it() {
         !demo.printed.iter().any(|l| l.contains(token)),
         "{:?}",
         demo.printed
+    );
+}
+
+/// A trend answers one point per day of its period, in order, a day without donations as zeros
+/// (the view holds only the days that had some), through the cache and straight from the
+/// database alike.
+#[tokio::test]
+async fn a_trend_answers_every_day_of_its_period() {
+    let redis = RedisServer::start().unwrap();
+    let demo = Demo::two_nodes("every-day", &redis);
+    let http = client();
+    let base = &demo.urls[0];
+    for query in [
+        "range=last_30_days&organization_id=1",
+        "range=last_30_days&organization_id=1&bypass_cache=true",
+        // Across the end of February, and ending in the future: days no donation can have.
+        "range=2026-02-20..2027-01-03&campaign_id=3",
+    ] {
+        let (status, answer) = get(
+            &http,
+            &format!("{base}/api/widgets/donation_trends?{query}"),
+        )
+        .await;
+        assert_eq!(status, 200, "{answer}");
+        let day = |field: &str| {
+            let at = answer["period"][field].as_str().unwrap();
+            chrono::DateTime::parse_from_rfc3339(at)
+                .unwrap()
+                .timestamp()
+                / 86_400
+        };
+        let days: Vec<&Value> = answer["data"].as_array().unwrap().iter().collect();
+        let wanted: Vec<i64> = (day("start")..day("end")).collect();
+        let answered: Vec<i64> = days.iter().map(|d| d["day"].as_i64().unwrap()).collect();
+        assert_eq!(answered, wanted, "{query}: every day once, in order");
+        let empty = days.iter().filter(|d| d["count"] == 0).count();
+        assert!(empty > 0, "{query}: some day had no donations: {answer}");
+        for d in days.iter().filter(|d| d["count"] == 0) {
+            assert_eq!(d["total_cents"], 0, "{d}");
+            assert_eq!(d["total"].as_f64(), Some(0.0), "{d}");
+        }
+        let summed: i64 = days.iter().map(|d| d["count"].as_i64().unwrap()).sum();
+        let (_, total) = get(
+            &http,
+            &format!("{base}/api/widgets/total_donations?{query}"),
+        )
+        .await;
+        assert_eq!(summed, total["data"]["count"].as_i64().unwrap(), "{query}");
+    }
+}
+
+/// `GET /api/status/latency`: the percentiles of the node's own widget reads over the last minute,
+/// computed by the node.
+#[tokio::test]
+async fn the_node_answers_the_percentiles_of_its_widget_reads() {
+    let redis = RedisServer::start().unwrap();
+    let demo = Demo::two_nodes("latency", &redis);
+    let http = client();
+    let (status, before) = get(&http, &format!("{}/api/status/latency", demo.urls[0])).await;
+    assert_eq!(status, 200, "{before}");
+    assert_eq!(before["requests"], 0, "no widget read yet: {before}");
+    assert_eq!(before["percentiles"], Value::Array(Vec::new()));
+    for widget in [
+        "total_donations",
+        "top_donors",
+        "total_donations",
+        "nonsense",
+    ] {
+        get(&http, &format!("{}/api/widgets/{widget}", demo.urls[0])).await;
+    }
+    // Other routes are not counted.
+    get(&http, &format!("{}/api/organizations", demo.urls[0])).await;
+    let (_, figures) = get(&http, &format!("{}/api/status/latency", demo.urls[0])).await;
+    assert_eq!(figures["node"], "node-0");
+    assert_eq!(figures["route"], "/api/widgets/{widget}");
+    assert_eq!(figures["requests"], 4, "{figures}");
+    let bounds: Vec<f64> = figures["percentiles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["at_most_ms"].as_f64().unwrap())
+        .collect();
+    assert_eq!(bounds.len(), 3, "p50, p95, p99: {figures}");
+    assert!(bounds[0] > 0.0, "{figures}");
+    assert!(bounds.windows(2).all(|w| w[0] <= w[1]), "{figures}");
+    assert_eq!(figures["percentiles"][1]["quantile"], 0.95);
+    let (_, other) = get(&http, &format!("{}/api/status/latency", demo.urls[1])).await;
+    assert_eq!(other["node"], "node-1");
+    assert_eq!(
+        other["requests"], 0,
+        "each node times its own reads: {other}"
     );
 }

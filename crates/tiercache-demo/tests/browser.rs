@@ -10,6 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{client, get, Demo, RedisServer, TempDir, DEADLINE};
+use fantoccini::actions::{InputSource, MouseActions, PointerAction};
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{json, Value};
 
@@ -151,6 +152,70 @@ impl Browser {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// Polls `source` (a script's body) until it returns something other than null, or fails after
+    /// the deadline saying `what` never happened.
+    async fn until(&self, what: &str, source: &str) -> Value {
+        let started = Instant::now();
+        loop {
+            let value = self.script(source).await;
+            if !value.is_null() {
+                return value;
+            }
+            let errors = self.errors().await;
+            assert!(errors.is_empty(), "the page reported errors: {errors:?}");
+            assert!(started.elapsed() < DEADLINE, "{what} never happened");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Moves the mouse to the point of index `i` of the chart in `selector` (scrolled into view,
+    /// halfway up its plot) and returns the tooltip it then shows: `{date, value, text}` of its
+    /// `<time datetime>`, its first value's `data-value` and its whole text.
+    async fn hover_point(&self, selector: &str, i: usize) -> Value {
+        let at = self
+            .script(&format!(
+                "const c = document.querySelector('{selector}');
+                 c.scrollIntoView({{ block: 'center' }});
+                 const u = c.chart, box = u.over.getBoundingClientRect();
+                 return [box.left + u.valToPos(u.data[0][{i}], 'x'), box.top + box.height / 2];"
+            ))
+            .await;
+        let (x, y) = (at[0].as_f64().unwrap(), at[1].as_f64().unwrap());
+        let mouse = MouseActions::new("mouse".into()).then(PointerAction::MoveTo {
+            duration: Some(Duration::from_millis(100)),
+            x: x.round(),
+            y: y.round(),
+        });
+        self.client.perform_actions(mouse).await.unwrap();
+        self.until(
+            &format!("a tooltip at point {i} of {selector}"),
+            &format!(
+                "const t = document.querySelector('{selector} .chart-tip');
+                 if (!t || t.hidden || t.dataset.index !== '{i}') return null;
+                 return {{ date: t.querySelector('time').getAttribute('datetime'),
+                   value: t.querySelector('b').dataset.value, text: t.textContent }};"
+            ),
+        )
+        .await
+    }
+
+    /// The computed font size of the chart in `selector`, the font its axes are drawn in, its width,
+    /// and the tick labels of its axes and legend.
+    async fn chart_text(&self, selector: &str) -> Value {
+        self.until(
+            &format!("a chart in {selector}"),
+            &format!(
+                "const c = document.querySelector('{selector}');
+                 if (!c || !c.chart || !c.dataset.xTicks) return null;
+                 return {{ size: getComputedStyle(c).fontSize, font: c.dataset.axisFont,
+                   width: c.chart.width, x: c.dataset.xTicks.split(' | '), y: c.dataset.yTicks.split(' | '),
+                   legend: c.querySelector('.u-legend').textContent,
+                   legendSize: getComputedStyle(c.querySelector('.u-legend')).fontSize }};"
+            ),
+        )
+        .await
     }
 
     /// Script errors, failed loads and console errors the page recorded.
@@ -399,4 +464,199 @@ async fn wait_for_donation_to_campaign_7(browser: &Browser) {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// The numbers of a JSON array, or of the field `field` of each of its objects ("": the items).
+fn numbers(array: &Value, field: &str) -> Vec<f64> {
+    let items = array.as_array().unwrap().iter();
+    items
+        .map(|item| {
+            let number = if field.is_empty() { item } else { &item[field] };
+            number.as_f64().unwrap()
+        })
+        .collect()
+}
+
+/// The trend chart over "last 30 days" of an organisation: every day at its date on a time axis,
+/// a day without donations as a zero at its place between the others, a tooltip with the date and
+/// the value at the point under the mouse, and axis labels.
+#[tokio::test]
+async fn the_trend_chart_puts_every_day_at_its_date_with_a_tooltip() {
+    let redis = RedisServer::start().unwrap();
+    let demo = Demo::two_nodes("browser-trend", &redis);
+    let query = "range=last_30_days&organization_id=1";
+    let (_, api) = get(
+        &client(),
+        &format!("{}/api/widgets/donation_trends?{query}", demo.urls[0]),
+    )
+    .await;
+    let days = api["data"].as_array().unwrap();
+    assert_eq!(days.len(), 30, "{api}");
+    let counts = numbers(&api["data"], "count");
+    // An empty day with donations on both sides: the kind a chart by index made vanish.
+    let empty = (1..counts.len() - 1)
+        .find(|&i| {
+            counts[i] == 0.0
+                && counts[..i].iter().any(|&c| c > 0.0)
+                && counts[i + 1..].iter().any(|&c| c > 0.0)
+        })
+        .unwrap_or_else(|| panic!("an empty day between donation days in {counts:?}"));
+    let full = counts.iter().position(|&c| c > 0.0).unwrap();
+
+    let browser = Browser::start("trend").await;
+    browser.open_dashboard(&demo.urls[0], query).await;
+    let chart = "#w-donation_trends .chart";
+    let drawn = browser
+        .until(
+            "the trend chart",
+            &format!(
+                "const u = document.querySelector('{chart}')?.chart;
+                 if (!u) return null;
+                 const at = (i) => u.valToPos(u.data[0][i], 'x');
+                 return {{ x: u.data[0], y: u.data[1], gaps: [at({empty}) - at({empty} - 1), at({empty} + 1) - at({empty})] }};"
+            ),
+        )
+        .await;
+    let wanted: Vec<f64> = numbers(&api["data"], "day")
+        .iter()
+        .map(|d| d * 86_400.0 + 43_200.0)
+        .collect();
+    assert_eq!(
+        numbers(&drawn["x"], ""),
+        wanted,
+        "a point at noon of each day, in order"
+    );
+    assert_eq!(
+        drawn["y"][empty].as_f64(),
+        Some(0.0),
+        "the empty day is a zero"
+    );
+    let gaps = numbers(&drawn["gaps"], "");
+    assert!(
+        gaps[0] > 5.0 && (gaps[0] - gaps[1]).abs() < 1.0,
+        "a day's width on each side of the empty day: {gaps:?}"
+    );
+
+    let tip = browser.hover_point(chart, empty).await;
+    let day = |i: usize| {
+        let seconds = days[i]["day"].as_i64().unwrap() * 86_400;
+        chrono::DateTime::from_timestamp(seconds, 0)
+            .unwrap()
+            .format("%Y-%m-%d")
+            .to_string()
+    };
+    assert_eq!(tip["date"], day(empty), "{tip}");
+    assert_eq!(
+        tip["value"].as_str().and_then(|v| v.parse::<f64>().ok()),
+        Some(0.0),
+        "{tip}"
+    );
+    assert!(
+        tip["text"].as_str().unwrap().contains("0 donations"),
+        "{tip}"
+    );
+    let tip = browser.hover_point(chart, full).await;
+    assert_eq!(tip["date"], day(full), "{tip}");
+    assert_eq!(
+        tip["value"].as_str().and_then(|v| v.parse::<f64>().ok()),
+        days[full]["total"].as_f64(),
+        "{tip}"
+    );
+
+    let text = browser.chart_text(chart).await;
+    assert!(
+        text["x"].as_array().unwrap().len() >= 3,
+        "dates along the time axis: {text}"
+    );
+    assert!(
+        text["y"].as_array().unwrap().len() >= 2,
+        "values up the y axis: {text}"
+    );
+    assert!(
+        text["legend"].as_str().unwrap().contains("Donated per day"),
+        "{text}"
+    );
+    assert!(
+        browser.errors().await.is_empty(),
+        "{:?}",
+        browser.errors().await
+    );
+    browser.screenshot("trend-tooltip").await;
+    browser.close().await;
+}
+
+/// Chart text is one fixed size on both pages, however wide the chart; `/ops` shows the
+/// percentiles the node computed and never fetches `/metrics`.
+#[tokio::test]
+async fn chart_text_keeps_its_size_and_ops_reads_the_nodes_percentiles() {
+    let redis = RedisServer::start().unwrap();
+    let demo = Demo::two_nodes("browser-chart-text", &redis);
+    let http = client();
+    let browser = Browser::start("chart-text").await;
+    browser
+        .open_dashboard(&demo.urls[0], "range=this_month")
+        .await;
+    let wide = browser.chart_text("#w-donation_trends .chart").await;
+
+    browser
+        .client
+        .goto(&format!("{}/ops", demo.urls[0]))
+        .await
+        .unwrap();
+    browser.wait_refreshes(2).await;
+    let narrow = browser.chart_text("#chart-hits").await;
+    assert!(
+        wide["width"].as_f64().unwrap() > narrow["width"].as_f64().unwrap() + 100.0,
+        "charts of different widths: {wide} {narrow}"
+    );
+    for key in ["size", "font", "legendSize"] {
+        assert_eq!(wide[key], narrow[key], "{key} on / and /ops");
+    }
+    assert_eq!(wide["size"], "12px");
+    assert!(
+        wide["font"].as_str().unwrap().starts_with("12px "),
+        "{wide}"
+    );
+    let legend = narrow["legend"].as_str().unwrap();
+    assert!(
+        legend.contains("Hit rate") && legend.contains("L1 share"),
+        "{narrow}"
+    );
+
+    // Reads while the page is open: it shows the node's count of them, as the node answers it.
+    for _ in 0..3 {
+        get(&http, &format!("{}/api/widgets/top_donors", demo.urls[0])).await;
+    }
+    let started = Instant::now();
+    loop {
+        let (_, latency) = get(&http, &format!("{}/api/status/latency", demo.urls[0])).await;
+        let shown = browser
+            .script("return Number(document.getElementById('latency-figures').dataset.requests);")
+            .await;
+        if latency["requests"].as_u64().unwrap() >= 3
+            && shown.as_u64() == latency["requests"].as_u64()
+        {
+            let text = browser
+                .script("return document.getElementById('latency').textContent;")
+                .await;
+            assert!(text.as_str().unwrap().contains("p95"), "{text}");
+            break;
+        }
+        assert!(
+            started.elapsed() < DEADLINE,
+            "the page never showed {latency}: {shown}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let scraped = browser
+        .script("return performance.getEntriesByType('resource').some((e) => new URL(e.name).pathname === '/metrics');")
+        .await;
+    assert_eq!(scraped, false, "the page reads no Prometheus text");
+    assert!(
+        browser.errors().await.is_empty(),
+        "{:?}",
+        browser.errors().await
+    );
+    browser.screenshot("ops-charts").await;
+    browser.close().await;
 }

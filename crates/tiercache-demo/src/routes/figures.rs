@@ -2,11 +2,17 @@
 //! cents also given in units (`total_cents: 1250` beside `total: 12.5`), so a page needs no
 //! arithmetic.
 //!
+//! A trend answers every day of its period, a day without donations as a zero bucket: the view
+//! holds only the days that had some, and a chart (or any client) placing them side by side would
+//! show a month with twelve donation days as twelve adjacent bars. The cached view stays sparse.
+//!
 //! Written straight into the response by `Serialize`: on an L1 hit this is most of the request's
 //! work, so no intermediate JSON tree is built.
 
+use std::ops::Range;
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
 use serde::ser::{Serialize, Serializer};
 use serde::Serialize as Derive;
 use tiercache_widgets::{
@@ -17,7 +23,23 @@ use crate::amount::cents_to_units;
 
 /// The data of one view, serialized with units beside cents.
 #[derive(Debug, Clone)]
-pub struct Figures(pub Arc<WidgetData>);
+pub struct Figures {
+    data: Arc<WidgetData>,
+    /// The period's days (since the Unix epoch, end excluded), which a trend answers one each.
+    days: Range<i64>,
+}
+
+impl Figures {
+    /// The figures of `data`, the view over the period `[start, end)`.
+    pub fn new(data: Arc<WidgetData>, start: DateTime<Utc>, end: DateTime<Utc>) -> Figures {
+        const DAY: i64 = 86_400;
+        Figures {
+            data,
+            // Periods start and end at midnight UTC; a partial last day would still be a day.
+            days: start.timestamp().div_euclid(DAY)..(end.timestamp() + DAY - 1).div_euclid(DAY),
+        }
+    }
+}
 
 #[derive(Derive)]
 struct Totals {
@@ -155,14 +177,14 @@ impl<'a> From<&'a ActivityRow> for Activity<'a> {
 
 impl Serialize for Figures {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        match &*self.0 {
+        match &*self.data {
             WidgetData::TotalDonations(d) => Totals::from(d).serialize(serializer),
             WidgetData::CampaignPerformance(rows) => {
                 serializer.collect_seq(rows.iter().map(CampaignFigures::from))
             }
-            WidgetData::DonationTrends(rows) => {
-                serializer.collect_seq(rows.iter().map(Trend::from))
-            }
+            WidgetData::DonationTrends(rows) => serializer.collect_seq(
+                TrendBucket::every_day(rows, self.days.clone()).map(|b| Trend::from(&b)),
+            ),
             WidgetData::TopDonors(rows) => {
                 serializer.collect_seq(rows.iter().map(DonorFigures::from))
             }
@@ -201,7 +223,10 @@ mod tests {
     }
 
     fn answered(data: WidgetData) -> Value {
-        serde_json::to_value(Figures(Arc::new(data))).unwrap_or(Value::Null)
+        // 20,000 days after the epoch: the one day of the trend below.
+        let start = DateTime::from_timestamp(20_000 * 86_400, 0).unwrap_or_default();
+        let end = start + chrono::Duration::days(1);
+        serde_json::to_value(Figures::new(Arc::new(data), start, end)).unwrap_or(Value::Null)
     }
 
     #[test]
@@ -274,6 +299,45 @@ mod tests {
         check_units(
             &participation,
             &answered(WidgetData::EmployeeParticipation(participation.clone())),
+        );
+    }
+
+    #[test]
+    fn a_trend_answers_every_day_of_its_period_in_order() {
+        let day = |d: i64| DateTime::from_timestamp(d * 86_400, 0).unwrap_or_default();
+        let held = |d: i64, cents: i64| TrendBucket {
+            day: d,
+            total_cents: cents,
+            count: 1,
+        };
+        let data = WidgetData::DonationTrends(vec![held(101, 250), held(104, 75)]);
+        let v = serde_json::to_value(Figures::new(Arc::new(data), day(100), day(106)))
+            .unwrap_or(Value::Null);
+        let days: Vec<(i64, f64, i64)> = v
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|b| {
+                        let total = b["total"].as_f64().unwrap_or(f64::NAN);
+                        (
+                            b["day"].as_i64().unwrap_or(-1),
+                            total,
+                            b["count"].as_i64().unwrap_or(-1),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        assert_eq!(
+            days,
+            [
+                (100, 0.0, 0),
+                (101, 2.5, 1),
+                (102, 0.0, 0),
+                (103, 0.0, 0),
+                (104, 0.75, 1),
+                (105, 0.0, 0)
+            ]
         );
     }
 }

@@ -54,6 +54,7 @@ pub fn router(node: Arc<Node>, request_timeout: Duration) -> Router {
                 .route("/api/campaigns", post(campaigns::create))
                 .route("/api/status", get(status::status))
                 .route("/api/status/history", get(status::history))
+                .route("/api/status/latency", get(status::latency))
                 .route_layer(middleware::from_fn_with_state(
                     node.clone(),
                     crate::admin::require_admin_token,
@@ -147,6 +148,7 @@ async fn not_found(uri: axum::http::Uri) -> ApiError {
         "GET /ops",
         "GET /api/status",
         "GET /api/status/history",
+        "GET /api/status/latency",
         "GET /livez",
         "GET /readyz",
         "GET /health",
@@ -312,6 +314,7 @@ mod tests {
             in_flight: tokio::sync::Semaphore::new(64),
             max_in_flight: 64,
             admin_token: None,
+            widget_latency: crate::recent_latency::RecentLatency::default(),
         };
         (Arc::new(node), scratch)
     }

@@ -39,6 +39,29 @@ const ASSETS: &[(&str, &str, &str)] = &[
         "text/javascript; charset=utf-8",
         include_str!("../../assets/ops.js"),
     ),
+    (
+        "charts.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../assets/charts.js"),
+    ),
+    // uPlot 1.6.32 (https://github.com/leeoniya/uPlot, MIT, © 2022 Leon Sorokin), the files of its
+    // npm package's dist/ unchanged, with its licence beside them: the charts' drawing, served
+    // from the binary like everything else, so no page needs a CDN or any network.
+    (
+        "uPlot.iife.min.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../assets/vendor/uPlot.iife.min.js"),
+    ),
+    (
+        "uPlot.min.css",
+        "text/css; charset=utf-8",
+        include_str!("../../assets/vendor/uPlot.min.css"),
+    ),
+    (
+        "uPlot.LICENSE",
+        "text/plain; charset=utf-8",
+        include_str!("../../assets/vendor/uPlot.LICENSE"),
+    ),
 ];
 
 /// `GET /`: the dashboard.

@@ -1,5 +1,6 @@
 //! `GET /api/status`: the node's status document (the one `tiercache cache-status --json` prints),
-//! and `GET /api/status/history`: the snapshots the node stored.
+//! `GET /api/status/history`: the snapshots the node stored, and `GET /api/status/latency`: the
+//! percentiles of this node's widget reads over the last minute.
 
 use std::sync::Arc;
 
@@ -11,6 +12,7 @@ use tiercache_widgets::{CacheStatus, MetricsSnapshot};
 
 use crate::error::ApiError;
 use crate::node::{CachedNode, Node};
+use crate::recent_latency::LatencyFigures;
 
 /// The most snapshots one history call returns (a day at one a minute).
 const MAX_HISTORY: usize = 1440;
@@ -53,4 +55,14 @@ pub async fn history(
 ) -> Result<Json<Vec<MetricsSnapshot>>, ApiError> {
     let n = query.snapshots.unwrap_or(60).min(MAX_HISTORY);
     Ok(Json(cached(&node)?.metrics.history(n).await?))
+}
+
+/// `GET /api/status/latency`: p50, p95 and p99 of this node's widget reads over the last minute,
+/// by the buckets of `http_request_duration_seconds`. Answered with or without a cache: the reads
+/// are timed either way.
+pub async fn latency(State(node): State<Arc<Node>>) -> Json<LatencyFigures> {
+    Json(
+        node.widget_latency
+            .figures(node.name, std::time::Instant::now()),
+    )
 }

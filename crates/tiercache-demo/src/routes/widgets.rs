@@ -212,7 +212,7 @@ pub async fn view(
             .iter()
             .map(|(k, v)| (k.to_owned(), v.to_owned()))
             .collect(),
-        data: Figures(data),
+        data: Figures::new(data, start, end),
         source,
         node: node.name,
         elapsed_ms: started.elapsed().as_secs_f64() * 1000.0,

@@ -43,6 +43,37 @@ pub struct TrendBucket {
     pub count: i64,
 }
 
+impl TrendBucket {
+    /// One bucket per day of `days` (days since the Unix epoch, end excluded), in order: the one of
+    /// `buckets` for that day, or a zero bucket for a day without donations. A trend view holds only
+    /// the days that had some, so a chart that places its buckets side by side would close the gaps;
+    /// this puts every day of the period where it belongs. `buckets` must be in day order, as every
+    /// trend view is; buckets outside `days` are left out.
+    ///
+    /// ```
+    /// use tiercache_widgets::TrendBucket;
+    /// let held = [TrendBucket { day: 11, total_cents: 500, count: 2 }];
+    /// let days: Vec<(i64, i64)> = TrendBucket::every_day(&held, 10..13).map(|b| (b.day, b.count)).collect();
+    /// assert_eq!(days, [(10, 0), (11, 2), (12, 0)]);
+    /// ```
+    pub fn every_day(
+        buckets: &[TrendBucket],
+        days: std::ops::Range<i64>,
+    ) -> impl Iterator<Item = TrendBucket> + '_ {
+        let mut held = buckets.iter().peekable();
+        days.map(move |day| {
+            while held.next_if(|b| b.day < day).is_some() {}
+            held.next_if(|b| b.day == day)
+                .cloned()
+                .unwrap_or(TrendBucket {
+                    day,
+                    total_cents: 0,
+                    count: 0,
+                })
+        })
+    }
+}
+
 /// One donor's total.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DonorRow {
@@ -193,4 +224,36 @@ pub struct CampaignEntry {
     pub id: i64,
     /// Its name.
     pub name: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TrendBucket;
+
+    fn bucket(day: i64, count: i64) -> TrendBucket {
+        TrendBucket {
+            day,
+            total_cents: count * 100,
+            count,
+        }
+    }
+
+    #[test]
+    fn every_day_of_the_period_is_there_once_with_zeros_between_the_held_days() {
+        let held = [bucket(3, 1), bucket(5, 2), bucket(6, 4), bucket(20, 9)];
+        let days: Vec<TrendBucket> = TrendBucket::every_day(&held, 4..9).collect();
+        assert_eq!(
+            days,
+            [
+                bucket(4, 0),
+                bucket(5, 2),
+                bucket(6, 4),
+                bucket(7, 0),
+                bucket(8, 0)
+            ],
+            "days outside the period are left out, the ones inside kept as they were"
+        );
+        assert_eq!(TrendBucket::every_day(&[], 0..3).count(), 3);
+        assert_eq!(TrendBucket::every_day(&held, 5..5).count(), 0);
+    }
 }
