@@ -135,7 +135,10 @@ async function dashboard(q) {
     if (part.error) return { status: "rejected", reason: new Error(part.error.error) };
     return {
       status: "fulfilled",
-      value: { source: part.source, data: part.data, elapsed_ms: answer.elapsed_ms, node: answer.node },
+      value: {
+        widget, source: part.source, data: part.data, range: answer.range, period: answer.period,
+        filters: answer.filters, elapsed_ms: answer.elapsed_ms, node: answer.node,
+      },
     };
   });
 }

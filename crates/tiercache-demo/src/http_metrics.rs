@@ -28,7 +28,7 @@ pub async fn track(State(node): State<Arc<Node>>, request: Request, next: Next) 
     let response = next.run(request).await;
     let status = response.status().as_u16().to_string();
     let elapsed = started.elapsed();
-    if route == crate::recent_latency::WIDGET_ROUTE {
+    if crate::recent_latency::READ_ROUTES.contains(&route.as_str()) {
         node.widget_latency.record(elapsed, Instant::now());
     }
     metrics::counter!("http_requests_total", "node" => node.name, "route" => route.clone(), "method" => method, "status" => status)

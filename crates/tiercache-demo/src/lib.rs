@@ -8,6 +8,7 @@
 //! |---|---|
 //! | `GET /api/widgets` | the widget types, ranges and filters accepted |
 //! | `GET /api/widgets/{type}?range=&organization_id=&campaign_id=&employee_id=&currency=&limit=` | one view, with the tier that answered |
+//! | `GET /api/dashboard?range=&organization_id=&campaign_id=&employee_id=&currency=&limit=` | every widget in one answer, read through the cache in one call |
 //! | `POST /api/donations` | record a donation, then invalidate the views it changes on every node (with an admin token set: `Authorization: Bearer`) |
 //! | `POST /api/campaigns` | create a campaign, then invalidate campaign_performance and organization_stats (token, as above) |
 //! | `GET /livez` | 200 while the process serves (no I/O) |

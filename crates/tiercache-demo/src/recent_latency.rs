@@ -1,4 +1,4 @@
-//! [`RecentLatency`]: one node's widget reads of the last minute, counted in the buckets of
+//! [`RecentLatency`]: one node's widget and dashboard reads of the last minute, counted in the buckets of
 //! `http_request_duration_seconds`, and their percentiles.
 //!
 //! The `/ops` page used to fetch `/metrics` and diff histogram scrapes in the browser for these
@@ -65,8 +65,8 @@ pub struct Percentile {
 pub struct LatencyFigures {
     /// The node that answered.
     pub node: &'static str,
-    /// The route measured.
-    pub route: &'static str,
+    /// The routes measured.
+    pub routes: [&'static str; 2],
     /// The seconds covered: the last minute, or since the node started when that is shorter.
     pub window_seconds: f64,
     /// Requests answered in the window.
@@ -77,8 +77,9 @@ pub struct LatencyFigures {
     pub largest_bound_ms: f64,
 }
 
-/// The route whose latency is kept.
-pub const WIDGET_ROUTE: &str = "/api/widgets/{widget}";
+/// The routes whose latency is kept: one widget's read, and a whole dashboard's (what the page
+/// sends), so the figures follow what readers wait for whichever way they ask.
+pub const READ_ROUTES: [&str; 2] = ["/api/widgets/{widget}", "/api/dashboard"];
 
 impl Default for RecentLatency {
     fn default() -> Self {
@@ -151,7 +152,7 @@ impl RecentLatency {
         let requests = in_window.iter().sum();
         LatencyFigures {
             node,
-            route: WIDGET_ROUTE,
+            routes: READ_ROUTES,
             window_seconds: since_start.min(WINDOW).as_secs_f64(),
             requests,
             percentiles: if requests == 0 {

@@ -816,7 +816,10 @@ async fn the_node_answers_the_percentiles_of_its_widget_reads() {
     get(&http, &format!("{}/api/organizations", demo.urls[0])).await;
     let (_, figures) = get(&http, &format!("{}/api/status/latency", demo.urls[0])).await;
     assert_eq!(figures["node"], "node-0");
-    assert_eq!(figures["route"], "/api/widgets/{widget}");
+    assert_eq!(
+        figures["routes"],
+        serde_json::json!(["/api/widgets/{widget}", "/api/dashboard"])
+    );
     assert_eq!(figures["requests"], 4, "{figures}");
     let bounds: Vec<f64> = figures["percentiles"]
         .as_array()

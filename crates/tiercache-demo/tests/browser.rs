@@ -295,6 +295,24 @@ async fn the_dashboard_shows_the_apis_figures_and_fits_a_phone() {
             "every widget answered from a tier: {sources:?}"
         );
     }
+    // The page asked for its widgets in one request, not one per widget.
+    let asked = browser
+        .script(
+            "return performance.getEntriesByType('resource').map(e => new URL(e.name).pathname)\
+             .filter(p => p.startsWith('/api/dashboard') || p.startsWith('/api/widgets/'));",
+        )
+        .await;
+    let asked: Vec<&str> = asked
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap())
+        .collect();
+    assert!(!asked.is_empty(), "the page read its widgets");
+    assert!(
+        asked.iter().all(|p| *p == "/api/dashboard"),
+        "one dashboard request per refresh: {asked:?}"
+    );
     let selected = browser
         .script("return document.getElementById('organization').value;")
         .await;

@@ -64,6 +64,7 @@ pub async fn dashboard(
     let query = parse_query(params)?;
     let now = node.clock.now();
     let answers = figures(&node, &query, now).await;
+    let (start, end) = query.range.resolve(now);
     let mut status = StatusCode::OK;
     let widgets = WidgetType::ALL
         .iter()
@@ -72,7 +73,7 @@ pub async fn dashboard(
             Ok((data, source)) => WidgetPart {
                 widget,
                 source: Some(source),
-                data: Some(Figures(data)),
+                data: Some(Figures::new(data, start, end)),
                 error: None,
             },
             Err(e) => {
@@ -89,7 +90,6 @@ pub async fn dashboard(
             }
         })
         .collect();
-    let (start, end) = query.range.resolve(now);
     let answer = DashboardAnswer {
         range: query.range.to_string(),
         period: Period {
