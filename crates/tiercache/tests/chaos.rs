@@ -4,7 +4,8 @@
 //! The truth is a version per key. A writer bumps a key's version, then invalidates the key (or its
 //! tag) or sets the new version, on any node; when the call returns `Ok` the invalidation is
 //! *acknowledged* at that instant. Readers on every node call `get_or_load` with a loader that returns
-//! the current version. A read is stale when it returns a version older than one acknowledged before
+//! the current version, or (one reader per node) `fetch_many` of a few keys with a batch loader that
+//! returns theirs, each key's answer checked like a single read. A read is stale when it returns a version older than one acknowledged before
 //! the read began; its staleness is how long after that acknowledgement the old value was served.
 //!
 //! Each fault gets a second of steady load, the fault (a few seconds), a second and a half of load
@@ -94,35 +95,90 @@ struct Writes {
     failed: AtomicUsize,
 }
 
+/// The current versions of `keys` (`k{i}`), as a batch loader answers them.
+fn versions_of(truth: &Truth, keys: Vec<String>) -> Vec<(String, u64)> {
+    keys.into_iter()
+        .filter_map(|k| {
+            let i: usize = k.strip_prefix('k')?.parse().ok()?;
+            Some((k, truth.versions[i].load(Ordering::SeqCst)))
+        })
+        .collect()
+}
+
+/// How a reader reads: one key with `get_or_load`, or a few with `fetch_many`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ReadKind {
+    One,
+    Many,
+}
+
+/// Keys a `fetch_many` reader asks for at once.
+const KEYS_PER_BATCH: usize = 3;
+
 async fn reader(
     node: Cache,
     node_index: usize,
+    kind: ReadKind,
     truth: Arc<Truth>,
     stop: Arc<AtomicBool>,
     log: Arc<Mutex<Vec<Read>>>,
 ) {
     while !stop.load(Ordering::Acquire) {
-        let k = rand::rng().random_range(0..KEYS);
         let frozen = node_index == 0 && truth.freeze_node0.load(Ordering::Acquire);
+        let asked: Vec<usize> = {
+            let mut rng = rand::rng();
+            let n = if kind == ReadKind::Many {
+                KEYS_PER_BATCH
+            } else {
+                1
+            };
+            (0..n).map(|_| rng.random_range(0..KEYS)).collect()
+        };
         let source = truth.clone();
         let start = Instant::now();
-        let result = node
-            .get_or_load(&key(k), &opts(k), move || async move {
-                let v = source.versions[k].load(Ordering::SeqCst);
-                if frozen {
-                    tokio::time::sleep(FROZEN_FOR).await;
-                }
-                Ok::<_, std::io::Error>(v)
-            })
-            .await;
+        let versions: Vec<Option<u64>> = if kind == ReadKind::One {
+            let k = asked[0];
+            let result = node
+                .get_or_load(&key(k), &opts(k), move || async move {
+                    let v = source.versions[k].load(Ordering::SeqCst);
+                    if frozen {
+                        tokio::time::sleep(FROZEN_FOR).await;
+                    }
+                    Ok::<_, std::io::Error>(v)
+                })
+                .await;
+            vec![result.ok().map(|v| *v)]
+        } else {
+            let requests: Vec<(String, EntryOptions)> =
+                asked.iter().map(|&k| (key(k), opts(k))).collect();
+            node.fetch_many(
+                requests.iter().map(|(k, o)| (k.as_str(), o)),
+                move |keys: Vec<String>| {
+                    let source = source.clone();
+                    async move {
+                        let versions = versions_of(&source, keys);
+                        if frozen {
+                            tokio::time::sleep(FROZEN_FOR).await;
+                        }
+                        Ok::<_, std::io::Error>(versions)
+                    }
+                },
+            )
+            .await
+            .into_iter()
+            .map(|answer| answer.ok().map(|f| *f.value))
+            .collect()
+        };
         let end = Instant::now();
-        log.lock().unwrap().push(Read {
-            node: node_index,
-            key: k,
-            version: result.ok().map(|v| *v),
-            start,
-            end,
-        });
+        log.lock()
+            .unwrap()
+            .extend(asked.into_iter().zip(versions).map(|(k, version)| Read {
+                node: node_index,
+                key: k,
+                version,
+                start,
+                end,
+            }));
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
 }
@@ -639,10 +695,16 @@ async fn three_nodes_survive_every_fault_without_errors_or_late_stale_reads() {
     let log = Arc::new(Mutex::new(Vec::new()));
     let mut tasks = Vec::new();
     for (i, node) in nodes.iter().enumerate() {
-        for _ in 0..READERS_PER_NODE {
+        for r in 0..READERS_PER_NODE {
+            let kind = if r == 0 {
+                ReadKind::One
+            } else {
+                ReadKind::Many
+            };
             tasks.push(tokio::spawn(reader(
                 node.clone(),
                 i,
+                kind,
                 truth.clone(),
                 stop.clone(),
                 log.clone(),
