@@ -20,7 +20,8 @@ use std::time::Duration;
 use futures_util::future::join_all;
 use tiercache::{Cache, EntryOptions};
 use tiercache_benches::{
-    decode, encode, micros, node, quantile, raw_connection, runtime, timed_phase, Payload, Table,
+    decode, encode, interleaved_rounds, node, quantile, ratio_row, raw_connection, runtime,
+    store_both, timed_phase, Payload, Table,
 };
 use tiercache_testkit::RedisServer;
 
@@ -190,13 +191,9 @@ fn main() {
                     .collect();
                 for (ks, raws) in keys.iter().zip(&raw_keys) {
                     for (key, raw_key) in ks.iter().zip(raws) {
-                        cache.set(key, value.clone(), &opts).await.unwrap();
-                        let () = redis::cmd("SET")
-                            .arg(raw_key)
-                            .arg(&bytes)
-                            .query_async(&mut raw)
-                            .await
-                            .unwrap();
+                        let (value, keys) =
+                            ((&value, bytes.as_slice()), (key.as_str(), raw_key.as_str()));
+                        store_both(&cache, &mut raw, keys, value, &opts).await;
                     }
                 }
                 Arc::new(Target {
@@ -208,32 +205,17 @@ fn main() {
                     raw_keys,
                 })
             });
-            let mut samples: Vec<Vec<Duration>> = vec![Vec::new(); variants.len()];
-            // One untimed phase each to warm connections, scripts, L1 and the allocator.
-            for &variant in &variants {
-                rt.block_on(phase(&target, tier, variant, tasks));
-            }
-            for _ in 0..ROUNDS {
-                for (slot, &variant) in variants.iter().enumerate() {
-                    samples[slot].extend(rt.block_on(phase(&target, tier, variant, tasks)));
-                }
-            }
+            let mut samples = interleaved_rounds(variants.len(), ROUNDS, |slot| {
+                rt.block_on(phase(&target, tier, variants[slot], tasks))
+            });
             let seconds = PHASE.as_secs_f64() * ROUNDS as f64;
             // The first variant of each tier is its baseline.
             let base_p50 = quantile(&mut samples[0], 0.5);
             for (slot, &variant) in variants.iter().enumerate() {
-                let s = &mut samples[slot];
-                let (p50, p99) = (quantile(s, 0.5), quantile(s, 0.99));
-                let ratio = p50.as_secs_f64() / base_p50.as_secs_f64();
-                let bold = if slot == 0 { "" } else { "**" };
-                table.line(format!(
-                    "| {} | {tasks} | {} | {} | {} | {:.0} | {bold}{ratio:.2}×{bold} |",
-                    if tier == Tier::L1 { "L1" } else { "L2 only" },
-                    variant.label(),
-                    micros(p50),
-                    micros(p99),
-                    s.len() as f64 / seconds,
-                ));
+                let tier = if tier == Tier::L1 { "L1" } else { "L2 only" };
+                let cells = format!("{tier} | {tasks}");
+                let row = (cells.as_str(), variant.label(), slot == 0);
+                ratio_row(&mut table, row, &mut samples[slot], base_p50, seconds);
             }
             let stats = target.cache.stats();
             assert_eq!(stats.loads, 0, "every view was cached: no load may run");

@@ -20,8 +20,8 @@ use std::time::Duration;
 
 use tiercache::{Cache, EntryOptions};
 use tiercache_benches::{
-    decode, decode_with_limit, encode, micros, node, quantile, raw_connection, runtime,
-    timed_phase, Payload, Table,
+    decode, decode_with_limit, encode, interleaved_rounds, node, quantile, ratio_row,
+    raw_connection, runtime, store_both, timed_phase, Payload, Table,
 };
 use tiercache_testkit::RedisServer;
 
@@ -126,16 +126,12 @@ fn main() {
                 let opts = EntryOptions::new(Duration::from_hours(1)).with_tags(["widgets"]);
                 let bytes = encode(&value);
                 for i in 0..concurrency {
-                    cache
-                        .set(&format!("k{i}"), value.clone(), &opts)
-                        .await
-                        .unwrap();
-                    let () = redis::cmd("SET")
-                        .arg(format!("raw:k{i}"))
-                        .arg(&bytes)
-                        .query_async(&mut raw)
-                        .await
-                        .unwrap();
+                    let keys = (format!("k{i}"), format!("raw:k{i}"));
+                    let (keys, value) = (
+                        (keys.0.as_str(), keys.1.as_str()),
+                        (&value, bytes.as_slice()),
+                    );
+                    store_both(&cache, &mut raw, keys, value, &opts).await;
                 }
                 Arc::new(Target {
                     cache,
@@ -144,17 +140,9 @@ fn main() {
                     value: Arc::new(value),
                 })
             });
-            let mut samples: Vec<Vec<Duration>> = vec![Vec::new(); Variant::ALL.len()];
-            // One untimed phase each to warm connections, scripts and allocator.
-            for variant in Variant::ALL {
-                rt.block_on(phase(&target, variant, concurrency));
-            }
-            for _ in 0..ROUNDS {
-                for (slot, variant) in Variant::ALL.into_iter().enumerate() {
-                    let got = rt.block_on(phase(&target, variant, concurrency));
-                    samples[slot].extend(got);
-                }
-            }
+            let mut samples = interleaved_rounds(Variant::ALL.len(), ROUNDS, |slot| {
+                rt.block_on(phase(&target, Variant::ALL[slot], concurrency))
+            });
             let seconds = PHASE.as_secs_f64() * ROUNDS as f64;
             let raw_slot = Variant::ALL
                 .iter()
@@ -162,18 +150,9 @@ fn main() {
                 .unwrap();
             let raw_p50 = quantile(&mut samples[raw_slot], 0.5);
             for (slot, variant) in Variant::ALL.into_iter().enumerate() {
-                let s = &mut samples[slot];
-                let (p50, p99) = (quantile(s, 0.5), quantile(s, 0.99));
-                let ratio = p50.as_secs_f64() / raw_p50.as_secs_f64();
-                let bold = if variant == Variant::RawGet { "" } else { "**" };
-                table.line(format!(
-                    "| {} | {concurrency} | {} | {} | {} | {:.0} | {bold}{ratio:.2}×{bold} |",
-                    human_size(size),
-                    variant.label(),
-                    micros(p50),
-                    micros(p99),
-                    s.len() as f64 / seconds,
-                ));
+                let cells = format!("{} | {concurrency}", human_size(size));
+                let row = (cells.as_str(), variant.label(), variant == Variant::RawGet);
+                ratio_row(&mut table, row, &mut samples[slot], raw_p50, seconds);
             }
             let stats = target.cache.stats();
             assert_eq!(stats.loads, 0, "every key was in L2: no load may run");

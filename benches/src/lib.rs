@@ -216,6 +216,65 @@ where
     all
 }
 
+/// Stores `value` under `key` through `cache` and its encoding `bytes` under `raw_key` with a plain
+/// `SET`: the same entry for tiercache and for a raw baseline to read.
+pub async fn store_both(
+    cache: &tiercache::Cache,
+    raw: &mut redis::aio::MultiplexedConnection,
+    (key, raw_key): (&str, &str),
+    (value, bytes): (&Payload, &[u8]),
+    opts: &tiercache::EntryOptions,
+) {
+    cache.set(key, value.clone(), opts).await.unwrap();
+    let () = redis::cmd("SET")
+        .arg(raw_key)
+        .arg(bytes)
+        .query_async(raw)
+        .await
+        .unwrap();
+}
+
+/// An interleaved measurement: one untimed phase of each of `variants` (connections, scripts and
+/// the allocator warm up), then `rounds` rounds of one phase each, in turn (`phase(slot)` runs
+/// variant `slot`'s phase and returns its calls' latencies). Returns each variant's latencies.
+pub fn interleaved_rounds(
+    variants: usize,
+    rounds: usize,
+    mut phase: impl FnMut(usize) -> Vec<Duration>,
+) -> Vec<Vec<Duration>> {
+    for slot in 0..variants {
+        phase(slot);
+    }
+    let mut samples = vec![Vec::new(); variants];
+    for _ in 0..rounds {
+        for (slot, kept) in samples.iter_mut().enumerate() {
+            kept.extend(phase(slot));
+        }
+    }
+    samples
+}
+
+/// One row of an interleaved table: the row's leading cells (`cells`, already `a | b`), the path,
+/// p50, p99, calls per second over `seconds`, and p50 as a ratio to `base_p50`, in bold unless the
+/// row is the `baseline` itself.
+pub fn ratio_row(
+    table: &mut Table,
+    (cells, path, baseline): (&str, &str, bool),
+    samples: &mut [Duration],
+    base_p50: Duration,
+    seconds: f64,
+) {
+    let (p50, p99) = (quantile(samples, 0.5), quantile(samples, 0.99));
+    let ratio = p50.as_secs_f64() / base_p50.as_secs_f64();
+    let bold = if baseline { "" } else { "**" };
+    table.line(format!(
+        "| {cells} | {path} | {} | {} | {:.0} | {bold}{ratio:.2}×{bold} |",
+        micros(p50),
+        micros(p99),
+        samples.len() as f64 / seconds,
+    ));
+}
+
 /// The value at quantile `q` (0..=1) of `samples`, sorted in place.
 pub fn quantile(samples: &mut [Duration], q: f64) -> Duration {
     if samples.is_empty() {

@@ -253,6 +253,15 @@ impl Browser {
         std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
     }
 
+    /// Ends a test's visit: the page reported no error, its picture is kept as `name`, and the
+    /// browser is closed.
+    async fn finish(self, name: &str) {
+        let errors = self.errors().await;
+        assert!(errors.is_empty(), "{errors:?}");
+        self.screenshot(name).await;
+        self.close().await;
+    }
+
     async fn close(mut self) {
         let _ = self.client.clone().close().await;
         let _ = self.driver.kill();
@@ -422,13 +431,7 @@ async fn the_operations_page_shows_a_health_score() {
         .script("return document.querySelectorAll('#widgets tbody tr').length;")
         .await;
     assert_eq!(rows.as_u64(), Some(7), "a row per widget type");
-    assert!(
-        browser.errors().await.is_empty(),
-        "{:?}",
-        browser.errors().await
-    );
-    browser.screenshot("ops").await;
-    browser.close().await;
+    browser.finish("ops").await;
 }
 
 /// With an admin token set, the dashboard's donate form is refused 401, asks for the token once,
@@ -594,13 +597,7 @@ async fn the_trend_chart_puts_every_day_at_its_date_with_a_tooltip() {
         text["legend"].as_str().unwrap().contains("Donated per day"),
         "{text}"
     );
-    assert!(
-        browser.errors().await.is_empty(),
-        "{:?}",
-        browser.errors().await
-    );
-    browser.screenshot("trend-tooltip").await;
-    browser.close().await;
+    browser.finish("trend-tooltip").await;
 }
 
 /// Chart text is one fixed size on both pages, however wide the chart; `/ops` shows the
@@ -670,11 +667,5 @@ async fn chart_text_keeps_its_size_and_ops_reads_the_nodes_percentiles() {
         .script("return performance.getEntriesByType('resource').some((e) => new URL(e.name).pathname === '/metrics');")
         .await;
     assert_eq!(scraped, false, "the page reads no Prometheus text");
-    assert!(
-        browser.errors().await.is_empty(),
-        "{:?}",
-        browser.errors().await
-    );
-    browser.screenshot("ops-charts").await;
-    browser.close().await;
+    browser.finish("ops-charts").await;
 }
