@@ -99,7 +99,7 @@ decisions! {
     misses => "tiercache_misses_total", "Reads that found no usable value in either tier.";
     loads => "tiercache_loads_total", "Loader runs started by this node.";
     load_errors => "tiercache_load_errors_total", "Loader runs that failed, panicked or timed out.";
-    decode_errors => "tiercache_decode_errors_total", "L2 values that were corrupt, oversized, of an unknown version or of another type (treated as misses and deleted).";
+    decode_errors => "tiercache_decode_errors_total", "L2 values that were corrupt, oversized, of an unknown version, of a value codec this build lacks or of another type (treated as misses and deleted).";
     coalesced => "tiercache_coalesced_total", "Calls that waited on a load already running on this node instead of starting one.";
     flights_overtaken => "tiercache_flights_overtaken_total", "Calls that stopped waiting on a load or read already running on this node because an invalidation of the key reached the node first, and read again (once per call at most).";
     type_mismatches => "tiercache_type_mismatches_total", "L1 entries of another type than the one asked for (treated as misses).";
