@@ -204,7 +204,7 @@ impl CacheBuilder {
     }
 
     /// The format this node writes values in. Default [`ValueCodec::Bincode`]; with the `postcard`
-    /// feature, [`ValueCodec::Postcard`] (maintained, where bincode 2 is not). A node reads entries
+    /// feature, `ValueCodec::Postcard` (maintained, where bincode 2 is not). A node reads entries
     /// of every codec it has compiled in and treats others as misses, so a fleet can change codec
     /// node by node once every node runs a release that knows codecs (see "Upgrading" in
     /// docs/OPERATIONS.md).

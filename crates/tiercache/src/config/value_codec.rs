@@ -6,14 +6,15 @@
 /// `tiercache_decode_errors_total`), never as an error.
 ///
 /// [`ValueCodec::Bincode`] is the default and what every release before this setting wrote.
-/// [`ValueCodec::Postcard`], with the core's `postcard` feature, is a maintained alternative (bincode
+/// `ValueCodec::Postcard`, with the core's `postcard` feature, is a maintained alternative (bincode
 /// 2 is no longer maintained, RUSTSEC-2025-0141).
 ///
 /// ```
-/// let mut config = tiercache::Config::default();
+/// let config = tiercache::Config::default();
 /// assert_eq!(config.value_codec, tiercache::ValueCodec::Bincode);
 /// # #[cfg(feature = "postcard")]
-/// config.value_codec = tiercache::ValueCodec::Postcard;
+/// let config = tiercache::Config { value_codec: tiercache::ValueCodec::Postcard, ..config };
+/// # let _ = config;
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[non_exhaustive]
