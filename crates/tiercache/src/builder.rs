@@ -7,8 +7,8 @@ use std::time::Duration;
 use crate::bus::receiver::{join_fleet, start_joiner, start_receiver};
 use crate::bus::sender::start_outbox;
 use crate::cache::{Cache, Handle};
-use crate::config::EntryLayout;
 use crate::config::{Config, ConfigError};
+use crate::config::{EntryLayout, ValueCodec};
 use crate::error::Error;
 use crate::keys::KeySpace;
 use crate::l2::connection::RedisClient;
@@ -200,6 +200,16 @@ impl CacheBuilder {
     /// docs/OPERATIONS.md).
     pub fn entry_layout(mut self, layout: EntryLayout) -> Self {
         self.config.entry_layout = layout;
+        self
+    }
+
+    /// The format this node writes values in. Default [`ValueCodec::Bincode`]; with the `postcard`
+    /// feature, `ValueCodec::Postcard` (maintained, where bincode 2 is not). A node reads entries
+    /// of every codec it has compiled in and treats others as misses, so a fleet can change codec
+    /// node by node once every node runs a release that knows codecs (see "Upgrading" in
+    /// docs/OPERATIONS.md).
+    pub fn value_codec(mut self, codec: ValueCodec) -> Self {
+        self.config.value_codec = codec;
         self
     }
 

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::codec;
+use crate::config::ValueCodec;
 use crate::keys::KeySpace;
 
 /// A value shaped like what services cache: nested containers, strings, enums, options, floats.
@@ -32,11 +33,11 @@ pub enum Shape {
 const MAX_VALUE_BYTES: usize = 1 << 20;
 
 /// The envelope: header checks, then the payload as several types through the decode guard. The
-/// bytes are tried as they are and with magic, version and length set right, so a fuzzer reaches the
-/// payload without having to guess a header first.
+/// bytes are tried as they are and with magic, version, codec and length set right, so a fuzzer
+/// reaches the payload without having to guess a header first.
 pub fn envelope(bytes: &[u8]) {
     if let Ok((_, payload)) = codec::decode_header(bytes, MAX_VALUE_BYTES) {
-        decode_guard(payload);
+        decode_as_types(payload);
     }
     if bytes.len() >= codec::HEADER_LEN {
         let mut fixed = bytes.to_vec();
@@ -44,8 +45,12 @@ pub fn envelope(bytes: &[u8]) {
         fixed[2] = codec::FORMAT_VERSION;
         let len = u32::try_from(bytes.len() - codec::HEADER_LEN).unwrap_or(u32::MAX);
         fixed[32..36].copy_from_slice(&len.to_le_bytes());
+        // The codec the input's byte picks among those built in, so each one's decoder is reached.
+        let built_in = ValueCodec::BUILT_IN;
+        fixed[codec::CODEC_AT] =
+            built_in[usize::from(bytes[codec::CODEC_AT]) % built_in.len()].tag();
         match codec::decode_header(&fixed, MAX_VALUE_BYTES) {
-            Ok((_, payload)) => decode_guard(payload),
+            Ok((_, payload)) => decode_as_types(payload),
             Err(e) => assert!(
                 len as usize > MAX_VALUE_BYTES,
                 "a header set right must decode: {e}"
@@ -54,24 +59,34 @@ pub fn envelope(bytes: &[u8]) {
     }
 }
 
-/// A bincode payload through the decode guard, as types of every serde shape.
+/// A payload through the decode guard, in every codec built in, as types of every serde shape.
 pub fn decode_guard(payload: &[u8]) {
+    for &codec in ValueCodec::BUILT_IN {
+        decode_as_types(codec::Payload {
+            codec,
+            bytes: payload,
+        });
+    }
+}
+
+fn decode_as_types(payload: codec::Payload<'_>) {
     let _ = codec::decode_payload::<Shape>(payload);
     let _ = codec::decode_payload::<Vec<String>>(payload);
     let _ = codec::decode_payload::<BTreeMap<u64, Vec<u8>>>(payload);
     let _ = codec::decode_payload::<(String, Option<Vec<Shape>>, char, bool)>(payload);
     if let Ok(value) = codec::decode_payload::<Shape>(payload) {
-        // What decodes re-encodes to something that decodes to the same value.
+        // What decodes re-encodes, in the same codec, to something that decodes to the same value.
         let header = codec::Header {
             created_at_ms: 1,
             expires_at_ms: 2,
             load_micros: 3,
         };
-        if let Ok(bytes) = codec::encode(&value, &header, MAX_VALUE_BYTES) {
-            let (back, payload) =
+        if let Ok(bytes) = codec::encode(&value, &header, MAX_VALUE_BYTES, payload.codec) {
+            let (back, again) =
                 codec::decode_header(&bytes, MAX_VALUE_BYTES).expect("own header decodes");
             assert_eq!(back, header);
-            let again = codec::decode_payload::<Shape>(payload).expect("own payload decodes");
+            assert_eq!(again.codec, payload.codec);
+            let again = codec::decode_payload::<Shape>(again).expect("own payload decodes");
             // NaN is the one value not equal to itself.
             if !matches!(value, Shape::Record { ratio: Some(r), .. } if r.is_nan()) {
                 assert_eq!(again, value);

@@ -86,7 +86,7 @@ pub use builder::CacheBuilder;
 pub use cache::{Cache, ShutdownReport};
 pub use config::{
     parse_duration_setting, settings_in_toml, settings_in_toml_file, BareUnit, Config, ConfigError,
-    EntryLayout, RefreshMode, Setting, SettingValue, SettingsTable, WholeNumber,
+    EntryLayout, RefreshMode, Setting, SettingValue, SettingsTable, ValueCodec, WholeNumber,
     SETTINGS_TABLE_HEADER,
 };
 pub use error::{Error, ErrorKind};

@@ -99,7 +99,7 @@ decisions! {
     misses => "tiercache_misses_total", "Reads that found no usable value in either tier.";
     loads => "tiercache_loads_total", "Loader runs started by this node.";
     load_errors => "tiercache_load_errors_total", "Loader runs that failed, panicked or timed out.";
-    decode_errors => "tiercache_decode_errors_total", "L2 values that were corrupt, oversized, of an unknown version or of another type (treated as misses and deleted).";
+    decode_errors => "tiercache_decode_errors_total", "L2 values that were corrupt, oversized, of an unknown version, of a value codec this build lacks or of another type (treated as misses and deleted).";
     coalesced => "tiercache_coalesced_total", "Calls that waited on a load already running on this node instead of starting one.";
     batch_calls => "tiercache_batch_calls_total", "fetch_many calls that went past L1 (some of their keys missed it).";
     batch_loads => "tiercache_batch_loads_total", "Calls of a fetch_many batch loader: one per fetch_many call whose keys needed loading, plus one per key that needed loading only after waiting on another node.";

@@ -4,6 +4,7 @@
 use proptest::prelude::*;
 
 use crate::codec::{self, Header};
+use crate::config::ValueCodec;
 use crate::fuzzing::{self, Shape};
 use crate::l2::render_recorded;
 
@@ -30,6 +31,10 @@ fn shape() -> impl Strategy<Value = Shape> {
     ]
 }
 
+fn codec() -> impl Strategy<Value = ValueCodec> {
+    prop::sample::select(ValueCodec::BUILT_IN)
+}
+
 fn header() -> impl Strategy<Value = Header> {
     (any::<u64>(), any::<u64>(), any::<u32>()).prop_map(
         |(created_at_ms, expires_at_ms, load_micros)| Header {
@@ -53,9 +58,10 @@ proptest! {
     #[test]
     fn a_valid_header_in_front_of_arbitrary_bytes_never_panics(
         h in header(),
+        c in codec(),
         payload in prop::collection::vec(any::<u8>(), 0..512),
     ) {
-        let mut bytes = codec::encode(&(), &h, 1 << 20).expect("unit encodes");
+        let mut bytes = codec::encode(&(), &h, 1 << 20, c).expect("unit encodes");
         bytes.truncate(codec::HEADER_LEN);
         bytes[32..36].copy_from_slice(&u32::try_from(payload.len()).expect("small").to_le_bytes());
         bytes.extend_from_slice(&payload);
@@ -66,11 +72,13 @@ proptest! {
     fn values_roundtrip_and_any_corruption_of_them_is_an_error_or_a_value(
         value in shape(),
         h in header(),
+        c in codec(),
         flip in any::<(usize, u8)>(),
     ) {
-        let bytes = codec::encode(&value, &h, 1 << 20).expect("encodes");
+        let bytes = codec::encode(&value, &h, 1 << 20, c).expect("encodes");
         let (back, payload) = codec::decode_header(&bytes, 1 << 20).expect("header");
         prop_assert_eq!(back, h);
+        prop_assert_eq!(payload.codec, c);
         let decoded: Shape = codec::decode_payload(payload).expect("payload");
         if !matches!(value, Shape::Record { ratio: Some(r), .. } if r.is_nan()) {
             prop_assert_eq!(decoded, value);

@@ -168,14 +168,19 @@ impl Cache {
             expires_at_ms: now + ttl.as_millis() as u64,
             load_micros: u32::try_from(opts.load_time().as_micros()).unwrap_or(u32::MAX),
         };
-        let envelope = codec::encode(value, &header, node.config.max_value_bytes as usize)
-            .map_err(|reason| {
-                node.stats.encode_errors(1);
-                Error::Encode {
-                    key: key.to_owned(),
-                    reason,
-                }
-            })?;
+        let envelope = codec::encode(
+            value,
+            &header,
+            node.config.max_value_bytes as usize,
+            node.config.value_codec,
+        )
+        .map_err(|reason| {
+            node.stats.encode_errors(1);
+            Error::Encode {
+                key: key.to_owned(),
+                reason,
+            }
+        })?;
         Ok((header, envelope, ttl + node.config.fail_safe_max))
     }
 }

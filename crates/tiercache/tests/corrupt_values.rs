@@ -88,7 +88,7 @@ type Corrupt = fn(Vec<u8>, Lengths) -> Vec<u8>;
 type Corruption = (&'static str, Corrupt);
 
 #[tokio::test]
-async fn corrupt_truncated_oversized_and_unknown_version_values_are_reloaded() {
+async fn corrupt_truncated_oversized_unknown_version_and_unknown_codec_values_are_reloaded() {
     let redis = server();
     for (namespace, layout) in [("bad", EntryLayout::String), ("bad1", EntryLayout::Hash)] {
         corrupt_values_are_reloaded(&redis, namespace, layout).await;
@@ -109,7 +109,7 @@ async fn corrupt_values_are_reloaded(
     };
     let writer = build().await;
     let opts = EntryOptions::new(Duration::from_secs(60));
-    let corruptions: [Corruption; 6] = [
+    let corruptions: [Corruption; 7] = [
         ("truncated", |mut b, _| {
             b.truncate(b.len() / 2);
             b
@@ -117,6 +117,12 @@ async fn corrupt_values_are_reloaded(
         ("garbage", |b, _| b.iter().map(|x| x ^ 0x5a).collect()),
         ("unknown_version", |mut b, _| {
             b[2] = 99;
+            b
+        }),
+        // A value codec this build lacks (one of a later release, or postcard on a node built
+        // without it): its payload must not be read as bincode.
+        ("unknown_codec", |mut b, _| {
+            b[3] = 0x7f;
             b
         }),
         // Each layout's format under the other's key.

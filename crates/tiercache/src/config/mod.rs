@@ -17,6 +17,7 @@ mod parse;
 mod redis_url;
 mod settings;
 mod table;
+mod value_codec;
 
 use std::time::Duration;
 
@@ -27,6 +28,7 @@ pub use parse::{parse_duration_setting, BareUnit};
 pub(crate) use redis_url::{mask_credentials, url_database_part, url_names_database};
 use redis_url::{mask_password, validate_redis_url};
 pub use table::{Setting, SettingValue, SettingsTable, WholeNumber, SETTINGS_TABLE_HEADER};
+pub use value_codec::ValueCodec;
 
 /// Every setting of a cache node. Build one with [`crate::CacheBuilder`] or [`Config::from_env`].
 ///
@@ -104,6 +106,10 @@ pub struct Config {
     /// `TIERCACHE_ENTRY_LAYOUT` (`1` or `2`), default 2: how entries are kept in Redis. Layout 1 is
     /// the one tiercache used before, kept for rolling upgrades (see "Upgrading" in docs/OPERATIONS.md).
     pub entry_layout: EntryLayout,
+    /// `TIERCACHE_VALUE_CODEC` (`bincode`, or `postcard` with the `postcard` feature), default
+    /// `bincode`: the format this node writes payloads in. It reads entries of every codec it has
+    /// compiled in; one of another codec is a miss.
+    pub value_codec: ValueCodec,
     /// `TIERCACHE_HEARTBEAT_INTERVAL` (bare number = ms), default 1 s.
     pub heartbeat_interval: Duration,
     /// `TIERCACHE_FAIL_SAFE_MAX` (bare number = s), default 1 h: how long past expiry L2 keeps a value as a
@@ -160,6 +166,7 @@ impl Default for Config {
             lock_retries: 3,
             stream_max_len: 100_000,
             entry_layout: EntryLayout::String,
+            value_codec: ValueCodec::Bincode,
             heartbeat_interval: Duration::from_secs(1),
             fail_safe_max: Duration::from_secs(3600),
             require_redis_at_start: false,
@@ -203,6 +210,7 @@ impl std::fmt::Debug for Config {
             lock_retries,
             stream_max_len,
             entry_layout,
+            value_codec,
             heartbeat_interval,
             fail_safe_max,
             require_redis_at_start,
@@ -246,6 +254,7 @@ impl std::fmt::Debug for Config {
             .field("lock_retries", lock_retries)
             .field("stream_max_len", stream_max_len)
             .field("entry_layout", entry_layout)
+            .field("value_codec", value_codec)
             .field("heartbeat_interval", heartbeat_interval)
             .field("fail_safe_max", fail_safe_max)
             .field("require_redis_at_start", require_redis_at_start)

@@ -4,6 +4,7 @@
 use super::layout::EntryLayout;
 use super::parse::BareUnit;
 use super::table::{Setting, SettingValue, SettingsTable};
+use super::value_codec::ValueCodec;
 use super::Config;
 use super::RefreshMode;
 
@@ -222,6 +223,21 @@ impl Config {
             doc: "How entries are kept in Redis: `2` one string per entry, `1` the hash of earlier releases (for a rolling upgrade, see \"Upgrading\" in docs/OPERATIONS.md).",
         },
         Setting {
+            name: "TIERCACHE_VALUE_CODEC",
+            value: SettingValue::Custom {
+                expected: "bincode, or postcard in a build with the postcard feature",
+                read: |c, text| match ValueCodec::from_name(text) {
+                    Some(codec) => {
+                        c.value_codec = codec;
+                        true
+                    }
+                    None => false,
+                },
+                show: |c| format!("`{}`", c.value_codec.name()),
+            },
+            doc: "The format this node writes values in; it reads entries of every format built in and treats others as misses. Every node must run a release that knows this setting before any writes `postcard` (see \"Upgrading\" in docs/OPERATIONS.md).",
+        },
+        Setting {
             name: "TIERCACHE_MAX_PENDING_INVALIDATIONS",
             value: SettingValue::Whole { min: 1, max: 10_000_000, field: |c| &mut c.max_pending_invalidations },
             doc: "Invalidation operations kept for replay while Redis is unreachable; past it the namespace is cleared when Redis answers.",
@@ -270,6 +286,7 @@ mod tests {
             ("TIERCACHE_REPLICA_ACKS", "2"),
             ("TIERCACHE_L1_MAX_BYTES", "1_048_576"),
             ("TIERCACHE_ENTRY_LAYOUT", "1"),
+            ("TIERCACHE_VALUE_CODEC", " Bincode "),
         ])
         .expect("valid");
         assert_eq!(c.default_ttl, Duration::from_secs(600));
@@ -282,6 +299,7 @@ mod tests {
         assert_eq!(c.replica_acks, Some(2));
         assert_eq!(c.l1_max_bytes, 1 << 20);
         assert_eq!(c.entry_layout, EntryLayout::Hash);
+        assert_eq!(c.value_codec, ValueCodec::Bincode);
     }
 
     #[test]
@@ -294,6 +312,7 @@ mod tests {
             ("TIERCACHE_REDIS_DB", "99", "whole number from 0 to 15"),
             ("TIERCACHE_DEFAULT_TTL", "0", "positive"),
             ("TIERCACHE_ENTRY_LAYOUT", "3", "1 or 2"),
+            ("TIERCACHE_VALUE_CODEC", "json", "bincode, or postcard"),
             ("TIERCACHE_REFRESH_MODE", "sometimes", "threshold or xfetch"),
             ("TIERCACHE_XFETCH_BETA", "0", "above 0"),
             (
@@ -331,6 +350,13 @@ mod tests {
             };
             assert!(setting.form().ends_with(unit), "{}", setting.name);
         }
+    }
+
+    #[cfg(feature = "postcard")]
+    #[test]
+    fn postcard_is_a_value_codec_where_it_is_built_in() {
+        let c = from(&[("TIERCACHE_VALUE_CODEC", "Postcard")]).expect("valid");
+        assert_eq!(c.value_codec, ValueCodec::Postcard);
     }
 
     #[test]

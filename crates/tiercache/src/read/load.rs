@@ -613,7 +613,12 @@ impl Node {
             expires_at_ms: now + ttl.as_millis() as u64,
             load_micros: u32::try_from(load_time.as_micros()).unwrap_or(u32::MAX),
         };
-        match codec::encode(value, &header, self.config.max_value_bytes as usize) {
+        match codec::encode(
+            value,
+            &header,
+            self.config.max_value_bytes as usize,
+            self.config.value_codec,
+        ) {
             Ok(envelope) => Some((header, envelope)),
             Err(reason) => {
                 self.stats.encode_errors(1);
@@ -674,6 +679,7 @@ impl Node {
             value.as_ref(),
             &header,
             self.config.max_value_bytes as usize,
+            self.config.value_codec,
         ) else {
             return;
         };
