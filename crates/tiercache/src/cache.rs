@@ -5,6 +5,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::{de::DeserializeOwned, Serialize};
+use tracing::field::Empty;
+use tracing::Instrument;
 
 use crate::error::Error;
 use crate::fetched::{Fetched, Source};
@@ -18,6 +20,7 @@ use crate::options::{EntryOptions, IntoEntryOptions};
 use crate::read::coalesce::{follow, landed_value, lead_load, Lead};
 use crate::read::load::LoadContext;
 use crate::read::through::L1Lookup;
+use crate::spans;
 
 /// A cache node: L1 in this process, L2 in Redis, kept coherent with every other node of its namespace.
 ///
@@ -142,7 +145,18 @@ impl Cache {
         L: Loader<T, Error = E>,
     {
         let node = self.node();
-        node.keys.validate(key)?;
+        // Made before L1 is looked at, so a hit has its span too: while no subscriber takes DEBUG
+        // from tiercache, that is a load and a compare (BENCHMARKS.md, "Tracing").
+        let span = tracing::debug_span!(
+            "tiercache.get_or_load",
+            namespace = %node.config.namespace,
+            outcome = Empty,
+            error = Empty,
+            otel.status_code = Empty,
+        );
+        if let Err(e) = node.keys.validate(key) {
+            return Err(spans::failed(&span, e));
+        }
         let l1_stale = match node.l1_lookup::<T>(key) {
             L1Lookup::Hit(value, entry) => {
                 if node.wants_refresh(&entry)
@@ -158,6 +172,7 @@ impl Cache {
                         value.clone(),
                     );
                 }
+                span.record("outcome", "l1_hit");
                 return Ok(Fetched::new(value, Source::L1));
             }
             L1Lookup::Suspect(value) => Some(value),
@@ -166,7 +181,9 @@ impl Cache {
         // Inline, although the path past L1 makes this future 4.5 KiB: a box per cold read cost a
         // third of the throughput with 1,024 reads in flight (BENCHMARKS.md, L1 hit section).
         let opts = opts.into_entry_options();
-        node.keys.validate_tags(opts.tags())?;
+        if let Err(e) = node.keys.validate_tags(opts.tags()) {
+            return Err(spans::failed(&span, e));
+        }
         // One budget for the whole call's waits on Redis: a call that waited on another caller's
         // flight while that caller waited for Redis, then leads its own (the first was poisoned),
         // does not wait for Redis afresh.
@@ -180,7 +197,10 @@ impl Cache {
                         waiter,
                         deadline,
                     };
-                    return lead_load::<T, L>(node, key, &opts, loader, l1_stale, lead).await;
+                    let led = lead_load::<T, L>(node, key, &opts, loader, l1_stale, lead)
+                        .instrument(span.clone())
+                        .await;
+                    return spans::fetched(&span, led);
                 }
                 Joined::Follower(waiter) => {
                     node.stats.coalesced(1);
@@ -195,7 +215,10 @@ impl Cache {
                     match landed {
                         Landed::Completed(Ok(Some(v))) => {
                             if let Ok(v) = v.downcast::<T>() {
-                                return Ok(Fetched::new(v, waiter.source()));
+                                return spans::coalesced(
+                                    &span,
+                                    Ok(Fetched::new(v, waiter.source())),
+                                );
                             }
                             // Someone loaded this key as another type: load our own, uncoalesced.
                             node.stats.type_mismatches(1);
@@ -204,12 +227,16 @@ impl Cache {
                                 opts: &opts,
                                 flight: None,
                             };
-                            return node.load::<T, L>(ctx, loader, None).await;
+                            let loaded = node
+                                .load::<T, L>(ctx, loader, None)
+                                .instrument(span.clone())
+                                .await;
+                            return spans::fetched(&span, loaded);
                         }
                         // The leader's caller was cancelled: lead or follow a new flight.
                         Landed::Abandoned => {}
                         landed @ (Landed::Completed(_) | Landed::Loaded(_)) => {
-                            return landed_value(landed, &waiter)
+                            return spans::coalesced(&span, landed_value(landed, &waiter))
                         }
                     }
                 }
@@ -224,8 +251,18 @@ impl Cache {
         T: Serialize + DeserializeOwned + Send + Sync + 'static,
     {
         let node = self.node();
-        node.keys.validate(key)?;
+        let span = tracing::debug_span!(
+            "tiercache.get",
+            namespace = %node.config.namespace,
+            outcome = Empty,
+            error = Empty,
+            otel.status_code = Empty,
+        );
+        if let Err(e) = node.keys.validate(key) {
+            return Err(spans::failed(&span, e));
+        }
         if let L1Lookup::Hit(value, _) = node.l1_lookup::<T>(key) {
+            span.record("outcome", "l1_hit");
             return Ok(Some(value));
         }
         let mut overtaken = false;
@@ -235,6 +272,7 @@ impl Cache {
                     // Inline: a read holds nothing that must outlive its caller.
                     let read = node
                         .read_through::<T>(key, &[], ReadNeed::Value, false, Some(guard.flight()))
+                        .instrument(span.clone())
                         .await;
                     let fresh = read.as_ref().ok().and_then(|r| r.fresh.clone());
                     match read {
@@ -245,12 +283,13 @@ impl Cache {
                         Err(e) => {
                             // Every waiter gets the same error, a Redis error's source included.
                             guard.complete(Err(e.clone()), Source::L2);
-                            return Err(e);
+                            return Err(spans::failed(&span, e));
                         }
                     }
                     if fresh.is_none() {
                         node.stats.misses(1);
                     }
+                    span.record("outcome", if fresh.is_some() { "l2_hit" } else { "miss" });
                     return Ok(fresh);
                 }
                 Joined::Follower(waiter) => {
@@ -261,13 +300,15 @@ impl Cache {
                     match landed {
                         // A read flight's followers never see `Loaded`; it is a value all the same.
                         Landed::Completed(Ok(Some(v))) | Landed::Loaded(v) => {
-                            return Ok(v.downcast::<T>().ok())
+                            span.record("outcome", "coalesced");
+                            return Ok(v.downcast::<T>().ok());
                         }
                         Landed::Completed(Ok(None)) => {
                             node.stats.misses(1);
+                            span.record("outcome", "miss");
                             return Ok(None);
                         }
-                        Landed::Completed(Err(e)) => return Err(e),
+                        Landed::Completed(Err(e)) => return Err(spans::failed(&span, e)),
                         // The leading reader was cancelled: read again.
                         Landed::Abandoned => {}
                     }
@@ -287,6 +328,25 @@ impl Cache {
     /// while its caller still waits: the call returns `Ok`, the key is invalidated on every node and
     /// the value is not cached (`tiercache_late_writes_refused_total`).
     pub async fn set<T>(&self, key: &str, value: T, opts: &EntryOptions) -> Result<(), Error>
+    where
+        T: Serialize + DeserializeOwned + Send + Sync + 'static,
+    {
+        let span = tracing::debug_span!(
+            "tiercache.set",
+            namespace = %self.node().config.namespace,
+            outcome = Empty,
+            error = Empty,
+            otel.status_code = Empty,
+        );
+        let set = self
+            .set_in_span(key, value, opts)
+            .instrument(span.clone())
+            .await;
+        spans::ended(&span, set, "stored")
+    }
+
+    /// [`Cache::set`], inside its span.
+    async fn set_in_span<T>(&self, key: &str, value: T, opts: &EntryOptions) -> Result<(), Error>
     where
         T: Serialize + DeserializeOwned + Send + Sync + 'static,
     {
@@ -358,11 +418,23 @@ impl Cache {
     /// [`Error::is_pending`]).
     pub async fn invalidate(&self, key: &str) -> Result<(), Error> {
         let node = self.node();
-        node.keys.validate(key)?;
-        node.bus
+        let span = tracing::debug_span!(
+            "tiercache.invalidate",
+            namespace = %self.node().config.namespace,
+            outcome = Empty,
+            error = Empty,
+            otel.status_code = Empty,
+        );
+        if let Err(e) = node.keys.validate(key) {
+            return Err(spans::failed(&span, e));
+        }
+        let sent = node
+            .bus
             .outbox
             .send(vec![Op::InvalidateKey(key.to_owned())])
-            .await
+            .instrument(span.clone())
+            .await;
+        spans::ended(&span, sent, "sent")
     }
 
     /// Invalidates every entry carrying any of `tags`, on every node. Like [`Cache::invalidate`], it
@@ -373,14 +445,32 @@ impl Cache {
         S: AsRef<str>,
     {
         let tags: Vec<String> = tags.into_iter().map(|t| t.as_ref().to_owned()).collect();
+        let span = tracing::debug_span!(
+            "tiercache.invalidate_tags",
+            namespace = %self.node().config.namespace,
+            tags = tags.len(),
+            outcome = Empty,
+            error = Empty,
+            otel.status_code = Empty,
+        );
         if tags.is_empty() {
+            span.record("outcome", "sent");
             return Ok(());
         }
         for tag in &tags {
-            self.node().keys.validate_tag(tag)?;
+            if let Err(e) = self.node().keys.validate_tag(tag) {
+                return Err(spans::failed(&span, e));
+            }
         }
         let ops: Vec<Op> = tags.into_iter().map(Op::InvalidateTag).collect();
-        self.node().bus.outbox.send(ops).await
+        let sent = self
+            .node()
+            .bus
+            .outbox
+            .send(ops)
+            .instrument(span.clone())
+            .await;
+        spans::ended(&span, sent, "sent")
     }
 
     /// Acquires a fleet-wide named lock (a Redis lease with a random token) and its fencing token.
@@ -402,11 +492,25 @@ impl Cache {
         name: &str,
         opts: crate::lock::LockOptions,
     ) -> Result<crate::lock::LockGuard, Error> {
-        if name.is_empty() {
-            return Err(Error::invalid_key("the lock name is empty"));
-        }
         let node = self.node();
-        node.guarded(crate::lock::acquire(node, name, opts)).await
+        let span = tracing::debug_span!(
+            "tiercache.lock",
+            namespace = %self.node().config.namespace,
+            outcome = Empty,
+            error = Empty,
+            otel.status_code = Empty,
+        );
+        if name.is_empty() {
+            return Err(spans::failed(
+                &span,
+                Error::invalid_key("the lock name is empty"),
+            ));
+        }
+        let acquired = node
+            .guarded(crate::lock::acquire(node, name, opts))
+            .instrument(span.clone())
+            .await;
+        spans::ended(&span, acquired, "acquired")
     }
 
     /// Counters of this node's decisions since it was built.
@@ -433,6 +537,19 @@ impl Cache {
     /// # }
     /// ```
     pub async fn shutdown(&self) -> Result<ShutdownReport, Error> {
+        let span = tracing::debug_span!(
+            "tiercache.shutdown",
+            namespace = %self.node().config.namespace,
+            outcome = Empty,
+            error = Empty,
+            otel.status_code = Empty,
+        );
+        let done = self.shutdown_in_span().instrument(span.clone()).await;
+        spans::ended(&span, done, "sent")
+    }
+
+    /// [`Cache::shutdown`], inside its span.
+    async fn shutdown_in_span(&self) -> Result<ShutdownReport, Error> {
         let node = self.node();
         let started = Instant::now();
         let deadline = tokio::time::Instant::now() + node.config.shutdown_timeout;

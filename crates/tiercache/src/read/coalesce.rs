@@ -6,6 +6,7 @@ use std::any::Any;
 use std::sync::Arc;
 
 use serde::{de::DeserializeOwned, Serialize};
+use tracing::Instrument;
 
 use crate::error::Error;
 use crate::fetched::{Fetched, Source};
@@ -60,7 +61,7 @@ where
         return Ok(Fetched::new(value, Source::L2));
     }
     let (task_node, key, opts) = (node.clone(), key.to_owned(), opts.clone());
-    tokio::spawn(async move {
+    let load = async move {
         let ctx = LoadContext {
             key: &key,
             opts: &opts,
@@ -74,7 +75,10 @@ where
             result.map(|f| Some(f.value as Arc<dyn Any + Send + Sync>)),
             source,
         );
-    });
+    };
+    // In the call's span (a task starts in none), so lease wait, loader and store show under the
+    // call that led them.
+    tokio::spawn(load.instrument(tracing::Span::current()));
     let landed = waiter.lead(deadline).await;
     if matches!(landed, Landed::Loaded(_)) {
         node.stats.read_deadline_hits(1);
