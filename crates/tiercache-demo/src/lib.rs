@@ -40,6 +40,7 @@ mod serve;
 mod settings;
 mod shed;
 mod startup;
+pub mod telemetry;
 mod warm;
 
 pub use admin_token::AdminToken;
@@ -49,3 +50,4 @@ pub use readiness::{Readiness, Stage};
 pub use routes::Figures;
 pub use settings::Settings;
 pub use startup::run;
+pub use telemetry::{LogFormat, Telemetry};
