@@ -145,9 +145,9 @@ impl Cache {
         L: Loader<T, Error = E>,
     {
         let node = self.node();
-        // Made before L1 is looked at, so a hit has its span too: while no subscriber takes DEBUG
-        // from tiercache, that is a load and a compare (BENCHMARKS.md, "Tracing").
-        let span = tracing::debug_span!(
+        // Made before L1 is looked at, so a hit has its span too: while no subscriber takes DEBUG,
+        // that costs two compares (BENCHMARKS.md, "Tracing spans on the L1 hit").
+        let span = spans::debug_span!(
             "tiercache.get_or_load",
             namespace = %node.config.namespace,
             outcome = Empty,
@@ -251,7 +251,7 @@ impl Cache {
         T: Serialize + DeserializeOwned + Send + Sync + 'static,
     {
         let node = self.node();
-        let span = tracing::debug_span!(
+        let span = spans::debug_span!(
             "tiercache.get",
             namespace = %node.config.namespace,
             outcome = Empty,
@@ -331,7 +331,7 @@ impl Cache {
     where
         T: Serialize + DeserializeOwned + Send + Sync + 'static,
     {
-        let span = tracing::debug_span!(
+        let span = spans::debug_span!(
             "tiercache.set",
             namespace = %self.node().config.namespace,
             outcome = Empty,
@@ -418,7 +418,7 @@ impl Cache {
     /// [`Error::is_pending`]).
     pub async fn invalidate(&self, key: &str) -> Result<(), Error> {
         let node = self.node();
-        let span = tracing::debug_span!(
+        let span = spans::debug_span!(
             "tiercache.invalidate",
             namespace = %self.node().config.namespace,
             outcome = Empty,
@@ -445,7 +445,7 @@ impl Cache {
         S: AsRef<str>,
     {
         let tags: Vec<String> = tags.into_iter().map(|t| t.as_ref().to_owned()).collect();
-        let span = tracing::debug_span!(
+        let span = spans::debug_span!(
             "tiercache.invalidate_tags",
             namespace = %self.node().config.namespace,
             tags = tags.len(),
@@ -493,7 +493,7 @@ impl Cache {
         opts: crate::lock::LockOptions,
     ) -> Result<crate::lock::LockGuard, Error> {
         let node = self.node();
-        let span = tracing::debug_span!(
+        let span = spans::debug_span!(
             "tiercache.lock",
             namespace = %self.node().config.namespace,
             outcome = Empty,
@@ -537,7 +537,7 @@ impl Cache {
     /// # }
     /// ```
     pub async fn shutdown(&self) -> Result<ShutdownReport, Error> {
-        let span = tracing::debug_span!(
+        let span = spans::debug_span!(
             "tiercache.shutdown",
             namespace = %self.node().config.namespace,
             outcome = Empty,

@@ -62,7 +62,7 @@ impl Cache {
     where
         T: Serialize + DeserializeOwned + Send + Sync + 'static,
     {
-        let span = tracing::debug_span!(
+        let span = crate::spans::debug_span!(
             "tiercache.invalidate_tags_and_set",
             namespace = %self.node().config.namespace,
             tags = tags.len(),

@@ -1,11 +1,28 @@
 //! What the cache's spans record once a call or a step has ended (docs/OPERATIONS.md, "Tracing").
 //!
-//! Each span is made by a `debug_span!` where its call or step starts, so each has a callsite of its
-//! own that a subscriber can turn on or off; while none takes DEBUG from `tiercache`, making one
-//! costs a load and a compare and recording into it nothing (BENCHMARKS.md, "Tracing"). A span names
+//! Each span is made by a [`debug_span!`] where its call or step starts, so each has a callsite of
+//! its own that a subscriber can turn on or off; while none takes DEBUG, making one costs a load and
+//! a compare and recording into it nothing (BENCHMARKS.md, "Tracing spans on the L1 hit"). A span names
 //! the cache's namespace, never a key: keys may hold what users typed.
 
 use tracing::Span;
+
+/// `tracing::debug_span!`, but a plain [`Span::none`] while no subscriber takes DEBUG. tracing's own
+/// macro, built with its `log` feature (axum's default features turn it on in a service's build),
+/// records a disabled span's fields for the `log` crate until some subscriber is set: about a fifth
+/// of an L1 hit (BENCHMARKS.md, "Tracing spans on the L1 hit").
+macro_rules! debug_span {
+    ($($args:tt)*) => {
+        if tracing::Level::DEBUG <= tracing::level_filters::STATIC_MAX_LEVEL
+            && tracing::Level::DEBUG <= tracing::level_filters::LevelFilter::current()
+        {
+            tracing::debug_span!($($args)*)
+        } else {
+            tracing::Span::none()
+        }
+    };
+}
+pub(crate) use debug_span;
 
 use crate::error::{Error, ErrorKind};
 use crate::fetched::{Fetched, Source};

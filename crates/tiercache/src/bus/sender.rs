@@ -39,7 +39,7 @@ pub(crate) fn start_outbox(node: Weak<Node>) -> (Outbox, tokio::task::JoinHandle
                 Ok(())
             } else {
                 // A root span: a batch serves many callers, each waiting in its `bus_publish`.
-                let span = tracing::debug_span!(
+                let span = crate::spans::debug_span!(
                     parent: None,
                     "tiercache.bus_flush",
                     namespace = %node.config.namespace,

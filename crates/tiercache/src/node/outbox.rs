@@ -80,7 +80,7 @@ impl Outbox {
     pub(crate) async fn send(&self, ops: Vec<Op>) -> Result<(), Error> {
         // The caller's wait: for the flusher, then for the one script call that writes, appends to
         // the stream and publishes the batch its ops joined (the flusher's own span is `bus_flush`).
-        let span = tracing::debug_span!(
+        let span = crate::spans::debug_span!(
             "tiercache.bus_publish",
             ops = ops.len(),
             outcome = tracing::field::Empty,

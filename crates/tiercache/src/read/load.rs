@@ -211,7 +211,7 @@ impl Node {
         if let Some(flight) = flight {
             flight.mark_loading();
         }
-        let span = tracing::debug_span!(
+        let span = crate::spans::debug_span!(
             "tiercache.lease_wait",
             namespace = %self.config.namespace,
             outcome = tracing::field::Empty,
@@ -396,7 +396,7 @@ impl Node {
             flight.mark_loading();
         }
         let started = Instant::now();
-        let span = tracing::debug_span!(
+        let span = crate::spans::debug_span!(
             "tiercache.loader",
             namespace = %self.config.namespace,
             outcome = tracing::field::Empty,
@@ -585,7 +585,7 @@ impl Node {
         T: Serialize + DeserializeOwned + Send + Sync + 'static,
     {
         let LoadContext { key, opts, flight } = ctx;
-        let span = tracing::debug_span!(
+        let span = crate::spans::debug_span!(
             "tiercache.store",
             namespace = %self.config.namespace,
             outcome = tracing::field::Empty,

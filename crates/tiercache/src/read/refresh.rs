@@ -127,7 +127,7 @@ impl Node {
         let (node, key, opts) = (self.clone(), key.to_owned(), opts.clone());
         // A trace of its own, linked to what the hit was part of: the hit was answered long before
         // the refresh ends.
-        let span = tracing::debug_span!(
+        let span = crate::spans::debug_span!(
             parent: None,
             "tiercache.refresh",
             namespace = %self.config.namespace,

@@ -85,7 +85,7 @@ impl Node {
     where
         T: Serialize + DeserializeOwned + Send + Sync + 'static,
     {
-        let span = tracing::debug_span!(
+        let span = crate::spans::debug_span!(
             "tiercache.l2_read",
             namespace = %self.config.namespace,
             outcome = tracing::field::Empty,
