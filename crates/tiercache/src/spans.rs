@@ -9,7 +9,7 @@ use tracing::Span;
 
 /// `tracing::debug_span!`, but a plain [`Span::none`] while no subscriber takes DEBUG. tracing's own
 /// macro, built with its `log` feature (axum's default features turn it on in a service's build),
-/// records a disabled span's fields for the `log` crate until some subscriber is set: about a fifth
+/// records a disabled span's fields for the `log` crate until some subscriber is set: nearly a third
 /// of an L1 hit (BENCHMARKS.md, "Tracing spans on the L1 hit").
 macro_rules! debug_span {
     ($($args:tt)*) => {
