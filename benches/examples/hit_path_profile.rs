@@ -14,6 +14,10 @@
 //! then `SET EX`). `in_flight` (default 1) tasks share the calls,
 //! each on its own key, to show costs that grow with concurrency. It prints the mean wall time per
 //! call and Redis's own per-command CPU time, so client and server cost can be told apart.
+//!
+//! `HIT_PATH_SUBSCRIBER=info` (or `debug`, `trace`) installs a `tracing_subscriber::fmt` subscriber at
+//! that level, writing nowhere, to show what the cache's spans cost: at `info` they are disabled
+//! (the cache's spans are DEBUG), at `debug` each call makes one. Unset: no subscriber.
 #![allow(clippy::unwrap_used, missing_docs, clippy::print_stdout)]
 
 use std::hint::black_box;
@@ -113,6 +117,14 @@ fn main() {
     let iterations: u32 = args.next().map_or(20_000, |s| s.parse().unwrap());
     let size: usize = args.next().map_or(1024, |s| s.parse().unwrap());
     let in_flight: u32 = args.next().map_or(1, |s| s.parse().unwrap());
+    if let Ok(level) = std::env::var("HIT_PATH_SUBSCRIBER") {
+        let level: tracing_subscriber::filter::LevelFilter = level.parse().unwrap();
+        tracing_subscriber::fmt()
+            .with_max_level(level)
+            .with_writer(std::io::sink)
+            .init();
+        println!("subscriber: fmt at {level}");
+    }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -43,6 +43,7 @@ mod serve;
 mod settings;
 mod shed;
 mod startup;
+pub mod telemetry;
 mod warm;
 
 pub use admin_token::AdminToken;
@@ -53,3 +54,4 @@ pub use recent_latency::{LatencyFigures, Percentile, RecentLatency};
 pub use routes::Figures;
 pub use settings::Settings;
 pub use startup::run;
+pub use telemetry::{LogFormat, Telemetry};

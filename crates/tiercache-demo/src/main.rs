@@ -3,17 +3,21 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")),
-        )
-        .init();
     let settings = tiercache_demo::Settings::parse();
-    match tiercache_demo::run(settings, shutdown_signal()).await {
+    let telemetry = match tiercache_demo::Telemetry::install(&settings) {
+        Ok(telemetry) => telemetry,
+        Err(e) => {
+            eprintln!("tiercache-demo: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let ran = tiercache_demo::run(settings, shutdown_signal()).await;
+    // The last spans are sent after the nodes stopped, so the shutdown's own are among them.
+    let _ = tokio::task::spawn_blocking(move || telemetry.shutdown()).await;
+    match ran {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("tiercache-demo: {e}");

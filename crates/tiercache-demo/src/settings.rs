@@ -7,6 +7,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use crate::admin_token::AdminToken;
+use crate::telemetry::{LogFormat, DEFAULT_TRACE_FILTER};
 
 /// How the demo runs. Every flag can also come from the environment variable named in `--help`.
 // Each bool is an independent on/off flag of the command line, as clap spells them; an enum would
@@ -161,6 +162,25 @@ pub struct Settings {
     /// the start takes a few seconds longer. The load test turns it on.
     #[arg(long, env = "DEMO_WARM_CAMPAIGNS", conflicts_with = "no_warm_cache")]
     pub warm_campaigns: bool,
+
+    /// How log lines are written on standard error: `text`, one line a event, or `json`, one JSON
+    /// object a line for a log collector. Which events: RUST_LOG (default warn). The start-up lines
+    /// stay on standard output as text.
+    #[arg(long, env = "DEMO_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// Export traces over OTLP (HTTP, protobuf) to the collector at this URL, such as
+    /// http://127.0.0.1:4318 (plain HTTP); /v1/traces is appended, as OpenTelemetry says of the
+    /// variable. Each HTTP request's span is the parent of the cache's spans of its calls. Unset:
+    /// nothing is exported.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT", value_name = "URL")]
+    pub otlp_endpoint: Option<String>,
+
+    /// Which spans are exported with --otlp-endpoint, in RUST_LOG's syntax: by default the
+    /// requests (INFO) and every span of the cache and the widget layer (DEBUG), an L1 hit's
+    /// included.
+    #[arg(long, env = "DEMO_TRACE_FILTER", default_value = DEFAULT_TRACE_FILTER)]
+    pub trace_filter: String,
 }
 
 /// An RFC 3339 instant such as `2026-12-30T12:00:00Z` or `2026-12-30T13:00:00+01:00`, in UTC.
@@ -239,6 +259,17 @@ mod tests {
         assert_eq!(s.header_read_timeout, Duration::from_secs(5));
         assert_eq!(s.max_in_flight, 4096);
         assert_eq!(s.idle_timeout, Duration::from_secs(60));
+        assert_eq!(s.log_format, LogFormat::Text);
+        assert_eq!(
+            s.otlp_endpoint, None,
+            "no export unless a collector is named"
+        );
+        let json = Settings::try_parse_from(["tiercache-demo", "--log-format", "json"])
+            .expect("json is a format");
+        assert_eq!(json.log_format, LogFormat::Json);
+        let err = Settings::try_parse_from(["tiercache-demo", "--log-format", "yaml"])
+            .expect_err("not a format");
+        assert!(err.to_string().contains("json"), "{err}");
         let err = Settings::try_parse_from(["tiercache-demo", "--idle-timeout", "0"])
             .expect_err("a zero timeout is refused");
         assert!(err.to_string().contains("zero"), "{err}");

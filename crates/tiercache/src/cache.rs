@@ -6,6 +6,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::{de::DeserializeOwned, Serialize};
+use tracing::field::Empty;
+use tracing::Instrument;
 
 use crate::error::Error;
 use crate::fetched::{Fetched, Source};
@@ -19,6 +21,7 @@ use crate::options::{EntryOptions, IntoEntryOptions};
 use crate::read::batch::{one_key, ColdKeys};
 use crate::read::coalesce::{fetch_cold, follow};
 use crate::read::through::L1Lookup;
+use crate::spans;
 
 /// A cache node: L1 in this process, L2 in Redis, kept coherent with every other node of its namespace.
 ///
@@ -143,7 +146,18 @@ impl Cache {
         L: Loader<T, Error = E>,
     {
         let node = self.node();
-        node.keys.validate(key)?;
+        // Made before L1 is looked at, so a hit has its span too: while no subscriber takes DEBUG,
+        // that costs two compares (BENCHMARKS.md, "Tracing spans on the L1 hit").
+        let span = spans::debug_span!(
+            "tiercache.get_or_load",
+            namespace = %node.config.namespace,
+            outcome = Empty,
+            error = Empty,
+            otel.status_code = Empty,
+        );
+        if let Err(e) = node.keys.validate(key) {
+            return Err(spans::failed(&span, e));
+        }
         let l1_stale = match node.l1_lookup::<T>(key) {
             L1Lookup::Hit(value, entry) => {
                 if node.wants_refresh(&entry)
@@ -159,6 +173,7 @@ impl Cache {
                         value.clone(),
                     );
                 }
+                span.record("outcome", "l1_hit");
                 return Ok(Fetched::new(value, Source::L1));
             }
             L1Lookup::Suspect(value) => Some(value),
@@ -167,8 +182,10 @@ impl Cache {
         // Inline, although the path past L1 makes this future 4.5 KiB: a box per cold read cost a
         // third of the throughput with 1,024 reads in flight (BENCHMARKS.md, L1 hit section).
         let opts = opts.into_entry_options();
-        node.keys.validate_tags(opts.tags())?;
-        fetch_cold(node, key, &opts, loader, l1_stale, None).await
+        if let Err(e) = node.keys.validate_tags(opts.tags()) {
+            return Err(spans::failed(&span, e));
+        }
+        fetch_cold(node, key, &opts, loader, l1_stale, None, &span).await
     }
 
     /// Many keys in one call, each with its own options, and one `loader` call for all the keys
@@ -220,6 +237,12 @@ impl Cache {
         // state beyond its answers, and the future never holds the requests' iterator (whose
         // closures would make it harder to send to a task).
         let node = self.node();
+        let span = spans::debug_span!(
+            "tiercache.fetch_many",
+            namespace = %node.config.namespace,
+            keys = Empty,
+            cold = Empty,
+        );
         let loader = Arc::new(loader);
         let requests = requests.into_iter();
         let mut answers: Vec<Option<Result<Fetched<T>, Error>>> =
@@ -259,7 +282,11 @@ impl Cache {
             answers.push(answer);
         }
         let node = (!cold.is_empty()).then(|| node.clone());
-        async move {
+        if !span.is_disabled() {
+            span.record("keys", answers.len());
+            span.record("cold", cold.len());
+        }
+        let answered = async move {
             if let Some(node) = node {
                 node.stats.batch_calls(1);
                 for (asked, answer) in cold.fetch(&node, loader).await {
@@ -276,7 +303,8 @@ impl Cache {
                         .unwrap_or_else(|| Err(Error::unavailable("a batch key was not answered")))
                 })
                 .collect()
-        }
+        };
+        answered.instrument(span)
     }
 
     /// Returns the cached value for `key` from L1 or L2, without loading. Values that are expired,
@@ -286,8 +314,18 @@ impl Cache {
         T: Serialize + DeserializeOwned + Send + Sync + 'static,
     {
         let node = self.node();
-        node.keys.validate(key)?;
+        let span = spans::debug_span!(
+            "tiercache.get",
+            namespace = %node.config.namespace,
+            outcome = Empty,
+            error = Empty,
+            otel.status_code = Empty,
+        );
+        if let Err(e) = node.keys.validate(key) {
+            return Err(spans::failed(&span, e));
+        }
         if let L1Lookup::Hit(value, _) = node.l1_lookup::<T>(key) {
+            span.record("outcome", "l1_hit");
             return Ok(Some(value));
         }
         let mut overtaken = false;
@@ -297,6 +335,7 @@ impl Cache {
                     // Inline: a read holds nothing that must outlive its caller.
                     let read = node
                         .read_through::<T>(key, &[], ReadNeed::Value, false, Some(guard.flight()))
+                        .instrument(span.clone())
                         .await;
                     let fresh = read.as_ref().ok().and_then(|r| r.fresh.clone());
                     match read {
@@ -307,12 +346,13 @@ impl Cache {
                         Err(e) => {
                             // Every waiter gets the same error, a Redis error's source included.
                             guard.complete(Err(e.clone()), Source::L2);
-                            return Err(e);
+                            return Err(spans::failed(&span, e));
                         }
                     }
                     if fresh.is_none() {
                         node.stats.misses(1);
                     }
+                    span.record("outcome", if fresh.is_some() { "l2_hit" } else { "miss" });
                     return Ok(fresh);
                 }
                 Joined::Follower(waiter) => {
@@ -323,13 +363,15 @@ impl Cache {
                     match landed {
                         // A read flight's followers never see `Loaded`; it is a value all the same.
                         Landed::Completed(Ok(Some(v))) | Landed::Loaded(v) => {
-                            return Ok(v.downcast::<T>().ok())
+                            span.record("outcome", "coalesced");
+                            return Ok(v.downcast::<T>().ok());
                         }
                         Landed::Completed(Ok(None)) => {
                             node.stats.misses(1);
+                            span.record("outcome", "miss");
                             return Ok(None);
                         }
-                        Landed::Completed(Err(e)) => return Err(e),
+                        Landed::Completed(Err(e)) => return Err(spans::failed(&span, e)),
                         // The leading reader was cancelled: read again.
                         Landed::Abandoned => {}
                     }
@@ -349,6 +391,25 @@ impl Cache {
     /// while its caller still waits: the call returns `Ok`, the key is invalidated on every node and
     /// the value is not cached (`tiercache_late_writes_refused_total`).
     pub async fn set<T>(&self, key: &str, value: T, opts: &EntryOptions) -> Result<(), Error>
+    where
+        T: Serialize + DeserializeOwned + Send + Sync + 'static,
+    {
+        let span = spans::debug_span!(
+            "tiercache.set",
+            namespace = %self.node().config.namespace,
+            outcome = Empty,
+            error = Empty,
+            otel.status_code = Empty,
+        );
+        let set = self
+            .set_in_span(key, value, opts)
+            .instrument(span.clone())
+            .await;
+        spans::ended(&span, set, "stored")
+    }
+
+    /// [`Cache::set`], inside its span.
+    async fn set_in_span<T>(&self, key: &str, value: T, opts: &EntryOptions) -> Result<(), Error>
     where
         T: Serialize + DeserializeOwned + Send + Sync + 'static,
     {
@@ -420,11 +481,23 @@ impl Cache {
     /// [`Error::is_pending`]).
     pub async fn invalidate(&self, key: &str) -> Result<(), Error> {
         let node = self.node();
-        node.keys.validate(key)?;
-        node.bus
+        let span = spans::debug_span!(
+            "tiercache.invalidate",
+            namespace = %self.node().config.namespace,
+            outcome = Empty,
+            error = Empty,
+            otel.status_code = Empty,
+        );
+        if let Err(e) = node.keys.validate(key) {
+            return Err(spans::failed(&span, e));
+        }
+        let sent = node
+            .bus
             .outbox
             .send(vec![Op::InvalidateKey(key.to_owned())])
-            .await
+            .instrument(span.clone())
+            .await;
+        spans::ended(&span, sent, "sent")
     }
 
     /// Invalidates every entry carrying any of `tags`, on every node. Like [`Cache::invalidate`], it
@@ -435,14 +508,32 @@ impl Cache {
         S: AsRef<str>,
     {
         let tags: Vec<String> = tags.into_iter().map(|t| t.as_ref().to_owned()).collect();
+        let span = spans::debug_span!(
+            "tiercache.invalidate_tags",
+            namespace = %self.node().config.namespace,
+            tags = tags.len(),
+            outcome = Empty,
+            error = Empty,
+            otel.status_code = Empty,
+        );
         if tags.is_empty() {
+            span.record("outcome", "sent");
             return Ok(());
         }
         for tag in &tags {
-            self.node().keys.validate_tag(tag)?;
+            if let Err(e) = self.node().keys.validate_tag(tag) {
+                return Err(spans::failed(&span, e));
+            }
         }
         let ops: Vec<Op> = tags.into_iter().map(Op::InvalidateTag).collect();
-        self.node().bus.outbox.send(ops).await
+        let sent = self
+            .node()
+            .bus
+            .outbox
+            .send(ops)
+            .instrument(span.clone())
+            .await;
+        spans::ended(&span, sent, "sent")
     }
 
     /// Acquires a fleet-wide named lock (a Redis lease with a random token) and its fencing token.
@@ -464,11 +555,25 @@ impl Cache {
         name: &str,
         opts: crate::lock::LockOptions,
     ) -> Result<crate::lock::LockGuard, Error> {
-        if name.is_empty() {
-            return Err(Error::invalid_key("the lock name is empty"));
-        }
         let node = self.node();
-        node.guarded(crate::lock::acquire(node, name, opts)).await
+        let span = spans::debug_span!(
+            "tiercache.lock",
+            namespace = %self.node().config.namespace,
+            outcome = Empty,
+            error = Empty,
+            otel.status_code = Empty,
+        );
+        if name.is_empty() {
+            return Err(spans::failed(
+                &span,
+                Error::invalid_key("the lock name is empty"),
+            ));
+        }
+        let acquired = node
+            .guarded(crate::lock::acquire(node, name, opts))
+            .instrument(span.clone())
+            .await;
+        spans::ended(&span, acquired, "acquired")
     }
 
     /// Counters of this node's decisions since it was built.
@@ -495,6 +600,19 @@ impl Cache {
     /// # }
     /// ```
     pub async fn shutdown(&self) -> Result<ShutdownReport, Error> {
+        let span = spans::debug_span!(
+            "tiercache.shutdown",
+            namespace = %self.node().config.namespace,
+            outcome = Empty,
+            error = Empty,
+            otel.status_code = Empty,
+        );
+        let done = self.shutdown_in_span().instrument(span.clone()).await;
+        spans::ended(&span, done, "sent")
+    }
+
+    /// [`Cache::shutdown`], inside its span.
+    async fn shutdown_in_span(&self) -> Result<ShutdownReport, Error> {
         let node = self.node();
         let started = Instant::now();
         let deadline = tokio::time::Instant::now() + node.config.shutdown_timeout;

@@ -79,6 +79,7 @@ mod options;
 mod proptests;
 mod read;
 mod replace;
+mod spans;
 mod wall_clock;
 
 pub use admin::Admin;

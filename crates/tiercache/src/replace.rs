@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use serde::{de::DeserializeOwned, Serialize};
+use tracing::Instrument;
 
 use crate::cache::Cache;
 use crate::codec::{self, Header};
@@ -54,6 +55,31 @@ impl Cache {
     /// # Ok(()) }
     /// ```
     pub async fn invalidate_tags_and_set<T>(
+        &self,
+        tags: &[String],
+        entries: Vec<(String, T, EntryOptions)>,
+    ) -> Result<usize, Error>
+    where
+        T: Serialize + DeserializeOwned + Send + Sync + 'static,
+    {
+        let span = crate::spans::debug_span!(
+            "tiercache.invalidate_tags_and_set",
+            namespace = %self.node().config.namespace,
+            tags = tags.len(),
+            entries = entries.len(),
+            outcome = tracing::field::Empty,
+            error = tracing::field::Empty,
+            otel.status_code = tracing::field::Empty,
+        );
+        let written = self
+            .replace_in_span(tags, entries)
+            .instrument(span.clone())
+            .await;
+        crate::spans::ended(&span, written, "sent")
+    }
+
+    /// [`Cache::invalidate_tags_and_set`], inside its span.
+    async fn replace_in_span<T>(
         &self,
         tags: &[String],
         entries: Vec<(String, T, EntryOptions)>,

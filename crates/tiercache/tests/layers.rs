@@ -21,7 +21,7 @@ const LAYERS: &[&[&str]] = &[
     &["coherence"],
     &["config"],
     &["codec", "error", "options"],
-    &["keys"],
+    &["keys", "spans"],
     &["l2"],
     &["fuzzing", "node"],
     &["bus", "proptests"],

@@ -24,7 +24,6 @@ use axum::routing::{get, post};
 use axum::{middleware, Router};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use tower_http::trace::TraceLayer;
 
 use crate::error::ApiError;
 use crate::node::Node;
@@ -80,7 +79,7 @@ pub fn router(node: Arc<Node>, request_timeout: Duration) -> Router {
             crate::http_metrics::track,
         ))
         .layer(middleware::from_fn(crate::error::error_bodies_as_json))
-        .layer(TraceLayer::new_for_http())
+        .layer(crate::telemetry::http_trace_layer(node.name))
         .with_state(node)
 }
 

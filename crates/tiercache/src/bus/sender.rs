@@ -4,6 +4,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 
 use tokio::sync::mpsc;
+use tracing::Instrument;
 
 use crate::error::Error;
 use crate::keys::EntryKeys;
@@ -37,7 +38,25 @@ pub(crate) fn start_outbox(node: Weak<Node>) -> (Outbox, tokio::task::JoinHandle
             let result = if ops.is_empty() {
                 Ok(())
             } else {
-                send_or_queue(&node, ops).await
+                // A root span: a batch serves many callers, each waiting in its `bus_publish`.
+                let span = crate::spans::debug_span!(
+                    parent: None,
+                    "tiercache.bus_flush",
+                    namespace = %node.config.namespace,
+                    callers = batch.len(),
+                    ops = ops.len(),
+                    outcome = tracing::field::Empty,
+                );
+                let sent = send_or_queue(&node, ops).instrument(span.clone()).await;
+                span.record(
+                    "outcome",
+                    match &sent {
+                        Ok(()) => "sent",
+                        Err(e) if e.is_pending() => "pending",
+                        Err(_) => "error",
+                    },
+                );
+                sent
             };
             for (_, reply) in batch {
                 let _ = reply.send(result.clone());

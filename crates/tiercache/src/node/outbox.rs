@@ -4,6 +4,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
+use tracing::Instrument;
 
 use crate::error::Error;
 use crate::l2::{nonce, EntryWrite};
@@ -77,12 +78,29 @@ pub(crate) const OUTBOX_CAPACITY: usize = 4096;
 impl Outbox {
     /// Applies `ops` to L2 and announces them; returns when L2 has them.
     pub(crate) async fn send(&self, ops: Vec<Op>) -> Result<(), Error> {
+        // The caller's wait: for the flusher, then for the one script call that writes, appends to
+        // the stream and publishes the batch its ops joined (the flusher's own span is `bus_flush`).
+        let span = crate::spans::debug_span!(
+            "tiercache.bus_publish",
+            ops = ops.len(),
+            outcome = tracing::field::Empty,
+        );
         if self.is_closed() {
+            span.record("outcome", "refused");
             return Err(Error::unavailable(
                 "the cache node is shutting down (Cache::shutdown was called)",
             ));
         }
-        self.queue(ops).await
+        let sent = self.queue(ops).instrument(span.clone()).await;
+        span.record(
+            "outcome",
+            match &sent {
+                Ok(()) => "sent",
+                Err(e) if e.is_pending() => "pending",
+                Err(_) => "error",
+            },
+        );
+        sent
     }
 
     /// Refuses new work from now on.

@@ -258,6 +258,11 @@ impl<T, O> ColdKeys<T, O> {
         self.keys.is_empty()
     }
 
+    /// How many distinct keys.
+    pub(crate) fn len(&self) -> usize {
+        self.keys.len()
+    }
+
     /// Each key through the single-key path past L1, all at once, their loads gathered into calls
     /// of `loader`: each key's answer, with the places it was asked at.
     pub(crate) async fn fetch<'o, B>(
@@ -277,13 +282,24 @@ impl<T, O> ColdKeys<T, O> {
             let slot = BatchSlot::new(settle.clone(), index);
             let loader = gathering.loader_for(index);
             let key = &keys[index];
+            // Each key's own call, as `fetch` would record it, under the batch's span.
+            let span = crate::spans::debug_span!(
+                "tiercache.get_or_load",
+                namespace = %node.config.namespace,
+                outcome = tracing::field::Empty,
+                error = tracing::field::Empty,
+                otel.status_code = tracing::field::Empty,
+            );
             async move {
                 // Settles the key however its call ends, the batch's future dropped included.
                 let _settle = SettleOnDrop(&slot);
                 let opts = entry.opts.into_entry_options();
                 let answer = match node.keys.validate_tags(opts.tags()) {
-                    Ok(()) => fetch_cold(node, key, &opts, loader, entry.stale, Some(&slot)).await,
-                    Err(e) => Err(e),
+                    Ok(()) => {
+                        let stale = entry.stale;
+                        fetch_cold(node, key, &opts, loader, stale, Some(&slot), &span).await
+                    }
+                    Err(e) => Err(crate::spans::failed(&span, e)),
                 };
                 (entry.asked, answer)
             }

@@ -6,6 +6,7 @@ use std::any::Any;
 use std::sync::Arc;
 
 use serde::{de::DeserializeOwned, Serialize};
+use tracing::Instrument;
 
 use crate::error::Error;
 use crate::fetched::{Fetched, Source};
@@ -15,10 +16,12 @@ use crate::node::Node;
 use crate::options::EntryOptions;
 use crate::read::batch::BatchSlot;
 use crate::read::load::LoadContext;
+use crate::spans;
 
 /// A call past L1 (`l1_stale`: what L1 held that this node may no longer trust): leads its key's
-/// flight on this node or follows the one running, and returns what it lands with. `batch`: the
-/// key's place in a [`crate::Cache::fetch_many`] call, told when the key waits instead of loading.
+/// flight on this node or follows the one running, and returns what it lands with, recorded on the
+/// call's `span`. `batch`: the key's place in a [`crate::Cache::fetch_many`] call, told when the key
+/// waits instead of loading.
 pub(crate) async fn fetch_cold<T, L>(
     node: &Arc<Node>,
     key: &str,
@@ -26,6 +29,7 @@ pub(crate) async fn fetch_cold<T, L>(
     loader: L,
     l1_stale: Option<Arc<T>>,
     batch: Option<&BatchSlot>,
+    span: &tracing::Span,
 ) -> Result<Fetched<T>, Error>
 where
     T: Serialize + DeserializeOwned + Send + Sync + 'static,
@@ -44,7 +48,10 @@ where
                     waiter,
                     deadline,
                 };
-                return lead_load::<T, L>(node, key, opts, loader, l1_stale, lead, batch).await;
+                let led = lead_load::<T, L>(node, key, opts, loader, l1_stale, lead, batch)
+                    .instrument(span.clone())
+                    .await;
+                return spans::fetched(span, led);
             }
             Joined::Follower(waiter) => {
                 node.stats.coalesced(1);
@@ -62,7 +69,7 @@ where
                 match landed {
                     Landed::Completed(Ok(Some(v))) => {
                         if let Ok(v) = v.downcast::<T>() {
-                            return Ok(Fetched::new(v, waiter.source()));
+                            return spans::coalesced(span, Ok(Fetched::new(v, waiter.source())));
                         }
                         // Someone loaded this key as another type: load our own, uncoalesced.
                         node.stats.type_mismatches(1);
@@ -72,12 +79,16 @@ where
                             flight: None,
                             batch,
                         };
-                        return node.load::<T, L>(ctx, loader, None).await;
+                        let loaded = node
+                            .load::<T, L>(ctx, loader, None)
+                            .instrument(span.clone())
+                            .await;
+                        return spans::fetched(span, loaded);
                     }
                     // The leader's caller was cancelled: lead or follow a new flight.
                     Landed::Abandoned => {}
                     landed @ (Landed::Completed(_) | Landed::Loaded(_)) => {
-                        return landed_value(landed, &waiter)
+                        return spans::coalesced(span, landed_value(landed, &waiter))
                     }
                 }
             }
@@ -133,7 +144,7 @@ where
     }
     let (task_node, key, opts) = (node.clone(), key.to_owned(), opts.clone());
     let batch = batch.cloned();
-    tokio::spawn(async move {
+    let load = async move {
         let ctx = LoadContext {
             key: &key,
             opts: &opts,
@@ -148,7 +159,10 @@ where
             result.map(|f| Some(f.value as Arc<dyn Any + Send + Sync>)),
             source,
         );
-    });
+    };
+    // In the call's span (a task starts in none), so lease wait, loader and store show under the
+    // call that led them.
+    tokio::spawn(load.instrument(tracing::Span::current()));
     let landed = waiter.lead(deadline).await;
     if matches!(landed, Landed::Loaded(_)) {
         node.stats.read_deadline_hits(1);

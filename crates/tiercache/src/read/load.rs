@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use futures_util::FutureExt;
 use serde::{de::DeserializeOwned, Serialize};
 use tokio::task::JoinHandle;
+use tracing::Instrument;
 
 use crate::backoff::jitter;
 use crate::codec::{self, Header};
@@ -193,22 +194,18 @@ impl Node {
     async fn lease_or_wait<T>(
         self: &Arc<Self>,
         ctx: LoadContext<'_>,
-        mut fence: Fence,
+        fence: Fence,
         claimed: LeaseClaim,
-        mut fills: tokio::sync::broadcast::Receiver<Arc<FillNotice>>,
-        mut stale: Option<Arc<T>>,
+        fills: tokio::sync::broadcast::Receiver<Arc<FillNotice>>,
+        stale: Option<Arc<T>>,
     ) -> Waited<T>
     where
         T: Serialize + DeserializeOwned + Send + Sync + 'static,
     {
         let LoadContext {
-            key,
-            opts,
-            flight,
-            batch,
+            key, flight, batch, ..
         } = ctx;
         let lease_key = self.keys.entry(key).lease();
-        let lease_time = self.config.lock_timeout;
         match self.lease_from(claimed, &lease_key).await {
             Ok(Some(token)) => return Waited::under_lease(lease_key, token, fence, stale),
             Ok(None) => {}
@@ -222,6 +219,44 @@ impl Node {
         if let Some(batch) = batch {
             batch.settle();
         }
+        let span = crate::spans::debug_span!(
+            "tiercache.lease_wait",
+            namespace = %self.config.namespace,
+            outcome = tracing::field::Empty,
+        );
+        let waited = self
+            .wait_for_holder(ctx, lease_key, fence, fills, stale)
+            .instrument(span.clone())
+            .await;
+        if !span.is_disabled() {
+            let outcome = match &waited {
+                Waited::Filled(_) => "filled",
+                Waited::Load(plan) if plan.lease.is_some() => "lease_taken",
+                Waited::Load(plan) if plan.fence.is_some() => "gave_up",
+                Waited::Load(_) => "redis_error",
+            };
+            span.record("outcome", outcome);
+        }
+        waited
+    }
+
+    /// Waits for the node holding the lease at `lease_key` to fill the key, reading L2 now and then
+    /// in case the notice is missed, and takes the lease over when its holder let it go.
+    async fn wait_for_holder<T>(
+        self: &Arc<Self>,
+        ctx: LoadContext<'_>,
+        lease_key: String,
+        mut fence: Fence,
+        mut fills: tokio::sync::broadcast::Receiver<Arc<FillNotice>>,
+        mut stale: Option<Arc<T>>,
+    ) -> Waited<T>
+    where
+        T: Serialize + DeserializeOwned + Send + Sync + 'static,
+    {
+        let LoadContext {
+            key, opts, flight, ..
+        } = ctx;
+        let lease_time = self.config.lock_timeout;
         // Never wait forever: past two leases something is wrong with Redis or the holder; load ourselves.
         let give_up = tokio::time::Instant::now() + lease_time * 2;
         let mut poll = FIRST_POLL;
@@ -360,9 +395,7 @@ impl Node {
         T: Serialize + DeserializeOwned + Send + Sync + 'static,
         L: Loader<T>,
     {
-        let LoadContext {
-            key, opts, flight, ..
-        } = ctx;
+        let (key, opts, flight) = (ctx.key, ctx.opts, ctx.flight);
         let LoadPlan {
             lease,
             fence,
@@ -373,10 +406,17 @@ impl Node {
             flight.mark_loading();
         }
         let started = Instant::now();
+        let span = crate::spans::debug_span!(
+            "tiercache.loader",
+            namespace = %self.config.namespace,
+            outcome = tracing::field::Empty,
+        );
         // The error is boxed inside the task: the loader's error need not be `Send`, so it must not
-        // cross an await.
+        // cross an await. The span goes with it, so what the loader traces shows under it.
         let mut task: JoinHandle<Loaded<T>> = tokio::spawn(
-            AssertUnwindSafe(async move { loader.load().await.map_err(Into::into) }).catch_unwind(),
+            AssertUnwindSafe(async move { loader.load().await.map_err(Into::into) })
+                .catch_unwind()
+                .instrument(span.clone()),
         );
         let extender = lease.as_ref().map(|l| self.spawn_lease_extender(l));
         let soft = opts
@@ -388,7 +428,9 @@ impl Node {
             None => Some((&mut task).await),
         };
         let Some(joined) = finished else {
-            // Too slow: let it finish in the background and store its result; answer now.
+            // Too slow: let it finish in the background and store its result; answer now. The span
+            // lasts as long as the loader, in its task.
+            span.record("outcome", "timeout");
             let running = RunningLoad {
                 task,
                 started,
@@ -411,6 +453,16 @@ impl Node {
         let load_time = started.elapsed();
         self.stats.load_time(load_time);
         let outcome = loaded_value(key, joined);
+        span.record(
+            "outcome",
+            match &outcome {
+                Ok(_) => "ok",
+                Err(Error::LoaderPanicked { .. }) => "panicked",
+                Err(_) => "error",
+            },
+        );
+        // Ends the loader's span here: the store has a span of its own.
+        drop(span);
         let mut lease = lease;
         let result = match outcome {
             Ok(value) => {
@@ -459,7 +511,7 @@ impl Node {
         T: Serialize + DeserializeOwned + Send + Sync + 'static,
     {
         let (node, key, opts) = (self.clone(), ctx.key.to_owned(), ctx.opts.clone());
-        tokio::spawn(async move {
+        let finish = async move {
             let joined = running.task.await;
             if let Some(handle) = running.extender {
                 handle.abort();
@@ -491,7 +543,9 @@ impl Node {
             if let Some(lease) = lease {
                 node.release_lease(lease);
             }
-        });
+        };
+        // The store that follows shows under the call that started the load.
+        tokio::spawn(finish.instrument(tracing::Span::current()));
     }
 
     fn spawn_lease_extender(self: &Arc<Self>, lease: &Lease) -> JoinHandle<()> {
@@ -544,7 +598,13 @@ impl Node {
         let LoadContext {
             key, opts, flight, ..
         } = ctx;
+        let span = crate::spans::debug_span!(
+            "tiercache.store",
+            namespace = %self.config.namespace,
+            outcome = tracing::field::Empty,
+        );
         let Some((header, envelope)) = self.envelope_to_store(key, opts, value, load_time) else {
+            span.record("outcome", "not_stored");
             if let Some(lease) = lease {
                 self.release_lease(lease);
             }
@@ -561,7 +621,16 @@ impl Node {
         };
         let stored = self
             .guarded(self.l2.redis.store(&entry_keys, opts.tags(), fence, &load))
+            .instrument(span.clone())
             .await;
+        span.record(
+            "outcome",
+            match stored {
+                Ok(true) => "stored",
+                Ok(false) => "fenced",
+                Err(_) => "error",
+            },
+        );
         match stored {
             Ok(true) => {
                 if then == AfterStore::FillL1 {

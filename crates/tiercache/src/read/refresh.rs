@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::{de::DeserializeOwned, Serialize};
+use tracing::Instrument;
 
 use crate::error::Error;
 use crate::fetched::{Fetched, Source};
@@ -124,7 +125,17 @@ impl Node {
             return;
         };
         let (node, key, opts) = (self.clone(), key.to_owned(), opts.clone());
-        tokio::spawn(async move {
+        // A trace of its own, linked to what the hit was part of: the hit was answered long before
+        // the refresh ends.
+        let span = crate::spans::debug_span!(
+            parent: None,
+            "tiercache.refresh",
+            namespace = %self.config.namespace,
+            outcome = tracing::field::Empty,
+        );
+        span.follows_from(tracing::Span::current());
+        let recorded = span.clone();
+        let refresh = async move {
             let result = node
                 .refresh::<T, L>(
                     &key,
@@ -136,11 +147,20 @@ impl Node {
                 )
                 .await;
             let source = result.as_ref().map_or(Source::Loaded, |f| f.source);
+            recorded.record(
+                "outcome",
+                match &result {
+                    Ok(f) if f.source == Source::L1 => "not_needed",
+                    Ok(f) => crate::spans::source_outcome(f.source),
+                    Err(_) => "error",
+                },
+            );
             guard.complete(
                 result.map(|f| Some(f.value as Arc<dyn std::any::Any + Send + Sync>)),
                 source,
             );
-        });
+        };
+        tokio::spawn(refresh.instrument(span));
     }
 
     /// One refresh. Anyone on this node who misses L1 meanwhile joins this flight, so it always ends

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::{de::DeserializeOwned, Serialize};
+use tracing::Instrument;
 
 use crate::codec::{self, Header};
 use crate::coherence::{Admission, Trust};
@@ -74,6 +75,39 @@ impl Node {
     /// Reads `key` from L2, copying a fresh value into L1.
     /// `tags`: the tags the caller stores under; empty when it cannot name them (a plain `get`).
     pub(crate) async fn read_through<T>(
+        self: &Arc<Self>,
+        key: &str,
+        tags: &[String],
+        need: ReadNeed,
+        take_lease: bool,
+        flight: Option<&Flight>,
+    ) -> Result<ReadOutcome<T>, Error>
+    where
+        T: Serialize + DeserializeOwned + Send + Sync + 'static,
+    {
+        let span = crate::spans::debug_span!(
+            "tiercache.l2_read",
+            namespace = %self.config.namespace,
+            outcome = tracing::field::Empty,
+        );
+        let read = self
+            .read_l2::<T>(key, tags, need, take_lease, flight)
+            .instrument(span.clone())
+            .await;
+        if !span.is_disabled() {
+            let outcome = match &read {
+                Ok(r) if r.fresh.is_some() => "hit",
+                Ok(r) if r.stale.is_some() => "stale",
+                Ok(_) => "miss",
+                Err(_) => "error",
+            };
+            span.record("outcome", outcome);
+        }
+        read
+    }
+
+    /// [`Node::read_through`], inside its span.
+    async fn read_l2<T>(
         self: &Arc<Self>,
         key: &str,
         tags: &[String],
