@@ -148,13 +148,7 @@ impl Cache {
         let node = self.node();
         // Made before L1 is looked at, so a hit has its span too: while no subscriber takes DEBUG,
         // that costs two compares (BENCHMARKS.md, "Tracing spans on the L1 hit").
-        let span = spans::debug_span!(
-            "tiercache.get_or_load",
-            namespace = %node.config.namespace,
-            outcome = Empty,
-            error = Empty,
-            otel.status_code = Empty,
-        );
+        let span = crate::spans::call_span!("tiercache.get_or_load", node.config.namespace);
         if let Err(e) = node.keys.validate(key) {
             return Err(spans::failed(&span, e));
         }
@@ -314,13 +308,7 @@ impl Cache {
         T: Serialize + DeserializeOwned + Send + Sync + 'static,
     {
         let node = self.node();
-        let span = spans::debug_span!(
-            "tiercache.get",
-            namespace = %node.config.namespace,
-            outcome = Empty,
-            error = Empty,
-            otel.status_code = Empty,
-        );
+        let span = crate::spans::call_span!("tiercache.get", node.config.namespace);
         if let Err(e) = node.keys.validate(key) {
             return Err(spans::failed(&span, e));
         }
@@ -394,13 +382,7 @@ impl Cache {
     where
         T: Serialize + DeserializeOwned + Send + Sync + 'static,
     {
-        let span = spans::debug_span!(
-            "tiercache.set",
-            namespace = %self.node().config.namespace,
-            outcome = Empty,
-            error = Empty,
-            otel.status_code = Empty,
-        );
+        let span = crate::spans::call_span!("tiercache.set", self.node().config.namespace);
         let set = self
             .set_in_span(key, value, opts)
             .instrument(span.clone())
@@ -481,13 +463,7 @@ impl Cache {
     /// [`Error::is_pending`]).
     pub async fn invalidate(&self, key: &str) -> Result<(), Error> {
         let node = self.node();
-        let span = spans::debug_span!(
-            "tiercache.invalidate",
-            namespace = %self.node().config.namespace,
-            outcome = Empty,
-            error = Empty,
-            otel.status_code = Empty,
-        );
+        let span = crate::spans::call_span!("tiercache.invalidate", self.node().config.namespace);
         if let Err(e) = node.keys.validate(key) {
             return Err(spans::failed(&span, e));
         }
@@ -508,13 +484,10 @@ impl Cache {
         S: AsRef<str>,
     {
         let tags: Vec<String> = tags.into_iter().map(|t| t.as_ref().to_owned()).collect();
-        let span = spans::debug_span!(
+        let span = crate::spans::call_span!(
             "tiercache.invalidate_tags",
-            namespace = %self.node().config.namespace,
-            tags = tags.len(),
-            outcome = Empty,
-            error = Empty,
-            otel.status_code = Empty,
+            self.node().config.namespace,
+            tags = tags.len()
         );
         if tags.is_empty() {
             span.record("outcome", "sent");
@@ -556,13 +529,7 @@ impl Cache {
         opts: crate::lock::LockOptions,
     ) -> Result<crate::lock::LockGuard, Error> {
         let node = self.node();
-        let span = spans::debug_span!(
-            "tiercache.lock",
-            namespace = %self.node().config.namespace,
-            outcome = Empty,
-            error = Empty,
-            otel.status_code = Empty,
-        );
+        let span = crate::spans::call_span!("tiercache.lock", self.node().config.namespace);
         if name.is_empty() {
             return Err(spans::failed(
                 &span,
@@ -600,13 +567,7 @@ impl Cache {
     /// # }
     /// ```
     pub async fn shutdown(&self) -> Result<ShutdownReport, Error> {
-        let span = spans::debug_span!(
-            "tiercache.shutdown",
-            namespace = %self.node().config.namespace,
-            outcome = Empty,
-            error = Empty,
-            otel.status_code = Empty,
-        );
+        let span = crate::spans::call_span!("tiercache.shutdown", self.node().config.namespace);
         let done = self.shutdown_in_span().instrument(span.clone()).await;
         spans::ended(&span, done, "sent")
     }

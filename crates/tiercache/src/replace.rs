@@ -62,14 +62,11 @@ impl Cache {
     where
         T: Serialize + DeserializeOwned + Send + Sync + 'static,
     {
-        let span = crate::spans::debug_span!(
+        let span = crate::spans::call_span!(
             "tiercache.invalidate_tags_and_set",
-            namespace = %self.node().config.namespace,
+            self.node().config.namespace,
             tags = tags.len(),
-            entries = entries.len(),
-            outcome = tracing::field::Empty,
-            error = tracing::field::Empty,
-            otel.status_code = tracing::field::Empty,
+            entries = entries.len()
         );
         let written = self
             .replace_in_span(tags, entries)

@@ -24,6 +24,31 @@ macro_rules! debug_span {
 }
 pub(crate) use debug_span;
 
+/// The span of a public call: [`debug_span!`] with the fields every call records (`namespace`, and
+/// `outcome`, `error` and `otel.status_code` filled in when it ends), then any of its own.
+macro_rules! call_span {
+    ($name:literal, $namespace:expr $(, $($field:tt)+)?) => {
+        $crate::spans::debug_span!(
+            $name,
+            namespace = %$namespace,
+            outcome = tracing::field::Empty,
+            error = tracing::field::Empty,
+            otel.status_code = tracing::field::Empty
+            $(, $($field)+)?
+        )
+    };
+}
+pub(crate) use call_span;
+
+/// The `outcome` of handing invalidations or writes to Redis: sent, queued for replay, or failed.
+pub(crate) fn sent_outcome(sent: &Result<(), Error>) -> &'static str {
+    match sent {
+        Ok(()) => "sent",
+        Err(e) if e.is_pending() => "pending",
+        Err(_) => "error",
+    }
+}
+
 use crate::error::{Error, ErrorKind};
 use crate::fetched::{Fetched, Source};
 

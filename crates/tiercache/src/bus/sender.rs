@@ -48,14 +48,7 @@ pub(crate) fn start_outbox(node: Weak<Node>) -> (Outbox, tokio::task::JoinHandle
                     outcome = tracing::field::Empty,
                 );
                 let sent = send_or_queue(&node, ops).instrument(span.clone()).await;
-                span.record(
-                    "outcome",
-                    match &sent {
-                        Ok(()) => "sent",
-                        Err(e) if e.is_pending() => "pending",
-                        Err(_) => "error",
-                    },
-                );
+                span.record("outcome", crate::spans::sent_outcome(&sent));
                 sent
             };
             for (_, reply) in batch {

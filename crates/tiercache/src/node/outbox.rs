@@ -92,14 +92,7 @@ impl Outbox {
             ));
         }
         let sent = self.queue(ops).instrument(span.clone()).await;
-        span.record(
-            "outcome",
-            match &sent {
-                Ok(()) => "sent",
-                Err(e) if e.is_pending() => "pending",
-                Err(_) => "error",
-            },
-        );
+        span.record("outcome", crate::spans::sent_outcome(&sent));
         sent
     }
 

@@ -283,13 +283,7 @@ impl<T, O> ColdKeys<T, O> {
             let loader = gathering.loader_for(index);
             let key = &keys[index];
             // Each key's own call, as `fetch` would record it, under the batch's span.
-            let span = crate::spans::debug_span!(
-                "tiercache.get_or_load",
-                namespace = %node.config.namespace,
-                outcome = tracing::field::Empty,
-                error = tracing::field::Empty,
-                otel.status_code = tracing::field::Empty,
-            );
+            let span = crate::spans::call_span!("tiercache.get_or_load", node.config.namespace);
             async move {
                 // Settles the key however its call ends, the batch's future dropped included.
                 let _settle = SettleOnDrop(&slot);
