@@ -40,6 +40,9 @@ use crate::node::Node;
 pub struct CacheBuilder {
     config: Config,
     error: Option<ConfigError>,
+    /// A client the service built itself ([`CacheBuilder::redis_client`]), used instead of one made
+    /// from the configuration's URL.
+    client: Option<redis::Client>,
 }
 
 impl Default for CacheBuilder {
@@ -72,6 +75,7 @@ impl CacheBuilder {
         CacheBuilder {
             config: Config::default(),
             error: None,
+            client: None,
         }
     }
 
@@ -85,6 +89,26 @@ impl CacheBuilder {
     /// names no database, [`CacheBuilder::redis_db`] is used. Checked at [`CacheBuilder::build`].
     pub fn redis_url(mut self, url: &str) -> Self {
         url.clone_into(&mut self.config.redis_url);
+        self
+    }
+
+    /// Talks to one Redis server through `client`, a `redis::Client` the service built itself (from
+    /// a `ConnectionInfo`, with `redis::Client::build_with_tls` for its own certificates, ...)
+    /// instead of a URL. The node opens its command and bus connections from it, with this builder's
+    /// timeouts; the client's database is the node's. Its address (never its password) stands in
+    /// for the URL in errors and status documents. For a cluster, use
+    /// [`CacheBuilder::cluster_urls`]; `build` refuses both at once.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let client = redis::Client::open("redis://cache.internal:6379/2")?;
+    /// let cache = tiercache::Cache::builder().redis_client(client).namespace("widgets").build().await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn redis_client(mut self, client: redis::Client) -> Self {
+        self.config.redis_url = url_naming(client.get_connection_info());
+        self.config.redis_db = 0;
+        self.client = Some(client);
         self
     }
 
@@ -302,7 +326,20 @@ impl CacheBuilder {
         }
         let config = self.config;
         config.validate()?;
-        let client = RedisClient::from_config(&config)?;
+        let client = match self.client {
+            Some(_) if !config.redis_cluster_urls.is_empty() => {
+                return Err(ConfigError::InvalidValue {
+                    var: "REDIS_CLUSTER_URLS".into(),
+                    value: config.redis_cluster_urls.join(","),
+                    expected: "no cluster seeds beside a redis::Client, which reaches one server \
+                               (give either CacheBuilder::redis_client or cluster_urls)"
+                        .into(),
+                }
+                .into())
+            }
+            Some(client) => RedisClient::Server(client),
+            None => RedisClient::from_config(&config)?,
+        };
         let conn = client.connection(&config)?;
         let acks = ReplicaAcks::for_config(&client, &config)?;
         let keys = KeySpace::with_tag_limits(
@@ -401,4 +438,15 @@ fn start_publisher(node: std::sync::Weak<Node>) -> tokio::task::JoinHandle<()> {
             node.publish_metrics();
         }
     })
+}
+
+/// A URL naming where `info` connects, for errors and status documents: scheme, address and
+/// database, never the user or password.
+fn url_naming(info: &redis::ConnectionInfo) -> String {
+    let db = info.redis_settings().db();
+    match info.addr() {
+        redis::ConnectionAddr::Unix(path) => format!("redis+unix://{}?db={db}", path.display()),
+        tls @ redis::ConnectionAddr::TcpTls { .. } => format!("rediss://{tls}/{db}"),
+        tcp => format!("redis://{tcp}/{db}"),
+    }
 }

@@ -218,6 +218,48 @@ async fn a_server_that_authenticates_clients_takes_a_node_with_a_certificate_its
     );
 }
 
+/// A service that builds its own `redis::Client` (here with a client certificate the test CA
+/// signed) hands it to the builder instead of a URL; status names the address, never the password.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_runs_on_a_redis_client_the_service_built() {
+    let (redis, ca) = RedisServer::start_tls_authenticating_clients().unwrap();
+    let url = redis.tls_url().unwrap();
+    let client = || {
+        redis::Client::build_with_tls(
+            url.as_str(),
+            redis::TlsCertificates {
+                client_tls: Some(redis::ClientTlsConfig {
+                    client_cert: std::fs::read(&ca.client_cert_path).unwrap(),
+                    client_key: std::fs::read(&ca.client_key_path).unwrap(),
+                }),
+                root_cert: Some(std::fs::read(&ca.path).unwrap()),
+            },
+        )
+        .unwrap()
+    };
+    let node = |namespace| {
+        Cache::builder()
+            .redis_client(client())
+            .namespace(namespace)
+            .heartbeat_interval(Duration::from_millis(100))
+            .require_redis_at_start(true)
+    };
+    let a = node("from-client").build().await.unwrap();
+    let b = node("from-client").build().await.unwrap();
+    exercise(&a, &b).await;
+    let named = &a.config().redis_url;
+    assert!(named.starts_with("rediss://127.0.0.1:"), "{named}");
+
+    // One server's client and cluster seeds at once are refused, naming both ways.
+    let err = node("both")
+        .cluster_urls([url.clone()])
+        .build()
+        .await
+        .expect_err("a client and cluster seeds");
+    assert_eq!(err.kind(), ErrorKind::Config);
+    assert!(err.to_string().contains("redis_client"), "{err}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rediss_with_a_ca_made_at_test_time() {
     let (redis, ca) = RedisServer::start_tls().unwrap();
