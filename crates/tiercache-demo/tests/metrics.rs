@@ -101,7 +101,16 @@ fn assert_histograms_are_bucketed_in_their_units(text: &str) {
 #[tokio::test]
 async fn every_metric_has_help_with_its_unit_build_info_and_buckets_in_its_unit() {
     let redis = RedisServer::start().unwrap();
-    let demo = Demo::start("metrics", &["--nodes", "2", "--redis-url", &redis.url()]);
+    // Snapshots each second, so the Redis memory gauges they set show up soon.
+    let args = [
+        "--nodes",
+        "2",
+        "--redis-url",
+        &redis.url(),
+        "--snapshot-interval",
+        "1s",
+    ];
+    let demo = Demo::start("metrics", &args);
     let http = client();
     let (a, b) = (&demo.urls[0], &demo.urls[1]);
     // A read on each node and a donation: loads, L2 reads, a bus message and its propagation.
@@ -112,15 +121,28 @@ async fn every_metric_has_help_with_its_unit_build_info_and_buckets_in_its_unit(
     let started = Instant::now();
     let text = loop {
         let text = scrape(&http, a).await;
-        if text.contains("tiercache_bus_batch_size_bucket") {
+        if text.contains("tiercache_bus_batch_size_bucket")
+            && text.contains("widget_redis_used_memory_bytes ")
+        {
             break text;
         }
         assert!(
             started.elapsed() < DEADLINE,
-            "no bus batch size in /metrics after {DEADLINE:?}:\n{text}"
+            "no bus batch size or Redis memory in /metrics after {DEADLINE:?}:\n{text}"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
+
+    // Redis memory, for the deploy kit's alert: what INFO said, and a limit (0 when none is set).
+    let gauge = |name: &str| -> f64 {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(&format!("{name} ")))
+            .unwrap();
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    assert!(gauge("widget_redis_used_memory_bytes") > 0.0);
+    assert!(gauge("widget_redis_maxmemory_bytes") >= 0.0);
 
     // Every family is declared by TYPE and described by HELP, the HELP ending with its unit.
     let mut declared: BTreeMap<&str, &str> = BTreeMap::new();

@@ -625,6 +625,9 @@ impl WidgetCacheMetricsService {
     /// breaker is open, a timeout): a snapshot says it could not read them rather than failing.
     async fn redis_figures(&self) -> Option<RedisFigures> {
         let info = self.cache.as_ref()?.admin().server_info().await.ok()?;
+        // Prometheus alerts on Redis memory from these, read as often as snapshots are taken.
+        metrics::gauge!("widget_redis_used_memory_bytes").set(info.used_memory as f64);
+        metrics::gauge!("widget_redis_maxmemory_bytes").set(info.maxmemory as f64);
         Some(RedisFigures {
             used_memory: info.used_memory,
             maxmemory: info.maxmemory,
@@ -773,6 +776,22 @@ const METRICS: &[Described] = &[
             0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
             60.0, 300.0,
         ],
+    },
+    Described {
+        name: "widget_redis_used_memory_bytes",
+        kind: MetricKind::Gauge,
+        unit: metrics::Unit::Bytes,
+        labels: "—",
+        help: "Redis's used_memory, as the last metrics snapshot read it (INFO memory).",
+        buckets: &[],
+    },
+    Described {
+        name: "widget_redis_maxmemory_bytes",
+        kind: MetricKind::Gauge,
+        unit: metrics::Unit::Bytes,
+        labels: "—",
+        help: "Redis's maxmemory (0: no limit), as the last metrics snapshot read it.",
+        buckets: &[],
     },
     Described {
         name: "widget_outbox_backlog",
