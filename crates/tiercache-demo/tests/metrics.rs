@@ -53,6 +53,19 @@ fn bucket_bounds(text: &str, name: &str) -> Vec<String> {
         .collect()
 }
 
+/// Redis memory, for the deploy kit's alert: what `INFO` said, and a limit (0 when none is set).
+fn assert_redis_memory_gauges(text: &str) {
+    let gauge = |name: &str| -> f64 {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(&format!("{name} ")))
+            .unwrap();
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    assert!(gauge("widget_redis_used_memory_bytes") > 0.0);
+    assert!(gauge("widget_redis_maxmemory_bytes") >= 0.0);
+}
+
 /// The state gauges are there for each of the demo's two nodes, told apart by their `node` label,
 /// and the breaker is closed while Redis answers.
 fn assert_state_gauges_per_node(text: &str) {
@@ -133,16 +146,7 @@ async fn every_metric_has_help_with_its_unit_build_info_and_buckets_in_its_unit(
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
 
-    // Redis memory, for the deploy kit's alert: what INFO said, and a limit (0 when none is set).
-    let gauge = |name: &str| -> f64 {
-        let line = text
-            .lines()
-            .find(|l| l.starts_with(&format!("{name} ")))
-            .unwrap();
-        line.rsplit(' ').next().unwrap().parse().unwrap()
-    };
-    assert!(gauge("widget_redis_used_memory_bytes") > 0.0);
-    assert!(gauge("widget_redis_maxmemory_bytes") >= 0.0);
+    assert_redis_memory_gauges(&text);
 
     // Every family is declared by TYPE and described by HELP, the HELP ending with its unit.
     let mut declared: BTreeMap<&str, &str> = BTreeMap::new();
