@@ -78,8 +78,8 @@ struct Args {
     fail_on_error: bool,
     /// How a viewer asks for a dashboard: `dashboard`, one `/api/dashboard` request as the page
     /// does; `per-widget`, one `/api/widgets/{type}` request per widget, as the page did before.
-    #[arg(long, value_enum, default_value_t = scenarios::DashboardRequests::Dashboard)]
-    requests: scenarios::DashboardRequests,
+    #[arg(long, value_enum, default_value_t = plan::DashboardRequests::Dashboard)]
+    requests: plan::DashboardRequests,
 }
 
 /// What summary.json holds: the summary line's figures and the details behind them.

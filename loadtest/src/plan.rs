@@ -11,8 +11,6 @@ use rand::Rng;
 use rand_distr::{Distribution, Zipf};
 use serde::Deserialize;
 
-use crate::scenarios::DashboardRequests;
-
 /// Ranges in the order dashboards open them, most often first. Ranges the service lists that are
 /// missing here come after, in the service's order.
 const RANGE_POPULARITY: [&str; 10] = [
@@ -92,6 +90,15 @@ impl Dashboard {
         }
         q
     }
+}
+
+/// How a viewer asks for a dashboard's widgets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DashboardRequests {
+    /// One `GET /api/dashboard` for all of them (what the dashboard page sends).
+    Dashboard,
+    /// One `GET /api/widgets/{type}` per widget (the page before `/api/dashboard`), to compare.
+    PerWidget,
 }
 
 /// Everything a user needs to pick what to do next; shared by every user.

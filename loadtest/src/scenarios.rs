@@ -7,7 +7,7 @@ use goose::prelude::*;
 use rand::Rng;
 use serde_json::json;
 
-use crate::plan::{Dashboard, Plan, Scope};
+use crate::plan::{Dashboard, DashboardRequests, Plan, Scope};
 
 /// Each user talks to one node, spread evenly: user k uses node k mod N.
 fn pick_node(plan: &Arc<Plan>) -> TransactionFunction {
@@ -23,15 +23,6 @@ fn pick_node(plan: &Arc<Plan>) -> TransactionFunction {
 
 /// The request path of a view, and the view itself (`widget?query`) as its tail.
 const WIDGETS_PATH: &str = "/api/widgets/";
-
-/// How a viewer asks for a dashboard's widgets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum DashboardRequests {
-    /// One `GET /api/dashboard` for all of them (what the dashboard page sends).
-    Dashboard,
-    /// One `GET /api/widgets/{type}` per widget (the page before `/api/dashboard`), to compare.
-    PerWidget,
-}
 
 /// The dashboard endpoint, and the name goose aggregates its requests under.
 const DASHBOARD_PATH: &str = "/api/dashboard";

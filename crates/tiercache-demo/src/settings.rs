@@ -7,7 +7,20 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use crate::admin_token::AdminToken;
-use crate::telemetry::{LogFormat, DEFAULT_TRACE_FILTER};
+
+/// Which spans are exported unless `--trace-filter` says otherwise: the requests (INFO) and every
+/// span of the cache and the widget layer (DEBUG).
+pub const DEFAULT_TRACE_FILTER: &str = "info,tiercache=debug,tiercache_widgets=debug";
+
+/// How log lines are written (`--log-format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One line a event, for people at a terminal.
+    Text,
+    /// One JSON object a line (`timestamp`, `level`, `target`, `fields`, and the spans the event
+    /// happened in), for a log collector.
+    Json,
+}
 
 /// How the demo runs. Every flag can also come from the environment variable named in `--help`.
 // Each bool is an independent on/off flag of the command line, as clap spells them; an enum would

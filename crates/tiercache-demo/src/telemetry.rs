@@ -21,6 +21,7 @@ use tracing_subscriber::{EnvFilter, Layer};
 
 use crate::error::DemoError;
 use crate::settings::Settings;
+pub use crate::settings::{LogFormat, DEFAULT_TRACE_FILTER};
 
 /// The service's name in every exported span (`service.name`), unless `OTEL_SERVICE_NAME` says
 /// another.
@@ -28,20 +29,6 @@ pub const SERVICE_NAME: &str = "tiercache-demo";
 
 /// What is logged when `RUST_LOG` is unset: warnings and errors.
 const DEFAULT_LOG_FILTER: &str = "warn";
-
-/// Which spans are exported unless `--trace-filter` says otherwise: the requests (INFO) and every
-/// span of the cache and the widget layer (DEBUG).
-pub const DEFAULT_TRACE_FILTER: &str = "info,tiercache=debug,tiercache_widgets=debug";
-
-/// How log lines are written (`--log-format`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum LogFormat {
-    /// One line a event, for people at a terminal.
-    Text,
-    /// One JSON object a line (`timestamp`, `level`, `target`, `fields`, and the spans the event
-    /// happened in), for a log collector.
-    Json,
-}
 
 /// The process's logging and tracing, as installed; [`Telemetry::shutdown`] sends the spans still
 /// buffered for export.

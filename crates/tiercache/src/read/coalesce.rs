@@ -14,8 +14,8 @@ use crate::loader::Loader;
 use crate::node::flights::{FlightKind, FlightWaiter, Joined, Landed, LeaderGuard};
 use crate::node::Node;
 use crate::options::EntryOptions;
-use crate::read::batch::BatchSlot;
 use crate::read::load::LoadContext;
+use crate::read::slot::BatchSlot;
 use crate::spans;
 
 /// A call past L1 (`l1_stale`: what L1 held that this node may no longer trust): leads its key's

@@ -35,7 +35,7 @@ use crate::message::{FillNotice, FilledEntry};
 use crate::node::flights::Flight;
 use crate::node::Node;
 use crate::options::EntryOptions;
-use crate::read::batch::BatchSlot;
+use crate::read::slot::BatchSlot;
 use crate::read::through::ReadOutcome;
 use crate::wall_clock::now_ms;
 
