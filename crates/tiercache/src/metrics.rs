@@ -106,7 +106,7 @@ decisions! {
     batch_loaded_keys => "tiercache_batch_loaded_keys_total", "Keys asked of batch loaders; divided by tiercache_batch_loads_total, the keys one call loads.";
     flights_overtaken => "tiercache_flights_overtaken_total", "Calls that stopped waiting on a load or read already running on this node because an invalidation of the key reached the node first, and read again (once per call at most).";
     type_mismatches => "tiercache_type_mismatches_total", "L1 entries of another type than the one asked for (treated as misses).";
-    read_deadline_hits => "tiercache_read_deadline_hits_total", "Calls that stopped waiting for Redis at their read deadline (TIERCACHE_READ_DEADLINE): an L2 read cut short (the call loaded without L2), or a store the call answered without (it lands later or fails). Redis was slow or unreachable.";
+    read_deadline_hits => "tiercache_read_deadline_hits_total", "Calls that stopped waiting for Redis at their read deadline (TIERCACHE_READ_DEADLINE): an L2 read or lease attempt cut short (the call loaded without them), or a store the call answered without (it lands later or fails). Redis was slow or unreachable.";
     fenced_writes => "tiercache_fenced_writes_total", "Loaded values not stored because an invalidation, restart or flush overlapped the load.";
     late_writes_refused => "tiercache_late_writes_refused_total", "Values of `set` that reached Redis after their deadline (when the caller could no longer be waiting) and were not written, their keys only invalidated; counted when the reply still reached this node.";
     encode_errors => "tiercache_encode_errors_total", "Loaded values not stored because they could not be encoded or were over the size limit.";

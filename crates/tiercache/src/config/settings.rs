@@ -113,7 +113,7 @@ impl Config {
         Setting {
             name: "TIERCACHE_READ_DEADLINE",
             value: SettingValue::Duration(BareUnit::Millis, |c| &mut c.read_deadline),
-            doc: "How long a call that missed L1 waits for Redis, all told: past it an L2 read still running is cut short (the call loads without L2) and a loaded value is returned without waiting for its store. Loaders' time does not count, and waiting for another node's load is not cut short.",
+            doc: "How long a call that missed L1 waits for Redis, all told: past it an L2 read or lease attempt still running is cut short (the call loads without them) and a loaded value is returned without waiting for its store. Loaders' time does not count, and waiting for another node's load is not cut short.",
         },
         Setting {
             name: "TIERCACHE_DEFAULT_TTL",

@@ -78,6 +78,7 @@ where
                             opts,
                             flight: None,
                             batch,
+                            deadline: None,
                         };
                         let loaded = node
                             .load::<T, L>(ctx, loader, None)
@@ -126,6 +127,7 @@ where
         opts,
         flight: Some(guard.flight()),
         batch,
+        deadline: Some(deadline),
     };
     let read = tokio::time::timeout_at(deadline, node.read_for_load::<T>(ctx)).await;
     let (fills, read) = read.unwrap_or_else(|_| {
@@ -150,6 +152,7 @@ where
             opts: &opts,
             flight: Some(guard.flight()),
             batch: batch.as_ref(),
+            deadline: Some(deadline),
         };
         let result = task_node
             .load_after_read::<T, L>(ctx, loader, l1_stale, fills, read)

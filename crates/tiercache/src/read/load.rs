@@ -63,6 +63,9 @@ pub(crate) struct LoadContext<'a> {
     pub(crate) flight: Option<&'a Flight>,
     /// The key's place in a batch call, which learns here when the key waits instead of loading.
     pub(crate) batch: Option<&'a BatchSlot>,
+    /// The call's read deadline, for a load a caller waits on: taking the lease stops waiting for
+    /// Redis there, as the read does, and the call loads without it. `None`: nobody waits.
+    pub(crate) deadline: Option<tokio::time::Instant>,
 }
 
 /// How the loader runs once it must: under `lease` when this node holds it (none when Redis failed
@@ -206,7 +209,7 @@ impl Node {
             key, flight, batch, ..
         } = ctx;
         let lease_key = self.keys.entry(key).lease();
-        match self.lease_from(claimed, &lease_key).await {
+        match self.lease_until(claimed, &lease_key, ctx.deadline).await {
             Ok(Some(token)) => return Waited::under_lease(lease_key, token, fence, stale),
             Ok(None) => {}
             Err(_) => return self.lease_failed(stale),
@@ -374,6 +377,41 @@ impl Node {
         }
     }
 
+    /// [`Self::lease_from`], but waiting for Redis no later than `deadline`. A key of a batch call
+    /// holds the whole call's gathered load until it knows whether it loads, so an unbounded lease
+    /// round trip here would hold every other key of the call past its own read deadline.
+    async fn lease_until(
+        self: &Arc<Self>,
+        claim: LeaseClaim,
+        lease_key: &str,
+        deadline: Option<tokio::time::Instant>,
+    ) -> Result<Option<String>, Error> {
+        let (LeaseClaim::NotTried, Some(deadline)) = (&claim, deadline) else {
+            return self.lease_from(claim, lease_key).await;
+        };
+        let (node, key) = (self.clone(), lease_key.to_owned());
+        // Boxed so that, past the deadline, the attempt can go on in a task of its own; only a
+        // load's first lease attempt pays for it, never a hit.
+        let mut acquire = Box::pin(async move {
+            let token = node.lease_from(LeaseClaim::NotTried, &key).await;
+            (node, key, token)
+        });
+        if let Ok((_, _, token)) = tokio::time::timeout_at(deadline, &mut acquire).await {
+            return token;
+        }
+        self.stats.read_deadline_hits(1);
+        // The SET may still land: the lease it takes must be let go at once, or the fleet waits a
+        // whole lease for a load that runs without it.
+        tokio::spawn(async move {
+            if let (node, key, Ok(Some(token))) = acquire.await {
+                node.release_lease(Lease { key, token });
+            }
+        });
+        Err(Error::unavailable(
+            "the read deadline passed before Redis answered the lease",
+        ))
+    }
+
     /// Redis failed while taking or waiting for a lease: a lock failure; load without the lease.
     fn lease_failed<T>(&self, stale: Option<Arc<T>>) -> Waited<T> {
         self.stats.lock_failed(1);
@@ -528,6 +566,7 @@ impl Node {
                             opts: &opts,
                             flight: None,
                             batch: None,
+                            deadline: None,
                         };
                         let then = AfterStore::LeaveL1;
                         node.store(ctx, &value, &fence, load_time, lease, then)

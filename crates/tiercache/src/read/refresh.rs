@@ -231,6 +231,7 @@ impl Node {
             opts,
             flight: Some(flight),
             batch: None,
+            deadline: None,
         };
         let plan = LoadPlan {
             lease,
