@@ -609,22 +609,57 @@ impl L2 {
         need: ReadNeed,
         vouched: &Vouched<'_>,
     ) -> Result<Option<ReadReply>, Error> {
-        let (reply, batched) =
-            if self.keys.layout() == EntryLayout::String && !self.conn.is_cluster() {
-                let fetched = self.batches.get(&self.conn, &entry.entry).await?;
-                (fetched.value, fetched.shared)
-            } else {
-                let reply: Value = self
-                    .entry_command(entry)
-                    .query_async(&mut self.conn.clone())
-                    .await?;
-                (reply, false)
-            };
-        let Some((envelope, recorded)) = entry_fields(reply) else {
-            return Ok(None);
+        let (reply, batched) = if self.reads_many_at_once() {
+            let fetched = self.batches.get(&self.conn, &entry.entry).await?;
+            (fetched.value, fetched.shared)
+        } else {
+            let reply: Value = self
+                .entry_command(entry)
+                .query_async(&mut self.conn.clone())
+                .await?;
+            (reply, false)
         };
+        Ok(self.hit_of(reply, batched, need, vouched))
+    }
+
+    /// Whether [`Self::read_hits`] can read many entries in one command: entry layout 2 on one
+    /// server (a layout-1 entry is a hash, and on a cluster every entry is in a slot of its own).
+    pub(crate) fn reads_many_at_once(&self) -> bool {
+        self.keys.layout() == EntryLayout::String && !self.conn.is_cluster()
+    }
+
+    /// [`Self::read_hit`] of many entries in one round trip (`MGET`, split as the batches split
+    /// theirs), for a caller that has them all at hand: each entry's conclusive hit, or `None`
+    /// where the entry needs the full read. Only where [`Self::reads_many_at_once`].
+    pub(crate) async fn read_hits(
+        &self,
+        entries: &[EntryKeys],
+        vouched: &Vouched<'_>,
+    ) -> Result<Vec<Option<ReadReply>>, Error> {
+        let keys: Vec<&str> = entries.iter().map(|e| e.entry.as_str()).collect();
+        let replies = self.batches.get_many(&self.conn, &keys).await?;
+        Ok(replies
+            .into_iter()
+            .map(|reply| {
+                let hit = self.hit_of(reply, true, ReadNeed::ValueOrFence, vouched);
+                self.misses.record(hit.is_none());
+                hit
+            })
+            .collect())
+    }
+
+    /// What a hit read's reply decides: the entry when it is unexpired and every tag it recorded is
+    /// one the node vouches for, nothing found (for [`ReadNeed::Value`]), or `None`: undecided.
+    fn hit_of(
+        &self,
+        reply: Value,
+        batched: bool,
+        need: ReadNeed,
+        vouched: &Vouched<'_>,
+    ) -> Option<ReadReply> {
+        let (envelope, recorded) = entry_fields(reply)?;
         let Some(envelope) = envelope else {
-            return Ok((need == ReadNeed::Value).then(|| ReadReply {
+            return (need == ReadNeed::Value).then(|| ReadReply {
                 envelope: None,
                 recorded_tags: None,
                 fence: None,
@@ -633,19 +668,17 @@ impl L2 {
                 lease: LeaseClaim::NotTried,
                 batched,
                 fence_first: false,
-            }));
+            });
         };
         // An expired value is served only as stale, after a load attempt that needs the fence.
         let unexpired = codec::decode_header(&envelope, usize::MAX)
             .is_ok_and(|(header, _)| header.expires_at_ms > now_ms());
         if !unexpired {
-            return Ok(None);
+            return None;
         }
         let recorded = recorded_frame(recorded.as_deref(), &envelope);
-        let Some(recorded_tags) = self.current_tags(recorded, |_, tag, v| vouched(tag, v)) else {
-            return Ok(None);
-        };
-        Ok(Some(ReadReply {
+        let recorded_tags = self.current_tags(recorded, |_, tag, v| vouched(tag, v))?;
+        Some(ReadReply {
             envelope: Some(envelope),
             recorded_tags: Some(recorded_tags),
             fence: None,
@@ -654,7 +687,7 @@ impl L2 {
             lease: LeaseClaim::NotTried,
             batched,
             fence_first: false,
-        }))
+        })
     }
 
     /// One pipelined round trip without Lua: `HMGET` the entry, take its generation (`SET NX GET`

@@ -355,3 +355,75 @@ async fn redis_down_loads_once_and_fail_safe_holds_per_key() {
     assert_eq!((*stale.value, stale.source), (7, Source::Stale));
     assert_eq!(answers[1].as_ref().unwrap_err().kind(), ErrorKind::Loader);
 }
+
+/// How many `MGET`s the server has run.
+fn mgets(redis: &tiercache_testkit::RedisServer) -> u64 {
+    let calls = redis.info_field("commandstats", "cmdstat_mget").ok();
+    calls
+        .as_deref()
+        .and_then(|stats| stats.strip_prefix("calls="))
+        .and_then(|rest| rest.split(',').next())
+        .map_or(0, |n| n.parse().unwrap())
+}
+
+/// A dashboard that is all in L2 is read in one `MGET` from the calling task, each view decoded
+/// and kept in L1 as a single read keeps it; a view missing from L2 goes on to its own read and
+/// load, and a view whose entry is corrupt is a miss there, never an error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn views_in_l2_are_read_in_one_round_trip() {
+    let redis = server();
+    let writer = builder(&redis, "batch-once").build().await.unwrap();
+    let reader = builder(&redis, "batch-once").build().await.unwrap();
+    let keys = views();
+    let opts = opts();
+    for (i, key) in keys.iter().enumerate() {
+        writer.set(key, i as u64, &opts).await.unwrap();
+    }
+    let calls = Calls::default();
+    let before = mgets(&redis);
+    let answers = reader
+        .fetch_many(
+            keys.iter().map(|k| (k.as_str(), &opts)),
+            calls.loader(Duration::ZERO),
+        )
+        .await;
+    assert_eq!(values(&answers), (0..7).collect::<Vec<u64>>());
+    assert_eq!(sources(&answers), vec![Source::L2; 7]);
+    assert_eq!(mgets(&redis) - before, 1, "one MGET for the seven views");
+    assert!(calls.all().is_empty(), "nothing to load");
+    assert!(keys.iter().all(|k| reader.admin().serves_locally(k)));
+
+    // Two views gone from L2 (one deleted, one corrupt) and five in L1: the two are read and
+    // loaded on their own paths, in one loader call.
+    let (deleted, corrupt) = (&keys[2], &keys[5]);
+    writer.invalidate(deleted).await.unwrap();
+    writer.invalidate(corrupt).await.unwrap();
+    writer.set(corrupt, 5_u64, &opts).await.unwrap();
+    // The entry's Redis key as keys.rs documents it (layout 2), in the database tests use.
+    let entry = format!("tc:{{10.batch-once:{}.{corrupt}}}:v", corrupt.len());
+    let mut raw = redis.connection_db(1).await.unwrap();
+    let overwritten: bool = redis::cmd("SET")
+        .arg(&entry)
+        .arg("not an envelope")
+        .arg("XX")
+        .arg("KEEPTTL")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert!(overwritten, "the entry is where keys.rs says");
+    let fresh = builder(&redis, "batch-once").build().await.unwrap();
+    let answers = fresh
+        .fetch_many(
+            keys.iter().map(|k| (k.as_str(), &opts)),
+            calls.loader(Duration::ZERO),
+        )
+        .await;
+    let len = keys[0].len() as u64;
+    assert_eq!(values(&answers), vec![0, 1, len, 3, 4, len, 6]);
+    let mut expected = vec![Source::L2; 7];
+    expected[2] = Source::Loaded;
+    expected[5] = Source::Loaded;
+    assert_eq!(sources(&answers), expected);
+    let reloaded: BTreeSet<String> = [deleted.clone(), corrupt.clone()].into();
+    assert_eq!(calls.all(), vec![reloaded], "one call for the two");
+}

@@ -79,6 +79,36 @@ impl ReadBatches {
         }
     }
 
+    /// The values of entries `keys` (layout-2 strings), in order, for a caller that has them all at
+    /// hand: `MGET`s of at most [`MAX_KEYS_PER_MGET`] keys, sent together, without joining or
+    /// forming a batch (no yield: the caller's keys are the batch).
+    pub(crate) async fn get_many(
+        &self,
+        conn: &Connection,
+        keys: &[&str],
+    ) -> Result<Vec<Value>, Error> {
+        let _counted = InFlight::enter(&self.in_flight);
+        let chunks = keys.chunks(MAX_KEYS_PER_MGET).map(|chunk| async move {
+            let mut mget = redis::cmd("MGET");
+            for key in chunk {
+                mget.arg(*key);
+            }
+            match mget.query_async::<Value>(&mut conn.clone()).await? {
+                Value::Array(values) if values.len() == chunk.len() => Ok(values),
+                other => Err(super::unexpected("MGET's reply", &other)),
+            }
+        });
+        let mut values = Vec::with_capacity(keys.len());
+        for chunk in futures_util::future::join_all(chunks).await {
+            values.extend(chunk?);
+        }
+        if !values.is_empty() {
+            let bytes: usize = values.iter().map(value_bytes).sum();
+            self.saw_entry(bytes / values.len());
+        }
+        Ok(values)
+    }
+
     /// Sends the forming batch and answers every read in it (this one's too).
     async fn lead(&self, conn: &Connection) {
         // Cancelled while yielding: the batch is dropped, and its reads (told by their closed

@@ -20,13 +20,15 @@ use std::sync::Arc;
 use futures_util::FutureExt;
 use serde::{de::DeserializeOwned, Serialize};
 use tokio::sync::oneshot;
+use tracing::Instrument;
 
 use crate::error::Error;
 use crate::fetched::Fetched;
 use crate::loader::{BatchLoader, Loader};
 use crate::node::Node;
 use crate::options::IntoEntryOptions;
-use crate::read::coalesce::fetch_cold;
+use crate::read::at_once::{read_at_once, ReadAtOnce};
+use crate::read::coalesce::{fetch_cold, lead_load};
 use crate::read::slot::{BatchSlot, Settle, SettleOnDrop};
 
 /// What one key of a batch load got instead of its value.
@@ -242,9 +244,11 @@ impl<T, O> ColdKeys<T, O> {
         B: BatchLoader<T>,
     {
         let keys: Arc<[String]> = self.keys.into();
+        let read = read_at_once::<T>(node, &keys).await;
         let gathering = Arc::new(Gathering::new(node.clone(), loader, keys.clone()));
         let settle: Arc<dyn Settle> = gathering.clone();
-        let calls = self.entries.into_iter().enumerate().map(|(index, entry)| {
+        let entries = self.entries.into_iter().zip(read);
+        let calls = entries.enumerate().map(|(index, (entry, read))| {
             let slot = BatchSlot::new(settle.clone(), index);
             let loader = gathering.loader_for(index);
             let key = &keys[index];
@@ -253,13 +257,24 @@ impl<T, O> ColdKeys<T, O> {
             async move {
                 // Settles the key however its call ends, the batch's future dropped included.
                 let _settle = SettleOnDrop(&slot);
+                if let ReadAtOnce::Answered(fetched) = read {
+                    return (entry.asked, crate::spans::fetched(&span, Ok(fetched)));
+                }
                 let opts = entry.opts.into_entry_options();
-                let answer = match node.keys.validate_tags(opts.tags()) {
-                    Ok(()) => {
+                let answer = match (node.keys.validate_tags(opts.tags()), read) {
+                    (Ok(()), ReadAtOnce::Leads(lead)) => {
+                        let (stale, slot) = (entry.stale, Some(&slot));
+                        let led = lead_load(node, key, &opts, loader, stale, lead, slot)
+                            .instrument(span.clone())
+                            .await;
+                        crate::spans::fetched(&span, led)
+                    }
+                    (Ok(()), _) => {
                         let stale = entry.stale;
                         fetch_cold(node, key, &opts, loader, stale, Some(&slot), &span).await
                     }
-                    Err(e) => Err(crate::spans::failed(&span, e)),
+                    // A flight this call leads ends with the guard: its followers read again.
+                    (Err(e), _) => Err(crate::spans::failed(&span, e)),
                 };
                 (entry.asked, answer)
             }

@@ -155,16 +155,7 @@ impl Node {
         let Some(envelope) = reply.envelope else {
             return Ok(outcome);
         };
-        let max = self.config.max_value_bytes as usize;
-        // A value of the other format under this layout's key was not written by a node of this
-        // layout: corrupt, like any other undecodable value.
-        let format = codec::format_of(self.keys.layout());
-        let decoded = match envelope.get(2) {
-            Some(&found) if found != format => Err(codec::DecodeError::UnknownVersion(found)),
-            _ => codec::decode_header(&envelope, max),
-        }
-        .and_then(|(header, payload)| codec::decode_payload::<T>(payload).map(|v| (header, v)));
-        match decoded {
+        match self.decode_entry::<T>(&envelope) {
             Ok((header, value)) => {
                 let value = Arc::new(value);
                 outcome.created_at_ms = header.created_at_ms;
@@ -199,6 +190,70 @@ impl Node {
             outcome.fence = full.fence;
         }
         Ok(outcome)
+    }
+
+    /// An envelope read from L2: its header and value.
+    fn decode_entry<T: DeserializeOwned>(
+        &self,
+        envelope: &[u8],
+    ) -> Result<(Header, T), codec::DecodeError> {
+        let max = self.config.max_value_bytes as usize;
+        // A value of the other format under this layout's key was not written by a node of this
+        // layout: corrupt, like any other undecodable value.
+        let format = codec::format_of(self.keys.layout());
+        match envelope.get(2) {
+            Some(&found) if found != format => Err(codec::DecodeError::UnknownVersion(found)),
+            _ => codec::decode_header(envelope, max),
+        }
+        .and_then(|(header, payload)| codec::decode_payload::<T>(payload).map(|v| (header, v)))
+    }
+
+    /// The hit reads of a batch's cold keys in one round trip ([`crate::l2::L2::read_hits`]), each
+    /// under its key's flight (`None` where the key is not this call's to read): each key's value
+    /// when its entry is a conclusive, decodable, unexpired hit (copied into L1 as
+    /// [`Node::read_through`] does), `None` where the key needs its own read. Only where
+    /// [`crate::l2::L2::reads_many_at_once`].
+    pub(crate) async fn read_hits<T>(
+        self: &Arc<Self>,
+        keys: &[(&str, &Flight)],
+    ) -> Result<Vec<Option<Arc<T>>>, Error>
+    where
+        T: Serialize + DeserializeOwned + Send + Sync + 'static,
+    {
+        let entry_keys: Vec<_> = keys.iter().map(|(key, _)| self.keys.entry(key)).collect();
+        let started = Instant::now();
+        let vouched = |tag: &str, version: u64| self.l1.coherence.vouches(tag, version);
+        let replies = self
+            .guarded(self.l2.redis.read_hits(&entry_keys, &vouched))
+            .await?;
+        let took = started.elapsed();
+        let now = now_ms();
+        let hits = keys.iter().zip(replies).map(|(&(key, flight), reply)| {
+            let reply = reply?;
+            let envelope = reply.envelope?;
+            // Undecodable or expired since: the key's own read deals with it (deleting a corrupt
+            // entry, taking the fence a load needs).
+            let (header, value) = self.decode_entry::<T>(&envelope).ok()?;
+            if header.expires_at_ms <= now {
+                return None;
+            }
+            self.stats.l2_read_time(took);
+            self.stats.l2_batched_reads(1);
+            self.stats.l2_hits(1);
+            let value = Arc::new(value);
+            if let Some(tags) = reply.recorded_tags {
+                self.fill_l1(
+                    key,
+                    value.clone(),
+                    envelope.len(),
+                    &header,
+                    tags,
+                    Some(flight),
+                );
+            }
+            Some(value)
+        });
+        Ok(hits.collect())
     }
 
     /// How long L1 may serve a value that is fresh for `fresh_for`. While the node is suspect its bus
