@@ -11,7 +11,8 @@
 //! as a service calls it), `moka` (`moka::future::Cache::get`) and `moka_sync`
 //! (`moka::sync::Cache::get`, the fastest moka lookup), beside `l1`; `miss` (`get_or_load` of a key
 //! in neither tier, no tags, as the `ops` bench's miss) beside `naive_miss` (`GET` finding nothing,
-//! then `SET EX`). `in_flight` (default 1) tasks share the calls,
+//! then `SET EX`); `dashboard` (`forget_local` of seven views, then `fetch_many` of them: one
+//! round trip) beside `raw_dashboard` (seven raw `GET`s pipelined, each decoded). `in_flight` (default 1) tasks share the calls,
 //! each on its own key, to show costs that grow with concurrency. It prints the mean wall time per
 //! call and Redis's own per-command CPU time, so client and server cost can be told apart.
 //!
@@ -27,6 +28,11 @@ use std::time::{Duration, Instant};
 use tiercache::{Cache, EntryOptions};
 use tiercache_benches::{decode, encode, naive_miss, node, raw_connection, Payload};
 use tiercache_testkit::RedisServer;
+
+/// The keys of the `dashboard` paths' seven views.
+const VIEWS: [&str; 7] = [
+    "view0", "view1", "view2", "view3", "view4", "view5", "view6",
+];
 
 struct Setup {
     cache: Cache,
@@ -105,8 +111,33 @@ async fn one_call(s: &Setup, path: &str, key: &str, raw_key: &str) {
                 .unwrap();
             black_box(decode(&bytes));
         }
+        "dashboard" => {
+            for view in VIEWS {
+                s.cache.admin().forget_local(view);
+            }
+            let requests = VIEWS.iter().map(|view| (*view, &s.untagged));
+            let views = s
+                .cache
+                .fetch_many(requests, |_: Vec<String>| async {
+                    Err::<Vec<(String, Payload)>, _>(std::io::Error::other("the views are in L2"))
+                })
+                .await;
+            for view in views {
+                black_box(view.unwrap());
+            }
+        }
+        "raw_dashboard" => {
+            let mut pipe = redis::pipe();
+            for view in VIEWS {
+                pipe.cmd("GET").arg(format!("raw{view}"));
+            }
+            let replies: Vec<Vec<u8>> = pipe.query_async(&mut s.raw.clone()).await.unwrap();
+            for bytes in replies {
+                black_box(decode(&bytes));
+            }
+        }
         other => panic!(
-            "unknown path {other}: use l1, l1_get_or_load, l2, l2_tagged, forget, raw, miss, naive_miss, moka or moka_sync"
+            "unknown path {other}: use l1, l1_get_or_load, l2, l2_tagged, forget, raw, miss, naive_miss, moka, moka_sync, dashboard or raw_dashboard"
         ),
     }
 }
@@ -157,6 +188,16 @@ fn main() {
                 .insert(format!("warm{i}"), Arc::new(Payload::clone(&setup.value)));
             let () = redis::cmd("SET")
                 .arg(format!("raw{i}"))
+                .arg(encode(&setup.value))
+                .query_async(&mut raw)
+                .await
+                .unwrap();
+        }
+        for view in VIEWS {
+            let value = Payload::clone(&setup.value);
+            setup.cache.set(view, value, &setup.untagged).await.unwrap();
+            let () = redis::cmd("SET")
+                .arg(format!("raw{view}"))
                 .arg(encode(&setup.value))
                 .query_async(&mut raw)
                 .await

@@ -93,7 +93,7 @@ macro_rules! decisions {
 decisions! {
     l1_hits => "tiercache_l1_hits_total", "Reads answered from L1.";
     l2_hits => "tiercache_l2_hits_total", "Reads answered from L2 (then copied into L1).";
-    l2_batched_reads => "tiercache_l2_batched_reads_total", "L2 entry reads that shared one MGET with other cold reads in flight at the same moment (entry layout 2 on one server).";
+    l2_batched_reads => "tiercache_l2_batched_reads_total", "L2 entry reads that shared one MGET with other cold reads in flight at the same moment, or with the other cold keys of a fetch_many call (entry layout 2 on one server).";
     fill_notice_hits => "tiercache_fill_notice_hits_total", "Waiters for another node's load answered by the entry its filled notice carried (entries up to 4 KiB), without reading Redis.";
     l2_fence_first_reads => "tiercache_l2_fence_first_reads_total", "Cold get_or_load reads sent straight to the fenced read (entry, generation and lease in one round trip) because most recent cold reads had missed.";
     misses => "tiercache_misses_total", "Reads that found no usable value in either tier.";

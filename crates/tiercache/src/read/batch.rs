@@ -9,9 +9,11 @@
 //! when the last one has, the loads called so far go out as one call. A key that decides to load
 //! later (its wait on another node ended without a value) makes a call of its own.
 //!
-//! The L2 reads of the keys need nothing of their own either: the keys' reads start in the same
-//! poll, so on one server they share one `MGET` (`l2::batch`) and their fenced reads and stores
-//! leave on the connection together, as a pipeline does.
+//! Before that, the keys' L2 reads go out as one `MGET` from the calling task ([`super::at_once`]),
+//! each under its key's flight: a key that read answers is done without a path of its own, and the
+//! others go on from it as their flights' leaders. Where one command cannot read many entries (a
+//! cluster, layout 1), the keys' own reads start in the same poll and leave on the connection
+//! together, as a pipeline does.
 
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
@@ -82,6 +84,20 @@ where
             keys,
             state: parking_lot::Mutex::new(state),
         }
+    }
+
+    /// Marks every key but `cold` (the `answered` others needed no path of their own) as decided.
+    fn settle_answered(&self, cold: impl Iterator<Item = usize>, answered: usize) {
+        if answered == 0 {
+            return;
+        }
+        let mut state = self.state.lock();
+        let mut settled = vec![true; self.keys.len()];
+        for index in cold {
+            settled[index] = false;
+        }
+        state.settled = settled;
+        state.undecided -= answered;
     }
 
     /// Key `index`'s loader for the single-key path: calling it joins the gathering's next load.
@@ -245,10 +261,28 @@ impl<T, O> ColdKeys<T, O> {
     {
         let keys: Arc<[String]> = self.keys.into();
         let read = read_at_once::<T>(node, &keys).await;
+        // Keys the read at once answered are done here: no call of their own, whose future (the
+        // whole cold path's state) would be built and moved for nothing.
+        let mut answers = Vec::with_capacity(keys.len());
+        let mut rest = Vec::new();
+        for (index, (entry, read)) in self.entries.into_iter().zip(read).enumerate() {
+            match read {
+                ReadAtOnce::Answered(fetched) => {
+                    let span =
+                        crate::spans::call_span!("tiercache.get_or_load", node.config.namespace);
+                    answers.push((entry.asked, crate::spans::fetched(&span, Ok(fetched))));
+                }
+                read => rest.push((index, entry, read)),
+            }
+        }
+        if rest.is_empty() {
+            return answers;
+        }
         let gathering = Arc::new(Gathering::new(node.clone(), loader, keys.clone()));
         let settle: Arc<dyn Settle> = gathering.clone();
-        let entries = self.entries.into_iter().zip(read);
-        let calls = entries.enumerate().map(|(index, (entry, read))| {
+        let answered = keys.len() - rest.len();
+        gathering.settle_answered(rest.iter().map(|(index, _, _)| *index), answered);
+        let calls = rest.into_iter().map(|(index, entry, read)| {
             let slot = BatchSlot::new(settle.clone(), index);
             let loader = gathering.loader_for(index);
             let key = &keys[index];
@@ -257,9 +291,6 @@ impl<T, O> ColdKeys<T, O> {
             async move {
                 // Settles the key however its call ends, the batch's future dropped included.
                 let _settle = SettleOnDrop(&slot);
-                if let ReadAtOnce::Answered(fetched) = read {
-                    return (entry.asked, crate::spans::fetched(&span, Ok(fetched)));
-                }
                 let opts = entry.opts.into_entry_options();
                 let answer = match (node.keys.validate_tags(opts.tags()), read) {
                     (Ok(()), ReadAtOnce::Leads(lead)) => {
@@ -279,6 +310,7 @@ impl<T, O> ColdKeys<T, O> {
                 (entry.asked, answer)
             }
         });
-        futures_util::future::join_all(calls).await
+        answers.extend(futures_util::future::join_all(calls).await);
+        answers
     }
 }
