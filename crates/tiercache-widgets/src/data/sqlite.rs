@@ -11,7 +11,7 @@ use super::model::{
     Campaign, CampaignEntry, NewCampaign, NewDonation, OrganizationEntry, WidgetData,
 };
 use super::outbox::{self, Change, PendingChange};
-use super::queries;
+use super::queries::{self, Asked};
 use super::rollup::{self, Counted};
 use super::schema::{SCHEMA, WRITER_PRAGMAS};
 use super::store::{AggregatePath, DonationStore, Giver, StoreSnapshot};
@@ -128,7 +128,15 @@ impl StoreSnapshot for SqliteSnapshot<'_> {
         start: i64,
         end: i64,
     ) -> Result<WidgetData, WidgetError> {
-        Ok(rollup::run(self.conn, widget, filters, start, end)?)
+        Ok(rollup::run(
+            self.conn,
+            Asked {
+                widget,
+                filters,
+                start,
+                end,
+            },
+        )?)
     }
 
     fn giver_donations(
@@ -194,9 +202,15 @@ impl DonationStore for SqliteStore {
         path: AggregatePath,
     ) -> Result<WidgetData, WidgetError> {
         let conn = self.reader();
+        let asked = Asked {
+            widget,
+            filters,
+            start,
+            end,
+        };
         Ok(match path {
-            AggregatePath::Rollups => rollup::run(&conn, widget, filters, start, end)?,
-            AggregatePath::RawRows => queries::run(&conn, widget, filters, start, end)?,
+            AggregatePath::Rollups => rollup::run(&conn, asked)?,
+            AggregatePath::RawRows => queries::run(&conn, asked)?,
         })
     }
 
