@@ -46,7 +46,7 @@ async fn plant(f: &Fixture) -> (Cache, tiercache::LockGuard, Cache) {
         let goes = f.node("clean").await;
         std::mem::forget(goes.lock("orphan", lock_opts()).await.unwrap());
         std::mem::forget(neighbour.lock("orphan", lock_opts()).await.unwrap());
-        common::stop_node(&stays, goes).await;
+        common::stop_node(&stays, goes, DEADLINE).await;
     }
     let () = redis::cmd("SET")
         .arg("session:42")

@@ -12,7 +12,7 @@ use tiercache_demo::dataset::{generate_if_empty, DatasetSize};
 use tiercache_widgets::{WidgetCacheMetricsService, WidgetDataAggregationService, WidgetType};
 
 #[allow(unused_imports)]
-pub use tiercache_testkit::{eventually, RedisServer};
+pub use tiercache_testkit::{eventually, stop_node, RedisServer};
 
 pub const DEADLINE: Duration = Duration::from_secs(10);
 
@@ -152,23 +152,6 @@ pub async fn report(cache: &Cache, reads: &[Reads]) -> WidgetCacheMetricsService
     let snapshot = metrics.snapshot(cache).await;
     metrics.record_snapshot(&snapshot).await.unwrap();
     metrics
-}
-
-/// Stops `goes` and waits until `stays` no longer lists it among the running nodes, as the CLI will
-/// judge it: gone, so its leases are orphans and its snapshots are left out.
-pub async fn stop_node(stays: &Cache, goes: Cache) {
-    let gone = format!("{:016x}", goes.admin().node_id());
-    drop(goes);
-    eventually(DEADLINE, "the stopped node's presence expires", || async {
-        !stays
-            .admin()
-            .nodes()
-            .await
-            .unwrap()
-            .iter()
-            .any(|n| n.node_id == gone)
-    })
-    .await;
 }
 
 /// Whether `path` exists (for the database fixture).

@@ -40,6 +40,16 @@ pub async fn node(server: &RedisServer, namespace: &str) -> Cache {
         .expect("build node")
 }
 
+/// A node of each namespace, in order: `["a"; 2]` is two nodes sharing one.
+pub async fn nodes_in<const N: usize>(server: &RedisServer, namespaces: [&str; N]) -> [Cache; N] {
+    let mut out = Vec::with_capacity(N);
+    for namespace in namespaces {
+        out.push(node(server, namespace).await);
+    }
+    out.try_into()
+        .unwrap_or_else(|_| unreachable!("one node per namespace"))
+}
+
 pub async fn nodes(server: &RedisServer, namespace: &str, n: usize) -> Vec<Cache> {
     let mut out = Vec::with_capacity(n);
     for _ in 0..n {
