@@ -109,6 +109,25 @@ impl std::fmt::Debug for Run {
     }
 }
 
+impl Run {
+    /// Asserts it exited with `code` and printed each of `texts` on stdout.
+    pub fn assert_stdout(&self, code: i32, texts: &[&str]) {
+        self.assert_printed(code, ("stdout", &self.stdout), texts);
+    }
+
+    /// Asserts it exited with `code` and printed each of `texts` on stderr.
+    pub fn assert_stderr(&self, code: i32, texts: &[&str]) {
+        self.assert_printed(code, ("stderr", &self.stderr), texts);
+    }
+
+    fn assert_printed(&self, code: i32, (stream, printed): (&str, &str), texts: &[&str]) {
+        assert_eq!(self.code, code, "{self:?}");
+        for text in texts {
+            assert!(printed.contains(text), "{text:?} on {stream}: {self:?}");
+        }
+    }
+}
+
 /// The built binary with `args`, a clean environment plus `env`.
 pub fn tiercache(args: &[&str], env: &[(&str, &str)]) -> Run {
     let output: Output = Command::new(env!("CARGO_BIN_EXE_tiercache"))
