@@ -21,7 +21,7 @@ mod server;
 mod tls;
 
 pub use cluster::RedisCluster;
-pub use env::vars_lookup;
+pub use env::{assert_each_refused, vars_lookup};
 pub use eventually::{eventually, eventually_sync};
 pub use nodes::{lists_node, node_id, stop_node};
 pub use proxy::FaultProxy;
