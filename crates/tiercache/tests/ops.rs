@@ -194,13 +194,7 @@ async fn scan_finds_every_kind_of_its_namespace_and_nothing_else() {
     ours.set("k", 2_u64, &opts(Duration::from_secs(60)))
         .await
         .unwrap();
-    let mut raw = server.connection_db(1).await.unwrap();
-    let () = redis::cmd("SET")
-        .arg("session:42")
-        .arg("x")
-        .query_async(&mut raw)
-        .await
-        .unwrap();
+    common::other_programs_key(&server).await;
 
     let keys = ours.admin().scan_namespace().await.unwrap();
     let kinds: std::collections::BTreeSet<KeyKind> = keys.iter().map(|k| k.kind).collect();
@@ -305,13 +299,7 @@ async fn clear_namespace_removes_its_cache_keys_only_and_every_node_drops_its_l1
     a.invalidate("gone").await.unwrap();
     other.set("x", 9_u64, &day).await.unwrap();
     a.admin().push_record("metrics", b"{}", 10).await.unwrap();
-    let mut raw = server.connection_db(1).await.unwrap();
-    let () = redis::cmd("SET")
-        .arg("session:42")
-        .arg("x")
-        .query_async(&mut raw)
-        .await
-        .unwrap();
+    let mut raw = common::other_programs_key(&server).await;
 
     let report = a.admin().clear_namespace().await.unwrap();
     assert_eq!(report.removed.get(&KeyKind::Entry), Some(&2));
