@@ -132,6 +132,12 @@ impl Browser {
         self.wait_refreshes(1).await;
     }
 
+    /// Opens `/ops` of the node at `base` and waits until it has refreshed twice.
+    async fn open_ops(&self, base: &str) {
+        self.client.goto(&format!("{base}/ops")).await.unwrap();
+        self.wait_refreshes(2).await;
+    }
+
     /// Waits until the dashboard has refreshed at least `n` times since it loaded.
     async fn wait_refreshes(&self, n: u64) {
         let started = Instant::now();
@@ -411,12 +417,7 @@ async fn the_operations_page_shows_a_health_score() {
         assert_eq!(status, 200);
     }
     let browser = Browser::start("ops").await;
-    browser
-        .client
-        .goto(&format!("{}/ops", demo.urls[0]))
-        .await
-        .unwrap();
-    browser.wait_refreshes(2).await;
+    browser.open_ops(&demo.urls[0]).await;
     let score: u64 = browser
         .attr(Locator::Id("health-level"), "data-score")
         .await;
@@ -611,12 +612,7 @@ async fn chart_text_keeps_its_size_and_ops_reads_the_nodes_percentiles() {
         .await;
     let wide = browser.chart_text("#w-donation_trends .chart").await;
 
-    browser
-        .client
-        .goto(&format!("{}/ops", demo.urls[0]))
-        .await
-        .unwrap();
-    browser.wait_refreshes(2).await;
+    browser.open_ops(&demo.urls[0]).await;
     let narrow = browser.chart_text("#chart-hits").await;
     assert!(
         wide["width"].as_f64().unwrap() > narrow["width"].as_f64().unwrap() + 100.0,
