@@ -46,7 +46,7 @@ async fn plant(f: &Fixture) -> (Cache, tiercache::LockGuard, Cache) {
         let goes = f.node("clean").await;
         std::mem::forget(goes.lock("orphan", lock_opts()).await.unwrap());
         std::mem::forget(neighbour.lock("orphan", lock_opts()).await.unwrap());
-        common::stop_node(&stays, goes).await;
+        common::stop_node(&stays, goes, DEADLINE).await;
     }
     let () = redis::cmd("SET")
         .arg("session:42")
@@ -69,24 +69,18 @@ async fn dry_run_lists_what_would_go_and_removes_nothing() {
     let (_stays, _held, _n) = plant(&f).await;
     let before = all_keys(&f).await;
     let run = f.run("clean", &["cache-cleanup", "--dry-run"]);
-    assert_eq!(run.code, 0, "{run:?}");
-    for expected in [
-        "would remove named lock \"orphan\"",
-        "would remove entry \"expired\"",
-        "would remove 1 abandoned lease(s) and lock(s); 1 held by running nodes kept",
-        "would remove 1 expired entry",
-        "dry run: nothing was changed",
-    ] {
-        assert!(run.stdout.contains(expected), "{expected:?} in {run:?}");
-    }
-    let force = f.run("clean", &["cache-cleanup", "--force", "--dry-run", "-v"]);
-    assert_eq!(force.code, 0, "{force:?}");
-    assert!(
-        force
-            .stdout
-            .contains("would remove entry tc:{5.clean:7.expired}:v"),
-        "{force:?}"
+    run.assert_stdout(
+        0,
+        &[
+            "would remove named lock \"orphan\"",
+            "would remove entry \"expired\"",
+            "would remove 1 abandoned lease(s) and lock(s); 1 held by running nodes kept",
+            "would remove 1 expired entry",
+            "dry run: nothing was changed",
+        ],
     );
+    let force = f.run("clean", &["cache-cleanup", "--force", "--dry-run", "-v"]);
+    force.assert_stdout(0, &["would remove entry tc:{5.clean:7.expired}:v"]);
     assert!(
         !force.stdout.contains("cleanx") && !force.stdout.contains("session"),
         "{force:?}"
@@ -106,14 +100,9 @@ async fn cleanup_removes_abandoned_locks_and_expired_entries_of_its_namespace_on
     assert!(stays.get::<u64>("expired").await.unwrap().is_none());
 
     let locks = f.run("clean", &["cache-cleanup", "--locks", "-v"]);
-    assert_eq!(locks.code, 0, "{locks:?}");
-    assert!(
-        locks.stdout.contains("removed named lock \"orphan\""),
-        "{locks:?}"
-    );
-    assert!(
-        locks.stdout.contains("kept named lock \"held\""),
-        "{locks:?}"
+    locks.assert_stdout(
+        0,
+        &["removed named lock \"orphan\"", "kept named lock \"held\""],
     );
     assert!(
         !locks.stdout.contains("expired entr"),
@@ -125,13 +114,7 @@ async fn cleanup_removes_abandoned_locks_and_expired_entries_of_its_namespace_on
     );
 
     let expired = f.run("clean", &["cache-cleanup", "--expired-only"]);
-    assert_eq!(expired.code, 0, "{expired:?}");
-    assert!(
-        expired
-            .stdout
-            .contains("removed 1 expired entry; every node told"),
-        "{expired:?}"
-    );
+    expired.assert_stdout(0, &["removed 1 expired entry; every node told"]);
     assert_eq!(
         stays.admin().inspect("expired").await.unwrap().state,
         EntryState::Missing
@@ -178,21 +161,11 @@ async fn force_refuses_without_a_terminal_and_with_yes_clears_the_namespace_flee
     let before = all_keys(&f).await;
 
     let refused = f.run("clean", &["cache-cleanup", "--force"]);
-    assert_eq!(refused.code, 64, "{refused:?}");
-    assert!(
-        refused
-            .stderr
-            .contains("no terminal to confirm on: add --yes"),
-        "{refused:?}"
-    );
+    refused.assert_stderr(64, &["no terminal to confirm on: add --yes"]);
     assert_eq!(all_keys(&f).await, before, "nothing removed");
 
     let yes = f.run("clean", &["cache-cleanup", "--force", "--yes"]);
-    assert_eq!(yes.code, 0, "{yes:?}");
-    assert!(
-        yes.stdout.contains("every node told to drop its L1"),
-        "{yes:?}"
-    );
+    yes.assert_stdout(0, &["every node told to drop its L1"]);
     eventually(DEADLINE, "the running node dropped its L1", || async {
         stays.get::<u64>("fresh").await.unwrap().is_none()
     })

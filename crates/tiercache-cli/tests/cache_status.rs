@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{report, stop_node, Fixture, Reads};
+use common::{report, stop_node, Fixture, Reads, DEADLINE};
 use serde_json::Value;
 use tiercache_widgets::{CacheStatus, FleetStatus, WidgetType};
 
@@ -192,7 +192,7 @@ async fn a_stopped_node_is_left_out_and_no_reporting_node_is_unknown() {
             .len(),
         2
     );
-    stop_node(&stays, goes).await;
+    stop_node(&stays, goes, DEADLINE).await;
     let run = f.run("stop", &["cache-status", "--json"]);
     assert_eq!(run.code, 0, "{run:?}");
     let one: CacheStatus = serde_json::from_str(&run.stdout).unwrap();

@@ -31,19 +31,19 @@ async fn a_warmed_view_is_found_by_its_parameters_and_its_raw_key() {
             "this_month",
         ],
     );
-    assert_eq!(run.code, 0, "{run:?}");
-    for expected in [
-        "yes, fresh",
-        "not knowable from outside the nodes",
-        "generation",
-        "donation ",
-        "current",
-        "fail-safe",
-        "size",
-        "none: no node is loading it",
-    ] {
-        assert!(run.stdout.contains(expected), "{expected:?} in {run:?}");
-    }
+    run.assert_stdout(
+        0,
+        &[
+            "yes, fresh",
+            "not knowable from outside the nodes",
+            "generation",
+            "donation ",
+            "current",
+            "fail-safe",
+            "size",
+            "none: no node is loading it",
+        ],
+    );
     let key = WidgetKey::new(
         WidgetType::TotalDonations,
         TimeRange::ThisMonth,
@@ -70,34 +70,15 @@ async fn a_warmed_view_is_found_by_its_parameters_and_its_raw_key() {
 #[tokio::test]
 async fn a_missing_key_exits_1_and_bad_filters_are_bad_input() {
     let f = Fixture::redis_only();
-    let run = f.run(
-        "insp",
-        &[
-            "inspect",
-            "--widget",
-            "top_donors",
-            "--time-range",
-            "last_month",
-            "--organization-id",
-            "3",
-        ],
-    );
-    assert_eq!(run.code, 1, "{run:?}");
-    assert!(run.stdout.contains("no: nothing is stored"), "{run:?}");
-    assert!(run.stdout.contains("top_donors:last_month@"), "{run:?}");
+    let top_donors = |args: &[&str]| {
+        let command = ["inspect", "--widget", "top_donors"];
+        f.run("insp", &[&command[..], args].concat())
+    };
+    let run = top_donors(&["--time-range", "last_month", "--organization-id", "3"]);
+    run.assert_stdout(1, &["no: nothing is stored", "top_donors:last_month@"]);
 
-    let bad = f.run(
-        "insp",
-        &[
-            "inspect",
-            "--widget",
-            "top_donors",
-            "--organization-id",
-            "x",
-        ],
-    );
-    assert_eq!(bad.code, 64, "{bad:?}");
-    assert!(bad.stderr.contains("organization_id"), "{bad:?}");
+    let bad = top_donors(&["--organization-id", "x"]);
+    bad.assert_stderr(64, &["organization_id"]);
     let neither = f.run("insp", &["inspect"]);
     assert_eq!(neither.code, 64, "{neither:?}");
 }

@@ -132,6 +132,12 @@ impl Browser {
         self.wait_refreshes(1).await;
     }
 
+    /// Opens `/ops` of the node at `base` and waits until it has refreshed twice.
+    async fn open_ops(&self, base: &str) {
+        self.client.goto(&format!("{base}/ops")).await.unwrap();
+        self.wait_refreshes(2).await;
+    }
+
     /// Waits until the dashboard has refreshed at least `n` times since it loaded.
     async fn wait_refreshes(&self, n: u64) {
         let started = Instant::now();
@@ -231,18 +237,21 @@ impl Browser {
             .collect()
     }
 
+    /// The attribute `name` of the element `at`, parsed; panics when either is missing.
+    async fn attr<T: std::str::FromStr<Err: std::fmt::Debug>>(
+        &self,
+        at: Locator<'_>,
+        name: &str,
+    ) -> T {
+        let element = self.client.find(at).await.unwrap();
+        let value = element.attr(name).await.unwrap();
+        value.expect(name).parse().unwrap()
+    }
+
     /// The count `total_donations` shows now.
     async fn shown_count(&self) -> i64 {
-        self.client
-            .find(Locator::Css("#w-total_donations .figure"))
+        self.attr(Locator::Css("#w-total_donations .figure"), "data-count")
             .await
-            .unwrap()
-            .attr("data-count")
-            .await
-            .unwrap()
-            .unwrap()
-            .parse()
-            .unwrap()
     }
 
     /// Saves a screenshot as `target/screenshots/<name>.png`.
@@ -275,11 +284,17 @@ impl Drop for Browser {
     }
 }
 
+/// A private Redis, a two-node demo over it named `browser-<name>`, and a browser whose
+/// screenshots are named `name`: where most of these tests start. Hold the Redis to the end.
+async fn two_nodes_and_a_browser(name: &str) -> (RedisServer, Demo, Browser) {
+    let redis = RedisServer::start().unwrap();
+    let demo = Demo::two_nodes(&format!("browser-{name}"), &redis);
+    (redis, demo, Browser::start(name).await)
+}
+
 #[tokio::test]
 async fn the_dashboard_shows_the_apis_figures_and_fits_a_phone() {
-    let redis = RedisServer::start().unwrap();
-    let demo = Demo::two_nodes("browser-figures", &redis);
-    let browser = Browser::start("figures").await;
+    let (_redis, demo, browser) = two_nodes_and_a_browser("figures").await;
     let query = "range=last_30_days&organization_id=1";
     browser.open_dashboard(&demo.urls[0], query).await;
     let (_, api) = get(
@@ -344,9 +359,7 @@ async fn the_dashboard_shows_the_apis_figures_and_fits_a_phone() {
 
 #[tokio::test]
 async fn a_donation_made_on_the_page_shows_on_the_other_nodes_page() {
-    let redis = RedisServer::start().unwrap();
-    let demo = Demo::two_nodes("browser-donation", &redis);
-    let browser = Browser::start("donation").await;
+    let (_redis, demo, browser) = two_nodes_and_a_browser("donation").await;
     let query = "range=this_month&campaign_id=7";
     browser.open_dashboard(&demo.urls[1], query).await;
     let before = browser.shown_count().await;
@@ -404,22 +417,10 @@ async fn the_operations_page_shows_a_health_score() {
         assert_eq!(status, 200);
     }
     let browser = Browser::start("ops").await;
-    browser
-        .client
-        .goto(&format!("{}/ops", demo.urls[0]))
-        .await
-        .unwrap();
-    browser.wait_refreshes(2).await;
-    let score = browser
-        .client
-        .find(Locator::Id("health-level"))
-        .await
-        .unwrap()
-        .attr("data-score")
-        .await
-        .unwrap()
-        .unwrap();
-    let score: u64 = score.parse().unwrap();
+    browser.open_ops(&demo.urls[0]).await;
+    let score: u64 = browser
+        .attr(Locator::Id("health-level"), "data-score")
+        .await;
     assert!(score <= 100);
     let (_, status) = get(&http, &format!("{}/api/status", demo.urls[0])).await;
     assert_eq!(
@@ -604,21 +605,14 @@ async fn the_trend_chart_puts_every_day_at_its_date_with_a_tooltip() {
 /// percentiles the node computed and never fetches `/metrics`.
 #[tokio::test]
 async fn chart_text_keeps_its_size_and_ops_reads_the_nodes_percentiles() {
-    let redis = RedisServer::start().unwrap();
-    let demo = Demo::two_nodes("browser-chart-text", &redis);
+    let (_redis, demo, browser) = two_nodes_and_a_browser("chart-text").await;
     let http = client();
-    let browser = Browser::start("chart-text").await;
     browser
         .open_dashboard(&demo.urls[0], "range=this_month")
         .await;
     let wide = browser.chart_text("#w-donation_trends .chart").await;
 
-    browser
-        .client
-        .goto(&format!("{}/ops", demo.urls[0]))
-        .await
-        .unwrap();
-    browser.wait_refreshes(2).await;
+    browser.open_ops(&demo.urls[0]).await;
     let narrow = browser.chart_text("#chart-hits").await;
     assert!(
         wide["width"].as_f64().unwrap() > narrow["width"].as_f64().unwrap() + 100.0,

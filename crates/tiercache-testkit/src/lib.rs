@@ -1,5 +1,5 @@
 //! Test support for tiercache: private `redis-server` processes on free ports, fault injection,
-//! polling helpers and scratch database files.
+//! polling helpers, scratch database files, and nodes of a fleet stopping.
 //!
 //! Every integration test starts its own server, so tests run in parallel and may kill, restart or
 //! pause it without disturbing anyone else (never the shared server on 6379).
@@ -14,14 +14,16 @@
 mod cluster;
 mod env;
 mod eventually;
+mod nodes;
 mod proxy;
 mod scratch;
 mod server;
 mod tls;
 
 pub use cluster::RedisCluster;
-pub use env::vars_lookup;
+pub use env::{assert_each_refused, vars_lookup};
 pub use eventually::{eventually, eventually_sync};
+pub use nodes::{lists_node, node_id, stop_node};
 pub use proxy::FaultProxy;
 pub use scratch::ScratchDatabase;
 pub use server::RedisServer;

@@ -69,8 +69,8 @@ pub use config::{
 pub use data::{
     ActivityRow, AggregatePath, Campaign, CampaignEntry, CampaignRow, Change, DonationStore,
     DonorRow, Giver, ImportRow, NewCampaign, NewDonation, OrganizationEntry, OrganizationStats,
-    Participation, PendingChange, SqliteStore, StoreSnapshot, TotalDonations, TrendBucket,
-    WidgetData, WidgetDataAggregationService,
+    Participation, PendingChange, SnapshotQuery, SqliteStore, StoreSnapshot, TotalDonations,
+    TrendBucket, WidgetData, WidgetDataAggregationService,
 };
 pub use dispatcher::ChangeDispatcher;
 pub use error::WidgetError;

@@ -10,6 +10,7 @@ use std::time::Duration;
 use tiercache::{EntryOptions, EntryState, KeyKind, LeaseKind, LeaseState, LockOptions};
 
 use common::{eventually, DEADLINE};
+use tiercache_testkit::{lists_node, node_id, stop_node};
 
 fn opts(ttl: Duration) -> EntryOptions {
     EntryOptions::new(ttl).with_tags(["donation", "campaign:7"])
@@ -78,8 +79,7 @@ async fn inspect_reports_state_generation_tags_times_and_size() {
 #[tokio::test]
 async fn inspect_names_the_node_loading_a_key() {
     let server = common::server();
-    let loader_node = common::node(&server, "loading").await;
-    let observer = common::node(&server, "loading").await;
+    let [loader_node, observer] = common::nodes_in(&server, ["loading"; 2]).await;
     let gate = Arc::new(tokio::sync::Notify::new());
     let started = Arc::new(tokio::sync::Notify::new());
     let load = {
@@ -121,8 +121,7 @@ async fn inspect_names_the_node_loading_a_key() {
 #[tokio::test]
 async fn an_expired_entry_is_removed_only_while_unchanged_and_every_node_drops_it() {
     let server = common::server();
-    let a = common::node(&server, "expiry").await;
-    let b = common::node(&server, "expiry").await;
+    let [a, b] = common::nodes_in(&server, ["expiry"; 2]).await;
     let short = opts(Duration::from_millis(300));
     a.set("old", 1_u64, &short).await.unwrap();
     a.set("kept", 1_u64, &short).await.unwrap();
@@ -178,9 +177,7 @@ async fn an_expired_entry_is_removed_only_while_unchanged_and_every_node_drops_i
 #[tokio::test]
 async fn scan_finds_every_kind_of_its_namespace_and_nothing_else() {
     let server = common::server();
-    let ours = common::node(&server, "ops").await;
-    let neighbour = common::node(&server, "ops:x").await;
-    let prefix_twin = common::node(&server, "op").await;
+    let [ours, neighbour, prefix_twin] = common::nodes_in(&server, ["ops", "ops:x", "op"]).await;
     for cache in [&ours, &neighbour, &prefix_twin] {
         cache
             .set("k", 1_u64, &opts(Duration::from_secs(60)))
@@ -197,13 +194,7 @@ async fn scan_finds_every_kind_of_its_namespace_and_nothing_else() {
     ours.set("k", 2_u64, &opts(Duration::from_secs(60)))
         .await
         .unwrap();
-    let mut raw = server.connection_db(1).await.unwrap();
-    let () = redis::cmd("SET")
-        .arg("session:42")
-        .arg("x")
-        .query_async(&mut raw)
-        .await
-        .unwrap();
+    common::other_programs_key(&server).await;
 
     let keys = ours.admin().scan_namespace().await.unwrap();
     let kinds: std::collections::BTreeSet<KeyKind> = keys.iter().map(|k| k.kind).collect();
@@ -234,29 +225,12 @@ async fn scan_finds_every_kind_of_its_namespace_and_nothing_else() {
 #[tokio::test]
 async fn only_a_gone_holders_lease_is_abandoned_and_removal_is_compare_and_delete() {
     let server = common::server();
-    let stays = common::node(&server, "leases").await;
-    let goes = common::node(&server, "leases").await;
+    let [stays, goes] = common::nodes_in(&server, ["leases"; 2]).await;
     let held = stays.lock("held", lock_opts()).await.unwrap();
     std::mem::forget(goes.lock("orphan", lock_opts()).await.unwrap());
-    let goes_id = format!("{:016x}", goes.admin().node_id());
-    assert!(stays
-        .admin()
-        .nodes()
-        .await
-        .unwrap()
-        .iter()
-        .any(|n| n.node_id == goes_id));
-    drop(goes);
-    eventually(DEADLINE, "the stopped node's presence expires", || async {
-        !stays
-            .admin()
-            .nodes()
-            .await
-            .unwrap()
-            .iter()
-            .any(|n| n.node_id == goes_id)
-    })
-    .await;
+    let goes_id = node_id(&goes);
+    assert!(lists_node(&stays, &goes_id).await);
+    stop_node(&stays, goes, DEADLINE).await;
 
     let leases = stays.admin().leases().await.unwrap();
     let find = |name: &str| {
@@ -316,9 +290,7 @@ async fn only_a_gone_holders_lease_is_abandoned_and_removal_is_compare_and_delet
 #[tokio::test]
 async fn clear_namespace_removes_its_cache_keys_only_and_every_node_drops_its_l1() {
     let server = common::server();
-    let a = common::node(&server, "clear").await;
-    let b = common::node(&server, "clear").await;
-    let other = common::node(&server, "clear2").await;
+    let [a, b, other] = common::nodes_in(&server, ["clear", "clear", "clear2"]).await;
     let day = opts(Duration::from_secs(86_400));
     for key in ["x", "y"] {
         a.set(key, 1_u64, &day).await.unwrap();
@@ -327,13 +299,7 @@ async fn clear_namespace_removes_its_cache_keys_only_and_every_node_drops_its_l1
     a.invalidate("gone").await.unwrap();
     other.set("x", 9_u64, &day).await.unwrap();
     a.admin().push_record("metrics", b"{}", 10).await.unwrap();
-    let mut raw = server.connection_db(1).await.unwrap();
-    let () = redis::cmd("SET")
-        .arg("session:42")
-        .arg("x")
-        .query_async(&mut raw)
-        .await
-        .unwrap();
+    let mut raw = common::other_programs_key(&server).await;
 
     let report = a.admin().clear_namespace().await.unwrap();
     assert_eq!(report.removed.get(&KeyKind::Entry), Some(&2));

@@ -12,7 +12,7 @@ use tiercache_demo::dataset::{generate_if_empty, DatasetSize};
 use tiercache_widgets::{WidgetCacheMetricsService, WidgetDataAggregationService, WidgetType};
 
 #[allow(unused_imports)]
-pub use tiercache_testkit::{eventually, RedisServer};
+pub use tiercache_testkit::{eventually, stop_node, RedisServer};
 
 pub const DEADLINE: Duration = Duration::from_secs(10);
 
@@ -109,6 +109,25 @@ impl std::fmt::Debug for Run {
     }
 }
 
+impl Run {
+    /// Asserts it exited with `code` and printed each of `texts` on stdout.
+    pub fn assert_stdout(&self, code: i32, texts: &[&str]) {
+        self.assert_printed(code, ("stdout", &self.stdout), texts);
+    }
+
+    /// Asserts it exited with `code` and printed each of `texts` on stderr.
+    pub fn assert_stderr(&self, code: i32, texts: &[&str]) {
+        self.assert_printed(code, ("stderr", &self.stderr), texts);
+    }
+
+    fn assert_printed(&self, code: i32, (stream, printed): (&str, &str), texts: &[&str]) {
+        assert_eq!(self.code, code, "{self:?}");
+        for text in texts {
+            assert!(printed.contains(text), "{text:?} on {stream}: {self:?}");
+        }
+    }
+}
+
 /// The built binary with `args`, a clean environment plus `env`.
 pub fn tiercache(args: &[&str], env: &[(&str, &str)]) -> Run {
     let output: Output = Command::new(env!("CARGO_BIN_EXE_tiercache"))
@@ -152,23 +171,6 @@ pub async fn report(cache: &Cache, reads: &[Reads]) -> WidgetCacheMetricsService
     let snapshot = metrics.snapshot(cache).await;
     metrics.record_snapshot(&snapshot).await.unwrap();
     metrics
-}
-
-/// Stops `goes` and waits until `stays` no longer lists it among the running nodes, as the CLI will
-/// judge it: gone, so its leases are orphans and its snapshots are left out.
-pub async fn stop_node(stays: &Cache, goes: Cache) {
-    let gone = format!("{:016x}", goes.admin().node_id());
-    drop(goes);
-    eventually(DEADLINE, "the stopped node's presence expires", || async {
-        !stays
-            .admin()
-            .nodes()
-            .await
-            .unwrap()
-            .iter()
-            .any(|n| n.node_id == gone)
-    })
-    .await;
 }
 
 /// Whether `path` exists (for the database fixture).

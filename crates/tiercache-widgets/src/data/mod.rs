@@ -22,5 +22,5 @@ pub use model::{
 pub(crate) use outbox::now_ms;
 pub use outbox::{Change, PendingChange};
 pub(crate) use queries::per_mille;
-pub use sqlite::SqliteStore;
+pub use sqlite::{SnapshotQuery, SqliteStore};
 pub use store::{AggregatePath, DonationStore, Giver, StoreSnapshot};

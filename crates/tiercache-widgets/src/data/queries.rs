@@ -58,22 +58,27 @@ struct Query<'a> {
     end: i64,
 }
 
-/// Runs the query of `widget` over `[start, end)` (Unix seconds).
-pub(crate) fn run(
-    conn: &Connection,
-    widget: WidgetType,
-    filters: &WidgetFilters,
-    start: i64,
-    end: i64,
-) -> rusqlite::Result<WidgetData> {
+/// A widget asked for: its type and filters over `[start, end)` (Unix seconds). The rollups and
+/// the raw rows answer the same question, and the rollups hand it on whole where they fall back.
+#[derive(Clone, Copy)]
+pub(crate) struct Asked<'a> {
+    pub(crate) widget: WidgetType,
+    pub(crate) filters: &'a WidgetFilters,
+    pub(crate) start: i64,
+    pub(crate) end: i64,
+}
+
+/// Runs the query of the widget `asked` for.
+pub(crate) fn run(conn: &Connection, asked: Asked<'_>) -> rusqlite::Result<WidgetData> {
+    let filters = asked.filters;
     let q = Query {
         filters,
-        scope: donation_scope(filters, start, end),
+        scope: donation_scope(filters, asked.start, asked.end),
         limit: filters.limit().unwrap_or(DEFAULT_LIMIT),
-        start,
-        end,
+        start: asked.start,
+        end: asked.end,
     };
-    match widget {
+    match asked.widget {
         WidgetType::TotalDonations => total_donations(conn, &q),
         WidgetType::CampaignPerformance => campaign_performance(conn, &q),
         WidgetType::DonationTrends => donation_trends(conn, &q),

@@ -11,7 +11,7 @@ use super::model::{
     Campaign, CampaignEntry, NewCampaign, NewDonation, OrganizationEntry, WidgetData,
 };
 use super::outbox::{self, Change, PendingChange};
-use super::queries;
+use super::queries::{self, Asked};
 use super::rollup::{self, Counted};
 use super::schema::{SCHEMA, WRITER_PRAGMAS};
 use super::store::{AggregatePath, DonationStore, Giver, StoreSnapshot};
@@ -40,6 +40,19 @@ pub struct SqliteStore {
     writer: Mutex<Connection>,
     readers: Vec<Mutex<Connection>>,
     next_reader: AtomicUsize,
+    observer: Option<Box<dyn Fn(SnapshotQuery) + Send + Sync>>,
+}
+
+/// A query a [`SqliteStore`] runs inside a read snapshot ([`DonationStore::read_snapshot`]), as the
+/// observer set with [`SqliteStore::observing`] is told of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SnapshotQuery {
+    /// A widget's computation ([`StoreSnapshot::compute`]): a reader's load or a dispatcher's
+    /// recompute.
+    Compute,
+    /// A giver's donations ([`StoreSnapshot::giver_donations`]): a catch-up's point lookup.
+    GiverDonations,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -94,7 +107,29 @@ impl SqliteStore {
             writer: Mutex::new(writer),
             readers,
             next_reader: AtomicUsize::new(0),
+            observer: None,
         })
+    }
+
+    /// Calls `observer` before each query a read snapshot runs, on the thread that runs it, so a
+    /// test (or a probe) can count, slow or hold them without a store of its own in between.
+    ///
+    /// ```no_run
+    /// # fn run() -> Result<(), tiercache_widgets::WidgetError> {
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use tiercache_widgets::{SnapshotQuery, SqliteStore};
+    /// static COMPUTED: AtomicUsize = AtomicUsize::new(0);
+    /// let store = SqliteStore::open("demo.sqlite3")?.observing(|query| {
+    ///     if query == SnapshotQuery::Compute {
+    ///         COMPUTED.fetch_add(1, Ordering::Relaxed);
+    ///     }
+    /// });
+    /// # let _ = store; Ok(()) }
+    /// ```
+    #[must_use]
+    pub fn observing(mut self, observer: impl Fn(SnapshotQuery) + Send + Sync + 'static) -> Self {
+        self.observer = Some(Box::new(observer));
+        self
     }
 
     /// The file it reads and writes.
@@ -106,6 +141,15 @@ impl SqliteStore {
 /// A read transaction of a [`SqliteStore`].
 struct SqliteSnapshot<'a> {
     conn: &'a Connection,
+    observer: Option<&'a (dyn Fn(SnapshotQuery) + Send + Sync)>,
+}
+
+impl SqliteSnapshot<'_> {
+    fn observe(&self, query: SnapshotQuery) {
+        if let Some(observer) = self.observer {
+            observer(query);
+        }
+    }
 }
 
 impl StoreSnapshot for SqliteSnapshot<'_> {
@@ -128,7 +172,16 @@ impl StoreSnapshot for SqliteSnapshot<'_> {
         start: i64,
         end: i64,
     ) -> Result<WidgetData, WidgetError> {
-        Ok(rollup::run(self.conn, widget, filters, start, end)?)
+        self.observe(SnapshotQuery::Compute);
+        Ok(rollup::run(
+            self.conn,
+            Asked {
+                widget,
+                filters,
+                start,
+                end,
+            },
+        )?)
     }
 
     fn giver_donations(
@@ -139,6 +192,7 @@ impl StoreSnapshot for SqliteSnapshot<'_> {
         giver: Giver<'_>,
         cap: i64,
     ) -> Result<(i64, i64), WidgetError> {
+        self.observe(SnapshotQuery::GiverDonations);
         Ok(queries::giver_donations(
             self.conn, filters, start, end, giver, cap,
         )?)
@@ -180,7 +234,10 @@ impl DonationStore for SqliteStore {
         let conn = self.reader();
         // A deferred transaction takes its snapshot at its first read and keeps it to the end.
         let tx = conn.unchecked_transaction()?;
-        read(&SqliteSnapshot { conn: &tx })?;
+        read(&SqliteSnapshot {
+            conn: &tx,
+            observer: self.observer.as_deref(),
+        })?;
         tx.commit()?;
         Ok(())
     }
@@ -194,9 +251,15 @@ impl DonationStore for SqliteStore {
         path: AggregatePath,
     ) -> Result<WidgetData, WidgetError> {
         let conn = self.reader();
+        let asked = Asked {
+            widget,
+            filters,
+            start,
+            end,
+        };
         Ok(match path {
-            AggregatePath::Rollups => rollup::run(&conn, widget, filters, start, end)?,
-            AggregatePath::RawRows => queries::run(&conn, widget, filters, start, end)?,
+            AggregatePath::Rollups => rollup::run(&conn, asked)?,
+            AggregatePath::RawRows => queries::run(&conn, asked)?,
         })
     }
 

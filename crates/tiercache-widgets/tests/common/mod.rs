@@ -8,10 +8,8 @@ use chrono::{DateTime, Utc};
 use tiercache::Cache;
 use tiercache_testkit::{eventually, RedisServer};
 use tiercache_widgets::{
-    AggregatePath, Campaign, Change, Clock, DomainEvent, DonationStore, Giver, ImportRow,
-    ManualClock, NewCampaign, NewDonation, OrganizationEntry, PendingChange, SqliteStore,
-    StoreSnapshot, TimeRange, TtlTiers, WidgetCacheMetricsService, WidgetCacheService,
-    WidgetConfig, WidgetData, WidgetDataAggregationService, WidgetError, WidgetFilters,
+    Clock, ManualClock, SnapshotQuery, SqliteStore, TimeRange, TtlTiers, WidgetCacheMetricsService,
+    WidgetCacheService, WidgetConfig, WidgetData, WidgetDataAggregationService, WidgetFilters,
     WidgetInvalidationService, WidgetKey, WidgetType,
 };
 
@@ -170,17 +168,20 @@ impl Fleet {
         self.hooked(move || gate.wait(), || {})
     }
 
-    /// The fleet's database seen through a [`Hooked`] store.
+    /// The fleet's database with hooks: `on_compute` runs before each widget computation in a
+    /// snapshot (a reader's load or a dispatcher's recompute), `on_lookup` before each donor lookup
+    /// of a catch-up. Tests count, slow down or hold the queries with them.
     pub fn hooked(
         &self,
         on_compute: impl Fn() + Send + Sync + 'static,
         on_lookup: impl Fn() + Send + Sync + 'static,
     ) -> WidgetDataAggregationService {
-        WidgetDataAggregationService::over(Hooked {
-            inner: SqliteStore::open(self.dir().join("demo.sqlite3")).unwrap(),
-            on_compute: Box::new(on_compute),
-            on_lookup: Box::new(on_lookup),
-        })
+        let store = SqliteStore::open(self.dir().join("demo.sqlite3")).unwrap();
+        WidgetDataAggregationService::over(store.observing(move |query| match query {
+            SnapshotQuery::Compute => on_compute(),
+            SnapshotQuery::GiverDonations => on_lookup(),
+            _ => {}
+        }))
     }
 }
 
@@ -210,54 +211,6 @@ impl Gate {
 impl Drop for Gate {
     fn drop(&mut self) {
         self.open();
-    }
-}
-
-/// The fleet's SQLite store with hooks: `on_compute` runs before each widget computation in a
-/// snapshot (a reader's load or a dispatcher's recompute), `on_lookup` before each donor lookup of a
-/// catch-up. Tests count, slow down or hold the queries with them.
-pub struct Hooked {
-    inner: SqliteStore,
-    on_compute: Box<dyn Fn() + Send + Sync>,
-    on_lookup: Box<dyn Fn() + Send + Sync>,
-}
-
-struct HookedSnapshot<'a> {
-    inner: &'a dyn StoreSnapshot,
-    store: &'a Hooked,
-}
-
-impl StoreSnapshot for HookedSnapshot<'_> {
-    fn last_change(&self) -> Result<i64, WidgetError> {
-        self.inner.last_change()
-    }
-    fn changes_between(
-        &self,
-        after: i64,
-        upto: i64,
-    ) -> Result<Option<Vec<(i64, DomainEvent)>>, WidgetError> {
-        self.inner.changes_between(after, upto)
-    }
-    fn compute(
-        &self,
-        widget: WidgetType,
-        filters: &WidgetFilters,
-        start: i64,
-        end: i64,
-    ) -> Result<WidgetData, WidgetError> {
-        (self.store.on_compute)();
-        self.inner.compute(widget, filters, start, end)
-    }
-    fn giver_donations(
-        &self,
-        filters: &WidgetFilters,
-        start: i64,
-        end: i64,
-        giver: Giver<'_>,
-        cap: i64,
-    ) -> Result<(i64, i64), WidgetError> {
-        (self.store.on_lookup)();
-        self.inner.giver_donations(filters, start, end, giver, cap)
     }
 }
 
@@ -320,72 +273,4 @@ pub fn total(d: &WidgetData) -> i64 {
 /// The instant `clock` shows (the system clock's when there is none).
 pub fn now_of(clock: Option<&ManualClock>) -> DateTime<Utc> {
     clock.map_or_else(Utc::now, Clock::now)
-}
-
-impl DonationStore for Hooked {
-    fn import_if_empty(
-        &self,
-        rows: &mut dyn Iterator<Item = ImportRow>,
-    ) -> Result<i64, WidgetError> {
-        self.inner.import_if_empty(rows)
-    }
-    fn read_snapshot(
-        &self,
-        read: &mut dyn FnMut(&dyn StoreSnapshot) -> Result<(), WidgetError>,
-    ) -> Result<(), WidgetError> {
-        self.inner
-            .read_snapshot(&mut |inner| read(&HookedSnapshot { inner, store: self }))
-    }
-    fn compute(
-        &self,
-        widget: WidgetType,
-        filters: &WidgetFilters,
-        start: i64,
-        end: i64,
-        path: AggregatePath,
-    ) -> Result<WidgetData, WidgetError> {
-        self.inner.compute(widget, filters, start, end, path)
-    }
-    fn record_donation(&self, donation: NewDonation) -> Result<Change, WidgetError> {
-        self.inner.record_donation(donation)
-    }
-    fn refund_donation(&self, donation_id: i64) -> Result<Change, WidgetError> {
-        self.inner.refund_donation(donation_id)
-    }
-    fn create_campaign(&self, campaign: NewCampaign) -> Result<(Campaign, Change), WidgetError> {
-        self.inner.create_campaign(campaign)
-    }
-    fn claim_changes(
-        &self,
-        limit: usize,
-        claim_ms: i64,
-    ) -> Result<Vec<PendingChange>, WidgetError> {
-        self.inner.claim_changes(limit, claim_ms)
-    }
-    fn changes_dispatched(&self, ids: &[i64]) -> Result<(), WidgetError> {
-        self.inner.changes_dispatched(ids)
-    }
-    fn changes_failed(
-        &self,
-        ids: &[i64],
-        error: &str,
-        retry_in_ms: i64,
-    ) -> Result<(), WidgetError> {
-        self.inner.changes_failed(ids, error, retry_in_ms)
-    }
-    fn change_backlog(&self) -> Result<(i64, Option<i64>), WidgetError> {
-        self.inner.change_backlog()
-    }
-    fn directory(&self) -> Result<Vec<OrganizationEntry>, WidgetError> {
-        self.inner.directory()
-    }
-    fn currencies(&self) -> Result<Vec<String>, WidgetError> {
-        self.inner.currencies()
-    }
-    fn organizations_of_employee(&self, employee_id: i64) -> Result<Vec<i64>, WidgetError> {
-        self.inner.organizations_of_employee(employee_id)
-    }
-    fn organization_of(&self, campaign_id: i64) -> Result<Option<i64>, WidgetError> {
-        self.inner.organization_of(campaign_id)
-    }
 }

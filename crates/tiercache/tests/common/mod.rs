@@ -40,6 +40,29 @@ pub async fn node(server: &RedisServer, namespace: &str) -> Cache {
         .expect("build node")
 }
 
+/// Sets `session:42`, a key of another program, in the database the nodes use; returns the
+/// connection, for more.
+pub async fn other_programs_key(server: &RedisServer) -> redis::aio::MultiplexedConnection {
+    let mut raw = server.connection_db(1).await.unwrap();
+    let () = redis::cmd("SET")
+        .arg("session:42")
+        .arg("x")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    raw
+}
+
+/// A node of each namespace, in order: `["a"; 2]` is two nodes sharing one.
+pub async fn nodes_in<const N: usize>(server: &RedisServer, namespaces: [&str; N]) -> [Cache; N] {
+    let mut out = Vec::with_capacity(N);
+    for namespace in namespaces {
+        out.push(node(server, namespace).await);
+    }
+    out.try_into()
+        .unwrap_or_else(|_| unreachable!("one node per namespace"))
+}
+
 pub async fn nodes(server: &RedisServer, namespace: &str, n: usize) -> Vec<Cache> {
     let mut out = Vec::with_capacity(n);
     for _ in 0..n {

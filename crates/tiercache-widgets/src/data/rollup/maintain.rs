@@ -40,48 +40,101 @@ impl Counted<'_> {
     }
 }
 
+/// One per-bucket table of the rollups: its rows are keyed by scope, grain, bucket and `key` (no
+/// more for `rollup_distinct`), and a change adds to its `sums`. The statements of every table are
+/// written from this, so the four cannot drift apart in their keys or their arithmetic.
+struct Counter {
+    table: &'static str,
+    key: Option<&'static str>,
+    sums: &'static [&'static str],
+}
+
+const TOTALS: Counter = Counter {
+    table: "rollup_totals",
+    key: Some("currency"),
+    sums: &["total_cents", "donations"],
+};
+const DONORS: Counter = Counter {
+    table: "rollup_donors",
+    key: Some("donor"),
+    sums: &["total_cents", "donations"],
+};
+const PARTICIPANTS: Counter = Counter {
+    table: "rollup_participants",
+    key: Some("employee_id"),
+    sums: &["donations"],
+};
+const DISTINCT: Counter = Counter {
+    table: "rollup_distinct",
+    key: None,
+    sums: &["donors", "participants"],
+};
+
+impl Counter {
+    /// The key columns, comma-separated.
+    fn keys(&self) -> String {
+        let mut keys = vec!["scope", "scope_id", "grain", "bucket"];
+        keys.extend(self.key);
+        keys.join(", ")
+    }
+
+    /// Inserts a row: the key columns, then the sums, as `?1`, `?2`, ...
+    fn insert(&self) -> String {
+        let count = 4 + usize::from(self.key.is_some()) + self.sums.len();
+        let values: Vec<String> = (1..=count).map(|i| format!("?{i}")).collect();
+        format!(
+            "INSERT INTO {} ({}, {}) VALUES ({})",
+            self.table,
+            self.keys(),
+            self.sums.join(", "),
+            values.join(", ")
+        )
+    }
+
+    /// [`Counter::insert`], adding to the sums of a row already there.
+    fn upsert(&self) -> String {
+        let add: Vec<String> = self
+            .sums
+            .iter()
+            .map(|sum| format!("{sum} = {sum} + excluded.{sum}"))
+            .collect();
+        format!(
+            "{} ON CONFLICT ({}) DO UPDATE SET {}",
+            self.insert(),
+            self.keys(),
+            add.join(", ")
+        )
+    }
+
+    /// A donation change's statements: [`Counter::upsert`] returning the row's donations left, and
+    /// the delete of that row by its key (`?1` to `?5`) once none are.
+    fn bump_statements<'c>(
+        &self,
+        conn: &'c Connection,
+    ) -> rusqlite::Result<(CachedStatement<'c>, CachedStatement<'c>)> {
+        let upsert = conn.prepare_cached(&format!("{} RETURNING donations", self.upsert()))?;
+        let remove = conn.prepare_cached(&format!(
+            "DELETE FROM {} WHERE scope = ?1 AND scope_id = ?2 AND grain = ?3 AND bucket = ?4 AND {} = ?5",
+            self.table,
+            self.key.unwrap_or_default()
+        ))?;
+        Ok((upsert, remove))
+    }
+}
+
 /// Adds a donation to the rollups (`sign` 1: it was completed) or takes it out (`sign` -1: it was
 /// refunded or removed). Run it in the transaction that changes the donation row.
 pub(crate) fn add(conn: &Connection, d: &Counted<'_>, sign: i64) -> rusqlite::Result<()> {
-    let mut totals = conn.prepare_cached(
-        "INSERT INTO rollup_totals (scope, scope_id, grain, bucket, currency, total_cents, donations)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-         ON CONFLICT (scope, scope_id, grain, bucket, currency) DO UPDATE SET
-             total_cents = total_cents + excluded.total_cents,
-             donations = donations + excluded.donations
-         RETURNING donations",
-    )?;
-    let mut drop_total = conn.prepare_cached(
-        "DELETE FROM rollup_totals WHERE scope = ?1 AND scope_id = ?2 AND grain = ?3 AND bucket = ?4 AND currency = ?5",
-    )?;
-    let mut donors = conn.prepare_cached(
-        "INSERT INTO rollup_donors (scope, scope_id, grain, bucket, donor, total_cents, donations)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-         ON CONFLICT (scope, scope_id, grain, bucket, donor) DO UPDATE SET
-             total_cents = total_cents + excluded.total_cents,
-             donations = donations + excluded.donations
-         RETURNING donations",
-    )?;
-    let mut drop_donor = conn.prepare_cached(
-        "DELETE FROM rollup_donors WHERE scope = ?1 AND scope_id = ?2 AND grain = ?3 AND bucket = ?4 AND donor = ?5",
-    )?;
-    let mut participants = conn.prepare_cached(
-        "INSERT INTO rollup_participants (scope, scope_id, grain, bucket, employee_id, donations)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-         ON CONFLICT (scope, scope_id, grain, bucket, employee_id) DO UPDATE SET
-             donations = donations + excluded.donations
-         RETURNING donations",
-    )?;
-    let mut drop_participant = conn.prepare_cached(
-        "DELETE FROM rollup_participants WHERE scope = ?1 AND scope_id = ?2 AND grain = ?3 AND bucket = ?4 AND employee_id = ?5",
-    )?;
+    let mut totals = TOTALS.bump_statements(conn)?;
+    let mut donors = DONORS.bump_statements(conn)?;
+    let mut participants = PARTICIPANTS.bump_statements(conn)?;
     for grain in Grain::LARGEST_FIRST {
         let bucket = grain.bucket_of(d.created_at);
         let g = grain.code();
         for scope in d.total_scopes() {
             let (s, id) = scope.columns();
             bump(
-                (&mut totals, &mut drop_total),
+                &mut totals,
                 params![s, id, g, bucket, d.currency, sign * d.amount_cents, sign],
                 params![s, id, g, bucket, d.currency],
                 sign,
@@ -91,7 +144,7 @@ pub(crate) fn add(conn: &Connection, d: &Counted<'_>, sign: i64) -> rusqlite::Re
             let (s, id) = scope.columns();
             let mut distinct = Distinct {
                 donors: bump(
-                    (&mut donors, &mut drop_donor),
+                    &mut donors,
                     params![s, id, g, bucket, d.donor, sign * d.amount_cents, sign],
                     params![s, id, g, bucket, d.donor],
                     sign,
@@ -100,7 +153,7 @@ pub(crate) fn add(conn: &Connection, d: &Counted<'_>, sign: i64) -> rusqlite::Re
             };
             if let Some(employee) = d.employee_id {
                 distinct.participants = bump(
-                    (&mut participants, &mut drop_participant),
+                    &mut participants,
                     params![s, id, g, bucket, employee, sign],
                     params![s, id, g, bucket, employee],
                     sign,
@@ -116,7 +169,7 @@ pub(crate) fn add(conn: &Connection, d: &Counted<'_>, sign: i64) -> rusqlite::Re
 /// and `remove` when none are left. Returns what that did to the bucket's distinct count: 1 when
 /// the row appeared (its first donation), -1 when it went, 0 otherwise.
 fn bump(
-    (upsert, remove): (&mut CachedStatement<'_>, &mut CachedStatement<'_>),
+    (upsert, remove): &mut (CachedStatement<'_>, CachedStatement<'_>),
     upsert_params: &[&dyn ToSql],
     key: &[&dyn ToSql],
     sign: i64,
@@ -152,14 +205,7 @@ impl Distinct {
             return Ok(());
         }
         let (s, id) = scope.columns();
-        conn.prepare_cached(
-            "INSERT INTO rollup_distinct (scope, scope_id, grain, bucket, donors, participants)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-             ON CONFLICT (scope, scope_id, grain, bucket) DO UPDATE SET
-                 donors = donors + excluded.donors,
-                 participants = participants + excluded.participants",
-        )?
-        .execute(params![
+        conn.prepare_cached(&DISTINCT.upsert())?.execute(params![
             s,
             id,
             grain.code(),
@@ -286,37 +332,25 @@ impl OpenBucket {
             return Ok(());
         };
         let g = self.grain.code();
-        let mut totals = conn.prepare_cached(
-            "INSERT INTO rollup_totals (scope, scope_id, grain, bucket, currency, total_cents, donations)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        )?;
+        let mut totals = conn.prepare_cached(&TOTALS.insert())?;
         for ((scope, currency), (sum, count)) in self.totals.drain() {
             let (s, id) = scope.columns();
             totals.execute(params![s, id, g, bucket, currency, sum, count])?;
         }
         let mut distinct: HashMap<Scope, (i64, i64)> = HashMap::new();
-        let mut donors = conn.prepare_cached(
-            "INSERT INTO rollup_donors (scope, scope_id, grain, bucket, donor, total_cents, donations)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        )?;
+        let mut donors = conn.prepare_cached(&DONORS.insert())?;
         for ((scope, donor), (sum, count)) in self.donors.drain() {
             let (s, id) = scope.columns();
             donors.execute(params![s, id, g, bucket, donor, sum, count])?;
             distinct.entry(scope).or_default().0 += 1;
         }
-        let mut participants = conn.prepare_cached(
-            "INSERT INTO rollup_participants (scope, scope_id, grain, bucket, employee_id, donations)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        )?;
+        let mut participants = conn.prepare_cached(&PARTICIPANTS.insert())?;
         for ((scope, employee), count) in self.participants.drain() {
             let (s, id) = scope.columns();
             participants.execute(params![s, id, g, bucket, employee, count])?;
             distinct.entry(scope).or_default().1 += 1;
         }
-        let mut counts = conn.prepare_cached(
-            "INSERT INTO rollup_distinct (scope, scope_id, grain, bucket, donors, participants)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        )?;
+        let mut counts = conn.prepare_cached(&DISTINCT.insert())?;
         for (scope, (donors, participants)) in distinct {
             let (s, id) = scope.columns();
             counts.execute(params![s, id, g, bucket, donors, participants])?;

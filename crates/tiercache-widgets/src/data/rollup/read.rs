@@ -15,26 +15,21 @@ use crate::data::model::{
     WidgetData,
 };
 use crate::data::queries::{
-    self, active_campaigns, donation_scope, employee_count, per_mille, DEFAULT_LIMIT,
+    self, active_campaigns, donation_scope, employee_count, per_mille, Asked, DEFAULT_LIMIT,
 };
 use crate::{WidgetFilters, WidgetType};
 
-/// Runs the query of `widget` over `[start, end)` (Unix seconds), from the rollups where they carry
+/// Runs the query of the widget `asked` for, from the rollups where they carry
 /// the filters and from the raw rows where they do not. Equal to [`queries::run`] in every case.
-pub(crate) fn run(
-    conn: &Connection,
-    widget: WidgetType,
-    filters: &WidgetFilters,
-    start: i64,
-    end: i64,
-) -> rusqlite::Result<WidgetData> {
+pub(crate) fn run(conn: &Connection, asked: Asked<'_>) -> rusqlite::Result<WidgetData> {
+    let filters = asked.filters;
     // One employee's donations are few and indexed; the rollups do not count per employee.
     if filters.employee_id().is_some() {
-        return queries::run(conn, widget, filters, start, end);
+        return queries::run(conn, asked);
     }
     let Some(scope) = totals_scope(conn, filters)? else {
         // A campaign outside the organisation asked for: nothing matches, and the raw rows say so cheaply.
-        return queries::run(conn, widget, filters, start, end);
+        return queries::run(conn, asked);
     };
     // Per-donor and per-employee rows are kept for the whole dataset and each organisation, in all
     // currencies; narrower scopes are few rows through the campaign and time indexes.
@@ -43,18 +38,18 @@ pub(crate) fn run(
         conn,
         filters,
         scope,
-        cover: cover(start, end),
-        start,
-        end,
+        cover: cover(asked.start, asked.end),
+        start: asked.start,
+        end: asked.end,
     };
-    match widget {
+    match asked.widget {
         WidgetType::TotalDonations => read.total_donations(),
         WidgetType::CampaignPerformance => read.campaign_performance(),
         WidgetType::DonationTrends => read.donation_trends(),
         WidgetType::TopDonors if people => read.top_donors(),
         WidgetType::OrganizationStats if people => read.organization_stats(),
         WidgetType::EmployeeParticipation if people => read.employee_participation(),
-        _ => queries::run(conn, widget, filters, start, end),
+        _ => queries::run(conn, asked),
     }
 }
 
