@@ -12,7 +12,8 @@
 //! (`moka::sync::Cache::get`, the fastest moka lookup), beside `l1`; `miss` (`get_or_load` of a key
 //! in neither tier, no tags, as the `ops` bench's miss) beside `naive_miss` (`GET` finding nothing,
 //! then `SET EX`); `dashboard` (`forget_local` of seven views, then `fetch_many` of them: one
-//! round trip) beside `raw_dashboard` (seven raw `GET`s pipelined, each decoded). `in_flight` (default 1) tasks share the calls,
+//! round trip) beside `raw_dashboard` (seven raw `GET`s pipelined, each decoded), each task with
+//! seven views of its own. `in_flight` (default 1) tasks share the calls,
 //! each on its own key, to show costs that grow with concurrency. It prints the mean wall time per
 //! call and Redis's own per-command CPU time, so client and server cost can be told apart.
 //!
@@ -112,10 +113,11 @@ async fn one_call(s: &Setup, path: &str, key: &str, raw_key: &str) {
             black_box(decode(&bytes));
         }
         "dashboard" => {
-            for view in VIEWS {
+            let views = VIEWS.map(|view| format!("{key}:{view}"));
+            for view in &views {
                 s.cache.admin().forget_local(view);
             }
-            let requests = VIEWS.iter().map(|view| (*view, &s.untagged));
+            let requests = views.iter().map(|view| (view.as_str(), &s.untagged));
             let views = s
                 .cache
                 .fetch_many(requests, |_: Vec<String>| async {
@@ -129,7 +131,7 @@ async fn one_call(s: &Setup, path: &str, key: &str, raw_key: &str) {
         "raw_dashboard" => {
             let mut pipe = redis::pipe();
             for view in VIEWS {
-                pipe.cmd("GET").arg(format!("raw{view}"));
+                pipe.cmd("GET").arg(format!("{raw_key}:{view}"));
             }
             let replies: Vec<Vec<u8>> = pipe.query_async(&mut s.raw.clone()).await.unwrap();
             for bytes in replies {
@@ -193,11 +195,13 @@ fn main() {
                 .await
                 .unwrap();
         }
-        for view in VIEWS {
+        // Each task's own seven views, as each caller of the dashboard bench has its own.
+        for (i, view) in (0..in_flight).flat_map(|i| VIEWS.map(|view| (i, view))) {
             let value = Payload::clone(&setup.value);
-            setup.cache.set(view, value, &setup.untagged).await.unwrap();
+            let key = format!("warm{i}:{view}");
+            setup.cache.set(&key, value, &setup.untagged).await.unwrap();
             let () = redis::cmd("SET")
-                .arg(format!("raw{view}"))
+                .arg(format!("raw{i}:{view}"))
                 .arg(encode(&setup.value))
                 .query_async(&mut raw)
                 .await
