@@ -20,16 +20,14 @@ use std::time::Duration;
 use futures_util::future::join_all;
 use tiercache::{Cache, EntryOptions};
 use tiercache_benches::{
-    decode, encode, interleaved_rounds, node, quantile, ratio_row, raw_connection, runtime,
-    store_both, timed_phase, Payload, Table,
+    decode, encode, interleaved_tasks, node, ratio_rows, raw_connection, runtime, store_both,
+    Payload, Table,
 };
 use tiercache_testkit::RedisServer;
 
 const VIEWS: usize = 7;
 const SIZE: usize = 1024;
 const CONCURRENCY: [usize; 2] = [1, 64];
-const ROUNDS: usize = 6;
-const PHASE: Duration = Duration::from_millis(250);
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Variant {
@@ -138,15 +136,6 @@ async fn one_call(target: &Target, tier: Tier, variant: Variant, task: usize) {
     }
 }
 
-async fn phase(target: &Arc<Target>, tier: Tier, variant: Variant, tasks: usize) -> Vec<Duration> {
-    let target = target.clone();
-    timed_phase(tasks, PHASE, move |task, _| {
-        let target = target.clone();
-        async move { one_call(&target, tier, variant, task).await }
-    })
-    .await
-}
-
 fn main() {
     let rt = runtime();
     let redis = RedisServer::start().unwrap();
@@ -205,18 +194,18 @@ fn main() {
                     raw_keys,
                 })
             });
-            let mut samples = interleaved_rounds(variants.len(), ROUNDS, |slot| {
-                rt.block_on(phase(&target, tier, variants[slot], tasks))
-            });
-            let seconds = PHASE.as_secs_f64() * ROUNDS as f64;
+            let call = move |target: Arc<Target>, variant, task| async move {
+                one_call(&target, tier, variant, task).await;
+            };
+            let mut samples = interleaved_tasks(&rt, &target, (&variants, tasks), call);
+            let tier = if tier == Tier::L1 { "L1" } else { "L2 only" };
+            let cells = format!("{tier} | {tasks}");
+            let rows: Vec<_> = variants
+                .iter()
+                .map(|v| (cells.as_str(), v.label()))
+                .collect();
             // The first variant of each tier is its baseline.
-            let base_p50 = quantile(&mut samples[0], 0.5);
-            for (slot, &variant) in variants.iter().enumerate() {
-                let tier = if tier == Tier::L1 { "L1" } else { "L2 only" };
-                let cells = format!("{tier} | {tasks}");
-                let row = (cells.as_str(), variant.label(), slot == 0);
-                ratio_row(&mut table, row, &mut samples[slot], base_p50, seconds);
-            }
+            ratio_rows(&mut table, &rows, 0, &mut samples);
             let stats = target.cache.stats();
             assert_eq!(stats.loads, 0, "every view was cached: no load may run");
         }

@@ -20,15 +20,13 @@ use std::time::Duration;
 
 use tiercache::{Cache, EntryOptions};
 use tiercache_benches::{
-    decode, decode_with_limit, encode, interleaved_rounds, node, quantile, ratio_row,
-    raw_connection, runtime, store_both, timed_phase, Payload, Table,
+    decode, decode_with_limit, encode, interleaved_tasks, node, ratio_rows, raw_connection,
+    runtime, store_both, Payload, Table,
 };
 use tiercache_testkit::RedisServer;
 
 const SIZES: [usize; 3] = [100, 1024, 64 * 1024];
 const CONCURRENCY: [usize; 3] = [1, 64, 1024];
-const ROUNDS: usize = 6;
-const PHASE: Duration = Duration::from_millis(250);
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Variant {
@@ -101,16 +99,6 @@ async fn one_call(target: &Target, variant: Variant, i: usize) {
     }
 }
 
-/// Runs `concurrency` tasks calling `variant` for one phase; returns every call's latency.
-async fn phase(target: &Arc<Target>, variant: Variant, concurrency: usize) -> Vec<Duration> {
-    let target = target.clone();
-    timed_phase(concurrency, PHASE, move |i, _| {
-        let target = target.clone();
-        async move { one_call(&target, variant, i).await }
-    })
-    .await
-}
-
 fn main() {
     let rt = runtime();
     let redis = RedisServer::start().unwrap();
@@ -140,20 +128,20 @@ fn main() {
                     value: Arc::new(value),
                 })
             });
-            let mut samples = interleaved_rounds(Variant::ALL.len(), ROUNDS, |slot| {
-                rt.block_on(phase(&target, Variant::ALL[slot], concurrency))
-            });
-            let seconds = PHASE.as_secs_f64() * ROUNDS as f64;
+            let call = move |target: Arc<Target>, variant, i| async move {
+                one_call(&target, variant, i).await;
+            };
+            let mut samples = interleaved_tasks(&rt, &target, (&Variant::ALL, concurrency), call);
+            let cells = format!("{} | {concurrency}", human_size(size));
+            let rows: Vec<_> = Variant::ALL
+                .iter()
+                .map(|v| (cells.as_str(), v.label()))
+                .collect();
             let raw_slot = Variant::ALL
                 .iter()
                 .position(|v| *v == Variant::RawGet)
                 .unwrap();
-            let raw_p50 = quantile(&mut samples[raw_slot], 0.5);
-            for (slot, variant) in Variant::ALL.into_iter().enumerate() {
-                let cells = format!("{} | {concurrency}", human_size(size));
-                let row = (cells.as_str(), variant.label(), variant == Variant::RawGet);
-                ratio_row(&mut table, row, &mut samples[slot], raw_p50, seconds);
-            }
+            ratio_rows(&mut table, &rows, raw_slot, &mut samples);
             let stats = target.cache.stats();
             assert_eq!(stats.loads, 0, "every key was in L2: no load may run");
         }

@@ -254,6 +254,56 @@ pub fn interleaved_rounds(
     samples
 }
 
+/// How the benches of calls over the network (`l2_interleaved`, `dashboard`) take turns: phases of
+/// 250 ms, long enough for hundreds of round trips even at 1,024 in flight, and six timed rounds.
+pub const NETWORK_ROUNDS: usize = 6;
+/// See [`NETWORK_ROUNDS`].
+pub const NETWORK_PHASE: Duration = Duration::from_millis(250);
+
+/// An interleaved measurement of tasks in flight: `variants` take turns ([`interleaved_rounds`],
+/// [`NETWORK_ROUNDS`] rounds of [`NETWORK_PHASE`]), each phase with `tasks` tasks calling
+/// `call(target, variant, task)` over and over ([`timed_phase`]). Returns each variant's latencies.
+pub fn interleaved_tasks<T, V, F, Fut>(
+    rt: &tokio::runtime::Runtime,
+    target: &std::sync::Arc<T>,
+    (variants, tasks): (&[V], usize),
+    call: F,
+) -> Vec<Vec<Duration>>
+where
+    T: Send + Sync + 'static,
+    V: Copy + Send + 'static,
+    F: Fn(std::sync::Arc<T>, V, usize) -> Fut + Copy + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    interleaved_rounds(variants.len(), NETWORK_ROUNDS, |slot| {
+        let (target, variant) = (target.clone(), variants[slot]);
+        rt.block_on(timed_phase(tasks, NETWORK_PHASE, move |task, _| {
+            call(target.clone(), variant, task)
+        }))
+    })
+}
+
+/// The rows of an [`interleaved_tasks`] measurement: `rows[slot]` is variant `slot`'s leading cells
+/// and path, and its p50 is given as a ratio to variant `baseline`'s.
+pub fn ratio_rows(
+    table: &mut Table,
+    rows: &[(&str, &str)],
+    baseline: usize,
+    samples: &mut [Vec<Duration>],
+) {
+    let seconds = NETWORK_PHASE.as_secs_f64() * NETWORK_ROUNDS as f64;
+    let base_p50 = quantile(&mut samples[baseline], 0.5);
+    for (slot, (&(cells, path), samples)) in rows.iter().zip(samples).enumerate() {
+        ratio_row(
+            table,
+            (cells, path, slot == baseline),
+            samples,
+            base_p50,
+            seconds,
+        );
+    }
+}
+
 /// One row of an interleaved table: the row's leading cells (`cells`, already `a | b`), the path,
 /// p50, p99, calls per second over `seconds`, and p50 as a ratio to `base_p50`, in bold unless the
 /// row is the `baseline` itself.
