@@ -31,48 +31,45 @@ use crate::keys::{EntryKeys, KeySpace};
 use crate::message::{with_filled_entry, FilledEntryRef, FILLED_ENTRY_UP_TO_BYTES};
 use crate::wall_clock::now_ms;
 
-/// The Redis scripts, loaded once per node. `invoke_async` uses EVALSHA and falls back to EVAL after a
-/// script cache flush or a restart.
-pub(crate) struct Scripts {
-    read: Script,
-    versions: Script,
-    store: Script,
-    put: Script,
-    invalidate: Script,
-    expire_tags: Script,
-    invalidate_keys: Script,
-    delete_stale: Script,
-    acquire: Script,
-    lock_acquire: Script,
-    release: Script,
-    extend: Script,
-    position: Script,
+/// Declares [`Scripts`]: a field for each named script, loaded from `scripts/<name>.lua`.
+macro_rules! scripts {
+    ($($name:ident),+ $(,)?) => {
+        /// The Redis scripts, loaded once per node. `invoke_async` uses EVALSHA and falls back to
+        /// EVAL after a script cache flush or a restart.
+        pub(crate) struct Scripts {
+            $($name: Script,)+
+        }
+
+        impl Scripts {
+            fn new() -> Self {
+                Scripts {
+                    $($name: script(include_str!(concat!("scripts/", stringify!($name), ".lua"))),)+
+                }
+            }
+        }
+    };
 }
+
+scripts!(
+    read,
+    versions,
+    store,
+    put,
+    invalidate,
+    expire_tags,
+    invalidate_keys,
+    delete_stale,
+    acquire,
+    lock_acquire,
+    release,
+    extend,
+    position,
+);
 
 /// Every script starts with `scripts/lib.lua`: the helpers that read bookkeeping and repair what
 /// cannot be read.
 fn script(body: &str) -> Script {
     Script::new(&[include_str!("scripts/lib.lua"), body].concat())
-}
-
-impl Scripts {
-    fn new() -> Self {
-        Scripts {
-            read: script(include_str!("scripts/read.lua")),
-            versions: script(include_str!("scripts/versions.lua")),
-            expire_tags: script(include_str!("scripts/expire_tags.lua")),
-            store: script(include_str!("scripts/store.lua")),
-            put: script(include_str!("scripts/put.lua")),
-            invalidate: script(include_str!("scripts/invalidate.lua")),
-            invalidate_keys: script(include_str!("scripts/invalidate_keys.lua")),
-            delete_stale: script(include_str!("scripts/delete_stale.lua")),
-            acquire: script(include_str!("scripts/acquire.lua")),
-            lock_acquire: script(include_str!("scripts/lock_acquire.lua")),
-            release: script(include_str!("scripts/release.lua")),
-            extend: script(include_str!("scripts/extend.lua")),
-            position: script(include_str!("scripts/position.lua")),
-        }
-    }
 }
 
 /// Whether Redis refused a command for what a key holds (a key of another type): the caller falls
