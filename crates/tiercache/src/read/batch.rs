@@ -86,20 +86,6 @@ where
         }
     }
 
-    /// Marks every key but `cold` (the `answered` others needed no path of their own) as decided.
-    fn settle_answered(&self, cold: impl Iterator<Item = usize>, answered: usize) {
-        if answered == 0 {
-            return;
-        }
-        let mut state = self.state.lock();
-        let mut settled = vec![true; self.keys.len()];
-        for index in cold {
-            settled[index] = false;
-        }
-        state.settled = settled;
-        state.undecided -= answered;
-    }
-
     /// Key `index`'s loader for the single-key path: calling it joins the gathering's next load.
     pub(crate) fn loader_for(self: &Arc<Self>, index: usize) -> impl Loader<T> {
         let gathering = self.clone();
@@ -264,13 +250,14 @@ impl<T, O> ColdKeys<T, O> {
         // Keys the read at once answered are done here: no call of their own, whose future (the
         // whole cold path's state) would be built and moved for nothing.
         let mut answers = Vec::with_capacity(keys.len());
-        let mut rest = Vec::new();
+        let (mut rest, mut answered_at) = (Vec::new(), Vec::new());
         for (index, (entry, read)) in self.entries.into_iter().zip(read).enumerate() {
             match read {
                 ReadAtOnce::Answered(fetched) => {
                     let span =
                         crate::spans::call_span!("tiercache.get_or_load", node.config.namespace);
                     answers.push((entry.asked, crate::spans::fetched(&span, Ok(fetched))));
+                    answered_at.push(index);
                 }
                 read => rest.push((index, entry, read)),
             }
@@ -280,8 +267,10 @@ impl<T, O> ColdKeys<T, O> {
         }
         let gathering = Arc::new(Gathering::new(node.clone(), loader, keys.clone()));
         let settle: Arc<dyn Settle> = gathering.clone();
-        let answered = keys.len() - rest.len();
-        gathering.settle_answered(rest.iter().map(|(index, _, _)| *index), answered);
+        // Decided already; with other keys still to decide, this starts no load.
+        for index in answered_at {
+            gathering.settle(index);
+        }
         let calls = rest.into_iter().map(|(index, entry, read)| {
             let slot = BatchSlot::new(settle.clone(), index);
             let loader = gathering.loader_for(index);
